@@ -1,0 +1,32 @@
+//! The macro that exports an [`crate::Operator`] as the component's world.
+
+/// Exports a type that implements [`crate::Operator`] as this component's
+/// operator. Use it once, at the crate root of a `cdylib` crate.
+#[macro_export]
+macro_rules! export_operator {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        struct __WeirExport;
+
+        impl $crate::__bindings::Guest for __WeirExport {
+            fn open(config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>)
+                -> ::std::result::Result<(), ::std::string::String> {
+                $crate::__runtime::open::<$ty>(config)
+            }
+
+            fn process(batch: $crate::__bindings::Batch) -> ::std::vec::Vec<u8> {
+                $crate::__runtime::process::<$ty>(batch)
+            }
+
+            fn on_timer(timer: $crate::__bindings::Timer) {
+                $crate::__runtime::on_timer::<$ty>(timer)
+            }
+
+            fn close() {
+                $crate::__runtime::close::<$ty>()
+            }
+        }
+
+        $crate::__bindings::__export_world!(__WeirExport with_types_in $crate::__bindings);
+    };
+}

@@ -1,0 +1,296 @@
+//! `weir bench keyed-count`: the keyed running count over generated
+//! records, as the `count` WebAssembly operator and as the same logic in
+//! native Rust, at each parallelism; plus peak memory and the time from
+//! process start to the first record with a warm component cache.
+//!
+//! Each measurement runs in a child process of its own (`weir bench
+//! --child ...`), so its peak RSS is its own. Figures are printed as a table
+//! and as JSON lines; compare ratios from one run, not absolute numbers
+//! across machines.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::graph::{Edge, JobGraph, NativeOperator, Node, NodeKind};
+use crate::runtime::{JobControl, RunOptions, run_job};
+use crate::spec::{Partitioning, SinkSpec, SinkType, SourceSpec, SourceType};
+
+/// Arguments of `weir bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// The workload; only `keyed-count` exists.
+    #[arg(default_value = "keyed-count")]
+    pub workload: String,
+    /// Records to generate.
+    #[arg(long, default_value_t = 20_000_000)]
+    pub records: u64,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: u64,
+    /// Parallelisms to measure, comma separated.
+    #[arg(long, default_value = "1,2", value_delimiter = ',')]
+    pub parallelism: Vec<u32>,
+    /// The `count` component.
+    #[arg(long)]
+    pub wasm: PathBuf,
+    /// Internal: run one measurement (`native` or `wasm`) in this process.
+    #[arg(long, hide = true)]
+    pub child: Option<String>,
+}
+
+/// One measurement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Measurement {
+    /// `native` or `wasm`.
+    pub implementation: String,
+    /// Parallelism of source, count and sink.
+    pub parallelism: u32,
+    /// Records counted.
+    pub records: u64,
+    /// Wall time of the job.
+    pub seconds: f64,
+    /// Records per second.
+    pub records_per_second: f64,
+    /// Peak resident set size of the process, in MiB.
+    pub peak_rss_mib: f64,
+}
+
+/// The keyed-count job graph.
+pub fn keyed_count_graph(
+    args: &BenchArgs,
+    parallelism: u32,
+    native: bool,
+    config: Config,
+) -> JobGraph {
+    let source = SourceSpec {
+        id: "datagen".into(),
+        uid: None,
+        source_type: SourceType::Datagen,
+        parallelism: Some(parallelism),
+        out_of_orderness_ms: None,
+        count: Some(args.records),
+        keys: Some(args.keys),
+        rate: None,
+        timestamp_step_ms: None,
+        path: None,
+        paths: None,
+        format: None,
+    };
+    let sink = SinkSpec {
+        id: "discard".into(),
+        uid: None,
+        sink_type: SinkType::Discard,
+        parallelism: Some(parallelism),
+        path: None,
+    };
+    let count = if native {
+        NodeKind::Native(NativeOperator::Count)
+    } else {
+        NodeKind::Operator {
+            wasm: args.wasm.clone(),
+            config: Vec::new(),
+        }
+    };
+    let node = |id: &str, kind| Node {
+        id: id.into(),
+        uid: id.into(),
+        parallelism,
+        kind,
+    };
+    JobGraph {
+        name: format!("bench keyed-count p={parallelism}"),
+        max_parallelism: config.max_parallelism,
+        nodes: vec![
+            node("datagen", NodeKind::Source(source)),
+            node("count", count),
+            node("discard", NodeKind::Sink(sink)),
+        ],
+        edges: vec![
+            Edge {
+                from: 0,
+                to: 1,
+                partition: Partitioning::Hash,
+            },
+            Edge {
+                from: 1,
+                to: 2,
+                partition: Partitioning::Forward,
+            },
+        ],
+        config,
+        base_dir: PathBuf::from("."),
+    }
+}
+
+/// Peak resident set size of this process in MiB (Linux `VmHWM`).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Runs `weir bench`.
+pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
+    if args.workload != "keyed-count" {
+        bail!("unknown workload `{}` (only `keyed-count`)", args.workload);
+    }
+    if let Some(which) = &args.child {
+        return child(args, config, which);
+    }
+    if !args.wasm.is_file() {
+        bail!(
+            "{} does not exist; build the operators first (scripts/build-operators)",
+            args.wasm.display()
+        );
+    }
+    let exe = std::env::current_exe().context("cannot find the weir binary")?;
+    eprintln!(
+        "keyed-count: {} records, {} keys, hashmap backend, discard sink; machine: {} cores",
+        args.records,
+        args.keys,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    // Warm the component cache so no measurement pays for compilation.
+    crate::sandbox::Sandbox::new(config)
+        .and_then(|s| s.load(&args.wasm))
+        .context("cannot load the count component")?;
+    let mut results = Vec::new();
+    for &p in &args.parallelism {
+        for which in ["native", "wasm"] {
+            let m = spawn_child(&exe, args, p, which)?;
+            println!("{}", serde_json::to_string(&m)?);
+            results.push(m);
+        }
+    }
+    println!();
+    println!(
+        "{:<6} {:>4} {:>14} {:>12} {:>14}",
+        "impl", "par", "records/s", "peak RSS", "wasm/native"
+    );
+    for m in &results {
+        let native = results
+            .iter()
+            .find(|n| n.implementation == "native" && n.parallelism == m.parallelism)
+            .map_or(f64::NAN, |n| n.records_per_second);
+        println!(
+            "{:<6} {:>4} {:>14.0} {:>9.1} MiB {:>14}",
+            m.implementation,
+            m.parallelism,
+            m.records_per_second,
+            m.peak_rss_mib,
+            if m.implementation == "wasm" {
+                format!("{:.2}", m.records_per_second / native)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let cold = first_record(&exe, &args.wasm, config, true)?;
+    let warm = first_record(&exe, &args.wasm, config, false)?;
+    println!();
+    println!(
+        "process start to first record (count.wasm, stdout sink): cold cache {:.1} ms, warm cache {:.1} ms",
+        cold.as_secs_f64() * 1e3,
+        warm.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+fn spawn_child(exe: &Path, args: &BenchArgs, p: u32, which: &str) -> anyhow::Result<Measurement> {
+    let out = Command::new(exe)
+        .args(["bench", "keyed-count", "--child", which])
+        .args([
+            "--records",
+            &args.records.to_string(),
+            "--keys",
+            &args.keys.to_string(),
+        ])
+        .args(["--parallelism", &p.to_string()])
+        .arg("--wasm")
+        .arg(&args.wasm)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot start a benchmark child")?;
+    if !out.status.success() {
+        bail!("benchmark child ({which}, p={p}) failed");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("bad child output {line:?}"))
+}
+
+fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
+    let p = args.parallelism.first().copied().unwrap_or(1);
+    let mut config = config.clone();
+    config.progress_interval = Duration::ZERO;
+    let graph = keyed_count_graph(args, p, which == "native", config);
+    let control = JobControl::default();
+    let summary = run_job(&graph, &RunOptions::default(), &control)?;
+    let counted = summary.node("count").map_or(0, |n| n.metrics.records_in);
+    if counted != args.records {
+        bail!("counted {counted} records, expected {}", args.records);
+    }
+    let seconds = summary.duration.as_secs_f64();
+    let m = Measurement {
+        implementation: which.to_owned(),
+        parallelism: p,
+        records: counted,
+        seconds,
+        records_per_second: counted as f64 / seconds,
+        peak_rss_mib: peak_rss_mib(),
+    };
+    println!("{}", serde_json::to_string(&m)?);
+    Ok(())
+}
+
+/// Time from spawning `weir run` on a small job with the count operator and
+/// a stdout sink to its first output line; `cold` empties the cache first.
+fn first_record(exe: &Path, wasm: &Path, config: &Config, cold: bool) -> anyhow::Result<Duration> {
+    let dir = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
+    let cache = dir.join("cache");
+    if cold {
+        let _ = std::fs::remove_dir_all(&cache);
+    }
+    std::fs::create_dir_all(&dir)?;
+    let spec = format!(
+        "name: first-record\nconfig:\n  weir.sandbox.cache-dir: {cache:?}\n  weir.progress.interval: 0ms\n\
+         sources:\n  - {{id: gen, type: datagen, count: 1000, keys: 10}}\n\
+         operators:\n  - {{id: count, uid: count, wasm: {wasm:?}}}\n\
+         sinks:\n  - {{id: out, type: stdout}}\n\
+         edges:\n  - {{from: gen, to: count, partition: hash}}\n  - {{from: count, to: out}}\n",
+        cache = cache.display().to_string(),
+        wasm = std::fs::canonicalize(wasm)?.display().to_string(),
+    );
+    let job = dir.join("job.yaml");
+    std::fs::write(&job, spec)?;
+    let _ = config;
+    let start = Instant::now();
+    let mut child = Command::new(exe)
+        .args(["run", "--quiet"])
+        .arg(&job)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start weir run")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let elapsed = start.elapsed();
+    let _ = child.wait();
+    if line.is_empty() {
+        bail!("weir run printed nothing");
+    }
+    Ok(elapsed)
+}

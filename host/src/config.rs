@@ -1,0 +1,344 @@
+//! Configuration: `weir.yaml` and per-job overrides, with Flink's key names
+//! where the concept is Flink's.
+//!
+//! Every key Weir knows is listed once, in [`KEYS`], with its default and
+//! meaning; an unknown key is an error, never silently ignored. Durations
+//! are written as Flink writes them (`500ms`, `10 s`, `1min`; a bare number
+//! is milliseconds); memory sizes as `64mb`, `1gb` (a bare number is bytes).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// A config value that cannot be used.
+#[derive(Debug, Error, PartialEq)]
+pub enum ConfigError {
+    /// The key is not one of [`KEYS`].
+    #[error("unknown key `{key}`{hint}")]
+    UnknownKey {
+        /// The key as written.
+        key: String,
+        /// A suggestion, if a known key is close.
+        hint: String,
+    },
+    /// The value does not parse for its key.
+    #[error("key `{key}`: {message}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The config file cannot be read or parsed.
+    #[error("config file {path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Every configuration key: (name, default, meaning).
+pub const KEYS: &[(&str, &str, &str)] = &[
+    (
+        "parallelism.default",
+        "1",
+        "parallelism of nodes that do not set one",
+    ),
+    (
+        "pipeline.max-parallelism",
+        "128",
+        "number of key groups of keyed state",
+    ),
+    (
+        "weir.sandbox.call-timeout",
+        "10s",
+        "longest a single guest call may run (epoch deadline)",
+    ),
+    (
+        "weir.sandbox.memory-limit",
+        "128mb",
+        "largest linear memory of one guest instance",
+    ),
+    (
+        "weir.sandbox.cache-dir",
+        "~/.cache/weir/components",
+        "where compiled components are cached by content hash",
+    ),
+    (
+        "weir.batch.size",
+        "1024",
+        "elements per batch on channels and per guest call",
+    ),
+    (
+        "weir.channel.capacity",
+        "16",
+        "batches a channel holds before its sender waits (backpressure)",
+    ),
+    (
+        "weir.progress.interval",
+        "1s",
+        "how often `weir run` prints progress on stderr (0 disables)",
+    ),
+];
+
+/// The effective configuration of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `parallelism.default`.
+    pub default_parallelism: u32,
+    /// `pipeline.max-parallelism`.
+    pub max_parallelism: u32,
+    /// `weir.sandbox.call-timeout`.
+    pub call_timeout: Duration,
+    /// `weir.sandbox.memory-limit`, in bytes.
+    pub memory_limit: u64,
+    /// `weir.sandbox.cache-dir`.
+    pub cache_dir: PathBuf,
+    /// `weir.batch.size`.
+    pub batch_size: usize,
+    /// `weir.channel.capacity`.
+    pub channel_capacity: usize,
+    /// `weir.progress.interval`; zero disables progress lines.
+    pub progress_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            default_parallelism: 1,
+            max_parallelism: 128,
+            call_timeout: Duration::from_secs(10),
+            memory_limit: 128 << 20,
+            cache_dir: default_cache_dir(),
+            batch_size: 1024,
+            channel_capacity: 16,
+            progress_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("weir/components");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache/weir/components"),
+        None => std::env::temp_dir().join("weir-components"),
+    }
+}
+
+impl Config {
+    /// Applies one `key: value` setting.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::BadValue {
+            key: key.to_owned(),
+            message,
+        };
+        match key {
+            "parallelism.default" => {
+                self.default_parallelism = parse_positive(value).map_err(bad)?
+            }
+            "pipeline.max-parallelism" => {
+                let m = parse_positive(value).map_err(bad)?;
+                if m > crate::keygroup::UPPER_BOUND_MAX_PARALLELISM {
+                    return Err(bad(format!(
+                        "must be at most {}",
+                        crate::keygroup::UPPER_BOUND_MAX_PARALLELISM
+                    )));
+                }
+                self.max_parallelism = m;
+            }
+            "weir.sandbox.call-timeout" => {
+                let d = parse_duration(value).map_err(bad)?;
+                if d.is_zero() {
+                    return Err(bad("must be positive".to_owned()));
+                }
+                self.call_timeout = d;
+            }
+            "weir.sandbox.memory-limit" => self.memory_limit = parse_memory(value).map_err(bad)?,
+            "weir.sandbox.cache-dir" => self.cache_dir = PathBuf::from(value),
+            "weir.batch.size" => self.batch_size = parse_positive(value).map_err(bad)? as usize,
+            "weir.channel.capacity" => {
+                self.channel_capacity = parse_positive(value).map_err(bad)? as usize
+            }
+            "weir.progress.interval" => {
+                self.progress_interval = parse_duration(value).map_err(bad)?
+            }
+            _ => {
+                return Err(ConfigError::UnknownKey {
+                    key: key.to_owned(),
+                    hint: suggest(key),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `weir.yaml`: flat `key: value` lines or nested maps (joined with
+    /// dots), as Flink's `config.yaml` allows.
+    pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let file_err = |message: String| ConfigError::File {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(&text).map_err(|e| file_err(e.to_string()))?;
+        let mut flat = BTreeMap::new();
+        if !doc.is_null() {
+            flatten("", &doc, &mut flat).map_err(file_err)?;
+        }
+        for (k, v) in flat {
+            self.set(&k, &v)?;
+        }
+        Ok(())
+    }
+}
+
+fn flatten(
+    prefix: &str,
+    v: &serde_yaml::Value,
+    out: &mut BTreeMap<String, String>,
+) -> Result<(), String> {
+    use serde_yaml::Value;
+    match v {
+        Value::Mapping(m) => {
+            for (k, v) in m {
+                let k = match k {
+                    Value::String(s) => s.clone(),
+                    other => return Err(format!("key {other:?} is not text")),
+                };
+                let full = if prefix.is_empty() {
+                    k
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&full, v, out)?;
+            }
+            Ok(())
+        }
+        Value::String(s) => {
+            out.insert(prefix.to_owned(), s.clone());
+            Ok(())
+        }
+        Value::Number(n) => {
+            out.insert(prefix.to_owned(), n.to_string());
+            Ok(())
+        }
+        Value::Bool(b) => {
+            out.insert(prefix.to_owned(), b.to_string());
+            Ok(())
+        }
+        other => Err(format!("key `{prefix}`: value {other:?} is not a scalar")),
+    }
+}
+
+fn suggest(key: &str) -> String {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    KEYS.iter()
+        .find(|(k, _, _)| k.rsplit('.').next() == Some(last))
+        .map(|(k, _, _)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
+fn parse_positive(value: &str) -> Result<u32, String> {
+    match value.trim().parse::<u32>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{value:?} is not a whole number: {e}")),
+    }
+}
+
+/// Parses a Flink-style duration: `250ms`, `10 s`, `2min`, `1h`, or a bare
+/// number of milliseconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{value:?} is not a duration (like 500ms, 10s, 1min)"))?;
+    let ms = match unit.trim() {
+        "" | "ms" | "milli" | "millis" | "milliseconds" => n,
+        "s" | "sec" | "secs" | "second" | "seconds" => n * 1000,
+        "m" | "min" | "minute" | "minutes" => n * 60_000,
+        "h" | "hour" | "hours" => n * 3_600_000,
+        "d" | "day" | "days" => n * 86_400_000,
+        other => return Err(format!("unknown time unit {other:?} in {value:?}")),
+    };
+    Ok(Duration::from_millis(ms))
+}
+
+/// Parses a memory size: `64mb`, `1 gb`, `512k`, or a bare number of bytes.
+pub fn parse_memory(value: &str) -> Result<u64, String> {
+    let v = value.trim().to_ascii_lowercase();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{value:?} is not a memory size (like 64mb)"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "b" | "bytes" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown memory unit {other:?} in {value:?}")),
+    };
+    n.checked_mul(mult)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("{value:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_parse_like_flink() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10 s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2min"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("ten").is_err());
+        assert_eq!(parse_memory("64mb"), Ok(64 << 20));
+        assert_eq!(parse_memory("1 GB"), Ok(1 << 30));
+        assert!(parse_memory("0").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_a_hint() {
+        let mut c = Config::default();
+        let err = c
+            .set("weir.sandbox.memory-limt", "1mb")
+            .expect_err("unknown");
+        assert!(matches!(err, ConfigError::UnknownKey { .. }));
+        let err = c.set("parallelism", "2").expect_err("unknown");
+        assert!(
+            err.to_string().contains("unknown key `parallelism`"),
+            "{err}"
+        );
+        assert!(c.set("weir.sandbox.memory-limit", "1mb").is_ok());
+        assert_eq!(c.memory_limit, 1 << 20);
+        assert!(matches!(
+            c.set("parallelism.default", "0"),
+            Err(ConfigError::BadValue { .. })
+        ));
+    }
+
+    #[test]
+    fn every_listed_key_is_settable_with_its_default() {
+        let mut c = Config::default();
+        for (k, default, _) in KEYS {
+            let v = if *k == "weir.sandbox.cache-dir" {
+                "/tmp/x"
+            } else {
+                default
+            };
+            c.set(k, v).unwrap_or_else(|e| panic!("{k}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The validated logical job graph: nodes in topological order with their
+//! resolved settings, and the edges between them.
+//!
+//! Built only by [`crate::spec::validate`], so every graph in the runtime is
+//! one that passed validation.
+
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::spec::{Partitioning, SinkSpec, SourceSpec};
+
+/// A validated job.
+#[derive(Debug, Clone)]
+pub struct JobGraph {
+    /// The job's name.
+    pub name: String,
+    /// Number of key groups.
+    pub max_parallelism: u32,
+    /// Nodes, sources first, in topological order.
+    pub nodes: Vec<Node>,
+    /// Edges between node indices.
+    pub edges: Vec<Edge>,
+    /// The effective configuration.
+    pub config: Config,
+    /// Folder that relative source and sink paths resolve against (the
+    /// spec's folder).
+    pub base_dir: PathBuf,
+}
+
+/// One node of the graph.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The spec's id.
+    pub id: String,
+    /// Stable identity for state.
+    pub uid: String,
+    /// Number of subtasks.
+    pub parallelism: u32,
+    /// What the node is.
+    pub kind: NodeKind,
+}
+
+/// What a node is.
+#[derive(Debug, Clone)]
+pub enum NodeKind {
+    /// A source.
+    Source(SourceSpec),
+    /// A WebAssembly operator.
+    Operator {
+        /// Resolved path of the component.
+        wasm: PathBuf,
+        /// Config handed to `open`.
+        config: Vec<(String, String)>,
+    },
+    /// A native operator compiled into the host (benchmarks only; not
+    /// reachable from a job spec).
+    Native(NativeOperator),
+    /// A sink.
+    Sink(SinkSpec),
+}
+
+/// Operators compiled into the host, used to measure the cost of the
+/// WebAssembly boundary against the same logic in native Rust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NativeOperator {
+    /// The keyed running count, as `operators/count`.
+    Count,
+}
+
+/// An edge between two nodes.
+#[derive(Debug, Clone, Copy)]
+pub struct Edge {
+    /// Upstream node index.
+    pub from: usize,
+    /// Downstream node index.
+    pub to: usize,
+    /// Partitioning.
+    pub partition: Partitioning,
+}
+
+impl JobGraph {
+    /// Edges into node `n`.
+    pub fn inputs(&self, n: usize) -> impl Iterator<Item = (usize, &Edge)> {
+        self.edges
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.to == n)
+    }
+
+    /// Edges out of node `n`.
+    pub fn outputs(&self, n: usize) -> impl Iterator<Item = (usize, &Edge)> {
+        self.edges
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.from == n)
+    }
+
+    /// Whether node `n` is keyed (an input edge partitions by key).
+    pub fn is_keyed(&self, n: usize) -> bool {
+        self.inputs(n)
+            .any(|(_, e)| e.partition == Partitioning::Hash)
+    }
+}

@@ -1,0 +1,30 @@
+//! Weir's runtime: runs jobs of WebAssembly operators.
+//!
+//! What is here, from the outside in:
+//! - [`spec`]: the job spec a user writes, and its validation into a
+//!   [`graph::JobGraph`];
+//! - [`runtime`]: runs a graph: one thread per subtask, bounded
+//!   [`channel`]s between them, [`watermark`]s and [`timers`];
+//! - [`sandbox`]: wasmtime with the component model, where operator
+//!   components run under limits;
+//! - [`state`]: keyed state per [`keygroup`], behind the
+//!   [`state::KeyedStateBackend`] trait;
+//! - [`source`] and [`sink`]: where records come from and go to;
+//! - [`config`]: `weir.yaml` keys; [`bench`]: `weir bench`.
+//!
+//! The `weir` binary (`src/main.rs`) is a thin CLI over [`runtime::run_job`].
+
+pub mod bench;
+pub mod channel;
+pub mod config;
+pub mod graph;
+pub mod keygroup;
+pub mod metrics;
+pub mod runtime;
+pub mod sandbox;
+pub mod sink;
+pub mod source;
+pub mod spec;
+pub mod state;
+pub mod timers;
+pub mod watermark;

@@ -1,0 +1,151 @@
+//! The `weir` command line: run and validate jobs, run benchmarks.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use weir::config::Config;
+use weir::runtime::{JobControl, JobError, RunOptions, load_components, run_job};
+use weir::sandbox::Sandbox;
+
+/// Weir: a stream processor whose operators are WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version)]
+struct Cli {
+    /// Configuration file (default: ./weir.yaml if it exists, else the
+    /// built-in defaults).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Runs a job in this process until its sources end.
+    Run {
+        /// The job spec (YAML or JSON).
+        job: PathBuf,
+        /// Folder that relative `wasm` paths resolve against (default: the
+        /// spec's folder).
+        #[arg(long, env = "WEIR_OPERATORS_DIR")]
+        operators_dir: Option<PathBuf>,
+        /// No progress lines and no summary on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Checks a job spec and its components without running it.
+    Validate {
+        /// The job spec (YAML or JSON).
+        job: PathBuf,
+        /// Folder that relative `wasm` paths resolve against.
+        #[arg(long, env = "WEIR_OPERATORS_DIR")]
+        operators_dir: Option<PathBuf>,
+    },
+    /// Runs a benchmark (`keyed-count`).
+    Bench(weir::bench::BenchArgs),
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    let mut config = Config::default();
+    match path {
+        Some(p) => config.load_file(p)?,
+        None => {
+            let default = Path::new("weir.yaml");
+            if default.is_file() {
+                config.load_file(default)?;
+            }
+        }
+    }
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = load_config(cli.config.as_deref()).context("invalid configuration")?;
+    match cli.command {
+        Cmd::Validate { job, operators_dir } => {
+            let graph = match weir::spec::load(&job, &config, operators_dir.as_deref()) {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let sandbox = Sandbox::new(&graph.config)?;
+            if let Err(e) = load_components(&graph, &sandbox) {
+                eprintln!("invalid job spec:\n  - {e}");
+                return Ok(ExitCode::from(2));
+            }
+            println!(
+                "{}: valid ({} nodes, {} edges)",
+                job.display(),
+                graph.nodes.len(),
+                graph.edges.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run {
+            job,
+            operators_dir,
+            quiet,
+        } => {
+            let graph = match weir::spec::load(&job, &config, operators_dir.as_deref()) {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            if !quiet {
+                let plan: Vec<String> = graph
+                    .nodes
+                    .iter()
+                    .map(|n| format!("{} x{}", n.id, n.parallelism))
+                    .collect();
+                eprintln!("running job `{}`: {}", graph.name, plan.join(" -> "));
+            }
+            let control = JobControl::default();
+            let options = RunOptions { progress: !quiet };
+            match run_job(&graph, &options, &control) {
+                Ok(summary) => {
+                    if !quiet {
+                        eprint!("{summary}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e @ JobError::Component { .. }) => {
+                    eprintln!("invalid job spec:\n  - {e}");
+                    Ok(ExitCode::from(2))
+                }
+                Err(e) => {
+                    eprintln!("error: job `{}` failed: {e}", graph.name);
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Cmd::Bench(args) => {
+            weir::bench::run(&args, &config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! How a task or a job fails.
+
+use thiserror::Error;
+
+use super::output::OutputError;
+use crate::channel::Disconnected;
+use crate::sandbox::{GuestFailure, SandboxError};
+use crate::sink::SinkError;
+use crate::source::SourceError;
+use crate::spec::SpecErrors;
+use crate::state::StateError;
+
+/// Why one subtask stopped.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum TaskFailure {
+    /// The guest trapped, timed out, ran out of memory or refused its config.
+    #[error(transparent)]
+    Guest(#[from] GuestFailure),
+    /// The source could not read.
+    #[error("source failed: {0}")]
+    Source(#[from] SourceError),
+    /// The sink could not write.
+    #[error("sink failed: {0}")]
+    Sink(#[from] SinkError),
+    /// A state operation failed.
+    #[error("state: {0}")]
+    State(#[from] StateError),
+    /// Output could not be delivered or was malformed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// An upstream task stopped without finishing (it failed).
+    #[error("an upstream task stopped")]
+    UpstreamGone,
+    /// The job was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+    /// A bug in Weir.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<Disconnected> for TaskFailure {
+    fn from(d: Disconnected) -> Self {
+        TaskFailure::Output(OutputError::Disconnected(d))
+    }
+}
+
+impl TaskFailure {
+    /// Whether this failure only follows from another task's failure.
+    pub fn is_secondary(&self) -> bool {
+        matches!(
+            self,
+            TaskFailure::UpstreamGone
+                | TaskFailure::Cancelled
+                | TaskFailure::Output(OutputError::Disconnected(_))
+        )
+    }
+}
+
+/// Why a job did not finish.
+#[derive(Debug, Error)]
+pub enum JobError {
+    /// The spec is invalid.
+    #[error(transparent)]
+    Spec(#[from] SpecErrors),
+    /// An operator's component was refused before the job started.
+    #[error("operator `{node}`: {error}")]
+    Component {
+        /// The operator id.
+        node: String,
+        /// Why it was refused.
+        error: SandboxError,
+    },
+    /// The sandbox could not start.
+    #[error(transparent)]
+    Sandbox(SandboxError),
+    /// A subtask failed while the job ran.
+    #[error("{kind} `{node}` (uid `{uid}`), subtask {}/{parallelism}: {cause}", subtask + 1)]
+    Task {
+        /// `operator`, `source` or `sink`.
+        kind: &'static str,
+        /// The node id.
+        node: String,
+        /// The node uid.
+        uid: String,
+        /// The subtask index (0-based).
+        subtask: u32,
+        /// The node's parallelism.
+        parallelism: u32,
+        /// What happened.
+        cause: TaskFailure,
+    },
+    /// The job was cancelled.
+    #[error("job cancelled")]
+    Cancelled,
+}

@@ -1,0 +1,168 @@
+//! A task's output: batches elements and routes them over its outgoing
+//! edges by each edge's partitioning.
+
+use std::sync::Arc;
+
+use weir_wire::{BatchBuilder, BatchReader, WireError, count_elements};
+
+use crate::channel::{Batch, ChannelSender, Disconnected, Event};
+use crate::keygroup::{key_group, subtask_for_key_group};
+use crate::metrics::TaskMetrics;
+
+/// One outgoing edge with its channels.
+#[derive(Debug)]
+pub(crate) enum EdgeOutput {
+    /// To the downstream subtask with the same index.
+    Forward(ChannelSender),
+    /// Whole batches, round robin.
+    Rebalance {
+        senders: Vec<ChannelSender>,
+        next: usize,
+    },
+    /// Each element to the subtask owning its key's key group.
+    Hash {
+        senders: Vec<ChannelSender>,
+        builders: Vec<BatchBuilder>,
+    },
+}
+
+/// Why output could not be delivered.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum OutputError {
+    /// A downstream task is gone.
+    #[error(transparent)]
+    Disconnected(#[from] Disconnected),
+    /// Encoded output is malformed (from a guest).
+    #[error("malformed output: {0}")]
+    Malformed(#[from] WireError),
+}
+
+/// The outputs of one subtask.
+#[derive(Debug)]
+pub struct Output {
+    edges: Vec<EdgeOutput>,
+    pending: BatchBuilder,
+    batch_size: usize,
+    max_parallelism: u32,
+    metrics: Arc<TaskMetrics>,
+}
+
+impl Output {
+    pub(crate) fn new(
+        edges: Vec<EdgeOutput>,
+        batch_size: usize,
+        max_parallelism: u32,
+        metrics: Arc<TaskMetrics>,
+    ) -> Self {
+        Output {
+            edges,
+            pending: BatchBuilder::with_capacity(batch_size * 32),
+            batch_size,
+            max_parallelism,
+            metrics,
+        }
+    }
+
+    /// Emits one element.
+    pub fn push(
+        &mut self,
+        key: Option<&[u8]>,
+        value: &[u8],
+        timestamp: Option<i64>,
+    ) -> Result<(), OutputError> {
+        self.pending.push(key, value, timestamp);
+        if self.pending.len() >= self.batch_size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Emits elements already in the batch encoding (a guest's output),
+    /// after checking them.
+    pub fn push_encoded(&mut self, encoded: Vec<u8>) -> Result<(), OutputError> {
+        let n = count_elements(&encoded)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if self.pending.is_empty() && n >= self.batch_size / 2 {
+            return Ok(self.route(Batch {
+                data: encoded,
+                len: n,
+            })?);
+        }
+        self.pending.extend_encoded(&encoded, n);
+        if self.pending.len() >= self.batch_size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Emits a whole batch as is.
+    pub fn push_batch(&mut self, batch: Batch) -> Result<(), OutputError> {
+        self.flush()?;
+        Ok(self.route(batch)?)
+    }
+
+    /// Sends what is pending.
+    pub fn flush(&mut self) -> Result<(), OutputError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let (data, len) = self.pending.take();
+        Ok(self.route(Batch { data, len })?)
+    }
+
+    /// Sends an event (watermark, end of input) on every channel, after
+    /// what is pending.
+    pub fn broadcast(&mut self, event: Event) -> Result<(), OutputError> {
+        self.flush()?;
+        for edge in &self.edges {
+            let senders: &[ChannelSender] = match edge {
+                EdgeOutput::Forward(s) => std::slice::from_ref(s),
+                EdgeOutput::Rebalance { senders, .. } | EdgeOutput::Hash { senders, .. } => senders,
+            };
+            for s in senders {
+                s.send(event.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn route(&mut self, batch: Batch) -> Result<(), Disconnected> {
+        self.metrics.add_out(batch.len);
+        let n = self.edges.len();
+        let mut batch = Some(batch);
+        for (i, edge) in self.edges.iter_mut().enumerate() {
+            let b = if i + 1 == n {
+                batch.take()
+            } else {
+                batch.clone()
+            };
+            let Some(b) = b else { break };
+            match edge {
+                EdgeOutput::Forward(s) => s.send(Event::Batch(b))?,
+                EdgeOutput::Rebalance { senders, next } => {
+                    senders[*next].send(Event::Batch(b))?;
+                    *next = (*next + 1) % senders.len();
+                }
+                EdgeOutput::Hash { senders, builders } => {
+                    let p = senders.len() as u32;
+                    for e in BatchReader::new(&b.data) {
+                        // Batches on channels were checked when they were made.
+                        let Ok(e) = e else { continue };
+                        let kg = key_group(e.key.unwrap_or_default(), self.max_parallelism);
+                        let target = subtask_for_key_group(kg, self.max_parallelism, p) as usize;
+                        builders[target].push_ref(e);
+                    }
+                    for (t, builder) in builders.iter_mut().enumerate() {
+                        if !builder.is_empty() {
+                            let (data, len) = builder.take();
+                            senders[t].send(Event::Batch(Batch { data, len }))?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

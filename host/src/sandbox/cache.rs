@@ -1,0 +1,103 @@
+//! Compiled components on disk, keyed by the SHA-256 of the `.wasm` bytes
+//! and a hash of the engine's compatibility settings, so a second start
+//! skips compilation (about 400x faster than compiling, see
+//! shared/NOTES-wasm.md).
+//!
+//! Each artifact `<wasm-sha256>-<engine>.cwasm` has a sibling `.sha256`
+//! holding the artifact's own hash, checked before loading: a truncated or
+//! corrupted artifact is recompiled, never loaded. Files are written to a
+//! temporary name and renamed, so a crash leaves no half-written artifact.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Whether a component came from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Loaded a compiled artifact.
+    Hit,
+    /// Compiled (and stored, if the cache folder is writable).
+    Compiled,
+}
+
+/// The on-disk cache of compiled components.
+pub(super) struct ComponentCache {
+    dir: PathBuf,
+    engine_key: String,
+}
+
+pub(super) fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl ComponentCache {
+    pub(super) fn new(dir: PathBuf, engine: &Engine) -> Self {
+        let mut h = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        ComponentCache {
+            dir,
+            engine_key: format!("{:016x}", h.finish()),
+        }
+    }
+
+    /// The compiled component for `wasm` (whose hash is `wasm_hash`).
+    pub(super) fn get_or_compile(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        wasm_hash: &str,
+    ) -> wasmtime::Result<(Component, CacheOutcome)> {
+        let artifact = self
+            .dir
+            .join(format!("{wasm_hash}-{}.cwasm", self.engine_key));
+        let checksum = artifact.with_extension("sha256");
+        if let Some(component) = self.load(engine, &artifact, &checksum) {
+            return Ok((component, CacheOutcome::Hit));
+        }
+        let component = Component::new(engine, wasm)?;
+        if let Ok(bytes) = component.serialize() {
+            // A cache that cannot be written only costs the next start a
+            // compilation.
+            let _ = self.store(&artifact, &checksum, &bytes);
+        }
+        Ok((component, CacheOutcome::Compiled))
+    }
+
+    fn load(&self, engine: &Engine, artifact: &PathBuf, checksum: &PathBuf) -> Option<Component> {
+        let expected = std::fs::read_to_string(checksum).ok()?;
+        let bytes = std::fs::read(artifact).ok()?;
+        if sha256_hex(&bytes) != expected.trim() {
+            return None;
+        }
+        deserialize(engine, &bytes)
+    }
+
+    fn store(&self, artifact: &PathBuf, checksum: &PathBuf, bytes: &[u8]) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let pid = std::process::id();
+        let tmp_artifact = artifact.with_extension(format!("cwasm.tmp{pid}"));
+        let tmp_checksum = checksum.with_extension(format!("sha256.tmp{pid}"));
+        std::fs::write(&tmp_artifact, bytes)?;
+        std::fs::write(&tmp_checksum, sha256_hex(bytes))?;
+        std::fs::rename(&tmp_artifact, artifact)?;
+        std::fs::rename(&tmp_checksum, checksum)
+    }
+}
+
+#[expect(
+    unsafe_code,
+    reason = "wasmtime's deserializer is unsafe: it trusts the artifact"
+)]
+fn deserialize(engine: &Engine, bytes: &[u8]) -> Option<Component> {
+    // SAFETY: the bytes are an artifact this cache wrote with
+    // `Component::serialize` for an engine with the same compatibility hash,
+    // and their SHA-256 was checked against the one written beside them, so
+    // they are not truncated or corrupted. wasmtime still checks the
+    // engine settings and refuses a mismatch with an error.
+    unsafe { Component::deserialize(engine, bytes) }.ok()
+}

@@ -1,0 +1,295 @@
+//! One running guest instance: calls its exports under the sandbox's
+//! limits and turns every way a guest can fail into a [`GuestFailure`].
+
+use std::fmt;
+use std::time::Duration;
+
+use thiserror::Error;
+use wasmtime::{Store, Trap};
+use weir_wire::UpdatesReader;
+
+use super::bindings::Operator;
+use super::bindings::weir::operator::types;
+use super::guest::{KeyedContext, Phase};
+use super::{GuestState, LoadedComponent, Sandbox};
+use crate::channel::Batch;
+use crate::state::KeyedStateBackend;
+use crate::timers::Domain;
+
+/// How a guest failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GuestFailureKind {
+    /// A call ran past `weir.sandbox.call-timeout`.
+    Timeout(Duration),
+    /// Memory grew past `weir.sandbox.memory-limit` (bytes).
+    OutOfMemory(u64),
+    /// The guest trapped (a panic, an unreachable, a bad import call).
+    Trap,
+    /// `open` returned an error for the operator's config.
+    OpenFailed,
+    /// The guest returned a malformed buffer.
+    Protocol,
+}
+
+/// A guest failure, with the export it happened in.
+#[derive(Debug, Clone, Error, PartialEq)]
+pub struct GuestFailure {
+    /// The export that was running (`open`, `process`, ...).
+    pub call: &'static str,
+    /// What happened.
+    pub kind: GuestFailureKind,
+    /// The trap message or the guest's panic message.
+    pub detail: String,
+}
+
+impl fmt::Display for GuestFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let call = self.call;
+        match &self.kind {
+            GuestFailureKind::Timeout(d) => write!(
+                f,
+                "exceeded its call timeout of {d:?} in `{call}` (weir.sandbox.call-timeout)"
+            ),
+            GuestFailureKind::OutOfMemory(limit) => write!(
+                f,
+                "exceeded its memory limit of {} MiB in `{call}` (weir.sandbox.memory-limit): {}",
+                limit >> 20,
+                self.detail
+            ),
+            GuestFailureKind::Trap => write!(f, "trapped in `{call}`: {}", self.detail),
+            GuestFailureKind::OpenFailed => {
+                write!(f, "refused its config in `open`: {}", self.detail)
+            }
+            GuestFailureKind::Protocol => {
+                write!(f, "broke the batch protocol in `{call}`: {}", self.detail)
+            }
+        }
+    }
+}
+
+/// A live guest instance of one operator subtask.
+pub struct WasmOperator {
+    store: Store<GuestState>,
+    op: Operator,
+    ticks: u64,
+    call_timeout: Duration,
+    memory_limit: u64,
+}
+
+impl Sandbox {
+    /// Instantiates `component` for one subtask; `keyed` gives it keyed
+    /// state (its input is hash-partitioned) with `max_parallelism` key groups.
+    pub fn instantiate(
+        &self,
+        component: &LoadedComponent,
+        label: String,
+        keyed: Option<(Box<dyn KeyedStateBackend>, u32)>,
+    ) -> Result<WasmOperator, GuestFailure> {
+        let keyed = keyed.map(|(backend, max)| KeyedContext::new(backend, max));
+        let limits = self.limits();
+        let mut store = Store::new(
+            &self.engine,
+            GuestState::new(label, keyed, limits.memory_limit),
+        );
+        store.limiter(|s| s.limiter());
+        let ticks = self.deadline_ticks();
+        store.set_epoch_deadline(ticks);
+        let mut w = WasmOperator {
+            op: match component.pre.instantiate(&mut store) {
+                Ok(op) => op,
+                Err(e) => {
+                    return Err(classify(
+                        "instantiate",
+                        e,
+                        None,
+                        limits.call_timeout,
+                        limits.memory_limit,
+                    ));
+                }
+            },
+            store,
+            ticks,
+            call_timeout: limits.call_timeout,
+            memory_limit: limits.memory_limit,
+        };
+        w.store.set_epoch_deadline(w.ticks);
+        Ok(w)
+    }
+}
+
+fn classify(
+    call: &'static str,
+    e: wasmtime::Error,
+    panic: Option<String>,
+    timeout: Duration,
+    memory: u64,
+) -> GuestFailure {
+    let text = format!("{e:#}");
+    let kind = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        GuestFailureKind::Timeout(timeout)
+    } else if text.contains("growing memory") {
+        GuestFailureKind::OutOfMemory(memory)
+    } else {
+        GuestFailureKind::Trap
+    };
+    let detail = match panic {
+        Some(p) => format!("guest panicked: {p}"),
+        None => text.lines().next().unwrap_or_default().to_owned(),
+    };
+    GuestFailure { call, kind, detail }
+}
+
+impl WasmOperator {
+    fn fail(&mut self, call: &'static str, e: wasmtime::Error) -> GuestFailure {
+        let panic = self.store.data_mut().last_panic.take();
+        classify(call, e, panic, self.call_timeout, self.memory_limit)
+    }
+
+    fn protocol(call: &'static str, detail: impl fmt::Display) -> GuestFailure {
+        GuestFailure {
+            call,
+            kind: GuestFailureKind::Protocol,
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Calls `open` with the operator's config.
+    pub fn open(&mut self, config: &[(String, String)]) -> Result<(), GuestFailure> {
+        self.store.data_mut().phase = Phase::Open;
+        self.store.set_epoch_deadline(self.ticks);
+        match self.op.call_open(&mut self.store, config) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(msg)) => Err(GuestFailure {
+                call: "open",
+                kind: GuestFailureKind::OpenFailed,
+                detail: msg,
+            }),
+            Err(e) => Err(self.fail("open", e)),
+        }
+    }
+
+    /// Runs one batch through `process`; returns the output buffers.
+    pub fn process(&mut self, batch: Batch) -> Result<Vec<Vec<u8>>, GuestFailure> {
+        let data = self.store.data_mut();
+        data.phase = Phase::Process;
+        let (key_slots, prefetched) = match data.keyed.as_mut() {
+            Some(k) => k
+                .prepare_batch(&batch.data, &data.prefetched)
+                .map_err(|e| Self::protocol("process", format!("{e:#}")))?,
+            None => (Vec::new(), Vec::new()),
+        };
+        let arg = types::Batch {
+            elements: batch.data,
+            key_slots,
+            prefetched,
+        };
+        self.store.set_epoch_deadline(self.ticks);
+        let updates = match self.op.call_process(&mut self.store, &arg) {
+            Ok(u) => u,
+            Err(e) => return Err(self.fail("process", e)),
+        };
+        let data = self.store.data_mut();
+        if !updates.is_empty() {
+            let prefetched = data.prefetched.clone();
+            let Some(keyed) = data.keyed.as_mut() else {
+                return Err(Self::protocol(
+                    "process",
+                    "returned state updates on a non-keyed input",
+                ));
+            };
+            let mut reader = UpdatesReader::new(&updates);
+            loop {
+                match reader.next_update() {
+                    Ok(None) => break,
+                    Ok(Some(u)) => {
+                        if !prefetched.contains(&u.state) {
+                            return Err(Self::protocol(
+                                "process",
+                                format!(
+                                    "returned an update of state {}, which is not prefetched",
+                                    u.state
+                                ),
+                            ));
+                        }
+                        keyed
+                            .apply_update(u.slot, u.state, u.value)
+                            .map_err(|e| Self::protocol("process", format!("{e:#}")))?;
+                    }
+                    Err(e) => return Err(Self::protocol("process", e)),
+                }
+            }
+        }
+        Ok(data.take_output())
+    }
+
+    /// Advances the watermark and fires every event-time timer it passes;
+    /// returns the output of the timer callbacks.
+    pub fn advance_watermark(&mut self, watermark: i64) -> Result<Vec<Vec<u8>>, GuestFailure> {
+        self.store.data_mut().watermark = watermark;
+        self.fire(Domain::EventTime, watermark)
+    }
+
+    /// Fires every processing-time timer due at `now`.
+    pub fn advance_processing_time(&mut self, now: i64) -> Result<Vec<Vec<u8>>, GuestFailure> {
+        self.fire(Domain::ProcessingTime, now)
+    }
+
+    /// The earliest processing-time timer.
+    pub fn next_processing_timer(&self) -> Option<i64> {
+        self.store.data().timers.next_processing_time()
+    }
+
+    fn fire(&mut self, domain: Domain, now: i64) -> Result<Vec<Vec<u8>>, GuestFailure> {
+        let mut out = Vec::new();
+        loop {
+            let data = self.store.data_mut();
+            let Some(t) = data.timers.pop_due(domain, now) else {
+                break;
+            };
+            data.phase = Phase::Timer;
+            if let Some(k) = data.keyed.as_mut() {
+                k.set_timer_key(&t.key);
+            }
+            let timer = types::Timer {
+                key: Some(t.key),
+                namespace: t.namespace,
+                time: t.time,
+                domain: match domain {
+                    Domain::EventTime => types::TimeDomain::EventTime,
+                    Domain::ProcessingTime => types::TimeDomain::ProcessingTime,
+                },
+            };
+            self.store.set_epoch_deadline(self.ticks);
+            if let Err(e) = self.op.call_on_timer(&mut self.store, &timer) {
+                return Err(self.fail("on-timer", e));
+            }
+            out.extend(self.store.data_mut().take_output());
+        }
+        Ok(out)
+    }
+
+    /// Calls `close` at the end of input; returns its output.
+    pub fn close(&mut self) -> Result<Vec<Vec<u8>>, GuestFailure> {
+        self.store.data_mut().phase = Phase::Close;
+        self.store.set_epoch_deadline(self.ticks);
+        if let Err(e) = self.op.call_close(&mut self.store) {
+            return Err(self.fail("close", e));
+        }
+        Ok(self.store.data_mut().take_output())
+    }
+
+    /// The user metrics the guest declared: counters and gauges.
+    pub fn user_metrics(&self) -> (Vec<(String, u64)>, Vec<(String, f64)>) {
+        let d = self.store.data();
+        (d.counters.clone(), d.gauges.clone())
+    }
+
+    /// Number of keyed state entries held.
+    pub fn state_entries(&self) -> usize {
+        self.store
+            .data()
+            .keyed
+            .as_ref()
+            .map_or(0, |k| k.backend.entry_count())
+    }
+}

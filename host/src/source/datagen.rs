@@ -1,0 +1,149 @@
+//! `datagen`: deterministic generated records, for examples and benchmarks.
+//!
+//! Record `i` (0-based, `i < count`) has the key `key-<n>` where
+//! `n = splitmix64(i) mod keys`, the value `i` as decimal text, and, if
+//! `timestamp-step-ms` is set, the timestamp `i * step`. Subtask `s` of `p`
+//! generates the records with `i mod p == s`. An optional `rate` caps the
+//! records per second over all subtasks.
+
+use std::time::{Duration, Instant};
+
+use weir_wire::BatchBuilder;
+
+use super::{BatchInfo, SourceError, SourceReader};
+
+/// The generator of one subtask.
+#[derive(Debug)]
+pub struct Datagen {
+    next: u64,
+    count: u64,
+    keys: u64,
+    step: u64,
+    timestamp_step: Option<u64>,
+    rate: Option<f64>,
+    started: Option<Instant>,
+    emitted: u64,
+    key_buf: Vec<u8>,
+    value_buf: Vec<u8>,
+}
+
+/// SplitMix64: spreads consecutive indices over the key space.
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(buf: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[i..]);
+}
+
+impl Datagen {
+    /// The generator for subtask `subtask` of `parallelism`.
+    pub fn new(
+        count: u64,
+        keys: u64,
+        rate: Option<u64>,
+        timestamp_step: Option<u64>,
+        subtask: u32,
+        parallelism: u32,
+    ) -> Self {
+        Datagen {
+            next: u64::from(subtask),
+            count,
+            keys: keys.max(1),
+            step: u64::from(parallelism.max(1)),
+            timestamp_step,
+            rate: rate.map(|r| r as f64 / f64::from(parallelism.max(1))),
+            started: None,
+            emitted: 0,
+            key_buf: Vec::with_capacity(32),
+            value_buf: Vec::with_capacity(32),
+        }
+    }
+
+    /// The key of record `i`.
+    pub fn key_of(i: u64, keys: u64) -> String {
+        format!("key-{}", splitmix64(i) % keys.max(1))
+    }
+}
+
+impl SourceReader for Datagen {
+    fn next_batch(&mut self, out: &mut BatchBuilder, max: usize) -> Result<BatchInfo, SourceError> {
+        let started = *self.started.get_or_insert_with(Instant::now);
+        let mut max = max as u64;
+        if let Some(rate) = self.rate {
+            // Stay on schedule: sleep until the next record is due, and
+            // make batches of about 1/20 s.
+            max = max.min(((rate / 20.0) as u64).max(1));
+            let due = Duration::from_secs_f64(self.emitted as f64 / rate);
+            let elapsed = started.elapsed();
+            if due > elapsed {
+                std::thread::sleep(due - elapsed);
+            }
+        }
+        let mut max_timestamp = None;
+        let mut n = 0;
+        while n < max && self.next < self.count {
+            let i = self.next;
+            self.key_buf.clear();
+            self.key_buf.extend_from_slice(b"key-");
+            push_decimal(&mut self.key_buf, splitmix64(i) % self.keys);
+            self.value_buf.clear();
+            push_decimal(&mut self.value_buf, i);
+            let ts = self.timestamp_step.map(|s| i.saturating_mul(s) as i64);
+            if ts.is_some() {
+                max_timestamp = ts;
+            }
+            out.push(Some(&self.key_buf), &self.value_buf, ts);
+            self.next += self.step;
+            n += 1;
+        }
+        self.emitted += n;
+        Ok(BatchInfo {
+            more: self.next < self.count,
+            max_timestamp,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_wire::BatchReader;
+
+    #[test]
+    fn subtasks_split_the_records_deterministically() {
+        let mut all = Vec::new();
+        for s in 0..2 {
+            let mut g = Datagen::new(5, 3, None, Some(10), s, 2);
+            let mut b = BatchBuilder::default();
+            while g.next_batch(&mut b, 2).expect("datagen").more {}
+            let (buf, _) = b.take();
+            for e in BatchReader::new(&buf) {
+                let e = e.expect("valid");
+                let i: u64 = std::str::from_utf8(e.value)
+                    .expect("utf8")
+                    .parse()
+                    .expect("number");
+                assert_eq!(e.key, Some(Datagen::key_of(i, 3).as_bytes()));
+                assert_eq!(e.timestamp, Some(i as i64 * 10));
+                all.push(i);
+            }
+        }
+        all.sort_unstable();
+        assert_eq!(all, vec![0, 1, 2, 3, 4]);
+    }
+}

@@ -1,0 +1,70 @@
+//! Sources: where a job's elements come from.
+//!
+//! A source subtask fills batches from a [`SourceReader`] and knows its
+//! position (the generator index, the file and byte offset), which
+//! checkpoints will record. Both sources here are deterministic and
+//! replayable.
+
+mod datagen;
+mod file;
+
+use std::path::Path;
+
+use thiserror::Error;
+use weir_wire::BatchBuilder;
+
+pub use datagen::Datagen;
+pub use file::FileSource;
+
+use crate::spec::{SourceSpec, SourceType};
+
+/// A source that cannot go on.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// What one call to [`SourceReader::next_batch`] produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchInfo {
+    /// Whether more elements may follow.
+    pub more: bool,
+    /// The largest timestamp in the batch, if any element had one.
+    pub max_timestamp: Option<i64>,
+}
+
+/// One subtask's reader of a source.
+pub trait SourceReader: Send {
+    /// Appends up to `max` elements to `out`.
+    fn next_batch(&mut self, out: &mut BatchBuilder, max: usize) -> Result<BatchInfo, SourceError>;
+}
+
+/// Opens subtask `subtask` of `parallelism` of a source; relative paths
+/// resolve against `base_dir`.
+pub fn open_source(
+    spec: &SourceSpec,
+    subtask: u32,
+    parallelism: u32,
+    base_dir: &Path,
+) -> Result<Box<dyn SourceReader>, SourceError> {
+    Ok(match spec.source_type {
+        SourceType::Datagen => Box::new(Datagen::new(
+            spec.count.unwrap_or(0),
+            spec.keys.unwrap_or(1000),
+            spec.rate,
+            spec.timestamp_step_ms,
+            subtask,
+            parallelism,
+        )),
+        SourceType::File => {
+            let mut paths: Vec<String> = spec.path.iter().cloned().collect();
+            paths.extend(spec.paths.iter().flatten().cloned());
+            let mine = paths
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i as u32 % parallelism == subtask)
+                .map(|(_, p)| base_dir.join(p))
+                .collect();
+            Box::new(FileSource::new(mine, spec.format.unwrap_or_default()))
+        }
+    })
+}

@@ -1,0 +1,552 @@
+//! Checks a [`JobSpec`] and builds the [`JobGraph`], listing every problem
+//! with the field it is in.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use super::{JobSpec, Partitioning, SinkType, SourceType};
+use crate::config::Config;
+use crate::graph::{Edge, JobGraph, Node, NodeKind};
+
+/// One problem with a job spec, naming the field it is in.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum SpecError {
+    /// The document does not parse, or a field has the wrong type or name.
+    #[error("{}{message}", at(field))]
+    Parse {
+        /// Field path, empty for the whole document.
+        field: String,
+        /// What the parser said.
+        message: String,
+    },
+    /// An edge names a node that does not exist.
+    #[error("{field}: unknown node `{name}`")]
+    UnknownReference {
+        /// The edge field.
+        field: String,
+        /// The name as written.
+        name: String,
+    },
+    /// The edges form a cycle.
+    #[error("edges: cycle through {}", nodes.join(" -> "))]
+    Cycle {
+        /// The nodes on the cycle.
+        nodes: Vec<String>,
+    },
+    /// An operator has no `uid`.
+    #[error("{field}: missing uid (every operator needs a stable uid for its state)")]
+    MissingUid {
+        /// The node field.
+        field: String,
+    },
+    /// Two nodes share a uid or an id.
+    #[error("{field}: duplicate {what} `{value}` (also at {first})")]
+    Duplicate {
+        /// The second occurrence.
+        field: String,
+        /// `uid` or `id`.
+        what: &'static str,
+        /// The value.
+        value: String,
+        /// The first occurrence.
+        first: String,
+    },
+    /// A parallelism of zero.
+    #[error("{field}: parallelism must be at least 1")]
+    ParallelismZero {
+        /// The field.
+        field: String,
+    },
+    /// Parallelism above max parallelism.
+    #[error("{field}: parallelism {parallelism} exceeds max parallelism {max}")]
+    ParallelismAboveMax {
+        /// The field.
+        field: String,
+        /// The parallelism.
+        parallelism: u32,
+        /// The max parallelism.
+        max: u32,
+    },
+    /// A forward edge between different parallelisms.
+    #[error(
+        "{field}: forward edge from `{from}` (parallelism {from_parallelism}) to `{to}` \
+         (parallelism {to_parallelism}) needs equal parallelism; use rebalance or hash"
+    )]
+    ForwardMismatch {
+        /// The edge field.
+        field: String,
+        /// Upstream id.
+        from: String,
+        /// Downstream id.
+        to: String,
+        /// Upstream parallelism.
+        from_parallelism: u32,
+        /// Downstream parallelism.
+        to_parallelism: u32,
+    },
+    /// The operator's `.wasm` file does not exist.
+    #[error("{field}: wasm file {path} does not exist")]
+    MissingWasm {
+        /// The field.
+        field: String,
+        /// The resolved path.
+        path: String,
+    },
+    /// The `.wasm` file is not a component of the Weir world.
+    #[error("{field}: {message}")]
+    InvalidComponent {
+        /// The field.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A config key the job overrides is unknown or has a bad value.
+    #[error("{field}: {message}")]
+    Config {
+        /// The field (`config.<key>`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Something else about the graph's shape or a node's settings.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn at(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("{field}: ")
+    }
+}
+
+/// Every problem found in a spec.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub struct SpecErrors(pub Vec<SpecError>);
+
+impl fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid job spec:")?;
+        for e in &self.0 {
+            write!(f, "\n  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<SpecError> for SpecErrors {
+    fn from(e: SpecError) -> Self {
+        SpecErrors(vec![e])
+    }
+}
+
+/// Checks `spec` against `base` configuration and builds its graph.
+/// Relative `wasm` paths resolve against `operators_dir`, relative source
+/// and sink paths against `base_dir` (the spec's folder).
+pub fn validate(
+    spec: &JobSpec,
+    base: &Config,
+    base_dir: &Path,
+    operators_dir: &Path,
+) -> Result<JobGraph, SpecErrors> {
+    let mut errors = Vec::new();
+    let mut config = base.clone();
+    for (key, value) in &spec.config {
+        if let Err(e) = config.set(key, &value.to_string()) {
+            errors.push(SpecError::Config {
+                field: format!("config.{key}"),
+                message: e.to_string(),
+            });
+        }
+    }
+    let max_parallelism = spec.max_parallelism.unwrap_or(config.max_parallelism);
+    if max_parallelism == 0 || max_parallelism > crate::keygroup::UPPER_BOUND_MAX_PARALLELISM {
+        errors.push(SpecError::Invalid {
+            field: "max-parallelism".into(),
+            message: format!(
+                "must be between 1 and {}",
+                crate::keygroup::UPPER_BOUND_MAX_PARALLELISM
+            ),
+        });
+    }
+    if spec.name.trim().is_empty() {
+        errors.push(SpecError::Invalid {
+            field: "name".into(),
+            message: "must not be empty".into(),
+        });
+    }
+
+    // Nodes, with their field paths.
+    let mut nodes: Vec<(String, Node)> = Vec::new();
+    let parallelism = |field: &str, p: Option<u32>, errors: &mut Vec<SpecError>| {
+        let p = p.unwrap_or(config.default_parallelism);
+        if p == 0 {
+            errors.push(SpecError::ParallelismZero {
+                field: format!("{field}.parallelism"),
+            });
+        } else if p > max_parallelism {
+            errors.push(SpecError::ParallelismAboveMax {
+                field: format!("{field}.parallelism"),
+                parallelism: p,
+                max: max_parallelism,
+            });
+        }
+        p.max(1)
+    };
+    for (i, s) in spec.sources.iter().enumerate() {
+        let field = format!("sources[{i}]");
+        check_source(&field, s, &mut errors);
+        let p = parallelism(&field, s.parallelism, &mut errors);
+        nodes.push((
+            field,
+            Node {
+                id: s.id.clone(),
+                uid: s.uid.clone().unwrap_or_else(|| s.id.clone()),
+                parallelism: p,
+                kind: NodeKind::Source(s.clone()),
+            },
+        ));
+    }
+    for (i, o) in spec.operators.iter().enumerate() {
+        let field = format!("operators[{i}]");
+        let uid = match &o.uid {
+            Some(u) if !u.trim().is_empty() => u.clone(),
+            _ => {
+                errors.push(SpecError::MissingUid {
+                    field: field.clone(),
+                });
+                String::new()
+            }
+        };
+        let wasm = resolve(operators_dir, &o.wasm);
+        if !wasm.is_file() {
+            errors.push(SpecError::MissingWasm {
+                field: format!("{field}.wasm"),
+                path: wasm.display().to_string(),
+            });
+        }
+        let p = parallelism(&field, o.parallelism, &mut errors);
+        nodes.push((
+            field,
+            Node {
+                id: o.id.clone(),
+                uid,
+                parallelism: p,
+                kind: NodeKind::Operator {
+                    wasm,
+                    config: o
+                        .config
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_string()))
+                        .collect(),
+                },
+            },
+        ));
+    }
+    for (i, s) in spec.sinks.iter().enumerate() {
+        let field = format!("sinks[{i}]");
+        if s.sink_type == SinkType::File && s.path.is_none() {
+            errors.push(SpecError::Invalid {
+                field: format!("{field}.path"),
+                message: "a file sink needs `path` (the output folder)".into(),
+            });
+        }
+        if s.sink_type != SinkType::File && s.path.is_some() {
+            errors.push(SpecError::Invalid {
+                field: format!("{field}.path"),
+                message: "only a file sink takes `path`".into(),
+            });
+        }
+        let p = parallelism(&field, s.parallelism, &mut errors);
+        nodes.push((
+            field,
+            Node {
+                id: s.id.clone(),
+                uid: s.uid.clone().unwrap_or_else(|| s.id.clone()),
+                parallelism: p,
+                kind: NodeKind::Sink(s.clone()),
+            },
+        ));
+    }
+    if spec.sources.is_empty() {
+        errors.push(SpecError::Invalid {
+            field: "sources".into(),
+            message: "a job needs at least one source".into(),
+        });
+    }
+    if spec.sinks.is_empty() {
+        errors.push(SpecError::Invalid {
+            field: "sinks".into(),
+            message: "a job needs at least one sink".into(),
+        });
+    }
+
+    // Unique ids and uids.
+    let mut ids: HashMap<&str, &str> = HashMap::new();
+    let mut uids: HashMap<&str, &str> = HashMap::new();
+    for (field, n) in &nodes {
+        if n.id.trim().is_empty() {
+            errors.push(SpecError::Invalid {
+                field: format!("{field}.id"),
+                message: "must not be empty".into(),
+            });
+        }
+        if let Some(first) = ids.insert(&n.id, field) {
+            errors.push(SpecError::Duplicate {
+                field: format!("{field}.id"),
+                what: "id",
+                value: n.id.clone(),
+                first: format!("{first}.id"),
+            });
+        }
+        if !n.uid.is_empty() {
+            if let Some(first) = uids.insert(&n.uid, field) {
+                errors.push(SpecError::Duplicate {
+                    field: format!("{field}.uid"),
+                    what: "uid",
+                    value: n.uid.clone(),
+                    first: format!("{first}.uid"),
+                });
+            }
+        }
+    }
+
+    // Edges.
+    let index: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (_, n))| (n.id.as_str(), i))
+        .collect();
+    let mut edges = Vec::new();
+    for (i, e) in spec.edges.iter().enumerate() {
+        let field = format!("edges[{i}]");
+        let from = index.get(e.from.as_str()).copied();
+        let to = index.get(e.to.as_str()).copied();
+        if from.is_none() {
+            errors.push(SpecError::UnknownReference {
+                field: format!("{field}.from"),
+                name: e.from.clone(),
+            });
+        }
+        if to.is_none() {
+            errors.push(SpecError::UnknownReference {
+                field: format!("{field}.to"),
+                name: e.to.clone(),
+            });
+        }
+        let (Some(from), Some(to)) = (from, to) else {
+            continue;
+        };
+        let (nf, nt) = (&nodes[from].1, &nodes[to].1);
+        if matches!(nt.kind, NodeKind::Source(_)) {
+            errors.push(SpecError::Invalid {
+                field: format!("{field}.to"),
+                message: format!("`{}` is a source and takes no input", nt.id),
+            });
+        }
+        if matches!(nf.kind, NodeKind::Sink(_)) {
+            errors.push(SpecError::Invalid {
+                field: format!("{field}.from"),
+                message: format!("`{}` is a sink and has no output", nf.id),
+            });
+        }
+        let partition = e.partition.unwrap_or(if nf.parallelism == nt.parallelism {
+            Partitioning::Forward
+        } else {
+            Partitioning::Rebalance
+        });
+        if partition == Partitioning::Forward && nf.parallelism != nt.parallelism {
+            errors.push(SpecError::ForwardMismatch {
+                field: format!("{field}.partition"),
+                from: nf.id.clone(),
+                to: nt.id.clone(),
+                from_parallelism: nf.parallelism,
+                to_parallelism: nt.parallelism,
+            });
+        }
+        if edges.iter().any(|x: &Edge| x.from == from && x.to == to) {
+            errors.push(SpecError::Invalid {
+                field: field.clone(),
+                message: format!("duplicate edge from `{}` to `{}`", nf.id, nt.id),
+            });
+        }
+        edges.push(Edge {
+            from,
+            to,
+            partition,
+        });
+    }
+    for (i, (field, n)) in nodes.iter().enumerate() {
+        let has_in = edges.iter().any(|e| e.to == i);
+        let has_out = edges.iter().any(|e| e.from == i);
+        match n.kind {
+            NodeKind::Source(_) if !has_out => errors.push(SpecError::Invalid {
+                field: field.clone(),
+                message: format!("source `{}` is not connected to anything", n.id),
+            }),
+            NodeKind::Operator { .. } if !has_in => errors.push(SpecError::Invalid {
+                field: field.clone(),
+                message: format!("operator `{}` has no input edge", n.id),
+            }),
+            NodeKind::Operator { .. } if !has_out => errors.push(SpecError::Invalid {
+                field: field.clone(),
+                message: format!("operator `{}` has no output edge", n.id),
+            }),
+            NodeKind::Sink(_) if !has_in => errors.push(SpecError::Invalid {
+                field: field.clone(),
+                message: format!("sink `{}` has no input edge", n.id),
+            }),
+            _ => {}
+        }
+        let keyed = edges
+            .iter()
+            .filter(|e| e.to == i)
+            .map(|e| e.partition == Partitioning::Hash);
+        let kinds: Vec<bool> = keyed.collect();
+        if kinds.contains(&true) && kinds.contains(&false) {
+            errors.push(SpecError::Invalid {
+                field: field.clone(),
+                message: format!("`{}` mixes hash and non-hash input edges; a keyed node needs every input hashed", n.id),
+            });
+        }
+    }
+
+    // Topological order (Kahn); what is left is on a cycle.
+    let order = match topological_order(nodes.len(), &edges) {
+        Ok(order) => order,
+        Err(on_cycle) => {
+            errors.push(SpecError::Cycle {
+                nodes: on_cycle.iter().map(|&i| nodes[i].1.id.clone()).collect(),
+            });
+            (0..nodes.len()).collect()
+        }
+    };
+
+    if !errors.is_empty() {
+        return Err(SpecErrors(errors));
+    }
+    let mut position = vec![0; nodes.len()];
+    for (pos, &i) in order.iter().enumerate() {
+        position[i] = pos;
+    }
+    let mut ordered: BTreeMap<usize, Node> = BTreeMap::new();
+    for (i, (_, n)) in nodes.into_iter().enumerate() {
+        ordered.insert(position[i], n);
+    }
+    let edges = edges
+        .into_iter()
+        .map(|e| Edge {
+            from: position[e.from],
+            to: position[e.to],
+            partition: e.partition,
+        })
+        .collect();
+    config.max_parallelism = max_parallelism;
+    Ok(JobGraph {
+        name: spec.name.clone(),
+        max_parallelism,
+        nodes: ordered.into_values().collect(),
+        edges,
+        config,
+        base_dir: base_dir.to_path_buf(),
+    })
+}
+
+fn resolve(dir: &Path, wasm: &str) -> PathBuf {
+    let p = Path::new(wasm);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
+}
+
+fn check_source(field: &str, s: &super::SourceSpec, errors: &mut Vec<SpecError>) {
+    let mut not_for = |name: &str, present: bool| {
+        if present {
+            errors.push(SpecError::Invalid {
+                field: format!("{field}.{name}"),
+                message: format!("not a setting of a {} source", type_name(s.source_type)),
+            });
+        }
+    };
+    match s.source_type {
+        SourceType::Datagen => {
+            not_for("path", s.path.is_some());
+            not_for("paths", s.paths.is_some());
+            not_for("format", s.format.is_some());
+            if s.count.is_none() {
+                errors.push(SpecError::Invalid {
+                    field: format!("{field}.count"),
+                    message: "a datagen source needs `count`".into(),
+                });
+            }
+            if s.keys == Some(0) {
+                errors.push(SpecError::Invalid {
+                    field: format!("{field}.keys"),
+                    message: "must be at least 1".into(),
+                });
+            }
+            if s.rate == Some(0) {
+                errors.push(SpecError::Invalid {
+                    field: format!("{field}.rate"),
+                    message: "must be at least 1 (leave it out for no limit)".into(),
+                });
+            }
+        }
+        SourceType::File => {
+            not_for("count", s.count.is_some());
+            not_for("keys", s.keys.is_some());
+            not_for("rate", s.rate.is_some());
+            not_for("timestamp-step-ms", s.timestamp_step_ms.is_some());
+            let n = s.path.iter().count() + s.paths.as_ref().map_or(0, Vec::len);
+            if n == 0 {
+                errors.push(SpecError::Invalid {
+                    field: format!("{field}.path"),
+                    message: "a file source needs `path` or `paths`".into(),
+                });
+            }
+        }
+    }
+}
+
+fn type_name(t: SourceType) -> &'static str {
+    match t {
+        SourceType::Datagen => "datagen",
+        SourceType::File => "file",
+    }
+}
+
+/// Kahn's algorithm: the order, or the nodes left on cycles.
+fn topological_order(n: usize, edges: &[Edge]) -> Result<Vec<usize>, Vec<usize>> {
+    let mut indegree = vec![0usize; n];
+    for e in edges {
+        indegree[e.to] += 1;
+    }
+    let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    ready.reverse();
+    let mut order = Vec::with_capacity(n);
+    while let Some(i) = ready.pop() {
+        order.push(i);
+        for e in edges.iter().filter(|e| e.from == i) {
+            indegree[e.to] -= 1;
+            if indegree[e.to] == 0 {
+                ready.push(e.to);
+            }
+        }
+    }
+    if order.len() == n {
+        Ok(order)
+    } else {
+        Err((0..n).filter(|&i| indegree[i] > 0).collect())
+    }
+}

@@ -1,0 +1,120 @@
+//! One conformance suite for every [`super::KeyedStateBackend`]: a backend
+//! module expands it with `state_conformance_tests!(constructor)`.
+
+/// Expands the conformance tests for a backend built by `$new(range)`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! state_conformance_tests {
+    ($new:expr) => {
+        use $crate::keygroup::KeyGroupRange;
+        use $crate::state::{KeyedStateBackend, StateError, StateKey, StateKind};
+
+        fn backend() -> impl KeyedStateBackend {
+            ($new)(KeyGroupRange { start: 10, end: 19 })
+        }
+
+        fn at<'a>(kg: u32, key: &'a [u8], ns: &'a [u8]) -> StateKey<'a> {
+            StateKey {
+                key_group: kg,
+                key,
+                namespace: ns,
+            }
+        }
+
+        #[test]
+        fn values_are_scoped_by_key_namespace_and_state() {
+            let mut b = backend();
+            let s = b.register("count", StateKind::Value).expect("register");
+            let t = b.register("other", StateKind::Value).expect("register");
+            assert_eq!(b.register("count", StateKind::Value), Ok(s));
+            b.value_put(s, at(10, b"a", b""), b"1").expect("put");
+            b.value_put(s, at(10, b"a", b"w1"), b"2").expect("put");
+            b.value_put(s, at(11, b"b", b""), b"3").expect("put");
+            assert_eq!(
+                b.value_get(s, at(10, b"a", b"")).expect("get").as_deref(),
+                Some(&b"1"[..])
+            );
+            assert_eq!(
+                b.value_get(s, at(10, b"a", b"w1")).expect("get").as_deref(),
+                Some(&b"2"[..])
+            );
+            assert_eq!(b.value_get(t, at(10, b"a", b"")).expect("get"), None);
+            b.value_put(s, at(10, b"a", b""), b"9").expect("overwrite");
+            assert_eq!(
+                b.value_get(s, at(10, b"a", b"")).expect("get").as_deref(),
+                Some(&b"9"[..])
+            );
+            assert_eq!(b.entry_count(), 3);
+            b.clear(s, at(10, b"a", b"w1")).expect("clear");
+            assert_eq!(b.value_get(s, at(10, b"a", b"w1")).expect("get"), None);
+            assert_eq!(b.entry_count(), 2);
+        }
+
+        #[test]
+        fn lists_append_replace_and_clear() {
+            let mut b = backend();
+            let s = b.register("l", StateKind::List).expect("register");
+            assert!(b.list_get(s, at(12, b"k", b"")).expect("get").is_empty());
+            b.list_add(s, at(12, b"k", b""), b"x").expect("add");
+            b.list_add(s, at(12, b"k", b""), b"y").expect("add");
+            assert_eq!(
+                b.list_get(s, at(12, b"k", b"")).expect("get"),
+                vec![b"x".to_vec(), b"y".to_vec()]
+            );
+            b.list_set(s, at(12, b"k", b""), vec![b"z".to_vec()])
+                .expect("set");
+            assert_eq!(
+                b.list_get(s, at(12, b"k", b"")).expect("get"),
+                vec![b"z".to_vec()]
+            );
+            b.clear(s, at(12, b"k", b"")).expect("clear");
+            assert_eq!(b.entry_count(), 0);
+        }
+
+        #[test]
+        fn maps_are_ordered_by_map_key() {
+            let mut b = backend();
+            let s = b.register("m", StateKind::Map).expect("register");
+            b.map_put(s, at(19, b"k", b""), b"b", b"2").expect("put");
+            b.map_put(s, at(19, b"k", b""), b"a", b"1").expect("put");
+            assert_eq!(
+                b.map_get(s, at(19, b"k", b""), b"a")
+                    .expect("get")
+                    .as_deref(),
+                Some(&b"1"[..])
+            );
+            assert_eq!(
+                b.map_entries(s, at(19, b"k", b"")).expect("entries"),
+                vec![
+                    (b"a".to_vec(), b"1".to_vec()),
+                    (b"b".to_vec(), b"2".to_vec())
+                ]
+            );
+            b.map_remove(s, at(19, b"k", b""), b"a").expect("remove");
+            b.map_remove(s, at(19, b"k", b""), b"b").expect("remove");
+            assert_eq!(b.entry_count(), 0);
+        }
+
+        #[test]
+        fn misuse_is_an_error_not_a_panic() {
+            let mut b = backend();
+            let s = b.register("v", StateKind::Value).expect("register");
+            assert!(matches!(
+                b.register("v", StateKind::Map),
+                Err(StateError::KindConflict { .. })
+            ));
+            assert!(matches!(
+                b.list_get(s, at(10, b"k", b"")),
+                Err(StateError::WrongKind { .. })
+            ));
+            assert!(matches!(
+                b.value_get(7, at(10, b"k", b"")),
+                Err(StateError::UnknownState(7))
+            ));
+            assert!(matches!(
+                b.value_put(s, at(20, b"k", b""), b"x"),
+                Err(StateError::KeyGroupOutOfRange { key_group: 20, .. })
+            ));
+        }
+    };
+}

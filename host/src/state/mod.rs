@@ -1,0 +1,163 @@
+//! Keyed state: the [`KeyedStateBackend`] trait and its backends.
+//!
+//! Every state entry is addressed by (state id, key group, key, namespace).
+//! Backends store entries per key group, so that a snapshot can be cut per
+//! key-group range and redistributed when a job is restored at another
+//! parallelism. Values are opaque bytes: the guest SDK encodes them.
+//!
+//! This module imports no backend; each backend lives in its own module and
+//! is named for its engine (`hashmap` now, `rocksdb` later). One conformance
+//! suite (`conformance.rs`) runs against every backend.
+
+#[cfg(test)]
+mod conformance;
+mod hashmap;
+
+use std::borrow::Cow;
+use std::fmt;
+
+use thiserror::Error;
+
+use crate::keygroup::KeyGroupRange;
+
+pub use hashmap::HashMapBackend;
+
+/// The id of a declared state, dense from 0 in declaration order.
+pub type StateId = u32;
+
+/// The kind of a declared state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateKind {
+    /// One value per key and namespace.
+    Value,
+    /// A list of values per key and namespace.
+    List,
+    /// A map per key and namespace.
+    Map,
+}
+
+impl fmt::Display for StateKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StateKind::Value => "value",
+            StateKind::List => "list",
+            StateKind::Map => "map",
+        })
+    }
+}
+
+/// Where an entry lives: the key (and its key group) and the namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateKey<'a> {
+    /// The key group of `key`.
+    pub key_group: u32,
+    /// The element key.
+    pub key: &'a [u8],
+    /// The namespace; empty for the default.
+    pub namespace: &'a [u8],
+}
+
+/// A state operation that cannot be done.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum StateError {
+    /// The same name was declared with two kinds.
+    #[error("state `{name}` is declared as {declared} and again as {requested}")]
+    KindConflict {
+        /// State name.
+        name: String,
+        /// First kind.
+        declared: StateKind,
+        /// Second kind.
+        requested: StateKind,
+    },
+    /// A state id that was never declared.
+    #[error("state id {0} was never declared")]
+    UnknownState(StateId),
+    /// An operation of one kind on a state of another.
+    #[error("state `{name}` is a {kind} state, not a {used} state")]
+    WrongKind {
+        /// State name.
+        name: String,
+        /// Declared kind.
+        kind: StateKind,
+        /// Kind of the operation.
+        used: StateKind,
+    },
+    /// A key whose key group this backend does not own (a routing bug).
+    #[error("key group {key_group} is outside this subtask's range {}..={}", range.start, range.end)]
+    KeyGroupOutOfRange {
+        /// The key group.
+        key_group: u32,
+        /// The owned range.
+        range: KeyGroupRange,
+    },
+}
+
+/// Keyed state of one subtask of one operator, for the key groups it owns.
+pub trait KeyedStateBackend: Send {
+    /// Declares a state by name (the same name twice gives the same id).
+    fn register(&mut self, name: &str, kind: StateKind) -> Result<StateId, StateError>;
+    /// The key groups this backend holds.
+    fn key_groups(&self) -> KeyGroupRange;
+    /// Reads a value state.
+    fn value_get(
+        &self,
+        state: StateId,
+        at: StateKey<'_>,
+    ) -> Result<Option<Cow<'_, [u8]>>, StateError>;
+    /// Writes a value state.
+    fn value_put(
+        &mut self,
+        state: StateId,
+        at: StateKey<'_>,
+        value: &[u8],
+    ) -> Result<(), StateError>;
+    /// Reads a list state (empty if absent).
+    fn list_get(&self, state: StateId, at: StateKey<'_>) -> Result<Vec<Vec<u8>>, StateError>;
+    /// Appends to a list state.
+    fn list_add(
+        &mut self,
+        state: StateId,
+        at: StateKey<'_>,
+        value: &[u8],
+    ) -> Result<(), StateError>;
+    /// Replaces a list state.
+    fn list_set(
+        &mut self,
+        state: StateId,
+        at: StateKey<'_>,
+        values: Vec<Vec<u8>>,
+    ) -> Result<(), StateError>;
+    /// Reads one map entry.
+    fn map_get(
+        &self,
+        state: StateId,
+        at: StateKey<'_>,
+        map_key: &[u8],
+    ) -> Result<Option<Cow<'_, [u8]>>, StateError>;
+    /// Writes one map entry.
+    fn map_put(
+        &mut self,
+        state: StateId,
+        at: StateKey<'_>,
+        map_key: &[u8],
+        value: &[u8],
+    ) -> Result<(), StateError>;
+    /// Removes one map entry.
+    fn map_remove(
+        &mut self,
+        state: StateId,
+        at: StateKey<'_>,
+        map_key: &[u8],
+    ) -> Result<(), StateError>;
+    /// Every map entry, ordered by map key.
+    fn map_entries(
+        &self,
+        state: StateId,
+        at: StateKey<'_>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError>;
+    /// Removes the entry of any kind.
+    fn clear(&mut self, state: StateId, at: StateKey<'_>) -> Result<(), StateError>;
+    /// Number of (state, key, namespace) entries held, for metrics and tests.
+    fn entry_count(&self) -> usize;
+}

@@ -1,0 +1,103 @@
+//! Timers of one subtask: per key and namespace, in event time and in
+//! processing time, fired in time order.
+
+use std::collections::BTreeSet;
+
+/// The clock a timer follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Domain {
+    /// Fires when the watermark reaches its time.
+    EventTime,
+    /// Fires when the wall clock reaches its time.
+    ProcessingTime,
+}
+
+/// A registered timer; ordered by time, then key, then namespace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimerEntry {
+    /// When it fires (ms).
+    pub time: i64,
+    /// The key it belongs to.
+    pub key: Vec<u8>,
+    /// Its namespace.
+    pub namespace: Vec<u8>,
+}
+
+/// The timers of one subtask.
+#[derive(Debug, Default, Clone)]
+pub struct TimerService {
+    event: BTreeSet<TimerEntry>,
+    processing: BTreeSet<TimerEntry>,
+}
+
+impl TimerService {
+    fn set(&mut self, d: Domain) -> &mut BTreeSet<TimerEntry> {
+        match d {
+            Domain::EventTime => &mut self.event,
+            Domain::ProcessingTime => &mut self.processing,
+        }
+    }
+
+    /// Registers a timer (registering it twice keeps one).
+    pub fn register(&mut self, d: Domain, entry: TimerEntry) {
+        self.set(d).insert(entry);
+    }
+
+    /// Deletes a timer if registered.
+    pub fn delete(&mut self, d: Domain, entry: &TimerEntry) {
+        self.set(d).remove(entry);
+    }
+
+    /// Removes and returns the earliest timer of `d` due at `now`.
+    pub fn pop_due(&mut self, d: Domain, now: i64) -> Option<TimerEntry> {
+        let set = self.set(d);
+        if set.first().is_some_and(|t| t.time <= now) {
+            set.pop_first()
+        } else {
+            None
+        }
+    }
+
+    /// The time of the earliest processing-time timer.
+    pub fn next_processing_time(&self) -> Option<i64> {
+        self.processing.first().map(|t| t.time)
+    }
+
+    /// Number of registered timers.
+    pub fn len(&self) -> usize {
+        self.event.len() + self.processing.len()
+    }
+
+    /// Whether no timer is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(time: i64, key: &str) -> TimerEntry {
+        TimerEntry {
+            time,
+            key: key.into(),
+            namespace: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn timers_fire_in_time_order_once() {
+        let mut s = TimerService::default();
+        s.register(Domain::EventTime, t(20, "b"));
+        s.register(Domain::EventTime, t(10, "a"));
+        s.register(Domain::EventTime, t(10, "a"));
+        s.register(Domain::ProcessingTime, t(5, "c"));
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.pop_due(Domain::EventTime, 15), Some(t(10, "a")));
+        assert_eq!(s.pop_due(Domain::EventTime, 15), None);
+        s.delete(Domain::EventTime, &t(20, "b"));
+        assert_eq!(s.pop_due(Domain::EventTime, i64::MAX), None);
+        assert_eq!(s.next_processing_time(), Some(5));
+    }
+}

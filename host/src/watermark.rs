@@ -1,0 +1,111 @@
+//! Watermarks: generated at sources with bounded out-of-orderness, and
+//! combined at a task as the minimum over its inputs.
+
+/// No watermark yet.
+pub const NO_WATERMARK: i64 = i64::MIN;
+/// The end of event time: every event-time timer fires.
+pub const END_OF_TIME: i64 = i64::MAX;
+
+/// Flink's `BoundedOutOfOrdernessWatermarks`: after seeing the largest
+/// timestamp `t`, no element older than `t - bound` is expected, so the
+/// watermark is `t - bound - 1`.
+#[derive(Debug, Clone)]
+pub struct BoundedOutOfOrderness {
+    bound_ms: i64,
+    max_timestamp: i64,
+}
+
+impl BoundedOutOfOrderness {
+    /// A generator for elements at most `bound_ms` late.
+    pub fn new(bound_ms: u64) -> Self {
+        BoundedOutOfOrderness {
+            bound_ms: i64::try_from(bound_ms).unwrap_or(i64::MAX),
+            max_timestamp: i64::MIN,
+        }
+    }
+
+    /// Notes an element's timestamp.
+    pub fn observe(&mut self, timestamp: i64) {
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+    }
+
+    /// The current watermark.
+    pub fn current(&self) -> i64 {
+        if self.max_timestamp == i64::MIN {
+            NO_WATERMARK
+        } else {
+            self.max_timestamp
+                .saturating_sub(self.bound_ms)
+                .saturating_sub(1)
+        }
+    }
+}
+
+/// The watermark of a task: the minimum over its inputs' watermarks, where
+/// a finished input no longer holds it back.
+#[derive(Debug, Clone)]
+pub struct WatermarkTracker {
+    inputs: Vec<i64>,
+    current: i64,
+}
+
+impl WatermarkTracker {
+    /// A tracker for `inputs` input channels.
+    pub fn new(inputs: usize) -> Self {
+        WatermarkTracker {
+            inputs: vec![NO_WATERMARK; inputs],
+            current: NO_WATERMARK,
+        }
+    }
+
+    /// Records input `i`'s watermark; returns the task's new watermark if it
+    /// advanced. Watermarks never go back.
+    pub fn update(&mut self, i: usize, watermark: i64) -> Option<i64> {
+        if let Some(w) = self.inputs.get_mut(i) {
+            *w = (*w).max(watermark);
+        }
+        let min = self.inputs.iter().copied().min().unwrap_or(END_OF_TIME);
+        if min > self.current {
+            self.current = min;
+            Some(min)
+        } else {
+            None
+        }
+    }
+
+    /// Records that input `i` ended.
+    pub fn finish(&mut self, i: usize) -> Option<i64> {
+        self.update(i, END_OF_TIME)
+    }
+
+    /// The task's watermark.
+    pub fn current(&self) -> i64 {
+        self.current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_out_of_orderness_follows_flink() {
+        let mut g = BoundedOutOfOrderness::new(100);
+        assert_eq!(g.current(), NO_WATERMARK);
+        g.observe(1000);
+        assert_eq!(g.current(), 899);
+        g.observe(500);
+        assert_eq!(g.current(), 899);
+    }
+
+    #[test]
+    fn task_watermark_is_the_minimum_over_inputs() {
+        let mut t = WatermarkTracker::new(2);
+        assert_eq!(t.update(0, 10), None);
+        assert_eq!(t.update(1, 5), Some(5));
+        assert_eq!(t.update(1, 20), Some(10));
+        assert_eq!(t.update(0, 8), None, "watermarks never go back");
+        assert_eq!(t.finish(0), Some(20));
+        assert_eq!(t.finish(1), Some(END_OF_TIME));
+    }
+}
