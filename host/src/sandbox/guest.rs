@@ -2,7 +2,7 @@
 //! output, log and metric calls do. [`GuestState`] is the data of a
 //! guest's wasmtime `Store`.
 
-use rustc_hash::FxHashMap;
+use foldhash::HashMap as FastMap;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -91,7 +91,7 @@ impl KeyedContext {
         self.arena.clear();
         self.slots.clear();
         self.current = CurrentKey::None;
-        let mut index: FxHashMap<&[u8], u32> = FxHashMap::default();
+        let mut index: FastMap<&[u8], u32> = FastMap::default();
         let mut key_slots = Vec::new();
         let range = self.backend.key_groups();
         for e in BatchReader::new(elements) {

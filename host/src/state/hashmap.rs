@@ -1,9 +1,19 @@
-//! The `hashmap` backend: state on the heap, per key group.
+//! The `hashmap` backend: state on the heap, one hash table per key group.
+//!
+//! Each key group's table maps (state id, namespace, key) to the entry, so
+//! an access is one hash lookup; lookups borrow the caller's bytes
+//! (`hashbrown`'s `Equivalent`), so reading allocates nothing. Short keys,
+//! namespaces and values live inline in the table (`SmallVec`): with many
+//! keys the cost of an access is its cache misses, and a pointer to follow
+//! is one more miss.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 
-use rustc_hash::FxHashMap;
+use hashbrown::hash_map::RawEntryMut;
+use hashbrown::{Equivalent, HashMap};
+use smallvec::SmallVec;
 
 use super::{KeyedStateBackend, StateError, StateId, StateKey, StateKind};
 use crate::keygroup::KeyGroupRange;
@@ -11,21 +21,61 @@ use crate::keygroup::KeyGroupRange;
 /// One entry of any kind.
 #[derive(Debug, Clone)]
 enum Entry {
-    Value(Vec<u8>),
+    Value(SmallVec<[u8; 16]>),
     List(Vec<Vec<u8>>),
     Map(BTreeMap<Vec<u8>, Vec<u8>>),
 }
 
-/// namespace -> key -> entry.
-type Table = FxHashMap<Vec<u8>, FxHashMap<Vec<u8>, Entry>>;
+/// The owned address of an entry within a key group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EntryKey {
+    state: StateId,
+    namespace: SmallVec<[u8; 16]>,
+    key: SmallVec<[u8; 24]>,
+}
 
-/// Keyed state on the heap: key group -> state -> namespace -> key.
+/// The borrowed address used for lookups; hashes like [`EntryKey`].
+#[derive(Hash)]
+struct Lookup<'a> {
+    state: StateId,
+    namespace: &'a [u8],
+    key: &'a [u8],
+}
+
+impl Hash for EntryKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        Lookup {
+            state: self.state,
+            namespace: &self.namespace,
+            key: &self.key,
+        }
+        .hash(h)
+    }
+}
+
+impl From<&Lookup<'_>> for EntryKey {
+    fn from(l: &Lookup<'_>) -> Self {
+        EntryKey {
+            state: l.state,
+            namespace: SmallVec::from_slice(l.namespace),
+            key: SmallVec::from_slice(l.key),
+        }
+    }
+}
+
+impl Equivalent<EntryKey> for Lookup<'_> {
+    fn equivalent(&self, k: &EntryKey) -> bool {
+        self.state == k.state && self.key == &*k.key && self.namespace == &*k.namespace
+    }
+}
+
+/// Keyed state on the heap: one table per key group.
 #[derive(Debug)]
 pub struct HashMapBackend {
     range: KeyGroupRange,
     states: Vec<(String, StateKind)>,
-    /// `groups[kg - range.start][state]`.
-    groups: Vec<Vec<Table>>,
+    /// `groups[kg - range.start]`.
+    groups: Vec<HashMap<EntryKey, Entry>>,
 }
 
 impl HashMapBackend {
@@ -34,16 +84,11 @@ impl HashMapBackend {
         HashMapBackend {
             range,
             states: Vec::new(),
-            groups: (0..range.len()).map(|_| Vec::new()).collect(),
+            groups: (0..range.len()).map(|_| HashMap::new()).collect(),
         }
     }
 
-    fn check(
-        &self,
-        state: StateId,
-        at: &StateKey<'_>,
-        used: StateKind,
-    ) -> Result<usize, StateError> {
+    fn check(&self, state: StateId, at: &StateKey<'_>, used: StateKind) -> Result<usize, StateError> {
         let (name, kind) = self
             .states
             .get(state as usize)
@@ -64,46 +109,27 @@ impl HashMapBackend {
         Ok((at.key_group - self.range.start) as usize)
     }
 
-    fn entry(
-        &self,
-        state: StateId,
-        at: &StateKey<'_>,
-        used: StateKind,
-    ) -> Result<Option<&Entry>, StateError> {
-        let g = self.check(state, at, used)?;
-        Ok(self.groups[g]
-            .get(state as usize)
-            .and_then(|t| t.get(at.namespace))
-            .and_then(|m| m.get(at.key)))
+    fn lookup<'a>(state: StateId, at: &StateKey<'a>) -> Lookup<'a> {
+        Lookup {
+            state,
+            namespace: at.namespace,
+            key: at.key,
+        }
     }
 
-    fn entry_mut(
-        &mut self,
-        state: StateId,
-        at: &StateKey<'_>,
-        used: StateKind,
-        new: impl FnOnce() -> Entry,
-    ) -> Result<&mut Entry, StateError> {
+    fn entry(&self, state: StateId, at: &StateKey<'_>, used: StateKind) -> Result<Option<&Entry>, StateError> {
         let g = self.check(state, at, used)?;
-        let tables = &mut self.groups[g];
-        if tables.len() <= state as usize {
-            tables.resize_with(state as usize + 1, Table::default);
-        }
-        let table = &mut tables[state as usize];
-        let by_key = match table.get_mut(at.namespace) {
-            Some(_) => table.get_mut(at.namespace),
-            None => Some(table.entry(at.namespace.to_vec()).or_default()),
-        };
-        let Some(by_key) = by_key else {
-            unreachable!("namespace map was just looked up or inserted")
-        };
-        if !by_key.contains_key(at.key) {
-            by_key.insert(at.key.to_vec(), new());
-        }
-        match by_key.get_mut(at.key) {
-            Some(e) => Ok(e),
-            None => unreachable!("entry was just inserted"),
-        }
+        Ok(self.groups[g].get(&Self::lookup(state, at)))
+    }
+
+    fn entry_mut(&mut self, state: StateId, at: &StateKey<'_>, used: StateKind, new: impl FnOnce() -> Entry) -> Result<&mut Entry, StateError> {
+        let g = self.check(state, at, used)?;
+        let table = &mut self.groups[g];
+        let lookup = Self::lookup(state, at);
+        Ok(match table.raw_entry_mut().from_key(&lookup) {
+            RawEntryMut::Occupied(o) => o.into_mut(),
+            RawEntryMut::Vacant(v) => v.insert(EntryKey::from(&lookup), new()).1,
+        })
     }
 
     fn remove(&mut self, state: StateId, at: &StateKey<'_>) -> Result<(), StateError> {
@@ -113,14 +139,7 @@ impl HashMapBackend {
             .ok_or(StateError::UnknownState(state))?
             .1;
         let g = self.check(state, at, kind)?;
-        if let Some(table) = self.groups[g].get_mut(state as usize) {
-            if let Some(by_key) = table.get_mut(at.namespace) {
-                by_key.remove(at.key);
-                if by_key.is_empty() {
-                    table.remove(at.namespace);
-                }
-            }
-        }
+        self.groups[g].remove(&Self::lookup(state, at));
         Ok(())
     }
 }
@@ -164,7 +183,7 @@ impl KeyedStateBackend for HashMapBackend {
         value: &[u8],
     ) -> Result<(), StateError> {
         if let Entry::Value(v) =
-            self.entry_mut(state, &at, StateKind::Value, || Entry::Value(Vec::new()))?
+            self.entry_mut(state, &at, StateKind::Value, || Entry::Value(SmallVec::new()))?
         {
             v.clear();
             v.extend_from_slice(value);
@@ -274,16 +293,37 @@ impl KeyedStateBackend for HashMapBackend {
     }
 
     fn entry_count(&self) -> usize {
-        self.groups
-            .iter()
-            .flat_map(|tables| tables.iter())
-            .flat_map(|t| t.values())
-            .map(|by_key| by_key.len())
-            .sum()
+        self.groups.iter().map(HashMap::len).sum()
     }
 }
 
 #[cfg(test)]
 mod tests {
     crate::state_conformance_tests!(super::HashMapBackend::new);
+}
+
+#[cfg(test)]
+mod perf_probe {
+    use super::*;
+    use crate::keygroup::{KeyGroupRange, key_group};
+    #[test]
+    #[ignore]
+    fn probe() {
+        let mut b = HashMapBackend::new(KeyGroupRange { start: 0, end: 127 });
+        let s = b.register("c", StateKind::Value).unwrap();
+        let keys: Vec<Vec<u8>> = (0..100_000).map(|i| format!("key-{i}").into_bytes()).collect();
+        for k in &keys {
+            let at = StateKey { key_group: key_group(k, 128), key: k, namespace: &[] };
+            b.value_put(s, at, b"12345678").unwrap();
+        }
+        let t = std::time::Instant::now();
+        let mut hits = 0;
+        for _ in 0..10 {
+            for k in &keys {
+                let at = StateKey { key_group: key_group(k, 128), key: k, namespace: &[] };
+                if b.value_get(s, at).unwrap().is_some() { hits += 1; }
+            }
+        }
+        eprintln!("{hits} gets: {:?} per get", t.elapsed() / 1_000_000);
+    }
 }
