@@ -17,7 +17,7 @@
 //!
 //! impl Operator for Count {
 //!     fn open(ctx: &mut OpenContext) -> Result<Self, String> {
-//!         Ok(Count { count: ctx.value_state("count")? })
+//!         Ok(Count { count: ctx.value_state("count") })
 //!     }
 //!
 //!     fn process(&mut self, element: Element<'_>, ctx: &mut Context) {

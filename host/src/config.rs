@@ -237,12 +237,30 @@ fn flatten(
     }
 }
 
+/// The known key closest to `key`, if it is a plausible typo.
 fn suggest(key: &str) -> String {
-    let last = key.rsplit('.').next().unwrap_or(key);
     KEYS.iter()
-        .find(|(k, _, _)| k.rsplit('.').next() == Some(last))
-        .map(|(k, _, _)| format!(" (did you mean `{k}`?)"))
+        .map(|(k, _, _)| (edit_distance(key, k), *k))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
         .unwrap_or_default()
+}
+
+/// Levenshtein distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 fn parse_positive(value: &str) -> Result<u32, String> {

@@ -16,6 +16,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("FILTER", "filter"),
     ("HOSTILE", "hostile"),
     ("MISSING_EXPORT", "missing-export"),
+    ("STATE_KINDS", "state-kinds"),
 ];
 
 fn main() {
@@ -32,6 +33,7 @@ fn main() {
         "operators",
         "tests/guests/hostile",
         "tests/guests/missing-export",
+        "tests/guests/state-kinds",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }

@@ -88,7 +88,12 @@ impl HashMapBackend {
         }
     }
 
-    fn check(&self, state: StateId, at: &StateKey<'_>, used: StateKind) -> Result<usize, StateError> {
+    fn check(
+        &self,
+        state: StateId,
+        at: &StateKey<'_>,
+        used: StateKind,
+    ) -> Result<usize, StateError> {
         let (name, kind) = self
             .states
             .get(state as usize)
@@ -117,12 +122,23 @@ impl HashMapBackend {
         }
     }
 
-    fn entry(&self, state: StateId, at: &StateKey<'_>, used: StateKind) -> Result<Option<&Entry>, StateError> {
+    fn entry(
+        &self,
+        state: StateId,
+        at: &StateKey<'_>,
+        used: StateKind,
+    ) -> Result<Option<&Entry>, StateError> {
         let g = self.check(state, at, used)?;
         Ok(self.groups[g].get(&Self::lookup(state, at)))
     }
 
-    fn entry_mut(&mut self, state: StateId, at: &StateKey<'_>, used: StateKind, new: impl FnOnce() -> Entry) -> Result<&mut Entry, StateError> {
+    fn entry_mut(
+        &mut self,
+        state: StateId,
+        at: &StateKey<'_>,
+        used: StateKind,
+        new: impl FnOnce() -> Entry,
+    ) -> Result<&mut Entry, StateError> {
         let g = self.check(state, at, used)?;
         let table = &mut self.groups[g];
         let lookup = Self::lookup(state, at);
@@ -182,9 +198,9 @@ impl KeyedStateBackend for HashMapBackend {
         at: StateKey<'_>,
         value: &[u8],
     ) -> Result<(), StateError> {
-        if let Entry::Value(v) =
-            self.entry_mut(state, &at, StateKind::Value, || Entry::Value(SmallVec::new()))?
-        {
+        if let Entry::Value(v) = self.entry_mut(state, &at, StateKind::Value, || {
+            Entry::Value(SmallVec::new())
+        })? {
             v.clear();
             v.extend_from_slice(value);
         }
@@ -300,30 +316,4 @@ impl KeyedStateBackend for HashMapBackend {
 #[cfg(test)]
 mod tests {
     crate::state_conformance_tests!(super::HashMapBackend::new);
-}
-
-#[cfg(test)]
-mod perf_probe {
-    use super::*;
-    use crate::keygroup::{KeyGroupRange, key_group};
-    #[test]
-    #[ignore]
-    fn probe() {
-        let mut b = HashMapBackend::new(KeyGroupRange { start: 0, end: 127 });
-        let s = b.register("c", StateKind::Value).unwrap();
-        let keys: Vec<Vec<u8>> = (0..100_000).map(|i| format!("key-{i}").into_bytes()).collect();
-        for k in &keys {
-            let at = StateKey { key_group: key_group(k, 128), key: k, namespace: &[] };
-            b.value_put(s, at, b"12345678").unwrap();
-        }
-        let t = std::time::Instant::now();
-        let mut hits = 0;
-        for _ in 0..10 {
-            for k in &keys {
-                let at = StateKey { key_group: key_group(k, 128), key: k, namespace: &[] };
-                if b.value_get(s, at).unwrap().is_some() { hits += 1; }
-            }
-        }
-        eprintln!("{hits} gets: {:?} per get", t.elapsed() / 1_000_000);
-    }
 }

@@ -1,0 +1,94 @@
+//! Helpers shared by the end-to-end tests.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use weir::config::Config;
+use weir::graph::JobGraph;
+use weir::runtime::{JobControl, JobError, JobSummary, RunOptions, run_job};
+use weir::spec::{JobSpec, SpecErrors, SpecFormat, validate};
+
+/// The `weir` binary built for these tests.
+pub fn weir() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+}
+
+/// A compiled-component cache shared by all tests of this run.
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache")
+}
+
+/// The folder of checked-in test data.
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/e2e/data")
+        .join(name)
+}
+
+/// A config with the shared cache and no progress lines.
+pub fn config() -> Config {
+    let mut c = Config::default();
+    c.cache_dir = cache_dir();
+    c.progress_interval = std::time::Duration::ZERO;
+    c
+}
+
+/// Parses and validates a YAML spec whose paths are relative to `dir`.
+pub fn graph(yaml: &str, dir: &Path) -> Result<JobGraph, SpecErrors> {
+    let spec = JobSpec::parse(yaml, SpecFormat::Yaml)?;
+    validate(&spec, &config(), dir, dir)
+}
+
+/// Runs a YAML spec in this process.
+pub fn run(yaml: &str, dir: &Path) -> Result<JobSummary, JobError> {
+    let g = graph(yaml, dir).map_err(JobError::Spec)?;
+    run_job(&g, &RunOptions::default(), &JobControl::default())
+}
+
+/// Writes a spec into `dir` and runs `weir run` on it.
+pub fn run_cli(yaml: &str, dir: &Path) -> Output {
+    let job = dir.join("job.yaml");
+    std::fs::write(&job, yaml).expect("write spec");
+    weir()
+        .arg("run")
+        .arg(&job)
+        .env("WEIR_LOG", "warn")
+        .output()
+        .expect("run weir")
+}
+
+/// Every line of every `part-*` file in `folder`.
+pub fn output_lines(folder: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut parts: Vec<_> = std::fs::read_dir(folder)
+        .expect("output folder")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    parts.sort();
+    for p in parts {
+        let text = std::fs::read_to_string(&p).expect("part file");
+        lines.extend(text.lines().map(str::to_owned));
+    }
+    lines
+}
+
+/// The last value written per key (`key<TAB>value` lines).
+pub fn last_values(lines: &[String]) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for l in lines {
+        let (k, v) = l.split_once('\t').expect("key<TAB>value");
+        m.insert(k.to_owned(), v.to_owned());
+    }
+    m
+}
+
+/// A temporary folder for one test.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// Quotes a path for YAML.
+pub fn q(p: &str) -> String {
+    format!("{p:?}")
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: real guest components (built by `tests/guests`),
+//! the `weir` binary and the runtime library, on real files.
+//!
+//! One test binary with a module per area, as wasmtime does.
+
+mod common;
+mod hostile;
+mod spec_errors;
+mod state_kinds;
+mod windows;
+mod wordcount;

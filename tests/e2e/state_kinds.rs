@@ -1,0 +1,39 @@
+//! List, map, prefetched value and namespaced value state through the SDK.
+
+use crate::common::{output_lines, q, run, tempdir};
+
+#[test]
+fn every_state_kind_keeps_per_key_values_across_batches() {
+    let dir = tempdir();
+    let input = dir.path().join("in.csv");
+    // Key a gets 1, 2, 1; key b gets 5. Batches of 2 elements, so state
+    // must survive from one guest call to the next.
+    std::fs::write(&input, "0,a,1\n1,b,5\n2,a,2\n3,a,1\n").expect("input");
+    let out = dir.path().join("out");
+    let yaml = format!(
+        r#"
+name: state-kinds
+config:
+  weir.batch.size: 2
+sources:
+  - {{ id: in, type: file, path: {input}, format: csv }}
+operators:
+  - {{ id: probe, uid: probe, wasm: {wasm}, parallelism: 2 }}
+sinks:
+  - {{ id: out, type: file, path: {out} }}
+edges:
+  - {{ from: in, to: probe, partition: hash }}
+  - {{ from: probe, to: out, partition: rebalance }}
+"#,
+        input = q(&input.display().to_string()),
+        wasm = q(weir_test_guests::STATE_KINDS),
+        out = q(&out.display().to_string()),
+    );
+    run(&yaml, dir.path()).expect("job runs");
+    let lines = output_lines(&out);
+    let a: Vec<&String> = lines.iter().filter(|l| l.starts_with("a\t")).collect();
+    let b: Vec<&String> = lines.iter().filter(|l| l.starts_with("b\t")).collect();
+    // <list length> <distinct values> <previous value> <total>
+    assert_eq!(a, vec!["a\t1 1 - 1", "a\t2 2 1 3", "a\t3 2 2 4"]);
+    assert_eq!(b, vec!["b\t1 1 - 5"]);
+}

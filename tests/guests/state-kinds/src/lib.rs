@@ -1,0 +1,47 @@
+//! Uses every kind of keyed state: for each element of a key it appends the
+//! value to a list, counts the value in a map, keeps the last value in a
+//! prefetched value state and the running total in a namespaced value
+//! state, and emits `<list length> <distinct values> <last value> <total>`.
+//! On `close` it emits nothing; every figure comes from state.
+
+use weir_sdk::prelude::*;
+
+struct StateKinds {
+    seen: ListState<String>,
+    counts: MapState<String, u32>,
+    last: ValueState<String>,
+    total: ValueState<i64>,
+}
+
+impl Operator for StateKinds {
+    fn open(ctx: &mut OpenContext) -> Result<Self, String> {
+        Ok(StateKinds {
+            seen: ctx.list_state("seen"),
+            counts: ctx.map_state("counts"),
+            last: ctx.value_state("last"),
+            total: ctx.value_state_unprefetched("total"),
+        })
+    }
+
+    fn process(&mut self, e: Element<'_>, ctx: &mut Context) {
+        let v = e.value_str().unwrap_or_default().to_owned();
+        self.seen.add(&v);
+        let c = self.counts.get(&v).unwrap_or(0);
+        self.counts.put(&v, &(c + 1));
+        let previous = self.last.get();
+        self.last.set(&v);
+        let n: i64 = v.parse().unwrap_or(0);
+        let total = self.total.get_in(b"totals").unwrap_or(0) + n;
+        self.total.set_in(b"totals", &total);
+        let line = format!(
+            "{} {} {} {}",
+            self.seen.get().len(),
+            self.counts.entries().len(),
+            previous.unwrap_or_else(|| "-".into()),
+            total
+        );
+        ctx.emit(e.key, line.as_bytes(), e.timestamp);
+    }
+}
+
+export_operator!(StateKinds);
