@@ -134,11 +134,11 @@ pub(crate) fn cache_value(id: u32, value: Option<Vec<u8>>) -> Result<(), Option<
 /// Tells the host which key the next state or timer call is for.
 pub(crate) fn select_current_key() {
     with(|rt| {
-        if let Scope::Batch(Some(slot)) = rt.scope {
-            if rt.host_slot != Some(slot) {
-                state::select_key(slot);
-                rt.host_slot = Some(slot);
-            }
+        if let Scope::Batch(Some(slot)) = rt.scope
+            && rt.host_slot != Some(slot)
+        {
+            state::select_key(slot);
+            rt.host_slot = Some(slot);
         }
     });
 }

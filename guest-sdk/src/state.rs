@@ -36,10 +36,10 @@ impl<T: Serialize + DeserializeOwned> ValueState<T> {
 
     /// The current key's value.
     pub fn get(&self) -> Option<T> {
-        if self.prefetched {
-            if let Some(v) = runtime::cached_value(self.id, decode) {
-                return v;
-            }
+        if self.prefetched
+            && let Some(v) = runtime::cached_value(self.id, decode)
+        {
+            return v;
         }
         self.get_in(&[])
     }

@@ -28,10 +28,11 @@ pub fn data(name: &str) -> PathBuf {
 
 /// A config with the shared cache and no progress lines.
 pub fn config() -> Config {
-    let mut c = Config::default();
-    c.cache_dir = cache_dir();
-    c.progress_interval = std::time::Duration::ZERO;
-    c
+    Config {
+        cache_dir: cache_dir(),
+        progress_interval: std::time::Duration::ZERO,
+        ..Config::default()
+    }
 }
 
 /// Parses and validates a YAML spec whose paths are relative to `dir`.

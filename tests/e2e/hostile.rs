@@ -63,9 +63,12 @@ fn assert_task_failure(
             uid,
             subtask,
             parallelism,
-            cause: TaskFailure::Guest(g),
+            cause,
             ..
         } => {
+            let TaskFailure::Guest(g) = cause.as_ref() else {
+                panic!("expected a guest failure, got {cause}");
+            };
             assert_eq!(node, "bad");
             assert_eq!(uid, "bad-uid");
             assert!(*subtask < 2 && *parallelism == 2);

@@ -88,7 +88,7 @@ pub enum JobError {
         /// The node's parallelism.
         parallelism: u32,
         /// What happened.
-        cause: TaskFailure,
+        cause: Box<TaskFailure>,
     },
     /// The job was cancelled.
     #[error("job cancelled")]

@@ -182,7 +182,7 @@ pub fn run_job(
                                 uid: node.uid.clone(),
                                 subtask,
                                 parallelism: node.parallelism,
-                                cause,
+                                cause: Box::new(cause),
                             });
                         }
                     }
@@ -270,9 +270,9 @@ fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
                 }
                 Partitioning::Rebalance | Partitioning::Hash => {
                     let mut senders = Vec::with_capacity(pb as usize);
-                    for j in 0..pb as usize {
+                    for downstream in plans[edge.to].iter_mut() {
                         let (tx, rx) = channel(cap, sender_metrics.clone());
-                        plans[edge.to][j].inputs.push(rx);
+                        downstream.inputs.push(rx);
                         senders.push(tx);
                     }
                     if edge.partition == Partitioning::Hash {
@@ -354,12 +354,11 @@ fn run_task(
                 config: config.clone(),
             };
             let result = task::run_operator(&mut op, &inputs, &mut out, &metrics, control, false);
-            let (user, _) = op.guest.user_metrics();
             let mut all = counters.lock().unwrap_or_else(|p| p.into_inner());
-            for (name, v) in user {
-                match all[n].iter_mut().find(|(x, _)| *x == name) {
+            for (name, v) in op.guest.counters() {
+                match all[n].iter_mut().find(|(x, _)| x == name) {
                     Some(c) => c.1 += v,
-                    None => all[n].push((name, v)),
+                    None => all[n].push((name.clone(), *v)),
                 }
             }
             result

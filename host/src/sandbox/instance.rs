@@ -278,10 +278,14 @@ impl WasmOperator {
         Ok(self.store.data_mut().take_output())
     }
 
-    /// The user metrics the guest declared: counters and gauges.
-    pub fn user_metrics(&self) -> (Vec<(String, u64)>, Vec<(String, f64)>) {
-        let d = self.store.data();
-        (d.counters.clone(), d.gauges.clone())
+    /// The counters the guest declared, with their values.
+    pub fn counters(&self) -> &[(String, u64)] {
+        &self.store.data().counters
+    }
+
+    /// The gauges the guest declared, with their values.
+    pub fn gauges(&self) -> &[(String, f64)] {
+        &self.store.data().gauges
     }
 
     /// Number of keyed state entries held.

@@ -308,15 +308,15 @@ pub fn validate(
                 first: format!("{first}.id"),
             });
         }
-        if !n.uid.is_empty() {
-            if let Some(first) = uids.insert(&n.uid, field) {
-                errors.push(SpecError::Duplicate {
-                    field: format!("{field}.uid"),
-                    what: "uid",
-                    value: n.uid.clone(),
-                    first: format!("{first}.uid"),
-                });
-            }
+        if !n.uid.is_empty()
+            && let Some(first) = uids.insert(&n.uid, field)
+        {
+            errors.push(SpecError::Duplicate {
+                field: format!("{field}.uid"),
+                what: "uid",
+                value: n.uid.clone(),
+                first: format!("{first}.uid"),
+            });
         }
     }
 

@@ -15,7 +15,7 @@ use hashbrown::hash_map::RawEntryMut;
 use hashbrown::{Equivalent, HashMap};
 use smallvec::SmallVec;
 
-use super::{KeyedStateBackend, StateError, StateId, StateKey, StateKind};
+use super::{KeyedStateBackend, MapEntries, StateError, StateId, StateKey, StateKind};
 use crate::keygroup::KeyGroupRange;
 
 /// One entry of any kind.
@@ -293,11 +293,7 @@ impl KeyedStateBackend for HashMapBackend {
         Ok(())
     }
 
-    fn map_entries(
-        &self,
-        state: StateId,
-        at: StateKey<'_>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn map_entries(&self, state: StateId, at: StateKey<'_>) -> Result<MapEntries, StateError> {
         Ok(match self.entry(state, &at, StateKind::Map)? {
             Some(Entry::Map(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             _ => Vec::new(),

@@ -22,6 +22,9 @@ use crate::keygroup::KeyGroupRange;
 
 pub use hashmap::HashMapBackend;
 
+/// The entries of a map state, ordered by map key.
+pub type MapEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The id of a declared state, dense from 0 in declaration order.
 pub type StateId = u32;
 
@@ -151,11 +154,7 @@ pub trait KeyedStateBackend: Send {
         map_key: &[u8],
     ) -> Result<(), StateError>;
     /// Every map entry, ordered by map key.
-    fn map_entries(
-        &self,
-        state: StateId,
-        at: StateKey<'_>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError>;
+    fn map_entries(&self, state: StateId, at: StateKey<'_>) -> Result<MapEntries, StateError>;
     /// Removes the entry of any kind.
     fn clear(&mut self, state: StateId, at: StateKey<'_>) -> Result<(), StateError>;
     /// Number of (state, key, namespace) entries held, for metrics and tests.
