@@ -8,17 +8,17 @@ macro_rules! export_operator {
         #[doc(hidden)]
         struct __WeirExport;
 
-        impl $crate::__bindings::Guest for __WeirExport {
+        impl $crate::__bindings::exports::weir::operator::handler::Guest for __WeirExport {
             fn open(config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>)
                 -> ::std::result::Result<(), ::std::string::String> {
                 $crate::__runtime::open::<$ty>(config)
             }
 
-            fn process(batch: $crate::__bindings::Batch) -> ::std::vec::Vec<u8> {
+            fn process(batch: $crate::__bindings::weir::operator::types::Batch) -> ::std::vec::Vec<u8> {
                 $crate::__runtime::process::<$ty>(batch)
             }
 
-            fn on_timer(timer: $crate::__bindings::Timer) {
+            fn on_timer(timer: $crate::__bindings::weir::operator::types::Timer) {
                 $crate::__runtime::on_timer::<$ty>(timer)
             }
 

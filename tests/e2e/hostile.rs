@@ -177,13 +177,20 @@ fn a_component_missing_exports_is_refused_naming_them() {
     let e = component_error(&bytes);
     match &e {
         SandboxError::MissingExports { missing, .. } => {
-            assert_eq!(missing, &["process", "on-timer", "close"]);
+            assert_eq!(
+                missing,
+                &[
+                    "weir:operator/handler@0.1.0#process",
+                    "weir:operator/handler@0.1.0#on-timer",
+                    "weir:operator/handler@0.1.0#close"
+                ]
+            );
         }
         other => panic!("expected missing exports, got {other}"),
     }
     assert!(
         e.to_string()
-            .contains("missing export(s) process, on-timer, close"),
+            .contains("missing export(s) weir:operator/handler@0.1.0#process"),
         "{e}"
     );
     good_job_still_runs();

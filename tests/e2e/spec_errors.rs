@@ -185,7 +185,7 @@ fn weir_validate_refuses_a_bad_spec_with_exit_code_2_and_accepts_a_good_one() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("missing export(s) process, on-timer, close"),
+        stderr.contains("missing export(s) weir:operator/handler@0.1.0#process"),
         "{stderr}"
     );
 

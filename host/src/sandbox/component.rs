@@ -10,7 +10,10 @@ use super::bindings::OperatorPre;
 use super::cache::{CacheOutcome, sha256_hex};
 use super::{GuestState, Sandbox, SandboxError};
 
-/// The functions the world requires a component to export.
+/// The interface the world requires a component to export.
+pub const HANDLER_INTERFACE: &str = "weir:operator/handler@0.1.0";
+
+/// The functions that interface requires.
 pub const WORLD_EXPORTS: &[&str] = &["open", "process", "on-timer", "close"];
 
 /// A checked, compiled component, ready to instantiate many times.
@@ -66,15 +69,27 @@ impl Sandbox {
                 message: format!("{e:#}"),
             })?;
         let ty = component.component_type();
-        let exported: Vec<String> = ty
+        let handler = ty
             .exports(&self.engine)
-            .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentFunc(_)))
-            .map(|(name, _)| name.to_owned())
-            .collect();
+            .find(|(name, _)| *name == HANDLER_INTERFACE)
+            .map(|(_, item)| item.ty);
+        let exported: Vec<String> = match handler {
+            Some(ComponentItem::ComponentInstance(instance)) => instance
+                .exports(&self.engine)
+                .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentFunc(_)))
+                .map(|(name, _)| name.to_owned())
+                .collect(),
+            _ => {
+                return Err(SandboxError::MissingExports {
+                    path,
+                    missing: vec![HANDLER_INTERFACE.to_owned()],
+                });
+            }
+        };
         let missing: Vec<String> = WORLD_EXPORTS
             .iter()
             .filter(|e| !exported.iter().any(|x| x == *e))
-            .map(|e| (*e).to_owned())
+            .map(|e| format!("{HANDLER_INTERFACE}#{e}"))
             .collect();
         if !missing.is_empty() {
             return Err(SandboxError::MissingExports { path, missing });

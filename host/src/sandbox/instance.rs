@@ -157,7 +157,11 @@ impl WasmOperator {
     pub fn open(&mut self, config: &[(String, String)]) -> Result<(), GuestFailure> {
         self.store.data_mut().phase = Phase::Open;
         self.store.set_epoch_deadline(self.ticks);
-        match self.op.call_open(&mut self.store, config) {
+        match self
+            .op
+            .weir_operator_handler()
+            .call_open(&mut self.store, config)
+        {
             Ok(Ok(())) => Ok(()),
             Ok(Err(msg)) => Err(GuestFailure {
                 call: "open",
@@ -184,7 +188,11 @@ impl WasmOperator {
             prefetched,
         };
         self.store.set_epoch_deadline(self.ticks);
-        let updates = match self.op.call_process(&mut self.store, &arg) {
+        let updates = match self
+            .op
+            .weir_operator_handler()
+            .call_process(&mut self.store, &arg)
+        {
             Ok(u) => u,
             Err(e) => return Err(self.fail("process", e)),
         };
@@ -260,7 +268,11 @@ impl WasmOperator {
                 },
             };
             self.store.set_epoch_deadline(self.ticks);
-            if let Err(e) = self.op.call_on_timer(&mut self.store, &timer) {
+            if let Err(e) = self
+                .op
+                .weir_operator_handler()
+                .call_on_timer(&mut self.store, &timer)
+            {
                 return Err(self.fail("on-timer", e));
             }
             out.extend(self.store.data_mut().take_output());
@@ -272,7 +284,7 @@ impl WasmOperator {
     pub fn close(&mut self) -> Result<Vec<Vec<u8>>, GuestFailure> {
         self.store.data_mut().phase = Phase::Close;
         self.store.set_epoch_deadline(self.ticks);
-        if let Err(e) = self.op.call_close(&mut self.store) {
+        if let Err(e) = self.op.weir_operator_handler().call_close(&mut self.store) {
             return Err(self.fail("close", e));
         }
         Ok(self.store.data_mut().take_output())

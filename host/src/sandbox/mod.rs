@@ -28,7 +28,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, OptLevel};
 
 pub use cache::CacheOutcome;
-pub use component::{LoadedComponent, WORLD_EXPORTS};
+pub use component::{HANDLER_INTERFACE, LoadedComponent, WORLD_EXPORTS};
 pub use guest::{GuestState, now_ms};
 pub use instance::{GuestFailure, GuestFailureKind, WasmOperator};
 

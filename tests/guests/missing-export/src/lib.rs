@@ -1,18 +1,21 @@
-//! A component with only the `open` export of the Weir world: the host must
-//! refuse it and name the missing exports.
+//! A component that exports the Weir handler interface with only `open`:
+//! the host must refuse it and name the missing functions.
 
 wit_bindgen::generate!({
     inline: "
-        package weir:partial;
+        package weir:operator@0.1.0;
+        interface handler {
+            open: func(config: list<tuple<string, string>>) -> result<_, string>;
+        }
         world partial {
-            export open: func(config: list<tuple<string, string>>) -> result<_, string>;
+            export handler;
         }
     ",
 });
 
 struct Partial;
 
-impl Guest for Partial {
+impl exports::weir::operator::handler::Guest for Partial {
     fn open(_config: Vec<(String, String)>) -> Result<(), String> {
         Ok(())
     }
