@@ -20,6 +20,11 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     }
 }
 
+/// Encodes a value into `buf`; `None` if it does not fit.
+pub fn encode_into<'a, T: Serialize + ?Sized>(value: &T, buf: &'a mut [u8]) -> Option<&'a [u8]> {
+    postcard::to_slice(value, buf).ok().map(|b| &*b)
+}
+
 /// Decodes a value; bytes written with another type panic with the error,
 /// which fails the task with a message that names it.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> T {

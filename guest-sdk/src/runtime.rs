@@ -28,13 +28,38 @@ enum Scope {
     Host,
 }
 
+/// Values up to this size are kept inline in a [`Cell`], without allocating.
+pub(crate) const INLINE_VALUE: usize = 22;
+
 /// One prefetched value: absent, a range of the prefetched buffer, or a
-/// value written during this batch.
+/// value written during this batch (inline when small).
 #[derive(Debug, Clone)]
 enum Cell {
     Absent,
     InBuffer { start: usize, len: usize },
+    Inline { len: u8, bytes: [u8; INLINE_VALUE] },
     Owned(Vec<u8>),
+}
+
+impl Cell {
+    fn bytes<'a>(&'a self, buffer: &'a [u8]) -> Option<&'a [u8]> {
+        match self {
+            Cell::Absent => None,
+            Cell::InBuffer { start, len } => Some(&buffer[*start..*start + *len]),
+            Cell::Inline { len, bytes } => Some(&bytes[..*len as usize]),
+            Cell::Owned(v) => Some(v),
+        }
+    }
+}
+
+/// A value to store in a prefetched cell.
+pub(crate) enum NewValue<'a> {
+    /// Clear the value.
+    Clear,
+    /// Encoded bytes that fit inline.
+    Small(&'a [u8]),
+    /// Encoded bytes that do not.
+    Large(Vec<u8>),
 }
 
 struct Runtime {
@@ -104,30 +129,34 @@ pub(crate) fn note_prefetched(id: u32) {
 pub(crate) fn cached_value<T>(id: u32, decode: impl FnOnce(&[u8]) -> T) -> Option<Option<T>> {
     with(|rt| {
         let i = rt.cell_index(id)?;
-        Some(match &rt.cells[i] {
-            Cell::Absent => None,
-            Cell::InBuffer { start, len } => Some(decode(&rt.buffer[*start..*start + *len])),
-            Cell::Owned(v) => Some(decode(v)),
-        })
+        Some(rt.cells[i].bytes(&rt.buffer).map(decode))
     })
 }
 
-/// Writes a prefetched value of the current key; gives the value back when
-/// it is not prefetched here.
-pub(crate) fn cache_value(id: u32, value: Option<Vec<u8>>) -> Result<(), Option<Vec<u8>>> {
+/// Writes a prefetched value of the current key; returns false when it is
+/// not prefetched here (outside `process`, or on a non-keyed input).
+pub(crate) fn cache_value(id: u32, value: NewValue<'_>) -> bool {
     with(|rt| {
         let Some(i) = rt.cell_index(id) else {
-            return Err(value);
+            return false;
         };
         rt.cells[i] = match value {
-            Some(v) => Cell::Owned(v),
-            None => Cell::Absent,
+            NewValue::Clear => Cell::Absent,
+            NewValue::Small(b) => {
+                let mut bytes = [0u8; INLINE_VALUE];
+                bytes[..b.len()].copy_from_slice(b);
+                Cell::Inline {
+                    len: b.len() as u8,
+                    bytes,
+                }
+            }
+            NewValue::Large(v) => Cell::Owned(v),
         };
         if !rt.dirty[i] {
             rt.dirty[i] = true;
             rt.dirty_list.push(i as u32);
         }
-        Ok(())
+        true
     })
 }
 
@@ -287,12 +316,7 @@ pub mod exports {
             let i = i as usize;
             let slot = (i / per_slot) as u32;
             let id = rt.prefetched_ids[i % per_slot];
-            let value = match &rt.cells[i] {
-                Cell::Absent => None,
-                Cell::InBuffer { start, len } => Some(&rt.buffer[*start..*start + *len]),
-                Cell::Owned(v) => Some(v.as_slice()),
-            };
-            updates.push(slot, id, value);
+            updates.push(slot, id, rt.cells[i].bytes(&rt.buffer));
         }
         updates.take()
     }

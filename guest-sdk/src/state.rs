@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::__bindings::weir::operator::state;
-use crate::codec::{decode, encode};
-use crate::runtime;
+use crate::codec::{decode, encode, encode_into};
+use crate::runtime::{self, NewValue};
 
 /// A single value per key (and namespace).
 #[derive(Debug)]
@@ -46,20 +46,24 @@ impl<T: Serialize + DeserializeOwned> ValueState<T> {
 
     /// Sets the current key's value.
     pub fn set(&self, value: &T) {
-        let mut bytes = encode(value);
+        let mut small = [0u8; runtime::INLINE_VALUE];
         if self.prefetched {
-            match runtime::cache_value(self.id, Some(bytes)) {
-                Ok(()) => return,
-                Err(back) => bytes = back.unwrap_or_default(),
+            // Small values are encoded on the stack and kept inline.
+            let stored = match encode_into(value, &mut small) {
+                Some(bytes) => runtime::cache_value(self.id, NewValue::Small(bytes)),
+                None => runtime::cache_value(self.id, NewValue::Large(encode(value))),
+            };
+            if stored {
+                return;
             }
         }
         runtime::select_current_key();
-        state::value_set(self.id, &[], &bytes);
+        state::value_set(self.id, &[], &encode(value));
     }
 
     /// Removes the current key's value.
     pub fn clear(&self) {
-        if self.prefetched && runtime::cache_value(self.id, None).is_ok() {
+        if self.prefetched && runtime::cache_value(self.id, NewValue::Clear) {
             return;
         }
         self.clear_in(&[]);

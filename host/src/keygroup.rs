@@ -23,7 +23,18 @@ pub const UPPER_BOUND_MAX_PARALLELISM: u32 = 32768;
 
 /// The key group of `key`.
 pub fn key_group(key: &[u8], max_parallelism: u32) -> u32 {
-    (xxh3_64(key) % u64::from(max_parallelism)) as u32
+    key_group_of_hash(key_hash(key), max_parallelism)
+}
+
+/// The 64-bit hash of a key that its key group derives from; also used to
+/// find a key's slot in a batch, so a key is hashed once.
+pub fn key_hash(key: &[u8]) -> u64 {
+    xxh3_64(key)
+}
+
+/// The key group of a key whose [`key_hash`] is `hash`.
+pub fn key_group_of_hash(hash: u64, max_parallelism: u32) -> u32 {
+    (hash % u64::from(max_parallelism)) as u32
 }
 
 /// The subtask (of `parallelism`) that owns `key_group`.

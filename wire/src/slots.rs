@@ -10,6 +10,18 @@ pub struct SlotValuesBuilder {
 }
 
 impl SlotValuesBuilder {
+    /// A builder that writes into `buf` (cleared first), to reuse its
+    /// allocation.
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        SlotValuesBuilder { buf }
+    }
+
+    /// The encoded buffer.
+    pub fn into_inner(self) -> Vec<u8> {
+        self.buf
+    }
+
     /// Appends the next value (slot-major, then state order).
     pub fn push(&mut self, value: Option<&[u8]>) {
         match value {

@@ -145,6 +145,9 @@ impl Output {
                     senders[*next].send(Event::Batch(b))?;
                     *next = (*next + 1) % senders.len();
                 }
+                EdgeOutput::Hash { senders, .. } if senders.len() == 1 => {
+                    senders[0].send(Event::Batch(b))?;
+                }
                 EdgeOutput::Hash { senders, builders } => {
                     let p = senders.len() as u32;
                     for e in BatchReader::new(&b.data) {

@@ -2,15 +2,15 @@
 //! output, log and metric calls do. [`GuestState`] is the data of a
 //! guest's wasmtime `Store`.
 
-use foldhash::HashMap as FastMap;
+use hashbrown::HashTable;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use weir_wire::{BatchBuilder, BatchReader, SlotValuesBuilder};
 
 use super::bindings::weir::operator::{log, metrics, output, state, timers, types};
-use crate::keygroup::key_group;
-use crate::state::{KeyedStateBackend, StateId, StateKey, StateKind};
+use crate::keygroup::{key_group, key_group_of_hash, key_hash};
+use crate::state::{KeyedStateBackend, StateId, StateKey, StateKind, key_eq};
 use crate::timers::{Domain, TimerEntry, TimerService};
 use crate::watermark::NO_WATERMARK;
 
@@ -49,6 +49,12 @@ pub(crate) struct KeyedContext {
     arena: Vec<u8>,
     /// Per slot: (start in `arena`, length, key group).
     slots: Vec<(u32, u32, u32)>,
+    /// Per slot: the key's hash.
+    slot_hashes: Vec<u64>,
+    /// Key hash -> slot, for the current batch.
+    index: HashTable<u32>,
+    /// Buffers of the previous batch, reused for the next.
+    spare: (Vec<u32>, Vec<u8>),
     current: CurrentKey,
 }
 
@@ -59,6 +65,9 @@ impl KeyedContext {
             max_parallelism,
             arena: Vec::new(),
             slots: Vec::new(),
+            slot_hashes: Vec::new(),
+            index: HashTable::new(),
+            spare: (Vec::new(), Vec::new()),
             current: CurrentKey::None,
         }
     }
@@ -82,7 +91,8 @@ impl KeyedContext {
     }
 
     /// Assigns key slots to a batch's elements and gathers the prefetched
-    /// values of its distinct keys.
+    /// values of its distinct keys. Each key is hashed once: the hash gives
+    /// both its key group and its slot.
     pub(crate) fn prepare_batch(
         &mut self,
         elements: &[u8],
@@ -90,35 +100,47 @@ impl KeyedContext {
     ) -> anyhow::Result<(Vec<u32>, Vec<u8>)> {
         self.arena.clear();
         self.slots.clear();
+        self.slot_hashes.clear();
+        self.index.clear();
         self.current = CurrentKey::None;
-        let mut index: FastMap<&[u8], u32> = FastMap::default();
-        let mut key_slots = Vec::new();
+        let (mut key_slots, spare_values) = std::mem::take(&mut self.spare);
+        key_slots.clear();
         let range = self.backend.key_groups();
         for e in BatchReader::new(elements) {
             let key = e?.key.unwrap_or_default();
-            let next = self.slots.len() as u32;
-            let slot = *index.entry(key).or_insert(next);
-            if slot == next {
-                let kg = key_group(key, self.max_parallelism);
-                if !range.contains(kg) {
-                    anyhow::bail!(
-                        "element with key group {kg} reached a subtask that owns {}..={}",
-                        range.start,
-                        range.end
-                    );
+            let hash = key_hash(key);
+            let (arena, slots) = (&self.arena, &self.slots);
+            let found = self.index.find(hash, |&s| {
+                let (start, len, _) = slots[s as usize];
+                key_eq(&arena[start as usize..(start + len) as usize], key)
+            });
+            let slot = match found {
+                Some(&s) => s,
+                None => {
+                    let kg = key_group_of_hash(hash, self.max_parallelism);
+                    if !range.contains(kg) {
+                        anyhow::bail!(
+                            "element with key group {kg} reached a subtask that owns {}..={}",
+                            range.start,
+                            range.end
+                        );
+                    }
+                    let s = self.slots.len() as u32;
+                    self.slots
+                        .push((self.arena.len() as u32, key.len() as u32, kg));
+                    self.slot_hashes.push(hash);
+                    self.arena.extend_from_slice(key);
+                    let hashes = &self.slot_hashes;
+                    self.index.insert_unique(hash, s, |&x| hashes[x as usize]);
+                    s
                 }
-                self.slots
-                    .push((self.arena.len() as u32, key.len() as u32, kg));
-                self.arena.extend_from_slice(key);
-            }
+            };
             key_slots.push(slot);
         }
-        let mut values = SlotValuesBuilder::default();
+        let mut values = SlotValuesBuilder::with_buffer(spare_values);
         if !prefetched_states.is_empty() {
-            for slot in 0..self.slots.len() as u32 {
-                let Some((key, kg)) = self.slot_key(slot) else {
-                    continue;
-                };
+            for &(start, len, kg) in &self.slots {
+                let key = &self.arena[start as usize..(start + len) as usize];
                 for &id in prefetched_states {
                     let at = StateKey {
                         key_group: kg,
@@ -129,7 +151,12 @@ impl KeyedContext {
                 }
             }
         }
-        Ok((key_slots, values.as_bytes().to_vec()))
+        Ok((key_slots, values.into_inner()))
+    }
+
+    /// Hands back the buffers of a batch the guest has processed.
+    pub(crate) fn recycle(&mut self, key_slots: Vec<u32>, prefetched: Vec<u8>) {
+        self.spare = (key_slots, prefetched);
     }
 
     /// Applies one change the guest made to a prefetched value.

@@ -196,7 +196,15 @@ impl WasmOperator {
             Ok(u) => u,
             Err(e) => return Err(self.fail("process", e)),
         };
+        let types::Batch {
+            key_slots,
+            prefetched,
+            ..
+        } = arg;
         let data = self.store.data_mut();
+        if let Some(k) = data.keyed.as_mut() {
+            k.recycle(key_slots, prefetched);
+        }
         if !updates.is_empty() {
             let prefetched = data.prefetched.clone();
             let Some(keyed) = data.keyed.as_mut() else {

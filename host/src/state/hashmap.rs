@@ -15,7 +15,7 @@ use hashbrown::hash_map::RawEntryMut;
 use hashbrown::{Equivalent, HashMap};
 use smallvec::SmallVec;
 
-use super::{KeyedStateBackend, MapEntries, StateError, StateId, StateKey, StateKind};
+use super::{KeyedStateBackend, MapEntries, StateError, StateId, StateKey, StateKind, key_eq};
 use crate::keygroup::KeyGroupRange;
 
 /// One entry of any kind.
@@ -65,7 +65,7 @@ impl From<&Lookup<'_>> for EntryKey {
 
 impl Equivalent<EntryKey> for Lookup<'_> {
     fn equivalent(&self, k: &EntryKey) -> bool {
-        self.state == k.state && self.key == &*k.key && self.namespace == &*k.namespace
+        self.state == k.state && key_eq(self.key, &k.key) && key_eq(self.namespace, &k.namespace)
     }
 }
 

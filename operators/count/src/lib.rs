@@ -19,7 +19,21 @@ impl Operator for Count {
 
     fn process(&mut self, element: Element<'_>, ctx: &mut Context) {
         let n = self.count.update(|n| n.unwrap_or(0) + 1);
-        ctx.emit(element.key, n.to_string().as_bytes(), element.timestamp);
+        let mut digits = [0u8; 20];
+        ctx.emit(element.key, decimal(n, &mut digits), element.timestamp);
+    }
+}
+
+/// `n` in decimal, written into `buf` (no allocation on the hot path).
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
     }
 }
 
