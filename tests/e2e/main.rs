@@ -5,6 +5,7 @@
 
 mod common;
 mod hostile;
+mod operators;
 mod spec_errors;
 mod state_kinds;
 mod windows;

@@ -1,0 +1,112 @@
+//! The `filter` operator and the compiled-component cache.
+
+use weir::config::Config;
+use weir::runtime::JobError;
+use weir::sandbox::{CacheOutcome, Sandbox};
+
+use crate::common::{output_lines, q, run, tempdir};
+
+fn filter_job(config: &str, out: &std::path::Path) -> String {
+    format!(
+        r#"
+name: filter
+sources:
+  - {{ id: gen, type: datagen, count: 20, keys: 3 }}
+operators:
+  - id: small
+    uid: small-values
+    wasm: {wasm}
+    parallelism: 2
+    config: {config}
+sinks:
+  - {{ id: out, type: file, path: {out} }}
+edges:
+  - {{ from: gen, to: small, partition: rebalance }}
+  - {{ from: small, to: out, partition: rebalance }}
+"#,
+        wasm = q(weir_test_guests::FILTER),
+        out = q(&out.display().to_string()),
+    )
+}
+
+#[test]
+fn filter_keeps_the_elements_that_match_its_predicate() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    run(&filter_job("{ op: lt, operand: 10 }", &out), dir.path()).expect("job runs");
+    let mut values: Vec<u64> = output_lines(&out)
+        .iter()
+        .map(|l| {
+            l.split_once('\t')
+                .expect("key<TAB>value")
+                .1
+                .parse()
+                .expect("number")
+        })
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..10).collect::<Vec<_>>());
+
+    let out = dir.path().join("negated");
+    run(
+        &filter_job("{ op: ends-with, operand: '5', negate: true }", &out),
+        dir.path(),
+    )
+    .expect("job runs");
+    assert_eq!(output_lines(&out).len(), 18, "5 and 15 are dropped");
+}
+
+#[test]
+fn filter_refuses_a_bad_predicate_in_open() {
+    let dir = tempdir();
+    let err = run(
+        &filter_job("{ op: between, operand: 3 }", &dir.path().join("out")),
+        dir.path(),
+    )
+    .expect_err("bad config");
+    assert!(matches!(err, JobError::Task { .. }));
+    let msg = err.to_string();
+    assert!(msg.contains("refused its config in `open`"), "{msg}");
+    assert!(
+        msg.contains("config key `op`: unknown operator \"between\""),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_second_start_loads_the_compiled_component_from_the_cache() {
+    let dir = tempdir();
+    let config = Config {
+        cache_dir: dir.path().join("cache"),
+        ..Config::default()
+    };
+    let first = Sandbox::new(&config).expect("sandbox");
+    let loaded = first
+        .load(std::path::Path::new(weir_test_guests::COUNT))
+        .expect("load");
+    assert_eq!(loaded.cache, CacheOutcome::Compiled);
+    drop(first);
+
+    let second = Sandbox::new(&config).expect("sandbox");
+    let again = second
+        .load(std::path::Path::new(weir_test_guests::COUNT))
+        .expect("load");
+    assert_eq!(again.cache, CacheOutcome::Hit);
+    assert_eq!(again.hash, loaded.hash);
+
+    // A corrupted artifact is never loaded: it is compiled again.
+    for entry in std::fs::read_dir(dir.path().join("cache")).expect("cache dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            let mut bytes = std::fs::read(&path).expect("artifact");
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+            std::fs::write(&path, bytes).expect("corrupt");
+        }
+    }
+    let third = Sandbox::new(&config).expect("sandbox");
+    let recompiled = third
+        .load(std::path::Path::new(weir_test_guests::COUNT))
+        .expect("load");
+    assert_eq!(recompiled.cache, CacheOutcome::Compiled);
+}
