@@ -37,3 +37,47 @@ edges:
     assert_eq!(a, vec!["a\t1 1 - 1", "a\t2 2 1 3", "a\t3 2 2 4"]);
     assert_eq!(b, vec!["b\t1 1 - 5"]);
 }
+
+#[test]
+fn processing_time_timers_fire_for_their_key_while_the_job_runs() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    // 20 elements at 40 per second: the job runs for about half a second,
+    // long enough for timers 50 to 150 ms ahead to fire.
+    let yaml = format!(
+        r#"
+name: processing-timers
+sources:
+  - {{ id: gen, type: datagen, count: 20, keys: 2, rate: 40 }}
+operators:
+  - id: probe
+    uid: probe
+    wasm: {wasm}
+    config: {{ timer-after-ms: 50 }}
+sinks:
+  - {{ id: out, type: file, path: {out} }}
+edges:
+  - {{ from: gen, to: probe, partition: hash }}
+  - {{ from: probe, to: out }}
+"#,
+        wasm = q(weir_test_guests::STATE_KINDS),
+        out = q(&out.display().to_string()),
+    );
+    run(&yaml, dir.path()).expect("job runs");
+    let lines = output_lines(&out);
+    for key in ["key-0", "key-1"] {
+        let elements = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("{key}\t")) && !l.ends_with("\ttimer"))
+            .count();
+        let timers = lines
+            .iter()
+            .filter(|l| **l == format!("{key}\ttimer"))
+            .count();
+        assert!(elements > 0, "{key} got elements: {lines:?}");
+        assert!(
+            timers > 0,
+            "a processing-time timer fired for {key}: {lines:?}"
+        );
+    }
+}

@@ -3,6 +3,10 @@
 //! prefetched value state and the running total in a namespaced value
 //! state, and emits `<list length> <distinct values> <last value> <total>`.
 //! On `close` it emits nothing; every figure comes from state.
+//!
+//! With config `timer-after-ms: N`, each element also registers a
+//! processing-time timer N ms (rounded up to 100 ms) ahead for its key, and
+//! a firing timer emits `timer` for that key.
 
 use weir_sdk::prelude::*;
 
@@ -11,6 +15,7 @@ struct StateKinds {
     counts: MapState<String, u32>,
     last: ValueState<String>,
     total: ValueState<i64>,
+    timer_after: Option<i64>,
 }
 
 impl Operator for StateKinds {
@@ -20,6 +25,7 @@ impl Operator for StateKinds {
             counts: ctx.map_state("counts"),
             last: ctx.value_state("last"),
             total: ctx.value_state_unprefetched("total"),
+            timer_after: ctx.parse("timer-after-ms")?,
         })
     }
 
@@ -41,6 +47,16 @@ impl Operator for StateKinds {
             total
         );
         ctx.emit(e.key, line.as_bytes(), e.timestamp);
+        if let Some(after) = self.timer_after {
+            let due = (ctx.processing_time() + after) / 100 * 100 + 100;
+            ctx.register_processing_timer(due);
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer<'_>, ctx: &mut Context) {
+        if timer.domain == TimeDomain::ProcessingTime {
+            ctx.emit(timer.key, b"timer", None);
+        }
     }
 }
 
