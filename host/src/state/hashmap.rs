@@ -1,27 +1,96 @@
-//! The `hashmap` backend: state on the heap, one hash table per key group.
+//! The `hashmap` backend: state on the heap, tables per key group.
 //!
-//! Each key group's table maps (state id, namespace, key) to the entry, so
-//! an access is one hash lookup; lookups borrow the caller's bytes
-//! (`hashbrown`'s `Equivalent`), so reading allocates nothing. Short keys,
-//! namespaces and values live inline in the table (`SmallVec`): with many
-//! keys the cost of an access is its cache misses, and a pointer to follow
-//! is one more miss.
+//! Each key group has two tables keyed by (state id, namespace, key): one
+//! for value state, the hot path, and one for list and map state. An access
+//! is one hash lookup, and lookups borrow the caller's bytes, so reading
+//! allocates nothing. With many keys the cost of an access is its cache
+//! misses, so a value-state entry is one 64-byte, cache-line-aligned slot
+//! holding short keys, namespaces and values inline ([`ValueSlot`]): a
+//! lookup that misses the cache misses once.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
 use hashbrown::hash_map::RawEntryMut;
-use hashbrown::{Equivalent, HashMap};
+use hashbrown::hash_table::Entry as SlotEntry;
+use hashbrown::{Equivalent, HashMap, HashTable};
 use smallvec::SmallVec;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::{KeyedStateBackend, MapEntries, StateError, StateId, StateKey, StateKind, key_eq};
 use crate::keygroup::KeyGroupRange;
 
-/// One entry of any kind.
+/// A value-state entry in one cache line: the key followed by the
+/// namespace, and the value, inline when short.
+#[derive(Debug, Clone)]
+#[repr(C, align(64))]
+struct ValueSlot {
+    state: StateId,
+    namespace_len: u32,
+    key_namespace: SmallVec<[u8; 24]>,
+    value: SmallVec<[u8; 16]>,
+}
+
+/// Seed of the value-slot hash: anything but 0, because the key group is
+/// `xxh3(key, seed 0) mod max parallelism`, so within one key group's table
+/// that hash would have constant low bits.
+const SLOT_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+
+fn slot_hash(state: StateId, key: &[u8], namespace: &[u8]) -> u64 {
+    let h = xxh3_64_with_seed(key, SLOT_SEED ^ u64::from(state));
+    if namespace.is_empty() {
+        h
+    } else {
+        h ^ xxh3_64_with_seed(namespace, SLOT_SEED).rotate_left(29)
+    }
+}
+
+impl ValueSlot {
+    fn new(state: StateId, key: &[u8], namespace: &[u8], value: &[u8]) -> Self {
+        let mut key_namespace = SmallVec::with_capacity(key.len() + namespace.len());
+        key_namespace.extend_from_slice(key);
+        key_namespace.extend_from_slice(namespace);
+        ValueSlot {
+            state,
+            namespace_len: namespace.len() as u32,
+            key_namespace,
+            value: SmallVec::from_slice(value),
+        }
+    }
+
+    fn split(&self) -> (&[u8], &[u8]) {
+        self.key_namespace
+            .split_at(self.key_namespace.len() - self.namespace_len as usize)
+    }
+
+    fn hash(&self) -> u64 {
+        let (key, namespace) = self.split();
+        slot_hash(self.state, key, namespace)
+    }
+
+    fn is(&self, state: StateId, key: &[u8], namespace: &[u8]) -> bool {
+        if self.state != state
+            || self.namespace_len as usize != namespace.len()
+            || self.key_namespace.len() != key.len() + namespace.len()
+        {
+            return false;
+        }
+        let (k, n) = self.split();
+        key_eq(k, key) && key_eq(n, namespace)
+    }
+}
+
+/// The tables of one key group.
+#[derive(Debug, Default)]
+struct KeyGroupTables {
+    values: HashTable<ValueSlot>,
+    others: HashMap<EntryKey, Entry>,
+}
+
+/// A list or map entry.
 #[derive(Debug, Clone)]
 enum Entry {
-    Value(SmallVec<[u8; 16]>),
     List(Vec<Vec<u8>>),
     Map(BTreeMap<Vec<u8>, Vec<u8>>),
 }
@@ -75,7 +144,7 @@ pub struct HashMapBackend {
     range: KeyGroupRange,
     states: Vec<(String, StateKind)>,
     /// `groups[kg - range.start]`.
-    groups: Vec<HashMap<EntryKey, Entry>>,
+    groups: Vec<KeyGroupTables>,
 }
 
 impl HashMapBackend {
@@ -84,7 +153,9 @@ impl HashMapBackend {
         HashMapBackend {
             range,
             states: Vec::new(),
-            groups: (0..range.len()).map(|_| HashMap::new()).collect(),
+            groups: (0..range.len())
+                .map(|_| KeyGroupTables::default())
+                .collect(),
         }
     }
 
@@ -129,7 +200,7 @@ impl HashMapBackend {
         used: StateKind,
     ) -> Result<Option<&Entry>, StateError> {
         let g = self.check(state, at, used)?;
-        Ok(self.groups[g].get(&Self::lookup(state, at)))
+        Ok(self.groups[g].others.get(&Self::lookup(state, at)))
     }
 
     fn entry_mut(
@@ -140,7 +211,7 @@ impl HashMapBackend {
         new: impl FnOnce() -> Entry,
     ) -> Result<&mut Entry, StateError> {
         let g = self.check(state, at, used)?;
-        let table = &mut self.groups[g];
+        let table = &mut self.groups[g].others;
         let lookup = Self::lookup(state, at);
         Ok(match table.raw_entry_mut().from_key(&lookup) {
             RawEntryMut::Occupied(o) => o.into_mut(),
@@ -155,7 +226,18 @@ impl HashMapBackend {
             .ok_or(StateError::UnknownState(state))?
             .1;
         let g = self.check(state, at, kind)?;
-        self.groups[g].remove(&Self::lookup(state, at));
+        let tables = &mut self.groups[g];
+        if kind == StateKind::Value {
+            let h = slot_hash(state, at.key, at.namespace);
+            if let Ok(e) = tables
+                .values
+                .find_entry(h, |s| s.is(state, at.key, at.namespace))
+            {
+                e.remove();
+            }
+        } else {
+            tables.others.remove(&Self::lookup(state, at));
+        }
         Ok(())
     }
 }
@@ -186,10 +268,12 @@ impl KeyedStateBackend for HashMapBackend {
         state: StateId,
         at: StateKey<'_>,
     ) -> Result<Option<Cow<'_, [u8]>>, StateError> {
-        Ok(match self.entry(state, &at, StateKind::Value)? {
-            Some(Entry::Value(v)) => Some(Cow::Borrowed(v.as_slice())),
-            _ => None,
-        })
+        let g = self.check(state, &at, StateKind::Value)?;
+        let h = slot_hash(state, at.key, at.namespace);
+        Ok(self.groups[g]
+            .values
+            .find(h, |s| s.is(state, at.key, at.namespace))
+            .map(|s| Cow::Borrowed(s.value.as_slice())))
     }
 
     fn value_put(
@@ -198,11 +282,20 @@ impl KeyedStateBackend for HashMapBackend {
         at: StateKey<'_>,
         value: &[u8],
     ) -> Result<(), StateError> {
-        if let Entry::Value(v) = self.entry_mut(state, &at, StateKind::Value, || {
-            Entry::Value(SmallVec::new())
-        })? {
-            v.clear();
-            v.extend_from_slice(value);
+        let g = self.check(state, &at, StateKind::Value)?;
+        let h = slot_hash(state, at.key, at.namespace);
+        match self.groups[g]
+            .values
+            .entry(h, |s| s.is(state, at.key, at.namespace), ValueSlot::hash)
+        {
+            SlotEntry::Occupied(mut e) => {
+                let v = &mut e.get_mut().value;
+                v.clear();
+                v.extend_from_slice(value);
+            }
+            SlotEntry::Vacant(e) => {
+                e.insert(ValueSlot::new(state, at.key, at.namespace, value));
+            }
         }
         Ok(())
     }
@@ -305,11 +398,23 @@ impl KeyedStateBackend for HashMapBackend {
     }
 
     fn entry_count(&self) -> usize {
-        self.groups.iter().map(HashMap::len).sum()
+        self.groups
+            .iter()
+            .map(|t| t.values.len() + t.others.len())
+            .sum()
     }
 }
 
 #[cfg(test)]
 mod tests {
     crate::state_conformance_tests!(super::HashMapBackend::new);
+}
+
+#[cfg(test)]
+mod layout {
+    #[test]
+    fn a_value_slot_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<super::ValueSlot>(), 64);
+        assert_eq!(std::mem::align_of::<super::ValueSlot>(), 64);
+    }
 }
