@@ -12,20 +12,34 @@ use crate::sandbox::WasmOperator;
 use crate::sink::SinkWriter;
 use crate::state::{HashMapBackend, KeyedStateBackend, StateId, StateKey, StateKind};
 
-/// A task body that consumes batches, watermarks and time.
+/// A task body that consumes batches, watermarks and time. Only `process`
+/// is required; the rest default to doing nothing.
 pub trait StreamOperator: Send {
     /// Called once before any input.
-    fn open(&mut self) -> Result<(), TaskFailure>;
+    fn open(&mut self) -> Result<(), TaskFailure> {
+        Ok(())
+    }
     /// Handles one batch.
     fn process(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure>;
     /// The task's watermark advanced to `watermark`.
-    fn on_watermark(&mut self, watermark: i64, out: &mut Output) -> Result<(), TaskFailure>;
+    fn on_watermark(&mut self, watermark: i64, out: &mut Output) -> Result<(), TaskFailure> {
+        let _ = (watermark, out);
+        Ok(())
+    }
     /// The wall clock reached `now` (ms), at or after [`Self::next_processing_timer`].
-    fn on_processing_time(&mut self, now: i64, out: &mut Output) -> Result<(), TaskFailure>;
+    fn on_processing_time(&mut self, now: i64, out: &mut Output) -> Result<(), TaskFailure> {
+        let _ = (now, out);
+        Ok(())
+    }
     /// The earliest processing-time timer.
-    fn next_processing_timer(&self) -> Option<i64>;
+    fn next_processing_timer(&self) -> Option<i64> {
+        None
+    }
     /// Called once at the end of input, after the final watermark.
-    fn close(&mut self, out: &mut Output) -> Result<(), TaskFailure>;
+    fn close(&mut self, out: &mut Output) -> Result<(), TaskFailure> {
+        let _ = out;
+        Ok(())
+    }
 }
 
 /// A WebAssembly operator subtask.
@@ -77,24 +91,8 @@ pub struct SinkTask {
 }
 
 impl StreamOperator for SinkTask {
-    fn open(&mut self) -> Result<(), TaskFailure> {
-        Ok(())
-    }
-
     fn process(&mut self, batch: Batch, _out: &mut Output) -> Result<(), TaskFailure> {
         Ok(self.writer.write(&batch)?)
-    }
-
-    fn on_watermark(&mut self, _watermark: i64, _out: &mut Output) -> Result<(), TaskFailure> {
-        Ok(())
-    }
-
-    fn on_processing_time(&mut self, _now: i64, _out: &mut Output) -> Result<(), TaskFailure> {
-        Ok(())
-    }
-
-    fn next_processing_timer(&self) -> Option<i64> {
-        None
     }
 
     fn close(&mut self, _out: &mut Output) -> Result<(), TaskFailure> {
@@ -127,10 +125,6 @@ impl NativeCount {
 }
 
 impl StreamOperator for NativeCount {
-    fn open(&mut self) -> Result<(), TaskFailure> {
-        Ok(())
-    }
-
     fn process(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure> {
         for e in BatchReader::new(&batch.data) {
             let e = e.map_err(|e| TaskFailure::Internal(e.to_string()))?;
@@ -154,22 +148,6 @@ impl StreamOperator for NativeCount {
             let _ = write!(self.text, "{n}");
             out.push(e.key, &self.text, e.timestamp)?;
         }
-        Ok(())
-    }
-
-    fn on_watermark(&mut self, _watermark: i64, _out: &mut Output) -> Result<(), TaskFailure> {
-        Ok(())
-    }
-
-    fn on_processing_time(&mut self, _now: i64, _out: &mut Output) -> Result<(), TaskFailure> {
-        Ok(())
-    }
-
-    fn next_processing_timer(&self) -> Option<i64> {
-        None
-    }
-
-    fn close(&mut self, _out: &mut Output) -> Result<(), TaskFailure> {
         Ok(())
     }
 }

@@ -544,38 +544,39 @@ impl log::Host for GuestState {
     }
 }
 
+/// The id of metric `name` in `list`, declaring it if new.
+fn declare_metric<T: Default>(list: &mut Vec<(String, T)>, name: String) -> u32 {
+    if let Some(i) = list.iter().position(|(n, _)| *n == name) {
+        return i as u32;
+    }
+    list.push((name, T::default()));
+    (list.len() - 1) as u32
+}
+
+/// The value of metric `id` in `list`; a trap if it was never declared.
+fn metric<'a, T>(list: &'a mut [(String, T)], id: u32, what: &str) -> wasmtime::Result<&'a mut T> {
+    list.get_mut(id as usize)
+        .map(|(_, v)| v)
+        .ok_or_else(|| wasmtime::format_err!("{what} {id} was never declared"))
+}
+
 impl metrics::Host for GuestState {
     fn counter(&mut self, name: String) -> wasmtime::Result<u32> {
-        if let Some(i) = self.counters.iter().position(|(n, _)| *n == name) {
-            return Ok(i as u32);
-        }
-        self.counters.push((name, 0));
-        Ok((self.counters.len() - 1) as u32)
+        Ok(declare_metric(&mut self.counters, name))
     }
 
     fn counter_add(&mut self, id: u32, delta: u64) -> wasmtime::Result<()> {
-        let c = self
-            .counters
-            .get_mut(id as usize)
-            .ok_or_else(|| wasmtime::format_err!("counter {id} was never declared"))?;
-        c.1 = c.1.saturating_add(delta);
+        let c = metric(&mut self.counters, id, "counter")?;
+        *c = c.saturating_add(delta);
         Ok(())
     }
 
     fn gauge(&mut self, name: String) -> wasmtime::Result<u32> {
-        if let Some(i) = self.gauges.iter().position(|(n, _)| *n == name) {
-            return Ok(i as u32);
-        }
-        self.gauges.push((name, 0.0));
-        Ok((self.gauges.len() - 1) as u32)
+        Ok(declare_metric(&mut self.gauges, name))
     }
 
     fn gauge_set(&mut self, id: u32, value: f64) -> wasmtime::Result<()> {
-        let g = self
-            .gauges
-            .get_mut(id as usize)
-            .ok_or_else(|| wasmtime::format_err!("gauge {id} was never declared"))?;
-        g.1 = value;
+        *metric(&mut self.gauges, id, "gauge")? = value;
         Ok(())
     }
 }
