@@ -23,7 +23,9 @@ pub trait Operator: Sized + 'static {
         let _ = (timer, ctx);
     }
 
-    /// Called once at the end of input, after every event-time timer fired.
+    /// Called once at the end of input, after every event-time timer fired
+    /// (pending processing-time timers are dropped). Keyed state and timers
+    /// are not available here; emitting is.
     fn close(&mut self, ctx: &mut Context) {
         let _ = ctx;
     }

@@ -24,7 +24,8 @@ enum Scope {
     /// In `process`, on the element whose key has this slot (none on a
     /// non-keyed input).
     Batch(Option<u32>),
-    /// In `on-timer` or `close`: the host has set the current key.
+    /// In `on-timer` (the host has set the timer's key as the current key)
+    /// or `close` (there is no current key).
     Host,
 }
 

@@ -161,9 +161,12 @@ impl Config {
             }
             "weir.sandbox.memory-limit" => self.memory_limit = parse_memory(value).map_err(bad)?,
             "weir.sandbox.cache-dir" => self.cache_dir = PathBuf::from(value),
-            "weir.batch.size" => self.batch_size = parse_positive(value).map_err(bad)? as usize,
+            "weir.batch.size" => {
+                self.batch_size = parse_at_most(value, MAX_BATCH_SIZE).map_err(bad)? as usize
+            }
             "weir.channel.capacity" => {
-                self.channel_capacity = parse_positive(value).map_err(bad)? as usize
+                self.channel_capacity =
+                    parse_at_most(value, MAX_CHANNEL_CAPACITY).map_err(bad)? as usize
             }
             "weir.progress.interval" => {
                 self.progress_interval = parse_duration(value).map_err(bad)?
@@ -263,6 +266,20 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// Largest `weir.batch.size`: beyond it a batch buys nothing and its
+/// buffers could exhaust memory.
+pub const MAX_BATCH_SIZE: u32 = 1 << 16;
+/// Largest `weir.channel.capacity` (batches per channel).
+pub const MAX_CHANNEL_CAPACITY: u32 = 1 << 12;
+
+fn parse_at_most(value: &str, max: u32) -> Result<u32, String> {
+    let n = parse_positive(value)?;
+    if n > max {
+        return Err(format!("must be at most {max}"));
+    }
+    Ok(n)
+}
+
 fn parse_positive(value: &str) -> Result<u32, String> {
     match value.trim().parse::<u32>() {
         Ok(0) => Err("must be at least 1".to_owned()),
@@ -280,15 +297,17 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("{value:?} is not a duration (like 500ms, 10s, 1min)"))?;
-    let ms = match unit.trim() {
-        "" | "ms" | "milli" | "millis" | "milliseconds" => n,
-        "s" | "sec" | "secs" | "second" | "seconds" => n * 1000,
-        "m" | "min" | "minute" | "minutes" => n * 60_000,
-        "h" | "hour" | "hours" => n * 3_600_000,
-        "d" | "day" | "days" => n * 86_400_000,
+    let unit_ms: u64 = match unit.trim() {
+        "" | "ms" | "milli" | "millis" | "milliseconds" => 1,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1000,
+        "m" | "min" | "minute" | "minutes" => 60_000,
+        "h" | "hour" | "hours" => 3_600_000,
+        "d" | "day" | "days" => 86_400_000,
         other => return Err(format!("unknown time unit {other:?} in {value:?}")),
     };
-    Ok(Duration::from_millis(ms))
+    n.checked_mul(unit_ms)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{value:?} is out of range"))
 }
 
 /// Parses a memory size: `64mb`, `1 gb`, `512k`, or a bare number of bytes.

@@ -48,14 +48,23 @@ impl TimerService {
         self.set(d).remove(entry);
     }
 
-    /// Removes and returns the earliest timer of `d` due at `now`.
-    pub fn pop_due(&mut self, d: Domain, now: i64) -> Option<TimerEntry> {
+    /// Removes and returns, in time order, every timer of `d` due at `now`.
+    /// Timers registered while these fire wait for the next advance, so a
+    /// timer that re-registers itself cannot loop forever.
+    pub fn take_due(&mut self, d: Domain, now: i64) -> Vec<TimerEntry> {
         let set = self.set(d);
-        if set.first().is_some_and(|t| t.time <= now) {
-            set.pop_first()
-        } else {
-            None
+        if set.first().is_none_or(|t| t.time > now) {
+            return Vec::new();
         }
+        let later = match now.checked_add(1) {
+            Some(next) => set.split_off(&TimerEntry {
+                time: next,
+                key: Vec::new(),
+                namespace: Vec::new(),
+            }),
+            None => Default::default(),
+        };
+        std::mem::replace(set, later).into_iter().collect()
     }
 
     /// The time of the earliest processing-time timer.
@@ -94,10 +103,11 @@ mod tests {
         s.register(Domain::EventTime, t(10, "a"));
         s.register(Domain::ProcessingTime, t(5, "c"));
         assert_eq!(s.len(), 3);
-        assert_eq!(s.pop_due(Domain::EventTime, 15), Some(t(10, "a")));
-        assert_eq!(s.pop_due(Domain::EventTime, 15), None);
+        assert_eq!(s.take_due(Domain::EventTime, 15), vec![t(10, "a")]);
+        assert_eq!(s.take_due(Domain::EventTime, 15), vec![]);
+        s.register(Domain::EventTime, t(30, "c"));
         s.delete(Domain::EventTime, &t(20, "b"));
-        assert_eq!(s.pop_due(Domain::EventTime, i64::MAX), None);
+        assert_eq!(s.take_due(Domain::EventTime, i64::MAX), vec![t(30, "c")]);
         assert_eq!(s.next_processing_time(), Some(5));
     }
 }

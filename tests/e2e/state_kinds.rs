@@ -38,13 +38,8 @@ edges:
     assert_eq!(b, vec!["b\t1 1 - 5"]);
 }
 
-#[test]
-fn processing_time_timers_fire_for_their_key_while_the_job_runs() {
-    let dir = tempdir();
-    let out = dir.path().join("out");
-    // 20 elements at 40 per second: the job runs for about half a second,
-    // long enough for timers 50 to 150 ms ahead to fire.
-    let yaml = format!(
+fn timer_job(config: &str, out: &std::path::Path) -> String {
+    format!(
         r#"
 name: processing-timers
 sources:
@@ -53,7 +48,7 @@ operators:
   - id: probe
     uid: probe
     wasm: {wasm}
-    config: {{ timer-after-ms: 50 }}
+    config: {config}
 sinks:
   - {{ id: out, type: file, path: {out} }}
 edges:
@@ -62,7 +57,31 @@ edges:
 "#,
         wasm = q(weir_test_guests::STATE_KINDS),
         out = q(&out.display().to_string()),
-    );
+    )
+}
+
+#[test]
+fn a_timer_that_rearms_itself_neither_loops_forever_nor_starves_the_input() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    run(
+        &timer_job("{ timer-after-ms: 0, rearm: true }", &out),
+        dir.path(),
+    )
+    .expect("job ends");
+    let lines = output_lines(&out);
+    let elements = lines.iter().filter(|l| !l.ends_with("\ttimer")).count();
+    assert_eq!(elements, 20, "every element was processed");
+    assert!(lines.iter().any(|l| l.ends_with("\ttimer")), "timers fired");
+}
+
+#[test]
+fn processing_time_timers_fire_for_their_key_while_the_job_runs() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    // 20 elements at 40 per second: the job runs for about half a second,
+    // long enough for timers 50 to 150 ms ahead to fire.
+    let yaml = timer_job("{ timer-after-ms: 50 }", &out);
     run(&yaml, dir.path()).expect("job runs");
     let lines = output_lines(&out);
     for key in ["key-0", "key-1"] {

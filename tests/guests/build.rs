@@ -17,6 +17,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("HOSTILE", "hostile"),
     ("MISSING_EXPORT", "missing-export"),
     ("STATE_KINDS", "state-kinds"),
+    ("SLEEPER", "sleeper"),
 ];
 
 fn main() {
@@ -34,6 +35,7 @@ fn main() {
         "tests/guests/hostile",
         "tests/guests/missing-export",
         "tests/guests/state-kinds",
+        "tests/guests/sleeper",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }

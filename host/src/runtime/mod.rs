@@ -357,7 +357,7 @@ fn run_task(
             let mut all = counters.lock().unwrap_or_else(|p| p.into_inner());
             for (name, v) in op.guest.counters() {
                 match all[n].iter_mut().find(|(x, _)| x == name) {
-                    Some(c) => c.1 += v,
+                    Some(c) => c.1 = c.1.saturating_add(*v),
                     None => all[n].push((name.clone(), *v)),
                 }
             }

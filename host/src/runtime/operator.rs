@@ -66,13 +66,13 @@ impl StreamOperator for WasmTask {
     }
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Output) -> Result<(), TaskFailure> {
-        let produced = self.guest.advance_watermark(watermark)?;
-        emit_all(produced, out)
+        self.guest
+            .advance_watermark(watermark, |b| Ok::<_, TaskFailure>(out.push_encoded(b)?))
     }
 
     fn on_processing_time(&mut self, now: i64, out: &mut Output) -> Result<(), TaskFailure> {
-        let produced = self.guest.advance_processing_time(now)?;
-        emit_all(produced, out)
+        self.guest
+            .advance_processing_time(now, |b| Ok::<_, TaskFailure>(out.push_encoded(b)?))
     }
 
     fn next_processing_timer(&self) -> Option<i64> {

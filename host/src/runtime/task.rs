@@ -66,20 +66,26 @@ pub(crate) fn run_operator(
     let mut tracker = WatermarkTracker::new(inputs.len());
     let mut open: Vec<usize> = (0..inputs.len()).collect();
     while !open.is_empty() {
+        // Due processing-time timers fire once per turn, before more input
+        // is taken: a busy input cannot starve them, and a timer that keeps
+        // re-arming itself cannot starve the input.
+        if let Some(t) = op.next_processing_timer() {
+            let now = crate::sandbox::now_ms();
+            if t <= now {
+                op.on_processing_time(now, out)?;
+                out.flush()?;
+            }
+        }
         let mut sel = Select::new();
         for &i in &open {
             sel.recv(&inputs[i]);
         }
         let ready = match op.next_processing_timer() {
             Some(t) => {
-                let wait = (t - crate::sandbox::now_ms()).max(0) as u64;
+                let wait = t.saturating_sub(crate::sandbox::now_ms()).max(0) as u64;
                 match sel.select_timeout(Duration::from_millis(wait)) {
                     Ok(r) => r,
-                    Err(_) => {
-                        op.on_processing_time(crate::sandbox::now_ms(), out)?;
-                        out.flush()?;
-                        continue;
-                    }
+                    Err(_) => continue,
                 }
             }
             None => sel.select(),

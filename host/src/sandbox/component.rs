@@ -99,7 +99,10 @@ impl Sandbox {
             .instantiate_pre(&component)
             .map_err(|e| SandboxError::Mismatch {
                 path: path.clone(),
-                message: format!("{e:#}"),
+                message: format!(
+                    "{e:#} (an operator reaches only the weir:operator world and the \
+                     non-blocking part of WASI: no sleeping, files or sockets)"
+                ),
             })?;
         let pre = OperatorPre::new(pre).map_err(|e| SandboxError::Mismatch {
             path: path.clone(),

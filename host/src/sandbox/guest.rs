@@ -246,6 +246,14 @@ impl GuestState {
         }
     }
 
+    /// Forgets the current key, so state calls outside a keyed context
+    /// (in `close`, say) trap instead of touching an arbitrary key.
+    pub(crate) fn clear_key(&mut self) {
+        if let Some(k) = self.keyed.as_mut() {
+            k.current = CurrentKey::None;
+        }
+    }
+
     pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
         &mut self.limits
     }
@@ -468,6 +476,11 @@ impl timers::Host for GuestState {
         namespace: Vec<u8>,
         time: i64,
     ) -> wasmtime::Result<()> {
+        if self.phase == Phase::Close || self.phase == Phase::Open {
+            return Err(wasmtime::format_err!(
+                "timers can only be registered in `process` or `on-timer`"
+            ));
+        }
         let key = self.keyed("a timer")?.current()?.0.to_vec();
         self.timers.register(
             domain(d),

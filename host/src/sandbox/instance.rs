@@ -205,6 +205,7 @@ impl WasmOperator {
         if let Some(k) = data.keyed.as_mut() {
             k.recycle(key_slots, prefetched);
         }
+        data.clear_key();
         if !updates.is_empty() {
             let prefetched = data.prefetched.clone();
             let Some(keyed) = data.keyed.as_mut() else {
@@ -238,16 +239,25 @@ impl WasmOperator {
         Ok(data.take_output())
     }
 
-    /// Advances the watermark and fires every event-time timer it passes;
-    /// returns the output of the timer callbacks.
-    pub fn advance_watermark(&mut self, watermark: i64) -> Result<Vec<Vec<u8>>, GuestFailure> {
+    /// Advances the watermark and fires every event-time timer it passes,
+    /// handing each callback's output to `emit` as it comes.
+    pub fn advance_watermark<E: From<GuestFailure>>(
+        &mut self,
+        watermark: i64,
+        emit: impl FnMut(Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
         self.store.data_mut().watermark = watermark;
-        self.fire(Domain::EventTime, watermark)
+        self.fire(Domain::EventTime, watermark, emit)
     }
 
-    /// Fires every processing-time timer due at `now`.
-    pub fn advance_processing_time(&mut self, now: i64) -> Result<Vec<Vec<u8>>, GuestFailure> {
-        self.fire(Domain::ProcessingTime, now)
+    /// Fires every processing-time timer due at `now`, handing each
+    /// callback's output to `emit`.
+    pub fn advance_processing_time<E: From<GuestFailure>>(
+        &mut self,
+        now: i64,
+        emit: impl FnMut(Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.fire(Domain::ProcessingTime, now, emit)
     }
 
     /// The earliest processing-time timer.
@@ -255,13 +265,15 @@ impl WasmOperator {
         self.store.data().timers.next_processing_time()
     }
 
-    fn fire(&mut self, domain: Domain, now: i64) -> Result<Vec<Vec<u8>>, GuestFailure> {
-        let mut out = Vec::new();
-        loop {
+    fn fire<E: From<GuestFailure>>(
+        &mut self,
+        domain: Domain,
+        now: i64,
+        mut emit: impl FnMut(Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let due = self.store.data_mut().timers.take_due(domain, now);
+        for t in due {
             let data = self.store.data_mut();
-            let Some(t) = data.timers.pop_due(domain, now) else {
-                break;
-            };
             data.phase = Phase::Timer;
             if let Some(k) = data.keyed.as_mut() {
                 k.set_timer_key(&t.key);
@@ -281,16 +293,20 @@ impl WasmOperator {
                 .weir_operator_handler()
                 .call_on_timer(&mut self.store, &timer)
             {
-                return Err(self.fail("on-timer", e));
+                return Err(self.fail("on-timer", e).into());
             }
-            out.extend(self.store.data_mut().take_output());
+            for buffer in self.store.data_mut().take_output() {
+                emit(buffer)?;
+            }
         }
-        Ok(out)
+        self.store.data_mut().clear_key();
+        Ok(())
     }
 
     /// Calls `close` at the end of input; returns its output.
     pub fn close(&mut self) -> Result<Vec<Vec<u8>>, GuestFailure> {
         self.store.data_mut().phase = Phase::Close;
+        self.store.data_mut().clear_key();
         self.store.set_epoch_deadline(self.ticks);
         if let Err(e) = self.op.weir_operator_handler().call_close(&mut self.store) {
             return Err(self.fail("close", e));

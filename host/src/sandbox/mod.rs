@@ -17,6 +17,7 @@ mod cache;
 mod component;
 mod guest;
 mod instance;
+mod wasi;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -133,8 +134,7 @@ impl Sandbox {
             .cranelift_opt_level(OptLevel::Speed);
         let engine = Engine::new(&cfg).map_err(|e| SandboxError::Setup(e.to_string()))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| SandboxError::Setup(e.to_string()))?;
+        wasi::add_to_linker(&mut linker).map_err(|e| SandboxError::Setup(e.to_string()))?;
         bindings::Operator::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
         let cache = cache::ComponentCache::new(config.cache_dir.clone(), &engine);

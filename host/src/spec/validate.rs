@@ -149,6 +149,12 @@ impl From<SpecError> for SpecErrors {
     }
 }
 
+/// Most subtasks (threads) one job may have in this process.
+pub const MAX_SUBTASKS: u64 = 4096;
+/// Most channels one rebalance or hash edge may need (upstream x downstream
+/// parallelism).
+pub const MAX_CHANNELS_PER_EDGE: u64 = 1 << 16;
+
 /// Checks `spec` against `base` configuration and builds its graph.
 /// Relative `wasm` paths resolve against `operators_dir`, relative source
 /// and sink paths against `base_dir` (the spec's folder).
@@ -416,6 +422,28 @@ pub fn validate(
             errors.push(SpecError::Invalid {
                 field: field.clone(),
                 message: format!("`{}` mixes hash and non-hash input edges; a keyed node needs every input hashed", n.id),
+            });
+        }
+    }
+
+    // One process runs a thread per subtask and a channel per pair of
+    // connected subtasks: refuse jobs that would exhaust it before starting.
+    let subtasks: u64 = nodes.iter().map(|(_, n)| u64::from(n.parallelism)).sum();
+    if subtasks > MAX_SUBTASKS {
+        errors.push(SpecError::Invalid {
+            field: "parallelism".into(),
+            message: format!(
+                "the job has {subtasks} subtasks; one process runs at most {MAX_SUBTASKS}"
+            ),
+        });
+    }
+    for (i, e) in edges.iter().enumerate() {
+        let channels =
+            u64::from(nodes[e.from].1.parallelism) * u64::from(nodes[e.to].1.parallelism);
+        if e.partition != Partitioning::Forward && channels > MAX_CHANNELS_PER_EDGE {
+            errors.push(SpecError::Invalid {
+                field: format!("edges[{i}]"),
+                message: format!("needs {channels} channels; at most {MAX_CHANNELS_PER_EDGE}"),
             });
         }
     }

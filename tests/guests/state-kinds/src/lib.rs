@@ -6,7 +6,8 @@
 //!
 //! With config `timer-after-ms: N`, each element also registers a
 //! processing-time timer N ms (rounded up to 100 ms) ahead for its key, and
-//! a firing timer emits `timer` for that key.
+//! a firing timer emits `timer` for that key. With `rearm: true` as well, a
+//! firing timer registers itself again at its own (already due) time.
 
 use weir_sdk::prelude::*;
 
@@ -16,6 +17,7 @@ struct StateKinds {
     last: ValueState<String>,
     total: ValueState<i64>,
     timer_after: Option<i64>,
+    rearm: bool,
 }
 
 impl Operator for StateKinds {
@@ -26,6 +28,7 @@ impl Operator for StateKinds {
             last: ctx.value_state("last"),
             total: ctx.value_state_unprefetched("total"),
             timer_after: ctx.parse("timer-after-ms")?,
+            rearm: ctx.parse("rearm")?.unwrap_or(false),
         })
     }
 
@@ -56,6 +59,9 @@ impl Operator for StateKinds {
     fn on_timer(&mut self, timer: Timer<'_>, ctx: &mut Context) {
         if timer.domain == TimeDomain::ProcessingTime {
             ctx.emit(timer.key, b"timer", None);
+            if self.rearm {
+                ctx.register_processing_timer(timer.time);
+            }
         }
     }
 }
