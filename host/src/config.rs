@@ -64,6 +64,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "largest linear memory of one guest instance",
     ),
     (
+        "weir.state.max-bytes",
+        "1gb",
+        "most keyed state one operator subtask may hold (hashmap backend)",
+    ),
+    (
         "weir.sandbox.cache-dir",
         "~/.cache/weir/components",
         "where compiled components are cached by content hash",
@@ -96,6 +101,8 @@ pub struct Config {
     pub call_timeout: Duration,
     /// `weir.sandbox.memory-limit`, in bytes.
     pub memory_limit: u64,
+    /// `weir.state.max-bytes`.
+    pub state_max_bytes: u64,
     /// `weir.sandbox.cache-dir`.
     pub cache_dir: PathBuf,
     /// `weir.batch.size`.
@@ -113,6 +120,7 @@ impl Default for Config {
             max_parallelism: 128,
             call_timeout: Duration::from_secs(10),
             memory_limit: 128 << 20,
+            state_max_bytes: 1 << 30,
             cache_dir: default_cache_dir(),
             batch_size: 1024,
             channel_capacity: 16,
@@ -160,6 +168,7 @@ impl Config {
                 self.call_timeout = d;
             }
             "weir.sandbox.memory-limit" => self.memory_limit = parse_memory(value).map_err(bad)?,
+            "weir.state.max-bytes" => self.state_max_bytes = parse_memory(value).map_err(bad)?,
             "weir.sandbox.cache-dir" => self.cache_dir = PathBuf::from(value),
             "weir.batch.size" => {
                 self.batch_size = parse_at_most(value, MAX_BATCH_SIZE).map_err(bad)? as usize

@@ -14,6 +14,7 @@ name: hostile-{mode}
 config:
   weir.sandbox.call-timeout: 300ms
   weir.sandbox.memory-limit: 32mb
+  weir.state.max-bytes: 8mb
 sources:
   - {{ id: gen, type: datagen, count: 100, keys: 10 }}
 operators:
@@ -107,6 +108,17 @@ fn a_memory_bomb_hits_the_memory_limit() {
         "process",
     );
     assert!(msg.contains("memory limit of 32 MiB"), "{msg}");
+    good_job_still_runs();
+}
+
+#[test]
+fn a_guest_hoarding_state_in_the_host_hits_the_state_limit() {
+    let (err, msg) = guest_failure("hoard");
+    assert_task_failure(&err, &msg, |k| *k == GuestFailureKind::Trap, "process");
+    assert!(
+        msg.contains("exceeds its limit of 8 MiB (weir.state.max-bytes)"),
+        "{msg}"
+    );
     good_job_still_runs();
 }
 

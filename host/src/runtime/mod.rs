@@ -343,8 +343,9 @@ fn run_task(
             let component = component
                 .ok_or_else(|| TaskFailure::Internal("operator without a component".into()))?;
             let keyed = graph.is_keyed(n).then(|| {
+                let limit = usize::try_from(graph.config.state_max_bytes).unwrap_or(usize::MAX);
                 let backend: Box<dyn crate::state::KeyedStateBackend> =
-                    Box::new(HashMapBackend::new(keyed_range()));
+                    Box::new(HashMapBackend::with_limit(keyed_range(), limit));
                 (backend, graph.max_parallelism)
             });
             let label = format!("{}[{}/{}]", node.uid, subtask + 1, node.parallelism);

@@ -7,6 +7,8 @@
 //! holding the artifact's own hash, checked before loading: a truncated or
 //! corrupted artifact is recompiled, never loaded. Files are written to a
 //! temporary name and renamed, so a crash leaves no half-written artifact.
+//! The folder is created private (0700) and is only used while it stays
+//! this user's alone, since an artifact is native code.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
@@ -69,6 +71,9 @@ impl ComponentCache {
     }
 
     fn load(&self, engine: &Engine, artifact: &PathBuf, checksum: &PathBuf) -> Option<Component> {
+        if !private_dir(&self.dir) {
+            return None;
+        }
         let expected = std::fs::read_to_string(checksum).ok()?;
         let bytes = std::fs::read(artifact).ok()?;
         if sha256_hex(&bytes) != expected.trim() {
@@ -78,7 +83,16 @@ impl ComponentCache {
     }
 
     fn store(&self, artifact: &PathBuf, checksum: &PathBuf, bytes: &[u8]) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir)?;
+        }
+        if !private_dir(&self.dir) {
+            return Ok(());
+        }
         let pid = std::process::id();
         let tmp_artifact = artifact.with_extension(format!("cwasm.tmp{pid}"));
         let tmp_checksum = checksum.with_extension(format!("sha256.tmp{pid}"));
@@ -89,15 +103,42 @@ impl ComponentCache {
     }
 }
 
+/// Whether `dir` belongs to this process's user and no one else may write
+/// to it. Artifacts are native code: one planted by another user must never
+/// be loaded, so a shared or foreign cache folder is not used at all.
+fn private_dir(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let (Ok(meta), Ok(me)) = (std::fs::metadata(dir), std::fs::metadata("/proc/self")) else {
+        return false;
+    };
+    meta.is_dir() && meta.uid() == me.uid() && meta.permissions().mode() & 0o022 == 0
+}
+
 #[expect(
     unsafe_code,
     reason = "wasmtime's deserializer is unsafe: it trusts the artifact"
 )]
 fn deserialize(engine: &Engine, bytes: &[u8]) -> Option<Component> {
-    // SAFETY: the bytes are an artifact this cache wrote with
+    // SAFETY: the bytes come from a folder owned by this user that no one
+    // else may write to (`private_dir`), where this cache wrote them with
     // `Component::serialize` for an engine with the same compatibility hash,
     // and their SHA-256 was checked against the one written beside them, so
     // they are not truncated or corrupted. wasmtime still checks the
     // engine settings and refuses a mismatch with an error.
     unsafe { Component::deserialize(engine, bytes) }.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_cache_folder_others_may_write_to_is_not_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(super::private_dir(dir.path()));
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        assert!(!super::private_dir(dir.path()));
+        assert!(!super::private_dir(&dir.path().join("missing")));
+    }
 }

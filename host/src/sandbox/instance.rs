@@ -132,9 +132,11 @@ fn classify(
     } else {
         GuestFailureKind::Trap
     };
+    // The root cause is the trap itself or the host's error (a state
+    // limit, a misused import); the outer layers are wasm backtraces.
     let detail = match panic {
         Some(p) => format!("guest panicked: {p}"),
-        None => text.lines().next().unwrap_or_default().to_owned(),
+        None => e.root_cause().to_string(),
     };
     GuestFailure { call, kind, detail }
 }

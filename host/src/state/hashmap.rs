@@ -138,9 +138,31 @@ impl Equivalent<EntryKey> for Lookup<'_> {
     }
 }
 
+/// Bytes counted for a table entry beyond its keys and values.
+const ENTRY_OVERHEAD: usize = 64;
+/// Bytes counted per list element or map entry beyond its bytes.
+const ELEMENT_OVERHEAD: usize = 24;
+
+impl Entry {
+    /// Bytes this entry is counted as, beyond its address.
+    fn size(&self) -> usize {
+        match self {
+            Entry::List(l) => l.iter().map(|v| v.len() + ELEMENT_OVERHEAD).sum(),
+            Entry::Map(m) => m
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + ELEMENT_OVERHEAD)
+                .sum(),
+        }
+    }
+}
+
 /// Keyed state on the heap: one table per key group.
 #[derive(Debug)]
 pub struct HashMapBackend {
+    /// Bytes of keys, namespaces and values held, with a fixed overhead per
+    /// entry: what `max_bytes` limits.
+    bytes: usize,
+    max_bytes: usize,
     range: KeyGroupRange,
     states: Vec<(String, StateKind)>,
     /// `groups[kg - range.start]`.
@@ -148,9 +170,17 @@ pub struct HashMapBackend {
 }
 
 impl HashMapBackend {
-    /// An empty backend for the key groups of `range`.
+    /// An empty backend for the key groups of `range`, without a size limit.
     pub fn new(range: KeyGroupRange) -> Self {
+        Self::with_limit(range, usize::MAX)
+    }
+
+    /// An empty backend that refuses to grow past `max_bytes` (see
+    /// [`KeyedStateBackend::size_bytes`]).
+    pub fn with_limit(range: KeyGroupRange, max_bytes: usize) -> Self {
         HashMapBackend {
+            bytes: 0,
+            max_bytes,
             range,
             states: Vec::new(),
             groups: (0..range.len())
@@ -203,19 +233,24 @@ impl HashMapBackend {
         Ok(self.groups[g].others.get(&Self::lookup(state, at)))
     }
 
+    /// The list or map entry at `at`, created with `new` if absent; with the
+    /// bytes a newly created entry's address counts (0 if it existed).
     fn entry_mut(
         &mut self,
         state: StateId,
         at: &StateKey<'_>,
         used: StateKind,
         new: impl FnOnce() -> Entry,
-    ) -> Result<&mut Entry, StateError> {
+    ) -> Result<(&mut Entry, usize), StateError> {
         let g = self.check(state, at, used)?;
         let table = &mut self.groups[g].others;
         let lookup = Self::lookup(state, at);
         Ok(match table.raw_entry_mut().from_key(&lookup) {
-            RawEntryMut::Occupied(o) => o.into_mut(),
-            RawEntryMut::Vacant(v) => v.insert(EntryKey::from(&lookup), new()).1,
+            RawEntryMut::Occupied(o) => (o.into_mut(), 0),
+            RawEntryMut::Vacant(v) => (
+                v.insert(EntryKey::from(&lookup), new()).1,
+                at.key.len() + at.namespace.len() + ENTRY_OVERHEAD,
+            ),
         })
     }
 
@@ -227,16 +262,29 @@ impl HashMapBackend {
             .1;
         let g = self.check(state, at, kind)?;
         let tables = &mut self.groups[g];
+        let address = at.key.len() + at.namespace.len() + ENTRY_OVERHEAD;
         if kind == StateKind::Value {
             let h = slot_hash(state, at.key, at.namespace);
             if let Ok(e) = tables
                 .values
                 .find_entry(h, |s| s.is(state, at.key, at.namespace))
             {
-                e.remove();
+                let (slot, _) = e.remove();
+                self.bytes = self.bytes.saturating_sub(address + slot.value.len());
             }
-        } else {
-            tables.others.remove(&Self::lookup(state, at));
+        } else if let Some(entry) = tables.others.remove(&Self::lookup(state, at)) {
+            self.bytes = self.bytes.saturating_sub(address + entry.size());
+        }
+        Ok(())
+    }
+
+    /// Adds `added` and removes `removed` bytes; an error once over the limit.
+    fn account(&mut self, added: usize, removed: usize) -> Result<(), StateError> {
+        self.bytes = self.bytes.saturating_add(added).saturating_sub(removed);
+        if self.bytes > self.max_bytes {
+            return Err(StateError::Full {
+                limit: self.max_bytes,
+            });
         }
         Ok(())
     }
@@ -284,20 +332,27 @@ impl KeyedStateBackend for HashMapBackend {
     ) -> Result<(), StateError> {
         let g = self.check(state, &at, StateKind::Value)?;
         let h = slot_hash(state, at.key, at.namespace);
-        match self.groups[g]
-            .values
-            .entry(h, |s| s.is(state, at.key, at.namespace), ValueSlot::hash)
-        {
+        let (added, removed) = match self.groups[g].values.entry(
+            h,
+            |s| s.is(state, at.key, at.namespace),
+            ValueSlot::hash,
+        ) {
             SlotEntry::Occupied(mut e) => {
                 let v = &mut e.get_mut().value;
+                let old = v.len();
                 v.clear();
                 v.extend_from_slice(value);
+                (value.len(), old)
             }
             SlotEntry::Vacant(e) => {
                 e.insert(ValueSlot::new(state, at.key, at.namespace, value));
+                (
+                    at.key.len() + at.namespace.len() + ENTRY_OVERHEAD + value.len(),
+                    0,
+                )
             }
-        }
-        Ok(())
+        };
+        self.account(added, removed)
     }
 
     fn list_get(&self, state: StateId, at: StateKey<'_>) -> Result<Vec<Vec<u8>>, StateError> {
@@ -313,12 +368,12 @@ impl KeyedStateBackend for HashMapBackend {
         at: StateKey<'_>,
         value: &[u8],
     ) -> Result<(), StateError> {
-        if let Entry::List(l) =
-            self.entry_mut(state, &at, StateKind::List, || Entry::List(Vec::new()))?
-        {
+        let (entry, new) =
+            self.entry_mut(state, &at, StateKind::List, || Entry::List(Vec::new()))?;
+        if let Entry::List(l) = entry {
             l.push(value.to_vec());
         }
-        Ok(())
+        self.account(new + value.len() + ELEMENT_OVERHEAD, 0)
     }
 
     fn list_set(
@@ -330,12 +385,12 @@ impl KeyedStateBackend for HashMapBackend {
         if values.is_empty() {
             return self.clear(state, at);
         }
-        if let Entry::List(l) =
-            self.entry_mut(state, &at, StateKind::List, || Entry::List(Vec::new()))?
-        {
-            *l = values;
-        }
-        Ok(())
+        let (entry, new) =
+            self.entry_mut(state, &at, StateKind::List, || Entry::List(Vec::new()))?;
+        let removed = entry.size();
+        *entry = Entry::List(values);
+        let added = entry.size();
+        self.account(new + added, removed)
     }
 
     fn map_get(
@@ -357,12 +412,18 @@ impl KeyedStateBackend for HashMapBackend {
         map_key: &[u8],
         value: &[u8],
     ) -> Result<(), StateError> {
-        if let Entry::Map(m) =
-            self.entry_mut(state, &at, StateKind::Map, || Entry::Map(BTreeMap::new()))?
+        let (entry, new) =
+            self.entry_mut(state, &at, StateKind::Map, || Entry::Map(BTreeMap::new()))?;
+        let mut removed = 0;
+        if let Entry::Map(m) = entry
+            && let Some(old) = m.insert(map_key.to_vec(), value.to_vec())
         {
-            m.insert(map_key.to_vec(), value.to_vec());
+            removed = map_key.len() + old.len() + ELEMENT_OVERHEAD;
         }
-        Ok(())
+        self.account(
+            new + map_key.len() + value.len() + ELEMENT_OVERHEAD,
+            removed,
+        )
     }
 
     fn map_remove(
@@ -378,12 +439,15 @@ impl KeyedStateBackend for HashMapBackend {
         if now_empty {
             return self.clear(state, at);
         }
-        if let Entry::Map(m) =
-            self.entry_mut(state, &at, StateKind::Map, || Entry::Map(BTreeMap::new()))?
+        let (entry, _) =
+            self.entry_mut(state, &at, StateKind::Map, || Entry::Map(BTreeMap::new()))?;
+        let mut removed = 0;
+        if let Entry::Map(m) = entry
+            && let Some(old) = m.remove(map_key)
         {
-            m.remove(map_key);
+            removed = map_key.len() + old.len() + ELEMENT_OVERHEAD;
         }
-        Ok(())
+        self.account(0, removed)
     }
 
     fn map_entries(&self, state: StateId, at: StateKey<'_>) -> Result<MapEntries, StateError> {
@@ -395,6 +459,10 @@ impl KeyedStateBackend for HashMapBackend {
 
     fn clear(&mut self, state: StateId, at: StateKey<'_>) -> Result<(), StateError> {
         self.remove(state, &at)
+    }
+
+    fn size_bytes(&self) -> usize {
+        self.bytes
     }
 
     fn entry_count(&self) -> usize {
@@ -416,5 +484,39 @@ mod layout {
     fn a_value_slot_is_one_cache_line() {
         assert_eq!(std::mem::size_of::<super::ValueSlot>(), 64);
         assert_eq!(std::mem::align_of::<super::ValueSlot>(), 64);
+    }
+}
+
+#[cfg(test)]
+mod limits {
+    use super::*;
+
+    fn at<'a>(key: &'a [u8], ns: &'a [u8]) -> StateKey<'a> {
+        StateKey {
+            key_group: 0,
+            key,
+            namespace: ns,
+        }
+    }
+
+    #[test]
+    fn size_follows_writes_and_removals_and_the_limit_refuses_growth() {
+        let mut b = HashMapBackend::with_limit(KeyGroupRange { start: 0, end: 0 }, 1000);
+        let v = b.register("v", StateKind::Value).expect("register");
+        let l = b.register("l", StateKind::List).expect("register");
+        b.value_put(v, at(b"k", b""), b"12345").expect("put");
+        let one = b.size_bytes();
+        assert_eq!(one, 1 + ENTRY_OVERHEAD + 5);
+        b.value_put(v, at(b"k", b""), b"1").expect("overwrite");
+        assert_eq!(b.size_bytes(), one - 4);
+        b.clear(v, at(b"k", b"")).expect("clear");
+        assert_eq!(b.size_bytes(), 0);
+        b.list_add(l, at(b"k", b""), &[0; 100]).expect("add");
+        b.clear(l, at(b"k", b"")).expect("clear");
+        assert_eq!(b.size_bytes(), 0);
+        let err = (0..20)
+            .map(|_| b.list_add(l, at(b"k", b""), &[0; 100]))
+            .find(Result::is_err);
+        assert!(matches!(err, Some(Err(StateError::Full { limit: 1000 }))));
     }
 }

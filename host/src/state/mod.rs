@@ -107,6 +107,12 @@ pub enum StateError {
         /// Kind of the operation.
         used: StateKind,
     },
+    /// The subtask's state grew past `weir.state.max-bytes`.
+    #[error("the subtask's keyed state exceeds its limit of {} MiB (weir.state.max-bytes)", limit >> 20)]
+    Full {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A key whose key group this backend does not own (a routing bug).
     #[error("key group {key_group} is outside this subtask's range {}..={}", range.start, range.end)]
     KeyGroupOutOfRange {
@@ -180,4 +186,8 @@ pub trait KeyedStateBackend: Send {
     fn clear(&mut self, state: StateId, at: StateKey<'_>) -> Result<(), StateError>;
     /// Number of (state, key, namespace) entries held, for metrics and tests.
     fn entry_count(&self) -> usize;
+    /// Approximate bytes held: keys, namespaces and values plus a fixed
+    /// overhead per entry. A backend made with a limit refuses writes that
+    /// take it past the limit with [`StateError::Full`].
+    fn size_bytes(&self) -> usize;
 }

@@ -1,12 +1,14 @@
 //! A guest that misbehaves on purpose, chosen by config `mode`:
 //! `loop` (never returns from `process`), `bomb` (allocates until memory runs
 //! out), `trap` (panics in `process`), `trap-open` (panics in `open`),
-//! `open-error` (returns an error from `open`), `ok` (forwards elements).
+//! `open-error` (returns an error from `open`), `hoard` (appends 1 MiB
+//! values to keyed list state without end), `ok` (forwards elements).
 
 use weir_sdk::prelude::*;
 
 struct Hostile {
     mode: String,
+    hoard: Option<ListState<Vec<u8>>>,
 }
 
 impl Operator for Hostile {
@@ -15,7 +17,11 @@ impl Operator for Hostile {
         match mode.as_str() {
             "trap-open" => panic!("hostile guest: trap in open"),
             "open-error" => Err("hostile guest: bad config".to_owned()),
-            _ => Ok(Hostile { mode }),
+            "hoard" => Ok(Hostile {
+                mode,
+                hoard: Some(ctx.list_state("hoard")),
+            }),
+            _ => Ok(Hostile { mode, hoard: None }),
         }
     }
 
@@ -35,6 +41,14 @@ impl Operator for Hostile {
                 }
             }
             "trap" => panic!("hostile guest: trap in process"),
+            "hoard" => {
+                if let Some(list) = &self.hoard {
+                    let big = vec![7u8; 1 << 20];
+                    loop {
+                        list.add(&big);
+                    }
+                }
+            }
             _ => ctx.emit(e.key, e.value, e.timestamp),
         }
     }
