@@ -84,15 +84,26 @@ impl Output {
         if n == 0 {
             return Ok(());
         }
-        if self.pending.is_empty() && n >= self.batch_size / 2 {
+        if self.pending.is_empty() && n >= self.batch_size / 2 && n <= self.batch_size * 2 {
             return Ok(self.route(Batch {
                 data: encoded,
                 len: n,
             })?);
         }
-        self.pending.extend_encoded(&encoded, n);
-        if self.pending.len() >= self.batch_size {
-            self.flush()?;
+        if n <= self.batch_size {
+            self.pending.extend_encoded(&encoded, n);
+            if self.pending.len() >= self.batch_size {
+                self.flush()?;
+            }
+            return Ok(());
+        }
+        // A large output is cut into batches, so a channel's capacity in
+        // batches also bounds its memory.
+        for e in weir_wire::BatchReader::new(&encoded) {
+            self.pending.push_ref(e?);
+            if self.pending.len() >= self.batch_size {
+                self.flush()?;
+            }
         }
         Ok(())
     }

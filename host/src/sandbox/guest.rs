@@ -16,6 +16,14 @@ use crate::watermark::NO_WATERMARK;
 
 /// Most output one guest call may produce before it is stopped.
 const MAX_OUTPUT_PER_CALL: usize = 256 << 20;
+/// Most memories, tables, table elements and core instances one guest
+/// component may have (a Rust operator has one memory and a few instances).
+const MAX_MEMORIES: usize = 4;
+const MAX_TABLES: usize = 16;
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+const MAX_INSTANCES: usize = 64;
+/// Most timers one subtask may have registered.
+const MAX_TIMERS: usize = 10_000_000;
 /// Longest log line kept from a guest.
 const MAX_LOG_LINE: usize = 4096;
 
@@ -227,8 +235,14 @@ impl GuestState {
         GuestState {
             wasi,
             table: ResourceTable::new(),
+            // One memory limit per memory, so the number of memories,
+            // tables and instances is bounded too.
             limits: StoreLimitsBuilder::new()
                 .memory_size(usize::try_from(memory_limit).unwrap_or(usize::MAX))
+                .memories(MAX_MEMORIES)
+                .tables(MAX_TABLES)
+                .table_elements(MAX_TABLE_ELEMENTS)
+                .instances(MAX_INSTANCES)
                 .trap_on_grow_failure(true)
                 .build(),
             label,
@@ -482,6 +496,11 @@ impl timers::Host for GuestState {
             ));
         }
         let key = self.keyed("a timer")?.current()?.0.to_vec();
+        if self.timers.len() >= MAX_TIMERS {
+            return Err(wasmtime::format_err!(
+                "more than {MAX_TIMERS} timers registered in one subtask"
+            ));
+        }
         self.timers.register(
             domain(d),
             TimerEntry {
