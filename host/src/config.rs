@@ -64,6 +64,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "largest linear memory of one guest instance",
     ),
     (
+        "pipeline.operator-chaining.enabled",
+        "true",
+        "run a sink behind a forward edge in its upstream task's thread",
+    ),
+    (
         "weir.state.max-bytes",
         "1gb",
         "most keyed state one operator subtask may hold (hashmap backend)",
@@ -101,6 +106,8 @@ pub struct Config {
     pub call_timeout: Duration,
     /// `weir.sandbox.memory-limit`, in bytes.
     pub memory_limit: u64,
+    /// `pipeline.operator-chaining.enabled`.
+    pub chaining: bool,
     /// `weir.state.max-bytes`.
     pub state_max_bytes: u64,
     /// `weir.sandbox.cache-dir`.
@@ -120,6 +127,7 @@ impl Default for Config {
             max_parallelism: 128,
             call_timeout: Duration::from_secs(10),
             memory_limit: 128 << 20,
+            chaining: true,
             state_max_bytes: 1 << 30,
             cache_dir: default_cache_dir(),
             batch_size: 1024,
@@ -168,6 +176,12 @@ impl Config {
                 self.call_timeout = d;
             }
             "weir.sandbox.memory-limit" => self.memory_limit = parse_memory(value).map_err(bad)?,
+            "pipeline.operator-chaining.enabled" => {
+                self.chaining = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("{value:?} is not true or false")))?
+            }
             "weir.state.max-bytes" => self.state_max_bytes = parse_memory(value).map_err(bad)?,
             "weir.sandbox.cache-dir" => self.cache_dir = PathBuf::from(value),
             "weir.batch.size" => {

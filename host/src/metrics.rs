@@ -1,7 +1,8 @@
 //! Counters each task updates and the progress reporter reads.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Live counters of one subtask.
 #[derive(Debug, Default)]
@@ -10,7 +11,7 @@ pub struct TaskMetrics {
     records_out: AtomicU64,
     backpressure_ns: AtomicU64,
     busy_ns: AtomicU64,
-    first_record: AtomicBool,
+    first_record: OnceLock<Instant>,
 }
 
 impl TaskMetrics {
@@ -36,9 +37,16 @@ impl TaskMetrics {
             .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
     }
 
-    /// Marks that a record reached this task; true the first time.
-    pub fn mark_first_record(&self) -> bool {
-        !self.first_record.swap(true, Ordering::Relaxed)
+    /// Notes that a record reached this task (the first time counts).
+    pub fn mark_first_record(&self) {
+        if self.first_record.get().is_none() {
+            let _ = self.first_record.set(Instant::now());
+        }
+    }
+
+    /// When the first record reached this task.
+    pub fn first_record(&self) -> Option<Instant> {
+        self.first_record.get().copied()
     }
 
     /// A consistent-enough copy of the counters.

@@ -21,7 +21,7 @@ mod progress;
 mod task;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub use error::{JobError, TaskFailure};
@@ -30,7 +30,7 @@ pub use output::{Output, OutputError};
 pub use progress::{JobSummary, NodeSummary};
 
 use self::operator::{SinkTask, WasmTask};
-use self::output::EdgeOutput;
+use self::output::{ChainedSink, EdgeOutput};
 use crate::channel::{ChannelReceiver, channel};
 use crate::graph::{JobGraph, NativeOperator, NodeKind};
 use crate::keygroup::KeyGroupRange;
@@ -47,7 +47,6 @@ use weir_wire::BatchBuilder;
 pub struct JobControl {
     cancelled: AtomicBool,
     failed: AtomicBool,
-    first_output: OnceLock<Instant>,
 }
 
 impl JobControl {
@@ -58,15 +57,6 @@ impl JobControl {
 
     fn is_stopping(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed) || self.failed.load(Ordering::Relaxed)
-    }
-
-    fn note_first_output(&self) {
-        let _ = self.first_output.set(Instant::now());
-    }
-
-    /// When the first element reached a sink.
-    pub fn first_output(&self) -> Option<Instant> {
-        self.first_output.get().copied()
     }
 }
 
@@ -83,6 +73,10 @@ struct TaskPlan {
     inputs: Vec<ChannelReceiver>,
     outputs: Vec<EdgeOutput>,
     metrics: Arc<TaskMetrics>,
+    /// Sinks chained into this task: (node, their metrics).
+    chained_sinks: Vec<(usize, Arc<TaskMetrics>)>,
+    /// Runs inside its upstream's task, not in a thread of its own.
+    chained: bool,
 }
 
 /// Loads every operator's component (checking it against the world), so a
@@ -150,7 +144,7 @@ pub fn run_job(
             });
         }
         let mut handles = Vec::new();
-        for plan in plans {
+        for plan in plans.into_iter().filter(|p| !p.chained) {
             let node = &graph.nodes[plan.node];
             let component = components[plan.node].as_ref();
             let (sandbox, failure, counters) = (&sandbox, &first_failure, &user_counters);
@@ -158,9 +152,16 @@ pub fn run_job(
             let handle = std::thread::Builder::new()
                 .name(name)
                 .spawn_scoped(scope, move || {
-                    let (n, subtask) = (plan.node, plan.subtask);
+                    let (head, subtask) = (plan.node, plan.subtask);
                     let result = run_task(graph, plan, sandbox, component, control, counters);
                     if let Err(cause) = result {
+                        // A chained sink's failure belongs to the sink.
+                        let (n, cause) = match cause {
+                            TaskFailure::Output(OutputError::Chained { node, failure }) => {
+                                (node, *failure)
+                            }
+                            other => (head, other),
+                        };
                         control.failed.store(true, Ordering::SeqCst);
                         let mut first = failure.lock().unwrap_or_else(|p| p.into_inner());
                         let replace = match &*first {
@@ -232,8 +233,16 @@ pub fn run_job(
         &metrics,
         counters,
         started,
-        control.first_output(),
+        first_sink_record(graph, &metrics),
     ))
+}
+
+/// Whether `edge` leads to a sink that can run in its upstream's thread: a
+/// forward edge into a sink with no other input.
+fn is_chainable(graph: &JobGraph, edge: &crate::graph::Edge) -> bool {
+    edge.partition == Partitioning::Forward
+        && matches!(graph.nodes[edge.to].kind, NodeKind::Sink(_))
+        && graph.inputs(edge.to).count() == 1
 }
 
 /// Channels for every edge, and one plan per subtask.
@@ -251,6 +260,8 @@ fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
                     inputs: Vec::new(),
                     outputs: Vec::new(),
                     metrics: Arc::new(TaskMetrics::default()),
+                    chained_sinks: Vec::new(),
+                    chained: false,
                 })
                 .collect()
         })
@@ -260,6 +271,16 @@ fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
             graph.nodes[edge.from].parallelism,
             graph.nodes[edge.to].parallelism,
         );
+        if graph.config.chaining && is_chainable(graph, edge) {
+            for i in 0..pa as usize {
+                let sink_metrics = plans[edge.to][i].metrics.clone();
+                plans[edge.to][i].chained = true;
+                plans[edge.from][i]
+                    .chained_sinks
+                    .push((edge.to, sink_metrics));
+            }
+            continue;
+        }
         for i in 0..pa as usize {
             let sender_metrics = plans[edge.from][i].metrics.clone();
             let out = match edge.partition {
@@ -307,9 +328,27 @@ fn run_task(
         node: n,
         subtask,
         inputs,
-        outputs,
+        mut outputs,
         metrics,
+        chained_sinks,
+        chained: _,
     } = plan;
+    for (sink_node, sink_metrics) in chained_sinks {
+        let NodeKind::Sink(spec) = &graph.nodes[sink_node].kind else {
+            return Err(TaskFailure::Internal("only sinks are chained".into()));
+        };
+        let writer = open_sink(spec, subtask, &graph.base_dir).map_err(|e| {
+            TaskFailure::Output(OutputError::Chained {
+                node: sink_node,
+                failure: Box::new(e.into()),
+            })
+        })?;
+        outputs.push(EdgeOutput::Chained(ChainedSink {
+            node: sink_node,
+            writer,
+            metrics: sink_metrics,
+        }));
+    }
     let mut out = Output::new(
         outputs,
         graph.config.batch_size,
@@ -332,12 +371,12 @@ fn run_task(
         NodeKind::Sink(spec) => {
             let writer = open_sink(spec, subtask, &graph.base_dir)?;
             let mut sink = SinkTask { writer };
-            task::run_operator(&mut sink, &inputs, &mut out, &metrics, control, true)
+            task::run_operator(&mut sink, &inputs, &mut out, &metrics, true)
         }
         NodeKind::Native(NativeOperator::Count) => {
             let mut op =
                 NativeCount::new(HashMapBackend::new(keyed_range()), graph.max_parallelism)?;
-            task::run_operator(&mut op, &inputs, &mut out, &metrics, control, false)
+            task::run_operator(&mut op, &inputs, &mut out, &metrics, false)
         }
         NodeKind::Operator { config, .. } => {
             let component = component
@@ -354,7 +393,7 @@ fn run_task(
                 guest,
                 config: config.clone(),
             };
-            let result = task::run_operator(&mut op, &inputs, &mut out, &metrics, control, false);
+            let result = task::run_operator(&mut op, &inputs, &mut out, &metrics, false);
             let mut all = counters.lock().unwrap_or_else(|p| p.into_inner());
             for (name, v) in op.guest.counters() {
                 match all[n].iter_mut().find(|(x, _)| x == name) {
@@ -365,4 +404,15 @@ fn run_task(
             result
         }
     }
+}
+
+/// When the first element reached any sink.
+fn first_sink_record(graph: &JobGraph, metrics: &[Vec<Arc<TaskMetrics>>]) -> Option<Instant> {
+    graph
+        .nodes
+        .iter()
+        .zip(metrics)
+        .filter(|(n, _)| matches!(n.kind, NodeKind::Sink(_)))
+        .flat_map(|(_, m)| m.iter().filter_map(|t| t.first_record()))
+        .min()
 }

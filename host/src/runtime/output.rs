@@ -5,13 +5,64 @@ use std::sync::Arc;
 
 use weir_wire::{BatchBuilder, BatchReader, WireError, count_elements};
 
+use super::error::TaskFailure;
 use crate::channel::{Batch, ChannelSender, Disconnected, Event};
 use crate::keygroup::{key_group, subtask_for_key_group};
 use crate::metrics::TaskMetrics;
+use crate::sink::SinkWriter;
+
+/// A sink chained behind a forward edge: it runs in the upstream task's
+/// thread and is handed batches directly, without a channel or a thread of
+/// its own (Flink's operator chaining, for the sink end of a pipeline).
+pub(crate) struct ChainedSink {
+    /// The sink's node index.
+    pub(crate) node: usize,
+    pub(crate) writer: Box<dyn SinkWriter>,
+    pub(crate) metrics: Arc<TaskMetrics>,
+}
+
+impl std::fmt::Debug for ChainedSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainedSink")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChainedSink {
+    fn fail(&self, failure: TaskFailure) -> OutputError {
+        OutputError::Chained {
+            node: self.node,
+            failure: Box::new(failure),
+        }
+    }
+
+    fn write(&mut self, batch: &Batch) -> Result<(), OutputError> {
+        self.metrics.add_in(batch.len);
+        if batch.len > 0 {
+            self.metrics.mark_first_record();
+        }
+        self.writer.write(batch).map_err(|e| self.fail(e.into()))
+    }
+
+    fn event(&mut self, event: &Event) -> Result<(), OutputError> {
+        match event {
+            Event::Batch(b) => self.write(b),
+            Event::Watermark(_) => Ok(()),
+            Event::EndOfInput => self.writer.finish().map_err(|e| self.fail(e.into())),
+            Event::Barrier(b) => Err(self.fail(TaskFailure::Internal(format!(
+                "received checkpoint barrier {}, but checkpointing is not enabled in this build",
+                b.id
+            )))),
+        }
+    }
+}
 
 /// One outgoing edge with its channels.
 #[derive(Debug)]
 pub(crate) enum EdgeOutput {
+    /// A sink chained into this task.
+    Chained(ChainedSink),
     /// To the downstream subtask with the same index.
     Forward(ChannelSender),
     /// Whole batches, round robin.
@@ -27,8 +78,16 @@ pub(crate) enum EdgeOutput {
 }
 
 /// Why output could not be delivered.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum OutputError {
+    /// A chained sink failed; `node` is its node index.
+    #[error("{failure}")]
+    Chained {
+        /// The chained node.
+        node: usize,
+        /// What happened there.
+        failure: Box<TaskFailure>,
+    },
     /// A downstream task is gone.
     #[error(transparent)]
     Disconnected(#[from] Disconnected),
@@ -127,8 +186,12 @@ impl Output {
     /// what is pending.
     pub fn broadcast(&mut self, event: Event) -> Result<(), OutputError> {
         self.flush()?;
-        for edge in &self.edges {
+        for edge in &mut self.edges {
             let senders: &[ChannelSender] = match edge {
+                EdgeOutput::Chained(sink) => {
+                    sink.event(&event)?;
+                    continue;
+                }
                 EdgeOutput::Forward(s) => std::slice::from_ref(s),
                 EdgeOutput::Rebalance { senders, .. } | EdgeOutput::Hash { senders, .. } => senders,
             };
@@ -139,7 +202,7 @@ impl Output {
         Ok(())
     }
 
-    fn route(&mut self, batch: Batch) -> Result<(), Disconnected> {
+    fn route(&mut self, batch: Batch) -> Result<(), OutputError> {
         self.metrics.add_out(batch.len);
         let n = self.edges.len();
         let mut batch = Some(batch);
@@ -151,6 +214,7 @@ impl Output {
             };
             let Some(b) = b else { break };
             match edge {
+                EdgeOutput::Chained(sink) => sink.write(&b)?,
                 EdgeOutput::Forward(s) => s.send(Event::Batch(b))?,
                 EdgeOutput::Rebalance { senders, next } => {
                     senders[*next].send(Event::Batch(b))?;

@@ -59,7 +59,6 @@ pub(crate) fn run_operator(
     inputs: &[ChannelReceiver],
     out: &mut Output,
     metrics: &TaskMetrics,
-    control: &JobControl,
     is_sink: bool,
 ) -> Result<(), TaskFailure> {
     op.open()?;
@@ -95,8 +94,8 @@ pub(crate) fn run_operator(
         match ready.recv(&inputs[i]) {
             Ok(Event::Batch(b)) => {
                 metrics.add_in(b.len);
-                if is_sink && b.len > 0 && metrics.mark_first_record() {
-                    control.note_first_output();
+                if is_sink && b.len > 0 {
+                    metrics.mark_first_record();
                 }
                 let start = Instant::now();
                 op.process(b, out)?;
