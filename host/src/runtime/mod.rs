@@ -272,12 +272,16 @@ fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
             graph.nodes[edge.to].parallelism,
         );
         if graph.config.chaining && is_chainable(graph, edge) {
-            for i in 0..pa as usize {
-                let sink_metrics = plans[edge.to][i].metrics.clone();
-                plans[edge.to][i].chained = true;
-                plans[edge.from][i]
-                    .chained_sinks
-                    .push((edge.to, sink_metrics));
+            // Forward edges connect equal parallelisms: subtask i to i.
+            let sinks: Vec<Arc<TaskMetrics>> = plans[edge.to]
+                .iter_mut()
+                .map(|down| {
+                    down.chained = true;
+                    down.metrics.clone()
+                })
+                .collect();
+            for (up, sink_metrics) in plans[edge.from].iter_mut().zip(sinks) {
+                up.chained_sinks.push((edge.to, sink_metrics));
             }
             continue;
         }

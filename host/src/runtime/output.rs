@@ -144,10 +144,10 @@ impl Output {
             return Ok(());
         }
         if self.pending.is_empty() && n >= self.batch_size / 2 && n <= self.batch_size * 2 {
-            return Ok(self.route(Batch {
+            return self.route(Batch {
                 data: encoded,
                 len: n,
-            })?);
+            });
         }
         if n <= self.batch_size {
             self.pending.extend_encoded(&encoded, n);
@@ -170,7 +170,7 @@ impl Output {
     /// Emits a whole batch as is.
     pub fn push_batch(&mut self, batch: Batch) -> Result<(), OutputError> {
         self.flush()?;
-        Ok(self.route(batch)?)
+        self.route(batch)
     }
 
     /// Sends what is pending.
@@ -179,7 +179,7 @@ impl Output {
             return Ok(());
         }
         let (data, len) = self.pending.take();
-        Ok(self.route(Batch { data, len })?)
+        self.route(Batch { data, len })
     }
 
     /// Sends an event (watermark, end of input) on every channel, after
