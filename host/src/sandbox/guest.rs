@@ -61,6 +61,11 @@ pub(crate) struct KeyedContext {
     slot_hashes: Vec<u64>,
     /// Key hash -> slot, for the current batch.
     index: HashTable<u32>,
+    /// Per slot and prefetched state (slot-major): the backend's hint for
+    /// writing the value back.
+    hints: Vec<Option<usize>>,
+    /// The prefetched states of the current batch, in order.
+    hint_states: Vec<StateId>,
     /// Buffers of the previous batch, reused for the next.
     spare: (Vec<u32>, Vec<u8>),
     current: CurrentKey,
@@ -75,6 +80,8 @@ impl KeyedContext {
             slots: Vec::new(),
             slot_hashes: Vec::new(),
             index: HashTable::new(),
+            hints: Vec::new(),
+            hint_states: Vec::new(),
             spare: (Vec::new(), Vec::new()),
             current: CurrentKey::None,
         }
@@ -146,6 +153,9 @@ impl KeyedContext {
             key_slots.push(slot);
         }
         let mut values = SlotValuesBuilder::with_buffer(spare_values);
+        self.hints.clear();
+        self.hint_states.clear();
+        self.hint_states.extend_from_slice(prefetched_states);
         if !prefetched_states.is_empty() {
             for &(start, len, kg) in &self.slots {
                 let key = &self.arena[start as usize..(start + len) as usize];
@@ -155,7 +165,9 @@ impl KeyedContext {
                         key,
                         namespace: &[],
                     };
-                    values.push(self.backend.value_get(id, at)?.as_deref());
+                    let (value, hint) = self.backend.value_get_hinted(id, at)?;
+                    values.push(value.as_deref());
+                    self.hints.push(hint);
                 }
             }
         }
@@ -184,7 +196,16 @@ impl KeyedContext {
             namespace: &[],
         };
         match value {
-            Some(v) => self.backend.value_put(state, at, v)?,
+            Some(v) => {
+                let hint = self
+                    .hint_states
+                    .iter()
+                    .position(|&s| s == state)
+                    .and_then(|i| self.hints.get(slot as usize * self.hint_states.len() + i))
+                    .copied()
+                    .flatten();
+                self.backend.value_put_hinted(state, at, v, hint)?
+            }
             None => self.backend.clear(state, at)?,
         }
         Ok(())

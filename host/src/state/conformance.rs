@@ -51,6 +51,43 @@ macro_rules! state_conformance_tests {
         }
 
         #[test]
+        fn hinted_writes_land_on_their_entry_even_after_the_table_moved() {
+            let mut b = backend();
+            let s = b.register("v", StateKind::Value).expect("register");
+            b.value_put(s, at(10, b"k", b""), b"1").expect("put");
+            let (v, hint) = b.value_get_hinted(s, at(10, b"k", b"")).expect("get");
+            assert_eq!(v.as_deref(), Some(&b"1"[..]));
+            // Grow the table so entries move, then write with the old hint.
+            for i in 0..1000u32 {
+                b.value_put(s, at(10, &i.to_le_bytes(), b""), b"x")
+                    .expect("put");
+            }
+            b.value_put_hinted(s, at(10, b"k", b""), b"2", hint)
+                .expect("hinted put");
+            assert_eq!(
+                b.value_get(s, at(10, b"k", b"")).expect("get").as_deref(),
+                Some(&b"2"[..])
+            );
+            // A hint for another entry never overwrites it.
+            let (_, other) = b
+                .value_get_hinted(s, at(10, &7u32.to_le_bytes(), b""))
+                .expect("get");
+            b.value_put_hinted(s, at(10, b"k", b""), b"3", other)
+                .expect("hinted put");
+            assert_eq!(
+                b.value_get(s, at(10, b"k", b"")).expect("get").as_deref(),
+                Some(&b"3"[..])
+            );
+            assert_eq!(
+                b.value_get(s, at(10, &7u32.to_le_bytes(), b""))
+                    .expect("get")
+                    .as_deref(),
+                Some(&b"x"[..])
+            );
+            assert_eq!(b.entry_count(), 1001);
+        }
+
+        #[test]
         fn lists_append_replace_and_clear() {
             let mut b = backend();
             let s = b.register("l", StateKind::List).expect("register");

@@ -18,7 +18,9 @@ use hashbrown::{Equivalent, HashMap, HashTable};
 use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use super::{KeyedStateBackend, MapEntries, StateError, StateId, StateKey, StateKind, key_eq};
+use super::{
+    HintedValue, KeyedStateBackend, MapEntries, StateError, StateId, StateKey, StateKind, key_eq,
+};
 use crate::keygroup::KeyGroupRange;
 
 /// A value-state entry in one cache line: the key followed by the
@@ -322,6 +324,42 @@ impl KeyedStateBackend for HashMapBackend {
             .values
             .find(h, |s| s.is(state, at.key, at.namespace))
             .map(|s| Cow::Borrowed(s.value.as_slice())))
+    }
+
+    fn value_get_hinted(
+        &self,
+        state: StateId,
+        at: StateKey<'_>,
+    ) -> Result<HintedValue<'_>, StateError> {
+        let g = self.check(state, &at, StateKind::Value)?;
+        let h = slot_hash(state, at.key, at.namespace);
+        let table = &self.groups[g].values;
+        let index = table.find_bucket_index(h, |s| s.is(state, at.key, at.namespace));
+        let value = index
+            .and_then(|i| table.get_bucket(i))
+            .map(|s| Cow::Borrowed(s.value.as_slice()));
+        Ok((value, index))
+    }
+
+    fn value_put_hinted(
+        &mut self,
+        state: StateId,
+        at: StateKey<'_>,
+        value: &[u8],
+        hint: Option<usize>,
+    ) -> Result<(), StateError> {
+        let g = self.check(state, &at, StateKind::Value)?;
+        // Inserts since the hint was taken may have moved entries: the
+        // slot is checked before it is written.
+        if let Some(slot) = hint.and_then(|i| self.groups[g].values.get_bucket_mut(i))
+            && slot.is(state, at.key, at.namespace)
+        {
+            let old = slot.value.len();
+            slot.value.clear();
+            slot.value.extend_from_slice(value);
+            return self.account(value.len(), old);
+        }
+        self.value_put(state, at, value)
     }
 
     fn value_put(

@@ -43,6 +43,10 @@ pub(crate) fn key_eq(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// A value read with [`KeyedStateBackend::value_get_hinted`]: the value
+/// and the hint for writing it back.
+pub type HintedValue<'a> = (Option<Cow<'a, [u8]>>, Option<usize>);
+
 /// The entries of a map state, ordered by map key.
 pub type MapEntries = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -135,6 +139,28 @@ pub trait KeyedStateBackend: Send {
         state: StateId,
         at: StateKey<'_>,
     ) -> Result<Option<Cow<'_, [u8]>>, StateError>;
+    /// Reads a value state and returns a hint that makes a following
+    /// [`Self::value_put_hinted`] of the same entry cheaper (the hashmap
+    /// backend's bucket index). A backend without hints returns `None`.
+    fn value_get_hinted(
+        &self,
+        state: StateId,
+        at: StateKey<'_>,
+    ) -> Result<HintedValue<'_>, StateError> {
+        Ok((self.value_get(state, at)?, None))
+    }
+    /// Writes a value state, using a hint from [`Self::value_get_hinted`]
+    /// when it still points at the entry; a stale hint is harmless.
+    fn value_put_hinted(
+        &mut self,
+        state: StateId,
+        at: StateKey<'_>,
+        value: &[u8],
+        hint: Option<usize>,
+    ) -> Result<(), StateError> {
+        let _ = hint;
+        self.value_put(state, at, value)
+    }
     /// Writes a value state.
     fn value_put(
         &mut self,
