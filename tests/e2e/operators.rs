@@ -111,6 +111,20 @@ fn a_second_start_loads_the_compiled_component_from_the_cache() {
     assert_eq!(recompiled.cache, CacheOutcome::Compiled);
 }
 
+/// The filter job with a forward edge into a sink of parallelism 2, which
+/// can be chained.
+fn forward_filter_job(out: &std::path::Path) -> String {
+    filter_job("{ op: lt, operand: 10 }", out)
+        .replace(
+            "{ from: small, to: out, partition: rebalance }",
+            "{ from: small, to: out, partition: forward }",
+        )
+        .replace(
+            "{ id: out, type: file,",
+            "{ id: out, type: file, parallelism: 2,",
+        )
+}
+
 #[test]
 fn chaining_a_sink_changes_nothing_but_threads_and_its_failures_name_the_sink() {
     let dir = tempdir();
@@ -119,19 +133,10 @@ fn chaining_a_sink_changes_nothing_but_threads_and_its_failures_name_the_sink() 
     let mut outputs = Vec::new();
     for chaining in [true, false] {
         let out = dir.path().join(format!("out-{chaining}"));
-        let yaml = filter_job("{ op: lt, operand: 10 }", &out)
-            .replace(
-                "edges:",
-                &format!("config:\n  pipeline.operator-chaining.enabled: {chaining}\nedges:"),
-            )
-            .replace(
-                "{ from: small, to: out, partition: rebalance }",
-                "{ from: small, to: out, partition: forward }",
-            )
-            .replace(
-                "{ id: out, type: file,",
-                "{ id: out, type: file, parallelism: 2,",
-            );
+        let yaml = forward_filter_job(&out).replace(
+            "edges:",
+            &format!("config:\n  pipeline.operator-chaining.enabled: {chaining}\nedges:"),
+        );
         let summary = run(&yaml, dir.path()).expect("job runs");
         assert_eq!(summary.node("out").map(|n| n.metrics.records_in), Some(10));
         let mut lines = output_lines(&out);
@@ -144,15 +149,7 @@ fn chaining_a_sink_changes_nothing_but_threads_and_its_failures_name_the_sink() 
     // names the sink, chained or not.
     let blocker = dir.path().join("not-a-folder");
     std::fs::write(&blocker, "x").expect("file");
-    let yaml = filter_job("{ op: lt, operand: 10 }", &blocker.join("out"))
-        .replace(
-            "{ from: small, to: out, partition: rebalance }",
-            "{ from: small, to: out, partition: forward }",
-        )
-        .replace(
-            "{ id: out, type: file,",
-            "{ id: out, type: file, parallelism: 2,",
-        );
+    let yaml = forward_filter_job(&blocker.join("out"));
     let err = run(&yaml, dir.path()).expect_err("sink cannot open");
     let msg = err.to_string();
     assert!(msg.starts_with("sink `out` (uid `out`)"), "{msg}");
