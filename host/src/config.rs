@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::checkpoint::{CheckpointConfig, CheckpointingMode, Retention, StorageKind};
+use crate::runtime::RestartStrategy;
+
 /// A config value that cannot be used.
 #[derive(Debug, Error, PartialEq)]
 pub enum ConfigError {
@@ -93,6 +96,131 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "1s",
         "how often `weir run` prints progress on stderr (0 disables)",
     ),
+    (
+        "execution.checkpointing.interval",
+        "none",
+        "how often a checkpoint is triggered; none disables checkpoints",
+    ),
+    (
+        "execution.checkpointing.timeout",
+        "10min",
+        "a checkpoint not complete after this long is aborted and counts as failed",
+    ),
+    (
+        "execution.checkpointing.min-pause",
+        "0ms",
+        "least time between the end of one checkpoint and the start of the next",
+    ),
+    (
+        "execution.checkpointing.max-concurrent-checkpoints",
+        "1",
+        "most checkpoints in progress at once",
+    ),
+    (
+        "execution.checkpointing.tolerable-failed-checkpoints",
+        "0",
+        "failed checkpoints in a row tolerated before the job fails over",
+    ),
+    (
+        "execution.checkpointing.mode",
+        "EXACTLY_ONCE",
+        "EXACTLY_ONCE (aligned barriers) or AT_LEAST_ONCE (nothing held)",
+    ),
+    (
+        "execution.checkpointing.externalized-checkpoint-retention",
+        "NO_EXTERNALIZED_CHECKPOINTS",
+        "RETAIN_ON_CANCELLATION, DELETE_ON_CANCELLATION or NO_EXTERNALIZED_CHECKPOINTS",
+    ),
+    (
+        "execution.checkpointing.storage",
+        "filesystem",
+        "filesystem (files under state.checkpoints.dir) or jobmanager (memory)",
+    ),
+    (
+        "state.checkpoints.dir",
+        "checkpoints",
+        "folder that holds <job-id>/chk-<n>/ (Flink 2: execution.checkpointing.dir)",
+    ),
+    (
+        "state.checkpoints.num-retained",
+        "1",
+        "completed checkpoints kept (Flink 2: execution.checkpointing.num-retained)",
+    ),
+    (
+        "restart-strategy.type",
+        "none",
+        "none, fixed-delay, exponential-delay or failure-rate; without it: exponential-delay if checkpointing is on, else none",
+    ),
+    (
+        "restart-strategy.fixed-delay.attempts",
+        "1",
+        "restarts before the job fails",
+    ),
+    (
+        "restart-strategy.fixed-delay.delay",
+        "1s",
+        "wait before each restart",
+    ),
+    (
+        "restart-strategy.exponential-delay.initial-backoff",
+        "1s",
+        "first wait",
+    ),
+    (
+        "restart-strategy.exponential-delay.max-backoff",
+        "1min",
+        "longest wait",
+    ),
+    (
+        "restart-strategy.exponential-delay.backoff-multiplier",
+        "1.5",
+        "factor by which the wait grows",
+    ),
+    (
+        "restart-strategy.exponential-delay.reset-backoff-threshold",
+        "1h",
+        "a failure this long after the last one starts from the initial backoff",
+    ),
+    (
+        "restart-strategy.exponential-delay.jitter-factor",
+        "0.1",
+        "share by which each wait varies either way",
+    ),
+    (
+        "restart-strategy.exponential-delay.attempts-before-reset-backoff",
+        "2147483647",
+        "restarts before the job fails unless the backoff resets",
+    ),
+    (
+        "restart-strategy.failure-rate.max-failures-per-interval",
+        "1",
+        "failures within the interval that are still restarted",
+    ),
+    (
+        "restart-strategy.failure-rate.failure-rate-interval",
+        "1min",
+        "the window over which failures are counted",
+    ),
+    (
+        "restart-strategy.failure-rate.delay",
+        "1s",
+        "wait before each restart",
+    ),
+];
+
+/// Older (Flink 1.x) or newer (Flink 2.x) names accepted for a key in
+/// [`KEYS`]: (alias, key).
+pub const ALIASES: &[(&str, &str)] = &[
+    ("execution.checkpointing.dir", "state.checkpoints.dir"),
+    (
+        "execution.checkpointing.num-retained",
+        "state.checkpoints.num-retained",
+    ),
+    (
+        "state.checkpoint-storage",
+        "execution.checkpointing.storage",
+    ),
+    ("restart-strategy", "restart-strategy.type"),
 ];
 
 /// The effective configuration of a job.
@@ -118,6 +246,57 @@ pub struct Config {
     pub channel_capacity: usize,
     /// `weir.progress.interval`; zero disables progress lines.
     pub progress_interval: Duration,
+    /// `execution.checkpointing.*` and `state.checkpoints.*`.
+    pub checkpoint: CheckpointConfig,
+    /// `restart-strategy.type`, if set; see [`Config::restart_strategy`].
+    pub restart_type: Option<String>,
+    /// The parameters of every restart strategy, as set or defaulted.
+    pub restart: RestartParams,
+}
+
+/// The `restart-strategy.*` parameters, with Flink's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartParams {
+    /// `fixed-delay.attempts`.
+    pub fixed_attempts: u32,
+    /// `fixed-delay.delay`.
+    pub fixed_delay: Duration,
+    /// `exponential-delay.initial-backoff`.
+    pub initial_backoff: Duration,
+    /// `exponential-delay.max-backoff`.
+    pub max_backoff: Duration,
+    /// `exponential-delay.backoff-multiplier`.
+    pub multiplier: f64,
+    /// `exponential-delay.reset-backoff-threshold`.
+    pub reset_threshold: Duration,
+    /// `exponential-delay.jitter-factor`.
+    pub jitter: f64,
+    /// `exponential-delay.attempts-before-reset-backoff`.
+    pub exp_attempts: u32,
+    /// `failure-rate.max-failures-per-interval`.
+    pub max_failures: u32,
+    /// `failure-rate.failure-rate-interval`.
+    pub failure_interval: Duration,
+    /// `failure-rate.delay`.
+    pub failure_delay: Duration,
+}
+
+impl Default for RestartParams {
+    fn default() -> Self {
+        RestartParams {
+            fixed_attempts: 1,
+            fixed_delay: Duration::from_secs(1),
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            multiplier: 1.5,
+            reset_threshold: Duration::from_secs(3600),
+            jitter: 0.1,
+            exp_attempts: i32::MAX as u32,
+            max_failures: 1,
+            failure_interval: Duration::from_secs(60),
+            failure_delay: Duration::from_secs(1),
+        }
+    }
 }
 
 impl Default for Config {
@@ -133,6 +312,9 @@ impl Default for Config {
             batch_size: 1024,
             channel_capacity: 16,
             progress_interval: Duration::from_secs(1),
+            checkpoint: CheckpointConfig::default(),
+            restart_type: None,
+            restart: RestartParams::default(),
         }
     }
 }
@@ -148,13 +330,161 @@ fn default_cache_dir() -> PathBuf {
 }
 
 impl Config {
+    /// The restart strategy in effect: `restart-strategy.type` if set, else
+    /// Flink's default (`exponential-delay` with checkpointing, `none`
+    /// without).
+    pub fn restart_strategy(&self) -> RestartStrategy {
+        let r = &self.restart;
+        let kind = match self.restart_type.as_deref() {
+            Some(t) => t,
+            None if self.checkpoint.enabled() => "exponential-delay",
+            None => "none",
+        };
+        match kind {
+            "fixed-delay" | "fixeddelay" => RestartStrategy::FixedDelay {
+                attempts: r.fixed_attempts,
+                delay: r.fixed_delay,
+            },
+            "exponential-delay" | "exponentialdelay" => RestartStrategy::ExponentialDelay {
+                initial_backoff: r.initial_backoff,
+                max_backoff: r.max_backoff,
+                multiplier: r.multiplier,
+                reset_threshold: r.reset_threshold,
+                jitter: r.jitter,
+                attempts: r.exp_attempts,
+            },
+            "failure-rate" | "failurerate" => RestartStrategy::FailureRate {
+                max_failures: r.max_failures,
+                interval: r.failure_interval,
+                delay: r.failure_delay,
+            },
+            _ => RestartStrategy::None,
+        }
+    }
+
     /// Applies one `key: value` setting.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let key = ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == key)
+            .map_or(key, |(_, k)| *k);
         let bad = |message: String| ConfigError::BadValue {
             key: key.to_owned(),
             message,
         };
+        let cp = &mut self.checkpoint;
+        let r = &mut self.restart;
         match key {
+            "execution.checkpointing.interval" => {
+                cp.interval = match value.trim() {
+                    "none" | "" => None,
+                    v => {
+                        let d = parse_duration(v).map_err(bad)?;
+                        if d < Duration::from_millis(10) {
+                            return Err(bad("must be at least 10ms (or none)".to_owned()));
+                        }
+                        Some(d)
+                    }
+                }
+            }
+            "execution.checkpointing.timeout" => {
+                cp.timeout = parse_duration(value).map_err(bad)?;
+                if cp.timeout.is_zero() {
+                    return Err(bad("must be positive".to_owned()));
+                }
+            }
+            "execution.checkpointing.min-pause" => {
+                cp.min_pause = parse_duration(value).map_err(bad)?
+            }
+            "execution.checkpointing.max-concurrent-checkpoints" => {
+                cp.max_concurrent = parse_positive(value).map_err(bad)?
+            }
+            "execution.checkpointing.tolerable-failed-checkpoints" => {
+                cp.tolerable_failed = parse_count(value).map_err(bad)?
+            }
+            "execution.checkpointing.mode" => {
+                cp.mode = match value.trim().to_ascii_uppercase().as_str() {
+                    "EXACTLY_ONCE" => CheckpointingMode::ExactlyOnce,
+                    "AT_LEAST_ONCE" => CheckpointingMode::AtLeastOnce,
+                    _ => {
+                        return Err(bad(format!(
+                            "{value:?} is not EXACTLY_ONCE or AT_LEAST_ONCE"
+                        )));
+                    }
+                }
+            }
+            "execution.checkpointing.externalized-checkpoint-retention" => {
+                cp.retention = match value.trim().to_ascii_uppercase().as_str() {
+                    "RETAIN_ON_CANCELLATION" => Retention::RetainOnCancellation,
+                    "DELETE_ON_CANCELLATION" => Retention::DeleteOnCancellation,
+                    "NO_EXTERNALIZED_CHECKPOINTS" => Retention::NoExternalizedCheckpoints,
+                    _ => {
+                        return Err(bad(format!(
+                            "{value:?} is not RETAIN_ON_CANCELLATION, DELETE_ON_CANCELLATION or NO_EXTERNALIZED_CHECKPOINTS"
+                        )));
+                    }
+                }
+            }
+            "execution.checkpointing.storage" => {
+                cp.storage = match value.trim().to_ascii_lowercase().as_str() {
+                    "filesystem" => StorageKind::Filesystem,
+                    "jobmanager" => StorageKind::JobManager,
+                    _ => return Err(bad(format!("{value:?} is not filesystem or jobmanager"))),
+                }
+            }
+            "state.checkpoints.dir" => {
+                let v = value.trim();
+                cp.dir = PathBuf::from(v.strip_prefix("file://").unwrap_or(v));
+            }
+            "state.checkpoints.num-retained" => {
+                cp.num_retained = parse_positive(value).map_err(bad)?
+            }
+            "restart-strategy.type" => {
+                let t = value.trim().to_ascii_lowercase();
+                self.restart_type = Some(match t.as_str() {
+                    "none" | "off" | "disable" => "none".to_owned(),
+                    "fixed-delay" | "fixeddelay" | "exponential-delay" | "exponentialdelay"
+                    | "failure-rate" | "failurerate" => t,
+                    _ => {
+                        return Err(bad(format!(
+                            "{value:?} is not none, fixed-delay, exponential-delay or failure-rate"
+                        )));
+                    }
+                });
+            }
+            "restart-strategy.fixed-delay.attempts" => {
+                r.fixed_attempts = parse_count(value).map_err(bad)?
+            }
+            "restart-strategy.fixed-delay.delay" => {
+                r.fixed_delay = parse_duration(value).map_err(bad)?
+            }
+            "restart-strategy.exponential-delay.initial-backoff" => {
+                r.initial_backoff = parse_duration(value).map_err(bad)?
+            }
+            "restart-strategy.exponential-delay.max-backoff" => {
+                r.max_backoff = parse_duration(value).map_err(bad)?
+            }
+            "restart-strategy.exponential-delay.backoff-multiplier" => {
+                r.multiplier = parse_float(value, 1.0, 1e6).map_err(bad)?
+            }
+            "restart-strategy.exponential-delay.reset-backoff-threshold" => {
+                r.reset_threshold = parse_duration(value).map_err(bad)?
+            }
+            "restart-strategy.exponential-delay.jitter-factor" => {
+                r.jitter = parse_float(value, 0.0, 1.0).map_err(bad)?
+            }
+            "restart-strategy.exponential-delay.attempts-before-reset-backoff" => {
+                r.exp_attempts = parse_positive(value).map_err(bad)?
+            }
+            "restart-strategy.failure-rate.max-failures-per-interval" => {
+                r.max_failures = parse_positive(value).map_err(bad)?
+            }
+            "restart-strategy.failure-rate.failure-rate-interval" => {
+                r.failure_interval = parse_duration(value).map_err(bad)?
+            }
+            "restart-strategy.failure-rate.delay" => {
+                r.failure_delay = parse_duration(value).map_err(bad)?
+            }
             "parallelism.default" => {
                 self.default_parallelism = parse_positive(value).map_err(bad)?
             }
@@ -303,6 +633,21 @@ fn parse_at_most(value: &str, max: u32) -> Result<u32, String> {
     Ok(n)
 }
 
+fn parse_count(value: &str) -> Result<u32, String> {
+    value
+        .trim()
+        .parse::<u32>()
+        .map_err(|e| format!("{value:?} is not a whole number: {e}"))
+}
+
+fn parse_float(value: &str, min: f64, max: f64) -> Result<f64, String> {
+    match value.trim().parse::<f64>() {
+        Ok(x) if (min..=max).contains(&x) => Ok(x),
+        Ok(_) => Err(format!("must be between {min} and {max}")),
+        Err(_) => Err(format!("{value:?} is not a number")),
+    }
+}
+
 fn parse_positive(value: &str) -> Result<u32, String> {
     match value.trim().parse::<u32>() {
         Ok(0) => Err("must be at least 1".to_owned()),
@@ -390,13 +735,40 @@ mod tests {
     }
 
     #[test]
+    fn checkpoint_and_restart_keys_follow_flink() {
+        let mut c = Config::default();
+        assert_eq!(c.restart_strategy(), RestartStrategy::None);
+        c.set("execution.checkpointing.interval", "1s")
+            .expect("set");
+        assert_eq!(c.checkpoint.interval, Some(Duration::from_secs(1)));
+        assert_eq!(c.restart_strategy(), RestartStrategy::exponential_default());
+        // Flink 1.x and 2.x names of the same key.
+        c.set("execution.checkpointing.dir", "file:///tmp/cp")
+            .expect("set");
+        assert_eq!(c.checkpoint.dir, PathBuf::from("/tmp/cp"));
+        c.set("state.checkpoints.num-retained", "3").expect("set");
+        assert_eq!(c.checkpoint.num_retained, 3);
+        c.set("restart-strategy", "fixed-delay").expect("set");
+        c.set("restart-strategy.fixed-delay.attempts", "4")
+            .expect("set");
+        assert_eq!(
+            c.restart_strategy(),
+            RestartStrategy::FixedDelay {
+                attempts: 4,
+                delay: Duration::from_secs(1)
+            }
+        );
+        assert!(c.set("execution.checkpointing.mode", "twice").is_err());
+        assert!(c.set("restart-strategy.type", "sometimes").is_err());
+    }
+
+    #[test]
     fn every_listed_key_is_settable_with_its_default() {
         let mut c = Config::default();
         for (k, default, _) in KEYS {
-            let v = if *k == "weir.sandbox.cache-dir" {
-                "/tmp/x"
-            } else {
-                default
+            let v = match *k {
+                "weir.sandbox.cache-dir" => "/tmp/x",
+                _ => default,
             };
             c.set(k, v).unwrap_or_else(|e| panic!("{k}: {e}"));
         }

@@ -16,6 +16,7 @@
 
 pub mod bench;
 pub mod channel;
+pub mod checkpoint;
 pub mod config;
 pub mod graph;
 pub mod keygroup;

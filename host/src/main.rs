@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use weir::checkpoint::restore::RestorePoint;
 use weir::config::Config;
 use weir::runtime::{JobControl, JobError, RunOptions, load_components, run_job};
 use weir::sandbox::Sandbox;
@@ -34,6 +35,24 @@ enum Cmd {
         /// No progress lines and no summary on stderr.
         #[arg(long, short)]
         quiet: bool,
+        /// Restore from this checkpoint: a `chk-<n>` folder or its
+        /// `_metadata` file.
+        #[arg(long = "fromSavepoint", short = 's', value_name = "PATH")]
+        from_savepoint: Option<PathBuf>,
+        /// Skip checkpointed state whose uid is not in the job.
+        #[arg(
+            long = "allowNonRestoredState",
+            short = 'n',
+            alias = "allow-non-restored-state"
+        )]
+        allow_non_restored_state: bool,
+    },
+    /// Lists the retained checkpoints in a job's checkpoint folder
+    /// (`<state.checkpoints.dir>/<job-id>`) or in every job folder under a
+    /// checkpoints directory.
+    Checkpoints {
+        /// A job's checkpoint folder, or `state.checkpoints.dir`.
+        dir: PathBuf,
     },
     /// Checks a job spec and its components without running it.
     Validate {
@@ -104,10 +123,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Checkpoints { dir } => {
+            print!("{}", weir::checkpoint::listing::list(&dir)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Run {
             job,
             operators_dir,
             quiet,
+            from_savepoint,
+            allow_non_restored_state,
         } => {
             let graph = match weir::spec::load(&job, &config, operators_dir.as_deref()) {
                 Ok(g) => g,
@@ -124,8 +149,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .collect();
                 eprintln!("running job `{}`: {}", graph.name, plan.join(" -> "));
             }
+            let restore = match from_savepoint {
+                Some(p) => match RestorePoint::open(&p) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        eprintln!("error: cannot restore: {e}");
+                        return Ok(ExitCode::from(2));
+                    }
+                },
+                None => None,
+            };
             let control = JobControl::default();
-            let options = RunOptions { progress: !quiet };
+            let options = RunOptions {
+                progress: !quiet,
+                restore,
+                allow_non_restored_state,
+            };
             match run_job(&graph, &options, &control) {
                 Ok(summary) => {
                     if !quiet {
@@ -135,6 +174,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Err(e @ JobError::Component { .. }) => {
                     eprintln!("invalid job spec:\n  - {e}");
+                    Ok(ExitCode::from(2))
+                }
+                Err(e @ JobError::Restore(_)) => {
+                    eprintln!("error: {e}");
                     Ok(ExitCode::from(2))
                 }
                 Err(e) => {

@@ -48,6 +48,14 @@ impl TimerService {
         self.set(d).remove(entry);
     }
 
+    /// Every timer, event time first, each in time order.
+    pub fn iter(&self) -> impl Iterator<Item = (Domain, &TimerEntry)> {
+        self.event
+            .iter()
+            .map(|t| (Domain::EventTime, t))
+            .chain(self.processing.iter().map(|t| (Domain::ProcessingTime, t)))
+    }
+
     /// Removes and returns, in time order, every timer of `d` due at `now`.
     /// Timers registered while these fire wait for the next advance, so a
     /// timer that re-registers itself cannot loop forever.

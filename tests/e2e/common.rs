@@ -65,6 +65,11 @@ pub fn output_lines(folder: &Path) -> Vec<String> {
     let mut parts: Vec<_> = std::fs::read_dir(folder)
         .expect("output folder")
         .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("part-"))
+        })
         .collect();
     parts.sort();
     for p in parts {

@@ -4,6 +4,9 @@ use thiserror::Error;
 
 use super::output::OutputError;
 use crate::channel::Disconnected;
+use crate::checkpoint::coordinator::CoordinatorError;
+use crate::checkpoint::restore::RestoreError;
+use crate::checkpoint::storage::StorageError;
 use crate::sandbox::{GuestFailure, SandboxError};
 use crate::sink::SinkError;
 use crate::source::SourceError;
@@ -34,6 +37,9 @@ pub enum TaskFailure {
     /// The job was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// Its part of the restored checkpoint could not be loaded.
+    #[error("restore failed: {0}")]
+    Restore(String),
     /// A bug in Weir.
     #[error("internal error: {0}")]
     Internal(String),
@@ -93,4 +99,27 @@ pub enum JobError {
     /// The job was cancelled.
     #[error("job cancelled")]
     Cancelled,
+    /// The checkpoint to restore from cannot be used.
+    #[error("cannot restore: {0}")]
+    Restore(#[from] RestoreError),
+    /// Checkpoint storage cannot be set up.
+    #[error("checkpoint storage: {0}")]
+    Storage(#[from] StorageError),
+    /// Checkpointing failed the job.
+    #[error(transparent)]
+    Checkpoint(#[from] CoordinatorError),
+}
+
+impl JobError {
+    /// Whether this failure only follows from another one (a task that saw
+    /// its neighbour stop).
+    pub fn is_secondary(&self) -> bool {
+        matches!(self, JobError::Task { cause, .. } if cause.is_secondary())
+    }
+
+    /// Whether a restart strategy may restart the job after this error:
+    /// failures while it ran, not a bad spec, component or restore path.
+    pub fn is_restartable(&self) -> bool {
+        matches!(self, JobError::Task { .. } | JobError::Checkpoint(_))
+    }
 }

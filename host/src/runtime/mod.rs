@@ -6,18 +6,19 @@
 //! operator subtask owns its guest instance and, on a keyed input, a state
 //! backend for its key-group range.
 //!
-//! A failing subtask stops the job: its channels close, upstream and
-//! downstream subtasks see that and stop, and [`run_job`] returns the first
-//! failure with the node, uid and subtask it happened in. Nothing a guest
-//! does brings the process down.
-//!
-//! Not here yet: checkpoints, restarts (the next issue builds them on the
-//! barrier events the channels already carry).
+//! A failing subtask stops the attempt: its channels close, upstream and
+//! downstream subtasks see that and stop. With checkpoints on, a
+//! [`crate::checkpoint::coordinator::Coordinator`] thread runs beside the
+//! tasks. After a failure the restart strategy ([`restart`]) decides whether
+//! the job runs again, from its latest completed checkpoint; otherwise
+//! [`run_job`] returns the first failure with the node, uid and subtask it
+//! happened in. Nothing a guest does brings the process down.
 
 mod error;
 mod operator;
 mod output;
 mod progress;
+pub mod restart;
 mod task;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,18 +29,25 @@ pub use error::{JobError, TaskFailure};
 pub use operator::{NativeCount, StreamOperator};
 pub use output::{Output, OutputError};
 pub use progress::{JobSummary, NodeSummary};
+pub use restart::{RestartDecision, RestartPolicy, RestartStrategy};
 
 use self::operator::{SinkTask, WasmTask};
 use self::output::{ChainedSink, EdgeOutput};
+use self::task::TaskCheckpointing;
 use crate::channel::{ChannelReceiver, channel};
+use crate::checkpoint::Retention;
+use crate::checkpoint::coordinator::{CheckpointHub, CompletedCheckpoint, Coordinator};
+use crate::checkpoint::restore::RestorePoint;
+use crate::checkpoint::storage::{CheckpointStorage, new_job_id};
 use crate::graph::{JobGraph, NativeOperator, NodeKind};
 use crate::keygroup::KeyGroupRange;
 use crate::metrics::TaskMetrics;
 use crate::sandbox::{LoadedComponent, Sandbox};
-use crate::sink::open_sink;
+use crate::sink::{file as file_sink, open_sink, sink_folder};
 use crate::source::open_source;
-use crate::spec::Partitioning;
-use crate::state::HashMapBackend;
+use crate::spec::{Partitioning, SinkType};
+use crate::state::{HashMapBackend, KeyedStateBackend};
+use crate::timers::TimerService;
 use weir_wire::BatchBuilder;
 
 /// Lets other threads stop a running job, and records job-wide moments.
@@ -65,6 +73,29 @@ impl JobControl {
 pub struct RunOptions {
     /// Print progress lines on stderr every `weir.progress.interval`.
     pub progress: bool,
+    /// Start from this checkpoint (`weir run -s`).
+    pub restore: Option<RestorePoint>,
+    /// Skip state whose uid the job lacks (`-n`).
+    pub allow_non_restored_state: bool,
+}
+
+/// What one attempt of a job shares with its tasks.
+struct Attempt<'a> {
+    hub: Option<Arc<CheckpointHub>>,
+    restore: Option<&'a RestorePoint>,
+    /// Per node: the first part number of a transactional file sink.
+    first_parts: Vec<u64>,
+}
+
+impl Attempt<'_> {
+    fn checkpointing(&self, node: usize, subtask: u32) -> Option<TaskCheckpointing> {
+        self.hub.as_ref().map(|hub| TaskCheckpointing {
+            hub: hub.clone(),
+            node,
+            subtask,
+            restored_id: self.restore.map_or(0, |r| r.metadata.checkpoint_id),
+        })
+    }
 }
 
 struct TaskPlan {
@@ -103,7 +134,8 @@ pub fn load_components(
         .collect()
 }
 
-/// Runs a job to its end (bounded sources) or until `control` cancels it.
+/// Runs a job to its end (bounded sources) or until `control` cancels it,
+/// restarting it after failures as the restart strategy allows.
 pub fn run_job(
     graph: &JobGraph,
     options: &RunOptions,
@@ -112,7 +144,189 @@ pub fn run_job(
     let started = Instant::now();
     let sandbox = Sandbox::new(&graph.config).map_err(JobError::Sandbox)?;
     let components = load_components(graph, &sandbox)?;
+    if let Some(r) = &options.restore {
+        r.check(graph, options.allow_non_restored_state)?;
+        r.verify()?;
+    }
+    let cp = &graph.config.checkpoint;
+    let job_id = new_job_id();
+    let storage = match cp.interval {
+        Some(_) => Some(CheckpointStorage::new(cp.storage, &cp.dir, &job_id)?),
+        None => None,
+    };
+    if let Some(s) = &storage {
+        tracing::info!(
+            "job {job_id}: checkpoints every {} ms in {}",
+            cp.interval.map_or(0, |d| d.as_millis()),
+            s.location(0).trim_end_matches("/chk-0")
+        );
+    }
+    if let Some(r) = &options.restore {
+        tracing::info!(
+            "restoring from checkpoint {} ({})",
+            r.metadata.checkpoint_id,
+            r.path
+        );
+    }
+    let completed: Mutex<Vec<CompletedCheckpoint>> = Mutex::new(Vec::new());
+    let mut next_id = options
+        .restore
+        .as_ref()
+        .map_or(1, |r| r.metadata.checkpoint_id + 1);
+    let seed = started.elapsed().as_nanos() as u64 ^ u64::from(std::process::id());
+    let mut policy = RestartPolicy::new(graph.config.restart_strategy(), seed);
+    let mut restore = options.restore.clone();
+    let mut restarts = 0u32;
+    loop {
+        let result = run_attempt(
+            graph,
+            &sandbox,
+            &components,
+            options,
+            control,
+            storage.as_ref().map(|s| (s, job_id.as_str(), &completed)),
+            restore.as_ref(),
+            &mut next_id,
+            started,
+        );
+        let cancelled = control.cancelled.load(Ordering::SeqCst);
+        match result {
+            Ok(mut summary) => {
+                summary.job_id = job_id.clone();
+                summary.restarts = restarts;
+                summary.checkpoints_completed = next_id
+                    - options
+                        .restore
+                        .as_ref()
+                        .map_or(1, |r| r.metadata.checkpoint_id + 1);
+                // Flink discards the checkpoints of a finished job under
+                // every retention policy.
+                if let Some(s) = &storage
+                    && let Err(e) = s.discard_all()
+                {
+                    tracing::warn!("cannot delete the finished job's checkpoints: {e}");
+                }
+                return Ok(summary);
+            }
+            Err(e) if cancelled => {
+                if cp.retention != Retention::RetainOnCancellation
+                    && let Some(s) = &storage
+                    && let Err(e) = s.discard_all()
+                {
+                    tracing::warn!("cannot delete the cancelled job's checkpoints: {e}");
+                }
+                return Err(match e {
+                    JobError::Task { cause, .. } if cause.is_secondary() => JobError::Cancelled,
+                    other => other,
+                });
+            }
+            Err(e) if !e.is_restartable() => return Err(e),
+            Err(e) => match policy.on_failure(Instant::now()) {
+                RestartDecision::Fail(why) => {
+                    tracing::error!("not restarting ({why}): {e}");
+                    return Err(e);
+                }
+                RestartDecision::RestartAfter(delay) => {
+                    restarts += 1;
+                    let from = latest_valid(&completed).or_else(|| options.restore.clone());
+                    let what = from.as_ref().map_or_else(
+                        || "from the beginning (no completed checkpoint)".to_owned(),
+                        |r| format!("from checkpoint {} ({})", r.metadata.checkpoint_id, r.path),
+                    );
+                    tracing::warn!(
+                        "restart {restarts} ({}) in {} ms, {what}, after: {e}",
+                        policy.strategy().name(),
+                        delay.as_millis()
+                    );
+                    let until = Instant::now() + delay;
+                    while Instant::now() < until {
+                        if control.cancelled.load(Ordering::SeqCst) {
+                            return Err(JobError::Cancelled);
+                        }
+                        std::thread::sleep(
+                            until
+                                .saturating_duration_since(Instant::now())
+                                .min(std::time::Duration::from_millis(20)),
+                        );
+                    }
+                    control.failed.store(false, Ordering::SeqCst);
+                    restore = from;
+                }
+            },
+        }
+    }
+}
+
+/// The newest retained checkpoint whose files are intact; a damaged one is
+/// logged and skipped in favour of the one before it.
+fn latest_valid(completed: &Mutex<Vec<CompletedCheckpoint>>) -> Option<RestorePoint> {
+    let completed = completed.lock().unwrap_or_else(|p| p.into_inner());
+    for c in completed.iter().rev() {
+        let point = RestorePoint {
+            metadata: c.metadata.clone(),
+            reader: c.reader.clone(),
+            path: c.path.clone(),
+        };
+        match point.verify() {
+            Ok(()) => return Some(point),
+            Err(e) => tracing::error!(
+                "checkpoint {} is damaged ({e}); falling back to the previous retained checkpoint",
+                c.metadata.checkpoint_id
+            ),
+        }
+    }
+    None
+}
+
+/// One run of the job's tasks, from `restore` if given.
+#[allow(clippy::too_many_arguments)]
+fn run_attempt(
+    graph: &JobGraph,
+    sandbox: &Sandbox,
+    components: &[Option<LoadedComponent>],
+    options: &RunOptions,
+    control: &JobControl,
+    checkpoints: Option<(&CheckpointStorage, &str, &Mutex<Vec<CompletedCheckpoint>>)>,
+    restore: Option<&RestorePoint>,
+    next_id: &mut u64,
+    started: Instant,
+) -> Result<JobSummary, JobError> {
     let plans = plan_tasks(graph);
+    let (hub, hub_rx) = match checkpoints {
+        Some(_) => {
+            let (hub, rx) = CheckpointHub::new(graph.config.checkpoint.mode);
+            (Some(hub), Some(rx))
+        }
+        None => (None, None),
+    };
+    // Transactional file sinks: commit what the restored checkpoint
+    // pre-committed and remove everything else, before any task starts.
+    let mut first_parts = vec![0u64; graph.nodes.len()];
+    if hub.is_some() {
+        for (n, node) in graph.nodes.iter().enumerate() {
+            let NodeKind::Sink(spec) = &node.kind else {
+                continue;
+            };
+            if spec.sink_type != SinkType::File {
+                continue;
+            }
+            let folder = sink_folder(spec, &graph.base_dir)
+                .map_err(|e| sink_setup_failure(graph, n, e.to_string()))?;
+            let states: Option<Vec<Vec<u8>>> = restore.map(|r| {
+                r.subtasks_of(&node.uid)
+                    .iter()
+                    .flat_map(|s| s.operator_state.iter().cloned())
+                    .collect()
+            });
+            first_parts[n] = file_sink::recover(&folder, states.as_deref())
+                .map_err(|e| sink_setup_failure(graph, n, e))?;
+        }
+    }
+    let attempt = Attempt {
+        hub: hub.clone(),
+        restore,
+        first_parts,
+    };
     let metrics: Vec<Vec<Arc<TaskMetrics>>> = graph
         .nodes
         .iter()
@@ -128,6 +342,28 @@ pub fn run_job(
     let first_failure: Mutex<Option<JobError>> = Mutex::new(None);
     let user_counters: Mutex<Vec<Vec<(String, u64)>>> =
         Mutex::new(vec![Vec::new(); graph.nodes.len()]);
+    let sink_folders: Vec<Option<std::path::PathBuf>> = graph
+        .nodes
+        .iter()
+        .map(|n| match &n.kind {
+            NodeKind::Sink(spec) if spec.sink_type == SinkType::File => {
+                sink_folder(spec, &graph.base_dir).ok()
+            }
+            _ => None,
+        })
+        .collect();
+    let committer = |n: usize, states: &[Vec<u8>]| -> Result<(), String> {
+        match sink_folders.get(n).and_then(Option::as_ref) {
+            Some(folder) => file_sink::commit(folder, states),
+            None => Ok(()),
+        }
+    };
+    let cp_config = &graph.config.checkpoint;
+    let mut coordinator = checkpoints.map(|(storage, job_id, completed)| {
+        Coordinator::new(
+            graph, cp_config, storage, job_id, &committer, completed, *next_id,
+        )
+    });
 
     std::thread::scope(|scope| {
         let (stop_progress, progress_stopped) = crossbeam_channel::bounded::<()>(0);
@@ -143,17 +379,35 @@ pub fn run_job(
                 )
             });
         }
+        let coordinator_thread = match (coordinator.take(), hub.as_ref(), hub_rx) {
+            (Some(mut c), Some(hub), Some(rx)) => {
+                let failure = &first_failure;
+                Some(scope.spawn(move || {
+                    let r = c.run(hub, &rx, &|| control.is_stopping());
+                    if let Err(e) = &r {
+                        control.failed.store(true, Ordering::SeqCst);
+                        let mut first = failure.lock().unwrap_or_else(|p| p.into_inner());
+                        if first.as_ref().is_none_or(JobError::is_secondary) {
+                            *first = Some(JobError::Checkpoint(e.clone()));
+                        }
+                    }
+                    c
+                }))
+            }
+            _ => None,
+        };
         let mut handles = Vec::new();
         for plan in plans.into_iter().filter(|p| !p.chained) {
             let node = &graph.nodes[plan.node];
             let component = components[plan.node].as_ref();
-            let (sandbox, failure, counters) = (&sandbox, &first_failure, &user_counters);
+            let (failure, counters, attempt) = (&first_failure, &user_counters, &attempt);
             let name = format!("{}[{}]", node.id, plan.subtask + 1);
             let handle = std::thread::Builder::new()
                 .name(name)
                 .spawn_scoped(scope, move || {
                     let (head, subtask) = (plan.node, plan.subtask);
-                    let result = run_task(graph, plan, sandbox, component, control, counters);
+                    let result =
+                        run_task(graph, plan, sandbox, component, control, counters, attempt);
                     if let Err(cause) = result {
                         // A chained sink's failure belongs to the sink.
                         let (n, cause) = match cause {
@@ -208,18 +462,36 @@ pub fn run_job(
                 )));
             }
         }
+        if let Some(hub) = &hub {
+            hub.close();
+        }
+        if let Some(t) = coordinator_thread {
+            match t.join() {
+                Ok(c) => coordinator = Some(c),
+                Err(_) => {
+                    let mut first = first_failure.lock().unwrap_or_else(|p| p.into_inner());
+                    first.get_or_insert(JobError::Sandbox(crate::sandbox::SandboxError::Setup(
+                        "the checkpoint coordinator panicked (a bug in Weir)".into(),
+                    )));
+                }
+            }
+        }
         drop(stop_progress);
     });
 
-    if let Some(e) = first_failure
+    let failure = first_failure
         .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-    {
-        if control.cancelled.load(Ordering::SeqCst)
-            && matches!(&e, JobError::Task { cause, .. } if cause.is_secondary())
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = coordinator.as_mut() {
+        if failure.is_none()
+            && !control.cancelled.load(Ordering::SeqCst)
+            && let Some(hub) = &hub
         {
-            return Err(JobError::Cancelled);
+            c.finish(hub)?;
         }
+        *next_id = c.next_id();
+    }
+    if let Some(e) = failure {
         return Err(e);
     }
     if control.cancelled.load(Ordering::SeqCst) {
@@ -235,6 +507,18 @@ pub fn run_job(
         started,
         first_sink_record(graph, &metrics),
     ))
+}
+
+fn sink_setup_failure(graph: &JobGraph, n: usize, message: String) -> JobError {
+    let node = &graph.nodes[n];
+    JobError::Task {
+        kind: "sink",
+        node: node.id.clone(),
+        uid: node.uid.clone(),
+        subtask: 0,
+        parallelism: node.parallelism,
+        cause: Box::new(TaskFailure::Sink(crate::sink::SinkError(message))),
+    }
 }
 
 /// Whether `edge` leads to a sink that can run in its upstream's thread: a
@@ -326,6 +610,7 @@ fn run_task(
     component: Option<&LoadedComponent>,
     control: &JobControl,
     counters: &Mutex<Vec<Vec<(String, u64)>>>,
+    attempt: &Attempt<'_>,
 ) -> Result<(), TaskFailure> {
     let node = &graph.nodes[plan.node];
     let TaskPlan {
@@ -341,7 +626,14 @@ fn run_task(
         let NodeKind::Sink(spec) = &graph.nodes[sink_node].kind else {
             return Err(TaskFailure::Internal("only sinks are chained".into()));
         };
-        let writer = open_sink(spec, subtask, &graph.base_dir).map_err(|e| {
+        let writer = open_sink(
+            spec,
+            subtask,
+            &graph.base_dir,
+            attempt.hub.as_ref(),
+            attempt.first_parts[sink_node],
+        )
+        .map_err(|e| {
             TaskFailure::Output(OutputError::Chained {
                 node: sink_node,
                 failure: Box::new(e.into()),
@@ -351,6 +643,9 @@ fn run_task(
             node: sink_node,
             writer,
             metrics: sink_metrics,
+            checkpointing: attempt
+                .checkpointing(sink_node, subtask)
+                .map(|c| (c.clone(), c.restored_id)),
         }));
     }
     let mut out = Output::new(
@@ -361,43 +656,82 @@ fn run_task(
     );
     let keyed_range =
         || KeyGroupRange::for_subtask(graph.max_parallelism, node.parallelism, subtask);
+    let ck = attempt.checkpointing(n, subtask);
+    // Keyed state and timers of a restored checkpoint, for this subtask's
+    // key groups.
+    let restore_keyed = |backend: &mut dyn KeyedStateBackend| -> Result<TimerService, TaskFailure> {
+        let mut timers = TimerService::default();
+        if let Some(r) = attempt.restore {
+            r.restore_keyed(&node.uid, backend, &mut timers)
+                .map_err(|e| TaskFailure::Restore(e.to_string()))?;
+        }
+        Ok(timers)
+    };
     match &node.kind {
         NodeKind::Source(spec) => {
-            let mut reader = open_source(spec, subtask, node.parallelism, &graph.base_dir)?;
+            let restored: Option<Vec<Vec<Vec<u8>>>> = attempt.restore.map(|r| {
+                r.subtasks_of(&node.uid)
+                    .iter()
+                    .map(|s| s.operator_state.clone())
+                    .collect()
+            });
+            let mut reader = open_source(
+                spec,
+                subtask,
+                node.parallelism,
+                &graph.base_dir,
+                restored.as_deref(),
+            )?;
             task::run_source(
                 reader.as_mut(),
                 &mut out,
                 graph.config.batch_size,
                 spec.out_of_orderness_ms,
                 control,
+                ck.as_ref(),
             )
         }
         NodeKind::Sink(spec) => {
-            let writer = open_sink(spec, subtask, &graph.base_dir)?;
+            let writer = open_sink(
+                spec,
+                subtask,
+                &graph.base_dir,
+                attempt.hub.as_ref(),
+                attempt.first_parts[n],
+            )?;
             let mut sink = SinkTask { writer };
-            task::run_operator(&mut sink, &inputs, &mut out, &metrics, true)
+            task::run_operator(&mut sink, &inputs, &mut out, &metrics, true, ck.as_ref())
         }
         NodeKind::Native(NativeOperator::Count) => {
             let mut op =
                 NativeCount::new(HashMapBackend::new(keyed_range()), graph.max_parallelism)?;
-            task::run_operator(&mut op, &inputs, &mut out, &metrics, false)
+            restore_keyed(&mut op.backend)?;
+            task::run_operator(&mut op, &inputs, &mut out, &metrics, false, ck.as_ref())
         }
         NodeKind::Operator { config, .. } => {
             let component = component
                 .ok_or_else(|| TaskFailure::Internal("operator without a component".into()))?;
-            let keyed = graph.is_keyed(n).then(|| {
+            let mut timers = None;
+            let keyed = if graph.is_keyed(n) {
                 let limit = usize::try_from(graph.config.state_max_bytes).unwrap_or(usize::MAX);
-                let backend: Box<dyn crate::state::KeyedStateBackend> =
+                let mut backend: Box<dyn KeyedStateBackend> =
                     Box::new(HashMapBackend::with_limit(keyed_range(), limit));
-                (backend, graph.max_parallelism)
-            });
+                timers = Some(restore_keyed(backend.as_mut())?);
+                Some((backend, graph.max_parallelism))
+            } else {
+                None
+            };
             let label = format!("{}[{}/{}]", node.uid, subtask + 1, node.parallelism);
-            let guest = sandbox.instantiate(component, label, keyed)?;
+            let mut guest = sandbox.instantiate(component, label, keyed)?;
+            if let Some(t) = timers {
+                guest.set_timers(t);
+            }
             let mut op = WasmTask {
                 guest,
                 config: config.clone(),
             };
-            let result = task::run_operator(&mut op, &inputs, &mut out, &metrics, false);
+            let result =
+                task::run_operator(&mut op, &inputs, &mut out, &metrics, false, ck.as_ref());
             let mut all = counters.lock().unwrap_or_else(|p| p.into_inner());
             for (name, v) in op.guest.counters() {
                 match all[n].iter_mut().find(|(x, _)| x == name) {

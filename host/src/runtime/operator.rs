@@ -7,6 +7,7 @@ use weir_wire::BatchReader;
 use super::error::TaskFailure;
 use super::output::Output;
 use crate::channel::Batch;
+use crate::checkpoint::coordinator::StateSnapshot;
 use crate::keygroup::key_group;
 use crate::sandbox::WasmOperator;
 use crate::sink::SinkWriter;
@@ -39,6 +40,12 @@ pub trait StreamOperator: Send {
     fn close(&mut self, out: &mut Output) -> Result<(), TaskFailure> {
         let _ = out;
         Ok(())
+    }
+    /// Captures the task's state for checkpoint `id` (the synchronous part
+    /// of a snapshot): keyed state and timers, operator state.
+    fn snapshot(&mut self, id: u64) -> Result<StateSnapshot, TaskFailure> {
+        let _ = id;
+        Ok(StateSnapshot::default())
     }
 }
 
@@ -83,6 +90,13 @@ impl StreamOperator for WasmTask {
         let produced = self.guest.close()?;
         emit_all(produced, out)
     }
+
+    fn snapshot(&mut self, _id: u64) -> Result<StateSnapshot, TaskFailure> {
+        Ok(StateSnapshot {
+            keyed: self.guest.keyed_snapshot(),
+            operator_state: Vec::new(),
+        })
+    }
 }
 
 /// A sink subtask.
@@ -98,6 +112,13 @@ impl StreamOperator for SinkTask {
     fn close(&mut self, _out: &mut Output) -> Result<(), TaskFailure> {
         Ok(self.writer.finish()?)
     }
+
+    fn snapshot(&mut self, id: u64) -> Result<StateSnapshot, TaskFailure> {
+        Ok(StateSnapshot {
+            keyed: None,
+            operator_state: self.writer.pre_commit(id)?,
+        })
+    }
 }
 
 /// The keyed running count of `operators/count` as native Rust, for
@@ -105,7 +126,7 @@ impl StreamOperator for SinkTask {
 /// count in the same backend, reading and writing per element as a native
 /// operator would.
 pub struct NativeCount {
-    backend: HashMapBackend,
+    pub(crate) backend: HashMapBackend,
     state: StateId,
     max_parallelism: u32,
     text: Vec<u8>,
@@ -125,6 +146,17 @@ impl NativeCount {
 }
 
 impl StreamOperator for NativeCount {
+    fn snapshot(&mut self, _id: u64) -> Result<StateSnapshot, TaskFailure> {
+        Ok(StateSnapshot {
+            keyed: Some(crate::state::snapshot::encode(
+                &self.backend,
+                &crate::timers::TimerService::default(),
+                self.max_parallelism,
+            )),
+            operator_state: Vec::new(),
+        })
+    }
+
     fn process(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure> {
         for e in BatchReader::new(&batch.data) {
             let e = e.map_err(|e| TaskFailure::Internal(e.to_string()))?;

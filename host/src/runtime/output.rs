@@ -2,11 +2,14 @@
 //! edges by each edge's partitioning.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use weir_wire::{BatchBuilder, BatchReader, WireError, count_elements};
 
 use super::error::TaskFailure;
+use super::task::{FINAL_SNAPSHOT, TaskCheckpointing};
 use crate::channel::{Batch, ChannelSender, Disconnected, Event};
+use crate::checkpoint::coordinator::StateSnapshot;
 use crate::keygroup::{key_group, subtask_for_key_group};
 use crate::metrics::TaskMetrics;
 use crate::sink::SinkWriter;
@@ -19,6 +22,9 @@ pub(crate) struct ChainedSink {
     pub(crate) node: usize,
     pub(crate) writer: Box<dyn SinkWriter>,
     pub(crate) metrics: Arc<TaskMetrics>,
+    /// With checkpoints: the sink's own link to the coordinator (it
+    /// acknowledges as its own node), and the last barrier it saw.
+    pub(crate) checkpointing: Option<(TaskCheckpointing, u64)>,
 }
 
 impl std::fmt::Debug for ChainedSink {
@@ -49,11 +55,43 @@ impl ChainedSink {
         match event {
             Event::Batch(b) => self.write(b),
             Event::Watermark(_) => Ok(()),
-            Event::EndOfInput => self.writer.finish().map_err(|e| self.fail(e.into())),
-            Event::Barrier(b) => Err(self.fail(TaskFailure::Internal(format!(
-                "received checkpoint barrier {}, but checkpointing is not enabled in this build",
-                b.id
-            )))),
+            Event::EndOfInput => {
+                self.writer.finish().map_err(|e| self.fail(e.into()))?;
+                if let Some((ck, last)) = &self.checkpointing {
+                    let t = Instant::now();
+                    let state = self
+                        .writer
+                        .pre_commit(FINAL_SNAPSHOT)
+                        .map_err(|e| self.fail(e.into()))?;
+                    let state = StateSnapshot {
+                        keyed: None,
+                        operator_state: state,
+                    };
+                    ck.finish(state, t.elapsed(), *last);
+                }
+                Ok(())
+            }
+            Event::Barrier(b) => {
+                let Some((ck, last)) = self.checkpointing.as_mut() else {
+                    return Err(self.fail(TaskFailure::Internal(format!(
+                        "received checkpoint barrier {} with checkpointing off",
+                        b.id
+                    ))));
+                };
+                *last = b.id;
+                let ck = ck.clone();
+                let t = Instant::now();
+                let state = self
+                    .writer
+                    .pre_commit(b.id)
+                    .map_err(|e| self.fail(e.into()))?;
+                let state = StateSnapshot {
+                    keyed: None,
+                    operator_state: state,
+                };
+                ck.ack(b.id, state, t.elapsed(), Duration::ZERO);
+                Ok(())
+            }
         }
     }
 }

@@ -106,6 +106,12 @@ pub struct JobSummary {
     pub first_output_after: Option<Duration>,
     /// Per node, in topological order.
     pub nodes: Vec<NodeSummary>,
+    /// The job id (names its checkpoint folder).
+    pub job_id: String,
+    /// Restarts after failures.
+    pub restarts: u32,
+    /// Checkpoints completed (the final one included).
+    pub checkpoints_completed: u64,
 }
 
 impl JobSummary {
@@ -138,6 +144,9 @@ impl JobSummary {
             duration: started.elapsed(),
             first_output_after: first_output.map(|t| t.saturating_duration_since(started)),
             nodes,
+            job_id: String::new(),
+            restarts: 0,
+            checkpoints_completed: 0,
         }
     }
 
@@ -175,6 +184,13 @@ impl fmt::Display for JobSummary {
             for (name, v) in &n.user_counters {
                 writeln!(f, "  {:<16} counter {name} = {v}", "")?;
             }
+        }
+        if self.checkpoints_completed > 0 || self.restarts > 0 {
+            writeln!(
+                f,
+                "  checkpoints completed: {}, restarts: {}",
+                self.checkpoints_completed, self.restarts
+            )?;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The loops a subtask thread runs: a source loop, and an input loop for
 //! operators and sinks.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Select;
@@ -10,26 +11,82 @@ use super::JobControl;
 use super::error::TaskFailure;
 use super::operator::StreamOperator;
 use super::output::Output;
-use crate::channel::{Batch, ChannelReceiver, Event};
+use crate::channel::{Barrier, Batch, ChannelReceiver, Event};
+use crate::checkpoint::alignment::{AlignAction, Alignment};
+use crate::checkpoint::coordinator::{CheckpointHub, StateSnapshot, TaskAck, TaskMessage};
 use crate::metrics::TaskMetrics;
 use crate::source::SourceReader;
 use crate::watermark::{BoundedOutOfOrderness, NO_WATERMARK, WatermarkTracker};
 
+/// The id under which a task's final snapshot (at the end of its input)
+/// is taken.
+pub(crate) const FINAL_SNAPSHOT: u64 = u64::MAX;
+
+/// A task's link to the checkpoint coordinator.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskCheckpointing {
+    pub(crate) hub: Arc<CheckpointHub>,
+    pub(crate) node: usize,
+    pub(crate) subtask: u32,
+    /// The checkpoint restored from (0: none): barriers up to it are stale.
+    pub(crate) restored_id: u64,
+}
+
+impl TaskCheckpointing {
+    pub(crate) fn ack(&self, id: u64, state: StateSnapshot, sync: Duration, alignment: Duration) {
+        let ack = TaskAck {
+            node: self.node,
+            subtask: self.subtask,
+            state,
+            sync,
+            alignment,
+        };
+        self.hub.send(TaskMessage::Ack { id, ack });
+    }
+
+    pub(crate) fn finish(&self, state: StateSnapshot, sync: Duration, last_barrier: u64) {
+        let ack = TaskAck {
+            node: self.node,
+            subtask: self.subtask,
+            state,
+            sync,
+            alignment: Duration::ZERO,
+        };
+        self.hub.send(TaskMessage::Final { ack, last_barrier });
+    }
+}
+
 /// Reads a source until its end (or until the job stops), emitting
-/// batches and, with `out_of_orderness_ms`, watermarks.
+/// batches and, with `out_of_orderness_ms`, watermarks; with checkpoints,
+/// it records its position and emits a barrier whenever the coordinator
+/// triggers one.
 pub(crate) fn run_source(
     reader: &mut dyn SourceReader,
     out: &mut Output,
     batch_size: usize,
     out_of_orderness_ms: Option<u64>,
     control: &JobControl,
+    checkpointing: Option<&TaskCheckpointing>,
 ) -> Result<(), TaskFailure> {
     let mut generator = out_of_orderness_ms.map(BoundedOutOfOrderness::new);
     let mut builder = BatchBuilder::with_capacity(batch_size * 32);
     let mut last = NO_WATERMARK;
+    let mut last_barrier = checkpointing.map_or(0, |c| c.restored_id);
     loop {
         if control.is_stopping() {
             return Err(TaskFailure::Cancelled);
+        }
+        if let Some(ck) = checkpointing
+            && let Some(barrier) = ck.hub.poll_trigger(last_barrier)
+        {
+            let t = Instant::now();
+            let state = StateSnapshot {
+                keyed: None,
+                operator_state: reader.snapshot_position(),
+            };
+            ck.ack(barrier.id, state, t.elapsed(), Duration::ZERO);
+            out.broadcast(Event::Barrier(barrier))?;
+            last_barrier = barrier.id;
         }
         let info = reader.next_batch(&mut builder, batch_size)?;
         if !builder.is_empty() {
@@ -48,22 +105,58 @@ pub(crate) fn run_source(
             break;
         }
     }
+    if let Some(ck) = checkpointing {
+        ck.hub.source_finished();
+        let t = Instant::now();
+        let state = StateSnapshot {
+            keyed: None,
+            operator_state: reader.snapshot_position(),
+        };
+        ck.finish(state, t.elapsed(), last_barrier);
+    }
     out.broadcast(Event::EndOfInput)?;
     Ok(())
 }
 
+/// Snapshots the task for `barrier` and forwards the barrier.
+fn snapshot_and_forward(
+    op: &mut dyn StreamOperator,
+    out: &mut Output,
+    ck: &TaskCheckpointing,
+    barrier: Barrier,
+    alignment: Duration,
+) -> Result<(), TaskFailure> {
+    // Output made before the barrier goes out before it.
+    out.flush()?;
+    let t = Instant::now();
+    let state = op.snapshot(barrier.id)?;
+    ck.ack(barrier.id, state, t.elapsed(), alignment);
+    out.broadcast(Event::Barrier(barrier))?;
+    Ok(())
+}
+
 /// Feeds an operator (or sink) from its input channels until every input
-/// has ended, then closes it and ends its outputs.
+/// has ended, then closes it and ends its outputs. With checkpoints it
+/// aligns barriers over its inputs (see [`Alignment`]), snapshots and
+/// forwards them, and sends a final snapshot after closing.
 pub(crate) fn run_operator(
     op: &mut dyn StreamOperator,
     inputs: &[ChannelReceiver],
     out: &mut Output,
     metrics: &TaskMetrics,
     is_sink: bool,
+    checkpointing: Option<&TaskCheckpointing>,
 ) -> Result<(), TaskFailure> {
     op.open()?;
     let mut tracker = WatermarkTracker::new(inputs.len());
     let mut open: Vec<usize> = (0..inputs.len()).collect();
+    let mode = checkpointing.map_or(crate::checkpoint::CheckpointingMode::AtLeastOnce, |c| {
+        c.hub.mode
+    });
+    let mut alignment = Alignment::new(inputs.len(), mode);
+    alignment.resume_after(checkpointing.map_or(0, |c| c.restored_id));
+    let mut last_barrier = checkpointing.map_or(0, |c| c.restored_id);
+    let mut readable: Vec<usize> = Vec::with_capacity(inputs.len());
     while !open.is_empty() {
         // Due processing-time timers fire once per turn, before more input
         // is taken: a busy input cannot starve them, and a timer that keeps
@@ -76,7 +169,9 @@ pub(crate) fn run_operator(
             }
         }
         let mut sel = Select::new();
-        for &i in &open {
+        readable.clear();
+        readable.extend(open.iter().copied().filter(|&i| !alignment.is_held(i)));
+        for &i in &readable {
             sel.recv(&inputs[i]);
         }
         let ready = match op.next_processing_timer() {
@@ -89,8 +184,7 @@ pub(crate) fn run_operator(
             }
             None => sel.select(),
         };
-        let k = ready.index();
-        let i = open[k];
+        let i = readable[ready.index()];
         match ready.recv(&inputs[i]) {
             Ok(Event::Batch(b)) => {
                 metrics.add_in(b.len);
@@ -108,21 +202,47 @@ pub(crate) fn run_operator(
                 }
             }
             Ok(Event::Barrier(b)) => {
-                return Err(TaskFailure::Internal(format!(
-                    "received checkpoint barrier {}, but checkpointing is not enabled in this build",
-                    b.id
-                )));
+                let Some(ck) = checkpointing else {
+                    return Err(TaskFailure::Internal(format!(
+                        "received checkpoint barrier {} with checkpointing off",
+                        b.id
+                    )));
+                };
+                let action = alignment.on_barrier(i, b, Instant::now());
+                for id in alignment.take_abandoned() {
+                    ck.hub.send(TaskMessage::Decline {
+                        id,
+                        reason: "overtaken by a newer checkpoint during alignment".into(),
+                    });
+                }
+                if let AlignAction::Snapshot { barrier, alignment } = action {
+                    snapshot_and_forward(op, out, ck, barrier, alignment)?;
+                    last_barrier = barrier.id;
+                }
             }
             Ok(Event::EndOfInput) => {
-                open.remove(k);
+                open.retain(|&x| x != i);
                 if let Some(wm) = tracker.finish(i) {
                     advance(op, out, wm)?;
+                }
+                if let Some(ck) = checkpointing
+                    && let AlignAction::Snapshot { barrier, alignment } =
+                        alignment.on_end_of_input(i, Instant::now())
+                {
+                    snapshot_and_forward(op, out, ck, barrier, alignment)?;
+                    last_barrier = barrier.id;
                 }
             }
             Err(_) => return Err(TaskFailure::UpstreamGone),
         }
     }
     op.close(out)?;
+    if let Some(ck) = checkpointing {
+        out.flush()?;
+        let t = Instant::now();
+        let state = op.snapshot(FINAL_SNAPSHOT)?;
+        ck.finish(state, t.elapsed(), last_barrier);
+    }
     out.broadcast(Event::EndOfInput)?;
     Ok(())
 }

@@ -316,7 +316,21 @@ impl WasmOperator {
         Ok(self.store.data_mut().take_output())
     }
 
-    /// The counters the guest declared, with their values.
+    /// Encodes the keyed state and timers of this subtask for a
+    /// checkpoint; `None` for an operator without keyed state.
+    pub fn keyed_snapshot(&self) -> Option<crate::state::snapshot::KeyedSnapshot> {
+        let data = self.store.data();
+        data.keyed.as_ref().map(|k| {
+            crate::state::snapshot::encode(k.backend.as_ref(), &data.timers, k.max_parallelism)
+        })
+    }
+
+    /// Replaces the timers (with those of a restored checkpoint).
+    pub fn set_timers(&mut self, timers: crate::timers::TimerService) {
+        self.store.data_mut().timers = timers;
+    }
+
+    /// The user counters the guest declared, with their values.
     pub fn counters(&self) -> &[(String, u64)] {
         &self.store.data().counters
     }

@@ -1,15 +1,21 @@
 //! Sinks: where a job's elements go. Each writes an element as one line:
 //! `key<TAB>value`, or just `value` for an element without a key (bytes
-//! that are not UTF-8 are replaced).
+//! that are not UTF-8 are replaced). The `file` sink is exactly-once when
+//! checkpoints are on (two-phase commit, see [`file`]).
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+pub mod file;
+
+use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use thiserror::Error;
 use weir_wire::BatchReader;
 
+pub use file::FileSink;
+
 use crate::channel::Batch;
+use crate::checkpoint::coordinator::CheckpointHub;
 use crate::spec::{SinkSpec, SinkType};
 
 /// A sink that cannot write.
@@ -23,9 +29,17 @@ pub trait SinkWriter: Send {
     fn write(&mut self, batch: &Batch) -> Result<(), SinkError>;
     /// Flushes everything to its destination at the end of input.
     fn finish(&mut self) -> Result<(), SinkError>;
+    /// Pre-commits what was written before the barrier of checkpoint `id`
+    /// and returns the sink's operator state: what the coordinator commits
+    /// once the checkpoint is complete. Sinks without transactions flush.
+    fn pre_commit(&mut self, id: u64) -> Result<Vec<Vec<u8>>, SinkError> {
+        let _ = id;
+        self.finish()?;
+        Ok(Vec::new())
+    }
 }
 
-fn write_lines(w: &mut impl Write, batch: &Batch) -> Result<(), SinkError> {
+pub(crate) fn write_lines(w: &mut impl Write, batch: &Batch) -> Result<(), SinkError> {
     for e in BatchReader::new(&batch.data) {
         let e = e.map_err(|e| SinkError(e.to_string()))?;
         let r = match e.key {
@@ -60,44 +74,6 @@ impl SinkWriter for StdoutSink {
     }
 }
 
-/// Lines in `<folder>/part-<subtask>`.
-#[derive(Debug)]
-pub struct FileSink {
-    out: BufWriter<File>,
-    path: String,
-}
-
-impl FileSink {
-    /// Creates (or truncates) the part file of `subtask` in `folder`.
-    pub fn create(folder: &Path, subtask: u32) -> Result<Self, SinkError> {
-        std::fs::create_dir_all(folder)
-            .map_err(|e| SinkError(format!("cannot create {}: {e}", folder.display())))?;
-        let path = folder.join(format!("part-{subtask}"));
-        let f = File::create(&path)
-            .map_err(|e| SinkError(format!("cannot create {}: {e}", path.display())))?;
-        Ok(FileSink {
-            out: BufWriter::with_capacity(256 * 1024, f),
-            path: path.display().to_string(),
-        })
-    }
-}
-
-impl SinkWriter for FileSink {
-    fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
-        write_lines(&mut self.out, batch)
-    }
-
-    fn finish(&mut self) -> Result<(), SinkError> {
-        self.out
-            .flush()
-            .map_err(|e| SinkError(format!("{}: {e}", self.path)))?;
-        self.out
-            .get_ref()
-            .sync_all()
-            .map_err(|e| SinkError(format!("{}: {e}", self.path)))
-    }
-}
-
 /// Drops everything.
 #[derive(Debug, Default)]
 pub struct DiscardSink;
@@ -112,21 +88,39 @@ impl SinkWriter for DiscardSink {
     }
 }
 
-/// Opens subtask `subtask` of a sink; relative paths resolve against `base_dir`.
+/// The folder of a `file` sink, resolved against `base_dir`.
+pub fn sink_folder(spec: &SinkSpec, base_dir: &Path) -> Result<std::path::PathBuf, SinkError> {
+    let folder = spec
+        .path
+        .as_deref()
+        .ok_or_else(|| SinkError("a file sink needs `path`".into()))?;
+    Ok(base_dir.join(folder))
+}
+
+/// Opens subtask `subtask` of a sink; relative paths resolve against
+/// `base_dir`. With a checkpoint hub, a `file` sink is transactional and
+/// numbers its part files from `first_part`.
 pub fn open_sink(
     spec: &SinkSpec,
     subtask: u32,
     base_dir: &Path,
+    hub: Option<&Arc<CheckpointHub>>,
+    first_part: u64,
 ) -> Result<Box<dyn SinkWriter>, SinkError> {
     Ok(match spec.sink_type {
         SinkType::Stdout => Box::new(StdoutSink),
         SinkType::Discard => Box::new(DiscardSink),
         SinkType::File => {
-            let folder = spec
-                .path
-                .as_deref()
-                .ok_or_else(|| SinkError("a file sink needs `path`".into()))?;
-            Box::new(FileSink::create(&base_dir.join(folder), subtask)?)
+            let folder = sink_folder(spec, base_dir)?;
+            match hub {
+                Some(hub) => Box::new(FileSink::transactional(
+                    &folder,
+                    subtask,
+                    first_part,
+                    hub.clone(),
+                )?),
+                None => Box::new(FileSink::create(&folder, subtask)?),
+            }
         }
     })
 }

@@ -15,6 +15,8 @@ use super::{BatchInfo, SourceError, SourceReader};
 /// The generator of one subtask.
 #[derive(Debug)]
 pub struct Datagen {
+    /// The first index of this subtask (its subtask index).
+    first: u64,
     next: u64,
     count: u64,
     keys: u64,
@@ -61,6 +63,7 @@ impl Datagen {
         parallelism: u32,
     ) -> Self {
         Datagen {
+            first: u64::from(subtask),
             next: u64::from(subtask),
             count,
             keys: keys.max(1),
@@ -80,7 +83,51 @@ impl Datagen {
     }
 }
 
+/// The checkpointed position of one datagen subtask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct DatagenPosition {
+    /// The next record index.
+    next: u64,
+    /// The subtask's index and the source's parallelism.
+    subtask: u64,
+    parallelism: u64,
+}
+
+impl Datagen {
+    /// Continues from the position of the same subtask in `states` (one
+    /// list per old subtask). Datagen splits records by index modulo the
+    /// parallelism, so it cannot be restored at another parallelism.
+    pub fn restore(&mut self, states: &[Vec<Vec<u8>>]) -> Result<(), SourceError> {
+        let positions: Vec<DatagenPosition> = states
+            .iter()
+            .flatten()
+            .map(|b| serde_json::from_slice(b))
+            .collect::<Result<_, _>>()
+            .map_err(|e| SourceError(format!("datagen: unreadable checkpoint position: {e}")))?;
+        let subtask = self.first % self.step;
+        if let Some(p) = positions.iter().find(|p| p.parallelism != self.step) {
+            return Err(SourceError(format!(
+                "datagen was checkpointed at parallelism {}, and cannot be restored at parallelism {} (records are split by index modulo the parallelism)",
+                p.parallelism, self.step
+            )));
+        }
+        if let Some(p) = positions.iter().find(|p| p.subtask == subtask) {
+            self.next = p.next;
+        }
+        Ok(())
+    }
+}
+
 impl SourceReader for Datagen {
+    fn snapshot_position(&self) -> Vec<Vec<u8>> {
+        let p = DatagenPosition {
+            next: self.next,
+            subtask: self.first % self.step,
+            parallelism: self.step,
+        };
+        serde_json::to_vec(&p).map(|b| vec![b]).unwrap_or_default()
+    }
+
     fn next_batch(&mut self, out: &mut BatchBuilder, max: usize) -> Result<BatchInfo, SourceError> {
         let started = *self.started.get_or_insert_with(Instant::now);
         let mut max = max as u64;

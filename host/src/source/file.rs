@@ -2,7 +2,7 @@
 //! file and byte offset reached.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use weir_wire::BatchBuilder;
@@ -10,9 +10,28 @@ use weir_wire::BatchBuilder;
 use super::{BatchInfo, SourceError, SourceReader};
 use crate::spec::FileFormat;
 
+/// The checkpointed position in one file. Every subtask's positions are
+/// given to every subtask on restore (union redistribution), and each takes
+/// those of the files it reads, so a restore at another parallelism works.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct FilePosition {
+    /// The path as the spec names it.
+    path: String,
+    /// Bytes already read.
+    offset: u64,
+    /// Lines already read.
+    line: u64,
+    /// The whole file has been read.
+    done: bool,
+}
+
 /// The files of one subtask.
 #[derive(Debug)]
 pub struct FileSource {
+    /// The paths as the spec names them (the checkpoint's keys).
+    names: Vec<String>,
+    /// Where to start in each file: (byte offset, line number, done).
+    starts: Vec<(u64, u64, bool)>,
     paths: Vec<PathBuf>,
     format: FileFormat,
     current: usize,
@@ -24,9 +43,13 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    /// A reader of `paths`, one after the other.
-    pub fn new(paths: Vec<PathBuf>, format: FileFormat) -> Self {
+    /// A reader of `files` (the name in the spec, the resolved path), one
+    /// after the other.
+    pub fn new(files: Vec<(String, PathBuf)>, format: FileFormat) -> Self {
+        let (names, paths): (Vec<String>, Vec<PathBuf>) = files.into_iter().unzip();
         FileSource {
+            starts: vec![(0, 0, false); names.len()],
+            names,
             paths,
             format,
             current: 0,
@@ -42,6 +65,19 @@ impl FileSource {
         (self.current, self.offset)
     }
 
+    /// Continues from the positions in `states` (every old subtask's).
+    pub fn restore(&mut self, states: &[Vec<Vec<u8>>]) -> Result<(), SourceError> {
+        for item in states.iter().flatten() {
+            let p: FilePosition = serde_json::from_slice(item).map_err(|e| {
+                SourceError(format!("file source: unreadable checkpoint position: {e}"))
+            })?;
+            if let Some(i) = self.names.iter().position(|n| *n == p.path) {
+                self.starts[i] = (p.offset, p.line, p.done);
+            }
+        }
+        Ok(())
+    }
+
     fn err(&self, msg: impl std::fmt::Display) -> SourceError {
         let path = self
             .paths
@@ -53,6 +89,29 @@ impl FileSource {
 }
 
 impl SourceReader for FileSource {
+    fn snapshot_position(&self) -> Vec<Vec<u8>> {
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let (offset, line, done) = if i < self.current {
+                    (0, 0, true)
+                } else if i == self.current && self.reader.is_some() {
+                    (self.offset, self.line_no, false)
+                } else {
+                    self.starts[i]
+                };
+                FilePosition {
+                    path: name.clone(),
+                    offset,
+                    line,
+                    done,
+                }
+            })
+            .filter_map(|p| serde_json::to_vec(&p).ok())
+            .collect()
+    }
+
     fn next_batch(&mut self, out: &mut BatchBuilder, max: usize) -> Result<BatchInfo, SourceError> {
         let mut max_timestamp: Option<i64> = None;
         let mut n = 0;
@@ -64,12 +123,22 @@ impl SourceReader for FileSource {
                 });
             }
             if self.reader.is_none() {
+                let (start, line, done) = self.starts[self.current];
+                if done {
+                    self.current += 1;
+                    continue;
+                }
                 let path = &self.paths[self.current];
-                let f = File::open(path)
+                let mut f = File::open(path)
                     .map_err(|e| SourceError(format!("cannot open {}: {e}", path.display())))?;
+                if start > 0 {
+                    f.seek(SeekFrom::Start(start)).map_err(|e| {
+                        SourceError(format!("cannot seek in {}: {e}", path.display()))
+                    })?;
+                }
                 self.reader = Some(BufReader::with_capacity(256 * 1024, f));
-                self.offset = 0;
-                self.line_no = 0;
+                self.offset = start;
+                self.line_no = line;
             }
             self.line.clear();
             let read = match self.reader.as_mut() {

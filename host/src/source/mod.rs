@@ -36,25 +36,35 @@ pub struct BatchInfo {
 pub trait SourceReader: Send {
     /// Appends up to `max` elements to `out`.
     fn next_batch(&mut self, out: &mut BatchBuilder, max: usize) -> Result<BatchInfo, SourceError>;
+    /// The position reached, as operator state for a checkpoint.
+    fn snapshot_position(&self) -> Vec<Vec<u8>>;
 }
 
 /// Opens subtask `subtask` of `parallelism` of a source; relative paths
-/// resolve against `base_dir`.
+/// resolve against `base_dir`. `restored` is the operator state of every
+/// subtask of the source in the checkpoint restored from, if any.
 pub fn open_source(
     spec: &SourceSpec,
     subtask: u32,
     parallelism: u32,
     base_dir: &Path,
+    restored: Option<&[Vec<Vec<u8>>]>,
 ) -> Result<Box<dyn SourceReader>, SourceError> {
     Ok(match spec.source_type {
-        SourceType::Datagen => Box::new(Datagen::new(
-            spec.count.unwrap_or(0),
-            spec.keys.unwrap_or(1000),
-            spec.rate,
-            spec.timestamp_step_ms,
-            subtask,
-            parallelism,
-        )),
+        SourceType::Datagen => {
+            let mut g = Datagen::new(
+                spec.count.unwrap_or(0),
+                spec.keys.unwrap_or(1000),
+                spec.rate,
+                spec.timestamp_step_ms,
+                subtask,
+                parallelism,
+            );
+            if let Some(states) = restored {
+                g.restore(states)?;
+            }
+            Box::new(g)
+        }
         SourceType::File => {
             let mut paths: Vec<String> = spec.path.iter().cloned().collect();
             paths.extend(spec.paths.iter().flatten().cloned());
@@ -62,9 +72,13 @@ pub fn open_source(
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| *i as u32 % parallelism == subtask)
-                .map(|(_, p)| base_dir.join(p))
+                .map(|(_, p)| (p.clone(), base_dir.join(p)))
                 .collect();
-            Box::new(FileSource::new(mine, spec.format.unwrap_or_default()))
+            let mut f = FileSource::new(mine, spec.format.unwrap_or_default());
+            if let Some(states) = restored {
+                f.restore(states)?;
+            }
+            Box::new(f)
         }
     })
 }

@@ -19,7 +19,8 @@ use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::{
-    HintedValue, KeyedStateBackend, MapEntries, StateError, StateId, StateKey, StateKind, key_eq,
+    EntryRef, EntryVisitor, HintedValue, KeyedStateBackend, MapEntries, StateError, StateId,
+    StateKey, StateKind, key_eq,
 };
 use crate::keygroup::KeyGroupRange;
 
@@ -311,6 +312,28 @@ impl KeyedStateBackend for HashMapBackend {
 
     fn key_groups(&self) -> KeyGroupRange {
         self.range
+    }
+
+    fn declared(&self) -> &[(String, StateKind)] {
+        &self.states
+    }
+
+    fn visit_key_group(&self, key_group: u32, visit: &mut EntryVisitor<'_>) {
+        if !self.range.contains(key_group) {
+            return;
+        }
+        let tables = &self.groups[(key_group - self.range.start) as usize];
+        for slot in &tables.values {
+            let (key, namespace) = slot.split();
+            visit(slot.state, key, namespace, EntryRef::Value(&slot.value));
+        }
+        for (k, e) in &tables.others {
+            let entry = match e {
+                Entry::List(l) => EntryRef::List(l),
+                Entry::Map(m) => EntryRef::Map(m),
+            };
+            visit(k.state, &k.key, &k.namespace, entry);
+        }
     }
 
     fn value_get(

@@ -12,6 +12,7 @@
 #[cfg(test)]
 mod conformance;
 mod hashmap;
+pub mod snapshot;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -21,6 +22,7 @@ use thiserror::Error;
 use crate::keygroup::KeyGroupRange;
 
 pub use hashmap::HashMapBackend;
+pub use snapshot::EntryRef;
 
 /// Byte-string equality for the short keys of state lookups: two 8-byte
 /// loads for 8 to 16 bytes instead of a call to `memcmp`, which showed up as
@@ -42,6 +44,10 @@ pub(crate) fn key_eq(a: &[u8], b: &[u8]) -> bool {
         _ => a == b,
     }
 }
+
+/// What [`KeyedStateBackend::visit_key_group`] calls per entry: (state,
+/// key, namespace, entry).
+pub type EntryVisitor<'v> = dyn FnMut(StateId, &[u8], &[u8], EntryRef<'_>) + 'v;
 
 /// A value read with [`KeyedStateBackend::value_get_hinted`]: the value
 /// and the hint for writing it back.
@@ -133,6 +139,11 @@ pub trait KeyedStateBackend: Send {
     fn register(&mut self, name: &str, kind: StateKind) -> Result<StateId, StateError>;
     /// The key groups this backend holds.
     fn key_groups(&self) -> KeyGroupRange;
+    /// The declared states, indexed by [`StateId`].
+    fn declared(&self) -> &[(String, StateKind)];
+    /// Calls `visit(state, key, namespace, entry)` for every entry of
+    /// `key_group`, in no particular order: what a snapshot copies.
+    fn visit_key_group(&self, key_group: u32, visit: &mut EntryVisitor<'_>);
     /// Reads a value state.
     fn value_get(
         &self,

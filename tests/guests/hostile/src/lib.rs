@@ -2,13 +2,19 @@
 //! `loop` (never returns from `process`), `bomb` (allocates until memory runs
 //! out), `trap` (panics in `process`), `trap-open` (panics in `open`),
 //! `open-error` (returns an error from `open`), `hoard` (appends 1 MiB
-//! values to keyed list state without end), `ok` (forwards elements).
+//! values to keyed list state without end), `trap-at` (forwards elements,
+//! but panics on the element whose value is config `value` while the wall
+//! processing time is before config `before-ms`, ms since the Unix epoch: a failure
+//! that a restart after that moment does not meet again), `ok` (forwards
+//! elements).
 
 use weir_sdk::prelude::*;
 
 struct Hostile {
     mode: String,
     hoard: Option<ListState<Vec<u8>>>,
+    trap_value: Vec<u8>,
+    before_ms: i64,
 }
 
 impl Operator for Hostile {
@@ -20,8 +26,18 @@ impl Operator for Hostile {
             "hoard" => Ok(Hostile {
                 mode,
                 hoard: Some(ctx.list_state("hoard")),
+                trap_value: Vec::new(),
+                before_ms: 0,
             }),
-            _ => Ok(Hostile { mode, hoard: None }),
+            _ => Ok(Hostile {
+                trap_value: ctx.get("value").unwrap_or("").as_bytes().to_vec(),
+                before_ms: ctx
+                    .get("before-ms")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                mode,
+                hoard: None,
+            }),
         }
     }
 
@@ -41,6 +57,16 @@ impl Operator for Hostile {
                 }
             }
             "trap" => panic!("hostile guest: trap in process"),
+            "trap-at" => {
+                let now = ctx.processing_time();
+                if e.value == self.trap_value.as_slice() && now < self.before_ms {
+                    panic!(
+                        "hostile guest: trap at value {}",
+                        String::from_utf8_lossy(e.value)
+                    );
+                }
+                ctx.emit(e.key, e.value, e.timestamp);
+            }
             "hoard" => {
                 if let Some(list) = &self.hoard {
                     let big = vec![7u8; 1 << 20];

@@ -1,0 +1,99 @@
+//! `weir checkpoints DIR`: the retained checkpoints of a job folder (or of
+//! every job folder under a checkpoints directory), with id, time, size and
+//! duration, and per subtask the sync, async and alignment times.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use super::metadata::CheckpointMetadata;
+use super::storage::completed_in;
+
+/// Formats ms since the Unix epoch as `YYYY-MM-DD HH:MM:SS.mmm` UTC.
+pub fn utc(ms: i64) -> String {
+    let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{milli:03}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The listing as text; an error if `dir` holds no checkpoint at all.
+pub fn list(dir: &Path) -> anyhow::Result<String> {
+    let mut jobs: Vec<std::path::PathBuf> = Vec::new();
+    if !completed_in(dir).is_empty() || dir.join("shared").is_dir() {
+        jobs.push(dir.to_path_buf());
+    } else {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?;
+        for e in entries.flatten() {
+            if e.path().is_dir() && !completed_in(&e.path()).is_empty() {
+                jobs.push(e.path());
+            }
+        }
+        jobs.sort();
+    }
+    let mut out = String::new();
+    for job in &jobs {
+        let _ = writeln!(out, "{}", job.display());
+        for (id, path) in completed_in(job) {
+            let meta = std::fs::read(path.join("_metadata"))
+                .map_err(|e| e.to_string())
+                .and_then(|b| CheckpointMetadata::decode(&b).map_err(|e| e.to_string()));
+            let m = match meta {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = writeln!(out, "  chk-{id}  unreadable: {e}");
+                    continue;
+                }
+            };
+            let _ = writeln!(
+                out,
+                "  chk-{id}  {}  {} bytes  {:.1} ms{}",
+                utc(m.completed_timestamp),
+                m.state_size,
+                m.duration_ms,
+                if m.is_final { "  (final)" } else { "" }
+            );
+            for op in &m.operators {
+                for s in &op.subtasks {
+                    let _ = writeln!(
+                        out,
+                        "    {}[{}/{}]  sync {:.2} ms  async {:.2} ms  alignment {:.2} ms",
+                        op.uid,
+                        s.subtask + 1,
+                        op.parallelism,
+                        s.sync_ms,
+                        s.async_ms,
+                        s.alignment_ms
+                    );
+                }
+            }
+        }
+    }
+    if jobs.is_empty() {
+        anyhow::bail!("{}: no retained checkpoints", dir.display());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00.000");
+        assert_eq!(super::utc(1_795_318_245_123), "2026-11-22 03:30:45.123");
+    }
+}

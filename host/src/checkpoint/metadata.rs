@@ -1,0 +1,256 @@
+//! `_metadata`: what a completed checkpoint holds, format version 1.
+//!
+//! The file is text, so a person can read it:
+//!
+//! ```text
+//! WEIR-CHECKPOINT-METADATA 1
+//! { ...JSON: job, checkpoint id, operators by uid, state handles... }
+//! xxh3 0123456789abcdef
+//! ```
+//!
+//! The first line names the format and its version; the last line is the
+//! xxh3-64 checksum of everything before it. It is written atomically
+//! (temporary file, fsync, rename, fsync of the folder), so a reader sees a
+//! whole `_metadata` or none. Operators are named by `uid`; each subtask's
+//! keyed state is a [`KeyedStateHandle`] (a file in the checkpoint folder,
+//! its checksum and its key-group blocks) and its operator state a list of
+//! byte strings (hex in the JSON).
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::state::snapshot::{KeyedStateHandle, checksum};
+
+/// The version this build writes and reads.
+pub const METADATA_VERSION: u32 = 1;
+const HEADER: &str = "WEIR-CHECKPOINT-METADATA";
+
+/// A `_metadata` that cannot be used.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum MetadataError {
+    /// Not a Weir `_metadata` file.
+    #[error("not a Weir checkpoint _metadata file (bad first line)")]
+    Header,
+    /// Written by another format version.
+    #[error("_metadata format version {found}, but this build reads version {METADATA_VERSION}")]
+    Version {
+        /// The version in the file.
+        found: u32,
+    },
+    /// The file ends early (no checksum line).
+    #[error("_metadata is truncated (no checksum line)")]
+    Truncated,
+    /// The checksum does not match.
+    #[error("_metadata checksum mismatch (the file is damaged or was changed)")]
+    Checksum,
+    /// The body is not what this version writes.
+    #[error("_metadata body is malformed: {0}")]
+    Body(String),
+}
+
+/// The state of one subtask in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubtaskState {
+    /// The subtask index.
+    pub subtask: u32,
+    /// Its keyed state, if the operator is keyed.
+    pub keyed: Option<KeyedStateHandle>,
+    /// Its operator (non-keyed) list state, each item in hex.
+    #[serde(with = "hex_list")]
+    pub operator_state: Vec<Vec<u8>>,
+    /// Synchronous part of its snapshot (ms).
+    pub sync_ms: f64,
+    /// Asynchronous part: writing its files (ms).
+    pub async_ms: f64,
+    /// Time it spent aligning barriers (ms).
+    pub alignment_ms: f64,
+}
+
+/// The state of one operator (any node: source, operator or sink).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperatorSnapshot {
+    /// The node's `uid`: what a restore matches on.
+    pub uid: String,
+    /// The node's id in the spec, for people.
+    pub node: String,
+    /// Its parallelism when the checkpoint was taken.
+    pub parallelism: u32,
+    /// One entry per subtask, by subtask index.
+    pub subtasks: Vec<SubtaskState>,
+}
+
+/// A completed checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMetadata {
+    /// The job that took it.
+    pub job_id: String,
+    /// The job's name.
+    pub job_name: String,
+    /// Checkpoint id; ids continue across restores.
+    pub checkpoint_id: u64,
+    /// `checkpoint` or `savepoint`.
+    pub kind: String,
+    /// When it was triggered (ms since the epoch).
+    pub trigger_timestamp: i64,
+    /// When `_metadata` was written (ms since the epoch).
+    pub completed_timestamp: i64,
+    /// Trigger to completion (ms).
+    pub duration_ms: f64,
+    /// Bytes of state files.
+    pub state_size: u64,
+    /// `pipeline.max-parallelism` of the job: a restore must match it.
+    pub max_parallelism: u32,
+    /// `EXACTLY_ONCE` or `AT_LEAST_ONCE`.
+    pub mode: String,
+    /// The state backend that wrote the keyed state.
+    pub backend: String,
+    /// Whether this is the final checkpoint of a job whose input ended.
+    pub is_final: bool,
+    /// Every operator's state.
+    pub operators: Vec<OperatorSnapshot>,
+}
+
+impl CheckpointMetadata {
+    /// The file's bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, MetadataError> {
+        let body =
+            serde_json::to_string_pretty(self).map_err(|e| MetadataError::Body(e.to_string()))?;
+        let mut text = format!("{HEADER} {METADATA_VERSION}\n{body}\n");
+        let sum = checksum(text.as_bytes());
+        text.push_str(&format!("xxh3 {sum}\n"));
+        Ok(text.into_bytes())
+    }
+
+    /// Reads a file's bytes, checking its version and checksum.
+    pub fn decode(bytes: &[u8]) -> Result<Self, MetadataError> {
+        let first_nl = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or(MetadataError::Header)?;
+        let header = std::str::from_utf8(&bytes[..first_nl]).map_err(|_| MetadataError::Header)?;
+        let version = header
+            .strip_prefix(HEADER)
+            .map(str::trim)
+            .ok_or(MetadataError::Header)?;
+        let found: u32 = version.parse().map_err(|_| MetadataError::Header)?;
+        if found != METADATA_VERSION {
+            return Err(MetadataError::Version { found });
+        }
+        // The checksum line is the last line.
+        let trimmed = bytes.strip_suffix(b"\n").ok_or(MetadataError::Truncated)?;
+        let last_nl = trimmed
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .ok_or(MetadataError::Truncated)?;
+        let (content, sum_line) = (&bytes[..=last_nl], &trimmed[last_nl + 1..]);
+        let sum = std::str::from_utf8(sum_line)
+            .ok()
+            .and_then(|l| l.strip_prefix("xxh3 "))
+            .ok_or(MetadataError::Truncated)?;
+        if checksum(content) != sum {
+            return Err(MetadataError::Checksum);
+        }
+        serde_json::from_slice(&content[first_nl + 1..])
+            .map_err(|e| MetadataError::Body(e.to_string()))
+    }
+
+    /// The operator with `uid`.
+    pub fn operator(&self, uid: &str) -> Option<&OperatorSnapshot> {
+        self.operators.iter().find(|o| o.uid == uid)
+    }
+}
+
+mod hex_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|b| {
+            b.iter()
+                .fold(String::with_capacity(b.len() * 2), |mut t, x| {
+                    t.push_str(&format!("{x:02x}"));
+                    t
+                })
+        }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let items = Vec::<String>::deserialize(d)?;
+        items
+            .iter()
+            .map(|t| {
+                if t.len() % 2 != 0 {
+                    return Err(serde::de::Error::custom("odd-length hex"));
+                }
+                (0..t.len())
+                    .step_by(2)
+                    .map(|i| {
+                        t.get(i..i + 2)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                            .ok_or_else(|| serde::de::Error::custom("bad hex"))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> CheckpointMetadata {
+        CheckpointMetadata {
+            job_id: "ab".repeat(16),
+            job_name: "j".into(),
+            checkpoint_id: 7,
+            kind: "checkpoint".into(),
+            trigger_timestamp: 1,
+            completed_timestamp: 2,
+            duration_ms: 1.5,
+            state_size: 10,
+            max_parallelism: 128,
+            mode: "EXACTLY_ONCE".into(),
+            backend: "hashmap".into(),
+            is_final: false,
+            operators: vec![OperatorSnapshot {
+                uid: "src".into(),
+                node: "src".into(),
+                parallelism: 1,
+                subtasks: vec![SubtaskState {
+                    subtask: 0,
+                    keyed: None,
+                    operator_state: vec![vec![0, 1, 254]],
+                    sync_ms: 0.0,
+                    async_ms: 0.0,
+                    alignment_ms: 0.0,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips_and_detects_damage() {
+        let m = sample();
+        let bytes = m.encode().expect("encode");
+        assert_eq!(CheckpointMetadata::decode(&bytes), Ok(m));
+        let text = String::from_utf8(bytes.clone()).expect("utf8");
+        let damaged = text.replacen("\"checkpoint_id\": 7", "\"checkpoint_id\": 8", 1);
+        assert_eq!(
+            CheckpointMetadata::decode(damaged.as_bytes()),
+            Err(MetadataError::Checksum)
+        );
+        assert_eq!(
+            CheckpointMetadata::decode(&bytes[..bytes.len() / 2]),
+            Err(MetadataError::Truncated)
+        );
+        let newer = text.replacen("METADATA 1", "METADATA 2", 1);
+        assert_eq!(
+            CheckpointMetadata::decode(newer.as_bytes()),
+            Err(MetadataError::Version { found: 2 })
+        );
+        assert_eq!(
+            CheckpointMetadata::decode(b"garbage"),
+            Err(MetadataError::Header)
+        );
+    }
+}

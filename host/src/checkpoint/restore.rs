@@ -1,0 +1,205 @@
+//! Restoring a job from a checkpoint: reading `_metadata`, matching its
+//! operators to the job's nodes by `uid`, and handing each new subtask its
+//! part (keyed state by key-group range, operator state by list
+//! redistribution).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use super::metadata::{CheckpointMetadata, MetadataError, SubtaskState};
+use super::storage::{CheckpointDir, ReadCheckpoint, StorageError};
+use crate::graph::JobGraph;
+use crate::keygroup::KeyGroupRange;
+use crate::state::KeyedStateBackend;
+use crate::state::snapshot::{self, KeyedStateHandle, SnapshotError};
+use crate::timers::TimerService;
+
+/// A checkpoint that cannot be restored.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RestoreError {
+    /// The path is neither a checkpoint folder nor its `_metadata`.
+    #[error("{path}: no checkpoint there (expected a chk-<n> folder or its _metadata file)")]
+    NotFound {
+        /// The path given.
+        path: String,
+    },
+    /// `_metadata` cannot be read.
+    #[error("{path}: {error}")]
+    Metadata {
+        /// The file.
+        path: String,
+        /// Why.
+        error: MetadataError,
+    },
+    /// A file of the checkpoint cannot be read.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A state file is damaged or of another version.
+    #[error("{path}: {error}")]
+    StateFile {
+        /// The file.
+        path: String,
+        /// Why.
+        error: SnapshotError,
+    },
+    /// The job's max parallelism differs from the checkpoint's.
+    #[error(
+        "the checkpoint was taken with pipeline.max-parallelism {checkpoint}, but the job has {job}; keyed state cannot be split into a different number of key groups"
+    )]
+    MaxParallelism {
+        /// The checkpoint's.
+        checkpoint: u32,
+        /// The job's.
+        job: u32,
+    },
+    /// State whose uid is not in the job, without `--allow-non-restored-state`.
+    #[error(
+        "the checkpoint has state for uid(s) {} that the job does not have; pass -n (--allow-non-restored-state) to skip it",
+        uids.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ")
+    )]
+    NonRestoredState {
+        /// The uids.
+        uids: Vec<String>,
+    },
+    /// A node's state cannot be split over a new parallelism.
+    #[error("`{uid}`: {message}")]
+    Redistribution {
+        /// The node uid.
+        uid: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A checkpoint opened for restore.
+#[derive(Debug, Clone)]
+pub struct RestorePoint {
+    /// Its metadata.
+    pub metadata: CheckpointMetadata,
+    /// Reads its files.
+    pub reader: Arc<dyn ReadCheckpoint>,
+    /// Where it is, for messages.
+    pub path: String,
+}
+
+impl RestorePoint {
+    /// Opens `path`: a `chk-<n>` folder (or savepoint folder) or its
+    /// `_metadata` file.
+    pub fn open(path: &Path) -> Result<Self, RestoreError> {
+        let (dir, meta): (PathBuf, PathBuf) = if path.is_dir() {
+            (path.to_path_buf(), path.join("_metadata"))
+        } else if path.file_name().is_some_and(|n| n == "_metadata") && path.is_file() {
+            let dir = path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
+            (dir, path.to_path_buf())
+        } else {
+            return Err(RestoreError::NotFound {
+                path: path.display().to_string(),
+            });
+        };
+        if !meta.is_file() {
+            return Err(RestoreError::NotFound {
+                path: path.display().to_string(),
+            });
+        }
+        let bytes = std::fs::read(&meta).map_err(|e| StorageError {
+            path: meta.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let metadata =
+            CheckpointMetadata::decode(&bytes).map_err(|error| RestoreError::Metadata {
+                path: meta.display().to_string(),
+                error,
+            })?;
+        Ok(RestorePoint {
+            metadata,
+            reader: Arc::new(CheckpointDir(dir.clone())),
+            path: dir.display().to_string(),
+        })
+    }
+
+    /// Checks that `graph` can restore this checkpoint: the same max
+    /// parallelism, and every uid present unless `allow_non_restored`.
+    pub fn check(&self, graph: &JobGraph, allow_non_restored: bool) -> Result<(), RestoreError> {
+        if self.metadata.max_parallelism != graph.max_parallelism {
+            return Err(RestoreError::MaxParallelism {
+                checkpoint: self.metadata.max_parallelism,
+                job: graph.max_parallelism,
+            });
+        }
+        let missing: Vec<String> = self
+            .metadata
+            .operators
+            .iter()
+            .filter(|o| has_state(&o.subtasks))
+            .filter(|o| !graph.nodes.iter().any(|n| n.uid == o.uid))
+            .map(|o| o.uid.clone())
+            .collect();
+        if !missing.is_empty() && !allow_non_restored {
+            return Err(RestoreError::NonRestoredState { uids: missing });
+        }
+        Ok(())
+    }
+
+    /// Reads and verifies every keyed state file of this checkpoint, so a
+    /// damaged checkpoint is found before the job starts.
+    pub fn verify(&self) -> Result<(), RestoreError> {
+        for op in &self.metadata.operators {
+            for s in &op.subtasks {
+                if let Some(h) = &s.keyed {
+                    self.read_keyed(h)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_keyed(&self, h: &KeyedStateHandle) -> Result<Vec<u8>, RestoreError> {
+        let bytes = self.reader.read(&h.file)?;
+        snapshot::verify(&bytes, h).map_err(|error| RestoreError::StateFile {
+            path: format!("{}/{}", self.reader.location(), h.file),
+            error,
+        })?;
+        Ok(bytes)
+    }
+
+    /// The subtask states of node `uid` in the checkpoint.
+    pub fn subtasks_of(&self, uid: &str) -> &[SubtaskState] {
+        self.metadata
+            .operator(uid)
+            .map_or(&[], |o| o.subtasks.as_slice())
+    }
+
+    /// Loads the keyed state of key groups `range` of operator `uid` into
+    /// `backend` and `timers`; returns the entries loaded.
+    pub fn restore_keyed(
+        &self,
+        uid: &str,
+        backend: &mut dyn KeyedStateBackend,
+        timers: &mut TimerService,
+    ) -> Result<usize, RestoreError> {
+        let range: KeyGroupRange = backend.key_groups();
+        let mut loaded = 0;
+        for s in self.subtasks_of(uid) {
+            let Some(h) = &s.keyed else { continue };
+            if !h.overlaps(range) {
+                continue;
+            }
+            let bytes = self.read_keyed(h)?;
+            loaded += snapshot::restore(&bytes, h, backend, timers).map_err(|error| {
+                RestoreError::StateFile {
+                    path: format!("{}/{}", self.reader.location(), h.file),
+                    error,
+                }
+            })?;
+        }
+        Ok(loaded)
+    }
+}
+
+fn has_state(subtasks: &[SubtaskState]) -> bool {
+    subtasks.iter().any(|s| {
+        s.keyed.as_ref().is_some_and(|k| !k.key_groups.is_empty()) || !s.operator_state.is_empty()
+    })
+}

@@ -1,0 +1,319 @@
+//! The `file` sink: one folder, part files per subtask.
+//!
+//! Without checkpoints, subtask i writes `part-<i>` (replacing it).
+//!
+//! With checkpoints it is exactly-once by two-phase commit. On disk:
+//!
+//! ```text
+//! <folder>/part-<subtask>-<n>                  committed: complete, never changes again
+//! <folder>/.part-<subtask>-<n>.inprogress      being written
+//! <folder>/.part-<subtask>-<n>.pending         pre-committed, waiting for its checkpoint
+//! ```
+//!
+//! Records go to the in-progress file. On a checkpoint barrier the sink
+//! flushes and fsyncs it and renames it to `.pending` (pre-commit); the
+//! checkpoint records the pending names in the sink's operator state. When
+//! the checkpoint is complete (its `_metadata` is durable) the coordinator
+//! renames them to `part-<subtask>-<n>` (commit). Readers that ignore
+//! hidden files (names starting with `.`), as Flink's and Hadoop's readers
+//! do, never see uncommitted data. On restore, the files the restored
+//! checkpoint pre-committed are committed (again: a rename that already
+//! happened is skipped) and every other hidden part file is deleted, so
+//! the records after the checkpoint, which the job replays, are written
+//! once. A job started without a restore empties the folder's part files.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{SinkError, SinkWriter, write_lines};
+use crate::channel::Batch;
+use crate::checkpoint::coordinator::CheckpointHub;
+
+/// The operator state of one transactional file-sink subtask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSinkState {
+    /// The subtask.
+    pub subtask: u32,
+    /// The next part number it would have used.
+    pub next_part: u64,
+    /// Part files pre-committed and not known to be committed.
+    pub pending: Vec<String>,
+}
+
+fn err(path: &Path, e: impl std::fmt::Display) -> SinkError {
+    SinkError(format!("{}: {e}", path.display()))
+}
+
+fn hidden(folder: &Path, name: &str, suffix: &str) -> PathBuf {
+    folder.join(format!(".{name}.{suffix}"))
+}
+
+/// The two-phase-commit side of a [`FileSink`].
+#[derive(Debug)]
+struct Transaction {
+    /// For the newest completed checkpoint.
+    hub: Arc<CheckpointHub>,
+    /// The next part number.
+    next: u64,
+    /// Pre-committed files with their checkpoint id.
+    pending: Vec<(u64, String)>,
+}
+
+/// Lines in part files of a folder.
+#[derive(Debug)]
+pub struct FileSink {
+    folder: PathBuf,
+    subtask: u32,
+    /// The open file, its name (without dots and suffix) and its path.
+    current: Option<(BufWriter<File>, String, PathBuf)>,
+    /// Transactional (checkpoints on).
+    txn: Option<Transaction>,
+}
+
+impl FileSink {
+    /// Creates (or truncates) `<folder>/part-<subtask>`.
+    pub fn create(folder: &Path, subtask: u32) -> Result<Self, SinkError> {
+        std::fs::create_dir_all(folder).map_err(|e| err(folder, e))?;
+        let name = format!("part-{subtask}");
+        let path = folder.join(&name);
+        let f = File::create(&path).map_err(|e| err(&path, e))?;
+        Ok(FileSink {
+            folder: folder.to_path_buf(),
+            subtask,
+            current: Some((BufWriter::with_capacity(256 * 1024, f), name, path)),
+            txn: None,
+        })
+    }
+
+    /// A two-phase-commit writer whose part numbers start at `first_part`.
+    pub fn transactional(
+        folder: &Path,
+        subtask: u32,
+        first_part: u64,
+        hub: Arc<CheckpointHub>,
+    ) -> Result<Self, SinkError> {
+        std::fs::create_dir_all(folder).map_err(|e| err(folder, e))?;
+        Ok(FileSink {
+            folder: folder.to_path_buf(),
+            subtask,
+            current: None,
+            txn: Some(Transaction {
+                hub,
+                next: first_part,
+                pending: Vec::new(),
+            }),
+        })
+    }
+
+    fn open_next(&mut self) -> Result<(), SinkError> {
+        let Some(txn) = self.txn.as_mut() else {
+            return Ok(());
+        };
+        let name = format!("part-{}-{}", self.subtask, txn.next);
+        txn.next += 1;
+        let path = hidden(&self.folder, &name, "inprogress");
+        let f = File::create(&path).map_err(|e| err(&path, e))?;
+        self.current = Some((BufWriter::with_capacity(256 * 1024, f), name, path));
+        Ok(())
+    }
+
+    /// Flushes and fsyncs the open file and closes it; its name.
+    fn close_current(&mut self) -> Result<Option<(String, PathBuf)>, SinkError> {
+        let Some((mut w, name, path)) = self.current.take() else {
+            return Ok(None);
+        };
+        w.flush().map_err(|e| err(&path, e))?;
+        w.get_ref().sync_all().map_err(|e| err(&path, e))?;
+        Ok(Some((name, path)))
+    }
+}
+
+impl SinkWriter for FileSink {
+    fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        if self.current.is_none() {
+            self.open_next()?;
+        }
+        match self.current.as_mut() {
+            Some((w, _, _)) => write_lines(w, batch),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        if self.txn.is_some() {
+            // The final snapshot pre-commits what is left.
+            return Ok(());
+        }
+        if let Some((w, _, path)) = self.current.as_mut() {
+            w.flush().map_err(|e| err(path, e))?;
+            w.get_ref().sync_all().map_err(|e| err(path, e))?;
+        }
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, id: u64) -> Result<Vec<Vec<u8>>, SinkError> {
+        if self.txn.is_none() {
+            self.finish()?;
+            return Ok(Vec::new());
+        }
+        let closed = self.close_current()?;
+        let folder = self.folder.clone();
+        let subtask = self.subtask;
+        let Some(txn) = self.txn.as_mut() else {
+            return Ok(Vec::new());
+        };
+        if let Some((name, path)) = closed {
+            let target = hidden(&folder, &name, "pending");
+            std::fs::rename(&path, &target).map_err(|e| err(&path, e))?;
+            txn.pending.push((id, name));
+        }
+        // Files of completed checkpoints are committed by now.
+        let done = txn.hub.last_completed();
+        txn.pending.retain(|(c, _)| *c > done);
+        let state = FileSinkState {
+            subtask,
+            next_part: txn.next,
+            pending: txn.pending.iter().map(|(_, n)| n.clone()).collect(),
+        };
+        let bytes = serde_json::to_vec(&state).map_err(|e| SinkError(e.to_string()))?;
+        Ok(vec![bytes])
+    }
+}
+
+fn parse_states(states: &[Vec<u8>]) -> Result<Vec<FileSinkState>, String> {
+    states
+        .iter()
+        .map(|b| serde_json::from_slice(b).map_err(|e| format!("unreadable file-sink state: {e}")))
+        .collect()
+}
+
+/// Commits the files a sink subtask pre-committed (its operator state in a
+/// completed checkpoint): renames each `.pending` file to its part name.
+/// A file already renamed is skipped, so committing twice is harmless.
+pub fn commit(folder: &Path, states: &[Vec<u8>]) -> Result<(), String> {
+    let mut renamed = false;
+    for state in parse_states(states)? {
+        for name in &state.pending {
+            let from = hidden(folder, name, "pending");
+            let to = folder.join(name);
+            if from.exists() {
+                std::fs::rename(&from, &to).map_err(|e| format!("{}: {e}", from.display()))?;
+                renamed = true;
+            } else if !to.exists() {
+                return Err(format!("pre-committed file {} is missing", from.display()));
+            }
+        }
+    }
+    if renamed {
+        File::open(folder)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("{}: {e}", folder.display()))?;
+    }
+    Ok(())
+}
+
+/// Prepares a transactional sink's folder before its subtasks start, and
+/// returns the part number they start from.
+///
+/// `restored` holds the sink's operator states in the checkpoint restored
+/// from. Its pre-committed files are committed; every uncommitted file is
+/// deleted; and so is every committed file written after that checkpoint
+/// (part numbers only grow, so those are the files of subtask `s` numbered
+/// from its `next_part` on). So restoring any retained checkpoint, even an
+/// older one, leaves the folder exactly as that checkpoint saw it, and the
+/// replayed records are written once. `None` (a fresh start) removes every
+/// part file.
+pub fn recover(folder: &Path, restored: Option<&[Vec<u8>]>) -> Result<u64, String> {
+    std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    let states = match restored {
+        Some(s) => {
+            commit(folder, s)?;
+            parse_states(s)?
+        }
+        None => Vec::new(),
+    };
+    let next = states.iter().map(|s| s.next_part).max().unwrap_or(0);
+    let written_after = |name: &str| -> bool {
+        let Some((subtask, n)) = name
+            .strip_prefix("part-")
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(s, n)| Some((s.parse::<u32>().ok()?, n.parse::<u64>().ok()?)))
+        else {
+            return false;
+        };
+        let threshold = states
+            .iter()
+            .find(|s| s.subtask == subtask)
+            .map_or(next, |s| s.next_part);
+        n >= threshold
+    };
+    let entries = std::fs::read_dir(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let remove = name.starts_with(".part-")
+            || (name.starts_with("part-") && (restored.is_none() || written_after(name)));
+        if remove {
+            let p = entry.path();
+            std::fs::remove_file(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+    }
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(subtask: u32, next_part: u64, pending: &[&str]) -> Vec<u8> {
+        serde_json::to_vec(&FileSinkState {
+            subtask,
+            next_part,
+            pending: pending.iter().map(|s| (*s).to_owned()).collect(),
+        })
+        .expect("json")
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn recovery_commits_the_checkpoints_files_and_removes_later_and_uncommitted_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        for f in [
+            "part-0-0",
+            "part-0-1",
+            ".part-0-2.pending",
+            ".part-0-3.inprogress",
+            "part-1-0",
+            "part-1-1", // committed by a later checkpoint
+            "part-2-4", // a subtask the checkpoint did not have
+        ] {
+            std::fs::write(d.join(f), f).expect("write");
+        }
+        let restored = vec![state(0, 3, &["part-0-2"]), state(1, 1, &[])];
+        let next = recover(d, Some(&restored)).expect("recover");
+        assert_eq!(next, 3);
+        assert_eq!(
+            names(d),
+            vec!["part-0-0", "part-0-1", "part-0-2", "part-1-0"]
+        );
+        // Committing again is harmless.
+        commit(d, &restored).expect("commit twice");
+        // A fresh start empties the folder.
+        assert_eq!(recover(d, None).expect("fresh"), 0);
+        assert!(names(d).is_empty());
+    }
+}

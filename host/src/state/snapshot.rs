@@ -1,0 +1,527 @@
+//! The keyed-state snapshot file of one operator subtask, format version 1.
+//!
+//! A snapshot is cut per key group, so that a restore at another
+//! parallelism reads only the key groups a new subtask owns:
+//!
+//! ```text
+//! file    := magic "WEIRKS01" | version u32 LE | states | block*
+//! states  := count varint | (name bytes | kind u8)*      kind: 0 value, 1 list, 2 map
+//! block   := entries varint | entry* | timers varint | timer*   (one per key group)
+//! entry   := state varint | key bytes | namespace bytes | tag u8 | payload
+//!            tag 0 value: bytes; tag 1 list: count varint | bytes*;
+//!            tag 2 map: count varint | (map-key bytes | value bytes)*
+//! timer   := domain u8 (0 event, 1 processing) | time i64 LE | key bytes | namespace bytes
+//! bytes   := length varint | raw bytes          varint: unsigned LEB128
+//! ```
+//!
+//! The block offsets, the file's size and its xxh3-64 checksum are kept in
+//! the checkpoint's `_metadata` ([`KeyedStateHandle`]). A file of another
+//! version is refused with [`SnapshotError::Version`]; the checked-in
+//! fixture `host/tests/fixtures/chk-fixture` pins this format.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::{KeyedStateBackend, StateError, StateKey, StateKind};
+use crate::keygroup::{KeyGroupRange, key_group};
+use crate::timers::{Domain, TimerEntry, TimerService};
+
+/// The version this build writes and reads.
+pub const KEYED_SNAPSHOT_VERSION: u32 = 1;
+const MAGIC: &[u8; 8] = b"WEIRKS01";
+
+/// A keyed snapshot file that cannot be read.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SnapshotError {
+    /// Not a keyed snapshot file.
+    #[error("not a Weir keyed-state file (bad magic)")]
+    Magic,
+    /// Written by another format version.
+    #[error(
+        "keyed-state format version {found}, but this build reads version {KEYED_SNAPSHOT_VERSION}"
+    )]
+    Version {
+        /// The version in the file.
+        found: u32,
+    },
+    /// The checksum does not match: the file is damaged.
+    #[error("checksum mismatch (the file is damaged or was changed)")]
+    Checksum,
+    /// The bytes end early or hold an impossible value.
+    #[error("malformed keyed-state file: {0}")]
+    Malformed(&'static str),
+    /// The backend refused an entry.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// Where one key group's block lies in a snapshot file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyGroupOffset {
+    /// The key group.
+    pub key_group: u32,
+    /// Byte offset of its block.
+    pub offset: u64,
+    /// Length of its block.
+    pub len: u64,
+}
+
+/// What `_metadata` records about a keyed snapshot file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyedStateHandle {
+    /// File name, relative to the checkpoint folder.
+    pub file: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// xxh3-64 of the whole file, in hex.
+    pub checksum: String,
+    /// The key groups of the subtask that wrote it (first, last).
+    pub key_group_range: (u32, u32),
+    /// One block per key group that holds anything.
+    pub key_groups: Vec<KeyGroupOffset>,
+}
+
+impl KeyedStateHandle {
+    /// Whether any key group of this file lies in `range`.
+    pub fn overlaps(&self, range: KeyGroupRange) -> bool {
+        self.key_group_range.0 <= range.end && range.start <= self.key_group_range.1
+    }
+}
+
+/// An encoded snapshot, ready to be written.
+#[derive(Debug, Clone, Default)]
+pub struct KeyedSnapshot {
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+    /// The blocks.
+    pub key_groups: Vec<KeyGroupOffset>,
+    /// The subtask's range.
+    pub range: (u32, u32),
+}
+
+impl KeyedSnapshot {
+    /// The handle of this snapshot once written as `file`.
+    pub fn handle(&self, file: String) -> KeyedStateHandle {
+        KeyedStateHandle {
+            file,
+            size: self.bytes.len() as u64,
+            checksum: checksum(&self.bytes),
+            key_group_range: self.range,
+            key_groups: self.key_groups.clone(),
+        }
+    }
+}
+
+/// The checksum written in handles and `_metadata`: xxh3-64 in hex.
+pub fn checksum(bytes: &[u8]) -> String {
+    format!("{:016x}", xxh3_64(bytes))
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn kind_tag(k: StateKind) -> u8 {
+    match k {
+        StateKind::Value => 0,
+        StateKind::List => 1,
+        StateKind::Map => 2,
+    }
+}
+
+/// One entry as a backend shows it to a snapshot.
+#[derive(Debug, Clone, Copy)]
+pub enum EntryRef<'a> {
+    /// A value.
+    Value(&'a [u8]),
+    /// A list.
+    List(&'a [Vec<u8>]),
+    /// A map, ordered by map key.
+    Map(&'a dyn MapView),
+}
+
+/// The entries of a map state, as a snapshot reads them.
+pub trait MapView: std::fmt::Debug {
+    /// Number of entries.
+    fn len(&self) -> usize;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Calls `f` for each entry in map-key order.
+    fn each(&self, f: &mut dyn FnMut(&[u8], &[u8]));
+}
+
+impl MapView for std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    fn len(&self) -> usize {
+        std::collections::BTreeMap::len(self)
+    }
+    fn each(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
+        for (k, v) in self {
+            f(k, v);
+        }
+    }
+}
+
+/// Encodes the state and timers of every key group of `backend`: the
+/// synchronous part of a checkpoint (a copy, after which processing goes
+/// on while the bytes are written).
+pub fn encode(
+    backend: &dyn KeyedStateBackend,
+    timers: &TimerService,
+    max_parallelism: u32,
+) -> KeyedSnapshot {
+    let range = backend.key_groups();
+    let mut out = Vec::with_capacity(backend.size_bytes().min(1 << 30) + 64);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&KEYED_SNAPSHOT_VERSION.to_le_bytes());
+    let states = backend.declared();
+    put_varint(&mut out, states.len() as u64);
+    for (name, kind) in states {
+        put_bytes(&mut out, name.as_bytes());
+        out.push(kind_tag(*kind));
+    }
+    // Timers by key group.
+    let mut timer_groups: Vec<Vec<(Domain, &TimerEntry)>> = vec![Vec::new(); range.len()];
+    for (d, t) in timers.iter() {
+        let kg = key_group(&t.key, max_parallelism);
+        if range.contains(kg) {
+            timer_groups[(kg - range.start) as usize].push((d, t));
+        }
+    }
+    let mut key_groups = Vec::new();
+    let mut block = Vec::new();
+    for kg in range.start..=range.end {
+        block.clear();
+        let mut n = 0u64;
+        let mut body = Vec::new();
+        backend.visit_key_group(kg, &mut |state, key, namespace, entry| {
+            n += 1;
+            put_varint(&mut body, u64::from(state));
+            put_bytes(&mut body, key);
+            put_bytes(&mut body, namespace);
+            match entry {
+                EntryRef::Value(v) => {
+                    body.push(0);
+                    put_bytes(&mut body, v);
+                }
+                EntryRef::List(l) => {
+                    body.push(1);
+                    put_varint(&mut body, l.len() as u64);
+                    for v in l {
+                        put_bytes(&mut body, v);
+                    }
+                }
+                EntryRef::Map(m) => {
+                    body.push(2);
+                    put_varint(&mut body, m.len() as u64);
+                    m.each(&mut |k, v| {
+                        put_bytes(&mut body, k);
+                        put_bytes(&mut body, v);
+                    });
+                }
+            }
+        });
+        let group_timers = &timer_groups[(kg - range.start) as usize];
+        if n == 0 && group_timers.is_empty() {
+            continue;
+        }
+        put_varint(&mut block, n);
+        block.extend_from_slice(&body);
+        put_varint(&mut block, group_timers.len() as u64);
+        for (d, t) in group_timers {
+            block.push(match d {
+                Domain::EventTime => 0,
+                Domain::ProcessingTime => 1,
+            });
+            block.extend_from_slice(&t.time.to_le_bytes());
+            put_bytes(&mut block, &t.key);
+            put_bytes(&mut block, &t.namespace);
+        }
+        key_groups.push(KeyGroupOffset {
+            key_group: kg,
+            offset: out.len() as u64,
+            len: block.len() as u64,
+        });
+        out.extend_from_slice(&block);
+    }
+    KeyedSnapshot {
+        bytes: out,
+        key_groups,
+        range: (range.start, range.end),
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn varint(&mut self) -> Result<u64, SnapshotError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = self
+                .b
+                .split_first()
+                .ok_or(SnapshotError::Malformed("ends inside a number"))?;
+            self.b = rest;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(SnapshotError::Malformed("number too long"))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
+        if self.b.len() < n {
+            return Err(SnapshotError::Malformed("ends early"));
+        }
+        let (head, rest) = self.b.split_at(n);
+        self.b = rest;
+        Ok(head)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], SnapshotError> {
+        let n = self.varint()?;
+        let n = usize::try_from(n).map_err(|_| SnapshotError::Malformed("length"))?;
+        self.take(n)
+    }
+
+    fn u8(&mut self) -> Result<u8, SnapshotError> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// A count of items that each take at least one byte.
+    fn count(&mut self) -> Result<usize, SnapshotError> {
+        let n = self.varint()?;
+        if n > self.b.len() as u64 {
+            return Err(SnapshotError::Malformed("count larger than the file"));
+        }
+        Ok(n as usize)
+    }
+}
+
+/// Checks the size and checksum of a snapshot file against its handle.
+pub fn verify(bytes: &[u8], handle: &KeyedStateHandle) -> Result<(), SnapshotError> {
+    if bytes.len() as u64 != handle.size {
+        return Err(SnapshotError::Malformed("size differs from _metadata"));
+    }
+    if checksum(bytes) != handle.checksum {
+        return Err(SnapshotError::Checksum);
+    }
+    Ok(())
+}
+
+/// Reads the declared states of a snapshot file (after [`verify`]).
+pub fn read_states(bytes: &[u8]) -> Result<Vec<(String, StateKind)>, SnapshotError> {
+    let mut r = Reader { b: bytes };
+    if r.take(8)? != MAGIC {
+        return Err(SnapshotError::Magic);
+    }
+    let mut v = [0u8; 4];
+    v.copy_from_slice(r.take(4)?);
+    let found = u32::from_le_bytes(v);
+    if found != KEYED_SNAPSHOT_VERSION {
+        return Err(SnapshotError::Version { found });
+    }
+    let n = r.count()?;
+    let mut states = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = String::from_utf8(r.bytes()?.to_vec())
+            .map_err(|_| SnapshotError::Malformed("state name is not UTF-8"))?;
+        let kind = match r.u8()? {
+            0 => StateKind::Value,
+            1 => StateKind::List,
+            2 => StateKind::Map,
+            _ => return Err(SnapshotError::Malformed("state kind")),
+        };
+        states.push((name, kind));
+    }
+    Ok(states)
+}
+
+/// Loads the key groups of `handle` that `backend` owns from a verified
+/// snapshot file into `backend` and `timers`; returns the entries loaded.
+pub fn restore(
+    bytes: &[u8],
+    handle: &KeyedStateHandle,
+    backend: &mut dyn KeyedStateBackend,
+    timers: &mut TimerService,
+) -> Result<usize, SnapshotError> {
+    let states = read_states(bytes)?;
+    let mut ids = Vec::with_capacity(states.len());
+    for (name, kind) in &states {
+        ids.push(backend.register(name, *kind)?);
+    }
+    let range = backend.key_groups();
+    let mut loaded = 0;
+    for kg in handle
+        .key_groups
+        .iter()
+        .filter(|k| range.contains(k.key_group))
+    {
+        let start = usize::try_from(kg.offset).map_err(|_| SnapshotError::Malformed("offset"))?;
+        let len = usize::try_from(kg.len).map_err(|_| SnapshotError::Malformed("length"))?;
+        let block = bytes
+            .get(start..start.saturating_add(len))
+            .ok_or(SnapshotError::Malformed("block outside the file"))?;
+        let mut r = Reader { b: block };
+        let n = r.count()?;
+        for _ in 0..n {
+            let s = r.varint()?;
+            let id = *ids
+                .get(usize::try_from(s).unwrap_or(usize::MAX))
+                .ok_or(SnapshotError::Malformed("state index"))?;
+            let key = r.bytes()?;
+            let namespace = r.bytes()?;
+            let at = StateKey {
+                key_group: kg.key_group,
+                key,
+                namespace,
+            };
+            match r.u8()? {
+                0 => backend.value_put(id, at, r.bytes()?)?,
+                1 => {
+                    let m = r.count()?;
+                    let mut list = Vec::with_capacity(m);
+                    for _ in 0..m {
+                        list.push(r.bytes()?.to_vec());
+                    }
+                    backend.list_set(id, at, list)?;
+                }
+                2 => {
+                    let m = r.count()?;
+                    for _ in 0..m {
+                        let k = r.bytes()?;
+                        let v = r.bytes()?;
+                        backend.map_put(id, at, k, v)?;
+                    }
+                }
+                _ => return Err(SnapshotError::Malformed("entry tag")),
+            }
+            loaded += 1;
+        }
+        let t = r.count()?;
+        for _ in 0..t {
+            let domain = match r.u8()? {
+                0 => Domain::EventTime,
+                1 => Domain::ProcessingTime,
+                _ => return Err(SnapshotError::Malformed("timer domain")),
+            };
+            let mut time = [0u8; 8];
+            time.copy_from_slice(r.take(8)?);
+            let key = r.bytes()?.to_vec();
+            let namespace = r.bytes()?.to_vec();
+            timers.register(
+                domain,
+                TimerEntry {
+                    time: i64::from_le_bytes(time),
+                    key,
+                    namespace,
+                },
+            );
+        }
+        if !r.b.is_empty() {
+            return Err(SnapshotError::Malformed(
+                "trailing bytes in a key-group block",
+            ));
+        }
+    }
+    Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::HashMapBackend;
+
+    fn at(key: &[u8], mp: u32) -> StateKey<'_> {
+        StateKey {
+            key_group: key_group(key, mp),
+            key,
+            namespace: b"",
+        }
+    }
+
+    #[test]
+    fn a_snapshot_restores_at_another_parallelism() {
+        let mp = 16;
+        let mut b = HashMapBackend::new(KeyGroupRange { start: 0, end: 15 });
+        let count = b.register("count", StateKind::Value).expect("register");
+        let seen = b.register("seen", StateKind::List).expect("register");
+        let attrs = b.register("attrs", StateKind::Map).expect("register");
+        let mut timers = TimerService::default();
+        for i in 0..200u32 {
+            let key = format!("k{i}");
+            let a = at(key.as_bytes(), mp);
+            b.value_put(count, a, &i.to_le_bytes()).expect("put");
+            b.list_add(seen, a, b"x").expect("add");
+            b.map_put(attrs, a, b"i", key.as_bytes()).expect("map");
+            timers.register(
+                Domain::EventTime,
+                TimerEntry {
+                    time: i64::from(i),
+                    key: key.into_bytes(),
+                    namespace: b"w".to_vec(),
+                },
+            );
+        }
+        let snap = encode(&b, &timers, mp);
+        let handle = snap.handle("f".into());
+        verify(&snap.bytes, &handle).expect("verify");
+        // Two new subtasks split the 16 key groups.
+        let mut total = 0;
+        let mut total_timers = 0;
+        for range in [
+            KeyGroupRange { start: 0, end: 7 },
+            KeyGroupRange { start: 8, end: 15 },
+        ] {
+            let mut nb = HashMapBackend::new(range);
+            let mut nt = TimerService::default();
+            total += restore(&snap.bytes, &handle, &mut nb, &mut nt).expect("restore");
+            total_timers += nt.len();
+            let c = nb.register("count", StateKind::Value).expect("same id");
+            for i in 0..200u32 {
+                let key = format!("k{i}");
+                let a = at(key.as_bytes(), mp);
+                if range.contains(a.key_group) {
+                    let v = nb.value_get(c, a).expect("get").map(|v| v.to_vec());
+                    assert_eq!(v, Some(i.to_le_bytes().to_vec()));
+                }
+            }
+        }
+        assert_eq!(total, 600);
+        assert_eq!(total_timers, 200);
+    }
+
+    #[test]
+    fn damage_is_detected() {
+        let mut b = HashMapBackend::new(KeyGroupRange { start: 0, end: 3 });
+        let s = b.register("s", StateKind::Value).expect("register");
+        b.value_put(s, at(b"a", 4), b"1").expect("put");
+        let snap = encode(&b, &TimerService::default(), 4);
+        let handle = snap.handle("f".into());
+        let mut bad = snap.bytes.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(verify(&bad, &handle), Err(SnapshotError::Checksum));
+        assert!(verify(&bad[..last], &handle).is_err());
+        let mut other = snap.bytes.clone();
+        other[8] = 9;
+        assert_eq!(
+            read_states(&other),
+            Err(SnapshotError::Version { found: 9 })
+        );
+    }
+}

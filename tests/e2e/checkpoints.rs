@@ -1,0 +1,491 @@
+//! Checkpoints, restore and exactly-once output: SIGKILL and restore with
+//! `-s`, restarts inside the process, retention on cancel, restore at other
+//! parallelisms with ids that continue, and the errors of a bad restore.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use weir::checkpoint::restore::RestorePoint;
+use weir::checkpoint::storage::completed_in;
+use weir::runtime::{JobControl, JobError, RunOptions, run_job};
+
+use crate::common::{cache_dir, graph, output_lines, q, tempdir, weir};
+
+/// A keyed count job: datagen -> (hostile `mode`, forwarding) -> count ->
+/// file sink; `extra` is added under `config:`.
+struct CountJob<'a> {
+    count: u64,
+    keys: u64,
+    rate: Option<u64>,
+    parallelism: u32,
+    hostile: Option<&'a str>,
+    extra: &'a str,
+}
+
+impl Default for CountJob<'_> {
+    fn default() -> Self {
+        CountJob {
+            count: 20_000,
+            keys: 500,
+            rate: None,
+            parallelism: 2,
+            hostile: None,
+            extra: "",
+        }
+    }
+}
+
+impl CountJob<'_> {
+    fn yaml(&self, dir: &Path) -> String {
+        let rate = self.rate.map_or(String::new(), |r| format!(", rate: {r}"));
+        let (hostile_op, first_edge) = match self.hostile {
+            Some(config) => (
+                format!(
+                    "  - {{ id: hostile, uid: hostile, wasm: {}, config: {{ {config} }} }}\n",
+                    q(weir_test_guests::HOSTILE)
+                ),
+                "  - { from: gen, to: hostile }\n  - { from: hostile, to: count, partition: hash }\n",
+            ),
+            None => (
+                String::new(),
+                "  - { from: gen, to: count, partition: hash }\n",
+            ),
+        };
+        format!(
+            r#"
+name: checkpointed-count
+config:
+  weir.sandbox.cache-dir: {cache}
+  execution.checkpointing.interval: 100ms
+  state.checkpoints.dir: {checkpoints}
+{extra}
+sources:
+  - {{ id: gen, type: datagen, count: {count}, keys: {keys}{rate} }}
+operators:
+{hostile_op}  - {{ id: count, uid: count, wasm: {wasm}, parallelism: {p} }}
+sinks:
+  - {{ id: out, type: file, path: out, parallelism: {p} }}
+edges:
+{first_edge}  - {{ from: count, to: out }}
+"#,
+            cache = q(&cache_dir().display().to_string()),
+            checkpoints = q(&dir.join("checkpoints").display().to_string()),
+            extra = self
+                .extra
+                .lines()
+                .map(|l| format!("  {}\n", l.trim()))
+                .collect::<String>(),
+            count = self.count,
+            keys = self.keys,
+            wasm = q(weir_test_guests::COUNT),
+            p = self.parallelism,
+        )
+    }
+}
+
+/// The committed output of the same job run without interruption (and
+/// without a rate limit), sorted.
+fn expected(count: u64, keys: u64) -> Vec<String> {
+    let dir = tempdir();
+    let job = CountJob {
+        count,
+        keys,
+        ..CountJob::default()
+    };
+    let g = graph(&job.yaml(dir.path()), dir.path()).expect("valid spec");
+    run_job(&g, &RunOptions::default(), &JobControl::default()).expect("uninterrupted run");
+    sorted_output(&dir.path().join("out"))
+}
+
+fn sorted_output(folder: &Path) -> Vec<String> {
+    let mut lines = output_lines(folder);
+    lines.sort();
+    lines
+}
+
+fn hidden_files(folder: &Path) -> Vec<String> {
+    std::fs::read_dir(folder)
+        .expect("output folder")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+/// The newest completed checkpoint under `<dir>/checkpoints`, over every
+/// job folder (ids continue across restores).
+fn latest_checkpoint(dir: &Path) -> Option<(u64, PathBuf)> {
+    let root = dir.join("checkpoints");
+    std::fs::read_dir(root)
+        .ok()?
+        .flatten()
+        .flat_map(|job| completed_in(&job.path()))
+        .max_by_key(|(id, _)| *id)
+}
+
+fn spawn(job: &Path, from: Option<&Path>) -> Child {
+    let mut cmd = weir();
+    cmd.arg("run").arg("-q");
+    if let Some(p) = from {
+        cmd.arg("-s").arg(p);
+    }
+    cmd.arg(job)
+        .env("WEIR_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start weir")
+}
+
+/// A small xorshift, so the kill points differ between runs but a failing
+/// seed can be replayed (it is printed).
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+#[test]
+fn output_is_exactly_once_after_ten_sigkills_and_restores() {
+    let (count, keys) = (400_000, 2_000);
+    let dir = tempdir();
+    let job = dir.path().join("job.yaml");
+    let spec = CountJob {
+        count,
+        keys,
+        rate: Some(40_000),
+        ..CountJob::default()
+    };
+    std::fs::write(&job, spec.yaml(dir.path())).expect("write spec");
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    eprintln!("kill schedule seed: {seed}");
+    let mut kills = 0;
+    let mut restored_from: Vec<u64> = Vec::new();
+    while kills < 10 {
+        let from = latest_checkpoint(dir.path());
+        if let Some((id, _)) = &from {
+            restored_from.push(*id);
+        }
+        let mut child = spawn(&job, from.as_ref().map(|(_, p)| p.as_path()));
+        let wait = 250 + next_random(&mut seed) % 500;
+        std::thread::sleep(Duration::from_millis(wait));
+        match child.try_wait().expect("poll child") {
+            None => {
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reap");
+                kills += 1;
+            }
+            Some(status) => {
+                let err = child
+                    .wait_with_output()
+                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                    .unwrap_or_default();
+                panic!("the job ended before it was killed ({status}): {err}");
+            }
+        }
+    }
+    // Checkpoint ids continue across restores.
+    assert!(
+        restored_from.windows(2).all(|w| w[0] <= w[1]),
+        "{restored_from:?}"
+    );
+    assert!(
+        restored_from.len() >= 8,
+        "checkpoints completed: {restored_from:?}"
+    );
+    let (last_id, last) = latest_checkpoint(dir.path()).expect("a checkpoint");
+    let out = spawn(&job, Some(&last))
+        .wait_with_output()
+        .expect("final run");
+    assert!(
+        out.status.success(),
+        "restored run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(last_id > 10, "ids continue: {last_id}");
+    let folder = dir.path().join("out");
+    assert_eq!(hidden_files(&folder), Vec::<String>::new());
+    let got = sorted_output(&folder);
+    let want = expected(count, keys);
+    assert_eq!(got.len(), want.len(), "records committed");
+    assert!(
+        got == want,
+        "committed output differs from an uninterrupted run"
+    );
+}
+
+/// Runs `yaml` in this process until `ready` holds for the checkpoints
+/// folder, then cancels it.
+fn run_until_then_cancel(
+    yaml: &str,
+    dir: &Path,
+    restore: Option<RestorePoint>,
+    ready: impl Fn(&Path) -> bool,
+) -> Result<weir::runtime::JobSummary, JobError> {
+    let g = graph(yaml, dir).expect("valid spec");
+    let control = JobControl::default();
+    let options = RunOptions {
+        restore,
+        ..RunOptions::default()
+    };
+    std::thread::scope(|s| {
+        let h = s.spawn(|| run_job(&g, &options, &control));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready(dir) && !h.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        control.cancel();
+        h.join().expect("job thread")
+    })
+}
+
+fn job_dirs(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir.join("checkpoints"))
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn retained_checkpoints_restore_at_other_parallelisms_with_continuing_ids() {
+    let (count, keys) = (60_000, 700);
+    let dir = tempdir();
+    let d = dir.path();
+    let spec = |parallelism| {
+        CountJob {
+            count,
+            keys,
+            rate: Some(20_000),
+            parallelism,
+            extra: "execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION\nstate.checkpoints.num-retained: 2",
+            ..CountJob::default()
+        }
+        .yaml(d)
+    };
+    // Parallelism 2, cancelled after its third checkpoint: retained.
+    let r = run_until_then_cancel(&spec(2), d, None, |d| {
+        latest_checkpoint(d).is_some_and(|(id, _)| id >= 3)
+    });
+    assert!(matches!(r, Err(JobError::Cancelled)), "{r:?}");
+    let (first_id, first) = latest_checkpoint(d).expect("retained on cancel");
+    assert_eq!(completed_in(&job_dirs(d)[0]).len(), 2, "num-retained 2");
+
+    // Restored at parallelism 3 and cancelled again: its checkpoints
+    // continue the ids.
+    let point = RestorePoint::open(&first).expect("open checkpoint");
+    let r = run_until_then_cancel(&spec(3), d, Some(point), |d| {
+        latest_checkpoint(d).is_some_and(|(id, _)| id >= first_id + 2)
+    });
+    assert!(matches!(r, Err(JobError::Cancelled)), "{r:?}");
+    let (second_id, second) = latest_checkpoint(d).expect("second checkpoint");
+    assert!(second_id > first_id);
+    let second_job = second.parent().expect("job dir").to_path_buf();
+    let ids: Vec<u64> = completed_in(&second_job).iter().map(|c| c.0).collect();
+    assert!(
+        ids.iter().all(|&i| i > first_id),
+        "{ids:?} after {first_id}"
+    );
+
+    // Restored at parallelism 1 and run to the end.
+    let g = graph(&spec(1), d).expect("valid");
+    let options = RunOptions {
+        restore: Some(RestorePoint::open(&second.join("_metadata")).expect("open")),
+        ..RunOptions::default()
+    };
+    let summary = run_job(&g, &options, &JobControl::default()).expect("restored run");
+    assert!(summary.checkpoints_completed >= 1);
+    assert_eq!(sorted_output(&d.join("out")), expected(count, keys));
+    assert_eq!(hidden_files(&d.join("out")), Vec::<String>::new());
+}
+
+#[test]
+fn cancelling_deletes_checkpoints_unless_retained() {
+    let dir = tempdir();
+    let d = dir.path();
+    let yaml = CountJob {
+        count: 1_000_000,
+        rate: Some(20_000),
+        extra: "execution.checkpointing.externalized-checkpoint-retention: DELETE_ON_CANCELLATION",
+        ..CountJob::default()
+    }
+    .yaml(d);
+    let r = run_until_then_cancel(&yaml, d, None, |d| latest_checkpoint(d).is_some());
+    assert!(matches!(r, Err(JobError::Cancelled)), "{r:?}");
+    assert!(job_dirs(d).is_empty(), "{:?}", job_dirs(d));
+}
+
+#[test]
+fn a_trap_restarts_the_job_from_its_latest_checkpoint_under_fixed_delay() {
+    let (count, keys) = (20_000, 300);
+    // The guest traps at record 3000 until 2 s from now.
+    let yaml = |d: &Path, strategy: &str| {
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |t| t.as_millis())
+            + 2_000;
+        let hostile = format!("mode: trap-at, value: \"3000\", before-ms: \"{before}\"");
+        CountJob {
+            count,
+            keys,
+            rate: Some(10_000),
+            hostile: Some(&hostile),
+            extra: strategy,
+            ..CountJob::default()
+        }
+        .yaml(d)
+    };
+    // Under `none` the trap fails the job with its message.
+    let dir = tempdir();
+    let g = graph(&yaml(dir.path(), "restart-strategy.type: none"), dir.path()).expect("valid");
+    let err = run_job(&g, &RunOptions::default(), &JobControl::default())
+        .expect_err("the trap fails the job");
+    let text = err.to_string();
+    assert!(
+        text.contains("hostile") && text.contains("trap at value 3000"),
+        "{text}"
+    );
+    // Under fixed-delay it restarts (from memory: jobmanager storage) after
+    // the trap's moment has passed, and the output is exactly-once.
+    let dir = tempdir();
+    let d = dir.path();
+    let strategy = "restart-strategy.type: fixed-delay\nrestart-strategy.fixed-delay.attempts: 2\nrestart-strategy.fixed-delay.delay: 2s\nexecution.checkpointing.storage: jobmanager";
+    let g = graph(&yaml(d, strategy), d).expect("valid");
+    let summary =
+        run_job(&g, &RunOptions::default(), &JobControl::default()).expect("restarted job");
+    assert_eq!(summary.restarts, 1);
+    assert_eq!(sorted_output(&d.join("out")), expected(count, keys));
+    assert!(job_dirs(d).is_empty(), "jobmanager storage writes no files");
+}
+
+/// A retained checkpoint of a small count job.
+fn retained_checkpoint(d: &Path) -> PathBuf {
+    let yaml = CountJob {
+        count: 1_000_000,
+        rate: Some(20_000),
+        extra: "execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION",
+        ..CountJob::default()
+    }
+    .yaml(d);
+    let r = run_until_then_cancel(&yaml, d, None, |d| latest_checkpoint(d).is_some());
+    assert!(matches!(r, Err(JobError::Cancelled)), "{r:?}");
+    latest_checkpoint(d).expect("retained").1
+}
+
+fn restore_cli(d: &Path, yaml: &str, from: &Path, extra: &[&str]) -> (i32, String) {
+    let job = d.join("restore.yaml");
+    std::fs::write(&job, yaml).expect("write");
+    let out = weir()
+        .arg("run")
+        .arg("-q")
+        .args(extra)
+        .arg("-s")
+        .arg(from)
+        .arg(&job)
+        .env("WEIR_LOG", "warn")
+        .output()
+        .expect("run weir");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_restore_is_refused_with_a_clear_error() {
+    let dir = tempdir();
+    let d = dir.path();
+    let chk = retained_checkpoint(d);
+    let base = CountJob::default().yaml(d);
+
+    // A missing path.
+    let (code, err) = restore_cli(d, &base, &d.join("nope/chk-9"), &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("nope/chk-9") && err.contains("no checkpoint"),
+        "{err}"
+    );
+
+    // A uid the job lacks: refused, listed, and allowed with -n.
+    let renamed = base.replace("uid: count", "uid: counter-v2");
+    let (code, err) = restore_cli(d, &renamed, &chk, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`count`") && err.contains("--allow-non-restored-state"),
+        "{err}"
+    );
+    let (code, err) = restore_cli(d, &renamed, &chk, &["-n"]);
+    assert_eq!(code, 0, "{err}");
+
+    // Another max parallelism.
+    let other = base.replace(
+        "  execution.checkpointing.interval",
+        "  pipeline.max-parallelism: 64\n  execution.checkpointing.interval",
+    );
+    let (code, err) = restore_cli(d, &other, &chk, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("max-parallelism 128") && err.contains("64"),
+        "{err}"
+    );
+
+    // A damaged state file is named.
+    let keyed = std::fs::read_dir(&chk)
+        .expect("chk")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "keyed"))
+        .expect("a keyed state file");
+    let mut bytes = std::fs::read(&keyed).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&keyed, &bytes).expect("damage");
+    let (code, err) = restore_cli(d, &base, &chk, &[]);
+    assert_eq!(code, 2, "{err}");
+    let name = keyed.file_name().and_then(|n| n.to_str()).expect("name");
+    assert!(err.contains(name) && err.contains("checksum"), "{err}");
+
+    // A truncated _metadata is named.
+    let meta = chk.join("_metadata");
+    let text = std::fs::read(&meta).expect("read");
+    std::fs::write(&meta, &text[..text.len() / 2]).expect("truncate");
+    let (code, err) = restore_cli(d, &base, &chk, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("_metadata") && err.contains("truncated"),
+        "{err}"
+    );
+}
+
+#[test]
+fn weir_checkpoints_lists_retained_checkpoints_with_their_timings() {
+    let dir = tempdir();
+    let d = dir.path();
+    let chk = retained_checkpoint(d);
+    let out = weir()
+        .arg("checkpoints")
+        .arg(d.join("checkpoints"))
+        .output()
+        .expect("run weir");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = chk.file_name().and_then(|n| n.to_str()).expect("name");
+    assert!(text.contains(name), "{text}");
+    for part in [
+        "bytes",
+        "count[2/2]",
+        "sync",
+        "async",
+        "alignment",
+        "gen[1/1]",
+    ] {
+        assert!(text.contains(part), "{part} missing in {text}");
+    }
+}
