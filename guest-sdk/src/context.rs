@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 
 use crate::__bindings::weir::operator::{log, metrics, state, timers, types};
 use crate::runtime;
-use crate::state::{ListState, MapState, ValueState};
+use crate::state::{ListState, MapState, OperatorListState, ValueState};
 
 /// One input element, borrowed from the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +171,14 @@ impl OpenContext {
         V: Serialize + DeserializeOwned,
     {
         MapState::new(state::declare(name, state::StateKind::Map, false))
+    }
+
+    /// The operator (non-keyed) list state `name` of this subtask.
+    pub fn operator_list_state<T: Serialize + DeserializeOwned>(
+        &mut self,
+        name: &str,
+    ) -> OperatorListState<T> {
+        OperatorListState::new(name)
     }
 
     /// Declares a counter metric.

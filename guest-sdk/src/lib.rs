@@ -49,17 +49,17 @@ mod state;
 pub mod windows;
 
 pub use context::{Context, Counter, Element, Gauge, Level, OpenContext, TimeDomain, Timer};
-pub use operator::Operator;
-pub use state::{ListState, MapState, ValueState};
+pub use operator::{Operator, TwoInputOperator};
+pub use state::{ListState, MapState, OperatorListState, ValueState};
 
 /// Everything an operator usually needs, in one `use`.
 pub mod prelude {
-    pub use crate::export_operator;
     pub use crate::windows::{SlidingWindows, TumblingWindows, Window, WindowedValue};
     pub use crate::{
         Context, Counter, Element, Gauge, Level, ListState, MapState, OpenContext, Operator,
-        TimeDomain, Timer, ValueState,
+        OperatorListState, TimeDomain, Timer, TwoInputOperator, ValueState,
     };
+    pub use crate::{export_operator, export_two_input_operator};
 }
 
 #[doc(hidden)]

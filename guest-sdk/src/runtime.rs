@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use weir_wire::{BatchBuilder, BatchReader, SlotValuesReader, UpdatesBuilder};
 
 use crate::__bindings::weir::operator::{log, output, state, types};
-use crate::{Context, Element, OpenContext, Operator, TimeDomain, Timer};
+use crate::{Context, Element, OpenContext, Operator, TimeDomain, Timer, TwoInputOperator};
 
 /// Output is handed to the host when the buffer grows past this.
 const OUTPUT_FLUSH_BYTES: usize = 256 * 1024;
@@ -183,7 +183,7 @@ pub(crate) fn emit(key: Option<&[u8]>, value: &[u8], timestamp: Option<i64>) {
     });
 }
 
-fn take_instance<T: Operator>() -> Box<T> {
+fn take_instance<T: 'static>() -> Box<T> {
     let any = INSTANCE.with(|i| i.borrow_mut().take());
     match any.map(|a| a.downcast::<T>()) {
         Some(Ok(op)) => op,
@@ -191,7 +191,7 @@ fn take_instance<T: Operator>() -> Box<T> {
     }
 }
 
-fn put_instance<T: Operator>(op: Box<T>) {
+fn put_instance<T: 'static>(op: Box<T>) {
     INSTANCE.with(|i| *i.borrow_mut() = Some(op));
 }
 
@@ -217,6 +217,38 @@ pub mod exports {
     /// `process`: runs the operator over one batch, returns the changed
     /// prefetched values.
     pub fn process<T: Operator>(batch: types::Batch) -> Vec<u8> {
+        run_batch::<T>(batch, T::process)
+    }
+
+    /// `process-second` of a one-input operator: the host never calls it.
+    pub fn process_second_unsupported<T: Operator>(_batch: types::Batch) -> Vec<u8> {
+        panic!("weir-sdk: this operator has one input; an edge names `input: 2`")
+    }
+
+    /// `open` of a two-input operator.
+    pub fn open_two<T: TwoInputOperator>(config: Vec<(String, String)>) -> Result<(), String> {
+        install_panic_hook();
+        let mut ctx = OpenContext::new(config);
+        let op = T::open(&mut ctx)?;
+        put_instance(Box::new(op));
+        Ok(())
+    }
+
+    /// `process` of a two-input operator: its first input.
+    pub fn process_first<T: TwoInputOperator>(batch: types::Batch) -> Vec<u8> {
+        run_batch::<T>(batch, T::process_first)
+    }
+
+    /// `process-second` of a two-input operator: its second input.
+    pub fn process_second<T: TwoInputOperator>(batch: types::Batch) -> Vec<u8> {
+        run_batch::<T>(batch, T::process_second)
+    }
+
+    /// Runs `f` on each element of a batch with the right current key.
+    fn run_batch<T: 'static>(
+        batch: types::Batch,
+        mut f: impl FnMut(&mut T, Element<'_>, &mut Context),
+    ) -> Vec<u8> {
         let types::Batch {
             elements,
             key_slots,
@@ -235,7 +267,8 @@ pub mod exports {
             };
             let slot = key_slots.get(i).copied();
             with(|rt| rt.scope = Scope::Batch(slot));
-            op.process(
+            f(
+                &mut op,
                 Element {
                     key: e.key,
                     value: e.value,
@@ -251,6 +284,15 @@ pub mod exports {
 
     /// `on-timer`: hands one fired timer to the operator.
     pub fn on_timer<T: Operator>(timer: types::Timer) {
+        fire::<T>(timer, T::on_timer)
+    }
+
+    /// `on-timer` of a two-input operator.
+    pub fn on_timer_two<T: TwoInputOperator>(timer: types::Timer) {
+        fire::<T>(timer, T::on_timer)
+    }
+
+    fn fire<T: 'static>(timer: types::Timer, f: impl FnOnce(&mut T, Timer<'_>, &mut Context)) {
         let mut op = take_instance::<T>();
         with(|rt| rt.scope = Scope::Host);
         let t = Timer {
@@ -262,7 +304,7 @@ pub mod exports {
                 types::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
             },
         };
-        op.on_timer(t, &mut Context::new());
+        f(&mut op, t, &mut Context::new());
         put_instance(op);
         with(|rt| {
             rt.flush_output();
@@ -272,9 +314,18 @@ pub mod exports {
 
     /// `close`: the end of input.
     pub fn close<T: Operator>() {
+        finish::<T>(T::close)
+    }
+
+    /// `close` of a two-input operator.
+    pub fn close_two<T: TwoInputOperator>() {
+        finish::<T>(T::close)
+    }
+
+    fn finish<T: 'static>(f: impl FnOnce(&mut T, &mut Context)) {
         let mut op = take_instance::<T>();
         with(|rt| rt.scope = Scope::Host);
-        op.close(&mut Context::new());
+        f(&mut op, &mut Context::new());
         put_instance(op);
         with(|rt| {
             rt.flush_output();

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::__bindings::weir::operator::state;
+use crate::__bindings::weir::operator::{operator_state, state};
 use crate::codec::{decode, encode, encode_into};
 use crate::runtime::{self, NewValue};
 
@@ -189,5 +189,43 @@ where
     pub fn clear(&self) {
         runtime::select_current_key();
         state::clear(self.id, &[]);
+    }
+}
+
+/// A list of values that belongs to the subtask rather than to a key
+/// (operator state): for buffers, positions, per-subtask counters. The host
+/// snapshots it with checkpoints; on a restore at another parallelism its
+/// items are dealt round-robin over the new subtasks. Keep it small.
+#[derive(Debug)]
+pub struct OperatorListState<T> {
+    name: String,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> OperatorListState<T> {
+    pub(crate) fn new(name: &str) -> Self {
+        OperatorListState {
+            name: name.to_owned(),
+            _type: PhantomData,
+        }
+    }
+
+    /// Every item of this subtask's list.
+    pub fn get(&self) -> Vec<T> {
+        operator_state::get(&self.name)
+            .iter()
+            .map(|b| decode(b))
+            .collect()
+    }
+
+    /// Replaces the list.
+    pub fn update(&self, items: &[T]) {
+        let encoded: Vec<Vec<u8>> = items.iter().map(encode).collect();
+        operator_state::update(&self.name, &encoded);
+    }
+
+    /// Appends one item.
+    pub fn add(&self, item: &T) {
+        operator_state::add(&self.name, &encode(item));
     }
 }

@@ -139,7 +139,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "state.checkpoints.dir",
         "checkpoints",
-        "folder that holds <job-id>/chk-<n>/ (Flink 2: execution.checkpointing.dir)",
+        "folder that holds <job-id>/chk-<n>/, relative to the job spec's folder (Flink 2: execution.checkpointing.dir)",
     ),
     (
         "state.checkpoints.num-retained",

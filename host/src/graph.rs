@@ -76,6 +76,9 @@ pub struct Edge {
     pub to: usize,
     /// Partitioning.
     pub partition: Partitioning,
+    /// The downstream input it feeds: 0 (the first) or 1 (the second
+    /// input of a two-input operator).
+    pub input: u8,
 }
 
 impl JobGraph {

@@ -98,13 +98,13 @@ fn expected(count: u64, keys: u64) -> Vec<String> {
     sorted_output(&dir.path().join("out"))
 }
 
-fn sorted_output(folder: &Path) -> Vec<String> {
+pub(crate) fn sorted_output(folder: &Path) -> Vec<String> {
     let mut lines = output_lines(folder);
     lines.sort();
     lines
 }
 
-fn hidden_files(folder: &Path) -> Vec<String> {
+pub(crate) fn hidden_files(folder: &Path) -> Vec<String> {
     std::fs::read_dir(folder)
         .expect("output folder")
         .flatten()
@@ -115,7 +115,7 @@ fn hidden_files(folder: &Path) -> Vec<String> {
 
 /// The newest completed checkpoint under `<dir>/checkpoints`, over every
 /// job folder (ids continue across restores).
-fn latest_checkpoint(dir: &Path) -> Option<(u64, PathBuf)> {
+pub(crate) fn latest_checkpoint(dir: &Path) -> Option<(u64, PathBuf)> {
     let root = dir.join("checkpoints");
     std::fs::read_dir(root)
         .ok()?
@@ -124,7 +124,7 @@ fn latest_checkpoint(dir: &Path) -> Option<(u64, PathBuf)> {
         .max_by_key(|(id, _)| *id)
 }
 
-fn spawn(job: &Path, from: Option<&Path>) -> Child {
+pub(crate) fn spawn(job: &Path, from: Option<&Path>) -> Child {
     let mut cmd = weir();
     cmd.arg("run").arg("-q");
     if let Some(p) = from {
@@ -140,7 +140,7 @@ fn spawn(job: &Path, from: Option<&Path>) -> Child {
 
 /// A small xorshift, so the kill points differ between runs but a failing
 /// seed can be replayed (it is printed).
-fn next_random(state: &mut u64) -> u64 {
+pub(crate) fn next_random(state: &mut u64) -> u64 {
     *state ^= *state << 13;
     *state ^= *state >> 7;
     *state ^= *state << 17;
@@ -221,7 +221,7 @@ fn output_is_exactly_once_after_ten_sigkills_and_restores() {
 
 /// Runs `yaml` in this process until `ready` holds for the checkpoints
 /// folder, then cancels it.
-fn run_until_then_cancel(
+pub(crate) fn run_until_then_cancel(
     yaml: &str,
     dir: &Path,
     restore: Option<RestorePoint>,
@@ -244,7 +244,7 @@ fn run_until_then_cancel(
     })
 }
 
-fn job_dirs(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn job_dirs(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir.join("checkpoints"))
         .map(|r| r.flatten().map(|e| e.path()).collect())
         .unwrap_or_default()
@@ -488,4 +488,50 @@ fn weir_checkpoints_lists_retained_checkpoints_with_their_timings() {
     ] {
         assert!(text.contains(part), "{part} missing in {text}");
     }
+}
+
+/// Copies a folder tree.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read fixture").flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn the_checked_in_version_1_checkpoint_still_restores() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoint-v1");
+    let dir = tempdir();
+    let d = dir.path();
+    copy_tree(&fixture, d);
+    let point = RestorePoint::open(&d.join("chk-5")).expect("fixture opens");
+    assert_eq!(point.metadata.checkpoint_id, 5);
+    let yaml = std::fs::read_to_string(d.join("job.yaml"))
+        .expect("fixture job")
+        .replace(
+            "wasm: count.wasm",
+            &format!("wasm: {}", q(weir_test_guests::COUNT)),
+        )
+        .replace(", rate: 1500", "")
+        .replace(
+            "config:\n",
+            &format!(
+                "config:\n  weir.sandbox.cache-dir: {}\n",
+                q(&cache_dir().display().to_string())
+            ),
+        );
+    let g = graph(&yaml, d).expect("valid fixture job");
+    let options = RunOptions {
+        restore: Some(point),
+        ..RunOptions::default()
+    };
+    let summary = run_job(&g, &options, &JobControl::default()).expect("restored run");
+    // The first checkpoint of the restored job is number 6.
+    assert!(summary.checkpoints_completed >= 1);
+    assert_eq!(sorted_output(&d.join("out")), expected(3000, 40));
 }

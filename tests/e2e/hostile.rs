@@ -192,9 +192,10 @@ fn a_component_missing_exports_is_refused_naming_them() {
             assert_eq!(
                 missing,
                 &[
-                    "weir:operator/handler@0.1.0#process",
-                    "weir:operator/handler@0.1.0#on-timer",
-                    "weir:operator/handler@0.1.0#close"
+                    "weir:operator/handler@0.2.0#process",
+                    "weir:operator/handler@0.2.0#process-second",
+                    "weir:operator/handler@0.2.0#on-timer",
+                    "weir:operator/handler@0.2.0#close"
                 ]
             );
         }
@@ -202,7 +203,7 @@ fn a_component_missing_exports_is_refused_naming_them() {
     }
     assert!(
         e.to_string()
-            .contains("missing export(s) weir:operator/handler@0.1.0#process"),
+            .contains("missing export(s) weir:operator/handler@0.2.0#process"),
         "{e}"
     );
     good_job_still_runs();

@@ -9,5 +9,6 @@ mod hostile;
 mod operators;
 mod spec_errors;
 mod state_kinds;
+mod two_inputs;
 mod windows;
 mod wordcount;

@@ -185,7 +185,7 @@ fn weir_validate_refuses_a_bad_spec_with_exit_code_2_and_accepts_a_good_one() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("missing export(s) weir:operator/handler@0.1.0#process"),
+        stderr.contains("missing export(s) weir:operator/handler@0.2.0#process"),
         "{stderr}"
     );
 
@@ -196,5 +196,35 @@ fn weir_validate_refuses_a_bad_spec_with_exit_code_2_and_accepts_a_good_one() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn second_inputs_must_be_well_formed() {
+    // Into a sink, an input that does not exist, and a join with one keyed
+    // and one unkeyed side.
+    let e = errors(&spec(
+        &op("a", "a-uid", 1),
+        "  - { from: src, to: a, partition: hash }\n  - { from: a, to: out, input: 2 }\n",
+    ));
+    assert!(
+        e.contains(
+            "edges[1].input: `out` has one input; only a two-input operator takes `input: 2`"
+        ),
+        "{e}"
+    );
+    let e = errors(&spec(
+        &op("a", "a-uid", 1),
+        "  - { from: src, to: a, input: 3 }\n  - { from: a, to: out }\n",
+    ));
+    assert!(e.contains("edges[0].input: input 3 does not exist"), "{e}");
+    let ops = format!("{}{}", op("a", "a-uid", 1), op("b", "b-uid", 1));
+    let e = errors(&spec(
+        &ops,
+        "  - { from: src, to: a, partition: hash }\n  - { from: src, to: b, partition: hash }\n  - { from: a, to: out }\n  - { from: b, to: a, input: 2 }\n",
+    ));
+    assert!(
+        e.contains("both inputs of `a` must be partitioned by key"),
+        "{e}"
     );
 }

@@ -14,10 +14,12 @@ const GUESTS: &[(&str, &str)] = &[
     ("COUNT", "count"),
     ("WINDOW_SUM", "window-sum"),
     ("FILTER", "filter"),
+    ("ENRICH", "enrich"),
     ("HOSTILE", "hostile"),
     ("MISSING_EXPORT", "missing-export"),
     ("STATE_KINDS", "state-kinds"),
     ("SLEEPER", "sleeper"),
+    ("SUBTASK_COUNT", "subtask-count"),
 ];
 
 fn main() {
@@ -36,6 +38,7 @@ fn main() {
         "tests/guests/missing-export",
         "tests/guests/state-kinds",
         "tests/guests/sleeper",
+        "tests/guests/subtask-count",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }

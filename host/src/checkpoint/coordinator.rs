@@ -213,6 +213,27 @@ pub struct Coordinator<'a> {
     last_completion: Option<Instant>,
     failures_in_a_row: u32,
     finals: HashMap<(usize, u32), (TaskAck, u64)>,
+    /// Every checkpoint this coordinator completed.
+    history: Vec<CheckpointStats>,
+}
+
+/// The figures of one completed checkpoint.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointStats {
+    /// Checkpoint id.
+    pub id: u64,
+    /// Trigger to `_metadata` written (ms).
+    pub duration_ms: f64,
+    /// Bytes of state.
+    pub size: u64,
+    /// Longest synchronous capture of any subtask (ms).
+    pub max_sync_ms: f64,
+    /// Longest asynchronous write of any subtask (ms).
+    pub max_async_ms: f64,
+    /// Longest alignment of any subtask (ms).
+    pub max_alignment_ms: f64,
+    /// The final checkpoint of a job whose input ended.
+    pub is_final: bool,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -268,7 +289,13 @@ impl<'a> Coordinator<'a> {
             last_completion: None,
             failures_in_a_row: 0,
             finals: HashMap::new(),
+            history: Vec::new(),
         }
+    }
+
+    /// The checkpoints completed so far, oldest first.
+    pub fn history(&self) -> &[CheckpointStats] {
+        &self.history
     }
 
     /// The id the next checkpoint will get.
@@ -532,6 +559,17 @@ impl<'a> Coordinator<'a> {
             metadata.state_size,
             metadata.duration_ms
         );
+        let subtasks = || metadata.operators.iter().flat_map(|o| o.subtasks.iter());
+        let max = |f: fn(&SubtaskState) -> f64| subtasks().map(f).fold(0.0, f64::max);
+        self.history.push(CheckpointStats {
+            id,
+            duration_ms: metadata.duration_ms,
+            size: metadata.state_size,
+            max_sync_ms: max(|s| s.sync_ms),
+            max_async_ms: max(|s| s.async_ms),
+            max_alignment_ms: max(|s| s.alignment_ms),
+            is_final,
+        });
         let older: Vec<u64> = self.pending.range(..id).map(|(&i, _)| i).collect();
         for old in older {
             self.abandon(old, "subsumed by a newer checkpoint");

@@ -72,8 +72,8 @@ pub struct CheckpointConfig {
     /// `execution.checkpointing.storage` (filesystem; Flink's default is
     /// jobmanager when no directory is set, but Weir always has one).
     pub storage: StorageKind,
-    /// `state.checkpoints.dir` (`checkpoints`, relative to the working
-    /// directory).
+    /// `state.checkpoints.dir` (`checkpoints`; a relative folder lies
+    /// beside the job spec, like source and sink paths).
     pub dir: PathBuf,
     /// `state.checkpoints.num-retained` (1).
     pub num_retained: u32,

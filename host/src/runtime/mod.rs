@@ -36,7 +36,9 @@ use self::output::{ChainedSink, EdgeOutput};
 use self::task::TaskCheckpointing;
 use crate::channel::{ChannelReceiver, channel};
 use crate::checkpoint::Retention;
-use crate::checkpoint::coordinator::{CheckpointHub, CompletedCheckpoint, Coordinator};
+use crate::checkpoint::coordinator::{
+    CheckpointHub, CheckpointStats, CompletedCheckpoint, Coordinator,
+};
 use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::storage::{CheckpointStorage, new_job_id};
 use crate::graph::{JobGraph, NativeOperator, NodeKind};
@@ -102,6 +104,8 @@ struct TaskPlan {
     node: usize,
     subtask: u32,
     inputs: Vec<ChannelReceiver>,
+    /// Per input channel: which operator input it feeds (0 or 1).
+    input_sides: Vec<u8>,
     outputs: Vec<EdgeOutput>,
     metrics: Arc<TaskMetrics>,
     /// Sinks chained into this task: (node, their metrics).
@@ -150,8 +154,14 @@ pub fn run_job(
     }
     let cp = &graph.config.checkpoint;
     let job_id = new_job_id();
+    // A relative checkpoint folder lies beside the spec, like the
+    // sources' and sinks' paths.
     let storage = match cp.interval {
-        Some(_) => Some(CheckpointStorage::new(cp.storage, &cp.dir, &job_id)?),
+        Some(_) => Some(CheckpointStorage::new(
+            cp.storage,
+            &graph.base_dir.join(&cp.dir),
+            &job_id,
+        )?),
         None => None,
     };
     if let Some(s) = &storage {
@@ -177,6 +187,7 @@ pub fn run_job(
     let mut policy = RestartPolicy::new(graph.config.restart_strategy(), seed);
     let mut restore = options.restore.clone();
     let mut restarts = 0u32;
+    let mut history = Vec::new();
     loop {
         let result = run_attempt(
             graph,
@@ -187,6 +198,7 @@ pub fn run_job(
             storage.as_ref().map(|s| (s, job_id.as_str(), &completed)),
             restore.as_ref(),
             &mut next_id,
+            &mut history,
             started,
         );
         let cancelled = control.cancelled.load(Ordering::SeqCst);
@@ -194,11 +206,8 @@ pub fn run_job(
             Ok(mut summary) => {
                 summary.job_id = job_id.clone();
                 summary.restarts = restarts;
-                summary.checkpoints_completed = next_id
-                    - options
-                        .restore
-                        .as_ref()
-                        .map_or(1, |r| r.metadata.checkpoint_id + 1);
+                summary.checkpoints_completed = history.len() as u64;
+                summary.checkpoints = history;
                 // Flink discards the checkpoints of a finished job under
                 // every retention policy.
                 if let Some(s) = &storage
@@ -289,6 +298,7 @@ fn run_attempt(
     checkpoints: Option<(&CheckpointStorage, &str, &Mutex<Vec<CompletedCheckpoint>>)>,
     restore: Option<&RestorePoint>,
     next_id: &mut u64,
+    history: &mut Vec<CheckpointStats>,
     started: Instant,
 ) -> Result<JobSummary, JobError> {
     let plans = plan_tasks(graph);
@@ -490,6 +500,7 @@ fn run_attempt(
             c.finish(hub)?;
         }
         *next_id = c.next_id();
+        history.extend_from_slice(c.history());
     }
     if let Some(e) = failure {
         return Err(e);
@@ -542,6 +553,7 @@ fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
                     node: n,
                     subtask,
                     inputs: Vec::new(),
+                    input_sides: Vec::new(),
                     outputs: Vec::new(),
                     metrics: Arc::new(TaskMetrics::default()),
                     chained_sinks: Vec::new(),
@@ -575,6 +587,7 @@ fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
                 Partitioning::Forward => {
                     let (tx, rx) = channel(cap, sender_metrics);
                     plans[edge.to][i].inputs.push(rx);
+                    plans[edge.to][i].input_sides.push(edge.input);
                     EdgeOutput::Forward(tx)
                 }
                 Partitioning::Rebalance | Partitioning::Hash => {
@@ -582,6 +595,7 @@ fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
                     for downstream in plans[edge.to].iter_mut() {
                         let (tx, rx) = channel(cap, sender_metrics.clone());
                         downstream.inputs.push(rx);
+                        downstream.input_sides.push(edge.input);
                         senders.push(tx);
                     }
                     if edge.partition == Partitioning::Hash {
@@ -617,6 +631,7 @@ fn run_task(
         node: n,
         subtask,
         inputs,
+        input_sides,
         mut outputs,
         metrics,
         chained_sinks,
@@ -700,13 +715,29 @@ fn run_task(
                 attempt.first_parts[n],
             )?;
             let mut sink = SinkTask { writer };
-            task::run_operator(&mut sink, &inputs, &mut out, &metrics, true, ck.as_ref())
+            task::run_operator(
+                &mut sink,
+                &inputs,
+                &input_sides,
+                &mut out,
+                &metrics,
+                true,
+                ck.as_ref(),
+            )
         }
         NodeKind::Native(NativeOperator::Count) => {
             let mut op =
                 NativeCount::new(HashMapBackend::new(keyed_range()), graph.max_parallelism)?;
             restore_keyed(&mut op.backend)?;
-            task::run_operator(&mut op, &inputs, &mut out, &metrics, false, ck.as_ref())
+            task::run_operator(
+                &mut op,
+                &inputs,
+                &input_sides,
+                &mut out,
+                &metrics,
+                false,
+                ck.as_ref(),
+            )
         }
         NodeKind::Operator { config, .. } => {
             let component = component
@@ -726,12 +757,30 @@ fn run_task(
             if let Some(t) = timers {
                 guest.set_timers(t);
             }
+            if let Some(r) = attempt.restore {
+                let old: Vec<Vec<Vec<u8>>> = r
+                    .subtasks_of(&node.uid)
+                    .iter()
+                    .map(|s| s.operator_state.clone())
+                    .collect();
+                let lists =
+                    crate::state::operator_state::redistribute(&old, subtask, node.parallelism)
+                        .map_err(TaskFailure::Restore)?;
+                guest.set_operator_state(lists);
+            }
             let mut op = WasmTask {
                 guest,
                 config: config.clone(),
             };
-            let result =
-                task::run_operator(&mut op, &inputs, &mut out, &metrics, false, ck.as_ref());
+            let result = task::run_operator(
+                &mut op,
+                &inputs,
+                &input_sides,
+                &mut out,
+                &metrics,
+                false,
+                ck.as_ref(),
+            );
             let mut all = counters.lock().unwrap_or_else(|p| p.into_inner());
             for (name, v) in op.guest.counters() {
                 match all[n].iter_mut().find(|(x, _)| x == name) {
@@ -753,4 +802,68 @@ fn first_sink_record(graph: &JobGraph, metrics: &[Vec<Arc<TaskMetrics>>]) -> Opt
         .filter(|(n, _)| matches!(n.kind, NodeKind::Sink(_)))
         .flat_map(|(_, m)| m.iter().filter_map(|t| t.first_record()))
         .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::metadata::{CheckpointMetadata, OperatorSnapshot, SubtaskState};
+    use crate::checkpoint::storage::CheckpointDir;
+    use crate::keygroup::KeyGroupRange;
+    use crate::state::snapshot;
+
+    /// A completed checkpoint `id` in `dir` with one keyed state file.
+    fn checkpoint(dir: &std::path::Path, id: u64) -> CompletedCheckpoint {
+        let chk = dir.join(format!("chk-{id}"));
+        std::fs::create_dir_all(&chk).expect("mkdir");
+        let backend = HashMapBackend::new(KeyGroupRange { start: 0, end: 127 });
+        let snap = snapshot::encode(&backend, &TimerService::default(), 128);
+        std::fs::write(chk.join("s.keyed"), &snap.bytes).expect("write");
+        let metadata = CheckpointMetadata {
+            job_id: "j".into(),
+            job_name: "j".into(),
+            checkpoint_id: id,
+            kind: "checkpoint".into(),
+            trigger_timestamp: 0,
+            completed_timestamp: 0,
+            duration_ms: 0.0,
+            state_size: 0,
+            max_parallelism: 128,
+            mode: "EXACTLY_ONCE".into(),
+            backend: "hashmap".into(),
+            is_final: false,
+            operators: vec![OperatorSnapshot {
+                uid: "count".into(),
+                node: "count".into(),
+                parallelism: 1,
+                subtasks: vec![SubtaskState {
+                    subtask: 0,
+                    keyed: Some(snap.handle("s.keyed".into())),
+                    operator_state: Vec::new(),
+                    sync_ms: 0.0,
+                    async_ms: 0.0,
+                    alignment_ms: 0.0,
+                }],
+            }],
+        };
+        CompletedCheckpoint {
+            metadata,
+            path: chk.display().to_string(),
+            reader: Arc::new(CheckpointDir(chk)),
+        }
+    }
+
+    #[test]
+    fn automatic_recovery_falls_back_past_a_damaged_checkpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let completed = Mutex::new(vec![checkpoint(dir.path(), 7), checkpoint(dir.path(), 8)]);
+        let chosen = latest_valid(&completed).expect("a valid checkpoint");
+        assert_eq!(chosen.metadata.checkpoint_id, 8);
+        // Damage the newest: its state file goes missing.
+        std::fs::remove_file(dir.path().join("chk-8/s.keyed")).expect("remove");
+        let chosen = latest_valid(&completed).expect("falls back");
+        assert_eq!(chosen.metadata.checkpoint_id, 7);
+        std::fs::write(dir.path().join("chk-7/s.keyed"), b"junk").expect("damage");
+        assert!(latest_valid(&completed).is_none());
+    }
 }

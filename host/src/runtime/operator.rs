@@ -22,6 +22,13 @@ pub trait StreamOperator: Send {
     }
     /// Handles one batch.
     fn process(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure>;
+    /// Handles one batch of the second input (two-input operators only).
+    fn process_second(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure> {
+        let _ = (batch, out);
+        Err(TaskFailure::Internal(
+            "a batch reached the second input of a one-input operator".into(),
+        ))
+    }
     /// The task's watermark advanced to `watermark`.
     fn on_watermark(&mut self, watermark: i64, out: &mut Output) -> Result<(), TaskFailure> {
         let _ = (watermark, out);
@@ -68,7 +75,12 @@ impl StreamOperator for WasmTask {
     }
 
     fn process(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure> {
-        let produced = self.guest.process(batch)?;
+        let produced = self.guest.process(batch, false)?;
+        emit_all(produced, out)
+    }
+
+    fn process_second(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure> {
+        let produced = self.guest.process(batch, true)?;
         emit_all(produced, out)
     }
 
@@ -94,7 +106,7 @@ impl StreamOperator for WasmTask {
     fn snapshot(&mut self, _id: u64) -> Result<StateSnapshot, TaskFailure> {
         Ok(StateSnapshot {
             keyed: self.guest.keyed_snapshot(),
-            operator_state: Vec::new(),
+            operator_state: self.guest.operator_state_items(),
         })
     }
 }

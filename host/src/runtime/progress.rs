@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::checkpoint::coordinator::CheckpointStats;
 use crate::graph::{JobGraph, NodeKind};
 use crate::metrics::{MetricsSnapshot, TaskMetrics};
 
@@ -112,6 +113,8 @@ pub struct JobSummary {
     pub restarts: u32,
     /// Checkpoints completed (the final one included).
     pub checkpoints_completed: u64,
+    /// Their figures, oldest first.
+    pub checkpoints: Vec<CheckpointStats>,
 }
 
 impl JobSummary {
@@ -147,6 +150,7 @@ impl JobSummary {
             job_id: String::new(),
             restarts: 0,
             checkpoints_completed: 0,
+            checkpoints: Vec::new(),
         }
     }
 

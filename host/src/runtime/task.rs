@@ -142,6 +142,7 @@ fn snapshot_and_forward(
 pub(crate) fn run_operator(
     op: &mut dyn StreamOperator,
     inputs: &[ChannelReceiver],
+    input_sides: &[u8],
     out: &mut Output,
     metrics: &TaskMetrics,
     is_sink: bool,
@@ -192,7 +193,11 @@ pub(crate) fn run_operator(
                     metrics.mark_first_record();
                 }
                 let start = Instant::now();
-                op.process(b, out)?;
+                if input_sides.get(i) == Some(&1) {
+                    op.process_second(b, out)?;
+                } else {
+                    op.process(b, out)?;
+                }
                 out.flush()?;
                 metrics.add_busy(start.elapsed());
             }

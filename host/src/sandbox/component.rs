@@ -11,10 +11,10 @@ use super::cache::{CacheOutcome, sha256_hex};
 use super::{GuestState, Sandbox, SandboxError};
 
 /// The interface the world requires a component to export.
-pub const HANDLER_INTERFACE: &str = "weir:operator/handler@0.1.0";
+pub const HANDLER_INTERFACE: &str = "weir:operator/handler@0.2.0";
 
 /// The functions that interface requires.
-pub const WORLD_EXPORTS: &[&str] = &["open", "process", "on-timer", "close"];
+pub const WORLD_EXPORTS: &[&str] = &["open", "process", "process-second", "on-timer", "close"];
 
 /// A checked, compiled component, ready to instantiate many times.
 #[derive(Clone)]

@@ -8,8 +8,9 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use weir_wire::{BatchBuilder, BatchReader, SlotValuesBuilder};
 
-use super::bindings::weir::operator::{log, metrics, output, state, timers, types};
+use super::bindings::weir::operator::{log, metrics, operator_state, output, state, timers, types};
 use crate::keygroup::{key_group, key_group_of_hash, key_hash};
+use crate::state::operator_state::{MAX_OPERATOR_STATE_BYTES, OperatorLists};
 use crate::state::{KeyedStateBackend, StateId, StateKey, StateKind, key_eq};
 use crate::timers::{Domain, TimerEntry, TimerService};
 use crate::watermark::NO_WATERMARK;
@@ -242,6 +243,9 @@ pub struct GuestState {
     pub(crate) gauges: Vec<(String, f64)>,
     /// The last panic message the guest logged, to explain a trap.
     pub(crate) last_panic: Option<String>,
+    /// Operator (non-keyed) list state, and its size in bytes.
+    pub(crate) operator_state: OperatorLists,
+    operator_state_bytes: usize,
 }
 
 impl GuestState {
@@ -278,7 +282,33 @@ impl GuestState {
             counters: Vec::new(),
             gauges: Vec::new(),
             last_panic: None,
+            operator_state: OperatorLists::new(),
+            operator_state_bytes: 0,
         }
+    }
+
+    /// Replaces the operator state (with a restored checkpoint's).
+    pub(crate) fn set_operator_state(&mut self, lists: OperatorLists) {
+        self.operator_state_bytes = lists
+            .iter()
+            .map(|(n, v)| n.len() + v.iter().map(Vec::len).sum::<usize>())
+            .sum();
+        self.operator_state = lists;
+    }
+
+    fn grow_operator_state(&mut self, added: usize, removed: usize) -> wasmtime::Result<()> {
+        let bytes = self
+            .operator_state_bytes
+            .saturating_add(added)
+            .saturating_sub(removed);
+        if bytes > MAX_OPERATOR_STATE_BYTES {
+            return Err(wasmtime::format_err!(
+                "operator state exceeds {} MiB",
+                MAX_OPERATOR_STATE_BYTES >> 20
+            ));
+        }
+        self.operator_state_bytes = bytes;
+        Ok(())
     }
 
     /// Forgets the current key, so state calls outside a keyed context
@@ -494,6 +524,30 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+impl operator_state::Host for GuestState {
+    fn get(&mut self, name: String) -> wasmtime::Result<Vec<Vec<u8>>> {
+        Ok(self.operator_state.get(&name).cloned().unwrap_or_default())
+    }
+
+    fn update(&mut self, name: String, items: Vec<Vec<u8>>) -> wasmtime::Result<()> {
+        let added = name.len() + items.iter().map(Vec::len).sum::<usize>();
+        let removed = self
+            .operator_state
+            .get(&name)
+            .map_or(0, |v| name.len() + v.iter().map(Vec::len).sum::<usize>());
+        self.grow_operator_state(added, removed)?;
+        self.operator_state.insert(name, items);
+        Ok(())
+    }
+
+    fn add(&mut self, name: String, item: Vec<u8>) -> wasmtime::Result<()> {
+        let new = !self.operator_state.contains_key(&name);
+        self.grow_operator_state(item.len() + if new { name.len() } else { 0 }, 0)?;
+        self.operator_state.entry(name).or_default().push(item);
+        Ok(())
+    }
 }
 
 impl timers::Host for GuestState {

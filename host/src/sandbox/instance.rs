@@ -175,13 +175,14 @@ impl WasmOperator {
     }
 
     /// Runs one batch through `process`; returns the output buffers.
-    pub fn process(&mut self, batch: Batch) -> Result<Vec<Vec<u8>>, GuestFailure> {
+    pub fn process(&mut self, batch: Batch, second: bool) -> Result<Vec<Vec<u8>>, GuestFailure> {
+        let call = if second { "process-second" } else { "process" };
         let data = self.store.data_mut();
         data.phase = Phase::Process;
         let (key_slots, prefetched) = match data.keyed.as_mut() {
             Some(k) => k
                 .prepare_batch(&batch.data, &data.prefetched)
-                .map_err(|e| Self::protocol("process", format!("{e:#}")))?,
+                .map_err(|e| Self::protocol(call, format!("{e:#}")))?,
             None => (Vec::new(), Vec::new()),
         };
         let arg = types::Batch {
@@ -190,13 +191,15 @@ impl WasmOperator {
             prefetched,
         };
         self.store.set_epoch_deadline(self.ticks);
-        let updates = match self
-            .op
-            .weir_operator_handler()
-            .call_process(&mut self.store, &arg)
-        {
+        let handler = self.op.weir_operator_handler();
+        let result = if second {
+            handler.call_process_second(&mut self.store, &arg)
+        } else {
+            handler.call_process(&mut self.store, &arg)
+        };
+        let updates = match result {
             Ok(u) => u,
-            Err(e) => return Err(self.fail("process", e)),
+            Err(e) => return Err(self.fail(call, e)),
         };
         let types::Batch {
             key_slots,
@@ -212,7 +215,7 @@ impl WasmOperator {
             let prefetched = data.prefetched.clone();
             let Some(keyed) = data.keyed.as_mut() else {
                 return Err(Self::protocol(
-                    "process",
+                    call,
                     "returned state updates on a non-keyed input",
                 ));
             };
@@ -223,7 +226,7 @@ impl WasmOperator {
                     Ok(Some(u)) => {
                         if !prefetched.contains(&u.state) {
                             return Err(Self::protocol(
-                                "process",
+                                call,
                                 format!(
                                     "returned an update of state {}, which is not prefetched",
                                     u.state
@@ -232,9 +235,9 @@ impl WasmOperator {
                         }
                         keyed
                             .apply_update(u.slot, u.state, u.value)
-                            .map_err(|e| Self::protocol("process", format!("{e:#}")))?;
+                            .map_err(|e| Self::protocol(call, format!("{e:#}")))?;
                     }
-                    Err(e) => return Err(Self::protocol("process", e)),
+                    Err(e) => return Err(Self::protocol(call, e)),
                 }
             }
         }
@@ -323,6 +326,16 @@ impl WasmOperator {
         data.keyed.as_ref().map(|k| {
             crate::state::snapshot::encode(k.backend.as_ref(), &data.timers, k.max_parallelism)
         })
+    }
+
+    /// The operator state, as checkpoint items.
+    pub fn operator_state_items(&self) -> Vec<Vec<u8>> {
+        crate::state::operator_state::encode(&self.store.data().operator_state)
+    }
+
+    /// Replaces the operator state (with a restored checkpoint's).
+    pub fn set_operator_state(&mut self, lists: crate::state::operator_state::OperatorLists) {
+        self.store.data_mut().set_operator_state(lists);
     }
 
     /// Replaces the timers (with those of a restored checkpoint).

@@ -219,6 +219,10 @@ pub struct EdgeSpec {
     /// rebalance, as in Flink).
     #[serde(default)]
     pub partition: Option<Partitioning>,
+    /// Which input of the downstream operator the edge feeds: 1 (default)
+    /// or 2, the second input of a two-input operator (a join).
+    #[serde(default)]
+    pub input: Option<u8>,
 }
 
 /// The syntax of a spec document.

@@ -385,11 +385,58 @@ pub fn validate(
                 message: format!("duplicate edge from `{}` to `{}`", nf.id, nt.id),
             });
         }
+        let input = match e.input {
+            None | Some(1) => 0,
+            Some(2) if matches!(nt.kind, NodeKind::Operator { .. }) => 1,
+            Some(2) => {
+                errors.push(SpecError::Invalid {
+                    field: format!("{field}.input"),
+                    message: format!(
+                        "`{}` has one input; only a two-input operator takes `input: 2`",
+                        nt.id
+                    ),
+                });
+                0
+            }
+            Some(other) => {
+                errors.push(SpecError::Invalid {
+                    field: format!("{field}.input"),
+                    message: format!("input {other} does not exist (1 or 2)"),
+                });
+                0
+            }
+        };
         edges.push(Edge {
             from,
             to,
             partition,
+            input,
         });
+    }
+    // A second input needs a first, and a keyed second input a keyed first:
+    // both sides of a join see the same key's state.
+    for (i, (field, n)) in nodes.iter().enumerate() {
+        let side = |s: u8| edges.iter().filter(move |e| e.to == i && e.input == s);
+        if side(1).next().is_none() {
+            continue;
+        }
+        if side(0).next().is_none() {
+            errors.push(SpecError::Invalid {
+                field: field.clone(),
+                message: format!("`{}` has edges into input 2 but none into input 1", n.id),
+            });
+        }
+        let keyed = |s: u8| side(s).any(|e| e.partition == Partitioning::Hash);
+        let unkeyed = |s: u8| side(s).any(|e| e.partition != Partitioning::Hash);
+        if (keyed(0) || keyed(1)) && (unkeyed(0) || unkeyed(1)) {
+            errors.push(SpecError::Invalid {
+                field: field.clone(),
+                message: format!(
+                    "both inputs of `{}` must be partitioned by key (`hash`) when either is",
+                    n.id
+                ),
+            });
+        }
     }
     for (i, (field, n)) in nodes.iter().enumerate() {
         let has_in = edges.iter().any(|e| e.to == i);
@@ -476,6 +523,7 @@ pub fn validate(
             from: position[e.from],
             to: position[e.to],
             partition: e.partition,
+            input: e.input,
         })
         .collect();
     config.max_parallelism = max_parallelism;

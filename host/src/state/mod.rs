@@ -12,6 +12,7 @@
 #[cfg(test)]
 mod conformance;
 mod hashmap;
+pub mod operator_state;
 pub mod snapshot;
 
 use std::borrow::Cow;

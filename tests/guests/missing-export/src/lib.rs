@@ -3,7 +3,7 @@
 
 wit_bindgen::generate!({
     inline: "
-        package weir:operator@0.1.0;
+        package weir:operator@0.2.0;
         interface handler {
             open: func(config: list<tuple<string, string>>) -> result<_, string>;
         }

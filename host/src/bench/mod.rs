@@ -2,6 +2,8 @@
 //! records, as the `count` WebAssembly operator and as the same logic in
 //! native Rust, at each parallelism; plus peak memory and the time from
 //! process start to the first record with a warm component cache.
+//! `weir bench checkpointing` ([`checkpointing`]) measures what checkpoints
+//! cost on the same job.
 //!
 //! Each measurement runs in a child process of its own (`weir bench
 //! --child ...`), so its peak RSS is its own. Figures are printed as a table
@@ -16,6 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+pub mod checkpointing;
+
 use crate::config::Config;
 use crate::graph::{Edge, JobGraph, NativeOperator, Node, NodeKind};
 use crate::runtime::{JobControl, RunOptions, run_job};
@@ -24,7 +28,7 @@ use crate::spec::{Partitioning, SinkSpec, SinkType, SourceSpec, SourceType};
 /// Arguments of `weir bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// The workload; only `keyed-count` exists.
+    /// The workload: `keyed-count` or `checkpointing`.
     #[arg(default_value = "keyed-count")]
     pub workload: String,
     /// Records to generate.
@@ -43,7 +47,14 @@ pub struct BenchArgs {
     /// shared and noisy, and the best run is the one least disturbed).
     #[arg(long, default_value_t = 3)]
     pub runs: u32,
-    /// Internal: run one measurement (`native` or `wasm`) in this process.
+    /// `checkpointing`: the checkpoint interval.
+    #[arg(long, default_value = "1s", value_parser = crate::config::parse_duration)]
+    pub checkpoint_interval: Duration,
+    /// `checkpointing`: key counts whose restore time is measured.
+    #[arg(long, default_value = "100000,10000000", value_delimiter = ',')]
+    pub restore_keys: Vec<u64>,
+    /// Internal: run one measurement (`native`, `wasm` or
+    /// `wasm-checkpointed`) in this process.
     #[arg(long, hide = true)]
     pub child: Option<String>,
 }
@@ -65,6 +76,9 @@ pub struct Measurement {
     pub records_per_second: f64,
     /// Peak resident set size of the process, in MiB.
     pub peak_rss_mib: f64,
+    /// The periodic checkpoints of a checkpointed run (all runs).
+    #[serde(default)]
+    pub checkpoints: Vec<crate::checkpoint::coordinator::CheckpointStats>,
 }
 
 /// The keyed-count job graph.
@@ -122,11 +136,13 @@ pub fn keyed_count_graph(
                 from: 0,
                 to: 1,
                 partition: Partitioning::Hash,
+                input: 0,
             },
             Edge {
                 from: 1,
                 to: 2,
                 partition: Partitioning::Forward,
+                input: 0,
             },
         ],
         config,
@@ -149,11 +165,17 @@ pub fn peak_rss_mib() -> f64 {
 
 /// Runs `weir bench`.
 pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
-    if args.workload != "keyed-count" {
-        bail!("unknown workload `{}` (only `keyed-count`)", args.workload);
+    if args.workload != "keyed-count" && args.workload != "checkpointing" {
+        bail!(
+            "unknown workload `{}` (keyed-count or checkpointing)",
+            args.workload
+        );
     }
     if let Some(which) = &args.child {
         return child(args, config, which);
+    }
+    if args.workload == "checkpointing" {
+        return checkpointing::run(args, config);
     }
     if !args.wasm.is_file() {
         bail!(
@@ -214,9 +236,16 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn spawn_child(exe: &Path, args: &BenchArgs, p: u32, which: &str) -> anyhow::Result<Measurement> {
+pub(crate) fn spawn_child(
+    exe: &Path,
+    args: &BenchArgs,
+    p: u32,
+    which: &str,
+) -> anyhow::Result<Measurement> {
+    let interval = format!("{}ms", args.checkpoint_interval.as_millis());
     let out = Command::new(exe)
         .args(["bench", "keyed-count", "--child", which])
+        .args(["--checkpoint-interval", &interval])
         .args([
             "--records",
             &args.records.to_string(),
@@ -246,11 +275,18 @@ fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
     let p = args.parallelism.first().copied().unwrap_or(1);
     let mut config = config.clone();
     config.progress_interval = Duration::ZERO;
+    let scratch = tempfile::tempdir().context("cannot make a scratch folder")?;
+    if which == "wasm-checkpointed" {
+        config.checkpoint.interval = Some(args.checkpoint_interval);
+        config.checkpoint.dir = scratch.path().join("checkpoints");
+    }
     let graph = keyed_count_graph(args, p, which == "native", config);
     let mut all_seconds = Vec::new();
+    let mut checkpoints = Vec::new();
     for _ in 0..args.runs.max(1) {
         let control = JobControl::default();
         let summary = run_job(&graph, &RunOptions::default(), &control)?;
+        checkpoints.extend(summary.checkpoints.iter().filter(|c| !c.is_final).cloned());
         let counted = summary.node("count").map_or(0, |n| n.metrics.records_in);
         if counted != args.records {
             bail!("counted {counted} records, expected {}", args.records);
@@ -266,6 +302,7 @@ fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
         all_seconds,
         records_per_second: args.records as f64 / seconds,
         peak_rss_mib: peak_rss_mib(),
+        checkpoints,
     };
     println!("{}", serde_json::to_string(&m)?);
     Ok(())
