@@ -228,9 +228,7 @@ pub mod exports {
     /// `open` of a two-input operator.
     pub fn open_two<T: TwoInputOperator>(config: Vec<(String, String)>) -> Result<(), String> {
         install_panic_hook();
-        let mut ctx = OpenContext::new(config);
-        let op = T::open(&mut ctx)?;
-        put_instance(Box::new(op));
+        put_instance(Box::new(T::open(&mut OpenContext::new(config))?));
         Ok(())
     }
 

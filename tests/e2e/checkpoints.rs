@@ -535,3 +535,40 @@ fn the_checked_in_version_1_checkpoint_still_restores() {
     assert!(summary.checkpoints_completed >= 1);
     assert_eq!(sorted_output(&d.join("out")), expected(3000, 40));
 }
+
+#[test]
+fn checkpoints_that_time_out_fail_the_job_past_the_tolerated_number() {
+    // Each element takes the guest 200 ms while the source offers 20 a
+    // second: a barrier always waits behind a full channel, so every
+    // checkpoint outlives its 50 ms timeout.
+    let yaml = |d: &Path, count: u64, tolerable: u32| {
+        let extra = format!(
+            "execution.checkpointing.timeout: 50ms\nexecution.checkpointing.tolerable-failed-checkpoints: {tolerable}\nrestart-strategy.type: none"
+        );
+        CountJob {
+            count,
+            keys: 5,
+            rate: Some(20),
+            parallelism: 1,
+            hostile: Some("mode: slow, ms: \"200\""),
+            extra: &extra,
+        }
+        .yaml(d)
+    };
+    let dir = tempdir();
+    let g = graph(&yaml(dir.path(), 100, 0), dir.path()).expect("valid");
+    let err = run_job(&g, &RunOptions::default(), &JobControl::default())
+        .expect_err("the first timeout fails the job");
+    let text = err.to_string();
+    assert!(
+        text.contains("tolerable-failed-checkpoints (0)")
+            && text.contains("not complete within 50 ms"),
+        "{text}"
+    );
+    // Tolerating them, the job finishes, and its final checkpoint commits
+    // the output.
+    let dir = tempdir();
+    let g = graph(&yaml(dir.path(), 8, 1000), dir.path()).expect("valid");
+    run_job(&g, &RunOptions::default(), &JobControl::default()).expect("tolerated");
+    assert_eq!(output_lines(&dir.path().join("out")).len(), 8);
+}

@@ -171,6 +171,14 @@ impl RestorePoint {
             .map_or(&[], |o| o.subtasks.as_slice())
     }
 
+    /// The operator state of node `uid`, one list per old subtask.
+    pub fn operator_states(&self, uid: &str) -> Vec<Vec<Vec<u8>>> {
+        self.subtasks_of(uid)
+            .iter()
+            .map(|s| s.operator_state.clone())
+            .collect()
+    }
+
     /// Loads the keyed state of key groups `range` of operator `uid` into
     /// `backend` and `timers`; returns the entries loaded.
     pub fn restore_keyed(

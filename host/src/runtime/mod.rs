@@ -322,12 +322,8 @@ fn run_attempt(
             }
             let folder = sink_folder(spec, &graph.base_dir)
                 .map_err(|e| sink_setup_failure(graph, n, e.to_string()))?;
-            let states: Option<Vec<Vec<u8>>> = restore.map(|r| {
-                r.subtasks_of(&node.uid)
-                    .iter()
-                    .flat_map(|s| s.operator_state.iter().cloned())
-                    .collect()
-            });
+            let states: Option<Vec<Vec<u8>>> =
+                restore.map(|r| r.operator_states(&node.uid).concat());
             first_parts[n] = file_sink::recover(&folder, states.as_deref())
                 .map_err(|e| sink_setup_failure(graph, n, e))?;
         }
@@ -672,6 +668,17 @@ fn run_task(
     let keyed_range =
         || KeyGroupRange::for_subtask(graph.max_parallelism, node.parallelism, subtask);
     let ck = attempt.checkpointing(n, subtask);
+    let mut run = |op: &mut dyn StreamOperator, is_sink: bool| {
+        task::run_operator(
+            op,
+            &inputs,
+            &input_sides,
+            &mut out,
+            &metrics,
+            is_sink,
+            ck.as_ref(),
+        )
+    };
     // Keyed state and timers of a restored checkpoint, for this subtask's
     // key groups.
     let restore_keyed = |backend: &mut dyn KeyedStateBackend| -> Result<TimerService, TaskFailure> {
@@ -684,12 +691,7 @@ fn run_task(
     };
     match &node.kind {
         NodeKind::Source(spec) => {
-            let restored: Option<Vec<Vec<Vec<u8>>>> = attempt.restore.map(|r| {
-                r.subtasks_of(&node.uid)
-                    .iter()
-                    .map(|s| s.operator_state.clone())
-                    .collect()
-            });
+            let restored = attempt.restore.map(|r| r.operator_states(&node.uid));
             let mut reader = open_source(
                 spec,
                 subtask,
@@ -714,30 +716,13 @@ fn run_task(
                 attempt.hub.as_ref(),
                 attempt.first_parts[n],
             )?;
-            let mut sink = SinkTask { writer };
-            task::run_operator(
-                &mut sink,
-                &inputs,
-                &input_sides,
-                &mut out,
-                &metrics,
-                true,
-                ck.as_ref(),
-            )
+            run(&mut SinkTask { writer }, true)
         }
         NodeKind::Native(NativeOperator::Count) => {
             let mut op =
                 NativeCount::new(HashMapBackend::new(keyed_range()), graph.max_parallelism)?;
             restore_keyed(&mut op.backend)?;
-            task::run_operator(
-                &mut op,
-                &inputs,
-                &input_sides,
-                &mut out,
-                &metrics,
-                false,
-                ck.as_ref(),
-            )
+            run(&mut op, false)
         }
         NodeKind::Operator { config, .. } => {
             let component = component
@@ -758,11 +743,7 @@ fn run_task(
                 guest.set_timers(t);
             }
             if let Some(r) = attempt.restore {
-                let old: Vec<Vec<Vec<u8>>> = r
-                    .subtasks_of(&node.uid)
-                    .iter()
-                    .map(|s| s.operator_state.clone())
-                    .collect();
+                let old = r.operator_states(&node.uid);
                 let lists =
                     crate::state::operator_state::redistribute(&old, subtask, node.parallelism)
                         .map_err(TaskFailure::Restore)?;
@@ -772,15 +753,7 @@ fn run_task(
                 guest,
                 config: config.clone(),
             };
-            let result = task::run_operator(
-                &mut op,
-                &inputs,
-                &input_sides,
-                &mut out,
-                &metrics,
-                false,
-                ck.as_ref(),
-            );
+            let result = run(&mut op, false);
             let mut all = counters.lock().unwrap_or_else(|p| p.into_inner());
             for (name, v) in op.guest.counters() {
                 match all[n].iter_mut().find(|(x, _)| x == name) {

@@ -5,7 +5,8 @@
 //! values to keyed list state without end), `trap-at` (forwards elements,
 //! but panics on the element whose value is config `value` while the wall
 //! processing time is before config `before-ms`, ms since the Unix epoch: a failure
-//! that a restart after that moment does not meet again), `ok` (forwards
+//! that a restart after that moment does not meet again), `slow` (forwards
+//! each element after spinning config `ms` milliseconds), `ok` (forwards
 //! elements).
 
 use weir_sdk::prelude::*;
@@ -14,7 +15,8 @@ struct Hostile {
     mode: String,
     hoard: Option<ListState<Vec<u8>>>,
     trap_value: Vec<u8>,
-    before_ms: i64,
+    /// `before-ms` of `trap-at`, `ms` of `slow`.
+    millis: i64,
 }
 
 impl Operator for Hostile {
@@ -27,12 +29,12 @@ impl Operator for Hostile {
                 mode,
                 hoard: Some(ctx.list_state("hoard")),
                 trap_value: Vec::new(),
-                before_ms: 0,
+                millis: 0,
             }),
             _ => Ok(Hostile {
                 trap_value: ctx.get("value").unwrap_or("").as_bytes().to_vec(),
-                before_ms: ctx
-                    .get("before-ms")
+                millis: ctx
+                    .get(if mode == "slow" { "ms" } else { "before-ms" })
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0),
                 mode,
@@ -57,9 +59,16 @@ impl Operator for Hostile {
                 }
             }
             "trap" => panic!("hostile guest: trap in process"),
+            "slow" => {
+                let until = ctx.processing_time() + self.millis;
+                while ctx.processing_time() < until {
+                    std::hint::spin_loop();
+                }
+                ctx.emit(e.key, e.value, e.timestamp);
+            }
             "trap-at" => {
                 let now = ctx.processing_time();
-                if e.value == self.trap_value.as_slice() && now < self.before_ms {
+                if e.value == self.trap_value.as_slice() && now < self.millis {
                     panic!(
                         "hostile guest: trap at value {}",
                         String::from_utf8_lossy(e.value)
