@@ -124,6 +124,11 @@ impl CheckpointStorage {
                         .map_err(|e| io_err(dir, e))?
                         .join(dir)
                 };
+                // `a/./b` reads as `a/b` in the paths the job prints.
+                let dir: PathBuf = dir
+                    .components()
+                    .filter(|c| !matches!(c, std::path::Component::CurDir))
+                    .collect();
                 let job_dir = dir.join(job_id);
                 for sub in ["shared", "taskowned"] {
                     let p = job_dir.join(sub);
