@@ -157,7 +157,20 @@ impl KeyedContext {
         self.hints.clear();
         self.hint_states.clear();
         self.hint_states.extend_from_slice(prefetched_states);
-        if !prefetched_states.is_empty() {
+        if let [id] = prefetched_states {
+            // The common case, one prefetched state: all keys at once.
+            let keys: Vec<(u32, &[u8])> = self
+                .slots
+                .iter()
+                .map(|&(start, len, kg)| (kg, &self.arena[start as usize..(start + len) as usize]))
+                .collect();
+            let hints = &mut self.hints;
+            self.backend
+                .value_get_many(*id, &keys, &mut |value, hint| {
+                    values.push(value);
+                    hints.push(hint);
+                })?;
+        } else if !prefetched_states.is_empty() {
             for &(start, len, kg) in &self.slots {
                 let key = &self.arena[start as usize..(start + len) as usize];
                 for &id in prefetched_states {

@@ -51,6 +51,33 @@ macro_rules! state_conformance_tests {
         }
 
         #[test]
+        fn reading_many_values_matches_reading_them_one_by_one() {
+            let mut b = backend();
+            let s = b.register("v", StateKind::Value).expect("register");
+            let keys: Vec<(u32, Vec<u8>)> = (0..200u32)
+                .map(|i| (10 + i % 10, format!("k{i}").into_bytes()))
+                .collect();
+            for (kg, k) in keys.iter().step_by(2) {
+                b.value_put(s, at(*kg, k, b""), k).expect("put");
+            }
+            // Another namespace of the same keys must not be read.
+            b.value_put(s, at(11, b"k1", b"ns"), b"x").expect("put");
+            let refs: Vec<(u32, &[u8])> = keys.iter().map(|(g, k)| (*g, k.as_slice())).collect();
+            let mut got = Vec::new();
+            b.value_get_many(s, &refs, &mut |v, hint| {
+                got.push((v.map(<[u8]>::to_vec), hint))
+            })
+            .expect("get many");
+            assert_eq!(got.len(), keys.len());
+            for ((kg, k), (v, hint)) in keys.iter().zip(got) {
+                let (one, one_hint) = b.value_get_hinted(s, at(*kg, k, b"")).expect("get");
+                assert_eq!(v.as_deref(), one.as_deref());
+                assert_eq!(hint, one_hint);
+            }
+            assert!(b.value_get_many(s, &[(99, b"k")], &mut |_, _| {}).is_err());
+        }
+
+        #[test]
         fn hinted_writes_land_on_their_entry_even_after_the_table_moved() {
             let mut b = backend();
             let s = b.register("v", StateKind::Value).expect("register");

@@ -20,7 +20,7 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::{
     EntryRef, EntryVisitor, HintedValue, KeyedStateBackend, MapEntries, StateError, StateId,
-    StateKey, StateKind, key_eq,
+    StateKey, StateKind, ValueVisitor, key_eq,
 };
 use crate::keygroup::KeyGroupRange;
 
@@ -362,6 +362,42 @@ impl KeyedStateBackend for HashMapBackend {
             .and_then(|i| table.get_bucket(i))
             .map(|s| Cow::Borrowed(s.value.as_slice()));
         Ok((value, index))
+    }
+
+    fn value_get_many(
+        &self,
+        state: StateId,
+        keys: &[(u32, &[u8])],
+        visit: &mut ValueVisitor<'_>,
+    ) -> Result<(), StateError> {
+        // Three passes, so that the table lookups (each a cache miss or
+        // two) follow one another in a tight loop whose iterations do not
+        // depend on each other, and the processor overlaps their misses.
+        let mut found: Vec<(usize, u64)> = Vec::with_capacity(keys.len());
+        for &(key_group, key) in keys {
+            let at = StateKey {
+                key_group,
+                key,
+                namespace: &[],
+            };
+            let g = self.check(state, &at, StateKind::Value)?;
+            found.push((g, slot_hash(state, key, &[])));
+        }
+        for (f, &(_, key)) in found.iter_mut().zip(keys) {
+            let (g, h) = *f;
+            let index = self.groups[g]
+                .values
+                .find_bucket_index(h, |s| s.is(state, key, &[]));
+            *f = (g, index.map_or(u64::MAX, |i| i as u64));
+        }
+        for (g, index) in found {
+            let hint = (index != u64::MAX).then_some(index as usize);
+            let value = hint
+                .and_then(|i| self.groups[g].values.get_bucket(i))
+                .map(|s| s.value.as_slice());
+            visit(value, hint);
+        }
+        Ok(())
     }
 
     fn value_put_hinted(

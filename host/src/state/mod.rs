@@ -50,6 +50,9 @@ pub(crate) fn key_eq(a: &[u8], b: &[u8]) -> bool {
 /// key, namespace, entry).
 pub type EntryVisitor<'v> = dyn FnMut(StateId, &[u8], &[u8], EntryRef<'_>) + 'v;
 
+/// What [`KeyedStateBackend::value_get_many`] calls per key: (value, hint).
+pub type ValueVisitor<'v> = dyn FnMut(Option<&[u8]>, Option<usize>) + 'v;
+
 /// A value read with [`KeyedStateBackend::value_get_hinted`]: the value
 /// and the hint for writing it back.
 pub type HintedValue<'a> = (Option<Cow<'a, [u8]>>, Option<usize>);
@@ -160,6 +163,27 @@ pub trait KeyedStateBackend: Send {
         at: StateKey<'_>,
     ) -> Result<HintedValue<'_>, StateError> {
         Ok((self.value_get(state, at)?, None))
+    }
+    /// Reads the default-namespace value of state `state` for each of
+    /// `keys` (key group, key), in order, calling `visit(value, hint)` for
+    /// each: what a batch's prefetch does. A backend may overlap the
+    /// lookups' cache misses; the default reads one key after the other.
+    fn value_get_many(
+        &self,
+        state: StateId,
+        keys: &[(u32, &[u8])],
+        visit: &mut ValueVisitor<'_>,
+    ) -> Result<(), StateError> {
+        for &(key_group, key) in keys {
+            let at = StateKey {
+                key_group,
+                key,
+                namespace: &[],
+            };
+            let (value, hint) = self.value_get_hinted(state, at)?;
+            visit(value.as_deref(), hint);
+        }
+        Ok(())
     }
     /// Writes a value state, using a hint from [`Self::value_get_hinted`]
     /// when it still points at the entry; a stale hint is harmless.
