@@ -147,6 +147,32 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "completed checkpoints kept (Flink 2: execution.checkpointing.num-retained)",
     ),
     (
+        "rest.bind-address",
+        "127.0.0.1",
+        "address `weir serve` listens on",
+    ),
+    ("rest.port", "8081", "port `weir serve` listens on"),
+    (
+        "weir.server.data-dir",
+        "weir-data",
+        "folder of `weir serve`: bundles, jobs, the token",
+    ),
+    (
+        "weir.server.token",
+        "generated",
+        "bearer token the API requires; generated at first start into <data-dir>/token if unset",
+    ),
+    (
+        "weir.server.max-upload",
+        "64mb",
+        "largest operator bundle upload",
+    ),
+    (
+        "weir.server.max-body",
+        "1mb",
+        "largest request body other than an upload",
+    ),
+    (
         "restart-strategy.type",
         "none",
         "none, fixed-delay, exponential-delay or failure-rate; without it: exponential-delay if checkpointing is on, else none",
@@ -252,6 +278,38 @@ pub struct Config {
     pub restart_type: Option<String>,
     /// The parameters of every restart strategy, as set or defaulted.
     pub restart: RestartParams,
+    /// `rest.*` and `weir.server.*`: the settings of `weir serve`.
+    pub server: ServerConfig,
+}
+
+/// The settings of `weir serve`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// `rest.bind-address`.
+    pub bind_address: String,
+    /// `rest.port`.
+    pub port: u16,
+    /// `weir.server.data-dir`.
+    pub data_dir: PathBuf,
+    /// `weir.server.token`; `None`: generated at first start.
+    pub token: Option<String>,
+    /// `weir.server.max-upload`, bytes.
+    pub max_upload: u64,
+    /// `weir.server.max-body`, bytes.
+    pub max_body: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind_address: "127.0.0.1".into(),
+            port: 8081,
+            data_dir: PathBuf::from("weir-data"),
+            token: None,
+            max_upload: 64 << 20,
+            max_body: 1 << 20,
+        }
+    }
 }
 
 /// The `restart-strategy.*` parameters, with Flink's defaults.
@@ -315,6 +373,7 @@ impl Default for Config {
             checkpoint: CheckpointConfig::default(),
             restart_type: None,
             restart: RestartParams::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -374,7 +433,25 @@ impl Config {
         };
         let cp = &mut self.checkpoint;
         let r = &mut self.restart;
+        let sv = &mut self.server;
         match key {
+            "rest.bind-address" => sv.bind_address = value.trim().to_owned(),
+            "rest.port" => {
+                sv.port = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("{value:?} is not a port number")))?
+            }
+            "weir.server.data-dir" => sv.data_dir = PathBuf::from(value.trim()),
+            "weir.server.token" => {
+                let t = value.trim();
+                if t.len() < 16 {
+                    return Err(bad("must be at least 16 characters".to_owned()));
+                }
+                sv.token = Some(t.to_owned());
+            }
+            "weir.server.max-upload" => sv.max_upload = parse_memory(value).map_err(bad)?,
+            "weir.server.max-body" => sv.max_body = parse_memory(value).map_err(bad)?,
             "execution.checkpointing.interval" => {
                 cp.interval = match value.trim() {
                     "none" | "" => None,
@@ -768,6 +845,7 @@ mod tests {
         for (k, default, _) in KEYS {
             let v = match *k {
                 "weir.sandbox.cache-dir" => "/tmp/x",
+                "weir.server.token" => "0123456789abcdef0123",
                 _ => default,
             };
             c.set(k, v).unwrap_or_else(|e| panic!("{k}: {e}"));

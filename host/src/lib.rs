@@ -10,6 +10,8 @@
 //! - [`state`]: keyed state per [`keygroup`], behind the
 //!   [`state::KeyedStateBackend`] trait;
 //! - [`source`] and [`sink`]: where records come from and go to;
+//! - [`checkpoint`]: barriers, snapshots, `_metadata`, restore;
+//! - [`server`]: `weir serve`, the REST API;
 //! - [`config`]: `weir.yaml` keys; [`bench`]: `weir bench`.
 //!
 //! The `weir` binary (`src/main.rs`) is a thin CLI over [`runtime::run_job`].
@@ -23,6 +25,7 @@ pub mod keygroup;
 pub mod metrics;
 pub mod runtime;
 pub mod sandbox;
+pub mod server;
 pub mod sink;
 pub mod source;
 pub mod spec;

@@ -62,8 +62,10 @@ enum Cmd {
         #[arg(long, env = "WEIR_OPERATORS_DIR")]
         operators_dir: Option<PathBuf>,
     },
-    /// Runs a benchmark (`keyed-count`).
+    /// Runs a benchmark (`keyed-count`, `checkpointing`).
     Bench(weir::bench::BenchArgs),
+    /// Runs a session cluster: the REST API under /api/v1, many jobs at once.
+    Serve,
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
@@ -165,6 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 progress: !quiet,
                 restore,
                 allow_non_restored_state,
+                job_id: None,
             };
             match run_job(&graph, &options, &control) {
                 Ok(summary) => {
@@ -186,6 +189,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(1))
                 }
             }
+        }
+        Cmd::Serve => {
+            let data_dir = config.server.data_dir.clone();
+            let (token, new) = weir::server::load_or_create_token(&config, &data_dir)
+                .context("cannot set up the API token")?;
+            if new {
+                eprintln!(
+                    "API token (printed once; also in {}): {token}",
+                    data_dir.join("token").display()
+                );
+            }
+            let addr: std::net::SocketAddr =
+                format!("{}:{}", config.server.bind_address, config.server.port)
+                    .parse()
+                    .context("rest.bind-address and rest.port do not make an address")?;
+            let state = std::sync::Arc::new(weir::server::AppState::new(&config, data_dir, token)?);
+            let runtime = tokio::runtime::Runtime::new().context("cannot start tokio")?;
+            runtime.block_on(weir::server::serve(state, addr))?;
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Bench(args) => {
             weir::bench::run(&args, &config)?;

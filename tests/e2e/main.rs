@@ -3,6 +3,7 @@
 //!
 //! One test binary with a module per area, as wasmtime does.
 
+mod api;
 mod checkpoints;
 mod common;
 mod hostile;

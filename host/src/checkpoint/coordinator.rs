@@ -215,7 +215,12 @@ pub struct Coordinator<'a> {
     finals: HashMap<(usize, u32), (TaskAck, u64)>,
     /// Every checkpoint this coordinator completed.
     history: Vec<CheckpointStats>,
+    /// Told of each completed checkpoint and its path.
+    on_complete: Option<&'a CompletionListener<'a>>,
 }
+
+/// Called with each completed checkpoint and its external path.
+pub type CompletionListener<'a> = dyn Fn(&CheckpointStats, &str) + Sync + 'a;
 
 /// The figures of one completed checkpoint.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -290,7 +295,14 @@ impl<'a> Coordinator<'a> {
             failures_in_a_row: 0,
             finals: HashMap::new(),
             history: Vec::new(),
+            on_complete: None,
         }
+    }
+
+    /// Calls `listener` with each checkpoint this coordinator completes.
+    pub fn on_complete(mut self, listener: &'a CompletionListener<'a>) -> Self {
+        self.on_complete = Some(listener);
+        self
     }
 
     /// The checkpoints completed so far, oldest first.
@@ -570,6 +582,9 @@ impl<'a> Coordinator<'a> {
             max_alignment_ms: max(|s| s.alignment_ms),
             is_final,
         });
+        if let (Some(listener), Some(stats)) = (self.on_complete, self.history.last()) {
+            listener(stats, &path);
+        }
         let older: Vec<u64> = self.pending.range(..id).map(|(&i, _)| i).collect();
         for old in older {
             self.abandon(old, "subsumed by a newer checkpoint");

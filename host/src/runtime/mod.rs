@@ -57,12 +57,41 @@ use weir_wire::BatchBuilder;
 pub struct JobControl {
     cancelled: AtomicBool,
     failed: AtomicBool,
+    live: Mutex<LiveJob>,
+}
+
+/// What a running job shows while it runs (for the REST API): its tasks'
+/// counters, its checkpoints and restarts.
+#[derive(Debug, Clone, Default)]
+pub struct LiveJob {
+    /// Per node, per subtask: the counters of the current attempt.
+    pub metrics: Vec<Vec<Arc<TaskMetrics>>>,
+    /// Completed checkpoints, oldest first.
+    pub checkpoints: Vec<CheckpointStats>,
+    /// The external path of the newest completed checkpoint.
+    pub last_checkpoint_path: Option<String>,
+    /// Restarts so far.
+    pub restarts: u32,
 }
 
 impl JobControl {
     /// Asks the job to stop; [`run_job`] then returns [`JobError::Cancelled`].
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Self::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// A copy of what the job shows now.
+    pub fn live(&self) -> LiveJob {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn update_live(&self, f: impl FnOnce(&mut LiveJob)) {
+        f(&mut self.live.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
     fn is_stopping(&self) -> bool {
@@ -79,6 +108,8 @@ pub struct RunOptions {
     pub restore: Option<RestorePoint>,
     /// Skip state whose uid the job lacks (`-n`).
     pub allow_non_restored_state: bool,
+    /// The job id (names its checkpoint folder); a fresh one if `None`.
+    pub job_id: Option<String>,
 }
 
 /// What one attempt of a job shares with its tasks.
@@ -153,7 +184,7 @@ pub fn run_job(
         r.verify()?;
     }
     let cp = &graph.config.checkpoint;
-    let job_id = new_job_id();
+    let job_id = options.job_id.clone().unwrap_or_else(new_job_id);
     // A relative checkpoint folder lies beside the spec, like the
     // sources' and sinks' paths.
     let storage = match cp.interval {
@@ -237,6 +268,7 @@ pub fn run_job(
                 }
                 RestartDecision::RestartAfter(delay) => {
                     restarts += 1;
+                    control.update_live(|l| l.restarts = restarts);
                     let from = latest_valid(&completed).or_else(|| options.restore.clone());
                     let what = from.as_ref().map_or_else(
                         || "from the beginning (no completed checkpoint)".to_owned(),
@@ -345,6 +377,7 @@ fn run_attempt(
                 .collect()
         })
         .collect();
+    control.update_live(|l| l.metrics = metrics.clone());
     let first_failure: Mutex<Option<JobError>> = Mutex::new(None);
     let user_counters: Mutex<Vec<Vec<(String, u64)>>> =
         Mutex::new(vec![Vec::new(); graph.nodes.len()]);
@@ -365,10 +398,17 @@ fn run_attempt(
         }
     };
     let cp_config = &graph.config.checkpoint;
+    let publish = |stats: &CheckpointStats, path: &str| {
+        control.update_live(|l| {
+            l.checkpoints.push(stats.clone());
+            l.last_checkpoint_path = Some(path.to_owned());
+        });
+    };
     let mut coordinator = checkpoints.map(|(storage, job_id, completed)| {
         Coordinator::new(
             graph, cp_config, storage, job_id, &committer, completed, *next_id,
         )
+        .on_complete(&publish)
     });
 
     std::thread::scope(|scope| {

@@ -1,0 +1,452 @@
+//! The REST API of `weir serve`: every handler through the router without
+//! a socket (tower's `oneshot`), and the whole path over a real socket
+//! against a `weir serve` process.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use weir::server::{AppState, router};
+
+use crate::common::{config, tempdir, weir};
+
+const TOKEN: &str = "test-token-0123456789";
+
+fn app(dir: &std::path::Path) -> axum::Router {
+    let state = AppState::new(&config(), dir.to_path_buf(), TOKEN.to_owned()).expect("state");
+    router(Arc::new(state))
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).expect("request"))
+        .await
+        .expect("response");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, value)
+}
+
+fn error_text(v: &Value) -> String {
+    v["errors"][0].as_str().unwrap_or_default().to_owned()
+}
+
+fn count_job(name: &str, count: u64) -> Value {
+    json!({
+        "job": {
+            "name": name,
+            "sources": [{ "id": "gen", "type": "datagen", "count": count, "keys": 50, "rate": 20000 }],
+            "operators": [{ "id": "count", "uid": "count", "wasm": "count" }],
+            "sinks": [{ "id": "out", "type": "discard" }],
+            "edges": [
+                { "from": "gen", "to": "count", "partition": "hash" },
+                { "from": "count", "to": "out" }
+            ]
+        }
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio")
+}
+
+#[test]
+fn every_request_needs_the_token() {
+    runtime().block_on(async {
+        let dir = tempdir();
+        let app = app(dir.path());
+        for (method, uri) in [
+            ("GET", "/api/v1/jobs"),
+            ("GET", "/api/v1/bundles"),
+            ("POST", "/api/v1/jobs"),
+            ("GET", "/nope"),
+        ] {
+            let (s, v) = call(&app, method, uri, None, Vec::new()).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {uri}");
+            assert!(error_text(&v).contains("bearer token"), "{v}");
+            let (s, _) = call(
+                &app,
+                method,
+                uri,
+                Some("wrong-token-0123456789"),
+                Vec::new(),
+            )
+            .await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED);
+        }
+    });
+}
+
+#[test]
+fn bundles_are_checked_stored_listed_and_deleted() {
+    runtime().block_on(async {
+        let dir = tempdir();
+        let app = app(dir.path());
+        let t = Some(TOKEN);
+        // Not wasm, the wrong world, no name: 400, nothing stored.
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/api/v1/bundles?name=x.wasm",
+            t,
+            b"not wasm".to_vec(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(error_text(&v), "x is not a WebAssembly file", "{v}");
+        let partial = std::fs::read(weir_test_guests::MISSING_EXPORT).expect("guest");
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/api/v1/bundles?name=partial.wasm",
+            t,
+            partial,
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(error_text(&v).contains("missing export(s)"), "{v}");
+        let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+        let (s, _) = call(&app, "POST", "/api/v1/bundles", t, count.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let (s, v) = call(&app, "GET", "/api/v1/bundles", t, Vec::new()).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["bundles"], json!([]));
+        // A good one.
+        let (s, v) = call(&app, "POST", "/api/v1/bundles?name=count.wasm", t, count).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["name"], "count");
+        assert_eq!(v["id"].as_str().map(str::len), Some(64));
+        let (_, v) = call(&app, "GET", "/api/v1/bundles", t, Vec::new()).await;
+        assert_eq!(v["bundles"].as_array().map(Vec::len), Some(1));
+        let (s, _) = call(&app, "DELETE", "/api/v1/bundles/count", t, Vec::new()).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, v) = call(&app, "DELETE", "/api/v1/bundles/count", t, Vec::new()).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    });
+}
+
+#[test]
+fn an_oversized_upload_is_refused() {
+    runtime().block_on(async {
+        let dir = tempdir();
+        let mut c = config();
+        c.server.max_upload = 1024;
+        let state = AppState::new(&c, dir.path().to_path_buf(), TOKEN.to_owned()).expect("state");
+        let app = router(Arc::new(state));
+        let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+        let (s, _) = call(
+            &app,
+            "POST",
+            "/api/v1/bundles?name=count.wasm",
+            Some(TOKEN),
+            count,
+        )
+        .await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+        let (_, v) = call(&app, "GET", "/api/v1/bundles", Some(TOKEN), Vec::new()).await;
+        assert_eq!(v["bundles"], json!([]));
+    });
+}
+
+#[test]
+fn jobs_are_submitted_inspected_and_cancelled() {
+    runtime().block_on(async {
+        let dir = tempdir();
+        let app = app(dir.path());
+        let t = Some(TOKEN);
+        let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+        call(&app, "POST", "/api/v1/bundles?name=count.wasm", t, count).await;
+
+        // Bad requests: malformed JSON, an unknown bundle, a bad spec.
+        let (s, v) = call(&app, "POST", "/api/v1/jobs", t, b"{not json".to_vec()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(error_text(&v).contains("malformed job request"), "{v}");
+        let mut job = count_job("j", 1000);
+        job["job"]["operators"][0]["wasm"] = json!("counter");
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/api/v1/jobs",
+            t,
+            job.to_string().into_bytes(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(
+            error_text(&v).contains("operators[0].wasm: unknown operator bundle \"counter\""),
+            "{v}"
+        );
+        let mut job = count_job("j", 1000);
+        job["job"]["edges"][0]["to"] = json!("cuont");
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/api/v1/jobs",
+            t,
+            job.to_string().into_bytes(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert!(
+            error_text(&v).contains("edges[0].to: unknown node `cuont`"),
+            "{v}"
+        );
+        let (_, v) = call(&app, "GET", "/api/v1/jobs", t, Vec::new()).await;
+        assert_eq!(v["jobs"], json!([]), "nothing half-created");
+
+        // A long job: submitted, running, its records flow, cancelled.
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/api/v1/jobs",
+            t,
+            count_job("long", 10_000_000).to_string().into_bytes(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let id = v["jobid"].as_str().expect("jobid").to_owned();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (s, v) = call(&app, "GET", &format!("/api/v1/jobs/{id}"), t, Vec::new()).await;
+            assert_eq!(s, StatusCode::OK);
+            assert_eq!(v["state"], "RUNNING", "{v}");
+            let counted = v["vertices"][1]["metrics"]["read-records"]
+                .as_u64()
+                .unwrap_or(0);
+            if counted > 0 {
+                assert_eq!(v["vertices"][1]["kind"], "operator");
+                assert_eq!(v["plan"]["edges"][0]["partition"], "hash");
+                break;
+            }
+            assert!(Instant::now() < deadline, "no records flowed: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A bundle in use cannot be deleted.
+        let (s, v) = call(&app, "DELETE", "/api/v1/bundles/count", t, Vec::new()).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{v}");
+        let (s, _) = call(
+            &app,
+            "PATCH",
+            &format!("/api/v1/jobs/{id}?mode=cancel"),
+            t,
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, v) = call(&app, "GET", "/api/v1/jobs", t, Vec::new()).await;
+            if v["jobs"][0]["state"] == "CANCELED" {
+                assert_eq!(v["jobs"][0]["jid"], id.as_str());
+                break;
+            }
+            assert!(Instant::now() < deadline, "not cancelled: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (s, _) = call(&app, "GET", "/api/v1/jobs/nope", t, Vec::new()).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _) = call(
+            &app,
+            "PATCH",
+            &format!("/api/v1/jobs/{id}?mode=explode"),
+            t,
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+    });
+}
+
+/// A minimal HTTP/1.1 client: one request, `Connection: close`; the status
+/// and the body as JSON.
+fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
+    let (status, text) = http_text(port, method, path, body);
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The same, with the body as text.
+fn http_text(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("write");
+    s.write_all(body).expect("write");
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).expect("read");
+    let text = String::from_utf8_lossy(&resp);
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_owned())
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `weir serve` on a free port; returns it and its port.
+fn start_server(dir: &std::path::Path) -> (Server, u16) {
+    let cfg = dir.join("weir.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "rest.port: 0\nweir.server.data-dir: {:?}\nweir.server.token: {TOKEN}\nweir.sandbox.cache-dir: {:?}\n",
+            dir.join("data").display().to_string(),
+            crate::common::cache_dir().display().to_string()
+        ),
+    )
+    .expect("config");
+    let mut child = weir()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("serve")
+        .env("WEIR_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start weir serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let port = loop {
+        let line = lines.next().expect("serve exited").expect("line");
+        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+            break rest.trim().parse::<u16>().expect("port");
+        }
+    };
+    // Keep draining stderr so the server never blocks on it.
+    std::thread::spawn(move || for _ in lines {});
+    (Server(child), port)
+}
+
+#[test]
+fn upload_submit_list_and_cancel_over_a_real_socket() {
+    let dir = tempdir();
+    let (_server, port) = start_server(dir.path());
+    let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+    let (s, v) = http(port, "POST", "/api/v1/bundles?name=count.wasm", &count);
+    assert_eq!(s, 201, "{v}");
+    let mut job = count_job("socket", 10_000_000);
+    job["job"]["config"] = json!({ "execution.checkpointing.interval": "100ms" });
+    let (s, v) = http(port, "POST", "/api/v1/jobs", job.to_string().as_bytes());
+    assert_eq!(s, 202, "{v}");
+    let id = v["jobid"].as_str().expect("jobid").to_owned();
+    let (_, v) = http(port, "GET", "/api/v1/jobs", b"");
+    assert_eq!(v["jobs"][0]["state"], "RUNNING", "listed: {v}");
+
+    // Records flow to the sink.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = http(port, "GET", &format!("/api/v1/jobs/{id}"), b"");
+        if v["vertices"][2]["metrics"]["read-records"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no records reached the sink: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Checkpoints complete, and the newest one's folder is what the job's
+    // metrics and Prometheus name.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metric = format!(
+        "/api/v1/jobs/{id}/metrics?get=numberOfCompletedCheckpoints,lastCheckpointExternalPath"
+    );
+    loop {
+        let (s, v) = http(port, "GET", &metric, b"");
+        assert_eq!(s, 200, "{v}");
+        let done: u64 = v[0]["value"]
+            .as_str()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let path = v[1]["value"].as_str().unwrap_or_default().to_owned();
+        if done >= 2 {
+            let chk = std::path::Path::new(&path);
+            let newest = chk
+                .parent()
+                .map(weir::checkpoint::storage::completed_in)
+                .and_then(|c| c.first().map(|(_, p)| p.clone()));
+            let (_, prom) = http_text(port, "GET", "/metrics", b"");
+            if newest.as_deref() == Some(chk) && prom.contains(&format!("path=\"{path}\"")) {
+                assert!(chk.join("_metadata").is_file());
+                assert!(
+                    prom.contains(&format!("weir_job_completed_checkpoints{{job_id=\"{id}\"")),
+                    "{prom}"
+                );
+                let (_, c) = http(port, "GET", &format!("/api/v1/jobs/{id}/checkpoints"), b"");
+                assert!(c["counts"]["completed"].as_u64().unwrap_or(0) >= 2, "{c}");
+                assert_eq!(c["latest"]["completed"]["external_path"], path.as_str());
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no matching checkpoint: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (s, v) = http(
+        port,
+        "GET",
+        &format!("/api/v1/jobs/{id}/metrics?get=nope"),
+        b"",
+    );
+    assert_eq!(s, 400, "{v}");
+
+    // Cancel, and the list shows it.
+    let (s, _) = http(
+        port,
+        "PATCH",
+        &format!("/api/v1/jobs/{id}?mode=cancel"),
+        b"",
+    );
+    assert_eq!(s, 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = http(port, "GET", "/api/v1/jobs", b"");
+        if v["jobs"][0]["state"] == "CANCELED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not cancelled: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
