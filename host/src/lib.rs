@@ -19,6 +19,7 @@
 pub mod bench;
 pub mod channel;
 pub mod checkpoint;
+pub mod client;
 pub mod config;
 pub mod graph;
 pub mod keygroup;

@@ -47,12 +47,42 @@ enum Cmd {
         )]
         allow_non_restored_state: bool,
     },
-    /// Lists the retained checkpoints in a job's checkpoint folder
-    /// (`<state.checkpoints.dir>/<job-id>`) or in every job folder under a
-    /// checkpoints directory.
+    /// Lists retained checkpoints: of a checkpoint folder on this machine
+    /// (`<state.checkpoints.dir>[/<job-id>]`), or of a job on a server.
     Checkpoints {
-        /// A job's checkpoint folder, or `state.checkpoints.dir`.
-        dir: PathBuf,
+        /// A checkpoint folder, or a job id on the server.
+        target: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Lists the jobs of a server.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Uploads an operator bundle (a `.wasm` component) to a server.
+    Upload {
+        /// The component.
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Submits a job spec (YAML or JSON; `wasm` names uploaded bundles).
+    Submit {
+        /// The job spec.
+        job: PathBuf,
+        /// Default parallelism of nodes that set none.
+        #[arg(long, short)]
+        parallelism: Option<u32>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Cancels a job on a server.
+    Cancel {
+        /// The job id.
+        job_id: String,
+        #[command(flatten)]
+        remote: Remote,
     },
     /// Checks a job spec and its components without running it.
     Validate {
@@ -66,6 +96,35 @@ enum Cmd {
     Bench(weir::bench::BenchArgs),
     /// Runs a session cluster: the REST API under /api/v1, many jobs at once.
     Serve,
+}
+
+/// How a CLI verb reaches a server.
+#[derive(Debug, clap::Args)]
+struct Remote {
+    /// The server (default: http://<rest.bind-address>:<rest.port>).
+    #[arg(long, env = "WEIR_SERVER")]
+    server: Option<String>,
+    /// The API token (default: weir.server.token, or the local server's
+    /// token file).
+    #[arg(long, env = "WEIR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Remote {
+    fn client(&self, config: &Config) -> anyhow::Result<weir::client::Client> {
+        weir::client::Client::new(self.server.as_deref(), self.token.as_deref(), config)
+    }
+
+    fn print(&self, value: &serde_json::Value, table: impl FnOnce(&serde_json::Value) -> String) {
+        if self.json {
+            println!("{value:#}");
+        } else {
+            print!("{}", table(value));
+        }
+    }
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
@@ -126,8 +185,51 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Checkpoints { dir } => {
-            print!("{}", weir::checkpoint::listing::list(&dir)?);
+        Cmd::Checkpoints { target, remote } => {
+            let dir = Path::new(&target);
+            if remote.server.is_none() && dir.is_dir() {
+                print!("{}", weir::checkpoint::listing::list(dir)?);
+            } else {
+                let v = remote.client(&config)?.checkpoints(&target)?;
+                remote.print(&v, weir::client::checkpoints_table);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::List { remote } => {
+            let v = remote.client(&config)?.list()?;
+            remote.print(&v, weir::client::jobs_table);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Upload { file, remote } => {
+            let v = remote.client(&config)?.upload(&file)?;
+            remote.print(&v, |v| {
+                format!(
+                    "uploaded {} ({}, {} bytes)\n",
+                    v["name"].as_str().unwrap_or(""),
+                    v["id"].as_str().unwrap_or(""),
+                    v["size"]
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Submit {
+            job,
+            parallelism,
+            remote,
+        } => {
+            let v = remote.client(&config)?.submit(&job, parallelism)?;
+            remote.print(&v, |v| {
+                format!("submitted job {}\n", v["jobid"].as_str().unwrap_or(""))
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Cancel { job_id, remote } => {
+            remote.client(&config)?.cancel(&job_id)?;
+            if remote.json {
+                println!("{{\"jobid\": {job_id:?}, \"cancelled\": true}}");
+            } else {
+                println!("cancelling job {job_id}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run {

@@ -450,3 +450,70 @@ fn upload_submit_list_and_cancel_over_a_real_socket() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs a CLI verb against the server on `port`.
+fn cli(port: u16, args: &[&str]) -> (bool, String, String) {
+    let out = weir()
+        .args(args)
+        .env("WEIR_SERVER", format!("http://127.0.0.1:{port}"))
+        .env("WEIR_TOKEN", TOKEN)
+        .output()
+        .expect("run weir");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_verbs_talk_to_the_server() {
+    let dir = tempdir();
+    let (_server, port) = start_server(dir.path());
+    let (ok, out, err) = cli(port, &["upload", weir_test_guests::COUNT]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("uploaded count ("), "{out}");
+    let job = dir.path().join("job.yaml");
+    std::fs::write(
+        &job,
+        "name: cli-job\nconfig:\n  execution.checkpointing.interval: 100ms\nsources:\n  - { id: gen, type: datagen, count: 10000000, keys: 100, rate: 20000 }\noperators:\n  - { id: count, uid: count, wasm: count }\nsinks:\n  - { id: out, type: discard }\nedges:\n  - { from: gen, to: count, partition: hash }\n  - { from: count, to: out }\n",
+    )
+    .expect("write job");
+    let (ok, out, err) = cli(port, &["submit", &job.display().to_string(), "--json"]);
+    assert!(ok, "{err}");
+    let id = serde_json::from_str::<Value>(&out).expect("json")["jobid"]
+        .as_str()
+        .expect("jobid")
+        .to_owned();
+    let (ok, out, _) = cli(port, &["list"]);
+    assert!(
+        ok && out.contains(&id) && out.contains("RUNNING") && out.contains("cli-job"),
+        "{out}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, out, err) = cli(port, &["checkpoints", &id, "--json"]);
+        assert!(ok, "{err}");
+        let v: Value = serde_json::from_str(&out).expect("json");
+        if v["counts"]["completed"].as_u64().unwrap_or(0) >= 1 {
+            let (_, table, _) = cli(port, &["checkpoints", &id]);
+            assert!(
+                table.contains("completed:") && table.contains("chk-"),
+                "{table}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint: {out}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ok, out, err) = cli(port, &["cancel", &id]);
+    assert!(ok && out.contains(&id), "{err}");
+    // Errors are the server's message, with a failing exit code.
+    let (ok, _, err) = cli(port, &["cancel", "nope"]);
+    assert!(!ok && err.contains("404: no job \"nope\""), "{err}");
+    let (ok, _, err) = cli(port, &["upload", &job.display().to_string()]);
+    assert!(
+        !ok && err.contains("400") && err.contains("not a WebAssembly file"),
+        "{err}"
+    );
+}

@@ -1,0 +1,207 @@
+//! The CLI side of the REST API: `weir list`, `weir upload`, `weir submit`,
+//! `weir cancel` and `weir checkpoints JOB_ID` against a `weir serve`.
+//!
+//! The server URL comes from `--server` or `WEIR_SERVER`, else
+//! `http://<rest.bind-address>:<rest.port>` of `weir.yaml`; the token from
+//! `--token` or `WEIR_TOKEN`, else `weir.server.token`, else the token file
+//! of a server on this machine (`<weir.server.data-dir>/token`). Each verb
+//! prints a table, or the server's JSON with `--json`. ureq is the client:
+//! small, blocking (the CLI makes one request at a time), plain HTTP here.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::config::Config;
+
+/// Where the server is and how to authenticate.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client from flags (or their environment variables) and `config`.
+    pub fn new(server: Option<&str>, token: Option<&str>, config: &Config) -> anyhow::Result<Self> {
+        let base = match server {
+            Some(s) => s.trim_end_matches('/').to_owned(),
+            None => format!(
+                "http://{}:{}",
+                config.server.bind_address, config.server.port
+            ),
+        };
+        let token = match token {
+            Some(t) => t.to_owned(),
+            None => match &config.server.token {
+                Some(t) => t.clone(),
+                None => std::fs::read_to_string(config.server.data_dir.join("token"))
+                    .map(|t| t.trim().to_owned())
+                    .context("no API token: pass --token or set WEIR_TOKEN")?,
+            },
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(Client { base, token, agent })
+    }
+
+    /// Sends a request and returns the JSON answer; a 4xx/5xx is an error
+    /// with the server's message.
+    fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token);
+        let result = match (method, body) {
+            ("GET", _) => self.agent.get(&url).header("authorization", &auth).call(),
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("authorization", &auth)
+                .call(),
+            ("PATCH", _) => self
+                .agent
+                .patch(&url)
+                .header("authorization", &auth)
+                .send_empty(),
+            (_, Some(b)) => self
+                .agent
+                .post(&url)
+                .header("authorization", &auth)
+                .header("content-type", "application/json")
+                .send(b),
+            (_, None) => self
+                .agent
+                .post(&url)
+                .header("authorization", &auth)
+                .send_empty(),
+        };
+        let mut resp = result.with_context(|| format!("cannot reach {}", self.base))?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status >= 400 {
+            let msg = value["errors"][0]
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
+            bail!("{status}: {msg}");
+        }
+        Ok(value)
+    }
+
+    /// `weir upload FILE`.
+    pub fn upload(&self, file: &Path) -> anyhow::Result<Value> {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("the file needs a name")?;
+        let path = format!("/api/v1/bundles?name={}", encode(name));
+        self.request("POST", &path, Some(&bytes))
+    }
+
+    /// `weir submit JOB`: a YAML or JSON spec whose `wasm` names bundles.
+    pub fn submit(&self, job: &Path, parallelism: Option<u32>) -> anyhow::Result<Value> {
+        let text = std::fs::read_to_string(job)
+            .with_context(|| format!("cannot read {}", job.display()))?;
+        let spec: Value = serde_yaml::from_str(&text)
+            .with_context(|| format!("{} is not YAML or JSON", job.display()))?;
+        let mut body = serde_json::json!({ "job": spec });
+        if let Some(p) = parallelism {
+            body["parallelism"] = p.into();
+        }
+        self.request("POST", "/api/v1/jobs", Some(body.to_string().as_bytes()))
+    }
+
+    /// `weir list`.
+    pub fn list(&self) -> anyhow::Result<Value> {
+        self.request("GET", "/api/v1/jobs", None)
+    }
+
+    /// `weir cancel JOB_ID`.
+    pub fn cancel(&self, id: &str) -> anyhow::Result<Value> {
+        self.request(
+            "PATCH",
+            &format!("/api/v1/jobs/{}?mode=cancel", encode(id)),
+            None,
+        )
+    }
+
+    /// `weir checkpoints JOB_ID`.
+    pub fn checkpoints(&self, id: &str) -> anyhow::Result<Value> {
+        self.request(
+            "GET",
+            &format!("/api/v1/jobs/{}/checkpoints", encode(id)),
+            None,
+        )
+    }
+}
+
+/// Percent-encodes a path segment or query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The job overview as a table.
+pub fn jobs_table(v: &Value) -> String {
+    let mut t = format!(
+        "{:<32}  {:<10}  {:>10}  {}\n",
+        "JOB ID", "STATE", "DURATION", "NAME"
+    );
+    for j in v["jobs"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            t,
+            "{:<32}  {:<10}  {:>9.1}s  {}",
+            j["jid"].as_str().unwrap_or(""),
+            j["state"].as_str().unwrap_or(""),
+            j["duration"].as_f64().unwrap_or(0.0) / 1e3,
+            j["name"].as_str().unwrap_or("")
+        );
+    }
+    t
+}
+
+/// A job's checkpoint statistics as a table.
+pub fn checkpoints_table(v: &Value) -> String {
+    let mut t = format!(
+        "completed: {}  latest: {}\n{:>6}  {:>12}  {:>12}  {:>9}  {:>9}  {:>9}\n",
+        v["counts"]["completed"],
+        v["latest"]["completed"]["external_path"]
+            .as_str()
+            .unwrap_or("-"),
+        "ID",
+        "DURATION ms",
+        "SIZE bytes",
+        "SYNC ms",
+        "ASYNC ms",
+        "ALIGN ms"
+    );
+    for c in v["history"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            t,
+            "{:>6}  {:>12.1}  {:>12}  {:>9.2}  {:>9.2}  {:>9.2}",
+            c["id"].as_u64().unwrap_or(0),
+            c["end_to_end_duration"].as_f64().unwrap_or(0.0),
+            c["state_size"].as_u64().unwrap_or(0),
+            c["max_sync_duration"].as_f64().unwrap_or(0.0),
+            c["max_async_duration"].as_f64().unwrap_or(0.0),
+            c["max_alignment_duration"].as_f64().unwrap_or(0.0),
+        );
+    }
+    t
+}
