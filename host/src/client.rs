@@ -110,10 +110,38 @@ impl Client {
 
     /// `weir submit JOB`: a YAML or JSON spec whose `wasm` names bundles.
     pub fn submit(&self, job: &Path, parallelism: Option<u32>) -> anyhow::Result<Value> {
-        let text = std::fs::read_to_string(job)
-            .with_context(|| format!("cannot read {}", job.display()))?;
-        let spec: Value = serde_yaml::from_str(&text)
-            .with_context(|| format!("{} is not YAML or JSON", job.display()))?;
+        self.submit_spec(read_spec(job)?, parallelism)
+    }
+
+    /// `weir run --server URL JOB`: uploads every operator whose `wasm` is a
+    /// file here (relative to `operators_dir`, default the spec's folder),
+    /// names it by its bundle id in the spec, and submits the job.
+    pub fn run_remote(
+        &self,
+        job: &Path,
+        operators_dir: Option<&Path>,
+        parallelism: Option<u32>,
+    ) -> anyhow::Result<Value> {
+        let mut spec = read_spec(job)?;
+        let base = operators_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| job.parent().map(Path::to_path_buf).unwrap_or_default());
+        if let Some(ops) = spec.get_mut("operators").and_then(Value::as_array_mut) {
+            for op in ops {
+                let Some(wasm) = op.get("wasm").and_then(Value::as_str) else {
+                    continue;
+                };
+                let file = base.join(wasm);
+                if file.is_file() {
+                    let bundle = self.upload(&file)?;
+                    op["wasm"] = bundle["id"].clone();
+                }
+            }
+        }
+        self.submit_spec(spec, parallelism)
+    }
+
+    fn submit_spec(&self, spec: Value, parallelism: Option<u32>) -> anyhow::Result<Value> {
         let mut body = serde_json::json!({ "job": spec });
         if let Some(p) = parallelism {
             body["parallelism"] = p.into();
@@ -143,6 +171,13 @@ impl Client {
             None,
         )
     }
+}
+
+/// Reads a YAML or JSON job spec as JSON.
+fn read_spec(job: &Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(job).with_context(|| format!("cannot read {}", job.display()))?;
+    serde_yaml::from_str(&text).with_context(|| format!("{} is not YAML or JSON", job.display()))
 }
 
 /// Percent-encodes a path segment or query value.

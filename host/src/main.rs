@@ -46,6 +46,13 @@ enum Cmd {
             alias = "allow-non-restored-state"
         )]
         allow_non_restored_state: bool,
+        /// Submit the job to this `weir serve` instead of running it here
+        /// (its operators' components are uploaded first).
+        #[arg(long)]
+        server: Option<String>,
+        /// The API token for `--server`.
+        #[arg(long, env = "WEIR_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Lists retained checkpoints: of a checkpoint folder on this machine
     /// (`<state.checkpoints.dir>[/<job-id>]`), or of a job on a server.
@@ -238,7 +245,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             quiet,
             from_savepoint,
             allow_non_restored_state,
+            server,
+            token,
         } => {
+            if let Some(server) = server {
+                if from_savepoint.is_some() {
+                    anyhow::bail!(
+                        "-s with --server is not supported yet; restore on the server's side"
+                    );
+                }
+                let client = weir::client::Client::new(Some(&server), token.as_deref(), &config)?;
+                let v = client.run_remote(&job, operators_dir.as_deref(), None)?;
+                println!("submitted job {}", v["jobid"].as_str().unwrap_or(""));
+                return Ok(ExitCode::SUCCESS);
+            }
             let graph = match weir::spec::load(&job, &config, operators_dir.as_deref()) {
                 Ok(g) => g,
                 Err(e) => {

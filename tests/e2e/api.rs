@@ -508,6 +508,33 @@ fn the_cli_verbs_talk_to_the_server() {
     }
     let (ok, out, err) = cli(port, &["cancel", &id]);
     assert!(ok && out.contains(&id), "{err}");
+
+    // `weir run --server` uploads the spec's components and submits it.
+    let local = dir.path().join("local.yaml");
+    std::fs::write(
+        &local,
+        std::fs::read_to_string(&job).expect("job").replace(
+            "wasm: count",
+            &format!("wasm: {}", crate::common::q(weir_test_guests::COUNT)),
+        ),
+    )
+    .expect("write");
+    let out = weir()
+        .args(["run", "--server", &format!("http://127.0.0.1:{port}")])
+        .arg(&local)
+        .env("WEIR_TOKEN", TOKEN)
+        .output()
+        .expect("weir run --server");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.starts_with("submitted job "),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let remote_id = text.trim().trim_start_matches("submitted job ").to_owned();
+    let (_, out, _) = cli(port, &["list"]);
+    assert!(out.contains(&remote_id), "{out}");
+    cli(port, &["cancel", &remote_id]);
     // Errors are the server's message, with a failing exit code.
     let (ok, _, err) = cli(port, &["cancel", "nope"]);
     assert!(!ok && err.contains("404: no job \"nope\""), "{err}");
