@@ -220,6 +220,10 @@ fn jobs_are_submitted_inspected_and_cancelled() {
         );
         let (_, v) = call(&app, "GET", "/api/v1/jobs", t, Vec::new()).await;
         assert_eq!(v["jobs"], json!([]), "nothing half-created");
+        let job_dirs = std::fs::read_dir(dir.path().join("jobs"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(job_dirs, 0, "no job folder left behind");
 
         // A long job: submitted, running, its records flow, cancelled.
         let (s, v) = call(

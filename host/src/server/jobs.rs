@@ -131,8 +131,14 @@ impl JobManager {
         let job_dir = self.data_dir.join("jobs").join(&id);
         std::fs::create_dir_all(&job_dir)
             .map_err(|e| ApiError::internal("cannot create the job folder", e))?;
-        let graph = validate(&spec, &config, &job_dir, &job_dir)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let graph = match validate(&spec, &config, &job_dir, &job_dir) {
+            Ok(g) => g,
+            Err(e) => {
+                // A refused job leaves nothing behind.
+                let _ = std::fs::remove_dir_all(&job_dir);
+                return Err(ApiError::bad_request(e.to_string()));
+            }
+        };
         let entry = Arc::new(JobEntry {
             id: id.clone(),
             graph,
