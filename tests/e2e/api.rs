@@ -188,16 +188,18 @@ fn jobs_are_submitted_inspected_and_cancelled() {
         let (s, v) = call(&app, "POST", "/api/v1/jobs", t, b"{not json".to_vec()).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert!(error_text(&v).contains("malformed job request"), "{v}");
+        let submit = |job: Value| {
+            call(
+                &app,
+                "POST",
+                "/api/v1/jobs",
+                t,
+                job.to_string().into_bytes(),
+            )
+        };
         let mut job = count_job("j", 1000);
         job["job"]["operators"][0]["wasm"] = json!("counter");
-        let (s, v) = call(
-            &app,
-            "POST",
-            "/api/v1/jobs",
-            t,
-            job.to_string().into_bytes(),
-        )
-        .await;
+        let (s, v) = submit(job).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert!(
             error_text(&v).contains("operators[0].wasm: unknown operator bundle \"counter\""),
@@ -205,14 +207,7 @@ fn jobs_are_submitted_inspected_and_cancelled() {
         );
         let mut job = count_job("j", 1000);
         job["job"]["edges"][0]["to"] = json!("cuont");
-        let (s, v) = call(
-            &app,
-            "POST",
-            "/api/v1/jobs",
-            t,
-            job.to_string().into_bytes(),
-        )
-        .await;
+        let (s, v) = submit(job).await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert!(
             error_text(&v).contains("edges[0].to: unknown node `cuont`"),
@@ -226,14 +221,7 @@ fn jobs_are_submitted_inspected_and_cancelled() {
         assert_eq!(job_dirs, 0, "no job folder left behind");
 
         // A long job: submitted, running, its records flow, cancelled.
-        let (s, v) = call(
-            &app,
-            "POST",
-            "/api/v1/jobs",
-            t,
-            count_job("long", 10_000_000).to_string().into_bytes(),
-        )
-        .await;
+        let (s, v) = submit(count_job("long", 10_000_000)).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
         let id = v["jobid"].as_str().expect("jobid").to_owned();
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -121,6 +121,24 @@ struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
+    /// Opens subtask `subtask` of sink node `node`: transactional when the
+    /// attempt checkpoints.
+    fn open_sink(
+        &self,
+        graph: &JobGraph,
+        spec: &crate::spec::SinkSpec,
+        node: usize,
+        subtask: u32,
+    ) -> Result<Box<dyn crate::sink::SinkWriter>, crate::sink::SinkError> {
+        open_sink(
+            spec,
+            subtask,
+            &graph.base_dir,
+            self.hub.as_ref(),
+            self.first_parts[node],
+        )
+    }
+
     fn checkpointing(&self, node: usize, subtask: u32) -> Option<TaskCheckpointing> {
         self.hub.as_ref().map(|hub| TaskCheckpointing {
             hub: hub.clone(),
@@ -677,19 +695,14 @@ fn run_task(
         let NodeKind::Sink(spec) = &graph.nodes[sink_node].kind else {
             return Err(TaskFailure::Internal("only sinks are chained".into()));
         };
-        let writer = open_sink(
-            spec,
-            subtask,
-            &graph.base_dir,
-            attempt.hub.as_ref(),
-            attempt.first_parts[sink_node],
-        )
-        .map_err(|e| {
-            TaskFailure::Output(OutputError::Chained {
-                node: sink_node,
-                failure: Box::new(e.into()),
-            })
-        })?;
+        let writer = attempt
+            .open_sink(graph, spec, sink_node, subtask)
+            .map_err(|e| {
+                TaskFailure::Output(OutputError::Chained {
+                    node: sink_node,
+                    failure: Box::new(e.into()),
+                })
+            })?;
         outputs.push(EdgeOutput::Chained(ChainedSink {
             node: sink_node,
             writer,
@@ -749,13 +762,7 @@ fn run_task(
             )
         }
         NodeKind::Sink(spec) => {
-            let writer = open_sink(
-                spec,
-                subtask,
-                &graph.base_dir,
-                attempt.hub.as_ref(),
-                attempt.first_parts[n],
-            )?;
+            let writer = attempt.open_sink(graph, spec, n, subtask)?;
             run(&mut SinkTask { writer }, true)
         }
         NodeKind::Native(NativeOperator::Count) => {
