@@ -214,12 +214,15 @@ pub fn jobs_table(v: &Value) -> String {
 /// A job's checkpoint statistics as a table.
 pub fn checkpoints_table(v: &Value) -> String {
     let mut t = format!(
-        "completed: {}  latest: {}\n{:>6}  {:>12}  {:>12}  {:>9}  {:>9}  {:>9}\n",
+        "completed: {}  failed: {}  restored: {}  latest: {}\n{:>6}  {:>9}  {:>12}  {:>12}  {:>9}  {:>9}  {:>9}\n",
         v["counts"]["completed"],
+        v["counts"]["failed"],
+        v["counts"]["restored"],
         v["latest"]["completed"]["external_path"]
             .as_str()
             .unwrap_or("-"),
         "ID",
+        "STATUS",
         "DURATION ms",
         "SIZE bytes",
         "SYNC ms",
@@ -229,8 +232,9 @@ pub fn checkpoints_table(v: &Value) -> String {
     for c in v["history"].as_array().into_iter().flatten() {
         let _ = writeln!(
             t,
-            "{:>6}  {:>12.1}  {:>12}  {:>9.2}  {:>9.2}  {:>9.2}",
+            "{:>6}  {:>9}  {:>12.1}  {:>12}  {:>9.2}  {:>9.2}  {:>9.2}",
             c["id"].as_u64().unwrap_or(0),
+            c["status"].as_str().unwrap_or(""),
             c["end_to_end_duration"].as_f64().unwrap_or(0.0),
             c["state_size"].as_u64().unwrap_or(0),
             c["max_sync_duration"].as_f64().unwrap_or(0.0),

@@ -142,6 +142,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "folder that holds <job-id>/chk-<n>/, relative to the job spec's folder (Flink 2: execution.checkpointing.dir)",
     ),
     (
+        "state.savepoints.dir",
+        "savepoints",
+        "folder of savepoints; for `weir serve`, relative to its data folder, and the only other root a restore path may lie under",
+    ),
+    (
         "state.checkpoints.num-retained",
         "1",
         "completed checkpoints kept (Flink 2: execution.checkpointing.num-retained)",
@@ -156,6 +161,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "weir.server.data-dir",
         "weir-data",
         "folder of `weir serve`: bundles, jobs, the token",
+    ),
+    (
+        "weir.server.files-dir",
+        "files",
+        "folder, relative to the data folder, that the source and sink paths of submitted jobs resolve under and may not leave",
     ),
     (
         "weir.server.token",
@@ -234,6 +244,14 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The key Weir uses for `key`, which may be one of its [`ALIASES`].
+pub fn canonical_key(key: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == key)
+        .map_or(key, |(_, k)| *k)
+}
+
 /// Older (Flink 1.x) or newer (Flink 2.x) names accepted for a key in
 /// [`KEYS`]: (alias, key).
 pub const ALIASES: &[(&str, &str)] = &[
@@ -291,6 +309,8 @@ pub struct ServerConfig {
     pub port: u16,
     /// `weir.server.data-dir`.
     pub data_dir: PathBuf,
+    /// `weir.server.files-dir`.
+    pub files_dir: PathBuf,
     /// `weir.server.token`; `None`: generated at first start.
     pub token: Option<String>,
     /// `weir.server.max-upload`, bytes.
@@ -305,6 +325,7 @@ impl Default for ServerConfig {
             bind_address: "127.0.0.1".into(),
             port: 8081,
             data_dir: PathBuf::from("weir-data"),
+            files_dir: PathBuf::from("files"),
             token: None,
             max_upload: 64 << 20,
             max_body: 1 << 20,
@@ -423,10 +444,7 @@ impl Config {
 
     /// Applies one `key: value` setting.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        let key = ALIASES
-            .iter()
-            .find(|(alias, _)| *alias == key)
-            .map_or(key, |(_, k)| *k);
+        let key = canonical_key(key);
         let bad = |message: String| ConfigError::BadValue {
             key: key.to_owned(),
             message,
@@ -443,6 +461,7 @@ impl Config {
                     .map_err(|_| bad(format!("{value:?} is not a port number")))?
             }
             "weir.server.data-dir" => sv.data_dir = PathBuf::from(value.trim()),
+            "weir.server.files-dir" => sv.files_dir = PathBuf::from(value.trim()),
             "weir.server.token" => {
                 let t = value.trim();
                 if t.len() < 16 {
@@ -512,6 +531,10 @@ impl Config {
             "state.checkpoints.dir" => {
                 let v = value.trim();
                 cp.dir = PathBuf::from(v.strip_prefix("file://").unwrap_or(v));
+            }
+            "state.savepoints.dir" => {
+                let v = value.trim();
+                cp.savepoint_dir = PathBuf::from(v.strip_prefix("file://").unwrap_or(v));
             }
             "state.checkpoints.num-retained" => {
                 cp.num_retained = parse_positive(value).map_err(bad)?

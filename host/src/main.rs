@@ -284,14 +284,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 None => None,
             };
-            let control = JobControl::default();
+            let control = std::sync::Arc::new(JobControl::default());
+            let job_id = weir::checkpoint::storage::new_job_id();
+            // The same REST API as `weir serve`, for this one job.
+            let api = weir::server::local::LocalApi::start(
+                &config,
+                job_id.clone(),
+                &graph,
+                control.clone(),
+            );
+            match &api {
+                Ok(api) if !quiet => eprintln!(
+                    "REST API: http://{}/api/v1/jobs/{job_id} (Authorization: Bearer {})",
+                    api.addr, api.token
+                ),
+                Ok(_) => {}
+                Err(e) => eprintln!("warning: the REST API is not served: {e:#}"),
+            }
             let options = RunOptions {
                 progress: !quiet,
                 restore,
                 allow_non_restored_state,
-                job_id: None,
+                job_id: Some(job_id),
+                ..RunOptions::default()
             };
-            match run_job(&graph, &options, &control) {
+            let result = run_job(&graph, &options, &control);
+            if let Ok(api) = &api {
+                use weir::server::jobs::JobState;
+                match &result {
+                    Ok(_) => api.ended(JobState::Finished, None),
+                    Err(JobError::Cancelled) => api.ended(JobState::Canceled, None),
+                    Err(e) => api.ended(JobState::Failed, Some(e.to_string())),
+                }
+            }
+            match result {
                 Ok(summary) => {
                     if !quiet {
                         eprint!("{summary}");
@@ -326,7 +352,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 format!("{}:{}", config.server.bind_address, config.server.port)
                     .parse()
                     .context("rest.bind-address and rest.port do not make an address")?;
-            let state = std::sync::Arc::new(weir::server::AppState::new(&config, data_dir, token)?);
+            let state = std::sync::Arc::new(
+                weir::server::AppState::new(&config, &data_dir, token, true)
+                    .context("cannot start the server")?,
+            );
             let runtime = tokio::runtime::Runtime::new().context("cannot start tokio")?;
             runtime.block_on(weir::server::serve(state, addr))?;
             Ok(ExitCode::SUCCESS)

@@ -20,7 +20,7 @@ use crate::common::{config, tempdir, weir};
 const TOKEN: &str = "test-token-0123456789";
 
 fn app(dir: &std::path::Path) -> axum::Router {
-    let state = AppState::new(&config(), dir.to_path_buf(), TOKEN.to_owned()).expect("state");
+    let state = AppState::new(&config(), dir, TOKEN.to_owned(), true).expect("state");
     router(Arc::new(state))
 }
 
@@ -158,7 +158,7 @@ fn an_oversized_upload_is_refused() {
         let dir = tempdir();
         let mut c = config();
         c.server.max_upload = 1024;
-        let state = AppState::new(&c, dir.path().to_path_buf(), TOKEN.to_owned()).expect("state");
+        let state = AppState::new(&c, dir.path(), TOKEN.to_owned(), true).expect("state");
         let app = router(Arc::new(state));
         let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
         let (s, _) = call(

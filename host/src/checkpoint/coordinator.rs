@@ -217,6 +217,41 @@ pub struct Coordinator<'a> {
     history: Vec<CheckpointStats>,
     /// Told of each completed checkpoint and its path.
     on_complete: Option<&'a CompletionListener<'a>>,
+    /// Told of each failed checkpoint.
+    on_failure: Option<&'a FailureListener<'a>>,
+    /// Set by a user asking for a checkpoint now (the REST trigger).
+    manual: Option<&'a AtomicBool>,
+}
+
+/// Called with each checkpoint that failed.
+pub type FailureListener<'a> = dyn Fn(&FailedCheckpoint) + Sync + 'a;
+
+/// A checkpoint that failed, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FailedCheckpoint {
+    /// Checkpoint id.
+    pub id: u64,
+    /// When it was triggered (ms since the Unix epoch).
+    pub trigger_timestamp: i64,
+    /// When it failed (ms since the Unix epoch).
+    pub failure_timestamp: i64,
+    /// Why it failed.
+    pub reason: String,
+}
+
+/// One subtask's part of a completed checkpoint.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SubtaskCheckpointStats {
+    /// The node's id in the spec.
+    pub node: String,
+    /// The subtask index.
+    pub subtask: u32,
+    /// Synchronous capture (ms).
+    pub sync_ms: f64,
+    /// Asynchronous write (ms).
+    pub async_ms: f64,
+    /// Barrier alignment (ms).
+    pub alignment_ms: f64,
 }
 
 /// Called with each completed checkpoint and its external path.
@@ -227,6 +262,9 @@ pub type CompletionListener<'a> = dyn Fn(&CheckpointStats, &str) + Sync + 'a;
 pub struct CheckpointStats {
     /// Checkpoint id.
     pub id: u64,
+    /// When it was triggered (ms since the Unix epoch).
+    #[serde(default)]
+    pub trigger_timestamp: i64,
     /// Trigger to `_metadata` written (ms).
     pub duration_ms: f64,
     /// Bytes of state.
@@ -239,6 +277,9 @@ pub struct CheckpointStats {
     pub max_alignment_ms: f64,
     /// The final checkpoint of a job whose input ended.
     pub is_final: bool,
+    /// Each subtask's times.
+    #[serde(default)]
+    pub subtasks: Vec<SubtaskCheckpointStats>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -296,12 +337,27 @@ impl<'a> Coordinator<'a> {
             finals: HashMap::new(),
             history: Vec::new(),
             on_complete: None,
+            on_failure: None,
+            manual: None,
         }
     }
 
     /// Calls `listener` with each checkpoint this coordinator completes.
     pub fn on_complete(mut self, listener: &'a CompletionListener<'a>) -> Self {
         self.on_complete = Some(listener);
+        self
+    }
+
+    /// Calls `listener` with each checkpoint that fails.
+    pub fn on_failure(mut self, listener: &'a FailureListener<'a>) -> Self {
+        self.on_failure = Some(listener);
+        self
+    }
+
+    /// Triggers a checkpoint as soon as it can whenever `flag` is set, and
+    /// clears it.
+    pub fn manual_trigger(mut self, flag: &'a AtomicBool) -> Self {
+        self.manual = Some(flag);
         self
     }
 
@@ -330,12 +386,17 @@ impl<'a> Coordinator<'a> {
                 let paused = self
                     .last_completion
                     .is_some_and(|c| now.saturating_duration_since(c) < self.config.min_pause);
-                if now >= due
-                    && !paused
+                // A manual trigger ignores the interval and the pause,
+                // like Flink's, but not the limit on concurrent ones.
+                let manual = self.manual.is_some_and(|m| m.load(Ordering::SeqCst));
+                if (manual || (now >= due && !paused))
                     && self.pending.len() < self.config.max_concurrent as usize
                     && !hub.source_finished.load(Ordering::SeqCst)
                     && !stopping()
                 {
+                    if let Some(m) = self.manual {
+                        m.store(false, Ordering::SeqCst);
+                    }
                     self.trigger(hub, now);
                 }
             }
@@ -373,7 +434,15 @@ impl<'a> Coordinator<'a> {
 
     fn fail_one(&mut self, id: u64, why: String) -> Result<(), CoordinatorError> {
         tracing::warn!("checkpoint {id} failed: {why}");
-        self.pending.remove(&id);
+        let pending = self.pending.remove(&id);
+        if let Some(listener) = self.on_failure {
+            listener(&FailedCheckpoint {
+                id,
+                trigger_timestamp: pending.map_or(0, |p| p.trigger_ts),
+                failure_timestamp: epoch_ms(),
+                reason: why.clone(),
+            });
+        }
         if let Err(e) = self.storage.discard(id) {
             tracing::warn!("cannot delete failed checkpoint {id}: {e}");
         }
@@ -573,14 +642,29 @@ impl<'a> Coordinator<'a> {
         );
         let subtasks = || metadata.operators.iter().flat_map(|o| o.subtasks.iter());
         let max = |f: fn(&SubtaskState) -> f64| subtasks().map(f).fold(0.0, f64::max);
+        let per_subtask = metadata
+            .operators
+            .iter()
+            .flat_map(|o| {
+                o.subtasks.iter().map(|s| SubtaskCheckpointStats {
+                    node: o.node.clone(),
+                    subtask: s.subtask,
+                    sync_ms: s.sync_ms,
+                    async_ms: s.async_ms,
+                    alignment_ms: s.alignment_ms,
+                })
+            })
+            .collect();
         self.history.push(CheckpointStats {
             id,
+            trigger_timestamp: metadata.trigger_timestamp,
             duration_ms: metadata.duration_ms,
             size: metadata.state_size,
             max_sync_ms: max(|s| s.sync_ms),
             max_async_ms: max(|s| s.async_ms),
             max_alignment_ms: max(|s| s.alignment_ms),
             is_final,
+            subtasks: per_subtask,
         });
         if let (Some(listener), Some(stats)) = (self.on_complete, self.history.last()) {
             listener(stats, &path);

@@ -77,6 +77,8 @@ pub struct CheckpointConfig {
     pub dir: PathBuf,
     /// `state.checkpoints.num-retained` (1).
     pub num_retained: u32,
+    /// `state.savepoints.dir` (`savepoints`).
+    pub savepoint_dir: PathBuf,
 }
 
 impl Default for CheckpointConfig {
@@ -90,6 +92,7 @@ impl Default for CheckpointConfig {
             mode: CheckpointingMode::ExactlyOnce,
             retention: Retention::NoExternalizedCheckpoints,
             storage: StorageKind::Filesystem,
+            savepoint_dir: PathBuf::from("savepoints"),
             dir: PathBuf::from("checkpoints"),
             num_retained: 1,
         }

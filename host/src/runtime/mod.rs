@@ -37,7 +37,7 @@ use self::task::TaskCheckpointing;
 use crate::channel::{ChannelReceiver, channel};
 use crate::checkpoint::Retention;
 use crate::checkpoint::coordinator::{
-    CheckpointHub, CheckpointStats, CompletedCheckpoint, Coordinator,
+    CheckpointHub, CheckpointStats, CompletedCheckpoint, Coordinator, FailedCheckpoint, epoch_ms,
 };
 use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::storage::{CheckpointStorage, new_job_id};
@@ -57,7 +57,22 @@ use weir_wire::BatchBuilder;
 pub struct JobControl {
     cancelled: AtomicBool,
     failed: AtomicBool,
+    /// A user asked for a checkpoint now.
+    checkpoint_requested: AtomicBool,
     live: Mutex<LiveJob>,
+}
+
+/// The checkpoint a job (attempt) started from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RestoredCheckpoint {
+    /// Its id.
+    pub id: u64,
+    /// Its external path.
+    pub external_path: String,
+    /// When the job restored from it (ms since the Unix epoch).
+    pub restore_timestamp: i64,
+    /// `checkpoint` or `savepoint`, as its `_metadata` says.
+    pub kind: String,
 }
 
 /// What a running job shows while it runs (for the REST API): its tasks'
@@ -72,7 +87,19 @@ pub struct LiveJob {
     pub last_checkpoint_path: Option<String>,
     /// Restarts so far.
     pub restarts: u32,
+    /// The newest failed checkpoints, oldest first (at most
+    /// [`FAILED_KEPT`]).
+    pub failed_checkpoints: Vec<FailedCheckpoint>,
+    /// How many checkpoints failed in all.
+    pub failed_count: u64,
+    /// The checkpoint the current attempt started from.
+    pub restored: Option<RestoredCheckpoint>,
+    /// How many times the job started from a checkpoint.
+    pub restored_count: u64,
 }
+
+/// How many failed checkpoints [`LiveJob`] remembers.
+pub const FAILED_KEPT: usize = 10;
 
 impl JobControl {
     /// Asks the job to stop; [`run_job`] then returns [`JobError::Cancelled`].
@@ -83,6 +110,16 @@ impl JobControl {
     /// Whether [`Self::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Asks for a checkpoint as soon as one can start; `false` if the job
+    /// does not checkpoint.
+    pub fn request_checkpoint(&self, graph: &JobGraph) -> bool {
+        if graph.config.checkpoint.interval.is_none() {
+            return false;
+        }
+        self.checkpoint_requested.store(true, Ordering::SeqCst);
+        true
     }
 
     /// A copy of what the job shows now.
@@ -110,6 +147,9 @@ pub struct RunOptions {
     pub allow_non_restored_state: bool,
     /// The job id (names its checkpoint folder); a fresh one if `None`.
     pub job_id: Option<String>,
+    /// Leave the checkpoints when the job ends: the caller deletes them
+    /// after it has recorded the end (the server).
+    pub keep_checkpoints: bool,
 }
 
 /// What one attempt of a job shares with its tasks.
@@ -260,6 +300,7 @@ pub fn run_job(
                 // Flink discards the checkpoints of a finished job under
                 // every retention policy.
                 if let Some(s) = &storage
+                    && !options.keep_checkpoints
                     && let Err(e) = s.discard_all()
                 {
                     tracing::warn!("cannot delete the finished job's checkpoints: {e}");
@@ -268,6 +309,7 @@ pub fn run_job(
             }
             Err(e) if cancelled => {
                 if cp.retention != Retention::RetainOnCancellation
+                    && !options.keep_checkpoints
                     && let Some(s) = &storage
                     && let Err(e) = s.discard_all()
                 {
@@ -422,11 +464,34 @@ fn run_attempt(
             l.last_checkpoint_path = Some(path.to_owned());
         });
     };
+    let publish_failure = |failed: &FailedCheckpoint| {
+        control.update_live(|l| {
+            l.failed_count += 1;
+            l.failed_checkpoints.push(failed.clone());
+            if l.failed_checkpoints.len() > FAILED_KEPT {
+                l.failed_checkpoints.remove(0);
+            }
+        });
+    };
+    if let Some(r) = restore {
+        let restored = RestoredCheckpoint {
+            id: r.metadata.checkpoint_id,
+            external_path: r.path.clone(),
+            restore_timestamp: epoch_ms(),
+            kind: r.metadata.kind.clone(),
+        };
+        control.update_live(|l| {
+            l.restored = Some(restored);
+            l.restored_count += 1;
+        });
+    }
     let mut coordinator = checkpoints.map(|(storage, job_id, completed)| {
         Coordinator::new(
             graph, cp_config, storage, job_id, &committer, completed, *next_id,
         )
         .on_complete(&publish)
+        .on_failure(&publish_failure)
+        .manual_trigger(&control.checkpoint_requested)
     });
 
     std::thread::scope(|scope| {

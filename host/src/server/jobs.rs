@@ -1,5 +1,6 @@
 //! The jobs of a session cluster: submitted over the API, each run on
-//! threads of its own in this process, watched and cancelled from the API.
+//! threads of its own in this process, watched and cancelled from the API,
+//! recorded in the [`JobStore`] so that they survive a crash of the server.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,9 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use super::bundles::BundleStore;
 use super::error::ApiError;
+use super::roots::Roots;
+use super::store::{JOB_RECORD_VERSION, JobRecord, JobStore};
+use crate::checkpoint::Retention;
 use crate::checkpoint::coordinator::epoch_ms;
-use crate::checkpoint::storage::new_job_id;
-use crate::config::Config;
+use crate::checkpoint::restore::RestorePoint;
+use crate::checkpoint::storage::{CheckpointStorage, completed_in, new_job_id};
+use crate::config::{Config, canonical_key};
 use crate::graph::{JobGraph, NodeKind};
 use crate::runtime::{JobControl, JobError, RunOptions, run_job};
 use crate::spec::{JobSpec, SpecFormat, validate};
@@ -22,12 +27,24 @@ use crate::spec::{JobSpec, SpecFormat, validate};
 pub enum JobState {
     /// Its tasks are running.
     Running,
+    /// A cancel was asked for; its tasks are stopping.
+    Cancelling,
     /// Its input ended and its output is committed.
     Finished,
     /// It failed and its restart strategy gave up.
     Failed,
     /// It was cancelled.
     Canceled,
+}
+
+impl JobState {
+    /// Whether the job has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Finished | JobState::Failed | JobState::Canceled
+        )
+    }
 }
 
 /// A job the server knows.
@@ -43,6 +60,9 @@ pub struct JobEntry {
     pub bundles: Vec<String>,
     /// When it was submitted (ms since the Unix epoch).
     pub start_time: i64,
+    /// What the store keeps of it; `None` for a job the server does not
+    /// own (the one `weir run` serves).
+    record: Mutex<Option<JobRecord>>,
     status: Mutex<Status>,
 }
 
@@ -60,10 +80,46 @@ impl JobEntry {
         let s = self.status.lock().unwrap_or_else(|p| p.into_inner());
         (s.state, s.end_time, s.exceptions.clone())
     }
+
+    /// Whether its tasks are running.
+    pub fn is_running(&self) -> bool {
+        matches!(self.status().0, JobState::Running | JobState::Cancelling)
+    }
+
+    /// Sets its state (and end time and exception), then writes its record
+    /// if it has one.
+    fn set_state(
+        &self,
+        store: Option<&JobStore>,
+        state: JobState,
+        exception: Option<String>,
+    ) -> Result<(), ApiError> {
+        let snapshot = {
+            let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            s.state = state;
+            if state.is_terminal() {
+                s.end_time = Some(epoch_ms());
+            }
+            if let Some(e) = exception {
+                s.exceptions.push((epoch_ms(), e));
+            }
+            s.clone()
+        };
+        let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(store), Some(r)) = (store, record.as_mut()) {
+            r.state = snapshot.state;
+            r.end_time = snapshot.end_time;
+            r.exceptions = snapshot.exceptions;
+            store
+                .save(r)
+                .map_err(|e| ApiError::internal("cannot record the job's state", e))?;
+        }
+        Ok(())
+    }
 }
 
 /// What `POST /api/v1/jobs` takes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubmitRequest {
     /// The job spec, as JSON; its operators name bundles in `wasm`.
@@ -71,33 +127,62 @@ pub struct SubmitRequest {
     /// Default parallelism of nodes that set none.
     #[serde(default)]
     pub parallelism: Option<u32>,
+    /// Start from this checkpoint or savepoint (under the checkpoints or
+    /// savepoints root).
+    #[serde(default)]
+    pub savepoint_path: Option<String>,
+    /// Skip restored state whose uid the job lacks.
+    #[serde(default)]
+    pub allow_non_restored_state: bool,
 }
+
+/// Config keys a submitted job may not set: the server owns them.
+const SERVER_KEYS: &[&str] = &[
+    "state.checkpoints.dir",
+    "state.savepoints.dir",
+    "weir.sandbox.cache-dir",
+];
 
 /// The jobs of a server.
 #[derive(Debug)]
 pub struct JobManager {
     config: Config,
-    data_dir: PathBuf,
+    roots: Roots,
+    store: Option<JobStore>,
     jobs: Mutex<BTreeMap<String, Arc<JobEntry>>>,
 }
 
 impl JobManager {
-    /// A manager whose jobs use `config`; job folders go under `data_dir`.
-    pub fn new(config: Config, data_dir: PathBuf) -> Self {
+    /// A manager whose jobs use `config`, whose paths stay under `roots`
+    /// and whose records go to `store` (none: jobs are not recorded).
+    pub fn new(mut config: Config, roots: Roots, store: Option<JobStore>) -> Self {
+        config.checkpoint.dir = roots.checkpoints.path.clone();
+        config.checkpoint.savepoint_dir = roots.savepoints.path.clone();
+        config.progress_interval = std::time::Duration::ZERO;
         JobManager {
             config,
-            data_dir,
+            roots,
+            store,
             jobs: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// Validates a submitted job against the stored bundles and starts it.
-    pub fn submit(
+    /// The roots request paths must lie under.
+    pub fn roots(&self) -> &Roots {
+        &self.roots
+    }
+
+    /// Turns a submitted request into a graph: bundle references become
+    /// bundle ids (in the returned request) and stored paths, every path
+    /// is resolved under its root. Errors never show host paths.
+    fn prepare(
         &self,
-        request: SubmitRequest,
+        request: &SubmitRequest,
         bundles: &BundleStore,
-    ) -> Result<Arc<JobEntry>, ApiError> {
-        let mut job = request.job;
+    ) -> Result<(JobGraph, SubmitRequest, Vec<String>), ApiError> {
+        let bad = |m: String| ApiError::bad_request(self.roots.redact(&m));
+        let mut recorded = request.clone();
+        let mut job = request.job.clone();
         // Resolve bundle references before validation, so that a missing
         // one is reported with its field like any other spec error.
         let mut used = Vec::new();
@@ -108,76 +193,283 @@ impl JobManager {
                     continue;
                 };
                 let bundle = bundles.find(&reference).ok_or_else(|| {
-                    ApiError::bad_request(format!(
+                    bad(format!(
                         "operators[{i}].wasm: unknown operator bundle {reference:?} (upload it first)"
                     ))
                 })?;
+                if let Some(r) = recorded.job["operators"][i].get_mut("wasm") {
+                    *r = serde_json::Value::String(format!("sha256:{}", bundle.id));
+                }
                 used.push(bundle.id.clone());
                 op["wasm"] = serde_json::Value::String(bundles.path(&bundle).display().to_string());
             }
         }
-        let text =
-            serde_json::to_string(&job).map_err(|e| ApiError::bad_request(format!("job: {e}")))?;
-        let spec = JobSpec::parse(&text, SpecFormat::Json)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let text = serde_json::to_string(&job).map_err(|e| bad(format!("job: {e}")))?;
+        let mut spec = JobSpec::parse(&text, SpecFormat::Json).map_err(|e| bad(e.to_string()))?;
+        for key in spec.config.keys() {
+            let key = canonical_key(key);
+            if SERVER_KEYS.contains(&key)
+                || key.starts_with("weir.server.")
+                || key.starts_with("rest.")
+            {
+                return Err(bad(format!(
+                    "config.{key}: set by the server, not by a submitted job"
+                )));
+            }
+        }
+        let files = &self.roots.files;
+        let resolve = |field: String, p: &str| {
+            files
+                .resolve(p)
+                .map(|p| p.display().to_string())
+                .map_err(|e| bad(format!("{field}: {e}")))
+        };
+        for (i, source) in spec.sources.iter_mut().enumerate() {
+            if let Some(p) = &source.path {
+                source.path = Some(resolve(format!("sources[{i}].path"), p)?);
+            }
+            if let Some(ps) = &mut source.paths {
+                for (j, p) in ps.iter_mut().enumerate() {
+                    *p = resolve(format!("sources[{i}].paths[{j}]"), p)?;
+                }
+            }
+        }
+        for (i, sink) in spec.sinks.iter_mut().enumerate() {
+            if let Some(p) = &sink.path {
+                sink.path = Some(resolve(format!("sinks[{i}].path"), p)?);
+            }
+        }
         let mut config = self.config.clone();
         if let Some(p) = request.parallelism {
             config
                 .set("parallelism.default", &p.to_string())
-                .map_err(|e| ApiError::bad_request(format!("parallelism: {e}")))?;
+                .map_err(|e| bad(format!("parallelism: {e}")))?;
         }
-        config.progress_interval = std::time::Duration::ZERO;
-        let id = new_job_id();
-        let job_dir = self.data_dir.join("jobs").join(&id);
-        std::fs::create_dir_all(&job_dir)
-            .map_err(|e| ApiError::internal("cannot create the job folder", e))?;
-        let graph = match validate(&spec, &config, &job_dir, &job_dir) {
-            Ok(g) => g,
-            Err(e) => {
-                // A refused job leaves nothing behind.
-                let _ = std::fs::remove_dir_all(&job_dir);
-                return Err(ApiError::bad_request(e.to_string()));
-            }
+        let graph =
+            validate(&spec, &config, &files.path, &files.path).map_err(|e| bad(e.to_string()))?;
+        Ok((graph, recorded, used))
+    }
+
+    /// Opens the checkpoint a request names, checked against `graph`.
+    fn open_restore(
+        &self,
+        request: &SubmitRequest,
+        graph: &JobGraph,
+    ) -> Result<Option<RestorePoint>, ApiError> {
+        let Some(p) = &request.savepoint_path else {
+            return Ok(None);
         };
+        let bad = |m: String| ApiError::bad_request(self.roots.redact(&m));
+        let path = self
+            .roots
+            .restore_path(p)
+            .map_err(|e| bad(format!("savepointPath: {e}")))?;
+        let point = RestorePoint::open(&path).map_err(|e| bad(format!("savepointPath: {e}")))?;
+        point
+            .check(graph, request.allow_non_restored_state)
+            .map_err(|e| bad(format!("savepointPath: {e}")))?;
+        Ok(Some(point))
+    }
+
+    /// Validates a submitted job against the stored bundles, records it
+    /// durably, then starts it. A refused job leaves nothing behind.
+    pub fn submit(
+        &self,
+        request: SubmitRequest,
+        bundles: &BundleStore,
+    ) -> Result<Arc<JobEntry>, ApiError> {
+        let (graph, recorded, used) = self.prepare(&request, bundles)?;
+        let restore = self.open_restore(&request, &graph)?;
+        let record = JobRecord {
+            version: JOB_RECORD_VERSION,
+            id: new_job_id(),
+            request: recorded,
+            start_time: epoch_ms(),
+            state: JobState::Running,
+            end_time: None,
+            exceptions: Vec::new(),
+        };
+        if let Some(store) = &self.store
+            && let Err(e) = store.save(&record)
+        {
+            store.forget(&record.id);
+            return Err(ApiError::internal("cannot record the job", e));
+        }
+        self.start(record, graph, used, restore)
+    }
+
+    /// Starts a recorded job on a thread of its own.
+    fn start(
+        &self,
+        record: JobRecord,
+        graph: JobGraph,
+        bundles: Vec<String>,
+        restore: Option<RestorePoint>,
+    ) -> Result<Arc<JobEntry>, ApiError> {
+        let id = record.id.clone();
         let entry = Arc::new(JobEntry {
             id: id.clone(),
             graph,
             control: Arc::new(JobControl::default()),
-            bundles: used,
+            bundles,
+            start_time: record.start_time,
+            status: Mutex::new(Status {
+                state: record.state,
+                end_time: record.end_time,
+                exceptions: record.exceptions.clone(),
+            }),
+            record: Mutex::new(Some(record.clone())),
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), entry.clone());
+        if record.state.is_terminal() {
+            return Ok(entry);
+        }
+        let runner = entry.clone();
+        let allow_non_restored_state = record.request.allow_non_restored_state;
+        let store = self.store.clone();
+        std::thread::Builder::new()
+            .name(format!("job-{}", &id[..8.min(id.len())]))
+            .spawn(move || {
+                let options = RunOptions {
+                    job_id: Some(runner.id.clone()),
+                    restore,
+                    allow_non_restored_state,
+                    keep_checkpoints: true,
+                    ..RunOptions::default()
+                };
+                let result = run_job(&runner.graph, &options, &runner.control);
+                let (state, exception) = match result {
+                    Ok(_) => (JobState::Finished, None),
+                    Err(JobError::Cancelled) => (JobState::Canceled, None),
+                    Err(e) => (JobState::Failed, Some(e.to_string())),
+                };
+                // Recorded before the checkpoints go: a crash in between
+                // leaves a job that is over, never one that runs again
+                // from the start.
+                if let Err(e) = runner.set_state(store.as_ref(), state, exception) {
+                    tracing::error!("job {}: {}", runner.id, e.message);
+                    return;
+                }
+                discard_checkpoints(&runner.graph, &runner.id, state);
+                tracing::info!("job {} {state:?}", runner.id);
+            })
+            .map_err(|e| ApiError::internal("cannot start the job", e))?;
+        Ok(entry)
+    }
+
+    /// At server start: lists every recorded job, resumes each that was
+    /// running from its newest intact retained checkpoint (or from where it
+    /// first started, if it completed none), and ends each whose cancel
+    /// was asked for.
+    pub fn resume(&self, bundles: &BundleStore) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        for mut record in store.load() {
+            let id = record.id.clone();
+            let (graph, _, used) = match self.prepare(&record.request, bundles) {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::error!("job {id}: cannot be rebuilt: {}", e.message);
+                    if !record.state.is_terminal() {
+                        record.state = JobState::Failed;
+                        record.end_time = Some(epoch_ms());
+                        record
+                            .exceptions
+                            .push((epoch_ms(), format!("not resumed: {}", e.message)));
+                        let _ = store.save(&record);
+                    }
+                    continue;
+                }
+            };
+            if record.state == JobState::Cancelling {
+                record.state = JobState::Canceled;
+                record.end_time = Some(epoch_ms());
+                if store.save(&record).is_ok() {
+                    discard_checkpoints(&graph, &id, JobState::Canceled);
+                }
+            }
+            let restore = if record.state == JobState::Running {
+                match self.latest_checkpoint(&graph, &id) {
+                    Some(r) => Some(r),
+                    None => self
+                        .open_restore(&record.request, &graph)
+                        .unwrap_or_else(|e| {
+                            tracing::error!("job {id}: {}", e.message);
+                            None
+                        }),
+                }
+            } else {
+                None
+            };
+            if record.state == JobState::Running {
+                tracing::info!(
+                    "job {id}: resuming {}",
+                    restore.as_ref().map_or_else(
+                        || "from the beginning (no completed checkpoint)".to_owned(),
+                        |r| format!("from checkpoint {}", r.metadata.checkpoint_id)
+                    )
+                );
+            }
+            if let Err(e) = self.start(record, graph, used, restore) {
+                tracing::error!("job {id}: cannot start: {}", e.message);
+            }
+        }
+    }
+
+    /// The newest retained checkpoint of job `id` whose files are intact.
+    fn latest_checkpoint(&self, graph: &JobGraph, id: &str) -> Option<RestorePoint> {
+        let dir = graph.base_dir.join(&graph.config.checkpoint.dir).join(id);
+        for (n, path) in completed_in(&dir) {
+            match RestorePoint::open(&path).and_then(|r| r.verify().map(|()| r)) {
+                Ok(r) => return Some(r),
+                Err(e) => tracing::error!("job {id}: checkpoint {n} is not usable ({e})"),
+            }
+        }
+        None
+    }
+
+    /// Registers a job this process runs by other means (`weir run`), so
+    /// the API shows it; it is not recorded.
+    pub fn adopt(&self, id: String, graph: JobGraph, control: Arc<JobControl>) -> Arc<JobEntry> {
+        let entry = Arc::new(JobEntry {
+            id: id.clone(),
+            graph,
+            control,
+            bundles: Vec::new(),
             start_time: epoch_ms(),
+            record: Mutex::new(None),
             status: Mutex::new(Status {
                 state: JobState::Running,
                 end_time: None,
                 exceptions: Vec::new(),
             }),
         });
-        let runner = entry.clone();
-        std::thread::Builder::new()
-            .name(format!("job-{}", &id[..8]))
-            .spawn(move || {
-                let options = RunOptions {
-                    job_id: Some(runner.id.clone()),
-                    ..RunOptions::default()
-                };
-                let result = run_job(&runner.graph, &options, &runner.control);
-                let mut s = runner.status.lock().unwrap_or_else(|p| p.into_inner());
-                s.end_time = Some(epoch_ms());
-                s.state = match result {
-                    Ok(_) => JobState::Finished,
-                    Err(JobError::Cancelled) => JobState::Canceled,
-                    Err(e) => {
-                        s.exceptions.push((epoch_ms(), e.to_string()));
-                        JobState::Failed
-                    }
-                };
-                tracing::info!("job {} {:?}", runner.id, s.state);
-            })
-            .map_err(|e| ApiError::internal("cannot start the job", e))?;
         self.jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, entry.clone());
-        Ok(entry)
+        entry
+    }
+
+    /// Marks an adopted job as ended.
+    pub fn adopted_ended(&self, job: &JobEntry, state: JobState, exception: Option<String>) {
+        let _ = job.set_state(None, state, exception);
+    }
+
+    /// Cancels job `id`: recorded as `CANCELLING` first, so that a crash
+    /// before its tasks stop does not bring it back.
+    pub fn cancel(&self, id: &str) -> Result<(), ApiError> {
+        let job = self.get(id)?;
+        if !job.is_running() {
+            return Err(ApiError::conflict(format!("job {id} is not running")));
+        }
+        job.set_state(self.store.as_ref(), JobState::Cancelling, None)?;
+        job.control.cancel();
+        Ok(())
     }
 
     /// Every job, oldest first.
@@ -200,7 +492,25 @@ impl JobManager {
     pub fn uses_bundle(&self, id: &str) -> bool {
         self.list()
             .iter()
-            .any(|j| j.status().0 == JobState::Running && j.bundles.iter().any(|b| b == id))
+            .any(|j| j.is_running() && j.bundles.iter().any(|b| b == id))
+    }
+}
+
+/// Deletes an ended job's checkpoints as its retention policy says: a
+/// finished job's always (as Flink does), a cancelled or failed job's
+/// unless they are retained on cancellation.
+fn discard_checkpoints(graph: &JobGraph, id: &str, state: JobState) {
+    let cp = &graph.config.checkpoint;
+    if cp.interval.is_none()
+        || (state != JobState::Finished && cp.retention == Retention::RetainOnCancellation)
+        || state == JobState::Failed
+    {
+        return;
+    }
+    let dir: PathBuf = graph.base_dir.join(&cp.dir);
+    match CheckpointStorage::new(cp.storage, &dir, id).and_then(|s| s.discard_all()) {
+        Ok(()) => {}
+        Err(e) => tracing::warn!("job {id}: cannot delete its checkpoints: {e}"),
     }
 }
 

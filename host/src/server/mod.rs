@@ -5,19 +5,29 @@
 //!
 //! - [`bundles`]: upload (raw body), list and delete operator bundles;
 //! - [`jobs`]: submit, list, inspect and cancel jobs;
+//! - [`checkpoints`]: checkpoint statistics, configuration, trigger and
+//!   the job metrics;
+//! - [`prometheus`]: `/metrics` for Prometheus;
+//! - [`store`]: the crash-safe job records; [`roots`]: where request
+//!   paths may point;
+//! - [`local`]: the same API served by `weir run` for its one job;
 //! - [`error`]: how a failed request is answered;
 //! - [`router`] puts the routes together behind the bearer token.
 
 pub mod bundles;
+pub mod checkpoints;
 pub mod error;
 pub mod jobs;
+pub mod local;
+pub mod prometheus;
+pub mod roots;
+pub mod store;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -29,6 +39,8 @@ use serde_json::{Value, json};
 use self::bundles::BundleStore;
 use self::error::ApiError;
 use self::jobs::{JobManager, SubmitRequest, node_kind};
+use self::roots::{Root, Roots};
+use self::store::JobStore;
 use crate::config::Config;
 use crate::sandbox::Sandbox;
 
@@ -50,17 +62,40 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state of a server with `config`, keeping its files in `data_dir`.
-    pub fn new(config: &Config, data_dir: PathBuf, token: String) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&data_dir)?;
-        Ok(AppState {
+    /// The state of a server with `config`, keeping its files in
+    /// `data_dir`. With `durable`, it takes the data folder's lock, records
+    /// jobs there and resumes those a previous process left running
+    /// (`weir serve`); without, jobs live only as long as the process
+    /// (the API that `weir run` serves).
+    pub fn new(
+        config: &Config,
+        data_dir: &std::path::Path,
+        token: String,
+        durable: bool,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)?;
+        let data_dir = data_dir.canonicalize()?;
+        let under_data = |p: &std::path::Path| data_dir.join(p);
+        let roots = Roots {
+            files: Root::open("files", &under_data(&config.server.files_dir))?,
+            checkpoints: Root::open("checkpoints", &under_data(&config.checkpoint.dir))?,
+            savepoints: Root::open("savepoints", &under_data(&config.checkpoint.savepoint_dir))?,
+            data: Root::open("data", &data_dir)?,
+        };
+        let store = match durable {
+            true => Some(JobStore::open(&data_dir)?),
+            false => None,
+        };
+        let state = AppState {
             token,
             sandbox: Sandbox::new(config)?,
             bundles: BundleStore::open(&data_dir)?,
-            jobs: JobManager::new(config.clone(), data_dir),
+            jobs: JobManager::new(config.clone(), roots, store),
             max_upload: usize::try_from(config.server.max_upload).unwrap_or(usize::MAX),
             max_body: usize::try_from(config.server.max_body).unwrap_or(usize::MAX),
-        })
+        };
+        state.jobs.resume(&state.bundles);
+        Ok(state)
     }
 }
 
@@ -75,9 +110,16 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/bundles/{bundle}", delete(delete_bundle))
         .route("/api/v1/jobs", get(list_jobs).post(submit_job))
         .route("/api/v1/jobs/{id}", get(job_detail).patch(patch_job))
-        .route("/api/v1/jobs/{id}/checkpoints", get(job_checkpoints))
-        .route("/api/v1/jobs/{id}/metrics", get(job_metrics))
-        .route("/metrics", get(prometheus))
+        .route(
+            "/api/v1/jobs/{id}/checkpoints",
+            get(checkpoints::job_checkpoints).post(checkpoints::trigger_checkpoint),
+        )
+        .route(
+            "/api/v1/jobs/{id}/checkpoints/config",
+            get(checkpoints::checkpoint_config),
+        )
+        .route("/api/v1/jobs/{id}/metrics", get(checkpoints::job_metrics))
+        .route("/metrics", get(prometheus::prometheus))
         .layer(DefaultBodyLimit::max(state.max_body));
     uploads
         .merge(rest)
@@ -117,15 +159,56 @@ struct UploadQuery {
     name: Option<String>,
 }
 
-/// `POST /api/v1/bundles?name=count.wasm` with the component as the body.
+/// `POST /api/v1/bundles`: the component either as the raw body with
+/// `?name=count.wasm`, or as the first file of a `multipart/form-data`
+/// body (named by its file name unless `?name=` is given).
 async fn upload_bundle(
     State(state): State<Shared>,
     Query(q): Query<UploadQuery>,
-    body: Bytes,
+    request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
-    let name = q
-        .name
-        .ok_or_else(|| ApiError::bad_request("name the bundle: ?name=<name>.wasm"))?;
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let unreadable = |status: StatusCode, text: String| {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError {
+                status,
+                message: format!(
+                    "the upload is larger than weir.server.max-upload ({} bytes)",
+                    state.max_upload
+                ),
+            }
+        } else {
+            ApiError::bad_request(format!("cannot read the upload: {text}"))
+        }
+    };
+    let (name, body) = if multipart {
+        let mut form = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?;
+        let field = form
+            .next_field()
+            .await
+            .map_err(|e| unreadable(e.status(), e.body_text()))?
+            .ok_or_else(|| ApiError::bad_request("the multipart body holds no file"))?;
+        let name = q.name.or_else(|| field.file_name().map(str::to_owned));
+        let body = field
+            .bytes()
+            .await
+            .map_err(|e| unreadable(e.status(), e.body_text()))?;
+        (name, body)
+    } else {
+        let body = Bytes::from_request(request, &state)
+            .await
+            .map_err(|e| unreadable(e.status(), e.body_text()))?;
+        (q.name, body)
+    };
+    let name = name.ok_or_else(|| {
+        ApiError::bad_request("name the bundle: ?name=<name>.wasm or a multipart file name")
+    })?;
     let s = state.clone();
     let bundle = tokio::task::spawn_blocking(move || s.bundles.add(&name, &body, &s.sandbox))
         .await
@@ -255,152 +338,6 @@ async fn job_detail(
     })))
 }
 
-/// `GET /api/v1/jobs/{id}/checkpoints`: counts, the latest completed
-/// checkpoint and the history, with Flink's field names.
-async fn job_checkpoints(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let job = state.jobs.get(&id)?;
-    let live = job.control.live();
-    let entry = |c: &crate::checkpoint::coordinator::CheckpointStats| {
-        json!({
-            "id": c.id,
-            "status": "COMPLETED",
-            "end_to_end_duration": c.duration_ms,
-            "state_size": c.size,
-            "max_sync_duration": c.max_sync_ms,
-            "max_async_duration": c.max_async_ms,
-            "max_alignment_duration": c.max_alignment_ms,
-            "is_final": c.is_final,
-        })
-    };
-    let latest = live.checkpoints.last().map(|c| {
-        let mut v = entry(c);
-        v["external_path"] = json!(live.last_checkpoint_path);
-        v
-    });
-    Ok(Json(json!({
-        "counts": { "completed": live.checkpoints.len(), "restarts": live.restarts },
-        "latest": { "completed": latest },
-        "history": live.checkpoints.iter().rev().map(entry).collect::<Vec<_>>(),
-    })))
-}
-
-/// The job metrics the API knows, with Flink's names.
-const JOB_METRICS: &[&str] = &[
-    "lastCheckpointDuration",
-    "lastCheckpointSize",
-    "lastCheckpointExternalPath",
-    "numberOfCompletedCheckpoints",
-    "numRestarts",
-];
-
-#[derive(Debug, Deserialize)]
-struct MetricsQuery {
-    get: Option<String>,
-}
-
-/// `GET /api/v1/jobs/{id}/metrics?get=a,b`: `[{"id": .., "value": ..}]`,
-/// values as strings, as Flink answers; without `get`, the metric ids.
-async fn job_metrics(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    Query(q): Query<MetricsQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let job = state.jobs.get(&id)?;
-    let Some(get) = q.get else {
-        return Ok(Json(json!(
-            JOB_METRICS
-                .iter()
-                .map(|m| json!({ "id": m }))
-                .collect::<Vec<_>>()
-        )));
-    };
-    let live = job.control.live();
-    let last = live.checkpoints.last();
-    let mut out = Vec::new();
-    for name in get.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let value = match name {
-            "lastCheckpointDuration" => last.map(|c| format!("{}", c.duration_ms.round() as u64)),
-            "lastCheckpointSize" => last.map(|c| c.size.to_string()),
-            "lastCheckpointExternalPath" => live.last_checkpoint_path.clone(),
-            "numberOfCompletedCheckpoints" => Some(live.checkpoints.len().to_string()),
-            "numRestarts" => Some(live.restarts.to_string()),
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown metric {other:?} (known: {})",
-                    JOB_METRICS.join(", ")
-                )));
-            }
-        };
-        out.push(json!({ "id": name, "value": value.unwrap_or_else(|| "n/a".into()) }));
-    }
-    Ok(Json(json!(out)))
-}
-
-/// Escapes a Prometheus label value.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// `GET /metrics`: Prometheus text for every job, including the newest
-/// checkpoint's path as a label of an info metric.
-async fn prometheus(State(state): State<Shared>) -> impl IntoResponse {
-    use std::fmt::Write;
-    let mut t = String::new();
-    let _ = writeln!(t, "# TYPE weir_job_num_restarts gauge");
-    let _ = writeln!(t, "# TYPE weir_job_completed_checkpoints gauge");
-    let _ = writeln!(t, "# TYPE weir_job_last_checkpoint_duration_ms gauge");
-    let _ = writeln!(t, "# TYPE weir_job_last_checkpoint_size_bytes gauge");
-    let _ = writeln!(t, "# TYPE weir_job_last_checkpoint_info gauge");
-    let _ = writeln!(t, "# TYPE weir_operator_records_in_total counter");
-    let _ = writeln!(t, "# TYPE weir_operator_records_out_total counter");
-    for job in state.jobs.list() {
-        let live = job.control.live();
-        let l = format!(
-            "job_id=\"{}\",job_name=\"{}\"",
-            job.id,
-            label(&job.graph.name)
-        );
-        let _ = writeln!(t, "weir_job_num_restarts{{{l}}} {}", live.restarts);
-        let _ = writeln!(
-            t,
-            "weir_job_completed_checkpoints{{{l}}} {}",
-            live.checkpoints.len()
-        );
-        if let Some(c) = live.checkpoints.last() {
-            let _ = writeln!(
-                t,
-                "weir_job_last_checkpoint_duration_ms{{{l}}} {}",
-                c.duration_ms
-            );
-            let _ = writeln!(t, "weir_job_last_checkpoint_size_bytes{{{l}}} {}", c.size);
-        }
-        if let Some(p) = &live.last_checkpoint_path {
-            let _ = writeln!(
-                t,
-                "weir_job_last_checkpoint_info{{{l},path=\"{}\"}} 1",
-                label(p)
-            );
-        }
-        for (node, tasks) in job.graph.nodes.iter().zip(&live.metrics) {
-            let (mut rin, mut rout) = (0u64, 0u64);
-            for task in tasks {
-                let s = task.snapshot();
-                rin += s.records_in;
-                rout += s.records_out;
-            }
-            let o = format!("{l},operator=\"{}\"", label(&node.id));
-            let _ = writeln!(t, "weir_operator_records_in_total{{{o}}} {rin}");
-            let _ = writeln!(t, "weir_operator_records_out_total{{{o}}} {rout}");
-        }
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], t)
-}
-
 #[derive(Debug, Deserialize)]
 struct PatchQuery {
     mode: Option<String>,
@@ -412,10 +349,12 @@ async fn patch_job(
     Path(id): Path<String>,
     Query(q): Query<PatchQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let job = state.jobs.get(&id)?;
     match q.mode.as_deref() {
         Some("cancel") | None => {
-            job.control.cancel();
+            let s = state.clone();
+            tokio::task::spawn_blocking(move || s.jobs.cancel(&id))
+                .await
+                .map_err(|e| ApiError::internal("cancel task failed", e))??;
             Ok(StatusCode::ACCEPTED)
         }
         Some(other) => Err(ApiError::bad_request(format!(

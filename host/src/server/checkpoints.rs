@@ -1,0 +1,239 @@
+//! A job's checkpoints over the API: statistics, configuration, a manual
+//! trigger and the job metrics Flink names, with Flink's field names.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::checkpoint::coordinator::CheckpointStats;
+use crate::checkpoint::{CheckpointingMode, Retention, StorageKind};
+use crate::runtime::LiveJob;
+
+type Shared = Arc<AppState>;
+
+/// One completed checkpoint in Flink's shape.
+fn completed(c: &CheckpointStats) -> Value {
+    json!({
+        "id": c.id,
+        "status": "COMPLETED",
+        "is_savepoint": false,
+        "trigger_timestamp": c.trigger_timestamp,
+        "latest_ack_timestamp": c.trigger_timestamp + c.duration_ms.round() as i64,
+        "end_to_end_duration": c.duration_ms,
+        "state_size": c.size,
+        "max_sync_duration": c.max_sync_ms,
+        "max_async_duration": c.max_async_ms,
+        "max_alignment_duration": c.max_alignment_ms,
+        "is_final": c.is_final,
+        "num_subtasks": c.subtasks.len(),
+        "subtasks": c.subtasks.iter().map(|s| json!({
+            "vertex": s.node,
+            "index": s.subtask,
+            "sync_duration": s.sync_ms,
+            "async_duration": s.async_ms,
+            "alignment_duration": s.alignment_ms,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The statistics document of `live` (also used by `weir checkpoints`).
+pub fn statistics(live: &LiveJob) -> Value {
+    let latest = live.checkpoints.last().map(|c| {
+        let mut v = completed(c);
+        v["external_path"] = json!(live.last_checkpoint_path);
+        v
+    });
+    let failed = live.failed_checkpoints.last().map(|f| {
+        json!({
+            "id": f.id,
+            "status": "FAILED",
+            "trigger_timestamp": f.trigger_timestamp,
+            "failure_timestamp": f.failure_timestamp,
+            "failure_message": f.reason,
+        })
+    });
+    let restored = live.restored.as_ref().map(|r| {
+        json!({
+            "id": r.id,
+            "restore_timestamp": r.restore_timestamp,
+            "is_savepoint": r.kind == "savepoint",
+            "external_path": r.external_path,
+        })
+    });
+    let mut history: Vec<(u64, Value)> = live
+        .checkpoints
+        .iter()
+        .map(|c| (c.id, completed(c)))
+        .collect();
+    history.extend(live.failed_checkpoints.iter().map(|f| {
+        (
+            f.id,
+            json!({
+                "id": f.id,
+                "status": "FAILED",
+                "trigger_timestamp": f.trigger_timestamp,
+                "failure_timestamp": f.failure_timestamp,
+                "failure_message": f.reason,
+            }),
+        )
+    }));
+    history.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+    let done = live.checkpoints.len() as u64;
+    json!({
+        "counts": {
+            "completed": done,
+            "failed": live.failed_count,
+            "restored": live.restored_count,
+            "total": done + live.failed_count,
+        },
+        "latest": { "completed": latest, "failed": failed, "restored": restored, "savepoint": null },
+        "history": history.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+    })
+}
+
+/// `GET /api/v1/jobs/{id}/checkpoints`: counts, the latest completed,
+/// failed and restored checkpoints, and the history (newest first).
+pub async fn job_checkpoints(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = state.jobs.get(&id)?;
+    Ok(Json(statistics(&job.control.live())))
+}
+
+/// `GET /api/v1/jobs/{id}/checkpoints/config`: how the job checkpoints.
+pub async fn checkpoint_config(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = state.jobs.get(&id)?;
+    let c = &job.graph.config.checkpoint;
+    let Some(interval) = c.interval else {
+        return Ok(Json(json!({ "enabled": false })));
+    };
+    Ok(Json(json!({
+        "enabled": true,
+        "mode": match c.mode {
+            CheckpointingMode::ExactlyOnce => "exactly_once",
+            CheckpointingMode::AtLeastOnce => "at_least_once",
+        },
+        "interval": interval.as_millis() as u64,
+        "timeout": c.timeout.as_millis() as u64,
+        "min_pause": c.min_pause.as_millis() as u64,
+        "max_concurrent": c.max_concurrent,
+        "tolerable_failed_checkpoints": c.tolerable_failed,
+        "num_retained": c.num_retained,
+        "checkpoint_storage": match c.storage {
+            StorageKind::Filesystem => "filesystem",
+            StorageKind::JobManager => "jobmanager",
+        },
+        "state_backend": "hashmap",
+        "externalization": {
+            "enabled": c.retention != Retention::NoExternalizedCheckpoints,
+            "delete_on_cancellation": c.retention != Retention::RetainOnCancellation,
+        },
+    })))
+}
+
+/// `POST /api/v1/jobs/{id}/checkpoints`: triggers a checkpoint now. The
+/// answer says it was requested; the statistics show it when it is done.
+pub async fn trigger_checkpoint(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let job = state.jobs.get(&id)?;
+    if !job.is_running() {
+        return Err(ApiError::conflict(format!("job {id} is not running")));
+    }
+    if !job.control.request_checkpoint(&job.graph) {
+        return Err(ApiError::conflict(
+            "the job does not checkpoint (set execution.checkpointing.interval)",
+        ));
+    }
+    let after = job.control.live().checkpoints.last().map_or(0, |c| c.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "request-id": after + 1, "after-checkpoint": after })),
+    ))
+}
+
+/// The job metrics the API knows, with Flink's names.
+pub const JOB_METRICS: &[&str] = &[
+    "lastCheckpointDuration",
+    "lastCheckpointSize",
+    "lastCheckpointExternalPath",
+    "lastCheckpointRestoreTimestamp",
+    "numberOfCompletedCheckpoints",
+    "numberOfFailedCheckpoints",
+    "totalNumberOfCheckpoints",
+    "numRestarts",
+];
+
+/// The query of the metrics endpoint.
+#[derive(Debug, Deserialize)]
+pub struct MetricsQuery {
+    get: Option<String>,
+}
+
+/// `GET /api/v1/jobs/{id}/metrics?get=a,b`: `[{"id": .., "value": ..}]`,
+/// values as strings, as Flink answers; without `get`, the metric ids.
+pub async fn job_metrics(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<MetricsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let job = state.jobs.get(&id)?;
+    let Some(get) = q.get else {
+        return Ok(Json(json!(
+            JOB_METRICS
+                .iter()
+                .map(|m| json!({ "id": m }))
+                .collect::<Vec<_>>()
+        )));
+    };
+    let live = job.control.live();
+    let mut out = Vec::new();
+    for name in get.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let value = metric(&live, name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown metric {name:?} (known: {})",
+                JOB_METRICS.join(", ")
+            ))
+        })?;
+        out.push(json!({ "id": name, "value": value }));
+    }
+    Ok(Json(json!(out)))
+}
+
+/// The value of job metric `name` as Flink prints it (`-1` where Flink's
+/// gauges say "none yet"); `None` for an unknown name.
+pub fn metric(live: &LiveJob, name: &str) -> Option<String> {
+    let last = live.checkpoints.last();
+    let done = live.checkpoints.len() as u64;
+    Some(match name {
+        "lastCheckpointDuration" => last
+            .map_or(-1, |c| c.duration_ms.round() as i64)
+            .to_string(),
+        "lastCheckpointSize" => last.map_or(-1, |c| c.size as i64).to_string(),
+        "lastCheckpointExternalPath" => live
+            .last_checkpoint_path
+            .clone()
+            .unwrap_or_else(|| "n/a".into()),
+        "lastCheckpointRestoreTimestamp" => live
+            .restored
+            .as_ref()
+            .map_or(-1, |r| r.restore_timestamp)
+            .to_string(),
+        "numberOfCompletedCheckpoints" => done.to_string(),
+        "numberOfFailedCheckpoints" => live.failed_count.to_string(),
+        "totalNumberOfCheckpoints" => (done + live.failed_count).to_string(),
+        "numRestarts" => live.restarts.to_string(),
+        _ => return None,
+    })
+}
