@@ -17,14 +17,14 @@ use weir::server::{AppState, router};
 
 use crate::common::{config, tempdir, weir};
 
-const TOKEN: &str = "test-token-0123456789";
+pub(crate) const TOKEN: &str = "test-token-0123456789";
 
-fn app(dir: &std::path::Path) -> axum::Router {
+pub(crate) fn app(dir: &std::path::Path) -> axum::Router {
     let state = AppState::new(&config(), dir, TOKEN.to_owned(), true).expect("state");
     router(Arc::new(state))
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &axum::Router,
     method: &str,
     uri: &str,
@@ -51,11 +51,11 @@ async fn call(
     (status, value)
 }
 
-fn error_text(v: &Value) -> String {
+pub(crate) fn error_text(v: &Value) -> String {
     v["errors"][0].as_str().unwrap_or_default().to_owned()
 }
 
-fn count_job(name: &str, count: u64) -> Value {
+pub(crate) fn count_job(name: &str, count: u64) -> Value {
     json!({
         "job": {
             "name": name,
@@ -70,7 +70,7 @@ fn count_job(name: &str, count: u64) -> Value {
     })
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -278,13 +278,13 @@ fn jobs_are_submitted_inspected_and_cancelled() {
 
 /// A minimal HTTP/1.1 client: one request, `Connection: close`; the status
 /// and the body as JSON.
-fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
+pub(crate) fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
     let (status, text) = http_text(port, method, path, body);
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// The same, with the body as text.
-fn http_text(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+pub(crate) fn http_text(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
@@ -304,7 +304,7 @@ fn http_text(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) 
     (status, body.to_owned())
 }
 
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -314,7 +314,7 @@ impl Drop for Server {
 }
 
 /// Starts `weir serve` on a free port; returns it and its port.
-fn start_server(dir: &std::path::Path) -> (Server, u16) {
+pub(crate) fn start_server(dir: &std::path::Path) -> (Server, u16) {
     let cfg = dir.join("weir.yaml");
     std::fs::write(
         &cfg,

@@ -86,7 +86,7 @@ edges:
 
 /// The committed output of the same job run without interruption (and
 /// without a rate limit), sorted.
-fn expected(count: u64, keys: u64) -> Vec<String> {
+pub(crate) fn expected(count: u64, keys: u64) -> Vec<String> {
     let dir = tempdir();
     let job = CountJob {
         count,

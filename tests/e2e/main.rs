@@ -8,6 +8,7 @@ mod checkpoints;
 mod common;
 mod hostile;
 mod operators;
+mod server;
 mod spec_errors;
 mod state_kinds;
 mod two_inputs;

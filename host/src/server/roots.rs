@@ -125,11 +125,17 @@ mod tests {
     #[test]
     fn relative_and_absolute_paths_inside_resolve() {
         let (_t, r) = root();
-        assert_eq!(r.resolve("in/a.txt").expect("inside"), r.path.join("in/a.txt"));
+        assert_eq!(
+            r.resolve("in/a.txt").expect("inside"),
+            r.path.join("in/a.txt")
+        );
         assert_eq!(r.resolve("out/x").expect("inside"), r.path.join("out/x"));
         let abs = r.path.join("in/b").display().to_string();
         assert_eq!(r.resolve(&abs).expect("inside"), r.path.join("in/b"));
-        assert_eq!(r.resolve("in/../in/c").expect("inside"), r.path.join("in/c"));
+        assert_eq!(
+            r.resolve("in/../in/c").expect("inside"),
+            r.path.join("in/c")
+        );
     }
 
     #[test]

@@ -187,6 +187,9 @@ mod tests {
         assert_eq!(r.version, 1);
         assert_eq!(r.state, JobState::Running);
         assert!(r.request.allow_non_restored_state);
-        assert_eq!(r.request.savepoint_path.as_deref(), Some("fixture-job/chk-3"));
+        assert_eq!(
+            r.request.savepoint_path.as_deref(),
+            Some("fixture-job/chk-3")
+        );
     }
 }
