@@ -536,3 +536,57 @@ fn the_cli_verbs_talk_to_the_server() {
         "{err}"
     );
 }
+
+#[test]
+fn the_openapi_document_describes_every_route() {
+    runtime().block_on(async {
+        let dir = tempdir();
+        let app = app(dir.path());
+        let (s, _) = call(&app, "GET", "/api/v1/openapi.json", None, Vec::new()).await;
+        assert_eq!(
+            s,
+            StatusCode::UNAUTHORIZED,
+            "behind the token like the rest"
+        );
+        let (s, doc) = call(&app, "GET", "/api/v1/openapi.json", Some(TOKEN), Vec::new()).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+            "{doc}"
+        );
+        for (method, path) in [
+            ("post", "/api/v1/bundles"),
+            ("get", "/api/v1/bundles"),
+            ("delete", "/api/v1/bundles/{bundle}"),
+            ("post", "/api/v1/jobs"),
+            ("get", "/api/v1/jobs"),
+            ("get", "/api/v1/jobs/{id}"),
+            ("patch", "/api/v1/jobs/{id}"),
+            ("get", "/api/v1/jobs/{id}/checkpoints"),
+            ("post", "/api/v1/jobs/{id}/checkpoints"),
+            ("get", "/api/v1/jobs/{id}/checkpoints/config"),
+            ("get", "/api/v1/jobs/{id}/metrics"),
+            ("get", "/metrics"),
+            ("get", "/api/v1/openapi.json"),
+        ] {
+            let op = &doc["paths"][path][method];
+            assert!(op.is_object(), "{method} {path} is not documented");
+            assert!(op["responses"].is_object(), "{method} {path}: no responses");
+            // The route the document names exists in the router.
+            let uri = path.replace("{bundle}", "count").replace("{id}", "0123");
+            let (s, v) = call(&app, &method.to_uppercase(), &uri, Some(TOKEN), Vec::new()).await;
+            assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_ne!(error_text(&v), "no such resource", "{method} {path}");
+        }
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+        assert!(
+            doc["components"]["schemas"]["SubmitRequest"]["properties"]["savepointPath"]
+                .is_object(),
+            "{}",
+            doc["components"]
+        );
+    });
+}

@@ -15,7 +15,7 @@ use crate::checkpoint::storage::write_durably;
 use crate::sandbox::Sandbox;
 
 /// One stored bundle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Bundle {
     /// The name it was uploaded under (its file name without `.wasm`).
     pub name: String,

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::checkpoint::coordinator::CheckpointStats;
 use crate::checkpoint::{CheckpointingMode, Retention, StorageKind};
 use crate::runtime::LiveJob;
@@ -99,6 +99,7 @@ pub fn statistics(live: &LiveJob) -> Value {
 
 /// `GET /api/v1/jobs/{id}/checkpoints`: counts, the latest completed,
 /// failed and restored checkpoints, and the history (newest first).
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/checkpoints", tag = "checkpoints", params(("id" = String, Path, description = "job id")), responses((status = 200, description = "counts; latest completed, failed and restored; history with per-subtask times", body = Object), (status = 404, description = "no such job", body = ErrorBody)))]
 pub async fn job_checkpoints(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -108,6 +109,7 @@ pub async fn job_checkpoints(
 }
 
 /// `GET /api/v1/jobs/{id}/checkpoints/config`: how the job checkpoints.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/checkpoints/config", tag = "checkpoints", params(("id" = String, Path, description = "job id")), responses((status = 200, description = "interval, timeout, mode, retention, ...", body = Object), (status = 404, description = "no such job", body = ErrorBody)))]
 pub async fn checkpoint_config(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -143,6 +145,7 @@ pub async fn checkpoint_config(
 
 /// `POST /api/v1/jobs/{id}/checkpoints`: triggers a checkpoint now. The
 /// answer says it was requested; the statistics show it when it is done.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/checkpoints", tag = "checkpoints", params(("id" = String, Path, description = "job id")), responses((status = 202, description = "requested", body = Object), (status = 404, description = "no such job", body = ErrorBody), (status = 409, description = "conflicts with the job's state", body = ErrorBody)))]
 pub async fn trigger_checkpoint(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -183,6 +186,7 @@ pub struct MetricsQuery {
 
 /// `GET /api/v1/jobs/{id}/metrics?get=a,b`: `[{"id": .., "value": ..}]`,
 /// values as strings, as Flink answers; without `get`, the metric ids.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/metrics", tag = "metrics", params(("id" = String, Path, description = "job id"), ("get" = Option<String>, Query, description = "comma-separated metric names")), responses((status = 200, description = "`[{id, value}]`, or the metric ids without `get`", body = Object), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "no such job", body = ErrorBody)))]
 pub async fn job_metrics(
     State(state): State<Shared>,
     Path(id): Path<String>,

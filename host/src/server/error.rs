@@ -51,6 +51,13 @@ impl ApiError {
     }
 }
 
+/// How an error is answered: Flink's `{"errors": ["..."]}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub errors: Vec<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "errors": [self.message] });

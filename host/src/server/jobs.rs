@@ -22,7 +22,7 @@ use crate::runtime::{JobControl, JobError, RunOptions, run_job};
 use crate::spec::{JobSpec, SpecFormat, validate};
 
 /// A job's state, with Flink's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum JobState {
     /// Its tasks are running.
@@ -119,10 +119,11 @@ impl JobEntry {
 }
 
 /// What `POST /api/v1/jobs` takes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubmitRequest {
     /// The job spec, as JSON; its operators name bundles in `wasm`.
+    #[schema(value_type = Object)]
     pub job: serde_json::Value,
     /// Default parallelism of nodes that set none.
     #[serde(default)]

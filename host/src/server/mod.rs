@@ -10,6 +10,7 @@
 //! - [`prometheus`]: `/metrics` for Prometheus;
 //! - [`store`]: the crash-safe job records; [`roots`]: where request
 //!   paths may point;
+//! - [`openapi`]: the OpenAPI document, generated from the handlers;
 //! - [`local`]: the same API served by `weir run` for its one job;
 //! - [`error`]: how a failed request is answered;
 //! - [`router`] puts the routes together behind the bearer token.
@@ -19,6 +20,7 @@ pub mod checkpoints;
 pub mod error;
 pub mod jobs;
 pub mod local;
+pub mod openapi;
 pub mod prometheus;
 pub mod roots;
 pub mod store;
@@ -36,8 +38,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use self::bundles::Bundle;
 use self::bundles::BundleStore;
-use self::error::ApiError;
+use self::error::{ApiError, ErrorBody};
 use self::jobs::{JobManager, SubmitRequest, node_kind};
 use self::roots::{Root, Roots};
 use self::store::JobStore;
@@ -120,6 +123,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/api/v1/jobs/{id}/metrics", get(checkpoints::job_metrics))
         .route("/metrics", get(prometheus::prometheus))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .layer(DefaultBodyLimit::max(state.max_body));
     uploads
         .merge(rest)
@@ -162,6 +166,7 @@ struct UploadQuery {
 /// `POST /api/v1/bundles`: the component either as the raw body with
 /// `?name=count.wasm`, or as the first file of a `multipart/form-data`
 /// body (named by its file name unless `?name=` is given).
+#[utoipa::path(post, path = "/api/v1/bundles", tag = "bundles", params(("name" = Option<String>, Query, description = "bundle name, e.g. count.wasm (raw bodies; multipart uses the file name)")), request_body(content = Vec<u8>, description = "the component: raw (application/wasm) or multipart/form-data", content_type = "application/wasm"), responses((status = 201, description = "stored", body = Bundle), (status = 400, description = "bad request", body = ErrorBody), (status = 413, description = "larger than weir.server.max-upload", body = ErrorBody)))]
 async fn upload_bundle(
     State(state): State<Shared>,
     Query(q): Query<UploadQuery>,
@@ -217,11 +222,13 @@ async fn upload_bundle(
 }
 
 /// `GET /api/v1/bundles`.
+#[utoipa::path(get, path = "/api/v1/bundles", tag = "bundles", responses((status = 200, description = "`{\"bundles\": [Bundle]}`", body = Object)))]
 async fn list_bundles(State(state): State<Shared>) -> Json<Value> {
     Json(json!({ "bundles": state.bundles.list() }))
 }
 
 /// `DELETE /api/v1/bundles/{bundle}`: refused while a running job uses it.
+#[utoipa::path(delete, path = "/api/v1/bundles/{bundle}", tag = "bundles", params(("bundle" = String, Path, description = "name or sha256 id")), responses((status = 204, description = "deleted"), (status = 404, description = "no such bundle", body = ErrorBody), (status = 409, description = "a running job uses it", body = ErrorBody)))]
 async fn delete_bundle(
     State(state): State<Shared>,
     Path(bundle): Path<String>,
@@ -233,6 +240,7 @@ async fn delete_bundle(
 }
 
 /// `POST /api/v1/jobs` with a [`SubmitRequest`].
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body = SubmitRequest, responses((status = 202, description = "`{\"jobid\": ..}`", body = Object), (status = 400, description = "bad request", body = ErrorBody)))]
 async fn submit_job(
     State(state): State<Shared>,
     body: Bytes,
@@ -247,6 +255,7 @@ async fn submit_job(
 }
 
 /// `GET /api/v1/jobs`: Flink's job overview.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", responses((status = 200, description = "`{\"jobs\": [{jid, name, state, start-time, end-time, duration}]}`", body = Object)))]
 async fn list_jobs(State(state): State<Shared>) -> Json<Value> {
     let jobs: Vec<Value> = state
         .jobs
@@ -269,6 +278,7 @@ async fn list_jobs(State(state): State<Shared>) -> Json<Value> {
 
 /// `GET /api/v1/jobs/{id}`: the graph, per-operator and per-subtask
 /// counters, state, restarts and exceptions.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "job id")), responses((status = 200, description = "graph, per-operator and per-subtask counters and backpressure, state, restarts, exceptions", body = Object), (status = 404, description = "no such job", body = ErrorBody)))]
 async fn job_detail(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -344,6 +354,7 @@ struct PatchQuery {
 }
 
 /// `PATCH /api/v1/jobs/{id}?mode=cancel`.
+#[utoipa::path(patch, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "job id"), ("mode" = Option<String>, Query, description = "cancel (the default)")), responses((status = 202, description = "cancelling"), (status = 400, description = "bad request", body = ErrorBody), (status = 404, description = "no such job", body = ErrorBody), (status = 409, description = "conflicts with the job's state", body = ErrorBody)))]
 async fn patch_job(
     State(state): State<Shared>,
     Path(id): Path<String>,

@@ -19,6 +19,7 @@ fn label(v: &str) -> String {
 
 /// `GET /metrics`: Prometheus text for every job, including the newest
 /// checkpoint's path as a label of an info metric.
+#[utoipa::path(get, path = "/metrics", tag = "metrics", responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub async fn prometheus(State(state): State<Shared>) -> impl IntoResponse {
     use std::fmt::Write;
     let mut t = String::new();

@@ -1,0 +1,54 @@
+//! The OpenAPI document of the REST API, generated from the handlers'
+//! `#[utoipa::path]` attributes and served at `/api/v1/openapi.json`.
+
+use axum::Json;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+
+use super::bundles::Bundle;
+use super::error::ErrorBody;
+use super::jobs::{JobState, SubmitRequest};
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Weir REST API", description = "Operator bundles, jobs, checkpoints and metrics of a Weir session cluster. Resources are named like Flink's REST API where the concept is Flink's."),
+    paths(
+        super::upload_bundle,
+        super::list_bundles,
+        super::delete_bundle,
+        super::submit_job,
+        super::list_jobs,
+        super::job_detail,
+        super::patch_job,
+        super::checkpoints::job_checkpoints,
+        super::checkpoints::trigger_checkpoint,
+        super::checkpoints::checkpoint_config,
+        super::checkpoints::job_metrics,
+        super::prometheus::prometheus,
+        openapi_json,
+    ),
+    components(schemas(Bundle, SubmitRequest, JobState, ErrorBody)),
+    modifiers(&BearerToken),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer token every endpoint requires.
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// `GET /api/v1/openapi.json`: this document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", responses((status = 200, description = "the OpenAPI 3.1 document", body = Object)))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
