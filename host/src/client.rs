@@ -16,6 +16,17 @@ use serde_json::Value;
 
 use crate::config::Config;
 
+/// What `weir submit` (and `weir run --server`) asks for besides the spec.
+#[derive(Debug, Clone, Default)]
+pub struct SubmitOptions {
+    /// Default parallelism of nodes that set none.
+    pub parallelism: Option<u32>,
+    /// Start from this checkpoint or savepoint (a path on the server).
+    pub savepoint_path: Option<String>,
+    /// Skip restored state whose uid the job lacks.
+    pub allow_non_restored_state: bool,
+}
+
 /// Where the server is and how to authenticate.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -109,8 +120,8 @@ impl Client {
     }
 
     /// `weir submit JOB`: a YAML or JSON spec whose `wasm` names bundles.
-    pub fn submit(&self, job: &Path, parallelism: Option<u32>) -> anyhow::Result<Value> {
-        self.submit_spec(read_spec(job)?, parallelism)
+    pub fn submit(&self, job: &Path, options: &SubmitOptions) -> anyhow::Result<Value> {
+        self.submit_spec(read_spec(job)?, options)
     }
 
     /// `weir run --server URL JOB`: uploads every operator whose `wasm` is a
@@ -120,7 +131,7 @@ impl Client {
         &self,
         job: &Path,
         operators_dir: Option<&Path>,
-        parallelism: Option<u32>,
+        options: &SubmitOptions,
     ) -> anyhow::Result<Value> {
         let mut spec = read_spec(job)?;
         let base = operators_dir
@@ -138,13 +149,19 @@ impl Client {
                 }
             }
         }
-        self.submit_spec(spec, parallelism)
+        self.submit_spec(spec, options)
     }
 
-    fn submit_spec(&self, spec: Value, parallelism: Option<u32>) -> anyhow::Result<Value> {
+    fn submit_spec(&self, spec: Value, options: &SubmitOptions) -> anyhow::Result<Value> {
         let mut body = serde_json::json!({ "job": spec });
-        if let Some(p) = parallelism {
+        if let Some(p) = options.parallelism {
             body["parallelism"] = p.into();
+        }
+        if let Some(p) = &options.savepoint_path {
+            body["savepointPath"] = p.as_str().into();
+        }
+        if options.allow_non_restored_state {
+            body["allowNonRestoredState"] = true.into();
         }
         self.request("POST", "/api/v1/jobs", Some(body.to_string().as_bytes()))
     }

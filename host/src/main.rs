@@ -81,6 +81,13 @@ enum Cmd {
         /// Default parallelism of nodes that set none.
         #[arg(long, short)]
         parallelism: Option<u32>,
+        /// Start from this checkpoint or savepoint (a path on the server,
+        /// under its checkpoints or savepoints folder).
+        #[arg(long = "from-savepoint", short = 's')]
+        from_savepoint: Option<String>,
+        /// Skip restored state whose operator uid the job lacks.
+        #[arg(long, short = 'n')]
+        allow_non_restored_state: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -222,9 +229,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Submit {
             job,
             parallelism,
+            from_savepoint,
+            allow_non_restored_state,
             remote,
         } => {
-            let v = remote.client(&config)?.submit(&job, parallelism)?;
+            let options = weir::client::SubmitOptions {
+                parallelism,
+                savepoint_path: from_savepoint,
+                allow_non_restored_state,
+            };
+            let v = remote.client(&config)?.submit(&job, &options)?;
             remote.print(&v, |v| {
                 format!("submitted job {}\n", v["jobid"].as_str().unwrap_or(""))
             });
@@ -249,13 +263,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             token,
         } => {
             if let Some(server) = server {
-                if from_savepoint.is_some() {
-                    anyhow::bail!(
-                        "-s with --server is not supported yet; restore on the server's side"
-                    );
-                }
+                let options = weir::client::SubmitOptions {
+                    parallelism: None,
+                    savepoint_path: from_savepoint.map(|p| p.display().to_string()),
+                    allow_non_restored_state,
+                };
                 let client = weir::client::Client::new(Some(&server), token.as_deref(), &config)?;
-                let v = client.run_remote(&job, operators_dir.as_deref(), None)?;
+                let v = client.run_remote(&job, operators_dir.as_deref(), &options)?;
                 println!("submitted job {}", v["jobid"].as_str().unwrap_or(""));
                 return Ok(ExitCode::SUCCESS);
             }

@@ -530,6 +530,15 @@ fn the_cli_verbs_talk_to_the_server() {
     // Errors are the server's message, with a failing exit code.
     let (ok, _, err) = cli(port, &["cancel", "nope"]);
     assert!(!ok && err.contains("404: no job \"nope\""), "{err}");
+    let (ok, _, err) = cli(
+        port,
+        &["submit", &job.display().to_string(), "-s", "nope/chk-1"],
+    );
+    assert!(
+        !ok && err.contains("400: savepointPath:")
+            && !err.contains(&dir.path().display().to_string()),
+        "{err}"
+    );
     let (ok, _, err) = cli(port, &["upload", &job.display().to_string()]);
     assert!(
         !ok && err.contains("400") && err.contains("not a WebAssembly file"),

@@ -430,3 +430,55 @@ fn weir_run_serves_the_api_for_its_job_while_it_runs() {
     let status = wait_for(30, "weir run to exit", || child.try_wait().expect("poll"));
     assert!(!status.success(), "a cancelled job is not a success");
 }
+
+#[test]
+fn parallelism_is_overridden_per_node_or_by_default() {
+    runtime().block_on(async {
+        let dir = tempdir();
+        let app = app(dir.path());
+        let t = Some(TOKEN);
+        let wasm = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+        call(&app, "POST", "/api/v1/bundles?name=count.wasm", t, wasm).await;
+        let mut job = count_job("overrides", 10_000_000);
+        job["parallelism"] = json!(2);
+        job["parallelismOverrides"] = json!({ "count": 3 });
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/api/v1/jobs",
+            t,
+            job.to_string().into_bytes(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let id = v["jobid"].as_str().expect("jobid").to_owned();
+        let (_, d) = call(&app, "GET", &format!("/api/v1/jobs/{id}"), t, Vec::new()).await;
+        let p: Vec<u64> = d["vertices"]
+            .as_array()
+            .expect("vertices")
+            .iter()
+            .filter_map(|v| v["parallelism"].as_u64())
+            .collect();
+        assert_eq!(p, vec![2, 3, 2], "{d}");
+        call(
+            &app,
+            "PATCH",
+            &format!("/api/v1/jobs/{id}?mode=cancel"),
+            t,
+            Vec::new(),
+        )
+        .await;
+        let mut job = count_job("overrides", 10);
+        job["parallelismOverrides"] = json!({ "cuont": 3 });
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/api/v1/jobs",
+            t,
+            job.to_string().into_bytes(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(error_text(&v).contains("parallelismOverrides.cuont"), "{v}");
+    });
+}

@@ -96,10 +96,16 @@ pub struct LiveJob {
     pub restored: Option<RestoredCheckpoint>,
     /// How many times the job started from a checkpoint.
     pub restored_count: u64,
+    /// (ms since the Unix epoch, message) of the newest failures that
+    /// restarted the job, oldest first (at most [`EXCEPTIONS_KEPT`]).
+    pub exceptions: Vec<(i64, String)>,
 }
 
 /// How many failed checkpoints [`LiveJob`] remembers.
 pub const FAILED_KEPT: usize = 10;
+
+/// How many restarting failures [`LiveJob`] remembers.
+pub const EXCEPTIONS_KEPT: usize = 20;
 
 impl JobControl {
     /// Asks the job to stop; [`run_job`] then returns [`JobError::Cancelled`].
@@ -328,7 +334,14 @@ pub fn run_job(
                 }
                 RestartDecision::RestartAfter(delay) => {
                     restarts += 1;
-                    control.update_live(|l| l.restarts = restarts);
+                    let message = e.to_string();
+                    control.update_live(|l| {
+                        l.restarts = restarts;
+                        l.exceptions.push((epoch_ms(), message));
+                        if l.exceptions.len() > EXCEPTIONS_KEPT {
+                            l.exceptions.remove(0);
+                        }
+                    });
                     let from = latest_valid(&completed).or_else(|| options.restore.clone());
                     let what = from.as_ref().map_or_else(
                         || "from the beginning (no completed checkpoint)".to_owned(),

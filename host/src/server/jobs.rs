@@ -135,6 +135,9 @@ pub struct SubmitRequest {
     /// Skip restored state whose uid the job lacks.
     #[serde(default)]
     pub allow_non_restored_state: bool,
+    /// Parallelism of single nodes, by node id (over the spec's own).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parallelism_overrides: BTreeMap<String, u32>,
 }
 
 /// Config keys a submitted job may not set: the server owns them.
@@ -203,6 +206,24 @@ impl JobManager {
                 }
                 used.push(bundle.id.clone());
                 op["wasm"] = serde_json::Value::String(bundles.path(&bundle).display().to_string());
+            }
+        }
+        for (node, p) in &request.parallelism_overrides {
+            let found = job
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|o| o.iter_mut())
+                .filter(|(k, _)| matches!(k.as_str(), "sources" | "operators" | "sinks"))
+                .filter_map(|(_, v)| v.as_array_mut())
+                .flat_map(|nodes| nodes.iter_mut())
+                .find(|n| n.get("id").and_then(|i| i.as_str()) == Some(node.as_str()));
+            match found {
+                Some(n) => n["parallelism"] = serde_json::json!(p),
+                None => {
+                    return Err(bad(format!(
+                        "parallelismOverrides.{node}: the job has no node {node:?}"
+                    )));
+                }
             }
         }
         let text = serde_json::to_string(&job).map_err(|e| bad(format!("job: {e}")))?;

@@ -344,7 +344,12 @@ async fn job_detail(
         "restarts": live.restarts,
         "vertices": vertices,
         "plan": { "edges": edges },
-        "exceptions": exceptions.iter().map(|(t, m)| json!({ "timestamp": t, "exception": m })).collect::<Vec<_>>(),
+        "exceptions": live
+            .exceptions
+            .iter()
+            .map(|(t, m)| json!({ "timestamp": t, "exception": m, "restarted": true }))
+            .chain(exceptions.iter().map(|(t, m)| json!({ "timestamp": t, "exception": m, "restarted": false })))
+            .collect::<Vec<_>>(),
     })))
 }
 
