@@ -168,6 +168,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "folder, relative to the data folder, that the source and sink paths of submitted jobs resolve under and may not leave",
     ),
     (
+        "weir.server.api-nice",
+        "10",
+        "nice value (0-19) of the REST API's threads, so that requests never take the CPU from running jobs",
+    ),
+    (
         "weir.server.token",
         "generated",
         "bearer token the API requires; generated at first start into <data-dir>/token if unset",
@@ -311,6 +316,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// `weir.server.files-dir`.
     pub files_dir: PathBuf,
+    /// `weir.server.api-nice`.
+    pub api_nice: i32,
     /// `weir.server.token`; `None`: generated at first start.
     pub token: Option<String>,
     /// `weir.server.max-upload`, bytes.
@@ -326,6 +333,7 @@ impl Default for ServerConfig {
             port: 8081,
             data_dir: PathBuf::from("weir-data"),
             files_dir: PathBuf::from("files"),
+            api_nice: 10,
             token: None,
             max_upload: 64 << 20,
             max_body: 1 << 20,
@@ -462,6 +470,14 @@ impl Config {
             }
             "weir.server.data-dir" => sv.data_dir = PathBuf::from(value.trim()),
             "weir.server.files-dir" => sv.files_dir = PathBuf::from(value.trim()),
+            "weir.server.api-nice" => {
+                sv.api_nice = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| (0..=19).contains(n))
+                    .ok_or_else(|| bad(format!("{value:?} is not a nice value from 0 to 19")))?
+            }
             "weir.server.token" => {
                 let t = value.trim();
                 if t.len() < 16 {

@@ -370,7 +370,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 weir::server::AppState::new(&config, &data_dir, token, true)
                     .context("cannot start the server")?,
             );
-            let runtime = tokio::runtime::Runtime::new().context("cannot start tokio")?;
+            let runtime = weir::server::runtime(&config).context("cannot start tokio")?;
             runtime.block_on(weir::server::serve(state, addr))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+pub mod api;
 pub mod checkpointing;
 
 use crate::config::Config;
@@ -28,7 +29,7 @@ use crate::spec::{Partitioning, SinkSpec, SinkType, SourceSpec, SourceType};
 /// Arguments of `weir bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// The workload: `keyed-count` or `checkpointing`.
+    /// The workload: `keyed-count`, `checkpointing` or `api`.
     #[arg(default_value = "keyed-count")]
     pub workload: String,
     /// Records to generate.
@@ -53,6 +54,16 @@ pub struct BenchArgs {
     /// `checkpointing`: key counts whose restore time is measured.
     #[arg(long, default_value = "100000,10000000", value_delimiter = ',')]
     pub restore_keys: Vec<u64>,
+    /// `api`: concurrent HTTP clients.
+    #[arg(long, default_value_t = 200)]
+    pub clients: usize,
+    /// `api`: seconds of each measuring window (without load, with load,
+    /// without load again).
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    /// `api`: pause of each client between two requests (0: back to back).
+    #[arg(long, default_value_t = 0)]
+    pub poll_interval_ms: u64,
     /// Internal: run one measurement (`native`, `wasm` or
     /// `wasm-checkpointed`) in this process.
     #[arg(long, hide = true)]
@@ -165,11 +176,14 @@ pub fn peak_rss_mib() -> f64 {
 
 /// Runs `weir bench`.
 pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
-    if args.workload != "keyed-count" && args.workload != "checkpointing" {
+    if !["keyed-count", "checkpointing", "api"].contains(&args.workload.as_str()) {
         bail!(
-            "unknown workload `{}` (keyed-count or checkpointing)",
+            "unknown workload `{}` (keyed-count, checkpointing or api)",
             args.workload
         );
+    }
+    if args.workload == "api" {
+        return api::run(args, config);
     }
     if let Some(which) = &args.child {
         return child(args, config, which);

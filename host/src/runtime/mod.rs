@@ -81,8 +81,11 @@ pub struct RestoredCheckpoint {
 pub struct LiveJob {
     /// Per node, per subtask: the counters of the current attempt.
     pub metrics: Vec<Vec<Arc<TaskMetrics>>>,
-    /// Completed checkpoints, oldest first.
+    /// The newest completed checkpoints, oldest first (at most
+    /// [`HISTORY_KEPT`], like Flink's `web.checkpoints.history`).
     pub checkpoints: Vec<CheckpointStats>,
+    /// How many checkpoints completed in all.
+    pub completed_count: u64,
     /// The external path of the newest completed checkpoint.
     pub last_checkpoint_path: Option<String>,
     /// Restarts so far.
@@ -100,6 +103,9 @@ pub struct LiveJob {
     /// restarted the job, oldest first (at most [`EXCEPTIONS_KEPT`]).
     pub exceptions: Vec<(i64, String)>,
 }
+
+/// How many completed checkpoints [`LiveJob`] remembers.
+pub const HISTORY_KEPT: usize = 10;
 
 /// How many failed checkpoints [`LiveJob`] remembers.
 pub const FAILED_KEPT: usize = 10;
@@ -473,7 +479,11 @@ fn run_attempt(
     let cp_config = &graph.config.checkpoint;
     let publish = |stats: &CheckpointStats, path: &str| {
         control.update_live(|l| {
+            l.completed_count += 1;
             l.checkpoints.push(stats.clone());
+            if l.checkpoints.len() > HISTORY_KEPT {
+                l.checkpoints.remove(0);
+            }
             l.last_checkpoint_path = Some(path.to_owned());
         });
     };

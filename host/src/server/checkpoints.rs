@@ -84,7 +84,7 @@ pub fn statistics(live: &LiveJob) -> Value {
         )
     }));
     history.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
-    let done = live.checkpoints.len() as u64;
+    let done = live.completed_count;
     json!({
         "counts": {
             "completed": done,
@@ -219,7 +219,7 @@ pub async fn job_metrics(
 /// gauges say "none yet"); `None` for an unknown name.
 pub fn metric(live: &LiveJob, name: &str) -> Option<String> {
     let last = live.checkpoints.last();
-    let done = live.checkpoints.len() as u64;
+    let done = live.completed_count;
     Some(match name {
         "lastCheckpointDuration" => last
             .map_or(-1, |c| c.duration_ms.round() as i64)

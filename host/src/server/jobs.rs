@@ -150,6 +150,7 @@ const SERVER_KEYS: &[&str] = &[
 /// The jobs of a server.
 #[derive(Debug)]
 pub struct JobManager {
+    launcher: Launcher,
     config: Config,
     roots: Roots,
     store: Option<JobStore>,
@@ -164,6 +165,7 @@ impl JobManager {
         config.checkpoint.savepoint_dir = roots.savepoints.path.clone();
         config.progress_interval = std::time::Duration::ZERO;
         JobManager {
+            launcher: Launcher::new(),
             config,
             roots,
             store,
@@ -352,9 +354,9 @@ impl JobManager {
         let runner = entry.clone();
         let allow_non_restored_state = record.request.allow_non_restored_state;
         let store = self.store.clone();
-        std::thread::Builder::new()
-            .name(format!("job-{}", &id[..8.min(id.len())]))
-            .spawn(move || {
+        let name = format!("job-{}", &id[..8.min(id.len())]);
+        self.launcher
+            .launch(name, move || {
                 let options = RunOptions {
                     job_id: Some(runner.id.clone()),
                     restore,
@@ -515,6 +517,45 @@ impl JobManager {
         self.list()
             .iter()
             .any(|j| j.is_running() && j.bundles.iter().any(|b| b == id))
+    }
+}
+
+type Launch = (String, Box<dyn FnOnce() + Send>);
+
+/// Starts job threads from a thread of normal CPU priority. A thread
+/// inherits its creator's priority, and the API's threads run at a lower
+/// one (`weir.server.api-nice`) that jobs must not get.
+#[derive(Debug)]
+struct Launcher {
+    tx: Mutex<std::sync::mpsc::Sender<Launch>>,
+}
+
+impl Launcher {
+    /// Starts the launcher thread (from the caller's priority).
+    fn new() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Launch>();
+        let spawned = std::thread::Builder::new()
+            .name("job-launcher".into())
+            .spawn(move || {
+                for (name, f) in rx {
+                    if let Err(e) = std::thread::Builder::new().name(name).spawn(f) {
+                        tracing::error!("cannot start a job thread: {e}");
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the job launcher: {e}");
+        }
+        Launcher { tx: Mutex::new(tx) }
+    }
+
+    /// Runs `f` on a new thread named `name`.
+    fn launch(&self, name: String, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+        self.tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send((name, Box::new(f)))
+            .map_err(|_| "the job launcher has stopped".to_owned())
     }
 }
 

@@ -57,10 +57,12 @@ impl LocalApi {
         })?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let nice = config.server.api_nice;
         let app = router(state.clone());
         let thread = std::thread::Builder::new()
             .name("rest-api".into())
             .spawn(move || {
+                super::lower_thread_priority(nice);
                 runtime.block_on(async move {
                     let served = axum::serve(listener, app)
                         .with_graceful_shutdown(async {

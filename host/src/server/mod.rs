@@ -414,6 +414,29 @@ pub fn load_or_create_token(
     Ok((token, true))
 }
 
+/// Lowers the calling thread's CPU priority to `nice`, so that API work
+/// yields to job threads when the CPU is contended. A failure is logged:
+/// the API still works at normal priority.
+pub fn lower_thread_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), nice) {
+        tracing::debug!("cannot lower the API thread's priority: {e}");
+    }
+}
+
+/// The tokio runtime of `weir serve`: its threads run at
+/// `weir.server.api-nice`.
+pub fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    let nice = config.server.api_nice;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(move || lower_thread_priority(nice))
+        .build()
+}
+
 /// Binds `addr` and serves until Ctrl-C.
 pub async fn serve(state: Shared, addr: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;

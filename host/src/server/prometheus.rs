@@ -46,7 +46,7 @@ pub async fn prometheus(State(state): State<Shared>) -> impl IntoResponse {
         let _ = writeln!(
             t,
             "weir_job_completed_checkpoints{{{l}}} {}",
-            live.checkpoints.len()
+            live.completed_count
         );
         let _ = writeln!(
             t,
