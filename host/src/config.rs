@@ -168,6 +168,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "folder, relative to the data folder, that the source and sink paths of submitted jobs resolve under and may not leave",
     ),
     (
+        "weir.server.cache-ttl",
+        "100ms",
+        "how long a rendered job detail or checkpoint statistics answer is reused by later requests (0: never)",
+    ),
+    (
         "weir.server.api-nice",
         "10",
         "nice value (0-19) of the REST API's threads, so that requests never take the CPU from running jobs",
@@ -318,6 +323,8 @@ pub struct ServerConfig {
     pub files_dir: PathBuf,
     /// `weir.server.api-nice`.
     pub api_nice: i32,
+    /// `weir.server.cache-ttl`.
+    pub cache_ttl: Duration,
     /// `weir.server.token`; `None`: generated at first start.
     pub token: Option<String>,
     /// `weir.server.max-upload`, bytes.
@@ -334,6 +341,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("weir-data"),
             files_dir: PathBuf::from("files"),
             api_nice: 10,
+            cache_ttl: Duration::from_millis(100),
             token: None,
             max_upload: 64 << 20,
             max_body: 1 << 20,
@@ -470,6 +478,7 @@ impl Config {
             }
             "weir.server.data-dir" => sv.data_dir = PathBuf::from(value.trim()),
             "weir.server.files-dir" => sv.files_dir = PathBuf::from(value.trim()),
+            "weir.server.cache-ttl" => sv.cache_ttl = parse_duration(value).map_err(bad)?,
             "weir.server.api-nice" => {
                 sv.api_nice = value
                     .trim()

@@ -2,7 +2,8 @@
 //! resolved settings, and the edges between them.
 //!
 //! Built only by [`crate::spec::validate`], so every graph in the runtime is
-//! one that passed validation.
+//! one that passed validation (the server also lists, with an empty graph
+//! that never runs, an ended job whose record can no longer be rebuilt).
 
 use std::path::PathBuf;
 

@@ -124,12 +124,16 @@ fn a_server_killed_with_sigkill_resumes_its_job_exactly_once() {
         got == want,
         "committed output differs from an uninterrupted run"
     );
-    // A finished job stays finished after another restart.
+    // A finished job stays finished, and listed, after another restart,
+    // even once its bundle is gone.
+    let (s, v) = http(port, "DELETE", "/api/v1/bundles/count", b"");
+    assert_eq!(s, 204, "a finished job's bundle may go: {v}");
     server.0.kill().expect("SIGKILL");
     server.0.wait().expect("reap");
     let (_server, port) = start_server(dir.path());
     let (_, v) = http(port, "GET", "/api/v1/jobs", b"");
     assert_eq!(v["jobs"][0]["state"], "FINISHED", "{v}");
+    assert_eq!(v["jobs"][0]["name"], "resumed", "{v}");
 }
 
 #[test]
@@ -480,5 +484,61 @@ fn parallelism_is_overridden_per_node_or_by_default() {
         .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
         assert!(error_text(&v).contains("parallelismOverrides.cuont"), "{v}");
+    });
+}
+
+#[test]
+fn job_answers_are_rendered_once_per_cache_ttl() {
+    runtime().block_on(async {
+        let dir = tempdir();
+        let mut c = crate::common::config();
+        c.server.cache_ttl = Duration::from_secs(3600);
+        let state =
+            weir::server::AppState::new(&c, dir.path(), TOKEN.to_owned(), false).expect("state");
+        let app = weir::server::router(std::sync::Arc::new(state));
+        let t = Some(TOKEN);
+        let wasm = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+        call(&app, "POST", "/api/v1/bundles?name=count.wasm", t, wasm).await;
+        let (_, v) = call(
+            &app,
+            "POST",
+            "/api/v1/jobs",
+            t,
+            count_job("cached", 10_000_000).to_string().into_bytes(),
+        )
+        .await;
+        let id = v["jobid"].as_str().expect("jobid").to_owned();
+        let (_, first) = call(&app, "GET", &format!("/api/v1/jobs/{id}"), t, Vec::new()).await;
+        // Records flow (Prometheus is never cached) ...
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, prom) = call(&app, "GET", "/metrics", t, Vec::new()).await;
+            let text = prom.as_str().unwrap_or_default().to_owned();
+            let sink_in = text
+                .lines()
+                .find(|l| {
+                    l.starts_with("weir_operator_records_in_total")
+                        && l.contains("operator=\"out\"")
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            if sink_in > 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no records: {text}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // ... but the detail answer is the one rendered first.
+        let (_, again) = call(&app, "GET", &format!("/api/v1/jobs/{id}"), t, Vec::new()).await;
+        assert_eq!(first, again);
+        call(
+            &app,
+            "PATCH",
+            &format!("/api/v1/jobs/{id}?mode=cancel"),
+            t,
+            Vec::new(),
+        )
+        .await;
     });
 }

@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
+use super::roots::Roots;
 use crate::checkpoint::coordinator::CheckpointStats;
 use crate::checkpoint::{CheckpointingMode, Retention, StorageKind};
 use crate::runtime::LiveJob;
@@ -42,8 +44,9 @@ fn completed(c: &CheckpointStats) -> Value {
     })
 }
 
-/// The statistics document of `live` (also used by `weir checkpoints`).
-pub fn statistics(live: &LiveJob) -> Value {
+/// The statistics document of `live`; failure messages name paths
+/// relative to `roots`.
+pub fn statistics(live: &LiveJob, roots: &Roots) -> Value {
     let latest = live.checkpoints.last().map(|c| {
         let mut v = completed(c);
         v["external_path"] = json!(live.last_checkpoint_path);
@@ -55,7 +58,7 @@ pub fn statistics(live: &LiveJob) -> Value {
             "status": "FAILED",
             "trigger_timestamp": f.trigger_timestamp,
             "failure_timestamp": f.failure_timestamp,
-            "failure_message": f.reason,
+            "failure_message": roots.redact(&f.reason),
         })
     });
     let restored = live.restored.as_ref().map(|r| {
@@ -79,7 +82,7 @@ pub fn statistics(live: &LiveJob) -> Value {
                 "status": "FAILED",
                 "trigger_timestamp": f.trigger_timestamp,
                 "failure_timestamp": f.failure_timestamp,
-                "failure_message": f.reason,
+                "failure_message": roots.redact(&f.reason),
             }),
         )
     }));
@@ -103,9 +106,12 @@ pub fn statistics(live: &LiveJob) -> Value {
 pub async fn job_checkpoints(
     State(state): State<Shared>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let job = state.jobs.get(&id)?;
-    Ok(Json(statistics(&job.control.live())))
+    let body = job.rendered("checkpoints", state.cache_ttl, || {
+        statistics(&job.control.live(), state.jobs.roots())
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /api/v1/jobs/{id}/checkpoints/config`: how the job checkpoints.

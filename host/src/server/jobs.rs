@@ -2,9 +2,13 @@
 //! threads of its own in this process, watched and cancelled from the API,
 //! recorded in the [`JobStore`] so that they survive a crash of the server.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use serde_json::Value;
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +68,8 @@ pub struct JobEntry {
     /// own (the one `weir run` serves).
     record: Mutex<Option<JobRecord>>,
     status: Mutex<Status>,
+    /// Answers rendered recently, by kind, reused while fresh.
+    rendered: Mutex<HashMap<&'static str, (Instant, Bytes)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +85,31 @@ impl JobEntry {
     pub fn status(&self) -> (JobState, Option<i64>, Vec<(i64, String)>) {
         let s = self.status.lock().unwrap_or_else(|p| p.into_inner());
         (s.state, s.end_time, s.exceptions.clone())
+    }
+
+    /// The JSON answer `what` about this job: rendered by `render` at most
+    /// once per `ttl` and shared by the requests in between, so that many
+    /// clients polling a job cost little more than one.
+    pub fn rendered(
+        &self,
+        what: &'static str,
+        ttl: Duration,
+        render: impl FnOnce() -> Value,
+    ) -> Bytes {
+        let encode = |v: Value| Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+        if ttl.is_zero() {
+            return encode(render());
+        }
+        // Held while rendering, so a crowd of requests renders once.
+        let mut cache = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, bytes)) = cache.get(what)
+            && at.elapsed() < ttl
+        {
+            return bytes.clone();
+        }
+        let bytes = encode(render());
+        cache.insert(what, (Instant::now(), bytes.clone()));
+        bytes
     }
 
     /// Whether its tasks are running.
@@ -343,6 +374,7 @@ impl JobManager {
                 exceptions: record.exceptions.clone(),
             }),
             record: Mutex::new(Some(record.clone())),
+            rendered: Mutex::default(),
         });
         self.jobs
             .lock()
@@ -397,6 +429,8 @@ impl JobManager {
             let (graph, _, used) = match self.prepare(&record.request, bundles) {
                 Ok(x) => x,
                 Err(e) => {
+                    // Still listed, with why it cannot run: a submitted job
+                    // is never lost.
                     tracing::error!("job {id}: cannot be rebuilt: {}", e.message);
                     if !record.state.is_terminal() {
                         record.state = JobState::Failed;
@@ -405,6 +439,21 @@ impl JobManager {
                             .exceptions
                             .push((epoch_ms(), format!("not resumed: {}", e.message)));
                         let _ = store.save(&record);
+                    }
+                    let name = record.request.job["name"]
+                        .as_str()
+                        .unwrap_or("(unnamed)")
+                        .to_owned();
+                    let empty = JobGraph {
+                        name,
+                        max_parallelism: self.config.max_parallelism,
+                        nodes: Vec::new(),
+                        edges: Vec::new(),
+                        config: self.config.clone(),
+                        base_dir: self.roots.files.path.clone(),
+                    };
+                    if let Err(e) = self.start(record, empty, Vec::new(), None) {
+                        tracing::error!("job {id}: {}", e.message);
                     }
                     continue;
                 }
@@ -466,6 +515,7 @@ impl JobManager {
             bundles: Vec::new(),
             start_time: epoch_ms(),
             record: Mutex::new(None),
+            rendered: Mutex::default(),
             status: Mutex::new(Status {
                 state: JobState::Running,
                 end_time: None,

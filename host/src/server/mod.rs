@@ -62,6 +62,8 @@ pub struct AppState {
     pub max_upload: usize,
     /// Largest other request body.
     pub max_body: usize,
+    /// How long a rendered job answer is reused (`weir.server.cache-ttl`).
+    pub cache_ttl: std::time::Duration,
 }
 
 impl AppState {
@@ -96,6 +98,7 @@ impl AppState {
             jobs: JobManager::new(config.clone(), roots, store),
             max_upload: usize::try_from(config.server.max_upload).unwrap_or(usize::MAX),
             max_body: usize::try_from(config.server.max_body).unwrap_or(usize::MAX),
+            cache_ttl: config.server.cache_ttl,
         };
         state.jobs.resume(&state.bundles);
         Ok(state)
@@ -282,8 +285,21 @@ async fn list_jobs(State(state): State<Shared>) -> Json<Value> {
 async fn job_detail(
     State(state): State<Shared>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let job = state.jobs.get(&id)?;
+    let body = job.rendered("detail", state.cache_ttl, || {
+        detail(&job, state.jobs.roots())
+    });
+    Ok(json_bytes(body))
+}
+
+/// A JSON answer from bytes already encoded.
+fn json_bytes(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The detail document of `job`.
+fn detail(job: &jobs::JobEntry, roots: &Roots) -> Value {
     let (st, end, exceptions) = job.status();
     let live = job.control.live();
     let vertices: Vec<Value> = job
@@ -335,7 +351,7 @@ async fn job_detail(
             })
         })
         .collect();
-    Ok(Json(json!({
+    json!({
         "jid": job.id,
         "name": job.graph.name,
         "state": st,
@@ -347,10 +363,15 @@ async fn job_detail(
         "exceptions": live
             .exceptions
             .iter()
-            .map(|(t, m)| json!({ "timestamp": t, "exception": m, "restarted": true }))
-            .chain(exceptions.iter().map(|(t, m)| json!({ "timestamp": t, "exception": m, "restarted": false })))
+            .map(|(t, m)| (t, m, true))
+            .chain(exceptions.iter().map(|(t, m)| (t, m, false)))
+            .map(|(t, m, restarted)| json!({
+                "timestamp": t,
+                "exception": roots.redact(m),
+                "restarted": restarted,
+            }))
             .collect::<Vec<_>>(),
-    })))
+    })
 }
 
 #[derive(Debug, Deserialize)]
