@@ -51,6 +51,44 @@ pub(crate) async fn call(
     (status, value)
 }
 
+/// Uploads the `count` guest as bundle `count`.
+pub(crate) async fn upload_count(app: &axum::Router) {
+    let wasm = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+    let (s, v) = call(
+        app,
+        "POST",
+        "/api/v1/bundles?name=count.wasm",
+        Some(TOKEN),
+        wasm,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+/// Submits `job` (a submit request); the status and the answer.
+pub(crate) async fn submit(app: &axum::Router, job: &Value) -> (StatusCode, Value) {
+    call(
+        app,
+        "POST",
+        "/api/v1/jobs",
+        Some(TOKEN),
+        job.to_string().into_bytes(),
+    )
+    .await
+}
+
+/// `GET uri` with the token.
+pub(crate) async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
+    call(app, "GET", uri, Some(TOKEN), Vec::new()).await
+}
+
+/// Asks to cancel job `id`.
+pub(crate) async fn cancel(app: &axum::Router, id: &str) {
+    let uri = format!("/api/v1/jobs/{id}?mode=cancel");
+    let (s, v) = call(app, "PATCH", &uri, Some(TOKEN), Vec::new()).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+}
+
 pub(crate) fn error_text(v: &Value) -> String {
     v["errors"][0].as_str().unwrap_or_default().to_owned()
 }

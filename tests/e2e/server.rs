@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::api::{TOKEN, app, call, count_job, error_text, http, runtime, start_server};
+use crate::api::{
+    TOKEN, app, call, cancel, count_job, error_text, get, http, runtime, start_server, submit,
+    upload_count,
+};
 use crate::checkpoints::{expected, sorted_output};
 use crate::common::{tempdir, weir};
 
@@ -142,8 +145,7 @@ fn paths_outside_the_roots_are_refused_without_naming_host_paths() {
         let dir = tempdir();
         let app = app(dir.path());
         let t = Some(TOKEN);
-        let wasm = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
-        call(&app, "POST", "/api/v1/bundles?name=count.wasm", t, wasm).await;
+        upload_count(&app).await;
         let file_job = |source: &str, sink: &str| {
             json!({
                 "job": {
@@ -178,14 +180,7 @@ fn paths_outside_the_roots_are_refused_without_naming_host_paths() {
         ];
         let host = dir.path().display().to_string();
         for (job, field) in cases {
-            let (s, v) = call(
-                &app,
-                "POST",
-                "/api/v1/jobs",
-                t,
-                job.to_string().into_bytes(),
-            )
-            .await;
+            let (s, v) = submit(&app, &job).await;
             assert_eq!(s, StatusCode::BAD_REQUEST, "{field}: {v}");
             let e = error_text(&v);
             assert!(e.contains(field), "{field}: {e}");
@@ -205,23 +200,18 @@ fn checkpoints_are_configured_triggered_and_restored_from_over_the_api() {
         let dir = tempdir();
         let app = app(dir.path());
         let t = Some(TOKEN);
-        let wasm = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
-        call(&app, "POST", "/api/v1/bundles?name=count.wasm", t, wasm).await;
-        let submit = |job: Value| {
-            call(&app, "POST", "/api/v1/jobs", t, job.to_string().into_bytes())
-        };
-        let get = |uri: String| call(&app, "GET", Box::leak(uri.into_boxed_str()), t, Vec::new());
+        upload_count(&app).await;
 
         // A job without checkpoints: its config says so, a trigger is refused.
-        let (_, v) = submit(count_job("plain", 10_000_000)).await;
+        let (_, v) = submit(&app, &count_job("plain", 10_000_000)).await;
         let plain = v["jobid"].as_str().expect("jobid").to_owned();
-        let (s, v) = get(format!("/api/v1/jobs/{plain}/checkpoints/config")).await;
+        let (s, v) = get(&app, &format!("/api/v1/jobs/{plain}/checkpoints/config")).await;
         assert_eq!((s, &v["enabled"]), (StatusCode::OK, &json!(false)), "{v}");
         let uri = format!("/api/v1/jobs/{plain}/checkpoints");
         let (s, v) = call(&app, "POST", &uri, t, Vec::new()).await;
         assert_eq!(s, StatusCode::CONFLICT, "{v}");
         assert!(error_text(&v).contains("execution.checkpointing.interval"), "{v}");
-        call(&app, "PATCH", &format!("/api/v1/jobs/{plain}?mode=cancel"), t, Vec::new()).await;
+        cancel(&app, &plain).await;
 
         // A job that checkpoints once an hour: only the manual trigger
         // makes one.
@@ -231,10 +221,10 @@ fn checkpoints_are_configured_triggered_and_restored_from_over_the_api() {
             "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
             "state.checkpoints.num-retained": 3,
         });
-        let (s, v) = submit(hourly.clone()).await;
+        let (s, v) = submit(&app, &hourly).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
         let id = v["jobid"].as_str().expect("jobid").to_owned();
-        let (_, c) = get(format!("/api/v1/jobs/{id}/checkpoints/config")).await;
+        let (_, c) = get(&app, &format!("/api/v1/jobs/{id}/checkpoints/config")).await;
         assert_eq!(c["interval"], 3_600_000, "{c}");
         assert_eq!(c["mode"], "exactly_once");
         assert_eq!(c["externalization"]["delete_on_cancellation"], false);
@@ -244,7 +234,7 @@ fn checkpoints_are_configured_triggered_and_restored_from_over_the_api() {
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
         let deadline = Instant::now() + Duration::from_secs(30);
         let stats = loop {
-            let (_, v) = get(uri.clone()).await;
+            let (_, v) = get(&app, &uri).await;
             if v["counts"]["completed"] == 1 {
                 break v;
             }
@@ -263,7 +253,7 @@ fn checkpoints_are_configured_triggered_and_restored_from_over_the_api() {
             }
         }
         let path = latest["external_path"].as_str().expect("path").to_owned();
-        let (_, m) = get(format!(
+        let (_, m) = get(&app, &format!(
             "/api/v1/jobs/{id}/metrics?get=numberOfFailedCheckpoints,lastCheckpointRestoreTimestamp,totalNumberOfCheckpoints"
         ))
         .await;
@@ -272,10 +262,10 @@ fn checkpoints_are_configured_triggered_and_restored_from_over_the_api() {
             { "id": "lastCheckpointRestoreTimestamp", "value": "-1" },
             { "id": "totalNumberOfCheckpoints", "value": "1" },
         ]));
-        call(&app, "PATCH", &format!("/api/v1/jobs/{id}?mode=cancel"), t, Vec::new()).await;
+        cancel(&app, &id).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let (_, v) = get(format!("/api/v1/jobs/{id}")).await;
+            let (_, v) = get(&app, &format!("/api/v1/jobs/{id}")).await;
             if v["state"] == "CANCELED" {
                 break;
             }
@@ -287,12 +277,12 @@ fn checkpoints_are_configured_triggered_and_restored_from_over_the_api() {
         // A new job starts from that checkpoint, named by its path.
         let mut restored = hourly;
         restored["savepointPath"] = json!(path);
-        let (s, v) = submit(restored).await;
+        let (s, v) = submit(&app, &restored).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
         let id2 = v["jobid"].as_str().expect("jobid").to_owned();
         let deadline = Instant::now() + Duration::from_secs(30);
         let c = loop {
-            let (_, c) = get(format!("/api/v1/jobs/{id2}/checkpoints")).await;
+            let (_, c) = get(&app, &format!("/api/v1/jobs/{id2}/checkpoints")).await;
             if c["latest"]["restored"].is_object() {
                 break c;
             }
@@ -302,13 +292,13 @@ fn checkpoints_are_configured_triggered_and_restored_from_over_the_api() {
         assert_eq!(c["latest"]["restored"]["id"], 1, "{c}");
         assert_eq!(c["latest"]["restored"]["external_path"], path.as_str());
         assert_eq!(c["counts"]["restored"], 1);
-        let (_, m) = get(format!(
+        let (_, m) = get(&app, &format!(
             "/api/v1/jobs/{id2}/metrics?get=lastCheckpointRestoreTimestamp"
         ))
         .await;
         let ts: i64 = m[0]["value"].as_str().and_then(|s| s.parse().ok()).unwrap_or(-1);
         assert!(ts > 0, "{m}");
-        call(&app, "PATCH", &format!("/api/v1/jobs/{id2}?mode=cancel"), t, Vec::new()).await;
+        cancel(&app, &id2).await;
     });
 }
 
@@ -440,23 +430,14 @@ fn parallelism_is_overridden_per_node_or_by_default() {
     runtime().block_on(async {
         let dir = tempdir();
         let app = app(dir.path());
-        let t = Some(TOKEN);
-        let wasm = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
-        call(&app, "POST", "/api/v1/bundles?name=count.wasm", t, wasm).await;
+        upload_count(&app).await;
         let mut job = count_job("overrides", 10_000_000);
         job["parallelism"] = json!(2);
         job["parallelismOverrides"] = json!({ "count": 3 });
-        let (s, v) = call(
-            &app,
-            "POST",
-            "/api/v1/jobs",
-            t,
-            job.to_string().into_bytes(),
-        )
-        .await;
+        let (s, v) = submit(&app, &job).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
         let id = v["jobid"].as_str().expect("jobid").to_owned();
-        let (_, d) = call(&app, "GET", &format!("/api/v1/jobs/{id}"), t, Vec::new()).await;
+        let (_, d) = get(&app, &format!("/api/v1/jobs/{id}")).await;
         let p: Vec<u64> = d["vertices"]
             .as_array()
             .expect("vertices")
@@ -464,24 +445,10 @@ fn parallelism_is_overridden_per_node_or_by_default() {
             .filter_map(|v| v["parallelism"].as_u64())
             .collect();
         assert_eq!(p, vec![2, 3, 2], "{d}");
-        call(
-            &app,
-            "PATCH",
-            &format!("/api/v1/jobs/{id}?mode=cancel"),
-            t,
-            Vec::new(),
-        )
-        .await;
+        cancel(&app, &id).await;
         let mut job = count_job("overrides", 10);
         job["parallelismOverrides"] = json!({ "cuont": 3 });
-        let (s, v) = call(
-            &app,
-            "POST",
-            "/api/v1/jobs",
-            t,
-            job.to_string().into_bytes(),
-        )
-        .await;
+        let (s, v) = submit(&app, &job).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
         assert!(error_text(&v).contains("parallelismOverrides.cuont"), "{v}");
     });
@@ -497,18 +464,10 @@ fn job_answers_are_rendered_once_per_cache_ttl() {
             weir::server::AppState::new(&c, dir.path(), TOKEN.to_owned(), false).expect("state");
         let app = weir::server::router(std::sync::Arc::new(state));
         let t = Some(TOKEN);
-        let wasm = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
-        call(&app, "POST", "/api/v1/bundles?name=count.wasm", t, wasm).await;
-        let (_, v) = call(
-            &app,
-            "POST",
-            "/api/v1/jobs",
-            t,
-            count_job("cached", 10_000_000).to_string().into_bytes(),
-        )
-        .await;
+        upload_count(&app).await;
+        let (_, v) = submit(&app, &count_job("cached", 10_000_000)).await;
         let id = v["jobid"].as_str().expect("jobid").to_owned();
-        let (_, first) = call(&app, "GET", &format!("/api/v1/jobs/{id}"), t, Vec::new()).await;
+        let (_, first) = get(&app, &format!("/api/v1/jobs/{id}")).await;
         // Records flow (Prometheus is never cached) ...
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -530,15 +489,8 @@ fn job_answers_are_rendered_once_per_cache_ttl() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         // ... but the detail answer is the one rendered first.
-        let (_, again) = call(&app, "GET", &format!("/api/v1/jobs/{id}"), t, Vec::new()).await;
+        let (_, again) = get(&app, &format!("/api/v1/jobs/{id}")).await;
         assert_eq!(first, again);
-        call(
-            &app,
-            "PATCH",
-            &format!("/api/v1/jobs/{id}?mode=cancel"),
-            t,
-            Vec::new(),
-        )
-        .await;
+        cancel(&app, &id).await;
     });
 }

@@ -100,6 +100,43 @@ async fn client(
     Ok((latencies, errors))
 }
 
+/// CPU seconds each group of this process's threads has used so far:
+/// `api` (the server's tokio threads), `clients` (the load, on the main
+/// thread) and `job` (every other thread), from `/proc/self/task`.
+fn cpu_by_group() -> [f64; 3] {
+    let mut out = [0.0; 3];
+    let ticks = 100.0; // USER_HZ on Linux
+    let main = std::process::id().to_string();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ...`: comm may hold spaces, so split at the
+        // last ')'; utime and stime are the 12th and 13th fields after it.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map_or("", |(_, c)| c);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let cpu = fields.get(11..13).map_or(0.0, |f| {
+            f.iter().filter_map(|v| v.parse::<f64>().ok()).sum::<f64>()
+        }) / ticks;
+        let group = if comm.starts_with("tokio-rt") {
+            0
+        } else if task.file_name().to_str() == Some(main.as_str()) {
+            1
+        } else {
+            2
+        };
+        out[group] += cpu;
+    }
+    out
+}
+
 /// Runs the benchmark and prints its figures.
 pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     if !args.wasm.is_file() {
@@ -172,6 +209,7 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     // lowest priority, so that their own CPU use disturbs the job as
     // little as it can.
     crate::server::lower_thread_priority(19);
+    let cpu_before = cpu_by_group();
     let results = load.block_on(async {
         let tasks: Vec<_> = (0..clients)
             .map(|i| tokio::spawn(client(addr, paths.clone(), until, pause, i)))
@@ -183,6 +221,8 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         out
     });
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_after = cpu_by_group();
+    let cores = |g: usize| (cpu_after[g] - cpu_before[g]) / elapsed;
     let during = measured
         .join()
         .map_err(|_| anyhow::anyhow!("the measuring thread panicked"))?;
@@ -224,7 +264,16 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         "job_records_per_second_unloaded": unloaded,
         "job_records_per_second_loaded": during,
         "job_throughput_ratio": during / unloaded,
+        "cores_used_by_api": cores(0),
+        "cores_used_by_clients": cores(1),
+        "cores_used_by_job": cores(2),
     });
+    println!(
+        "under load, cores used: job {:.2}, API server {:.2}, clients {:.2}",
+        cores(2),
+        cores(0),
+        cores(1)
+    );
     println!(
         "requests/s {:.0}  p50 {:.2} ms  p99 {:.2} ms  max {:.1} ms  non-200 {errors}  failed clients {failed_clients}\njob records/s: {unloaded:.0} without load, {during:.0} with load: ratio {:.3}",
         figures["requests_per_second"].as_f64().unwrap_or(0.0),

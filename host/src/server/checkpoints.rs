@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::roots::Roots;
-use crate::checkpoint::coordinator::CheckpointStats;
+use crate::checkpoint::coordinator::{CheckpointStats, FailedCheckpoint};
 use crate::checkpoint::{CheckpointingMode, Retention, StorageKind};
 use crate::runtime::LiveJob;
 
@@ -52,7 +52,7 @@ pub fn statistics(live: &LiveJob, roots: &Roots) -> Value {
         v["external_path"] = json!(live.last_checkpoint_path);
         v
     });
-    let failed = live.failed_checkpoints.last().map(|f| {
+    let failed = |f: &FailedCheckpoint| {
         json!({
             "id": f.id,
             "status": "FAILED",
@@ -60,7 +60,7 @@ pub fn statistics(live: &LiveJob, roots: &Roots) -> Value {
             "failure_timestamp": f.failure_timestamp,
             "failure_message": roots.redact(&f.reason),
         })
-    });
+    };
     let restored = live.restored.as_ref().map(|r| {
         json!({
             "id": r.id,
@@ -74,18 +74,7 @@ pub fn statistics(live: &LiveJob, roots: &Roots) -> Value {
         .iter()
         .map(|c| (c.id, completed(c)))
         .collect();
-    history.extend(live.failed_checkpoints.iter().map(|f| {
-        (
-            f.id,
-            json!({
-                "id": f.id,
-                "status": "FAILED",
-                "trigger_timestamp": f.trigger_timestamp,
-                "failure_timestamp": f.failure_timestamp,
-                "failure_message": roots.redact(&f.reason),
-            }),
-        )
-    }));
+    history.extend(live.failed_checkpoints.iter().map(|f| (f.id, failed(f))));
     history.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
     let done = live.completed_count;
     json!({
@@ -95,7 +84,12 @@ pub fn statistics(live: &LiveJob, roots: &Roots) -> Value {
             "restored": live.restored_count,
             "total": done + live.failed_count,
         },
-        "latest": { "completed": latest, "failed": failed, "restored": restored, "savepoint": null },
+        "latest": {
+            "completed": latest,
+            "failed": live.failed_checkpoints.last().map(failed),
+            "restored": restored,
+            "savepoint": null,
+        },
         "history": history.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
     })
 }
