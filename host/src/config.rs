@@ -72,6 +72,31 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "run a sink behind a forward edge in its upstream task's thread",
     ),
     (
+        "state.backend.type",
+        "hashmap",
+        "keyed state backend: hashmap (on the heap) or rocksdb (embedded RocksDB, larger than memory)",
+    ),
+    (
+        "state.backend.rocksdb.localdir",
+        "<temp>/weir-rocksdb",
+        "working folder of the RocksDB instances (one per subtask)",
+    ),
+    (
+        "state.backend.rocksdb.block.cache-size",
+        "8mb",
+        "RocksDB block cache per subtask",
+    ),
+    (
+        "state.backend.rocksdb.writebuffer.size",
+        "64mb",
+        "RocksDB memtable size per state",
+    ),
+    (
+        "state.backend.rocksdb.writebuffer.count",
+        "2",
+        "RocksDB memtables per state",
+    ),
+    (
         "weir.state.max-bytes",
         "1gb",
         "most keyed state one operator subtask may hold (hashmap backend)",
@@ -275,6 +300,7 @@ pub const ALIASES: &[(&str, &str)] = &[
         "execution.checkpointing.storage",
     ),
     ("restart-strategy", "restart-strategy.type"),
+    ("state.backend", "state.backend.type"),
 ];
 
 /// The effective configuration of a job.
@@ -292,6 +318,8 @@ pub struct Config {
     pub chaining: bool,
     /// `weir.state.max-bytes`.
     pub state_max_bytes: u64,
+    /// `state.backend.*`.
+    pub backend: BackendConfig,
     /// `weir.sandbox.cache-dir`.
     pub cache_dir: PathBuf,
     /// `weir.batch.size`.
@@ -308,6 +336,52 @@ pub struct Config {
     pub restart: RestartParams,
     /// `rest.*` and `weir.server.*`: the settings of `weir serve`.
     pub server: ServerConfig,
+}
+
+/// Which keyed state backend jobs use, and its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendConfig {
+    /// `state.backend.type`.
+    pub kind: BackendKind,
+    /// `state.backend.rocksdb.localdir`.
+    pub rocksdb_dir: PathBuf,
+    /// `state.backend.rocksdb.block.cache-size`, bytes.
+    pub rocksdb_block_cache: u64,
+    /// `state.backend.rocksdb.writebuffer.size`, bytes.
+    pub rocksdb_write_buffer: u64,
+    /// `state.backend.rocksdb.writebuffer.count`.
+    pub rocksdb_write_buffers: u32,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            kind: BackendKind::HashMap,
+            rocksdb_dir: std::env::temp_dir().join("weir-rocksdb"),
+            rocksdb_block_cache: 8 << 20,
+            rocksdb_write_buffer: 64 << 20,
+            rocksdb_write_buffers: 2,
+        }
+    }
+}
+
+/// `state.backend.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// State on the heap, snapshot by copy.
+    HashMap,
+    /// Embedded RocksDB.
+    RocksDb,
+}
+
+impl BackendKind {
+    /// The name in configuration and in `_metadata`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::HashMap => "hashmap",
+            BackendKind::RocksDb => "rocksdb",
+        }
+    }
 }
 
 /// The settings of `weir serve`.
@@ -403,6 +477,7 @@ impl Default for Config {
             memory_limit: 128 << 20,
             chaining: true,
             state_max_bytes: 1 << 30,
+            backend: BackendConfig::default(),
             cache_dir: default_cache_dir(),
             batch_size: 1024,
             channel_capacity: 16,
@@ -638,6 +713,30 @@ impl Config {
                     .map_err(|_| bad(format!("{value:?} is not true or false")))?
             }
             "weir.state.max-bytes" => self.state_max_bytes = parse_memory(value).map_err(bad)?,
+            "state.backend.type" => {
+                self.backend.kind = match value.trim().to_ascii_lowercase().as_str() {
+                    "hashmap" => BackendKind::HashMap,
+                    "rocksdb" if cfg!(feature = "rocksdb") => BackendKind::RocksDb,
+                    "rocksdb" => {
+                        return Err(bad(
+                            "this weir was built without the `rocksdb` feature".to_owned()
+                        ));
+                    }
+                    _ => return Err(bad(format!("{value:?} is not hashmap or rocksdb"))),
+                }
+            }
+            "state.backend.rocksdb.localdir" => {
+                self.backend.rocksdb_dir = PathBuf::from(value.trim())
+            }
+            "state.backend.rocksdb.block.cache-size" => {
+                self.backend.rocksdb_block_cache = parse_memory(value).map_err(bad)?
+            }
+            "state.backend.rocksdb.writebuffer.size" => {
+                self.backend.rocksdb_write_buffer = parse_memory(value).map_err(bad)?
+            }
+            "state.backend.rocksdb.writebuffer.count" => {
+                self.backend.rocksdb_write_buffers = parse_positive(value).map_err(bad)?
+            }
             "weir.sandbox.cache-dir" => self.cache_dir = PathBuf::from(value),
             "weir.batch.size" => {
                 self.batch_size = parse_at_most(value, MAX_BATCH_SIZE).map_err(bad)? as usize

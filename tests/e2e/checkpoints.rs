@@ -149,13 +149,36 @@ pub(crate) fn next_random(state: &mut u64) -> u64 {
 
 #[test]
 fn output_is_exactly_once_after_ten_sigkills_and_restores() {
+    exactly_once_after_sigkills(10, "");
+}
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn rocksdb_state_is_exactly_once_after_sigkills_and_restores() {
+    exactly_once_after_sigkills(4, "state.backend.type: rocksdb");
+}
+
+/// Runs the checkpointed count with `extra` config, kills it with SIGKILL
+/// `kills` times at random moments, restores it from its newest checkpoint
+/// each time, and compares the committed output with an uninterrupted run.
+fn exactly_once_after_sigkills(kills_wanted: u32, extra: &str) {
     let (count, keys) = (400_000, 2_000);
     let dir = tempdir();
     let job = dir.path().join("job.yaml");
+    let rocksdb_dir = dir.path().join("rocksdb");
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "{extra}\nstate.backend.rocksdb.localdir: {}",
+            q(&rocksdb_dir.display().to_string())
+        )
+    };
     let spec = CountJob {
         count,
         keys,
         rate: Some(40_000),
+        extra: &extra,
         ..CountJob::default()
     };
     std::fs::write(&job, spec.yaml(dir.path())).expect("write spec");
@@ -166,7 +189,7 @@ fn output_is_exactly_once_after_ten_sigkills_and_restores() {
     eprintln!("kill schedule seed: {seed}");
     let mut kills = 0;
     let mut restored_from: Vec<u64> = Vec::new();
-    while kills < 10 {
+    while kills < kills_wanted {
         let from = latest_checkpoint(dir.path());
         if let Some((id, _)) = &from {
             restored_from.push(*id);
@@ -195,10 +218,20 @@ fn output_is_exactly_once_after_ten_sigkills_and_restores() {
         "{restored_from:?}"
     );
     assert!(
-        restored_from.len() >= 8,
+        restored_from.len() as u32 >= kills_wanted - 2,
         "checkpoints completed: {restored_from:?}"
     );
     let (last_id, last) = latest_checkpoint(dir.path()).expect("a checkpoint");
+    let backend = if extra.contains("rocksdb") {
+        "rocksdb"
+    } else {
+        "hashmap"
+    };
+    let point = weir::checkpoint::restore::RestorePoint::open(&last).expect("open");
+    assert_eq!(
+        point.metadata.backend, backend,
+        "taken by the configured backend"
+    );
     let out = spawn(&job, Some(&last))
         .wait_with_output()
         .expect("final run");
@@ -207,7 +240,7 @@ fn output_is_exactly_once_after_ten_sigkills_and_restores() {
         "restored run failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(last_id > 10, "ids continue: {last_id}");
+    assert!(u64::from(kills_wanted) < last_id, "ids continue: {last_id}");
     let folder = dir.path().join("out");
     assert_eq!(hidden_files(&folder), Vec::<String>::new());
     let got = sorted_output(&folder);
@@ -419,6 +452,25 @@ fn a_bad_restore_is_refused_with_a_clear_error() {
     );
     let (code, err) = restore_cli(d, &renamed, &chk, &["-n"]);
     assert_eq!(code, 0, "{err}");
+
+    // Another state backend: refused, pointing to savepoints.
+    if cfg!(feature = "rocksdb") {
+        let rocks = base.replace(
+            "  execution.checkpointing.interval",
+            &format!(
+                "  state.backend.type: rocksdb\n  state.backend.rocksdb.localdir: {}\n  execution.checkpointing.interval",
+                q(&d.join("rocksdb").display().to_string())
+            ),
+        );
+        let (code, err) = restore_cli(d, &rocks, &chk, &[]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("state.backend.type hashmap")
+                && err.contains("rocksdb")
+                && err.contains("savepoint"),
+            "{err}"
+        );
+    }
 
     // Another max parallelism.
     let other = base.replace(

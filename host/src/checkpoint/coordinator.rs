@@ -601,7 +601,7 @@ impl<'a> Coordinator<'a> {
                 super::CheckpointingMode::ExactlyOnce => "EXACTLY_ONCE".into(),
                 super::CheckpointingMode::AtLeastOnce => "AT_LEAST_ONCE".into(),
             },
-            backend: "hashmap".into(),
+            backend: graph.config.backend.kind.name().into(),
             is_final,
             operators,
         };

@@ -54,6 +54,16 @@ pub enum RestoreError {
         /// The job's.
         job: u32,
     },
+    /// The checkpoint was taken with another state backend.
+    #[error(
+        "the checkpoint was taken with state.backend.type {checkpoint}, but the job uses {job}; a checkpoint restores only into its own backend (switching backends will go through a savepoint, which is backend-independent)"
+    )]
+    Backend {
+        /// The checkpoint's.
+        checkpoint: String,
+        /// The job's.
+        job: String,
+    },
     /// State whose uid is not in the job, without `--allow-non-restored-state`.
     #[error(
         "the checkpoint has state for uid(s) {} that the job does not have; pass -n (--allow-non-restored-state) to skip it",
@@ -119,9 +129,17 @@ impl RestorePoint {
         })
     }
 
-    /// Checks that `graph` can restore this checkpoint: the same max
-    /// parallelism, and every uid present unless `allow_non_restored`.
+    /// Checks that `graph` can restore this checkpoint: the same state
+    /// backend (for a checkpoint), the same max parallelism, and every uid
+    /// present unless `allow_non_restored`.
     pub fn check(&self, graph: &JobGraph, allow_non_restored: bool) -> Result<(), RestoreError> {
+        let backend = graph.config.backend.kind.name();
+        if self.metadata.kind != "savepoint" && self.metadata.backend != backend {
+            return Err(RestoreError::Backend {
+                checkpoint: self.metadata.backend.clone(),
+                job: backend.to_owned(),
+            });
+        }
         if self.metadata.max_parallelism != graph.max_parallelism {
             return Err(RestoreError::MaxParallelism {
                 checkpoint: self.metadata.max_parallelism,

@@ -166,6 +166,8 @@ pub struct RunOptions {
 
 /// What one attempt of a job shares with its tasks.
 struct Attempt<'a> {
+    /// Where this job's embedded state backends keep their working files.
+    state_dir: std::path::PathBuf,
     hub: Option<Arc<CheckpointHub>>,
     restore: Option<&'a RestorePoint>,
     /// Per node: the first part number of a transactional file sink.
@@ -296,6 +298,7 @@ pub fn run_job(
             &components,
             options,
             control,
+            &job_id,
             storage.as_ref().map(|s| (s, job_id.as_str(), &completed)),
             restore.as_ref(),
             &mut next_id,
@@ -406,6 +409,7 @@ fn run_attempt(
     components: &[Option<LoadedComponent>],
     options: &RunOptions,
     control: &JobControl,
+    job_id: &str,
     checkpoints: Option<(&CheckpointStorage, &str, &Mutex<Vec<CompletedCheckpoint>>)>,
     restore: Option<&RestorePoint>,
     next_id: &mut u64,
@@ -440,6 +444,7 @@ fn run_attempt(
         }
     }
     let attempt = Attempt {
+        state_dir: graph.config.backend.rocksdb_dir.join(job_id),
         hub: hub.clone(),
         restore,
         first_parts,
@@ -864,9 +869,13 @@ fn run_task(
                 .ok_or_else(|| TaskFailure::Internal("operator without a component".into()))?;
             let mut timers = None;
             let keyed = if graph.is_keyed(n) {
-                let limit = usize::try_from(graph.config.state_max_bytes).unwrap_or(usize::MAX);
-                let mut backend: Box<dyn KeyedStateBackend> =
-                    Box::new(HashMapBackend::with_limit(keyed_range(), limit));
+                let dir = attempt
+                    .state_dir
+                    .join(crate::checkpoint::coordinator::keyed_file_name(
+                        n, &node.uid, subtask,
+                    ))
+                    .with_extension("db");
+                let mut backend = crate::state::open_backend(&graph.config, &dir, keyed_range())?;
                 timers = Some(restore_keyed(backend.as_mut())?);
                 Some((backend, graph.max_parallelism))
             } else {

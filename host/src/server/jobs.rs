@@ -175,6 +175,7 @@ pub struct SubmitRequest {
 const SERVER_KEYS: &[&str] = &[
     "state.checkpoints.dir",
     "state.savepoints.dir",
+    "state.backend.rocksdb.localdir",
     "weir.sandbox.cache-dir",
 ];
 

@@ -13,6 +13,18 @@ macro_rules! state_conformance_tests {
             ($new)(KeyGroupRange { start: 10, end: 19 })
         }
 
+        fn backend_for(range: KeyGroupRange) -> impl KeyedStateBackend {
+            ($new)(range)
+        }
+
+        fn at_key(key: &[u8], mp: u32) -> StateKey<'_> {
+            StateKey {
+                key_group: $crate::keygroup::key_group(key, mp),
+                key,
+                namespace: b"",
+            }
+        }
+
         fn at<'a>(kg: u32, key: &'a [u8], ns: &'a [u8]) -> StateKey<'a> {
             StateKey {
                 key_group: kg,
@@ -179,6 +191,65 @@ macro_rules! state_conformance_tests {
                 b.value_put(s, at(20, b"k", b""), b"x"),
                 Err(StateError::KeyGroupOutOfRange { key_group: 20, .. })
             ));
+        }
+
+        #[test]
+        fn a_snapshot_restores_at_another_parallelism() {
+            let mp = 16;
+            let mut b = backend_for(KeyGroupRange { start: 0, end: 15 });
+            let count = b.register("count", StateKind::Value).expect("register");
+            let seen = b.register("seen", StateKind::List).expect("register");
+            let attrs = b.register("attrs", StateKind::Map).expect("register");
+            let mut timers = $crate::timers::TimerService::default();
+            for i in 0..200u32 {
+                let key = format!("k{i}");
+                let a = at_key(key.as_bytes(), mp);
+                b.value_put(count, a, &i.to_le_bytes()).expect("put");
+                b.list_add(seen, a, b"x").expect("add");
+                b.map_put(attrs, a, b"i", key.as_bytes()).expect("map");
+                timers.register(
+                    $crate::timers::Domain::EventTime,
+                    $crate::timers::TimerEntry {
+                        time: i64::from(i),
+                        key: key.into_bytes(),
+                        namespace: b"w".to_vec(),
+                    },
+                );
+            }
+            let snap = $crate::state::snapshot::encode(&b, &timers, mp);
+            let handle = snap.handle("f".into());
+            $crate::state::snapshot::verify(&snap.bytes, &handle).expect("verify");
+            // Two new subtasks split the 16 key groups.
+            let mut total = 0;
+            let mut total_timers = 0;
+            for range in [
+                KeyGroupRange { start: 0, end: 7 },
+                KeyGroupRange { start: 8, end: 15 },
+            ] {
+                let mut nb = backend_for(range);
+                let mut nt = $crate::timers::TimerService::default();
+                total += $crate::state::snapshot::restore(&snap.bytes, &handle, &mut nb, &mut nt)
+                    .expect("restore");
+                total_timers += nt.len();
+                let c = nb.register("count", StateKind::Value).expect("same id");
+                let l = nb.register("seen", StateKind::List).expect("same id");
+                let m = nb.register("attrs", StateKind::Map).expect("same id");
+                for i in 0..200u32 {
+                    let key = format!("k{i}");
+                    let a = at_key(key.as_bytes(), mp);
+                    if range.contains(a.key_group) {
+                        let v = nb.value_get(c, a).expect("get").map(|v| v.to_vec());
+                        assert_eq!(v, Some(i.to_le_bytes().to_vec()));
+                        assert_eq!(nb.list_get(l, a).expect("list"), vec![b"x".to_vec()]);
+                        assert_eq!(
+                            nb.map_get(m, a, b"i").expect("map").as_deref(),
+                            Some(key.as_bytes())
+                        );
+                    }
+                }
+            }
+            assert_eq!(total, 600);
+            assert_eq!(total_timers, 200);
         }
     };
 }

@@ -6,13 +6,16 @@
 //! parallelism. Values are opaque bytes: the guest SDK encodes them.
 //!
 //! This module imports no backend; each backend lives in its own module and
-//! is named for its engine (`hashmap` now, `rocksdb` later). One conformance
-//! suite (`conformance.rs`) runs against every backend.
+//! is named for its engine (`hashmap`, and `rocksdb` behind the default-on
+//! cargo feature of that name). One conformance suite (`conformance.rs`)
+//! runs against every backend.
 
 #[cfg(test)]
 mod conformance;
 mod hashmap;
 pub mod operator_state;
+#[cfg(feature = "rocksdb")]
+pub mod rocksdb;
 pub mod snapshot;
 
 use std::borrow::Cow;
@@ -127,6 +130,9 @@ pub enum StateError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The storage engine failed (RocksDB: an I/O error, a damaged file).
+    #[error("state storage: {0}")]
+    Storage(String),
     /// A key whose key group this backend does not own (a routing bug).
     #[error("key group {key_group} is outside this subtask's range {}..={}", range.start, range.end)]
     KeyGroupOutOfRange {
@@ -135,6 +141,38 @@ pub enum StateError {
         /// The owned range.
         range: KeyGroupRange,
     },
+}
+
+/// Opens the keyed state backend `config` names for one subtask owning
+/// `range`; an embedded backend works in folder `dir`.
+pub fn open_backend(
+    config: &crate::config::Config,
+    dir: &std::path::Path,
+    range: KeyGroupRange,
+) -> Result<Box<dyn KeyedStateBackend>, StateError> {
+    use crate::config::BackendKind;
+    match config.backend.kind {
+        BackendKind::HashMap => {
+            let limit = usize::try_from(config.state_max_bytes).unwrap_or(usize::MAX);
+            Ok(Box::new(HashMapBackend::with_limit(range, limit)))
+        }
+        #[cfg(feature = "rocksdb")]
+        BackendKind::RocksDb => {
+            let b = &config.backend;
+            let options = rocksdb::RocksDbOptions {
+                block_cache_bytes: usize::try_from(b.rocksdb_block_cache).unwrap_or(usize::MAX),
+                write_buffer_bytes: usize::try_from(b.rocksdb_write_buffer).unwrap_or(usize::MAX),
+                write_buffer_count: i32::try_from(b.rocksdb_write_buffers).unwrap_or(i32::MAX),
+            };
+            Ok(Box::new(rocksdb::RocksDbBackend::open(
+                dir, range, options,
+            )?))
+        }
+        #[cfg(not(feature = "rocksdb"))]
+        BackendKind::RocksDb => Err(StateError::Storage(
+            "this weir was built without the `rocksdb` feature".into(),
+        )),
+    }
 }
 
 /// Keyed state of one subtask of one operator, for the key groups it owns.

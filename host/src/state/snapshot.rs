@@ -455,57 +455,6 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_restores_at_another_parallelism() {
-        let mp = 16;
-        let mut b = HashMapBackend::new(KeyGroupRange { start: 0, end: 15 });
-        let count = b.register("count", StateKind::Value).expect("register");
-        let seen = b.register("seen", StateKind::List).expect("register");
-        let attrs = b.register("attrs", StateKind::Map).expect("register");
-        let mut timers = TimerService::default();
-        for i in 0..200u32 {
-            let key = format!("k{i}");
-            let a = at(key.as_bytes(), mp);
-            b.value_put(count, a, &i.to_le_bytes()).expect("put");
-            b.list_add(seen, a, b"x").expect("add");
-            b.map_put(attrs, a, b"i", key.as_bytes()).expect("map");
-            timers.register(
-                Domain::EventTime,
-                TimerEntry {
-                    time: i64::from(i),
-                    key: key.into_bytes(),
-                    namespace: b"w".to_vec(),
-                },
-            );
-        }
-        let snap = encode(&b, &timers, mp);
-        let handle = snap.handle("f".into());
-        verify(&snap.bytes, &handle).expect("verify");
-        // Two new subtasks split the 16 key groups.
-        let mut total = 0;
-        let mut total_timers = 0;
-        for range in [
-            KeyGroupRange { start: 0, end: 7 },
-            KeyGroupRange { start: 8, end: 15 },
-        ] {
-            let mut nb = HashMapBackend::new(range);
-            let mut nt = TimerService::default();
-            total += restore(&snap.bytes, &handle, &mut nb, &mut nt).expect("restore");
-            total_timers += nt.len();
-            let c = nb.register("count", StateKind::Value).expect("same id");
-            for i in 0..200u32 {
-                let key = format!("k{i}");
-                let a = at(key.as_bytes(), mp);
-                if range.contains(a.key_group) {
-                    let v = nb.value_get(c, a).expect("get").map(|v| v.to_vec());
-                    assert_eq!(v, Some(i.to_le_bytes().to_vec()));
-                }
-            }
-        }
-        assert_eq!(total, 600);
-        assert_eq!(total_timers, 200);
-    }
-
-    #[test]
     fn damage_is_detected() {
         let mut b = HashMapBackend::new(KeyGroupRange { start: 0, end: 3 });
         let s = b.register("s", StateKind::Value).expect("register");
