@@ -52,6 +52,11 @@ impl Default for RocksDbOptions {
     }
 }
 
+/// Hint of a value read as present.
+const EXISTED: usize = 1;
+/// Hint of a value read as absent.
+const ABSENT: usize = 0;
+
 /// The name of the list-append merge operator, stored in RocksDB's options.
 const LIST_APPEND: &str = "weir-list-append";
 
@@ -251,6 +256,11 @@ impl RocksDbBackend {
     }
 
     fn exists(&self, cf: &ColumnFamily, key: &[u8]) -> Result<bool, StateError> {
+        // The bloom filters and the memtable answer "surely not" without
+        // reading a block, which is the common answer for a new key.
+        if !self.db.key_may_exist_cf(cf, key) {
+            return Ok(false);
+        }
         Ok(self.db.get_pinned_cf(cf, key).map_err(storage)?.is_some())
     }
 
@@ -374,6 +384,64 @@ impl KeyedStateBackend for RocksDbBackend {
         let cf = self.cf(state, StateKind::Value)?;
         let v = self.db.get_pinned_cf(cf, entry_key(&at)).map_err(storage)?;
         Ok(v.map(|v| Cow::Owned(v.to_vec())))
+    }
+
+    /// The hint says whether the entry existed when it was read
+    /// ([`EXISTED`]) or not ([`ABSENT`]), so that writing it back needs no
+    /// second read to keep the entry count.
+    fn value_get_hinted(
+        &self,
+        state: StateId,
+        at: StateKey<'_>,
+    ) -> Result<super::HintedValue<'_>, StateError> {
+        let value = self.value_get(state, at)?;
+        let hint = if value.is_some() { EXISTED } else { ABSENT };
+        Ok((value, Some(hint)))
+    }
+
+    /// One `multi_get` for the whole batch.
+    fn value_get_many(
+        &self,
+        state: StateId,
+        keys: &[(u32, &[u8])],
+        visit: &mut super::ValueVisitor<'_>,
+    ) -> Result<(), StateError> {
+        let cf = self.cf(state, StateKind::Value)?;
+        let mut encoded = Vec::with_capacity(keys.len());
+        for &(key_group, key) in keys {
+            let at = StateKey {
+                key_group,
+                key,
+                namespace: &[],
+            };
+            self.check(&at)?;
+            encoded.push(entry_key(&at));
+        }
+        for value in self.db.batched_multi_get_cf(cf, &encoded, false) {
+            let value = value.map_err(storage)?;
+            let hint = if value.is_some() { EXISTED } else { ABSENT };
+            visit(value.as_deref(), Some(hint));
+        }
+        Ok(())
+    }
+
+    fn value_put_hinted(
+        &mut self,
+        state: StateId,
+        at: StateKey<'_>,
+        value: &[u8],
+        hint: Option<usize>,
+    ) -> Result<(), StateError> {
+        // An entry read as existing is trusted to exist still (the write
+        // goes to its key whatever the hint); any other hint is checked.
+        if hint != Some(EXISTED) {
+            return self.value_put(state, at, value);
+        }
+        self.check(&at)?;
+        let cf = self.cf(state, StateKind::Value)?;
+        self.db
+            .put_cf_opt(cf, entry_key(&at), value, &self.write)
+            .map_err(storage)
     }
 
     fn value_put(
