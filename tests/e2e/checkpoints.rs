@@ -241,6 +241,14 @@ fn exactly_once_after_sigkills(kills_wanted: u32, extra: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(u64::from(kills_wanted) < last_id, "ids continue: {last_id}");
+    if backend == "rocksdb" {
+        // The killed runs' working folders were swept by the later runs,
+        // and the last run removed its own.
+        let left: Vec<_> = std::fs::read_dir(&rocksdb_dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "left in the RocksDB folder: {left:?}");
+    }
     let folder = dir.path().join("out");
     assert_eq!(hidden_files(&folder), Vec::<String>::new());
     let got = sorted_output(&folder);

@@ -257,6 +257,20 @@ pub fn run_job(
     }
     let cp = &graph.config.checkpoint;
     let job_id = options.job_id.clone().unwrap_or_else(new_job_id);
+    // The working folder of embedded state backends, held while the job
+    // runs and removed after it (and swept after a crash).
+    let _state_folder = match graph.config.backend.kind {
+        crate::config::BackendKind::RocksDb => Some(
+            crate::state::workdir::JobFolder::claim(&graph.config.backend.rocksdb_dir, &job_id)
+                .map_err(|e| {
+                    JobError::Storage(crate::checkpoint::storage::StorageError {
+                        path: graph.config.backend.rocksdb_dir.display().to_string(),
+                        message: e.to_string(),
+                    })
+                })?,
+        ),
+        crate::config::BackendKind::HashMap => None,
+    };
     // A relative checkpoint folder lies beside the spec, like the
     // sources' and sinks' paths.
     let storage = match cp.interval {

@@ -17,6 +17,7 @@ pub mod operator_state;
 #[cfg(feature = "rocksdb")]
 pub mod rocksdb;
 pub mod snapshot;
+pub mod workdir;
 
 use std::borrow::Cow;
 use std::fmt;
