@@ -195,6 +195,12 @@ impl RocksDbBackend {
         cf_options.set_write_buffer_size(options.write_buffer_bytes);
         cf_options.set_max_write_buffer_number(options.write_buffer_count.max(2));
         cf_options.set_merge_operator_associative(LIST_APPEND, list_append);
+        // A value written again while it is still in the memtable replaces
+        // the old one in place instead of adding a version: a keyed count
+        // updates the same keys over and over, and without this the skip
+        // list grows by one entry per update and dominates the profile.
+        cf_options.set_inplace_update_support(true);
+        cf_options.set_allow_concurrent_memtable_write(false);
         let mut db_options = cf_options.clone();
         db_options.create_if_missing(true);
         db_options.create_missing_column_families(true);
