@@ -295,16 +295,8 @@ impl HashMapBackend {
 
 impl KeyedStateBackend for HashMapBackend {
     fn register(&mut self, name: &str, kind: StateKind) -> Result<StateId, StateError> {
-        if let Some(i) = self.states.iter().position(|(n, _)| n == name) {
-            let declared = self.states[i].1;
-            if declared != kind {
-                return Err(StateError::KindConflict {
-                    name: name.to_owned(),
-                    declared,
-                    requested: kind,
-                });
-            }
-            return Ok(i as StateId);
+        if let Some(id) = super::declared_id(&self.states, name, kind)? {
+            return Ok(id);
         }
         self.states.push((name.to_owned(), kind));
         Ok((self.states.len() - 1) as StateId)

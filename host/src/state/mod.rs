@@ -144,6 +144,28 @@ pub enum StateError {
     },
 }
 
+/// The id of state `name` among `declared`, if it is declared already
+/// (with `kind`; another kind is an error). Every backend's `register`
+/// starts here.
+pub(crate) fn declared_id(
+    declared: &[(String, StateKind)],
+    name: &str,
+    kind: StateKind,
+) -> Result<Option<StateId>, StateError> {
+    let Some(i) = declared.iter().position(|(n, _)| n == name) else {
+        return Ok(None);
+    };
+    let existing = declared[i].1;
+    if existing != kind {
+        return Err(StateError::KindConflict {
+            name: name.to_owned(),
+            declared: existing,
+            requested: kind,
+        });
+    }
+    Ok(Some(i as StateId))
+}
+
 /// Opens the keyed state backend `config` names for one subtask owning
 /// `range`; an embedded backend works in folder `dir`.
 pub fn open_backend(

@@ -132,6 +132,14 @@ fn storage(e: rocksdb::Error) -> StateError {
     StateError::Storage(e.into_string())
 }
 
+/// How [`RocksDbBackend::write_counted`] writes an entry.
+enum Write<'a> {
+    /// Replaces the value.
+    Put(&'a [u8]),
+    /// Merges an operand into it (list append).
+    Merge(Vec<u8>),
+}
+
 /// Keyed state of one subtask in an embedded RocksDB.
 pub struct RocksDbBackend {
     db: DB,
@@ -270,6 +278,28 @@ impl RocksDbBackend {
         Ok(self.db.get_pinned_cf(cf, key).map_err(storage)?.is_some())
     }
 
+    /// Writes the entry at `at` of `state` and counts it if it is new.
+    fn write_counted(
+        &mut self,
+        state: StateId,
+        kind: StateKind,
+        at: &StateKey<'_>,
+        write: Write<'_>,
+    ) -> Result<(), StateError> {
+        let cf = self.cf(state, kind)?;
+        let key = entry_key(at);
+        let new = !self.exists(cf, &key)?;
+        match write {
+            Write::Put(v) => self.db.put_cf_opt(cf, &key, v, &self.write),
+            Write::Merge(v) => self.db.merge_cf_opt(cf, &key, v, &self.write),
+        }
+        .map_err(storage)?;
+        if new {
+            self.entries += 1;
+        }
+        Ok(())
+    }
+
     /// Whether any RocksDB key in `cf` starts with `prefix`.
     fn any_with_prefix(&self, cf: &ColumnFamily, prefix: &[u8]) -> Result<bool, StateError> {
         let mut it = self.db.raw_iterator_cf(cf);
@@ -306,16 +336,8 @@ impl RocksDbBackend {
 
 impl KeyedStateBackend for RocksDbBackend {
     fn register(&mut self, name: &str, kind: StateKind) -> Result<StateId, StateError> {
-        if let Some(i) = self.states.iter().position(|(n, _)| n == name) {
-            let declared = self.states[i].1;
-            if declared != kind {
-                return Err(StateError::KindConflict {
-                    name: name.to_owned(),
-                    declared,
-                    requested: kind,
-                });
-            }
-            return Ok(i as StateId);
+        if let Some(id) = super::declared_id(&self.states, name, kind)? {
+            return Ok(id);
         }
         self.db
             .create_cf(Self::cf_name(name), &self.cf_options)
@@ -457,16 +479,7 @@ impl KeyedStateBackend for RocksDbBackend {
         value: &[u8],
     ) -> Result<(), StateError> {
         self.check(&at)?;
-        let cf = self.cf(state, StateKind::Value)?;
-        let key = entry_key(&at);
-        let new = !self.exists(cf, &key)?;
-        self.db
-            .put_cf_opt(cf, &key, value, &self.write)
-            .map_err(storage)?;
-        if new {
-            self.entries += 1;
-        }
-        Ok(())
+        self.write_counted(state, StateKind::Value, &at, Write::Put(value))
     }
 
     fn list_get(&self, state: StateId, at: StateKey<'_>) -> Result<Vec<Vec<u8>>, StateError> {
@@ -485,18 +498,9 @@ impl KeyedStateBackend for RocksDbBackend {
         value: &[u8],
     ) -> Result<(), StateError> {
         self.check(&at)?;
-        let cf = self.cf(state, StateKind::List)?;
-        let key = entry_key(&at);
-        let new = !self.exists(cf, &key)?;
         let mut element = Vec::with_capacity(4 + value.len());
         put_len_prefixed(&mut element, value);
-        self.db
-            .merge_cf_opt(cf, &key, element, &self.write)
-            .map_err(storage)?;
-        if new {
-            self.entries += 1;
-        }
-        Ok(())
+        self.write_counted(state, StateKind::List, &at, Write::Merge(element))
     }
 
     fn list_set(
@@ -509,20 +513,11 @@ impl KeyedStateBackend for RocksDbBackend {
         if values.is_empty() {
             return self.clear(state, at);
         }
-        let cf = self.cf(state, StateKind::List)?;
-        let key = entry_key(&at);
-        let new = !self.exists(cf, &key)?;
         let mut encoded = Vec::new();
         for v in &values {
             put_len_prefixed(&mut encoded, v);
         }
-        self.db
-            .put_cf_opt(cf, &key, encoded, &self.write)
-            .map_err(storage)?;
-        if new {
-            self.entries += 1;
-        }
-        Ok(())
+        self.write_counted(state, StateKind::List, &at, Write::Put(&encoded))
     }
 
     fn map_get(
