@@ -54,6 +54,10 @@ pub struct BenchArgs {
     /// `checkpointing`: key counts whose restore time is measured.
     #[arg(long, default_value = "100000,10000000", value_delimiter = ',')]
     pub restore_keys: Vec<u64>,
+    /// The keyed state backend of the WASM runs: `hashmap` or `rocksdb`
+    /// (the native count always uses the hashmap).
+    #[arg(long, default_value = "hashmap")]
+    pub backend: String,
     /// `api`: concurrent HTTP clients.
     #[arg(long, default_value_t = 200)]
     pub clients: usize,
@@ -199,9 +203,10 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe().context("cannot find the weir binary")?;
     eprintln!(
-        "keyed-count: {} records, {} keys, hashmap backend, discard sink; machine: {} cores",
+        "keyed-count: {} records, {} keys, {} backend, discard sink; machine: {} cores",
         args.records,
         args.keys,
+        args.backend,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     // Warm the component cache so no measurement pays for compilation.
@@ -260,6 +265,7 @@ pub(crate) fn spawn_child(
     let out = Command::new(exe)
         .args(["bench", "keyed-count", "--child", which])
         .args(["--checkpoint-interval", &interval])
+        .args(["--backend", &args.backend])
         .args([
             "--records",
             &args.records.to_string(),
@@ -290,6 +296,10 @@ fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
     let mut config = config.clone();
     config.progress_interval = Duration::ZERO;
     let scratch = tempfile::tempdir().context("cannot make a scratch folder")?;
+    config
+        .set("state.backend.type", &args.backend)
+        .context("--backend")?;
+    config.backend.rocksdb_dir = scratch.path().join("rocksdb");
     if which == "wasm-checkpointed" {
         config.checkpoint.interval = Some(args.checkpoint_interval);
         config.checkpoint.dir = scratch.path().join("checkpoints");
