@@ -97,6 +97,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "RocksDB memtables per state",
     ),
     (
+        "state.backend.rocksdb.write-cache.size",
+        "32mb",
+        "value-state writes per subtask held in memory and written to RocksDB in one batch (Weir's own; 0: none)",
+    ),
+    (
         "weir.state.max-bytes",
         "1gb",
         "most keyed state one operator subtask may hold (hashmap backend)",
@@ -351,6 +356,8 @@ pub struct BackendConfig {
     pub rocksdb_write_buffer: u64,
     /// `state.backend.rocksdb.writebuffer.count`.
     pub rocksdb_write_buffers: u32,
+    /// `state.backend.rocksdb.write-cache.size`, bytes.
+    pub rocksdb_write_cache: u64,
 }
 
 impl Default for BackendConfig {
@@ -361,6 +368,7 @@ impl Default for BackendConfig {
             rocksdb_block_cache: 8 << 20,
             rocksdb_write_buffer: 64 << 20,
             rocksdb_write_buffers: 2,
+            rocksdb_write_cache: 32 << 20,
         }
     }
 }
@@ -733,6 +741,9 @@ impl Config {
             }
             "state.backend.rocksdb.writebuffer.size" => {
                 self.backend.rocksdb_write_buffer = parse_memory(value).map_err(bad)?
+            }
+            "state.backend.rocksdb.write-cache.size" => {
+                self.backend.rocksdb_write_cache = parse_memory(value).map_err(bad)?
             }
             "state.backend.rocksdb.writebuffer.count" => {
                 self.backend.rocksdb_write_buffers = parse_positive(value).map_err(bad)?

@@ -186,6 +186,7 @@ pub fn open_backend(
                 block_cache_bytes: usize::try_from(b.rocksdb_block_cache).unwrap_or(usize::MAX),
                 write_buffer_bytes: usize::try_from(b.rocksdb_write_buffer).unwrap_or(usize::MAX),
                 write_buffer_count: i32::try_from(b.rocksdb_write_buffers).unwrap_or(i32::MAX),
+                write_cache_bytes: usize::try_from(b.rocksdb_write_cache).unwrap_or(usize::MAX),
             };
             Ok(Box::new(rocksdb::RocksDbBackend::open(
                 dir, range, options,

@@ -17,7 +17,8 @@
 //! buffers (memtables) of each column family.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rocksdb::{
@@ -39,6 +40,9 @@ pub struct RocksDbOptions {
     pub write_buffer_bytes: usize,
     /// Memtables per column family (`state.backend.rocksdb.writebuffer.count`).
     pub write_buffer_count: i32,
+    /// Value-state writes held in memory before they go to RocksDB in one
+    /// batch (`state.backend.rocksdb.write-cache.size`; 0: none).
+    pub write_cache_bytes: usize,
 }
 
 impl Default for RocksDbOptions {
@@ -48,6 +52,7 @@ impl Default for RocksDbOptions {
             block_cache_bytes: 8 << 20,
             write_buffer_bytes: 64 << 20,
             write_buffer_count: 2,
+            write_cache_bytes: 32 << 20,
         }
     }
 }
@@ -125,6 +130,9 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// Cached value-state writes: (state, RocksDB key) to value.
+type WriteCache = HashMap<(StateId, Vec<u8>), Vec<u8>>;
+
 /// A map being gathered from its entries: (key, namespace, entries).
 type GatheredMap = (Vec<u8>, Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>);
 
@@ -149,6 +157,13 @@ pub struct RocksDbBackend {
     write: WriteOptions,
     /// (state, key, namespace) entries held, kept exact.
     entries: usize,
+    /// Value-state writes not yet in RocksDB, by (state, RocksDB key): a
+    /// key updated many times between flushes is written once. Flushed as
+    /// one batch when it outgrows `write_cache_limit` and before every
+    /// snapshot scan.
+    dirty: RefCell<WriteCache>,
+    dirty_bytes: Cell<usize>,
+    write_cache_limit: usize,
     /// Removes the working folder once `db` (declared first, so dropped
     /// first) has closed.
     _folder: RemoveOnDrop,
@@ -222,18 +237,31 @@ impl RocksDbBackend {
             cf_options,
             write,
             entries: 0,
+            dirty: RefCell::default(),
+            dirty_bytes: Cell::new(0),
+            write_cache_limit: options.write_cache_bytes,
             _folder: RemoveOnDrop(dir.to_path_buf()),
         })
     }
 
-    /// An instance in a fresh temporary folder, removed with it.
+    /// An instance with default options in a fresh temporary folder,
+    /// removed with it.
     pub fn temporary(range: KeyGroupRange) -> Result<Self, StateError> {
+        Self::temporary_with(range, RocksDbOptions::default())
+    }
+
+    /// An instance with `options` in a fresh temporary folder, removed
+    /// with it.
+    pub fn temporary_with(
+        range: KeyGroupRange,
+        options: RocksDbOptions,
+    ) -> Result<Self, StateError> {
         let dir = tempfile::Builder::new()
             .prefix("weir-rocksdb-")
             .tempdir()
             .map_err(|e| StateError::Storage(format!("no temporary folder: {e}")))?
             .keep();
-        Self::open(&dir, range, RocksDbOptions::default())
+        Self::open(&dir, range, options)
     }
 
     fn cf_name(name: &str) -> String {
@@ -276,6 +304,69 @@ impl RocksDbBackend {
             return Ok(false);
         }
         Ok(self.db.get_pinned_cf(cf, key).map_err(storage)?.is_some())
+    }
+
+    /// Writes every cached value-state write to RocksDB in one batch.
+    fn flush(&self) -> Result<(), StateError> {
+        let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
+        self.dirty_bytes.set(0);
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        let mut batch = rocksdb::WriteBatch::default();
+        for ((state, key), value) in &dirty {
+            let cf = self.cf(*state, StateKind::Value)?;
+            batch.put_cf(cf, key, value);
+        }
+        self.db.write_opt(batch, &self.write).map_err(storage)
+    }
+
+    /// A cached write of value state, if there is one.
+    fn cached(&self, state: StateId, key: &[u8]) -> Option<Vec<u8>> {
+        if self.write_cache_limit == 0 {
+            return None;
+        }
+        self.dirty.borrow().get(&(state, key.to_vec())).cloned()
+    }
+
+    /// Writes value state through the cache; `existed` says whether the
+    /// entry existed before (`None`: find out).
+    fn put_value(
+        &mut self,
+        state: StateId,
+        at: &StateKey<'_>,
+        value: &[u8],
+        existed: Option<bool>,
+    ) -> Result<(), StateError> {
+        self.check(at)?;
+        let cf = self.cf(state, StateKind::Value)?;
+        let key = entry_key(at);
+        if self.write_cache_limit == 0 {
+            let new = match existed {
+                Some(e) => !e,
+                None => !self.exists(cf, &key)?,
+            };
+            self.db
+                .put_cf_opt(cf, &key, value, &self.write)
+                .map_err(storage)?;
+            self.entries += usize::from(new);
+            return Ok(());
+        }
+        let cache_key = (state, key);
+        let in_cache = self.dirty.borrow().contains_key(&cache_key);
+        let new = match (in_cache, existed) {
+            (true, _) => false,
+            (false, Some(e)) => !e,
+            (false, None) => !self.exists(cf, &cache_key.1)?,
+        };
+        let added = cache_key.1.len() + value.len() + 48;
+        self.dirty.borrow_mut().insert(cache_key, value.to_vec());
+        self.dirty_bytes.set(self.dirty_bytes.get() + added);
+        self.entries += usize::from(new);
+        if self.dirty_bytes.get() > self.write_cache_limit {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Writes the entry at `at` of `state` and counts it if it is new.
@@ -358,6 +449,9 @@ impl KeyedStateBackend for RocksDbBackend {
         if !self.range.contains(key_group) {
             return;
         }
+        if let Err(e) = self.flush() {
+            tracing::error!("rocksdb: cannot flush cached writes before a scan: {e}");
+        }
         let prefix = (key_group as u16).to_be_bytes();
         for (id, (_, kind)) in self.states.iter().enumerate() {
             let Ok(cf) = self.cf(id as StateId, *kind) else {
@@ -410,7 +504,11 @@ impl KeyedStateBackend for RocksDbBackend {
     ) -> Result<Option<Cow<'_, [u8]>>, StateError> {
         self.check(&at)?;
         let cf = self.cf(state, StateKind::Value)?;
-        let v = self.db.get_pinned_cf(cf, entry_key(&at)).map_err(storage)?;
+        let key = entry_key(&at);
+        if let Some(v) = self.cached(state, &key) {
+            return Ok(Some(Cow::Owned(v)));
+        }
+        let v = self.db.get_pinned_cf(cf, key).map_err(storage)?;
         Ok(v.map(|v| Cow::Owned(v.to_vec())))
     }
 
@@ -445,8 +543,25 @@ impl KeyedStateBackend for RocksDbBackend {
             self.check(&at)?;
             encoded.push(entry_key(&at));
         }
-        for value in self.db.batched_multi_get_cf(cf, &encoded, false) {
-            let value = value.map_err(storage)?;
+        // Cached writes first; one multi_get for the rest.
+        let cached: Vec<Option<Vec<u8>>> = encoded.iter().map(|k| self.cached(state, k)).collect();
+        let misses: Vec<&Vec<u8>> = encoded
+            .iter()
+            .zip(&cached)
+            .filter(|(_, c)| c.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        let mut read = self.db.batched_multi_get_cf(cf, misses, false).into_iter();
+        for c in cached {
+            let value: Option<Vec<u8>> = match c {
+                Some(v) => Some(v),
+                None => read
+                    .next()
+                    .transpose()
+                    .map_err(storage)?
+                    .flatten()
+                    .map(|v| v.to_vec()),
+            };
             let hint = if value.is_some() { EXISTED } else { ABSENT };
             visit(value.as_deref(), Some(hint));
         }
@@ -462,14 +577,8 @@ impl KeyedStateBackend for RocksDbBackend {
     ) -> Result<(), StateError> {
         // An entry read as existing is trusted to exist still (the write
         // goes to its key whatever the hint); any other hint is checked.
-        if hint != Some(EXISTED) {
-            return self.value_put(state, at, value);
-        }
-        self.check(&at)?;
-        let cf = self.cf(state, StateKind::Value)?;
-        self.db
-            .put_cf_opt(cf, entry_key(&at), value, &self.write)
-            .map_err(storage)
+        let existed = (hint == Some(EXISTED)).then_some(true);
+        self.put_value(state, &at, value, existed)
     }
 
     fn value_put(
@@ -478,8 +587,7 @@ impl KeyedStateBackend for RocksDbBackend {
         at: StateKey<'_>,
         value: &[u8],
     ) -> Result<(), StateError> {
-        self.check(&at)?;
-        self.write_counted(state, StateKind::Value, &at, Write::Put(value))
+        self.put_value(state, &at, value, None)
     }
 
     fn list_get(&self, state: StateId, at: StateKey<'_>) -> Result<Vec<Vec<u8>>, StateError> {
@@ -596,10 +704,17 @@ impl KeyedStateBackend for RocksDbBackend {
             .ok_or(StateError::UnknownState(state))?;
         let cf = self.cf(state, kind)?;
         let key = entry_key(&at);
-        let existed = match kind {
-            StateKind::Map => self.any_with_prefix(cf, &key)?,
-            _ => self.exists(cf, &key)?,
-        };
+        let was_cached = kind == StateKind::Value
+            && self
+                .dirty
+                .borrow_mut()
+                .remove(&(state, key.clone()))
+                .is_some();
+        let existed = was_cached
+            || match kind {
+                StateKind::Map => self.any_with_prefix(cf, &key)?,
+                _ => self.exists(cf, &key)?,
+            };
         if !existed {
             return Ok(());
         }
@@ -644,7 +759,9 @@ impl KeyedStateBackend for RocksDbBackend {
                     .unwrap_or(0);
             }
         }
-        usize::try_from(total).unwrap_or(usize::MAX)
+        usize::try_from(total)
+            .unwrap_or(usize::MAX)
+            .saturating_add(self.dirty_bytes.get())
     }
 }
 
@@ -653,6 +770,30 @@ mod tests {
     crate::state_conformance_tests!(
         |range| super::RocksDbBackend::temporary(range).expect("a temporary rocksdb")
     );
+
+    /// Every write straight to RocksDB.
+    mod without_write_cache {
+        crate::state_conformance_tests!(|range| {
+            let options = crate::state::rocksdb::RocksDbOptions {
+                write_cache_bytes: 0,
+                ..Default::default()
+            };
+            crate::state::rocksdb::RocksDbBackend::temporary_with(range, options)
+                .expect("a temporary rocksdb")
+        });
+    }
+
+    /// A cache so small that every write flushes it.
+    mod with_a_tiny_write_cache {
+        crate::state_conformance_tests!(|range| {
+            let options = crate::state::rocksdb::RocksDbOptions {
+                write_cache_bytes: 1,
+                ..Default::default()
+            };
+            crate::state::rocksdb::RocksDbBackend::temporary_with(range, options)
+                .expect("a temporary rocksdb")
+        });
+    }
 
     #[test]
     fn keys_round_trip_and_key_groups_are_one_prefix() {
