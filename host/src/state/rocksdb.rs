@@ -130,8 +130,9 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// Cached value-state writes: (state, RocksDB key) to value.
-type WriteCache = HashMap<(StateId, Vec<u8>), Vec<u8>>;
+/// Cached value-state writes: per state id, RocksDB key to value (looked
+/// up by `&[u8]`, so a read allocates nothing).
+type WriteCache = Vec<HashMap<Vec<u8>, Vec<u8>>>;
 
 /// A map being gathered from its entries: (key, namespace, entries).
 type GatheredMap = (Vec<u8>, Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>);
@@ -308,29 +309,31 @@ impl RocksDbBackend {
 
     /// Writes every cached value-state write to RocksDB in one batch.
     fn flush(&self) -> Result<(), StateError> {
-        let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
-        self.dirty_bytes.set(0);
-        if dirty.is_empty() {
+        if self.dirty_bytes.replace(0) == 0 {
             return Ok(());
         }
+        let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
         let mut batch = rocksdb::WriteBatch::default();
-        for ((state, key), value) in &dirty {
-            let cf = self.cf(*state, StateKind::Value)?;
-            batch.put_cf(cf, key, value);
+        for (state, entries) in dirty.iter().enumerate() {
+            if entries.is_empty() {
+                continue;
+            }
+            let cf = self.cf(state as StateId, StateKind::Value)?;
+            for (key, value) in entries {
+                batch.put_cf(cf, key, value);
+            }
         }
         self.db.write_opt(batch, &self.write).map_err(storage)
     }
 
     /// A cached write of value state, if there is one.
     fn cached(&self, state: StateId, key: &[u8]) -> Option<Vec<u8>> {
-        if self.write_cache_limit == 0 {
-            return None;
-        }
-        self.dirty.borrow().get(&(state, key.to_vec())).cloned()
+        self.dirty.borrow().get(state as usize)?.get(key).cloned()
     }
 
-    /// Writes value state through the cache; `existed` says whether the
-    /// entry existed before (`None`: find out).
+    /// Writes value state through the cache (a limit of 0 flushes it at
+    /// once); `existed` says whether the entry existed before (`None`:
+    /// find out).
     fn put_value(
         &mut self,
         state: StateId,
@@ -341,26 +344,24 @@ impl RocksDbBackend {
         self.check(at)?;
         let cf = self.cf(state, StateKind::Value)?;
         let key = entry_key(at);
-        if self.write_cache_limit == 0 {
-            let new = match existed {
-                Some(e) => !e,
-                None => !self.exists(cf, &key)?,
-            };
-            self.db
-                .put_cf_opt(cf, &key, value, &self.write)
-                .map_err(storage)?;
-            self.entries += usize::from(new);
-            return Ok(());
-        }
-        let cache_key = (state, key);
-        let in_cache = self.dirty.borrow().contains_key(&cache_key);
+        let in_cache = self
+            .dirty
+            .borrow()
+            .get(state as usize)
+            .is_some_and(|m| m.contains_key(key.as_slice()));
         let new = match (in_cache, existed) {
             (true, _) => false,
             (false, Some(e)) => !e,
-            (false, None) => !self.exists(cf, &cache_key.1)?,
+            (false, None) => !self.exists(cf, &key)?,
         };
-        let added = cache_key.1.len() + value.len() + 48;
-        self.dirty.borrow_mut().insert(cache_key, value.to_vec());
+        let added = key.len() + value.len() + 48;
+        {
+            let mut dirty = self.dirty.borrow_mut();
+            if dirty.len() <= state as usize {
+                dirty.resize_with(state as usize + 1, HashMap::new);
+            }
+            dirty[state as usize].insert(key, value.to_vec());
+        }
         self.dirty_bytes.set(self.dirty_bytes.get() + added);
         self.entries += usize::from(new);
         if self.dirty_bytes.get() > self.write_cache_limit {
@@ -708,7 +709,8 @@ impl KeyedStateBackend for RocksDbBackend {
             && self
                 .dirty
                 .borrow_mut()
-                .remove(&(state, key.clone()))
+                .get_mut(state as usize)
+                .and_then(|m| m.remove(&key))
                 .is_some();
         let existed = was_cached
             || match kind {
