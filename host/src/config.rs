@@ -77,6 +77,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "keyed state backend: hashmap (on the heap) or rocksdb (embedded RocksDB, larger than memory)",
     ),
     (
+        "state.backend.incremental",
+        "false",
+        "incremental checkpoints of the rocksdb backend: upload only the SST files not in shared/ yet",
+    ),
+    (
         "state.backend.rocksdb.localdir",
         "<temp>/weir-rocksdb",
         "working folder of the RocksDB instances (one per subtask)",
@@ -295,6 +300,10 @@ pub fn canonical_key(key: &str) -> &str {
 /// Older (Flink 1.x) or newer (Flink 2.x) names accepted for a key in
 /// [`KEYS`]: (alias, key).
 pub const ALIASES: &[(&str, &str)] = &[
+    (
+        "execution.checkpointing.incremental",
+        "state.backend.incremental",
+    ),
     ("execution.checkpointing.dir", "state.checkpoints.dir"),
     (
         "execution.checkpointing.num-retained",
@@ -348,6 +357,9 @@ pub struct Config {
 pub struct BackendConfig {
     /// `state.backend.type`.
     pub kind: BackendKind,
+    /// `state.backend.incremental`: RocksDB checkpoints upload only new
+    /// SST files.
+    pub incremental: bool,
     /// `state.backend.rocksdb.localdir`.
     pub rocksdb_dir: PathBuf,
     /// `state.backend.rocksdb.block.cache-size`, bytes.
@@ -364,6 +376,7 @@ impl Default for BackendConfig {
     fn default() -> Self {
         BackendConfig {
             kind: BackendKind::HashMap,
+            incremental: false,
             rocksdb_dir: std::env::temp_dir().join("weir-rocksdb"),
             rocksdb_block_cache: 8 << 20,
             rocksdb_write_buffer: 64 << 20,
@@ -732,6 +745,12 @@ impl Config {
                     }
                     _ => return Err(bad(format!("{value:?} is not hashmap or rocksdb"))),
                 }
+            }
+            "state.backend.incremental" => {
+                self.backend.incremental = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(format!("{value:?} is not true or false")))?
             }
             "state.backend.rocksdb.localdir" => {
                 self.backend.rocksdb_dir = PathBuf::from(value.trim())

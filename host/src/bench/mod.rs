@@ -112,6 +112,7 @@ pub fn keyed_count_graph(
         count: Some(args.records),
         keys: Some(args.keys),
         rate: None,
+        sequential_keys: None,
         timestamp_step_ms: None,
         path: None,
         paths: None,

@@ -34,8 +34,11 @@ use crate::state::snapshot::KeyedSnapshot;
 /// The state a task captured for a checkpoint (the synchronous part).
 #[derive(Debug, Default)]
 pub struct StateSnapshot {
-    /// Keyed state and timers, encoded.
+    /// Keyed state and timers, encoded (with `native`: the timers only).
     pub keyed: Option<KeyedSnapshot>,
+    /// The backend's own snapshot of the keyed state, to upload
+    /// incrementally.
+    pub native: Option<crate::state::incremental::NativeSnapshot>,
     /// Operator (non-keyed) list state.
     pub operator_state: Vec<Vec<u8>>,
 }
@@ -171,6 +174,8 @@ struct Pending {
     trigger_ts: i64,
     states: HashMap<(usize, u32), SubtaskState>,
     size: u64,
+    /// Bytes written (less than `size` when files were already shared).
+    written: u64,
 }
 
 /// Commits the files a sink pre-committed, given its operator state.
@@ -269,6 +274,10 @@ pub struct CheckpointStats {
     pub duration_ms: f64,
     /// Bytes of state.
     pub size: u64,
+    /// Bytes this checkpoint wrote (Flink's "checkpointed data size"; for
+    /// an incremental checkpoint only the new files).
+    #[serde(default)]
+    pub checkpointed_size: u64,
     /// Longest synchronous capture of any subtask (ms).
     pub max_sync_ms: f64,
     /// Longest asynchronous write of any subtask (ms).
@@ -427,6 +436,7 @@ impl<'a> Coordinator<'a> {
                 trigger_ts: ts,
                 states: HashMap::new(),
                 size: 0,
+                written: 0,
             },
         );
         hub.trigger(id, ts);
@@ -494,10 +504,11 @@ impl<'a> Coordinator<'a> {
                     return Ok(());
                 }
                 match self.write_state(id, &ack) {
-                    Ok((state, size)) => {
+                    Ok((state, size, written)) => {
                         if let Some(p) = self.pending.get_mut(&id) {
                             p.states.insert((ack.node, ack.subtask), state);
                             p.size += size;
+                            p.written += written;
                             if p.states.len() == self.expected {
                                 return self.complete(hub, id, false);
                             }
@@ -528,21 +539,38 @@ impl<'a> Coordinator<'a> {
         }
     }
 
-    /// Writes a task's keyed state file (the asynchronous part).
-    fn write_state(&self, id: u64, ack: &TaskAck) -> Result<(SubtaskState, u64), StorageError> {
+    /// Writes a task's keyed state files (the asynchronous part); returns
+    /// its state, the bytes of its state and the bytes written for it.
+    fn write_state(
+        &self,
+        id: u64,
+        ack: &TaskAck,
+    ) -> Result<(SubtaskState, u64, u64), StorageError> {
         let started = Instant::now();
         let mut size = 0;
+        let mut written = 0;
+        let node = &self.graph.nodes[ack.node];
+        let name = keyed_file_name(ack.node, &node.uid, ack.subtask);
         let keyed = match &ack.state.keyed {
             Some(snap) => {
-                let node = &self.graph.nodes[ack.node];
-                let name = keyed_file_name(ack.node, &node.uid, ack.subtask);
                 self.storage.write(id, &name, &snap.bytes)?;
                 size += snap.bytes.len() as u64;
-                Some(snap.handle(name))
+                written += snap.bytes.len() as u64;
+                Some(snap.handle(name.clone()))
             }
             None => None,
         };
-        size += ack
+        let incremental = match &ack.state.native {
+            Some(native) => {
+                let stem = name.strip_suffix(".keyed").unwrap_or(&name);
+                let (handle, bytes) = self.storage.write_incremental(id, stem, native)?;
+                size += handle.size();
+                written += bytes;
+                Some(handle)
+            }
+            None => None,
+        };
+        let operator_bytes = ack
             .state
             .operator_state
             .iter()
@@ -552,12 +580,14 @@ impl<'a> Coordinator<'a> {
             SubtaskState {
                 subtask: ack.subtask,
                 keyed,
+                incremental,
                 operator_state: ack.state.operator_state.clone(),
                 sync_ms: ms(ack.sync),
                 async_ms: ms(started.elapsed()),
                 alignment_ms: ms(ack.alignment),
             },
-            size,
+            size + operator_bytes,
+            written + operator_bytes,
         ))
     }
 
@@ -596,6 +626,7 @@ impl<'a> Coordinator<'a> {
             completed_timestamp: epoch_ms(),
             duration_ms: ms(p.trigger_time.elapsed()),
             state_size: p.size,
+            checkpointed_size: p.written,
             max_parallelism: graph.max_parallelism,
             mode: match self.config.mode {
                 super::CheckpointingMode::ExactlyOnce => "EXACTLY_ONCE".into(),
@@ -660,6 +691,7 @@ impl<'a> Coordinator<'a> {
             trigger_timestamp: metadata.trigger_timestamp,
             duration_ms: metadata.duration_ms,
             size: metadata.state_size,
+            checkpointed_size: metadata.checkpointed_size,
             max_sync_ms: max(|s| s.sync_ms),
             max_async_ms: max(|s| s.async_ms),
             max_alignment_ms: max(|s| s.alignment_ms),
@@ -710,14 +742,16 @@ impl<'a> Coordinator<'a> {
             trigger_ts: epoch_ms(),
             states: HashMap::new(),
             size: 0,
+            written: 0,
         };
         let finals = std::mem::take(&mut self.finals);
         for ((node, subtask), (ack, _)) in finals {
-            let (state, size) = self
+            let (state, size, written) = self
                 .write_state(id, &ack)
                 .map_err(|e| CoordinatorError::Final(e.to_string()))?;
             p.states.insert((node, subtask), state);
             p.size += size;
+            p.written += written;
         }
         self.pending.insert(id, p);
         self.complete(hub, id, true)

@@ -1,4 +1,5 @@
-//! `_metadata`: what a completed checkpoint holds, format version 1.
+//! `_metadata`: what a completed checkpoint holds, format version 2
+//! (version 1, without incremental handles, is still read).
 //!
 //! The file is text, so a person can read it:
 //!
@@ -14,15 +15,21 @@
 //! whole `_metadata` or none. Operators are named by `uid`; each subtask's
 //! keyed state is a [`KeyedStateHandle`] (a file in the checkpoint folder,
 //! its checksum and its key-group blocks) and its operator state a list of
-//! byte strings (hex in the JSON).
+//! byte strings (hex in the JSON). An incremental checkpoint of the
+//! RocksDB backend adds an [`IncrementalHandle`] per subtask (its files in
+//! `shared/` and in the checkpoint folder) and keeps only the timers in the
+//! keyed file. Version 2 added those handles and `checkpointed_size`.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::state::incremental::IncrementalHandle;
 use crate::state::snapshot::{KeyedStateHandle, checksum};
 
-/// The version this build writes and reads.
-pub const METADATA_VERSION: u32 = 1;
+/// The version this build writes.
+pub const METADATA_VERSION: u32 = 2;
+/// The oldest version this build reads.
+pub const OLDEST_METADATA_VERSION: u32 = 1;
 const HEADER: &str = "WEIR-CHECKPOINT-METADATA";
 
 /// A `_metadata` that cannot be used.
@@ -32,7 +39,9 @@ pub enum MetadataError {
     #[error("not a Weir checkpoint _metadata file (bad first line)")]
     Header,
     /// Written by another format version.
-    #[error("_metadata format version {found}, but this build reads version {METADATA_VERSION}")]
+    #[error(
+        "_metadata format version {found}, but this build reads versions {OLDEST_METADATA_VERSION} to {METADATA_VERSION}"
+    )]
     Version {
         /// The version in the file.
         found: u32,
@@ -53,8 +62,12 @@ pub enum MetadataError {
 pub struct SubtaskState {
     /// The subtask index.
     pub subtask: u32,
-    /// Its keyed state, if the operator is keyed.
+    /// Its keyed state, if the operator is keyed (with an incremental
+    /// handle: its timers only).
     pub keyed: Option<KeyedStateHandle>,
+    /// Its keyed state as RocksDB files, in an incremental checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<IncrementalHandle>,
     /// Its operator (non-keyed) list state, each item in hex.
     #[serde(with = "hex_list")]
     pub operator_state: Vec<Vec<u8>>,
@@ -96,8 +109,12 @@ pub struct CheckpointMetadata {
     pub completed_timestamp: i64,
     /// Trigger to completion (ms).
     pub duration_ms: f64,
-    /// Bytes of state files.
+    /// Bytes of state files: the full size of the state.
     pub state_size: u64,
+    /// Bytes this checkpoint wrote (for an incremental one, less than
+    /// `state_size`: files already in `shared/` are referenced).
+    #[serde(default)]
+    pub checkpointed_size: u64,
     /// `pipeline.max-parallelism` of the job: a restore must match it.
     pub max_parallelism: u32,
     /// `EXACTLY_ONCE` or `AT_LEAST_ONCE`.
@@ -133,7 +150,7 @@ impl CheckpointMetadata {
             .map(str::trim)
             .ok_or(MetadataError::Header)?;
         let found: u32 = version.parse().map_err(|_| MetadataError::Header)?;
-        if found != METADATA_VERSION {
+        if !(OLDEST_METADATA_VERSION..=METADATA_VERSION).contains(&found) {
             return Err(MetadataError::Version { found });
         }
         // The checksum line is the last line.
@@ -208,6 +225,7 @@ mod tests {
             completed_timestamp: 2,
             duration_ms: 1.5,
             state_size: 10,
+            checkpointed_size: 10,
             max_parallelism: 128,
             mode: "EXACTLY_ONCE".into(),
             backend: "hashmap".into(),
@@ -219,6 +237,7 @@ mod tests {
                 subtasks: vec![SubtaskState {
                     subtask: 0,
                     keyed: None,
+                    incremental: None,
                     operator_state: vec![vec![0, 1, 254]],
                     sync_ms: 0.0,
                     async_ms: 0.0,
@@ -243,10 +262,10 @@ mod tests {
             CheckpointMetadata::decode(&bytes[..bytes.len() / 2]),
             Err(MetadataError::Truncated)
         );
-        let newer = text.replacen("METADATA 1", "METADATA 2", 1);
+        let newer = text.replacen("METADATA 2", "METADATA 3", 1);
         assert_eq!(
             CheckpointMetadata::decode(newer.as_bytes()),
-            Err(MetadataError::Version { found: 2 })
+            Err(MetadataError::Version { found: 3 })
         );
         assert_eq!(
             CheckpointMetadata::decode(b"garbage"),

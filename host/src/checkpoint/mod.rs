@@ -10,6 +10,7 @@
 //! - [`coordinator`]: triggers checkpoints, collects the tasks'
 //!   acknowledgements, completes checkpoints and notifies the tasks;
 //! - [`restore`]: reads a checkpoint back and hands each subtask its part;
+//! - [`shared`]: the reference-counted files of incremental checkpoints;
 //! - [`listing`]: `weir checkpoints DIR`.
 
 pub mod alignment;
@@ -17,6 +18,7 @@ pub mod coordinator;
 pub mod listing;
 pub mod metadata;
 pub mod restore;
+pub mod shared;
 pub mod storage;
 
 use std::path::PathBuf;

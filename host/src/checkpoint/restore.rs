@@ -13,6 +13,7 @@ use super::storage::{CheckpointDir, ReadCheckpoint, StorageError};
 use crate::graph::JobGraph;
 use crate::keygroup::KeyGroupRange;
 use crate::state::KeyedStateBackend;
+use crate::state::incremental::LocatedHandle;
 use crate::state::snapshot::{self, KeyedStateHandle, SnapshotError};
 use crate::timers::TimerService;
 
@@ -160,7 +161,9 @@ impl RestorePoint {
         Ok(())
     }
 
-    /// Reads and verifies every keyed state file of this checkpoint, so a
+    /// Reads and verifies every keyed state file of this checkpoint (and
+    /// checks that the files of incremental handles are there, with their
+    /// sizes; their checksums are checked as a restore copies them), so a
     /// damaged checkpoint is found before the job starts.
     pub fn verify(&self) -> Result<(), RestoreError> {
         for op in &self.metadata.operators {
@@ -168,9 +171,57 @@ impl RestorePoint {
                 if let Some(h) = &s.keyed {
                     self.read_keyed(h)?;
                 }
+                if let Some(h) = &s.incremental {
+                    let base = self.incremental_base()?;
+                    for f in h.files() {
+                        let p = base.join(&f.file);
+                        let size = std::fs::metadata(&p).map(|m| m.len());
+                        if size.as_ref().ok() != Some(&f.size) {
+                            return Err(RestoreError::Storage(StorageError {
+                                path: p.display().to_string(),
+                                message: match size {
+                                    Ok(n) => format!(
+                                        "{n} bytes, but _metadata says {} (the file is damaged)",
+                                        f.size
+                                    ),
+                                    Err(e) => e.to_string(),
+                                },
+                            }));
+                        }
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// The folder incremental handles name their files from.
+    fn incremental_base(&self) -> Result<PathBuf, RestoreError> {
+        self.reader.folder().ok_or_else(|| {
+            RestoreError::Storage(StorageError {
+                path: self.reader.location(),
+                message: "an incremental checkpoint must be on the filesystem".into(),
+            })
+        })
+    }
+
+    /// The incremental handles of node `uid` that overlap `range`, with
+    /// the folder their paths start from.
+    pub fn incremental_handles(
+        &self,
+        uid: &str,
+        range: KeyGroupRange,
+    ) -> Result<Vec<LocatedHandle>, RestoreError> {
+        let mut out = Vec::new();
+        for s in self.subtasks_of(uid) {
+            if let Some(h) = s.incremental.as_ref().filter(|h| h.overlaps(range)) {
+                out.push(LocatedHandle {
+                    handle: h.clone(),
+                    base: self.incremental_base()?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn read_keyed(&self, h: &KeyedStateHandle) -> Result<Vec<u8>, RestoreError> {
@@ -226,6 +277,8 @@ impl RestorePoint {
 
 fn has_state(subtasks: &[SubtaskState]) -> bool {
     subtasks.iter().any(|s| {
-        s.keyed.as_ref().is_some_and(|k| !k.key_groups.is_empty()) || !s.operator_state.is_empty()
+        s.keyed.as_ref().is_some_and(|k| !k.key_groups.is_empty())
+            || s.incremental.as_ref().is_some_and(|h| h.entries > 0)
+            || !s.operator_state.is_empty()
     })
 }

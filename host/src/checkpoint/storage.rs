@@ -5,7 +5,8 @@
 //! ```text
 //! <state.checkpoints.dir>/<job-id>/chk-<n>/_metadata
 //! <state.checkpoints.dir>/<job-id>/chk-<n>/<node>-<uid>-<subtask>.keyed
-//! <state.checkpoints.dir>/<job-id>/shared/      (incremental checkpoints, later)
+//! <state.checkpoints.dir>/<job-id>/chk-<n>/<node>-<uid>-<subtask>.<file>   (incremental: RocksDB's MANIFEST, CURRENT, OPTIONS)
+//! <state.checkpoints.dir>/<job-id>/shared/<instance>-<n>.sst          (incremental: SST files, see [`super::shared`])
 //! <state.checkpoints.dir>/<job-id>/taskowned/
 //! ```
 //!
@@ -20,6 +21,9 @@ use std::sync::{Arc, Mutex};
 use thiserror::Error;
 
 use super::StorageKind;
+use super::metadata::CheckpointMetadata;
+use super::shared::SharedFiles;
+use crate::state::incremental::{IncrementalHandle, NativeSnapshot, StateFile, copy_file};
 
 /// A checkpoint file that cannot be written or read.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -52,6 +56,11 @@ pub trait ReadCheckpoint: Send + Sync + std::fmt::Debug {
     fn read(&self, name: &str) -> Result<Vec<u8>, StorageError>;
     /// Where it is, for messages (`<dir>/<job>/chk-<n>`).
     fn location(&self) -> String;
+    /// The folder on disk, if it is on disk (incremental handles name
+    /// files relative to it).
+    fn folder(&self) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// A checkpoint folder on disk.
@@ -66,6 +75,10 @@ impl ReadCheckpoint for CheckpointDir {
 
     fn location(&self) -> String {
         self.0.display().to_string()
+    }
+
+    fn folder(&self) -> Option<PathBuf> {
+        Some(self.0.clone())
     }
 }
 
@@ -100,6 +113,8 @@ pub enum CheckpointStorage {
     Filesystem {
         /// `<state.checkpoints.dir>/<job-id>`.
         job_dir: PathBuf,
+        /// Its `shared/` folder.
+        shared: Arc<SharedFiles>,
     },
     /// Memory of this process.
     Memory {
@@ -134,7 +149,8 @@ impl CheckpointStorage {
                     let p = job_dir.join(sub);
                     std::fs::create_dir_all(&p).map_err(|e| io_err(&p, e))?;
                 }
-                CheckpointStorage::Filesystem { job_dir }
+                let shared = Arc::new(SharedFiles::new(job_dir.join("shared")));
+                CheckpointStorage::Filesystem { job_dir, shared }
             }
         })
     }
@@ -142,7 +158,7 @@ impl CheckpointStorage {
     /// Where checkpoint `id` is (its external path).
     pub fn location(&self, id: u64) -> String {
         match self {
-            CheckpointStorage::Filesystem { job_dir } => job_dir
+            CheckpointStorage::Filesystem { job_dir, .. } => job_dir
                 .join(checkpoint_folder_name(id))
                 .display()
                 .to_string(),
@@ -155,7 +171,7 @@ impl CheckpointStorage {
     /// Writes file `name` of checkpoint `id` and makes it durable.
     pub fn write(&self, id: u64, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
         match self {
-            CheckpointStorage::Filesystem { job_dir } => {
+            CheckpointStorage::Filesystem { job_dir, .. } => {
                 let dir = job_dir.join(checkpoint_folder_name(id));
                 std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
                 let p = dir.join(name);
@@ -173,7 +189,7 @@ impl CheckpointStorage {
     /// fsync, rename, fsync of the folder. Returns the external path.
     pub fn write_metadata(&self, id: u64, bytes: &[u8]) -> Result<String, StorageError> {
         match self {
-            CheckpointStorage::Filesystem { job_dir } => {
+            CheckpointStorage::Filesystem { job_dir, .. } => {
                 let dir = job_dir.join(checkpoint_folder_name(id));
                 std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
                 let tmp = dir.join("_metadata.inprogress");
@@ -193,7 +209,7 @@ impl CheckpointStorage {
     /// A reader of checkpoint `id`.
     pub fn reader(&self, id: u64) -> Arc<dyn ReadCheckpoint> {
         match self {
-            CheckpointStorage::Filesystem { job_dir } => {
+            CheckpointStorage::Filesystem { job_dir, .. } => {
                 Arc::new(CheckpointDir(job_dir.join(checkpoint_folder_name(id))))
             }
             CheckpointStorage::Memory { files } => Arc::new(MemoryCheckpoint {
@@ -203,11 +219,22 @@ impl CheckpointStorage {
         }
     }
 
-    /// Deletes checkpoint `id` (subsumed or aborted).
+    /// Deletes checkpoint `id` (subsumed or aborted), and the shared files
+    /// only it used.
     pub fn discard(&self, id: u64) -> Result<(), StorageError> {
         match self {
-            CheckpointStorage::Filesystem { job_dir } => {
+            CheckpointStorage::Filesystem { job_dir, shared } => {
+                // `_metadata` first: a crash after it leaves an unfinished
+                // folder and unused shared files, both removed at the next
+                // start, never a checkpoint that names deleted files.
                 let dir = job_dir.join(checkpoint_folder_name(id));
+                let meta = dir.join("_metadata");
+                match std::fs::remove_file(&meta) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err(&meta, e)),
+                }
+                shared.release(id);
                 match std::fs::remove_dir_all(&dir) {
                     Ok(()) => Ok(()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -225,7 +252,8 @@ impl CheckpointStorage {
     /// Deletes every checkpoint of the job (retention on cancel or finish).
     pub fn discard_all(&self) -> Result<(), StorageError> {
         match self {
-            CheckpointStorage::Filesystem { job_dir } => match std::fs::remove_dir_all(job_dir) {
+            CheckpointStorage::Filesystem { job_dir, .. } => match std::fs::remove_dir_all(job_dir)
+            {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(io_err(job_dir, e)),
@@ -236,6 +264,214 @@ impl CheckpointStorage {
             }
         }
     }
+}
+
+impl CheckpointStorage {
+    /// Uploads the files of a subtask's native snapshot for checkpoint
+    /// `id`: SST files not yet in `shared/` go there, those already there
+    /// are referenced, the others go into the checkpoint's folder as
+    /// `<stem>.<name>`. Returns the handle and the bytes written.
+    pub fn write_incremental(
+        &self,
+        id: u64,
+        stem: &str,
+        native: &NativeSnapshot,
+    ) -> Result<(IncrementalHandle, u64), StorageError> {
+        let CheckpointStorage::Filesystem { job_dir, shared } = self else {
+            return Err(StorageError {
+                path: self.location(id),
+                message: "incremental checkpoints need execution.checkpointing.storage: filesystem"
+                    .into(),
+            });
+        };
+        let dir = job_dir.join(checkpoint_folder_name(id));
+        std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        let mut handle = IncrementalHandle {
+            key_group_range: native.range,
+            instance: native.instance.clone(),
+            entries: native.entries,
+            shared: Vec::new(),
+            private: Vec::new(),
+        };
+        let mut written = 0;
+        let mut uploaded_shared = false;
+        for f in &native.files {
+            let src = native.folder.join(&f.local);
+            match &f.shared {
+                Some(name) => {
+                    let (size, checksum) = match shared.reference(id, name) {
+                        Some(known) => known,
+                        None => {
+                            let up = shared.upload(id, name, &src)?;
+                            written += up.0;
+                            uploaded_shared = true;
+                            up
+                        }
+                    };
+                    handle.shared.push(StateFile {
+                        local: f.local.clone(),
+                        file: format!("../shared/{name}"),
+                        size,
+                        checksum,
+                    });
+                }
+                None => {
+                    let name = format!("{stem}.{}", f.local);
+                    let dst = dir.join(&name);
+                    let (size, checksum) =
+                        copy_file(&src, &dst, true).map_err(|e| io_err(&dst, e))?;
+                    written += size;
+                    handle.private.push(StateFile {
+                        local: f.local.clone(),
+                        file: name,
+                        size,
+                        checksum,
+                    });
+                }
+            }
+        }
+        if uploaded_shared {
+            shared.sync()?;
+        }
+        Ok((handle, written))
+    }
+
+    /// Brings the job's folder in line with its retained checkpoints at
+    /// start (after a crash or a restart): removes unfinished checkpoint
+    /// folders (no `_metadata`), completed ones beyond the newest
+    /// `num_retained` (except `keep`, a checkpoint being restored), and
+    /// every shared file none of the retained ones uses. Returns the
+    /// retained checkpoints, oldest first, with their paths. A `_metadata`
+    /// that cannot be read is left alone (and not counted).
+    pub fn recover(
+        &self,
+        num_retained: u32,
+        keep: Option<u64>,
+    ) -> Vec<(CheckpointMetadata, String)> {
+        let CheckpointStorage::Filesystem { job_dir, shared } = self else {
+            return Vec::new();
+        };
+        let mut complete = Vec::new();
+        for entry in std::fs::read_dir(job_dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("chk-"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let dir = entry.path();
+            let meta = dir.join("_metadata");
+            if !meta.is_file() {
+                tracing::info!("removing unfinished checkpoint {}", dir.display());
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!("cannot remove {}: {e}", dir.display());
+                }
+                continue;
+            }
+            match std::fs::read(&meta)
+                .map_err(|e| e.to_string())
+                .and_then(|b| CheckpointMetadata::decode(&b).map_err(|e| e.to_string()))
+            {
+                Ok(m) => complete.push((id, m, dir)),
+                Err(e) => tracing::warn!("{}: {e}; left alone", meta.display()),
+            }
+        }
+        complete.sort_by_key(|c| c.0);
+        let first_kept = complete.len().saturating_sub(num_retained.max(1) as usize);
+        let mut retained = Vec::new();
+        for (i, (id, m, dir)) in complete.into_iter().enumerate() {
+            if i < first_kept && Some(id) != keep {
+                tracing::info!(
+                    "removing checkpoint {} beyond the retained count",
+                    dir.display()
+                );
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!("cannot remove {}: {e}", dir.display());
+                }
+            } else {
+                retained.push((m, dir.display().to_string()));
+            }
+        }
+        let metas: Vec<CheckpointMetadata> = retained.iter().map(|(m, _)| m.clone()).collect();
+        shared.recover(&metas);
+        retained
+    }
+
+    /// `<state.checkpoints.dir>/<job-id>` (filesystem storage).
+    pub fn job_dir(&self) -> Option<&Path> {
+        match self {
+            CheckpointStorage::Filesystem { job_dir, .. } => Some(job_dir),
+            CheckpointStorage::Memory { .. } => None,
+        }
+    }
+
+    /// The shared files of the job (filesystem storage).
+    pub fn shared(&self) -> Option<&SharedFiles> {
+        match self {
+            CheckpointStorage::Filesystem { shared, .. } => Some(shared),
+            CheckpointStorage::Memory { .. } => None,
+        }
+    }
+}
+
+/// The lock file of a job's checkpoint folder.
+const LOCK_FILE: &str = ".lock";
+
+/// The lock a running job holds on its checkpoint folder, released when
+/// dropped (or when its process dies).
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: File,
+}
+
+/// Locks `job_dir` for this process; `None` if another process holds it.
+fn try_lock_folder(job_dir: &Path) -> Result<Option<FolderLock>, StorageError> {
+    let p = job_dir.join(LOCK_FILE);
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| io_err(&p, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(FolderLock { _file: f })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err(&p, e)),
+    }
+}
+
+impl CheckpointStorage {
+    /// Locks the job's checkpoint folder for the run of the job, so that
+    /// no other process writes or sweeps it meanwhile.
+    pub fn lock(&self) -> Result<Option<FolderLock>, StorageError> {
+        let Some(job_dir) = self.job_dir() else {
+            return Ok(None);
+        };
+        try_lock_folder(job_dir)?
+            .map(Some)
+            .ok_or_else(|| StorageError {
+                path: job_dir.display().to_string(),
+                message: "the checkpoint folder is in use by another process running the same job"
+                    .into(),
+            })
+    }
+}
+
+/// Removes what a crash left in another job's checkpoint folder
+/// `job_dir` (unfinished checkpoints, shared files no completed checkpoint
+/// uses) and keeps all its completed checkpoints; does nothing while a
+/// process runs that job.
+pub fn sweep_folder(job_dir: &Path) {
+    let Ok(Some(_lock)) = try_lock_folder(job_dir) else {
+        return;
+    };
+    let storage = CheckpointStorage::Filesystem {
+        job_dir: job_dir.to_path_buf(),
+        shared: Arc::new(SharedFiles::new(job_dir.join("shared"))),
+    };
+    storage.recover(u32::MAX, None);
 }
 
 /// Writes a file and fsyncs it.

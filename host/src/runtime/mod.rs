@@ -295,7 +295,45 @@ pub fn run_job(
             r.path
         );
     }
-    let completed: Mutex<Vec<CompletedCheckpoint>> = Mutex::new(Vec::new());
+    // The job's own retained checkpoints (a resumed job's), after removing
+    // what a crash left: unfinished checkpoints and unused shared files;
+    // and the same sweep of the folder of another job restored from.
+    let _folder_lock = match &storage {
+        Some(s) => s.lock()?,
+        None => None,
+    };
+    if let Some(r) = &options.restore {
+        let folder = std::path::Path::new(&r.path);
+        let is_checkpoint = folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("chk-"));
+        if let Some(job_dir) = folder.parent().filter(|_| is_checkpoint) {
+            crate::checkpoint::storage::sweep_folder(job_dir);
+        }
+    }
+    let retained = match &storage {
+        Some(s) => {
+            let own = options.restore.as_ref().and_then(|r| {
+                let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+                let folder = canonical(std::path::Path::new(&r.path));
+                let inside = s.job_dir().and_then(canonical).is_some_and(|d| {
+                    folder.as_deref().and_then(std::path::Path::parent) == Some(d.as_path())
+                });
+                inside.then_some(r.metadata.checkpoint_id)
+            });
+            s.recover(cp.num_retained, own)
+                .into_iter()
+                .map(|(metadata, path)| CompletedCheckpoint {
+                    reader: s.reader(metadata.checkpoint_id),
+                    metadata,
+                    path,
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let completed: Mutex<Vec<CompletedCheckpoint>> = Mutex::new(retained);
     let mut next_id = options
         .restore
         .as_ref()
@@ -889,7 +927,18 @@ fn run_task(
                         n, &node.uid, subtask,
                     ))
                     .with_extension("db");
-                let mut backend = crate::state::open_backend(&graph.config, &dir, keyed_range())?;
+                let handles = match attempt.restore {
+                    Some(r) => r
+                        .incremental_handles(&node.uid, keyed_range())
+                        .map_err(|e| TaskFailure::Restore(e.to_string()))?,
+                    None => Vec::new(),
+                };
+                let mut backend =
+                    crate::state::open_backend(&graph.config, &dir, keyed_range(), &handles)
+                        .map_err(|e| match handles.is_empty() {
+                            true => TaskFailure::from(e),
+                            false => TaskFailure::Restore(e.to_string()),
+                        })?;
                 timers = Some(restore_keyed(backend.as_mut())?);
                 Some((backend, graph.max_parallelism))
             } else {
@@ -959,6 +1008,7 @@ mod tests {
             completed_timestamp: 0,
             duration_ms: 0.0,
             state_size: 0,
+            checkpointed_size: 0,
             max_parallelism: 128,
             mode: "EXACTLY_ONCE".into(),
             backend: "hashmap".into(),
@@ -970,6 +1020,7 @@ mod tests {
                 subtasks: vec![SubtaskState {
                     subtask: 0,
                     keyed: Some(snap.handle("s.keyed".into())),
+                    incremental: None,
                     operator_state: Vec::new(),
                     sync_ms: 0.0,
                     async_ms: 0.0,

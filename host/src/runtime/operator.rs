@@ -103,9 +103,11 @@ impl StreamOperator for WasmTask {
         emit_all(produced, out)
     }
 
-    fn snapshot(&mut self, _id: u64) -> Result<StateSnapshot, TaskFailure> {
+    fn snapshot(&mut self, id: u64) -> Result<StateSnapshot, TaskFailure> {
+        let (keyed, native) = self.guest.keyed_snapshot(id)?;
         Ok(StateSnapshot {
-            keyed: self.guest.keyed_snapshot(),
+            keyed,
+            native,
             operator_state: self.guest.operator_state_items(),
         })
     }
@@ -128,6 +130,7 @@ impl StreamOperator for SinkTask {
     fn snapshot(&mut self, id: u64) -> Result<StateSnapshot, TaskFailure> {
         Ok(StateSnapshot {
             keyed: None,
+            native: None,
             operator_state: self.writer.pre_commit(id)?,
         })
     }
@@ -160,6 +163,7 @@ impl NativeCount {
 impl StreamOperator for NativeCount {
     fn snapshot(&mut self, _id: u64) -> Result<StateSnapshot, TaskFailure> {
         Ok(StateSnapshot {
+            native: None,
             keyed: Some(crate::state::snapshot::encode(
                 &self.backend,
                 &crate::timers::TimerService::default(),

@@ -65,6 +65,7 @@ impl ChainedSink {
                         .map_err(|e| self.fail(e.into()))?;
                     let state = StateSnapshot {
                         keyed: None,
+                        native: None,
                         operator_state: state,
                     };
                     ck.finish(state, t.elapsed(), *last);
@@ -87,6 +88,7 @@ impl ChainedSink {
                     .map_err(|e| self.fail(e.into()))?;
                 let state = StateSnapshot {
                     keyed: None,
+                    native: None,
                     operator_state: state,
                 };
                 ck.ack(b.id, state, t.elapsed(), Duration::ZERO);

@@ -82,6 +82,7 @@ pub(crate) fn run_source(
             let t = Instant::now();
             let state = StateSnapshot {
                 keyed: None,
+                native: None,
                 operator_state: reader.snapshot_position(),
             };
             ck.ack(barrier.id, state, t.elapsed(), Duration::ZERO);
@@ -110,6 +111,7 @@ pub(crate) fn run_source(
         let t = Instant::now();
         let state = StateSnapshot {
             keyed: None,
+            native: None,
             operator_state: reader.snapshot_position(),
         };
         ck.finish(state, t.elapsed(), last_barrier);

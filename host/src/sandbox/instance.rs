@@ -319,12 +319,39 @@ impl WasmOperator {
         Ok(self.store.data_mut().take_output())
     }
 
-    /// Encodes the keyed state and timers of this subtask for a
-    /// checkpoint; `None` for an operator without keyed state.
-    pub fn keyed_snapshot(&self) -> Option<crate::state::snapshot::KeyedSnapshot> {
+    /// Snapshots the keyed state and timers of this subtask for
+    /// checkpoint `id`: a portable snapshot of both, or the backend's own
+    /// (incremental) snapshot and a portable one of the timers only;
+    /// nothing for an operator without keyed state.
+    pub fn keyed_snapshot(
+        &self,
+        id: u64,
+    ) -> Result<
+        (
+            Option<crate::state::snapshot::KeyedSnapshot>,
+            Option<crate::state::incremental::NativeSnapshot>,
+        ),
+        crate::state::StateError,
+    > {
+        use crate::state::snapshot;
         let data = self.store.data();
-        data.keyed.as_ref().map(|k| {
-            crate::state::snapshot::encode(k.backend.as_ref(), &data.timers, k.max_parallelism)
+        let Some(k) = data.keyed.as_ref() else {
+            return Ok((None, None));
+        };
+        let backend = k.backend.as_ref();
+        Ok(match backend.native_snapshot(id)? {
+            Some(native) => (
+                Some(snapshot::encode_timers(
+                    backend,
+                    &data.timers,
+                    k.max_parallelism,
+                )),
+                Some(native),
+            ),
+            None => (
+                Some(snapshot::encode(backend, &data.timers, k.max_parallelism)),
+                None,
+            ),
         })
     }
 

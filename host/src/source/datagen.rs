@@ -1,7 +1,7 @@
 //! `datagen`: deterministic generated records, for examples and benchmarks.
 //!
 //! Record `i` (0-based, `i < count`) has the key `key-<n>` where
-//! `n = splitmix64(i) mod keys`, the value `i` as decimal text, and, if
+//! `n = splitmix64(i) mod keys` (or `i mod keys` with `sequential-keys`), the value `i` as decimal text, and, if
 //! `timestamp-step-ms` is set, the timestamp `i * step`. Subtask `s` of `p`
 //! generates the records with `i mod p == s`. An optional `rate` caps the
 //! records per second over all subtasks.
@@ -20,6 +20,7 @@ pub struct Datagen {
     next: u64,
     count: u64,
     keys: u64,
+    sequential: bool,
     step: u64,
     timestamp_step: Option<u64>,
     rate: Option<f64>,
@@ -67,6 +68,7 @@ impl Datagen {
             next: u64::from(subtask),
             count,
             keys: keys.max(1),
+            sequential: false,
             step: u64::from(parallelism.max(1)),
             timestamp_step,
             rate: rate.map(|r| r as f64 / f64::from(parallelism.max(1))),
@@ -75,6 +77,12 @@ impl Datagen {
             key_buf: Vec::with_capacity(32),
             value_buf: Vec::with_capacity(32),
         }
+    }
+
+    /// Keys in order (`i mod keys`) instead of spread out.
+    pub fn sequential_keys(mut self, on: bool) -> Self {
+        self.sequential = on;
+        self
     }
 
     /// The key of record `i`.
@@ -147,7 +155,8 @@ impl SourceReader for Datagen {
             let i = self.next;
             self.key_buf.clear();
             self.key_buf.extend_from_slice(b"key-");
-            push_decimal(&mut self.key_buf, splitmix64(i) % self.keys);
+            let k = if self.sequential { i } else { splitmix64(i) };
+            push_decimal(&mut self.key_buf, k % self.keys);
             self.value_buf.clear();
             push_decimal(&mut self.value_buf, i);
             let ts = self.timestamp_step.map(|s| i.saturating_mul(s) as i64);

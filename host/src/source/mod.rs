@@ -59,7 +59,8 @@ pub fn open_source(
                 spec.timestamp_step_ms,
                 subtask,
                 parallelism,
-            );
+            )
+            .sequential_keys(spec.sequential_keys.unwrap_or(false));
             if let Some(states) = restored {
                 g.restore(states)?;
             }

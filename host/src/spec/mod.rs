@@ -116,6 +116,10 @@ pub struct SourceSpec {
     /// datagen: number of distinct keys (default 1000).
     #[serde(default)]
     pub keys: Option<u64>,
+    /// datagen: key `n` of record `i` is `i mod keys` instead of a
+    /// spread-out hash (default false), so `count >= keys` covers every key.
+    #[serde(default)]
+    pub sequential_keys: Option<bool>,
     /// datagen: records per second over all subtasks (default unlimited).
     #[serde(default)]
     pub rate: Option<u64>,

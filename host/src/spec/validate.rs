@@ -584,6 +584,7 @@ fn check_source(field: &str, s: &super::SourceSpec, errors: &mut Vec<SpecError>)
             not_for("keys", s.keys.is_some());
             not_for("rate", s.rate.is_some());
             not_for("timestamp-step-ms", s.timestamp_step_ms.is_some());
+            not_for("sequential-keys", s.sequential_keys.is_some());
             let n = s.path.iter().count() + s.paths.as_ref().map_or(0, Vec::len);
             if n == 0 {
                 errors.push(SpecError::Invalid {

@@ -13,6 +13,7 @@
 #[cfg(test)]
 mod conformance;
 mod hashmap;
+pub mod incremental;
 pub mod operator_state;
 #[cfg(feature = "rocksdb")]
 pub mod rocksdb;
@@ -167,14 +168,19 @@ pub(crate) fn declared_id(
 }
 
 /// Opens the keyed state backend `config` names for one subtask owning
-/// `range`; an embedded backend works in folder `dir`.
+/// `range`; an embedded backend works in folder `dir`, starting from the
+/// incremental snapshots `restore` (empty: from nothing).
 pub fn open_backend(
     config: &crate::config::Config,
     dir: &std::path::Path,
     range: KeyGroupRange,
+    restore: &[incremental::LocatedHandle],
 ) -> Result<Box<dyn KeyedStateBackend>, StateError> {
     use crate::config::BackendKind;
     match config.backend.kind {
+        BackendKind::HashMap if !restore.is_empty() => Err(StateError::Storage(
+            "the hashmap backend cannot restore RocksDB's incremental snapshots".into(),
+        )),
         BackendKind::HashMap => {
             let limit = usize::try_from(config.state_max_bytes).unwrap_or(usize::MAX);
             Ok(Box::new(HashMapBackend::with_limit(range, limit)))
@@ -187,9 +193,11 @@ pub fn open_backend(
                 write_buffer_bytes: usize::try_from(b.rocksdb_write_buffer).unwrap_or(usize::MAX),
                 write_buffer_count: i32::try_from(b.rocksdb_write_buffers).unwrap_or(i32::MAX),
                 write_cache_bytes: usize::try_from(b.rocksdb_write_cache).unwrap_or(usize::MAX),
+                incremental: b.incremental
+                    && config.checkpoint.storage == crate::checkpoint::StorageKind::Filesystem,
             };
-            Ok(Box::new(rocksdb::RocksDbBackend::open(
-                dir, range, options,
+            Ok(Box::new(rocksdb::RocksDbBackend::restore(
+                dir, range, options, restore,
             )?))
         }
         #[cfg(not(feature = "rocksdb"))]
@@ -308,6 +316,12 @@ pub trait KeyedStateBackend: Send {
     fn map_entries(&self, state: StateId, at: StateKey<'_>) -> Result<MapEntries, StateError>;
     /// Removes the entry of any kind.
     fn clear(&mut self, state: StateId, at: StateKey<'_>) -> Result<(), StateError>;
+    /// Takes the backend's own (incremental) snapshot for checkpoint `id`,
+    /// if it makes them; `None`: the caller encodes a portable snapshot.
+    fn native_snapshot(&self, _id: u64) -> Result<Option<incremental::NativeSnapshot>, StateError> {
+        Ok(None)
+    }
+
     /// Number of (state, key, namespace) entries held, for metrics and tests.
     fn entry_count(&self) -> usize;
     /// Approximate bytes held: keys, namespaces and values plus a fixed

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{KeyedStateBackend, StateError, StateKey, StateKind};
+use super::{EntryVisitor, KeyedStateBackend, StateError, StateKey, StateKind};
 use crate::keygroup::{KeyGroupRange, key_group};
 use crate::timers::{Domain, TimerEntry, TimerService};
 
@@ -181,8 +181,32 @@ pub fn encode(
     timers: &TimerService,
     max_parallelism: u32,
 ) -> KeyedSnapshot {
+    encode_parts(backend, timers, max_parallelism, true)
+}
+
+/// Encodes the declared states and the timers of `backend`'s key groups,
+/// but no entries: what goes beside a backend's own snapshot of them.
+pub fn encode_timers(
+    backend: &dyn KeyedStateBackend,
+    timers: &TimerService,
+    max_parallelism: u32,
+) -> KeyedSnapshot {
+    encode_parts(backend, timers, max_parallelism, false)
+}
+
+fn encode_parts(
+    backend: &dyn KeyedStateBackend,
+    timers: &TimerService,
+    max_parallelism: u32,
+    with_entries: bool,
+) -> KeyedSnapshot {
     let range = backend.key_groups();
-    let mut out = Vec::with_capacity(backend.size_bytes().min(1 << 30) + 64);
+    let expected = if with_entries {
+        backend.size_bytes().min(1 << 30)
+    } else {
+        0
+    };
+    let mut out = Vec::with_capacity(expected + 64);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&KEYED_SNAPSHOT_VERSION.to_le_bytes());
     let states = backend.declared();
@@ -205,7 +229,12 @@ pub fn encode(
         block.clear();
         let mut n = 0u64;
         let mut body = Vec::new();
-        backend.visit_key_group(kg, &mut |state, key, namespace, entry| {
+        let visit = |kg: u32, visit: &mut EntryVisitor<'_>| {
+            if with_entries {
+                backend.visit_key_group(kg, visit);
+            }
+        };
+        visit(kg, &mut |state, key, namespace, entry| {
             n += 1;
             put_varint(&mut body, u64::from(state));
             put_bytes(&mut body, key);

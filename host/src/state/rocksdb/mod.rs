@@ -15,11 +15,17 @@
 //!
 //! Memory is bounded by [`RocksDbOptions`]: a block cache and the write
 //! buffers (memtables) of each column family.
+//!
+//! Checkpoints are portable snapshots (every key group encoded, as the
+//! hashmap backend does) or, with `state.backend.incremental`, RocksDB's own
+//! files ([`incremental`]).
+
+mod incremental;
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, DB, Direction, IteratorMode, MergeOperands, Options,
@@ -43,6 +49,9 @@ pub struct RocksDbOptions {
     /// Value-state writes held in memory before they go to RocksDB in one
     /// batch (`state.backend.rocksdb.write-cache.size`; 0: none).
     pub write_cache_bytes: usize,
+    /// Checkpoints are RocksDB's own files, uploaded incrementally
+    /// (`state.backend.incremental`).
+    pub incremental: bool,
 }
 
 impl Default for RocksDbOptions {
@@ -53,6 +62,7 @@ impl Default for RocksDbOptions {
             write_buffer_bytes: 64 << 20,
             write_buffer_count: 2,
             write_cache_bytes: 32 << 20,
+            incremental: false,
         }
     }
 }
@@ -165,6 +175,16 @@ pub struct RocksDbBackend {
     dirty: RefCell<WriteCache>,
     dirty_bytes: Cell<usize>,
     write_cache_limit: usize,
+    /// Whether [`KeyedStateBackend::native_snapshot`] takes incremental
+    /// snapshots.
+    incremental: bool,
+    /// The working folder.
+    dir: PathBuf,
+    /// This opening of the folder: names the SST files it uploads.
+    instance: String,
+    /// Names in `shared/` of the SST files a restore brought in, by local
+    /// name: they are referenced again, not uploaded again.
+    restored_shared: HashMap<String, String>,
     /// Removes the working folder once `db` (declared first, so dropped
     /// first) has closed.
     _folder: RemoveOnDrop,
@@ -203,13 +223,22 @@ impl RocksDbBackend {
         range: KeyGroupRange,
         options: RocksDbOptions,
     ) -> Result<Self, StateError> {
+        Self::restore(dir, range, options, &[])
+    }
+
+    /// Empties `dir` (created if missing).
+    fn clear_folder(dir: &Path) -> Result<(), StateError> {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| {
                 StateError::Storage(format!("cannot clear the working folder: {e}"))
             })?;
         }
         std::fs::create_dir_all(dir)
-            .map_err(|e| StateError::Storage(format!("cannot create the working folder: {e}")))?;
+            .map_err(|e| StateError::Storage(format!("cannot create the working folder: {e}")))
+    }
+
+    /// The column-family options every state gets.
+    fn cf_options(options: &RocksDbOptions) -> Options {
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(&cache);
@@ -225,24 +254,53 @@ impl RocksDbBackend {
         // list grows by one entry per update and dominates the profile.
         cf_options.set_inplace_update_support(true);
         cf_options.set_allow_concurrent_memtable_write(false);
+        cf_options
+    }
+
+    /// Opens the database in `dir` (new, or restored files) with every
+    /// column family it has.
+    fn open_db(dir: &Path, cf_options: &Options) -> Result<DB, StateError> {
         let mut db_options = cf_options.clone();
         db_options.create_if_missing(true);
         db_options.create_missing_column_families(true);
-        let db = DB::open(&db_options, dir).map_err(storage)?;
+        // A new database has no list yet.
+        let families = DB::list_cf(&db_options, dir).unwrap_or_default();
+        let descriptors: Vec<rocksdb::ColumnFamilyDescriptor> = families
+            .into_iter()
+            .filter(|n| n != rocksdb::DEFAULT_COLUMN_FAMILY_NAME)
+            .map(|n| rocksdb::ColumnFamilyDescriptor::new(n, cf_options.clone()))
+            .collect();
+        DB::open_cf_descriptors(&db_options, dir, descriptors).map_err(storage)
+    }
+
+    /// The backend over an opened database.
+    fn over(
+        db: DB,
+        dir: &Path,
+        range: KeyGroupRange,
+        options: &RocksDbOptions,
+        cf_options: Options,
+        entries: usize,
+        restored_shared: HashMap<String, String>,
+    ) -> Self {
         let mut write = WriteOptions::default();
         write.disable_wal(true);
-        Ok(RocksDbBackend {
+        RocksDbBackend {
             db,
             range,
             states: Vec::new(),
             cf_options,
             write,
-            entries: 0,
+            entries,
             dirty: RefCell::default(),
             dirty_bytes: Cell::new(0),
             write_cache_limit: options.write_cache_bytes,
+            incremental: options.incremental,
+            dir: dir.to_path_buf(),
+            instance: crate::state::incremental::new_instance_name(),
+            restored_shared,
             _folder: RemoveOnDrop(dir.to_path_buf()),
-        })
+        }
     }
 
     /// An instance with default options in a fresh temporary folder,
@@ -431,9 +489,11 @@ impl KeyedStateBackend for RocksDbBackend {
         if let Some(id) = super::declared_id(&self.states, name, kind)? {
             return Ok(id);
         }
-        self.db
-            .create_cf(Self::cf_name(name), &self.cf_options)
-            .map_err(storage)?;
+        // A restored database has the column family already.
+        let cf = Self::cf_name(name);
+        if self.db.cf_handle(&cf).is_none() {
+            self.db.create_cf(cf, &self.cf_options).map_err(storage)?;
+        }
         self.states.push((name.to_owned(), kind));
         Ok((self.states.len() - 1) as StateId)
     }
@@ -736,6 +796,16 @@ impl KeyedStateBackend for RocksDbBackend {
         }
         self.entries -= 1;
         Ok(())
+    }
+
+    fn native_snapshot(
+        &self,
+        id: u64,
+    ) -> Result<Option<crate::state::incremental::NativeSnapshot>, StateError> {
+        if !self.incremental {
+            return Ok(None);
+        }
+        self.checkpoint_files(id).map(Some)
     }
 
     fn entry_count(&self) -> usize {

@@ -1,0 +1,176 @@
+//! Incremental checkpoints of an embedded backend: what a subtask hands the
+//! checkpoint coordinator ([`NativeSnapshot`]: a folder of hard-linked
+//! files) and what `_metadata` records of it ([`IncrementalHandle`]).
+//!
+//! Immutable files (RocksDB's SST files) go to the job's `shared/` folder
+//! under a name unique to the RocksDB instance that wrote them, so that a
+//! file already uploaded by an earlier checkpoint is referenced, not copied
+//! again; the small mutable files (MANIFEST, CURRENT, OPTIONS) go into the
+//! checkpoint's own folder.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::keygroup::KeyGroupRange;
+
+/// One file of an incremental handle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateFile {
+    /// Its name in the backend's working folder (for RocksDB, `000012.sst`).
+    pub local: String,
+    /// Where it is stored, relative to the checkpoint folder
+    /// (`../shared/<name>` for a shared file).
+    pub file: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// xxh3-64 of its bytes, in hex.
+    pub checksum: String,
+}
+
+/// What `_metadata` records about an incremental snapshot of one subtask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncrementalHandle {
+    /// The key groups of the subtask that wrote it (first, last).
+    pub key_group_range: (u32, u32),
+    /// The instance (working folder opening) that wrote it.
+    pub instance: String,
+    /// (state, key, namespace) entries it holds.
+    pub entries: u64,
+    /// Immutable files, in the job's `shared/` folder.
+    pub shared: Vec<StateFile>,
+    /// The other files, in the checkpoint's folder.
+    pub private: Vec<StateFile>,
+}
+
+impl IncrementalHandle {
+    /// Whether any key group of this handle lies in `range`.
+    pub fn overlaps(&self, range: KeyGroupRange) -> bool {
+        self.key_group_range.0 <= range.end && range.start <= self.key_group_range.1
+    }
+
+    /// Every file, shared and private.
+    pub fn files(&self) -> impl Iterator<Item = &StateFile> {
+        self.shared.iter().chain(&self.private)
+    }
+
+    /// Bytes of all its files: the full size of the state.
+    pub fn size(&self) -> u64 {
+        self.files().map(|f| f.size).sum()
+    }
+}
+
+/// An incremental handle with the folder its relative paths start from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocatedHandle {
+    /// The handle.
+    pub handle: IncrementalHandle,
+    /// The checkpoint folder.
+    pub base: PathBuf,
+}
+
+/// A file of a native snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeFile {
+    /// Its name in the snapshot folder.
+    pub local: String,
+    /// For an immutable file, its name in `shared/`; `None`: it goes into
+    /// the checkpoint's folder.
+    pub shared: Option<String>,
+}
+
+/// A backend's own snapshot of one subtask for one checkpoint: a folder of
+/// files (hard links into the live instance) that the coordinator uploads.
+/// The folder is removed when this is dropped.
+#[derive(Debug)]
+pub struct NativeSnapshot {
+    /// The subtask's key groups (first, last).
+    pub range: (u32, u32),
+    /// The instance that took it.
+    pub instance: String,
+    /// Entries it holds.
+    pub entries: u64,
+    /// The folder of the files.
+    pub folder: PathBuf,
+    /// The files.
+    pub files: Vec<NativeFile>,
+}
+
+impl Drop for NativeSnapshot {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.folder)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(
+                "cannot remove snapshot folder {}: {e}",
+                self.folder.display()
+            );
+        }
+    }
+}
+
+/// Copies `src` to `dst` (created or replaced) and returns its size and
+/// xxh3-64 checksum, computed on the way; with `durable`, fsyncs it. A
+/// partly written `dst` is removed on error.
+pub fn copy_file(src: &Path, dst: &Path, durable: bool) -> std::io::Result<(u64, String)> {
+    let mut from = std::fs::File::open(src)?;
+    let mut to = std::fs::File::create(dst)?;
+    let mut copy = || -> std::io::Result<(u64, String)> {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = from.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            to.write_all(&buf[..n])?;
+            size += n as u64;
+        }
+        if durable {
+            to.sync_all()?;
+        }
+        Ok((size, format!("{:016x}", hasher.digest())))
+    };
+    copy().inspect_err(|_| {
+        let _ = std::fs::remove_file(dst);
+    })
+}
+
+/// A fresh instance name: 16 hex digits, unique in practice.
+pub fn new_instance_name() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = format!("{nanos}-{}-{seq}", std::process::id());
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(seed.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_with_the_checksum_of_the_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("a");
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&src, &bytes).expect("write");
+        let dst = dir.path().join("b");
+        let (size, sum) = copy_file(&src, &dst, true).expect("copy");
+        assert_eq!(size, bytes.len() as u64);
+        assert_eq!(sum, super::super::snapshot::checksum(&bytes));
+        assert_eq!(std::fs::read(&dst).expect("read"), bytes);
+        assert!(copy_file(&dir.path().join("missing"), &dst, false).is_err());
+        assert!(
+            dst.exists(),
+            "a failed open of the source leaves the target alone"
+        );
+        assert_ne!(new_instance_name(), new_instance_name());
+    }
+}
