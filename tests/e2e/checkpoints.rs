@@ -14,13 +14,17 @@ use crate::common::{cache_dir, graph, output_lines, q, tempdir, weir};
 
 /// A keyed count job: datagen -> (hostile `mode`, forwarding) -> count ->
 /// file sink; `extra` is added under `config:`.
-struct CountJob<'a> {
-    count: u64,
-    keys: u64,
-    rate: Option<u64>,
-    parallelism: u32,
-    hostile: Option<&'a str>,
-    extra: &'a str,
+pub(crate) struct CountJob<'a> {
+    pub(crate) count: u64,
+    pub(crate) keys: u64,
+    pub(crate) rate: Option<u64>,
+    pub(crate) parallelism: u32,
+    pub(crate) hostile: Option<&'a str>,
+    pub(crate) extra: &'a str,
+    /// Keys `i mod keys` instead of spread out.
+    pub(crate) sequential: bool,
+    /// `execution.checkpointing.interval`.
+    pub(crate) interval: &'a str,
 }
 
 impl Default for CountJob<'_> {
@@ -32,13 +36,18 @@ impl Default for CountJob<'_> {
             parallelism: 2,
             hostile: None,
             extra: "",
+            sequential: false,
+            interval: "100ms",
         }
     }
 }
 
 impl CountJob<'_> {
-    fn yaml(&self, dir: &Path) -> String {
-        let rate = self.rate.map_or(String::new(), |r| format!(", rate: {r}"));
+    pub(crate) fn yaml(&self, dir: &Path) -> String {
+        let mut rate = self.rate.map_or(String::new(), |r| format!(", rate: {r}"));
+        if self.sequential {
+            rate.push_str(", sequential-keys: true");
+        }
         let (hostile_op, first_edge) = match self.hostile {
             Some(config) => (
                 format!(
@@ -57,7 +66,7 @@ impl CountJob<'_> {
 name: checkpointed-count
 config:
   weir.sandbox.cache-dir: {cache}
-  execution.checkpointing.interval: 100ms
+  execution.checkpointing.interval: {interval}
   state.checkpoints.dir: {checkpoints}
 {extra}
 sources:
@@ -80,6 +89,7 @@ edges:
             keys = self.keys,
             wasm = q(weir_test_guests::COUNT),
             p = self.parallelism,
+            interval = self.interval,
         )
     }
 }
@@ -266,6 +276,7 @@ pub(crate) fn run_until_then_cancel(
     yaml: &str,
     dir: &Path,
     restore: Option<RestorePoint>,
+    limit: Duration,
     ready: impl Fn(&Path) -> bool,
 ) -> Result<weir::runtime::JobSummary, JobError> {
     let g = graph(yaml, dir).expect("valid spec");
@@ -276,7 +287,7 @@ pub(crate) fn run_until_then_cancel(
     };
     std::thread::scope(|s| {
         let h = s.spawn(|| run_job(&g, &options, &control));
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + limit;
         while !ready(dir) && !h.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -308,7 +319,7 @@ fn retained_checkpoints_restore_at_other_parallelisms_with_continuing_ids() {
         .yaml(d)
     };
     // Parallelism 2, cancelled after its third checkpoint: retained.
-    let r = run_until_then_cancel(&spec(2), d, None, |d| {
+    let r = run_until_then_cancel(&spec(2), d, None, Duration::from_secs(60), |d| {
         latest_checkpoint(d).is_some_and(|(id, _)| id >= 3)
     });
     assert!(matches!(r, Err(JobError::Cancelled)), "{r:?}");
@@ -318,7 +329,7 @@ fn retained_checkpoints_restore_at_other_parallelisms_with_continuing_ids() {
     // Restored at parallelism 3 and cancelled again: its checkpoints
     // continue the ids.
     let point = RestorePoint::open(&first).expect("open checkpoint");
-    let r = run_until_then_cancel(&spec(3), d, Some(point), |d| {
+    let r = run_until_then_cancel(&spec(3), d, Some(point), Duration::from_secs(60), |d| {
         latest_checkpoint(d).is_some_and(|(id, _)| id >= first_id + 2)
     });
     assert!(matches!(r, Err(JobError::Cancelled)), "{r:?}");
@@ -354,7 +365,9 @@ fn cancelling_deletes_checkpoints_unless_retained() {
         ..CountJob::default()
     }
     .yaml(d);
-    let r = run_until_then_cancel(&yaml, d, None, |d| latest_checkpoint(d).is_some());
+    let r = run_until_then_cancel(&yaml, d, None, Duration::from_secs(60), |d| {
+        latest_checkpoint(d).is_some()
+    });
     assert!(matches!(r, Err(JobError::Cancelled)), "{r:?}");
     assert!(job_dirs(d).is_empty(), "{:?}", job_dirs(d));
 }
@@ -411,7 +424,9 @@ fn retained_checkpoint(d: &Path) -> PathBuf {
         ..CountJob::default()
     }
     .yaml(d);
-    let r = run_until_then_cancel(&yaml, d, None, |d| latest_checkpoint(d).is_some());
+    let r = run_until_then_cancel(&yaml, d, None, Duration::from_secs(60), |d| {
+        latest_checkpoint(d).is_some()
+    });
     assert!(matches!(r, Err(JobError::Cancelled)), "{r:?}");
     latest_checkpoint(d).expect("retained").1
 }
@@ -612,6 +627,7 @@ fn checkpoints_that_time_out_fail_the_job_past_the_tolerated_number() {
             parallelism: 1,
             hostile: Some("mode: slow, ms: \"200\""),
             extra: &extra,
+            ..CountJob::default()
         }
         .yaml(d)
     };

@@ -7,6 +7,7 @@ mod api;
 mod checkpoints;
 mod common;
 mod hostile;
+mod incremental;
 mod operators;
 mod server;
 mod spec_errors;

@@ -124,9 +124,13 @@ edges:
 fn operator_state_is_restored_and_redistributed_at_another_parallelism() {
     let dir = tempdir();
     let d = dir.path();
-    let r = run_until_then_cancel(&subtask_count_job(d, 2), d, None, |d| {
-        latest_checkpoint(d).is_some_and(|(id, _)| id >= 3)
-    });
+    let r = run_until_then_cancel(
+        &subtask_count_job(d, 2),
+        d,
+        None,
+        Duration::from_secs(60),
+        |d| latest_checkpoint(d).is_some_and(|(id, _)| id >= 3),
+    );
     assert!(matches!(r, Err(JobError::Cancelled)), "{r:?}");
     let (_, chk) = latest_checkpoint(d).expect("retained");
     let g = graph(&subtask_count_job(d, 3), d).expect("valid");
@@ -176,7 +180,7 @@ edges:
     };
     let dir = tempdir();
     let d = dir.path();
-    let r = run_until_then_cancel(&job(d), d, None, |d| {
+    let r = run_until_then_cancel(&job(d), d, None, Duration::from_secs(60), |d| {
         latest_checkpoint(d).is_some_and(|(id, _)| id >= 4)
     });
     assert!(matches!(r, Err(JobError::Cancelled)), "{r:?}");

@@ -474,6 +474,21 @@ pub fn sweep_folder(job_dir: &Path) {
     storage.recover(u32::MAX, None);
 }
 
+/// [`sweep_folder`] for every job folder under `root`
+/// (`state.checkpoints.dir`) whose job is not running: what a crash left
+/// of a job that is never resumed is removed too.
+pub fn sweep_jobs(root: &Path) {
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let is_job = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()));
+        if is_job && entry.path().join("shared").is_dir() {
+            sweep_folder(&entry.path());
+        }
+    }
+}
+
 /// Writes a file and fsyncs it.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     let mut f = File::create(path).map_err(|e| io_err(path, e))?;

@@ -312,6 +312,9 @@ pub fn run_job(
             crate::checkpoint::storage::sweep_folder(job_dir);
         }
     }
+    if let Some(root) = storage.as_ref().and_then(|s| s.job_dir()?.parent()) {
+        crate::checkpoint::storage::sweep_jobs(root);
+    }
     let retained = match &storage {
         Some(s) => {
             let own = options.restore.as_ref().and_then(|r| {
