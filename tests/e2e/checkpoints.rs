@@ -578,14 +578,17 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn the_checked_in_version_1_checkpoint_still_restores() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoint-v1");
+/// Restores the checked-in checkpoint `chk` of fixture `name` (whose
+/// `job.yaml` counts 3000 records over 40 keys) and checks the job ends
+/// with exactly the output of an uninterrupted run.
+fn fixture_restores(name: &str, chk: &str, extra_config: &str) -> RestorePoint {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let dir = tempdir();
     let d = dir.path();
     copy_tree(&fixture, d);
-    let point = RestorePoint::open(&d.join("chk-5")).expect("fixture opens");
-    assert_eq!(point.metadata.checkpoint_id, 5);
+    let point = RestorePoint::open(&d.join(chk)).expect("fixture opens");
     let yaml = std::fs::read_to_string(d.join("job.yaml"))
         .expect("fixture job")
         .replace(
@@ -596,19 +599,46 @@ fn the_checked_in_version_1_checkpoint_still_restores() {
         .replace(
             "config:\n",
             &format!(
-                "config:\n  weir.sandbox.cache-dir: {}\n",
+                "config:\n  weir.sandbox.cache-dir: {}\n{extra_config}",
                 q(&cache_dir().display().to_string())
             ),
         );
     let g = graph(&yaml, d).expect("valid fixture job");
     let options = RunOptions {
-        restore: Some(point),
+        restore: Some(point.clone()),
         ..RunOptions::default()
     };
     let summary = run_job(&g, &options, &JobControl::default()).expect("restored run");
-    // The first checkpoint of the restored job is number 6.
     assert!(summary.checkpoints_completed >= 1);
     assert_eq!(sorted_output(&d.join("out")), expected(3000, 40));
+    point
+}
+
+#[test]
+fn the_checked_in_version_1_checkpoint_still_restores() {
+    let point = fixture_restores("checkpoint-v1", "chk-5", "");
+    assert_eq!(point.metadata.checkpoint_id, 5);
+}
+
+#[test]
+fn the_checked_in_version_2_incremental_checkpoint_still_restores() {
+    let localdir = tempdir();
+    let point = fixture_restores(
+        "checkpoint-v2-incremental",
+        "checkpoints/ef1937d9987802f1cb712279f00c7cc7/chk-6",
+        &format!(
+            "  state.backend.rocksdb.localdir: {}\n",
+            q(&localdir.path().display().to_string())
+        ),
+    );
+    assert_eq!(point.metadata.checkpoint_id, 6);
+    assert!(
+        point
+            .metadata
+            .operator("count")
+            .is_some_and(|o| o.subtasks.iter().all(|s| s.incremental.is_some())),
+        "the fixture is incremental"
+    );
 }
 
 #[test]

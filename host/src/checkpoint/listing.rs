@@ -59,9 +59,19 @@ pub fn list(dir: &Path) -> anyhow::Result<String> {
                     continue;
                 }
             };
+            let incremental = m
+                .operators
+                .iter()
+                .flat_map(|o| &o.subtasks)
+                .any(|s| s.incremental.is_some());
+            let written = if incremental {
+                format!(" ({} written, incremental)", m.checkpointed_size)
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "  chk-{id}  {}  {} bytes  {:.1} ms{}",
+                "  chk-{id}  {}  {} bytes{written}  {:.1} ms{}",
                 utc(m.completed_timestamp),
                 m.state_size,
                 m.duration_ms,

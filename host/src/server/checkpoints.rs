@@ -29,6 +29,7 @@ fn completed(c: &CheckpointStats) -> Value {
         "latest_ack_timestamp": c.trigger_timestamp + c.duration_ms.round() as i64,
         "end_to_end_duration": c.duration_ms,
         "state_size": c.size,
+        "checkpointed_size": c.checkpointed_size,
         "max_sync_duration": c.max_sync_ms,
         "max_async_duration": c.max_async_ms,
         "max_alignment_duration": c.max_alignment_ms,
@@ -170,6 +171,7 @@ pub async fn trigger_checkpoint(
 pub const JOB_METRICS: &[&str] = &[
     "lastCheckpointDuration",
     "lastCheckpointSize",
+    "lastCheckpointFullSize",
     "lastCheckpointExternalPath",
     "lastCheckpointRestoreTimestamp",
     "numberOfCompletedCheckpoints",
@@ -224,7 +226,9 @@ pub fn metric(live: &LiveJob, name: &str) -> Option<String> {
         "lastCheckpointDuration" => last
             .map_or(-1, |c| c.duration_ms.round() as i64)
             .to_string(),
-        "lastCheckpointSize" => last.map_or(-1, |c| c.size as i64).to_string(),
+        // As in Flink: what the last checkpoint wrote, and its full size.
+        "lastCheckpointSize" => last.map_or(-1, |c| c.checkpointed_size as i64).to_string(),
+        "lastCheckpointFullSize" => last.map_or(-1, |c| c.size as i64).to_string(),
         "lastCheckpointExternalPath" => live
             .last_checkpoint_path
             .clone()
