@@ -106,7 +106,7 @@ enum Cmd {
         #[arg(long, env = "WEIR_OPERATORS_DIR")]
         operators_dir: Option<PathBuf>,
     },
-    /// Runs a benchmark (`keyed-count`, `checkpointing`).
+    /// Runs a benchmark (`keyed-count`, `checkpointing`, `backends`, `api`).
     Bench(weir::bench::BenchArgs),
     /// Runs a session cluster: the REST API under /api/v1, many jobs at once.
     Serve,

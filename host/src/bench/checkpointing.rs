@@ -6,10 +6,11 @@
 //!   `--runs`).
 //! - Duration and size of those checkpoints, with the longest synchronous
 //!   capture, asynchronous write and alignment of any subtask.
-//! - For each of `--restore-keys`: a job counts 5 records per key with
-//!   checkpoints on, is killed with SIGKILL once a checkpoint holds all of
-//!   them, and `weir run -s` on that checkpoint is timed from process start
-//!   to its first output line (state load included).
+//! - For each of `--restore-keys`: a job counts one record per key (keys
+//!   in sequence) with checkpoints on, is killed with SIGKILL once a
+//!   checkpoint holds all of them, and `weir run -s` on that checkpoint is
+//!   timed from process start to its first output line (state load
+//!   included).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -75,7 +76,7 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         );
     }
     for &keys in &args.restore_keys {
-        let (first, size) = restore_time(&exe, &args.wasm, keys, config)?;
+        let (first, size) = restore_time(&exe, &args.wasm, keys, config, "")?;
         println!(
             "restore with -s, {keys} keys ({size} bytes of state): process start to first record {:.1} ms",
             first.as_secs_f64() * 1e3
@@ -84,12 +85,13 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The job of the restore measurement, with the given sink.
-fn spec(wasm: &Path, keys: u64, cache: &Path, sink: &str) -> anyhow::Result<String> {
+/// The job of the restore measurement, with the given sink and more
+/// config lines (`  key: value\n` each).
+fn spec(wasm: &Path, keys: u64, cache: &Path, sink: &str, extra: &str) -> anyhow::Result<String> {
     Ok(format!(
         "name: restore-bench\nconfig:\n  weir.sandbox.cache-dir: {cache:?}\n  weir.progress.interval: 0ms\n  \
-         execution.checkpointing.interval: 1s\n  state.checkpoints.dir: checkpoints\n  weir.state.max-bytes: 8gb\n\
-         sources:\n  - {{id: gen, type: datagen, count: 1000000000000, keys: {keys}}}\n\
+         execution.checkpointing.interval: 1s\n  state.checkpoints.dir: checkpoints\n  weir.state.max-bytes: 8gb\n{extra}\
+         sources:\n  - {{id: gen, type: datagen, count: 1000000000000, keys: {keys}, sequential-keys: true}}\n\
          operators:\n  - {{id: count, uid: count, wasm: {wasm:?}}}\n\
          sinks:\n  - {{id: out, type: {sink}}}\n\
          edges:\n  - {{from: gen, to: count, partition: hash}}\n  - {{from: count, to: out}}\n",
@@ -108,18 +110,31 @@ fn position(meta: &CheckpointMetadata) -> u64 {
         .unwrap_or(0)
 }
 
-/// Builds a checkpoint of `keys` keys, kills its job, and times a restore.
-fn restore_time(
+/// Builds a checkpoint of `keys` keys with the config lines `extra`, kills
+/// its job, and times a restore; returns the time to the first record and
+/// the checkpoint's state size.
+pub(crate) fn restore_time(
     exe: &Path,
     wasm: &Path,
     keys: u64,
     config: &Config,
+    extra: &str,
 ) -> anyhow::Result<(Duration, u64)> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
     let cache = &config.cache_dir;
-    std::fs::write(d.join("build.yaml"), spec(wasm, keys, cache, "discard")?)?;
-    std::fs::write(d.join("restore.yaml"), spec(wasm, keys, cache, "stdout")?)?;
+    let extra = format!(
+        "{extra}  state.backend.rocksdb.localdir: {:?}\n",
+        d.join("rocksdb").display().to_string()
+    );
+    std::fs::write(
+        d.join("build.yaml"),
+        spec(wasm, keys, cache, "discard", &extra)?,
+    )?;
+    std::fs::write(
+        d.join("restore.yaml"),
+        spec(wasm, keys, cache, "stdout", &extra)?,
+    )?;
     let mut build = Command::new(exe)
         .args(["run", "--quiet"])
         .arg(d.join("build.yaml"))
@@ -127,7 +142,7 @@ fn restore_time(
         .stderr(Stdio::null())
         .spawn()
         .context("cannot start weir run")?;
-    let target = keys.saturating_mul(5);
+    let target = keys;
     let deadline = Instant::now() + Duration::from_secs(600);
     let found = loop {
         if Instant::now() > deadline {

@@ -3,7 +3,8 @@
 //! native Rust, at each parallelism; plus peak memory and the time from
 //! process start to the first record with a warm component cache.
 //! `weir bench checkpointing` ([`checkpointing`]) measures what checkpoints
-//! cost on the same job.
+//! cost on the same job, `weir bench backends` ([`backends`]) compares the
+//! state backends with checkpoints on.
 //!
 //! Each measurement runs in a child process of its own (`weir bench
 //! --child ...`), so its peak RSS is its own. Figures are printed as a table
@@ -19,6 +20,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 pub mod api;
+pub mod backends;
 pub mod checkpointing;
 
 use crate::config::Config;
@@ -29,7 +31,7 @@ use crate::spec::{Partitioning, SinkSpec, SinkType, SourceSpec, SourceType};
 /// Arguments of `weir bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// The workload: `keyed-count`, `checkpointing` or `api`.
+    /// The workload: `keyed-count`, `checkpointing`, `backends` or `api`.
     #[arg(default_value = "keyed-count")]
     pub workload: String,
     /// Records to generate.
@@ -51,13 +53,17 @@ pub struct BenchArgs {
     /// `checkpointing`: the checkpoint interval.
     #[arg(long, default_value = "1s", value_parser = crate::config::parse_duration)]
     pub checkpoint_interval: Duration,
-    /// `checkpointing`: key counts whose restore time is measured.
+    /// `checkpointing`: key counts whose restore time is measured;
+    /// `backends`: the key counts measured.
     #[arg(long, default_value = "100000,10000000", value_delimiter = ',')]
     pub restore_keys: Vec<u64>,
     /// The keyed state backend of the WASM runs: `hashmap` or `rocksdb`
     /// (the native count always uses the hashmap).
     #[arg(long, default_value = "hashmap")]
     pub backend: String,
+    /// With `--backend rocksdb`: incremental checkpoints.
+    #[arg(long)]
+    pub incremental: bool,
     /// `api`: concurrent HTTP clients.
     #[arg(long, default_value_t = 200)]
     pub clients: usize,
@@ -181,9 +187,9 @@ pub fn peak_rss_mib() -> f64 {
 
 /// Runs `weir bench`.
 pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
-    if !["keyed-count", "checkpointing", "api"].contains(&args.workload.as_str()) {
+    if !["keyed-count", "checkpointing", "backends", "api"].contains(&args.workload.as_str()) {
         bail!(
-            "unknown workload `{}` (keyed-count, checkpointing or api)",
+            "unknown workload `{}` (keyed-count, checkpointing, backends or api)",
             args.workload
         );
     }
@@ -195,6 +201,9 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     }
     if args.workload == "checkpointing" {
         return checkpointing::run(args, config);
+    }
+    if args.workload == "backends" {
+        return backends::run(args, config);
     }
     if !args.wasm.is_file() {
         bail!(
@@ -267,6 +276,7 @@ pub(crate) fn spawn_child(
         .args(["bench", "keyed-count", "--child", which])
         .args(["--checkpoint-interval", &interval])
         .args(["--backend", &args.backend])
+        .args(args.incremental.then_some("--incremental"))
         .args([
             "--records",
             &args.records.to_string(),
@@ -300,6 +310,9 @@ fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
     config
         .set("state.backend.type", &args.backend)
         .context("--backend")?;
+    config.backend.incremental = args.incremental;
+    // Ten million keys on the heap exceed the default limit of 1 GiB.
+    config.state_max_bytes = config.state_max_bytes.max(8 << 30);
     config.backend.rocksdb_dir = scratch.path().join("rocksdb");
     if which == "wasm-checkpointed" {
         config.checkpoint.interval = Some(args.checkpoint_interval);

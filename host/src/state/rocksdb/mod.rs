@@ -140,9 +140,19 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// Cached value-state writes: per state id, RocksDB key to value (looked
-/// up by `&[u8]`, so a read allocates nothing).
-type WriteCache = Vec<HashMap<Vec<u8>, Vec<u8>>>;
+/// A value in the write cache, and whether RocksDB has it yet.
+#[derive(Debug)]
+struct CachedValue {
+    value: Vec<u8>,
+    dirty: bool,
+}
+
+/// Cached value state: per state id, RocksDB key to value (looked up by
+/// `&[u8]`, so a read allocates nothing; foldhash, not SipHash).
+type WriteCache = Vec<hashbrown::HashMap<Vec<u8>, CachedValue>>;
+
+/// Bytes a cached entry is counted for beyond its key and value.
+const CACHE_ENTRY_OVERHEAD: usize = 48;
 
 /// A map being gathered from its entries: (key, namespace, entries).
 type GatheredMap = (Vec<u8>, Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>);
@@ -168,12 +178,16 @@ pub struct RocksDbBackend {
     write: WriteOptions,
     /// (state, key, namespace) entries held, kept exact.
     entries: usize,
-    /// Value-state writes not yet in RocksDB, by (state, RocksDB key): a
-    /// key updated many times between flushes is written once. Flushed as
-    /// one batch when it outgrows `write_cache_limit` and before every
-    /// snapshot scan.
-    dirty: RefCell<WriteCache>,
-    dirty_bytes: Cell<usize>,
+    /// Value state written lately, by (state, RocksDB key): a key updated
+    /// many times between flushes is written to RocksDB once. Its dirty
+    /// entries are written as one batch before every snapshot (and stay,
+    /// clean, to serve reads); when it outgrows `write_cache_limit` it is
+    /// written and emptied.
+    cache: RefCell<WriteCache>,
+    /// Bytes the cache holds (keys, values and overhead).
+    cache_bytes: Cell<usize>,
+    /// Whether any cached entry is dirty.
+    cache_dirty: Cell<bool>,
     write_cache_limit: usize,
     /// Whether [`KeyedStateBackend::native_snapshot`] takes incremental
     /// snapshots.
@@ -248,11 +262,13 @@ impl RocksDbBackend {
         cf_options.set_write_buffer_size(options.write_buffer_bytes);
         cf_options.set_max_write_buffer_number(options.write_buffer_count.max(2));
         cf_options.set_merge_operator_associative(LIST_APPEND, list_append);
-        // A value written again while it is still in the memtable replaces
-        // the old one in place instead of adding a version: a keyed count
-        // updates the same keys over and over, and without this the skip
-        // list grows by one entry per update and dominates the profile.
-        cf_options.set_inplace_update_support(true);
+        // Without the write cache, a value written again while it is still
+        // in the memtable replaces the old one in place instead of adding a
+        // version: a keyed count updates the same keys over and over, and
+        // the skip list would grow by one entry per update. The cache
+        // already writes each key once per flush, and in-place updates cost
+        // a search per write, so with it they are off.
+        cf_options.set_inplace_update_support(options.write_cache_bytes == 0);
         cf_options.set_allow_concurrent_memtable_write(false);
         cf_options
     }
@@ -292,8 +308,9 @@ impl RocksDbBackend {
             cf_options,
             write,
             entries,
-            dirty: RefCell::default(),
-            dirty_bytes: Cell::new(0),
+            cache: RefCell::default(),
+            cache_bytes: Cell::new(0),
+            cache_dirty: Cell::new(false),
             write_cache_limit: options.write_cache_bytes,
             incremental: options.incremental,
             dir: dir.to_path_buf(),
@@ -365,28 +382,47 @@ impl RocksDbBackend {
         Ok(self.db.get_pinned_cf(cf, key).map_err(storage)?.is_some())
     }
 
-    /// Writes every cached value-state write to RocksDB in one batch.
+    /// Writes every dirty cached value to RocksDB in one batch; they stay
+    /// in the cache, clean.
     fn flush(&self) -> Result<(), StateError> {
-        if self.dirty_bytes.replace(0) == 0 {
+        if !self.cache_dirty.replace(false) {
             return Ok(());
         }
-        let dirty = std::mem::take(&mut *self.dirty.borrow_mut());
+        let mut cache = self.cache.borrow_mut();
         let mut batch = rocksdb::WriteBatch::default();
-        for (state, entries) in dirty.iter().enumerate() {
+        for (state, entries) in cache.iter_mut().enumerate() {
             if entries.is_empty() {
                 continue;
             }
             let cf = self.cf(state as StateId, StateKind::Value)?;
-            for (key, value) in entries {
-                batch.put_cf(cf, key, value);
+            // In key order: the memtable's skip list inserts a sorted run
+            // next to the previous key instead of searching from the top.
+            let mut dirty: Vec<(&Vec<u8>, &mut CachedValue)> =
+                entries.iter_mut().filter(|(_, c)| c.dirty).collect();
+            dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for (key, cached) in dirty {
+                batch.put_cf(cf, key, &cached.value);
+                cached.dirty = false;
             }
         }
         self.db.write_opt(batch, &self.write).map_err(storage)
     }
 
-    /// A cached write of value state, if there is one.
+    /// Writes the dirty cached values and empties the cache.
+    fn evict(&self) -> Result<(), StateError> {
+        self.flush()?;
+        self.cache.borrow_mut().iter_mut().for_each(|m| m.clear());
+        self.cache_bytes.set(0);
+        Ok(())
+    }
+
+    /// The cached value of value state, if there is one.
     fn cached(&self, state: StateId, key: &[u8]) -> Option<Vec<u8>> {
-        self.dirty.borrow().get(state as usize)?.get(key).cloned()
+        self.cache
+            .borrow()
+            .get(state as usize)?
+            .get(key)
+            .map(|c| c.value.clone())
     }
 
     /// Writes value state through the cache (a limit of 0 flushes it at
@@ -402,28 +438,39 @@ impl RocksDbBackend {
         self.check(at)?;
         let cf = self.cf(state, StateKind::Value)?;
         let key = entry_key(at);
-        let in_cache = self
-            .dirty
-            .borrow()
-            .get(state as usize)
-            .is_some_and(|m| m.contains_key(key.as_slice()));
-        let new = match (in_cache, existed) {
-            (true, _) => false,
-            (false, Some(e)) => !e,
-            (false, None) => !self.exists(cf, &key)?,
-        };
-        let added = key.len() + value.len() + 48;
-        {
-            let mut dirty = self.dirty.borrow_mut();
-            if dirty.len() <= state as usize {
-                dirty.resize_with(state as usize + 1, HashMap::new);
-            }
-            dirty[state as usize].insert(key, value.to_vec());
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() <= state as usize {
+            cache.resize_with(state as usize + 1, hashbrown::HashMap::new);
         }
-        self.dirty_bytes.set(self.dirty_bytes.get() + added);
-        self.entries += usize::from(new);
-        if self.dirty_bytes.get() > self.write_cache_limit {
-            self.flush()?;
+        let map = &mut cache[state as usize];
+        let bytes = self.cache_bytes.get();
+        if let Some(cached) = map.get_mut(key.as_slice()) {
+            // Cached (dirty or clean) means RocksDB or the cache has it.
+            self.cache_bytes
+                .set((bytes + value.len()).saturating_sub(cached.value.len()));
+            cached.value.clear();
+            cached.value.extend_from_slice(value);
+            cached.dirty = true;
+        } else {
+            let new = match existed {
+                Some(e) => !e,
+                None => !self.exists(cf, &key)?,
+            };
+            self.entries += usize::from(new);
+            self.cache_bytes
+                .set(bytes + key.len() + value.len() + CACHE_ENTRY_OVERHEAD);
+            map.insert(
+                key,
+                CachedValue {
+                    value: value.to_vec(),
+                    dirty: true,
+                },
+            );
+        }
+        drop(cache);
+        self.cache_dirty.set(true);
+        if self.cache_bytes.get() > self.write_cache_limit {
+            self.evict()?;
         }
         Ok(())
     }
@@ -767,7 +814,7 @@ impl KeyedStateBackend for RocksDbBackend {
         let key = entry_key(&at);
         let was_cached = kind == StateKind::Value
             && self
-                .dirty
+                .cache
                 .borrow_mut()
                 .get_mut(state as usize)
                 .and_then(|m| m.remove(&key))
@@ -833,7 +880,7 @@ impl KeyedStateBackend for RocksDbBackend {
         }
         usize::try_from(total)
             .unwrap_or(usize::MAX)
-            .saturating_add(self.dirty_bytes.get())
+            .saturating_add(self.cache_bytes.get())
     }
 }
 
