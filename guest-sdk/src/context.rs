@@ -173,6 +173,21 @@ impl OpenContext {
         MapState::new(state::declare(name, state::StateKind::Map, false))
     }
 
+    /// Declarations of keyed states whose entries expire `ttl` (processing
+    /// time, at least 1 ms) after they were created or last written, as
+    /// Flink's `StateTtlConfig`: an expired entry reads as absent and the
+    /// host removes it in its own time.
+    ///
+    /// ```ignore
+    /// let seen: ValueState<u64> = ctx.with_ttl(Duration::from_secs(3600)).value_state("seen");
+    /// ```
+    pub fn with_ttl(&mut self, ttl: core::time::Duration) -> TtlStates<'_> {
+        TtlStates {
+            _ctx: self,
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1),
+        }
+    }
+
     /// The operator (non-keyed) list state `name` of this subtask.
     pub fn operator_list_state<T: Serialize + DeserializeOwned>(
         &mut self,
@@ -193,6 +208,47 @@ impl OpenContext {
         Gauge {
             id: metrics::gauge(name),
         }
+    }
+}
+
+/// Declares keyed states with a time-to-live; from
+/// [`OpenContext::with_ttl`].
+#[derive(Debug)]
+pub struct TtlStates<'a> {
+    _ctx: &'a mut OpenContext,
+    ttl_ms: u64,
+}
+
+impl TtlStates<'_> {
+    /// A keyed value state (prefetched, like [`OpenContext::value_state`]).
+    pub fn value_state<T: Serialize + DeserializeOwned>(&mut self, name: &str) -> ValueState<T> {
+        let id = state::declare_with_ttl(name, state::StateKind::Value, true, self.ttl_ms);
+        runtime::note_prefetched(id);
+        ValueState::new(id, true)
+    }
+
+    /// A keyed list state; each element expires on its own.
+    pub fn list_state<T: Serialize + DeserializeOwned>(&mut self, name: &str) -> ListState<T> {
+        ListState::new(state::declare_with_ttl(
+            name,
+            state::StateKind::List,
+            false,
+            self.ttl_ms,
+        ))
+    }
+
+    /// A keyed map state; each entry expires on its own.
+    pub fn map_state<K, V>(&mut self, name: &str) -> MapState<K, V>
+    where
+        K: Serialize + DeserializeOwned,
+        V: Serialize + DeserializeOwned,
+    {
+        MapState::new(state::declare_with_ttl(
+            name,
+            state::StateKind::Map,
+            false,
+            self.ttl_ms,
+        ))
     }
 }
 

@@ -48,7 +48,9 @@ mod runtime;
 mod state;
 pub mod windows;
 
-pub use context::{Context, Counter, Element, Gauge, Level, OpenContext, TimeDomain, Timer};
+pub use context::{
+    Context, Counter, Element, Gauge, Level, OpenContext, TimeDomain, Timer, TtlStates,
+};
 pub use operator::{Operator, TwoInputOperator};
 pub use state::{ListState, MapState, OperatorListState, ValueState};
 

@@ -73,9 +73,11 @@ pub(crate) struct KeyedContext {
 }
 
 impl KeyedContext {
+    /// The context over `backend`, wrapped so that states may be declared
+    /// with a time-to-live.
     pub(crate) fn new(backend: Box<dyn KeyedStateBackend>, max_parallelism: u32) -> Self {
         KeyedContext {
-            backend,
+            backend: Box::new(crate::state::ttl::TtlBackend::new(backend)),
             max_parallelism,
             arena: Vec::new(),
             slots: Vec::new(),
@@ -346,6 +348,32 @@ impl GuestState {
         std::mem::take(&mut self.output)
     }
 
+    /// Declares a keyed state (only in `open`), with a time-to-live if
+    /// `ttl_ms` is given.
+    fn declare_state(
+        &mut self,
+        name: String,
+        k: state::StateKind,
+        prefetch: bool,
+        ttl_ms: Option<u64>,
+    ) -> wasmtime::Result<u32> {
+        if self.phase != Phase::Open {
+            return Err(wasmtime::format_err!(
+                "state `{name}` declared outside `open`"
+            ));
+        }
+        let keyed = self.keyed(&format!("keyed state `{name}`"))?;
+        let id = match ttl_ms {
+            Some(ttl) => keyed.backend.register_with_ttl(&name, kind(k), ttl)?,
+            None => keyed.backend.register(&name, kind(k))?,
+        };
+        if prefetch && k == state::StateKind::Value && !self.prefetched.contains(&id) {
+            self.prefetched.push(id);
+            self.prefetched.sort_unstable();
+        }
+        Ok(id)
+    }
+
     fn keyed(&mut self, what: &str) -> wasmtime::Result<&mut KeyedContext> {
         self.keyed.as_mut().ok_or_else(|| {
             wasmtime::format_err!(
@@ -422,18 +450,22 @@ impl state::Host for GuestState {
         k: state::StateKind,
         prefetch: bool,
     ) -> wasmtime::Result<u32> {
-        if self.phase != Phase::Open {
+        self.declare_state(name, k, prefetch, None)
+    }
+
+    fn declare_with_ttl(
+        &mut self,
+        name: String,
+        k: state::StateKind,
+        prefetch: bool,
+        ttl_ms: u64,
+    ) -> wasmtime::Result<u32> {
+        if ttl_ms == 0 {
             return Err(wasmtime::format_err!(
-                "state `{name}` declared outside `open`"
+                "state `{name}`: a time-to-live must be at least 1 ms"
             ));
         }
-        let keyed = self.keyed(&format!("keyed state `{name}`"))?;
-        let id = keyed.backend.register(&name, kind(k))?;
-        if prefetch && k == state::StateKind::Value && !self.prefetched.contains(&id) {
-            self.prefetched.push(id);
-            self.prefetched.sort_unstable();
-        }
-        Ok(id)
+        self.declare_state(name, k, prefetch, Some(ttl_ms))
     }
 
     fn select_key(&mut self, slot: u32) -> wasmtime::Result<()> {

@@ -8,7 +8,10 @@
 //! This module imports no backend; each backend lives in its own module and
 //! is named for its engine (`hashmap`, and `rocksdb` behind the default-on
 //! cargo feature of that name). One conformance suite (`conformance.rs`)
-//! runs against every backend.
+//! runs against every backend. Beside them: [`snapshot`] (the portable
+//! per-key-group snapshot), [`incremental`] (a backend's own snapshot files
+//! and their handles), [`ttl`] (states with a time-to-live, wrapping any
+//! backend), [`operator_state`] and [`workdir`].
 
 #[cfg(test)]
 mod conformance;
@@ -18,6 +21,7 @@ pub mod operator_state;
 #[cfg(feature = "rocksdb")]
 pub mod rocksdb;
 pub mod snapshot;
+pub mod ttl;
 pub mod workdir;
 
 use std::borrow::Cow;
@@ -211,6 +215,21 @@ pub fn open_backend(
 pub trait KeyedStateBackend: Send {
     /// Declares a state by name (the same name twice gives the same id).
     fn register(&mut self, name: &str, kind: StateKind) -> Result<StateId, StateError>;
+    /// Declares a state whose entries expire `ttl_ms` after they were last
+    /// written; only [`ttl::TtlBackend`] keeps the expiry.
+    fn register_with_ttl(
+        &mut self,
+        name: &str,
+        _kind: StateKind,
+        _ttl_ms: u64,
+    ) -> Result<StateId, StateError> {
+        Err(StateError::Storage(format!(
+            "state `{name}`: this backend keeps no time-to-live (wrap it in TtlBackend)"
+        )))
+    }
+    /// Lets the backend drop expired entries of `state` on its own (RocksDB
+    /// in compaction); entries are stamped as [`ttl`] describes.
+    fn expire_in_background(&mut self, _state: StateId) {}
     /// The key groups this backend holds.
     fn key_groups(&self) -> KeyGroupRange;
     /// The declared states, indexed by [`StateId`].

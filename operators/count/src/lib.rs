@@ -2,6 +2,9 @@
 //!
 //! Input: a keyed stream (`partition: hash`). Output: for every element, its
 //! key with the number of elements seen so far for that key.
+//!
+//! Config: `ttl-ms` (optional) forgets a key's count that many milliseconds
+//! after its last element (state time-to-live), so it counts again from 1.
 
 use weir_sdk::prelude::*;
 
@@ -12,9 +15,13 @@ struct Count {
 
 impl Operator for Count {
     fn open(ctx: &mut OpenContext) -> Result<Self, String> {
-        Ok(Count {
-            count: ctx.value_state("count"),
-        })
+        let count = match ctx.parse::<u64>("ttl-ms")? {
+            Some(ms) => ctx
+                .with_ttl(core::time::Duration::from_millis(ms))
+                .value_state("count"),
+            None => ctx.value_state("count"),
+        };
+        Ok(Count { count })
     }
 
     fn process(&mut self, element: Element<'_>, ctx: &mut Context) {

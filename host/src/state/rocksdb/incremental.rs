@@ -86,7 +86,8 @@ impl RocksDbBackend {
             && only.handle.key_group_range == (range.start, range.end)
         {
             download(only, dir)?;
-            let db = Self::open_db(dir, &cf_options)?;
+            let mut flags = HashMap::new();
+            let db = Self::open_db(dir, &cf_options, &mut flags)?;
             let restored = only
                 .handle
                 .shared
@@ -95,17 +96,32 @@ impl RocksDbBackend {
                 .collect();
             let entries = usize::try_from(only.handle.entries).unwrap_or(usize::MAX);
             return Ok(Self::over(
-                db, dir, range, &options, cf_options, entries, restored,
+                (db, flags),
+                dir,
+                range,
+                &options,
+                cf_options,
+                entries,
+                restored,
             ));
         }
-        let db = Self::open_db(dir, &cf_options)?;
-        let mut backend = Self::over(db, dir, range, &options, cf_options, 0, HashMap::new());
+        let mut flags = HashMap::new();
+        let db = Self::open_db(dir, &cf_options, &mut flags)?;
+        let mut backend = Self::over(
+            (db, flags),
+            dir,
+            range,
+            &options,
+            cf_options,
+            0,
+            HashMap::new(),
+        );
         for (i, source) in sources.iter().enumerate() {
             let tmp = dir.with_extension(format!("restore-{i}"));
             Self::clear_folder(&tmp)?;
             let _remove = RemoveOnDrop(tmp.clone());
             download(source, &tmp)?;
-            let from = Self::open_db(&tmp, &backend.cf_options)?;
+            let from = Self::open_db(&tmp, &backend.cf_options, &mut HashMap::new())?;
             let families = DB::list_cf(&backend.cf_options, &tmp).map_err(storage)?;
             for family in families.iter().filter(|f| f.starts_with("state:")) {
                 backend.entries += backend.copy_range(&from, family)?;
@@ -121,9 +137,9 @@ impl RocksDbBackend {
             return Ok(0);
         };
         if self.db.cf_handle(family).is_none() {
-            self.db
-                .create_cf(family, &self.cf_options)
-                .map_err(storage)?;
+            let options = Self::family_options(&self.cf_options, &mut self.ttl_flags, family);
+            self.db.create_cf(family, &options).map_err(storage)?;
+            self.created_options.push(options);
         }
         let target = self
             .db

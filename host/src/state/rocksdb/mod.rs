@@ -26,7 +26,10 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use rocksdb::compaction_filter::Decision as CompactionDecision;
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, DB, Direction, IteratorMode, MergeOperands, Options,
     ReadOptions, WriteOptions,
@@ -154,6 +157,9 @@ type WriteCache = Vec<hashbrown::HashMap<Vec<u8>, CachedValue>>;
 /// Bytes a cached entry is counted for beyond its key and value.
 const CACHE_ENTRY_OVERHEAD: usize = 48;
 
+/// Per column family: whether its compaction filter drops expired entries.
+type TtlFlags = HashMap<String, Arc<AtomicBool>>;
+
 /// A map being gathered from its entries: (key, namespace, entries).
 type GatheredMap = (Vec<u8>, Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>);
 
@@ -199,6 +205,13 @@ pub struct RocksDbBackend {
     /// Names in `shared/` of the SST files a restore brought in, by local
     /// name: they are referenced again, not uploaded again.
     restored_shared: HashMap<String, String>,
+    /// Per column family: whether compaction drops its expired entries.
+    ttl_flags: TtlFlags,
+    /// The options of the column families made with `create_cf`: RocksDB
+    /// keeps pointers into them (the compaction filter) but the crate does
+    /// not keep them alive, so they live as long as `db` (declared first,
+    /// so dropped first).
+    created_options: Vec<Options>,
     /// Removes the working folder once `db` (declared first, so dropped
     /// first) has closed.
     _folder: RemoveOnDrop,
@@ -273,9 +286,27 @@ impl RocksDbBackend {
         cf_options
     }
 
+    /// The options of column family `name`: `base` with a compaction filter
+    /// that drops expired entries once the family's state is declared with
+    /// a time-to-live (its flag in `flags`).
+    fn family_options(base: &Options, flags: &mut TtlFlags, name: &str) -> Options {
+        let flag = flags.entry(name.to_owned()).or_default().clone();
+        let mut options = base.clone();
+        options.set_compaction_filter("weir-ttl", move |_level: u32, _key: &[u8], value: &[u8]| {
+            if flag.load(Ordering::Relaxed)
+                && crate::state::ttl::is_expired(value, crate::checkpoint::coordinator::epoch_ms())
+            {
+                CompactionDecision::Remove
+            } else {
+                CompactionDecision::Keep
+            }
+        });
+        options
+    }
+
     /// Opens the database in `dir` (new, or restored files) with every
-    /// column family it has.
-    fn open_db(dir: &Path, cf_options: &Options) -> Result<DB, StateError> {
+    /// column family it has; their TTL flags go into `flags`.
+    fn open_db(dir: &Path, cf_options: &Options, flags: &mut TtlFlags) -> Result<DB, StateError> {
         let mut db_options = cf_options.clone();
         db_options.create_if_missing(true);
         db_options.create_missing_column_families(true);
@@ -284,14 +315,17 @@ impl RocksDbBackend {
         let descriptors: Vec<rocksdb::ColumnFamilyDescriptor> = families
             .into_iter()
             .filter(|n| n != rocksdb::DEFAULT_COLUMN_FAMILY_NAME)
-            .map(|n| rocksdb::ColumnFamilyDescriptor::new(n, cf_options.clone()))
+            .map(|n| {
+                let options = Self::family_options(cf_options, flags, &n);
+                rocksdb::ColumnFamilyDescriptor::new(n, options)
+            })
             .collect();
         DB::open_cf_descriptors(&db_options, dir, descriptors).map_err(storage)
     }
 
     /// The backend over an opened database.
     fn over(
-        db: DB,
+        (db, ttl_flags): (DB, TtlFlags),
         dir: &Path,
         range: KeyGroupRange,
         options: &RocksDbOptions,
@@ -316,6 +350,8 @@ impl RocksDbBackend {
             dir: dir.to_path_buf(),
             instance: crate::state::incremental::new_instance_name(),
             restored_shared,
+            ttl_flags,
+            created_options: Vec::new(),
             _folder: RemoveOnDrop(dir.to_path_buf()),
         }
     }
@@ -539,7 +575,9 @@ impl KeyedStateBackend for RocksDbBackend {
         // A restored database has the column family already.
         let cf = Self::cf_name(name);
         if self.db.cf_handle(&cf).is_none() {
-            self.db.create_cf(cf, &self.cf_options).map_err(storage)?;
+            let options = Self::family_options(&self.cf_options, &mut self.ttl_flags, &cf);
+            self.db.create_cf(cf, &options).map_err(storage)?;
+            self.created_options.push(options);
         }
         self.states.push((name.to_owned(), kind));
         Ok((self.states.len() - 1) as StateId)
@@ -845,6 +883,20 @@ impl KeyedStateBackend for RocksDbBackend {
         Ok(())
     }
 
+    /// Value and map state only: a list's elements carry their stamps
+    /// inside one RocksDB value, which a compaction filter cannot rewrite.
+    fn expire_in_background(&mut self, state: StateId) {
+        let Some((name, kind)) = self.states.get(state as usize) else {
+            return;
+        };
+        if *kind == StateKind::List {
+            return;
+        }
+        if let Some(flag) = self.ttl_flags.get(&Self::cf_name(name)) {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
     fn native_snapshot(
         &self,
         id: u64,
@@ -931,5 +983,59 @@ mod tests {
         );
         assert_eq!(super::prefix_end(&[1, 0xff]), Some(vec![2]));
         assert_eq!(super::prefix_end(&[0xff, 0xff]), None);
+    }
+}
+
+#[cfg(test)]
+mod ttl_tests {
+    use super::*;
+    use crate::state::ttl::stamp;
+
+    fn keys_in(db: &DB, family: &str) -> usize {
+        let cf = db.cf_handle(family).expect("family");
+        db.iterator_cf(cf, IteratorMode::Start).count()
+    }
+
+    #[test]
+    fn compaction_drops_expired_values_and_map_entries() {
+        let range = KeyGroupRange { start: 0, end: 0 };
+        let mut b = RocksDbBackend::temporary(range).expect("open");
+        let v = b.register("v", StateKind::Value).expect("v");
+        let m = b.register("m", StateKind::Map).expect("m");
+        let plain = b.register("plain", StateKind::Value).expect("plain");
+        b.expire_in_background(v);
+        b.expire_in_background(m);
+        let now = crate::checkpoint::coordinator::epoch_ms();
+        for i in 0..100u32 {
+            let key = i.to_be_bytes();
+            let at = StateKey {
+                key_group: 0,
+                key: &key,
+                namespace: b"",
+            };
+            // Half expired a day ago, half expire in a day.
+            let expiry = if i % 2 == 0 {
+                now - 86_400_000
+            } else {
+                now + 86_400_000
+            };
+            b.value_put(v, at, &stamp(b"x", expiry)).expect("put");
+            b.map_put(m, at, b"k", &stamp(b"y", expiry)).expect("map");
+            b.value_put(plain, at, &stamp(b"z", now - 86_400_000))
+                .expect("put");
+        }
+        b.flush().expect("flush the write cache");
+        for family in ["state:v", "state:m", "state:plain"] {
+            let cf = b.db.cf_handle(family).expect("family");
+            b.db.flush_cf(cf).expect("flush");
+            b.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        }
+        assert_eq!(keys_in(&b.db, "state:v"), 50, "expired values dropped");
+        assert_eq!(keys_in(&b.db, "state:m"), 50, "expired map entries dropped");
+        assert_eq!(
+            keys_in(&b.db, "state:plain"),
+            100,
+            "a state without TTL keeps everything"
+        );
     }
 }

@@ -8,6 +8,8 @@
 //! processing-time timer N ms (rounded up to 100 ms) ahead for its key, and
 //! a firing timer emits `timer` for that key. With `rearm: true` as well, a
 //! firing timer registers itself again at its own (already due) time.
+//!
+//! With config `ttl-ms: N`, every state is declared with that time-to-live.
 
 use weir_sdk::prelude::*;
 
@@ -22,13 +24,28 @@ struct StateKinds {
 
 impl Operator for StateKinds {
     fn open(ctx: &mut OpenContext) -> Result<Self, String> {
-        Ok(StateKinds {
-            seen: ctx.list_state("seen"),
-            counts: ctx.map_state("counts"),
-            last: ctx.value_state("last"),
-            total: ctx.value_state_unprefetched("total"),
-            timer_after: ctx.parse("timer-after-ms")?,
-            rearm: ctx.parse("rearm")?.unwrap_or(false),
+        let timer_after = ctx.parse("timer-after-ms")?;
+        let rearm = ctx.parse("rearm")?.unwrap_or(false);
+        Ok(match ctx.parse::<u64>("ttl-ms")? {
+            Some(ms) => {
+                let mut ttl = ctx.with_ttl(core::time::Duration::from_millis(ms));
+                StateKinds {
+                    seen: ttl.list_state("seen"),
+                    counts: ttl.map_state("counts"),
+                    last: ttl.value_state("last"),
+                    total: ttl.value_state("total"),
+                    timer_after,
+                    rearm,
+                }
+            }
+            None => StateKinds {
+                seen: ctx.list_state("seen"),
+                counts: ctx.map_state("counts"),
+                last: ctx.value_state("last"),
+                total: ctx.value_state_unprefetched("total"),
+                timer_after,
+                rearm,
+            },
         })
     }
 
