@@ -87,11 +87,12 @@ fn an_incremental_chain_keeps_exactly_the_files_its_retained_checkpoints_use() {
         d,
         "state.checkpoints.num-retained: 2\nexecution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION",
     );
-    let spec = |rate| {
+    let spec = |rate, parallelism| {
         CountJob {
             count,
             keys,
             rate,
+            parallelism,
             extra: &extra,
             ..CountJob::default()
         }
@@ -99,17 +100,23 @@ fn an_incremental_chain_keeps_exactly_the_files_its_retained_checkpoints_use() {
     };
     // Every checkpoint seen while the job runs, with the files it uses.
     let seen: Mutex<BTreeMap<u64, BTreeSet<String>>> = Mutex::default();
-    let r = run_until_then_cancel(&spec(Some(40_000)), d, None, Duration::from_secs(60), |d| {
-        let mut seen = seen.lock().expect("lock");
-        for job in job_dirs(d) {
-            for (id, chk) in completed_in(&job) {
-                if let Some(m) = read_metadata(&chk) {
-                    seen.entry(id).or_insert_with(|| shared_of(&m));
+    let r = run_until_then_cancel(
+        &spec(Some(40_000), 2),
+        d,
+        None,
+        Duration::from_secs(60),
+        |d| {
+            let mut seen = seen.lock().expect("lock");
+            for job in job_dirs(d) {
+                for (id, chk) in completed_in(&job) {
+                    if let Some(m) = read_metadata(&chk) {
+                        seen.entry(id).or_insert_with(|| shared_of(&m));
+                    }
                 }
             }
-        }
-        seen.keys().next_back().is_some_and(|&id| id >= 12)
-    });
+            seen.keys().next_back().is_some_and(|&id| id >= 12)
+        },
+    );
     assert!(matches!(r, Err(JobError::Cancelled)), "{r:?}");
     let seen = seen.into_inner().expect("lock");
     let job = &job_dirs(d)[0];
@@ -147,11 +154,13 @@ fn an_incremental_chain_keeps_exactly_the_files_its_retained_checkpoints_use() {
             .collect::<Vec<_>>()
     );
 
-    // The newest restores, and the job ends with exactly-once output.
+    // The newest restores at parallelism 3 (each new instance copies its
+    // key groups out of the old instances' files), and the job ends with
+    // exactly-once output.
     let (_, last) = latest_checkpoint(d).expect("a checkpoint");
     let point = RestorePoint::open(&last).expect("open");
     assert_eq!(point.metadata.backend, "rocksdb");
-    let g = graph(&spec(None), d).expect("valid spec");
+    let g = graph(&spec(None, 3), d).expect("valid spec");
     let options = RunOptions {
         restore: Some(point),
         ..RunOptions::default()
