@@ -10,8 +10,6 @@
 //! start to its first record, on a checkpoint holding every key; see
 //! [`super::checkpointing`]).
 
-use anyhow::{Context, bail};
-
 use super::checkpointing::restore_time;
 use super::{BenchArgs, spawn_child};
 use crate::config::Config;
@@ -26,16 +24,7 @@ fn mib(bytes: f64) -> f64 {
 
 /// Runs the workload.
 pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find the weir binary")?;
-    if !args.wasm.is_file() {
-        bail!(
-            "{} does not exist; build the operators first",
-            args.wasm.display()
-        );
-    }
-    crate::sandbox::Sandbox::new(config)
-        .and_then(|s| s.load(&args.wasm))
-        .context("cannot load the count component")?;
+    let exe = super::prepare(args, config)?;
     let p = args.parallelism.first().copied().unwrap_or(1);
     eprintln!(
         "backends: keyed count (wasm), {} records, parallelism {p}, checkpoints every {} ms, best of {} run(s); machine: {} cores",

@@ -31,16 +31,7 @@ fn mean(v: impl Iterator<Item = f64> + Clone) -> f64 {
 
 /// Runs the workload.
 pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find the weir binary")?;
-    if !args.wasm.is_file() {
-        bail!(
-            "{} does not exist; build the operators first",
-            args.wasm.display()
-        );
-    }
-    crate::sandbox::Sandbox::new(config)
-        .and_then(|s| s.load(&args.wasm))
-        .context("cannot load the count component")?;
+    let exe = super::prepare(args, config)?;
     let p = args.parallelism.first().copied().unwrap_or(1);
     eprintln!(
         "checkpointing: keyed count (wasm), {} records, {} keys, parallelism {p}, checkpoints every {} ms; machine: {} cores",

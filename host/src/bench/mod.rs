@@ -205,13 +205,7 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     if args.workload == "backends" {
         return backends::run(args, config);
     }
-    if !args.wasm.is_file() {
-        bail!(
-            "{} does not exist; build the operators first (scripts/build-operators)",
-            args.wasm.display()
-        );
-    }
-    let exe = std::env::current_exe().context("cannot find the weir binary")?;
+    let exe = prepare(args, config)?;
     eprintln!(
         "keyed-count: {} records, {} keys, {} backend, discard sink; machine: {} cores",
         args.records,
@@ -219,10 +213,6 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         args.backend,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    // Warm the component cache so no measurement pays for compilation.
-    crate::sandbox::Sandbox::new(config)
-        .and_then(|s| s.load(&args.wasm))
-        .context("cannot load the count component")?;
     let mut results = Vec::new();
     for &p in &args.parallelism {
         for which in ["native", "wasm"] {
@@ -263,6 +253,22 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         warm.as_secs_f64() * 1e3
     );
     Ok(())
+}
+
+/// The `weir` binary to run children of, once the `count` component exists
+/// and is compiled into the cache (so no measurement pays for that).
+pub(crate) fn prepare(args: &BenchArgs, config: &Config) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the weir binary")?;
+    if !args.wasm.is_file() {
+        bail!(
+            "{} does not exist; build the operators first (scripts/build-operators)",
+            args.wasm.display()
+        );
+    }
+    crate::sandbox::Sandbox::new(config)
+        .and_then(|s| s.load(&args.wasm))
+        .context("cannot load the count component")?;
+    Ok(exe)
 }
 
 pub(crate) fn spawn_child(
