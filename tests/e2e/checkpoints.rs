@@ -566,7 +566,7 @@ fn weir_checkpoints_lists_retained_checkpoints_with_their_timings() {
 }
 
 /// Copies a folder tree.
-fn copy_tree(from: &Path, to: &Path) {
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for e in std::fs::read_dir(from).expect("read fixture").flatten() {
         let target = to.join(e.file_name());

@@ -14,7 +14,8 @@ use weir::checkpoint::storage::completed_in;
 use weir::runtime::{JobControl, JobError, RunOptions, run_job};
 
 use crate::checkpoints::{
-    CountJob, expected, job_dirs, latest_checkpoint, run_until_then_cancel, sorted_output, spawn,
+    CountJob, copy_tree, expected, job_dirs, latest_checkpoint, run_until_then_cancel,
+    sorted_output, spawn,
 };
 use crate::common::{graph, q, tempdir};
 
@@ -83,11 +84,11 @@ fn an_incremental_chain_keeps_exactly_the_files_its_retained_checkpoints_use() {
     let (count, keys) = (400_000, 20_000);
     let dir = tempdir();
     let d = dir.path();
-    let extra = incremental(
-        d,
-        "state.checkpoints.num-retained: 2\nexecution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION",
-    );
-    let spec = |rate, parallelism| {
+    let spec = |dir: &Path, rate, parallelism| {
+        let extra = incremental(
+            dir,
+            "state.checkpoints.num-retained: 2\nexecution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION",
+        );
         CountJob {
             count,
             keys,
@@ -96,12 +97,12 @@ fn an_incremental_chain_keeps_exactly_the_files_its_retained_checkpoints_use() {
             extra: &extra,
             ..CountJob::default()
         }
-        .yaml(d)
+        .yaml(dir)
     };
     // Every checkpoint seen while the job runs, with the files it uses.
     let seen: Mutex<BTreeMap<u64, BTreeSet<String>>> = Mutex::default();
     let r = run_until_then_cancel(
-        &spec(Some(40_000), 2),
+        &spec(d, Some(40_000), 2),
         d,
         None,
         Duration::from_secs(60),
@@ -154,20 +155,39 @@ fn an_incremental_chain_keeps_exactly_the_files_its_retained_checkpoints_use() {
             .collect::<Vec<_>>()
     );
 
-    // The newest restores at parallelism 3 (each new instance copies its
-    // key groups out of the old instances' files), and the job ends with
-    // exactly-once output.
-    let (_, last) = latest_checkpoint(d).expect("a checkpoint");
-    let point = RestorePoint::open(&last).expect("open");
-    assert_eq!(point.metadata.backend, "rocksdb");
-    let g = graph(&spec(None, 3), d).expect("valid spec");
-    let options = RunOptions {
-        restore: Some(point),
-        ..RunOptions::default()
+    // Any retained checkpoint restores, and the job ends with exactly-once
+    // output: the newest at parallelism 3 (each new instance copies its key
+    // groups out of the old instances' files), and the older one, in a copy
+    // of the folder as the cancelled job left it, at parallelism 1.
+    let copy = tempdir();
+    copy_tree(&d.join("checkpoints"), &copy.path().join("checkpoints"));
+    copy_tree(&d.join("out"), &copy.path().join("out"));
+    let job_name = job.file_name().expect("job folder");
+    let oldest = ids.iter().min().expect("retained");
+    let restore = |dir: &Path, chk: &Path, parallelism| {
+        let point = RestorePoint::open(chk).expect("open");
+        assert_eq!(point.metadata.backend, "rocksdb");
+        let g = graph(&spec(dir, None, parallelism), dir).expect("valid spec");
+        let options = RunOptions {
+            restore: Some(point),
+            ..RunOptions::default()
+        };
+        run_job(&g, &options, &JobControl::default()).expect("restored run");
+        assert_eq!(
+            sorted_output(&dir.join("out")),
+            expected(count, keys),
+            "restored from {}",
+            chk.display()
+        );
     };
-    run_job(&g, &options, &JobControl::default()).expect("restored run");
-    assert_eq!(sorted_output(&d.join("out")), expected(count, keys));
-    // The restore left the first job's folder as it was.
+    restore(d, &latest_checkpoint(d).expect("a checkpoint").1, 3);
+    let older = copy
+        .path()
+        .join("checkpoints")
+        .join(job_name)
+        .join(format!("chk-{oldest}"));
+    restore(copy.path(), &older, 1);
+    // The restores left the first job's folder as it was.
     assert_eq!(assert_no_orphans(job).len(), 2);
 }
 
