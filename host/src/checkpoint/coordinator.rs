@@ -318,6 +318,17 @@ pub fn keyed_file_name(node: usize, uid: &str, subtask: u32) -> String {
     format!("{node}-{safe}-{subtask}.keyed")
 }
 
+impl Drop for Coordinator<'_> {
+    /// Checkpoints still pending when an attempt ends (a failure, a
+    /// cancel) can never complete: their files go, shared ones included.
+    fn drop(&mut self) {
+        let pending: Vec<u64> = self.pending.keys().copied().collect();
+        for id in pending {
+            self.abandon(id, "the attempt ended");
+        }
+    }
+}
+
 impl<'a> Coordinator<'a> {
     /// A coordinator whose first checkpoint has id `first_id`.
     #[allow(clippy::too_many_arguments)]

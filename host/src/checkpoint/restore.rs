@@ -174,6 +174,12 @@ impl RestorePoint {
                 if let Some(h) = &s.incremental {
                     let base = self.incremental_base()?;
                     for f in h.files() {
+                        f.check_names().map_err(|message| {
+                            RestoreError::Storage(StorageError {
+                                path: self.path.clone(),
+                                message,
+                            })
+                        })?;
                         let p = base.join(&f.file);
                         let size = std::fs::metadata(&p).map(|m| m.len());
                         if size.as_ref().ok() != Some(&f.size) {

@@ -109,16 +109,17 @@ impl SharedFiles {
     }
 
     /// Rebuilds the counts from the `retained` checkpoints (after a start
-    /// or a crash) and deletes every file in the folder none of them uses;
-    /// returns the names deleted.
-    pub fn recover(&self, retained: &[CheckpointMetadata]) -> Vec<String> {
+    /// or a crash) and, with `delete_unused`, deletes every file in the
+    /// folder none of them uses; returns the names deleted.
+    pub fn recover(&self, retained: &[CheckpointMetadata], delete_unused: bool) -> Vec<String> {
         let mut files = self.files();
         files.clear();
         for m in retained {
             for s in m.operators.iter().flat_map(|o| &o.subtasks) {
                 let Some(h) = &s.incremental else { continue };
                 for f in &h.shared {
-                    let Some(name) = f.file.strip_prefix("../shared/") else {
+                    // A name that is not plain never reaches a deletion.
+                    let Some(name) = f.shared_name() else {
                         continue;
                     };
                     files
@@ -134,6 +135,9 @@ impl SharedFiles {
             }
         }
         let mut deleted = Vec::new();
+        if !delete_unused {
+            return deleted;
+        }
         for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
@@ -179,7 +183,8 @@ mod tests {
         assert!(!shared.dir().join("a-1.sst").exists());
         // An orphan (a crash mid-upload) goes at the next recovery.
         std::fs::write(shared.dir().join("orphan.sst"), b"x").expect("write");
-        assert_eq!(shared.recover(&[]), vec!["orphan.sst".to_owned()]);
+        assert_eq!(shared.recover(&[], false), Vec::<String>::new());
+        assert_eq!(shared.recover(&[], true), vec!["orphan.sst".to_owned()]);
         assert!(shared.referenced().is_empty());
     }
 }

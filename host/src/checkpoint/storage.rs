@@ -224,13 +224,14 @@ impl CheckpointStorage {
     pub fn discard(&self, id: u64) -> Result<(), StorageError> {
         match self {
             CheckpointStorage::Filesystem { job_dir, shared } => {
-                // `_metadata` first: a crash after it leaves an unfinished
-                // folder and unused shared files, both removed at the next
-                // start, never a checkpoint that names deleted files.
+                // `_metadata` first, durably: a crash after it leaves an
+                // unfinished folder and unused shared files, both removed at
+                // the next start, never a checkpoint that names deleted
+                // files.
                 let dir = job_dir.join(checkpoint_folder_name(id));
                 let meta = dir.join("_metadata");
                 match std::fs::remove_file(&meta) {
-                    Ok(()) => {}
+                    Ok(()) => sync_dir(&dir)?,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(io_err(&meta, e)),
                 }
@@ -339,19 +340,17 @@ impl CheckpointStorage {
     /// Brings the job's folder in line with its retained checkpoints at
     /// start (after a crash or a restart): removes unfinished checkpoint
     /// folders (no `_metadata`), completed ones beyond the newest
-    /// `num_retained` (except `keep`, a checkpoint being restored), and
-    /// every shared file none of the retained ones uses. Returns the
-    /// retained checkpoints, oldest first, with their paths. A `_metadata`
-    /// that cannot be read is left alone (and not counted).
-    pub fn recover(
-        &self,
-        num_retained: u32,
-        keep: Option<u64>,
-    ) -> Vec<(CheckpointMetadata, String)> {
+    /// `num_retained`, and, when `keep` (a checkpoint of this folder being
+    /// restored) is given, every one newer than it; then every shared file
+    /// none of the retained ones uses. A `_metadata` that cannot be read is
+    /// left alone, and then no shared file is deleted (it may use them).
+    pub fn recover(&self, num_retained: u32, keep: Option<u64>) -> Recovered {
+        let mut out = Recovered::default();
         let CheckpointStorage::Filesystem { job_dir, shared } = self else {
-            return Vec::new();
+            return out;
         };
         let mut complete = Vec::new();
+        let mut unreadable = false;
         for entry in std::fs::read_dir(job_dir).into_iter().flatten().flatten() {
             let name = entry.file_name();
             let Some(id) = name
@@ -361,13 +360,12 @@ impl CheckpointStorage {
             else {
                 continue;
             };
+            out.highest_id = out.highest_id.max(id);
             let dir = entry.path();
             let meta = dir.join("_metadata");
             if !meta.is_file() {
                 tracing::info!("removing unfinished checkpoint {}", dir.display());
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!("cannot remove {}: {e}", dir.display());
-                }
+                remove_checkpoint_folder(&dir);
                 continue;
             }
             match std::fs::read(&meta)
@@ -375,28 +373,38 @@ impl CheckpointStorage {
                 .and_then(|b| CheckpointMetadata::decode(&b).map_err(|e| e.to_string()))
             {
                 Ok(m) => complete.push((id, m, dir)),
-                Err(e) => tracing::warn!("{}: {e}; left alone", meta.display()),
+                Err(e) => {
+                    tracing::warn!("{}: {e}; left alone", meta.display());
+                    unreadable = true;
+                }
             }
         }
         complete.sort_by_key(|c| c.0);
+        // A restore from an older checkpoint of this job abandons the newer
+        // ones (the server falls back to an older one when the newest is
+        // damaged); they would otherwise stand in for it on a restart.
+        if let Some(k) = keep {
+            for (id, _, dir) in complete.iter().filter(|c| c.0 > k) {
+                tracing::info!("removing checkpoint {id}, newer than the one restored");
+                remove_checkpoint_folder(dir);
+            }
+            complete.retain(|c| c.0 <= k);
+        }
         let first_kept = complete.len().saturating_sub(num_retained.max(1) as usize);
-        let mut retained = Vec::new();
         for (i, (id, m, dir)) in complete.into_iter().enumerate() {
             if i < first_kept && Some(id) != keep {
                 tracing::info!(
                     "removing checkpoint {} beyond the retained count",
                     dir.display()
                 );
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!("cannot remove {}: {e}", dir.display());
-                }
+                remove_checkpoint_folder(&dir);
             } else {
-                retained.push((m, dir.display().to_string()));
+                out.retained.push((m, dir.display().to_string()));
             }
         }
-        let metas: Vec<CheckpointMetadata> = retained.iter().map(|(m, _)| m.clone()).collect();
-        shared.recover(&metas);
-        retained
+        let metas: Vec<CheckpointMetadata> = out.retained.iter().map(|(m, _)| m.clone()).collect();
+        shared.recover(&metas, !unreadable);
+        out
     }
 
     /// `<state.checkpoints.dir>/<job-id>` (filesystem storage).
@@ -416,8 +424,38 @@ impl CheckpointStorage {
     }
 }
 
+/// What [`CheckpointStorage::recover`] found.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// The retained checkpoints, oldest first, with their paths.
+    pub retained: Vec<(CheckpointMetadata, String)>,
+    /// The highest `chk-<n>` id in the folder, readable or not: new
+    /// checkpoints must come after it.
+    pub highest_id: u64,
+}
+
+/// Removes a checkpoint folder, `_metadata` first (made durable), so that
+/// no crash leaves a `_metadata` whose files are gone. Shared files are
+/// released separately.
+fn remove_checkpoint_folder(dir: &Path) {
+    let meta = dir.join("_metadata");
+    if std::fs::remove_file(&meta).is_ok()
+        && let Err(e) = sync_dir(dir)
+    {
+        tracing::warn!("{e}");
+    }
+    if let Err(e) = std::fs::remove_dir_all(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot remove {}: {e}", dir.display());
+    }
+}
+
 /// The lock file of a job's checkpoint folder.
 const LOCK_FILE: &str = ".lock";
+
+/// How long a starting job waits for its folder's lock.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The lock a running job holds on its checkpoint folder, released when
 /// dropped (or when its process dies).
@@ -445,17 +483,27 @@ fn try_lock_folder(job_dir: &Path) -> Result<Option<FolderLock>, StorageError> {
 impl CheckpointStorage {
     /// Locks the job's checkpoint folder for the run of the job, so that
     /// no other process writes or sweeps it meanwhile.
+    /// A sweep by another starting job holds the lock for a moment, so a
+    /// busy lock is tried again for a while before it is an error.
     pub fn lock(&self) -> Result<Option<FolderLock>, StorageError> {
         let Some(job_dir) = self.job_dir() else {
             return Ok(None);
         };
-        try_lock_folder(job_dir)?
-            .map(Some)
-            .ok_or_else(|| StorageError {
-                path: job_dir.display().to_string(),
-                message: "the checkpoint folder is in use by another process running the same job"
-                    .into(),
-            })
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        loop {
+            if let Some(lock) = try_lock_folder(job_dir)? {
+                return Ok(Some(lock));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(StorageError {
+                    path: job_dir.display().to_string(),
+                    message:
+                        "the checkpoint folder is in use by another process running the same job"
+                            .into(),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
@@ -531,4 +579,107 @@ pub fn new_job_id() -> String {
     let a = xxhash_rust::xxh3::xxh3_64(seed.as_bytes());
     let b = xxhash_rust::xxh3::xxh3_64_with_seed(seed.as_bytes(), a);
     format!("{a:016x}{b:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::metadata::{OperatorSnapshot, SubtaskState};
+    use crate::state::incremental::{IncrementalHandle, StateFile};
+
+    /// A checkpoint `id` whose one subtask uses the shared files `names`.
+    fn checkpoint(storage: &CheckpointStorage, id: u64, names: &[&str]) {
+        let shared = names
+            .iter()
+            .map(|n| StateFile {
+                local: "1.sst".into(),
+                file: format!("../shared/{n}"),
+                size: 1,
+                checksum: String::new(),
+            })
+            .collect();
+        let m = CheckpointMetadata {
+            job_id: "job".into(),
+            job_name: "job".into(),
+            checkpoint_id: id,
+            kind: "checkpoint".into(),
+            trigger_timestamp: 0,
+            completed_timestamp: 0,
+            duration_ms: 0.0,
+            state_size: 0,
+            checkpointed_size: 0,
+            max_parallelism: 128,
+            mode: "EXACTLY_ONCE".into(),
+            backend: "rocksdb".into(),
+            is_final: false,
+            operators: vec![OperatorSnapshot {
+                uid: "op".into(),
+                node: "op".into(),
+                parallelism: 1,
+                subtasks: vec![SubtaskState {
+                    subtask: 0,
+                    keyed: None,
+                    incremental: Some(IncrementalHandle {
+                        key_group_range: (0, 127),
+                        instance: "i".into(),
+                        entries: 1,
+                        shared,
+                        private: Vec::new(),
+                    }),
+                    operator_state: Vec::new(),
+                    sync_ms: 0.0,
+                    async_ms: 0.0,
+                    alignment_ms: 0.0,
+                }],
+            }],
+        };
+        let bytes = m.encode().expect("encode");
+        storage.write_metadata(id, &bytes).expect("write");
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("list")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn recovery_keeps_what_retained_checkpoints_use_and_ids_move_past_every_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage =
+            CheckpointStorage::new(StorageKind::Filesystem, dir.path(), "job").expect("storage");
+        let job = dir.path().join("job");
+        for f in ["a.sst", "b.sst", "c.sst", "orphan.sst"] {
+            std::fs::write(job.join("shared").join(f), b"x").expect("write");
+        }
+        checkpoint(&storage, 3, &["a.sst"]);
+        checkpoint(&storage, 4, &["a.sst", "b.sst"]);
+        checkpoint(&storage, 5, &["c.sst", "../../outside"]);
+        std::fs::write(dir.path().join("outside"), b"keep me").expect("write");
+        std::fs::create_dir_all(job.join("chk-6")).expect("unfinished");
+        // Restoring chk-4 of this folder: chk-5 is newer and goes, chk-3 is
+        // beyond num-retained 1, the unfinished chk-6 goes; shared files
+        // only the gone ones used are deleted; the hostile name is never
+        // followed out of shared/.
+        let r = storage.recover(1, Some(4));
+        assert_eq!(r.highest_id, 6, "new ids start after every folder");
+        let ids: Vec<u64> = r.retained.iter().map(|(m, _)| m.checkpoint_id).collect();
+        assert_eq!(ids, vec![4]);
+        assert_eq!(names(&job), vec!["chk-4", "shared", "taskowned"]);
+        assert_eq!(names(&job.join("shared")), vec!["a.sst", "b.sst"]);
+        assert!(dir.path().join("outside").exists());
+        // A _metadata that cannot be read may use any shared file: none is
+        // deleted while it is there.
+        std::fs::write(job.join("shared").join("orphan.sst"), b"x").expect("write");
+        std::fs::create_dir_all(job.join("chk-9")).expect("mkdir");
+        std::fs::write(job.join("chk-9").join("_metadata"), b"garbage").expect("write");
+        let r = storage.recover(1, None);
+        assert_eq!(r.highest_id, 9);
+        assert!(job.join("shared").join("orphan.sst").exists());
+        assert!(job.join("chk-9").exists(), "left alone");
+    }
 }

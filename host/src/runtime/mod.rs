@@ -326,21 +326,32 @@ pub fn run_job(
                 inside.then_some(r.metadata.checkpoint_id)
             });
             s.recover(cp.num_retained, own)
-                .into_iter()
-                .map(|(metadata, path)| CompletedCheckpoint {
+        }
+        None => crate::checkpoint::storage::Recovered::default(),
+    };
+    // Ids continue after the restored checkpoint and after every
+    // checkpoint folder of this job, so a new one never lands in an old
+    // one's folder.
+    let mut next_id = options
+        .restore
+        .as_ref()
+        .map_or(0, |r| r.metadata.checkpoint_id)
+        .max(retained.highest_id)
+        + 1;
+    let completed: Mutex<Vec<CompletedCheckpoint>> = Mutex::new(
+        retained
+            .retained
+            .into_iter()
+            .filter_map(|(metadata, path)| {
+                let s = storage.as_ref()?;
+                Some(CompletedCheckpoint {
                     reader: s.reader(metadata.checkpoint_id),
                     metadata,
                     path,
                 })
-                .collect()
-        }
-        None => Vec::new(),
-    };
-    let completed: Mutex<Vec<CompletedCheckpoint>> = Mutex::new(retained);
-    let mut next_id = options
-        .restore
-        .as_ref()
-        .map_or(1, |r| r.metadata.checkpoint_id + 1);
+            })
+            .collect(),
+    );
     let seed = started.elapsed().as_nanos() as u64 ^ u64::from(std::process::id());
     let mut policy = RestartPolicy::new(graph.config.restart_strategy(), seed);
     let mut restore = options.restore.clone();

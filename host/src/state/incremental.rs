@@ -29,6 +29,36 @@ pub struct StateFile {
     pub checksum: String,
 }
 
+/// Whether `name` is one plain file name (no folder, no `..`).
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\'])
+}
+
+impl StateFile {
+    /// Its name in `shared/`, if it is a shared file (`../shared/<name>`
+    /// with a plain name).
+    pub fn shared_name(&self) -> Option<&str> {
+        self.file
+            .strip_prefix("../shared/")
+            .filter(|n| is_plain_name(n))
+    }
+
+    /// Refuses names that would reach outside the checkpoint's folder, the
+    /// job's `shared/` folder or the working folder (a hostile
+    /// `_metadata`).
+    pub fn check_names(&self) -> Result<(), String> {
+        let stored_ok = is_plain_name(&self.file) || self.shared_name().is_some();
+        if is_plain_name(&self.local) && stored_ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "_metadata names a state file outside the checkpoint: {:?} -> {:?}",
+                self.file, self.local
+            ))
+        }
+    }
+}
+
 /// What `_metadata` records about an incremental snapshot of one subtask.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncrementalHandle {

@@ -13,25 +13,19 @@ use rocksdb::{DB, ReadOptions};
 use super::{RemoveOnDrop, RocksDbBackend, RocksDbOptions, parse_key, storage};
 use crate::keygroup::KeyGroupRange;
 use crate::state::StateError;
-use crate::state::incremental::{LocatedHandle, NativeFile, NativeSnapshot, StateFile, copy_file};
+use crate::state::incremental::{LocatedHandle, NativeFile, NativeSnapshot, copy_file};
 
 /// Bytes gathered in one write batch while copying a key-group range.
 const BATCH_BYTES: usize = 4 << 20;
 
 /// Whether `name` is one plain file name (no folder, no `..`).
-fn is_plain_name(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\'])
-}
-
-/// The name in `shared/` of a shared file's stored path (`../shared/<name>`).
-fn shared_name(file: &str) -> Option<&str> {
-    file.strip_prefix("../shared/").filter(|n| is_plain_name(n))
-}
-
 /// Copies the files of `source` into `dest`, checking each one's size and
 /// checksum against the handle.
 fn download(source: &LocatedHandle, dest: &Path) -> Result<(), StateError> {
-    source.handle.files().try_for_each(check_names)?;
+    source
+        .handle
+        .files()
+        .try_for_each(|f| f.check_names().map_err(StateError::Storage))?;
     for f in source.handle.files() {
         let src = source.base.join(&f.file);
         let (size, sum) = copy_file(&src, &dest.join(&f.local), false).map_err(|e| {
@@ -48,19 +42,6 @@ fn download(source: &LocatedHandle, dest: &Path) -> Result<(), StateError> {
         }
     }
     Ok(())
-}
-
-/// Refuses file names in a handle that would reach outside its folders.
-fn check_names(f: &StateFile) -> Result<(), StateError> {
-    let stored_ok = is_plain_name(&f.file) || shared_name(&f.file).is_some();
-    if is_plain_name(&f.local) && stored_ok {
-        Ok(())
-    } else {
-        Err(StateError::Storage(format!(
-            "_metadata names a state file outside the checkpoint: {:?} -> {:?}",
-            f.file, f.local
-        )))
-    }
 }
 
 impl RocksDbBackend {
@@ -92,7 +73,7 @@ impl RocksDbBackend {
                 .handle
                 .shared
                 .iter()
-                .filter_map(|f| Some((f.local.clone(), shared_name(&f.file)?.to_owned())))
+                .filter_map(|f| Some((f.local.clone(), f.shared_name()?.to_owned())))
                 .collect();
             let entries = usize::try_from(only.handle.entries).unwrap_or(usize::MAX);
             return Ok(Self::over(
@@ -352,10 +333,7 @@ mod tests {
             .filter_map(|f| f.shared.as_deref())
             .collect();
         for f in &located.handle.shared {
-            assert!(
-                named.contains(&shared_name(&f.file).expect("shared")),
-                "{f:?}"
-            );
+            assert!(named.contains(&f.shared_name().expect("shared")), "{f:?}");
         }
 
         // Three subtasks split the key groups.

@@ -418,30 +418,34 @@ impl RocksDbBackend {
         Ok(self.db.get_pinned_cf(cf, key).map_err(storage)?.is_some())
     }
 
-    /// Writes every dirty cached value to RocksDB in one batch; they stay
-    /// in the cache, clean.
+    /// Writes every dirty cached value to RocksDB in one batch; once it is
+    /// written they stay in the cache, clean.
     fn flush(&self) -> Result<(), StateError> {
-        if !self.cache_dirty.replace(false) {
+        if !self.cache_dirty.get() {
             return Ok(());
         }
         let mut cache = self.cache.borrow_mut();
         let mut batch = rocksdb::WriteBatch::default();
-        for (state, entries) in cache.iter_mut().enumerate() {
+        for (state, entries) in cache.iter().enumerate() {
             if entries.is_empty() {
                 continue;
             }
             let cf = self.cf(state as StateId, StateKind::Value)?;
             // In key order: the memtable's skip list inserts a sorted run
             // next to the previous key instead of searching from the top.
-            let mut dirty: Vec<(&Vec<u8>, &mut CachedValue)> =
-                entries.iter_mut().filter(|(_, c)| c.dirty).collect();
+            let mut dirty: Vec<(&Vec<u8>, &CachedValue)> =
+                entries.iter().filter(|(_, c)| c.dirty).collect();
             dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
             for (key, cached) in dirty {
                 batch.put_cf(cf, key, &cached.value);
-                cached.dirty = false;
             }
         }
-        self.db.write_opt(batch, &self.write).map_err(storage)
+        self.db.write_opt(batch, &self.write).map_err(storage)?;
+        for cached in cache.iter_mut().flat_map(|m| m.values_mut()) {
+            cached.dirty = false;
+        }
+        self.cache_dirty.set(false);
+        Ok(())
     }
 
     /// Writes the dirty cached values and empties the cache.
@@ -850,13 +854,20 @@ impl KeyedStateBackend for RocksDbBackend {
             .ok_or(StateError::UnknownState(state))?;
         let cf = self.cf(state, kind)?;
         let key = entry_key(&at);
-        let was_cached = kind == StateKind::Value
-            && self
-                .cache
+        let removed = if kind == StateKind::Value {
+            self.cache
                 .borrow_mut()
                 .get_mut(state as usize)
                 .and_then(|m| m.remove(&key))
-                .is_some();
+        } else {
+            None
+        };
+        if let Some(r) = &removed {
+            let bytes = key.len() + r.value.len() + CACHE_ENTRY_OVERHEAD;
+            self.cache_bytes
+                .set(self.cache_bytes.get().saturating_sub(bytes));
+        }
+        let was_cached = removed.is_some();
         let existed = was_cached
             || match kind {
                 StateKind::Map => self.any_with_prefix(cf, &key)?,
@@ -901,6 +912,9 @@ impl KeyedStateBackend for RocksDbBackend {
         &self,
         id: u64,
     ) -> Result<Option<crate::state::incremental::NativeSnapshot>, StateError> {
+        // Cached writes reach RocksDB before any snapshot, and a failure
+        // fails the snapshot (the portable one's scan cannot report it).
+        self.flush()?;
         if !self.incremental {
             return Ok(None);
         }
