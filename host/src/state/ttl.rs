@@ -7,13 +7,15 @@
 //! TTL is stored as `expires-at (i64 ms, little-endian) | bytes`: a value,
 //! each map value, each list element. Reads drop what has expired; writes
 //! stamp. Expired entries leave a checkpoint when it is taken from the
-//! entries (the portable snapshot skips them), leave RocksDB in compaction
-//! (a compaction filter per column family, see
+//! entries (the portable snapshot skips them) and the backend right after
+//! (the scan notes them, the next write removes them), leave RocksDB in
+//! compaction (a compaction filter per column family, see
 //! [`KeyedStateBackend::expire_in_background`]), and are overwritten or
 //! cleared like any other. The stamps travel in checkpoints, so a restored
 //! entry keeps its expiry.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use super::{
     EntryRef, EntryVisitor, HintedValue, KeyedStateBackend, MapEntries, StateError, StateId,
@@ -61,7 +63,14 @@ pub struct TtlBackend {
     /// Per state id: its TTL in ms, if it has one.
     ttl: Vec<Option<i64>>,
     clock: fn() -> i64,
+    /// Entries a snapshot scan found expired: removed from the backend at
+    /// the next write, so the hashmap backend's memory does not keep them.
+    expired: RefCell<Vec<ExpiredEntry>>,
 }
+
+/// An entry found expired: (state, key group, key, namespace, and for a
+/// map its map key).
+type ExpiredEntry = (StateId, u32, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 
 impl std::fmt::Debug for TtlBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,7 +92,60 @@ impl TtlBackend {
             inner,
             ttl: Vec::new(),
             clock,
+            expired: RefCell::default(),
         }
+    }
+
+    /// Removes the entries the last snapshot scan found expired, each
+    /// checked again (it may have been written since).
+    fn purge(&mut self) -> Result<(), StateError> {
+        if self.expired.get_mut().is_empty() {
+            return Ok(());
+        }
+        let now = (self.clock)();
+        for (state, key_group, key, namespace, map_key) in self.expired.take() {
+            let at = StateKey {
+                key_group,
+                key: &key,
+                namespace: &namespace,
+            };
+            let kind = self.inner.declared().get(state as usize).map(|d| d.1);
+            match (kind, map_key) {
+                (Some(StateKind::Map), Some(mk)) => {
+                    let gone = self
+                        .inner
+                        .map_get(state, at, &mk)?
+                        .is_some_and(|v| is_expired(&v, now));
+                    if gone {
+                        self.inner.map_remove(state, at, &mk)?;
+                    }
+                }
+                (Some(StateKind::List), _) => {
+                    let list = self.inner.list_get(state, at)?;
+                    let alive: Vec<Vec<u8>> = list
+                        .iter()
+                        .filter(|e| !is_expired(e, now))
+                        .cloned()
+                        .collect();
+                    if alive.is_empty() {
+                        self.inner.clear(state, at)?;
+                    } else if alive.len() < list.len() {
+                        self.inner.list_set(state, at, alive)?;
+                    }
+                }
+                (Some(StateKind::Value), _) => {
+                    let gone = self
+                        .inner
+                        .value_get(state, at)?
+                        .is_some_and(|v| is_expired(&v, now));
+                    if gone {
+                        self.inner.clear(state, at)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     fn ttl_of(&self, state: StateId) -> Option<i64> {
@@ -123,9 +185,20 @@ impl KeyedStateBackend for TtlBackend {
         self.inner.declared()
     }
 
-    /// Expired entries are left out, so a checkpoint does not carry them.
+    /// Expired entries are left out, so a checkpoint does not carry them,
+    /// and noted, so the next write removes them from the backend.
     fn visit_key_group(&self, key_group: u32, visit: &mut EntryVisitor<'_>) {
         let now = (self.clock)();
+        let mut expired = self.expired.borrow_mut();
+        let mut note = |state, key: &[u8], ns: &[u8], map_key: Option<&[u8]>| {
+            expired.push((
+                state,
+                key_group,
+                key.to_vec(),
+                ns.to_vec(),
+                map_key.map(<[u8]>::to_vec),
+            ));
+        };
         self.inner
             .visit_key_group(key_group, &mut |state, key, ns, entry| {
                 if self.ttl_of(state).is_none() {
@@ -133,13 +206,18 @@ impl KeyedStateBackend for TtlBackend {
                 }
                 match entry {
                     EntryRef::Value(v) => {
-                        if !is_expired(v, now) {
+                        if is_expired(v, now) {
+                            note(state, key, ns, None);
+                        } else {
                             visit(state, key, ns, entry);
                         }
                     }
                     EntryRef::List(l) => {
                         let alive: Vec<Vec<u8>> =
                             l.iter().filter(|e| !is_expired(e, now)).cloned().collect();
+                        if alive.len() < l.len() {
+                            note(state, key, ns, None);
+                        }
                         if !alive.is_empty() {
                             visit(state, key, ns, EntryRef::List(&alive));
                         }
@@ -147,7 +225,9 @@ impl KeyedStateBackend for TtlBackend {
                     EntryRef::Map(m) => {
                         let mut alive = std::collections::BTreeMap::new();
                         m.each(&mut |k, v| {
-                            if !is_expired(v, now) {
+                            if is_expired(v, now) {
+                                note(state, key, ns, Some(k));
+                            } else {
                                 alive.insert(k.to_vec(), v.to_vec());
                             }
                         });
@@ -217,6 +297,7 @@ impl KeyedStateBackend for TtlBackend {
         value: &[u8],
         hint: Option<usize>,
     ) -> Result<(), StateError> {
+        self.purge()?;
         match self.ttl_of(state) {
             None => self.inner.value_put_hinted(state, at, value, hint),
             Some(ttl) => {
@@ -256,6 +337,7 @@ impl KeyedStateBackend for TtlBackend {
         at: StateKey<'_>,
         value: &[u8],
     ) -> Result<(), StateError> {
+        self.purge()?;
         match self.ttl_of(state) {
             None => self.inner.list_add(state, at, value),
             Some(ttl) => {
@@ -271,6 +353,7 @@ impl KeyedStateBackend for TtlBackend {
         at: StateKey<'_>,
         values: Vec<Vec<u8>>,
     ) -> Result<(), StateError> {
+        self.purge()?;
         match self.ttl_of(state) {
             None => self.inner.list_set(state, at, values),
             Some(ttl) => {
@@ -306,6 +389,7 @@ impl KeyedStateBackend for TtlBackend {
         map_key: &[u8],
         value: &[u8],
     ) -> Result<(), StateError> {
+        self.purge()?;
         match self.ttl_of(state) {
             None => self.inner.map_put(state, at, map_key, value),
             Some(ttl) => {
@@ -321,6 +405,7 @@ impl KeyedStateBackend for TtlBackend {
         at: StateKey<'_>,
         map_key: &[u8],
     ) -> Result<(), StateError> {
+        self.purge()?;
         self.inner.map_remove(state, at, map_key)
     }
 
@@ -340,6 +425,7 @@ impl KeyedStateBackend for TtlBackend {
     }
 
     fn clear(&mut self, state: StateId, at: StateKey<'_>) -> Result<(), StateError> {
+        self.purge()?;
         self.inner.clear(state, at)
     }
 
@@ -434,5 +520,9 @@ mod tests {
             seen.push((state, matches!(entry, EntryRef::Value(_))));
         });
         assert_eq!(seen, vec![(plain, true)]);
+        // The next write removes what the scan found expired.
+        let before = b.entry_count();
+        b.value_put(plain, at(b"b"), b"q").expect("put");
+        assert_eq!(b.entry_count(), before + 1 - 3, "v, l and m of a removed");
     }
 }
