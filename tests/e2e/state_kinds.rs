@@ -173,3 +173,61 @@ fn processing_time_timers_fire_for_their_key_while_the_job_runs() {
         );
     }
 }
+
+#[test]
+fn a_restore_refuses_to_switch_a_states_time_to_live() {
+    use std::time::Duration;
+    use weir::checkpoint::restore::RestorePoint;
+    use weir::runtime::{JobControl, JobError, RunOptions, run_job};
+
+    use crate::checkpoints::{latest_checkpoint, run_until_then_cancel};
+    use crate::common::graph;
+
+    let dir = tempdir();
+    let d = dir.path();
+    let yaml = |config: &str| {
+        format!(
+            r#"
+name: ttl-switch
+config:
+  execution.checkpointing.interval: 100ms
+  execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION
+  state.checkpoints.dir: {checkpoints}
+  restart-strategy.type: none
+sources:
+  - {{ id: gen, type: datagen, count: 1000000, keys: 10, rate: 1000 }}
+operators:
+  - {{ id: count, uid: count, wasm: {wasm}, config: {{ {config} }} }}
+sinks:
+  - {{ id: out, type: file, path: {out} }}
+edges:
+  - {{ from: gen, to: count, partition: hash }}
+  - {{ from: count, to: out }}
+"#,
+            checkpoints = q(&d.join("checkpoints").display().to_string()),
+            wasm = q(weir_test_guests::COUNT),
+            out = q(&d.join("out").display().to_string()),
+        )
+    };
+    let r = run_until_then_cancel(
+        &yaml("ttl-ms: \"3600000\""),
+        d,
+        None,
+        Duration::from_secs(60),
+        |d| latest_checkpoint(d).is_some(),
+    );
+    assert!(matches!(r, Err(JobError::Cancelled)), "{r:?}");
+    let (_, chk) = latest_checkpoint(d).expect("a checkpoint");
+    let point = RestorePoint::open(&chk).expect("open");
+    let g = graph(&yaml(""), d).expect("valid spec");
+    let options = RunOptions {
+        restore: Some(point),
+        ..RunOptions::default()
+    };
+    let err = run_job(&g, &options, &JobControl::default()).expect_err("refused");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("state `count` was checkpointed with a time-to-live"),
+        "{text}"
+    );
+}

@@ -246,6 +246,15 @@ impl RestorePoint {
             .map_or(&[], |o| o.subtasks.as_slice())
     }
 
+    /// The states of node `uid` that were declared with a time-to-live.
+    pub fn ttl_states(&self, uid: &str) -> std::collections::BTreeSet<String> {
+        self.subtasks_of(uid)
+            .iter()
+            .filter_map(|s| s.keyed.as_ref())
+            .flat_map(|h| h.ttl_states.iter().cloned())
+            .collect()
+    }
+
     /// The operator state of node `uid`, one list per old subtask.
     pub fn operator_states(&self, uid: &str) -> Vec<Vec<Vec<u8>>> {
         self.subtasks_of(uid)

@@ -934,6 +934,7 @@ fn run_task(
             let component = component
                 .ok_or_else(|| TaskFailure::Internal("operator without a component".into()))?;
             let mut timers = None;
+            let mut restored_states = std::collections::BTreeSet::new();
             let keyed = if graph.is_keyed(n) {
                 let dir = attempt
                     .state_dir
@@ -954,6 +955,7 @@ fn run_task(
                             false => TaskFailure::Restore(e.to_string()),
                         })?;
                 timers = Some(restore_keyed(backend.as_mut())?);
+                restored_states = backend.declared().iter().map(|d| d.0.clone()).collect();
                 Some((backend, graph.max_parallelism))
             } else {
                 None
@@ -962,6 +964,9 @@ fn run_task(
             let mut guest = sandbox.instantiate(component, label, keyed)?;
             if let Some(t) = timers {
                 guest.set_timers(t);
+            }
+            if let Some(r) = attempt.restore {
+                guest.set_restored_states(restored_states, r.ttl_states(&node.uid));
             }
             if let Some(r) = attempt.restore {
                 let old = r.operator_states(&node.uid);

@@ -2,6 +2,8 @@
 //! output, log and metric calls do. [`GuestState`] is the data of a
 //! guest's wasmtime `Store`.
 
+use std::collections::BTreeSet;
+
 use hashbrown::HashTable;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
@@ -70,6 +72,9 @@ pub(crate) struct KeyedContext {
     /// Buffers of the previous batch, reused for the next.
     spare: (Vec<u32>, Vec<u8>),
     current: CurrentKey,
+    /// The states a restored checkpoint holds, and those of them declared
+    /// with a time-to-live.
+    pub(crate) restored: Option<(BTreeSet<String>, BTreeSet<String>)>,
 }
 
 impl KeyedContext {
@@ -87,6 +92,7 @@ impl KeyedContext {
             hint_states: Vec::new(),
             spare: (Vec::new(), Vec::new()),
             current: CurrentKey::None,
+            restored: None,
         }
     }
 
@@ -363,6 +369,22 @@ impl GuestState {
             ));
         }
         let keyed = self.keyed(&format!("keyed state `{name}`"))?;
+        // Entries of a state with a time-to-live carry expiry stamps: a
+        // restore that switched it on or off would misread every entry.
+        if let Some((names, ttl)) = &keyed.restored
+            && names.contains(&name)
+            && ttl.contains(&name) != ttl_ms.is_some()
+        {
+            let (was, is) = if ttl_ms.is_some() {
+                ("without", "with")
+            } else {
+                ("with", "without")
+            };
+            return Err(wasmtime::format_err!(
+                "state `{name}` was checkpointed {was} a time-to-live and is declared {is} one now; \
+                 a restore cannot change that (its entries would be misread)"
+            ));
+        }
         let id = match ttl_ms {
             Some(ttl) => keyed.backend.register_with_ttl(&name, kind(k), ttl)?,
             None => keyed.backend.register(&name, kind(k))?,

@@ -365,6 +365,19 @@ impl WasmOperator {
         self.store.data_mut().set_operator_state(lists);
     }
 
+    /// Tells the keyed context which states a restored checkpoint holds and
+    /// which of them had a time-to-live, so that `open` cannot declare one
+    /// of them differently.
+    pub fn set_restored_states(
+        &mut self,
+        names: std::collections::BTreeSet<String>,
+        ttl: std::collections::BTreeSet<String>,
+    ) {
+        if let Some(k) = self.store.data_mut().keyed.as_mut() {
+            k.restored = Some((names, ttl));
+        }
+    }
+
     /// Replaces the timers (with those of a restored checkpoint).
     pub fn set_timers(&mut self, timers: crate::timers::TimerService) {
         self.store.data_mut().timers = timers;

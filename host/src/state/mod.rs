@@ -227,6 +227,10 @@ pub trait KeyedStateBackend: Send {
             "state `{name}`: this backend keeps no time-to-live (wrap it in TtlBackend)"
         )))
     }
+    /// The names of the states declared with a time-to-live.
+    fn ttl_states(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Lets the backend drop expired entries of `state` on its own (RocksDB
     /// in compaction); entries are stamped as [`ttl`] describes.
     fn expire_in_background(&mut self, _state: StateId) {}

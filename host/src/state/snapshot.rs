@@ -80,6 +80,10 @@ pub struct KeyedStateHandle {
     pub key_group_range: (u32, u32),
     /// One block per key group that holds anything.
     pub key_groups: Vec<KeyGroupOffset>,
+    /// The states declared with a time-to-live (their entries carry
+    /// expiry stamps): a restore refuses to change that.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ttl_states: Vec<String>,
 }
 
 impl KeyedStateHandle {
@@ -98,6 +102,8 @@ pub struct KeyedSnapshot {
     pub key_groups: Vec<KeyGroupOffset>,
     /// The subtask's range.
     pub range: (u32, u32),
+    /// The states declared with a time-to-live.
+    pub ttl_states: Vec<String>,
 }
 
 impl KeyedSnapshot {
@@ -109,6 +115,7 @@ impl KeyedSnapshot {
             checksum: checksum(&self.bytes),
             key_group_range: self.range,
             key_groups: self.key_groups.clone(),
+            ttl_states: self.ttl_states.clone(),
         }
     }
 }
@@ -288,6 +295,7 @@ fn encode_parts(
         bytes: out,
         key_groups,
         range: (range.start, range.end),
+        ttl_states: backend.ttl_states(),
     }
 }
 

@@ -440,6 +440,16 @@ impl KeyedStateBackend for TtlBackend {
         self.inner.expire_in_background(state);
     }
 
+    fn ttl_states(&self) -> Vec<String> {
+        let declared = self.inner.declared();
+        self.ttl
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.is_some())
+            .filter_map(|(id, _)| declared.get(id).map(|(name, _)| name.clone()))
+            .collect()
+    }
+
     fn entry_count(&self) -> usize {
         self.inner.entry_count()
     }
