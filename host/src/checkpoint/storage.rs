@@ -8,9 +8,11 @@
 //! <state.checkpoints.dir>/<job-id>/chk-<n>/<node>-<uid>-<subtask>.<file>   (incremental: RocksDB's MANIFEST, CURRENT, OPTIONS)
 //! <state.checkpoints.dir>/<job-id>/shared/<instance>-<n>.sst          (incremental: SST files, see [`super::shared`])
 //! <state.checkpoints.dir>/<job-id>/taskowned/
+//! <state.checkpoints.dir>/<job-id>/.lock     (held by the process running the job)
 //! ```
 //!
-//! A checkpoint folder without `_metadata` is incomplete and never read.
+//! A checkpoint folder without `_metadata` is incomplete and never read;
+//! a starting job removes it ([`CheckpointStorage::recover`]).
 
 use std::collections::HashMap;
 use std::fs::File;

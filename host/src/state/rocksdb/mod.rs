@@ -18,7 +18,7 @@
 //!
 //! Checkpoints are portable snapshots (every key group encoded, as the
 //! hashmap backend does) or, with `state.backend.incremental`, RocksDB's own
-//! files ([`incremental`]).
+//! files (the `incremental` submodule).
 
 mod incremental;
 
