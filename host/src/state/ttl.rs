@@ -52,6 +52,15 @@ fn live(stored: &[u8], now: i64) -> Result<Option<&[u8]>, StateError> {
     Ok((t > now).then(|| &stored[STAMP_BYTES..]))
 }
 
+/// [`live`] for a value a backend read (borrowed or owned).
+fn live_cow(value: Option<Cow<'_, [u8]>>, now: i64) -> Result<Option<Cow<'_, [u8]>>, StateError> {
+    Ok(match value {
+        None => None,
+        Some(Cow::Borrowed(b)) => live(b, now)?.map(Cow::Borrowed),
+        Some(Cow::Owned(b)) => live(&b, now)?.map(|v| Cow::Owned(v.to_vec())),
+    })
+}
+
 /// Milliseconds of processing time since the Unix epoch.
 fn wall_clock() -> i64 {
     crate::checkpoint::coordinator::epoch_ms()
@@ -257,11 +266,7 @@ impl KeyedStateBackend for TtlBackend {
             return Ok((value, hint));
         }
         let now = (self.clock)();
-        let alive = match value {
-            None => None,
-            Some(Cow::Borrowed(b)) => live(b, now)?.map(Cow::Borrowed),
-            Some(Cow::Owned(b)) => live(&b, now)?.map(|v| Cow::Owned(v.to_vec())),
-        };
+        let alive = live_cow(value, now)?;
         Ok((alive, hint))
     }
 
@@ -375,11 +380,7 @@ impl KeyedStateBackend for TtlBackend {
             return Ok(value);
         }
         let now = (self.clock)();
-        Ok(match value {
-            None => None,
-            Some(Cow::Borrowed(b)) => live(b, now)?.map(Cow::Borrowed),
-            Some(Cow::Owned(b)) => live(&b, now)?.map(|v| Cow::Owned(v.to_vec())),
-        })
+        live_cow(value, now)
     }
 
     fn map_put(
