@@ -2,7 +2,7 @@
 //!
 //! What is here, from the outside in:
 //! - [`spec`]: the job spec a user writes, and its validation into a
-//!   [`graph::JobGraph`];
+//!   [`spec::graph::JobGraph`];
 //! - [`runtime`]: runs a graph: one thread per subtask, bounded
 //!   [`channel`]s between them, [`watermark`]s and [`timers`];
 //! - [`sandbox`]: wasmtime with the component model, where operator
@@ -20,13 +20,14 @@ pub mod bench;
 pub mod channel;
 pub mod checkpoint;
 pub mod client;
+pub mod clock;
 pub mod config;
-pub mod graph;
 pub mod keygroup;
 pub mod metrics;
 pub mod runtime;
 pub mod sandbox;
 pub mod server;
+pub mod session;
 pub mod sink;
 pub mod source;
 pub mod spec;

@@ -324,7 +324,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let result = run_job(&graph, &options, &control);
             if let Ok(api) = &api {
-                use weir::server::jobs::JobState;
+                use weir::session::JobState;
                 match &result {
                     Ok(_) => api.ended(JobState::Finished, None),
                     Err(JobError::Cancelled) => api.ended(JobState::Canceled, None),

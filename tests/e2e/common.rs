@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use weir::config::Config;
-use weir::graph::JobGraph;
 use weir::runtime::{JobControl, JobError, JobSummary, RunOptions, run_job};
+use weir::spec::graph::JobGraph;
 use weir::spec::{JobSpec, SpecErrors, SpecFormat, validate};
 
 /// The `weir` binary built for these tests.

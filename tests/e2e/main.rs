@@ -8,6 +8,7 @@ mod checkpoints;
 mod common;
 mod hostile;
 mod incremental;
+mod layers;
 mod operators;
 mod server;
 mod spec_errors;

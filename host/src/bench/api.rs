@@ -17,8 +17,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use super::BenchArgs;
 use crate::config::Config;
-use crate::server::jobs::{JobEntry, SubmitRequest};
 use crate::server::{AppState, router};
+use crate::session::{JobEntry, SubmitRequest};
 
 const TOKEN: &str = "bench-token-0123456789abcdef";
 
@@ -151,7 +151,7 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     state
         .bundles
         .add("count", &wasm, &state.sandbox)
-        .map_err(|e| anyhow::anyhow!(e.message))?;
+        .map_err(|e| anyhow::anyhow!(e.to_string()))?;
     let p = args.parallelism.first().copied().unwrap_or(1);
     let request: SubmitRequest = serde_json::from_value(serde_json::json!({
         "job": {
@@ -169,7 +169,7 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     let job = state
         .jobs
         .submit(request, &state.bundles)
-        .map_err(|e| anyhow::anyhow!(e.message))?;
+        .map_err(|e| anyhow::anyhow!(e.to_string()))?;
 
     let server = crate::server::runtime(config).context("cannot start tokio")?;
     let listener = server.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;

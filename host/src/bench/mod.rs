@@ -24,8 +24,8 @@ pub mod backends;
 pub mod checkpointing;
 
 use crate::config::Config;
-use crate::graph::{Edge, JobGraph, NativeOperator, Node, NodeKind};
 use crate::runtime::{JobControl, RunOptions, run_job};
+use crate::spec::graph::{Edge, JobGraph, NativeOperator, Node, NodeKind};
 use crate::spec::{Partitioning, SinkSpec, SinkType, SourceSpec, SourceType};
 
 /// Arguments of `weir bench`.
@@ -99,7 +99,7 @@ pub struct Measurement {
     pub peak_rss_mib: f64,
     /// The periodic checkpoints of a checkpointed run (all runs).
     #[serde(default)]
-    pub checkpoints: Vec<crate::checkpoint::coordinator::CheckpointStats>,
+    pub checkpoints: Vec<crate::checkpoint::stats::CheckpointStats>,
 }
 
 /// The keyed-count job graph.

@@ -18,8 +18,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::CheckpointingMode;
 use crate::channel::Barrier;
+use crate::config::CheckpointingMode;
 
 /// What the task does after a barrier or an end of input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,146 +17,24 @@
 //! output; the runner then completes a final checkpoint from them, so that
 //! the sinks' last files are committed as part of a checkpoint too.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::CheckpointConfig;
+use super::fs::StorageError;
+use super::hub::{CheckpointHub, TaskAck, TaskMessage};
+use super::layout::keyed_file_name;
 use super::metadata::{CheckpointMetadata, OperatorSnapshot, SubtaskState};
-use super::storage::{CheckpointStorage, ReadCheckpoint, StorageError};
-use crate::channel::{Barrier, BarrierKind};
-use crate::graph::{JobGraph, NodeKind};
-use crate::state::snapshot::KeyedSnapshot;
-
-/// The state a task captured for a checkpoint (the synchronous part).
-#[derive(Debug, Default)]
-pub struct StateSnapshot {
-    /// Keyed state and timers, encoded (with `native`: the timers only).
-    pub keyed: Option<KeyedSnapshot>,
-    /// The backend's own snapshot of the keyed state, to upload
-    /// incrementally.
-    pub native: Option<crate::state::incremental::NativeSnapshot>,
-    /// Operator (non-keyed) list state.
-    pub operator_state: Vec<Vec<u8>>,
-}
-
-/// A task's acknowledgement of a checkpoint.
-#[derive(Debug)]
-pub struct TaskAck {
-    /// The node index.
-    pub node: usize,
-    /// The subtask index.
-    pub subtask: u32,
-    /// Its state.
-    pub state: StateSnapshot,
-    /// Time of the synchronous capture.
-    pub sync: Duration,
-    /// Time spent aligning barriers.
-    pub alignment: Duration,
-}
-
-/// What tasks send the coordinator.
-#[derive(Debug)]
-pub enum TaskMessage {
-    /// A task's part of checkpoint `id`.
-    Ack {
-        /// Checkpoint id.
-        id: u64,
-        /// The acknowledgement.
-        ack: TaskAck,
-    },
-    /// A task cannot take part in checkpoint `id`.
-    Decline {
-        /// Checkpoint id.
-        id: u64,
-        /// Why.
-        reason: String,
-    },
-    /// A task ended its input; its final state. `last_barrier` is the last
-    /// checkpoint it took part in.
-    Final {
-        /// The acknowledgement.
-        ack: TaskAck,
-        /// Last checkpoint id it saw.
-        last_barrier: u64,
-    },
-}
-
-/// Shared by the coordinator and the tasks of one job attempt.
-#[derive(Debug)]
-pub struct CheckpointHub {
-    /// Id of the newest checkpoint sources are asked to start (0: none).
-    trigger_id: AtomicU64,
-    trigger_ts: AtomicU64,
-    /// A source has reached its end: no new checkpoints are triggered.
-    source_finished: AtomicBool,
-    /// The newest completed checkpoint: sinks forget pre-committed files
-    /// of checkpoints up to it.
-    last_completed: AtomicU64,
-    /// The runner has joined every task.
-    done: AtomicBool,
-    tx: Sender<TaskMessage>,
-    /// Whether tasks align (EXACTLY_ONCE) or not.
-    pub mode: super::CheckpointingMode,
-}
-
-impl CheckpointHub {
-    /// A hub and the receiving end for the coordinator.
-    pub fn new(mode: super::CheckpointingMode) -> (Arc<Self>, Receiver<TaskMessage>) {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        (
-            Arc::new(CheckpointHub {
-                trigger_id: AtomicU64::new(0),
-                trigger_ts: AtomicU64::new(0),
-                source_finished: AtomicBool::new(false),
-                last_completed: AtomicU64::new(0),
-                done: AtomicBool::new(false),
-                tx,
-                mode,
-            }),
-            rx,
-        )
-    }
-
-    /// For a source: the barrier to emit if a checkpoint newer than `last`
-    /// was triggered.
-    pub fn poll_trigger(&self, last: u64) -> Option<Barrier> {
-        let id = self.trigger_id.load(Ordering::Acquire);
-        (id > last).then(|| Barrier {
-            id,
-            timestamp: self.trigger_ts.load(Ordering::Relaxed) as i64,
-            kind: BarrierKind::Checkpoint,
-        })
-    }
-
-    fn trigger(&self, id: u64, timestamp: i64) {
-        self.trigger_ts.store(timestamp as u64, Ordering::Relaxed);
-        self.trigger_id.store(id, Ordering::Release);
-    }
-
-    /// A source reached its end.
-    pub fn source_finished(&self) {
-        self.source_finished.store(true, Ordering::SeqCst);
-    }
-
-    /// The newest completed checkpoint.
-    pub fn last_completed(&self) -> u64 {
-        self.last_completed.load(Ordering::Acquire)
-    }
-
-    /// Sends a message to the coordinator (dropped if it has stopped).
-    pub fn send(&self, msg: TaskMessage) {
-        let _ = self.tx.send(msg);
-    }
-
-    /// Tells the coordinator every task has ended.
-    pub fn close(&self) {
-        self.done.store(true, Ordering::SeqCst);
-    }
-}
+use super::pending::{Acked, Pending, PendingCheckpoints, Verdict};
+use super::retention;
+use super::stats::{CheckpointStats, CompletionListener, FailedCheckpoint, FailureListener, ms};
+use super::storage::{CheckpointStorage, ReadCheckpoint};
+use crate::clock::epoch_ms;
+use crate::config::{CheckpointConfig, CheckpointingMode};
+use crate::spec::graph::{JobGraph, NodeKind};
 
 /// A completed checkpoint, as the runner keeps it for restarts.
 #[derive(Debug, Clone)]
@@ -167,15 +45,6 @@ pub struct CompletedCheckpoint {
     pub path: String,
     /// Reads its files.
     pub reader: Arc<dyn ReadCheckpoint>,
-}
-
-struct Pending {
-    trigger_time: Instant,
-    trigger_ts: i64,
-    states: HashMap<(usize, u32), SubtaskState>,
-    size: u64,
-    /// Bytes written (less than `size` when files were already shared).
-    written: u64,
 }
 
 /// Commits the files a sink pre-committed, given its operator state.
@@ -211,12 +80,9 @@ pub struct Coordinator<'a> {
     /// (node, subtask) of every task that must acknowledge.
     expected: usize,
     next_id: u64,
-    pending: BTreeMap<u64, Pending>,
+    pending: PendingCheckpoints,
     /// Completed checkpoints, newest last, shared with the runner.
     completed: &'a Mutex<Vec<CompletedCheckpoint>>,
-    last_trigger: Instant,
-    last_completion: Option<Instant>,
-    failures_in_a_row: u32,
     finals: HashMap<(usize, u32), (TaskAck, u64)>,
     /// Every checkpoint this coordinator completed.
     history: Vec<CheckpointStats>,
@@ -228,102 +94,11 @@ pub struct Coordinator<'a> {
     manual: Option<&'a AtomicBool>,
 }
 
-/// Called with each checkpoint that failed.
-pub type FailureListener<'a> = dyn Fn(&FailedCheckpoint) + Sync + 'a;
-
-/// A checkpoint that failed, and why.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct FailedCheckpoint {
-    /// Checkpoint id.
-    pub id: u64,
-    /// When it was triggered (ms since the Unix epoch).
-    pub trigger_timestamp: i64,
-    /// When it failed (ms since the Unix epoch).
-    pub failure_timestamp: i64,
-    /// Why it failed.
-    pub reason: String,
-}
-
-/// One subtask's part of a completed checkpoint.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SubtaskCheckpointStats {
-    /// The node's id in the spec.
-    pub node: String,
-    /// The subtask index.
-    pub subtask: u32,
-    /// Synchronous capture (ms).
-    pub sync_ms: f64,
-    /// Asynchronous write (ms).
-    pub async_ms: f64,
-    /// Barrier alignment (ms).
-    pub alignment_ms: f64,
-}
-
-/// Called with each completed checkpoint and its external path.
-pub type CompletionListener<'a> = dyn Fn(&CheckpointStats, &str) + Sync + 'a;
-
-/// The figures of one completed checkpoint.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CheckpointStats {
-    /// Checkpoint id.
-    pub id: u64,
-    /// When it was triggered (ms since the Unix epoch).
-    #[serde(default)]
-    pub trigger_timestamp: i64,
-    /// Trigger to `_metadata` written (ms).
-    pub duration_ms: f64,
-    /// Bytes of state.
-    pub size: u64,
-    /// Bytes this checkpoint wrote (Flink's "checkpointed data size"; for
-    /// an incremental checkpoint only the new files).
-    #[serde(default)]
-    pub checkpointed_size: u64,
-    /// Longest synchronous capture of any subtask (ms).
-    pub max_sync_ms: f64,
-    /// Longest asynchronous write of any subtask (ms).
-    pub max_async_ms: f64,
-    /// Longest alignment of any subtask (ms).
-    pub max_alignment_ms: f64,
-    /// The final checkpoint of a job whose input ended.
-    pub is_final: bool,
-    /// Each subtask's times.
-    #[serde(default)]
-    pub subtasks: Vec<SubtaskCheckpointStats>,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn epoch_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// The file name of a subtask's keyed state in a checkpoint folder.
-pub fn keyed_file_name(node: usize, uid: &str, subtask: u32) -> String {
-    let safe: String = uid
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    format!("{node}-{safe}-{subtask}.keyed")
-}
-
 impl Drop for Coordinator<'_> {
     /// Checkpoints still pending when an attempt ends (a failure, a
     /// cancel) can never complete: their files go, shared ones included.
     fn drop(&mut self) {
-        let pending: Vec<u64> = self.pending.keys().copied().collect();
-        for id in pending {
+        for id in self.pending.ids() {
             self.abandon(id, "the attempt ended");
         }
     }
@@ -331,7 +106,6 @@ impl Drop for Coordinator<'_> {
 
 impl<'a> Coordinator<'a> {
     /// A coordinator whose first checkpoint has id `first_id`.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         graph: &'a JobGraph,
         config: &'a CheckpointConfig,
@@ -341,19 +115,17 @@ impl<'a> Coordinator<'a> {
         completed: &'a Mutex<Vec<CompletedCheckpoint>>,
         first_id: u64,
     ) -> Self {
+        let expected = graph.nodes.iter().map(|n| n.parallelism as usize).sum();
         Coordinator {
             graph,
             config,
             storage,
             job_id,
             committer,
-            expected: graph.nodes.iter().map(|n| n.parallelism as usize).sum(),
+            expected,
             next_id: first_id.max(1),
-            pending: BTreeMap::new(),
+            pending: PendingCheckpoints::new(config, expected, Instant::now()),
             completed,
-            last_trigger: Instant::now(),
-            last_completion: None,
-            failures_in_a_row: 0,
             finals: HashMap::new(),
             history: Vec::new(),
             on_complete: None,
@@ -401,24 +173,13 @@ impl<'a> Coordinator<'a> {
     ) -> Result<(), CoordinatorError> {
         loop {
             let now = Instant::now();
-            if let Some(interval) = self.config.interval {
-                let due = self.last_trigger + interval;
-                let paused = self
-                    .last_completion
-                    .is_some_and(|c| now.saturating_duration_since(c) < self.config.min_pause);
-                // A manual trigger ignores the interval and the pause,
-                // like Flink's, but not the limit on concurrent ones.
-                let manual = self.manual.is_some_and(|m| m.load(Ordering::SeqCst));
-                if (manual || (now >= due && !paused))
-                    && self.pending.len() < self.config.max_concurrent as usize
-                    && !hub.source_finished.load(Ordering::SeqCst)
-                    && !stopping()
-                {
-                    if let Some(m) = self.manual {
-                        m.store(false, Ordering::SeqCst);
-                    }
-                    self.trigger(hub, now);
+            let manual = self.manual.is_some_and(|m| m.load(Ordering::SeqCst));
+            if self.pending.should_trigger(now, manual) && !hub.is_source_finished() && !stopping()
+            {
+                if let Some(m) = self.manual {
+                    m.store(false, Ordering::SeqCst);
                 }
+                self.trigger(hub, now);
             }
             self.expire(now)?;
             match rx.recv_timeout(Duration::from_millis(10)) {
@@ -426,7 +187,7 @@ impl<'a> Coordinator<'a> {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
-            if hub.done.load(Ordering::SeqCst) {
+            if hub.is_closed() {
                 while let Ok(msg) = rx.try_recv() {
                     self.handle(hub, msg)?;
                 }
@@ -438,24 +199,14 @@ impl<'a> Coordinator<'a> {
     fn trigger(&mut self, hub: &CheckpointHub, now: Instant) {
         let id = self.next_id;
         self.next_id += 1;
-        self.last_trigger = now;
         let ts = epoch_ms();
-        self.pending.insert(
-            id,
-            Pending {
-                trigger_time: now,
-                trigger_ts: ts,
-                states: HashMap::new(),
-                size: 0,
-                written: 0,
-            },
-        );
+        self.pending.start(id, now, ts);
         hub.trigger(id, ts);
     }
 
     fn fail_one(&mut self, id: u64, why: String) -> Result<(), CoordinatorError> {
         tracing::warn!("checkpoint {id} failed: {why}");
-        let pending = self.pending.remove(&id);
+        let pending = self.pending.remove(id);
         if let Some(listener) = self.on_failure {
             listener(&FailedCheckpoint {
                 id,
@@ -467,20 +218,19 @@ impl<'a> Coordinator<'a> {
         if let Err(e) = self.storage.discard(id) {
             tracing::warn!("cannot delete failed checkpoint {id}: {e}");
         }
-        self.failures_in_a_row += 1;
-        if self.failures_in_a_row > self.config.tolerable_failed {
-            return Err(CoordinatorError::TooManyFailures {
-                failed: self.failures_in_a_row,
-                tolerable: self.config.tolerable_failed,
+        match self.pending.failed() {
+            Verdict::Tolerated => Ok(()),
+            Verdict::TooMany { failed, tolerable } => Err(CoordinatorError::TooManyFailures {
+                failed,
+                tolerable,
                 last: why,
-            });
+            }),
         }
-        Ok(())
     }
 
     /// Aborts a checkpoint that can no longer complete (not a failure).
     fn abandon(&mut self, id: u64, why: &str) {
-        if self.pending.remove(&id).is_some() {
+        if self.pending.remove(id).is_some() {
             tracing::debug!("checkpoint {id} abandoned: {why}");
             if let Err(e) = self.storage.discard(id) {
                 tracing::warn!("cannot delete abandoned checkpoint {id}: {e}");
@@ -489,14 +239,8 @@ impl<'a> Coordinator<'a> {
     }
 
     fn expire(&mut self, now: Instant) -> Result<(), CoordinatorError> {
-        let timeout = self.config.timeout;
-        let expired: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| now.saturating_duration_since(p.trigger_time) > timeout)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in expired {
+        let timeout = self.pending.timeout();
+        for id in self.pending.expired(now) {
             self.fail_one(
                 id,
                 format!(
@@ -511,20 +255,16 @@ impl<'a> Coordinator<'a> {
     fn handle(&mut self, hub: &CheckpointHub, msg: TaskMessage) -> Result<(), CoordinatorError> {
         match msg {
             TaskMessage::Ack { id, ack } => {
-                if !self.pending.contains_key(&id) {
+                if !self.pending.contains(id) {
                     return Ok(());
                 }
                 match self.write_state(id, &ack) {
                     Ok((state, size, written)) => {
-                        if let Some(p) = self.pending.get_mut(&id) {
-                            p.states.insert((ack.node, ack.subtask), state);
-                            p.size += size;
-                            p.written += written;
-                            if p.states.len() == self.expected {
-                                return self.complete(hub, id, false);
-                            }
+                        let task = (ack.node, ack.subtask);
+                        match self.pending.acknowledge(id, task, state, size, written) {
+                            Acked::AllAcknowledged => self.complete(hub, id, false),
+                            Acked::Waiting | Acked::Unknown => Ok(()),
                         }
-                        Ok(())
                     }
                     Err(e) => self.fail_one(id, e.to_string()),
                 }
@@ -535,12 +275,7 @@ impl<'a> Coordinator<'a> {
             }
             TaskMessage::Final { ack, last_barrier } => {
                 // Checkpoints this task never saw can no longer complete.
-                let lost: Vec<u64> = self
-                    .pending
-                    .range(last_barrier + 1..)
-                    .map(|(&id, _)| id)
-                    .collect();
-                for id in lost {
+                for id in self.pending.lost_after(last_barrier) {
                     self.abandon(id, "a task ended its input before the barrier reached it");
                 }
                 self.finals
@@ -602,15 +337,8 @@ impl<'a> Coordinator<'a> {
         ))
     }
 
-    fn complete(
-        &mut self,
-        hub: &CheckpointHub,
-        id: u64,
-        is_final: bool,
-    ) -> Result<(), CoordinatorError> {
-        let Some(p) = self.pending.remove(&id) else {
-            return Ok(());
-        };
+    /// The `_metadata` of checkpoint `id` from its acknowledged states.
+    fn metadata(&self, id: u64, p: Pending, is_final: bool) -> CheckpointMetadata {
         let graph = self.graph;
         let mut operators = Vec::with_capacity(graph.nodes.len());
         for (n, node) in graph.nodes.iter().enumerate() {
@@ -628,7 +356,7 @@ impl<'a> Coordinator<'a> {
                 subtasks,
             });
         }
-        let metadata = CheckpointMetadata {
+        CheckpointMetadata {
             job_id: self.job_id.to_owned(),
             job_name: graph.name.clone(),
             checkpoint_id: id,
@@ -640,13 +368,25 @@ impl<'a> Coordinator<'a> {
             checkpointed_size: p.written,
             max_parallelism: graph.max_parallelism,
             mode: match self.config.mode {
-                super::CheckpointingMode::ExactlyOnce => "EXACTLY_ONCE".into(),
-                super::CheckpointingMode::AtLeastOnce => "AT_LEAST_ONCE".into(),
+                CheckpointingMode::ExactlyOnce => "EXACTLY_ONCE".into(),
+                CheckpointingMode::AtLeastOnce => "AT_LEAST_ONCE".into(),
             },
             backend: graph.config.backend.kind.name().into(),
             is_final,
             operators,
+        }
+    }
+
+    fn complete(
+        &mut self,
+        hub: &CheckpointHub,
+        id: u64,
+        is_final: bool,
+    ) -> Result<(), CoordinatorError> {
+        let Some(p) = self.pending.remove(id) else {
+            return Ok(());
         };
+        let metadata = self.metadata(id, p, is_final);
         let written = metadata
             .encode()
             .map_err(|e| StorageError {
@@ -659,11 +399,33 @@ impl<'a> Coordinator<'a> {
             Err(e) if is_final => return Err(CoordinatorError::Final(e.to_string())),
             Err(e) => return self.fail_one(id, e.to_string()),
         };
-        self.failures_in_a_row = 0;
-        self.last_completion = Some(Instant::now());
-        hub.last_completed.store(id, Ordering::Release);
-        // The checkpoint is durable: the sinks' pre-committed files of it
-        // (and of any earlier checkpoint that failed) become visible.
+        let subsumed = self.pending.completed(id, Instant::now());
+        hub.set_completed(id);
+        self.commit_sinks(&metadata);
+        tracing::info!(
+            "checkpoint {id} completed: {path} ({} bytes, {:.1} ms)",
+            metadata.state_size,
+            metadata.duration_ms
+        );
+        self.history.push(CheckpointStats::of(&metadata));
+        if let (Some(listener), Some(stats)) = (self.on_complete, self.history.last()) {
+            listener(stats, &path);
+        }
+        for old in subsumed {
+            self.abandon(old, "subsumed by a newer checkpoint");
+        }
+        self.retain(CompletedCheckpoint {
+            reader: self.storage.reader(id),
+            metadata,
+            path,
+        });
+        Ok(())
+    }
+
+    /// The checkpoint is durable: the sinks' pre-committed files of it (and
+    /// of any earlier checkpoint that failed) become visible.
+    fn commit_sinks(&self, metadata: &CheckpointMetadata) {
+        let graph = self.graph;
         for op in &metadata.operators {
             let Some(n) = graph.nodes.iter().position(|x| x.uid == op.uid) else {
                 continue;
@@ -673,63 +435,27 @@ impl<'a> Coordinator<'a> {
             }
             for s in &op.subtasks {
                 if let Err(e) = (self.committer)(n, &s.operator_state) {
-                    tracing::error!("checkpoint {id}: sink `{}` commit failed: {e}", op.node);
+                    tracing::error!(
+                        "checkpoint {}: sink `{}` commit failed: {e}",
+                        metadata.checkpoint_id,
+                        op.node
+                    );
                 }
             }
         }
-        tracing::info!(
-            "checkpoint {id} completed: {path} ({} bytes, {:.1} ms)",
-            metadata.state_size,
-            metadata.duration_ms
-        );
-        let subtasks = || metadata.operators.iter().flat_map(|o| o.subtasks.iter());
-        let max = |f: fn(&SubtaskState) -> f64| subtasks().map(f).fold(0.0, f64::max);
-        let per_subtask = metadata
-            .operators
-            .iter()
-            .flat_map(|o| {
-                o.subtasks.iter().map(|s| SubtaskCheckpointStats {
-                    node: o.node.clone(),
-                    subtask: s.subtask,
-                    sync_ms: s.sync_ms,
-                    async_ms: s.async_ms,
-                    alignment_ms: s.alignment_ms,
-                })
-            })
-            .collect();
-        self.history.push(CheckpointStats {
-            id,
-            trigger_timestamp: metadata.trigger_timestamp,
-            duration_ms: metadata.duration_ms,
-            size: metadata.state_size,
-            checkpointed_size: metadata.checkpointed_size,
-            max_sync_ms: max(|s| s.sync_ms),
-            max_async_ms: max(|s| s.async_ms),
-            max_alignment_ms: max(|s| s.alignment_ms),
-            is_final,
-            subtasks: per_subtask,
-        });
-        if let (Some(listener), Some(stats)) = (self.on_complete, self.history.last()) {
-            listener(stats, &path);
-        }
-        let older: Vec<u64> = self.pending.range(..id).map(|(&i, _)| i).collect();
-        for old in older {
-            self.abandon(old, "subsumed by a newer checkpoint");
-        }
-        let reader = self.storage.reader(id);
+    }
+
+    /// Adds a completed checkpoint and deletes those beyond the retained
+    /// number.
+    fn retain(&self, checkpoint: CompletedCheckpoint) {
         let mut completed = self.completed.lock().unwrap_or_else(|p| p.into_inner());
-        completed.push(CompletedCheckpoint {
-            metadata,
-            path,
-            reader,
-        });
-        while completed.len() > self.config.num_retained as usize {
-            let old = completed.remove(0);
+        completed.push(checkpoint);
+        let beyond = retention::beyond_retained(completed.len(), self.config.num_retained);
+        for old in completed.drain(..beyond) {
             if let Err(e) = self.storage.discard(old.metadata.checkpoint_id) {
                 tracing::warn!("cannot delete subsumed checkpoint: {e}");
             }
         }
-        Ok(())
     }
 
     /// After every task ended its input: completes the final checkpoint
@@ -742,19 +468,12 @@ impl<'a> Coordinator<'a> {
                 self.expected
             )));
         }
-        let pending: Vec<u64> = self.pending.keys().copied().collect();
-        for id in pending {
+        for id in self.pending.ids() {
             self.abandon(id, "the job's input ended");
         }
         let id = self.next_id;
         self.next_id += 1;
-        let mut p = Pending {
-            trigger_time: Instant::now(),
-            trigger_ts: epoch_ms(),
-            states: HashMap::new(),
-            size: 0,
-            written: 0,
-        };
+        let mut p = Pending::new(Instant::now(), epoch_ms());
         let finals = std::mem::take(&mut self.finals);
         for ((node, subtask), (ack, _)) in finals {
             let (state, size, written) = self

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use super::layout::{CheckpointLayout, checkpoint_folder_name, metadata_in};
 use super::metadata::CheckpointMetadata;
 use super::storage::completed_in;
 
@@ -33,7 +34,7 @@ pub fn utc(ms: i64) -> String {
 /// The listing as text; an error if `dir` holds no checkpoint at all.
 pub fn list(dir: &Path) -> anyhow::Result<String> {
     let mut jobs: Vec<std::path::PathBuf> = Vec::new();
-    if !completed_in(dir).is_empty() || dir.join("shared").is_dir() {
+    if !completed_in(dir).is_empty() || CheckpointLayout::of_job_dir(dir).shared().is_dir() {
         jobs.push(dir.to_path_buf());
     } else {
         let entries = std::fs::read_dir(dir)
@@ -49,13 +50,13 @@ pub fn list(dir: &Path) -> anyhow::Result<String> {
     for job in &jobs {
         let _ = writeln!(out, "{}", job.display());
         for (id, path) in completed_in(job) {
-            let meta = std::fs::read(path.join("_metadata"))
+            let meta = std::fs::read(metadata_in(&path))
                 .map_err(|e| e.to_string())
                 .and_then(|b| CheckpointMetadata::decode(&b).map_err(|e| e.to_string()));
             let m = match meta {
                 Ok(m) => m,
                 Err(e) => {
-                    let _ = writeln!(out, "  chk-{id}  unreadable: {e}");
+                    let _ = writeln!(out, "  {}  unreadable: {e}", checkpoint_folder_name(id));
                     continue;
                 }
             };

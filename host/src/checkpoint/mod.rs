@@ -1,8 +1,6 @@
 //! Checkpoints: barriers, alignment, snapshots, `_metadata`, storage and
-//! retention, as in Flink (see DESIGN.md, Checkpoints).
+//! retention, as in Flink (see `docs/architecture.md`, Checkpoints).
 //!
-//! - [`CheckpointConfig`]: the `execution.checkpointing.*` and
-//!   `state.checkpoints.*` keys;
 //! - [`alignment`]: which inputs a task holds while it waits for a barrier;
 //! - [`metadata`]: the versioned, checksummed `_metadata` file;
 //! - [`storage`]: where checkpoint files go (`filesystem` or `jobmanager`)
@@ -10,100 +8,21 @@
 //! - [`coordinator`]: triggers checkpoints, collects the tasks'
 //!   acknowledgements, completes checkpoints and notifies the tasks;
 //! - [`restore`]: reads a checkpoint back and hands each subtask its part;
+//! - [`retention`]: which checkpoints a job keeps and which one it
+//!   restores from (pure decisions);
 //! - [`shared`]: the reference-counted files of incremental checkpoints;
 //! - [`listing`]: `weir checkpoints DIR`.
 
 pub mod alignment;
 pub mod coordinator;
+pub mod fs;
+pub mod hub;
+pub mod layout;
 pub mod listing;
 pub mod metadata;
+pub mod pending;
 pub mod restore;
+pub mod retention;
 pub mod shared;
+pub mod stats;
 pub mod storage;
-
-use std::path::PathBuf;
-use std::time::Duration;
-
-/// `execution.checkpointing.mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckpointingMode {
-    /// Inputs that delivered a barrier are held until all have (aligned).
-    ExactlyOnce,
-    /// Nothing is held; after a restore some records may be seen twice.
-    AtLeastOnce,
-}
-
-/// `execution.checkpointing.externalized-checkpoint-retention`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retention {
-    /// Checkpoints stay when the job is cancelled.
-    RetainOnCancellation,
-    /// Checkpoints are deleted when the job is cancelled.
-    DeleteOnCancellation,
-    /// Checkpoints are deleted when the job is cancelled or finishes.
-    NoExternalizedCheckpoints,
-}
-
-/// `execution.checkpointing.storage`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StorageKind {
-    /// In memory: survives restarts inside the process, not the process.
-    JobManager,
-    /// Files under `state.checkpoints.dir`.
-    Filesystem,
-}
-
-/// The checkpoint settings of a job, with Flink's defaults.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckpointConfig {
-    /// `execution.checkpointing.interval`; `None` disables checkpoints.
-    pub interval: Option<Duration>,
-    /// `execution.checkpointing.timeout` (10 min).
-    pub timeout: Duration,
-    /// `execution.checkpointing.min-pause` (0).
-    pub min_pause: Duration,
-    /// `execution.checkpointing.max-concurrent-checkpoints` (1).
-    pub max_concurrent: u32,
-    /// `execution.checkpointing.tolerable-failed-checkpoints` (0).
-    pub tolerable_failed: u32,
-    /// `execution.checkpointing.mode` (EXACTLY_ONCE).
-    pub mode: CheckpointingMode,
-    /// `execution.checkpointing.externalized-checkpoint-retention`
-    /// (NO_EXTERNALIZED_CHECKPOINTS).
-    pub retention: Retention,
-    /// `execution.checkpointing.storage` (filesystem; Flink's default is
-    /// jobmanager when no directory is set, but Weir always has one).
-    pub storage: StorageKind,
-    /// `state.checkpoints.dir` (`checkpoints`; a relative folder lies
-    /// beside the job spec, like source and sink paths).
-    pub dir: PathBuf,
-    /// `state.checkpoints.num-retained` (1).
-    pub num_retained: u32,
-    /// `state.savepoints.dir` (`savepoints`).
-    pub savepoint_dir: PathBuf,
-}
-
-impl Default for CheckpointConfig {
-    fn default() -> Self {
-        CheckpointConfig {
-            interval: None,
-            timeout: Duration::from_secs(600),
-            min_pause: Duration::ZERO,
-            max_concurrent: 1,
-            tolerable_failed: 0,
-            mode: CheckpointingMode::ExactlyOnce,
-            retention: Retention::NoExternalizedCheckpoints,
-            storage: StorageKind::Filesystem,
-            savepoint_dir: PathBuf::from("savepoints"),
-            dir: PathBuf::from("checkpoints"),
-            num_retained: 1,
-        }
-    }
-}
-
-impl CheckpointConfig {
-    /// Whether periodic checkpoints are on.
-    pub fn enabled(&self) -> bool {
-        self.interval.is_some()
-    }
-}

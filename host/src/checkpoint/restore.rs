@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use super::fs::StorageError;
+use super::layout::{METADATA_FILE, metadata_in};
 use super::metadata::{CheckpointMetadata, MetadataError, SubtaskState};
-use super::storage::{CheckpointDir, ReadCheckpoint, StorageError};
-use crate::graph::JobGraph;
+use super::storage::{CheckpointDir, ReadCheckpoint};
 use crate::keygroup::KeyGroupRange;
+use crate::spec::graph::JobGraph;
 use crate::state::KeyedStateBackend;
 use crate::state::incremental::LocatedHandle;
 use crate::state::snapshot::{self, KeyedStateHandle, SnapshotError};
@@ -100,8 +102,8 @@ impl RestorePoint {
     /// `_metadata` file.
     pub fn open(path: &Path) -> Result<Self, RestoreError> {
         let (dir, meta): (PathBuf, PathBuf) = if path.is_dir() {
-            (path.to_path_buf(), path.join("_metadata"))
-        } else if path.file_name().is_some_and(|n| n == "_metadata") && path.is_file() {
+            (path.to_path_buf(), metadata_in(path))
+        } else if path.file_name().is_some_and(|n| n == METADATA_FILE) && path.is_file() {
             let dir = path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
             (dir, path.to_path_buf())
         } else {

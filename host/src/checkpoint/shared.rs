@@ -12,8 +12,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::fs::StorageError;
 use super::metadata::CheckpointMetadata;
-use super::storage::StorageError;
 use crate::state::incremental::copy_file;
 
 /// A shared file and the checkpoints that use it.
@@ -79,7 +79,7 @@ impl SharedFiles {
 
     /// Makes the names of uploaded files durable.
     pub fn sync(&self) -> Result<(), StorageError> {
-        super::storage::sync_dir(&self.dir)
+        super::fs::sync_dir(&self.dir)
     }
 
     /// Checkpoint `id` is gone: drops its references and deletes the files

@@ -16,38 +16,19 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use thiserror::Error;
-
-use super::StorageKind;
+use super::fs::{StorageError, io_err, sync_dir, write_durably};
+use super::layout::{
+    CheckpointLayout, METADATA_FILE, METADATA_IN_PROGRESS, checkpoint_folder_name,
+    is_job_folder_name, metadata_in, parse_checkpoint_folder, shared_reference,
+};
 use super::metadata::CheckpointMetadata;
+use super::retention::{self, Removal};
 use super::shared::SharedFiles;
+use crate::config::StorageKind;
 use crate::state::incremental::{IncrementalHandle, NativeSnapshot, StateFile, copy_file};
-
-/// A checkpoint file that cannot be written or read.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[error("{path}: {message}")]
-pub struct StorageError {
-    /// The file or folder.
-    pub path: String,
-    /// What went wrong.
-    pub message: String,
-}
-
-fn io_err(path: &Path, e: std::io::Error) -> StorageError {
-    StorageError {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
-}
-
-/// The name of checkpoint `id`'s folder.
-pub fn checkpoint_folder_name(id: u64) -> String {
-    format!("chk-{id}")
-}
 
 /// Files of the `jobmanager` storage: (checkpoint id, file name) to bytes.
 type MemoryFiles = Arc<Mutex<HashMap<(u64, String), Arc<Vec<u8>>>>>;
@@ -147,11 +128,13 @@ impl CheckpointStorage {
                     .filter(|c| !matches!(c, std::path::Component::CurDir))
                     .collect();
                 let job_dir = dir.join(job_id);
-                for sub in ["shared", "taskowned"] {
-                    let p = job_dir.join(sub);
+                let layout = CheckpointLayout::of_job_dir(&job_dir);
+                for p in [layout.shared(), layout.taskowned()] {
                     std::fs::create_dir_all(&p).map_err(|e| io_err(&p, e))?;
                 }
-                let shared = Arc::new(SharedFiles::new(job_dir.join("shared")));
+                let shared = Arc::new(SharedFiles::new(
+                    CheckpointLayout::of_job_dir(&job_dir).shared(),
+                ));
                 CheckpointStorage::Filesystem { job_dir, shared }
             }
         })
@@ -194,15 +177,15 @@ impl CheckpointStorage {
             CheckpointStorage::Filesystem { job_dir, .. } => {
                 let dir = job_dir.join(checkpoint_folder_name(id));
                 std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
-                let tmp = dir.join("_metadata.inprogress");
+                let tmp = dir.join(METADATA_IN_PROGRESS);
                 write_durably(&tmp, bytes)?;
-                let target = dir.join("_metadata");
+                let target = metadata_in(&dir);
                 std::fs::rename(&tmp, &target).map_err(|e| io_err(&target, e))?;
                 sync_dir(&dir)?;
                 Ok(dir.display().to_string())
             }
             CheckpointStorage::Memory { .. } => {
-                self.write(id, "_metadata", bytes)?;
+                self.write(id, METADATA_FILE, bytes)?;
                 Ok(self.location(id))
             }
         }
@@ -231,7 +214,7 @@ impl CheckpointStorage {
                 // the next start, never a checkpoint that names deleted
                 // files.
                 let dir = job_dir.join(checkpoint_folder_name(id));
-                let meta = dir.join("_metadata");
+                let meta = metadata_in(&dir);
                 match std::fs::remove_file(&meta) {
                     Ok(()) => sync_dir(&dir)?,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -313,7 +296,7 @@ impl CheckpointStorage {
                     };
                     handle.shared.push(StateFile {
                         local: f.local.clone(),
-                        file: format!("../shared/{name}"),
+                        file: shared_reference(&name),
                         size,
                         checksum,
                     });
@@ -355,16 +338,12 @@ impl CheckpointStorage {
         let mut unreadable = false;
         for entry in std::fs::read_dir(job_dir).into_iter().flatten().flatten() {
             let name = entry.file_name();
-            let Some(id) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("chk-"))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
+            let Some(id) = name.to_str().and_then(parse_checkpoint_folder) else {
                 continue;
             };
             out.highest_id = out.highest_id.max(id);
             let dir = entry.path();
-            let meta = dir.join("_metadata");
+            let meta = metadata_in(&dir);
             if !meta.is_file() {
                 tracing::info!("removing unfinished checkpoint {}", dir.display());
                 remove_checkpoint_folder(&dir);
@@ -382,26 +361,22 @@ impl CheckpointStorage {
             }
         }
         complete.sort_by_key(|c| c.0);
-        // A restore from an older checkpoint of this job abandons the newer
-        // ones (the server falls back to an older one when the newest is
-        // damaged); they would otherwise stand in for it on a restart.
-        if let Some(k) = keep {
-            for (id, _, dir) in complete.iter().filter(|c| c.0 > k) {
-                tracing::info!("removing checkpoint {id}, newer than the one restored");
-                remove_checkpoint_folder(dir);
-            }
-            complete.retain(|c| c.0 <= k);
-        }
-        let first_kept = complete.len().saturating_sub(num_retained.max(1) as usize);
-        for (i, (id, m, dir)) in complete.into_iter().enumerate() {
-            if i < first_kept && Some(id) != keep {
-                tracing::info!(
-                    "removing checkpoint {} beyond the retained count",
-                    dir.display()
-                );
-                remove_checkpoint_folder(&dir);
-            } else {
-                out.retained.push((m, dir.display().to_string()));
+        let ids: Vec<u64> = complete.iter().map(|c| c.0).collect();
+        let (_, removed) = retention::on_start(&ids, num_retained, keep);
+        for (id, m, dir) in complete {
+            match removed.iter().find(|r| r.0 == id) {
+                Some((_, Removal::NewerThanRestored)) => {
+                    tracing::info!("removing checkpoint {id}, newer than the one restored");
+                    remove_checkpoint_folder(&dir);
+                }
+                Some((_, Removal::BeyondRetained)) => {
+                    tracing::info!(
+                        "removing checkpoint {} beyond the retained count",
+                        dir.display()
+                    );
+                    remove_checkpoint_folder(&dir);
+                }
+                None => out.retained.push((m, dir.display().to_string())),
             }
         }
         let metas: Vec<CheckpointMetadata> = out.retained.iter().map(|(m, _)| m.clone()).collect();
@@ -440,7 +415,7 @@ pub struct Recovered {
 /// no crash leaves a `_metadata` whose files are gone. Shared files are
 /// released separately.
 fn remove_checkpoint_folder(dir: &Path) {
-    let meta = dir.join("_metadata");
+    let meta = metadata_in(&dir);
     if std::fs::remove_file(&meta).is_ok()
         && let Err(e) = sync_dir(dir)
     {
@@ -452,9 +427,6 @@ fn remove_checkpoint_folder(dir: &Path) {
         tracing::warn!("cannot remove {}: {e}", dir.display());
     }
 }
-
-/// The lock file of a job's checkpoint folder.
-const LOCK_FILE: &str = ".lock";
 
 /// How long a starting job waits for its folder's lock.
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -468,7 +440,7 @@ pub struct FolderLock {
 
 /// Locks `job_dir` for this process; `None` if another process holds it.
 fn try_lock_folder(job_dir: &Path) -> Result<Option<FolderLock>, StorageError> {
-    let p = job_dir.join(LOCK_FILE);
+    let p = CheckpointLayout::of_job_dir(job_dir).lock_file();
     let f = File::options()
         .create(true)
         .truncate(false)
@@ -519,7 +491,9 @@ pub fn sweep_folder(job_dir: &Path) {
     };
     let storage = CheckpointStorage::Filesystem {
         job_dir: job_dir.to_path_buf(),
-        shared: Arc::new(SharedFiles::new(job_dir.join("shared"))),
+        shared: Arc::new(SharedFiles::new(
+            CheckpointLayout::of_job_dir(&job_dir).shared(),
+        )),
     };
     storage.recover(u32::MAX, None);
 }
@@ -529,28 +503,15 @@ pub fn sweep_folder(job_dir: &Path) {
 /// of a job that is never resumed is removed too.
 pub fn sweep_jobs(root: &Path) {
     for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
-        let is_job = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()));
-        if is_job && entry.path().join("shared").is_dir() {
+        let is_job = entry.file_name().to_str().is_some_and(is_job_folder_name);
+        if is_job
+            && CheckpointLayout::of_job_dir(&entry.path())
+                .shared()
+                .is_dir()
+        {
             sweep_folder(&entry.path());
         }
     }
-}
-
-/// Writes a file and fsyncs it.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    let mut f = File::create(path).map_err(|e| io_err(path, e))?;
-    f.write_all(bytes).map_err(|e| io_err(path, e))?;
-    f.sync_all().map_err(|e| io_err(path, e))
-}
-
-/// Fsyncs a folder, so that a rename in it is durable.
-pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(dir, e))
 }
 
 /// The completed checkpoints in a job folder (those with `_metadata`),
@@ -562,9 +523,9 @@ pub fn completed_in(job_dir: &Path) -> Vec<(u64, PathBuf)> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name();
-            let id = name.to_str()?.strip_prefix("chk-")?.parse().ok()?;
+            let id = parse_checkpoint_folder(name.to_str()?)?;
             let p = e.path();
-            p.join("_metadata").is_file().then_some((id, p))
+            metadata_in(&p).is_file().then_some((id, p))
         })
         .collect();
     found.sort_by_key(|b| std::cmp::Reverse(b.0));
@@ -595,7 +556,7 @@ mod tests {
             .iter()
             .map(|n| StateFile {
                 local: "1.sst".into(),
-                file: format!("../shared/{n}"),
+                file: shared_reference(&n),
                 size: 1,
                 checksum: String::new(),
             })

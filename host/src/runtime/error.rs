@@ -1,12 +1,12 @@
 //! How a task or a job fails.
 
 use thiserror::Error;
+use weir_wire::WireError;
 
-use super::output::OutputError;
 use crate::channel::Disconnected;
 use crate::checkpoint::coordinator::CoordinatorError;
+use crate::checkpoint::fs::StorageError;
 use crate::checkpoint::restore::RestoreError;
-use crate::checkpoint::storage::StorageError;
 use crate::sandbox::{GuestFailure, SandboxError};
 use crate::sink::SinkError;
 use crate::source::SourceError;
@@ -122,4 +122,23 @@ impl JobError {
     pub fn is_restartable(&self) -> bool {
         matches!(self, JobError::Task { .. } | JobError::Checkpoint(_))
     }
+}
+
+/// Why output could not be delivered.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum OutputError {
+    /// A chained sink failed; `node` is its node index.
+    #[error("{failure}")]
+    Chained {
+        /// The chained node.
+        node: usize,
+        /// What happened there.
+        failure: Box<TaskFailure>,
+    },
+    /// A downstream task is gone.
+    #[error(transparent)]
+    Disconnected(#[from] Disconnected),
+    /// Encoded output is malformed (from a guest).
+    #[error("malformed output: {0}")]
+    Malformed(#[from] WireError),
 }

@@ -7,7 +7,7 @@ use weir_wire::BatchReader;
 use super::error::TaskFailure;
 use super::output::Output;
 use crate::channel::Batch;
-use crate::checkpoint::coordinator::StateSnapshot;
+use crate::checkpoint::hub::StateSnapshot;
 use crate::keygroup::key_group;
 use crate::sandbox::WasmOperator;
 use crate::sink::SinkWriter;
@@ -53,6 +53,10 @@ pub trait StreamOperator: Send {
     fn snapshot(&mut self, id: u64) -> Result<StateSnapshot, TaskFailure> {
         let _ = id;
         Ok(StateSnapshot::default())
+    }
+    /// Checkpoint `id` (and every one before it) is complete.
+    fn notify_checkpoint_complete(&mut self, id: u64) {
+        let _ = id;
     }
 }
 
@@ -133,6 +137,10 @@ impl StreamOperator for SinkTask {
             native: None,
             operator_state: self.writer.pre_commit(id)?,
         })
+    }
+
+    fn notify_checkpoint_complete(&mut self, id: u64) {
+        self.writer.notify_checkpoint_complete(id);
     }
 }
 

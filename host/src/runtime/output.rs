@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use weir_wire::{BatchBuilder, BatchReader, WireError, count_elements};
+use weir_wire::{BatchBuilder, BatchReader, count_elements};
 
-use super::error::TaskFailure;
-use super::task::{FINAL_SNAPSHOT, TaskCheckpointing};
-use crate::channel::{Batch, ChannelSender, Disconnected, Event};
-use crate::checkpoint::coordinator::StateSnapshot;
+use super::checkpointing::{FINAL_SNAPSHOT, TaskCheckpointing};
+use super::error::{OutputError, TaskFailure};
+use crate::channel::{Batch, ChannelSender, Event};
+use crate::checkpoint::hub::StateSnapshot;
 use crate::keygroup::{key_group, subtask_for_key_group};
 use crate::metrics::TaskMetrics;
 use crate::sink::SinkWriter;
@@ -58,6 +58,8 @@ impl ChainedSink {
             Event::EndOfInput => {
                 self.writer.finish().map_err(|e| self.fail(e.into()))?;
                 if let Some((ck, last)) = &self.checkpointing {
+                    self.writer
+                        .notify_checkpoint_complete(ck.hub.last_completed());
                     let t = Instant::now();
                     let state = self
                         .writer
@@ -81,6 +83,8 @@ impl ChainedSink {
                 };
                 *last = b.id;
                 let ck = ck.clone();
+                self.writer
+                    .notify_checkpoint_complete(ck.hub.last_completed());
                 let t = Instant::now();
                 let state = self
                     .writer
@@ -115,25 +119,6 @@ pub(crate) enum EdgeOutput {
         senders: Vec<ChannelSender>,
         builders: Vec<BatchBuilder>,
     },
-}
-
-/// Why output could not be delivered.
-#[derive(Debug, thiserror::Error, Clone, PartialEq)]
-pub enum OutputError {
-    /// A chained sink failed; `node` is its node index.
-    #[error("{failure}")]
-    Chained {
-        /// The chained node.
-        node: usize,
-        /// What happened there.
-        failure: Box<TaskFailure>,
-    },
-    /// A downstream task is gone.
-    #[error(transparent)]
-    Disconnected(#[from] Disconnected),
-    /// Encoded output is malformed (from a guest).
-    #[error("malformed output: {0}")]
-    Malformed(#[from] WireError),
 }
 
 /// The outputs of one subtask.

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::checkpoint::coordinator::CheckpointStats;
-use crate::graph::{JobGraph, NodeKind};
+use crate::checkpoint::stats::CheckpointStats;
 use crate::metrics::{MetricsSnapshot, TaskMetrics};
+use crate::spec::graph::{JobGraph, NodeKind};
 
 fn per_second(n: u64, d: Duration) -> String {
     let rate = n as f64 / d.as_secs_f64().max(1e-9);

@@ -8,6 +8,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::config::Config;
+
 /// `restart-strategy.type` and its parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RestartStrategy {
@@ -51,6 +53,38 @@ pub enum RestartStrategy {
 }
 
 impl RestartStrategy {
+    /// The restart strategy a job's configuration asks for:
+    /// `restart-strategy.type` if set, else Flink's default
+    /// (`exponential-delay` with checkpointing, `none` without).
+    pub fn from_config(config: &Config) -> Self {
+        let r = &config.restart;
+        let kind = match config.restart_type.as_deref() {
+            Some(t) => t,
+            None if config.checkpoint.enabled() => "exponential-delay",
+            None => "none",
+        };
+        match kind {
+            "fixed-delay" | "fixeddelay" => RestartStrategy::FixedDelay {
+                attempts: r.fixed_attempts,
+                delay: r.fixed_delay,
+            },
+            "exponential-delay" | "exponentialdelay" => RestartStrategy::ExponentialDelay {
+                initial_backoff: r.initial_backoff,
+                max_backoff: r.max_backoff,
+                multiplier: r.multiplier,
+                reset_threshold: r.reset_threshold,
+                jitter: r.jitter,
+                attempts: r.exp_attempts,
+            },
+            "failure-rate" | "failurerate" => RestartStrategy::FailureRate {
+                max_failures: r.max_failures,
+                interval: r.failure_interval,
+                delay: r.failure_delay,
+            },
+            _ => RestartStrategy::None,
+        }
+    }
+
     /// Flink's `exponential-delay` defaults: the strategy of a job with
     /// checkpointing on and no `restart-strategy.type`.
     pub fn exponential_default() -> Self {
@@ -192,6 +226,28 @@ impl RestartPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_configuration_picks_flinks_strategy() {
+        let mut c = Config::default();
+        assert_eq!(RestartStrategy::from_config(&c), RestartStrategy::None);
+        c.set("execution.checkpointing.interval", "1s")
+            .expect("set");
+        assert_eq!(
+            RestartStrategy::from_config(&c),
+            RestartStrategy::exponential_default()
+        );
+        c.set("restart-strategy", "fixed-delay").expect("set");
+        c.set("restart-strategy.fixed-delay.attempts", "4")
+            .expect("set");
+        assert_eq!(
+            RestartStrategy::from_config(&c),
+            RestartStrategy::FixedDelay {
+                attempts: 4,
+                delay: Duration::from_secs(1)
+            }
+        );
+    }
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)

@@ -1,60 +1,23 @@
 //! The loops a subtask thread runs: a source loop, and an input loop for
 //! operators and sinks.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Select;
 use weir_wire::BatchBuilder;
 
-use super::JobControl;
+use super::checkpointing::{FINAL_SNAPSHOT, TaskCheckpointing};
+use super::control::JobControl;
 use super::error::TaskFailure;
 use super::operator::StreamOperator;
 use super::output::Output;
 use crate::channel::{Barrier, Batch, ChannelReceiver, Event};
 use crate::checkpoint::alignment::{AlignAction, Alignment};
-use crate::checkpoint::coordinator::{CheckpointHub, StateSnapshot, TaskAck, TaskMessage};
+use crate::checkpoint::hub::{StateSnapshot, TaskMessage};
+
 use crate::metrics::TaskMetrics;
 use crate::source::SourceReader;
 use crate::watermark::{BoundedOutOfOrderness, NO_WATERMARK, WatermarkTracker};
-
-/// The id under which a task's final snapshot (at the end of its input)
-/// is taken.
-pub(crate) const FINAL_SNAPSHOT: u64 = u64::MAX;
-
-/// A task's link to the checkpoint coordinator.
-#[derive(Debug, Clone)]
-pub(crate) struct TaskCheckpointing {
-    pub(crate) hub: Arc<CheckpointHub>,
-    pub(crate) node: usize,
-    pub(crate) subtask: u32,
-    /// The checkpoint restored from (0: none): barriers up to it are stale.
-    pub(crate) restored_id: u64,
-}
-
-impl TaskCheckpointing {
-    pub(crate) fn ack(&self, id: u64, state: StateSnapshot, sync: Duration, alignment: Duration) {
-        let ack = TaskAck {
-            node: self.node,
-            subtask: self.subtask,
-            state,
-            sync,
-            alignment,
-        };
-        self.hub.send(TaskMessage::Ack { id, ack });
-    }
-
-    pub(crate) fn finish(&self, state: StateSnapshot, sync: Duration, last_barrier: u64) {
-        let ack = TaskAck {
-            node: self.node,
-            subtask: self.subtask,
-            state,
-            sync,
-            alignment: Duration::ZERO,
-        };
-        self.hub.send(TaskMessage::Final { ack, last_barrier });
-    }
-}
 
 /// Reads a source until its end (or until the job stops), emitting
 /// batches and, with `out_of_orderness_ms`, watermarks; with checkpoints,
@@ -130,6 +93,7 @@ fn snapshot_and_forward(
 ) -> Result<(), TaskFailure> {
     // Output made before the barrier goes out before it.
     out.flush()?;
+    op.notify_checkpoint_complete(ck.hub.last_completed());
     let t = Instant::now();
     let state = op.snapshot(barrier.id)?;
     ck.ack(barrier.id, state, t.elapsed(), alignment);
@@ -153,7 +117,7 @@ pub(crate) fn run_operator(
     op.open()?;
     let mut tracker = WatermarkTracker::new(inputs.len());
     let mut open: Vec<usize> = (0..inputs.len()).collect();
-    let mode = checkpointing.map_or(crate::checkpoint::CheckpointingMode::AtLeastOnce, |c| {
+    let mode = checkpointing.map_or(crate::config::CheckpointingMode::AtLeastOnce, |c| {
         c.hub.mode
     });
     let mut alignment = Alignment::new(inputs.len(), mode);
@@ -165,7 +129,7 @@ pub(crate) fn run_operator(
         // is taken: a busy input cannot starve them, and a timer that keeps
         // re-arming itself cannot starve the input.
         if let Some(t) = op.next_processing_timer() {
-            let now = crate::sandbox::now_ms();
+            let now = crate::clock::epoch_ms();
             if t <= now {
                 op.on_processing_time(now, out)?;
                 out.flush()?;
@@ -179,7 +143,7 @@ pub(crate) fn run_operator(
         }
         let ready = match op.next_processing_timer() {
             Some(t) => {
-                let wait = t.saturating_sub(crate::sandbox::now_ms()).max(0) as u64;
+                let wait = t.saturating_sub(crate::clock::epoch_ms()).max(0) as u64;
                 match sel.select_timeout(Duration::from_millis(wait)) {
                     Ok(r) => r,
                     Err(_) => continue,
@@ -246,6 +210,7 @@ pub(crate) fn run_operator(
     op.close(out)?;
     if let Some(ck) = checkpointing {
         out.flush()?;
+        op.notify_checkpoint_complete(ck.hub.last_completed());
         let t = Instant::now();
         let state = op.snapshot(FINAL_SNAPSHOT)?;
         ck.finish(state, t.elapsed(), last_barrier);

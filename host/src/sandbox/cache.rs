@@ -1,7 +1,6 @@
 //! Compiled components on disk, keyed by the SHA-256 of the `.wasm` bytes
 //! and a hash of the engine's compatibility settings, so a second start
-//! skips compilation (about 400x faster than compiling, see
-//! shared/NOTES-wasm.md).
+//! skips compilation (about 400x faster than compiling).
 //!
 //! Each artifact `<wasm-sha256>-<engine>.cwasm` has a sibling `.sha256`
 //! holding the artifact's own hash, checked before loading: a truncated or

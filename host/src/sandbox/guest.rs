@@ -585,14 +585,6 @@ fn domain(d: types::TimeDomain) -> Domain {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 impl operator_state::Host for GuestState {
     fn get(&mut self, name: String) -> wasmtime::Result<Vec<Vec<u8>>> {
         Ok(self.operator_state.get(&name).cloned().unwrap_or_default())
@@ -623,7 +615,7 @@ impl timers::Host for GuestState {
     }
 
     fn current_processing_time(&mut self) -> wasmtime::Result<i64> {
-        Ok(now_ms())
+        Ok(crate::clock::epoch_ms())
     }
 
     fn register(

@@ -30,7 +30,7 @@ use wasmtime::{Engine, OptLevel};
 
 pub use cache::CacheOutcome;
 pub use component::{HANDLER_INTERFACE, LoadedComponent, WORLD_EXPORTS};
-pub use guest::{GuestState, now_ms};
+pub use guest::GuestState;
 pub use instance::{GuestFailure, GuestFailureKind, WasmOperator};
 
 use crate::config::Config;

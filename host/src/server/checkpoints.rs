@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::roots::Roots;
-use crate::checkpoint::coordinator::{CheckpointStats, FailedCheckpoint};
-use crate::checkpoint::{CheckpointingMode, Retention, StorageKind};
+use crate::checkpoint::stats::{CheckpointStats, FailedCheckpoint};
+use crate::config::{CheckpointingMode, Retention, StorageKind};
 use crate::runtime::LiveJob;
+use crate::session::Roots;
 
 type Shared = Arc<AppState>;
 

@@ -5,6 +5,8 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::session::SessionError;
+
 /// A request that failed, with the status to answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {message}")]
@@ -62,5 +64,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "errors": [self.message] });
         (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        let status = match &e {
+            SessionError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            SessionError::NotFound(_) => StatusCode::NOT_FOUND,
+            SessionError::Conflict(_) => StatusCode::CONFLICT,
+            SessionError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            message: e.to_string(),
+        }
     }
 }

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::jobs::{JobEntry, JobState};
 use super::{AppState, load_or_create_token, router};
 use crate::config::Config;
-use crate::graph::JobGraph;
 use crate::runtime::JobControl;
+use crate::session::{JobEntry, JobState};
+use crate::spec::graph::JobGraph;
 
 /// A running local API; dropping it stops the server.
 pub struct LocalApi {

@@ -3,27 +3,23 @@
 //! `/api/v1`, named like Flink's where the concept is Flink's) with axum on
 //! hyper and tokio.
 //!
-//! - [`bundles`]: upload (raw body), list and delete operator bundles;
-//! - [`jobs`]: submit, list, inspect and cancel jobs;
+//! This module is HTTP only: the jobs, their records, the bundles and the
+//! path roots are the [`crate::session`]'s; here are the handlers (bundles
+//! and jobs in this file), the routing and what a failure answers.
+//!
 //! - [`checkpoints`]: checkpoint statistics, configuration, trigger and
 //!   the job metrics;
 //! - [`prometheus`]: `/metrics` for Prometheus;
-//! - [`store`]: the crash-safe job records; [`roots`]: where request
-//!   paths may point;
 //! - [`openapi`]: the OpenAPI document, generated from the handlers;
 //! - [`local`]: the same API served by `weir run` for its one job;
 //! - [`error`]: how a failed request is answered;
 //! - [`router`] puts the routes together behind the bearer token.
 
-pub mod bundles;
 pub mod checkpoints;
 pub mod error;
-pub mod jobs;
 pub mod local;
 pub mod openapi;
 pub mod prometheus;
-pub mod roots;
-pub mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,14 +34,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use self::bundles::Bundle;
-use self::bundles::BundleStore;
 use self::error::{ApiError, ErrorBody};
-use self::jobs::{JobManager, SubmitRequest, node_kind};
-use self::roots::{Root, Roots};
-use self::store::JobStore;
 use crate::config::Config;
 use crate::sandbox::Sandbox;
+use crate::session::{
+    Bundle, BundleStore, JobEntry, JobManager, JobStore, Root, Roots, SubmitRequest, node_kind,
+};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -272,7 +266,7 @@ async fn list_jobs(State(state): State<Shared>) -> Json<Value> {
                 "state": st,
                 "start-time": j.start_time,
                 "end-time": end.unwrap_or(-1),
-                "duration": end.unwrap_or_else(crate::checkpoint::coordinator::epoch_ms) - j.start_time,
+                "duration": end.unwrap_or_else(crate::clock::epoch_ms) - j.start_time,
             })
         })
         .collect();
@@ -299,7 +293,7 @@ fn json_bytes(body: Bytes) -> Response {
 }
 
 /// The detail document of `job`.
-fn detail(job: &jobs::JobEntry, roots: &Roots) -> Value {
+fn detail(job: &JobEntry, roots: &Roots) -> Value {
     let (st, end, exceptions) = job.status();
     let live = job.control.live();
     let vertices: Vec<Value> = job

@@ -5,9 +5,9 @@ use axum::Json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
-use super::bundles::Bundle;
 use super::error::ErrorBody;
-use super::jobs::{JobState, SubmitRequest};
+use crate::session::Bundle;
+use crate::session::{JobState, SubmitRequest};
 
 /// The document.
 #[derive(OpenApi)]

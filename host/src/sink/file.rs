@@ -25,13 +25,11 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{SinkError, SinkWriter, write_lines};
+use super::{SinkError, SinkWriter, TransactionalSink, write_lines};
 use crate::channel::Batch;
-use crate::checkpoint::coordinator::CheckpointHub;
 
 /// The operator state of one transactional file-sink subtask.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,8 +53,8 @@ fn hidden(folder: &Path, name: &str, suffix: &str) -> PathBuf {
 /// The two-phase-commit side of a [`FileSink`].
 #[derive(Debug)]
 struct Transaction {
-    /// For the newest completed checkpoint.
-    hub: Arc<CheckpointHub>,
+    /// The newest checkpoint the task said is complete.
+    completed: u64,
     /// The next part number.
     next: u64,
     /// Pre-committed files with their checkpoint id.
@@ -90,19 +88,14 @@ impl FileSink {
     }
 
     /// A two-phase-commit writer whose part numbers start at `first_part`.
-    pub fn transactional(
-        folder: &Path,
-        subtask: u32,
-        first_part: u64,
-        hub: Arc<CheckpointHub>,
-    ) -> Result<Self, SinkError> {
+    pub fn transactional(folder: &Path, subtask: u32, first_part: u64) -> Result<Self, SinkError> {
         std::fs::create_dir_all(folder).map_err(|e| err(folder, e))?;
         Ok(FileSink {
             folder: folder.to_path_buf(),
             subtask,
             current: None,
             txn: Some(Transaction {
-                hub,
+                completed: 0,
                 next: first_part,
                 pending: Vec::new(),
             }),
@@ -155,6 +148,12 @@ impl SinkWriter for FileSink {
         Ok(())
     }
 
+    fn notify_checkpoint_complete(&mut self, id: u64) {
+        if let Some(txn) = self.txn.as_mut() {
+            txn.completed = txn.completed.max(id);
+        }
+    }
+
     fn pre_commit(&mut self, id: u64) -> Result<Vec<Vec<u8>>, SinkError> {
         if self.txn.is_none() {
             self.finish()?;
@@ -172,7 +171,7 @@ impl SinkWriter for FileSink {
             txn.pending.push((id, name));
         }
         // Files of completed checkpoints are committed by now.
-        let done = txn.hub.last_completed();
+        let done = txn.completed;
         txn.pending.retain(|(c, _)| *c > done);
         let state = FileSinkState {
             subtask,
@@ -189,6 +188,31 @@ fn parse_states(states: &[Vec<u8>]) -> Result<Vec<FileSinkState>, String> {
         .iter()
         .map(|b| serde_json::from_slice(b).map_err(|e| format!("unreadable file-sink state: {e}")))
         .collect()
+}
+
+/// The two-phase-commit side of a `file` sink node: its folder.
+#[derive(Debug, Clone)]
+pub struct FileSinkCommitter {
+    /// The sink's folder.
+    pub folder: PathBuf,
+}
+
+impl TransactionalSink for FileSinkCommitter {
+    fn recover(&self, restored: Option<&[Vec<u8>]>) -> Result<u64, SinkError> {
+        recover(&self.folder, restored).map_err(SinkError)
+    }
+
+    fn begin(&self, subtask: u32, first: u64) -> Result<Box<dyn SinkWriter>, SinkError> {
+        Ok(Box::new(FileSink::transactional(
+            &self.folder,
+            subtask,
+            first,
+        )?))
+    }
+
+    fn commit(&self, states: &[Vec<u8>]) -> Result<(), SinkError> {
+        commit(&self.folder, states).map_err(SinkError)
+    }
 }
 
 /// Commits the files a sink subtask pre-committed (its operator state in a

@@ -2,20 +2,23 @@
 //! `key<TAB>value`, or just `value` for an element without a key (bytes
 //! that are not UTF-8 are replaced). The `file` sink is exactly-once when
 //! checkpoints are on (two-phase commit, see [`file`]).
+//!
+//! A sink knows nothing of the runtime or the coordinator: its task hands
+//! it barriers ([`SinkWriter::pre_commit`]) and completions
+//! ([`SinkWriter::notify_checkpoint_complete`]), and the runtime drives a
+//! [`TransactionalSink`] through recovery and commits.
 
 pub mod file;
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
 use thiserror::Error;
 use weir_wire::BatchReader;
 
-pub use file::FileSink;
+pub use file::{FileSink, FileSinkCommitter};
 
 use crate::channel::Batch;
-use crate::checkpoint::coordinator::CheckpointHub;
 use crate::spec::{SinkSpec, SinkType};
 
 /// A sink that cannot write.
@@ -37,6 +40,46 @@ pub trait SinkWriter: Send {
         self.finish()?;
         Ok(Vec::new())
     }
+    /// Checkpoint `id` (and every one before it) is complete: what was
+    /// pre-committed for it is committed and need not be remembered.
+    fn notify_checkpoint_complete(&mut self, id: u64) {
+        let _ = id;
+    }
+}
+
+/// A sink whose output becomes visible only with the checkpoint that
+/// covers it (two-phase commit, as Flink's `TwoPhaseCommitSinkFunction`).
+///
+/// Per attempt: [`Self::recover`] once before any subtask starts (commit
+/// what the restored checkpoint pre-committed, drop everything after it);
+/// [`Self::begin`] per subtask, whose writer pre-commits on each barrier;
+/// [`Self::commit`] with the subtasks' states once a checkpoint is
+/// complete. Committing the same state twice must be harmless.
+pub trait TransactionalSink: Send + Sync {
+    /// Brings the destination back to what the restored checkpoint saw
+    /// (`None`: a fresh start) and returns the first transaction number
+    /// the new writers use.
+    fn recover(&self, restored: Option<&[Vec<u8>]>) -> Result<u64, SinkError>;
+    /// The writer of subtask `subtask`, numbering its transactions from
+    /// `first`.
+    fn begin(&self, subtask: u32, first: u64) -> Result<Box<dyn SinkWriter>, SinkError>;
+    /// Commits what the subtasks pre-committed for a completed checkpoint
+    /// (their operator states in it).
+    fn commit(&self, states: &[Vec<u8>]) -> Result<(), SinkError>;
+}
+
+/// The two-phase-commit side of sink `spec`, if it has one (a `file`
+/// sink); relative paths resolve against `base_dir`.
+pub fn transactional(
+    spec: &SinkSpec,
+    base_dir: &Path,
+) -> Result<Option<Box<dyn TransactionalSink>>, SinkError> {
+    Ok(match spec.sink_type {
+        SinkType::File => Some(Box::new(FileSinkCommitter {
+            folder: sink_folder(spec, base_dir)?,
+        })),
+        SinkType::Stdout | SinkType::Discard => None,
+    })
 }
 
 pub(crate) fn write_lines(w: &mut impl Write, batch: &Batch) -> Result<(), SinkError> {
@@ -97,30 +140,17 @@ pub fn sink_folder(spec: &SinkSpec, base_dir: &Path) -> Result<std::path::PathBu
     Ok(base_dir.join(folder))
 }
 
-/// Opens subtask `subtask` of a sink; relative paths resolve against
-/// `base_dir`. With a checkpoint hub, a `file` sink is transactional and
-/// numbers its part files from `first_part`.
+/// Opens subtask `subtask` of a sink that is not transactional (no
+/// checkpoints, or a sink without transactions); relative paths resolve
+/// against `base_dir`.
 pub fn open_sink(
     spec: &SinkSpec,
     subtask: u32,
     base_dir: &Path,
-    hub: Option<&Arc<CheckpointHub>>,
-    first_part: u64,
 ) -> Result<Box<dyn SinkWriter>, SinkError> {
     Ok(match spec.sink_type {
         SinkType::Stdout => Box::new(StdoutSink),
         SinkType::Discard => Box::new(DiscardSink),
-        SinkType::File => {
-            let folder = sink_folder(spec, base_dir)?;
-            match hub {
-                Some(hub) => Box::new(FileSink::transactional(
-                    &folder,
-                    subtask,
-                    first_part,
-                    hub.clone(),
-                )?),
-                None => Box::new(FileSink::create(&folder, subtask)?),
-            }
-        }
+        SinkType::File => Box::new(FileSink::create(&sink_folder(spec, base_dir)?, subtask)?),
     })
 }

@@ -2,152 +2,12 @@
 //! with the field it is in.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use thiserror::Error;
-
-use super::{JobSpec, Partitioning, SinkType, SourceType};
+use super::error::{SpecError, SpecErrors};
+use super::model::{JobSpec, Partitioning, SinkType, SourceSpec, SourceType, SpecFormat};
 use crate::config::Config;
-use crate::graph::{Edge, JobGraph, Node, NodeKind};
-
-/// One problem with a job spec, naming the field it is in.
-#[derive(Debug, Error, Clone, PartialEq)]
-pub enum SpecError {
-    /// The document does not parse, or a field has the wrong type or name.
-    #[error("{}{message}", at(field))]
-    Parse {
-        /// Field path, empty for the whole document.
-        field: String,
-        /// What the parser said.
-        message: String,
-    },
-    /// An edge names a node that does not exist.
-    #[error("{field}: unknown node `{name}`")]
-    UnknownReference {
-        /// The edge field.
-        field: String,
-        /// The name as written.
-        name: String,
-    },
-    /// The edges form a cycle.
-    #[error("edges: cycle through {}", nodes.join(" -> "))]
-    Cycle {
-        /// The nodes on the cycle.
-        nodes: Vec<String>,
-    },
-    /// An operator has no `uid`.
-    #[error("{field}: missing uid (every operator needs a stable uid for its state)")]
-    MissingUid {
-        /// The node field.
-        field: String,
-    },
-    /// Two nodes share a uid or an id.
-    #[error("{field}: duplicate {what} `{value}` (also at {first})")]
-    Duplicate {
-        /// The second occurrence.
-        field: String,
-        /// `uid` or `id`.
-        what: &'static str,
-        /// The value.
-        value: String,
-        /// The first occurrence.
-        first: String,
-    },
-    /// A parallelism of zero.
-    #[error("{field}: parallelism must be at least 1")]
-    ParallelismZero {
-        /// The field.
-        field: String,
-    },
-    /// Parallelism above max parallelism.
-    #[error("{field}: parallelism {parallelism} exceeds max parallelism {max}")]
-    ParallelismAboveMax {
-        /// The field.
-        field: String,
-        /// The parallelism.
-        parallelism: u32,
-        /// The max parallelism.
-        max: u32,
-    },
-    /// A forward edge between different parallelisms.
-    #[error(
-        "{field}: forward edge from `{from}` (parallelism {from_parallelism}) to `{to}` \
-         (parallelism {to_parallelism}) needs equal parallelism; use rebalance or hash"
-    )]
-    ForwardMismatch {
-        /// The edge field.
-        field: String,
-        /// Upstream id.
-        from: String,
-        /// Downstream id.
-        to: String,
-        /// Upstream parallelism.
-        from_parallelism: u32,
-        /// Downstream parallelism.
-        to_parallelism: u32,
-    },
-    /// The operator's `.wasm` file does not exist.
-    #[error("{field}: wasm file {path} does not exist")]
-    MissingWasm {
-        /// The field.
-        field: String,
-        /// The resolved path.
-        path: String,
-    },
-    /// The `.wasm` file is not a component of the Weir world.
-    #[error("{field}: {message}")]
-    InvalidComponent {
-        /// The field.
-        field: String,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// A config key the job overrides is unknown or has a bad value.
-    #[error("{field}: {message}")]
-    Config {
-        /// The field (`config.<key>`).
-        field: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// Something else about the graph's shape or a node's settings.
-    #[error("{field}: {message}")]
-    Invalid {
-        /// The field.
-        field: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-fn at(field: &str) -> String {
-    if field.is_empty() {
-        String::new()
-    } else {
-        format!("{field}: ")
-    }
-}
-
-/// Every problem found in a spec.
-#[derive(Debug, Error, Clone, PartialEq)]
-pub struct SpecErrors(pub Vec<SpecError>);
-
-impl fmt::Display for SpecErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid job spec:")?;
-        for e in &self.0 {
-            write!(f, "\n  - {e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl From<SpecError> for SpecErrors {
-    fn from(e: SpecError) -> Self {
-        SpecErrors(vec![e])
-    }
-}
+use crate::spec::graph::{Edge, JobGraph, Node, NodeKind};
 
 /// Most subtasks (threads) one job may have in this process.
 pub const MAX_SUBTASKS: u64 = 4096;
@@ -546,7 +406,7 @@ fn resolve(dir: &Path, wasm: &str) -> PathBuf {
     }
 }
 
-fn check_source(field: &str, s: &super::SourceSpec, errors: &mut Vec<SpecError>) {
+fn check_source(field: &str, s: &SourceSpec, errors: &mut Vec<SpecError>) {
     let mut not_for = |name: &str, present: bool| {
         if present {
             errors.push(SpecError::Invalid {
@@ -626,4 +486,24 @@ fn topological_order(n: usize, edges: &[Edge]) -> Result<Vec<usize>, Vec<usize>>
     } else {
         Err((0..n).filter(|&i| indegree[i] > 0).collect())
     }
+}
+
+/// Reads, parses and validates the job spec at `path`. Relative source and
+/// sink paths resolve against the spec's folder, relative `wasm` paths
+/// against `operators_dir` (default: the spec's folder).
+pub fn load(
+    path: &std::path::Path,
+    config: &Config,
+    operators_dir: Option<&std::path::Path>,
+) -> Result<JobGraph, SpecErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| SpecError::Parse {
+        field: String::new(),
+        message: format!("cannot read {}: {e}", path.display()),
+    })?;
+    let spec = JobSpec::parse(&text, SpecFormat::from_path(path))?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    validate(&spec, config, base, operators_dir.unwrap_or(base))
 }

@@ -29,6 +29,10 @@ pub struct StateFile {
     pub checksum: String,
 }
 
+/// How a state file's `file` refers to a file in the job's `shared/`
+/// folder (a persistent format: `_metadata` files name shared files so).
+pub const SHARED_PREFIX: &str = "../shared/";
+
 /// Whether `name` is one plain file name (no folder, no `..`).
 fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\'])
@@ -39,7 +43,7 @@ impl StateFile {
     /// with a plain name).
     pub fn shared_name(&self) -> Option<&str> {
         self.file
-            .strip_prefix("../shared/")
+            .strip_prefix(SHARED_PREFIX)
             .filter(|n| is_plain_name(n))
     }
 

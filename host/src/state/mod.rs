@@ -171,46 +171,6 @@ pub(crate) fn declared_id(
     Ok(Some(i as StateId))
 }
 
-/// Opens the keyed state backend `config` names for one subtask owning
-/// `range`; an embedded backend works in folder `dir`, starting from the
-/// incremental snapshots `restore` (empty: from nothing).
-pub fn open_backend(
-    config: &crate::config::Config,
-    dir: &std::path::Path,
-    range: KeyGroupRange,
-    restore: &[incremental::LocatedHandle],
-) -> Result<Box<dyn KeyedStateBackend>, StateError> {
-    use crate::config::BackendKind;
-    match config.backend.kind {
-        BackendKind::HashMap if !restore.is_empty() => Err(StateError::Storage(
-            "the hashmap backend cannot restore RocksDB's incremental snapshots".into(),
-        )),
-        BackendKind::HashMap => {
-            let limit = usize::try_from(config.state_max_bytes).unwrap_or(usize::MAX);
-            Ok(Box::new(HashMapBackend::with_limit(range, limit)))
-        }
-        #[cfg(feature = "rocksdb")]
-        BackendKind::RocksDb => {
-            let b = &config.backend;
-            let options = rocksdb::RocksDbOptions {
-                block_cache_bytes: usize::try_from(b.rocksdb_block_cache).unwrap_or(usize::MAX),
-                write_buffer_bytes: usize::try_from(b.rocksdb_write_buffer).unwrap_or(usize::MAX),
-                write_buffer_count: i32::try_from(b.rocksdb_write_buffers).unwrap_or(i32::MAX),
-                write_cache_bytes: usize::try_from(b.rocksdb_write_cache).unwrap_or(usize::MAX),
-                incremental: b.incremental
-                    && config.checkpoint.storage == crate::checkpoint::StorageKind::Filesystem,
-            };
-            Ok(Box::new(rocksdb::RocksDbBackend::restore(
-                dir, range, options, restore,
-            )?))
-        }
-        #[cfg(not(feature = "rocksdb"))]
-        BackendKind::RocksDb => Err(StateError::Storage(
-            "this weir was built without the `rocksdb` feature".into(),
-        )),
-    }
-}
-
 /// Keyed state of one subtask of one operator, for the key groups it owns.
 pub trait KeyedStateBackend: Send {
     /// Declares a state by name (the same name twice gives the same id).

@@ -63,7 +63,7 @@ fn live_cow(value: Option<Cow<'_, [u8]>>, now: i64) -> Result<Option<Cow<'_, [u8
 
 /// Milliseconds of processing time since the Unix epoch.
 fn wall_clock() -> i64 {
-    crate::checkpoint::coordinator::epoch_ms()
+    crate::clock::epoch_ms()
 }
 
 /// A backend whose states may each have a time-to-live.

@@ -206,8 +206,8 @@ impl RocksDbBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::StorageKind;
     use crate::checkpoint::storage::CheckpointStorage;
+    use crate::config::StorageKind;
     use crate::keygroup::key_group;
     use crate::state::{KeyedStateBackend, StateKey, StateKind};
 

@@ -294,7 +294,7 @@ impl RocksDbBackend {
         let mut options = base.clone();
         options.set_compaction_filter("weir-ttl", move |_level: u32, _key: &[u8], value: &[u8]| {
             if flag.load(Ordering::Relaxed)
-                && crate::state::ttl::is_expired(value, crate::checkpoint::coordinator::epoch_ms())
+                && crate::state::ttl::is_expired(value, crate::clock::epoch_ms())
             {
                 CompactionDecision::Remove
             } else {
@@ -1019,7 +1019,7 @@ mod ttl_tests {
         let plain = b.register("plain", StateKind::Value).expect("plain");
         b.expire_in_background(v);
         b.expire_in_background(m);
-        let now = crate::checkpoint::coordinator::epoch_ms();
+        let now = crate::clock::epoch_ms();
         for i in 0..100u32 {
             let key = i.to_be_bytes();
             let at = StateKey {

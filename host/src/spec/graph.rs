@@ -7,8 +7,8 @@
 
 use std::path::PathBuf;
 
+use super::model::{Partitioning, SinkSpec, SourceSpec};
 use crate::config::Config;
-use crate::spec::{Partitioning, SinkSpec, SourceSpec};
 
 /// A validated job.
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::jobs::{JobState, SubmitRequest};
-use crate::checkpoint::storage::{StorageError, sync_dir, write_durably};
+use super::model::{JobState, SubmitRequest};
+use crate::checkpoint::fs::{StorageError, sync_dir, write_durably};
 
 /// Version of the job record format.
 pub const JOB_RECORD_VERSION: u32 = 1;

@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
-use crate::checkpoint::storage::write_durably;
+use super::error::SessionError;
+use crate::checkpoint::fs::write_durably;
 use crate::sandbox::Sandbox;
 
 /// One stored bundle.
@@ -61,45 +61,45 @@ impl BundleStore {
         })
     }
 
-    fn save(&self, index: &BTreeMap<String, Bundle>) -> Result<(), ApiError> {
+    fn save(&self, index: &BTreeMap<String, Bundle>) -> Result<(), SessionError> {
         let bytes = serde_json::to_vec_pretty(index)
-            .map_err(|e| ApiError::internal("cannot encode the bundle index", e))?;
+            .map_err(|e| SessionError::internal("cannot encode the bundle index", e))?;
         let tmp = self.dir.join("index.json.tmp");
         write_durably(&tmp, &bytes)
             .and_then(|()| {
                 std::fs::rename(&tmp, self.dir.join("index.json")).map_err(|e| {
-                    crate::checkpoint::storage::StorageError {
+                    crate::checkpoint::fs::StorageError {
                         path: "index.json".into(),
                         message: e.to_string(),
                     }
                 })
             })
-            .map_err(|e| ApiError::internal("cannot save the bundle index", e))
+            .map_err(|e| SessionError::internal("cannot save the bundle index", e))
     }
 
     /// Checks `bytes` against the world and stores them as `name`
     /// (replacing an older bundle of that name).
-    pub fn add(&self, name: &str, bytes: &[u8], sandbox: &Sandbox) -> Result<Bundle, ApiError> {
+    pub fn add(&self, name: &str, bytes: &[u8], sandbox: &Sandbox) -> Result<Bundle, SessionError> {
         let name = name.strip_suffix(".wasm").unwrap_or(name);
         if !valid_name(name) {
-            return Err(ApiError::bad_request(format!(
+            return Err(SessionError::bad_request(format!(
                 "bundle name {name:?}: use letters, digits, '-', '_' and '.'"
             )));
         }
         sandbox
             .load_bytes(bytes, name)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            .map_err(|e| SessionError::bad_request(e.to_string()))?;
         let id = format!("{:x}", Sha256::digest(bytes));
         let path = self.dir.join(format!("{id}.wasm"));
         if !path.exists() {
             write_durably(&path, bytes)
-                .map_err(|e| ApiError::internal("cannot store the bundle", e))?;
+                .map_err(|e| SessionError::internal("cannot store the bundle", e))?;
         }
         let bundle = Bundle {
             name: name.to_owned(),
             id,
             size: bytes.len() as u64,
-            uploaded: crate::checkpoint::coordinator::epoch_ms(),
+            uploaded: crate::clock::epoch_ms(),
         };
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = index.clone();
@@ -132,12 +132,16 @@ impl BundleStore {
     }
 
     /// Removes bundle `reference` unless `in_use` says a running job uses it.
-    pub fn delete(&self, reference: &str, in_use: impl Fn(&str) -> bool) -> Result<(), ApiError> {
+    pub fn delete(
+        &self,
+        reference: &str,
+        in_use: impl Fn(&str) -> bool,
+    ) -> Result<(), SessionError> {
         let bundle = self
             .find(reference)
-            .ok_or_else(|| ApiError::not_found(format!("no bundle {reference:?}")))?;
+            .ok_or_else(|| SessionError::not_found(format!("no bundle {reference:?}")))?;
         if in_use(&bundle.id) {
-            return Err(ApiError::conflict(format!(
+            return Err(SessionError::conflict(format!(
                 "bundle {:?} is used by a running job",
                 bundle.name
             )));

@@ -7,49 +7,22 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use serde_json::Value;
 
-use serde::{Deserialize, Serialize};
-
 use super::bundles::BundleStore;
-use super::error::ApiError;
+use super::error::SessionError;
+use super::model::{JobState, SubmitRequest};
 use super::roots::Roots;
 use super::store::{JOB_RECORD_VERSION, JobRecord, JobStore};
-use crate::checkpoint::Retention;
-use crate::checkpoint::coordinator::epoch_ms;
 use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::storage::{CheckpointStorage, completed_in, new_job_id};
+use crate::clock::epoch_ms;
+use crate::config::Retention;
 use crate::config::{Config, canonical_key};
-use crate::graph::{JobGraph, NodeKind};
 use crate::runtime::{JobControl, JobError, RunOptions, run_job};
+use crate::spec::graph::{JobGraph, NodeKind};
 use crate::spec::{JobSpec, SpecFormat, validate};
-
-/// A job's state, with Flink's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum JobState {
-    /// Its tasks are running.
-    Running,
-    /// A cancel was asked for; its tasks are stopping.
-    Cancelling,
-    /// Its input ended and its output is committed.
-    Finished,
-    /// It failed and its restart strategy gave up.
-    Failed,
-    /// It was cancelled.
-    Canceled,
-}
-
-impl JobState {
-    /// Whether the job has ended.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            JobState::Finished | JobState::Failed | JobState::Canceled
-        )
-    }
-}
 
 /// A job the server knows.
 #[derive(Debug)]
@@ -124,7 +97,7 @@ impl JobEntry {
         store: Option<&JobStore>,
         state: JobState,
         exception: Option<String>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), SessionError> {
         let snapshot = {
             let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
             s.state = state;
@@ -143,32 +116,10 @@ impl JobEntry {
             r.exceptions = snapshot.exceptions;
             store
                 .save(r)
-                .map_err(|e| ApiError::internal("cannot record the job's state", e))?;
+                .map_err(|e| SessionError::internal("cannot record the job's state", e))?;
         }
         Ok(())
     }
-}
-
-/// What `POST /api/v1/jobs` takes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SubmitRequest {
-    /// The job spec, as JSON; its operators name bundles in `wasm`.
-    #[schema(value_type = Object)]
-    pub job: serde_json::Value,
-    /// Default parallelism of nodes that set none.
-    #[serde(default)]
-    pub parallelism: Option<u32>,
-    /// Start from this checkpoint or savepoint (under the checkpoints or
-    /// savepoints root).
-    #[serde(default)]
-    pub savepoint_path: Option<String>,
-    /// Skip restored state whose uid the job lacks.
-    #[serde(default)]
-    pub allow_non_restored_state: bool,
-    /// Parallelism of single nodes, by node id (over the spec's own).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub parallelism_overrides: BTreeMap<String, u32>,
 }
 
 /// Config keys a submitted job may not set: the server owns them.
@@ -217,8 +168,8 @@ impl JobManager {
         &self,
         request: &SubmitRequest,
         bundles: &BundleStore,
-    ) -> Result<(JobGraph, SubmitRequest, Vec<String>), ApiError> {
-        let bad = |m: String| ApiError::bad_request(self.roots.redact(&m));
+    ) -> Result<(JobGraph, SubmitRequest, Vec<String>), SessionError> {
+        let bad = |m: String| SessionError::bad_request(self.roots.redact(&m));
         let mut recorded = request.clone();
         let mut job = request.job.clone();
         // Resolve bundle references before validation, so that a missing
@@ -311,11 +262,11 @@ impl JobManager {
         &self,
         request: &SubmitRequest,
         graph: &JobGraph,
-    ) -> Result<Option<RestorePoint>, ApiError> {
+    ) -> Result<Option<RestorePoint>, SessionError> {
         let Some(p) = &request.savepoint_path else {
             return Ok(None);
         };
-        let bad = |m: String| ApiError::bad_request(self.roots.redact(&m));
+        let bad = |m: String| SessionError::bad_request(self.roots.redact(&m));
         let path = self
             .roots
             .restore_path(p)
@@ -333,7 +284,7 @@ impl JobManager {
         &self,
         request: SubmitRequest,
         bundles: &BundleStore,
-    ) -> Result<Arc<JobEntry>, ApiError> {
+    ) -> Result<Arc<JobEntry>, SessionError> {
         let (graph, recorded, used) = self.prepare(&request, bundles)?;
         let restore = self.open_restore(&request, &graph)?;
         let record = JobRecord {
@@ -349,7 +300,7 @@ impl JobManager {
             && let Err(e) = store.save(&record)
         {
             store.forget(&record.id);
-            return Err(ApiError::internal("cannot record the job", e));
+            return Err(SessionError::internal("cannot record the job", e));
         }
         self.start(record, graph, used, restore)
     }
@@ -361,7 +312,7 @@ impl JobManager {
         graph: JobGraph,
         bundles: Vec<String>,
         restore: Option<RestorePoint>,
-    ) -> Result<Arc<JobEntry>, ApiError> {
+    ) -> Result<Arc<JobEntry>, SessionError> {
         let id = record.id.clone();
         let entry = Arc::new(JobEntry {
             id: id.clone(),
@@ -407,13 +358,13 @@ impl JobManager {
                 // leaves a job that is over, never one that runs again
                 // from the start.
                 if let Err(e) = runner.set_state(store.as_ref(), state, exception) {
-                    tracing::error!("job {}: {}", runner.id, e.message);
+                    tracing::error!("job {}: {}", runner.id, e);
                     return;
                 }
                 discard_checkpoints(&runner.graph, &runner.id, state);
                 tracing::info!("job {} {state:?}", runner.id);
             })
-            .map_err(|e| ApiError::internal("cannot start the job", e))?;
+            .map_err(|e| SessionError::internal("cannot start the job", e))?;
         Ok(entry)
     }
 
@@ -432,13 +383,13 @@ impl JobManager {
                 Err(e) => {
                     // Still listed, with why it cannot run: a submitted job
                     // is never lost.
-                    tracing::error!("job {id}: cannot be rebuilt: {}", e.message);
+                    tracing::error!("job {id}: cannot be rebuilt: {}", e);
                     if !record.state.is_terminal() {
                         record.state = JobState::Failed;
                         record.end_time = Some(epoch_ms());
                         record
                             .exceptions
-                            .push((epoch_ms(), format!("not resumed: {}", e.message)));
+                            .push((epoch_ms(), format!("not resumed: {}", e)));
                         let _ = store.save(&record);
                     }
                     let name = record.request.job["name"]
@@ -454,7 +405,7 @@ impl JobManager {
                         base_dir: self.roots.files.path.clone(),
                     };
                     if let Err(e) = self.start(record, empty, Vec::new(), None) {
-                        tracing::error!("job {id}: {}", e.message);
+                        tracing::error!("job {id}: {}", e);
                     }
                     continue;
                 }
@@ -472,7 +423,7 @@ impl JobManager {
                     None => self
                         .open_restore(&record.request, &graph)
                         .unwrap_or_else(|e| {
-                            tracing::error!("job {id}: {}", e.message);
+                            tracing::error!("job {id}: {}", e);
                             None
                         }),
                 }
@@ -489,7 +440,7 @@ impl JobManager {
                 );
             }
             if let Err(e) = self.start(record, graph, used, restore) {
-                tracing::error!("job {id}: cannot start: {}", e.message);
+                tracing::error!("job {id}: cannot start: {}", e);
             }
         }
     }
@@ -537,10 +488,10 @@ impl JobManager {
 
     /// Cancels job `id`: recorded as `CANCELLING` first, so that a crash
     /// before its tasks stop does not bring it back.
-    pub fn cancel(&self, id: &str) -> Result<(), ApiError> {
+    pub fn cancel(&self, id: &str) -> Result<(), SessionError> {
         let job = self.get(id)?;
         if !job.is_running() {
-            return Err(ApiError::conflict(format!("job {id} is not running")));
+            return Err(SessionError::conflict(format!("job {id} is not running")));
         }
         job.set_state(self.store.as_ref(), JobState::Cancelling, None)?;
         job.control.cancel();
@@ -556,11 +507,11 @@ impl JobManager {
     }
 
     /// Job `id`.
-    pub fn get(&self, id: &str) -> Result<Arc<JobEntry>, ApiError> {
+    pub fn get(&self, id: &str) -> Result<Arc<JobEntry>, SessionError> {
         let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         jobs.get(id)
             .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("no job {id:?}")))
+            .ok_or_else(|| SessionError::not_found(format!("no job {id:?}")))
     }
 
     /// Whether a running job uses bundle `id`.

@@ -1,0 +1,40 @@
+//! Durable file writes for checkpoints, and the error of a checkpoint
+//! file that cannot be written or read.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use thiserror::Error;
+
+/// A checkpoint file that cannot be written or read.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("{path}: {message}")]
+pub struct StorageError {
+    /// The file or folder.
+    pub path: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// A [`StorageError`] for an I/O error at `path`.
+pub(crate) fn io_err(path: &Path, e: std::io::Error) -> StorageError {
+    StorageError {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Writes a file and fsyncs it.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let mut f = File::create(path).map_err(|e| io_err(path, e))?;
+    f.write_all(bytes).map_err(|e| io_err(path, e))?;
+    f.sync_all().map_err(|e| io_err(path, e))
+}
+
+/// Fsyncs a folder, so that a rename in it is durable.
+pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(dir, e))
+}

@@ -1,0 +1,107 @@
+//! The figures of completed and failed checkpoints, as the REST API, the
+//! dashboard and `weir run`'s summary show them.
+
+use std::time::Duration;
+
+use super::metadata::{CheckpointMetadata, SubtaskState};
+
+/// Called with each checkpoint that failed.
+pub type FailureListener<'a> = dyn Fn(&FailedCheckpoint) + Sync + 'a;
+
+/// A checkpoint that failed, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FailedCheckpoint {
+    /// Checkpoint id.
+    pub id: u64,
+    /// When it was triggered (ms since the Unix epoch).
+    pub trigger_timestamp: i64,
+    /// When it failed (ms since the Unix epoch).
+    pub failure_timestamp: i64,
+    /// Why it failed.
+    pub reason: String,
+}
+
+/// One subtask's part of a completed checkpoint.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SubtaskCheckpointStats {
+    /// The node's id in the spec.
+    pub node: String,
+    /// The subtask index.
+    pub subtask: u32,
+    /// Synchronous capture (ms).
+    pub sync_ms: f64,
+    /// Asynchronous write (ms).
+    pub async_ms: f64,
+    /// Barrier alignment (ms).
+    pub alignment_ms: f64,
+}
+
+/// Called with each completed checkpoint and its external path.
+pub type CompletionListener<'a> = dyn Fn(&CheckpointStats, &str) + Sync + 'a;
+
+/// The figures of one completed checkpoint.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointStats {
+    /// Checkpoint id.
+    pub id: u64,
+    /// When it was triggered (ms since the Unix epoch).
+    #[serde(default)]
+    pub trigger_timestamp: i64,
+    /// Trigger to `_metadata` written (ms).
+    pub duration_ms: f64,
+    /// Bytes of state.
+    pub size: u64,
+    /// Bytes this checkpoint wrote (Flink's "checkpointed data size"; for
+    /// an incremental checkpoint only the new files).
+    #[serde(default)]
+    pub checkpointed_size: u64,
+    /// Longest synchronous capture of any subtask (ms).
+    pub max_sync_ms: f64,
+    /// Longest asynchronous write of any subtask (ms).
+    pub max_async_ms: f64,
+    /// Longest alignment of any subtask (ms).
+    pub max_alignment_ms: f64,
+    /// The final checkpoint of a job whose input ended.
+    pub is_final: bool,
+    /// Each subtask's times.
+    #[serde(default)]
+    pub subtasks: Vec<SubtaskCheckpointStats>,
+}
+
+/// A duration in milliseconds, as the statistics show it.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+impl CheckpointStats {
+    /// The figures of a completed checkpoint, from its `_metadata`.
+    pub fn of(metadata: &CheckpointMetadata) -> Self {
+        let subtasks = || metadata.operators.iter().flat_map(|o| o.subtasks.iter());
+        let max = |f: fn(&SubtaskState) -> f64| subtasks().map(f).fold(0.0, f64::max);
+        let per_subtask = metadata
+            .operators
+            .iter()
+            .flat_map(|o| {
+                o.subtasks.iter().map(|s| SubtaskCheckpointStats {
+                    node: o.node.clone(),
+                    subtask: s.subtask,
+                    sync_ms: s.sync_ms,
+                    async_ms: s.async_ms,
+                    alignment_ms: s.alignment_ms,
+                })
+            })
+            .collect();
+        CheckpointStats {
+            id: metadata.checkpoint_id,
+            trigger_timestamp: metadata.trigger_timestamp,
+            duration_ms: metadata.duration_ms,
+            size: metadata.state_size,
+            checkpointed_size: metadata.checkpointed_size,
+            max_sync_ms: max(|s| s.sync_ms),
+            max_async_ms: max(|s| s.async_ms),
+            max_alignment_ms: max(|s| s.alignment_ms),
+            is_final: metadata.is_final,
+            subtasks: per_subtask,
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! What is wrong with a configuration value or file.
+
+use thiserror::Error;
+
+/// A config value that cannot be used.
+#[derive(Debug, Error, PartialEq)]
+pub enum ConfigError {
+    /// The key is not one of [`super::KEYS`].
+    #[error("unknown key `{key}`{hint}")]
+    UnknownKey {
+        /// The key as written.
+        key: String,
+        /// A suggestion, if a known key is close.
+        hint: String,
+    },
+    /// The value does not parse for its key.
+    #[error("key `{key}`: {message}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The config file cannot be read or parsed.
+    #[error("config file {path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}

@@ -1,0 +1,490 @@
+//! Every configuration key Weir knows, once: one row of [`KEYS`] holds its
+//! name, its default as written, what it means, and how a value is parsed
+//! into a [`Config`]. An unknown key is an error with a hint, never
+//! silently ignored.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::checkpoint::{CheckpointingMode, Retention, StorageKind};
+use super::error::ConfigError;
+use super::settings::{BackendKind, Config};
+use super::units::{
+    parse_at_most, parse_count, parse_duration, parse_float, parse_memory, parse_positive,
+};
+use crate::keygroup::UPPER_BOUND_MAX_PARALLELISM;
+
+/// Largest `weir.batch.size`: beyond it a batch buys nothing and its
+/// buffers could exhaust memory.
+pub const MAX_BATCH_SIZE: u32 = 1 << 16;
+/// Largest `weir.channel.capacity` (batches per channel).
+pub const MAX_CHANNEL_CAPACITY: u32 = 1 << 12;
+
+/// How a key's value is parsed and stored into a [`Config`].
+type Setter = fn(&mut Config, &str) -> Result<(), String>;
+
+/// One configuration key.
+pub struct Key {
+    /// The key as written in `weir.yaml` or a job's `config:`.
+    pub name: &'static str,
+    /// Its default, as written.
+    pub default: &'static str,
+    /// What it is for.
+    pub doc: &'static str,
+    set: Setter,
+}
+
+const fn key(name: &'static str, default: &'static str, doc: &'static str, set: Setter) -> Key {
+    Key {
+        name,
+        default,
+        doc,
+        set,
+    }
+}
+
+/// Stores a parsed value.
+fn put<T>(slot: &mut T, value: Result<T, String>) -> Result<(), String> {
+    *slot = value?;
+    Ok(())
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{v:?} is not true or false"))
+}
+
+fn positive_duration(v: &str) -> Result<Duration, String> {
+    let d = parse_duration(v)?;
+    if d.is_zero() {
+        return Err("must be positive".to_owned());
+    }
+    Ok(d)
+}
+
+/// A path; `file://` is accepted as Flink accepts it.
+fn file_path(v: &str) -> Result<PathBuf, String> {
+    let v = v.trim();
+    Ok(PathBuf::from(v.strip_prefix("file://").unwrap_or(v)))
+}
+
+/// One of `names` (compared in `case`), mapped to its value.
+fn one_of<T: Copy>(v: &str, upper: bool, names: &[(&str, T)]) -> Result<T, String> {
+    let v2 = if upper {
+        v.trim().to_ascii_uppercase()
+    } else {
+        v.trim().to_ascii_lowercase()
+    };
+    names
+        .iter()
+        .find(|(n, _)| *n == v2)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            let all: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+            format!(
+                "{v:?} is not {}",
+                all.join(" or ")
+                    .replacen(" or ", ", ", all.len().saturating_sub(2))
+            )
+        })
+}
+
+fn interval(v: &str) -> Result<Option<Duration>, String> {
+    match v.trim() {
+        "none" | "" => Ok(None),
+        v => {
+            let d = parse_duration(v)?;
+            if d < Duration::from_millis(10) {
+                return Err("must be at least 10ms (or none)".to_owned());
+            }
+            Ok(Some(d))
+        }
+    }
+}
+
+fn restart_type(v: &str) -> Result<Option<String>, String> {
+    let t = v.trim().to_ascii_lowercase();
+    match t.as_str() {
+        "none" | "off" | "disable" => Ok(Some("none".to_owned())),
+        "fixed-delay" | "fixeddelay" | "exponential-delay" | "exponentialdelay"
+        | "failure-rate" | "failurerate" => Ok(Some(t)),
+        _ => Err(format!(
+            "{v:?} is not none, fixed-delay, exponential-delay or failure-rate"
+        )),
+    }
+}
+
+fn backend_kind(v: &str) -> Result<BackendKind, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "hashmap" => Ok(BackendKind::HashMap),
+        "rocksdb" if cfg!(feature = "rocksdb") => Ok(BackendKind::RocksDb),
+        "rocksdb" => Err("this weir was built without the `rocksdb` feature".to_owned()),
+        _ => Err(format!("{v:?} is not hashmap or rocksdb")),
+    }
+}
+
+fn port(v: &str) -> Result<u16, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{v:?} is not a port number"))
+}
+
+fn max_parallelism(v: &str) -> Result<u32, String> {
+    let m = parse_positive(v)?;
+    if m > UPPER_BOUND_MAX_PARALLELISM {
+        return Err(format!("must be at most {UPPER_BOUND_MAX_PARALLELISM}"));
+    }
+    Ok(m)
+}
+
+fn token(v: &str) -> Result<Option<String>, String> {
+    let t = v.trim();
+    if t.len() < 16 {
+        return Err("must be at least 16 characters".to_owned());
+    }
+    Ok(Some(t.to_owned()))
+}
+
+fn nice(v: &str) -> Result<i32, String> {
+    v.trim()
+        .parse()
+        .ok()
+        .filter(|n| (0..=19).contains(n))
+        .ok_or_else(|| format!("{v:?} is not a nice value from 0 to 19"))
+}
+
+/// The values of `execution.checkpointing.mode`.
+const MODES: &[(&str, CheckpointingMode)] = &[
+    ("EXACTLY_ONCE", CheckpointingMode::ExactlyOnce),
+    ("AT_LEAST_ONCE", CheckpointingMode::AtLeastOnce),
+];
+
+/// The values of `execution.checkpointing.externalized-checkpoint-retention`.
+const RETENTIONS: &[(&str, Retention)] = &[
+    ("RETAIN_ON_CANCELLATION", Retention::RetainOnCancellation),
+    ("DELETE_ON_CANCELLATION", Retention::DeleteOnCancellation),
+    (
+        "NO_EXTERNALIZED_CHECKPOINTS",
+        Retention::NoExternalizedCheckpoints,
+    ),
+];
+
+/// The values of `execution.checkpointing.storage`.
+const STORAGES: &[(&str, StorageKind)] = &[
+    ("filesystem", StorageKind::Filesystem),
+    ("jobmanager", StorageKind::JobManager),
+];
+
+/// Every configuration key, in the order `weir` lists them.
+#[rustfmt::skip]
+pub static KEYS: &[Key] = &[
+    key("parallelism.default", "1",
+        "parallelism of nodes that do not set one",
+        |c, v| put(&mut c.default_parallelism, parse_positive(v))),
+    key("pipeline.max-parallelism", "128",
+        "number of key groups of keyed state",
+        |c, v| put(&mut c.max_parallelism, max_parallelism(v))),
+    key("weir.sandbox.call-timeout", "10s",
+        "longest a single guest call may run (epoch deadline)",
+        |c, v| put(&mut c.call_timeout, positive_duration(v))),
+    key("weir.sandbox.memory-limit", "128mb",
+        "largest linear memory of one guest instance",
+        |c, v| put(&mut c.memory_limit, parse_memory(v))),
+    key("pipeline.operator-chaining.enabled", "true",
+        "run a sink behind a forward edge in its upstream task's thread",
+        |c, v| put(&mut c.chaining, boolean(v))),
+    key("state.backend.type", "hashmap",
+        "keyed state backend: hashmap (on the heap) or rocksdb (embedded RocksDB, larger than memory)",
+        |c, v| put(&mut c.backend.kind, backend_kind(v))),
+    key("state.backend.incremental", "false",
+        "incremental checkpoints of the rocksdb backend: upload only the SST files not in shared/ yet",
+        |c, v| put(&mut c.backend.incremental, boolean(v))),
+    key("state.backend.rocksdb.localdir", "<temp>/weir-rocksdb",
+        "working folder of the RocksDB instances (one per subtask)",
+        |c, v| put(&mut c.backend.rocksdb_dir, Ok(PathBuf::from(v.trim())))),
+    key("state.backend.rocksdb.block.cache-size", "8mb",
+        "RocksDB block cache per subtask",
+        |c, v| put(&mut c.backend.rocksdb_block_cache, parse_memory(v))),
+    key("state.backend.rocksdb.writebuffer.size", "64mb",
+        "RocksDB memtable size per state",
+        |c, v| put(&mut c.backend.rocksdb_write_buffer, parse_memory(v))),
+    key("state.backend.rocksdb.writebuffer.count", "2",
+        "RocksDB memtables per state",
+        |c, v| put(&mut c.backend.rocksdb_write_buffers, parse_positive(v))),
+    key("state.backend.rocksdb.write-cache.size", "32mb",
+        "value-state writes per subtask held in memory and written to RocksDB in one batch (Weir's own; 0: none)",
+        |c, v| put(&mut c.backend.rocksdb_write_cache, parse_memory(v))),
+    key("weir.state.max-bytes", "1gb",
+        "most keyed state one operator subtask may hold (hashmap backend)",
+        |c, v| put(&mut c.state_max_bytes, parse_memory(v))),
+    key("weir.sandbox.cache-dir", "~/.cache/weir/components",
+        "where compiled components are cached by content hash",
+        |c, v| put(&mut c.cache_dir, Ok(PathBuf::from(v)))),
+    key("weir.batch.size", "1024",
+        "elements per batch on channels and per guest call",
+        |c, v| put(&mut c.batch_size, parse_at_most(v, MAX_BATCH_SIZE).map(|n| n as usize),)),
+    key("weir.channel.capacity", "16",
+        "batches a channel holds before its sender waits (backpressure)",
+        |c, v| put(&mut c.channel_capacity, parse_at_most(v, MAX_CHANNEL_CAPACITY).map(|n| n as usize),)),
+    key("weir.progress.interval", "1s",
+        "how often `weir run` prints progress on stderr (0 disables)",
+        |c, v| put(&mut c.progress_interval, parse_duration(v))),
+    key("execution.checkpointing.interval", "none",
+        "how often a checkpoint is triggered; none disables checkpoints",
+        |c, v| put(&mut c.checkpoint.interval, interval(v))),
+    key("execution.checkpointing.timeout", "10min",
+        "a checkpoint not complete after this long is aborted and counts as failed",
+        |c, v| put(&mut c.checkpoint.timeout, positive_duration(v))),
+    key("execution.checkpointing.min-pause", "0ms",
+        "least time between the end of one checkpoint and the start of the next",
+        |c, v| put(&mut c.checkpoint.min_pause, parse_duration(v))),
+    key("execution.checkpointing.max-concurrent-checkpoints", "1",
+        "most checkpoints in progress at once",
+        |c, v| put(&mut c.checkpoint.max_concurrent, parse_positive(v))),
+    key("execution.checkpointing.tolerable-failed-checkpoints", "0",
+        "failed checkpoints in a row tolerated before the job fails over",
+        |c, v| put(&mut c.checkpoint.tolerable_failed, parse_count(v))),
+    key("execution.checkpointing.mode", "EXACTLY_ONCE",
+        "EXACTLY_ONCE (aligned barriers) or AT_LEAST_ONCE (nothing held)",
+        |c, v| put(&mut c.checkpoint.mode, one_of(v, true, MODES))),
+    key("execution.checkpointing.externalized-checkpoint-retention", "NO_EXTERNALIZED_CHECKPOINTS",
+        "RETAIN_ON_CANCELLATION, DELETE_ON_CANCELLATION or NO_EXTERNALIZED_CHECKPOINTS",
+        |c, v| put(&mut c.checkpoint.retention, one_of(v, true, RETENTIONS))),
+    key("execution.checkpointing.storage", "filesystem",
+        "filesystem (files under state.checkpoints.dir) or jobmanager (memory)",
+        |c, v| put(&mut c.checkpoint.storage, one_of(v, false, STORAGES))),
+    key("state.checkpoints.dir", "checkpoints",
+        "folder that holds <job-id>/chk-<n>/, relative to the job spec's folder (Flink 2: execution.checkpointing.dir)",
+        |c, v| put(&mut c.checkpoint.dir, file_path(v))),
+    key("state.savepoints.dir", "savepoints",
+        "folder of savepoints; for `weir serve`, relative to its data folder, and the only other root a restore path may lie under",
+        |c, v| put(&mut c.checkpoint.savepoint_dir, file_path(v))),
+    key("state.checkpoints.num-retained", "1",
+        "completed checkpoints kept (Flink 2: execution.checkpointing.num-retained)",
+        |c, v| put(&mut c.checkpoint.num_retained, parse_positive(v))),
+    key("rest.bind-address", "127.0.0.1",
+        "address `weir serve` listens on",
+        |c, v| put(&mut c.server.bind_address, Ok(v.trim().to_owned()))),
+    key("rest.port", "8081",
+        "port `weir serve` listens on",
+        |c, v| put(&mut c.server.port, port(v))),
+    key("weir.server.data-dir", "weir-data",
+        "folder of `weir serve`: bundles, jobs, the token",
+        |c, v| put(&mut c.server.data_dir, Ok(PathBuf::from(v.trim())))),
+    key("weir.server.files-dir", "files",
+        "folder, relative to the data folder, that the source and sink paths of submitted jobs resolve under and may not leave",
+        |c, v| put(&mut c.server.files_dir, Ok(PathBuf::from(v.trim())))),
+    key("weir.server.cache-ttl", "100ms",
+        "how long a rendered job detail or checkpoint statistics answer is reused by later requests (0: never)",
+        |c, v| put(&mut c.server.cache_ttl, parse_duration(v))),
+    key("weir.server.api-nice", "10",
+        "nice value (0-19) of the REST API's threads, so that requests never take the CPU from running jobs",
+        |c, v| put(&mut c.server.api_nice, nice(v))),
+    key("weir.server.token", "generated",
+        "bearer token the API requires; generated at first start into <data-dir>/token if unset",
+        |c, v| put(&mut c.server.token, token(v))),
+    key("weir.server.max-upload", "64mb",
+        "largest operator bundle upload",
+        |c, v| put(&mut c.server.max_upload, parse_memory(v))),
+    key("weir.server.max-body", "1mb",
+        "largest request body other than an upload",
+        |c, v| put(&mut c.server.max_body, parse_memory(v))),
+    key("restart-strategy.type", "none",
+        "none, fixed-delay, exponential-delay or failure-rate; without it: exponential-delay if checkpointing is on, else none",
+        |c, v| put(&mut c.restart_type, restart_type(v))),
+    key("restart-strategy.fixed-delay.attempts", "1",
+        "restarts before the job fails",
+        |c, v| put(&mut c.restart.fixed_attempts, parse_count(v))),
+    key("restart-strategy.fixed-delay.delay", "1s",
+        "wait before each restart",
+        |c, v| put(&mut c.restart.fixed_delay, parse_duration(v))),
+    key("restart-strategy.exponential-delay.initial-backoff", "1s",
+        "first wait",
+        |c, v| put(&mut c.restart.initial_backoff, parse_duration(v))),
+    key("restart-strategy.exponential-delay.max-backoff", "1min",
+        "longest wait",
+        |c, v| put(&mut c.restart.max_backoff, parse_duration(v))),
+    key("restart-strategy.exponential-delay.backoff-multiplier", "1.5",
+        "factor by which the wait grows",
+        |c, v| put(&mut c.restart.multiplier, parse_float(v, 1.0, 1e6))),
+    key("restart-strategy.exponential-delay.reset-backoff-threshold", "1h",
+        "a failure this long after the last one starts from the initial backoff",
+        |c, v| put(&mut c.restart.reset_threshold, parse_duration(v))),
+    key("restart-strategy.exponential-delay.jitter-factor", "0.1",
+        "share by which each wait varies either way",
+        |c, v| put(&mut c.restart.jitter, parse_float(v, 0.0, 1.0))),
+    key("restart-strategy.exponential-delay.attempts-before-reset-backoff", "2147483647",
+        "restarts before the job fails unless the backoff resets",
+        |c, v| put(&mut c.restart.exp_attempts, parse_positive(v))),
+    key("restart-strategy.failure-rate.max-failures-per-interval", "1",
+        "failures within the interval that are still restarted",
+        |c, v| put(&mut c.restart.max_failures, parse_positive(v))),
+    key("restart-strategy.failure-rate.failure-rate-interval", "1min",
+        "the window over which failures are counted",
+        |c, v| put(&mut c.restart.failure_interval, parse_duration(v))),
+    key("restart-strategy.failure-rate.delay", "1s",
+        "wait before each restart",
+        |c, v| put(&mut c.restart.failure_delay, parse_duration(v))),
+];
+
+/// Older (Flink 1.x) or newer (Flink 2.x) names accepted for a key in
+/// [`KEYS`]: (alias, key).
+pub const ALIASES: &[(&str, &str)] = &[
+    (
+        "execution.checkpointing.incremental",
+        "state.backend.incremental",
+    ),
+    ("execution.checkpointing.dir", "state.checkpoints.dir"),
+    (
+        "execution.checkpointing.num-retained",
+        "state.checkpoints.num-retained",
+    ),
+    (
+        "state.checkpoint-storage",
+        "execution.checkpointing.storage",
+    ),
+    ("restart-strategy", "restart-strategy.type"),
+    ("state.backend", "state.backend.type"),
+];
+
+/// The key Weir uses for `key`, which may be one of its [`ALIASES`].
+pub fn canonical_key(key: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == key)
+        .map_or(key, |(_, k)| *k)
+}
+
+impl Config {
+    /// Applies one `key: value` setting.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let key = canonical_key(key);
+        let row = KEYS
+            .iter()
+            .find(|k| k.name == key)
+            .ok_or_else(|| ConfigError::UnknownKey {
+                key: key.to_owned(),
+                hint: suggest(key),
+            })?;
+        (row.set)(self, value).map_err(|message| ConfigError::BadValue {
+            key: key.to_owned(),
+            message,
+        })
+    }
+}
+
+/// The known key closest to `key`, if it is a plausible typo.
+fn suggest(key: &str) -> String {
+    KEYS.iter()
+        .map(|k| (strsim::levenshtein(key, k.name), k.name))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_refused_with_a_hint() {
+        let mut c = Config::default();
+        let err = c
+            .set("weir.sandbox.memory-limt", "1mb")
+            .expect_err("unknown");
+        assert!(matches!(err, ConfigError::UnknownKey { .. }));
+        assert!(
+            err.to_string()
+                .contains("did you mean `weir.sandbox.memory-limit`"),
+            "{err}"
+        );
+        let err = c.set("parallelism", "2").expect_err("unknown");
+        assert!(
+            err.to_string().contains("unknown key `parallelism`"),
+            "{err}"
+        );
+        assert!(c.set("weir.sandbox.memory-limit", "1mb").is_ok());
+        assert_eq!(c.memory_limit, 1 << 20);
+        assert!(matches!(
+            c.set("parallelism.default", "0"),
+            Err(ConfigError::BadValue { .. })
+        ));
+    }
+
+    #[test]
+    fn checkpoint_keys_follow_flink() {
+        let mut c = Config::default();
+        c.set("execution.checkpointing.interval", "1s")
+            .expect("set");
+        assert_eq!(c.checkpoint.interval, Some(Duration::from_secs(1)));
+        // Flink 1.x and 2.x names of the same key.
+        c.set("execution.checkpointing.dir", "file:///tmp/cp")
+            .expect("set");
+        assert_eq!(c.checkpoint.dir, PathBuf::from("/tmp/cp"));
+        c.set("state.checkpoints.num-retained", "3").expect("set");
+        assert_eq!(c.checkpoint.num_retained, 3);
+        c.set("restart-strategy", "fixed-delay").expect("set");
+        assert_eq!(c.restart_type.as_deref(), Some("fixed-delay"));
+        let err = c
+            .set("execution.checkpointing.mode", "twice")
+            .expect_err("bad");
+        assert!(
+            err.to_string()
+                .contains("is not EXACTLY_ONCE or AT_LEAST_ONCE"),
+            "{err}"
+        );
+        let err = c
+            .set(
+                "execution.checkpointing.externalized-checkpoint-retention",
+                "x",
+            )
+            .expect_err("bad");
+        assert!(
+            err.to_string().contains(
+                "is not RETAIN_ON_CANCELLATION, DELETE_ON_CANCELLATION or NO_EXTERNALIZED_CHECKPOINTS"
+            ),
+            "{err}"
+        );
+        assert!(c.set("restart-strategy.type", "sometimes").is_err());
+    }
+
+    /// A row's default, as written, is what [`Config::default`] holds: the
+    /// table and the typed defaults cannot drift apart.
+    #[test]
+    fn every_listed_default_is_the_typed_default() {
+        let base = Config::default();
+        for k in KEYS {
+            let mut c = base.clone();
+            let v = match k.name {
+                "weir.sandbox.cache-dir" | "state.backend.rocksdb.localdir" => continue,
+                "weir.server.token" => {
+                    c.set(k.name, "0123456789abcdef0123")
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    continue;
+                }
+                "restart-strategy.type" => {
+                    c.set(k.name, k.default).unwrap_or_else(|e| panic!("{e}"));
+                    assert_eq!(c.restart_type.as_deref(), Some("none"));
+                    continue;
+                }
+                _ => k.default,
+            };
+            c.set(k.name, v)
+                .unwrap_or_else(|e| panic!("{}: {e}", k.name));
+            assert_eq!(
+                c, base,
+                "{}: default {:?} differs from Config::default()",
+                k.name, k.default
+            );
+        }
+    }
+
+    #[test]
+    fn every_alias_names_a_key() {
+        for (alias, k) in ALIASES {
+            assert!(KEYS.iter().any(|r| r.name == *k), "{alias} -> {k}");
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Configuration: `weir.yaml` and per-job overrides, with Flink's key names
+//! where the concept is Flink's.
+//!
+//! The lowest layer of the host: it imports nothing above
+//! [`crate::keygroup`]. Each key is one row of [`KEYS`] (name, default,
+//! meaning, parser); the typed settings a row fills are in [`Config`]
+//! and its parts; [`units`] parses durations and memory sizes as Flink
+//! writes them; [`Config::load_file`] reads `weir.yaml`. What acts on the
+//! settings (the restart policy, the state backend, the checkpoint
+//! coordinator) lives above, in the runtime.
+
+mod checkpoint;
+mod error;
+mod file;
+mod keys;
+mod settings;
+pub mod units;
+
+pub use checkpoint::{CheckpointConfig, CheckpointingMode, Retention, StorageKind};
+pub use error::ConfigError;
+pub use keys::{ALIASES, KEYS, Key, MAX_BATCH_SIZE, MAX_CHANNEL_CAPACITY, canonical_key};
+pub use settings::{BackendConfig, BackendKind, Config, RestartParams, ServerConfig};
+pub use units::{parse_duration, parse_memory};

@@ -1,0 +1,213 @@
+//! The effective configuration of a job as typed settings, with their
+//! defaults. The keys that set them are in [`super::keys`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::checkpoint::CheckpointConfig;
+
+/// The effective configuration of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `parallelism.default`.
+    pub default_parallelism: u32,
+    /// `pipeline.max-parallelism`.
+    pub max_parallelism: u32,
+    /// `weir.sandbox.call-timeout`.
+    pub call_timeout: Duration,
+    /// `weir.sandbox.memory-limit`, in bytes.
+    pub memory_limit: u64,
+    /// `pipeline.operator-chaining.enabled`.
+    pub chaining: bool,
+    /// `weir.state.max-bytes`.
+    pub state_max_bytes: u64,
+    /// `state.backend.*`.
+    pub backend: BackendConfig,
+    /// `weir.sandbox.cache-dir`.
+    pub cache_dir: PathBuf,
+    /// `weir.batch.size`.
+    pub batch_size: usize,
+    /// `weir.channel.capacity`.
+    pub channel_capacity: usize,
+    /// `weir.progress.interval`; zero disables progress lines.
+    pub progress_interval: Duration,
+    /// `execution.checkpointing.*` and `state.checkpoints.*`.
+    pub checkpoint: CheckpointConfig,
+    /// `restart-strategy.type`, if set (`none`, `fixed-delay`,
+    /// `exponential-delay` or `failure-rate`); unset, the runtime picks
+    /// Flink's default.
+    pub restart_type: Option<String>,
+    /// The parameters of every restart strategy, as set or defaulted.
+    pub restart: RestartParams,
+    /// `rest.*` and `weir.server.*`: the settings of `weir serve`.
+    pub server: ServerConfig,
+}
+
+/// Which keyed state backend jobs use, and its settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendConfig {
+    /// `state.backend.type`.
+    pub kind: BackendKind,
+    /// `state.backend.incremental`: RocksDB checkpoints upload only new
+    /// SST files.
+    pub incremental: bool,
+    /// `state.backend.rocksdb.localdir`.
+    pub rocksdb_dir: PathBuf,
+    /// `state.backend.rocksdb.block.cache-size`, bytes.
+    pub rocksdb_block_cache: u64,
+    /// `state.backend.rocksdb.writebuffer.size`, bytes.
+    pub rocksdb_write_buffer: u64,
+    /// `state.backend.rocksdb.writebuffer.count`.
+    pub rocksdb_write_buffers: u32,
+    /// `state.backend.rocksdb.write-cache.size`, bytes.
+    pub rocksdb_write_cache: u64,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            kind: BackendKind::HashMap,
+            incremental: false,
+            rocksdb_dir: std::env::temp_dir().join("weir-rocksdb"),
+            rocksdb_block_cache: 8 << 20,
+            rocksdb_write_buffer: 64 << 20,
+            rocksdb_write_buffers: 2,
+            rocksdb_write_cache: 32 << 20,
+        }
+    }
+}
+
+/// `state.backend.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// State on the heap, snapshot by copy.
+    HashMap,
+    /// Embedded RocksDB.
+    RocksDb,
+}
+
+impl BackendKind {
+    /// The name in configuration and in `_metadata`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::HashMap => "hashmap",
+            BackendKind::RocksDb => "rocksdb",
+        }
+    }
+}
+
+/// The settings of `weir serve`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// `rest.bind-address`.
+    pub bind_address: String,
+    /// `rest.port`.
+    pub port: u16,
+    /// `weir.server.data-dir`.
+    pub data_dir: PathBuf,
+    /// `weir.server.files-dir`.
+    pub files_dir: PathBuf,
+    /// `weir.server.api-nice`.
+    pub api_nice: i32,
+    /// `weir.server.cache-ttl`.
+    pub cache_ttl: Duration,
+    /// `weir.server.token`; `None`: generated at first start.
+    pub token: Option<String>,
+    /// `weir.server.max-upload`, bytes.
+    pub max_upload: u64,
+    /// `weir.server.max-body`, bytes.
+    pub max_body: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind_address: "127.0.0.1".into(),
+            port: 8081,
+            data_dir: PathBuf::from("weir-data"),
+            files_dir: PathBuf::from("files"),
+            api_nice: 10,
+            cache_ttl: Duration::from_millis(100),
+            token: None,
+            max_upload: 64 << 20,
+            max_body: 1 << 20,
+        }
+    }
+}
+
+/// The `restart-strategy.*` parameters, with Flink's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartParams {
+    /// `fixed-delay.attempts`.
+    pub fixed_attempts: u32,
+    /// `fixed-delay.delay`.
+    pub fixed_delay: Duration,
+    /// `exponential-delay.initial-backoff`.
+    pub initial_backoff: Duration,
+    /// `exponential-delay.max-backoff`.
+    pub max_backoff: Duration,
+    /// `exponential-delay.backoff-multiplier`.
+    pub multiplier: f64,
+    /// `exponential-delay.reset-backoff-threshold`.
+    pub reset_threshold: Duration,
+    /// `exponential-delay.jitter-factor`.
+    pub jitter: f64,
+    /// `exponential-delay.attempts-before-reset-backoff`.
+    pub exp_attempts: u32,
+    /// `failure-rate.max-failures-per-interval`.
+    pub max_failures: u32,
+    /// `failure-rate.failure-rate-interval`.
+    pub failure_interval: Duration,
+    /// `failure-rate.delay`.
+    pub failure_delay: Duration,
+}
+
+impl Default for RestartParams {
+    fn default() -> Self {
+        RestartParams {
+            fixed_attempts: 1,
+            fixed_delay: Duration::from_secs(1),
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            multiplier: 1.5,
+            reset_threshold: Duration::from_secs(3600),
+            jitter: 0.1,
+            exp_attempts: i32::MAX as u32,
+            max_failures: 1,
+            failure_interval: Duration::from_secs(60),
+            failure_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            default_parallelism: 1,
+            max_parallelism: 128,
+            call_timeout: Duration::from_secs(10),
+            memory_limit: 128 << 20,
+            chaining: true,
+            state_max_bytes: 1 << 30,
+            backend: BackendConfig::default(),
+            cache_dir: default_cache_dir(),
+            batch_size: 1024,
+            channel_capacity: 16,
+            progress_interval: Duration::from_secs(1),
+            checkpoint: CheckpointConfig::default(),
+            restart_type: None,
+            restart: RestartParams::default(),
+            server: ServerConfig::default(),
+        }
+    }
+}
+
+fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("weir/components");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache/weir/components"),
+        None => std::env::temp_dir().join("weir-components"),
+    }
+}

@@ -1,0 +1,372 @@
+//! One attempt of a job: its tasks' threads, the checkpoint coordinator
+//! beside them, and the first failure among them.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::{Scope, ScopedJoinHandle};
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+
+use super::control::RunOptions;
+use super::control::{JobControl, RestoredCheckpoint};
+use super::error::OutputError;
+use super::error::{JobError, TaskFailure};
+use super::open::{Attempt, run_task};
+use super::plan::{TaskPlan, plan_tasks};
+use super::progress::{self, JobSummary};
+use crate::checkpoint::coordinator::{CompletedCheckpoint, Coordinator};
+use crate::checkpoint::hub::{CheckpointHub, TaskMessage};
+use crate::checkpoint::restore::RestorePoint;
+use crate::checkpoint::stats::CheckpointStats;
+use crate::checkpoint::storage::CheckpointStorage;
+use crate::clock::epoch_ms;
+use crate::metrics::TaskMetrics;
+use crate::sandbox::{LoadedComponent, Sandbox, SandboxError};
+use crate::sink::{SinkError, TransactionalSink, transactional};
+use crate::spec::graph::{JobGraph, NodeKind};
+
+/// A job's checkpoint storage and its completed checkpoints, shared by its
+/// attempts.
+#[derive(Clone, Copy)]
+pub(super) struct JobCheckpoints<'a> {
+    /// Where checkpoints go.
+    pub(super) storage: &'a CheckpointStorage,
+    /// The retained completed checkpoints, oldest first.
+    pub(super) completed: &'a Mutex<Vec<CompletedCheckpoint>>,
+}
+
+/// What the restart loop hands every attempt, and what attempts carry over
+/// to the next (checkpoint ids and history).
+pub(super) struct JobRun<'a> {
+    pub(super) graph: &'a JobGraph,
+    pub(super) sandbox: &'a Sandbox,
+    pub(super) components: &'a [Option<LoadedComponent>],
+    pub(super) options: &'a RunOptions,
+    pub(super) control: &'a JobControl,
+    pub(super) job_id: &'a str,
+    pub(super) checkpoints: Option<JobCheckpoints<'a>>,
+    /// When the job started (for progress lines and the summary).
+    pub(super) started: Instant,
+    /// The id the next checkpoint gets.
+    pub(super) next_id: u64,
+    /// Every checkpoint completed so far, over all attempts.
+    pub(super) history: Vec<CheckpointStats>,
+}
+
+/// The first failure of an attempt: a task's own failure wins over one that
+/// only follows from it (a task that saw its neighbour stop).
+struct FirstFailure<'a> {
+    graph: &'a JobGraph,
+    control: &'a JobControl,
+    first: Mutex<Option<JobError>>,
+}
+
+impl FirstFailure<'_> {
+    /// Records `error` unless a failure is recorded already.
+    fn record(&self, error: JobError) {
+        self.control.failed.store(true, Ordering::SeqCst);
+        self.lock().get_or_insert(error);
+    }
+
+    /// Records the checkpoint coordinator's failure unless a primary one
+    /// is recorded already.
+    fn record_checkpoint(&self, error: JobError) {
+        self.control.failed.store(true, Ordering::SeqCst);
+        let mut first = self.lock();
+        if first.as_ref().is_none_or(JobError::is_secondary) {
+            *first = Some(error);
+        }
+    }
+
+    /// Records the failure of subtask `subtask` of node `head` (or of the
+    /// sink chained into it).
+    fn record_task(&self, head: usize, subtask: u32, cause: TaskFailure) {
+        // A chained sink's failure belongs to the sink.
+        let (n, cause) = match cause {
+            TaskFailure::Output(OutputError::Chained { node, failure }) => (node, *failure),
+            other => (head, other),
+        };
+        self.control.failed.store(true, Ordering::SeqCst);
+        let mut first = self.lock();
+        let replace = match &*first {
+            None => true,
+            Some(JobError::Task { cause: c, .. }) => c.is_secondary() && !cause.is_secondary(),
+            Some(_) => false,
+        };
+        if replace {
+            *first = Some(task_error(self.graph, n, subtask, cause));
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<JobError>> {
+        self.first.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take(self) -> Option<JobError> {
+        self.first.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The job error of a failure in subtask `subtask` of node `n`.
+fn task_error(graph: &JobGraph, n: usize, subtask: u32, cause: TaskFailure) -> JobError {
+    let node = &graph.nodes[n];
+    JobError::Task {
+        kind: match node.kind {
+            NodeKind::Source(_) => "source",
+            NodeKind::Sink(_) => "sink",
+            _ => "operator",
+        },
+        node: node.id.clone(),
+        uid: node.uid.clone(),
+        subtask,
+        parallelism: node.parallelism,
+        cause: Box::new(cause),
+    }
+}
+
+/// Transactional sinks, with checkpoints on: commit what the restored
+/// checkpoint pre-committed and remove everything else, before any task
+/// starts.
+fn recover_sinks(
+    graph: &JobGraph,
+    restore: Option<&RestorePoint>,
+    checkpointing: bool,
+) -> Result<Vec<Option<(Box<dyn TransactionalSink>, u64)>>, JobError> {
+    let mut sinks = Vec::with_capacity(graph.nodes.len());
+    for (n, node) in graph.nodes.iter().enumerate() {
+        let NodeKind::Sink(spec) = &node.kind else {
+            sinks.push(None);
+            continue;
+        };
+        let failed = |e: SinkError| task_error(graph, n, 0, TaskFailure::Sink(e));
+        let sink = match transactional(spec, &graph.base_dir).map_err(failed)? {
+            Some(sink) if checkpointing => sink,
+            _ => {
+                sinks.push(None);
+                continue;
+            }
+        };
+        let states: Option<Vec<Vec<u8>>> = restore.map(|r| r.operator_states(&node.uid).concat());
+        let first = sink.recover(states.as_deref()).map_err(failed)?;
+        sinks.push(Some((sink, first)));
+    }
+    Ok(sinks)
+}
+
+/// Per node, per subtask: the counters of the attempt's tasks.
+fn node_metrics(graph: &JobGraph, plans: &[TaskPlan]) -> Vec<Vec<Arc<TaskMetrics>>> {
+    (0..graph.nodes.len())
+        .map(|n| {
+            plans
+                .iter()
+                .filter(|p| p.node == n)
+                .map(|p| p.metrics.clone())
+                .collect()
+        })
+        .collect()
+}
+
+/// One run of the job's tasks, from `restore` if given.
+pub(super) fn run_attempt(
+    job: &mut JobRun<'_>,
+    restore: Option<&RestorePoint>,
+) -> Result<JobSummary, JobError> {
+    let (graph, control) = (job.graph, job.control);
+    let plans = plan_tasks(graph);
+    let (hub, hub_rx) = match job.checkpoints {
+        Some(_) => {
+            let (hub, rx) = CheckpointHub::new(graph.config.checkpoint.mode);
+            (Some(hub), Some(rx))
+        }
+        None => (None, None),
+    };
+    let attempt = Attempt {
+        state_dir: graph.config.backend.rocksdb_dir.join(job.job_id),
+        hub: hub.clone(),
+        restore,
+        sinks: recover_sinks(graph, restore, hub.is_some())?,
+    };
+    let metrics = node_metrics(graph, &plans);
+    control.update_live(|l| l.metrics = metrics.clone());
+    if let Some(r) = restore {
+        control.publish_restored(RestoredCheckpoint {
+            id: r.metadata.checkpoint_id,
+            external_path: r.path.clone(),
+            restore_timestamp: epoch_ms(),
+            kind: r.metadata.kind.clone(),
+        });
+    }
+    let failures = FirstFailure {
+        graph,
+        control,
+        first: Mutex::new(None),
+    };
+    let user_counters = Mutex::new(vec![Vec::new(); graph.nodes.len()]);
+    let committer = |n: usize, states: &[Vec<u8>]| attempt.commit(n, states);
+    let publish = |stats: &CheckpointStats, path: &str| control.publish_completed(stats, path);
+    let publish_failure = |f: &_| control.publish_failed(f);
+    let mut coordinator = job.checkpoints.map(|c| {
+        Coordinator::new(
+            graph,
+            &graph.config.checkpoint,
+            c.storage,
+            job.job_id,
+            &committer,
+            c.completed,
+            job.next_id,
+        )
+        .on_complete(&publish)
+        .on_failure(&publish_failure)
+        .manual_trigger(&control.checkpoint_requested)
+    });
+    {
+        let tasks = Tasks {
+            job: &*job,
+            attempt: &attempt,
+            failures: &failures,
+            counters: &user_counters,
+        };
+        std::thread::scope(|scope| {
+            let (stop_progress, progress_stopped) = crossbeam_channel::bounded::<()>(0);
+            if tasks.job.options.progress && !graph.config.progress_interval.is_zero() {
+                let (metrics, started) = (&metrics, tasks.job.started);
+                scope.spawn(move || {
+                    let interval = graph.config.progress_interval;
+                    progress::report(graph, metrics, interval, &progress_stopped, started)
+                });
+            }
+            let coordinator_thread = match (coordinator.take(), hub.as_ref(), hub_rx) {
+                (Some(c), Some(hub), Some(rx)) => Some(tasks.spawn_coordinator(scope, c, hub, rx)),
+                _ => None,
+            };
+            tasks.spawn_and_join(scope, plans);
+            if let Some(hub) = &hub {
+                hub.close();
+            }
+            if let Some(t) = coordinator_thread {
+                match t.join() {
+                    Ok(c) => coordinator = Some(c),
+                    Err(_) => failures.record(internal("the checkpoint coordinator panicked")),
+                }
+            }
+            drop(stop_progress);
+        });
+    }
+    let failure = failures.take();
+    if let Some(c) = coordinator.as_mut() {
+        if failure.is_none()
+            && !control.cancelled.load(Ordering::SeqCst)
+            && let Some(hub) = &hub
+        {
+            c.finish(hub)?;
+        }
+        job.next_id = c.next_id();
+        job.history.extend_from_slice(c.history());
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if control.cancelled.load(Ordering::SeqCst) {
+        return Err(JobError::Cancelled);
+    }
+    let counters = user_counters
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    let first_record = first_sink_record(graph, &metrics);
+    Ok(JobSummary::new(
+        graph,
+        &metrics,
+        counters,
+        job.started,
+        first_record,
+    ))
+}
+
+/// A failure of Weir itself (a thread that could not start or panicked).
+fn internal(what: &str) -> JobError {
+    JobError::Sandbox(SandboxError::Setup(format!("{what} (a bug in Weir)")))
+}
+
+/// What the threads of one attempt share.
+struct Tasks<'j, 'a> {
+    job: &'j JobRun<'a>,
+    attempt: &'j Attempt<'j>,
+    failures: &'j FirstFailure<'j>,
+    counters: &'j Mutex<Vec<Vec<(String, u64)>>>,
+}
+
+impl<'j> Tasks<'j, '_> {
+    /// Runs the coordinator in its own thread; a coordinator failure fails
+    /// the attempt.
+    fn spawn_coordinator<'s, 'e, 'c>(
+        &self,
+        scope: &'s Scope<'s, 'e>,
+        mut c: Coordinator<'c>,
+        hub: &'s CheckpointHub,
+        rx: Receiver<TaskMessage>,
+    ) -> ScopedJoinHandle<'s, Coordinator<'c>>
+    where
+        'j: 's,
+        'c: 's,
+    {
+        let (control, failures) = (self.job.control, self.failures);
+        scope.spawn(move || {
+            let r = c.run(hub, &rx, &|| control.is_stopping());
+            if let Err(e) = r {
+                failures.record_checkpoint(JobError::Checkpoint(e));
+            }
+            c
+        })
+    }
+
+    /// Starts a thread per task that is not chained into another, and
+    /// waits for all of them.
+    fn spawn_and_join<'s, 'e>(&self, scope: &'s Scope<'s, 'e>, plans: Vec<TaskPlan>)
+    where
+        'j: 's,
+    {
+        let graph = self.job.graph;
+        let mut handles = Vec::new();
+        for plan in plans.into_iter().filter(|p| !p.chained) {
+            let (head, subtask) = (plan.node, plan.subtask);
+            let name = format!("{}[{}]", graph.nodes[head].id, subtask + 1);
+            let component = self.job.components[head].as_ref();
+            let (job, attempt, failures, counters) =
+                (self.job, self.attempt, self.failures, self.counters);
+            let spawned = std::thread::Builder::new()
+                .name(name)
+                .spawn_scoped(scope, move || {
+                    let (sandbox, control) = (job.sandbox, job.control);
+                    let r = run_task(graph, plan, sandbox, component, control, counters, attempt);
+                    if let Err(cause) = r {
+                        failures.record_task(head, subtask, cause);
+                    }
+                });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => self
+                    .failures
+                    .record(JobError::Sandbox(SandboxError::Setup(format!(
+                        "cannot start a task thread: {e}"
+                    )))),
+            }
+        }
+        for h in handles {
+            if h.join().is_err() {
+                self.failures.record(internal("a task thread panicked"));
+            }
+        }
+    }
+}
+
+/// When the first element reached any sink.
+fn first_sink_record(graph: &JobGraph, metrics: &[Vec<Arc<TaskMetrics>>]) -> Option<Instant> {
+    graph
+        .nodes
+        .iter()
+        .zip(metrics)
+        .filter(|(n, _)| matches!(n.kind, NodeKind::Sink(_)))
+        .flat_map(|(_, m)| m.iter().filter_map(|t| t.first_record()))
+        .min()
+}

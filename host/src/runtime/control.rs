@@ -1,0 +1,165 @@
+//! What a live job exposes to other threads: cancelling it, asking for a
+//! checkpoint, and what it shows while it runs (counters, checkpoints,
+//! restarts) for the REST API.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::checkpoint::restore::RestorePoint;
+use crate::checkpoint::stats::{CheckpointStats, FailedCheckpoint};
+use crate::clock::epoch_ms;
+use crate::metrics::TaskMetrics;
+use crate::spec::graph::JobGraph;
+
+/// Lets other threads stop a running job, and records job-wide moments.
+#[derive(Debug, Default)]
+pub struct JobControl {
+    pub(super) cancelled: AtomicBool,
+    pub(super) failed: AtomicBool,
+    /// A user asked for a checkpoint now.
+    pub(super) checkpoint_requested: AtomicBool,
+    live: Mutex<LiveJob>,
+}
+
+/// The checkpoint a job (attempt) started from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RestoredCheckpoint {
+    /// Its id.
+    pub id: u64,
+    /// Its external path.
+    pub external_path: String,
+    /// When the job restored from it (ms since the Unix epoch).
+    pub restore_timestamp: i64,
+    /// `checkpoint` or `savepoint`, as its `_metadata` says.
+    pub kind: String,
+}
+
+/// What a running job shows while it runs (for the REST API): its tasks'
+/// counters, its checkpoints and restarts.
+#[derive(Debug, Clone, Default)]
+pub struct LiveJob {
+    /// Per node, per subtask: the counters of the current attempt.
+    pub metrics: Vec<Vec<Arc<TaskMetrics>>>,
+    /// The newest completed checkpoints, oldest first (at most
+    /// [`HISTORY_KEPT`], like Flink's `web.checkpoints.history`).
+    pub checkpoints: Vec<CheckpointStats>,
+    /// How many checkpoints completed in all.
+    pub completed_count: u64,
+    /// The external path of the newest completed checkpoint.
+    pub last_checkpoint_path: Option<String>,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// The newest failed checkpoints, oldest first (at most
+    /// [`FAILED_KEPT`]).
+    pub failed_checkpoints: Vec<FailedCheckpoint>,
+    /// How many checkpoints failed in all.
+    pub failed_count: u64,
+    /// The checkpoint the current attempt started from.
+    pub restored: Option<RestoredCheckpoint>,
+    /// How many times the job started from a checkpoint.
+    pub restored_count: u64,
+    /// (ms since the Unix epoch, message) of the newest failures that
+    /// restarted the job, oldest first (at most [`EXCEPTIONS_KEPT`]).
+    pub exceptions: Vec<(i64, String)>,
+}
+
+/// How many completed checkpoints [`LiveJob`] remembers.
+pub const HISTORY_KEPT: usize = 10;
+
+/// How many failed checkpoints [`LiveJob`] remembers.
+pub const FAILED_KEPT: usize = 10;
+
+/// How many restarting failures [`LiveJob`] remembers.
+pub const EXCEPTIONS_KEPT: usize = 20;
+
+impl JobControl {
+    /// Asks the job to stop; [`run_job`] then returns [`JobError::Cancelled`].
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Self::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Asks for a checkpoint as soon as one can start; `false` if the job
+    /// does not checkpoint.
+    pub fn request_checkpoint(&self, graph: &JobGraph) -> bool {
+        if graph.config.checkpoint.interval.is_none() {
+            return false;
+        }
+        self.checkpoint_requested.store(true, Ordering::SeqCst);
+        true
+    }
+
+    /// A copy of what the job shows now.
+    pub fn live(&self) -> LiveJob {
+        self.live.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(super) fn update_live(&self, f: impl FnOnce(&mut LiveJob)) {
+        f(&mut self.live.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Shows a completed checkpoint (its statistics and external path).
+    pub(super) fn publish_completed(&self, stats: &CheckpointStats, path: &str) {
+        self.update_live(|l| {
+            l.completed_count += 1;
+            push_bounded(&mut l.checkpoints, stats.clone(), HISTORY_KEPT);
+            l.last_checkpoint_path = Some(path.to_owned());
+        });
+    }
+
+    /// Shows a failed checkpoint.
+    pub(super) fn publish_failed(&self, failed: &FailedCheckpoint) {
+        self.update_live(|l| {
+            l.failed_count += 1;
+            push_bounded(&mut l.failed_checkpoints, failed.clone(), FAILED_KEPT);
+        });
+    }
+
+    /// Shows the checkpoint the current attempt started from.
+    pub(super) fn publish_restored(&self, restored: RestoredCheckpoint) {
+        self.update_live(|l| {
+            l.restored = Some(restored);
+            l.restored_count += 1;
+        });
+    }
+
+    /// Shows a failure that restarted the job, as restart number `restarts`.
+    pub(super) fn publish_restart(&self, restarts: u32, message: String) {
+        self.update_live(|l| {
+            l.restarts = restarts;
+            push_bounded(&mut l.exceptions, (epoch_ms(), message), EXCEPTIONS_KEPT);
+        });
+    }
+
+    pub(super) fn is_stopping(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed) || self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// Appends `item`, dropping the oldest beyond `kept`.
+fn push_bounded<T>(list: &mut Vec<T>, item: T, kept: usize) {
+    list.push(item);
+    if list.len() > kept {
+        list.remove(0);
+    }
+}
+
+/// How to run a job.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Print progress lines on stderr every `weir.progress.interval`.
+    pub progress: bool,
+    /// Start from this checkpoint (`weir run -s`).
+    pub restore: Option<RestorePoint>,
+    /// Skip state whose uid the job lacks (`-n`).
+    pub allow_non_restored_state: bool,
+    /// The job id (names its checkpoint folder); a fresh one if `None`.
+    pub job_id: Option<String>,
+    /// Leave the checkpoints when the job ends: the caller deletes them
+    /// after it has recorded the end (the server).
+    pub keep_checkpoints: bool,
+}

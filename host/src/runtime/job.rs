@@ -1,0 +1,372 @@
+//! The restart loop of a job: prepares its checkpoint storage, runs
+//! attempts, and after a failure asks the restart policy whether (and when)
+//! to run again, from the latest intact retained checkpoint.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::attempt::{JobCheckpoints, JobRun, run_attempt};
+use super::control::{JobControl, RunOptions};
+use super::error::JobError;
+use super::progress::JobSummary;
+use super::restart::{RestartDecision, RestartPolicy, RestartStrategy};
+use crate::checkpoint::coordinator::CompletedCheckpoint;
+use crate::checkpoint::fs::StorageError;
+use crate::checkpoint::restore::RestorePoint;
+use crate::checkpoint::retention::{JobEnd, discard_on_end, newest_intact};
+use crate::checkpoint::storage::{
+    CheckpointStorage, Recovered, new_job_id, sweep_folder, sweep_jobs,
+};
+use crate::config::BackendKind;
+use crate::sandbox::{LoadedComponent, Sandbox};
+use crate::spec::graph::{JobGraph, NodeKind};
+use crate::state::workdir::JobFolder;
+
+/// Loads every operator's component (checking it against the world), so a
+/// bad component is refused before anything starts.
+pub fn load_components(
+    graph: &JobGraph,
+    sandbox: &Sandbox,
+) -> Result<Vec<Option<LoadedComponent>>, JobError> {
+    graph
+        .nodes
+        .iter()
+        .map(|n| match &n.kind {
+            NodeKind::Operator { wasm, .. } => {
+                sandbox
+                    .load(wasm)
+                    .map(Some)
+                    .map_err(|error| JobError::Component {
+                        node: n.id.clone(),
+                        error,
+                    })
+            }
+            _ => Ok(None),
+        })
+        .collect()
+}
+
+/// Runs a job to its end (bounded sources) or until `control` cancels it,
+/// restarting it after failures as the restart strategy allows.
+pub fn run_job(
+    graph: &JobGraph,
+    options: &RunOptions,
+    control: &JobControl,
+) -> Result<JobSummary, JobError> {
+    let started = Instant::now();
+    let sandbox = Sandbox::new(&graph.config).map_err(JobError::Sandbox)?;
+    let components = load_components(graph, &sandbox)?;
+    if let Some(r) = &options.restore {
+        r.check(graph, options.allow_non_restored_state)?;
+        r.verify()?;
+        tracing::info!(
+            "restoring from checkpoint {} ({})",
+            r.metadata.checkpoint_id,
+            r.path
+        );
+    }
+    let job_id = options.job_id.clone().unwrap_or_else(new_job_id);
+    // The working folder of embedded state backends, held while the job
+    // runs and removed after it (and swept after a crash).
+    let _state_folder = claim_state_folder(graph, &job_id)?;
+    let storage = open_storage(graph, &job_id)?;
+    let _folder_lock = match &storage {
+        Some(s) => s.lock()?,
+        None => None,
+    };
+    let retained = recover_folders(
+        storage.as_ref(),
+        options,
+        graph.config.checkpoint.num_retained,
+    );
+    // Ids continue after the restored checkpoint and after every
+    // checkpoint folder of this job, so a new one never lands in an old
+    // one's folder.
+    let next_id = options
+        .restore
+        .as_ref()
+        .map_or(0, |r| r.metadata.checkpoint_id)
+        .max(retained.highest_id)
+        + 1;
+    let completed: Mutex<Vec<CompletedCheckpoint>> = Mutex::new(match &storage {
+        Some(s) => retained
+            .retained
+            .into_iter()
+            .map(|(metadata, path)| CompletedCheckpoint {
+                reader: s.reader(metadata.checkpoint_id),
+                metadata,
+                path,
+            })
+            .collect(),
+        None => Vec::new(),
+    });
+    let mut job = JobRun {
+        graph,
+        sandbox: &sandbox,
+        components: &components,
+        options,
+        control,
+        job_id: &job_id,
+        checkpoints: storage.as_ref().map(|storage| JobCheckpoints {
+            storage,
+            completed: &completed,
+        }),
+        started,
+        next_id,
+        history: Vec::new(),
+    };
+    restart_loop(&mut job)
+}
+
+/// Claims the working folder of the job's embedded state backends.
+fn claim_state_folder(graph: &JobGraph, job_id: &str) -> Result<Option<JobFolder>, JobError> {
+    let dir = &graph.config.backend.rocksdb_dir;
+    match graph.config.backend.kind {
+        BackendKind::RocksDb => JobFolder::claim(dir, job_id).map(Some).map_err(|e| {
+            JobError::Storage(StorageError {
+                path: dir.display().to_string(),
+                message: e.to_string(),
+            })
+        }),
+        BackendKind::HashMap => Ok(None),
+    }
+}
+
+/// The job's checkpoint storage, if it checkpoints. A relative checkpoint
+/// folder lies beside the spec, like the sources' and sinks' paths.
+fn open_storage(graph: &JobGraph, job_id: &str) -> Result<Option<CheckpointStorage>, JobError> {
+    let cp = &graph.config.checkpoint;
+    let Some(interval) = cp.interval else {
+        return Ok(None);
+    };
+    let s = CheckpointStorage::new(cp.storage, &graph.base_dir.join(&cp.dir), job_id)?;
+    tracing::info!(
+        "job {job_id}: checkpoints every {} ms in {}",
+        interval.as_millis(),
+        s.location(0).trim_end_matches("/chk-0")
+    );
+    Ok(Some(s))
+}
+
+/// The job's own retained checkpoints (a resumed job's), after removing
+/// what a crash left: unfinished checkpoints and unused shared files; and
+/// the same sweep of the folder of another job restored from, and of every
+/// job folder beside this one that nobody holds.
+fn recover_folders(
+    storage: Option<&CheckpointStorage>,
+    options: &RunOptions,
+    num_retained: u32,
+) -> Recovered {
+    if let Some(r) = &options.restore {
+        let folder = Path::new(&r.path);
+        let is_checkpoint = folder
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("chk-"));
+        if let Some(job_dir) = folder.parent().filter(|_| is_checkpoint) {
+            sweep_folder(job_dir);
+        }
+    }
+    let Some(s) = storage else {
+        return Recovered::default();
+    };
+    if let Some(root) = s.job_dir().and_then(Path::parent) {
+        sweep_jobs(root);
+    }
+    let own = options.restore.as_ref().and_then(|r| {
+        let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+        let folder = canonical(Path::new(&r.path));
+        let inside = s
+            .job_dir()
+            .and_then(canonical)
+            .is_some_and(|d| folder.as_deref().and_then(Path::parent) == Some(d.as_path()));
+        inside.then_some(r.metadata.checkpoint_id)
+    });
+    s.recover(num_retained, own)
+}
+
+/// Runs attempts until one finishes, the job is cancelled, or the restart
+/// policy gives up.
+fn restart_loop(job: &mut JobRun<'_>) -> Result<JobSummary, JobError> {
+    let (control, options) = (job.control, job.options);
+    let seed = job.started.elapsed().as_nanos() as u64 ^ u64::from(std::process::id());
+    let mut policy = RestartPolicy::new(RestartStrategy::from_config(&job.graph.config), seed);
+    let mut restore = options.restore.clone();
+    let mut restarts = 0u32;
+    loop {
+        let result = run_attempt(job, restore.as_ref());
+        let cancelled = control.cancelled.load(Ordering::SeqCst);
+        let e = match result {
+            Ok(mut summary) => {
+                summary.job_id = job.job_id.to_owned();
+                summary.restarts = restarts;
+                summary.checkpoints_completed = job.history.len() as u64;
+                summary.checkpoints = std::mem::take(&mut job.history);
+                job_ended(job, JobEnd::Finished);
+                return Ok(summary);
+            }
+            Err(e) if cancelled => {
+                job_ended(job, JobEnd::Cancelled);
+                return Err(match e {
+                    JobError::Task { cause, .. } if cause.is_secondary() => JobError::Cancelled,
+                    other => other,
+                });
+            }
+            Err(e) if !e.is_restartable() => return Err(e),
+            Err(e) => e,
+        };
+        let delay = match policy.on_failure(Instant::now()) {
+            RestartDecision::Fail(why) => {
+                tracing::error!("not restarting ({why}): {e}");
+                return Err(e);
+            }
+            RestartDecision::RestartAfter(delay) => delay,
+        };
+        restarts += 1;
+        control.publish_restart(restarts, e.to_string());
+        let from = job
+            .checkpoints
+            .and_then(|c| latest_valid(c.completed))
+            .or_else(|| options.restore.clone());
+        let what = from.as_ref().map_or_else(
+            || "from the beginning (no completed checkpoint)".to_owned(),
+            |r| format!("from checkpoint {} ({})", r.metadata.checkpoint_id, r.path),
+        );
+        tracing::warn!(
+            "restart {restarts} ({}) in {} ms, {what}, after: {e}",
+            policy.strategy().name(),
+            delay.as_millis()
+        );
+        wait_unless_cancelled(control, delay)?;
+        control.failed.store(false, Ordering::SeqCst);
+        restore = from;
+    }
+}
+
+/// Deletes the job's checkpoints if the retention policy says so for how
+/// it ended (unless the caller keeps them to delete after it recorded the
+/// end).
+fn job_ended(job: &JobRun<'_>, end: JobEnd) {
+    let retention = job.graph.config.checkpoint.retention;
+    let Some(c) = job.checkpoints else {
+        return;
+    };
+    if job.options.keep_checkpoints || !discard_on_end(retention, end) {
+        return;
+    }
+    if let Err(e) = c.storage.discard_all() {
+        tracing::warn!("cannot delete the {} job's checkpoints: {e}", end.name());
+    }
+}
+
+/// Sleeps `delay`, returning early with [`JobError::Cancelled`] if the
+/// job is cancelled meanwhile.
+fn wait_unless_cancelled(control: &JobControl, delay: Duration) -> Result<(), JobError> {
+    let until = Instant::now() + delay;
+    while Instant::now() < until {
+        if control.cancelled.load(Ordering::SeqCst) {
+            return Err(JobError::Cancelled);
+        }
+        std::thread::sleep(
+            until
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(20)),
+        );
+    }
+    Ok(())
+}
+
+/// The newest retained checkpoint whose files are intact; a damaged one is
+/// logged and skipped in favour of the one before it.
+fn latest_valid(completed: &Mutex<Vec<CompletedCheckpoint>>) -> Option<RestorePoint> {
+    let completed = completed.lock().unwrap_or_else(|p| p.into_inner());
+    let points: Vec<RestorePoint> = completed
+        .iter()
+        .map(|c| RestorePoint {
+            metadata: c.metadata.clone(),
+            reader: c.reader.clone(),
+            path: c.path.clone(),
+        })
+        .collect();
+    newest_intact(&points, |point| match point.verify() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(
+                "checkpoint {} is damaged ({e}); falling back to the previous retained checkpoint",
+                point.metadata.checkpoint_id
+            );
+            false
+        }
+    })
+    .cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::metadata::{CheckpointMetadata, OperatorSnapshot, SubtaskState};
+    use crate::checkpoint::storage::CheckpointDir;
+    use crate::keygroup::KeyGroupRange;
+    use crate::state::{HashMapBackend, snapshot};
+    use crate::timers::TimerService;
+    use std::sync::Arc;
+
+    /// A completed checkpoint `id` in `dir` with one keyed state file.
+    fn checkpoint(dir: &std::path::Path, id: u64) -> CompletedCheckpoint {
+        let chk = dir.join(format!("chk-{id}"));
+        std::fs::create_dir_all(&chk).expect("mkdir");
+        let backend = HashMapBackend::new(KeyGroupRange { start: 0, end: 127 });
+        let snap = snapshot::encode(&backend, &TimerService::default(), 128);
+        std::fs::write(chk.join("s.keyed"), &snap.bytes).expect("write");
+        let metadata = CheckpointMetadata {
+            job_id: "j".into(),
+            job_name: "j".into(),
+            checkpoint_id: id,
+            kind: "checkpoint".into(),
+            trigger_timestamp: 0,
+            completed_timestamp: 0,
+            duration_ms: 0.0,
+            state_size: 0,
+            checkpointed_size: 0,
+            max_parallelism: 128,
+            mode: "EXACTLY_ONCE".into(),
+            backend: "hashmap".into(),
+            is_final: false,
+            operators: vec![OperatorSnapshot {
+                uid: "count".into(),
+                node: "count".into(),
+                parallelism: 1,
+                subtasks: vec![SubtaskState {
+                    subtask: 0,
+                    keyed: Some(snap.handle("s.keyed".into())),
+                    incremental: None,
+                    operator_state: Vec::new(),
+                    sync_ms: 0.0,
+                    async_ms: 0.0,
+                    alignment_ms: 0.0,
+                }],
+            }],
+        };
+        CompletedCheckpoint {
+            metadata,
+            path: chk.display().to_string(),
+            reader: Arc::new(CheckpointDir(chk)),
+        }
+    }
+
+    #[test]
+    fn automatic_recovery_falls_back_past_a_damaged_checkpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let completed = Mutex::new(vec![checkpoint(dir.path(), 7), checkpoint(dir.path(), 8)]);
+        let chosen = latest_valid(&completed).expect("a valid checkpoint");
+        assert_eq!(chosen.metadata.checkpoint_id, 8);
+        // Damage the newest: its state file goes missing.
+        std::fs::remove_file(dir.path().join("chk-8/s.keyed")).expect("remove");
+        let chosen = latest_valid(&completed).expect("falls back");
+        assert_eq!(chosen.metadata.checkpoint_id, 7);
+        std::fs::write(dir.path().join("chk-7/s.keyed"), b"junk").expect("damage");
+        assert!(latest_valid(&completed).is_none());
+    }
+}

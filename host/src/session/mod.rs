@@ -1,0 +1,23 @@
+//! A session cluster's state, without HTTP: the jobs it runs (the
+//! [`JobManager`], each job's [`JobEntry`]), their crash-safe records
+//! ([`JobStore`]), the uploaded operator bundles ([`BundleStore`]) and the
+//! folders request paths must stay under ([`Roots`]).
+//!
+//! `weir serve` puts the REST API ([`crate::server`]) in front of it;
+//! every operation here answers a [`SessionError`] that says whose fault a
+//! refusal is, and the server maps it to a status code. Start at
+//! [`JobManager::submit`].
+
+mod bundles;
+mod error;
+mod manager;
+mod model;
+mod roots;
+mod store;
+
+pub use bundles::{Bundle, BundleStore};
+pub use error::SessionError;
+pub use manager::{JobEntry, JobManager, node_kind};
+pub use model::{JobState, SubmitRequest};
+pub use roots::{Root, Roots};
+pub use store::{JOB_RECORD_VERSION, JobRecord, JobStore, StoreError};

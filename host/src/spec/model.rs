@@ -1,0 +1,264 @@
+//! The types of a job spec as a user writes it, and their parser.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::SpecError;
+
+/// A whole job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JobSpec {
+    /// A human-readable job name.
+    pub name: String,
+    /// Number of key groups (`pipeline.max-parallelism` overrides are the
+    /// same thing; this field wins).
+    #[serde(default)]
+    pub max_parallelism: Option<u32>,
+    /// Overrides of `weir.yaml` keys for this job.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+    /// Where records come from.
+    #[serde(default)]
+    pub sources: Vec<SourceSpec>,
+    /// The WebAssembly operators.
+    #[serde(default)]
+    pub operators: Vec<OperatorSpec>,
+    /// Where records go.
+    #[serde(default)]
+    pub sinks: Vec<SinkSpec>,
+    /// Connections between nodes.
+    #[serde(default)]
+    pub edges: Vec<EdgeSpec>,
+}
+
+/// A scalar config value: written as a string, number or boolean, handed to
+/// operators and the config parser as text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ConfigValue {
+    /// Text.
+    Text(String),
+    /// A whole number.
+    Int(i64),
+    /// A decimal number.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl fmt::Display for ConfigValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigValue::Text(s) => f.write_str(s),
+            ConfigValue::Int(i) => write!(f, "{i}"),
+            ConfigValue::Float(x) => write!(f, "{x}"),
+            ConfigValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// The kinds of source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceType {
+    /// Deterministic generated records.
+    Datagen,
+    /// Lines of files.
+    File,
+}
+
+/// How a `file` source turns lines into elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileFormat {
+    /// Each line is an element's value, without key or timestamp.
+    #[default]
+    Lines,
+    /// Each line is `timestamp,key,value` (timestamp in ms; the value is the
+    /// rest of the line and may hold commas).
+    Csv,
+}
+
+/// A source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SourceSpec {
+    /// Name used by edges.
+    pub id: String,
+    /// Stable identity for state (defaults to `id`).
+    #[serde(default)]
+    pub uid: Option<String>,
+    /// The kind of source.
+    #[serde(rename = "type")]
+    pub source_type: SourceType,
+    /// Number of subtasks (default `parallelism.default`).
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+    /// Bounded out-of-orderness of event time, in ms: the source emits the
+    /// watermark `max timestamp - out-of-orderness - 1`. Without it the
+    /// source emits no watermark until its end.
+    #[serde(default)]
+    pub out_of_orderness_ms: Option<u64>,
+    /// datagen: number of records (required).
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// datagen: number of distinct keys (default 1000).
+    #[serde(default)]
+    pub keys: Option<u64>,
+    /// datagen: key `n` of record `i` is `i mod keys` instead of a
+    /// spread-out hash (default false), so `count >= keys` covers every key.
+    #[serde(default)]
+    pub sequential_keys: Option<bool>,
+    /// datagen: records per second over all subtasks (default unlimited).
+    #[serde(default)]
+    pub rate: Option<u64>,
+    /// datagen: event time step per record in ms (default: no timestamps).
+    #[serde(default)]
+    pub timestamp_step_ms: Option<u64>,
+    /// file: one file.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// file: several files, split over the subtasks.
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+    /// file: how lines become elements.
+    #[serde(default)]
+    pub format: Option<FileFormat>,
+}
+
+/// A WebAssembly operator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OperatorSpec {
+    /// Name used by edges.
+    pub id: String,
+    /// Stable identity for state; required, unique in the job.
+    #[serde(default)]
+    pub uid: Option<String>,
+    /// Path of the `.wasm` component (relative paths against the operators
+    /// directory, by default the spec's folder).
+    pub wasm: String,
+    /// Number of subtasks (default `parallelism.default`).
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+    /// Key/value config handed to the operator's `open`.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+}
+
+/// The kinds of sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkType {
+    /// Lines on standard output.
+    Stdout,
+    /// Lines in files, one file per subtask.
+    File,
+    /// Drops everything (benchmarks).
+    Discard,
+}
+
+/// A sink.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SinkSpec {
+    /// Name used by edges.
+    pub id: String,
+    /// Stable identity for state (defaults to `id`).
+    #[serde(default)]
+    pub uid: Option<String>,
+    /// The kind of sink.
+    #[serde(rename = "type")]
+    pub sink_type: SinkType,
+    /// Number of subtasks (default `parallelism.default`).
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+    /// file: the output folder; subtask `i` writes `part-<i>`.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// How an edge spreads records over the downstream subtasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Partitioning {
+    /// Subtask `i` to subtask `i`; both sides need the same parallelism.
+    Forward,
+    /// Round robin over the downstream subtasks.
+    Rebalance,
+    /// By key group of the element's key: the downstream operator is keyed.
+    Hash,
+}
+
+impl fmt::Display for Partitioning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Partitioning::Forward => "forward",
+            Partitioning::Rebalance => "rebalance",
+            Partitioning::Hash => "hash",
+        })
+    }
+}
+
+/// An edge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EdgeSpec {
+    /// Upstream node id.
+    pub from: String,
+    /// Downstream node id.
+    pub to: String,
+    /// Partitioning (default: forward between equal parallelism, else
+    /// rebalance, as in Flink).
+    #[serde(default)]
+    pub partition: Option<Partitioning>,
+    /// Which input of the downstream operator the edge feeds: 1 (default)
+    /// or 2, the second input of a two-input operator (a join).
+    #[serde(default)]
+    pub input: Option<u8>,
+}
+
+/// The syntax of a spec document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecFormat {
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+impl SpecFormat {
+    /// The format a file name suggests (`.json` is JSON, anything else YAML,
+    /// which also reads JSON).
+    pub fn from_path(path: &std::path::Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => SpecFormat::Json,
+            _ => SpecFormat::Yaml,
+        }
+    }
+}
+
+impl JobSpec {
+    /// Parses a spec; errors name the field path (`operators[1].parallelism`).
+    pub fn parse(text: &str, format: SpecFormat) -> Result<JobSpec, SpecError> {
+        let result = match format {
+            SpecFormat::Json => {
+                let de = &mut serde_json::Deserializer::from_str(text);
+                serde_path_to_error::deserialize(de)
+                    .map_err(|e| (e.path().to_string(), e.into_inner().to_string()))
+            }
+            SpecFormat::Yaml => {
+                let de = serde_yaml::Deserializer::from_str(text);
+                serde_path_to_error::deserialize(de)
+                    .map_err(|e| (e.path().to_string(), e.into_inner().to_string()))
+            }
+        };
+        result.map_err(|(path, message)| SpecError::Parse {
+            field: if path == "." { String::new() } else { path },
+            message,
+        })
+    }
+}
