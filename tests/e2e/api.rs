@@ -436,7 +436,7 @@ fn upload_submit_list_and_cancel_over_a_real_socket() {
             let chk = std::path::Path::new(&path);
             let newest = chk
                 .parent()
-                .map(weir::checkpoint::storage::completed_in)
+                .map(weir::checkpoint::recovery::completed_in)
                 .and_then(|c| c.first().map(|(_, p)| p.clone()));
             let (_, prom) = http_text(port, "GET", "/metrics", b"");
             if newest.as_deref() == Some(chk) && prom.contains(&format!("path=\"{path}\"")) {

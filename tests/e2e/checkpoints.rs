@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use weir::checkpoint::recovery::completed_in;
 use weir::checkpoint::restore::RestorePoint;
-use weir::checkpoint::storage::completed_in;
 use weir::runtime::{JobControl, JobError, RunOptions, run_job};
 
 use crate::common::{cache_dir, graph, output_lines, q, tempdir, weir};

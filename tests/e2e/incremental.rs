@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use weir::checkpoint::metadata::CheckpointMetadata;
+use weir::checkpoint::recovery::completed_in;
 use weir::checkpoint::restore::RestorePoint;
-use weir::checkpoint::storage::completed_in;
 use weir::runtime::{JobControl, JobError, RunOptions, run_job};
 
 use crate::checkpoints::{

@@ -21,7 +21,7 @@ use anyhow::{Context, bail};
 
 use super::{BenchArgs, Measurement, spawn_child};
 use crate::checkpoint::metadata::CheckpointMetadata;
-use crate::checkpoint::storage::completed_in;
+use crate::checkpoint::recovery::completed_in;
 use crate::config::Config;
 
 fn mean(v: impl Iterator<Item = f64> + Clone) -> f64 {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::layout::{CheckpointLayout, checkpoint_folder_name, metadata_in};
 use super::metadata::CheckpointMetadata;
-use super::storage::completed_in;
+use super::recovery::completed_in;
 
 /// Formats ms since the Unix epoch as `YYYY-MM-DD HH:MM:SS.mmm` UTC.
 pub fn utc(ms: i64) -> String {

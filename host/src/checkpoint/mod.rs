@@ -4,7 +4,12 @@
 //! - [`alignment`]: which inputs a task holds while it waits for a barrier;
 //! - [`metadata`]: the versioned, checksummed `_metadata` file;
 //! - [`storage`]: where checkpoint files go (`filesystem` or `jobmanager`)
-//!   and how old ones are deleted;
+//!   and how old ones are deleted; [`recovery`]: what a starting job
+//!   removes from its folder and which checkpoints it finds retained;
+//! - [`layout`]: every path of a job's checkpoint folder; [`fs`]: durable
+//!   writes; [`hub`]: what tasks and the coordinator exchange;
+//!   [`pending`]: checkpoints in progress (pure decisions); [`stats`]: the
+//!   figures the API shows;
 //! - [`coordinator`]: triggers checkpoints, collects the tasks'
 //!   acknowledgements, completes checkpoints and notifies the tasks;
 //! - [`restore`]: reads a checkpoint back and hands each subtask its part;
@@ -21,6 +26,7 @@ pub mod layout;
 pub mod listing;
 pub mod metadata;
 pub mod pending;
+pub mod recovery;
 pub mod restore;
 pub mod retention;
 pub mod shared;

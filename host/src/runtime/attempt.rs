@@ -20,7 +20,6 @@ use crate::checkpoint::hub::{CheckpointHub, TaskMessage};
 use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::stats::CheckpointStats;
 use crate::checkpoint::storage::CheckpointStorage;
-use crate::clock::epoch_ms;
 use crate::metrics::TaskMetrics;
 use crate::sandbox::{LoadedComponent, Sandbox, SandboxError};
 use crate::sink::{SinkError, TransactionalSink, transactional};
@@ -174,13 +173,8 @@ pub(super) fn run_attempt(
 ) -> Result<JobSummary, JobError> {
     let (graph, control) = (job.graph, job.control);
     let plans = plan_tasks(graph);
-    let (hub, hub_rx) = match job.checkpoints {
-        Some(_) => {
-            let (hub, rx) = CheckpointHub::new(graph.config.checkpoint.mode);
-            (Some(hub), Some(rx))
-        }
-        None => (None, None),
-    };
+    let mode = graph.config.checkpoint.mode;
+    let (hub, hub_rx) = job.checkpoints.map(|_| CheckpointHub::new(mode)).unzip();
     let attempt = Attempt {
         state_dir: graph.config.backend.rocksdb_dir.join(job.job_id),
         hub: hub.clone(),
@@ -190,12 +184,7 @@ pub(super) fn run_attempt(
     let metrics = node_metrics(graph, &plans);
     control.update_live(|l| l.metrics = metrics.clone());
     if let Some(r) = restore {
-        control.publish_restored(RestoredCheckpoint {
-            id: r.metadata.checkpoint_id,
-            external_path: r.path.clone(),
-            restore_timestamp: epoch_ms(),
-            kind: r.metadata.kind.clone(),
-        });
+        control.publish_restored(RestoredCheckpoint::now(r));
     }
     let failures = FirstFailure {
         graph,
@@ -220,39 +209,13 @@ pub(super) fn run_attempt(
         .on_failure(&publish_failure)
         .manual_trigger(&control.checkpoint_requested)
     });
-    {
-        let tasks = Tasks {
-            job: &*job,
-            attempt: &attempt,
-            failures: &failures,
-            counters: &user_counters,
-        };
-        std::thread::scope(|scope| {
-            let (stop_progress, progress_stopped) = crossbeam_channel::bounded::<()>(0);
-            if tasks.job.options.progress && !graph.config.progress_interval.is_zero() {
-                let (metrics, started) = (&metrics, tasks.job.started);
-                scope.spawn(move || {
-                    let interval = graph.config.progress_interval;
-                    progress::report(graph, metrics, interval, &progress_stopped, started)
-                });
-            }
-            let coordinator_thread = match (coordinator.take(), hub.as_ref(), hub_rx) {
-                (Some(c), Some(hub), Some(rx)) => Some(tasks.spawn_coordinator(scope, c, hub, rx)),
-                _ => None,
-            };
-            tasks.spawn_and_join(scope, plans);
-            if let Some(hub) = &hub {
-                hub.close();
-            }
-            if let Some(t) = coordinator_thread {
-                match t.join() {
-                    Ok(c) => coordinator = Some(c),
-                    Err(_) => failures.record(internal("the checkpoint coordinator panicked")),
-                }
-            }
-            drop(stop_progress);
-        });
+    coordinator = Tasks {
+        job: &*job,
+        attempt: &attempt,
+        failures: &failures,
+        counters: &user_counters,
     }
+    .run(plans, coordinator, hub.as_deref(), hub_rx, &metrics);
     let failure = failures.take();
     if let Some(c) = coordinator.as_mut() {
         if failure.is_none()
@@ -297,6 +260,47 @@ struct Tasks<'j, 'a> {
 }
 
 impl<'j> Tasks<'j, '_> {
+    /// Runs the attempt's threads (progress lines, the coordinator, the
+    /// tasks) until every task has ended; gives the coordinator back.
+    fn run<'c>(
+        &self,
+        plans: Vec<TaskPlan>,
+        mut coordinator: Option<Coordinator<'c>>,
+        hub: Option<&CheckpointHub>,
+        hub_rx: Option<Receiver<TaskMessage>>,
+        metrics: &[Vec<Arc<TaskMetrics>>],
+    ) -> Option<Coordinator<'c>> {
+        let graph = self.job.graph;
+        std::thread::scope(|scope| {
+            let (stop_progress, progress_stopped) = crossbeam_channel::bounded::<()>(0);
+            if self.job.options.progress && !graph.config.progress_interval.is_zero() {
+                let started = self.job.started;
+                scope.spawn(move || {
+                    let interval = graph.config.progress_interval;
+                    progress::report(graph, metrics, interval, &progress_stopped, started)
+                });
+            }
+            let coordinator_thread = match (coordinator.take(), hub, hub_rx) {
+                (Some(c), Some(hub), Some(rx)) => Some(self.spawn_coordinator(scope, c, hub, rx)),
+                _ => None,
+            };
+            self.spawn_and_join(scope, plans);
+            if let Some(hub) = hub {
+                hub.close();
+            }
+            if let Some(t) = coordinator_thread {
+                match t.join() {
+                    Ok(c) => coordinator = Some(c),
+                    Err(_) => self
+                        .failures
+                        .record(internal("the checkpoint coordinator panicked")),
+                }
+            }
+            drop(stop_progress);
+        });
+        coordinator
+    }
+
     /// Runs the coordinator in its own thread; a coordinator failure fails
     /// the attempt.
     fn spawn_coordinator<'s, 'e, 'c>(

@@ -72,6 +72,18 @@ pub const FAILED_KEPT: usize = 10;
 /// How many restarting failures [`LiveJob`] remembers.
 pub const EXCEPTIONS_KEPT: usize = 20;
 
+impl RestoredCheckpoint {
+    /// A restore from `point`, now.
+    pub(super) fn now(point: &RestorePoint) -> Self {
+        RestoredCheckpoint {
+            id: point.metadata.checkpoint_id,
+            external_path: point.path.clone(),
+            restore_timestamp: epoch_ms(),
+            kind: point.metadata.kind.clone(),
+        }
+    }
+}
+
 impl JobControl {
     /// Asks the job to stop; [`run_job`] then returns [`JobError::Cancelled`].
     pub fn cancel(&self) {

@@ -14,11 +14,10 @@ use super::progress::JobSummary;
 use super::restart::{RestartDecision, RestartPolicy, RestartStrategy};
 use crate::checkpoint::coordinator::CompletedCheckpoint;
 use crate::checkpoint::fs::StorageError;
+use crate::checkpoint::recovery::{Recovered, sweep_folder, sweep_jobs};
 use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::retention::{JobEnd, discard_on_end, newest_intact};
-use crate::checkpoint::storage::{
-    CheckpointStorage, Recovered, new_job_id, sweep_folder, sweep_jobs,
-};
+use crate::checkpoint::storage::{CheckpointStorage, new_job_id};
 use crate::config::BackendKind;
 use crate::sandbox::{LoadedComponent, Sandbox};
 use crate::spec::graph::{JobGraph, NodeKind};

@@ -2,7 +2,8 @@
 //! sink, a native operator, or a WebAssembly operator with its keyed state
 //! backend (restored from a checkpoint when the attempt has one).
 
-use std::sync::Mutex;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
 use super::checkpointing::TaskCheckpointing;
 use super::control::JobControl;
@@ -12,19 +13,22 @@ use super::operator::{NativeCount, SinkTask, StreamOperator, WasmTask};
 use super::output::{ChainedSink, EdgeOutput, Output};
 use super::plan::TaskPlan;
 use super::task;
+use crate::channel::ChannelReceiver;
 use crate::checkpoint::hub::CheckpointHub;
+use crate::checkpoint::layout::keyed_file_name;
 use crate::checkpoint::restore::RestorePoint;
 use crate::config::{BackendKind, Config};
 use crate::keygroup::KeyGroupRange;
-use crate::sandbox::{LoadedComponent, Sandbox};
+use crate::metrics::TaskMetrics;
+use crate::sandbox::{LoadedComponent, Sandbox, WasmOperator};
 use crate::sink::{SinkError, SinkWriter, TransactionalSink, open_sink};
 use crate::source::open_source;
-use crate::spec::SinkSpec;
 use crate::spec::graph::{JobGraph, NativeOperator, NodeKind};
+use crate::spec::{SinkSpec, SourceSpec};
 use crate::state::incremental::LocatedHandle;
+use crate::state::operator_state::redistribute;
 use crate::state::{HashMapBackend, KeyedStateBackend, StateError};
 use crate::timers::TimerService;
-use std::sync::Arc;
 
 /// What one attempt of a job shares with its tasks.
 pub(super) struct Attempt<'a> {
@@ -84,9 +88,8 @@ pub(super) fn run_task(
     counters: &Mutex<Vec<Vec<(String, u64)>>>,
     attempt: &Attempt<'_>,
 ) -> Result<(), TaskFailure> {
-    let node = &graph.nodes[plan.node];
     let TaskPlan {
-        node: n,
+        node,
         subtask,
         inputs,
         input_sides,
@@ -96,143 +99,229 @@ pub(super) fn run_task(
         chained: _,
     } = plan;
     for (sink_node, sink_metrics) in chained_sinks {
-        let NodeKind::Sink(spec) = &graph.nodes[sink_node].kind else {
-            return Err(TaskFailure::Internal("only sinks are chained".into()));
-        };
-        let writer = attempt
-            .open_sink(graph, spec, sink_node, subtask)
-            .map_err(|e| {
-                TaskFailure::Output(OutputError::Chained {
-                    node: sink_node,
-                    failure: Box::new(e.into()),
-                })
-            })?;
-        outputs.push(EdgeOutput::Chained(ChainedSink {
-            node: sink_node,
-            writer,
-            metrics: sink_metrics,
-            checkpointing: attempt
-                .checkpointing(sink_node, subtask)
-                .map(|c| (c.clone(), c.restored_id)),
-        }));
+        outputs.push(chain_sink(
+            graph,
+            attempt,
+            sink_node,
+            subtask,
+            sink_metrics,
+        )?);
     }
-    let mut out = Output::new(
+    let out = Output::new(
         outputs,
         graph.config.batch_size,
         graph.max_parallelism,
         metrics.clone(),
     );
-    let keyed_range =
-        || KeyGroupRange::for_subtask(graph.max_parallelism, node.parallelism, subtask);
-    let ck = attempt.checkpointing(n, subtask);
-    let mut run = |op: &mut dyn StreamOperator, is_sink: bool| {
-        task::run_operator(
-            op,
-            &inputs,
-            &input_sides,
-            &mut out,
-            &metrics,
-            is_sink,
-            ck.as_ref(),
-        )
+    let mut task = Subtask {
+        graph,
+        attempt,
+        node,
+        subtask,
+        inputs,
+        input_sides,
+        out,
+        metrics,
+        ck: attempt.checkpointing(node, subtask),
     };
-    // Keyed state and timers of a restored checkpoint, for this subtask's
-    // key groups.
-    let restore_keyed = |backend: &mut dyn KeyedStateBackend| -> Result<TimerService, TaskFailure> {
-        let mut timers = TimerService::default();
-        if let Some(r) = attempt.restore {
-            r.restore_keyed(&node.uid, backend, &mut timers)
-                .map_err(|e| TaskFailure::Restore(e.to_string()))?;
-        }
-        Ok(timers)
-    };
-    match &node.kind {
-        NodeKind::Source(spec) => {
-            let restored = attempt.restore.map(|r| r.operator_states(&node.uid));
-            let mut reader = open_source(
-                spec,
-                subtask,
-                node.parallelism,
-                &graph.base_dir,
-                restored.as_deref(),
-            )?;
-            task::run_source(
-                reader.as_mut(),
-                &mut out,
-                graph.config.batch_size,
-                spec.out_of_orderness_ms,
-                control,
-                ck.as_ref(),
-            )
-        }
+    match &graph.nodes[node].kind {
+        NodeKind::Source(spec) => task.run_source(spec, control),
         NodeKind::Sink(spec) => {
-            let writer = attempt.open_sink(graph, spec, n, subtask)?;
-            run(&mut SinkTask { writer }, true)
+            let writer = attempt.open_sink(graph, spec, node, subtask)?;
+            task.run(&mut SinkTask { writer }, true)
         }
         NodeKind::Native(NativeOperator::Count) => {
-            let mut op =
-                NativeCount::new(HashMapBackend::new(keyed_range()), graph.max_parallelism)?;
-            restore_keyed(&mut op.backend)?;
-            run(&mut op, false)
+            let mut op = NativeCount::new(
+                HashMapBackend::new(task.key_groups()),
+                graph.max_parallelism,
+            )?;
+            task.restore_keyed(&mut op.backend)?;
+            task.run(&mut op, false)
         }
         NodeKind::Operator { config, .. } => {
             let component = component
                 .ok_or_else(|| TaskFailure::Internal("operator without a component".into()))?;
-            let mut timers = None;
-            let mut restored_states = std::collections::BTreeSet::new();
-            let keyed = if graph.is_keyed(n) {
-                let dir = attempt
-                    .state_dir
-                    .join(crate::checkpoint::layout::keyed_file_name(
-                        n, &node.uid, subtask,
-                    ))
-                    .with_extension("db");
-                let handles = match attempt.restore {
-                    Some(r) => r
-                        .incremental_handles(&node.uid, keyed_range())
-                        .map_err(|e| TaskFailure::Restore(e.to_string()))?,
-                    None => Vec::new(),
-                };
-                let mut backend = open_backend(&graph.config, &dir, keyed_range(), &handles)
-                    .map_err(|e| match handles.is_empty() {
-                        true => TaskFailure::from(e),
-                        false => TaskFailure::Restore(e.to_string()),
-                    })?;
-                timers = Some(restore_keyed(backend.as_mut())?);
-                restored_states = backend.declared().iter().map(|d| d.0.clone()).collect();
-                Some((backend, graph.max_parallelism))
-            } else {
-                None
-            };
-            let label = format!("{}[{}/{}]", node.uid, subtask + 1, node.parallelism);
-            let mut guest = sandbox.instantiate(component, label, keyed)?;
-            if let Some(t) = timers {
-                guest.set_timers(t);
-            }
-            if let Some(r) = attempt.restore {
-                guest.set_restored_states(restored_states, r.ttl_states(&node.uid));
-            }
-            if let Some(r) = attempt.restore {
-                let old = r.operator_states(&node.uid);
-                let lists =
-                    crate::state::operator_state::redistribute(&old, subtask, node.parallelism)
-                        .map_err(TaskFailure::Restore)?;
-                guest.set_operator_state(lists);
-            }
+            let guest = task.open_guest(sandbox, component)?;
             let mut op = WasmTask {
                 guest,
                 config: config.clone(),
             };
-            let result = run(&mut op, false);
-            let mut all = counters.lock().unwrap_or_else(|p| p.into_inner());
-            for (name, v) in op.guest.counters() {
-                match all[n].iter_mut().find(|(x, _)| x == name) {
-                    Some(c) => c.1 = c.1.saturating_add(*v),
-                    None => all[n].push((name.clone(), *v)),
-                }
-            }
+            let result = task.run(&mut op, false);
+            add_counters(counters, node, op.guest.counters());
             result
         }
+    }
+}
+
+/// Opens sink `sink_node`'s subtask `subtask` to run in its upstream's
+/// thread.
+fn chain_sink(
+    graph: &JobGraph,
+    attempt: &Attempt<'_>,
+    sink_node: usize,
+    subtask: u32,
+    metrics: Arc<TaskMetrics>,
+) -> Result<EdgeOutput, TaskFailure> {
+    let NodeKind::Sink(spec) = &graph.nodes[sink_node].kind else {
+        return Err(TaskFailure::Internal("only sinks are chained".into()));
+    };
+    let writer = attempt
+        .open_sink(graph, spec, sink_node, subtask)
+        .map_err(|e| {
+            TaskFailure::Output(OutputError::Chained {
+                node: sink_node,
+                failure: Box::new(e.into()),
+            })
+        })?;
+    Ok(EdgeOutput::Chained(ChainedSink {
+        node: sink_node,
+        writer,
+        metrics,
+        checkpointing: attempt
+            .checkpointing(sink_node, subtask)
+            .map(|c| (c.clone(), c.restored_id)),
+    }))
+}
+
+/// Adds a guest's user counters to node `n`'s totals.
+fn add_counters(counters: &Mutex<Vec<Vec<(String, u64)>>>, n: usize, guest: &[(String, u64)]) {
+    let mut all = counters.lock().unwrap_or_else(|p| p.into_inner());
+    for (name, v) in guest {
+        match all[n].iter_mut().find(|(x, _)| x == name) {
+            Some(c) => c.1 = c.1.saturating_add(*v),
+            None => all[n].push((name.clone(), *v)),
+        }
+    }
+}
+
+/// One subtask being opened and run.
+struct Subtask<'a> {
+    graph: &'a JobGraph,
+    attempt: &'a Attempt<'a>,
+    node: usize,
+    subtask: u32,
+    inputs: Vec<ChannelReceiver>,
+    input_sides: Vec<u8>,
+    out: Output,
+    metrics: Arc<TaskMetrics>,
+    ck: Option<TaskCheckpointing>,
+}
+
+impl Subtask<'_> {
+    /// The key groups this subtask owns.
+    fn key_groups(&self) -> KeyGroupRange {
+        let node = &self.graph.nodes[self.node];
+        KeyGroupRange::for_subtask(self.graph.max_parallelism, node.parallelism, self.subtask)
+    }
+
+    /// Feeds `op` from the inputs until they end.
+    fn run(&mut self, op: &mut dyn StreamOperator, is_sink: bool) -> Result<(), TaskFailure> {
+        task::run_operator(
+            op,
+            &self.inputs,
+            &self.input_sides,
+            &mut self.out,
+            &self.metrics,
+            is_sink,
+            self.ck.as_ref(),
+        )
+    }
+
+    /// Reads the source until its end, from its restored position.
+    fn run_source(&mut self, spec: &SourceSpec, control: &JobControl) -> Result<(), TaskFailure> {
+        let node = &self.graph.nodes[self.node];
+        let restored = self.attempt.restore.map(|r| r.operator_states(&node.uid));
+        let mut reader = open_source(
+            spec,
+            self.subtask,
+            node.parallelism,
+            &self.graph.base_dir,
+            restored.as_deref(),
+        )?;
+        task::run_source(
+            reader.as_mut(),
+            &mut self.out,
+            self.graph.config.batch_size,
+            spec.out_of_orderness_ms,
+            control,
+            self.ck.as_ref(),
+        )
+    }
+
+    /// Keyed state and timers of a restored checkpoint, for this subtask's
+    /// key groups.
+    fn restore_keyed(
+        &self,
+        backend: &mut dyn KeyedStateBackend,
+    ) -> Result<TimerService, TaskFailure> {
+        let mut timers = TimerService::default();
+        if let Some(r) = self.attempt.restore {
+            let uid = &self.graph.nodes[self.node].uid;
+            r.restore_keyed(uid, backend, &mut timers)
+                .map_err(|e| TaskFailure::Restore(e.to_string()))?;
+        }
+        Ok(timers)
+    }
+
+    /// The keyed state backend of a keyed operator, restored, with its
+    /// timers and the names of the states it restored.
+    fn open_keyed(
+        &self,
+    ) -> Result<(Box<dyn KeyedStateBackend>, TimerService, BTreeSet<String>), TaskFailure> {
+        let node = &self.graph.nodes[self.node];
+        let dir = self
+            .attempt
+            .state_dir
+            .join(keyed_file_name(self.node, &node.uid, self.subtask))
+            .with_extension("db");
+        let handles = match self.attempt.restore {
+            Some(r) => r
+                .incremental_handles(&node.uid, self.key_groups())
+                .map_err(|e| TaskFailure::Restore(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let mut backend = open_backend(&self.graph.config, &dir, self.key_groups(), &handles)
+            .map_err(|e| match handles.is_empty() {
+                true => TaskFailure::from(e),
+                false => TaskFailure::Restore(e.to_string()),
+            })?;
+        let timers = self.restore_keyed(backend.as_mut())?;
+        let restored = backend.declared().iter().map(|d| d.0.clone()).collect();
+        Ok((backend, timers, restored))
+    }
+
+    /// Instantiates the operator's guest with its restored keyed state,
+    /// timers and operator state.
+    fn open_guest(
+        &self,
+        sandbox: &Sandbox,
+        component: &LoadedComponent,
+    ) -> Result<WasmOperator, TaskFailure> {
+        let node = &self.graph.nodes[self.node];
+        let (keyed, timers, restored_states) = match self.graph.is_keyed(self.node) {
+            true => {
+                let (backend, timers, restored) = self.open_keyed()?;
+                (
+                    Some((backend, self.graph.max_parallelism)),
+                    Some(timers),
+                    restored,
+                )
+            }
+            false => (None, None, BTreeSet::new()),
+        };
+        let label = format!("{}[{}/{}]", node.uid, self.subtask + 1, node.parallelism);
+        let mut guest = sandbox.instantiate(component, label, keyed)?;
+        if let Some(t) = timers {
+            guest.set_timers(t);
+        }
+        if let Some(r) = self.attempt.restore {
+            guest.set_restored_states(restored_states, r.ttl_states(&node.uid));
+            let old = r.operator_states(&node.uid);
+            let lists =
+                redistribute(&old, self.subtask, node.parallelism).map_err(TaskFailure::Restore)?;
+            guest.set_operator_state(lists);
+        }
+        Ok(guest)
     }
 }
 

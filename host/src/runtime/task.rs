@@ -125,52 +125,23 @@ pub(crate) fn run_operator(
     let mut last_barrier = checkpointing.map_or(0, |c| c.restored_id);
     let mut readable: Vec<usize> = Vec::with_capacity(inputs.len());
     while !open.is_empty() {
-        // Due processing-time timers fire once per turn, before more input
-        // is taken: a busy input cannot starve them, and a timer that keeps
-        // re-arming itself cannot starve the input.
-        if let Some(t) = op.next_processing_timer() {
-            let now = crate::clock::epoch_ms();
-            if t <= now {
-                op.on_processing_time(now, out)?;
-                out.flush()?;
-            }
-        }
-        let mut sel = Select::new();
+        fire_due_timers(op, out)?;
         readable.clear();
         readable.extend(open.iter().copied().filter(|&i| !alignment.is_held(i)));
-        for &i in &readable {
-            sel.recv(&inputs[i]);
-        }
-        let ready = match op.next_processing_timer() {
-            Some(t) => {
-                let wait = t.saturating_sub(crate::clock::epoch_ms()).max(0) as u64;
-                match sel.select_timeout(Duration::from_millis(wait)) {
-                    Ok(r) => r,
-                    Err(_) => continue,
-                }
-            }
-            None => sel.select(),
+        let Some((i, event)) = next_event(op, inputs, &readable) else {
+            continue;
         };
-        let i = readable[ready.index()];
-        match ready.recv(&inputs[i]) {
+        let snapshot = match event {
             Ok(Event::Batch(b)) => {
-                metrics.add_in(b.len);
-                if is_sink && b.len > 0 {
-                    metrics.mark_first_record();
-                }
-                let start = Instant::now();
-                if input_sides.get(i) == Some(&1) {
-                    op.process_second(b, out)?;
-                } else {
-                    op.process(b, out)?;
-                }
-                out.flush()?;
-                metrics.add_busy(start.elapsed());
+                let second = input_sides.get(i) == Some(&1);
+                process_batch(op, out, metrics, is_sink, second, b)?;
+                None
             }
             Ok(Event::Watermark(w)) => {
                 if let Some(wm) = tracker.update(i, w) {
                     advance(op, out, wm)?;
                 }
+                None
             }
             Ok(Event::Barrier(b)) => {
                 let Some(ck) = checkpointing else {
@@ -186,25 +157,20 @@ pub(crate) fn run_operator(
                         reason: "overtaken by a newer checkpoint during alignment".into(),
                     });
                 }
-                if let AlignAction::Snapshot { barrier, alignment } = action {
-                    snapshot_and_forward(op, out, ck, barrier, alignment)?;
-                    last_barrier = barrier.id;
-                }
+                Some((ck, action))
             }
             Ok(Event::EndOfInput) => {
                 open.retain(|&x| x != i);
                 if let Some(wm) = tracker.finish(i) {
                     advance(op, out, wm)?;
                 }
-                if let Some(ck) = checkpointing
-                    && let AlignAction::Snapshot { barrier, alignment } =
-                        alignment.on_end_of_input(i, Instant::now())
-                {
-                    snapshot_and_forward(op, out, ck, barrier, alignment)?;
-                    last_barrier = barrier.id;
-                }
+                checkpointing.map(|ck| (ck, alignment.on_end_of_input(i, Instant::now())))
             }
             Err(_) => return Err(TaskFailure::UpstreamGone),
+        };
+        if let Some((ck, AlignAction::Snapshot { barrier, alignment })) = snapshot {
+            snapshot_and_forward(op, out, ck, barrier, alignment)?;
+            last_barrier = barrier.id;
         }
     }
     op.close(out)?;
@@ -216,6 +182,66 @@ pub(crate) fn run_operator(
         ck.finish(state, t.elapsed(), last_barrier);
     }
     out.broadcast(Event::EndOfInput)?;
+    Ok(())
+}
+
+/// Fires the due processing-time timers, once per turn, before more input
+/// is taken: a busy input cannot starve them, and a timer that keeps
+/// re-arming itself cannot starve the input.
+fn fire_due_timers(op: &mut dyn StreamOperator, out: &mut Output) -> Result<(), TaskFailure> {
+    if let Some(t) = op.next_processing_timer() {
+        let now = crate::clock::epoch_ms();
+        if t <= now {
+            op.on_processing_time(now, out)?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// Waits for the next event on one of the `readable` inputs, or until the
+/// next processing-time timer is due (`None`).
+fn next_event(
+    op: &dyn StreamOperator,
+    inputs: &[ChannelReceiver],
+    readable: &[usize],
+) -> Option<(usize, Result<Event, crossbeam_channel::RecvError>)> {
+    let mut sel = Select::new();
+    for &i in readable {
+        sel.recv(&inputs[i]);
+    }
+    let ready = match op.next_processing_timer() {
+        Some(t) => {
+            let wait = t.saturating_sub(crate::clock::epoch_ms()).max(0) as u64;
+            sel.select_timeout(Duration::from_millis(wait)).ok()?
+        }
+        None => sel.select(),
+    };
+    let i = readable[ready.index()];
+    Some((i, ready.recv(&inputs[i])))
+}
+
+/// Hands a batch to the operator (its second input if `second`).
+fn process_batch(
+    op: &mut dyn StreamOperator,
+    out: &mut Output,
+    metrics: &TaskMetrics,
+    is_sink: bool,
+    second: bool,
+    b: Batch,
+) -> Result<(), TaskFailure> {
+    metrics.add_in(b.len);
+    if is_sink && b.len > 0 {
+        metrics.mark_first_record();
+    }
+    let start = Instant::now();
+    if second {
+        op.process_second(b, out)?;
+    } else {
+        op.process(b, out)?;
+    }
+    out.flush()?;
+    metrics.add_busy(start.elapsed());
     Ok(())
 }
 

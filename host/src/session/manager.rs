@@ -2,125 +2,26 @@
 //! threads of its own in this process, watched and cancelled from the API,
 //! recorded in the [`JobStore`] so that they survive a crash of the server.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use bytes::Bytes;
-use serde_json::Value;
 
 use super::bundles::BundleStore;
+use super::entry::{JobEntry, Status};
 use super::error::SessionError;
+use super::launcher::Launcher;
 use super::model::{JobState, SubmitRequest};
 use super::roots::Roots;
 use super::store::{JOB_RECORD_VERSION, JobRecord, JobStore};
+use crate::checkpoint::recovery::completed_in;
 use crate::checkpoint::restore::RestorePoint;
-use crate::checkpoint::storage::{CheckpointStorage, completed_in, new_job_id};
+use crate::checkpoint::retention::{JobEnd, discard_on_end, newest_intact};
+use crate::checkpoint::storage::{CheckpointStorage, new_job_id};
 use crate::clock::epoch_ms;
-use crate::config::Retention;
 use crate::config::{Config, canonical_key};
 use crate::runtime::{JobControl, JobError, RunOptions, run_job};
 use crate::spec::graph::{JobGraph, NodeKind};
 use crate::spec::{JobSpec, SpecFormat, validate};
-
-/// A job the server knows.
-#[derive(Debug)]
-pub struct JobEntry {
-    /// The job id (also the name of its checkpoint folder).
-    pub id: String,
-    /// The validated graph.
-    pub graph: JobGraph,
-    /// Cancels it and shows its live counters.
-    pub control: Arc<JobControl>,
-    /// Ids of the bundles it uses.
-    pub bundles: Vec<String>,
-    /// When it was submitted (ms since the Unix epoch).
-    pub start_time: i64,
-    /// What the store keeps of it; `None` for a job the server does not
-    /// own (the one `weir run` serves).
-    record: Mutex<Option<JobRecord>>,
-    status: Mutex<Status>,
-    /// Answers rendered recently, by kind, reused while fresh.
-    rendered: Mutex<HashMap<&'static str, (Instant, Bytes)>>,
-}
-
-#[derive(Debug, Clone)]
-struct Status {
-    state: JobState,
-    end_time: Option<i64>,
-    /// (ms since the Unix epoch, message).
-    exceptions: Vec<(i64, String)>,
-}
-
-impl JobEntry {
-    /// The current state, end time and exceptions.
-    pub fn status(&self) -> (JobState, Option<i64>, Vec<(i64, String)>) {
-        let s = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        (s.state, s.end_time, s.exceptions.clone())
-    }
-
-    /// The JSON answer `what` about this job: rendered by `render` at most
-    /// once per `ttl` and shared by the requests in between, so that many
-    /// clients polling a job cost little more than one.
-    pub fn rendered(
-        &self,
-        what: &'static str,
-        ttl: Duration,
-        render: impl FnOnce() -> Value,
-    ) -> Bytes {
-        let encode = |v: Value| Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
-        if ttl.is_zero() {
-            return encode(render());
-        }
-        // Held while rendering, so a crowd of requests renders once.
-        let mut cache = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, bytes)) = cache.get(what)
-            && at.elapsed() < ttl
-        {
-            return bytes.clone();
-        }
-        let bytes = encode(render());
-        cache.insert(what, (Instant::now(), bytes.clone()));
-        bytes
-    }
-
-    /// Whether its tasks are running.
-    pub fn is_running(&self) -> bool {
-        matches!(self.status().0, JobState::Running | JobState::Cancelling)
-    }
-
-    /// Sets its state (and end time and exception), then writes its record
-    /// if it has one.
-    fn set_state(
-        &self,
-        store: Option<&JobStore>,
-        state: JobState,
-        exception: Option<String>,
-    ) -> Result<(), SessionError> {
-        let snapshot = {
-            let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
-            s.state = state;
-            if state.is_terminal() {
-                s.end_time = Some(epoch_ms());
-            }
-            if let Some(e) = exception {
-                s.exceptions.push((epoch_ms(), e));
-            }
-            s.clone()
-        };
-        let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
-        if let (Some(store), Some(r)) = (store, record.as_mut()) {
-            r.state = snapshot.state;
-            r.end_time = snapshot.end_time;
-            r.exceptions = snapshot.exceptions;
-            store
-                .save(r)
-                .map_err(|e| SessionError::internal("cannot record the job's state", e))?;
-        }
-        Ok(())
-    }
-}
 
 /// Config keys a submitted job may not set: the server owns them.
 const SERVER_KEYS: &[&str] = &[
@@ -174,62 +75,38 @@ impl JobManager {
         let mut job = request.job.clone();
         // Resolve bundle references before validation, so that a missing
         // one is reported with its field like any other spec error.
-        let mut used = Vec::new();
-        if let Some(ops) = job.get_mut("operators").and_then(|o| o.as_array_mut()) {
-            for (i, op) in ops.iter_mut().enumerate() {
-                let Some(reference) = op.get("wasm").and_then(|w| w.as_str()).map(str::to_owned)
-                else {
-                    continue;
-                };
-                let bundle = bundles.find(&reference).ok_or_else(|| {
-                    bad(format!(
-                        "operators[{i}].wasm: unknown operator bundle {reference:?} (upload it first)"
-                    ))
-                })?;
-                if let Some(r) = recorded.job["operators"][i].get_mut("wasm") {
-                    *r = serde_json::Value::String(format!("sha256:{}", bundle.id));
-                }
-                used.push(bundle.id.clone());
-                op["wasm"] = serde_json::Value::String(bundles.path(&bundle).display().to_string());
-            }
-        }
-        for (node, p) in &request.parallelism_overrides {
-            let found = job
-                .as_object_mut()
-                .into_iter()
-                .flat_map(|o| o.iter_mut())
-                .filter(|(k, _)| matches!(k.as_str(), "sources" | "operators" | "sinks"))
-                .filter_map(|(_, v)| v.as_array_mut())
-                .flat_map(|nodes| nodes.iter_mut())
-                .find(|n| n.get("id").and_then(|i| i.as_str()) == Some(node.as_str()));
-            match found {
-                Some(n) => n["parallelism"] = serde_json::json!(p),
-                None => {
-                    return Err(bad(format!(
-                        "parallelismOverrides.{node}: the job has no node {node:?}"
-                    )));
-                }
-            }
-        }
+        let used = resolve_bundles(&mut job, &mut recorded.job, bundles).map_err(bad)?;
+        override_parallelism(&mut job, &request.parallelism_overrides).map_err(bad)?;
         let text = serde_json::to_string(&job).map_err(|e| bad(format!("job: {e}")))?;
         let mut spec = JobSpec::parse(&text, SpecFormat::Json).map_err(|e| bad(e.to_string()))?;
-        for key in spec.config.keys() {
-            let key = canonical_key(key);
-            if SERVER_KEYS.contains(&key)
-                || key.starts_with("weir.server.")
-                || key.starts_with("rest.")
-            {
-                return Err(bad(format!(
-                    "config.{key}: set by the server, not by a submitted job"
-                )));
-            }
+        if let Some(key) = spec.config.keys().map(|k| canonical_key(k)).find(|k| {
+            SERVER_KEYS.contains(k) || k.starts_with("weir.server.") || k.starts_with("rest.")
+        }) {
+            return Err(bad(format!(
+                "config.{key}: set by the server, not by a submitted job"
+            )));
         }
+        self.resolve_paths(&mut spec).map_err(bad)?;
+        let mut config = self.config.clone();
+        if let Some(p) = request.parallelism {
+            config
+                .set("parallelism.default", &p.to_string())
+                .map_err(|e| bad(format!("parallelism: {e}")))?;
+        }
+        let files = &self.roots.files;
+        let graph =
+            validate(&spec, &config, &files.path, &files.path).map_err(|e| bad(e.to_string()))?;
+        Ok((graph, recorded, used))
+    }
+
+    /// Resolves the source and sink paths of `spec` under the files root.
+    fn resolve_paths(&self, spec: &mut JobSpec) -> Result<(), String> {
         let files = &self.roots.files;
         let resolve = |field: String, p: &str| {
             files
                 .resolve(p)
                 .map(|p| p.display().to_string())
-                .map_err(|e| bad(format!("{field}: {e}")))
+                .map_err(|e| format!("{field}: {e}"))
         };
         for (i, source) in spec.sources.iter_mut().enumerate() {
             if let Some(p) = &source.path {
@@ -246,15 +123,7 @@ impl JobManager {
                 sink.path = Some(resolve(format!("sinks[{i}].path"), p)?);
             }
         }
-        let mut config = self.config.clone();
-        if let Some(p) = request.parallelism {
-            config
-                .set("parallelism.default", &p.to_string())
-                .map_err(|e| bad(format!("parallelism: {e}")))?;
-        }
-        let graph =
-            validate(&spec, &config, &files.path, &files.path).map_err(|e| bad(e.to_string()))?;
-        Ok((graph, recorded, used))
+        Ok(())
     }
 
     /// Opens the checkpoint a request names, checked against `graph`.
@@ -448,13 +317,22 @@ impl JobManager {
     /// The newest retained checkpoint of job `id` whose files are intact.
     fn latest_checkpoint(&self, graph: &JobGraph, id: &str) -> Option<RestorePoint> {
         let dir = graph.base_dir.join(&graph.config.checkpoint.dir).join(id);
-        for (n, path) in completed_in(&dir) {
-            match RestorePoint::open(&path).and_then(|r| r.verify().map(|()| r)) {
-                Ok(r) => return Some(r),
-                Err(e) => tracing::error!("job {id}: checkpoint {n} is not usable ({e})"),
+        let mut oldest_first = completed_in(&dir);
+        oldest_first.reverse();
+        let mut usable = None;
+        newest_intact(&oldest_first, |(n, path)| {
+            match RestorePoint::open(path).and_then(|r| r.verify().map(|()| r)) {
+                Ok(r) => {
+                    usable = Some(r);
+                    true
+                }
+                Err(e) => {
+                    tracing::error!("job {id}: checkpoint {n} is not usable ({e})");
+                    false
+                }
             }
-        }
-        None
+        });
+        usable
     }
 
     /// Registers a job this process runs by other means (`weir run`), so
@@ -522,54 +400,69 @@ impl JobManager {
     }
 }
 
-type Launch = (String, Box<dyn FnOnce() + Send>);
-
-/// Starts job threads from a thread of normal CPU priority. A thread
-/// inherits its creator's priority, and the API's threads run at a lower
-/// one (`weir.server.api-nice`) that jobs must not get.
-#[derive(Debug)]
-struct Launcher {
-    tx: Mutex<std::sync::mpsc::Sender<Launch>>,
-}
-
-impl Launcher {
-    /// Starts the launcher thread (from the caller's priority).
-    fn new() -> Self {
-        let (tx, rx) = std::sync::mpsc::channel::<Launch>();
-        let spawned = std::thread::Builder::new()
-            .name("job-launcher".into())
-            .spawn(move || {
-                for (name, f) in rx {
-                    if let Err(e) = std::thread::Builder::new().name(name).spawn(f) {
-                        tracing::error!("cannot start a job thread: {e}");
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!("cannot start the job launcher: {e}");
+/// Points the operators of `job` at their stored bundles, and the recorded
+/// request at the bundles' ids; returns the ids used.
+fn resolve_bundles(
+    job: &mut serde_json::Value,
+    recorded: &mut serde_json::Value,
+    bundles: &BundleStore,
+) -> Result<Vec<String>, String> {
+    let mut used = Vec::new();
+    let Some(ops) = job.get_mut("operators").and_then(|o| o.as_array_mut()) else {
+        return Ok(used);
+    };
+    for (i, op) in ops.iter_mut().enumerate() {
+        let Some(reference) = op.get("wasm").and_then(|w| w.as_str()).map(str::to_owned) else {
+            continue;
+        };
+        let bundle = bundles.find(&reference).ok_or_else(|| {
+            format!("operators[{i}].wasm: unknown operator bundle {reference:?} (upload it first)")
+        })?;
+        if let Some(r) = recorded["operators"][i].get_mut("wasm") {
+            *r = serde_json::Value::String(format!("sha256:{}", bundle.id));
         }
-        Launcher { tx: Mutex::new(tx) }
+        used.push(bundle.id.clone());
+        op["wasm"] = serde_json::Value::String(bundles.path(&bundle).display().to_string());
     }
-
-    /// Runs `f` on a new thread named `name`.
-    fn launch(&self, name: String, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
-        self.tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send((name, Box::new(f)))
-            .map_err(|_| "the job launcher has stopped".to_owned())
-    }
+    Ok(used)
 }
 
-/// Deletes an ended job's checkpoints as its retention policy says: a
-/// finished job's always (as Flink does), a cancelled or failed job's
-/// unless they are retained on cancellation.
+/// Sets the parallelism of single nodes of `job`, by node id.
+fn override_parallelism(
+    job: &mut serde_json::Value,
+    overrides: &BTreeMap<String, u32>,
+) -> Result<(), String> {
+    for (node, p) in overrides {
+        let found = job
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.iter_mut())
+            .filter(|(k, _)| matches!(k.as_str(), "sources" | "operators" | "sinks"))
+            .filter_map(|(_, v)| v.as_array_mut())
+            .flat_map(|nodes| nodes.iter_mut())
+            .find(|n| n.get("id").and_then(|i| i.as_str()) == Some(node.as_str()));
+        match found {
+            Some(n) => n["parallelism"] = serde_json::json!(p),
+            None => {
+                return Err(format!(
+                    "parallelismOverrides.{node}: the job has no node {node:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes an ended job's checkpoints as its retention policy says (the
+/// same decision `weir run` makes, [`discard_on_end`]).
 fn discard_checkpoints(graph: &JobGraph, id: &str, state: JobState) {
     let cp = &graph.config.checkpoint;
-    if cp.interval.is_none()
-        || (state != JobState::Finished && cp.retention == Retention::RetainOnCancellation)
-        || state == JobState::Failed
-    {
+    let end = match state {
+        JobState::Finished => JobEnd::Finished,
+        JobState::Canceled | JobState::Cancelling => JobEnd::Cancelled,
+        JobState::Failed | JobState::Running => JobEnd::Failed,
+    };
+    if cp.interval.is_none() || !discard_on_end(cp.retention, end) {
         return;
     }
     let dir: PathBuf = graph.base_dir.join(&cp.dir);

@@ -9,15 +9,18 @@
 //! [`JobManager::submit`].
 
 mod bundles;
+mod entry;
 mod error;
+mod launcher;
 mod manager;
 mod model;
 mod roots;
 mod store;
 
 pub use bundles::{Bundle, BundleStore};
+pub use entry::JobEntry;
 pub use error::SessionError;
-pub use manager::{JobEntry, JobManager, node_kind};
+pub use manager::{JobManager, node_kind};
 pub use model::{JobState, SubmitRequest};
 pub use roots::{Root, Roots};
 pub use store::{JOB_RECORD_VERSION, JobRecord, JobStore, StoreError};

@@ -1,0 +1,332 @@
+//! What a starting job does with its checkpoint folder: locks it for the
+//! run, removes what a crash left (unfinished checkpoints, checkpoints
+//! beyond the retained number, shared files no retained checkpoint uses)
+//! and finds the retained checkpoints; and the same sweep of other job
+//! folders nobody holds.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::fs::{StorageError, io_err, sync_dir};
+use super::layout::{CheckpointLayout, is_job_folder_name, metadata_in, parse_checkpoint_folder};
+use super::metadata::CheckpointMetadata;
+use super::retention::{self, Removal};
+use super::shared::SharedFiles;
+use super::storage::CheckpointStorage;
+
+impl CheckpointStorage {
+    /// Brings the job's folder in line with its retained checkpoints at
+    /// start (after a crash or a restart): removes unfinished checkpoint
+    /// folders (no `_metadata`), completed ones beyond the newest
+    /// `num_retained`, and, when `keep` (a checkpoint of this folder being
+    /// restored) is given, every one newer than it; then every shared file
+    /// none of the retained ones uses. A `_metadata` that cannot be read is
+    /// left alone, and then no shared file is deleted (it may use them).
+    pub fn recover(&self, num_retained: u32, keep: Option<u64>) -> Recovered {
+        let mut out = Recovered::default();
+        let CheckpointStorage::Filesystem { job_dir, shared } = self else {
+            return out;
+        };
+        let mut complete = Vec::new();
+        let mut unreadable = false;
+        for entry in std::fs::read_dir(job_dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(parse_checkpoint_folder) else {
+                continue;
+            };
+            out.highest_id = out.highest_id.max(id);
+            let dir = entry.path();
+            let meta = metadata_in(&dir);
+            if !meta.is_file() {
+                tracing::info!("removing unfinished checkpoint {}", dir.display());
+                remove_checkpoint_folder(&dir);
+                continue;
+            }
+            match std::fs::read(&meta)
+                .map_err(|e| e.to_string())
+                .and_then(|b| CheckpointMetadata::decode(&b).map_err(|e| e.to_string()))
+            {
+                Ok(m) => complete.push((id, m, dir)),
+                Err(e) => {
+                    tracing::warn!("{}: {e}; left alone", meta.display());
+                    unreadable = true;
+                }
+            }
+        }
+        complete.sort_by_key(|c| c.0);
+        let ids: Vec<u64> = complete.iter().map(|c| c.0).collect();
+        let (_, removed) = retention::on_start(&ids, num_retained, keep);
+        for (id, m, dir) in complete {
+            match removed.iter().find(|r| r.0 == id) {
+                Some((_, Removal::NewerThanRestored)) => {
+                    tracing::info!("removing checkpoint {id}, newer than the one restored");
+                    remove_checkpoint_folder(&dir);
+                }
+                Some((_, Removal::BeyondRetained)) => {
+                    tracing::info!(
+                        "removing checkpoint {} beyond the retained count",
+                        dir.display()
+                    );
+                    remove_checkpoint_folder(&dir);
+                }
+                None => out.retained.push((m, dir.display().to_string())),
+            }
+        }
+        let metas: Vec<CheckpointMetadata> = out.retained.iter().map(|(m, _)| m.clone()).collect();
+        shared.recover(&metas, !unreadable);
+        out
+    }
+
+    /// `<state.checkpoints.dir>/<job-id>` (filesystem storage).
+    pub fn job_dir(&self) -> Option<&Path> {
+        match self {
+            CheckpointStorage::Filesystem { job_dir, .. } => Some(job_dir),
+            CheckpointStorage::Memory { .. } => None,
+        }
+    }
+
+    /// The shared files of the job (filesystem storage).
+    pub fn shared(&self) -> Option<&SharedFiles> {
+        match self {
+            CheckpointStorage::Filesystem { shared, .. } => Some(shared),
+            CheckpointStorage::Memory { .. } => None,
+        }
+    }
+}
+
+/// What [`CheckpointStorage::recover`] found.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// The retained checkpoints, oldest first, with their paths.
+    pub retained: Vec<(CheckpointMetadata, String)>,
+    /// The highest `chk-<n>` id in the folder, readable or not: new
+    /// checkpoints must come after it.
+    pub highest_id: u64,
+}
+
+/// Removes a checkpoint folder, `_metadata` first (made durable), so that
+/// no crash leaves a `_metadata` whose files are gone. Shared files are
+/// released separately.
+fn remove_checkpoint_folder(dir: &Path) {
+    let meta = metadata_in(&dir);
+    if std::fs::remove_file(&meta).is_ok()
+        && let Err(e) = sync_dir(dir)
+    {
+        tracing::warn!("{e}");
+    }
+    if let Err(e) = std::fs::remove_dir_all(dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot remove {}: {e}", dir.display());
+    }
+}
+
+/// How long a starting job waits for its folder's lock.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The lock a running job holds on its checkpoint folder, released when
+/// dropped (or when its process dies).
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: File,
+}
+
+/// Locks `job_dir` for this process; `None` if another process holds it.
+fn try_lock_folder(job_dir: &Path) -> Result<Option<FolderLock>, StorageError> {
+    let p = CheckpointLayout::of_job_dir(job_dir).lock_file();
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| io_err(&p, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(FolderLock { _file: f })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err(&p, e)),
+    }
+}
+
+impl CheckpointStorage {
+    /// Locks the job's checkpoint folder for the run of the job, so that
+    /// no other process writes or sweeps it meanwhile.
+    /// A sweep by another starting job holds the lock for a moment, so a
+    /// busy lock is tried again for a while before it is an error.
+    pub fn lock(&self) -> Result<Option<FolderLock>, StorageError> {
+        let Some(job_dir) = self.job_dir() else {
+            return Ok(None);
+        };
+        let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+        loop {
+            if let Some(lock) = try_lock_folder(job_dir)? {
+                return Ok(Some(lock));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(StorageError {
+                    path: job_dir.display().to_string(),
+                    message:
+                        "the checkpoint folder is in use by another process running the same job"
+                            .into(),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Removes what a crash left in another job's checkpoint folder
+/// `job_dir` (unfinished checkpoints, shared files no completed checkpoint
+/// uses) and keeps all its completed checkpoints; does nothing while a
+/// process runs that job.
+pub fn sweep_folder(job_dir: &Path) {
+    let Ok(Some(_lock)) = try_lock_folder(job_dir) else {
+        return;
+    };
+    let storage = CheckpointStorage::Filesystem {
+        job_dir: job_dir.to_path_buf(),
+        shared: Arc::new(SharedFiles::new(
+            CheckpointLayout::of_job_dir(&job_dir).shared(),
+        )),
+    };
+    storage.recover(u32::MAX, None);
+}
+
+/// [`sweep_folder`] for every job folder under `root`
+/// (`state.checkpoints.dir`) whose job is not running: what a crash left
+/// of a job that is never resumed is removed too.
+pub fn sweep_jobs(root: &Path) {
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let is_job = entry.file_name().to_str().is_some_and(is_job_folder_name);
+        if is_job
+            && CheckpointLayout::of_job_dir(&entry.path())
+                .shared()
+                .is_dir()
+        {
+            sweep_folder(&entry.path());
+        }
+    }
+}
+
+/// The completed checkpoints in a job folder (those with `_metadata`),
+/// newest first.
+pub fn completed_in(job_dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(job_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let id = parse_checkpoint_folder(name.to_str()?)?;
+            let p = e.path();
+            metadata_in(&p).is_file().then_some((id, p))
+        })
+        .collect();
+    found.sort_by_key(|b| std::cmp::Reverse(b.0));
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::layout::shared_reference;
+    use crate::checkpoint::metadata::{OperatorSnapshot, SubtaskState};
+    use crate::config::StorageKind;
+    use crate::state::incremental::{IncrementalHandle, StateFile};
+
+    /// A checkpoint `id` whose one subtask uses the shared files `names`.
+    fn checkpoint(storage: &CheckpointStorage, id: u64, names: &[&str]) {
+        let shared = names
+            .iter()
+            .map(|n| StateFile {
+                local: "1.sst".into(),
+                file: shared_reference(&n),
+                size: 1,
+                checksum: String::new(),
+            })
+            .collect();
+        let m = CheckpointMetadata {
+            job_id: "job".into(),
+            job_name: "job".into(),
+            checkpoint_id: id,
+            kind: "checkpoint".into(),
+            trigger_timestamp: 0,
+            completed_timestamp: 0,
+            duration_ms: 0.0,
+            state_size: 0,
+            checkpointed_size: 0,
+            max_parallelism: 128,
+            mode: "EXACTLY_ONCE".into(),
+            backend: "rocksdb".into(),
+            is_final: false,
+            operators: vec![OperatorSnapshot {
+                uid: "op".into(),
+                node: "op".into(),
+                parallelism: 1,
+                subtasks: vec![SubtaskState {
+                    subtask: 0,
+                    keyed: None,
+                    incremental: Some(IncrementalHandle {
+                        key_group_range: (0, 127),
+                        instance: "i".into(),
+                        entries: 1,
+                        shared,
+                        private: Vec::new(),
+                    }),
+                    operator_state: Vec::new(),
+                    sync_ms: 0.0,
+                    async_ms: 0.0,
+                    alignment_ms: 0.0,
+                }],
+            }],
+        };
+        let bytes = m.encode().expect("encode");
+        storage.write_metadata(id, &bytes).expect("write");
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .expect("list")
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn recovery_keeps_what_retained_checkpoints_use_and_ids_move_past_every_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage =
+            CheckpointStorage::new(StorageKind::Filesystem, dir.path(), "job").expect("storage");
+        let job = dir.path().join("job");
+        for f in ["a.sst", "b.sst", "c.sst", "orphan.sst"] {
+            std::fs::write(job.join("shared").join(f), b"x").expect("write");
+        }
+        checkpoint(&storage, 3, &["a.sst"]);
+        checkpoint(&storage, 4, &["a.sst", "b.sst"]);
+        checkpoint(&storage, 5, &["c.sst", "../../outside"]);
+        std::fs::write(dir.path().join("outside"), b"keep me").expect("write");
+        std::fs::create_dir_all(job.join("chk-6")).expect("unfinished");
+        // Restoring chk-4 of this folder: chk-5 is newer and goes, chk-3 is
+        // beyond num-retained 1, the unfinished chk-6 goes; shared files
+        // only the gone ones used are deleted; the hostile name is never
+        // followed out of shared/.
+        let r = storage.recover(1, Some(4));
+        assert_eq!(r.highest_id, 6, "new ids start after every folder");
+        let ids: Vec<u64> = r.retained.iter().map(|(m, _)| m.checkpoint_id).collect();
+        assert_eq!(ids, vec![4]);
+        assert_eq!(names(&job), vec!["chk-4", "shared", "taskowned"]);
+        assert_eq!(names(&job.join("shared")), vec!["a.sst", "b.sst"]);
+        assert!(dir.path().join("outside").exists());
+        // A _metadata that cannot be read may use any shared file: none is
+        // deleted while it is there.
+        std::fs::write(job.join("shared").join("orphan.sst"), b"x").expect("write");
+        std::fs::create_dir_all(job.join("chk-9")).expect("mkdir");
+        std::fs::write(job.join("chk-9").join("_metadata"), b"garbage").expect("write");
+        let r = storage.recover(1, None);
+        assert_eq!(r.highest_id, 9);
+        assert!(job.join("shared").join("orphan.sst").exists());
+        assert!(job.join("chk-9").exists(), "left alone");
+    }
+}

@@ -1,0 +1,115 @@
+//! A job the session knows: its graph, its control, its state and how it
+//! ended, the record the store keeps of it, and a cache of its rendered
+//! detail for the API.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::error::SessionError;
+use super::model::JobState;
+use super::store::{JobRecord, JobStore};
+use crate::clock::epoch_ms;
+use crate::runtime::JobControl;
+use crate::spec::graph::JobGraph;
+
+/// A job the server knows.
+#[derive(Debug)]
+pub struct JobEntry {
+    /// The job id (also the name of its checkpoint folder).
+    pub id: String,
+    /// The validated graph.
+    pub graph: JobGraph,
+    /// Cancels it and shows its live counters.
+    pub control: Arc<JobControl>,
+    /// Ids of the bundles it uses.
+    pub bundles: Vec<String>,
+    /// When it was submitted (ms since the Unix epoch).
+    pub start_time: i64,
+    /// What the store keeps of it; `None` for a job the server does not
+    /// own (the one `weir run` serves).
+    pub(super) record: Mutex<Option<JobRecord>>,
+    pub(super) status: Mutex<Status>,
+    /// Answers rendered recently, by kind, reused while fresh.
+    pub(super) rendered: Mutex<HashMap<&'static str, (Instant, Bytes)>>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Status {
+    pub(super) state: JobState,
+    pub(super) end_time: Option<i64>,
+    /// (ms since the Unix epoch, message).
+    pub(super) exceptions: Vec<(i64, String)>,
+}
+
+impl JobEntry {
+    /// The current state, end time and exceptions.
+    pub fn status(&self) -> (JobState, Option<i64>, Vec<(i64, String)>) {
+        let s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        (s.state, s.end_time, s.exceptions.clone())
+    }
+
+    /// The JSON answer `what` about this job: rendered by `render` at most
+    /// once per `ttl` and shared by the requests in between, so that many
+    /// clients polling a job cost little more than one.
+    pub fn rendered(
+        &self,
+        what: &'static str,
+        ttl: Duration,
+        render: impl FnOnce() -> Value,
+    ) -> Bytes {
+        let encode = |v: Value| Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+        if ttl.is_zero() {
+            return encode(render());
+        }
+        // Held while rendering, so a crowd of requests renders once.
+        let mut cache = self.rendered.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, bytes)) = cache.get(what)
+            && at.elapsed() < ttl
+        {
+            return bytes.clone();
+        }
+        let bytes = encode(render());
+        cache.insert(what, (Instant::now(), bytes.clone()));
+        bytes
+    }
+
+    /// Whether its tasks are running.
+    pub fn is_running(&self) -> bool {
+        matches!(self.status().0, JobState::Running | JobState::Cancelling)
+    }
+
+    /// Sets its state (and end time and exception), then writes its record
+    /// if it has one.
+    pub(super) fn set_state(
+        &self,
+        store: Option<&JobStore>,
+        state: JobState,
+        exception: Option<String>,
+    ) -> Result<(), SessionError> {
+        let snapshot = {
+            let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            s.state = state;
+            if state.is_terminal() {
+                s.end_time = Some(epoch_ms());
+            }
+            if let Some(e) = exception {
+                s.exceptions.push((epoch_ms(), e));
+            }
+            s.clone()
+        };
+        let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(store), Some(r)) = (store, record.as_mut()) {
+            r.state = snapshot.state;
+            r.end_time = snapshot.end_time;
+            r.exceptions = snapshot.exceptions;
+            store
+                .save(r)
+                .map_err(|e| SessionError::internal("cannot record the job's state", e))?;
+        }
+        Ok(())
+    }
+}
