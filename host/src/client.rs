@@ -194,7 +194,7 @@ impl Client {
 fn read_spec(job: &Path) -> anyhow::Result<Value> {
     let text =
         std::fs::read_to_string(job).with_context(|| format!("cannot read {}", job.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("{} is not YAML or JSON", job.display()))
+    serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not YAML or JSON", job.display()))
 }
 
 /// Percent-encodes a path segment or query value.

@@ -2,8 +2,7 @@
 //! a socket (tower's `oneshot`), and the whole path over a real socket
 //! against a `weir serve` process.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -314,7 +313,7 @@ fn jobs_are_submitted_inspected_and_cancelled() {
     });
 }
 
-/// A minimal HTTP/1.1 client: one request, `Connection: close`; the status
+/// One request to the server on `port` with the test token; the status
 /// and the body as JSON.
 pub(crate) fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
     let (status, text) = http_text(port, method, path, body);
@@ -323,23 +322,40 @@ pub(crate) fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Va
 
 /// The same, with the body as text.
 pub(crate) fn http_text(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("write");
-    s.write_all(body).expect("write");
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).expect("read");
-    let text = String::from_utf8_lossy(&resp);
-    let status: u16 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_owned())
+    request(
+        &format!("127.0.0.1:{port}"),
+        Some(TOKEN),
+        method,
+        path,
+        body,
+    )
+}
+
+/// One request over a real connection (ureq) to `addr` (`host:port`),
+/// with the bearer token if given; the status and the body as text.
+pub(crate) fn request(
+    addr: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut req = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req.body(body.to_vec()).expect("request");
+    let mut resp = agent.run(req).expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, text)
 }
 
 pub(crate) struct Server(pub(crate) Child);

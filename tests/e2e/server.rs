@@ -3,8 +3,7 @@
 //! checkpoint configuration and manual triggers, restores from a named
 //! checkpoint, multipart uploads, and the API `weir run` serves.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -12,8 +11,8 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::api::{
-    TOKEN, app, call, cancel, count_job, error_text, get, http, runtime, start_server, submit,
-    upload_count,
+    TOKEN, app, call, cancel, count_job, error_text, get, http, request, runtime, start_server,
+    submit, upload_count,
 };
 use crate::checkpoints::{expected, sorted_output};
 use crate::common::{tempdir, weir};
@@ -387,40 +386,20 @@ fn weir_run_serves_the_api_for_its_job_while_it_runs() {
         .next()
         .expect("token")
         .trim_end_matches(')');
-    let request = |method: &str, path: &str| {
-        let mut s = TcpStream::connect(addr).expect("connect");
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .expect("write");
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).expect("read");
-        resp
-    };
+    let send = |method: &str, path: &str| request(addr, Some(token), method, path, b"");
     let path = format!("/{path}");
-    let resp = wait_for(30, "records in the job detail", || {
-        let r = request("GET", &path);
-        r.contains("\"read-records\":").then_some(r)
+    let (status, resp) = wait_for(30, "records in the job detail", || {
+        let r = send("GET", &path);
+        r.1.contains("\"read-records\":").then_some(r)
     });
-    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert_eq!(status, 200, "{resp}");
     assert!(resp.contains("\"state\":\"RUNNING\""), "{resp}");
     assert!(resp.contains("\"name\":\"local-api\""), "{resp}");
-    let unauthorized = {
-        let mut s = TcpStream::connect(addr).expect("connect");
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .expect("write");
-        let mut r = String::new();
-        s.read_to_string(&mut r).expect("read");
-        r
-    };
-    assert!(unauthorized.starts_with("HTTP/1.1 401"), "{unauthorized}");
+    let (unauthorized, body) = request(addr, None, "GET", &path, b"");
+    assert_eq!(unauthorized, 401, "{body}");
     // Cancelling over the API ends the process.
-    let resp = request("PATCH", &format!("{path}?mode=cancel"));
-    assert!(resp.starts_with("HTTP/1.1 202"), "{resp}");
+    let (status, resp) = send("PATCH", &format!("{path}?mode=cancel"));
+    assert_eq!(status, 202, "{resp}");
     let status = wait_for(30, "weir run to exit", || child.try_wait().expect("poll"));
     assert!(!status.success(), "a cancelled job is not a success");
 }

@@ -8,19 +8,46 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// (constant name, package name) of each guest.
-const GUESTS: &[(&str, &str)] = &[
-    ("TOKENIZE", "tokenize"),
-    ("COUNT", "count"),
-    ("WINDOW_SUM", "window-sum"),
-    ("FILTER", "filter"),
-    ("ENRICH", "enrich"),
-    ("HOSTILE", "hostile"),
-    ("MISSING_EXPORT", "missing-export"),
-    ("STATE_KINDS", "state-kinds"),
-    ("SLEEPER", "sleeper"),
-    ("SUBTASK_COUNT", "subtask-count"),
-];
+/// The guests of `guests.txt` (one workspace folder per line): their
+/// folders, checked against the crates found under `operators/` and
+/// `tests/guests/`, so that the list and the workspace cannot drift apart.
+fn guests(root: &Path) -> Vec<String> {
+    let list = root.join("guests.txt");
+    let text = std::fs::read_to_string(&list).expect("cannot read guests.txt");
+    let listed: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    let mut found = Vec::new();
+    for parent in ["operators", "tests/guests"] {
+        for e in std::fs::read_dir(root.join(parent))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.path().join("Cargo.toml").is_file() {
+                found.push(format!("{parent}/{}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    let mut sorted = listed.clone();
+    sorted.sort();
+    found.sort();
+    assert_eq!(
+        sorted, found,
+        "guests.txt must list exactly the guest crates under operators/ and tests/guests/"
+    );
+    listed
+}
+
+/// The package name of a guest folder, and the constant naming its path.
+fn names(dir: &str) -> (String, String) {
+    let package = dir.rsplit('/').next().unwrap_or(dir).to_owned();
+    let constant = package.to_ascii_uppercase().replace('-', "_");
+    (package, constant)
+}
 
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
@@ -29,17 +56,11 @@ fn main() {
         .nth(2)
         .expect("tests/guests lies two levels below the workspace root")
         .to_path_buf();
-    for dir in [
-        "wit",
-        "wire",
-        "guest-sdk",
-        "operators",
-        "tests/guests/hostile",
-        "tests/guests/missing-export",
-        "tests/guests/state-kinds",
-        "tests/guests/sleeper",
-        "tests/guests/subtask-count",
-    ] {
+    let guests = guests(&root);
+    for dir in ["wit", "wire", "guest-sdk", "operators", "guests.txt"]
+        .into_iter()
+        .chain(guests.iter().map(String::as_str))
+    {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!(
@@ -59,8 +80,8 @@ fn main() {
         .args(["build", "--profile", "guest", "--target", "wasm32-wasip2"])
         .arg("--target-dir")
         .arg(&target_dir);
-    for (_, package) in GUESTS {
-        cmd.args(["-p", package]);
+    for dir in &guests {
+        cmd.args(["-p", &names(dir).0]);
     }
     // The outer build's settings must not leak into the guest build.
     for var in [
@@ -83,7 +104,8 @@ fn main() {
 
     let wasm_dir = target_dir.join("wasm32-wasip2").join("guest");
     let mut code = String::new();
-    for (name, package) in GUESTS {
+    for dir in &guests {
+        let (package, name) = names(dir);
         let file = wasm_dir.join(format!("{}.wasm", package.replace('-', "_")));
         assert!(
             file.exists(),

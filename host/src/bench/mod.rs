@@ -22,10 +22,11 @@ use serde::{Deserialize, Serialize};
 pub mod api;
 pub mod backends;
 pub mod checkpointing;
+pub mod native;
 
 use crate::config::Config;
 use crate::runtime::{JobControl, RunOptions, run_job};
-use crate::spec::graph::{Edge, JobGraph, NativeOperator, Node, NodeKind};
+use crate::spec::graph::{Edge, JobGraph, Node, NodeKind};
 use crate::spec::{Partitioning, SinkSpec, SinkType, SourceSpec, SourceType};
 
 /// Arguments of `weir bench`.
@@ -132,7 +133,9 @@ pub fn keyed_count_graph(
         path: None,
     };
     let count = if native {
-        NodeKind::Native(NativeOperator::Count)
+        NodeKind::Native {
+            name: "count".into(),
+        }
     } else {
         NodeKind::Operator {
             wasm: args.wasm.clone(),
@@ -329,7 +332,11 @@ fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
     let mut checkpoints = Vec::new();
     for _ in 0..args.runs.max(1) {
         let control = JobControl::default();
-        let summary = run_job(&graph, &RunOptions::default(), &control)?;
+        let options = RunOptions {
+            native: Some(std::sync::Arc::new(native::BenchOperators)),
+            ..RunOptions::default()
+        };
+        let summary = run_job(&graph, &options, &control)?;
         checkpoints.extend(summary.checkpoints.iter().filter(|c| !c.is_final).cloned());
         let counted = summary.node("count").map_or(0, |n| n.metrics.records_in);
         if counted != args.records {

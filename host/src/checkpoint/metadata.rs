@@ -181,32 +181,14 @@ mod hex_list {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(|b| {
-            b.iter()
-                .fold(String::with_capacity(b.len() * 2), |mut t, x| {
-                    t.push_str(&format!("{x:02x}"));
-                    t
-                })
-        }))
+        s.collect_seq(v.iter().map(hex::encode))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
         let items = Vec::<String>::deserialize(d)?;
         items
             .iter()
-            .map(|t| {
-                if t.len() % 2 != 0 {
-                    return Err(serde::de::Error::custom("odd-length hex"));
-                }
-                (0..t.len())
-                    .step_by(2)
-                    .map(|i| {
-                        t.get(i..i + 2)
-                            .and_then(|h| u8::from_str_radix(h, 16).ok())
-                            .ok_or_else(|| serde::de::Error::custom("bad hex"))
-                    })
-                    .collect()
-            })
+            .map(|t| hex::decode(t).map_err(|e| serde::de::Error::custom(format!("bad hex: {e}"))))
             .collect()
     }
 }

@@ -16,8 +16,8 @@ impl Config {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(&text).map_err(|e| file_err(e.to_string()))?;
+        let doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&text).map_err(|e| file_err(e.to_string()))?;
         let mut flat = BTreeMap::new();
         if !doc.is_null() {
             flatten("", &doc, &mut flat).map_err(file_err)?;
@@ -31,10 +31,10 @@ impl Config {
 
 fn flatten(
     prefix: &str,
-    v: &serde_yaml::Value,
+    v: &serde_yaml_ng::Value,
     out: &mut BTreeMap<String, String>,
 ) -> Result<(), String> {
-    use serde_yaml::Value;
+    use serde_yaml_ng::Value;
     match v {
         Value::Mapping(m) => {
             for (k, v) in m {

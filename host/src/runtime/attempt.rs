@@ -180,6 +180,7 @@ pub(super) fn run_attempt(
         hub: hub.clone(),
         restore,
         sinks: recover_sinks(graph, restore, hub.is_some())?,
+        native: job.options.native.clone(),
     };
     let metrics = node_metrics(graph, &plans);
     control.update_live(|l| l.metrics = metrics.clone());

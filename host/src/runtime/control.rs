@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::operator::NativeOperators;
 use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::stats::{CheckpointStats, FailedCheckpoint};
 use crate::clock::epoch_ms;
@@ -174,4 +175,7 @@ pub struct RunOptions {
     /// Leave the checkpoints when the job ends: the caller deletes them
     /// after it has recorded the end (the server).
     pub keep_checkpoints: bool,
+    /// The operators compiled into the host that `Native` nodes name
+    /// (the benchmarks').
+    pub native: Option<Arc<dyn NativeOperators>>,
 }

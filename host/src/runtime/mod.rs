@@ -32,7 +32,7 @@ pub use control::{
 };
 pub use error::{JobError, OutputError, TaskFailure};
 pub use job::{load_components, run_job};
-pub use operator::{NativeCount, StreamOperator};
+pub use operator::{NativeOperators, StreamOperator};
 pub use output::Output;
 pub use progress::{JobSummary, NodeSummary};
 pub use restart::{RestartDecision, RestartPolicy, RestartStrategy};

@@ -9,7 +9,7 @@ use super::checkpointing::TaskCheckpointing;
 use super::control::JobControl;
 use super::error::OutputError;
 use super::error::TaskFailure;
-use super::operator::{NativeCount, SinkTask, StreamOperator, WasmTask};
+use super::operator::{NativeOperators, SinkTask, StreamOperator, WasmTask};
 use super::output::{ChainedSink, EdgeOutput, Output};
 use super::plan::TaskPlan;
 use super::task;
@@ -23,7 +23,7 @@ use crate::metrics::TaskMetrics;
 use crate::sandbox::{LoadedComponent, Sandbox, WasmOperator};
 use crate::sink::{SinkError, SinkWriter, TransactionalSink, open_sink};
 use crate::source::open_source;
-use crate::spec::graph::{JobGraph, NativeOperator, NodeKind};
+use crate::spec::graph::{JobGraph, NodeKind};
 use crate::spec::{SinkSpec, SourceSpec};
 use crate::state::incremental::LocatedHandle;
 use crate::state::operator_state::redistribute;
@@ -39,6 +39,8 @@ pub(super) struct Attempt<'a> {
     /// Per node: the two-phase-commit side of a transactional sink (with
     /// checkpoints on) and the first transaction number its writers use.
     pub(super) sinks: Vec<Option<(Box<dyn TransactionalSink>, u64)>>,
+    /// The operators compiled into the host, for `Native` nodes.
+    pub(super) native: Option<Arc<dyn NativeOperators>>,
 }
 
 impl Attempt<'_> {
@@ -130,13 +132,14 @@ pub(super) fn run_task(
             let writer = attempt.open_sink(graph, spec, node, subtask)?;
             task.run(&mut SinkTask { writer }, true)
         }
-        NodeKind::Native(NativeOperator::Count) => {
-            let mut op = NativeCount::new(
-                HashMapBackend::new(task.key_groups()),
-                graph.max_parallelism,
-            )?;
-            task.restore_keyed(&mut op.backend)?;
-            task.run(&mut op, false)
+        NodeKind::Native { name } => {
+            let native = attempt.native.as_ref().ok_or_else(|| {
+                TaskFailure::Internal(format!("no native operator {name:?} in this process"))
+            })?;
+            let mut restore = |b: &mut dyn KeyedStateBackend| task.restore_keyed(b).map(drop);
+            let mut op =
+                native.open(name, task.key_groups(), graph.max_parallelism, &mut restore)?;
+            task.run(op.as_mut(), false)
         }
         NodeKind::Operator { config, .. } => {
             let component = component

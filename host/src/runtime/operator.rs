@@ -1,17 +1,15 @@
 //! What a non-source task runs: the [`StreamOperator`] trait and its
-//! implementations (a WebAssembly operator, a sink, and the native
-//! operators of the benchmark).
-
-use weir_wire::BatchReader;
+//! implementations (a WebAssembly operator, a sink), and the hook through
+//! which the benchmarks run operators compiled into the host.
 
 use super::error::TaskFailure;
 use super::output::Output;
 use crate::channel::Batch;
 use crate::checkpoint::hub::StateSnapshot;
-use crate::keygroup::key_group;
+use crate::keygroup::KeyGroupRange;
 use crate::sandbox::WasmOperator;
 use crate::sink::SinkWriter;
-use crate::state::{HashMapBackend, KeyedStateBackend, StateId, StateKey, StateKind};
+use crate::state::KeyedStateBackend;
 
 /// A task body that consumes batches, watermarks and time. Only `process`
 /// is required; the rest default to doing nothing.
@@ -144,66 +142,19 @@ impl StreamOperator for SinkTask {
     }
 }
 
-/// The keyed running count of `operators/count` as native Rust, for
-/// `weir bench` to measure the WebAssembly boundary against. It keeps its
-/// count in the same backend, reading and writing per element as a native
-/// operator would.
-pub struct NativeCount {
-    pub(crate) backend: HashMapBackend,
-    state: StateId,
-    max_parallelism: u32,
-    text: Vec<u8>,
-}
-
-impl NativeCount {
-    /// A counter over the key groups of `backend`.
-    pub fn new(mut backend: HashMapBackend, max_parallelism: u32) -> Result<Self, TaskFailure> {
-        let state = backend.register("count", StateKind::Value)?;
-        Ok(NativeCount {
-            backend,
-            state,
-            max_parallelism,
-            text: Vec::with_capacity(20),
-        })
-    }
-}
-
-impl StreamOperator for NativeCount {
-    fn snapshot(&mut self, _id: u64) -> Result<StateSnapshot, TaskFailure> {
-        Ok(StateSnapshot {
-            native: None,
-            keyed: Some(crate::state::snapshot::encode(
-                &self.backend,
-                &crate::timers::TimerService::default(),
-                self.max_parallelism,
-            )),
-            operator_state: Vec::new(),
-        })
-    }
-
-    fn process(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure> {
-        for e in BatchReader::new(&batch.data) {
-            let e = e.map_err(|e| TaskFailure::Internal(e.to_string()))?;
-            let key = e.key.unwrap_or_default();
-            let at = StateKey {
-                key_group: key_group(key, self.max_parallelism),
-                key,
-                namespace: &[],
-            };
-            let n = match self.backend.value_get(self.state, at)? {
-                Some(v) if v.len() == 8 => {
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(&v);
-                    u64::from_le_bytes(a) + 1
-                }
-                _ => 1,
-            };
-            self.backend.value_put(self.state, at, &n.to_le_bytes())?;
-            self.text.clear();
-            use std::io::Write;
-            let _ = write!(self.text, "{n}");
-            out.push(e.key, &self.text, e.timestamp)?;
-        }
-        Ok(())
-    }
+/// Operators compiled into the host, run where a graph has a
+/// [`NodeKind::Native`](crate::spec::graph::NodeKind::Native) node: the
+/// benchmarks' baseline for the cost of the WebAssembly boundary. Handed to
+/// a job through [`super::RunOptions::native`].
+pub trait NativeOperators: Send + Sync + std::fmt::Debug {
+    /// Opens native operator `name` for a subtask owning `key_groups` of
+    /// `max_parallelism`, its keyed state filled by `restore` (from the
+    /// checkpoint restored, if any).
+    fn open(
+        &self,
+        name: &str,
+        key_groups: KeyGroupRange,
+        max_parallelism: u32,
+        restore: &mut dyn FnMut(&mut dyn KeyedStateBackend) -> Result<(), TaskFailure>,
+    ) -> Result<Box<dyn StreamOperator>, TaskFailure>;
 }

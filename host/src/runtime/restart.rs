@@ -130,12 +130,12 @@ pub struct RestartPolicy {
     last_failure: Option<Instant>,
     /// Failure rate: the failures within the interval.
     recent: VecDeque<Instant>,
-    /// Jitter source (xorshift), seeded per policy.
-    seed: u64,
+    /// Jitter source, seeded per policy.
+    rng: fastrand::Rng,
 }
 
 impl RestartPolicy {
-    /// A fresh policy; `seed` drives the jitter (any value but 0).
+    /// A fresh policy; `seed` drives the jitter.
     pub fn new(strategy: RestartStrategy, seed: u64) -> Self {
         RestartPolicy {
             strategy,
@@ -143,7 +143,7 @@ impl RestartPolicy {
             backoff: Duration::ZERO,
             last_failure: None,
             recent: VecDeque::new(),
-            seed: seed | 1,
+            rng: fastrand::Rng::with_seed(seed),
         }
     }
 
@@ -154,10 +154,7 @@ impl RestartPolicy {
 
     /// A uniform value in [-1, 1].
     fn unit_jitter(&mut self) -> f64 {
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        (self.seed >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        self.rng.f64() * 2.0 - 1.0
     }
 
     /// Records a failure at `now` and decides.

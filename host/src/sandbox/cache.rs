@@ -32,8 +32,7 @@ pub(super) struct ComponentCache {
 }
 
 pub(super) fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(bytes))
 }
 
 impl ComponentCache {

@@ -33,6 +33,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
 
 use self::error::{ApiError, ErrorBody};
 use crate::config::Config;
@@ -138,13 +139,7 @@ async fn authorize(State(state): State<Shared>, request: Request, next: Next) ->
         .and_then(|v| v.strip_prefix("Bearer "));
     // Compared in constant time, so the token cannot be guessed byte by
     // byte from response times.
-    let ok = given.is_some_and(|g| {
-        g.len() == state.token.len()
-            && g.bytes()
-                .zip(state.token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    });
+    let ok = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(state.token.as_bytes())));
     if !ok {
         return ApiError {
             status: StatusCode::UNAUTHORIZED,
@@ -413,7 +408,7 @@ pub fn load_or_create_token(
     }
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = hex::encode(bytes);
     std::fs::create_dir_all(data_dir)?;
     {
         use std::io::Write;

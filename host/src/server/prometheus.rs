@@ -1,91 +1,175 @@
-//! `GET /metrics`: Prometheus text exposition of every job's metrics.
+//! `GET /metrics`: every job's metrics in the Prometheus exposition format,
+//! encoded by the Prometheus project's own Rust client (`prometheus-client`)
+//! from a registry built per scrape.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use super::AppState;
+use crate::runtime::LiveJob;
+use crate::session::JobEntry;
 
 type Shared = Arc<AppState>;
 
-/// Escapes a Prometheus label value.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// The labels of a job's metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    job_id: String,
+    job_name: String,
+}
+
+/// The labels of the info metric that carries the newest checkpoint's path.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckpointLabels {
+    job_id: String,
+    job_name: String,
+    path: String,
+}
+
+/// The labels of an operator's metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperatorLabels {
+    job_id: String,
+    job_name: String,
+    operator: String,
+}
+
+/// The metric families of one scrape.
+#[derive(Default)]
+struct Families {
+    restarts: Family<JobLabels, Gauge>,
+    completed: Family<JobLabels, Gauge>,
+    failed: Family<JobLabels, Gauge>,
+    restore_ts: Family<JobLabels, Gauge>,
+    duration: Family<JobLabels, Gauge<f64, AtomicU64>>,
+    size: Family<JobLabels, Gauge>,
+    info: Family<CheckpointLabels, Gauge>,
+    records_in: Family<OperatorLabels, Counter>,
+    records_out: Family<OperatorLabels, Counter>,
+}
+
+impl Families {
+    /// A registry holding every family.
+    fn register(&self) -> Registry {
+        let mut r = Registry::default();
+        r.register(
+            "weir_job_num_restarts",
+            "Restarts of the job",
+            self.restarts.clone(),
+        );
+        r.register(
+            "weir_job_completed_checkpoints",
+            "Completed checkpoints",
+            self.completed.clone(),
+        );
+        r.register(
+            "weir_job_failed_checkpoints",
+            "Failed checkpoints",
+            self.failed.clone(),
+        );
+        r.register(
+            "weir_job_last_checkpoint_restore_timestamp_ms",
+            "When the job last restored from a checkpoint (ms since the Unix epoch)",
+            self.restore_ts.clone(),
+        );
+        r.register(
+            "weir_job_last_checkpoint_duration_ms",
+            "Duration of the newest checkpoint",
+            self.duration.clone(),
+        );
+        r.register(
+            "weir_job_last_checkpoint_size_bytes",
+            "State size of the newest checkpoint",
+            self.size.clone(),
+        );
+        r.register(
+            "weir_job_last_checkpoint_info",
+            "The newest checkpoint's path, as a label",
+            self.info.clone(),
+        );
+        r.register(
+            "weir_operator_records_in",
+            "Records into the operator",
+            self.records_in.clone(),
+        );
+        r.register(
+            "weir_operator_records_out",
+            "Records out of the operator",
+            self.records_out.clone(),
+        );
+        r
+    }
+
+    /// Records one job's figures.
+    fn add(&self, job: &JobEntry, live: &LiveJob) {
+        let l = JobLabels {
+            job_id: job.id.clone(),
+            job_name: job.graph.name.clone(),
+        };
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.restarts
+            .get_or_create(&l)
+            .set(i64::from(live.restarts));
+        self.completed
+            .get_or_create(&l)
+            .set(int(live.completed_count));
+        self.failed.get_or_create(&l).set(int(live.failed_count));
+        if let Some(r) = &live.restored {
+            self.restore_ts.get_or_create(&l).set(r.restore_timestamp);
+        }
+        if let Some(c) = live.checkpoints.last() {
+            self.duration.get_or_create(&l).set(c.duration_ms);
+            self.size.get_or_create(&l).set(int(c.size));
+        }
+        if let Some(p) = &live.last_checkpoint_path {
+            let info = CheckpointLabels {
+                job_id: l.job_id.clone(),
+                job_name: l.job_name.clone(),
+                path: p.clone(),
+            };
+            self.info.get_or_create(&info).set(1);
+        }
+        for (node, tasks) in job.graph.nodes.iter().zip(&live.metrics) {
+            let o = OperatorLabels {
+                job_id: l.job_id.clone(),
+                job_name: l.job_name.clone(),
+                operator: node.id.clone(),
+            };
+            for task in tasks {
+                let s = task.snapshot();
+                self.records_in.get_or_create(&o).inc_by(s.records_in);
+                self.records_out.get_or_create(&o).inc_by(s.records_out);
+            }
+        }
+    }
 }
 
 /// `GET /metrics`: Prometheus text for every job, including the newest
 /// checkpoint's path as a label of an info metric.
-#[utoipa::path(get, path = "/metrics", tag = "metrics", responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
-pub async fn prometheus(State(state): State<Shared>) -> impl IntoResponse {
-    use std::fmt::Write;
-    let mut t = String::new();
-    let _ = writeln!(t, "# TYPE weir_job_num_restarts gauge");
-    let _ = writeln!(t, "# TYPE weir_job_completed_checkpoints gauge");
-    let _ = writeln!(t, "# TYPE weir_job_failed_checkpoints gauge");
-    let _ = writeln!(
-        t,
-        "# TYPE weir_job_last_checkpoint_restore_timestamp_ms gauge"
-    );
-    let _ = writeln!(t, "# TYPE weir_job_last_checkpoint_duration_ms gauge");
-    let _ = writeln!(t, "# TYPE weir_job_last_checkpoint_size_bytes gauge");
-    let _ = writeln!(t, "# TYPE weir_job_last_checkpoint_info gauge");
-    let _ = writeln!(t, "# TYPE weir_operator_records_in_total counter");
-    let _ = writeln!(t, "# TYPE weir_operator_records_out_total counter");
+#[utoipa::path(get, path = "/metrics", tag = "metrics", responses((status = 200, description = "Prometheus text exposition (OpenMetrics)", body = String, content_type = "application/openmetrics-text")))]
+pub async fn prometheus(State(state): State<Shared>) -> Response {
+    let families = Families::default();
     for job in state.jobs.list() {
-        let live = job.control.live();
-        let l = format!(
-            "job_id=\"{}\",job_name=\"{}\"",
-            job.id,
-            label(&job.graph.name)
-        );
-        let _ = writeln!(t, "weir_job_num_restarts{{{l}}} {}", live.restarts);
-        let _ = writeln!(
-            t,
-            "weir_job_completed_checkpoints{{{l}}} {}",
-            live.completed_count
-        );
-        let _ = writeln!(
-            t,
-            "weir_job_failed_checkpoints{{{l}}} {}",
-            live.failed_count
-        );
-        if let Some(r) = &live.restored {
-            let _ = writeln!(
-                t,
-                "weir_job_last_checkpoint_restore_timestamp_ms{{{l}}} {}",
-                r.restore_timestamp
-            );
-        }
-        if let Some(c) = live.checkpoints.last() {
-            let _ = writeln!(
-                t,
-                "weir_job_last_checkpoint_duration_ms{{{l}}} {}",
-                c.duration_ms
-            );
-            let _ = writeln!(t, "weir_job_last_checkpoint_size_bytes{{{l}}} {}", c.size);
-        }
-        if let Some(p) = &live.last_checkpoint_path {
-            let _ = writeln!(
-                t,
-                "weir_job_last_checkpoint_info{{{l},path=\"{}\"}} 1",
-                label(p)
-            );
-        }
-        for (node, tasks) in job.graph.nodes.iter().zip(&live.metrics) {
-            let (mut rin, mut rout) = (0u64, 0u64);
-            for task in tasks {
-                let s = task.snapshot();
-                rin += s.records_in;
-                rout += s.records_out;
-            }
-            let o = format!("{l},operator=\"{}\"", label(&node.id));
-            let _ = writeln!(t, "weir_operator_records_in_total{{{o}}} {rin}");
-            let _ = writeln!(t, "weir_operator_records_out_total{{{o}}} {rout}");
-        }
+        families.add(&job, &job.control.live());
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], t)
+    let mut text = String::new();
+    if let Err(e) = encode(&mut text, &families.register()) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode metrics: {e}"),
+        )
+            .into_response();
+    }
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }

@@ -53,19 +53,14 @@ pub enum NodeKind {
         /// Config handed to `open`.
         config: Vec<(String, String)>,
     },
-    /// A native operator compiled into the host (benchmarks only; not
-    /// reachable from a job spec).
-    Native(NativeOperator),
+    /// An operator compiled into the host, found by name in the job's
+    /// native operators (benchmarks only; not reachable from a job spec).
+    Native {
+        /// Its name.
+        name: String,
+    },
     /// A sink.
     Sink(SinkSpec),
-}
-
-/// Operators compiled into the host, used to measure the cost of the
-/// WebAssembly boundary against the same logic in native Rust.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NativeOperator {
-    /// The keyed running count, as `operators/count`.
-    Count,
 }
 
 /// An edge between two nodes.

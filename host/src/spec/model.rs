@@ -251,7 +251,7 @@ impl JobSpec {
                     .map_err(|e| (e.path().to_string(), e.into_inner().to_string()))
             }
             SpecFormat::Yaml => {
-                let de = serde_yaml::Deserializer::from_str(text);
+                let de = serde_yaml_ng::Deserializer::from_str(text);
                 serde_path_to_error::deserialize(de)
                     .map_err(|e| (e.path().to_string(), e.into_inner().to_string()))
             }
