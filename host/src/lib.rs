@@ -16,21 +16,40 @@
 //!
 //! The `weir` binary (`src/main.rs`) is a thin CLI over [`runtime::run_job`].
 
-pub mod bench;
-pub mod channel;
-pub mod checkpoint;
-pub mod client;
-pub mod clock;
-pub mod config;
-pub mod keygroup;
-pub mod metrics;
-pub mod runtime;
-pub mod sandbox;
-pub mod server;
-pub mod session;
-pub mod sink;
-pub mod source;
-pub mod spec;
-pub mod state;
-pub mod timers;
-pub mod watermark;
+mod bench;
+mod channel;
+mod checkpoint;
+mod client;
+mod clock;
+mod config;
+mod keygroup;
+mod metrics;
+mod runtime;
+mod sandbox;
+mod server;
+mod session;
+mod sink;
+mod source;
+mod spec;
+mod state;
+mod timers;
+mod watermark;
+
+pub use bench::{BenchArgs, run as run_bench};
+pub use checkpoint::listing::list as list_checkpoints;
+pub use checkpoint::metadata::CheckpointMetadata;
+pub use checkpoint::recovery::completed_in;
+pub use checkpoint::restore::RestorePoint;
+pub use checkpoint::storage::new_job_id;
+pub use client::{Client, SubmitOptions, checkpoints_table, jobs_table};
+pub use config::{ALIASES, Config, ConfigError, KEYS, Key};
+pub use keygroup::KEY_GROUP_HASH_VERSION;
+pub use runtime::{
+    JobControl, JobError, JobSummary, RunOptions, TaskFailure, load_components, run_job,
+};
+pub use sandbox::{CacheOutcome, GuestFailureKind, Sandbox, SandboxError};
+pub use server::local::LocalApi;
+pub use server::{AppState, load_or_create_token, router, runtime as server_runtime, serve};
+pub use session::JobState;
+pub use spec::graph::JobGraph;
+pub use spec::{JobSpec, SpecError, SpecErrors, SpecFormat, load as load_spec, validate};

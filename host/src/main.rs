@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use weir::checkpoint::restore::RestorePoint;
-use weir::config::Config;
-use weir::runtime::{JobControl, JobError, RunOptions, load_components, run_job};
-use weir::sandbox::Sandbox;
+use weir::Config;
+use weir::RestorePoint;
+use weir::Sandbox;
+use weir::{JobControl, JobError, RunOptions, load_components, run_job};
 
 /// Weir: a stream processor whose operators are WebAssembly components.
 #[derive(Debug, Parser)]
@@ -107,7 +107,7 @@ enum Cmd {
         operators_dir: Option<PathBuf>,
     },
     /// Runs a benchmark (`keyed-count`, `checkpointing`, `backends`, `api`).
-    Bench(weir::bench::BenchArgs),
+    Bench(weir::BenchArgs),
     /// Runs a session cluster: the REST API under /api/v1, many jobs at once.
     Serve,
 }
@@ -128,8 +128,8 @@ struct Remote {
 }
 
 impl Remote {
-    fn client(&self, config: &Config) -> anyhow::Result<weir::client::Client> {
-        weir::client::Client::new(self.server.as_deref(), self.token.as_deref(), config)
+    fn client(&self, config: &Config) -> anyhow::Result<weir::Client> {
+        weir::Client::new(self.server.as_deref(), self.token.as_deref(), config)
     }
 
     fn print(&self, value: &serde_json::Value, table: impl FnOnce(&serde_json::Value) -> String) {
@@ -179,7 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(cli.config.as_deref()).context("invalid configuration")?;
     match cli.command {
         Cmd::Validate { job, operators_dir } => {
-            let graph = match weir::spec::load(&job, &config, operators_dir.as_deref()) {
+            let graph = match weir::load_spec(&job, &config, operators_dir.as_deref()) {
                 Ok(g) => g,
                 Err(e) => {
                     eprintln!("{e}");
@@ -202,16 +202,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Checkpoints { target, remote } => {
             let dir = Path::new(&target);
             if remote.server.is_none() && dir.is_dir() {
-                print!("{}", weir::checkpoint::listing::list(dir)?);
+                print!("{}", weir::list_checkpoints(dir)?);
             } else {
                 let v = remote.client(&config)?.checkpoints(&target)?;
-                remote.print(&v, weir::client::checkpoints_table);
+                remote.print(&v, weir::checkpoints_table);
             }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::List { remote } => {
             let v = remote.client(&config)?.list()?;
-            remote.print(&v, weir::client::jobs_table);
+            remote.print(&v, weir::jobs_table);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Upload { file, remote } => {
@@ -233,7 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             allow_non_restored_state,
             remote,
         } => {
-            let options = weir::client::SubmitOptions {
+            let options = weir::SubmitOptions {
                 parallelism,
                 savepoint_path: from_savepoint,
                 allow_non_restored_state,
@@ -263,17 +263,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             token,
         } => {
             if let Some(server) = server {
-                let options = weir::client::SubmitOptions {
+                let options = weir::SubmitOptions {
                     parallelism: None,
                     savepoint_path: from_savepoint.map(|p| p.display().to_string()),
                     allow_non_restored_state,
                 };
-                let client = weir::client::Client::new(Some(&server), token.as_deref(), &config)?;
+                let client = weir::Client::new(Some(&server), token.as_deref(), &config)?;
                 let v = client.run_remote(&job, operators_dir.as_deref(), &options)?;
                 println!("submitted job {}", v["jobid"].as_str().unwrap_or(""));
                 return Ok(ExitCode::SUCCESS);
             }
-            let graph = match weir::spec::load(&job, &config, operators_dir.as_deref()) {
+            let graph = match weir::load_spec(&job, &config, operators_dir.as_deref()) {
                 Ok(g) => g,
                 Err(e) => {
                     eprintln!("{e}");
@@ -299,14 +299,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => None,
             };
             let control = std::sync::Arc::new(JobControl::default());
-            let job_id = weir::checkpoint::storage::new_job_id();
+            let job_id = weir::new_job_id();
             // The same REST API as `weir serve`, for this one job.
-            let api = weir::server::local::LocalApi::start(
-                &config,
-                job_id.clone(),
-                &graph,
-                control.clone(),
-            );
+            let api = weir::LocalApi::start(&config, job_id.clone(), &graph, control.clone());
             match &api {
                 Ok(api) if !quiet => eprintln!(
                     "REST API: http://{}/api/v1/jobs/{job_id} (Authorization: Bearer {})",
@@ -324,7 +319,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let result = run_job(&graph, &options, &control);
             if let Ok(api) = &api {
-                use weir::session::JobState;
+                use weir::JobState;
                 match &result {
                     Ok(_) => api.ended(JobState::Finished, None),
                     Err(JobError::Cancelled) => api.ended(JobState::Canceled, None),
@@ -354,7 +349,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Serve => {
             let data_dir = config.server.data_dir.clone();
-            let (token, new) = weir::server::load_or_create_token(&config, &data_dir)
+            let (token, new) = weir::load_or_create_token(&config, &data_dir)
                 .context("cannot set up the API token")?;
             if new {
                 eprintln!(
@@ -367,15 +362,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .parse()
                     .context("rest.bind-address and rest.port do not make an address")?;
             let state = std::sync::Arc::new(
-                weir::server::AppState::new(&config, &data_dir, token, true)
+                weir::AppState::new(&config, &data_dir, token, true)
                     .context("cannot start the server")?,
             );
-            let runtime = weir::server::runtime(&config).context("cannot start tokio")?;
-            runtime.block_on(weir::server::serve(state, addr))?;
+            let runtime = weir::server_runtime(&config).context("cannot start tokio")?;
+            runtime.block_on(weir::serve(state, addr))?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Bench(args) => {
-            weir::bench::run(&args, &config)?;
+            weir::run_bench(&args, &config)?;
             Ok(ExitCode::SUCCESS)
         }
     }

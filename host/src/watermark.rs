@@ -77,11 +77,6 @@ impl WatermarkTracker {
     pub fn finish(&mut self, i: usize) -> Option<i64> {
         self.update(i, END_OF_TIME)
     }
-
-    /// The task's watermark.
-    pub fn current(&self) -> i64 {
-        self.current
-    }
 }
 
 #[cfg(test)]

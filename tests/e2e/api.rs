@@ -12,7 +12,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use weir::server::{AppState, router};
+use weir::{AppState, router};
 
 use crate::common::{config, tempdir, weir};
 
@@ -452,7 +452,7 @@ fn upload_submit_list_and_cancel_over_a_real_socket() {
             let chk = std::path::Path::new(&path);
             let newest = chk
                 .parent()
-                .map(weir::checkpoint::recovery::completed_in)
+                .map(weir::completed_in)
                 .and_then(|c| c.first().map(|(_, p)| p.clone()));
             let (_, prom) = http_text(port, "GET", "/metrics", b"");
             if newest.as_deref() == Some(chk) && prom.contains(&format!("path=\"{path}\"")) {

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use weir::checkpoint::recovery::completed_in;
-use weir::checkpoint::restore::RestorePoint;
-use weir::runtime::{JobControl, JobError, RunOptions, run_job};
+use weir::RestorePoint;
+use weir::completed_in;
+use weir::{JobControl, JobError, RunOptions, run_job};
 
 use crate::common::{cache_dir, graph, output_lines, q, tempdir, weir};
 
@@ -237,7 +237,7 @@ fn exactly_once_after_sigkills(kills_wanted: u32, extra: &str) {
     } else {
         "hashmap"
     };
-    let point = weir::checkpoint::restore::RestorePoint::open(&last).expect("open");
+    let point = weir::RestorePoint::open(&last).expect("open");
     assert_eq!(
         point.metadata.backend, backend,
         "taken by the configured backend"
@@ -278,7 +278,7 @@ pub(crate) fn run_until_then_cancel(
     restore: Option<RestorePoint>,
     limit: Duration,
     ready: impl Fn(&Path) -> bool,
-) -> Result<weir::runtime::JobSummary, JobError> {
+) -> Result<weir::JobSummary, JobError> {
     let g = graph(yaml, dir).expect("valid spec");
     let control = JobControl::default();
     let options = RunOptions {

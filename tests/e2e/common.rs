@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use weir::config::Config;
-use weir::runtime::{JobControl, JobError, JobSummary, RunOptions, run_job};
-use weir::spec::graph::JobGraph;
-use weir::spec::{JobSpec, SpecErrors, SpecFormat, validate};
+use weir::Config;
+use weir::JobGraph;
+use weir::{JobControl, JobError, JobSummary, RunOptions, run_job};
+use weir::{JobSpec, SpecErrors, SpecFormat, validate};
 
 /// The `weir` binary built for these tests.
 pub fn weir() -> Command {

@@ -2,8 +2,8 @@
 //! operator uid, the subtask and the cause, and the process goes on: after
 //! each, a good job runs in the same process.
 
-use weir::runtime::{JobError, TaskFailure};
-use weir::sandbox::{GuestFailureKind, SandboxError};
+use weir::{GuestFailureKind, SandboxError};
+use weir::{JobError, TaskFailure};
 
 use crate::common::{q, run, run_cli, tempdir};
 

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use weir::checkpoint::metadata::CheckpointMetadata;
-use weir::checkpoint::recovery::completed_in;
-use weir::checkpoint::restore::RestorePoint;
-use weir::runtime::{JobControl, JobError, RunOptions, run_job};
+use weir::CheckpointMetadata;
+use weir::RestorePoint;
+use weir::completed_in;
+use weir::{JobControl, JobError, RunOptions, run_job};
 
 use crate::checkpoints::{
     CountJob, copy_tree, expected, job_dirs, latest_checkpoint, run_until_then_cancel,

@@ -6,6 +6,7 @@
 mod api;
 mod checkpoints;
 mod common;
+mod docs;
 mod hostile;
 mod incremental;
 mod layers;

@@ -1,8 +1,8 @@
 //! The `filter` operator and the compiled-component cache.
 
-use weir::config::Config;
-use weir::runtime::JobError;
-use weir::sandbox::{CacheOutcome, Sandbox};
+use weir::Config;
+use weir::JobError;
+use weir::{CacheOutcome, Sandbox};
 
 use crate::common::{output_lines, q, run, tempdir};
 

@@ -439,9 +439,8 @@ fn job_answers_are_rendered_once_per_cache_ttl() {
         let dir = tempdir();
         let mut c = crate::common::config();
         c.server.cache_ttl = Duration::from_secs(3600);
-        let state =
-            weir::server::AppState::new(&c, dir.path(), TOKEN.to_owned(), false).expect("state");
-        let app = weir::server::router(std::sync::Arc::new(state));
+        let state = weir::AppState::new(&c, dir.path(), TOKEN.to_owned(), false).expect("state");
+        let app = weir::router(std::sync::Arc::new(state));
         let t = Some(TOKEN);
         upload_count(&app).await;
         let (_, v) = submit(&app, &count_job("cached", 10_000_000)).await;

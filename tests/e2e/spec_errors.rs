@@ -147,7 +147,7 @@ fn malformed_yaml_and_json_are_refused() {
     let e = errors("name: [unclosed");
     assert!(!e.is_empty());
     let dir = tempdir();
-    let spec = weir::spec::JobSpec::parse("{\"name\": 3}", weir::spec::SpecFormat::Json);
+    let spec = weir::JobSpec::parse("{\"name\": 3}", weir::SpecFormat::Json);
     assert!(spec.is_err());
     drop(dir);
 }

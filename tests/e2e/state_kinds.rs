@@ -177,8 +177,8 @@ fn processing_time_timers_fire_for_their_key_while_the_job_runs() {
 #[test]
 fn a_restore_refuses_to_switch_a_states_time_to_live() {
     use std::time::Duration;
-    use weir::checkpoint::restore::RestorePoint;
-    use weir::runtime::{JobControl, JobError, RunOptions, run_job};
+    use weir::RestorePoint;
+    use weir::{JobControl, JobError, RunOptions, run_job};
 
     use crate::checkpoints::{latest_checkpoint, run_until_then_cancel};
     use crate::common::graph;

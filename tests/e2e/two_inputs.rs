@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use weir::checkpoint::restore::RestorePoint;
-use weir::runtime::{JobControl, JobError, RunOptions, run_job};
+use weir::RestorePoint;
+use weir::{JobControl, JobError, RunOptions, run_job};
 
 use crate::checkpoints::{
     hidden_files, latest_checkpoint, next_random, run_until_then_cancel, sorted_output, spawn,

@@ -85,14 +85,6 @@ pub fn parse_checkpoint_folder(name: &str) -> Option<u64> {
     name.strip_prefix("chk-")?.parse().ok()
 }
 
-/// Whether `path` names a `chk-<id>` folder.
-pub fn is_checkpoint_folder(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .and_then(parse_checkpoint_folder)
-        .is_some()
-}
-
 /// `<dir>/_metadata`.
 pub fn metadata_in(dir: &Path) -> PathBuf {
     dir.join(METADATA_FILE)
@@ -107,11 +99,6 @@ pub fn is_job_folder_name(name: &str) -> bool {
 /// How `_metadata` refers to shared file `name`: `../shared/<name>`.
 pub fn shared_reference(name: &str) -> String {
     format!("{SHARED_PREFIX}{name}")
-}
-
-/// The shared file a `_metadata` reference names, if it names one.
-pub fn parse_shared_reference(file: &str) -> Option<&str> {
-    file.strip_prefix(SHARED_PREFIX)
 }
 
 /// The file name of a subtask's keyed state in a checkpoint folder:
@@ -146,11 +133,7 @@ mod tests {
         assert_eq!(parse_checkpoint_folder("chk-12"), Some(12));
         assert_eq!(parse_checkpoint_folder("chk-x"), None);
         assert_eq!(parse_checkpoint_folder("savepoint-1"), None);
-        assert!(is_checkpoint_folder(Path::new("/cp/ab/chk-3")));
-        assert!(!is_checkpoint_folder(Path::new("/cp/ab/shared")));
         assert_eq!(shared_reference("i-1.sst"), "../shared/i-1.sst");
-        assert_eq!(parse_shared_reference("../shared/i-1.sst"), Some("i-1.sst"));
-        assert_eq!(parse_shared_reference("i-1.sst"), None);
         assert!(is_job_folder_name("0123456789abcdef0123456789ABCDEF"));
         assert!(!is_job_folder_name("shared"));
     }

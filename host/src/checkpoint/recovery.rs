@@ -85,14 +85,6 @@ impl CheckpointStorage {
             CheckpointStorage::Memory { .. } => None,
         }
     }
-
-    /// The shared files of the job (filesystem storage).
-    pub fn shared(&self) -> Option<&SharedFiles> {
-        match self {
-            CheckpointStorage::Filesystem { shared, .. } => Some(shared),
-            CheckpointStorage::Memory { .. } => None,
-        }
-    }
 }
 
 /// What [`CheckpointStorage::recover`] found.
@@ -109,7 +101,7 @@ pub struct Recovered {
 /// no crash leaves a `_metadata` whose files are gone. Shared files are
 /// released separately.
 fn remove_checkpoint_folder(dir: &Path) {
-    let meta = metadata_in(&dir);
+    let meta = metadata_in(dir);
     if std::fs::remove_file(&meta).is_ok()
         && let Err(e) = sync_dir(dir)
     {
@@ -186,7 +178,7 @@ pub fn sweep_folder(job_dir: &Path) {
     let storage = CheckpointStorage::Filesystem {
         job_dir: job_dir.to_path_buf(),
         shared: Arc::new(SharedFiles::new(
-            CheckpointLayout::of_job_dir(&job_dir).shared(),
+            CheckpointLayout::of_job_dir(job_dir).shared(),
         )),
     };
     storage.recover(u32::MAX, None);
@@ -240,7 +232,7 @@ mod tests {
             .iter()
             .map(|n| StateFile {
                 local: "1.sst".into(),
-                file: shared_reference(&n),
+                file: shared_reference(n),
                 size: 1,
                 checksum: String::new(),
             })

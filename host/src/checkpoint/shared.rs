@@ -46,6 +46,7 @@ impl SharedFiles {
     }
 
     /// The folder.
+    #[cfg(test)]
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -158,6 +159,7 @@ impl SharedFiles {
     }
 
     /// The names of the files some checkpoint uses.
+    #[cfg(test)]
     pub fn referenced(&self) -> BTreeSet<String> {
         self.files().keys().cloned().collect()
     }

@@ -124,7 +124,7 @@ impl CheckpointStorage {
                     .components()
                     .filter(|c| !matches!(c, std::path::Component::CurDir))
                     .collect();
-                let job_dir = dir.join(job_id);
+                let job_dir = CheckpointLayout::new(&dir, job_id).job_dir().to_path_buf();
                 let layout = CheckpointLayout::of_job_dir(&job_dir);
                 for p in [layout.shared(), layout.taskowned()] {
                     std::fs::create_dir_all(&p).map_err(|e| io_err(&p, e))?;
@@ -154,7 +154,7 @@ impl CheckpointStorage {
     pub fn write(&self, id: u64, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
         match self {
             CheckpointStorage::Filesystem { job_dir, .. } => {
-                let dir = job_dir.join(checkpoint_folder_name(id));
+                let dir = CheckpointLayout::of_job_dir(job_dir).checkpoint(id);
                 std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
                 let p = dir.join(name);
                 write_durably(&p, bytes)
@@ -172,11 +172,12 @@ impl CheckpointStorage {
     pub fn write_metadata(&self, id: u64, bytes: &[u8]) -> Result<String, StorageError> {
         match self {
             CheckpointStorage::Filesystem { job_dir, .. } => {
-                let dir = job_dir.join(checkpoint_folder_name(id));
+                let layout = CheckpointLayout::of_job_dir(job_dir);
+                let dir = layout.checkpoint(id);
                 std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
                 let tmp = dir.join(METADATA_IN_PROGRESS);
                 write_durably(&tmp, bytes)?;
-                let target = metadata_in(&dir);
+                let target = layout.metadata(id);
                 std::fs::rename(&tmp, &target).map_err(|e| io_err(&target, e))?;
                 sync_dir(&dir)?;
                 Ok(dir.display().to_string())
@@ -191,9 +192,9 @@ impl CheckpointStorage {
     /// A reader of checkpoint `id`.
     pub fn reader(&self, id: u64) -> Arc<dyn ReadCheckpoint> {
         match self {
-            CheckpointStorage::Filesystem { job_dir, .. } => {
-                Arc::new(CheckpointDir(job_dir.join(checkpoint_folder_name(id))))
-            }
+            CheckpointStorage::Filesystem { job_dir, .. } => Arc::new(CheckpointDir(
+                CheckpointLayout::of_job_dir(job_dir).checkpoint(id),
+            )),
             CheckpointStorage::Memory { files } => Arc::new(MemoryCheckpoint {
                 id,
                 files: files.clone(),
@@ -210,7 +211,7 @@ impl CheckpointStorage {
                 // unfinished folder and unused shared files, both removed at
                 // the next start, never a checkpoint that names deleted
                 // files.
-                let dir = job_dir.join(checkpoint_folder_name(id));
+                let dir = CheckpointLayout::of_job_dir(job_dir).checkpoint(id);
                 let meta = metadata_in(&dir);
                 match std::fs::remove_file(&meta) {
                     Ok(()) => sync_dir(&dir)?,
@@ -267,7 +268,7 @@ impl CheckpointStorage {
                     .into(),
             });
         };
-        let dir = job_dir.join(checkpoint_folder_name(id));
+        let dir = CheckpointLayout::of_job_dir(job_dir).checkpoint(id);
         std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
         let mut handle = IncrementalHandle {
             key_group_range: native.range,
@@ -293,7 +294,7 @@ impl CheckpointStorage {
                     };
                     handle.shared.push(StateFile {
                         local: f.local.clone(),
-                        file: shared_reference(&name),
+                        file: shared_reference(name),
                         size,
                         checksum,
                     });

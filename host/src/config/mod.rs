@@ -18,6 +18,6 @@ pub mod units;
 
 pub use checkpoint::{CheckpointConfig, CheckpointingMode, Retention, StorageKind};
 pub use error::ConfigError;
-pub use keys::{ALIASES, KEYS, Key, MAX_BATCH_SIZE, MAX_CHANNEL_CAPACITY, canonical_key};
-pub use settings::{BackendConfig, BackendKind, Config, RestartParams, ServerConfig};
-pub use units::{parse_duration, parse_memory};
+pub use keys::{ALIASES, KEYS, Key, canonical_key};
+pub use settings::{BackendKind, Config};
+pub use units::parse_duration;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::checkpoint::CheckpointConfig;
+use crate::keygroup::DEFAULT_MAX_PARALLELISM;
 
 /// The effective configuration of a job.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,7 +185,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             default_parallelism: 1,
-            max_parallelism: 128,
+            max_parallelism: DEFAULT_MAX_PARALLELISM,
             call_timeout: Duration::from_secs(10),
             memory_limit: 128 << 20,
             chaining: true,

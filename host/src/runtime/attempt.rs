@@ -12,7 +12,7 @@ use super::control::RunOptions;
 use super::control::{JobControl, RestoredCheckpoint};
 use super::error::OutputError;
 use super::error::{JobError, TaskFailure};
-use super::open::{Attempt, run_task};
+use super::open::{Attempt, AttemptSink, run_task};
 use super::plan::{TaskPlan, plan_tasks};
 use super::progress::{self, JobSummary};
 use crate::checkpoint::coordinator::{CompletedCheckpoint, Coordinator};
@@ -22,7 +22,7 @@ use crate::checkpoint::stats::CheckpointStats;
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::metrics::TaskMetrics;
 use crate::sandbox::{LoadedComponent, Sandbox, SandboxError};
-use crate::sink::{SinkError, TransactionalSink, transactional};
+use crate::sink::{SinkError, transactional};
 use crate::spec::graph::{JobGraph, NodeKind};
 
 /// A job's checkpoint storage and its completed checkpoints, shared by its
@@ -131,7 +131,7 @@ fn recover_sinks(
     graph: &JobGraph,
     restore: Option<&RestorePoint>,
     checkpointing: bool,
-) -> Result<Vec<Option<(Box<dyn TransactionalSink>, u64)>>, JobError> {
+) -> Result<Vec<Option<AttemptSink>>, JobError> {
     let mut sinks = Vec::with_capacity(graph.nodes.len());
     for (n, node) in graph.nodes.iter().enumerate() {
         let NodeKind::Sink(spec) = &node.kind else {

@@ -27,12 +27,9 @@ mod progress;
 pub mod restart;
 mod task;
 
-pub use control::{
-    EXCEPTIONS_KEPT, FAILED_KEPT, HISTORY_KEPT, JobControl, LiveJob, RestoredCheckpoint, RunOptions,
-};
-pub use error::{JobError, OutputError, TaskFailure};
+pub use control::{JobControl, LiveJob, RunOptions};
+pub use error::{JobError, TaskFailure};
 pub use job::{load_components, run_job};
 pub use operator::{NativeOperators, StreamOperator};
 pub use output::Output;
-pub use progress::{JobSummary, NodeSummary};
-pub use restart::{RestartDecision, RestartPolicy, RestartStrategy};
+pub use progress::JobSummary;

@@ -30,6 +30,14 @@ use crate::state::operator_state::redistribute;
 use crate::state::{HashMapBackend, KeyedStateBackend, StateError};
 use crate::timers::TimerService;
 
+/// The two-phase-commit side of a sink node in one attempt, and the first
+/// transaction number its writers use.
+pub(super) type AttemptSink = (Box<dyn TransactionalSink>, u64);
+
+/// A keyed operator's state backend as restored, its timers, and the names
+/// of the states it restored.
+type RestoredKeyed = (Box<dyn KeyedStateBackend>, TimerService, BTreeSet<String>);
+
 /// What one attempt of a job shares with its tasks.
 pub(super) struct Attempt<'a> {
     /// Where this job's embedded state backends keep their working files.
@@ -38,7 +46,7 @@ pub(super) struct Attempt<'a> {
     pub(super) restore: Option<&'a RestorePoint>,
     /// Per node: the two-phase-commit side of a transactional sink (with
     /// checkpoints on) and the first transaction number its writers use.
-    pub(super) sinks: Vec<Option<(Box<dyn TransactionalSink>, u64)>>,
+    pub(super) sinks: Vec<Option<AttemptSink>>,
     /// The operators compiled into the host, for `Native` nodes.
     pub(super) native: Option<Arc<dyn NativeOperators>>,
 }
@@ -268,9 +276,7 @@ impl Subtask<'_> {
 
     /// The keyed state backend of a keyed operator, restored, with its
     /// timers and the names of the states it restored.
-    fn open_keyed(
-        &self,
-    ) -> Result<(Box<dyn KeyedStateBackend>, TimerService, BTreeSet<String>), TaskFailure> {
+    fn open_keyed(&self) -> Result<RestoredKeyed, TaskFailure> {
         let node = &self.graph.nodes[self.node];
         let dir = self
             .attempt

@@ -87,6 +87,7 @@ impl RestartStrategy {
 
     /// Flink's `exponential-delay` defaults: the strategy of a job with
     /// checkpointing on and no `restart-strategy.type`.
+    #[cfg(test)]
     pub fn exponential_default() -> Self {
         RestartStrategy::ExponentialDelay {
             initial_backoff: Duration::from_secs(1),

@@ -29,7 +29,7 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, OptLevel};
 
 pub use cache::CacheOutcome;
-pub use component::{HANDLER_INTERFACE, LoadedComponent, WORLD_EXPORTS};
+pub use component::LoadedComponent;
 pub use guest::GuestState;
 pub use instance::{GuestFailure, GuestFailureKind, WasmOperator};
 

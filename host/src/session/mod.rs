@@ -23,4 +23,4 @@ pub use error::SessionError;
 pub use manager::{JobManager, node_kind};
 pub use model::{JobState, SubmitRequest};
 pub use roots::{Root, Roots};
-pub use store::{JOB_RECORD_VERSION, JobRecord, JobStore, StoreError};
+pub use store::JobStore;

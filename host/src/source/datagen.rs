@@ -86,6 +86,7 @@ impl Datagen {
     }
 
     /// The key of record `i`.
+    #[cfg(test)]
     pub fn key_of(i: u64, keys: u64) -> String {
         format!("key-{}", splitmix64(i) % keys.max(1))
     }

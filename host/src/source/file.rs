@@ -60,11 +60,6 @@ impl FileSource {
         }
     }
 
-    /// The file index and byte offset reached.
-    pub fn position(&self) -> (usize, u64) {
-        (self.current, self.offset)
-    }
-
     /// Continues from the positions in `states` (every old subtask's).
     pub fn restore(&mut self, states: &[Vec<Vec<u8>>]) -> Result<(), SourceError> {
         for item in states.iter().flatten() {

@@ -13,7 +13,6 @@ mod validate;
 
 pub use error::{SpecError, SpecErrors};
 pub use model::{
-    ConfigValue, EdgeSpec, FileFormat, JobSpec, OperatorSpec, Partitioning, SinkSpec, SinkType,
-    SourceSpec, SourceType, SpecFormat,
+    FileFormat, JobSpec, Partitioning, SinkSpec, SinkType, SourceSpec, SourceType, SpecFormat,
 };
-pub use validate::{MAX_CHANNELS_PER_EDGE, MAX_SUBTASKS, load, validate};
+pub use validate::{load, validate};

@@ -57,6 +57,7 @@ impl JobFolder {
     }
 
     /// The folder.
+    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.path
     }
