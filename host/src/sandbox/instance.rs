@@ -10,7 +10,8 @@ use weir_wire::UpdatesReader;
 
 use super::bindings::Operator;
 use super::bindings::weir::operator::types;
-use super::guest::{KeyedContext, Phase};
+use super::guest::Phase;
+use super::keyed::KeyedContext;
 use super::{GuestState, LoadedComponent, Sandbox};
 use crate::channel::Batch;
 use crate::state::KeyedStateBackend;
@@ -374,7 +375,7 @@ impl WasmOperator {
         ttl: std::collections::BTreeSet<String>,
     ) {
         if let Some(k) = self.store.data_mut().keyed.as_mut() {
-            k.restored = Some((names, ttl));
+            k.set_restored(names, ttl);
         }
     }
 

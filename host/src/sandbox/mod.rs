@@ -16,7 +16,9 @@ mod bindings;
 mod cache;
 mod component;
 mod guest;
+mod imports;
 mod instance;
+mod keyed;
 mod wasi;
 
 use std::sync::Arc;
