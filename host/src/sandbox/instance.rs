@@ -10,9 +10,10 @@ use weir_wire::UpdatesReader;
 
 use super::bindings::Operator;
 use super::bindings::weir::operator::types;
-use super::guest::Phase;
+use super::component::LoadedComponent;
+use super::engine::Sandbox;
+use super::guest::{GuestState, Phase};
 use super::keyed::KeyedContext;
-use super::{GuestState, LoadedComponent, Sandbox};
 use crate::channel::Batch;
 use crate::state::KeyedStateBackend;
 use crate::timers::Domain;
