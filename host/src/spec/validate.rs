@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::error::{SpecError, SpecErrors};
+use super::graph::{Edge, JobGraph, Node, NodeKind, topological_order};
 use super::model::{JobSpec, Partitioning, SinkType, SourceSpec, SourceType, SpecFormat};
 use crate::config::Config;
-use crate::spec::graph::{Edge, JobGraph, Node, NodeKind};
 
 /// Most subtasks (threads) one job may have in this process.
 pub const MAX_SUBTASKS: u64 = 4096;
@@ -460,31 +460,6 @@ fn type_name(t: SourceType) -> &'static str {
     match t {
         SourceType::Datagen => "datagen",
         SourceType::File => "file",
-    }
-}
-
-/// Kahn's algorithm: the order, or the nodes left on cycles.
-fn topological_order(n: usize, edges: &[Edge]) -> Result<Vec<usize>, Vec<usize>> {
-    let mut indegree = vec![0usize; n];
-    for e in edges {
-        indegree[e.to] += 1;
-    }
-    let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
-    ready.reverse();
-    let mut order = Vec::with_capacity(n);
-    while let Some(i) = ready.pop() {
-        order.push(i);
-        for e in edges.iter().filter(|e| e.from == i) {
-            indegree[e.to] -= 1;
-            if indegree[e.to] == 0 {
-                ready.push(e.to);
-            }
-        }
-    }
-    if order.len() == n {
-        Ok(order)
-    } else {
-        Err((0..n).filter(|&i| indegree[i] > 0).collect())
     }
 }
 
