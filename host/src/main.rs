@@ -175,57 +175,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs the command `cli` names; the exit code is 2 for a job spec, a
+/// component or a checkpoint that is not valid.
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(cli.config.as_deref()).context("invalid configuration")?;
     match cli.command {
-        Cmd::Validate { job, operators_dir } => {
-            let graph = match weir::load_spec(&job, &config, operators_dir.as_deref()) {
-                Ok(g) => g,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let sandbox = Sandbox::new(&graph.config)?;
-            if let Err(e) = load_components(&graph, &sandbox) {
-                eprintln!("invalid job spec:\n  - {e}");
-                return Ok(ExitCode::from(2));
-            }
-            println!(
-                "{}: valid ({} nodes, {} edges)",
-                job.display(),
-                graph.nodes.len(),
-                graph.edges.len()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Cmd::Checkpoints { target, remote } => {
-            let dir = Path::new(&target);
-            if remote.server.is_none() && dir.is_dir() {
-                print!("{}", weir::list_checkpoints(dir)?);
-            } else {
-                let v = remote.client(&config)?.checkpoints(&target)?;
-                remote.print(&v, weir::checkpoints_table);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Cmd::List { remote } => {
-            let v = remote.client(&config)?.list()?;
-            remote.print(&v, weir::jobs_table);
-            Ok(ExitCode::SUCCESS)
-        }
-        Cmd::Upload { file, remote } => {
-            let v = remote.client(&config)?.upload(&file)?;
-            remote.print(&v, |v| {
-                format!(
-                    "uploaded {} ({}, {} bytes)\n",
-                    v["name"].as_str().unwrap_or(""),
-                    v["id"].as_str().unwrap_or(""),
-                    v["size"]
-                )
-            });
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Validate { job, operators_dir } => validate(&config, &job, operators_dir.as_deref()),
+        Cmd::Checkpoints { target, remote } => checkpoints(&config, &target, &remote),
+        Cmd::List { remote } => list(&config, &remote),
+        Cmd::Upload { file, remote } => upload(&config, &file, &remote),
         Cmd::Submit {
             job,
             parallelism,
@@ -238,21 +196,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 savepoint_path: from_savepoint,
                 allow_non_restored_state,
             };
-            let v = remote.client(&config)?.submit(&job, &options)?;
-            remote.print(&v, |v| {
-                format!("submitted job {}\n", v["jobid"].as_str().unwrap_or(""))
-            });
-            Ok(ExitCode::SUCCESS)
+            submit(&config, &job, &options, &remote)
         }
-        Cmd::Cancel { job_id, remote } => {
-            remote.client(&config)?.cancel(&job_id)?;
-            if remote.json {
-                println!("{{\"jobid\": {job_id:?}, \"cancelled\": true}}");
-            } else {
-                println!("cancelling job {job_id}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Cancel { job_id, remote } => cancel(&config, &job_id, &remote),
         Cmd::Run {
             job,
             operators_dir,
@@ -262,116 +208,255 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server,
             token,
         } => {
-            if let Some(server) = server {
-                let options = weir::SubmitOptions {
-                    parallelism: None,
-                    savepoint_path: from_savepoint.map(|p| p.display().to_string()),
-                    allow_non_restored_state,
-                };
-                let client = weir::Client::new(Some(&server), token.as_deref(), &config)?;
-                let v = client.run_remote(&job, operators_dir.as_deref(), &options)?;
-                println!("submitted job {}", v["jobid"].as_str().unwrap_or(""));
-                return Ok(ExitCode::SUCCESS);
-            }
-            let graph = match weir::load_spec(&job, &config, operators_dir.as_deref()) {
-                Ok(g) => g,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            if !quiet {
-                let plan: Vec<String> = graph
-                    .nodes
-                    .iter()
-                    .map(|n| format!("{} x{}", n.id, n.parallelism))
-                    .collect();
-                eprintln!("running job `{}`: {}", graph.name, plan.join(" -> "));
-            }
-            let restore = match from_savepoint {
-                Some(p) => match RestorePoint::open(&p) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        eprintln!("error: cannot restore: {e}");
-                        return Ok(ExitCode::from(2));
-                    }
-                },
-                None => None,
-            };
-            let control = std::sync::Arc::new(JobControl::default());
-            let job_id = weir::new_job_id();
-            // The same REST API as `weir serve`, for this one job.
-            let api = weir::LocalApi::start(&config, job_id.clone(), &graph, control.clone());
-            match &api {
-                Ok(api) if !quiet => eprintln!(
-                    "REST API: http://{}/api/v1/jobs/{job_id} (Authorization: Bearer {})",
-                    api.addr, api.token
-                ),
-                Ok(_) => {}
-                Err(e) => eprintln!("warning: the REST API is not served: {e:#}"),
-            }
-            let options = RunOptions {
-                progress: !quiet,
-                restore,
+            let args = RunArgs {
+                job,
+                operators_dir,
+                quiet,
+                from_savepoint,
                 allow_non_restored_state,
-                job_id: Some(job_id),
-                ..RunOptions::default()
             };
-            let result = run_job(&graph, &options, &control);
-            if let Ok(api) = &api {
-                use weir::JobState;
-                match &result {
-                    Ok(_) => api.ended(JobState::Finished, None),
-                    Err(JobError::Cancelled) => api.ended(JobState::Canceled, None),
-                    Err(e) => api.ended(JobState::Failed, Some(e.to_string())),
-                }
-            }
-            match result {
-                Ok(summary) => {
-                    if !quiet {
-                        eprint!("{summary}");
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e @ JobError::Component { .. }) => {
-                    eprintln!("invalid job spec:\n  - {e}");
-                    Ok(ExitCode::from(2))
-                }
-                Err(e @ JobError::Restore(_)) => {
-                    eprintln!("error: {e}");
-                    Ok(ExitCode::from(2))
-                }
-                Err(e) => {
-                    eprintln!("error: job `{}` failed: {e}", graph.name);
-                    Ok(ExitCode::from(1))
-                }
+            match server {
+                Some(server) => run_on_server(&config, &server, token.as_deref(), &args),
+                None => run_here(&config, args),
             }
         }
-        Cmd::Serve => {
-            let data_dir = config.server.data_dir.clone();
-            let (token, new) = weir::load_or_create_token(&config, &data_dir)
-                .context("cannot set up the API token")?;
-            if new {
-                eprintln!(
-                    "API token (printed once; also in {}): {token}",
-                    data_dir.join("token").display()
-                );
-            }
-            let addr: std::net::SocketAddr =
-                format!("{}:{}", config.server.bind_address, config.server.port)
-                    .parse()
-                    .context("rest.bind-address and rest.port do not make an address")?;
-            let state = std::sync::Arc::new(
-                weir::AppState::new(&config, &data_dir, token, true)
-                    .context("cannot start the server")?,
-            );
-            let runtime = weir::server_runtime(&config).context("cannot start tokio")?;
-            runtime.block_on(weir::serve(state, addr))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Serve => serve(&config),
         Cmd::Bench(args) => {
             weir::run_bench(&args, &config)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Reads and validates the job spec at `job`; prints the problems and
+/// gives exit code 2 if it is not valid.
+fn load_spec(
+    config: &Config,
+    job: &Path,
+    operators_dir: Option<&Path>,
+) -> Result<weir::JobGraph, ExitCode> {
+    weir::load_spec(job, config, operators_dir).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })
+}
+
+/// `weir validate`: checks a job spec and loads its components.
+fn validate(config: &Config, job: &Path, operators_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let graph = match load_spec(config, job, operators_dir) {
+        Ok(g) => g,
+        Err(code) => return Ok(code),
+    };
+    let sandbox = Sandbox::new(&graph.config)?;
+    if let Err(e) = load_components(&graph, &sandbox) {
+        eprintln!("invalid job spec:\n  - {e}");
+        return Ok(ExitCode::from(2));
+    }
+    println!(
+        "{}: valid ({} nodes, {} edges)",
+        job.display(),
+        graph.nodes.len(),
+        graph.edges.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir checkpoints`: lists the checkpoints of a folder on this machine
+/// or of a job on a server.
+fn checkpoints(config: &Config, target: &str, remote: &Remote) -> anyhow::Result<ExitCode> {
+    let dir = Path::new(target);
+    if remote.server.is_none() && dir.is_dir() {
+        print!("{}", weir::list_checkpoints(dir)?);
+    } else {
+        let v = remote.client(config)?.checkpoints(target)?;
+        remote.print(&v, weir::checkpoints_table);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir list`: lists the jobs of a server.
+fn list(config: &Config, remote: &Remote) -> anyhow::Result<ExitCode> {
+    let v = remote.client(config)?.list()?;
+    remote.print(&v, weir::jobs_table);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir upload`: uploads a component to a server.
+fn upload(config: &Config, file: &Path, remote: &Remote) -> anyhow::Result<ExitCode> {
+    let v = remote.client(config)?.upload(file)?;
+    remote.print(&v, |v| {
+        format!(
+            "uploaded {} ({}, {} bytes)\n",
+            v["name"].as_str().unwrap_or(""),
+            v["id"].as_str().unwrap_or(""),
+            v["size"]
+        )
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir submit`: submits a job spec to a server.
+fn submit(
+    config: &Config,
+    job: &Path,
+    options: &weir::SubmitOptions,
+    remote: &Remote,
+) -> anyhow::Result<ExitCode> {
+    let v = remote.client(config)?.submit(job, options)?;
+    remote.print(&v, |v| {
+        format!("submitted job {}\n", v["jobid"].as_str().unwrap_or(""))
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir cancel`: cancels a job on a server.
+fn cancel(config: &Config, job_id: &str, remote: &Remote) -> anyhow::Result<ExitCode> {
+    remote.client(config)?.cancel(job_id)?;
+    if remote.json {
+        println!("{{\"jobid\": {job_id:?}, \"cancelled\": true}}");
+    } else {
+        println!("cancelling job {job_id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `weir run` runs, and how.
+struct RunArgs {
+    /// The job spec.
+    job: PathBuf,
+    /// Folder that relative `wasm` paths resolve against.
+    operators_dir: Option<PathBuf>,
+    /// No progress lines and no summary.
+    quiet: bool,
+    /// The checkpoint to restore from.
+    from_savepoint: Option<PathBuf>,
+    /// Skip checkpointed state whose uid is not in the job.
+    allow_non_restored_state: bool,
+}
+
+/// `weir run --server`: uploads the job's components to a server and
+/// submits the job there.
+fn run_on_server(
+    config: &Config,
+    server: &str,
+    token: Option<&str>,
+    args: &RunArgs,
+) -> anyhow::Result<ExitCode> {
+    let options = weir::SubmitOptions {
+        parallelism: None,
+        savepoint_path: args
+            .from_savepoint
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        allow_non_restored_state: args.allow_non_restored_state,
+    };
+    let client = weir::Client::new(Some(server), token, config)?;
+    let v = client.run_remote(&args.job, args.operators_dir.as_deref(), &options)?;
+    println!("submitted job {}", v["jobid"].as_str().unwrap_or(""));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir run`: runs a job in this process, with the REST API of `weir
+/// serve` for it, until its sources end.
+fn run_here(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let graph = match load_spec(config, &args.job, args.operators_dir.as_deref()) {
+        Ok(g) => g,
+        Err(code) => return Ok(code),
+    };
+    let quiet = args.quiet;
+    if !quiet {
+        let plan: Vec<String> = graph
+            .nodes
+            .iter()
+            .map(|n| format!("{} x{}", n.id, n.parallelism))
+            .collect();
+        eprintln!("running job `{}`: {}", graph.name, plan.join(" -> "));
+    }
+    let restore = match args.from_savepoint {
+        Some(p) => match RestorePoint::open(&p) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("error: cannot restore: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
+    let control = std::sync::Arc::new(JobControl::default());
+    let job_id = weir::new_job_id();
+    // The same REST API as `weir serve`, for this one job.
+    let api = weir::LocalApi::start(config, job_id.clone(), &graph, control.clone());
+    match &api {
+        Ok(api) if !quiet => eprintln!(
+            "REST API: http://{}/api/v1/jobs/{job_id} (Authorization: Bearer {})",
+            api.addr, api.token
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: the REST API is not served: {e:#}"),
+    }
+    let options = RunOptions {
+        progress: !quiet,
+        restore,
+        allow_non_restored_state: args.allow_non_restored_state,
+        job_id: Some(job_id),
+        ..RunOptions::default()
+    };
+    let result = run_job(&graph, &options, &control);
+    if let Ok(api) = &api {
+        use weir::JobState;
+        match &result {
+            Ok(_) => api.ended(JobState::Finished, None),
+            Err(JobError::Cancelled) => api.ended(JobState::Canceled, None),
+            Err(e) => api.ended(JobState::Failed, Some(e.to_string())),
+        }
+    }
+    Ok(report(&graph.name, result, quiet))
+}
+
+/// Prints how a job run here ended; the exit code is 2 for a component or
+/// a checkpoint that is not valid, 1 for another failure.
+fn report(name: &str, result: Result<weir::JobSummary, JobError>, quiet: bool) -> ExitCode {
+    match result {
+        Ok(summary) => {
+            if !quiet {
+                eprint!("{summary}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ JobError::Component { .. }) => {
+            eprintln!("invalid job spec:\n  - {e}");
+            ExitCode::from(2)
+        }
+        Err(e @ JobError::Restore(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: job `{name}` failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `weir serve`: runs a session cluster until it is stopped.
+fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+    let data_dir = config.server.data_dir.clone();
+    let (token, new) =
+        weir::load_or_create_token(config, &data_dir).context("cannot set up the API token")?;
+    if new {
+        eprintln!(
+            "API token (printed once; also in {}): {token}",
+            data_dir.join("token").display()
+        );
+    }
+    let addr: std::net::SocketAddr =
+        format!("{}:{}", config.server.bind_address, config.server.port)
+            .parse()
+            .context("rest.bind-address and rest.port do not make an address")?;
+    let state = std::sync::Arc::new(
+        weir::AppState::new(config, &data_dir, token, true).context("cannot start the server")?,
+    );
+    let runtime = weir::server_runtime(config).context("cannot start tokio")?;
+    runtime.block_on(weir::serve(state, addr))?;
+    Ok(ExitCode::SUCCESS)
 }

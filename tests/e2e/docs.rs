@@ -81,7 +81,8 @@ fn repo_files(dir: &Path, out: &mut Vec<PathBuf>) {
             .iter()
             .any(|x| name.ends_with(&format!(".{x}")))
             || p.parent()
-                .is_some_and(|d| d.ends_with("scripts") || d.ends_with(".ci"))
+                .and_then(Path::file_name)
+                .is_some_and(|d| d == "scripts" || d == ".ci")
         {
             out.push(p);
         }

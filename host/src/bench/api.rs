@@ -139,49 +139,11 @@ fn cpu_by_group() -> [f64; 3] {
 
 /// Runs the benchmark and prints its figures.
 pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
-    if !args.wasm.is_file() {
-        bail!(
-            "{} does not exist; build the operators first (scripts/build-operators)",
-            args.wasm.display()
-        );
-    }
-    let data = tempfile::tempdir().context("no temporary folder")?;
-    let state = Arc::new(AppState::new(config, data.path(), TOKEN.into(), false)?);
-    let wasm = std::fs::read(&args.wasm)?;
-    state
-        .bundles
-        .add("count", &wasm, &state.sandbox)
-        .map_err(|e| anyhow::anyhow!(e.to_string()))?;
-    let p = args.parallelism.first().copied().unwrap_or(1);
-    let request: SubmitRequest = serde_json::from_value(serde_json::json!({
-        "job": {
-            "name": "api-bench",
-            "config": { "execution.checkpointing.interval": "1s" },
-            "sources": [{ "id": "gen", "type": "datagen", "count": u64::MAX / 2, "keys": args.keys, "parallelism": p }],
-            "operators": [{ "id": "count", "uid": "count", "wasm": "count", "parallelism": p }],
-            "sinks": [{ "id": "out", "type": "discard", "parallelism": p }],
-            "edges": [
-                { "from": "gen", "to": "count", "partition": "hash" },
-                { "from": "count", "to": "out" }
-            ]
-        }
-    }))?;
-    let job = state
-        .jobs
-        .submit(request, &state.bundles)
-        .map_err(|e| anyhow::anyhow!(e.to_string()))?;
-
-    let server = crate::server::runtime(config).context("cannot start tokio")?;
-    let listener = server.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    let app = router(state.clone());
-    server.spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-
+    let bench = Setup::start(args, config)?;
     let window = Duration::from_secs(args.seconds.max(1));
     eprintln!(
-        "api: keyed count at parallelism {p} ({} keys, checkpoint every 1 s); {} clients for {} s, pause {} ms; machine: {} cores",
+        "api: keyed count at parallelism {} ({} keys, checkpoint every 1 s); {} clients for {} s, pause {} ms; machine: {} cores",
+        bench.parallelism,
         args.keys,
         args.clients,
         window.as_secs(),
@@ -189,9 +151,109 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     std::thread::sleep(Duration::from_secs(3));
-    let before = throughput(&job, window);
+    let before = throughput(&bench.job, window);
     eprintln!("  without load: {before:.0} records/s");
+    let load = load_phase(&bench, args, window)?;
+    eprintln!("  with load: {:.0} records/s", load.during);
+    let after = throughput(&bench.job, window);
+    eprintln!("  without load again: {after:.0} records/s");
+    bench.job.control.cancel();
+    report(args, before, after, load);
+    Ok(())
+}
 
+/// A session cluster serving its REST API on a local port, running the
+/// benchmark's job.
+struct Setup {
+    /// The tokio runtime serving the API, held so that it keeps serving.
+    _server: tokio::runtime::Runtime,
+    /// Where the API listens.
+    addr: std::net::SocketAddr,
+    /// The running job.
+    job: Arc<JobEntry>,
+    /// The cluster's state, held for as long as the job runs.
+    _state: Arc<AppState>,
+    /// The cluster's data folder, removed when the benchmark ends.
+    _data: tempfile::TempDir,
+    /// The parallelism of every node of the job.
+    parallelism: u32,
+}
+
+impl Setup {
+    /// Starts a session cluster in a temporary folder, submits the keyed
+    /// count over an endless datagen source and serves the API.
+    fn start(args: &BenchArgs, config: &Config) -> anyhow::Result<Self> {
+        if !args.wasm.is_file() {
+            bail!(
+                "{} does not exist; build the operators first (scripts/build-operators)",
+                args.wasm.display()
+            );
+        }
+        let data = tempfile::tempdir().context("no temporary folder")?;
+        let state = Arc::new(AppState::new(config, data.path(), TOKEN.into(), false)?);
+        let wasm = std::fs::read(&args.wasm)?;
+        state
+            .bundles
+            .add("count", &wasm, &state.sandbox)
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        let p = args.parallelism.first().copied().unwrap_or(1);
+        let request: SubmitRequest = serde_json::from_value(serde_json::json!({
+            "job": {
+                "name": "api-bench",
+                "config": { "execution.checkpointing.interval": "1s" },
+                "sources": [{ "id": "gen", "type": "datagen", "count": u64::MAX / 2, "keys": args.keys, "parallelism": p }],
+                "operators": [{ "id": "count", "uid": "count", "wasm": "count", "parallelism": p }],
+                "sinks": [{ "id": "out", "type": "discard", "parallelism": p }],
+                "edges": [
+                    { "from": "gen", "to": "count", "partition": "hash" },
+                    { "from": "count", "to": "out" }
+                ]
+            }
+        }))?;
+        let job = state
+            .jobs
+            .submit(request, &state.bundles)
+            .map_err(|e| anyhow::anyhow!(e.to_string()))?;
+
+        let server = crate::server::runtime(config).context("cannot start tokio")?;
+        let listener = server.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let app = router(state.clone());
+        server.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Setup {
+            _server: server,
+            addr,
+            job,
+            _state: state,
+            _data: data,
+            parallelism: p,
+        })
+    }
+}
+
+/// What the load phase measured.
+struct Load {
+    /// The job's records per second under load.
+    during: f64,
+    /// How long the clients ran, in seconds.
+    elapsed: f64,
+    /// Every request's latency in µs.
+    latencies: Vec<u32>,
+    /// Responses other than 200.
+    errors: u64,
+    /// Clients that failed (could not connect, lost their connection).
+    failed_clients: u64,
+    /// Cores used under load by the API server, the clients and the job
+    /// (the groups of [`cpu_by_group`]).
+    cores: [f64; 3],
+}
+
+/// Runs `--clients` clients against the API for `window` while measuring
+/// the job's throughput.
+fn load_phase(bench: &Setup, args: &BenchArgs, window: Duration) -> anyhow::Result<Load> {
+    let job = &bench.job;
     let paths = Arc::new(vec![
         format!("/api/v1/jobs/{}", job.id),
         format!("/api/v1/jobs/{}/checkpoints", job.id),
@@ -201,7 +263,6 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         .build()?;
     let until = Instant::now() + window;
     let pause = Duration::from_millis(args.poll_interval_ms);
-    let clients = args.clients;
     let job_for_load = job.clone();
     let measured = std::thread::spawn(move || throughput(&job_for_load, window));
     let started = Instant::now();
@@ -210,8 +271,9 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     // little as it can.
     crate::server::lower_thread_priority(19);
     let cpu_before = cpu_by_group();
+    let addr = bench.addr;
     let results = load.block_on(async {
-        let tasks: Vec<_> = (0..clients)
+        let tasks: Vec<_> = (0..args.clients)
             .map(|i| tokio::spawn(client(addr, paths.clone(), until, pause, i)))
             .collect();
         let mut out = Vec::new();
@@ -222,7 +284,7 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     });
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = cpu_by_group();
-    let cores = |g: usize| (cpu_after[g] - cpu_before[g]) / elapsed;
+    let cores = std::array::from_fn(|g| (cpu_after[g] - cpu_before[g]) / elapsed);
     let during = measured
         .join()
         .map_err(|_| anyhow::anyhow!("the measuring thread panicked"))?;
@@ -237,11 +299,26 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
             _ => failed_clients += 1,
         }
     }
-    eprintln!("  with load: {during:.0} records/s");
-    let after = throughput(&job, window);
-    eprintln!("  without load again: {after:.0} records/s");
-    job.control.cancel();
+    Ok(Load {
+        during,
+        elapsed,
+        latencies,
+        errors,
+        failed_clients,
+        cores,
+    })
+}
 
+/// Prints the figures: a summary for people, then one JSON line.
+fn report(args: &BenchArgs, before: f64, after: f64, load: Load) {
+    let Load {
+        during,
+        elapsed,
+        mut latencies,
+        errors,
+        failed_clients,
+        cores,
+    } = load;
     latencies.sort_unstable();
     let pct = |q: f64| -> f64 {
         latencies
@@ -251,7 +328,7 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     let unloaded = (before + after) / 2.0;
     let figures = serde_json::json!({
         "workload": "api",
-        "clients": clients,
+        "clients": args.clients,
         "seconds": elapsed,
         "pause_ms": args.poll_interval_ms,
         "requests": latencies.len(),
@@ -264,15 +341,13 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         "job_records_per_second_unloaded": unloaded,
         "job_records_per_second_loaded": during,
         "job_throughput_ratio": during / unloaded,
-        "cores_used_by_api": cores(0),
-        "cores_used_by_clients": cores(1),
-        "cores_used_by_job": cores(2),
+        "cores_used_by_api": cores[0],
+        "cores_used_by_clients": cores[1],
+        "cores_used_by_job": cores[2],
     });
     println!(
         "under load, cores used: job {:.2}, API server {:.2}, clients {:.2}",
-        cores(2),
-        cores(0),
-        cores(1)
+        cores[2], cores[0], cores[1]
     );
     println!(
         "requests/s {:.0}  p50 {:.2} ms  p99 {:.2} ms  max {:.1} ms  non-200 {errors}  failed clients {failed_clients}\njob records/s: {unloaded:.0} without load, {during:.0} with load: ratio {:.3}",
@@ -283,5 +358,4 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         during / unloaded
     );
     println!("{figures}");
-    Ok(())
 }

@@ -8,7 +8,9 @@ use wasmtime::component::types::ComponentItem;
 
 use super::bindings::OperatorPre;
 use super::cache::{CacheOutcome, sha256_hex};
-use super::{GuestState, Sandbox, SandboxError};
+use super::engine::Sandbox;
+use super::error::SandboxError;
+use super::guest::GuestState;
 
 /// The interface the world requires a component to export.
 pub const HANDLER_INTERFACE: &str = "weir:operator/handler@0.2.0";

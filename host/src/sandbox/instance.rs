@@ -10,8 +10,10 @@ use weir_wire::UpdatesReader;
 
 use super::bindings::Operator;
 use super::bindings::weir::operator::types;
-use super::guest::{KeyedContext, Phase};
-use super::{GuestState, LoadedComponent, Sandbox};
+use super::component::LoadedComponent;
+use super::engine::Sandbox;
+use super::guest::{GuestState, Phase};
+use super::keyed::KeyedContext;
 use crate::channel::Batch;
 use crate::state::KeyedStateBackend;
 use crate::timers::Domain;
@@ -374,7 +376,7 @@ impl WasmOperator {
         ttl: std::collections::BTreeSet<String>,
     ) {
         if let Some(k) = self.store.data_mut().keyed.as_mut() {
-            k.restored = Some((names, ttl));
+            k.set_restored(names, ttl);
         }
     }
 

@@ -18,7 +18,7 @@ use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
 use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
 
-use super::GuestState;
+use super::guest::GuestState;
 
 /// The resource table, which the `wasi:io` interfaces work on.
 struct HasIo;

@@ -100,3 +100,28 @@ impl JobGraph {
             .any(|(_, e)| e.partition == Partitioning::Hash)
     }
 }
+
+/// Kahn's algorithm: the order, or the nodes left on cycles.
+pub(super) fn topological_order(n: usize, edges: &[Edge]) -> Result<Vec<usize>, Vec<usize>> {
+    let mut indegree = vec![0usize; n];
+    for e in edges {
+        indegree[e.to] += 1;
+    }
+    let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    ready.reverse();
+    let mut order = Vec::with_capacity(n);
+    while let Some(i) = ready.pop() {
+        order.push(i);
+        for e in edges.iter().filter(|e| e.from == i) {
+            indegree[e.to] -= 1;
+            if indegree[e.to] == 0 {
+                ready.push(e.to);
+            }
+        }
+    }
+    if order.len() == n {
+        Ok(order)
+    } else {
+        Err((0..n).filter(|&i| indegree[i] > 0).collect())
+    }
+}
