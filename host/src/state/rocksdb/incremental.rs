@@ -10,7 +10,8 @@ use std::path::Path;
 
 use rocksdb::{DB, ReadOptions};
 
-use super::{RemoveOnDrop, RocksDbBackend, RocksDbOptions, parse_key, storage};
+use super::keys::{key_group_bounds, parse_key};
+use super::{RemoveOnDrop, RocksDbBackend, RocksDbOptions, storage};
 use crate::keygroup::KeyGroupRange;
 use crate::state::StateError;
 use crate::state::incremental::{LocatedHandle, NativeFile, NativeSnapshot, copy_file};
@@ -127,9 +128,10 @@ impl RocksDbBackend {
             .cf_handle(family)
             .ok_or_else(|| StateError::Storage(format!("column family {family} is missing")))?;
         let mut read = ReadOptions::default();
-        read.set_iterate_lower_bound((self.range.start as u16).to_be_bytes().to_vec());
-        if let Ok(end) = u16::try_from(self.range.end + 1) {
-            read.set_iterate_upper_bound(end.to_be_bytes().to_vec());
+        let (lower, upper) = key_group_bounds(self.range);
+        read.set_iterate_lower_bound(lower);
+        if let Some(upper) = upper {
+            read.set_iterate_upper_bound(upper);
         }
         let mut it = from.raw_iterator_cf_opt(source, read);
         it.seek_to_first();

@@ -6,7 +6,7 @@
 //! - Every RocksDB key starts with its key group (2 bytes, big-endian), so
 //!   one key group, or a range of them, is one ordered scan; then the
 //!   element key and the namespace, each with a 4-byte big-endian length,
-//!   and for map state the map key.
+//!   and for map state the map key (the `keys` submodule).
 //! - List state is one value of length-prefixed elements, appended with a
 //!   merge operator (no read on append); map state is one RocksDB entry per
 //!   map entry, so a map is iterated, not decoded whole.
@@ -21,6 +21,7 @@
 //! files (the `incremental` submodule).
 
 mod incremental;
+mod keys;
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -35,6 +36,10 @@ use rocksdb::{
     ReadOptions, WriteOptions,
 };
 
+use self::keys::{
+    decode_list, encode_list, entry_key, key_group_prefix, list_element, map_entry_key, parse_key,
+    prefix_end,
+};
 use super::{
     EntryRef, EntryVisitor, KeyedStateBackend, MapEntries, StateError, StateId, StateKey, StateKind,
 };
@@ -86,61 +91,6 @@ fn list_append(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -
         out.extend_from_slice(op);
     }
     Some(out)
-}
-
-/// Appends `bytes` with its 4-byte big-endian length.
-fn put_len_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
-/// Splits a length-prefixed field off the front of `bytes`.
-fn take_len_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-    let rest = &bytes[4..];
-    (rest.len() >= len).then(|| rest.split_at(len))
-}
-
-/// The RocksDB key of (key group, key, namespace): also the prefix of a
-/// map's entries.
-fn entry_key(at: &StateKey<'_>) -> Vec<u8> {
-    let mut k = Vec::with_capacity(10 + at.key.len() + at.namespace.len());
-    k.extend_from_slice(&(at.key_group as u16).to_be_bytes());
-    put_len_prefixed(&mut k, at.key);
-    put_len_prefixed(&mut k, at.namespace);
-    k
-}
-
-/// Parses a RocksDB key back into (key, namespace, rest: the map key).
-fn parse_key(k: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
-    let (key, rest) = take_len_prefixed(k.get(2..)?)?;
-    let (namespace, rest) = take_len_prefixed(rest)?;
-    Some((key, namespace, rest))
-}
-
-/// Decodes a list value into its elements.
-fn decode_list(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>, StateError> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let (element, rest) = take_len_prefixed(bytes)
-            .ok_or_else(|| StateError::Storage("a list value is damaged".into()))?;
-        out.push(element.to_vec());
-        bytes = rest;
-    }
-    Ok(out)
-}
-
-/// The smallest key after every key that starts with `prefix` (`None`: no
-/// such key, the prefix is all 0xff).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
 }
 
 /// A value in the write cache, and whether RocksDB has it yet.
@@ -602,7 +552,7 @@ impl KeyedStateBackend for RocksDbBackend {
         if let Err(e) = self.flush() {
             tracing::error!("rocksdb: cannot flush cached writes before a scan: {e}");
         }
-        let prefix = (key_group as u16).to_be_bytes();
+        let prefix = key_group_prefix(key_group);
         for (id, (_, kind)) in self.states.iter().enumerate() {
             let Ok(cf) = self.cf(id as StateId, *kind) else {
                 continue;
@@ -756,8 +706,7 @@ impl KeyedStateBackend for RocksDbBackend {
         value: &[u8],
     ) -> Result<(), StateError> {
         self.check(&at)?;
-        let mut element = Vec::with_capacity(4 + value.len());
-        put_len_prefixed(&mut element, value);
+        let element = list_element(value);
         self.write_counted(state, StateKind::List, &at, Write::Merge(element))
     }
 
@@ -771,10 +720,7 @@ impl KeyedStateBackend for RocksDbBackend {
         if values.is_empty() {
             return self.clear(state, at);
         }
-        let mut encoded = Vec::new();
-        for v in &values {
-            put_len_prefixed(&mut encoded, v);
-        }
+        let encoded = encode_list(&values);
         self.write_counted(state, StateKind::List, &at, Write::Put(&encoded))
     }
 
@@ -786,8 +732,7 @@ impl KeyedStateBackend for RocksDbBackend {
     ) -> Result<Option<Cow<'_, [u8]>>, StateError> {
         self.check(&at)?;
         let cf = self.cf(state, StateKind::Map)?;
-        let mut key = entry_key(&at);
-        key.extend_from_slice(map_key);
+        let key = map_entry_key(entry_key(&at), map_key);
         let v = self.db.get_pinned_cf(cf, key).map_err(storage)?;
         Ok(v.map(|v| Cow::Owned(v.to_vec())))
     }
@@ -803,8 +748,7 @@ impl KeyedStateBackend for RocksDbBackend {
         let cf = self.cf(state, StateKind::Map)?;
         let prefix = entry_key(&at);
         let new = !self.any_with_prefix(cf, &prefix)?;
-        let mut key = prefix;
-        key.extend_from_slice(map_key);
+        let key = map_entry_key(prefix, map_key);
         self.db
             .put_cf_opt(cf, key, value, &self.write)
             .map_err(storage)?;
@@ -824,8 +768,7 @@ impl KeyedStateBackend for RocksDbBackend {
         let cf = self.cf(state, StateKind::Map)?;
         let prefix = entry_key(&at);
         let existed = self.any_with_prefix(cf, &prefix)?;
-        let mut key = prefix.clone();
-        key.extend_from_slice(map_key);
+        let key = map_entry_key(prefix.clone(), map_key);
         self.db
             .delete_cf_opt(cf, key, &self.write)
             .map_err(storage)?;
@@ -978,25 +921,6 @@ mod tests {
             crate::state::rocksdb::RocksDbBackend::temporary_with(range, options)
                 .expect("a temporary rocksdb")
         });
-    }
-
-    #[test]
-    fn keys_round_trip_and_key_groups_are_one_prefix() {
-        let at = super::StateKey {
-            key_group: 300,
-            key: b"key",
-            namespace: b"ns",
-        };
-        let k = super::entry_key(&at);
-        assert_eq!(&k[..2], &300u16.to_be_bytes());
-        let mut map_key = k.clone();
-        map_key.extend_from_slice(b"mk");
-        assert_eq!(
-            super::parse_key(&map_key),
-            Some((&b"key"[..], &b"ns"[..], &b"mk"[..]))
-        );
-        assert_eq!(super::prefix_end(&[1, 0xff]), Some(vec![2]));
-        assert_eq!(super::prefix_end(&[0xff, 0xff]), None);
     }
 }
 
