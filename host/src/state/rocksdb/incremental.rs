@@ -11,6 +11,7 @@ use std::path::Path;
 use rocksdb::{DB, ReadOptions};
 
 use super::keys::{key_group_bounds, parse_key};
+use super::options::column_family_options;
 use super::{RemoveOnDrop, RocksDbBackend, RocksDbOptions, storage};
 use crate::keygroup::KeyGroupRange;
 use crate::state::StateError;
@@ -56,7 +57,7 @@ impl RocksDbBackend {
         restore: &[LocatedHandle],
     ) -> Result<Self, StateError> {
         Self::clear_folder(dir)?;
-        let cf_options = Self::cf_options(&options);
+        let cf_options = column_family_options(&options);
         let sources: Vec<&LocatedHandle> = restore
             .iter()
             .filter(|h| h.handle.overlaps(range))
@@ -118,11 +119,7 @@ impl RocksDbBackend {
         let Some(source) = from.cf_handle(family) else {
             return Ok(0);
         };
-        if self.db.cf_handle(family).is_none() {
-            let options = Self::family_options(&self.cf_options, &mut self.ttl_flags, family);
-            self.db.create_cf(family, &options).map_err(storage)?;
-            self.created_options.push(options);
-        }
+        self.ensure_family(family)?;
         let target = self
             .db
             .cf_handle(family)

@@ -22,97 +22,38 @@
 
 mod incremental;
 mod keys;
+mod options;
+mod write_cache;
 
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
-use rocksdb::compaction_filter::Decision as CompactionDecision;
-use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, DB, Direction, IteratorMode, MergeOperands, Options,
-    ReadOptions, WriteOptions,
-};
+use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options, ReadOptions, WriteOptions};
 
 use self::keys::{
     decode_list, encode_list, entry_key, key_group_prefix, list_element, map_entry_key, parse_key,
     prefix_end,
 };
+use self::options::{TtlFlags, family_options};
+use self::write_cache::WriteCache;
 use super::{
     EntryRef, EntryVisitor, KeyedStateBackend, MapEntries, StateError, StateId, StateKey, StateKind,
 };
 use crate::keygroup::KeyGroupRange;
 
-/// Memory settings of one RocksDB instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RocksDbOptions {
-    /// Block cache for reads (`state.backend.rocksdb.block.cache-size`).
-    pub block_cache_bytes: usize,
-    /// Size of one memtable (`state.backend.rocksdb.writebuffer.size`).
-    pub write_buffer_bytes: usize,
-    /// Memtables per column family (`state.backend.rocksdb.writebuffer.count`).
-    pub write_buffer_count: i32,
-    /// Value-state writes held in memory before they go to RocksDB in one
-    /// batch (`state.backend.rocksdb.write-cache.size`; 0: none).
-    pub write_cache_bytes: usize,
-    /// Checkpoints are RocksDB's own files, uploaded incrementally
-    /// (`state.backend.incremental`).
-    pub incremental: bool,
-}
-
-impl Default for RocksDbOptions {
-    /// Flink's defaults: 8 MiB of block cache, two 64 MiB write buffers.
-    fn default() -> Self {
-        RocksDbOptions {
-            block_cache_bytes: 8 << 20,
-            write_buffer_bytes: 64 << 20,
-            write_buffer_count: 2,
-            write_cache_bytes: 32 << 20,
-            incremental: false,
-        }
-    }
-}
+pub use self::options::RocksDbOptions;
 
 /// Hint of a value read as present.
 const EXISTED: usize = 1;
 /// Hint of a value read as absent.
 const ABSENT: usize = 0;
 
-/// The name of the list-append merge operator, stored in RocksDB's options.
-const LIST_APPEND: &str = "weir-list-append";
-
-/// Appends list elements: each operand is one length-prefixed element, so
-/// concatenation is the whole merge (and is associative).
-fn list_append(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
-    let mut out = existing.map(<[u8]>::to_vec).unwrap_or_default();
-    for op in operands {
-        out.extend_from_slice(op);
-    }
-    Some(out)
-}
-
-/// A value in the write cache, and whether RocksDB has it yet.
-#[derive(Debug)]
-struct CachedValue {
-    value: Vec<u8>,
-    dirty: bool,
-}
-
-/// Cached value state: per state id, RocksDB key to value (looked up by
-/// `&[u8]`, so a read allocates nothing; foldhash, not SipHash).
-type WriteCache = Vec<hashbrown::HashMap<Vec<u8>, CachedValue>>;
-
-/// Bytes a cached entry is counted for beyond its key and value.
-const CACHE_ENTRY_OVERHEAD: usize = 48;
-
-/// Per column family: whether its compaction filter drops expired entries.
-type TtlFlags = HashMap<String, Arc<AtomicBool>>;
-
 /// A map being gathered from its entries: (key, namespace, entries).
 type GatheredMap = (Vec<u8>, Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>);
 
+/// A RocksDB error as a state error.
 fn storage(e: rocksdb::Error) -> StateError {
     StateError::Storage(e.into_string())
 }
@@ -134,17 +75,10 @@ pub struct RocksDbBackend {
     write: WriteOptions,
     /// (state, key, namespace) entries held, kept exact.
     entries: usize,
-    /// Value state written lately, by (state, RocksDB key): a key updated
-    /// many times between flushes is written to RocksDB once. Its dirty
-    /// entries are written as one batch before every snapshot (and stay,
-    /// clean, to serve reads); when it outgrows `write_cache_limit` it is
-    /// written and emptied.
-    cache: RefCell<WriteCache>,
-    /// Bytes the cache holds (keys, values and overhead).
-    cache_bytes: Cell<usize>,
-    /// Whether any cached entry is dirty.
-    cache_dirty: Cell<bool>,
-    write_cache_limit: usize,
+    /// Value state written lately: its dirty entries are written as one
+    /// batch before every snapshot (and stay, clean, to serve reads); when
+    /// it outgrows its limit it is written and emptied.
+    cache: WriteCache,
     /// Whether [`KeyedStateBackend::native_snapshot`] takes incremental
     /// snapshots.
     incremental: bool,
@@ -214,46 +148,6 @@ impl RocksDbBackend {
             .map_err(|e| StateError::Storage(format!("cannot create the working folder: {e}")))
     }
 
-    /// The column-family options every state gets.
-    fn cf_options(options: &RocksDbOptions) -> Options {
-        let cache = Cache::new_lru_cache(options.block_cache_bytes);
-        let mut table = BlockBasedOptions::default();
-        table.set_block_cache(&cache);
-        table.set_bloom_filter(10.0, false);
-        let mut cf_options = Options::default();
-        cf_options.set_block_based_table_factory(&table);
-        cf_options.set_write_buffer_size(options.write_buffer_bytes);
-        cf_options.set_max_write_buffer_number(options.write_buffer_count.max(2));
-        cf_options.set_merge_operator_associative(LIST_APPEND, list_append);
-        // Without the write cache, a value written again while it is still
-        // in the memtable replaces the old one in place instead of adding a
-        // version: a keyed count updates the same keys over and over, and
-        // the skip list would grow by one entry per update. The cache
-        // already writes each key once per flush, and in-place updates cost
-        // a search per write, so with it they are off.
-        cf_options.set_inplace_update_support(options.write_cache_bytes == 0);
-        cf_options.set_allow_concurrent_memtable_write(false);
-        cf_options
-    }
-
-    /// The options of column family `name`: `base` with a compaction filter
-    /// that drops expired entries once the family's state is declared with
-    /// a time-to-live (its flag in `flags`).
-    fn family_options(base: &Options, flags: &mut TtlFlags, name: &str) -> Options {
-        let flag = flags.entry(name.to_owned()).or_default().clone();
-        let mut options = base.clone();
-        options.set_compaction_filter("weir-ttl", move |_level: u32, _key: &[u8], value: &[u8]| {
-            if flag.load(Ordering::Relaxed)
-                && crate::state::ttl::is_expired(value, crate::clock::epoch_ms())
-            {
-                CompactionDecision::Remove
-            } else {
-                CompactionDecision::Keep
-            }
-        });
-        options
-    }
-
     /// Opens the database in `dir` (new, or restored files) with every
     /// column family it has; their TTL flags go into `flags`.
     fn open_db(dir: &Path, cf_options: &Options, flags: &mut TtlFlags) -> Result<DB, StateError> {
@@ -266,7 +160,7 @@ impl RocksDbBackend {
             .into_iter()
             .filter(|n| n != rocksdb::DEFAULT_COLUMN_FAMILY_NAME)
             .map(|n| {
-                let options = Self::family_options(cf_options, flags, &n);
+                let options = family_options(cf_options, flags, &n);
                 rocksdb::ColumnFamilyDescriptor::new(n, options)
             })
             .collect();
@@ -292,10 +186,7 @@ impl RocksDbBackend {
             cf_options,
             write,
             entries,
-            cache: RefCell::default(),
-            cache_bytes: Cell::new(0),
-            cache_dirty: Cell::new(false),
-            write_cache_limit: options.write_cache_bytes,
+            cache: WriteCache::new(options.write_cache_bytes),
             incremental: options.incremental,
             dir: dir.to_path_buf(),
             instance: crate::state::incremental::new_instance_name(),
@@ -348,6 +239,18 @@ impl RocksDbBackend {
             .ok_or_else(|| StateError::Storage(format!("column family of `{name}` is missing")))
     }
 
+    /// Creates column family `family` unless the database has it (a
+    /// restored one does), with its TTL compaction filter.
+    fn ensure_family(&mut self, family: &str) -> Result<(), StateError> {
+        if self.db.cf_handle(family).is_none() {
+            let options = family_options(&self.cf_options, &mut self.ttl_flags, family);
+            self.db.create_cf(family, &options).map_err(storage)?;
+            self.created_options.push(options);
+        }
+        Ok(())
+    }
+
+    /// Whether `at` lies in the key groups this backend owns.
     fn check(&self, at: &StateKey<'_>) -> Result<(), StateError> {
         if self.range.contains(at.key_group) {
             Ok(())
@@ -368,53 +271,6 @@ impl RocksDbBackend {
         Ok(self.db.get_pinned_cf(cf, key).map_err(storage)?.is_some())
     }
 
-    /// Writes every dirty cached value to RocksDB in one batch; once it is
-    /// written they stay in the cache, clean.
-    fn flush(&self) -> Result<(), StateError> {
-        if !self.cache_dirty.get() {
-            return Ok(());
-        }
-        let mut cache = self.cache.borrow_mut();
-        let mut batch = rocksdb::WriteBatch::default();
-        for (state, entries) in cache.iter().enumerate() {
-            if entries.is_empty() {
-                continue;
-            }
-            let cf = self.cf(state as StateId, StateKind::Value)?;
-            // In key order: the memtable's skip list inserts a sorted run
-            // next to the previous key instead of searching from the top.
-            let mut dirty: Vec<(&Vec<u8>, &CachedValue)> =
-                entries.iter().filter(|(_, c)| c.dirty).collect();
-            dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            for (key, cached) in dirty {
-                batch.put_cf(cf, key, &cached.value);
-            }
-        }
-        self.db.write_opt(batch, &self.write).map_err(storage)?;
-        for cached in cache.iter_mut().flat_map(|m| m.values_mut()) {
-            cached.dirty = false;
-        }
-        self.cache_dirty.set(false);
-        Ok(())
-    }
-
-    /// Writes the dirty cached values and empties the cache.
-    fn evict(&self) -> Result<(), StateError> {
-        self.flush()?;
-        self.cache.borrow_mut().iter_mut().for_each(|m| m.clear());
-        self.cache_bytes.set(0);
-        Ok(())
-    }
-
-    /// The cached value of value state, if there is one.
-    fn cached(&self, state: StateId, key: &[u8]) -> Option<Vec<u8>> {
-        self.cache
-            .borrow()
-            .get(state as usize)?
-            .get(key)
-            .map(|c| c.value.clone())
-    }
-
     /// Writes value state through the cache (a limit of 0 flushes it at
     /// once); `existed` says whether the entry existed before (`None`:
     /// find out).
@@ -428,40 +284,43 @@ impl RocksDbBackend {
         self.check(at)?;
         let cf = self.cf(state, StateKind::Value)?;
         let key = entry_key(at);
-        let mut cache = self.cache.borrow_mut();
-        if cache.len() <= state as usize {
-            cache.resize_with(state as usize + 1, hashbrown::HashMap::new);
-        }
-        let map = &mut cache[state as usize];
-        let bytes = self.cache_bytes.get();
-        if let Some(cached) = map.get_mut(key.as_slice()) {
-            // Cached (dirty or clean) means RocksDB or the cache has it.
-            self.cache_bytes
-                .set((bytes + value.len()).saturating_sub(cached.value.len()));
-            cached.value.clear();
-            cached.value.extend_from_slice(value);
-            cached.dirty = true;
-        } else {
+        if !self.cache.update(state, &key, value) {
             let new = match existed {
                 Some(e) => !e,
                 None => !self.exists(cf, &key)?,
             };
             self.entries += usize::from(new);
-            self.cache_bytes
-                .set(bytes + key.len() + value.len() + CACHE_ENTRY_OVERHEAD);
-            map.insert(
-                key,
-                CachedValue {
-                    value: value.to_vec(),
-                    dirty: true,
-                },
-            );
+            self.cache.insert(state, key, value);
         }
-        drop(cache);
-        self.cache_dirty.set(true);
-        if self.cache_bytes.get() > self.write_cache_limit {
+        if self.cache.is_over_limit() {
             self.evict()?;
         }
+        Ok(())
+    }
+
+    /// Writes every dirty cached value to RocksDB in one batch; once it is
+    /// written they stay in the cache, clean.
+    fn flush(&self) -> Result<(), StateError> {
+        if !self.cache.is_dirty() {
+            return Ok(());
+        }
+        let mut batch = rocksdb::WriteBatch::default();
+        self.cache.each_dirty(&mut |state, dirty| {
+            let cf = self.cf(state, StateKind::Value)?;
+            for (key, value) in dirty {
+                batch.put_cf(cf, key, value);
+            }
+            Ok(())
+        })?;
+        self.db.write_opt(batch, &self.write).map_err(storage)?;
+        self.cache.mark_clean();
+        Ok(())
+    }
+
+    /// Writes the dirty cached values and empties the cache.
+    fn evict(&self) -> Result<(), StateError> {
+        self.flush()?;
+        self.cache.clear();
         Ok(())
     }
 
@@ -527,12 +386,7 @@ impl KeyedStateBackend for RocksDbBackend {
             return Ok(id);
         }
         // A restored database has the column family already.
-        let cf = Self::cf_name(name);
-        if self.db.cf_handle(&cf).is_none() {
-            let options = Self::family_options(&self.cf_options, &mut self.ttl_flags, &cf);
-            self.db.create_cf(cf, &options).map_err(storage)?;
-            self.created_options.push(options);
-        }
+        self.ensure_family(&Self::cf_name(name))?;
         self.states.push((name.to_owned(), kind));
         Ok((self.states.len() - 1) as StateId)
     }
@@ -605,7 +459,7 @@ impl KeyedStateBackend for RocksDbBackend {
         self.check(&at)?;
         let cf = self.cf(state, StateKind::Value)?;
         let key = entry_key(&at);
-        if let Some(v) = self.cached(state, &key) {
+        if let Some(v) = self.cache.get(state, &key) {
             return Ok(Some(Cow::Owned(v)));
         }
         let v = self.db.get_pinned_cf(cf, key).map_err(storage)?;
@@ -644,7 +498,8 @@ impl KeyedStateBackend for RocksDbBackend {
             encoded.push(entry_key(&at));
         }
         // Cached writes first; one multi_get for the rest.
-        let cached: Vec<Option<Vec<u8>>> = encoded.iter().map(|k| self.cached(state, k)).collect();
+        let cached: Vec<Option<Vec<u8>>> =
+            encoded.iter().map(|k| self.cache.get(state, k)).collect();
         let misses: Vec<&Vec<u8>> = encoded
             .iter()
             .zip(&cached)
@@ -797,20 +652,7 @@ impl KeyedStateBackend for RocksDbBackend {
             .ok_or(StateError::UnknownState(state))?;
         let cf = self.cf(state, kind)?;
         let key = entry_key(&at);
-        let removed = if kind == StateKind::Value {
-            self.cache
-                .borrow_mut()
-                .get_mut(state as usize)
-                .and_then(|m| m.remove(&key))
-        } else {
-            None
-        };
-        if let Some(r) = &removed {
-            let bytes = key.len() + r.value.len() + CACHE_ENTRY_OVERHEAD;
-            self.cache_bytes
-                .set(self.cache_bytes.get().saturating_sub(bytes));
-        }
-        let was_cached = removed.is_some();
+        let was_cached = kind == StateKind::Value && self.cache.remove(state, &key);
         let existed = was_cached
             || match kind {
                 StateKind::Map => self.any_with_prefix(cf, &key)?,
@@ -889,7 +731,7 @@ impl KeyedStateBackend for RocksDbBackend {
         }
         usize::try_from(total)
             .unwrap_or(usize::MAX)
-            .saturating_add(self.cache_bytes.get())
+            .saturating_add(self.cache.bytes())
     }
 }
 
