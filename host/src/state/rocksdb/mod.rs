@@ -12,9 +12,11 @@
 //!   map entry, so a map is iterated, not decoded whole.
 //! - The write-ahead log is off: checkpoints, not the WAL, make state
 //!   durable, as in Flink.
+//! - Value state is read and written through a write cache (the `values`
+//!   and `write_cache` submodules).
 //!
 //! Memory is bounded by [`RocksDbOptions`]: a block cache and the write
-//! buffers (memtables) of each column family.
+//! buffers (memtables) of each column family (the `options` submodule).
 //!
 //! Checkpoints are portable snapshots (every key group encoded, as the
 //! hashmap backend does) or, with `state.backend.incremental`, RocksDB's own
@@ -22,36 +24,33 @@
 
 mod incremental;
 mod keys;
+mod open;
 mod options;
+mod scan;
+#[cfg(test)]
+mod tests;
+mod values;
 mod write_cache;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
-use rocksdb::{ColumnFamily, DB, Direction, IteratorMode, Options, ReadOptions, WriteOptions};
+use rocksdb::{ColumnFamily, DB, Options, WriteOptions};
 
 use self::keys::{
-    decode_list, encode_list, entry_key, key_group_prefix, list_element, map_entry_key, parse_key,
-    prefix_end,
+    decode_list, encode_list, entry_key, key_group_prefix, list_element, map_entry_key, prefix_end,
 };
 use self::options::{TtlFlags, family_options};
 use self::write_cache::WriteCache;
 use super::{
-    EntryRef, EntryVisitor, KeyedStateBackend, MapEntries, StateError, StateId, StateKey, StateKind,
+    EntryVisitor, HintedValue, KeyedStateBackend, MapEntries, StateError, StateId, StateKey,
+    StateKind, ValueVisitor,
 };
 use crate::keygroup::KeyGroupRange;
 
 pub use self::options::RocksDbOptions;
-
-/// Hint of a value read as present.
-const EXISTED: usize = 1;
-/// Hint of a value read as absent.
-const ABSENT: usize = 0;
-
-/// A map being gathered from its entries: (key, namespace, entries).
-type GatheredMap = (Vec<u8>, Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>);
 
 /// A RocksDB error as a state error.
 fn storage(e: rocksdb::Error) -> StateError {
@@ -127,96 +126,7 @@ impl std::fmt::Debug for RocksDbBackend {
 }
 
 impl RocksDbBackend {
-    /// Opens a fresh instance in `dir` (created; anything there is removed
-    /// first: a working folder holds no state across runs, restores do).
-    pub fn open(
-        dir: &Path,
-        range: KeyGroupRange,
-        options: RocksDbOptions,
-    ) -> Result<Self, StateError> {
-        Self::restore(dir, range, options, &[])
-    }
-
-    /// Empties `dir` (created if missing).
-    fn clear_folder(dir: &Path) -> Result<(), StateError> {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| {
-                StateError::Storage(format!("cannot clear the working folder: {e}"))
-            })?;
-        }
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StateError::Storage(format!("cannot create the working folder: {e}")))
-    }
-
-    /// Opens the database in `dir` (new, or restored files) with every
-    /// column family it has; their TTL flags go into `flags`.
-    fn open_db(dir: &Path, cf_options: &Options, flags: &mut TtlFlags) -> Result<DB, StateError> {
-        let mut db_options = cf_options.clone();
-        db_options.create_if_missing(true);
-        db_options.create_missing_column_families(true);
-        // A new database has no list yet.
-        let families = DB::list_cf(&db_options, dir).unwrap_or_default();
-        let descriptors: Vec<rocksdb::ColumnFamilyDescriptor> = families
-            .into_iter()
-            .filter(|n| n != rocksdb::DEFAULT_COLUMN_FAMILY_NAME)
-            .map(|n| {
-                let options = family_options(cf_options, flags, &n);
-                rocksdb::ColumnFamilyDescriptor::new(n, options)
-            })
-            .collect();
-        DB::open_cf_descriptors(&db_options, dir, descriptors).map_err(storage)
-    }
-
-    /// The backend over an opened database.
-    fn over(
-        (db, ttl_flags): (DB, TtlFlags),
-        dir: &Path,
-        range: KeyGroupRange,
-        options: &RocksDbOptions,
-        cf_options: Options,
-        entries: usize,
-        restored_shared: HashMap<String, String>,
-    ) -> Self {
-        let mut write = WriteOptions::default();
-        write.disable_wal(true);
-        RocksDbBackend {
-            db,
-            range,
-            states: Vec::new(),
-            cf_options,
-            write,
-            entries,
-            cache: WriteCache::new(options.write_cache_bytes),
-            incremental: options.incremental,
-            dir: dir.to_path_buf(),
-            instance: crate::state::incremental::new_instance_name(),
-            restored_shared,
-            ttl_flags,
-            created_options: Vec::new(),
-            _folder: RemoveOnDrop(dir.to_path_buf()),
-        }
-    }
-
-    /// An instance with default options in a fresh temporary folder,
-    /// removed with it.
-    pub fn temporary(range: KeyGroupRange) -> Result<Self, StateError> {
-        Self::temporary_with(range, RocksDbOptions::default())
-    }
-
-    /// An instance with `options` in a fresh temporary folder, removed
-    /// with it.
-    pub fn temporary_with(
-        range: KeyGroupRange,
-        options: RocksDbOptions,
-    ) -> Result<Self, StateError> {
-        let dir = tempfile::Builder::new()
-            .prefix("weir-rocksdb-")
-            .tempdir()
-            .map_err(|e| StateError::Storage(format!("no temporary folder: {e}")))?
-            .keep();
-        Self::open(&dir, range, options)
-    }
-
+    /// The column family of the state named `name`.
     fn cf_name(name: &str) -> String {
         format!("state:{name}")
     }
@@ -262,6 +172,7 @@ impl RocksDbBackend {
         }
     }
 
+    /// Whether `cf` holds `key`.
     fn exists(&self, cf: &ColumnFamily, key: &[u8]) -> Result<bool, StateError> {
         // The bloom filters and the memtable answer "surely not" without
         // reading a block, which is the common answer for a new key.
@@ -269,59 +180,6 @@ impl RocksDbBackend {
             return Ok(false);
         }
         Ok(self.db.get_pinned_cf(cf, key).map_err(storage)?.is_some())
-    }
-
-    /// Writes value state through the cache (a limit of 0 flushes it at
-    /// once); `existed` says whether the entry existed before (`None`:
-    /// find out).
-    fn put_value(
-        &mut self,
-        state: StateId,
-        at: &StateKey<'_>,
-        value: &[u8],
-        existed: Option<bool>,
-    ) -> Result<(), StateError> {
-        self.check(at)?;
-        let cf = self.cf(state, StateKind::Value)?;
-        let key = entry_key(at);
-        if !self.cache.update(state, &key, value) {
-            let new = match existed {
-                Some(e) => !e,
-                None => !self.exists(cf, &key)?,
-            };
-            self.entries += usize::from(new);
-            self.cache.insert(state, key, value);
-        }
-        if self.cache.is_over_limit() {
-            self.evict()?;
-        }
-        Ok(())
-    }
-
-    /// Writes every dirty cached value to RocksDB in one batch; once it is
-    /// written they stay in the cache, clean.
-    fn flush(&self) -> Result<(), StateError> {
-        if !self.cache.is_dirty() {
-            return Ok(());
-        }
-        let mut batch = rocksdb::WriteBatch::default();
-        self.cache.each_dirty(&mut |state, dirty| {
-            let cf = self.cf(state, StateKind::Value)?;
-            for (key, value) in dirty {
-                batch.put_cf(cf, key, value);
-            }
-            Ok(())
-        })?;
-        self.db.write_opt(batch, &self.write).map_err(storage)?;
-        self.cache.mark_clean();
-        Ok(())
-    }
-
-    /// Writes the dirty cached values and empties the cache.
-    fn evict(&self) -> Result<(), StateError> {
-        self.flush()?;
-        self.cache.clear();
-        Ok(())
     }
 
     /// Writes the entry at `at` of `state` and counts it if it is new.
@@ -342,39 +200,6 @@ impl RocksDbBackend {
         .map_err(storage)?;
         if new {
             self.entries += 1;
-        }
-        Ok(())
-    }
-
-    /// Whether any RocksDB key in `cf` starts with `prefix`.
-    fn any_with_prefix(&self, cf: &ColumnFamily, prefix: &[u8]) -> Result<bool, StateError> {
-        let mut it = self.db.raw_iterator_cf(cf);
-        it.seek(prefix);
-        it.status().map_err(storage)?;
-        Ok(it.key().is_some_and(|k| k.starts_with(prefix)))
-    }
-
-    /// Calls `f(key, value)` for every RocksDB key in `cf` that starts with
-    /// `prefix`, in key order.
-    fn scan(
-        &self,
-        cf: &ColumnFamily,
-        prefix: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]),
-    ) -> Result<(), StateError> {
-        let mut read = ReadOptions::default();
-        if let Some(end) = prefix_end(prefix) {
-            read.set_iterate_upper_bound(end);
-        }
-        let iter =
-            self.db
-                .iterator_cf_opt(cf, read, IteratorMode::From(prefix, Direction::Forward));
-        for item in iter {
-            let (k, v) = item.map_err(storage)?;
-            if !k.starts_with(prefix) {
-                break;
-            }
-            f(&k, &v);
         }
         Ok(())
     }
@@ -411,41 +236,7 @@ impl KeyedStateBackend for RocksDbBackend {
             let Ok(cf) = self.cf(id as StateId, *kind) else {
                 continue;
             };
-            let state = id as StateId;
-            // A map's entries arrive in order; they are gathered per (key,
-            // namespace) and handed over when the next one starts.
-            let mut map: Option<GatheredMap> = None;
-            let scanned = self.scan(cf, &prefix, &mut |k, v| {
-                let Some((key, namespace, map_key)) = parse_key(k) else {
-                    tracing::error!("rocksdb: a key of state {state} is damaged; skipped");
-                    return;
-                };
-                match kind {
-                    StateKind::Value => visit(state, key, namespace, EntryRef::Value(v)),
-                    StateKind::List => match decode_list(v) {
-                        Ok(list) => visit(state, key, namespace, EntryRef::List(&list)),
-                        Err(e) => tracing::error!("rocksdb: state {state}: {e}; skipped"),
-                    },
-                    StateKind::Map => {
-                        let same = map
-                            .as_ref()
-                            .is_some_and(|(k0, n0, _)| k0 == key && n0 == namespace);
-                        if !same {
-                            if let Some((k0, n0, m)) = map.take() {
-                                visit(state, &k0, &n0, EntryRef::Map(&m));
-                            }
-                            map = Some((key.to_vec(), namespace.to_vec(), BTreeMap::new()));
-                        }
-                        if let Some((_, _, m)) = map.as_mut() {
-                            m.insert(map_key.to_vec(), v.to_vec());
-                        }
-                    }
-                }
-            });
-            if let Some((k0, n0, m)) = map.take() {
-                visit(state, &k0, &n0, EntryRef::Map(&m));
-            }
-            if let Err(e) = scanned {
+            if let Err(e) = self.visit_state(cf, id as StateId, *kind, &prefix, visit) {
                 tracing::error!("rocksdb: scanning key group {key_group}: {e}");
             }
         }
@@ -456,71 +247,24 @@ impl KeyedStateBackend for RocksDbBackend {
         state: StateId,
         at: StateKey<'_>,
     ) -> Result<Option<Cow<'_, [u8]>>, StateError> {
-        self.check(&at)?;
-        let cf = self.cf(state, StateKind::Value)?;
-        let key = entry_key(&at);
-        if let Some(v) = self.cache.get(state, &key) {
-            return Ok(Some(Cow::Owned(v)));
-        }
-        let v = self.db.get_pinned_cf(cf, key).map_err(storage)?;
-        Ok(v.map(|v| Cow::Owned(v.to_vec())))
+        self.get_value(state, &at)
     }
 
-    /// The hint says whether the entry existed when it was read
-    /// ([`EXISTED`]) or not ([`ABSENT`]), so that writing it back needs no
-    /// second read to keep the entry count.
     fn value_get_hinted(
         &self,
         state: StateId,
         at: StateKey<'_>,
-    ) -> Result<super::HintedValue<'_>, StateError> {
-        let value = self.value_get(state, at)?;
-        let hint = if value.is_some() { EXISTED } else { ABSENT };
-        Ok((value, Some(hint)))
+    ) -> Result<HintedValue<'_>, StateError> {
+        self.get_value_hinted(state, &at)
     }
 
-    /// One `multi_get` for the whole batch.
     fn value_get_many(
         &self,
         state: StateId,
         keys: &[(u32, &[u8])],
-        visit: &mut super::ValueVisitor<'_>,
+        visit: &mut ValueVisitor<'_>,
     ) -> Result<(), StateError> {
-        let cf = self.cf(state, StateKind::Value)?;
-        let mut encoded = Vec::with_capacity(keys.len());
-        for &(key_group, key) in keys {
-            let at = StateKey {
-                key_group,
-                key,
-                namespace: &[],
-            };
-            self.check(&at)?;
-            encoded.push(entry_key(&at));
-        }
-        // Cached writes first; one multi_get for the rest.
-        let cached: Vec<Option<Vec<u8>>> =
-            encoded.iter().map(|k| self.cache.get(state, k)).collect();
-        let misses: Vec<&Vec<u8>> = encoded
-            .iter()
-            .zip(&cached)
-            .filter(|(_, c)| c.is_none())
-            .map(|(k, _)| k)
-            .collect();
-        let mut read = self.db.batched_multi_get_cf(cf, misses, false).into_iter();
-        for c in cached {
-            let value: Option<Vec<u8>> = match c {
-                Some(v) => Some(v),
-                None => read
-                    .next()
-                    .transpose()
-                    .map_err(storage)?
-                    .flatten()
-                    .map(|v| v.to_vec()),
-            };
-            let hint = if value.is_some() { EXISTED } else { ABSENT };
-            visit(value.as_deref(), Some(hint));
-        }
-        Ok(())
+        self.get_values(state, keys, visit)
     }
 
     fn value_put_hinted(
@@ -530,10 +274,7 @@ impl KeyedStateBackend for RocksDbBackend {
         value: &[u8],
         hint: Option<usize>,
     ) -> Result<(), StateError> {
-        // An entry read as existing is trusted to exist still (the write
-        // goes to its key whatever the hint); any other hint is checked.
-        let existed = (hint == Some(EXISTED)).then_some(true);
-        self.put_value(state, &at, value, existed)
+        self.put_value_hinted(state, &at, value, hint)
     }
 
     fn value_put(
@@ -732,90 +473,5 @@ impl KeyedStateBackend for RocksDbBackend {
         usize::try_from(total)
             .unwrap_or(usize::MAX)
             .saturating_add(self.cache.bytes())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    crate::state_conformance_tests!(
-        |range| super::RocksDbBackend::temporary(range).expect("a temporary rocksdb")
-    );
-
-    /// Every write straight to RocksDB.
-    mod without_write_cache {
-        crate::state_conformance_tests!(|range| {
-            let options = crate::state::rocksdb::RocksDbOptions {
-                write_cache_bytes: 0,
-                ..Default::default()
-            };
-            crate::state::rocksdb::RocksDbBackend::temporary_with(range, options)
-                .expect("a temporary rocksdb")
-        });
-    }
-
-    /// A cache so small that every write flushes it.
-    mod with_a_tiny_write_cache {
-        crate::state_conformance_tests!(|range| {
-            let options = crate::state::rocksdb::RocksDbOptions {
-                write_cache_bytes: 1,
-                ..Default::default()
-            };
-            crate::state::rocksdb::RocksDbBackend::temporary_with(range, options)
-                .expect("a temporary rocksdb")
-        });
-    }
-}
-
-#[cfg(test)]
-mod ttl_tests {
-    use super::*;
-    use crate::state::ttl::stamp;
-
-    fn keys_in(db: &DB, family: &str) -> usize {
-        let cf = db.cf_handle(family).expect("family");
-        db.iterator_cf(cf, IteratorMode::Start).count()
-    }
-
-    #[test]
-    fn compaction_drops_expired_values_and_map_entries() {
-        let range = KeyGroupRange { start: 0, end: 0 };
-        let mut b = RocksDbBackend::temporary(range).expect("open");
-        let v = b.register("v", StateKind::Value).expect("v");
-        let m = b.register("m", StateKind::Map).expect("m");
-        let plain = b.register("plain", StateKind::Value).expect("plain");
-        b.expire_in_background(v);
-        b.expire_in_background(m);
-        let now = crate::clock::epoch_ms();
-        for i in 0..100u32 {
-            let key = i.to_be_bytes();
-            let at = StateKey {
-                key_group: 0,
-                key: &key,
-                namespace: b"",
-            };
-            // Half expired a day ago, half expire in a day.
-            let expiry = if i % 2 == 0 {
-                now - 86_400_000
-            } else {
-                now + 86_400_000
-            };
-            b.value_put(v, at, &stamp(b"x", expiry)).expect("put");
-            b.map_put(m, at, b"k", &stamp(b"y", expiry)).expect("map");
-            b.value_put(plain, at, &stamp(b"z", now - 86_400_000))
-                .expect("put");
-        }
-        b.flush().expect("flush the write cache");
-        for family in ["state:v", "state:m", "state:plain"] {
-            let cf = b.db.cf_handle(family).expect("family");
-            b.db.flush_cf(cf).expect("flush");
-            b.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
-        }
-        assert_eq!(keys_in(&b.db, "state:v"), 50, "expired values dropped");
-        assert_eq!(keys_in(&b.db, "state:m"), 50, "expired map entries dropped");
-        assert_eq!(
-            keys_in(&b.db, "state:plain"),
-            100,
-            "a state without TTL keeps everything"
-        );
     }
 }
