@@ -16,6 +16,7 @@ use crate::keygroup::KeyGroupRange;
 use crate::state::{StateError, StateKey};
 
 /// Appends `bytes` with its 4-byte big-endian length.
+#[inline]
 fn put_len_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
     out.extend_from_slice(bytes);
@@ -30,6 +31,7 @@ fn take_len_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// The first two bytes of every RocksDB key of `key_group`: the prefix that
 /// one key group's scan seeks.
+#[inline]
 pub(super) fn key_group_prefix(key_group: u32) -> [u8; 2] {
     (key_group as u16).to_be_bytes()
 }
@@ -47,6 +49,7 @@ pub(super) fn key_group_bounds(range: KeyGroupRange) -> (Vec<u8>, Option<Vec<u8>
 
 /// The RocksDB key of (key group, key, namespace): also the prefix of a
 /// map's entries.
+#[inline]
 pub(super) fn entry_key(at: &StateKey<'_>) -> Vec<u8> {
     let mut k = Vec::with_capacity(10 + at.key.len() + at.namespace.len());
     k.extend_from_slice(&key_group_prefix(at.key_group));
@@ -57,6 +60,7 @@ pub(super) fn entry_key(at: &StateKey<'_>) -> Vec<u8> {
 
 /// The RocksDB key of one map entry: its (key group, key, namespace)
 /// `prefix` followed by `map_key`.
+#[inline]
 pub(super) fn map_entry_key(mut prefix: Vec<u8>, map_key: &[u8]) -> Vec<u8> {
     prefix.extend_from_slice(map_key);
     prefix
@@ -83,6 +87,7 @@ pub(super) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// One list element as the merge operand that appends it to a list value.
+#[inline]
 pub(super) fn list_element(value: &[u8]) -> Vec<u8> {
     let mut element = Vec::with_capacity(4 + value.len());
     put_len_prefixed(&mut element, value);

@@ -21,6 +21,11 @@
 //! Checkpoints are portable snapshots (every key group encoded, as the
 //! hashmap backend does) or, with `state.backend.incremental`, RocksDB's own
 //! files (the `incremental` submodule).
+//!
+//! The small helpers that every state access calls across these files are
+//! `#[inline]`: a module can be a code-generation unit of its own (the
+//! release profile builds incrementally), and only inline functions are
+//! inlined across units.
 
 mod incremental;
 mod keys;
@@ -132,6 +137,7 @@ impl RocksDbBackend {
     }
 
     /// The column family of `state`, checked to be of `kind`.
+    #[inline]
     fn cf(&self, state: StateId, kind: StateKind) -> Result<&ColumnFamily, StateError> {
         let (name, declared) = self
             .states
@@ -161,6 +167,7 @@ impl RocksDbBackend {
     }
 
     /// Whether `at` lies in the key groups this backend owns.
+    #[inline]
     fn check(&self, at: &StateKey<'_>) -> Result<(), StateError> {
         if self.range.contains(at.key_group) {
             Ok(())
@@ -173,6 +180,7 @@ impl RocksDbBackend {
     }
 
     /// Whether `cf` holds `key`.
+    #[inline]
     fn exists(&self, cf: &ColumnFamily, key: &[u8]) -> Result<bool, StateError> {
         // The bloom filters and the memtable answer "surely not" without
         // reading a block, which is the common answer for a new key.

@@ -16,6 +16,7 @@ type GatheredMap = (Vec<u8>, Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>);
 
 impl RocksDbBackend {
     /// Whether any RocksDB key in `cf` starts with `prefix`.
+    #[inline]
     pub(super) fn any_with_prefix(
         &self,
         cf: &ColumnFamily,

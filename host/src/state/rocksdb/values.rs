@@ -15,12 +15,14 @@ const EXISTED: usize = 1;
 const ABSENT: usize = 0;
 
 /// The hint of a value read as `present` or not.
+#[inline]
 fn hint_of(present: bool) -> usize {
     if present { EXISTED } else { ABSENT }
 }
 
 impl RocksDbBackend {
     /// Reads a value state: the cached value, else RocksDB's.
+    #[inline]
     pub(super) fn get_value(
         &self,
         state: StateId,
@@ -38,6 +40,7 @@ impl RocksDbBackend {
 
     /// Reads a value state with the hint that says whether the entry
     /// existed when it was read ([`EXISTED`]) or not ([`ABSENT`]).
+    #[inline]
     pub(super) fn get_value_hinted(
         &self,
         state: StateId,
@@ -95,6 +98,7 @@ impl RocksDbBackend {
     /// Writes a value state with the hint of its read: an entry read as
     /// existing is trusted to exist still (the write goes to its key
     /// whatever the hint); any other hint is checked.
+    #[inline]
     pub(super) fn put_value_hinted(
         &mut self,
         state: StateId,
@@ -109,6 +113,7 @@ impl RocksDbBackend {
     /// Writes value state through the cache (a limit of 0 flushes it at
     /// once); `existed` says whether the entry existed before (`None`:
     /// find out).
+    #[inline]
     pub(super) fn put_value(
         &mut self,
         state: StateId,

@@ -54,6 +54,7 @@ impl WriteCache {
     }
 
     /// The cached value of `key` in value state `state`, if there is one.
+    #[inline]
     pub(super) fn get(&self, state: StateId, key: &[u8]) -> Option<Vec<u8>> {
         self.states
             .borrow()
@@ -65,6 +66,7 @@ impl WriteCache {
     /// Replaces the cached value of `key` with `value`, marked dirty, if it
     /// is cached (cached, dirty or clean, means RocksDB or the cache has
     /// the entry); returns whether it was.
+    #[inline]
     pub(super) fn update(&self, state: StateId, key: &[u8], value: &[u8]) -> bool {
         let mut states = self.states.borrow_mut();
         let Some(cached) = states.get_mut(state as usize).and_then(|m| m.get_mut(key)) else {
@@ -80,6 +82,7 @@ impl WriteCache {
     }
 
     /// Caches `value` for `key`, which is not cached yet, marked dirty.
+    #[inline]
     pub(super) fn insert(&self, state: StateId, key: Vec<u8>, value: &[u8]) {
         let mut states = self.states.borrow_mut();
         if states.len() <= state as usize {
@@ -113,16 +116,19 @@ impl WriteCache {
     }
 
     /// Whether any cached value is not in RocksDB yet.
+    #[inline]
     pub(super) fn is_dirty(&self) -> bool {
         self.dirty.get()
     }
 
     /// Whether the cache holds more than its limit.
+    #[inline]
     pub(super) fn is_over_limit(&self) -> bool {
         self.bytes.get() > self.limit
     }
 
     /// Bytes the cache holds (keys, values and overhead).
+    #[inline]
     pub(super) fn bytes(&self) -> usize {
         self.bytes.get()
     }
