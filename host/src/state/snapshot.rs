@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{EntryVisitor, KeyedStateBackend, StateError, StateKey, StateKind};
+use super::{EntryVisitor, KeyedStateBackend, StateError, StateId, StateKey, StateKind};
 use crate::keygroup::{KeyGroupRange, key_group};
 use crate::timers::{Domain, TimerEntry, TimerService};
 
@@ -201,6 +201,74 @@ pub fn encode_timers(
     encode_parts(backend, timers, max_parallelism, false)
 }
 
+/// Writes the file header: magic, version and the declared states.
+fn put_header(out: &mut Vec<u8>, states: &[(String, StateKind)]) {
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&KEYED_SNAPSHOT_VERSION.to_le_bytes());
+    put_varint(out, states.len() as u64);
+    for (name, kind) in states {
+        put_bytes(out, name.as_bytes());
+        out.push(kind_tag(*kind));
+    }
+}
+
+/// Writes one entry: state, key, namespace, tag and payload.
+fn put_entry(out: &mut Vec<u8>, state: StateId, key: &[u8], namespace: &[u8], entry: EntryRef<'_>) {
+    put_varint(out, u64::from(state));
+    put_bytes(out, key);
+    put_bytes(out, namespace);
+    match entry {
+        EntryRef::Value(v) => {
+            out.push(0);
+            put_bytes(out, v);
+        }
+        EntryRef::List(l) => {
+            out.push(1);
+            put_varint(out, l.len() as u64);
+            for v in l {
+                put_bytes(out, v);
+            }
+        }
+        EntryRef::Map(m) => {
+            out.push(2);
+            put_varint(out, m.len() as u64);
+            m.each(&mut |k, v| {
+                put_bytes(out, k);
+                put_bytes(out, v);
+            });
+        }
+    }
+}
+
+/// Writes one timer: domain, time, key and namespace.
+fn put_timer(out: &mut Vec<u8>, domain: Domain, timer: &TimerEntry) {
+    out.push(match domain {
+        Domain::EventTime => 0,
+        Domain::ProcessingTime => 1,
+    });
+    out.extend_from_slice(&timer.time.to_le_bytes());
+    put_bytes(out, &timer.key);
+    put_bytes(out, &timer.namespace);
+}
+
+/// The timers of each key group of `range`, indexed by `kg - range.start`.
+fn timers_by_key_group(
+    timers: &TimerService,
+    range: KeyGroupRange,
+    max_parallelism: u32,
+) -> Vec<Vec<(Domain, &TimerEntry)>> {
+    let mut groups: Vec<Vec<(Domain, &TimerEntry)>> = vec![Vec::new(); range.len()];
+    for (d, t) in timers.iter() {
+        let kg = key_group(&t.key, max_parallelism);
+        if range.contains(kg) {
+            groups[(kg - range.start) as usize].push((d, t));
+        }
+    }
+    groups
+}
+
+/// Encodes the header and, per key group of `backend` that holds any, its
+/// entries (if `with_entries`) and its timers.
 fn encode_parts(
     backend: &dyn KeyedStateBackend,
     timers: &TimerService,
@@ -214,22 +282,8 @@ fn encode_parts(
         0
     };
     let mut out = Vec::with_capacity(expected + 64);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&KEYED_SNAPSHOT_VERSION.to_le_bytes());
-    let states = backend.declared();
-    put_varint(&mut out, states.len() as u64);
-    for (name, kind) in states {
-        put_bytes(&mut out, name.as_bytes());
-        out.push(kind_tag(*kind));
-    }
-    // Timers by key group.
-    let mut timer_groups: Vec<Vec<(Domain, &TimerEntry)>> = vec![Vec::new(); range.len()];
-    for (d, t) in timers.iter() {
-        let kg = key_group(&t.key, max_parallelism);
-        if range.contains(kg) {
-            timer_groups[(kg - range.start) as usize].push((d, t));
-        }
-    }
+    put_header(&mut out, backend.declared());
+    let timer_groups = timers_by_key_group(timers, range, max_parallelism);
     let mut key_groups = Vec::new();
     let mut block = Vec::new();
     for kg in range.start..=range.end {
@@ -243,30 +297,7 @@ fn encode_parts(
         };
         visit(kg, &mut |state, key, namespace, entry| {
             n += 1;
-            put_varint(&mut body, u64::from(state));
-            put_bytes(&mut body, key);
-            put_bytes(&mut body, namespace);
-            match entry {
-                EntryRef::Value(v) => {
-                    body.push(0);
-                    put_bytes(&mut body, v);
-                }
-                EntryRef::List(l) => {
-                    body.push(1);
-                    put_varint(&mut body, l.len() as u64);
-                    for v in l {
-                        put_bytes(&mut body, v);
-                    }
-                }
-                EntryRef::Map(m) => {
-                    body.push(2);
-                    put_varint(&mut body, m.len() as u64);
-                    m.each(&mut |k, v| {
-                        put_bytes(&mut body, k);
-                        put_bytes(&mut body, v);
-                    });
-                }
-            }
+            put_entry(&mut body, state, key, namespace, entry);
         });
         let group_timers = &timer_groups[(kg - range.start) as usize];
         if n == 0 && group_timers.is_empty() {
@@ -276,13 +307,7 @@ fn encode_parts(
         block.extend_from_slice(&body);
         put_varint(&mut block, group_timers.len() as u64);
         for (d, t) in group_timers {
-            block.push(match d {
-                Domain::EventTime => 0,
-                Domain::ProcessingTime => 1,
-            });
-            block.extend_from_slice(&t.time.to_le_bytes());
-            put_bytes(&mut block, &t.key);
-            put_bytes(&mut block, &t.namespace);
+            put_timer(&mut block, *d, t);
         }
         key_groups.push(KeyGroupOffset {
             key_group: kg,
@@ -408,67 +433,11 @@ pub fn restore(
         .iter()
         .filter(|k| range.contains(k.key_group))
     {
-        let start = usize::try_from(kg.offset).map_err(|_| SnapshotError::Malformed("offset"))?;
-        let len = usize::try_from(kg.len).map_err(|_| SnapshotError::Malformed("length"))?;
-        let block = bytes
-            .get(start..start.saturating_add(len))
-            .ok_or(SnapshotError::Malformed("block outside the file"))?;
-        let mut r = Reader { b: block };
-        let n = r.count()?;
-        for _ in 0..n {
-            let s = r.varint()?;
-            let id = *ids
-                .get(usize::try_from(s).unwrap_or(usize::MAX))
-                .ok_or(SnapshotError::Malformed("state index"))?;
-            let key = r.bytes()?;
-            let namespace = r.bytes()?;
-            let at = StateKey {
-                key_group: kg.key_group,
-                key,
-                namespace,
-            };
-            match r.u8()? {
-                0 => backend.value_put(id, at, r.bytes()?)?,
-                1 => {
-                    let m = r.count()?;
-                    let mut list = Vec::with_capacity(m);
-                    for _ in 0..m {
-                        list.push(r.bytes()?.to_vec());
-                    }
-                    backend.list_set(id, at, list)?;
-                }
-                2 => {
-                    let m = r.count()?;
-                    for _ in 0..m {
-                        let k = r.bytes()?;
-                        let v = r.bytes()?;
-                        backend.map_put(id, at, k, v)?;
-                    }
-                }
-                _ => return Err(SnapshotError::Malformed("entry tag")),
-            }
-            loaded += 1;
-        }
-        let t = r.count()?;
-        for _ in 0..t {
-            let domain = match r.u8()? {
-                0 => Domain::EventTime,
-                1 => Domain::ProcessingTime,
-                _ => return Err(SnapshotError::Malformed("timer domain")),
-            };
-            let mut time = [0u8; 8];
-            time.copy_from_slice(r.take(8)?);
-            let key = r.bytes()?.to_vec();
-            let namespace = r.bytes()?.to_vec();
-            timers.register(
-                domain,
-                TimerEntry {
-                    time: i64::from_le_bytes(time),
-                    key,
-                    namespace,
-                },
-            );
-        }
+        let mut r = Reader {
+            b: block_of(bytes, kg)?,
+        };
+        loaded += restore_entries(&mut r, kg.key_group, &ids, backend)?;
+        restore_timers(&mut r, timers)?;
         if !r.b.is_empty() {
             return Err(SnapshotError::Malformed(
                 "trailing bytes in a key-group block",
@@ -476,6 +445,96 @@ pub fn restore(
         }
     }
     Ok(loaded)
+}
+
+/// The bytes of key group `kg`'s block in the file `bytes`.
+fn block_of<'a>(bytes: &'a [u8], kg: &KeyGroupOffset) -> Result<&'a [u8], SnapshotError> {
+    let start = usize::try_from(kg.offset).map_err(|_| SnapshotError::Malformed("offset"))?;
+    let len = usize::try_from(kg.len).map_err(|_| SnapshotError::Malformed("length"))?;
+    bytes
+        .get(start..start.saturating_add(len))
+        .ok_or(SnapshotError::Malformed("block outside the file"))
+}
+
+/// Reads the entries of one key group's block into `backend`, whose ids of
+/// the file's states are `ids`; returns how many.
+fn restore_entries(
+    r: &mut Reader<'_>,
+    key_group: u32,
+    ids: &[StateId],
+    backend: &mut dyn KeyedStateBackend,
+) -> Result<usize, SnapshotError> {
+    let n = r.count()?;
+    for _ in 0..n {
+        let s = r.varint()?;
+        let id = *ids
+            .get(usize::try_from(s).unwrap_or(usize::MAX))
+            .ok_or(SnapshotError::Malformed("state index"))?;
+        let key = r.bytes()?;
+        let namespace = r.bytes()?;
+        let at = StateKey {
+            key_group,
+            key,
+            namespace,
+        };
+        restore_entry(r, id, at, backend)?;
+    }
+    Ok(n)
+}
+
+/// Reads one entry's tag and payload and writes it at `at` of state `id`.
+fn restore_entry(
+    r: &mut Reader<'_>,
+    id: StateId,
+    at: StateKey<'_>,
+    backend: &mut dyn KeyedStateBackend,
+) -> Result<(), SnapshotError> {
+    match r.u8()? {
+        0 => backend.value_put(id, at, r.bytes()?)?,
+        1 => {
+            let m = r.count()?;
+            let mut list = Vec::with_capacity(m);
+            for _ in 0..m {
+                list.push(r.bytes()?.to_vec());
+            }
+            backend.list_set(id, at, list)?;
+        }
+        2 => {
+            let m = r.count()?;
+            for _ in 0..m {
+                let k = r.bytes()?;
+                let v = r.bytes()?;
+                backend.map_put(id, at, k, v)?;
+            }
+        }
+        _ => return Err(SnapshotError::Malformed("entry tag")),
+    }
+    Ok(())
+}
+
+/// Reads the timers of one key group's block into `timers`.
+fn restore_timers(r: &mut Reader<'_>, timers: &mut TimerService) -> Result<(), SnapshotError> {
+    let t = r.count()?;
+    for _ in 0..t {
+        let domain = match r.u8()? {
+            0 => Domain::EventTime,
+            1 => Domain::ProcessingTime,
+            _ => return Err(SnapshotError::Malformed("timer domain")),
+        };
+        let mut time = [0u8; 8];
+        time.copy_from_slice(r.take(8)?);
+        let key = r.bytes()?.to_vec();
+        let namespace = r.bytes()?.to_vec();
+        timers.register(
+            domain,
+            TimerEntry {
+                time: i64::from_le_bytes(time),
+                key,
+                namespace,
+            },
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use std::path::Path;
 
 use rocksdb::{DB, ReadOptions};
 
-use super::{RemoveOnDrop, RocksDbBackend, RocksDbOptions, parse_key, storage};
+use super::keys::{key_group_bounds, parse_key};
+use super::options::column_family_options;
+use super::{RemoveOnDrop, RocksDbBackend, RocksDbOptions, storage};
 use crate::keygroup::KeyGroupRange;
 use crate::state::StateError;
 use crate::state::incremental::{LocatedHandle, NativeFile, NativeSnapshot, copy_file};
@@ -18,7 +20,6 @@ use crate::state::incremental::{LocatedHandle, NativeFile, NativeSnapshot, copy_
 /// Bytes gathered in one write batch while copying a key-group range.
 const BATCH_BYTES: usize = 4 << 20;
 
-/// Whether `name` is one plain file name (no folder, no `..`).
 /// Copies the files of `source` into `dest`, checking each one's size and
 /// checksum against the handle.
 fn download(source: &LocatedHandle, dest: &Path) -> Result<(), StateError> {
@@ -55,7 +56,7 @@ impl RocksDbBackend {
         restore: &[LocatedHandle],
     ) -> Result<Self, StateError> {
         Self::clear_folder(dir)?;
-        let cf_options = Self::cf_options(&options);
+        let cf_options = column_family_options(&options);
         let sources: Vec<&LocatedHandle> = restore
             .iter()
             .filter(|h| h.handle.overlaps(range))
@@ -117,19 +118,16 @@ impl RocksDbBackend {
         let Some(source) = from.cf_handle(family) else {
             return Ok(0);
         };
-        if self.db.cf_handle(family).is_none() {
-            let options = Self::family_options(&self.cf_options, &mut self.ttl_flags, family);
-            self.db.create_cf(family, &options).map_err(storage)?;
-            self.created_options.push(options);
-        }
+        self.ensure_family(family)?;
         let target = self
             .db
             .cf_handle(family)
             .ok_or_else(|| StateError::Storage(format!("column family {family} is missing")))?;
         let mut read = ReadOptions::default();
-        read.set_iterate_lower_bound((self.range.start as u16).to_be_bytes().to_vec());
-        if let Ok(end) = u16::try_from(self.range.end + 1) {
-            read.set_iterate_upper_bound(end.to_be_bytes().to_vec());
+        let (lower, upper) = key_group_bounds(self.range);
+        read.set_iterate_lower_bound(lower);
+        if let Some(upper) = upper {
+            read.set_iterate_upper_bound(upper);
         }
         let mut it = from.raw_iterator_cf_opt(source, read);
         it.seek_to_first();
@@ -271,16 +269,21 @@ mod tests {
         owned
     }
 
-    #[test]
-    fn restores_its_files_at_the_same_and_at_other_parallelisms() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let storage =
-            CheckpointStorage::new(StorageKind::Filesystem, dir.path(), "job").expect("storage");
-        let full = KeyGroupRange {
-            start: 0,
-            end: MP - 1,
-        };
-        let mut b = RocksDbBackend::open(&dir.path().join("a.db"), full, options()).expect("open");
+    /// The key groups of one subtask at parallelism 1.
+    const FULL: KeyGroupRange = KeyGroupRange {
+        start: 0,
+        end: MP - 1,
+    };
+
+    /// Takes two incremental checkpoints of an instance in `dir`, the
+    /// second referencing the files of the first; returns the instance and
+    /// its second snapshot (alive as long as the caller keeps them) and the
+    /// second checkpoint's handle.
+    fn checkpoint_twice(
+        dir: &Path,
+        storage: &CheckpointStorage,
+    ) -> (RocksDbBackend, NativeSnapshot, LocatedHandle) {
+        let mut b = RocksDbBackend::open(&dir.join("a.db"), FULL, options()).expect("open");
         fill(&mut b, 0, 3000);
         let snap = b
             .native_snapshot(1)
@@ -309,20 +312,23 @@ mod tests {
         assert!(first.shared.iter().all(|f| second.shared.contains(f)));
         let located = LocatedHandle {
             handle: second,
-            base: dir.path().join("job/chk-2"),
+            base: dir.join("job/chk-2"),
         };
+        (b, snap, located)
+    }
 
-        // Same key groups: the files become the instance.
+    /// Same key groups: the files become the instance, and its next
+    /// snapshot names the restored files as they are in shared/.
+    fn restore_at_the_same_parallelism(dir: &Path, located: &LocatedHandle) {
         let mut same = RocksDbBackend::restore(
-            &dir.path().join("b.db"),
-            full,
+            &dir.join("b.db"),
+            FULL,
             options(),
-            std::slice::from_ref(&located),
+            std::slice::from_ref(located),
         )
         .expect("restore");
         assert_eq!(same.entry_count(), 12_000);
         assert_eq!(check(&mut same, 4000), 4000);
-        // Its next snapshot names the restored files as they are in shared/.
         let again = same
             .native_snapshot(3)
             .expect("snapshot")
@@ -335,8 +341,10 @@ mod tests {
         for f in &located.handle.shared {
             assert!(named.contains(&f.shared_name().expect("shared")), "{f:?}");
         }
+    }
 
-        // Three subtasks split the key groups.
+    /// Three subtasks split the key groups.
+    fn restore_split_in_three(dir: &Path, located: &LocatedHandle) {
         let mut owned = 0;
         for (i, range) in [(0, 4), (5, 9), (10, 15)].into_iter().enumerate() {
             let range = KeyGroupRange {
@@ -344,10 +352,10 @@ mod tests {
                 end: range.1,
             };
             let mut part = RocksDbBackend::restore(
-                &dir.path().join(format!("p{i}.db")),
+                &dir.join(format!("p{i}.db")),
                 range,
                 options(),
-                std::slice::from_ref(&located),
+                std::slice::from_ref(located),
             )
             .expect("restore part");
             let n = check(&mut part, 4000);
@@ -355,28 +363,38 @@ mod tests {
             owned += n;
         }
         assert_eq!(owned, 4000);
+    }
 
-        // A damaged shared file is refused, naming the file.
-        let victim = dir
-            .path()
-            .join("job/chk-2")
-            .join(&located.handle.shared[0].file);
+    /// A damaged shared file is refused, naming the file; so is a handle
+    /// naming a file outside its folders.
+    fn refuse_damaged_and_hostile_handles(dir: &Path, located: &LocatedHandle) {
+        let victim = dir.join("job/chk-2").join(&located.handle.shared[0].file);
         let mut bytes = std::fs::read(&victim).expect("read");
         bytes[0] ^= 0xff;
         std::fs::write(&victim, bytes).expect("damage");
         let err = RocksDbBackend::restore(
-            &dir.path().join("c.db"),
-            full,
+            &dir.join("c.db"),
+            FULL,
             options(),
-            std::slice::from_ref(&located),
+            std::slice::from_ref(located),
         )
         .expect_err("damaged");
         assert!(err.to_string().contains("checksum"), "{err}");
-        // A handle naming a file outside its folders is refused.
         let mut hostile = located.clone();
         hostile.handle.private[0].local = "../../escape".into();
-        let err = RocksDbBackend::restore(&dir.path().join("d.db"), full, options(), &[hostile])
+        let err = RocksDbBackend::restore(&dir.join("d.db"), FULL, options(), &[hostile])
             .expect_err("hostile");
         assert!(err.to_string().contains("outside"), "{err}");
+    }
+
+    #[test]
+    fn restores_its_files_at_the_same_and_at_other_parallelisms() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage =
+            CheckpointStorage::new(StorageKind::Filesystem, dir.path(), "job").expect("storage");
+        let (_instance, _snapshot, located) = checkpoint_twice(dir.path(), &storage);
+        restore_at_the_same_parallelism(dir.path(), &located);
+        restore_split_in_three(dir.path(), &located);
+        refuse_damaged_and_hostile_handles(dir.path(), &located);
     }
 }

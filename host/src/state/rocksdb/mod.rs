@@ -6,163 +6,58 @@
 //! - Every RocksDB key starts with its key group (2 bytes, big-endian), so
 //!   one key group, or a range of them, is one ordered scan; then the
 //!   element key and the namespace, each with a 4-byte big-endian length,
-//!   and for map state the map key.
+//!   and for map state the map key (the `keys` submodule).
 //! - List state is one value of length-prefixed elements, appended with a
 //!   merge operator (no read on append); map state is one RocksDB entry per
 //!   map entry, so a map is iterated, not decoded whole.
 //! - The write-ahead log is off: checkpoints, not the WAL, make state
 //!   durable, as in Flink.
+//! - Value state is read and written through a write cache (the `values`
+//!   and `write_cache` submodules).
 //!
 //! Memory is bounded by [`RocksDbOptions`]: a block cache and the write
-//! buffers (memtables) of each column family.
+//! buffers (memtables) of each column family (the `options` submodule).
 //!
 //! Checkpoints are portable snapshots (every key group encoded, as the
 //! hashmap backend does) or, with `state.backend.incremental`, RocksDB's own
 //! files (the `incremental` submodule).
+//!
+//! The small helpers that every state access calls across these files are
+//! `#[inline]`: a module can be a code-generation unit of its own (the
+//! release profile builds incrementally), and only inline functions are
+//! inlined across units.
 
 mod incremental;
+mod keys;
+mod open;
+mod options;
+mod scan;
+#[cfg(test)]
+mod tests;
+mod values;
+mod write_cache;
 
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
-use rocksdb::compaction_filter::Decision as CompactionDecision;
-use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, DB, Direction, IteratorMode, MergeOperands, Options,
-    ReadOptions, WriteOptions,
+use rocksdb::{ColumnFamily, DB, Options, WriteOptions};
+
+use self::keys::{
+    decode_list, encode_list, entry_key, key_group_prefix, list_element, map_entry_key, prefix_end,
 };
-
+use self::options::{TtlFlags, family_options};
+use self::write_cache::WriteCache;
 use super::{
-    EntryRef, EntryVisitor, KeyedStateBackend, MapEntries, StateError, StateId, StateKey, StateKind,
+    EntryVisitor, HintedValue, KeyedStateBackend, MapEntries, StateError, StateId, StateKey,
+    StateKind, ValueVisitor,
 };
 use crate::keygroup::KeyGroupRange;
 
-/// Memory settings of one RocksDB instance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RocksDbOptions {
-    /// Block cache for reads (`state.backend.rocksdb.block.cache-size`).
-    pub block_cache_bytes: usize,
-    /// Size of one memtable (`state.backend.rocksdb.writebuffer.size`).
-    pub write_buffer_bytes: usize,
-    /// Memtables per column family (`state.backend.rocksdb.writebuffer.count`).
-    pub write_buffer_count: i32,
-    /// Value-state writes held in memory before they go to RocksDB in one
-    /// batch (`state.backend.rocksdb.write-cache.size`; 0: none).
-    pub write_cache_bytes: usize,
-    /// Checkpoints are RocksDB's own files, uploaded incrementally
-    /// (`state.backend.incremental`).
-    pub incremental: bool,
-}
+pub use self::options::RocksDbOptions;
 
-impl Default for RocksDbOptions {
-    /// Flink's defaults: 8 MiB of block cache, two 64 MiB write buffers.
-    fn default() -> Self {
-        RocksDbOptions {
-            block_cache_bytes: 8 << 20,
-            write_buffer_bytes: 64 << 20,
-            write_buffer_count: 2,
-            write_cache_bytes: 32 << 20,
-            incremental: false,
-        }
-    }
-}
-
-/// Hint of a value read as present.
-const EXISTED: usize = 1;
-/// Hint of a value read as absent.
-const ABSENT: usize = 0;
-
-/// The name of the list-append merge operator, stored in RocksDB's options.
-const LIST_APPEND: &str = "weir-list-append";
-
-/// Appends list elements: each operand is one length-prefixed element, so
-/// concatenation is the whole merge (and is associative).
-fn list_append(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
-    let mut out = existing.map(<[u8]>::to_vec).unwrap_or_default();
-    for op in operands {
-        out.extend_from_slice(op);
-    }
-    Some(out)
-}
-
-/// Appends `bytes` with its 4-byte big-endian length.
-fn put_len_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
-/// Splits a length-prefixed field off the front of `bytes`.
-fn take_len_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-    let rest = &bytes[4..];
-    (rest.len() >= len).then(|| rest.split_at(len))
-}
-
-/// The RocksDB key of (key group, key, namespace): also the prefix of a
-/// map's entries.
-fn entry_key(at: &StateKey<'_>) -> Vec<u8> {
-    let mut k = Vec::with_capacity(10 + at.key.len() + at.namespace.len());
-    k.extend_from_slice(&(at.key_group as u16).to_be_bytes());
-    put_len_prefixed(&mut k, at.key);
-    put_len_prefixed(&mut k, at.namespace);
-    k
-}
-
-/// Parses a RocksDB key back into (key, namespace, rest: the map key).
-fn parse_key(k: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
-    let (key, rest) = take_len_prefixed(k.get(2..)?)?;
-    let (namespace, rest) = take_len_prefixed(rest)?;
-    Some((key, namespace, rest))
-}
-
-/// Decodes a list value into its elements.
-fn decode_list(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>, StateError> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let (element, rest) = take_len_prefixed(bytes)
-            .ok_or_else(|| StateError::Storage("a list value is damaged".into()))?;
-        out.push(element.to_vec());
-        bytes = rest;
-    }
-    Ok(out)
-}
-
-/// The smallest key after every key that starts with `prefix` (`None`: no
-/// such key, the prefix is all 0xff).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
-/// A value in the write cache, and whether RocksDB has it yet.
-#[derive(Debug)]
-struct CachedValue {
-    value: Vec<u8>,
-    dirty: bool,
-}
-
-/// Cached value state: per state id, RocksDB key to value (looked up by
-/// `&[u8]`, so a read allocates nothing; foldhash, not SipHash).
-type WriteCache = Vec<hashbrown::HashMap<Vec<u8>, CachedValue>>;
-
-/// Bytes a cached entry is counted for beyond its key and value.
-const CACHE_ENTRY_OVERHEAD: usize = 48;
-
-/// Per column family: whether its compaction filter drops expired entries.
-type TtlFlags = HashMap<String, Arc<AtomicBool>>;
-
-/// A map being gathered from its entries: (key, namespace, entries).
-type GatheredMap = (Vec<u8>, Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>);
-
+/// A RocksDB error as a state error.
 fn storage(e: rocksdb::Error) -> StateError {
     StateError::Storage(e.into_string())
 }
@@ -184,17 +79,10 @@ pub struct RocksDbBackend {
     write: WriteOptions,
     /// (state, key, namespace) entries held, kept exact.
     entries: usize,
-    /// Value state written lately, by (state, RocksDB key): a key updated
-    /// many times between flushes is written to RocksDB once. Its dirty
-    /// entries are written as one batch before every snapshot (and stay,
-    /// clean, to serve reads); when it outgrows `write_cache_limit` it is
-    /// written and emptied.
-    cache: RefCell<WriteCache>,
-    /// Bytes the cache holds (keys, values and overhead).
-    cache_bytes: Cell<usize>,
-    /// Whether any cached entry is dirty.
-    cache_dirty: Cell<bool>,
-    write_cache_limit: usize,
+    /// Value state written lately: its dirty entries are written as one
+    /// batch before every snapshot (and stay, clean, to serve reads); when
+    /// it outgrows its limit it is written and emptied.
+    cache: WriteCache,
     /// Whether [`KeyedStateBackend::native_snapshot`] takes incremental
     /// snapshots.
     incremental: bool,
@@ -243,144 +131,13 @@ impl std::fmt::Debug for RocksDbBackend {
 }
 
 impl RocksDbBackend {
-    /// Opens a fresh instance in `dir` (created; anything there is removed
-    /// first: a working folder holds no state across runs, restores do).
-    pub fn open(
-        dir: &Path,
-        range: KeyGroupRange,
-        options: RocksDbOptions,
-    ) -> Result<Self, StateError> {
-        Self::restore(dir, range, options, &[])
-    }
-
-    /// Empties `dir` (created if missing).
-    fn clear_folder(dir: &Path) -> Result<(), StateError> {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| {
-                StateError::Storage(format!("cannot clear the working folder: {e}"))
-            })?;
-        }
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StateError::Storage(format!("cannot create the working folder: {e}")))
-    }
-
-    /// The column-family options every state gets.
-    fn cf_options(options: &RocksDbOptions) -> Options {
-        let cache = Cache::new_lru_cache(options.block_cache_bytes);
-        let mut table = BlockBasedOptions::default();
-        table.set_block_cache(&cache);
-        table.set_bloom_filter(10.0, false);
-        let mut cf_options = Options::default();
-        cf_options.set_block_based_table_factory(&table);
-        cf_options.set_write_buffer_size(options.write_buffer_bytes);
-        cf_options.set_max_write_buffer_number(options.write_buffer_count.max(2));
-        cf_options.set_merge_operator_associative(LIST_APPEND, list_append);
-        // Without the write cache, a value written again while it is still
-        // in the memtable replaces the old one in place instead of adding a
-        // version: a keyed count updates the same keys over and over, and
-        // the skip list would grow by one entry per update. The cache
-        // already writes each key once per flush, and in-place updates cost
-        // a search per write, so with it they are off.
-        cf_options.set_inplace_update_support(options.write_cache_bytes == 0);
-        cf_options.set_allow_concurrent_memtable_write(false);
-        cf_options
-    }
-
-    /// The options of column family `name`: `base` with a compaction filter
-    /// that drops expired entries once the family's state is declared with
-    /// a time-to-live (its flag in `flags`).
-    fn family_options(base: &Options, flags: &mut TtlFlags, name: &str) -> Options {
-        let flag = flags.entry(name.to_owned()).or_default().clone();
-        let mut options = base.clone();
-        options.set_compaction_filter("weir-ttl", move |_level: u32, _key: &[u8], value: &[u8]| {
-            if flag.load(Ordering::Relaxed)
-                && crate::state::ttl::is_expired(value, crate::clock::epoch_ms())
-            {
-                CompactionDecision::Remove
-            } else {
-                CompactionDecision::Keep
-            }
-        });
-        options
-    }
-
-    /// Opens the database in `dir` (new, or restored files) with every
-    /// column family it has; their TTL flags go into `flags`.
-    fn open_db(dir: &Path, cf_options: &Options, flags: &mut TtlFlags) -> Result<DB, StateError> {
-        let mut db_options = cf_options.clone();
-        db_options.create_if_missing(true);
-        db_options.create_missing_column_families(true);
-        // A new database has no list yet.
-        let families = DB::list_cf(&db_options, dir).unwrap_or_default();
-        let descriptors: Vec<rocksdb::ColumnFamilyDescriptor> = families
-            .into_iter()
-            .filter(|n| n != rocksdb::DEFAULT_COLUMN_FAMILY_NAME)
-            .map(|n| {
-                let options = Self::family_options(cf_options, flags, &n);
-                rocksdb::ColumnFamilyDescriptor::new(n, options)
-            })
-            .collect();
-        DB::open_cf_descriptors(&db_options, dir, descriptors).map_err(storage)
-    }
-
-    /// The backend over an opened database.
-    fn over(
-        (db, ttl_flags): (DB, TtlFlags),
-        dir: &Path,
-        range: KeyGroupRange,
-        options: &RocksDbOptions,
-        cf_options: Options,
-        entries: usize,
-        restored_shared: HashMap<String, String>,
-    ) -> Self {
-        let mut write = WriteOptions::default();
-        write.disable_wal(true);
-        RocksDbBackend {
-            db,
-            range,
-            states: Vec::new(),
-            cf_options,
-            write,
-            entries,
-            cache: RefCell::default(),
-            cache_bytes: Cell::new(0),
-            cache_dirty: Cell::new(false),
-            write_cache_limit: options.write_cache_bytes,
-            incremental: options.incremental,
-            dir: dir.to_path_buf(),
-            instance: crate::state::incremental::new_instance_name(),
-            restored_shared,
-            ttl_flags,
-            created_options: Vec::new(),
-            _folder: RemoveOnDrop(dir.to_path_buf()),
-        }
-    }
-
-    /// An instance with default options in a fresh temporary folder,
-    /// removed with it.
-    pub fn temporary(range: KeyGroupRange) -> Result<Self, StateError> {
-        Self::temporary_with(range, RocksDbOptions::default())
-    }
-
-    /// An instance with `options` in a fresh temporary folder, removed
-    /// with it.
-    pub fn temporary_with(
-        range: KeyGroupRange,
-        options: RocksDbOptions,
-    ) -> Result<Self, StateError> {
-        let dir = tempfile::Builder::new()
-            .prefix("weir-rocksdb-")
-            .tempdir()
-            .map_err(|e| StateError::Storage(format!("no temporary folder: {e}")))?
-            .keep();
-        Self::open(&dir, range, options)
-    }
-
+    /// The column family of the state named `name`.
     fn cf_name(name: &str) -> String {
         format!("state:{name}")
     }
 
     /// The column family of `state`, checked to be of `kind`.
+    #[inline]
     fn cf(&self, state: StateId, kind: StateKind) -> Result<&ColumnFamily, StateError> {
         let (name, declared) = self
             .states
@@ -398,6 +155,19 @@ impl RocksDbBackend {
             .ok_or_else(|| StateError::Storage(format!("column family of `{name}` is missing")))
     }
 
+    /// Creates column family `family` unless the database has it (a
+    /// restored one does), with its TTL compaction filter.
+    fn ensure_family(&mut self, family: &str) -> Result<(), StateError> {
+        if self.db.cf_handle(family).is_none() {
+            let options = family_options(&self.cf_options, &mut self.ttl_flags, family);
+            self.db.create_cf(family, &options).map_err(storage)?;
+            self.created_options.push(options);
+        }
+        Ok(())
+    }
+
+    /// Whether `at` lies in the key groups this backend owns.
+    #[inline]
     fn check(&self, at: &StateKey<'_>) -> Result<(), StateError> {
         if self.range.contains(at.key_group) {
             Ok(())
@@ -409,6 +179,8 @@ impl RocksDbBackend {
         }
     }
 
+    /// Whether `cf` holds `key`.
+    #[inline]
     fn exists(&self, cf: &ColumnFamily, key: &[u8]) -> Result<bool, StateError> {
         // The bloom filters and the memtable answer "surely not" without
         // reading a block, which is the common answer for a new key.
@@ -416,103 +188,6 @@ impl RocksDbBackend {
             return Ok(false);
         }
         Ok(self.db.get_pinned_cf(cf, key).map_err(storage)?.is_some())
-    }
-
-    /// Writes every dirty cached value to RocksDB in one batch; once it is
-    /// written they stay in the cache, clean.
-    fn flush(&self) -> Result<(), StateError> {
-        if !self.cache_dirty.get() {
-            return Ok(());
-        }
-        let mut cache = self.cache.borrow_mut();
-        let mut batch = rocksdb::WriteBatch::default();
-        for (state, entries) in cache.iter().enumerate() {
-            if entries.is_empty() {
-                continue;
-            }
-            let cf = self.cf(state as StateId, StateKind::Value)?;
-            // In key order: the memtable's skip list inserts a sorted run
-            // next to the previous key instead of searching from the top.
-            let mut dirty: Vec<(&Vec<u8>, &CachedValue)> =
-                entries.iter().filter(|(_, c)| c.dirty).collect();
-            dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            for (key, cached) in dirty {
-                batch.put_cf(cf, key, &cached.value);
-            }
-        }
-        self.db.write_opt(batch, &self.write).map_err(storage)?;
-        for cached in cache.iter_mut().flat_map(|m| m.values_mut()) {
-            cached.dirty = false;
-        }
-        self.cache_dirty.set(false);
-        Ok(())
-    }
-
-    /// Writes the dirty cached values and empties the cache.
-    fn evict(&self) -> Result<(), StateError> {
-        self.flush()?;
-        self.cache.borrow_mut().iter_mut().for_each(|m| m.clear());
-        self.cache_bytes.set(0);
-        Ok(())
-    }
-
-    /// The cached value of value state, if there is one.
-    fn cached(&self, state: StateId, key: &[u8]) -> Option<Vec<u8>> {
-        self.cache
-            .borrow()
-            .get(state as usize)?
-            .get(key)
-            .map(|c| c.value.clone())
-    }
-
-    /// Writes value state through the cache (a limit of 0 flushes it at
-    /// once); `existed` says whether the entry existed before (`None`:
-    /// find out).
-    fn put_value(
-        &mut self,
-        state: StateId,
-        at: &StateKey<'_>,
-        value: &[u8],
-        existed: Option<bool>,
-    ) -> Result<(), StateError> {
-        self.check(at)?;
-        let cf = self.cf(state, StateKind::Value)?;
-        let key = entry_key(at);
-        let mut cache = self.cache.borrow_mut();
-        if cache.len() <= state as usize {
-            cache.resize_with(state as usize + 1, hashbrown::HashMap::new);
-        }
-        let map = &mut cache[state as usize];
-        let bytes = self.cache_bytes.get();
-        if let Some(cached) = map.get_mut(key.as_slice()) {
-            // Cached (dirty or clean) means RocksDB or the cache has it.
-            self.cache_bytes
-                .set((bytes + value.len()).saturating_sub(cached.value.len()));
-            cached.value.clear();
-            cached.value.extend_from_slice(value);
-            cached.dirty = true;
-        } else {
-            let new = match existed {
-                Some(e) => !e,
-                None => !self.exists(cf, &key)?,
-            };
-            self.entries += usize::from(new);
-            self.cache_bytes
-                .set(bytes + key.len() + value.len() + CACHE_ENTRY_OVERHEAD);
-            map.insert(
-                key,
-                CachedValue {
-                    value: value.to_vec(),
-                    dirty: true,
-                },
-            );
-        }
-        drop(cache);
-        self.cache_dirty.set(true);
-        if self.cache_bytes.get() > self.write_cache_limit {
-            self.evict()?;
-        }
-        Ok(())
     }
 
     /// Writes the entry at `at` of `state` and counts it if it is new.
@@ -536,39 +211,6 @@ impl RocksDbBackend {
         }
         Ok(())
     }
-
-    /// Whether any RocksDB key in `cf` starts with `prefix`.
-    fn any_with_prefix(&self, cf: &ColumnFamily, prefix: &[u8]) -> Result<bool, StateError> {
-        let mut it = self.db.raw_iterator_cf(cf);
-        it.seek(prefix);
-        it.status().map_err(storage)?;
-        Ok(it.key().is_some_and(|k| k.starts_with(prefix)))
-    }
-
-    /// Calls `f(key, value)` for every RocksDB key in `cf` that starts with
-    /// `prefix`, in key order.
-    fn scan(
-        &self,
-        cf: &ColumnFamily,
-        prefix: &[u8],
-        f: &mut dyn FnMut(&[u8], &[u8]),
-    ) -> Result<(), StateError> {
-        let mut read = ReadOptions::default();
-        if let Some(end) = prefix_end(prefix) {
-            read.set_iterate_upper_bound(end);
-        }
-        let iter =
-            self.db
-                .iterator_cf_opt(cf, read, IteratorMode::From(prefix, Direction::Forward));
-        for item in iter {
-            let (k, v) = item.map_err(storage)?;
-            if !k.starts_with(prefix) {
-                break;
-            }
-            f(&k, &v);
-        }
-        Ok(())
-    }
 }
 
 impl KeyedStateBackend for RocksDbBackend {
@@ -577,12 +219,7 @@ impl KeyedStateBackend for RocksDbBackend {
             return Ok(id);
         }
         // A restored database has the column family already.
-        let cf = Self::cf_name(name);
-        if self.db.cf_handle(&cf).is_none() {
-            let options = Self::family_options(&self.cf_options, &mut self.ttl_flags, &cf);
-            self.db.create_cf(cf, &options).map_err(storage)?;
-            self.created_options.push(options);
-        }
+        self.ensure_family(&Self::cf_name(name))?;
         self.states.push((name.to_owned(), kind));
         Ok((self.states.len() - 1) as StateId)
     }
@@ -602,46 +239,12 @@ impl KeyedStateBackend for RocksDbBackend {
         if let Err(e) = self.flush() {
             tracing::error!("rocksdb: cannot flush cached writes before a scan: {e}");
         }
-        let prefix = (key_group as u16).to_be_bytes();
+        let prefix = key_group_prefix(key_group);
         for (id, (_, kind)) in self.states.iter().enumerate() {
             let Ok(cf) = self.cf(id as StateId, *kind) else {
                 continue;
             };
-            let state = id as StateId;
-            // A map's entries arrive in order; they are gathered per (key,
-            // namespace) and handed over when the next one starts.
-            let mut map: Option<GatheredMap> = None;
-            let scanned = self.scan(cf, &prefix, &mut |k, v| {
-                let Some((key, namespace, map_key)) = parse_key(k) else {
-                    tracing::error!("rocksdb: a key of state {state} is damaged; skipped");
-                    return;
-                };
-                match kind {
-                    StateKind::Value => visit(state, key, namespace, EntryRef::Value(v)),
-                    StateKind::List => match decode_list(v) {
-                        Ok(list) => visit(state, key, namespace, EntryRef::List(&list)),
-                        Err(e) => tracing::error!("rocksdb: state {state}: {e}; skipped"),
-                    },
-                    StateKind::Map => {
-                        let same = map
-                            .as_ref()
-                            .is_some_and(|(k0, n0, _)| k0 == key && n0 == namespace);
-                        if !same {
-                            if let Some((k0, n0, m)) = map.take() {
-                                visit(state, &k0, &n0, EntryRef::Map(&m));
-                            }
-                            map = Some((key.to_vec(), namespace.to_vec(), BTreeMap::new()));
-                        }
-                        if let Some((_, _, m)) = map.as_mut() {
-                            m.insert(map_key.to_vec(), v.to_vec());
-                        }
-                    }
-                }
-            });
-            if let Some((k0, n0, m)) = map.take() {
-                visit(state, &k0, &n0, EntryRef::Map(&m));
-            }
-            if let Err(e) = scanned {
+            if let Err(e) = self.visit_state(cf, id as StateId, *kind, &prefix, visit) {
                 tracing::error!("rocksdb: scanning key group {key_group}: {e}");
             }
         }
@@ -652,70 +255,24 @@ impl KeyedStateBackend for RocksDbBackend {
         state: StateId,
         at: StateKey<'_>,
     ) -> Result<Option<Cow<'_, [u8]>>, StateError> {
-        self.check(&at)?;
-        let cf = self.cf(state, StateKind::Value)?;
-        let key = entry_key(&at);
-        if let Some(v) = self.cached(state, &key) {
-            return Ok(Some(Cow::Owned(v)));
-        }
-        let v = self.db.get_pinned_cf(cf, key).map_err(storage)?;
-        Ok(v.map(|v| Cow::Owned(v.to_vec())))
+        self.get_value(state, &at)
     }
 
-    /// The hint says whether the entry existed when it was read
-    /// ([`EXISTED`]) or not ([`ABSENT`]), so that writing it back needs no
-    /// second read to keep the entry count.
     fn value_get_hinted(
         &self,
         state: StateId,
         at: StateKey<'_>,
-    ) -> Result<super::HintedValue<'_>, StateError> {
-        let value = self.value_get(state, at)?;
-        let hint = if value.is_some() { EXISTED } else { ABSENT };
-        Ok((value, Some(hint)))
+    ) -> Result<HintedValue<'_>, StateError> {
+        self.get_value_hinted(state, &at)
     }
 
-    /// One `multi_get` for the whole batch.
     fn value_get_many(
         &self,
         state: StateId,
         keys: &[(u32, &[u8])],
-        visit: &mut super::ValueVisitor<'_>,
+        visit: &mut ValueVisitor<'_>,
     ) -> Result<(), StateError> {
-        let cf = self.cf(state, StateKind::Value)?;
-        let mut encoded = Vec::with_capacity(keys.len());
-        for &(key_group, key) in keys {
-            let at = StateKey {
-                key_group,
-                key,
-                namespace: &[],
-            };
-            self.check(&at)?;
-            encoded.push(entry_key(&at));
-        }
-        // Cached writes first; one multi_get for the rest.
-        let cached: Vec<Option<Vec<u8>>> = encoded.iter().map(|k| self.cached(state, k)).collect();
-        let misses: Vec<&Vec<u8>> = encoded
-            .iter()
-            .zip(&cached)
-            .filter(|(_, c)| c.is_none())
-            .map(|(k, _)| k)
-            .collect();
-        let mut read = self.db.batched_multi_get_cf(cf, misses, false).into_iter();
-        for c in cached {
-            let value: Option<Vec<u8>> = match c {
-                Some(v) => Some(v),
-                None => read
-                    .next()
-                    .transpose()
-                    .map_err(storage)?
-                    .flatten()
-                    .map(|v| v.to_vec()),
-            };
-            let hint = if value.is_some() { EXISTED } else { ABSENT };
-            visit(value.as_deref(), Some(hint));
-        }
-        Ok(())
+        self.get_values(state, keys, visit)
     }
 
     fn value_put_hinted(
@@ -725,10 +282,7 @@ impl KeyedStateBackend for RocksDbBackend {
         value: &[u8],
         hint: Option<usize>,
     ) -> Result<(), StateError> {
-        // An entry read as existing is trusted to exist still (the write
-        // goes to its key whatever the hint); any other hint is checked.
-        let existed = (hint == Some(EXISTED)).then_some(true);
-        self.put_value(state, &at, value, existed)
+        self.put_value_hinted(state, &at, value, hint)
     }
 
     fn value_put(
@@ -756,8 +310,7 @@ impl KeyedStateBackend for RocksDbBackend {
         value: &[u8],
     ) -> Result<(), StateError> {
         self.check(&at)?;
-        let mut element = Vec::with_capacity(4 + value.len());
-        put_len_prefixed(&mut element, value);
+        let element = list_element(value);
         self.write_counted(state, StateKind::List, &at, Write::Merge(element))
     }
 
@@ -771,10 +324,7 @@ impl KeyedStateBackend for RocksDbBackend {
         if values.is_empty() {
             return self.clear(state, at);
         }
-        let mut encoded = Vec::new();
-        for v in &values {
-            put_len_prefixed(&mut encoded, v);
-        }
+        let encoded = encode_list(&values);
         self.write_counted(state, StateKind::List, &at, Write::Put(&encoded))
     }
 
@@ -786,8 +336,7 @@ impl KeyedStateBackend for RocksDbBackend {
     ) -> Result<Option<Cow<'_, [u8]>>, StateError> {
         self.check(&at)?;
         let cf = self.cf(state, StateKind::Map)?;
-        let mut key = entry_key(&at);
-        key.extend_from_slice(map_key);
+        let key = map_entry_key(entry_key(&at), map_key);
         let v = self.db.get_pinned_cf(cf, key).map_err(storage)?;
         Ok(v.map(|v| Cow::Owned(v.to_vec())))
     }
@@ -803,8 +352,7 @@ impl KeyedStateBackend for RocksDbBackend {
         let cf = self.cf(state, StateKind::Map)?;
         let prefix = entry_key(&at);
         let new = !self.any_with_prefix(cf, &prefix)?;
-        let mut key = prefix;
-        key.extend_from_slice(map_key);
+        let key = map_entry_key(prefix, map_key);
         self.db
             .put_cf_opt(cf, key, value, &self.write)
             .map_err(storage)?;
@@ -824,8 +372,7 @@ impl KeyedStateBackend for RocksDbBackend {
         let cf = self.cf(state, StateKind::Map)?;
         let prefix = entry_key(&at);
         let existed = self.any_with_prefix(cf, &prefix)?;
-        let mut key = prefix.clone();
-        key.extend_from_slice(map_key);
+        let key = map_entry_key(prefix.clone(), map_key);
         self.db
             .delete_cf_opt(cf, key, &self.write)
             .map_err(storage)?;
@@ -854,20 +401,7 @@ impl KeyedStateBackend for RocksDbBackend {
             .ok_or(StateError::UnknownState(state))?;
         let cf = self.cf(state, kind)?;
         let key = entry_key(&at);
-        let removed = if kind == StateKind::Value {
-            self.cache
-                .borrow_mut()
-                .get_mut(state as usize)
-                .and_then(|m| m.remove(&key))
-        } else {
-            None
-        };
-        if let Some(r) = &removed {
-            let bytes = key.len() + r.value.len() + CACHE_ENTRY_OVERHEAD;
-            self.cache_bytes
-                .set(self.cache_bytes.get().saturating_sub(bytes));
-        }
-        let was_cached = removed.is_some();
+        let was_cached = kind == StateKind::Value && self.cache.remove(state, &key);
         let existed = was_cached
             || match kind {
                 StateKind::Map => self.any_with_prefix(cf, &key)?,
@@ -946,110 +480,6 @@ impl KeyedStateBackend for RocksDbBackend {
         }
         usize::try_from(total)
             .unwrap_or(usize::MAX)
-            .saturating_add(self.cache_bytes.get())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    crate::state_conformance_tests!(
-        |range| super::RocksDbBackend::temporary(range).expect("a temporary rocksdb")
-    );
-
-    /// Every write straight to RocksDB.
-    mod without_write_cache {
-        crate::state_conformance_tests!(|range| {
-            let options = crate::state::rocksdb::RocksDbOptions {
-                write_cache_bytes: 0,
-                ..Default::default()
-            };
-            crate::state::rocksdb::RocksDbBackend::temporary_with(range, options)
-                .expect("a temporary rocksdb")
-        });
-    }
-
-    /// A cache so small that every write flushes it.
-    mod with_a_tiny_write_cache {
-        crate::state_conformance_tests!(|range| {
-            let options = crate::state::rocksdb::RocksDbOptions {
-                write_cache_bytes: 1,
-                ..Default::default()
-            };
-            crate::state::rocksdb::RocksDbBackend::temporary_with(range, options)
-                .expect("a temporary rocksdb")
-        });
-    }
-
-    #[test]
-    fn keys_round_trip_and_key_groups_are_one_prefix() {
-        let at = super::StateKey {
-            key_group: 300,
-            key: b"key",
-            namespace: b"ns",
-        };
-        let k = super::entry_key(&at);
-        assert_eq!(&k[..2], &300u16.to_be_bytes());
-        let mut map_key = k.clone();
-        map_key.extend_from_slice(b"mk");
-        assert_eq!(
-            super::parse_key(&map_key),
-            Some((&b"key"[..], &b"ns"[..], &b"mk"[..]))
-        );
-        assert_eq!(super::prefix_end(&[1, 0xff]), Some(vec![2]));
-        assert_eq!(super::prefix_end(&[0xff, 0xff]), None);
-    }
-}
-
-#[cfg(test)]
-mod ttl_tests {
-    use super::*;
-    use crate::state::ttl::stamp;
-
-    fn keys_in(db: &DB, family: &str) -> usize {
-        let cf = db.cf_handle(family).expect("family");
-        db.iterator_cf(cf, IteratorMode::Start).count()
-    }
-
-    #[test]
-    fn compaction_drops_expired_values_and_map_entries() {
-        let range = KeyGroupRange { start: 0, end: 0 };
-        let mut b = RocksDbBackend::temporary(range).expect("open");
-        let v = b.register("v", StateKind::Value).expect("v");
-        let m = b.register("m", StateKind::Map).expect("m");
-        let plain = b.register("plain", StateKind::Value).expect("plain");
-        b.expire_in_background(v);
-        b.expire_in_background(m);
-        let now = crate::clock::epoch_ms();
-        for i in 0..100u32 {
-            let key = i.to_be_bytes();
-            let at = StateKey {
-                key_group: 0,
-                key: &key,
-                namespace: b"",
-            };
-            // Half expired a day ago, half expire in a day.
-            let expiry = if i % 2 == 0 {
-                now - 86_400_000
-            } else {
-                now + 86_400_000
-            };
-            b.value_put(v, at, &stamp(b"x", expiry)).expect("put");
-            b.map_put(m, at, b"k", &stamp(b"y", expiry)).expect("map");
-            b.value_put(plain, at, &stamp(b"z", now - 86_400_000))
-                .expect("put");
-        }
-        b.flush().expect("flush the write cache");
-        for family in ["state:v", "state:m", "state:plain"] {
-            let cf = b.db.cf_handle(family).expect("family");
-            b.db.flush_cf(cf).expect("flush");
-            b.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
-        }
-        assert_eq!(keys_in(&b.db, "state:v"), 50, "expired values dropped");
-        assert_eq!(keys_in(&b.db, "state:m"), 50, "expired map entries dropped");
-        assert_eq!(
-            keys_in(&b.db, "state:plain"),
-            100,
-            "a state without TTL keeps everything"
-        );
+            .saturating_add(self.cache.bytes())
     }
 }

@@ -1,0 +1,166 @@
+//! Value state of the RocksDB backend, the hot path: reads and writes go
+//! through the write cache (`write_cache`), whose dirty entries reach
+//! RocksDB as one batch; a read's hint says whether the entry existed, so
+//! that writing it back needs no second read to keep the entry count.
+
+use std::borrow::Cow;
+
+use super::keys::entry_key;
+use super::{RocksDbBackend, storage};
+use crate::state::{HintedValue, StateError, StateId, StateKey, StateKind, ValueVisitor};
+
+/// Hint of a value read as present.
+const EXISTED: usize = 1;
+/// Hint of a value read as absent.
+const ABSENT: usize = 0;
+
+/// The hint of a value read as `present` or not.
+#[inline]
+fn hint_of(present: bool) -> usize {
+    if present { EXISTED } else { ABSENT }
+}
+
+impl RocksDbBackend {
+    /// Reads a value state: the cached value, else RocksDB's.
+    #[inline]
+    pub(super) fn get_value(
+        &self,
+        state: StateId,
+        at: &StateKey<'_>,
+    ) -> Result<Option<Cow<'_, [u8]>>, StateError> {
+        self.check(at)?;
+        let cf = self.cf(state, StateKind::Value)?;
+        let key = entry_key(at);
+        if let Some(v) = self.cache.get(state, &key) {
+            return Ok(Some(Cow::Owned(v)));
+        }
+        let v = self.db.get_pinned_cf(cf, key).map_err(storage)?;
+        Ok(v.map(|v| Cow::Owned(v.to_vec())))
+    }
+
+    /// Reads a value state with the hint that says whether the entry
+    /// existed when it was read ([`EXISTED`]) or not ([`ABSENT`]).
+    #[inline]
+    pub(super) fn get_value_hinted(
+        &self,
+        state: StateId,
+        at: &StateKey<'_>,
+    ) -> Result<HintedValue<'_>, StateError> {
+        let value = self.get_value(state, at)?;
+        let hint = hint_of(value.is_some());
+        Ok((value, Some(hint)))
+    }
+
+    /// Reads the default-namespace values of `keys` with their hints:
+    /// cached writes first, one `multi_get` for the rest.
+    pub(super) fn get_values(
+        &self,
+        state: StateId,
+        keys: &[(u32, &[u8])],
+        visit: &mut ValueVisitor<'_>,
+    ) -> Result<(), StateError> {
+        let cf = self.cf(state, StateKind::Value)?;
+        let mut encoded = Vec::with_capacity(keys.len());
+        for &(key_group, key) in keys {
+            let at = StateKey {
+                key_group,
+                key,
+                namespace: &[],
+            };
+            self.check(&at)?;
+            encoded.push(entry_key(&at));
+        }
+        let cached: Vec<Option<Vec<u8>>> =
+            encoded.iter().map(|k| self.cache.get(state, k)).collect();
+        let misses: Vec<&Vec<u8>> = encoded
+            .iter()
+            .zip(&cached)
+            .filter(|(_, c)| c.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        let mut read = self.db.batched_multi_get_cf(cf, misses, false).into_iter();
+        for c in cached {
+            let value: Option<Vec<u8>> = match c {
+                Some(v) => Some(v),
+                None => read
+                    .next()
+                    .transpose()
+                    .map_err(storage)?
+                    .flatten()
+                    .map(|v| v.to_vec()),
+            };
+            let hint = hint_of(value.is_some());
+            visit(value.as_deref(), Some(hint));
+        }
+        Ok(())
+    }
+
+    /// Writes a value state with the hint of its read: an entry read as
+    /// existing is trusted to exist still (the write goes to its key
+    /// whatever the hint); any other hint is checked.
+    #[inline]
+    pub(super) fn put_value_hinted(
+        &mut self,
+        state: StateId,
+        at: &StateKey<'_>,
+        value: &[u8],
+        hint: Option<usize>,
+    ) -> Result<(), StateError> {
+        let existed = (hint == Some(EXISTED)).then_some(true);
+        self.put_value(state, at, value, existed)
+    }
+
+    /// Writes value state through the cache (a limit of 0 flushes it at
+    /// once); `existed` says whether the entry existed before (`None`:
+    /// find out).
+    #[inline]
+    pub(super) fn put_value(
+        &mut self,
+        state: StateId,
+        at: &StateKey<'_>,
+        value: &[u8],
+        existed: Option<bool>,
+    ) -> Result<(), StateError> {
+        self.check(at)?;
+        let cf = self.cf(state, StateKind::Value)?;
+        let key = entry_key(at);
+        if !self.cache.update(state, &key, value) {
+            let new = match existed {
+                Some(e) => !e,
+                None => !self.exists(cf, &key)?,
+            };
+            self.entries += usize::from(new);
+            self.cache.insert(state, key, value);
+        }
+        if self.cache.is_over_limit() {
+            self.evict()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every dirty cached value to RocksDB in one batch; once it is
+    /// written they stay in the cache, clean.
+    pub(super) fn flush(&self) -> Result<(), StateError> {
+        if !self.cache.is_dirty() {
+            return Ok(());
+        }
+        let mut batch = rocksdb::WriteBatch::default();
+        self.cache.each_dirty(&mut |state, dirty| {
+            let cf = self.cf(state, StateKind::Value)?;
+            for (key, value) in dirty {
+                batch.put_cf(cf, key, value);
+            }
+            Ok(())
+        })?;
+        self.db.write_opt(batch, &self.write).map_err(storage)?;
+        self.cache.mark_clean();
+        Ok(())
+    }
+
+    /// Writes the dirty cached values and empties the cache.
+    fn evict(&self) -> Result<(), StateError> {
+        self.flush()?;
+        self.cache.clear();
+        Ok(())
+    }
+}
