@@ -17,6 +17,7 @@ use crate::state::StateError;
 impl RocksDbBackend {
     /// Opens a fresh instance in `dir` (created; anything there is removed
     /// first: a working folder holds no state across runs, restores do).
+    #[cfg(test)]
     pub fn open(
         dir: &Path,
         range: KeyGroupRange,
@@ -91,12 +92,14 @@ impl RocksDbBackend {
 
     /// An instance with default options in a fresh temporary folder,
     /// removed with it.
+    #[cfg(test)]
     pub fn temporary(range: KeyGroupRange) -> Result<Self, StateError> {
         Self::temporary_with(range, RocksDbOptions::default())
     }
 
     /// An instance with `options` in a fresh temporary folder, removed
     /// with it.
+    #[cfg(test)]
     pub fn temporary_with(
         range: KeyGroupRange,
         options: RocksDbOptions,
