@@ -212,6 +212,19 @@ fn checkpoints_are_configured_triggered_and_restored_from_over_the_api() {
         assert!(error_text(&v).contains("execution.checkpointing.interval"), "{v}");
         cancel(&app, &plain).await;
 
+        // The config reports the state backend the job runs on.
+        let mut rocks = count_job("rocks", 10_000_000);
+        rocks["job"]["config"] = json!({
+            "execution.checkpointing.interval": "1h",
+            "state.backend.type": "rocksdb",
+        });
+        let (s, v) = submit(&app, &rocks).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let rocks = v["jobid"].as_str().expect("jobid").to_owned();
+        let (_, c) = get(&app, &format!("/api/v1/jobs/{rocks}/checkpoints/config")).await;
+        assert_eq!(c["state_backend"], "rocksdb", "{c}");
+        cancel(&app, &rocks).await;
+
         // A job that checkpoints once an hour: only the manual trigger
         // makes one.
         let mut hourly = count_job("hourly", 10_000_000);
@@ -228,6 +241,7 @@ fn checkpoints_are_configured_triggered_and_restored_from_over_the_api() {
         assert_eq!(c["mode"], "exactly_once");
         assert_eq!(c["externalization"]["delete_on_cancellation"], false);
         assert_eq!(c["num_retained"], 3);
+        assert_eq!(c["state_backend"], "hashmap", "{c}");
         let uri = format!("/api/v1/jobs/{id}/checkpoints");
         let (s, v) = call(&app, "POST", &uri, t, Vec::new()).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");

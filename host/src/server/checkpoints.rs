@@ -136,7 +136,7 @@ pub async fn checkpoint_config(
             StorageKind::Filesystem => "filesystem",
             StorageKind::JobManager => "jobmanager",
         },
-        "state_backend": "hashmap",
+        "state_backend": job.graph.config.backend.kind.name(),
         "externalization": {
             "enabled": c.retention != Retention::NoExternalizedCheckpoints,
             "delete_on_cancellation": c.retention != Retention::RetainOnCancellation,
