@@ -138,13 +138,14 @@ fn recover_sinks(
             sinks.push(None);
             continue;
         };
+        if !checkpointing {
+            sinks.push(None);
+            continue;
+        }
         let failed = |e: SinkError| task_error(graph, n, 0, TaskFailure::Sink(e));
-        let sink = match transactional(spec, &graph.base_dir).map_err(failed)? {
-            Some(sink) if checkpointing => sink,
-            _ => {
-                sinks.push(None);
-                continue;
-            }
+        let Some(sink) = transactional(spec, &graph.base_dir).map_err(failed)? else {
+            sinks.push(None);
+            continue;
         };
         let states: Option<Vec<Vec<u8>>> = restore.map(|r| r.operator_states(&node.uid).concat());
         let first = sink.recover(states.as_deref()).map_err(failed)?;

@@ -174,6 +174,10 @@ pub fn copy_file(src: &Path, dst: &Path, durable: bool) -> std::io::Result<(u64,
 }
 
 /// A fresh instance name: 16 hex digits, unique in practice.
+#[cfg_attr(
+    not(any(feature = "rocksdb", test)),
+    expect(dead_code, reason = "only the RocksDB backend names instances")
+)]
 pub fn new_instance_name() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
