@@ -1,20 +1,22 @@
 //! Weir's runtime: runs jobs of WebAssembly operators.
 //!
-//! What is here, from the outside in:
-//! - [`spec`]: the job spec a user writes, and its validation into a
-//!   [`spec::graph::JobGraph`];
-//! - [`runtime`]: runs a graph: one thread per subtask, bounded
-//!   [`channel`]s between them, [`watermark`]s and [`timers`];
-//! - [`sandbox`]: wasmtime with the component model, where operator
-//!   components run under limits;
-//! - [`state`]: keyed state per [`keygroup`], behind the
-//!   [`state::KeyedStateBackend`] trait;
-//! - [`source`] and [`sink`]: where records come from and go to;
-//! - [`checkpoint`]: barriers, snapshots, `_metadata`, restore;
-//! - [`server`]: `weir serve`, the REST API;
-//! - [`config`]: `weir.yaml` keys; [`bench`]: `weir bench`.
+//! Its modules are private and form layers that only point down (the
+//! module map is in `docs/architecture.md`; `tests/e2e/layers.rs` keeps
+//! it so). From the bottom up:
+//! - `clock`, `keygroup`, `metrics`, `timers`, `watermark`, and `config`
+//!   (every key in one table, plain settings);
+//! - `spec` (the job spec and its validation into the job graph) and
+//!   `channel`;
+//! - `state` (the `KeyedStateBackend` trait and its backends);
+//! - `sandbox` (wasmtime), `source`, `sink` (`TransactionalSink`);
+//! - `checkpoint` (hub, pure pending and retention decisions, layout,
+//!   storage, restore, the coordinator);
+//! - `runtime` (the restart loop, attempts, tasks);
+//! - `session` (jobs, records, bundles and roots of `weir serve`);
+//! - `server` (HTTP only), `client` (the CLI's HTTP client), `bench`.
 //!
-//! The `weir` binary (`src/main.rs`) is a thin CLI over [`runtime::run_job`].
+//! What the `weir` binary (`src/main.rs`), the benchmarks and the tests use
+//! is re-exported below; start at [`run_job`].
 
 mod bench;
 mod channel;

@@ -13,6 +13,10 @@
 //! the job runs again, from its latest completed checkpoint; otherwise
 //! [`run_job`] returns the first failure with the node, uid and subtask it
 //! happened in. Nothing a guest does brings the process down.
+//!
+//! Where to start: [`run_job`] (`job.rs`, the restart loop), which runs
+//! attempts (`attempt.rs`) of the physical plan (`plan.rs`); each task is
+//! opened by kind in `open.rs` and driven by the loops of `task.rs`.
 
 mod attempt;
 mod checkpointing;
