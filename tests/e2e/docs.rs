@@ -93,20 +93,19 @@ fn repo_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn nothing_points_outside_the_repo() {
     let mut files = Vec::new();
     repo_files(&repo(), &mut files);
-    let outside = [
-        "shared/DESIGN",
-        "shared/NOTES",
-        "shared/STYLE",
-        "shared/components",
-    ];
+    // The team's shelf beside the repo, which users who clone Weir lack
+    // (spelled in parts so that this file does not name it itself).
+    let outside: Vec<String> = ["DESIGN", "NOTES", "STYLE", "components", "tools", "hooks"]
+        .iter()
+        .map(|n| format!("{}/{n}", "shared"))
+        .collect();
     let pointing: Vec<String> = files
         .iter()
         .filter(|f| {
             let text = std::fs::read_to_string(f).unwrap_or_default();
-            outside.iter().any(|o| text.contains(o))
+            outside.iter().any(|o| text.contains(o.as_str()))
         })
         .map(|f| f.display().to_string())
-        .filter(|f| !f.ends_with("tests/e2e/docs.rs"))
         .collect();
     assert!(
         pointing.is_empty(),
