@@ -194,6 +194,49 @@ mod hex_list {
 }
 
 #[cfg(test)]
+impl CheckpointMetadata {
+    /// A completed checkpoint `id` of one operator `uid` with one subtask
+    /// holding `keyed` or `incremental` state, for tests.
+    pub(crate) fn one_subtask(
+        id: u64,
+        backend: &str,
+        uid: &str,
+        keyed: Option<KeyedStateHandle>,
+        incremental: Option<IncrementalHandle>,
+    ) -> Self {
+        CheckpointMetadata {
+            job_id: "job".into(),
+            job_name: "job".into(),
+            checkpoint_id: id,
+            kind: "checkpoint".into(),
+            trigger_timestamp: 0,
+            completed_timestamp: 0,
+            duration_ms: 0.0,
+            state_size: 0,
+            checkpointed_size: 0,
+            max_parallelism: 128,
+            mode: "EXACTLY_ONCE".into(),
+            backend: backend.into(),
+            is_final: false,
+            operators: vec![OperatorSnapshot {
+                uid: uid.into(),
+                node: uid.into(),
+                parallelism: 1,
+                subtasks: vec![SubtaskState {
+                    subtask: 0,
+                    keyed,
+                    incremental,
+                    operator_state: Vec::new(),
+                    sync_ms: 0.0,
+                    async_ms: 0.0,
+                    alignment_ms: 0.0,
+                }],
+            }],
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

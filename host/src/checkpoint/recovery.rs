@@ -222,7 +222,6 @@ pub fn completed_in(job_dir: &Path) -> Vec<(u64, PathBuf)> {
 mod tests {
     use super::*;
     use crate::checkpoint::layout::shared_reference;
-    use crate::checkpoint::metadata::{OperatorSnapshot, SubtaskState};
     use crate::config::StorageKind;
     use crate::state::incremental::{IncrementalHandle, StateFile};
 
@@ -237,41 +236,14 @@ mod tests {
                 checksum: String::new(),
             })
             .collect();
-        let m = CheckpointMetadata {
-            job_id: "job".into(),
-            job_name: "job".into(),
-            checkpoint_id: id,
-            kind: "checkpoint".into(),
-            trigger_timestamp: 0,
-            completed_timestamp: 0,
-            duration_ms: 0.0,
-            state_size: 0,
-            checkpointed_size: 0,
-            max_parallelism: 128,
-            mode: "EXACTLY_ONCE".into(),
-            backend: "rocksdb".into(),
-            is_final: false,
-            operators: vec![OperatorSnapshot {
-                uid: "op".into(),
-                node: "op".into(),
-                parallelism: 1,
-                subtasks: vec![SubtaskState {
-                    subtask: 0,
-                    keyed: None,
-                    incremental: Some(IncrementalHandle {
-                        key_group_range: (0, 127),
-                        instance: "i".into(),
-                        entries: 1,
-                        shared,
-                        private: Vec::new(),
-                    }),
-                    operator_state: Vec::new(),
-                    sync_ms: 0.0,
-                    async_ms: 0.0,
-                    alignment_ms: 0.0,
-                }],
-            }],
+        let handle = IncrementalHandle {
+            key_group_range: (0, 127),
+            instance: "i".into(),
+            entries: 1,
+            shared,
+            private: Vec::new(),
         };
+        let m = CheckpointMetadata::one_subtask(id, "rocksdb", "op", None, Some(handle));
         let bytes = m.encode().expect("encode");
         storage.write_metadata(id, &bytes).expect("write");
     }

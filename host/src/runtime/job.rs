@@ -281,31 +281,34 @@ fn wait_unless_cancelled(control: &JobControl, delay: Duration) -> Result<(), Jo
 /// logged and skipped in favour of the one before it.
 fn latest_valid(completed: &Mutex<Vec<CompletedCheckpoint>>) -> Option<RestorePoint> {
     let completed = completed.lock().unwrap_or_else(|p| p.into_inner());
-    let points: Vec<RestorePoint> = completed
-        .iter()
-        .map(|c| RestorePoint {
+    let mut chosen = None;
+    newest_intact(&completed, |c| {
+        let point = RestorePoint {
             metadata: c.metadata.clone(),
             reader: c.reader.clone(),
             path: c.path.clone(),
-        })
-        .collect();
-    newest_intact(&points, |point| match point.verify() {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(
-                "checkpoint {} is damaged ({e}); falling back to the previous retained checkpoint",
-                point.metadata.checkpoint_id
-            );
-            false
+        };
+        match point.verify() {
+            Ok(()) => {
+                chosen = Some(point);
+                true
+            }
+            Err(e) => {
+                tracing::error!(
+                    "checkpoint {} is damaged ({e}); falling back to the previous retained checkpoint",
+                    c.metadata.checkpoint_id
+                );
+                false
+            }
         }
-    })
-    .cloned()
+    });
+    chosen
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::metadata::{CheckpointMetadata, OperatorSnapshot, SubtaskState};
+    use crate::checkpoint::metadata::CheckpointMetadata;
     use crate::checkpoint::storage::CheckpointDir;
     use crate::keygroup::KeyGroupRange;
     use crate::state::{HashMapBackend, snapshot};
@@ -319,35 +322,8 @@ mod tests {
         let backend = HashMapBackend::new(KeyGroupRange { start: 0, end: 127 });
         let snap = snapshot::encode(&backend, &TimerService::default(), 128);
         std::fs::write(chk.join("s.keyed"), &snap.bytes).expect("write");
-        let metadata = CheckpointMetadata {
-            job_id: "j".into(),
-            job_name: "j".into(),
-            checkpoint_id: id,
-            kind: "checkpoint".into(),
-            trigger_timestamp: 0,
-            completed_timestamp: 0,
-            duration_ms: 0.0,
-            state_size: 0,
-            checkpointed_size: 0,
-            max_parallelism: 128,
-            mode: "EXACTLY_ONCE".into(),
-            backend: "hashmap".into(),
-            is_final: false,
-            operators: vec![OperatorSnapshot {
-                uid: "count".into(),
-                node: "count".into(),
-                parallelism: 1,
-                subtasks: vec![SubtaskState {
-                    subtask: 0,
-                    keyed: Some(snap.handle("s.keyed".into())),
-                    incremental: None,
-                    operator_state: Vec::new(),
-                    sync_ms: 0.0,
-                    async_ms: 0.0,
-                    alignment_ms: 0.0,
-                }],
-            }],
-        };
+        let keyed = Some(snap.handle("s.keyed".into()));
+        let metadata = CheckpointMetadata::one_subtask(id, "hashmap", "count", keyed, None);
         CompletedCheckpoint {
             metadata,
             path: chk.display().to_string(),

@@ -9,6 +9,7 @@
 mod error;
 pub mod graph;
 mod model;
+mod sources;
 mod validate;
 
 pub use error::{SpecError, SpecErrors};

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::error::{SpecError, SpecErrors};
 use super::graph::{Edge, JobGraph, Node, NodeKind, topological_order};
-use super::model::{EdgeSpec, JobSpec, Partitioning, SinkType, SourceSpec, SourceType, SpecFormat};
+use super::model::{EdgeSpec, JobSpec, Partitioning, SinkType, SpecFormat};
+use super::sources::check_source;
 use crate::config::Config;
 
 /// Most subtasks (threads) one job may have in this process.
@@ -95,6 +96,26 @@ impl<'a> Validation<'a> {
         }
     }
 
+    /// Adds the source or sink at `field` as a node (its uid defaults to
+    /// its id).
+    fn push_node(
+        &mut self,
+        field: String,
+        id: &str,
+        uid: Option<&str>,
+        parallelism: Option<u32>,
+        kind: NodeKind,
+    ) {
+        let parallelism = self.parallelism(&field, parallelism);
+        let node = Node {
+            id: id.to_owned(),
+            uid: uid.unwrap_or(id).to_owned(),
+            parallelism,
+            kind,
+        };
+        self.nodes.push((field, node));
+    }
+
     /// The parallelism of the node at `field` (the default if it sets
     /// none), at least 1; a problem if it is 0 or above max parallelism.
     fn parallelism(&mut self, field: &str, p: Option<u32>) -> u32 {
@@ -119,16 +140,13 @@ impl<'a> Validation<'a> {
         for (i, s) in spec.sources.iter().enumerate() {
             let field = format!("sources[{i}]");
             check_source(&field, s, &mut self.errors);
-            let p = self.parallelism(&field, s.parallelism);
-            self.nodes.push((
+            self.push_node(
                 field,
-                Node {
-                    id: s.id.clone(),
-                    uid: s.uid.clone().unwrap_or_else(|| s.id.clone()),
-                    parallelism: p,
-                    kind: NodeKind::Source(s.clone()),
-                },
-            ));
+                &s.id,
+                s.uid.as_deref(),
+                s.parallelism,
+                NodeKind::Source(s.clone()),
+            );
         }
     }
 
@@ -190,16 +208,13 @@ impl<'a> Validation<'a> {
                     message: "only a file sink takes `path`".into(),
                 });
             }
-            let p = self.parallelism(&field, s.parallelism);
-            self.nodes.push((
+            self.push_node(
                 field,
-                Node {
-                    id: s.id.clone(),
-                    uid: s.uid.clone().unwrap_or_else(|| s.id.clone()),
-                    parallelism: p,
-                    kind: NodeKind::Sink(s.clone()),
-                },
-            ));
+                &s.id,
+                s.uid.as_deref(),
+                s.parallelism,
+                NodeKind::Sink(s.clone()),
+            );
         }
         if spec.sources.is_empty() {
             self.errors.push(SpecError::Invalid {
@@ -513,63 +528,6 @@ fn resolve(dir: &Path, wasm: &str) -> PathBuf {
         p.to_path_buf()
     } else {
         dir.join(p)
-    }
-}
-
-fn check_source(field: &str, s: &SourceSpec, errors: &mut Vec<SpecError>) {
-    let mut not_for = |name: &str, present: bool| {
-        if present {
-            errors.push(SpecError::Invalid {
-                field: format!("{field}.{name}"),
-                message: format!("not a setting of a {} source", type_name(s.source_type)),
-            });
-        }
-    };
-    match s.source_type {
-        SourceType::Datagen => {
-            not_for("path", s.path.is_some());
-            not_for("paths", s.paths.is_some());
-            not_for("format", s.format.is_some());
-            if s.count.is_none() {
-                errors.push(SpecError::Invalid {
-                    field: format!("{field}.count"),
-                    message: "a datagen source needs `count`".into(),
-                });
-            }
-            if s.keys == Some(0) {
-                errors.push(SpecError::Invalid {
-                    field: format!("{field}.keys"),
-                    message: "must be at least 1".into(),
-                });
-            }
-            if s.rate == Some(0) {
-                errors.push(SpecError::Invalid {
-                    field: format!("{field}.rate"),
-                    message: "must be at least 1 (leave it out for no limit)".into(),
-                });
-            }
-        }
-        SourceType::File => {
-            not_for("count", s.count.is_some());
-            not_for("keys", s.keys.is_some());
-            not_for("rate", s.rate.is_some());
-            not_for("timestamp-step-ms", s.timestamp_step_ms.is_some());
-            not_for("sequential-keys", s.sequential_keys.is_some());
-            let n = s.path.iter().count() + s.paths.as_ref().map_or(0, Vec::len);
-            if n == 0 {
-                errors.push(SpecError::Invalid {
-                    field: format!("{field}.path"),
-                    message: "a file source needs `path` or `paths`".into(),
-                });
-            }
-        }
-    }
-}
-
-fn type_name(t: SourceType) -> &'static str {
-    match t {
-        SourceType::Datagen => "datagen",
-        SourceType::File => "file",
     }
 }
 

@@ -1,0 +1,64 @@
+//! What a source spec must hold for its type (`datagen`, `file`): the
+//! fields each type needs and the fields it does not take.
+
+use super::error::SpecError;
+use super::model::{SourceSpec, SourceType};
+
+/// Adds a problem for each field source `s` at `field` lacks or should not
+/// have for its type.
+pub(super) fn check_source(field: &str, s: &SourceSpec, errors: &mut Vec<SpecError>) {
+    let mut not_for = |name: &str, present: bool| {
+        if present {
+            errors.push(SpecError::Invalid {
+                field: format!("{field}.{name}"),
+                message: format!("not a setting of a {} source", type_name(s.source_type)),
+            });
+        }
+    };
+    match s.source_type {
+        SourceType::Datagen => {
+            not_for("path", s.path.is_some());
+            not_for("paths", s.paths.is_some());
+            not_for("format", s.format.is_some());
+            if s.count.is_none() {
+                errors.push(SpecError::Invalid {
+                    field: format!("{field}.count"),
+                    message: "a datagen source needs `count`".into(),
+                });
+            }
+            if s.keys == Some(0) {
+                errors.push(SpecError::Invalid {
+                    field: format!("{field}.keys"),
+                    message: "must be at least 1".into(),
+                });
+            }
+            if s.rate == Some(0) {
+                errors.push(SpecError::Invalid {
+                    field: format!("{field}.rate"),
+                    message: "must be at least 1 (leave it out for no limit)".into(),
+                });
+            }
+        }
+        SourceType::File => {
+            not_for("count", s.count.is_some());
+            not_for("keys", s.keys.is_some());
+            not_for("rate", s.rate.is_some());
+            not_for("timestamp-step-ms", s.timestamp_step_ms.is_some());
+            not_for("sequential-keys", s.sequential_keys.is_some());
+            let n = s.path.iter().count() + s.paths.as_ref().map_or(0, Vec::len);
+            if n == 0 {
+                errors.push(SpecError::Invalid {
+                    field: format!("{field}.path"),
+                    message: "a file source needs `path` or `paths`".into(),
+                });
+            }
+        }
+    }
+}
+
+fn type_name(t: SourceType) -> &'static str {
+    match t {
+        SourceType::Datagen => "datagen",
+        SourceType::File => "file",
+    }
+}
