@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::config::SavepointFormat;
 use crate::metrics::TaskMetrics;
 
 /// A batch of elements in the batch encoding (`weir_wire`).
@@ -29,8 +30,8 @@ pub struct Batch {
 pub enum BarrierKind {
     /// A periodic checkpoint.
     Checkpoint,
-    /// A user-triggered savepoint.
-    Savepoint,
+    /// A user-triggered savepoint, in this format.
+    Savepoint(SavepointFormat),
 }
 
 /// A checkpoint barrier: everything before it belongs to checkpoint `id`.

@@ -1,5 +1,6 @@
 //! The CLI side of the REST API: `weir list`, `weir upload`, `weir submit`,
-//! `weir cancel` and `weir checkpoints JOB_ID` against a `weir serve`.
+//! `weir cancel`, `weir checkpoints JOB_ID`, `weir savepoint`, `weir stop`
+//! and `weir savepoints` against a `weir serve` (or a `weir run`'s API).
 //!
 //! The server URL comes from `--server` or `WEIR_SERVER`, else
 //! `http://<rest.bind-address>:<rest.port>` of `weir.yaml`; the token from
@@ -25,6 +26,21 @@ pub struct SubmitOptions {
     pub savepoint_path: Option<String>,
     /// Skip restored state whose uid the job lacks.
     pub allow_non_restored_state: bool,
+    /// `CLAIM` or `NO_CLAIM` (the server's default if `None`).
+    pub claim_mode: Option<String>,
+}
+
+/// What `weir savepoint` and `weir stop` ask for.
+#[derive(Debug, Clone, Default)]
+pub struct SavepointOptions {
+    /// The folder on the server the savepoint goes into.
+    pub target: Option<String>,
+    /// `canonical` or `native`.
+    pub format: Option<String>,
+    /// Stop the job with the savepoint (`Some(drain)`).
+    pub stop: Option<bool>,
+    /// Return the trigger id at once instead of waiting.
+    pub detached: bool,
 }
 
 /// Where the server is and how to authenticate.
@@ -163,6 +179,9 @@ impl Client {
         if options.allow_non_restored_state {
             body["allowNonRestoredState"] = true.into();
         }
+        if let Some(m) = &options.claim_mode {
+            body["claimMode"] = m.as_str().into();
+        }
         self.request("POST", "/api/v1/jobs", Some(body.to_string().as_bytes()))
     }
 
@@ -178,6 +197,90 @@ impl Client {
             &format!("/api/v1/jobs/{}?mode=cancel", encode(id)),
             None,
         )
+    }
+
+    /// `weir savepoint JOB_ID [DIR]` and `weir stop JOB_ID`: triggers the
+    /// savepoint and, unless detached, waits for it; the answer holds its
+    /// `location` (or, detached, the `request-id`).
+    pub fn savepoint(&self, id: &str, options: &SavepointOptions) -> anyhow::Result<Value> {
+        let mut body = serde_json::json!({});
+        if let Some(t) = &options.target {
+            body["targetDirectory"] = t.as_str().into();
+        }
+        if let Some(f) = &options.format {
+            body["formatType"] = f.to_ascii_uppercase().into();
+        }
+        let path = match options.stop {
+            Some(drain) => {
+                body["drain"] = drain.into();
+                format!("/api/v1/jobs/{}/stop", encode(id))
+            }
+            None => format!("/api/v1/jobs/{}/savepoints", encode(id)),
+        };
+        let started = self.request("POST", &path, Some(body.to_string().as_bytes()))?;
+        let trigger = started["request-id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if options.detached {
+            return Ok(started);
+        }
+        let poll = format!(
+            "/api/v1/jobs/{}/savepoints/{}",
+            encode(id),
+            encode(&trigger)
+        );
+        self.wait(&poll)
+    }
+
+    /// `weir savepoint --dispose PATH`.
+    pub fn dispose(&self, path: &str) -> anyhow::Result<Value> {
+        let body = serde_json::json!({ "savepointPath": path });
+        let started = self.request(
+            "POST",
+            "/api/v1/savepoint-disposal",
+            Some(body.to_string().as_bytes()),
+        )?;
+        let trigger = started["request-id"].as_str().unwrap_or_default();
+        self.wait(&format!("/api/v1/savepoint-disposal/{}", encode(trigger)))
+    }
+
+    /// Polls an asynchronous operation until it completes; its failure is
+    /// an error with the cause.
+    fn wait(&self, poll: &str) -> anyhow::Result<Value> {
+        loop {
+            let v = self.request("GET", poll, None)?;
+            if v["status"]["id"] == "COMPLETED" {
+                if let Some(cause) = v["operation"]["failure-cause"]["message"].as_str() {
+                    bail!("{cause}");
+                }
+                return Ok(v["operation"].clone());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// `weir savepoints [JOB_ID]`.
+    pub fn savepoints(&self, job: Option<&str>) -> anyhow::Result<Value> {
+        let path = match job {
+            Some(j) => format!("/api/v1/savepoints?job={}", encode(j)),
+            None => "/api/v1/savepoints".to_owned(),
+        };
+        self.request("GET", &path, None)
+    }
+
+    /// Asks job `id` for a checkpoint now.
+    pub fn trigger_checkpoint(&self, id: &str) -> anyhow::Result<Value> {
+        self.request(
+            "POST",
+            &format!("/api/v1/jobs/{}/checkpoints", encode(id)),
+            None,
+        )
+    }
+
+    /// Job `id`'s detail: its graph, counters and state.
+    pub fn job(&self, id: &str) -> anyhow::Result<Value> {
+        self.request("GET", &format!("/api/v1/jobs/{}", encode(id)), None)
     }
 
     /// `weir checkpoints JOB_ID`.
@@ -224,6 +327,36 @@ pub fn jobs_table(v: &Value) -> String {
             j["duration"].as_f64().unwrap_or(0.0) / 1e3,
             j["name"].as_str().unwrap_or("")
         );
+    }
+    t
+}
+
+/// The savepoints of a server as a table.
+pub fn savepoints_table(v: &Value) -> String {
+    let mut t = format!(
+        "{:<24}  {:<32}  {:<9}  {:>12}  {}
+",
+        "TIME (UTC)", "JOB ID", "FORMAT", "SIZE bytes", "PATH"
+    );
+    for s in v["savepoints"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            t,
+            "{:<24}  {:<32}  {:<9}  {:>12}  {}",
+            crate::checkpoint::listing::utc(s["timestamp"].as_i64().unwrap_or(0)),
+            s["jobId"].as_str().unwrap_or(""),
+            s["format"].as_str().unwrap_or(""),
+            s["size"].as_u64().unwrap_or(0),
+            s["path"].as_str().unwrap_or("")
+        );
+        for c in s["components"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                t,
+                "{:<24}    component {} sha256:{}",
+                "",
+                c[0].as_str().unwrap_or(""),
+                c[1].as_str().unwrap_or("")
+            );
+        }
     }
     t
 }

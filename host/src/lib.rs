@@ -42,12 +42,15 @@ pub use checkpoint::listing::list as list_checkpoints;
 pub use checkpoint::metadata::CheckpointMetadata;
 pub use checkpoint::recovery::completed_in;
 pub use checkpoint::restore::RestorePoint;
+pub use checkpoint::savepoint::{SavepointDone, StopMode, dispose as dispose_savepoint};
 pub use checkpoint::storage::new_job_id;
-pub use client::{Client, SubmitOptions, checkpoints_table, jobs_table};
-pub use config::{ALIASES, Config, ConfigError, KEYS, Key};
+pub use client::{
+    Client, SavepointOptions, SubmitOptions, checkpoints_table, jobs_table, savepoints_table,
+};
+pub use config::{ALIASES, ClaimMode, Config, ConfigError, KEYS, Key, SavepointFormat};
 pub use keygroup::KEY_GROUP_HASH_VERSION;
 pub use runtime::{
-    JobControl, JobError, JobSummary, RunOptions, TaskFailure, load_components, run_job,
+    JobControl, JobError, JobSummary, RunOptions, TaskFailure, dry_run, load_components, run_job,
 };
 pub use sandbox::{CacheOutcome, GuestFailureKind, Sandbox, SandboxError};
 pub use server::local::LocalApi;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use serde_json::Value;
 use weir::Config;
 use weir::RestorePoint;
 use weir::Sandbox;
@@ -35,10 +36,18 @@ enum Cmd {
         /// No progress lines and no summary on stderr.
         #[arg(long, short)]
         quiet: bool,
-        /// Restore from this checkpoint: a `chk-<n>` folder or its
-        /// `_metadata` file.
+        /// Restore from this savepoint or retained checkpoint: its folder
+        /// or its `_metadata` file (default: execution.state-recovery.path).
         #[arg(long = "fromSavepoint", short = 's', value_name = "PATH")]
         from_savepoint: Option<PathBuf>,
+        /// CLAIM (the job owns and later deletes the snapshot) or NO_CLAIM
+        /// (default: execution.state-recovery.claim-mode).
+        #[arg(long = "claim-mode", alias = "claimMode", value_name = "MODE")]
+        claim_mode: Option<String>,
+        /// Check the restore without running: what would be restored
+        /// where, and whether the components fit (exit 2 if refused).
+        #[arg(long)]
+        dry_run: bool,
         /// Skip checkpointed state whose uid is not in the job.
         #[arg(
             long = "allowNonRestoredState",
@@ -85,9 +94,24 @@ enum Cmd {
         /// under its checkpoints or savepoints folder).
         #[arg(long = "from-savepoint", short = 's')]
         from_savepoint: Option<String>,
-        /// Skip restored state whose operator uid the job lacks.
+        /// Skip restored state whose uid the job lacks.
         #[arg(long, short = 'n')]
         allow_non_restored_state: bool,
+        /// CLAIM or NO_CLAIM (the server's default).
+        #[arg(long = "claim-mode", value_name = "MODE")]
+        claim_mode: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Takes a savepoint of a running job (prints its path), or disposes
+    /// of one (`--dispose PATH`).
+    Savepoint(SavepointArgs),
+    /// Stops a job with a savepoint: it ends FINISHED, its output committed.
+    Stop(StopArgs),
+    /// Lists the savepoints a server wrote (of one job, if given).
+    Savepoints {
+        /// Only this job's.
+        job_id: Option<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -106,10 +130,50 @@ enum Cmd {
         #[arg(long, env = "WEIR_OPERATORS_DIR")]
         operators_dir: Option<PathBuf>,
     },
-    /// Runs a benchmark (`keyed-count`, `checkpointing`, `backends`, `api`).
+    /// Runs a benchmark (`keyed-count`, `checkpointing`, `backends`, `savepoints`, `api`).
     Bench(weir::BenchArgs),
     /// Runs a session cluster: the REST API under /api/v1, many jobs at once.
     Serve,
+}
+
+/// `weir savepoint`.
+#[derive(Debug, clap::Args)]
+struct SavepointArgs {
+    /// The job id (not with --dispose).
+    job_id: Option<String>,
+    /// The folder the savepoint goes into (default: the server's
+    /// execution.checkpointing.savepoint-dir).
+    target: Option<String>,
+    /// canonical (any backend and parallelism) or native.
+    #[arg(long = "type", value_name = "TYPE")]
+    format: Option<String>,
+    /// Print the trigger id and return without waiting.
+    #[arg(long)]
+    detached: bool,
+    /// Delete this savepoint (refused if it is not one); on this machine
+    /// unless a server is named.
+    #[arg(long, value_name = "PATH")]
+    dispose: Option<String>,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+/// `weir stop`.
+#[derive(Debug, clap::Args)]
+struct StopArgs {
+    /// The job id.
+    job_id: String,
+    /// The folder the savepoint goes into.
+    #[arg(long, short = 'p', value_name = "DIR")]
+    savepoint_path: Option<String>,
+    /// End the input first: event-time timers fire, windows flush.
+    #[arg(long, short)]
+    drain: bool,
+    /// canonical or native.
+    #[arg(long = "type", value_name = "TYPE")]
+    format: Option<String>,
+    #[command(flatten)]
+    remote: Remote,
 }
 
 /// How a CLI verb reaches a server.
@@ -141,20 +205,6 @@ impl Remote {
     }
 }
 
-fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
-    let mut config = Config::default();
-    match path {
-        Some(p) => config.load_file(p)?,
-        None => {
-            let default = Path::new("weir.yaml");
-            if default.is_file() {
-                config.load_file(default)?;
-            }
-        }
-    }
-    Ok(config)
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -178,7 +228,7 @@ fn main() -> ExitCode {
 /// Runs the command `cli` names; the exit code is 2 for a job spec, a
 /// component or a checkpoint that is not valid.
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = load_config(cli.config.as_deref()).context("invalid configuration")?;
+    let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
     match cli.command {
         Cmd::Validate { job, operators_dir } => validate(&config, &job, operators_dir.as_deref()),
         Cmd::Checkpoints { target, remote } => checkpoints(&config, &target, &remote),
@@ -189,14 +239,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             parallelism,
             from_savepoint,
             allow_non_restored_state,
+            claim_mode,
             remote,
         } => {
             let options = weir::SubmitOptions {
                 parallelism,
                 savepoint_path: from_savepoint,
                 allow_non_restored_state,
+                claim_mode,
             };
             submit(&config, &job, &options, &remote)
+        }
+        Cmd::Savepoint(a) => savepoint_or_stop(&config, a, None),
+        Cmd::Stop(a) => {
+            let drain = a.drain;
+            let args = SavepointArgs {
+                job_id: Some(a.job_id),
+                target: a.savepoint_path,
+                format: a.format,
+                detached: false,
+                dispose: None,
+                remote: a.remote,
+            };
+            savepoint_or_stop(&config, args, Some(drain))
+        }
+        Cmd::Savepoints { job_id, remote } => {
+            let v = remote.client(&config)?.savepoints(job_id.as_deref())?;
+            remote.print(&v, weir::savepoints_table);
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::Cancel { job_id, remote } => cancel(&config, &job_id, &remote),
         Cmd::Run {
@@ -204,6 +274,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             operators_dir,
             quiet,
             from_savepoint,
+            claim_mode,
+            dry_run,
             allow_non_restored_state,
             server,
             token,
@@ -213,9 +285,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 operators_dir,
                 quiet,
                 from_savepoint,
+                claim_mode,
+                dry_run,
                 allow_non_restored_state,
             };
             match server {
+                Some(_) if args.dry_run => anyhow::bail!(
+                    "--dry-run checks a restore on this machine; for a server, POST /api/v1/jobs/dry-run"
+                ),
                 Some(server) => run_on_server(&config, &server, token.as_deref(), &args),
                 None => run_here(&config, args),
             }
@@ -309,6 +386,41 @@ fn submit(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `weir savepoint`, `weir savepoint --dispose` and `weir stop` (`stop`:
+/// with or without drain): prints the savepoint's path.
+fn savepoint_or_stop(
+    config: &Config,
+    args: SavepointArgs,
+    stop: Option<bool>,
+) -> anyhow::Result<ExitCode> {
+    let (dispose, remote) = (args.dispose.as_deref(), &args.remote);
+    if let (Some(path), None) = (dispose, &remote.server) {
+        // No server named: a savepoint on this machine.
+        let gone = weir::dispose_savepoint(Path::new(path))?;
+        println!("disposed of {}", gone.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let options = weir::SavepointOptions {
+        target: args.target.clone(),
+        format: args.format.clone(),
+        stop,
+        detached: args.detached,
+    };
+    let client = remote.client(config)?;
+    let v = match (dispose, args.job_id.as_deref()) {
+        (Some(path), _) => client.dispose(path)?,
+        (None, Some(job)) => client.savepoint(job, &options)?,
+        (None, None) => anyhow::bail!("name the job: weir savepoint JOB_ID [TARGET_DIR]"),
+    };
+    remote.print(&v, |v| match (dispose, &v["location"], &v["request-id"]) {
+        (Some(p), _, _) => format!("disposed of {p}\n"),
+        (_, Value::String(path), _) => format!("{path}\n"),
+        (_, _, Value::String(id)) => format!("triggered: {id}\n"),
+        _ => format!("{v}\n"),
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `weir cancel`: cancels a job on a server.
 fn cancel(config: &Config, job_id: &str, remote: &Remote) -> anyhow::Result<ExitCode> {
     remote.client(config)?.cancel(job_id)?;
@@ -332,6 +444,10 @@ struct RunArgs {
     from_savepoint: Option<PathBuf>,
     /// Skip checkpointed state whose uid is not in the job.
     allow_non_restored_state: bool,
+    /// CLAIM or NO_CLAIM.
+    claim_mode: Option<String>,
+    /// Only check the restore.
+    dry_run: bool,
 }
 
 /// `weir run --server`: uploads the job's components to a server and
@@ -349,6 +465,7 @@ fn run_on_server(
             .as_ref()
             .map(|p| p.display().to_string()),
         allow_non_restored_state: args.allow_non_restored_state,
+        claim_mode: args.claim_mode.clone(),
     };
     let client = weir::Client::new(Some(server), token, config)?;
     let v = client.run_remote(&args.job, args.operators_dir.as_deref(), &options)?;
@@ -372,8 +489,16 @@ fn run_here(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
             .collect();
         eprintln!("running job `{}`: {}", graph.name, plan.join(" -> "));
     }
-    let restore = match args.from_savepoint {
-        Some(p) => match RestorePoint::open(&p) {
+    // The job's configuration (weir.yaml and its `config:`) may name the
+    // snapshot, the claim mode and -n; the flags win.
+    let recovery = &graph.config.checkpoint.recovery;
+    let from = args
+        .from_savepoint
+        .clone()
+        .or_else(|| recovery.path.as_ref().map(|p| graph.base_dir.join(p)));
+    let allow_non_restored = args.allow_non_restored_state || recovery.ignore_unclaimed_state;
+    let restore = match &from {
+        Some(p) => match RestorePoint::open(p) {
             Ok(r) => Some(r),
             Err(e) => {
                 eprintln!("error: cannot restore: {e}");
@@ -382,6 +507,18 @@ fn run_here(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
+    let claim_mode = match &args.claim_mode {
+        Some(m) => weir::ClaimMode::parse(m).map_err(|e| anyhow::anyhow!("--claim-mode: {e}"))?,
+        None => recovery.claim_mode,
+    };
+    if args.dry_run {
+        let Some(point) = &restore else {
+            anyhow::bail!("--dry-run checks a restore: give the snapshot with -s PATH");
+        };
+        let (text, restorable) = weir::dry_run(&graph, point, allow_non_restored)?;
+        print!("{text}");
+        return Ok(ExitCode::from(if restorable { 0 } else { 2 }));
+    }
     let control = std::sync::Arc::new(JobControl::default());
     let job_id = weir::new_job_id();
     // The same REST API as `weir serve`, for this one job.
@@ -397,7 +534,8 @@ fn run_here(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         progress: !quiet,
         restore,
-        allow_non_restored_state: args.allow_non_restored_state,
+        allow_non_restored_state: allow_non_restored,
+        claim_mode,
         job_id: Some(job_id),
         ..RunOptions::default()
     };

@@ -631,12 +631,22 @@ fn the_openapi_document_describes_every_route() {
             ("get", "/api/v1/jobs/{id}/metrics"),
             ("get", "/metrics"),
             ("get", "/api/v1/openapi.json"),
+            ("post", "/api/v1/jobs/{id}/savepoints"),
+            ("get", "/api/v1/jobs/{id}/savepoints/{triggerId}"),
+            ("post", "/api/v1/jobs/{id}/stop"),
+            ("post", "/api/v1/savepoint-disposal"),
+            ("get", "/api/v1/savepoint-disposal/{triggerId}"),
+            ("get", "/api/v1/savepoints"),
+            ("post", "/api/v1/jobs/dry-run"),
         ] {
             let op = &doc["paths"][path][method];
             assert!(op.is_object(), "{method} {path} is not documented");
             assert!(op["responses"].is_object(), "{method} {path}: no responses");
             // The route the document names exists in the router.
-            let uri = path.replace("{bundle}", "count").replace("{id}", "0123");
+            let uri = path
+                .replace("{bundle}", "count")
+                .replace("{id}", "0123")
+                .replace("{triggerId}", "t");
             let (s, v) = call(&app, &method.to_uppercase(), &uri, Some(TOKEN), Vec::new()).await;
             assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
             assert_ne!(error_text(&v), "no such resource", "{method} {path}");

@@ -581,7 +581,7 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) {
 /// Restores the checked-in checkpoint `chk` of fixture `name` (whose
 /// `job.yaml` counts 3000 records over 40 keys) and checks the job ends
 /// with exactly the output of an uninterrupted run.
-fn fixture_restores(name: &str, chk: &str, extra_config: &str) -> RestorePoint {
+pub(crate) fn fixture_restores(name: &str, chk: &str, extra_config: &str) -> RestorePoint {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);

@@ -22,7 +22,8 @@ const LAYERS: &[&[&str]] = &[
     &["runtime"],
     &["session"],
     &["server"],
-    &["bench", "client"],
+    &["client"],
+    &["bench"],
 ];
 
 type Module = Vec<String>;

@@ -11,6 +11,7 @@ mod hostile;
 mod incremental;
 mod layers;
 mod operators;
+mod savepoints;
 mod server;
 mod spec_errors;
 mod state_kinds;

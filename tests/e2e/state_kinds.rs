@@ -224,10 +224,14 @@ edges:
         restore: Some(point),
         ..RunOptions::default()
     };
+    // Refused before the job starts, naming the uid, the state and the
+    // change (the operator's own check at `open` stays behind it).
     let err = run_job(&g, &options, &JobControl::default()).expect_err("refused");
     let text = format!("{err:#}");
     assert!(
-        text.contains("state `count` was checkpointed with a time-to-live"),
+        text.contains(
+            "`count`: state `count` had time-to-live 3600000 ms and is declared with none now"
+        ),
         "{text}"
     );
 }

@@ -76,12 +76,20 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The job of the restore measurement, with the given sink and more
-/// config lines (`  key: value\n` each).
-fn spec(wasm: &Path, keys: u64, cache: &Path, sink: &str, extra: &str) -> anyhow::Result<String> {
+/// The job of the restore measurement: an endless count over `keys` keys
+/// in sequence, with the given sink, checkpoint interval and more config
+/// lines (`  key: value\n` each).
+pub(crate) fn spec(
+    wasm: &Path,
+    keys: u64,
+    cache: &Path,
+    sink: &str,
+    interval: &str,
+    extra: &str,
+) -> anyhow::Result<String> {
     Ok(format!(
         "name: restore-bench\nconfig:\n  weir.sandbox.cache-dir: {cache:?}\n  weir.progress.interval: 0ms\n  \
-         execution.checkpointing.interval: 1s\n  state.checkpoints.dir: checkpoints\n  weir.state.max-bytes: 8gb\n{extra}\
+         execution.checkpointing.interval: {interval}\n  state.checkpoints.dir: checkpoints\n  weir.state.max-bytes: 8gb\n{extra}\
          sources:\n  - {{id: gen, type: datagen, count: 1000000000000, keys: {keys}, sequential-keys: true}}\n\
          operators:\n  - {{id: count, uid: count, wasm: {wasm:?}}}\n\
          sinks:\n  - {{id: out, type: {sink}}}\n\
@@ -120,11 +128,11 @@ pub(crate) fn restore_time(
     );
     std::fs::write(
         d.join("build.yaml"),
-        spec(wasm, keys, cache, "discard", &extra)?,
+        spec(wasm, keys, cache, "discard", "1s", &extra)?,
     )?;
     std::fs::write(
         d.join("restore.yaml"),
-        spec(wasm, keys, cache, "stdout", &extra)?,
+        spec(wasm, keys, cache, "stdout", "1s", &extra)?,
     )?;
     let mut build = Command::new(exe)
         .args(["run", "--quiet"])
@@ -162,11 +170,22 @@ pub(crate) fn restore_time(
     };
     build.kill()?;
     build.wait()?;
+    let elapsed = first_record_after_restore(exe, &found.0, &d.join("restore.yaml"))?;
+    Ok((elapsed, found.1))
+}
+
+/// `weir run -s from spec` (a job with a stdout sink), timed from process
+/// start to its first output line (the state load included).
+pub(crate) fn first_record_after_restore(
+    exe: &Path,
+    from: &Path,
+    spec: &Path,
+) -> anyhow::Result<Duration> {
     let start = Instant::now();
     let mut child = Command::new(exe)
         .args(["run", "--quiet", "-s"])
-        .arg(&found.0)
-        .arg(d.join("restore.yaml"))
+        .arg(from)
+        .arg(spec)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -180,5 +199,5 @@ pub(crate) fn restore_time(
     if line.is_empty() {
         bail!("the restored job printed nothing");
     }
-    Ok((elapsed, found.1))
+    Ok(elapsed)
 }

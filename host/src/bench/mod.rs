@@ -4,7 +4,8 @@
 //! process start to the first record with a warm component cache.
 //! `weir bench checkpointing` ([`checkpointing`]) measures what checkpoints
 //! cost on the same job, `weir bench backends` ([`backends`]) compares the
-//! state backends with checkpoints on.
+//! state backends with checkpoints on, and `weir bench savepoints`
+//! ([`savepoints`]) savepoints beside checkpoints of the same state.
 //!
 //! Each measurement runs in a child process of its own (`weir bench
 //! --child ...`), so its peak RSS is its own. Figures are printed as a table
@@ -23,6 +24,7 @@ pub mod api;
 pub mod backends;
 pub mod checkpointing;
 pub mod native;
+pub mod savepoints;
 
 use crate::config::Config;
 use crate::runtime::{JobControl, RunOptions, run_job};
@@ -32,7 +34,8 @@ use crate::spec::{Partitioning, SinkSpec, SinkType, SourceSpec, SourceType};
 /// Arguments of `weir bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// The workload: `keyed-count`, `checkpointing`, `backends` or `api`.
+    /// The workload: `keyed-count`, `checkpointing`, `backends`,
+    /// `savepoints` or `api`.
     #[arg(default_value = "keyed-count")]
     pub workload: String,
     /// Records to generate.
@@ -55,7 +58,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "1s", value_parser = crate::config::parse_duration)]
     pub checkpoint_interval: Duration,
     /// `checkpointing`: key counts whose restore time is measured;
-    /// `backends`: the key counts measured.
+    /// `backends`, `savepoints`: the key counts measured.
     #[arg(long, default_value = "100000,10000000", value_delimiter = ',')]
     pub restore_keys: Vec<u64>,
     /// The keyed state backend of the WASM runs: `hashmap` or `rocksdb`
@@ -190,10 +193,18 @@ pub fn peak_rss_mib() -> f64 {
 
 /// Runs `weir bench`.
 pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
-    if !["keyed-count", "checkpointing", "backends", "api"].contains(&args.workload.as_str()) {
+    let workloads = [
+        "keyed-count",
+        "checkpointing",
+        "backends",
+        "savepoints",
+        "api",
+    ];
+    if !workloads.contains(&args.workload.as_str()) {
         bail!(
-            "unknown workload `{}` (keyed-count, checkpointing, backends or api)",
-            args.workload
+            "unknown workload `{}` ({})",
+            args.workload,
+            workloads.join(", ")
         );
     }
     if args.workload == "api" {
@@ -207,6 +218,9 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     }
     if args.workload == "backends" {
         return backends::run(args, config);
+    }
+    if args.workload == "savepoints" {
+        return savepoints::run(args, config);
     }
     let exe = prepare(args, config)?;
     eprintln!(

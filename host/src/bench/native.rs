@@ -60,7 +60,11 @@ impl NativeCount {
 }
 
 impl StreamOperator for NativeCount {
-    fn snapshot(&mut self, _id: u64) -> Result<StateSnapshot, TaskFailure> {
+    fn snapshot(
+        &mut self,
+        _id: u64,
+        _kind: crate::channel::BarrierKind,
+    ) -> Result<StateSnapshot, TaskFailure> {
         Ok(StateSnapshot {
             native: None,
             keyed: Some(crate::state::snapshot::encode(
@@ -69,6 +73,7 @@ impl StreamOperator for NativeCount {
                 self.max_parallelism,
             )),
             operator_state: Vec::new(),
+            declared: Vec::new(),
         })
     }
 

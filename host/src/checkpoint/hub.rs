@@ -3,13 +3,14 @@
 //! acknowledgements, and sinks read from it which checkpoint completed last.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::channel::{Barrier, BarrierKind};
-use crate::config::CheckpointingMode;
+use crate::config::{CheckpointingMode, SavepointFormat};
+use crate::state::DeclaredState;
 use crate::state::incremental::NativeSnapshot;
 use crate::state::snapshot::KeyedSnapshot;
 
@@ -23,6 +24,9 @@ pub struct StateSnapshot {
     pub native: Option<NativeSnapshot>,
     /// Operator (non-keyed) list state.
     pub operator_state: Vec<Vec<u8>>,
+    /// The keyed states the operator declared (a WebAssembly operator's),
+    /// recorded so that a restore can check a new component against them.
+    pub declared: Vec<DeclaredState>,
 }
 
 /// A task's acknowledgement of a checkpoint.
@@ -73,6 +77,15 @@ pub struct CheckpointHub {
     /// Id of the newest checkpoint sources are asked to start (0: none).
     trigger_id: AtomicU64,
     trigger_ts: AtomicU64,
+    /// The kind of the newest trigger ([`kind_code`]).
+    trigger_kind: AtomicU8,
+    /// The savepoint after whose barrier the sources stop reading (0:
+    /// none), and how that stop stands ([`StopOutcome`]).
+    stop_id: AtomicU64,
+    stop_outcome: AtomicU8,
+    /// Sources end their input now (stop with `--drain`), and the final
+    /// snapshot is a savepoint of this format ([`kind_code`]; 0: none).
+    drain: AtomicU8,
     /// A source has reached its end: no new checkpoints are triggered.
     source_finished: AtomicBool,
     /// The newest completed checkpoint: sinks forget pre-committed files
@@ -93,6 +106,10 @@ impl CheckpointHub {
             Arc::new(CheckpointHub {
                 trigger_id: AtomicU64::new(0),
                 trigger_ts: AtomicU64::new(0),
+                trigger_kind: AtomicU8::new(0),
+                stop_id: AtomicU64::new(0),
+                stop_outcome: AtomicU8::new(0),
+                drain: AtomicU8::new(0),
                 source_finished: AtomicBool::new(false),
                 last_completed: AtomicU64::new(0),
                 done: AtomicBool::new(false),
@@ -110,14 +127,66 @@ impl CheckpointHub {
         (id > last).then(|| Barrier {
             id,
             timestamp: self.trigger_ts.load(Ordering::Relaxed) as i64,
-            kind: BarrierKind::Checkpoint,
+            kind: kind_of(self.trigger_kind.load(Ordering::Relaxed)),
         })
     }
 
-    /// Asks the sources to start checkpoint `id`.
-    pub(super) fn trigger(&self, id: u64, timestamp: i64) {
+    /// Asks the sources to start checkpoint (or savepoint) `id`.
+    pub(super) fn trigger(&self, id: u64, timestamp: i64, kind: BarrierKind) {
         self.trigger_ts.store(timestamp as u64, Ordering::Relaxed);
+        self.trigger_kind.store(kind_code(kind), Ordering::Relaxed);
         self.trigger_id.store(id, Ordering::Release);
+    }
+
+    /// Savepoint `id` stops the job: sources read nothing after its
+    /// barrier until [`Self::stop_outcome`] says how it ended.
+    pub(super) fn set_stop(&self, id: u64) {
+        self.stop_outcome
+            .store(StopOutcome::Pending as u8, Ordering::SeqCst);
+        self.stop_id.store(id, Ordering::SeqCst);
+    }
+
+    /// Whether the barrier of `id` is the one that stops the job.
+    pub fn is_stop(&self, id: u64) -> bool {
+        id != 0 && self.stop_id.load(Ordering::SeqCst) == id
+    }
+
+    /// How the stop with savepoint `id` stands.
+    pub fn stop_outcome(&self, id: u64) -> StopOutcome {
+        if !self.is_stop(id) {
+            return StopOutcome::Resumed;
+        }
+        match self.stop_outcome.load(Ordering::SeqCst) {
+            0 => StopOutcome::Pending,
+            1 => StopOutcome::Stopped,
+            _ => StopOutcome::Resumed,
+        }
+    }
+
+    /// The stop with savepoint `id` ended: the job stops, or (the
+    /// savepoint failed) the sources read on.
+    pub(super) fn end_stop(&self, id: u64, outcome: StopOutcome) {
+        if self.is_stop(id) {
+            self.stop_outcome.store(outcome as u8, Ordering::SeqCst);
+        }
+    }
+
+    /// Asks the sources to end their input now (stop with drain); the
+    /// final snapshots are then a savepoint in `format`.
+    pub(super) fn drain(&self, format: SavepointFormat) {
+        let code = kind_code(BarrierKind::Savepoint(format));
+        self.drain.store(code, Ordering::SeqCst);
+    }
+
+    /// Whether the sources should end their input now.
+    pub fn drain_requested(&self) -> bool {
+        self.drain.load(Ordering::Relaxed) != 0
+    }
+
+    /// What the tasks' final snapshots are for: the final checkpoint, or
+    /// the savepoint of a stop with drain.
+    pub fn final_kind(&self) -> BarrierKind {
+        kind_of(self.drain.load(Ordering::SeqCst))
     }
 
     /// A source reached its end.
@@ -154,5 +223,36 @@ impl CheckpointHub {
     /// pre-commit.
     pub(super) fn set_completed(&self, id: u64) {
         self.last_completed.store(id, Ordering::Release);
+    }
+}
+
+/// How a stop with savepoint stands, for the sources waiting after its
+/// barrier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StopOutcome {
+    /// The savepoint is in progress: read nothing.
+    Pending = 0,
+    /// The savepoint completed: the job stops.
+    Stopped = 1,
+    /// The savepoint failed: read on.
+    Resumed = 2,
+}
+
+/// A barrier kind as one byte.
+fn kind_code(kind: BarrierKind) -> u8 {
+    match kind {
+        BarrierKind::Checkpoint => 0,
+        BarrierKind::Savepoint(SavepointFormat::Canonical) => 1,
+        BarrierKind::Savepoint(SavepointFormat::Native) => 2,
+    }
+}
+
+/// The barrier kind of [`kind_code`]'s byte.
+fn kind_of(code: u8) -> BarrierKind {
+    match code {
+        1 => BarrierKind::Savepoint(SavepointFormat::Canonical),
+        2 => BarrierKind::Savepoint(SavepointFormat::Native),
+        _ => BarrierKind::Checkpoint,
     }
 }

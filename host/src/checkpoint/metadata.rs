@@ -1,5 +1,6 @@
-//! `_metadata`: what a completed checkpoint holds, format version 2
-//! (version 1, without incremental handles, is still read).
+//! `_metadata`: what a completed checkpoint or savepoint holds, format
+//! version 3 (versions 1, without incremental handles, and 2, without
+//! savepoint formats and operator identities, are still read).
 //!
 //! The file is text, so a person can read it:
 //!
@@ -18,16 +19,20 @@
 //! byte strings (hex in the JSON). An incremental checkpoint of the
 //! RocksDB backend adds an [`IncrementalHandle`] per subtask (its files in
 //! `shared/` and in the checkpoint folder) and keeps only the timers in the
-//! keyed file. Version 2 added those handles and `checkpointed_size`.
+//! keyed file. Version 2 added those handles and `checkpointed_size`;
+//! version 3 the savepoint format and, per WebAssembly operator, the
+//! identity of its component ([`ComponentIdentity`]: sha256, WIT world,
+//! declared states) that a restore checks a new component against.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::state::DeclaredState;
 use crate::state::incremental::IncrementalHandle;
 use crate::state::snapshot::{KeyedStateHandle, checksum};
 
 /// The version this build writes.
-pub const METADATA_VERSION: u32 = 2;
+pub const METADATA_VERSION: u32 = 3;
 /// The oldest version this build reads.
 pub const OLDEST_METADATA_VERSION: u32 = 1;
 const HEADER: &str = "WEIR-CHECKPOINT-METADATA";
@@ -90,6 +95,21 @@ pub struct OperatorSnapshot {
     pub parallelism: u32,
     /// One entry per subtask, by subtask index.
     pub subtasks: Vec<SubtaskState>,
+    /// The component that wrote the state (WebAssembly operators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<ComponentIdentity>,
+}
+
+/// What identifies the WebAssembly component an operator ran and the
+/// state it declared: what a restore checks a new component against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentIdentity {
+    /// SHA-256 of the `.wasm` bytes, in hex.
+    pub sha256: String,
+    /// The WIT interface it was built against (`weir:operator/handler@0.2.0`).
+    pub world: String,
+    /// The keyed states it declared, in order.
+    pub states: Vec<DeclaredState>,
 }
 
 /// A completed checkpoint.
@@ -103,6 +123,9 @@ pub struct CheckpointMetadata {
     pub checkpoint_id: u64,
     /// `checkpoint` or `savepoint`.
     pub kind: String,
+    /// A savepoint's format: `CANONICAL` or `NATIVE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savepoint_format: Option<String>,
     /// When it was triggered (ms since the epoch).
     pub trigger_timestamp: i64,
     /// When `_metadata` was written (ms since the epoch).
@@ -171,6 +194,22 @@ impl CheckpointMetadata {
             .map_err(|e| MetadataError::Body(e.to_string()))
     }
 
+    /// Whether this is a savepoint.
+    pub fn is_savepoint(&self) -> bool {
+        self.kind == "savepoint"
+    }
+
+    /// Whether this is a savepoint whose keyed state is in Weir's own
+    /// format, which any backend restores: a canonical one, or a native
+    /// one of a backend without files of its own (the hashmap).
+    pub fn is_canonical(&self) -> bool {
+        let own_files = self
+            .operators
+            .iter()
+            .any(|o| o.subtasks.iter().any(|s| s.incremental.is_some()));
+        self.is_savepoint() && (self.savepoint_format.as_deref() != Some("NATIVE") || !own_files)
+    }
+
     /// The operator with `uid`.
     pub fn operator(&self, uid: &str) -> Option<&OperatorSnapshot> {
         self.operators.iter().find(|o| o.uid == uid)
@@ -209,6 +248,7 @@ impl CheckpointMetadata {
             job_name: "job".into(),
             checkpoint_id: id,
             kind: "checkpoint".into(),
+            savepoint_format: None,
             trigger_timestamp: 0,
             completed_timestamp: 0,
             duration_ms: 0.0,
@@ -231,6 +271,7 @@ impl CheckpointMetadata {
                     async_ms: 0.0,
                     alignment_ms: 0.0,
                 }],
+                component: None,
             }],
         }
     }
@@ -246,6 +287,7 @@ mod tests {
             job_name: "j".into(),
             checkpoint_id: 7,
             kind: "checkpoint".into(),
+            savepoint_format: None,
             trigger_timestamp: 1,
             completed_timestamp: 2,
             duration_ms: 1.5,
@@ -268,6 +310,7 @@ mod tests {
                     async_ms: 0.0,
                     alignment_ms: 0.0,
                 }],
+                component: None,
             }],
         }
     }
@@ -287,10 +330,10 @@ mod tests {
             CheckpointMetadata::decode(&bytes[..bytes.len() / 2]),
             Err(MetadataError::Truncated)
         );
-        let newer = text.replacen("METADATA 2", "METADATA 3", 1);
+        let newer = text.replacen("METADATA 3", "METADATA 4", 1);
         assert_eq!(
             CheckpointMetadata::decode(newer.as_bytes()),
-            Err(MetadataError::Version { found: 3 })
+            Err(MetadataError::Version { found: 4 })
         );
         assert_eq!(
             CheckpointMetadata::decode(b"garbage"),

@@ -12,13 +12,18 @@
 //!   figures the API shows;
 //! - [`coordinator`]: triggers checkpoints, collects the tasks'
 //!   acknowledgements, completes checkpoints and notifies the tasks;
+//! - [`compatibility`]: whether a snapshot's operators and states fit a
+//!   job's components (matched, changed, dropped, new, refused);
 //! - [`restore`]: reads a checkpoint back and hands each subtask its part;
 //! - [`retention`]: which checkpoints a job keeps and which one it
 //!   restores from (pure decisions);
+//! - [`savepoint`]: savepoint folders (written atomically, relocatable),
+//!   their disposal, and what a crash midway leaves;
 //! - [`shared`]: the reference-counted files of incremental checkpoints;
 //! - [`listing`]: `weir checkpoints DIR`.
 
 pub mod alignment;
+pub mod compatibility;
 pub mod coordinator;
 pub mod fs;
 pub mod hub;
@@ -29,6 +34,7 @@ pub mod pending;
 pub mod recovery;
 pub mod restore;
 pub mod retention;
+pub mod savepoint;
 pub mod shared;
 pub mod stats;
 pub mod storage;

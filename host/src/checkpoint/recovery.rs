@@ -28,6 +28,7 @@ impl CheckpointStorage {
         let CheckpointStorage::Filesystem { job_dir, shared } = self else {
             return out;
         };
+        super::savepoint::sweep_in_progress(job_dir);
         let mut complete = Vec::new();
         let mut unreadable = false;
         for entry in std::fs::read_dir(job_dir).into_iter().flatten().flatten() {

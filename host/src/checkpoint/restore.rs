@@ -3,11 +3,13 @@
 //! part (keyed state by key-group range, operator state by list
 //! redistribution).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use thiserror::Error;
 
+use super::compatibility::has_state;
 use super::fs::StorageError;
 use super::layout::{METADATA_FILE, metadata_in};
 use super::metadata::{CheckpointMetadata, MetadataError, SubtaskState};
@@ -59,7 +61,7 @@ pub enum RestoreError {
     },
     /// The checkpoint was taken with another state backend.
     #[error(
-        "the checkpoint was taken with state.backend.type {checkpoint}, but the job uses {job}; a checkpoint restores only into its own backend (switching backends will go through a savepoint, which is backend-independent)"
+        "the snapshot was taken with state.backend.type {checkpoint}, but the job uses {job}; a checkpoint or native savepoint restores only into its own backend (switch backends through a canonical savepoint: weir savepoint JOB_ID --type canonical)"
     )]
     Backend {
         /// The checkpoint's.
@@ -75,6 +77,15 @@ pub enum RestoreError {
     NonRestoredState {
         /// The uids.
         uids: Vec<String>,
+    },
+    /// The job's operators do not fit the snapshot's state.
+    #[error(
+        "the snapshot's state does not fit the job's operators:\n  {}",
+        problems.join("\n  ")
+    )]
+    Incompatible {
+        /// One line per problem, naming the uid and the state.
+        problems: Vec<String>,
     },
     /// A node's state cannot be split over a new parallelism.
     #[error("`{uid}`: {message}")]
@@ -95,6 +106,9 @@ pub struct RestorePoint {
     pub reader: Arc<dyn ReadCheckpoint>,
     /// Where it is, for messages.
     pub path: String,
+    /// Per uid, the states the job drops (`-n` with a new component that
+    /// no longer declares them).
+    pub dropped: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl RestorePoint {
@@ -129,6 +143,7 @@ impl RestorePoint {
             metadata,
             reader: Arc::new(CheckpointDir(dir.clone())),
             path: dir.display().to_string(),
+            dropped: BTreeMap::new(),
         })
     }
 
@@ -137,7 +152,7 @@ impl RestorePoint {
     /// present unless `allow_non_restored`.
     pub fn check(&self, graph: &JobGraph, allow_non_restored: bool) -> Result<(), RestoreError> {
         let backend = graph.config.backend.kind.name();
-        if self.metadata.kind != "savepoint" && self.metadata.backend != backend {
+        if !self.metadata.is_canonical() && self.metadata.backend != backend {
             return Err(RestoreError::Backend {
                 checkpoint: self.metadata.backend.clone(),
                 job: backend.to_owned(),
@@ -153,7 +168,7 @@ impl RestorePoint {
             .metadata
             .operators
             .iter()
-            .filter(|o| has_state(&o.subtasks))
+            .filter(|o| has_state(o))
             .filter(|o| !graph.nodes.iter().any(|n| n.uid == o.uid))
             .map(|o| o.uid.clone())
             .collect();
@@ -281,21 +296,16 @@ impl RestorePoint {
                 continue;
             }
             let bytes = self.read_keyed(h)?;
-            loaded += snapshot::restore(&bytes, h, backend, timers).map_err(|error| {
-                RestoreError::StateFile {
-                    path: format!("{}/{}", self.reader.location(), h.file),
-                    error,
-                }
-            })?;
+            let dropped = self.dropped.get(uid);
+            let drop = |state: &str| dropped.is_some_and(|d| d.contains(state));
+            loaded +=
+                snapshot::restore_without(&bytes, h, backend, timers, &drop).map_err(|error| {
+                    RestoreError::StateFile {
+                        path: format!("{}/{}", self.reader.location(), h.file),
+                        error,
+                    }
+                })?;
         }
         Ok(loaded)
     }
-}
-
-fn has_state(subtasks: &[SubtaskState]) -> bool {
-    subtasks.iter().any(|s| {
-        s.keyed.as_ref().is_some_and(|k| !k.key_groups.is_empty())
-            || s.incremental.as_ref().is_some_and(|h| h.entries > 0)
-            || !s.operator_state.is_empty()
-    })
 }

@@ -63,6 +63,9 @@ pub struct CheckpointStats {
     pub max_alignment_ms: f64,
     /// The final checkpoint of a job whose input ended.
     pub is_final: bool,
+    /// A savepoint rather than a checkpoint.
+    #[serde(default)]
+    pub is_savepoint: bool,
     /// Each subtask's times.
     #[serde(default)]
     pub subtasks: Vec<SubtaskCheckpointStats>,
@@ -101,6 +104,7 @@ impl CheckpointStats {
             max_async_ms: max(|s| s.async_ms),
             max_alignment_ms: max(|s| s.alignment_ms),
             is_final: metadata.is_final,
+            is_savepoint: metadata.is_savepoint(),
             subtasks: per_subtask,
         }
     }

@@ -59,8 +59,88 @@ pub struct CheckpointConfig {
     pub dir: PathBuf,
     /// `state.checkpoints.num-retained` (1).
     pub num_retained: u32,
-    /// `state.savepoints.dir` (`savepoints`).
-    pub savepoint_dir: PathBuf,
+    /// `execution.checkpointing.savepoint-dir` (alias
+    /// `state.savepoints.dir`): where a savepoint triggered without a
+    /// target folder goes; none by default, as in Flink.
+    pub savepoint_dir: Option<PathBuf>,
+    /// Where and how a job starts from a snapshot
+    /// (`execution.state-recovery.*`).
+    pub recovery: StateRecovery,
+}
+
+/// `execution.state-recovery.claim-mode`: who owns the snapshot a job
+/// starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClaimMode {
+    /// The job never deletes the snapshot and never depends on its files
+    /// after its first checkpoint (Flink's default).
+    #[default]
+    NoClaim,
+    /// The job owns the snapshot: it is retained and deleted like the
+    /// job's own checkpoints.
+    Claim,
+}
+
+impl ClaimMode {
+    /// Its name as Flink writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClaimMode::NoClaim => "NO_CLAIM",
+            ClaimMode::Claim => "CLAIM",
+        }
+    }
+
+    /// Parses `CLAIM` or `NO_CLAIM` (any case).
+    pub fn parse(v: &str) -> Result<Self, String> {
+        match v.trim().to_ascii_uppercase().as_str() {
+            "NO_CLAIM" => Ok(ClaimMode::NoClaim),
+            "CLAIM" => Ok(ClaimMode::Claim),
+            _ => Err(format!("{v:?} is not CLAIM or NO_CLAIM")),
+        }
+    }
+}
+
+/// The settings of a job's start from a savepoint or retained checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StateRecovery {
+    /// `execution.state-recovery.path` (alias `execution.savepoint.path`):
+    /// the snapshot to start from.
+    pub path: Option<PathBuf>,
+    /// `execution.state-recovery.claim-mode` (NO_CLAIM).
+    pub claim_mode: ClaimMode,
+    /// `execution.state-recovery.ignore-unclaimed-state` (false): skip
+    /// snapshot state the job has no place for (what `-n` sets).
+    pub ignore_unclaimed_state: bool,
+}
+
+/// The format of a savepoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SavepointFormat {
+    /// Weir's own format: restores on any backend, at any parallelism.
+    #[default]
+    Canonical,
+    /// The backend's own files (RocksDB's SST files), copied into the
+    /// savepoint: faster for large state, restores on the same backend.
+    Native,
+}
+
+impl SavepointFormat {
+    /// Its name as the REST API writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SavepointFormat::Canonical => "CANONICAL",
+            SavepointFormat::Native => "NATIVE",
+        }
+    }
+
+    /// Parses `canonical` or `native` (any case).
+    pub fn parse(v: &str) -> Result<Self, String> {
+        match v.trim().to_ascii_uppercase().as_str() {
+            "CANONICAL" => Ok(SavepointFormat::Canonical),
+            "NATIVE" => Ok(SavepointFormat::Native),
+            _ => Err(format!("{v:?} is not CANONICAL or NATIVE")),
+        }
+    }
 }
 
 impl Default for CheckpointConfig {
@@ -74,7 +154,8 @@ impl Default for CheckpointConfig {
             mode: CheckpointingMode::ExactlyOnce,
             retention: Retention::NoExternalizedCheckpoints,
             storage: StorageKind::Filesystem,
-            savepoint_dir: PathBuf::from("savepoints"),
+            savepoint_dir: None,
+            recovery: StateRecovery::default(),
             dir: PathBuf::from("checkpoints"),
             num_retained: 1,
         }

@@ -8,6 +8,22 @@ use super::error::ConfigError;
 use super::settings::Config;
 
 impl Config {
+    /// The configuration `weir` runs with: the defaults, overridden by
+    /// `path` if given, else by `./weir.yaml` if it exists.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = Config::default();
+        match path {
+            Some(p) => config.load_file(p)?,
+            None => {
+                let default = Path::new("weir.yaml");
+                if default.is_file() {
+                    config.load_file(default)?;
+                }
+            }
+        }
+        Ok(config)
+    }
+
     /// Reads `weir.yaml`: flat `key: value` lines or nested maps (joined with
     /// dots), as Flink's `config.yaml` allows.
     pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::checkpoint::{CheckpointingMode, Retention, StorageKind};
+use super::checkpoint::{CheckpointingMode, ClaimMode, Retention, StorageKind};
 use super::error::ConfigError;
 use super::settings::{BackendKind, Config};
 use super::units::{
@@ -88,6 +88,27 @@ fn one_of<T: Copy>(v: &str, upper: bool, names: &[(&str, T)]) -> Result<T, Strin
                     .replacen(" or ", ", ", all.len().saturating_sub(2))
             )
         })
+}
+
+/// A path, or `none`.
+fn optional_path(v: &str) -> Result<Option<PathBuf>, String> {
+    match v.trim() {
+        "none" | "" => Ok(None),
+        _ => file_path(v).map(Some),
+    }
+}
+
+/// Flink 1.x's `prefer-checkpoint-for-recovery`: Weir, like Flink since
+/// 1.15, always recovers from the latest checkpoint; `false` is accepted
+/// with a warning that says so.
+fn prefer_checkpoint(v: &str) -> Result<(), String> {
+    if !boolean(v)? {
+        tracing::warn!(
+            "execution.checkpointing.prefer-checkpoint-for-recovery: false is ignored; \
+             automatic recovery always restores the latest checkpoint, never a savepoint"
+        );
+    }
+    Ok(())
 }
 
 fn interval(v: &str) -> Result<Option<Duration>, String> {
@@ -257,9 +278,21 @@ pub static KEYS: &[Key] = &[
     key("state.checkpoints.dir", "checkpoints",
         "folder that holds <job-id>/chk-<n>/, relative to the job spec's folder (Flink 2: execution.checkpointing.dir)",
         |c, v| put(&mut c.checkpoint.dir, file_path(v))),
-    key("state.savepoints.dir", "savepoints",
-        "folder of savepoints; for `weir serve`, relative to its data folder, and the only other root a restore path may lie under",
-        |c, v| put(&mut c.checkpoint.savepoint_dir, file_path(v))),
+    key("execution.checkpointing.savepoint-dir", "none",
+        "folder a savepoint triggered without a target folder goes to (alias state.savepoints.dir); for `weir serve`, relative to its data folder (default there: savepoints), and the only other root a restore path may lie under",
+        |c, v| put(&mut c.checkpoint.savepoint_dir, optional_path(v))),
+    key("execution.state-recovery.path", "none",
+        "savepoint or retained checkpoint `weir run` starts from when no -s is given (alias execution.savepoint.path)",
+        |c, v| put(&mut c.checkpoint.recovery.path, optional_path(v))),
+    key("execution.state-recovery.claim-mode", "NO_CLAIM",
+        "NO_CLAIM (the job never deletes nor depends on the snapshot it started from) or CLAIM (the job owns it and deletes it once subsumed); alias execution.savepoint-restore-mode",
+        |c, v| put(&mut c.checkpoint.recovery.claim_mode, ClaimMode::parse(v))),
+    key("execution.state-recovery.ignore-unclaimed-state", "false",
+        "start even if the snapshot holds state the job has no place for, dropping it (what -n sets; alias execution.savepoint.ignore-unclaimed-state)",
+        |c, v| put(&mut c.checkpoint.recovery.ignore_unclaimed_state, boolean(v))),
+    key("execution.checkpointing.prefer-checkpoint-for-recovery", "true",
+        "accepted for Flink 1.x configurations: automatic recovery always uses the latest checkpoint, never a savepoint",
+        |_, v| prefer_checkpoint(v)),
     key("state.checkpoints.num-retained", "1",
         "completed checkpoints kept (Flink 2: execution.checkpointing.num-retained)",
         |c, v| put(&mut c.checkpoint.num_retained, parse_positive(v))),
@@ -278,6 +311,9 @@ pub static KEYS: &[Key] = &[
     key("weir.server.cache-ttl", "100ms",
         "how long a rendered job detail or checkpoint statistics answer is reused by later requests (0: never)",
         |c, v| put(&mut c.server.cache_ttl, parse_duration(v))),
+    key("rest.async.store-duration", "5min",
+        "how long the result of a savepoint, stop or disposal is kept for its trigger id",
+        |c, v| put(&mut c.server.async_store_duration, positive_duration(v))),
     key("weir.server.api-nice", "10",
         "nice value (0-19) of the REST API's threads, so that requests never take the CPU from running jobs",
         |c, v| put(&mut c.server.api_nice, nice(v))),
@@ -345,6 +381,19 @@ pub const ALIASES: &[(&str, &str)] = &[
         "execution.checkpointing.storage",
     ),
     ("restart-strategy", "restart-strategy.type"),
+    (
+        "state.savepoints.dir",
+        "execution.checkpointing.savepoint-dir",
+    ),
+    ("execution.savepoint.path", "execution.state-recovery.path"),
+    (
+        "execution.savepoint-restore-mode",
+        "execution.state-recovery.claim-mode",
+    ),
+    (
+        "execution.savepoint.ignore-unclaimed-state",
+        "execution.state-recovery.ignore-unclaimed-state",
+    ),
     ("state.backend", "state.backend.type"),
 ];
 

@@ -16,7 +16,9 @@ mod keys;
 mod settings;
 pub mod units;
 
-pub use checkpoint::{CheckpointConfig, CheckpointingMode, Retention, StorageKind};
+pub use checkpoint::{
+    CheckpointConfig, CheckpointingMode, ClaimMode, Retention, SavepointFormat, StorageKind,
+};
 pub use error::ConfigError;
 pub use keys::{ALIASES, KEYS, Key, canonical_key};
 pub use settings::{BackendKind, Config};

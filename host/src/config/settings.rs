@@ -112,6 +112,9 @@ pub struct ServerConfig {
     pub api_nice: i32,
     /// `weir.server.cache-ttl`.
     pub cache_ttl: Duration,
+    /// `rest.async.store-duration`: how long the result of an
+    /// asynchronous operation (a savepoint, a stop, a disposal) is kept.
+    pub async_store_duration: Duration,
     /// `weir.server.token`; `None`: generated at first start.
     pub token: Option<String>,
     /// `weir.server.max-upload`, bytes.
@@ -129,6 +132,7 @@ impl Default for ServerConfig {
             files_dir: PathBuf::from("files"),
             api_nice: 10,
             cache_ttl: Duration::from_millis(100),
+            async_store_duration: Duration::from_secs(300),
             token: None,
             max_upload: 64 << 20,
             max_body: 1 << 20,

@@ -21,7 +21,7 @@ use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::stats::CheckpointStats;
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::metrics::TaskMetrics;
-use crate::sandbox::{LoadedComponent, Sandbox, SandboxError};
+use crate::sandbox::{HANDLER_INTERFACE, LoadedComponent, Sandbox, SandboxError};
 use crate::sink::{SinkError, transactional};
 use crate::spec::graph::{JobGraph, NodeKind};
 
@@ -51,6 +51,36 @@ pub(super) struct JobRun<'a> {
     pub(super) next_id: u64,
     /// Every checkpoint completed so far, over all attempts.
     pub(super) history: Vec<CheckpointStats>,
+}
+
+impl JobRun<'_> {
+    /// The SHA-256 of each node's component (WebAssembly operators).
+    fn component_hashes(&self) -> Vec<Option<String>> {
+        self.components
+            .iter()
+            .map(|c| c.as_ref().map(|c| c.hash.clone()))
+            .collect()
+    }
+
+    /// After the tasks of an attempt ended: completes the final checkpoint
+    /// if the input ended (not after a failure, a cancel or a stop), and
+    /// carries the checkpoint ids and history over to the next attempt.
+    fn conclude(
+        &mut self,
+        c: &mut Coordinator<'_>,
+        hub: Option<&CheckpointHub>,
+        succeeded: bool,
+    ) -> Result<(), JobError> {
+        if succeeded
+            && !self.control.cancelled.load(Ordering::SeqCst)
+            && let Some(hub) = hub
+        {
+            c.finish(hub)?;
+        }
+        self.next_id = c.next_id();
+        self.history.extend_from_slice(c.history());
+        Ok(())
+    }
 }
 
 /// The first failure of an attempt: a task's own failure wins over one that
@@ -197,6 +227,8 @@ pub(super) fn run_attempt(
     let committer = |n: usize, states: &[Vec<u8>]| attempt.commit(n, states);
     let publish = |stats: &CheckpointStats, path: &str| control.publish_completed(stats, path);
     let publish_failure = |f: &_| control.publish_failed(f);
+    let stop = || control.stop_after_savepoint();
+    let hashes = job.component_hashes();
     let mut coordinator = job.checkpoints.map(|c| {
         Coordinator::new(
             graph,
@@ -210,6 +242,8 @@ pub(super) fn run_attempt(
         .on_complete(&publish)
         .on_failure(&publish_failure)
         .manual_trigger(&control.checkpoint_requested)
+        .components(hashes, HANDLER_INTERFACE)
+        .savepoints(&control.savepoint_rx, &stop)
     });
     coordinator = Tasks {
         job: &*job,
@@ -218,21 +252,17 @@ pub(super) fn run_attempt(
         counters: &user_counters,
     }
     .run(plans, coordinator, hub.as_deref(), hub_rx, &metrics);
-    let failure = failures.take();
+    // A stop with savepoint stopped the tasks on purpose: what they
+    // reported on the way out is no failure.
+    let stopped = control.stopped.load(Ordering::SeqCst);
+    let failure = failures.take().filter(|_| !stopped);
     if let Some(c) = coordinator.as_mut() {
-        if failure.is_none()
-            && !control.cancelled.load(Ordering::SeqCst)
-            && let Some(hub) = &hub
-        {
-            c.finish(hub)?;
-        }
-        job.next_id = c.next_id();
-        job.history.extend_from_slice(c.history());
+        job.conclude(c, hub.as_deref(), failure.is_none())?;
     }
     if let Some(e) = failure {
         return Err(e);
     }
-    if control.cancelled.load(Ordering::SeqCst) {
+    if control.cancelled.load(Ordering::SeqCst) && !stopped {
         return Err(JobError::Cancelled);
     }
     let counters = user_counters

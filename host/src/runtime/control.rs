@@ -2,25 +2,54 @@
 //! checkpoint, and what it shows while it runs (counters, checkpoints,
 //! restarts) for the REST API.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crossbeam_channel::{Receiver, Sender};
+
 use super::operator::NativeOperators;
 use crate::checkpoint::restore::RestorePoint;
+use crate::checkpoint::savepoint::{SavepointDone, SavepointRequest, StopMode};
 use crate::checkpoint::stats::{CheckpointStats, FailedCheckpoint};
 use crate::clock::epoch_ms;
+use crate::config::{ClaimMode, SavepointFormat};
 use crate::metrics::TaskMetrics;
 use crate::spec::graph::JobGraph;
 
 /// Lets other threads stop a running job, and records job-wide moments.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct JobControl {
     pub(super) cancelled: AtomicBool,
     pub(super) failed: AtomicBool,
+    /// The job stopped with a savepoint: its tasks were stopped on
+    /// purpose and it ends FINISHED.
+    pub(super) stopped: AtomicBool,
     /// A user asked for a checkpoint now.
     pub(super) checkpoint_requested: AtomicBool,
+    /// Savepoints asked for; the running attempt's coordinator takes them.
+    savepoint_tx: Sender<SavepointRequest>,
+    pub(super) savepoint_rx: Receiver<SavepointRequest>,
     live: Mutex<LiveJob>,
 }
+
+impl Default for JobControl {
+    fn default() -> Self {
+        let (savepoint_tx, savepoint_rx) = crossbeam_channel::unbounded();
+        JobControl {
+            cancelled: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            checkpoint_requested: AtomicBool::new(false),
+            savepoint_tx,
+            savepoint_rx,
+            live: Mutex::default(),
+        }
+    }
+}
+
+/// The outcome of a savepoint: its folder and figures, or why it failed.
+pub type SavepointOutcome = Result<SavepointDone, String>;
 
 /// The checkpoint a job (attempt) started from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -48,6 +77,8 @@ pub struct LiveJob {
     pub completed_count: u64,
     /// The external path of the newest completed checkpoint.
     pub last_checkpoint_path: Option<String>,
+    /// The newest completed savepoint and its path.
+    pub last_savepoint: Option<(CheckpointStats, String)>,
     /// Restarts so far.
     pub restarts: u32,
     /// The newest failed checkpoints, oldest first (at most
@@ -62,6 +93,14 @@ pub struct LiveJob {
     /// (ms since the Unix epoch, message) of the newest failures that
     /// restarted the job, oldest first (at most [`EXCEPTIONS_KEPT`]).
     pub exceptions: Vec<(i64, String)>,
+}
+
+impl LiveJob {
+    /// The newest completed checkpoint (not a savepoint), as Flink's
+    /// `latest.completed` and `lastCheckpoint*` metrics mean it.
+    pub fn last_checkpoint(&self) -> Option<&CheckpointStats> {
+        self.checkpoints.iter().rev().find(|c| !c.is_savepoint)
+    }
 }
 
 /// How many completed checkpoints [`LiveJob`] remembers.
@@ -106,6 +145,57 @@ impl JobControl {
         true
     }
 
+    /// Asks for a savepoint into `target` (relative: beside the job spec;
+    /// `None`: `execution.checkpointing.savepoint-dir`), or with `stop` a
+    /// stop with one; the outcome arrives on the returned channel (closed
+    /// without one if the job ends first).
+    pub fn request_savepoint(
+        &self,
+        graph: &JobGraph,
+        target: Option<&Path>,
+        format: SavepointFormat,
+        stop: Option<StopMode>,
+    ) -> Result<Receiver<SavepointOutcome>, String> {
+        if graph.config.checkpoint.interval.is_none() {
+            return Err(
+                "savepoints need checkpointing: the job sets no execution.checkpointing.interval"
+                    .into(),
+            );
+        }
+        if self.is_stopping() || self.stopped.load(Ordering::SeqCst) {
+            return Err("the job is not running".into());
+        }
+        let target = target
+            .or(graph.config.checkpoint.savepoint_dir.as_deref())
+            .ok_or(
+                "no target directory: give one, or set execution.checkpointing.savepoint-dir \
+                 (state.savepoints.dir)",
+            )?;
+        let (reply, outcome) = crossbeam_channel::bounded(1);
+        let request = SavepointRequest {
+            target: graph.base_dir.join(target),
+            format,
+            stop,
+            reply,
+        };
+        self.savepoint_tx
+            .send(request)
+            .map_err(|_| "the job is not running".to_owned())?;
+        Ok(outcome)
+    }
+
+    /// A stop with savepoint completed: the tasks stop, and the job ends
+    /// FINISHED.
+    pub(super) fn stop_after_savepoint(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the job stopped with a savepoint.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
     /// A copy of what the job shows now.
     pub fn live(&self) -> LiveJob {
         self.live.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -115,12 +205,17 @@ impl JobControl {
         f(&mut self.live.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
-    /// Shows a completed checkpoint (its statistics and external path).
+    /// Shows a completed checkpoint or savepoint (its statistics and
+    /// external path).
     pub(super) fn publish_completed(&self, stats: &CheckpointStats, path: &str) {
         self.update_live(|l| {
             l.completed_count += 1;
             push_bounded(&mut l.checkpoints, stats.clone(), HISTORY_KEPT);
-            l.last_checkpoint_path = Some(path.to_owned());
+            if stats.is_savepoint {
+                l.last_savepoint = Some((stats.clone(), path.to_owned()));
+            } else {
+                l.last_checkpoint_path = Some(path.to_owned());
+            }
         });
     }
 
@@ -170,6 +265,9 @@ pub struct RunOptions {
     pub restore: Option<RestorePoint>,
     /// Skip state whose uid the job lacks (`-n`).
     pub allow_non_restored_state: bool,
+    /// Who owns the snapshot restored from (CLAIM: the job deletes it
+    /// once its own checkpoints subsume it).
+    pub claim_mode: ClaimMode,
     /// The job id (names its checkpoint folder); a fresh one if `None`.
     pub job_id: Option<String>,
     /// Leave the checkpoints when the job ends: the caller deletes them

@@ -2,7 +2,7 @@
 //! attempts, and after a failure asks the restart policy whether (and when)
 //! to run again, from the latest intact retained checkpoint.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -12,13 +12,14 @@ use super::control::{JobControl, RunOptions};
 use super::error::JobError;
 use super::progress::JobSummary;
 use super::restart::{RestartDecision, RestartPolicy, RestartStrategy};
+use super::restore_check::prepare_restore;
 use crate::checkpoint::coordinator::CompletedCheckpoint;
 use crate::checkpoint::fs::StorageError;
 use crate::checkpoint::recovery::{Recovered, sweep_folder, sweep_jobs};
 use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::retention::{JobEnd, discard_on_end, newest_intact};
 use crate::checkpoint::storage::{CheckpointStorage, new_job_id};
-use crate::config::BackendKind;
+use crate::config::{BackendKind, ClaimMode};
 use crate::sandbox::{LoadedComponent, Sandbox};
 use crate::spec::graph::{JobGraph, NodeKind};
 use crate::state::workdir::JobFolder;
@@ -57,15 +58,21 @@ pub fn run_job(
     let started = Instant::now();
     let sandbox = Sandbox::new(&graph.config).map_err(JobError::Sandbox)?;
     let components = load_components(graph, &sandbox)?;
-    if let Some(r) = &options.restore {
-        r.check(graph, options.allow_non_restored_state)?;
-        r.verify()?;
-        tracing::info!(
-            "restoring from checkpoint {} ({})",
-            r.metadata.checkpoint_id,
-            r.path
-        );
-    }
+    let restore = match &options.restore {
+        Some(r) => {
+            let allow = options.allow_non_restored_state;
+            let r = prepare_restore(graph, &sandbox, &components, r, allow)?;
+            tracing::info!(
+                "restoring from {} {} ({}, {})",
+                r.metadata.kind,
+                r.metadata.checkpoint_id,
+                r.path,
+                options.claim_mode.name()
+            );
+            Some(r)
+        }
+        None => None,
+    };
     let job_id = options.job_id.clone().unwrap_or_else(new_job_id);
     // The working folder of embedded state backends, held while the job
     // runs and removed after it (and swept after a crash).
@@ -89,18 +96,12 @@ pub fn run_job(
         .map_or(0, |r| r.metadata.checkpoint_id)
         .max(retained.highest_id)
         + 1;
-    let completed: Mutex<Vec<CompletedCheckpoint>> = Mutex::new(match &storage {
-        Some(s) => retained
-            .retained
-            .into_iter()
-            .map(|(metadata, path)| CompletedCheckpoint {
-                reader: s.reader(metadata.checkpoint_id),
-                metadata,
-                path,
-            })
-            .collect(),
-        None => Vec::new(),
-    });
+    let completed = Mutex::new(owned_at_start(
+        storage.as_ref(),
+        retained,
+        restore.as_ref(),
+        options.claim_mode,
+    ));
     let mut job = JobRun {
         graph,
         sandbox: &sandbox,
@@ -116,7 +117,40 @@ pub fn run_job(
         next_id,
         history: Vec::new(),
     };
-    restart_loop(&mut job)
+    restart_loop(&mut job, restore)
+}
+
+/// The completed checkpoints a starting job owns: its own retained ones
+/// (a resumed job's) and, under CLAIM, the snapshot it restores from,
+/// which is then retained and deleted like its own checkpoints.
+fn owned_at_start(
+    storage: Option<&CheckpointStorage>,
+    retained: Recovered,
+    restore: Option<&RestorePoint>,
+    claim: ClaimMode,
+) -> Vec<CompletedCheckpoint> {
+    let Some(s) = storage else {
+        return Vec::new();
+    };
+    let mut owned: Vec<CompletedCheckpoint> = retained
+        .retained
+        .into_iter()
+        .map(|(metadata, path)| CompletedCheckpoint {
+            reader: s.reader(metadata.checkpoint_id),
+            metadata,
+            path,
+            claimed: None,
+        })
+        .collect();
+    if let (Some(r), ClaimMode::Claim, true) = (restore, claim, owned.is_empty()) {
+        owned.push(CompletedCheckpoint {
+            metadata: r.metadata.clone(),
+            reader: r.reader.clone(),
+            path: r.path.clone(),
+            claimed: Some(PathBuf::from(&r.path)),
+        });
+    }
+    owned
 }
 
 /// Claims the working folder of the job's embedded state backends.
@@ -188,11 +222,11 @@ fn recover_folders(
 
 /// Runs attempts until one finishes, the job is cancelled, or the restart
 /// policy gives up.
-fn restart_loop(job: &mut JobRun<'_>) -> Result<JobSummary, JobError> {
-    let (control, options) = (job.control, job.options);
+fn restart_loop(job: &mut JobRun<'_>, first: Option<RestorePoint>) -> Result<JobSummary, JobError> {
+    let control = job.control;
     let seed = job.started.elapsed().as_nanos() as u64 ^ u64::from(std::process::id());
     let mut policy = RestartPolicy::new(RestartStrategy::from_config(&job.graph.config), seed);
-    let mut restore = options.restore.clone();
+    let mut restore = first.clone();
     let mut restarts = 0u32;
     loop {
         let result = run_attempt(job, restore.as_ref());
@@ -201,7 +235,8 @@ fn restart_loop(job: &mut JobRun<'_>) -> Result<JobSummary, JobError> {
             Ok(mut summary) => {
                 summary.job_id = job.job_id.to_owned();
                 summary.restarts = restarts;
-                summary.checkpoints_completed = job.history.len() as u64;
+                summary.checkpoints_completed =
+                    job.history.iter().filter(|c| !c.is_savepoint).count() as u64;
                 summary.checkpoints = std::mem::take(&mut job.history);
                 job_ended(job, JobEnd::Finished);
                 return Ok(summary);
@@ -228,7 +263,7 @@ fn restart_loop(job: &mut JobRun<'_>) -> Result<JobSummary, JobError> {
         let from = job
             .checkpoints
             .and_then(|c| latest_valid(c.completed))
-            .or_else(|| options.restore.clone());
+            .or_else(|| first.clone());
         let what = from.as_ref().map_or_else(
             || "from the beginning (no completed checkpoint)".to_owned(),
             |r| format!("from checkpoint {} ({})", r.metadata.checkpoint_id, r.path),
@@ -287,6 +322,7 @@ fn latest_valid(completed: &Mutex<Vec<CompletedCheckpoint>>) -> Option<RestorePo
             metadata: c.metadata.clone(),
             reader: c.reader.clone(),
             path: c.path.clone(),
+            dropped: Default::default(),
         };
         match point.verify() {
             Ok(()) => {
@@ -328,6 +364,7 @@ mod tests {
             metadata,
             path: chk.display().to_string(),
             reader: Arc::new(CheckpointDir(chk)),
+            claimed: None,
         }
     }
 

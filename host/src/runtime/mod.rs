@@ -16,7 +16,9 @@
 //!
 //! Where to start: [`run_job`] (`job.rs`, the restart loop), which runs
 //! attempts (`attempt.rs`) of the physical plan (`plan.rs`); each task is
-//! opened by kind in `open.rs` and driven by the loops of `task.rs`.
+//! opened by kind in `open.rs` and driven by the loops of `task.rs`. A
+//! start from a snapshot is checked first (`restore_check.rs`); savepoints
+//! are asked for through [`JobControl::request_savepoint`].
 
 mod attempt;
 mod checkpointing;
@@ -29,11 +31,13 @@ mod output;
 mod plan;
 mod progress;
 pub mod restart;
+mod restore_check;
 mod task;
 
-pub use control::{JobControl, LiveJob, RunOptions};
+pub use control::{JobControl, LiveJob, RunOptions, SavepointOutcome};
 pub use error::{JobError, TaskFailure};
 pub use job::{load_components, run_job};
 pub use operator::{NativeOperators, StreamOperator};
 pub use output::Output;
 pub use progress::JobSummary;
+pub use restore_check::{dry_run, prepare_restore, restore_report};

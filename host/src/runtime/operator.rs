@@ -4,7 +4,7 @@
 
 use super::error::TaskFailure;
 use super::output::Output;
-use crate::channel::Batch;
+use crate::channel::{BarrierKind, Batch};
 use crate::checkpoint::hub::StateSnapshot;
 use crate::keygroup::KeyGroupRange;
 use crate::sandbox::WasmOperator;
@@ -46,10 +46,11 @@ pub trait StreamOperator: Send {
         let _ = out;
         Ok(())
     }
-    /// Captures the task's state for checkpoint `id` (the synchronous part
-    /// of a snapshot): keyed state and timers, operator state.
-    fn snapshot(&mut self, id: u64) -> Result<StateSnapshot, TaskFailure> {
-        let _ = id;
+    /// Captures the task's state for checkpoint (or savepoint) `id` (the
+    /// synchronous part of a snapshot): keyed state and timers, operator
+    /// state.
+    fn snapshot(&mut self, id: u64, kind: BarrierKind) -> Result<StateSnapshot, TaskFailure> {
+        let _ = (id, kind);
         Ok(StateSnapshot::default())
     }
     /// Checkpoint `id` (and every one before it) is complete.
@@ -105,12 +106,13 @@ impl StreamOperator for WasmTask {
         emit_all(produced, out)
     }
 
-    fn snapshot(&mut self, id: u64) -> Result<StateSnapshot, TaskFailure> {
-        let (keyed, native) = self.guest.keyed_snapshot(id)?;
+    fn snapshot(&mut self, id: u64, kind: BarrierKind) -> Result<StateSnapshot, TaskFailure> {
+        let (keyed, native) = self.guest.keyed_snapshot(id, kind)?;
         Ok(StateSnapshot {
             keyed,
             native,
             operator_state: self.guest.operator_state_items(),
+            declared: self.guest.declared_states(),
         })
     }
 }
@@ -129,11 +131,10 @@ impl StreamOperator for SinkTask {
         Ok(self.writer.finish()?)
     }
 
-    fn snapshot(&mut self, id: u64) -> Result<StateSnapshot, TaskFailure> {
+    fn snapshot(&mut self, id: u64, _kind: BarrierKind) -> Result<StateSnapshot, TaskFailure> {
         Ok(StateSnapshot {
-            keyed: None,
-            native: None,
             operator_state: self.writer.pre_commit(id)?,
+            ..StateSnapshot::default()
         })
     }
 

@@ -66,9 +66,8 @@ impl ChainedSink {
                         .pre_commit(FINAL_SNAPSHOT)
                         .map_err(|e| self.fail(e.into()))?;
                     let state = StateSnapshot {
-                        keyed: None,
-                        native: None,
                         operator_state: state,
+                        ..StateSnapshot::default()
                     };
                     ck.finish(state, t.elapsed(), *last);
                 }
@@ -91,9 +90,8 @@ impl ChainedSink {
                     .pre_commit(b.id)
                     .map_err(|e| self.fail(e.into()))?;
                 let state = StateSnapshot {
-                    keyed: None,
-                    native: None,
                     operator_state: state,
+                    ..StateSnapshot::default()
                 };
                 ck.ack(b.id, state, t.elapsed(), Duration::ZERO);
                 Ok(())

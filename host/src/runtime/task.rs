@@ -13,7 +13,7 @@ use super::operator::StreamOperator;
 use super::output::Output;
 use crate::channel::{Barrier, Batch, ChannelReceiver, Event};
 use crate::checkpoint::alignment::{AlignAction, Alignment};
-use crate::checkpoint::hub::{StateSnapshot, TaskMessage};
+use crate::checkpoint::hub::{StateSnapshot, StopOutcome, TaskMessage};
 
 use crate::metrics::TaskMetrics;
 use crate::source::SourceReader;
@@ -44,13 +44,20 @@ pub(crate) fn run_source(
         {
             let t = Instant::now();
             let state = StateSnapshot {
-                keyed: None,
-                native: None,
                 operator_state: reader.snapshot_position(),
+                ..StateSnapshot::default()
             };
             ck.ack(barrier.id, state, t.elapsed(), Duration::ZERO);
             out.broadcast(Event::Barrier(barrier))?;
             last_barrier = barrier.id;
+            if ck.hub.is_stop(barrier.id) {
+                wait_for_stop(ck, control, barrier.id, out)?;
+            }
+        }
+        if checkpointing.is_some_and(|ck| ck.hub.drain_requested()) {
+            // Stop with drain: the input ends here, as if the source had
+            // reached its end.
+            break;
         }
         let info = reader.next_batch(&mut builder, batch_size)?;
         if !builder.is_empty() {
@@ -73,14 +80,36 @@ pub(crate) fn run_source(
         ck.hub.source_finished();
         let t = Instant::now();
         let state = StateSnapshot {
-            keyed: None,
-            native: None,
             operator_state: reader.snapshot_position(),
+            ..StateSnapshot::default()
         };
         ck.finish(state, t.elapsed(), last_barrier);
     }
     out.broadcast(Event::EndOfInput)?;
     Ok(())
+}
+
+/// After the barrier of a stop with savepoint, reads nothing until the
+/// savepoint is over: the job then stops (this task ends as cancelled), or,
+/// if the savepoint failed, the source reads on.
+fn wait_for_stop(
+    ck: &TaskCheckpointing,
+    control: &JobControl,
+    id: u64,
+    out: &mut Output,
+) -> Result<(), TaskFailure> {
+    out.flush()?;
+    loop {
+        if control.is_stopping() {
+            return Err(TaskFailure::Cancelled);
+        }
+        match ck.hub.stop_outcome(id) {
+            StopOutcome::Pending | StopOutcome::Stopped => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            StopOutcome::Resumed => return Ok(()),
+        }
+    }
 }
 
 /// Snapshots the task for `barrier` and forwards the barrier.
@@ -95,7 +124,7 @@ fn snapshot_and_forward(
     out.flush()?;
     op.notify_checkpoint_complete(ck.hub.last_completed());
     let t = Instant::now();
-    let state = op.snapshot(barrier.id)?;
+    let state = op.snapshot(barrier.id, barrier.kind)?;
     ck.ack(barrier.id, state, t.elapsed(), alignment);
     out.broadcast(Event::Barrier(barrier))?;
     Ok(())
@@ -178,7 +207,7 @@ pub(crate) fn run_operator(
         out.flush()?;
         op.notify_checkpoint_complete(ck.hub.last_completed());
         let t = Instant::now();
-        let state = op.snapshot(FINAL_SNAPSHOT)?;
+        let state = op.snapshot(FINAL_SNAPSHOT, ck.hub.final_kind())?;
         ck.finish(state, t.elapsed(), last_barrier);
     }
     out.broadcast(Event::EndOfInput)?;

@@ -324,10 +324,13 @@ impl WasmOperator {
     /// Snapshots the keyed state and timers of this subtask for
     /// checkpoint `id`: a portable snapshot of both, or the backend's own
     /// (incremental) snapshot and a portable one of the timers only;
-    /// nothing for an operator without keyed state.
+    /// nothing for an operator without keyed state. `kind` decides for a
+    /// savepoint: canonical is always portable, native always the
+    /// backend's own files where it has them.
     pub fn keyed_snapshot(
         &self,
         id: u64,
+        kind: crate::channel::BarrierKind,
     ) -> Result<
         (
             Option<crate::state::snapshot::KeyedSnapshot>,
@@ -341,7 +344,14 @@ impl WasmOperator {
             return Ok((None, None));
         };
         let backend = k.backend.as_ref();
-        Ok(match backend.native_snapshot(id)? {
+        use crate::channel::BarrierKind;
+        use crate::config::SavepointFormat;
+        let native = match kind {
+            BarrierKind::Checkpoint => backend.native_snapshot(id, false)?,
+            BarrierKind::Savepoint(SavepointFormat::Native) => backend.native_snapshot(id, true)?,
+            BarrierKind::Savepoint(SavepointFormat::Canonical) => None,
+        };
+        Ok(match native {
             Some(native) => (
                 Some(snapshot::encode_timers(
                     backend,
@@ -355,6 +365,17 @@ impl WasmOperator {
                 None,
             ),
         })
+    }
+
+    /// The keyed states the guest declared, in order (none for an
+    /// operator without keyed state).
+    pub fn declared_states(&self) -> Vec<crate::state::DeclaredState> {
+        self.store
+            .data()
+            .keyed
+            .as_ref()
+            .map(|k| k.declared().to_vec())
+            .unwrap_or_default()
     }
 
     /// The operator state, as checkpoint items.

@@ -48,6 +48,8 @@ pub(crate) struct KeyedContext {
     /// The states a restored checkpoint holds, and those of them declared
     /// with a time-to-live.
     restored: Option<(BTreeSet<String>, BTreeSet<String>)>,
+    /// The states the guest declared, in order.
+    declared: Vec<crate::state::DeclaredState>,
 }
 
 impl KeyedContext {
@@ -66,6 +68,7 @@ impl KeyedContext {
             spare: (Vec::new(), Vec::new()),
             current: CurrentKey::None,
             restored: None,
+            declared: Vec::new(),
         }
     }
 
@@ -172,10 +175,23 @@ impl KeyedContext {
                  a restore cannot change that (its entries would be misread)"
             ));
         }
-        Ok(match ttl_ms {
+        let id = match ttl_ms {
             Some(ttl) => self.backend.register_with_ttl(name, kind, ttl)?,
             None => self.backend.register(name, kind)?,
-        })
+        };
+        if !self.declared.iter().any(|d| d.name == name) {
+            self.declared.push(crate::state::DeclaredState {
+                name: name.to_owned(),
+                kind,
+                ttl_ms,
+            });
+        }
+        Ok(id)
+    }
+
+    /// The states the guest declared, in the order it declared them.
+    pub(crate) fn declared(&self) -> &[crate::state::DeclaredState] {
+        &self.declared
     }
 
     /// Assigns key slots to a batch's elements and gathers the prefetched

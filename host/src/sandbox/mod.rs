@@ -24,7 +24,7 @@ mod keyed;
 mod wasi;
 
 pub use cache::CacheOutcome;
-pub use component::LoadedComponent;
+pub use component::{HANDLER_INTERFACE, LoadedComponent};
 pub use engine::Sandbox;
 pub use error::SandboxError;
 pub use instance::{GuestFailure, GuestFailureKind, WasmOperator};

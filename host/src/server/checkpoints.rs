@@ -24,7 +24,7 @@ fn completed(c: &CheckpointStats) -> Value {
     json!({
         "id": c.id,
         "status": "COMPLETED",
-        "is_savepoint": false,
+        "is_savepoint": c.is_savepoint,
         "trigger_timestamp": c.trigger_timestamp,
         "latest_ack_timestamp": c.trigger_timestamp + c.duration_ms.round() as i64,
         "end_to_end_duration": c.duration_ms,
@@ -48,7 +48,7 @@ fn completed(c: &CheckpointStats) -> Value {
 /// The statistics document of `live`; failure messages name paths
 /// relative to `roots`.
 pub fn statistics(live: &LiveJob, roots: &Roots) -> Value {
-    let latest = live.checkpoints.last().map(|c| {
+    let latest = live.last_checkpoint().map(|c| {
         let mut v = completed(c);
         v["external_path"] = json!(live.last_checkpoint_path);
         v
@@ -89,7 +89,11 @@ pub fn statistics(live: &LiveJob, roots: &Roots) -> Value {
             "completed": latest,
             "failed": live.failed_checkpoints.last().map(failed),
             "restored": restored,
-            "savepoint": null,
+            "savepoint": live.last_savepoint.as_ref().map(|(c, path)| {
+                let mut v = completed(c);
+                v["external_path"] = json!(path);
+                v
+            }),
         },
         "history": history.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
     })
@@ -160,7 +164,7 @@ pub async fn trigger_checkpoint(
             "the job does not checkpoint (set execution.checkpointing.interval)",
         ));
     }
-    let after = job.control.live().checkpoints.last().map_or(0, |c| c.id);
+    let after = job.control.live().last_checkpoint().map_or(0, |c| c.id);
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "request-id": after + 1, "after-checkpoint": after })),
@@ -220,7 +224,7 @@ pub async fn job_metrics(
 /// The value of job metric `name` as Flink prints it (`-1` where Flink's
 /// gauges say "none yet"); `None` for an unknown name.
 pub fn metric(live: &LiveJob, name: &str) -> Option<String> {
-    let last = live.checkpoints.last();
+    let last = live.last_checkpoint();
     let done = live.completed_count;
     Some(match name {
         "lastCheckpointDuration" => last

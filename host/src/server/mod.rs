@@ -10,6 +10,8 @@
 //! - [`checkpoints`]: checkpoint statistics, configuration, trigger and
 //!   the job metrics;
 //! - [`prometheus`]: `/metrics` for Prometheus;
+//! - [`savepoints`]: trigger, stop with, poll, dispose of and list
+//!   savepoints, and the dry run of a restore;
 //! - [`openapi`]: the OpenAPI document, generated from the handlers;
 //! - [`local`]: the same API served by `weir run` for its one job;
 //! - [`error`]: how a failed request is answered;
@@ -20,6 +22,7 @@ pub mod error;
 pub mod local;
 pub mod openapi;
 pub mod prometheus;
+pub mod savepoints;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +32,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Reque
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -79,7 +82,16 @@ impl AppState {
         let roots = Roots {
             files: Root::open("files", &under_data(&config.server.files_dir))?,
             checkpoints: Root::open("checkpoints", &under_data(&config.checkpoint.dir))?,
-            savepoints: Root::open("savepoints", &under_data(&config.checkpoint.savepoint_dir))?,
+            savepoints: Root::open(
+                "savepoints",
+                &under_data(
+                    config
+                        .checkpoint
+                        .savepoint_dir
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new("savepoints")),
+                ),
+            )?,
             data: Root::open("data", &data_dir)?,
         };
         let store = match durable {
@@ -120,6 +132,25 @@ pub fn router(state: Shared) -> Router {
             get(checkpoints::checkpoint_config),
         )
         .route("/api/v1/jobs/{id}/metrics", get(checkpoints::job_metrics))
+        .route(
+            "/api/v1/jobs/{id}/savepoints",
+            post(savepoints::trigger_savepoint),
+        )
+        .route(
+            "/api/v1/jobs/{id}/savepoints/{trigger}",
+            get(savepoints::savepoint_status),
+        )
+        .route("/api/v1/jobs/{id}/stop", post(savepoints::stop_job))
+        .route("/api/v1/jobs/dry-run", post(savepoints::dry_run))
+        .route(
+            "/api/v1/savepoint-disposal",
+            post(savepoints::dispose_savepoint),
+        )
+        .route(
+            "/api/v1/savepoint-disposal/{trigger}",
+            get(savepoints::disposal_status),
+        )
+        .route("/api/v1/savepoints", get(savepoints::list_savepoints))
         .route("/metrics", get(prometheus::prometheus))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .layer(DefaultBodyLimit::max(state.max_body));

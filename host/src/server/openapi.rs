@@ -12,7 +12,7 @@ use crate::session::{JobState, SubmitRequest};
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Weir REST API", description = "Operator bundles, jobs, checkpoints and metrics of a Weir session cluster. Resources are named like Flink's REST API where the concept is Flink's."),
+    info(title = "Weir REST API", description = "Operator bundles, jobs, checkpoints, savepoints and metrics of a Weir session cluster. Resources are named like Flink's REST API where the concept is Flink's."),
     paths(
         super::upload_bundle,
         super::list_bundles,
@@ -25,10 +25,25 @@ use crate::session::{JobState, SubmitRequest};
         super::checkpoints::trigger_checkpoint,
         super::checkpoints::checkpoint_config,
         super::checkpoints::job_metrics,
+        super::savepoints::trigger_savepoint,
+        super::savepoints::stop_job,
+        super::savepoints::savepoint_status,
+        super::savepoints::dispose_savepoint,
+        super::savepoints::disposal_status,
+        super::savepoints::list_savepoints,
+        super::savepoints::dry_run,
         super::prometheus::prometheus,
         openapi_json,
     ),
-    components(schemas(Bundle, SubmitRequest, JobState, ErrorBody)),
+    components(schemas(
+        Bundle,
+        SubmitRequest,
+        JobState,
+        ErrorBody,
+        super::savepoints::SavepointBody,
+        super::savepoints::StopBody,
+        super::savepoints::DisposalBody
+    )),
     modifiers(&BearerToken),
     security(("bearer" = [])),
 )]

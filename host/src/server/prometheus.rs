@@ -127,7 +127,7 @@ impl Families {
         if let Some(r) = &live.restored {
             self.restore_ts.get_or_create(&l).set(r.restore_timestamp);
         }
-        if let Some(c) = live.checkpoints.last() {
+        if let Some(c) = live.last_checkpoint() {
             self.duration.get_or_create(&l).set(c.duration_ms);
             self.size.get_or_create(&l).set(int(c.size));
         }

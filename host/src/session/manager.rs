@@ -12,21 +12,24 @@ use super::error::SessionError;
 use super::launcher::Launcher;
 use super::model::{JobState, SubmitRequest};
 use super::roots::Roots;
+use super::savepoints::{Operations, SavepointIndex};
 use super::store::{JOB_RECORD_VERSION, JobRecord, JobStore};
 use crate::checkpoint::recovery::completed_in;
 use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::retention::{JobEnd, discard_on_end, newest_intact};
 use crate::checkpoint::storage::{CheckpointStorage, new_job_id};
 use crate::clock::epoch_ms;
-use crate::config::{Config, canonical_key};
-use crate::runtime::{JobControl, JobError, RunOptions, run_job};
+use crate::config::{ClaimMode, Config, canonical_key};
+use crate::runtime::{JobControl, JobError, RunOptions, load_components, prepare_restore, run_job};
+use crate::sandbox::Sandbox;
 use crate::spec::graph::{JobGraph, NodeKind};
 use crate::spec::{JobSpec, SpecFormat, validate};
 
 /// Config keys a submitted job may not set: the server owns them.
 const SERVER_KEYS: &[&str] = &[
     "state.checkpoints.dir",
-    "state.savepoints.dir",
+    "execution.checkpointing.savepoint-dir",
+    "execution.state-recovery.path",
     "state.backend.rocksdb.localdir",
     "weir.sandbox.cache-dir",
 ];
@@ -35,18 +38,23 @@ const SERVER_KEYS: &[&str] = &[
 #[derive(Debug)]
 pub struct JobManager {
     launcher: Launcher,
-    config: Config,
-    roots: Roots,
-    store: Option<JobStore>,
+    pub(super) config: Config,
+    pub(super) roots: Roots,
+    pub(super) store: Option<JobStore>,
     jobs: Mutex<BTreeMap<String, Arc<JobEntry>>>,
+    /// Savepoint, stop and disposal operations, by trigger id.
+    pub(super) operations: Arc<Operations>,
+    /// The savepoints this server wrote.
+    pub(super) savepoints: Arc<SavepointIndex>,
 }
 
 impl JobManager {
     /// A manager whose jobs use `config`, whose paths stay under `roots`
     /// and whose records go to `store` (none: jobs are not recorded).
     pub fn new(mut config: Config, roots: Roots, store: Option<JobStore>) -> Self {
+        let index = SavepointIndex::open(store.as_ref().map(|_| roots.data.path.as_path()));
         config.checkpoint.dir = roots.checkpoints.path.clone();
-        config.checkpoint.savepoint_dir = roots.savepoints.path.clone();
+        config.checkpoint.savepoint_dir = Some(roots.savepoints.path.clone());
         config.progress_interval = std::time::Duration::ZERO;
         JobManager {
             launcher: Launcher::new(),
@@ -54,6 +62,8 @@ impl JobManager {
             roots,
             store,
             jobs: Mutex::new(BTreeMap::new()),
+            operations: Arc::default(),
+            savepoints: Arc::new(index),
         }
     }
 
@@ -65,7 +75,7 @@ impl JobManager {
     /// Turns a submitted request into a graph: bundle references become
     /// bundle ids (in the returned request) and stored paths, every path
     /// is resolved under its root. Errors never show host paths.
-    fn prepare(
+    pub(super) fn prepare(
         &self,
         request: &SubmitRequest,
         bundles: &BundleStore,
@@ -141,10 +151,24 @@ impl JobManager {
             .restore_path(p)
             .map_err(|e| bad(format!("savepointPath: {e}")))?;
         let point = RestorePoint::open(&path).map_err(|e| bad(format!("savepointPath: {e}")))?;
-        point
-            .check(graph, request.allow_non_restored_state)
-            .map_err(|e| bad(format!("savepointPath: {e}")))?;
+        let sandbox = Sandbox::new(&graph.config).map_err(|e| bad(e.to_string()))?;
+        let components = load_components(graph, &sandbox).map_err(|e| bad(e.to_string()))?;
+        let point = prepare_restore(
+            graph,
+            &sandbox,
+            &components,
+            &point,
+            self.allow_non_restored(request),
+        )
+        .map_err(|e| bad(format!("savepointPath: {e}")))?;
         Ok(Some(point))
+    }
+
+    /// Whether a restore for `request` drops state the job has no place
+    /// for: the request's `allowNonRestoredState`, or the server's
+    /// `execution.state-recovery.ignore-unclaimed-state`.
+    pub(super) fn allow_non_restored(&self, request: &SubmitRequest) -> bool {
+        request.allow_non_restored_state || self.config.checkpoint.recovery.ignore_unclaimed_state
     }
 
     /// Validates a submitted job against the stored bundles, records it
@@ -155,6 +179,9 @@ impl JobManager {
         bundles: &BundleStore,
     ) -> Result<Arc<JobEntry>, SessionError> {
         let (graph, recorded, used) = self.prepare(&request, bundles)?;
+        if let Err(Some(e)) = claim_mode(&request) {
+            return Err(SessionError::bad_request(e));
+        }
         let restore = self.open_restore(&request, &graph)?;
         let record = JobRecord {
             version: JOB_RECORD_VERSION,
@@ -205,7 +232,9 @@ impl JobManager {
             return Ok(entry);
         }
         let runner = entry.clone();
-        let allow_non_restored_state = record.request.allow_non_restored_state;
+        let allow_non_restored_state = self.allow_non_restored(&record.request);
+        let claim_mode =
+            claim_mode(&record.request).unwrap_or(self.config.checkpoint.recovery.claim_mode);
         let store = self.store.clone();
         let name = format!("job-{}", &id[..8.min(id.len())]);
         self.launcher
@@ -214,6 +243,7 @@ impl JobManager {
                     job_id: Some(runner.id.clone()),
                     restore,
                     allow_non_restored_state,
+                    claim_mode,
                     keep_checkpoints: true,
                     ..RunOptions::default()
                 };
@@ -359,9 +389,16 @@ impl JobManager {
         entry
     }
 
-    /// Marks an adopted job as ended.
+    /// Marks an adopted job as ended; waits (a few seconds at most) until
+    /// a client has read the outcome of an operation that just ended (the
+    /// savepoint of `weir stop`), so that the API does not go before it.
     pub fn adopted_ended(&self, job: &JobEntry, state: JobState, exception: Option<String>) {
         let _ = job.set_state(None, state, exception);
+        let patience = std::time::Duration::from_secs(10);
+        let until = std::time::Instant::now() + patience;
+        while self.operations.unread(patience) && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// Cancels job `id`: recorded as `CANCELLING` first, so that a crash
@@ -397,6 +434,15 @@ impl JobManager {
         self.list()
             .iter()
             .any(|j| j.is_running() && j.bundles.iter().any(|b| b == id))
+    }
+}
+
+/// The claim mode a request asks for (`None`: the server's
+/// `execution.state-recovery.claim-mode`).
+fn claim_mode(request: &SubmitRequest) -> Result<ClaimMode, Option<String>> {
+    match &request.claim_mode {
+        None => Err(None),
+        Some(m) => ClaimMode::parse(m).map_err(|e| Some(format!("claimMode: {e}"))),
     }
 }
 

@@ -6,7 +6,8 @@
 //! `weir serve` puts the REST API ([`crate::server`]) in front of it;
 //! every operation here answers a [`SessionError`] that says whose fault a
 //! refusal is, and the server maps it to a status code. Start at
-//! [`JobManager::submit`].
+//! [`JobManager::submit`]. Savepoints: [`JobManager::trigger_savepoint`]
+//! and the index of those the server wrote (`savepoints.rs`).
 
 mod bundles;
 mod entry;
@@ -15,6 +16,8 @@ mod launcher;
 mod manager;
 mod model;
 mod roots;
+mod savepoint_ops;
+mod savepoints;
 mod store;
 
 pub use bundles::{Bundle, BundleStore};
@@ -23,4 +26,6 @@ pub use error::SessionError;
 pub use manager::{JobManager, node_kind};
 pub use model::{JobState, SubmitRequest};
 pub use roots::{Root, Roots};
+pub use savepoint_ops::{DISPOSAL, SavepointTrigger};
+pub use savepoints::Operation;
 pub use store::JobStore;

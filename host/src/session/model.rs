@@ -48,6 +48,10 @@ pub struct SubmitRequest {
     /// Skip restored state whose uid the job lacks.
     #[serde(default)]
     pub allow_non_restored_state: bool,
+    /// `NO_CLAIM` (default) or `CLAIM`: whether the job owns the snapshot
+    /// it starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_mode: Option<String>,
     /// Parallelism of single nodes, by node id (over the spec's own).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parallelism_overrides: BTreeMap<String, u32>,

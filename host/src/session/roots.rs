@@ -85,7 +85,8 @@ pub struct Roots {
     pub files: Root,
     /// Job checkpoints (`state.checkpoints.dir`).
     pub checkpoints: Root,
-    /// Savepoints (`state.savepoints.dir`).
+    /// Savepoints (`execution.checkpointing.savepoint-dir`, default
+    /// `savepoints`).
     pub savepoints: Root,
     /// The data folder (bundles, job records).
     pub data: Root,
@@ -102,12 +103,21 @@ impl Roots {
     }
 
     /// Resolves a restore path: it must lie under the checkpoint or the
-    /// savepoint root.
+    /// savepoint root; a relative one is looked up in the root where it
+    /// exists (the checkpoints root first).
     pub fn restore_path(&self, requested: &str) -> Result<PathBuf, String> {
-        self.checkpoints
-            .resolve(requested)
-            .or_else(|_| self.savepoints.resolve(requested))
-            .map_err(|_| format!("{requested:?} lies outside the checkpoints and savepoints roots"))
+        let found: Vec<PathBuf> = [&self.checkpoints, &self.savepoints]
+            .iter()
+            .filter_map(|r| r.resolve(requested).ok())
+            .collect();
+        found
+            .iter()
+            .find(|p| p.exists())
+            .or(found.first())
+            .cloned()
+            .ok_or_else(|| {
+                format!("{requested:?} lies outside the checkpoints and savepoints roots")
+            })
     }
 }
 

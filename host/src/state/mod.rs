@@ -73,7 +73,8 @@ pub type MapEntries = Vec<(Vec<u8>, Vec<u8>)>;
 pub type StateId = u32;
 
 /// The kind of a declared state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StateKind {
     /// One value per key and namespace.
     Value,
@@ -81,6 +82,20 @@ pub enum StateKind {
     List,
     /// A map per key and namespace.
     Map,
+}
+
+/// A keyed state as an operator declared it (name, kind, time-to-live):
+/// snapshots record these so that a restore can check a new version of
+/// the operator against them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeclaredState {
+    /// The state's name.
+    pub name: String,
+    /// Value, list or map.
+    pub kind: StateKind,
+    /// Its time-to-live, if declared with one (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
 }
 
 impl fmt::Display for StateKind {
@@ -299,9 +314,14 @@ pub trait KeyedStateBackend: Send {
     fn map_entries(&self, state: StateId, at: StateKey<'_>) -> Result<MapEntries, StateError>;
     /// Removes the entry of any kind.
     fn clear(&mut self, state: StateId, at: StateKey<'_>) -> Result<(), StateError>;
-    /// Takes the backend's own (incremental) snapshot for checkpoint `id`,
-    /// if it makes them; `None`: the caller encodes a portable snapshot.
-    fn native_snapshot(&self, _id: u64) -> Result<Option<incremental::NativeSnapshot>, StateError> {
+    /// Takes the backend's own snapshot for checkpoint `id` if it makes
+    /// them: when it checkpoints incrementally, or `always` (a native
+    /// savepoint); `None`: the caller encodes a portable snapshot.
+    fn native_snapshot(
+        &self,
+        _id: u64,
+        _always: bool,
+    ) -> Result<Option<incremental::NativeSnapshot>, StateError> {
         Ok(None)
     }
 

@@ -414,17 +414,24 @@ pub fn read_states(bytes: &[u8]) -> Result<Vec<(String, StateKind)>, SnapshotErr
 }
 
 /// Loads the key groups of `handle` that `backend` owns from a verified
-/// snapshot file into `backend` and `timers`; returns the entries loaded.
-pub fn restore(
+/// snapshot file into `backend` and `timers`, leaving out the entries of
+/// the states `drop` names (state a new version of the operator no longer
+/// declares, restored with `--allow-non-restored-state`); returns the
+/// entries loaded.
+pub fn restore_without(
     bytes: &[u8],
     handle: &KeyedStateHandle,
     backend: &mut dyn KeyedStateBackend,
     timers: &mut TimerService,
+    drop: &dyn Fn(&str) -> bool,
 ) -> Result<usize, SnapshotError> {
     let states = read_states(bytes)?;
     let mut ids = Vec::with_capacity(states.len());
     for (name, kind) in &states {
-        ids.push(backend.register(name, *kind)?);
+        ids.push(match drop(name) {
+            true => None,
+            false => Some(backend.register(name, *kind)?),
+        });
     }
     let range = backend.key_groups();
     let mut loaded = 0;
@@ -461,10 +468,11 @@ fn block_of<'a>(bytes: &'a [u8], kg: &KeyGroupOffset) -> Result<&'a [u8], Snapsh
 fn restore_entries(
     r: &mut Reader<'_>,
     key_group: u32,
-    ids: &[StateId],
+    ids: &[Option<StateId>],
     backend: &mut dyn KeyedStateBackend,
 ) -> Result<usize, SnapshotError> {
     let n = r.count()?;
+    let mut loaded = 0;
     for _ in 0..n {
         let s = r.varint()?;
         let id = *ids
@@ -478,33 +486,44 @@ fn restore_entries(
             namespace,
         };
         restore_entry(r, id, at, backend)?;
+        loaded += usize::from(id.is_some());
     }
-    Ok(n)
+    Ok(loaded)
 }
 
-/// Reads one entry's tag and payload and writes it at `at` of state `id`.
+/// Reads one entry's tag and payload and writes it at `at` of state `id`
+/// (`None`: a dropped state, read past).
 fn restore_entry(
     r: &mut Reader<'_>,
-    id: StateId,
+    id: Option<StateId>,
     at: StateKey<'_>,
     backend: &mut dyn KeyedStateBackend,
 ) -> Result<(), SnapshotError> {
     match r.u8()? {
-        0 => backend.value_put(id, at, r.bytes()?)?,
+        0 => {
+            let v = r.bytes()?;
+            if let Some(id) = id {
+                backend.value_put(id, at, v)?;
+            }
+        }
         1 => {
             let m = r.count()?;
             let mut list = Vec::with_capacity(m);
             for _ in 0..m {
                 list.push(r.bytes()?.to_vec());
             }
-            backend.list_set(id, at, list)?;
+            if let Some(id) = id {
+                backend.list_set(id, at, list)?;
+            }
         }
         2 => {
             let m = r.count()?;
             for _ in 0..m {
                 let k = r.bytes()?;
                 let v = r.bytes()?;
-                backend.map_put(id, at, k, v)?;
+                if let Some(id) = id {
+                    backend.map_put(id, at, k, v)?;
+                }
             }
         }
         _ => return Err(SnapshotError::Malformed("entry tag")),

@@ -433,8 +433,9 @@ impl KeyedStateBackend for TtlBackend {
     fn native_snapshot(
         &self,
         id: u64,
+        always: bool,
     ) -> Result<Option<super::incremental::NativeSnapshot>, StateError> {
-        self.inner.native_snapshot(id)
+        self.inner.native_snapshot(id, always)
     }
 
     fn expire_in_background(&mut self, state: StateId) {

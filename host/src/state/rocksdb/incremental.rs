@@ -286,7 +286,7 @@ mod tests {
         let mut b = RocksDbBackend::open(&dir.join("a.db"), FULL, options()).expect("open");
         fill(&mut b, 0, 3000);
         let snap = b
-            .native_snapshot(1)
+            .native_snapshot(1, false)
             .expect("snapshot")
             .expect("incremental");
         let (first, written) = storage
@@ -302,7 +302,7 @@ mod tests {
         // The second checkpoint references the files of the first.
         fill(&mut b, 3000, 4000);
         let snap = b
-            .native_snapshot(2)
+            .native_snapshot(2, false)
             .expect("snapshot")
             .expect("incremental");
         let (second, written) = storage
@@ -330,7 +330,7 @@ mod tests {
         assert_eq!(same.entry_count(), 12_000);
         assert_eq!(check(&mut same, 4000), 4000);
         let again = same
-            .native_snapshot(3)
+            .native_snapshot(3, false)
             .expect("snapshot")
             .expect("incremental");
         let named: Vec<&str> = again

@@ -445,11 +445,12 @@ impl KeyedStateBackend for RocksDbBackend {
     fn native_snapshot(
         &self,
         id: u64,
+        always: bool,
     ) -> Result<Option<crate::state::incremental::NativeSnapshot>, StateError> {
         // Cached writes reach RocksDB before any snapshot, and a failure
         // fails the snapshot (the portable one's scan cannot report it).
         self.flush()?;
-        if !self.incremental {
+        if !self.incremental && !always {
             return Ok(None);
         }
         self.checkpoint_files(id).map(Some)

@@ -16,6 +16,17 @@
 //! When a job's input ends, every task sends a final snapshot after its last
 //! output; the runner then completes a final checkpoint from them, so that
 //! the sinks' last files are committed as part of a checkpoint too.
+//!
+//! `files.rs` writes the state files and `_metadata` (where to: `target.rs`);
+//! `savepoints.rs` takes savepoints and stops with savepoint (the requests:
+//! `savepoint_queue.rs`).
+
+mod files;
+mod savepoint_queue;
+mod savepoints;
+mod target;
+
+pub use savepoint_queue::StopListener;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,17 +35,21 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use self::savepoint_queue::Savepoints;
+use self::target::Target;
 use super::fs::StorageError;
 use super::hub::{CheckpointHub, TaskAck, TaskMessage};
-use super::layout::keyed_file_name;
-use super::metadata::{CheckpointMetadata, OperatorSnapshot, SubtaskState};
+use super::metadata::CheckpointMetadata;
 use super::pending::{Acked, Pending, PendingCheckpoints, Verdict};
 use super::retention;
-use super::stats::{CheckpointStats, CompletionListener, FailedCheckpoint, FailureListener, ms};
+use super::savepoint::SavepointRequest;
+use super::stats::{CheckpointStats, CompletionListener, FailedCheckpoint, FailureListener};
 use super::storage::{CheckpointStorage, ReadCheckpoint};
+use crate::channel::BarrierKind;
 use crate::clock::epoch_ms;
-use crate::config::{CheckpointConfig, CheckpointingMode};
+use crate::config::CheckpointConfig;
 use crate::spec::graph::{JobGraph, NodeKind};
+use crate::state::DeclaredState;
 
 /// A completed checkpoint, as the runner keeps it for restarts.
 #[derive(Debug, Clone)]
@@ -45,6 +60,9 @@ pub struct CompletedCheckpoint {
     pub path: String,
     /// Reads its files.
     pub reader: Arc<dyn ReadCheckpoint>,
+    /// A snapshot from outside the job's folder that the job claimed
+    /// (CLAIM mode): this folder is deleted when it is subsumed.
+    pub claimed: Option<std::path::PathBuf>,
 }
 
 /// Commits the files a sink pre-committed, given its operator state.
@@ -92,6 +110,14 @@ pub struct Coordinator<'a> {
     on_failure: Option<&'a FailureListener<'a>>,
     /// Set by a user asking for a checkpoint now (the REST trigger).
     manual: Option<&'a AtomicBool>,
+    /// SHA-256 of each node's component (WebAssembly operators), and the
+    /// WIT interface they were checked against.
+    components: Vec<Option<String>>,
+    world: &'static str,
+    /// Each node's declared keyed states, from its tasks' snapshots.
+    declared: HashMap<usize, Vec<DeclaredState>>,
+    /// Savepoints asked for and in progress.
+    savepoints: Savepoints<'a>,
 }
 
 impl Drop for Coordinator<'_> {
@@ -100,6 +126,11 @@ impl Drop for Coordinator<'_> {
     fn drop(&mut self) {
         for id in self.pending.ids() {
             self.abandon(id, "the attempt ended");
+        }
+        if let Some((_, request)) = self.savepoints.draining.take() {
+            let _ = request
+                .reply
+                .send(Err("the job ended before its input was drained".into()));
         }
     }
 }
@@ -131,7 +162,31 @@ impl<'a> Coordinator<'a> {
             on_complete: None,
             on_failure: None,
             manual: None,
+            components: Vec::new(),
+            world: "",
+            declared: HashMap::new(),
+            savepoints: Savepoints::default(),
         }
+    }
+
+    /// Records, per node, the SHA-256 of its component and the WIT
+    /// interface `world` they were checked against, in every `_metadata`.
+    pub fn components(mut self, hashes: Vec<Option<String>>, world: &'static str) -> Self {
+        self.components = hashes;
+        self.world = world;
+        self
+    }
+
+    /// Takes savepoints asked for on `requests`; `on_stopped` is called
+    /// once a stop with savepoint has completed.
+    pub fn savepoints(
+        mut self,
+        requests: &'a Receiver<SavepointRequest>,
+        on_stopped: &'a StopListener<'a>,
+    ) -> Self {
+        self.savepoints.requests = Some(requests);
+        self.savepoints.on_stopped = Some(on_stopped);
+        self
     }
 
     /// Calls `listener` with each checkpoint this coordinator completes.
@@ -173,8 +228,12 @@ impl<'a> Coordinator<'a> {
     ) -> Result<(), CoordinatorError> {
         loop {
             let now = Instant::now();
+            self.poll_savepoints(hub, stopping());
             let manual = self.manual.is_some_and(|m| m.load(Ordering::SeqCst));
-            if self.pending.should_trigger(now, manual) && !hub.is_source_finished() && !stopping()
+            if self.pending.should_trigger(now, manual)
+                && !self.savepoints.busy()
+                && !hub.is_source_finished()
+                && !stopping()
             {
                 if let Some(m) = self.manual {
                     m.store(false, Ordering::SeqCst);
@@ -201,10 +260,14 @@ impl<'a> Coordinator<'a> {
         self.next_id += 1;
         let ts = epoch_ms();
         self.pending.start(id, now, ts);
-        hub.trigger(id, ts);
+        hub.trigger(id, ts, BarrierKind::Checkpoint);
     }
 
     fn fail_one(&mut self, id: u64, why: String) -> Result<(), CoordinatorError> {
+        if self.savepoints.is_savepoint(id) {
+            self.fail_savepoint(id, &why);
+            return Ok(());
+        }
         tracing::warn!("checkpoint {id} failed: {why}");
         let pending = self.pending.remove(id);
         if let Some(listener) = self.on_failure {
@@ -228,8 +291,13 @@ impl<'a> Coordinator<'a> {
         }
     }
 
-    /// Aborts a checkpoint that can no longer complete (not a failure).
+    /// Aborts a checkpoint that can no longer complete (not a failure;
+    /// for a savepoint, the requester learns why).
     fn abandon(&mut self, id: u64, why: &str) {
+        if self.savepoints.is_savepoint(id) {
+            self.fail_savepoint(id, why);
+            return;
+        }
         if self.pending.remove(id).is_some() {
             tracing::debug!("checkpoint {id} abandoned: {why}");
             if let Err(e) = self.storage.discard(id) {
@@ -258,10 +326,23 @@ impl<'a> Coordinator<'a> {
                 if !self.pending.contains(id) {
                     return Ok(());
                 }
-                match self.write_state(id, &ack) {
+                let in_flight = self.savepoints.in_flight.take_if(|f| f.id == id);
+                let written = match &in_flight {
+                    Some(f) => self.write_state(Target::Savepoint(&f.folder), &ack),
+                    None => self.write_state(Target::Checkpoint(id), &ack),
+                };
+                let is_savepoint = in_flight.is_some();
+                self.savepoints.in_flight = self.savepoints.in_flight.take().or(in_flight);
+                match written {
                     Ok((state, size, written)) => {
                         let task = (ack.node, ack.subtask);
                         match self.pending.acknowledge(id, task, state, size, written) {
+                            Acked::AllAcknowledged if is_savepoint => {
+                                if let Some(p) = self.pending.remove(id) {
+                                    self.complete_savepoint(hub, id, p);
+                                }
+                                Ok(())
+                            }
                             Acked::AllAcknowledged => self.complete(hub, id, false),
                             Acked::Waiting | Acked::Unknown => Ok(()),
                         }
@@ -285,98 +366,6 @@ impl<'a> Coordinator<'a> {
         }
     }
 
-    /// Writes a task's keyed state files (the asynchronous part); returns
-    /// its state, the bytes of its state and the bytes written for it.
-    fn write_state(
-        &self,
-        id: u64,
-        ack: &TaskAck,
-    ) -> Result<(SubtaskState, u64, u64), StorageError> {
-        let started = Instant::now();
-        let mut size = 0;
-        let mut written = 0;
-        let node = &self.graph.nodes[ack.node];
-        let name = keyed_file_name(ack.node, &node.uid, ack.subtask);
-        let keyed = match &ack.state.keyed {
-            Some(snap) => {
-                self.storage.write(id, &name, &snap.bytes)?;
-                size += snap.bytes.len() as u64;
-                written += snap.bytes.len() as u64;
-                Some(snap.handle(name.clone()))
-            }
-            None => None,
-        };
-        let incremental = match &ack.state.native {
-            Some(native) => {
-                let stem = name.strip_suffix(".keyed").unwrap_or(&name);
-                let (handle, bytes) = self.storage.write_incremental(id, stem, native)?;
-                size += handle.size();
-                written += bytes;
-                Some(handle)
-            }
-            None => None,
-        };
-        let operator_bytes = ack
-            .state
-            .operator_state
-            .iter()
-            .map(|s| s.len() as u64)
-            .sum::<u64>();
-        Ok((
-            SubtaskState {
-                subtask: ack.subtask,
-                keyed,
-                incremental,
-                operator_state: ack.state.operator_state.clone(),
-                sync_ms: ms(ack.sync),
-                async_ms: ms(started.elapsed()),
-                alignment_ms: ms(ack.alignment),
-            },
-            size + operator_bytes,
-            written + operator_bytes,
-        ))
-    }
-
-    /// The `_metadata` of checkpoint `id` from its acknowledged states.
-    fn metadata(&self, id: u64, p: Pending, is_final: bool) -> CheckpointMetadata {
-        let graph = self.graph;
-        let mut operators = Vec::with_capacity(graph.nodes.len());
-        for (n, node) in graph.nodes.iter().enumerate() {
-            let mut subtasks: Vec<SubtaskState> = p
-                .states
-                .iter()
-                .filter(|((node, _), _)| *node == n)
-                .map(|(_, s)| s.clone())
-                .collect();
-            subtasks.sort_by_key(|s| s.subtask);
-            operators.push(OperatorSnapshot {
-                uid: node.uid.clone(),
-                node: node.id.clone(),
-                parallelism: node.parallelism,
-                subtasks,
-            });
-        }
-        CheckpointMetadata {
-            job_id: self.job_id.to_owned(),
-            job_name: graph.name.clone(),
-            checkpoint_id: id,
-            kind: "checkpoint".into(),
-            trigger_timestamp: p.trigger_ts,
-            completed_timestamp: epoch_ms(),
-            duration_ms: ms(p.trigger_time.elapsed()),
-            state_size: p.size,
-            checkpointed_size: p.written,
-            max_parallelism: graph.max_parallelism,
-            mode: match self.config.mode {
-                CheckpointingMode::ExactlyOnce => "EXACTLY_ONCE".into(),
-                CheckpointingMode::AtLeastOnce => "AT_LEAST_ONCE".into(),
-            },
-            backend: graph.config.backend.kind.name().into(),
-            is_final,
-            operators,
-        }
-    }
-
     fn complete(
         &mut self,
         hub: &CheckpointHub,
@@ -386,7 +375,7 @@ impl<'a> Coordinator<'a> {
         let Some(p) = self.pending.remove(id) else {
             return Ok(());
         };
-        let metadata = self.metadata(id, p, is_final);
+        let metadata = self.metadata(id, p, is_final, None);
         let written = metadata
             .encode()
             .map_err(|e| StorageError {
@@ -418,13 +407,14 @@ impl<'a> Coordinator<'a> {
             reader: self.storage.reader(id),
             metadata,
             path,
+            claimed: None,
         });
         Ok(())
     }
 
     /// The checkpoint is durable: the sinks' pre-committed files of it (and
     /// of any earlier checkpoint that failed) become visible.
-    fn commit_sinks(&self, metadata: &CheckpointMetadata) {
+    pub(super) fn commit_sinks(&self, metadata: &CheckpointMetadata) {
         let graph = self.graph;
         for op in &metadata.operators {
             let Some(n) = graph.nodes.iter().position(|x| x.uid == op.uid) else {
@@ -452,7 +442,11 @@ impl<'a> Coordinator<'a> {
         completed.push(checkpoint);
         let beyond = retention::beyond_retained(completed.len(), self.config.num_retained);
         for old in completed.drain(..beyond) {
-            if let Err(e) = self.storage.discard(old.metadata.checkpoint_id) {
+            let discarded = match &old.claimed {
+                Some(folder) => super::savepoint::delete_snapshot_folder(folder),
+                None => self.storage.discard(old.metadata.checkpoint_id),
+            };
+            if let Err(e) = discarded {
                 tracing::warn!("cannot delete subsumed checkpoint: {e}");
             }
         }
@@ -474,10 +468,21 @@ impl<'a> Coordinator<'a> {
         let id = self.next_id;
         self.next_id += 1;
         let mut p = Pending::new(Instant::now(), epoch_ms());
+        if self.savepoints.draining.is_some() {
+            return match self.finish_drain(id, p) {
+                Some(Err(why)) => Err(CoordinatorError::Final(format!(
+                    "the savepoint of the stop with drain failed: {why}"
+                ))),
+                _ => {
+                    hub.set_completed(id);
+                    Ok(())
+                }
+            };
+        }
         let finals = std::mem::take(&mut self.finals);
         for ((node, subtask), (ack, _)) in finals {
             let (state, size, written) = self
-                .write_state(id, &ack)
+                .write_state(Target::Checkpoint(id), &ack)
                 .map_err(|e| CoordinatorError::Final(e.to_string()))?;
             p.states.insert((node, subtask), state);
             p.size += size;

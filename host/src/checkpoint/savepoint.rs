@@ -1,0 +1,414 @@
+//! Savepoint folders: self-contained snapshots a user triggers, stored
+//! outside the job's checkpoint folder and never deleted by Weir (except a
+//! claimed one, see [`crate::config::ClaimMode`]).
+//!
+//! ```text
+//! <target>/savepoint-<first 6 hex of the job id>-<12 random hex>/_metadata
+//! <target>/savepoint-…/<node>-<uid>-<subtask>.keyed         (canonical and timers)
+//! <target>/savepoint-…/<node>-<uid>-<subtask>.<file>        (native: RocksDB's files)
+//! ```
+//!
+//! Every file `_metadata` names is inside the folder and named relative to
+//! it, so the folder can be moved or copied anywhere and still restores,
+//! and deleting it disposes of the savepoint completely.
+//!
+//! A savepoint is written into a hidden `.savepoint-….inprogress` folder
+//! beside its final one, and renamed once its `_metadata` is durable, so a
+//! half-written savepoint is never taken for a complete one. Before it
+//! starts, a marker in the job's checkpoint folder names the in-progress
+//! folder; a crash leaves the marker, and the next start of any job over
+//! that checkpoint folder removes the folder it names
+//! ([`sweep_in_progress`]).
+
+use std::path::{Path, PathBuf};
+
+use crossbeam_channel::Sender;
+use thiserror::Error;
+
+use super::fs::{StorageError, io_err, sync_dir, write_durably};
+use super::layout::{METADATA_FILE, METADATA_IN_PROGRESS, metadata_in};
+use super::metadata::CheckpointMetadata;
+use crate::config::SavepointFormat;
+use crate::state::incremental::{IncrementalHandle, NativeSnapshot, StateFile, copy_file};
+
+/// The prefix of a savepoint folder's name.
+pub const SAVEPOINT_PREFIX: &str = "savepoint-";
+/// The suffix of a savepoint folder being written (hidden, with a `.`).
+const IN_PROGRESS_SUFFIX: &str = ".inprogress";
+/// The suffix of a marker naming an in-progress savepoint folder.
+const MARKER_SUFFIX: &str = ".savepoint-inprogress";
+
+/// What a user asked for: a savepoint of a running job, or a stop with one.
+#[derive(Debug)]
+pub struct SavepointRequest {
+    /// The folder the savepoint folder goes into.
+    pub target: PathBuf,
+    /// Canonical or native.
+    pub format: SavepointFormat,
+    /// `Some`: stop the job with this savepoint (`drain`: end the input
+    /// first, so event-time timers fire and windows flush).
+    pub stop: Option<StopMode>,
+    /// Where the outcome goes.
+    pub reply: Sender<Result<SavepointDone, String>>,
+}
+
+/// How a stop with savepoint ends the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopMode {
+    /// Advance the watermark to the end and end the input before the
+    /// savepoint (`--drain`).
+    pub drain: bool,
+}
+
+/// A completed savepoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavepointDone {
+    /// Its folder.
+    pub path: String,
+    /// Its checkpoint id.
+    pub id: u64,
+    /// Bytes of its files.
+    pub size: u64,
+    /// Its format.
+    pub format: SavepointFormat,
+    /// When it completed (ms since the epoch).
+    pub timestamp: i64,
+}
+
+/// A savepoint that cannot be written, read or disposed of.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SavepointError {
+    /// A file could not be written or read.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The path is not a savepoint folder.
+    #[error("{path}: not a savepoint ({why}); nothing was deleted")]
+    NotASavepoint {
+        /// The path given.
+        path: String,
+        /// Why not.
+        why: String,
+    },
+}
+
+/// A savepoint folder being written.
+#[derive(Debug)]
+pub struct SavepointFolder {
+    /// The hidden folder the files go to.
+    temp: PathBuf,
+    /// The folder's final name.
+    target: PathBuf,
+    /// The marker naming `temp` in the job's checkpoint folder, if any.
+    marker: Option<PathBuf>,
+    /// Written (or renamed): nothing to remove on drop.
+    done: bool,
+}
+
+impl SavepointFolder {
+    /// Starts savepoint folder `savepoint-<job>-<random>` under `target`;
+    /// `job_dir` (the job's checkpoint folder) gets a marker naming it.
+    pub fn create(
+        target: &Path,
+        job_id: &str,
+        job_dir: Option<&Path>,
+    ) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(target).map_err(|e| io_err(target, e))?;
+        let target = std::fs::canonicalize(target).map_err(|e| io_err(target, e))?;
+        let name = format!(
+            "{SAVEPOINT_PREFIX}{}-{}",
+            &job_id[..job_id.len().min(6)],
+            random_hex(6)
+        );
+        let temp = target.join(format!(".{name}{IN_PROGRESS_SUFFIX}"));
+        let marker = match job_dir {
+            Some(dir) => {
+                let m = dir.join(format!("{name}{MARKER_SUFFIX}"));
+                write_durably(&m, temp.display().to_string().as_bytes())?;
+                Some(m)
+            }
+            None => None,
+        };
+        std::fs::create_dir(&temp).map_err(|e| io_err(&temp, e))?;
+        Ok(SavepointFolder {
+            temp,
+            target: target.join(name),
+            marker,
+            done: false,
+        })
+    }
+
+    /// Where the savepoint will be once complete.
+    pub fn path(&self) -> &Path {
+        &self.target
+    }
+
+    /// Writes file `name` durably.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        write_durably(&self.temp.join(name), bytes)
+    }
+
+    /// Copies every file of a native snapshot into the folder as
+    /// `<stem>.<file>`: the handle (all files private, none shared) and
+    /// the bytes written.
+    pub fn write_native(
+        &self,
+        stem: &str,
+        native: &NativeSnapshot,
+    ) -> Result<(IncrementalHandle, u64), StorageError> {
+        let mut handle = IncrementalHandle {
+            key_group_range: native.range,
+            instance: native.instance.clone(),
+            entries: native.entries,
+            shared: Vec::new(),
+            private: Vec::new(),
+        };
+        let mut written = 0;
+        for f in &native.files {
+            let name = format!("{stem}.{}", f.local);
+            let dst = self.temp.join(&name);
+            let (size, checksum) = copy_file(&native.folder.join(&f.local), &dst, true)
+                .map_err(|e| io_err(&dst, e))?;
+            written += size;
+            handle.private.push(StateFile {
+                local: f.local.clone(),
+                file: name,
+                size,
+                checksum,
+            });
+        }
+        Ok((handle, written))
+    }
+
+    /// Writes `_metadata` durably and renames the folder to its final
+    /// name: from here on the savepoint is complete. Returns its path.
+    pub fn complete(mut self, metadata: &CheckpointMetadata) -> Result<PathBuf, StorageError> {
+        let bytes = metadata.encode().map_err(|e| StorageError {
+            path: METADATA_FILE.into(),
+            message: e.to_string(),
+        })?;
+        let tmp = self.temp.join(METADATA_IN_PROGRESS);
+        write_durably(&tmp, &bytes)?;
+        let meta = metadata_in(&self.temp);
+        std::fs::rename(&tmp, &meta).map_err(|e| io_err(&meta, e))?;
+        sync_dir(&self.temp)?;
+        std::fs::rename(&self.temp, &self.target).map_err(|e| io_err(&self.target, e))?;
+        if let Some(parent) = self.target.parent() {
+            sync_dir(parent)?;
+        }
+        self.done = true;
+        self.remove_marker();
+        Ok(self.target.clone())
+    }
+
+    fn remove_marker(&mut self) {
+        if let Some(m) = self.marker.take()
+            && let Err(e) = std::fs::remove_file(&m)
+        {
+            tracing::warn!("cannot remove savepoint marker {}: {e}", m.display());
+        }
+    }
+}
+
+impl Drop for SavepointFolder {
+    /// A savepoint that did not complete leaves nothing behind.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.temp)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(
+                "cannot remove unfinished savepoint {}: {e}",
+                self.temp.display()
+            );
+        }
+        self.remove_marker();
+    }
+}
+
+/// Removes the in-progress savepoint folders that the markers in
+/// `job_dir` name (left by a crash), and the markers.
+pub fn sweep_in_progress(job_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(job_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let marker = entry.path();
+        if !entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(MARKER_SUFFIX))
+        {
+            continue;
+        }
+        if let Ok(text) = std::fs::read_to_string(&marker) {
+            let folder = PathBuf::from(text.trim());
+            // Only ever a hidden in-progress savepoint folder, whatever the
+            // marker says.
+            let is_ours = folder
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| {
+                    n.starts_with(&format!(".{SAVEPOINT_PREFIX}"))
+                        && n.ends_with(IN_PROGRESS_SUFFIX)
+                });
+            if is_ours {
+                match std::fs::remove_dir_all(&folder) {
+                    Ok(()) => tracing::info!(
+                        "removed the unfinished savepoint {} (left by a crash)",
+                        folder.display()
+                    ),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!("cannot remove {}: {e}", folder.display());
+                        continue;
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&marker);
+    }
+}
+
+/// Reads the `_metadata` of savepoint folder `path` (or of the folder
+/// holding `path` if it is a `_metadata` file), checking it is a savepoint.
+pub fn read_savepoint(path: &Path) -> Result<(PathBuf, CheckpointMetadata), SavepointError> {
+    let not = |why: &str| SavepointError::NotASavepoint {
+        path: path.display().to_string(),
+        why: why.to_owned(),
+    };
+    let folder = if path.file_name().is_some_and(|n| n == METADATA_FILE) {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        path.to_path_buf()
+    };
+    if !folder.is_dir() {
+        return Err(not("no such folder"));
+    }
+    let meta = metadata_in(&folder);
+    let bytes = std::fs::read(&meta).map_err(|_| not("it has no _metadata"))?;
+    let metadata = CheckpointMetadata::decode(&bytes).map_err(|e| not(&e.to_string()))?;
+    if metadata.kind != "savepoint" {
+        return Err(not("its _metadata is a checkpoint's"));
+    }
+    Ok((folder, metadata))
+}
+
+/// Deletes savepoint folder `path` and everything in it, after checking
+/// that it is one (its `_metadata` says so): a dispose of anything else is
+/// refused and deletes nothing.
+pub fn dispose(path: &Path) -> Result<PathBuf, SavepointError> {
+    let (folder, _) = read_savepoint(path)?;
+    // `_metadata` first: a crash midway leaves a folder that is plainly
+    // not a savepoint any more.
+    delete_snapshot_folder(&folder)?;
+    if let Some(parent) = folder.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(folder)
+}
+
+/// Deletes a snapshot folder (a claimed savepoint or another job's
+/// checkpoint), `_metadata` first so that no crash leaves a snapshot that
+/// names deleted files.
+pub fn delete_snapshot_folder(folder: &Path) -> Result<(), StorageError> {
+    let meta = metadata_in(folder);
+    match std::fs::remove_file(&meta) {
+        Ok(()) => sync_dir(folder)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&meta, e)),
+    }
+    tracing::info!("deleting the claimed snapshot {}", folder.display());
+    match std::fs::remove_dir_all(folder) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(folder, e)),
+    }
+}
+
+/// `n` random bytes as hex.
+fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (nanos >> (i * 8)) as u8;
+        }
+    }
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata() -> CheckpointMetadata {
+        let mut m = CheckpointMetadata::one_subtask(3, "hashmap", "count", None, None);
+        m.kind = "savepoint".into();
+        m
+    }
+
+    #[test]
+    fn a_savepoint_appears_only_when_complete_and_disposes_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let job_dir = dir.path().join("job");
+        std::fs::create_dir_all(&job_dir).expect("mkdir");
+        let target = dir.path().join("sp");
+        let folder =
+            SavepointFolder::create(&target, "abcdef0123", Some(&job_dir)).expect("create");
+        let name = folder
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_owned();
+        assert!(
+            name.starts_with("savepoint-abcdef-") && name.len() == 29,
+            "{name}"
+        );
+        folder.write("a.keyed", b"x").expect("write");
+        assert!(!folder.path().exists(), "not visible before it completes");
+        let path = folder.complete(&metadata()).expect("complete");
+        assert!(path.join("a.keyed").is_file());
+        assert_eq!(read_savepoint(&path).expect("read").1, metadata());
+        assert_eq!(
+            std::fs::read_dir(&job_dir).expect("ls").count(),
+            0,
+            "marker gone"
+        );
+        // Disposing of something else is refused and deletes nothing.
+        let other = dir.path().join("other");
+        std::fs::create_dir_all(&other).expect("mkdir");
+        std::fs::write(other.join("data"), b"keep").expect("write");
+        assert!(matches!(
+            dispose(&other),
+            Err(SavepointError::NotASavepoint { .. })
+        ));
+        assert!(other.join("data").is_file());
+        dispose(&path).expect("dispose");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn an_interrupted_savepoint_leaves_nothing_after_the_sweep() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let job_dir = dir.path().join("job");
+        std::fs::create_dir_all(&job_dir).expect("mkdir");
+        let target = dir.path().join("sp");
+        let folder = SavepointFolder::create(&target, "abcdef", Some(&job_dir)).expect("create");
+        folder.write("a.keyed", b"x").expect("write");
+        // A crash: nothing runs Drop.
+        std::mem::forget(folder);
+        assert_eq!(std::fs::read_dir(&target).expect("ls").count(), 1);
+        sweep_in_progress(&job_dir);
+        assert_eq!(std::fs::read_dir(&target).expect("ls").count(), 0);
+        assert_eq!(std::fs::read_dir(&job_dir).expect("ls").count(), 0);
+        // A failed one cleans up after itself.
+        let folder = SavepointFolder::create(&target, "abcdef", Some(&job_dir)).expect("create");
+        drop(folder);
+        assert_eq!(std::fs::read_dir(&target).expect("ls").count(), 0);
+    }
+}

@@ -1,0 +1,218 @@
+//! What a session does with savepoints: triggers one (or a stop with
+//! one) on a running job, disposes of one, answers how an operation
+//! stands, lists the savepoints it wrote, and reports whether a snapshot
+//! fits a job before it is submitted (the dry run).
+
+use std::path::PathBuf;
+
+use super::bundles::BundleStore;
+use super::error::SessionError;
+use super::manager::JobManager;
+use super::model::{JobState, SubmitRequest};
+use super::savepoints::{Operation, SavepointEntry};
+use crate::checkpoint::compatibility::CompatibilityReport;
+use crate::checkpoint::restore::RestorePoint;
+use crate::checkpoint::savepoint::{StopMode, dispose, read_savepoint};
+use crate::clock::epoch_ms;
+use crate::config::SavepointFormat;
+use crate::runtime::{SavepointOutcome, load_components, restore_report};
+use crate::sandbox::Sandbox;
+
+/// The operations scope of disposals (a savepoint's scope is its job id).
+pub const DISPOSAL: &str = "savepoint-disposal";
+
+/// A savepoint asked for over the API.
+#[derive(Debug, Clone, Default)]
+pub struct SavepointTrigger {
+    /// The folder it goes into (under the savepoints root); `None`: the
+    /// root itself.
+    pub target: Option<String>,
+    /// Canonical (default) or native.
+    pub format: SavepointFormat,
+    /// Stop the job with it.
+    pub stop: Option<StopMode>,
+    /// Cancel the job once it is complete (Flink's cancel with savepoint).
+    pub cancel_job: bool,
+    /// The client's id for it: a retry with the same id starts nothing new.
+    pub trigger_id: Option<String>,
+}
+
+impl JobManager {
+    /// Starts a savepoint of job `id`; returns the trigger id to poll.
+    pub fn trigger_savepoint(
+        &self,
+        id: &str,
+        trigger: SavepointTrigger,
+    ) -> Result<String, SessionError> {
+        let job = self.get(id)?;
+        let (state, _, _) = job.status();
+        if state.is_terminal() || !job.is_running() {
+            return Err(SessionError::conflict(format!(
+                "job {id} is not running ({state:?}); a savepoint needs a running job"
+            )));
+        }
+        let target = match (&trigger.target, self.store.is_some()) {
+            (Some(t), true) => Some(
+                self.roots
+                    .savepoints
+                    .resolve(t)
+                    .map_err(|e| SessionError::bad_request(format!("targetDirectory: {e}")))?,
+            ),
+            (Some(t), false) => Some(PathBuf::from(t)),
+            (None, _) => None,
+        };
+        let trigger_id = trigger
+            .trigger_id
+            .clone()
+            .unwrap_or_else(crate::checkpoint::storage::new_job_id);
+        let keep = self.config.server.async_store_duration;
+        if !self.operations.start(id, &trigger_id, keep) {
+            return Ok(trigger_id);
+        }
+        let outcome = job
+            .control
+            .request_savepoint(&job.graph, target.as_deref(), trigger.format, trigger.stop)
+            .map_err(|e| {
+                self.operations
+                    .finish(id, &trigger_id, Operation::Failed(e.clone()));
+                SessionError::conflict(self.roots.redact(&e))
+            })?;
+        let (ops, index) = (self.operations.clone(), self.savepoints.clone());
+        let (job_id, tid) = (id.to_owned(), trigger_id.clone());
+        let cancel = trigger
+            .cancel_job
+            .then(|| (job.clone(), self.store.clone()));
+        let name = job.graph.name.clone();
+        std::thread::Builder::new()
+            .name(format!("savepoint-{}", &tid[..tid.len().min(8)]))
+            .spawn(move || {
+                let result: SavepointOutcome = outcome
+                    .recv()
+                    .unwrap_or_else(|_| Err("the job ended before the savepoint completed".into()));
+                let op = match result {
+                    Ok(done) => {
+                        index.add(entry(&job_id, &name, &done));
+                        if let Some((job, store)) = cancel {
+                            // Recorded first, as a cancel over the API is.
+                            let _ = job.set_state(store.as_ref(), JobState::Cancelling, None);
+                            job.control.cancel();
+                        }
+                        Operation::Completed(Some(done.path))
+                    }
+                    Err(why) => Operation::Failed(why),
+                };
+                ops.finish(&job_id, &tid, op);
+            })
+            .map_err(|e| SessionError::internal("cannot wait for the savepoint", e))?;
+        Ok(trigger_id)
+    }
+
+    /// How operation `trigger_id` of `scope` (a job id, or [`DISPOSAL`])
+    /// stands; failure messages name paths relative to the roots.
+    pub fn operation(&self, scope: &str, trigger_id: &str) -> Result<Operation, SessionError> {
+        match self.operations.get(scope, trigger_id) {
+            Some(Operation::Failed(why)) => Ok(Operation::Failed(self.roots.redact(&why))),
+            Some(op) => Ok(op),
+            None => Err(SessionError::not_found(format!(
+                "no operation {trigger_id:?} (unknown, or older than rest.async.store-duration)"
+            ))),
+        }
+    }
+
+    /// Deletes the savepoint at `path` (under the savepoints root for a
+    /// server): refused, deleting nothing, if it is not one. Returns the
+    /// trigger id; the deletion itself is done when this returns.
+    pub fn dispose_savepoint(
+        &self,
+        path: &str,
+        trigger_id: Option<String>,
+    ) -> Result<String, SessionError> {
+        let folder = match self.store.is_some() {
+            true => self
+                .roots
+                .savepoints
+                .resolve(path)
+                .map_err(|e| SessionError::bad_request(format!("savepointPath: {e}")))?,
+            false => PathBuf::from(path),
+        };
+        let trigger_id = trigger_id.unwrap_or_else(crate::checkpoint::storage::new_job_id);
+        let keep = self.config.server.async_store_duration;
+        if !self.operations.start(DISPOSAL, &trigger_id, keep) {
+            return Ok(trigger_id);
+        }
+        let op = match dispose(&folder) {
+            Ok(gone) => {
+                self.savepoints.remove(&gone.display().to_string());
+                Operation::Completed(None)
+            }
+            Err(e) => Operation::Failed(self.roots.redact(&e.to_string())),
+        };
+        self.operations.finish(DISPOSAL, &trigger_id, op);
+        Ok(trigger_id)
+    }
+
+    /// The savepoints this server wrote (of job `job` only, if given).
+    pub fn savepoints(&self, job: Option<&str>) -> Vec<SavepointEntry> {
+        self.savepoints.list(job)
+    }
+
+    /// What a submit of `request` would restore where, and whether the
+    /// components fit, without starting anything.
+    pub fn dry_run(
+        &self,
+        request: &SubmitRequest,
+        bundles: &BundleStore,
+    ) -> Result<(CompatibilityReport, RestorePoint), SessionError> {
+        let (graph, _, _) = self.prepare(request, bundles)?;
+        let bad = |m: String| SessionError::bad_request(self.roots.redact(&m));
+        let requested = request
+            .savepoint_path
+            .as_deref()
+            .ok_or_else(|| bad("savepointPath: a dry run needs one".into()))?;
+        let path = self
+            .roots
+            .restore_path(requested)
+            .map_err(|e| bad(format!("savepointPath: {e}")))?;
+        let point = RestorePoint::open(&path).map_err(|e| bad(format!("savepointPath: {e}")))?;
+        let allow = self.allow_non_restored(request);
+        point
+            .check(&graph, allow)
+            .and_then(|()| point.verify())
+            .map_err(|e| bad(format!("savepointPath: {e}")))?;
+        let sandbox = Sandbox::new(&graph.config).map_err(|e| bad(e.to_string()))?;
+        let components = load_components(&graph, &sandbox).map_err(|e| bad(e.to_string()))?;
+        let report = restore_report(&graph, &sandbox, &components, &point, allow)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok((report, point))
+    }
+}
+
+/// The index entry of a completed savepoint.
+fn entry(
+    job_id: &str,
+    job_name: &str,
+    done: &crate::checkpoint::savepoint::SavepointDone,
+) -> SavepointEntry {
+    let components = read_savepoint(std::path::Path::new(&done.path))
+        .map(|(_, m)| {
+            m.operators
+                .iter()
+                .filter_map(|o| Some((o.uid.clone(), o.component.as_ref()?.sha256.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    SavepointEntry {
+        path: done.path.clone(),
+        job_id: job_id.to_owned(),
+        job_name: job_name.to_owned(),
+        checkpoint_id: done.id,
+        timestamp: if done.timestamp > 0 {
+            done.timestamp
+        } else {
+            epoch_ms()
+        },
+        size: done.size,
+        format: done.format.name().to_owned(),
+        components,
+    }
+}
