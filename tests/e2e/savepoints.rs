@@ -1120,3 +1120,41 @@ fn state_the_new_component_does_not_declare_is_refused_or_dropped_with_n() {
     let e = run_job(&g, &options, &JobControl::default()).expect_err("refused without -n");
     assert!(e.to_string().contains("pass -n"), "{e}");
 }
+
+#[test]
+fn a_retained_checkpoint_of_another_job_restores_in_both_claim_modes() {
+    let (count, keys) = (60_000, 300);
+    let dir = tempdir();
+    let d = dir.path();
+    let yaml = CountJob {
+        count,
+        keys,
+        rate: Some(20_000),
+        extra: "execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION",
+        ..CountJob::default()
+    }
+    .yaml(d);
+    let job = start(&yaml, d);
+    job.wait_checkpoints(2);
+    job.control.cancel();
+    let _ = job.thread.join();
+    let (_, chk) = crate::checkpoints::latest_checkpoint(d).expect("retained");
+    let committed = d.join("out");
+    let finish = |claim| {
+        let other = tempdir();
+        let job = CountJob {
+            count,
+            keys,
+            ..CountJob::default()
+        };
+        let got = restore_and_finish(other.path(), &committed, &chk, job, claim);
+        assert_eq!(got, expected(count, keys), "{claim:?}");
+    };
+    // NO_CLAIM leaves the other job's checkpoint as it was.
+    finish(ClaimMode::NoClaim);
+    assert!(chk.join("_metadata").is_file());
+    // CLAIM: the new job owns it and deletes it once its own checkpoints
+    // subsume it.
+    finish(ClaimMode::Claim);
+    assert!(!chk.exists(), "{} is still there", chk.display());
+}
