@@ -50,7 +50,8 @@ pub use client::{
 pub use config::{ALIASES, ClaimMode, Config, ConfigError, KEYS, Key, SavepointFormat};
 pub use keygroup::KEY_GROUP_HASH_VERSION;
 pub use runtime::{
-    JobControl, JobError, JobSummary, RunOptions, TaskFailure, dry_run, load_components, run_job,
+    JobControl, JobError, JobSummary, RunOptions, SavepointRefused, TaskFailure, dry_run,
+    load_components, run_job,
 };
 pub use sandbox::{CacheOutcome, GuestFailureKind, Sandbox, SandboxError};
 pub use server::local::LocalApi;

@@ -56,7 +56,8 @@ impl Running {
     ) -> Result<SavepointDone, String> {
         let rx = self
             .control
-            .request_savepoint(&self.graph, Some(target), format, stop)?;
+            .request_savepoint(&self.graph, Some(target), format, stop)
+            .map_err(|e| e.to_string())?;
         rx.recv_timeout(Duration::from_secs(120))
             .map_err(|e| format!("no outcome: {e}"))?
     }
@@ -341,6 +342,57 @@ fn native_savepoints_and_claim_modes_with_incremental_rocksdb() {
     );
 }
 
+/// Starts `weir run spec` and reads from its stderr where its API is:
+/// the child, the address, the job id and the token.
+fn spawn_with_api(spec: &Path) -> (std::process::Child, String, String, String) {
+    let mut child = weir()
+        .arg("run")
+        .arg(spec)
+        .env("WEIR_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("weir run");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let (addr, id, token) = loop {
+        let line = lines.next().expect("weir run exited").expect("line");
+        if let Some(rest) = line.strip_prefix("REST API: http://") {
+            let (addr, rest) = rest.split_once("/api/v1/jobs/").expect("url");
+            let (id, rest) = rest.split_once(' ').expect("id");
+            let token = rest
+                .trim_start_matches("(Authorization: Bearer ")
+                .trim_end_matches(')');
+            break (addr.to_owned(), id.to_owned(), token.to_owned());
+        }
+    };
+    // Keep draining stderr so the job never blocks on it.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr, id, token)
+}
+
+/// Copies the canonical savepoint fixture (`savepoint/`, `out/`,
+/// `job.yaml`) into `d`, its job running `wasm` without a rate limit and
+/// with the shared component cache; returns the job's spec.
+fn fixture_job(d: &Path, wasm: &str) -> String {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/savepoint-v3-canonical");
+    copy_tree(&fixture, d);
+    let yaml = std::fs::read_to_string(d.join("job.yaml"))
+        .expect("job")
+        .replace("wasm: count.wasm", &format!("wasm: {}", q(wasm)))
+        .replace(", rate: 1500", "")
+        .replace(
+            "config:\n",
+            &format!(
+                "config:\n  weir.sandbox.cache-dir: {}\n",
+                q(&crate::common::cache_dir().display().to_string())
+            ),
+        );
+    std::fs::write(d.join("job.yaml"), &yaml).expect("spec");
+    yaml
+}
+
 /// `count.wasm` with a custom section appended: another component (another
 /// hash) with the same code and states, as a rebuilt operator would be.
 fn rebuilt_count(dir: &Path) -> PathBuf {
@@ -473,12 +525,19 @@ fn bad_savepoints_are_refused_with_clear_errors_and_nothing_lost() {
     let e = control
         .request_savepoint(&g, Some(d), SavepointFormat::Canonical, None)
         .expect_err("no checkpointing");
-    assert!(e.contains("execution.checkpointing.interval"), "{e}");
+    assert!(
+        e.to_string().contains("execution.checkpointing.interval"),
+        "{e}"
+    );
     let g = graph(&CountJob::default().yaml(d), d).expect("spec");
     let e = control
         .request_savepoint(&g, None, SavepointFormat::Canonical, None)
         .expect_err("no target");
-    assert!(e.contains("execution.checkpointing.savepoint-dir"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("execution.checkpointing.savepoint-dir"),
+        "{e}"
+    );
 
     // A real savepoint to damage.
     let job = start(&slow_job(d, 40_000, 100, ""), d);
@@ -490,7 +549,14 @@ fn bad_savepoints_are_refused_with_clear_errors_and_nothing_lost() {
             Some(StopMode { drain: false }),
         )
         .expect("stop");
+    let (graph, control) = (job.graph.clone(), job.control.clone());
     job.thread.join().expect("thread").expect("finished");
+    // Once the job has ended, a savepoint is refused at once (it would
+    // otherwise wait forever for a coordinator).
+    let e = control
+        .request_savepoint(&graph, Some(d), SavepointFormat::Canonical, None)
+        .expect_err("ended");
+    assert_eq!(e, weir::SavepointRefused::NotRunning);
     let path = PathBuf::from(&sp.path);
     let spec = d.join("job.yaml");
     std::fs::write(&spec, CountJob::default().yaml(d)).expect("spec");
@@ -808,28 +874,7 @@ fn weir_run_takes_savepoints_and_stops_through_the_api_it_serves() {
     let d = dir.path();
     let spec = d.join("job.yaml");
     std::fs::write(&spec, slow_job(d, 200_000, 500, "")).expect("spec");
-    let mut child = weir()
-        .arg("run")
-        .arg(&spec)
-        .env("WEIR_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("weir run");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    let (addr, id, token) = loop {
-        let line = lines.next().expect("weir run exited").expect("line");
-        if let Some(rest) = line.strip_prefix("REST API: http://") {
-            let (addr, rest) = rest.split_once("/api/v1/jobs/").expect("url");
-            let (id, rest) = rest.split_once(' ').expect("id");
-            let token = rest
-                .trim_start_matches("(Authorization: Bearer ")
-                .trim_end_matches(')');
-            break (addr.to_owned(), id.to_owned(), token.to_owned());
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (mut child, addr, id, token) = spawn_with_api(&spec);
     std::thread::sleep(Duration::from_millis(500));
     let cli = |args: &[&str]| {
         let out = weir()
@@ -901,28 +946,7 @@ fn a_sigkill_while_a_savepoint_is_written_leaves_no_partial_savepoint() {
     };
     let mut killed_midway = false;
     for _attempt in 0..5 {
-        let mut child = weir()
-            .arg("run")
-            .arg(&spec)
-            .env("WEIR_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("weir run");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-        let (addr, id, token) = loop {
-            let line = lines.next().expect("weir run exited").expect("line");
-            if let Some(rest) = line.strip_prefix("REST API: http://") {
-                let (addr, rest) = rest.split_once("/api/v1/jobs/").expect("url");
-                let (id, rest) = rest.split_once(' ').expect("id");
-                let token = rest
-                    .trim_start_matches("(Authorization: Bearer ")
-                    .trim_end_matches(')');
-                break (addr.to_owned(), id.to_owned(), token.to_owned());
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+        let (mut child, addr, id, token) = spawn_with_api(&spec);
         // Wait for a large state and a completed checkpoint.
         while crate::checkpoints::latest_checkpoint(d).is_none_or(|(id, _)| id < 3) {
             std::thread::sleep(Duration::from_millis(20));
@@ -1059,26 +1083,9 @@ fn a_failed_savepoint_leaves_the_job_running_and_no_folder() {
 fn state_the_new_component_does_not_declare_is_refused_or_dropped_with_n() {
     // The fixture holds uid `count` with the value state `count`; the job
     // runs another component under that uid, declaring other states.
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/savepoint-v3-canonical");
     let dir = tempdir();
     let d = dir.path();
-    copy_tree(&fixture, d);
-    let yaml = std::fs::read_to_string(d.join("job.yaml"))
-        .expect("job")
-        .replace(
-            "wasm: count.wasm",
-            &format!("wasm: {}", q(weir_test_guests::STATE_KINDS)),
-        )
-        .replace(", rate: 1500", "")
-        .replace(
-            "config:\n",
-            &format!(
-                "config:\n  weir.sandbox.cache-dir: {}\n",
-                q(&crate::common::cache_dir().display().to_string())
-            ),
-        );
-    std::fs::write(d.join("job.yaml"), &yaml).expect("spec");
+    let yaml = fixture_job(d, weir_test_guests::STATE_KINDS);
     let dry = |extra: &[&str]| {
         let out = weir()
             .args(["run", "--dry-run", "-s"])
@@ -1157,4 +1164,160 @@ fn a_retained_checkpoint_of_another_job_restores_in_both_claim_modes() {
     // subsume it.
     finish(ClaimMode::Claim);
     assert!(!chk.exists(), "{} is still there", chk.display());
+}
+
+#[test]
+fn the_recovery_and_savepoint_keys_are_read_under_flinks_old_names_too() {
+    // `execution.savepoint.path` (alias of execution.state-recovery.path)
+    // in weir.yaml starts `weir run` from the fixture savepoint.
+    let dir = tempdir();
+    let d = dir.path();
+    fixture_job(d, weir_test_guests::COUNT);
+    let config = d.join("weir.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "execution.savepoint.path: {}\nexecution.savepoint-restore-mode: NO_CLAIM\nweir.progress.interval: 0ms\n",
+            q(&d.join("savepoint").display().to_string())
+        ),
+    )
+    .expect("config");
+    let out = weir()
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "-q"])
+        .arg(d.join("job.yaml"))
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sorted_output(&d.join("out")), expected(3000, 40));
+    assert!(d.join("savepoint/_metadata").is_file(), "NO_CLAIM keeps it");
+
+    // `state.savepoints.dir` (alias of execution.checkpointing.savepoint-dir)
+    // is where a savepoint without a target goes.
+    let run_dir = tempdir();
+    let r = run_dir.path();
+    let job = start(
+        &slow_job(r, 40_000, 100, "state.savepoints.dir: default-savepoints"),
+        r,
+    );
+    job.wait_checkpoints(1);
+    let rx = job
+        .control
+        .request_savepoint(
+            &job.graph,
+            None,
+            SavepointFormat::Canonical,
+            Some(StopMode { drain: false }),
+        )
+        .expect("a target from the configuration");
+    let done = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("outcome")
+        .expect("savepoint");
+    assert!(
+        Path::new(&done.path)
+            .starts_with(r.join("default-savepoints").canonicalize().expect("dir")),
+        "{}",
+        done.path
+    );
+    job.thread.join().expect("thread").expect("finished");
+}
+
+#[test]
+fn an_intermediate_savepoint_restores_exactly_once_after_a_run_from_an_older_checkpoint() {
+    // The reviewer's case: after savepoint S the job goes on from the
+    // checkpoint before S (a restart), which drops S's pending sink files
+    // and writes other files under their names; S must still restore
+    // exactly the output it saw.
+    let (count, keys) = (60_000, 300);
+    let dir = tempdir();
+    let d = dir.path();
+    let job = |rate| CountJob {
+        count,
+        keys,
+        rate,
+        interval: "1h",
+        extra: "execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION",
+        ..CountJob::default()
+    };
+    let running = start(&job(Some(20_000)).yaml(d), d);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(running.control.request_checkpoint(&running.graph));
+    running.wait_checkpoints(1);
+    std::thread::sleep(Duration::from_millis(300));
+    let sp = running
+        .savepoint(&d.join("sp"), SavepointFormat::Canonical, None)
+        .expect("savepoint");
+    running.control.cancel();
+    let _ = running.thread.join();
+    let (_, older) = crate::checkpoints::latest_checkpoint(d).expect("the checkpoint before");
+    let g = graph(&job(None).yaml(d), d).expect("spec");
+    let run_from = |from: &Path| {
+        let options = RunOptions {
+            restore: Some(RestorePoint::open(from).expect("opens")),
+            ..RunOptions::default()
+        };
+        run_job(&g, &options, &JobControl::default()).expect("restored run");
+    };
+    run_from(&older);
+    run_from(Path::new(&sp.path));
+    assert_eq!(sorted_output(&d.join("out")), expected(count, keys));
+}
+
+#[test]
+fn a_server_that_crashed_after_a_stop_ends_the_job_finished_instead_of_running_it_again() {
+    use crate::api::{count_job, http, start_server};
+    use serde_json::json;
+    let dir = tempdir();
+    let d = dir.path();
+    let (server, port) = start_server(d);
+    let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+    let (s, _) = http(port, "POST", "/api/v1/bundles?name=count.wasm", &count);
+    assert_eq!(s, 201);
+    let mut job = count_job("stopped", 100_000_000);
+    job["job"]["config"] = json!({ "execution.checkpointing.interval": "100ms" });
+    let (_, v) = http(port, "POST", "/api/v1/jobs", job.to_string().as_bytes());
+    let id = v["jobid"].as_str().expect("jobid").to_owned();
+    std::thread::sleep(Duration::from_millis(500));
+    let (s, v) = http(
+        port,
+        "POST",
+        &format!("/api/v1/jobs/{id}/stop"),
+        br#"{"triggerId": "s"}"#,
+    );
+    assert_eq!(s, 202, "{v}");
+    let op = completed(port, &format!("/api/v1/jobs/{id}/savepoints/s"));
+    let location = op["location"].as_str().expect("location").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http(port, "GET", &format!("/api/v1/jobs/{id}"), b"").1["state"] != "FINISHED" {
+        assert!(Instant::now() < deadline, "not finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(server);
+    // The crash window: the stop completed (its marker written) but the
+    // record still says RUNNING.
+    let record = d.join("data/jobs").join(&id).join("job.json");
+    let mut r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).expect("record")).expect("json");
+    r["state"] = json!("RUNNING");
+    r["endTime"] = serde_json::Value::Null;
+    std::fs::write(&record, r.to_string()).expect("write");
+    let job_dir = d.join("data/checkpoints").join(&id);
+    std::fs::create_dir_all(&job_dir).expect("mkdir");
+    std::fs::write(job_dir.join("_stopped"), &location).expect("marker");
+    let (_server, port) = start_server(d);
+    let (_, v) = http(port, "GET", &format!("/api/v1/jobs/{id}"), b"");
+    assert_eq!(
+        v["state"], "FINISHED",
+        "the stopped job does not run again: {v}"
+    );
+    assert!(
+        !job_dir.exists(),
+        "its checkpoints are discarded as for a finished job"
+    );
 }

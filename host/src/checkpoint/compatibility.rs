@@ -26,6 +26,8 @@ pub struct JobOperator {
     pub uid: String,
     /// SHA-256 of its component (WebAssembly operators).
     pub sha256: Option<String>,
+    /// The WIT interface its component was checked against.
+    pub world: Option<String>,
     /// The keyed states its component declares when opened (`None`: not
     /// known, e.g. not a WebAssembly operator).
     pub states: Option<Vec<DeclaredState>>,
@@ -53,6 +55,9 @@ pub struct UidVerdict {
     /// Why it is refused.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// What changed without being refused (the WIT world).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The verdicts for every uid of the snapshot and of the job.
@@ -99,7 +104,7 @@ impl fmt::Display for CompatibilityReport {
             if !v.new_states.is_empty() {
                 write!(f, " new state {}", v.new_states.join(", "))?;
             }
-            for p in &v.problems {
+            for p in v.problems.iter().chain(&v.notes) {
                 write!(f, "\n  {:<20}   {p}", "")?;
             }
             writeln!(f)?;
@@ -110,7 +115,7 @@ impl fmt::Display for CompatibilityReport {
 
 /// The first 12 hex digits of a hash, for people.
 fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
+    hash.get(..12).unwrap_or(hash)
 }
 
 /// Whether an operator's snapshot holds any state.
@@ -193,6 +198,7 @@ fn verdict(
         dropped_states: Vec::new(),
         new_states: Vec::new(),
         problems: Vec::new(),
+        notes: Vec::new(),
     }
 }
 
@@ -238,9 +244,15 @@ fn compare(
         .filter(|d| !recorded.states.iter().any(|s| s.name == d.name))
         .map(|d| d.name.clone())
         .collect();
+    // A component built against another version of the world loads only
+    // if this host accepts it; its states decide, but the change is shown.
+    let world_changed = new.world.as_ref().is_some_and(|w| *w != recorded.world);
+    if let (true, Some(w)) = (world_changed, &new.world) {
+        v.notes.push(format!("WIT world {} -> {w}", recorded.world));
+    }
     v.verdict = if !v.problems.is_empty() {
         "refused"
-    } else if new.sha256.as_ref() != Some(&recorded.sha256) {
+    } else if world_changed || new.sha256.as_ref() != Some(&recorded.sha256) {
         "changed-component"
     } else {
         "matched"
@@ -292,6 +304,7 @@ mod tests {
         vec![JobOperator {
             uid: "count".into(),
             sha256: Some(sha.into()),
+            world: Some("weir:operator/handler@0.2.0".into()),
             states: Some(states),
         }]
     }
@@ -307,6 +320,15 @@ mod tests {
         assert!(!r.refused);
         assert_eq!(r.operators[0].verdict, "changed-component");
         assert!(r.to_string().contains("component aaaa -> bbbb"), "{r}");
+        let mut newer = job("aaaa", vec![state("counts", StateKind::Value, None)]);
+        newer[0].world = Some("weir:operator/handler@0.3.0".into());
+        let r = check(&m, &newer, false);
+        assert_eq!(r.operators[0].verdict, "changed-component");
+        assert!(
+            r.to_string()
+                .contains("WIT world weir:operator/handler@0.2.0 -> weir:operator/handler@0.3.0"),
+            "{r}"
+        );
     }
 
     #[test]
@@ -356,6 +378,7 @@ mod tests {
         let other = vec![JobOperator {
             uid: "sum".into(),
             sha256: None,
+            world: None,
             states: None,
         }];
         let r = check(&m, &other, false);

@@ -74,11 +74,11 @@ pub enum TaskMessage {
 /// Shared by the coordinator and the tasks of one job attempt.
 #[derive(Debug)]
 pub struct CheckpointHub {
-    /// Id of the newest checkpoint sources are asked to start (0: none).
-    trigger_id: AtomicU64,
+    /// The newest checkpoint sources are asked to start: its id shifted
+    /// left by two bits, its kind ([`kind_code`]) in them, so that both
+    /// are read together (0: none).
+    trigger: AtomicU64,
     trigger_ts: AtomicU64,
-    /// The kind of the newest trigger ([`kind_code`]).
-    trigger_kind: AtomicU8,
     /// The savepoint after whose barrier the sources stop reading (0:
     /// none), and how that stop stands ([`StopOutcome`]).
     stop_id: AtomicU64,
@@ -104,9 +104,8 @@ impl CheckpointHub {
         let (tx, rx) = crossbeam_channel::unbounded();
         (
             Arc::new(CheckpointHub {
-                trigger_id: AtomicU64::new(0),
+                trigger: AtomicU64::new(0),
                 trigger_ts: AtomicU64::new(0),
-                trigger_kind: AtomicU8::new(0),
                 stop_id: AtomicU64::new(0),
                 stop_outcome: AtomicU8::new(0),
                 drain: AtomicU8::new(0),
@@ -123,19 +122,20 @@ impl CheckpointHub {
     /// For a source: the barrier to emit if a checkpoint newer than `last`
     /// was triggered.
     pub fn poll_trigger(&self, last: u64) -> Option<Barrier> {
-        let id = self.trigger_id.load(Ordering::Acquire);
+        let packed = self.trigger.load(Ordering::Acquire);
+        let id = packed >> 2;
         (id > last).then(|| Barrier {
             id,
             timestamp: self.trigger_ts.load(Ordering::Relaxed) as i64,
-            kind: kind_of(self.trigger_kind.load(Ordering::Relaxed)),
+            kind: kind_of((packed & 3) as u8),
         })
     }
 
     /// Asks the sources to start checkpoint (or savepoint) `id`.
     pub(super) fn trigger(&self, id: u64, timestamp: i64, kind: BarrierKind) {
         self.trigger_ts.store(timestamp as u64, Ordering::Relaxed);
-        self.trigger_kind.store(kind_code(kind), Ordering::Relaxed);
-        self.trigger_id.store(id, Ordering::Release);
+        let packed = (id << 2) | u64::from(kind_code(kind));
+        self.trigger.store(packed, Ordering::Release);
     }
 
     /// Savepoint `id` stops the job: sources read nothing after its
@@ -254,5 +254,26 @@ fn kind_of(code: u8) -> BarrierKind {
         1 => BarrierKind::Savepoint(SavepointFormat::Canonical),
         2 => BarrierKind::Savepoint(SavepointFormat::Native),
         _ => BarrierKind::Checkpoint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trigger_is_read_with_its_own_kind() {
+        let (hub, _rx) = CheckpointHub::new(CheckpointingMode::ExactlyOnce);
+        assert_eq!(hub.poll_trigger(0), None);
+        hub.trigger(7, 1, BarrierKind::Checkpoint);
+        let b = hub.poll_trigger(0).expect("barrier");
+        assert_eq!((b.id, b.kind), (7, BarrierKind::Checkpoint));
+        let native = BarrierKind::Savepoint(SavepointFormat::Native);
+        hub.trigger(8, 2, native);
+        assert_eq!(
+            hub.poll_trigger(7).map(|b| (b.id, b.kind)),
+            Some((8, native))
+        );
+        assert_eq!(hub.poll_trigger(8), None);
     }
 }

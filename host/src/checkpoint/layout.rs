@@ -6,6 +6,7 @@
 //! <state.checkpoints.dir>/<job-id>/shared/<instance>-<n>.sst
 //! <state.checkpoints.dir>/<job-id>/taskowned/
 //! <state.checkpoints.dir>/<job-id>/.lock
+//! <state.checkpoints.dir>/<job-id>/_stopped     (names the savepoint that stopped the job)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,10 @@ pub const SHARED_DIR: &str = "shared";
 pub const TASKOWNED_DIR: &str = "taskowned";
 /// The lock file a running job holds on its folder.
 pub const LOCK_FILE: &str = ".lock";
+/// Written when a stop with savepoint completed, before the sinks commit:
+/// names the savepoint, so that a server that crashes before it records
+/// the job as FINISHED does not run the stopped job again.
+pub const STOPPED_FILE: &str = "_stopped";
 
 /// The folder of one job's checkpoints and the paths inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +78,11 @@ impl CheckpointLayout {
     pub fn lock_file(&self) -> PathBuf {
         self.job_dir.join(LOCK_FILE)
     }
+
+    /// `<job-id>/_stopped`.
+    pub fn stopped_marker(&self) -> PathBuf {
+        self.job_dir.join(STOPPED_FILE)
+    }
 }
 
 /// The name of checkpoint `id`'s folder: `chk-<id>`.
@@ -104,8 +114,18 @@ pub fn shared_reference(name: &str) -> String {
 /// The file name of a subtask's keyed state in a checkpoint folder:
 /// `<node>-<uid>-<subtask>.keyed`, the uid reduced to safe characters.
 pub fn keyed_file_name(node: usize, uid: &str, subtask: u32) -> String {
-    let safe: String = uid
-        .chars()
+    format!("{node}-{}-{subtask}.keyed", safe_uid(uid))
+}
+
+/// What a savepoint prefixes its copies of sink `uid`'s files with:
+/// `sink-<uid>-` (a restore finds them by uid, whatever the node's index).
+pub fn sink_copy_prefix(uid: &str) -> String {
+    format!("sink-{}-", safe_uid(uid))
+}
+
+/// A uid reduced to characters safe in a file name (at most 64).
+fn safe_uid(uid: &str) -> String {
+    uid.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c
@@ -114,8 +134,7 @@ pub fn keyed_file_name(node: usize, uid: &str, subtask: u32) -> String {
             }
         })
         .take(64)
-        .collect();
-    format!("{node}-{safe}-{subtask}.keyed")
+        .collect()
 }
 
 #[cfg(test)]
@@ -144,5 +163,6 @@ mod tests {
     fn keyed_file_names_are_stable() {
         assert_eq!(keyed_file_name(2, "count", 1), "2-count-1.keyed");
         assert_eq!(keyed_file_name(0, "a b/c", 0), "0-a_b_c-0.keyed");
+        assert_eq!(sink_copy_prefix("out/1"), "sink-out_1-");
     }
 }

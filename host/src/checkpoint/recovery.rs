@@ -185,6 +185,12 @@ pub fn sweep_folder(job_dir: &Path) {
     storage.recover(u32::MAX, None);
 }
 
+/// Whether a process (this one included) holds job folder `job_dir`: its
+/// job is running.
+pub fn is_held(job_dir: &Path) -> bool {
+    matches!(try_lock_folder(job_dir), Ok(None))
+}
+
 /// [`sweep_folder`] for every job folder under `root`
 /// (`state.checkpoints.dir`) whose job is not running: what a crash left
 /// of a job that is never resumed is removed too.

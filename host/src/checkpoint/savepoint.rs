@@ -29,7 +29,7 @@ use super::fs::{StorageError, io_err, sync_dir, write_durably};
 use super::layout::{METADATA_FILE, METADATA_IN_PROGRESS, metadata_in};
 use super::metadata::CheckpointMetadata;
 use crate::config::SavepointFormat;
-use crate::state::incremental::{IncrementalHandle, NativeSnapshot, StateFile, copy_file};
+use crate::state::incremental::{IncrementalHandle, NativeSnapshot};
 
 /// The prefix of a savepoint folder's name.
 pub const SAVEPOINT_PREFIX: &str = "savepoint-";
@@ -116,7 +116,7 @@ impl SavepointFolder {
         let target = std::fs::canonicalize(target).map_err(|e| io_err(target, e))?;
         let name = format!(
             "{SAVEPOINT_PREFIX}{}-{}",
-            &job_id[..job_id.len().min(6)],
+            job_id.get(..6).unwrap_or(job_id),
             random_hex(6)
         );
         let temp = target.join(format!(".{name}{IN_PROGRESS_SUFFIX}"));
@@ -128,7 +128,12 @@ impl SavepointFolder {
             }
             None => None,
         };
-        std::fs::create_dir(&temp).map_err(|e| io_err(&temp, e))?;
+        if let Err(e) = std::fs::create_dir(&temp) {
+            if let Some(m) = &marker {
+                let _ = std::fs::remove_file(m);
+            }
+            return Err(io_err(&temp, e));
+        }
         Ok(SavepointFolder {
             temp,
             target: target.join(name),
@@ -140,6 +145,11 @@ impl SavepointFolder {
     /// Where the savepoint will be once complete.
     pub fn path(&self) -> &Path {
         &self.target
+    }
+
+    /// The folder its files are written to until it completes.
+    pub fn staging(&self) -> &Path {
+        &self.temp
     }
 
     /// Writes file `name` durably.
@@ -155,26 +165,14 @@ impl SavepointFolder {
         stem: &str,
         native: &NativeSnapshot,
     ) -> Result<(IncrementalHandle, u64), StorageError> {
-        let mut handle = IncrementalHandle {
-            key_group_range: native.range,
-            instance: native.instance.clone(),
-            entries: native.entries,
-            shared: Vec::new(),
-            private: Vec::new(),
-        };
+        let mut handle = native.empty_handle();
         let mut written = 0;
         for f in &native.files {
-            let name = format!("{stem}.{}", f.local);
-            let dst = self.temp.join(&name);
-            let (size, checksum) = copy_file(&native.folder.join(&f.local), &dst, true)
-                .map_err(|e| io_err(&dst, e))?;
-            written += size;
-            handle.private.push(StateFile {
-                local: f.local.clone(),
-                file: name,
-                size,
-                checksum,
-            });
+            let file = native
+                .copy_private(&f.local, &self.temp, stem)
+                .map_err(|(dst, e)| io_err(&dst, e))?;
+            written += file.size;
+            handle.private.push(file);
         }
         Ok((handle, written))
     }
@@ -192,10 +190,14 @@ impl SavepointFolder {
         std::fs::rename(&tmp, &meta).map_err(|e| io_err(&meta, e))?;
         sync_dir(&self.temp)?;
         std::fs::rename(&self.temp, &self.target).map_err(|e| io_err(&self.target, e))?;
-        if let Some(parent) = self.target.parent() {
-            sync_dir(parent)?;
-        }
         self.done = true;
+        // Complete from here on: a failed fsync of the parent is worth a
+        // warning, not a failed savepoint.
+        if let Some(parent) = self.target.parent()
+            && let Err(e) = sync_dir(parent)
+        {
+            tracing::warn!("savepoint {}: {e}", self.target.display());
+        }
         self.remove_marker();
         Ok(self.target.clone())
     }
@@ -300,6 +302,9 @@ pub fn read_savepoint(path: &Path) -> Result<(PathBuf, CheckpointMetadata), Save
 /// refused and deletes nothing.
 pub fn dispose(path: &Path) -> Result<PathBuf, SavepointError> {
     let (folder, _) = read_savepoint(path)?;
+    // The folder itself, however it was named (a link, `..`, a trailing
+    // `/`): that is what is deleted and what the index knows.
+    let folder = std::fs::canonicalize(&folder).map_err(|e| io_err(&folder, e))?;
     // `_metadata` first: a crash midway leaves a folder that is plainly
     // not a savepoint any more.
     delete_snapshot_folder(&folder)?;

@@ -25,7 +25,7 @@ use super::layout::{
 };
 use super::shared::SharedFiles;
 use crate::config::StorageKind;
-use crate::state::incremental::{IncrementalHandle, NativeSnapshot, StateFile, copy_file};
+use crate::state::incremental::{IncrementalHandle, NativeSnapshot, StateFile};
 
 /// Files of the `jobmanager` storage: (checkpoint id, file name) to bytes.
 type MemoryFiles = Arc<Mutex<HashMap<(u64, String), Arc<Vec<u8>>>>>;
@@ -270,13 +270,7 @@ impl CheckpointStorage {
         };
         let dir = CheckpointLayout::of_job_dir(job_dir).checkpoint(id);
         std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
-        let mut handle = IncrementalHandle {
-            key_group_range: native.range,
-            instance: native.instance.clone(),
-            entries: native.entries,
-            shared: Vec::new(),
-            private: Vec::new(),
-        };
+        let mut handle = native.empty_handle();
         let mut written = 0;
         let mut uploaded_shared = false;
         for f in &native.files {
@@ -300,17 +294,11 @@ impl CheckpointStorage {
                     });
                 }
                 None => {
-                    let name = format!("{stem}.{}", f.local);
-                    let dst = dir.join(&name);
-                    let (size, checksum) =
-                        copy_file(&src, &dst, true).map_err(|e| io_err(&dst, e))?;
-                    written += size;
-                    handle.private.push(StateFile {
-                        local: f.local.clone(),
-                        file: name,
-                        size,
-                        checksum,
-                    });
+                    let file = native
+                        .copy_private(&f.local, &dir, stem)
+                        .map_err(|(dst, e)| io_err(&dst, e))?;
+                    written += file.size;
+                    handle.private.push(file);
                 }
             }
         }

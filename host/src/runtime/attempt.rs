@@ -17,12 +17,13 @@ use super::plan::{TaskPlan, plan_tasks};
 use super::progress::{self, JobSummary};
 use crate::checkpoint::coordinator::{CompletedCheckpoint, Coordinator};
 use crate::checkpoint::hub::{CheckpointHub, TaskMessage};
+use crate::checkpoint::layout::sink_copy_prefix;
 use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::stats::CheckpointStats;
 use crate::checkpoint::storage::CheckpointStorage;
 use crate::metrics::TaskMetrics;
 use crate::sandbox::{HANDLER_INTERFACE, LoadedComponent, Sandbox, SandboxError};
-use crate::sink::{SinkError, transactional};
+use crate::sink::{Copies, SinkError, transactional};
 use crate::spec::graph::{JobGraph, NodeKind};
 
 /// A job's checkpoint storage and its completed checkpoints, shared by its
@@ -157,7 +158,7 @@ fn task_error(graph: &JobGraph, n: usize, subtask: u32, cause: TaskFailure) -> J
 /// Transactional sinks, with checkpoints on: commit what the restored
 /// checkpoint pre-committed and remove everything else, before any task
 /// starts.
-fn recover_sinks(
+pub(super) fn recover_sinks(
     graph: &JobGraph,
     restore: Option<&RestorePoint>,
     checkpointing: bool,
@@ -178,7 +179,16 @@ fn recover_sinks(
             continue;
         };
         let states: Option<Vec<Vec<u8>>> = restore.map(|r| r.operator_states(&node.uid).concat());
-        let first = sink.recover(states.as_deref()).map_err(failed)?;
+        // A savepoint's own copies of the files it names.
+        let folder = restore.and_then(|r| r.reader.folder());
+        let prefix = sink_copy_prefix(&node.uid);
+        let copies = folder.as_deref().map(|dir| Copies {
+            dir,
+            prefix: &prefix,
+        });
+        let first = sink
+            .recover(states.as_deref(), copies.as_ref())
+            .map_err(failed)?;
         sinks.push(Some((sink, first)));
     }
     Ok(sinks)
@@ -218,6 +228,7 @@ pub(super) fn run_attempt(
     if let Some(r) = restore {
         control.publish_restored(RestoredCheckpoint::now(r));
     }
+    let hashes = job.component_hashes();
     let failures = FirstFailure {
         graph,
         control,
@@ -225,10 +236,10 @@ pub(super) fn run_attempt(
     };
     let user_counters = Mutex::new(vec![Vec::new(); graph.nodes.len()]);
     let committer = |n: usize, states: &[Vec<u8>]| attempt.commit(n, states);
+    let preserver = |n, states: &[_], dir: &_| attempt.preserve(graph, n, states, dir);
     let publish = |stats: &CheckpointStats, path: &str| control.publish_completed(stats, path);
     let publish_failure = |f: &_| control.publish_failed(f);
     let stop = || control.stop_after_savepoint();
-    let hashes = job.component_hashes();
     let mut coordinator = job.checkpoints.map(|c| {
         Coordinator::new(
             graph,
@@ -243,7 +254,7 @@ pub(super) fn run_attempt(
         .on_failure(&publish_failure)
         .manual_trigger(&control.checkpoint_requested)
         .components(hashes, HANDLER_INTERFACE)
-        .savepoints(&control.savepoint_rx, &stop)
+        .savepoints(&control.savepoint_rx, &stop, &preserver)
     });
     coordinator = Tasks {
         job: &*job,

@@ -28,7 +28,8 @@ pub struct JobControl {
     /// A user asked for a checkpoint now.
     pub(super) checkpoint_requested: AtomicBool,
     /// Savepoints asked for; the running attempt's coordinator takes them.
-    savepoint_tx: Sender<SavepointRequest>,
+    /// `None` once the job has ended: nothing takes them any more.
+    savepoint_tx: Mutex<Option<Sender<SavepointRequest>>>,
     pub(super) savepoint_rx: Receiver<SavepointRequest>,
     live: Mutex<LiveJob>,
 }
@@ -41,7 +42,7 @@ impl Default for JobControl {
             failed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             checkpoint_requested: AtomicBool::new(false),
-            savepoint_tx,
+            savepoint_tx: Mutex::new(Some(savepoint_tx)),
             savepoint_rx,
             live: Mutex::default(),
         }
@@ -50,6 +51,22 @@ impl Default for JobControl {
 
 /// The outcome of a savepoint: its folder and figures, or why it failed.
 pub type SavepointOutcome = Result<SavepointDone, String>;
+
+/// Why a savepoint cannot even be asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SavepointRefused {
+    /// The job does not checkpoint, so nothing could take it.
+    #[error("savepoints need checkpointing: the job sets no execution.checkpointing.interval")]
+    NoCheckpointing,
+    /// No target folder was given and none is configured.
+    #[error(
+        "no target directory: give one, or set execution.checkpointing.savepoint-dir (state.savepoints.dir)"
+    )]
+    NoTarget,
+    /// The job is stopping or has ended.
+    #[error("the job is not running")]
+    NotRunning,
+}
 
 /// The checkpoint a job (attempt) started from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -79,6 +96,9 @@ pub struct LiveJob {
     pub last_checkpoint_path: Option<String>,
     /// The newest completed savepoint and its path.
     pub last_savepoint: Option<(CheckpointStats, String)>,
+    /// The newest completed checkpoint (not a savepoint), however many
+    /// savepoints followed it.
+    pub last_checkpoint: Option<CheckpointStats>,
     /// Restarts so far.
     pub restarts: u32,
     /// The newest failed checkpoints, oldest first (at most
@@ -99,7 +119,7 @@ impl LiveJob {
     /// The newest completed checkpoint (not a savepoint), as Flink's
     /// `latest.completed` and `lastCheckpoint*` metrics mean it.
     pub fn last_checkpoint(&self) -> Option<&CheckpointStats> {
-        self.checkpoints.iter().rev().find(|c| !c.is_savepoint)
+        self.last_checkpoint.as_ref()
     }
 }
 
@@ -155,22 +175,16 @@ impl JobControl {
         target: Option<&Path>,
         format: SavepointFormat,
         stop: Option<StopMode>,
-    ) -> Result<Receiver<SavepointOutcome>, String> {
+    ) -> Result<Receiver<SavepointOutcome>, SavepointRefused> {
         if graph.config.checkpoint.interval.is_none() {
-            return Err(
-                "savepoints need checkpointing: the job sets no execution.checkpointing.interval"
-                    .into(),
-            );
+            return Err(SavepointRefused::NoCheckpointing);
         }
         if self.is_stopping() || self.stopped.load(Ordering::SeqCst) {
-            return Err("the job is not running".into());
+            return Err(SavepointRefused::NotRunning);
         }
         let target = target
             .or(graph.config.checkpoint.savepoint_dir.as_deref())
-            .ok_or(
-                "no target directory: give one, or set execution.checkpointing.savepoint-dir \
-                 (state.savepoints.dir)",
-            )?;
+            .ok_or(SavepointRefused::NoTarget)?;
         let (reply, outcome) = crossbeam_channel::bounded(1);
         let request = SavepointRequest {
             target: graph.base_dir.join(target),
@@ -178,15 +192,34 @@ impl JobControl {
             stop,
             reply,
         };
-        self.savepoint_tx
+        let tx = self.savepoint_tx.lock().unwrap_or_else(|p| p.into_inner());
+        tx.as_ref()
+            .ok_or(SavepointRefused::NotRunning)?
             .send(request)
-            .map_err(|_| "the job is not running".to_owned())?;
+            .map_err(|_| SavepointRefused::NotRunning)?;
         Ok(outcome)
     }
 
+    /// The job has ended: savepoints asked for and not taken fail, and no
+    /// more can be asked for.
+    pub(super) fn close_savepoints(&self) {
+        self.savepoint_tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        for r in self.savepoint_rx.try_iter() {
+            let _ = r
+                .reply
+                .send(Err("the job ended before the savepoint was taken".into()));
+        }
+    }
+
     /// A stop with savepoint completed: the tasks stop, and the job ends
-    /// FINISHED.
+    /// FINISHED (unless a cancel came first: then it ends CANCELED).
     pub(super) fn stop_after_savepoint(&self) {
+        if self.cancelled.load(Ordering::SeqCst) {
+            return;
+        }
         self.stopped.store(true, Ordering::SeqCst);
         self.cancelled.store(true, Ordering::SeqCst);
     }
@@ -214,6 +247,7 @@ impl JobControl {
             if stats.is_savepoint {
                 l.last_savepoint = Some((stats.clone(), path.to_owned()));
             } else {
+                l.last_checkpoint = Some(stats.clone());
                 l.last_checkpoint_path = Some(path.to_owned());
             }
         });

@@ -15,11 +15,11 @@ use super::restart::{RestartDecision, RestartPolicy, RestartStrategy};
 use super::restore_check::prepare_restore;
 use crate::checkpoint::coordinator::CompletedCheckpoint;
 use crate::checkpoint::fs::StorageError;
-use crate::checkpoint::recovery::{Recovered, sweep_folder, sweep_jobs};
+use crate::checkpoint::recovery::{Recovered, is_held, sweep_folder, sweep_jobs};
 use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::retention::{JobEnd, discard_on_end, newest_intact};
 use crate::checkpoint::storage::{CheckpointStorage, new_job_id};
-use crate::config::{BackendKind, ClaimMode};
+use crate::config::{BackendKind, ClaimMode, StorageKind};
 use crate::sandbox::{LoadedComponent, Sandbox};
 use crate::spec::graph::{JobGraph, NodeKind};
 use crate::state::workdir::JobFolder;
@@ -49,8 +49,19 @@ pub fn load_components(
 }
 
 /// Runs a job to its end (bounded sources) or until `control` cancels it,
-/// restarting it after failures as the restart strategy allows.
+/// restarting it after failures as the restart strategy allows. However it
+/// ends, savepoints asked for and not taken then fail.
 pub fn run_job(
+    graph: &JobGraph,
+    options: &RunOptions,
+    control: &JobControl,
+) -> Result<JobSummary, JobError> {
+    let result = run_job_until_it_ends(graph, options, control);
+    control.close_savepoints();
+    result
+}
+
+fn run_job_until_it_ends(
     graph: &JobGraph,
     options: &RunOptions,
     control: &JobControl,
@@ -73,6 +84,7 @@ pub fn run_job(
         }
         None => None,
     };
+    let claim = claim_mode(graph, options.claim_mode, restore.as_ref())?;
     let job_id = options.job_id.clone().unwrap_or_else(new_job_id);
     // The working folder of embedded state backends, held while the job
     // runs and removed after it (and swept after a crash).
@@ -100,7 +112,7 @@ pub fn run_job(
         storage.as_ref(),
         retained,
         restore.as_ref(),
-        options.claim_mode,
+        claim,
     ));
     let mut job = JobRun {
         graph,
@@ -151,6 +163,49 @@ fn owned_at_start(
         });
     }
     owned
+}
+
+/// Commits what the stop with savepoint `point` pre-committed (from its
+/// own copies): for a job whose stop completed but whose end was not
+/// recorded (a server that crashed in between), so that it ends FINISHED
+/// with its output as the stop left it, instead of running again.
+pub fn finish_stopped(graph: &JobGraph, point: &RestorePoint) -> Result<(), JobError> {
+    super::attempt::recover_sinks(graph, Some(point), true).map(drop)
+}
+
+/// The claim mode a restore can have: CLAIM needs filesystem checkpoint
+/// storage (in memory, the job would delete the only durable copy: it runs
+/// as NO_CLAIM, with a warning), and is refused for a checkpoint whose job
+/// still runs (it holds its folder's lock and may need it).
+fn claim_mode(
+    graph: &JobGraph,
+    asked: ClaimMode,
+    restore: Option<&RestorePoint>,
+) -> Result<ClaimMode, JobError> {
+    let Some(r) = restore.filter(|_| asked == ClaimMode::Claim) else {
+        return Ok(asked);
+    };
+    if graph.config.checkpoint.storage != StorageKind::Filesystem {
+        tracing::warn!(
+            "CLAIM needs execution.checkpointing.storage: filesystem; {} is left alone (NO_CLAIM)",
+            r.path
+        );
+        return Ok(ClaimMode::NoClaim);
+    }
+    let folder = Path::new(&r.path);
+    let is_checkpoint = folder
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("chk-"));
+    if let Some(job_dir) = folder.parent().filter(|_| is_checkpoint)
+        && is_held(job_dir)
+    {
+        return Err(JobError::Storage(StorageError {
+            path: r.path.clone(),
+            message: "CLAIM refused: the job of this checkpoint is running (it holds its folder); restore with NO_CLAIM".into(),
+        }));
+    }
+    Ok(ClaimMode::Claim)
 }
 
 /// Claims the working folder of the job's embedded state backends.
@@ -263,6 +318,12 @@ fn restart_loop(job: &mut JobRun<'_>, first: Option<RestorePoint>) -> Result<Job
         let from = job
             .checkpoints
             .and_then(|c| latest_valid(c.completed))
+            // The claimed snapshot restores as it first did (with the
+            // states -n dropped).
+            .map(|p| match &first {
+                Some(f) if f.path == p.path => f.clone(),
+                _ => p,
+            })
             .or_else(|| first.clone());
         let what = from.as_ref().map_or_else(
             || "from the beginning (no completed checkpoint)".to_owned(),

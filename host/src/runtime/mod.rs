@@ -34,9 +34,9 @@ pub mod restart;
 mod restore_check;
 mod task;
 
-pub use control::{JobControl, LiveJob, RunOptions, SavepointOutcome};
+pub use control::{JobControl, LiveJob, RunOptions, SavepointOutcome, SavepointRefused};
 pub use error::{JobError, TaskFailure};
-pub use job::{load_components, run_job};
+pub use job::{finish_stopped, load_components, run_job};
 pub use operator::{NativeOperators, StreamOperator};
 pub use output::Output;
 pub use progress::JobSummary;

@@ -78,6 +78,26 @@ impl Attempt<'_> {
         })
     }
 
+    /// Keeps in savepoint folder `dir` a copy of every file the subtasks of
+    /// sink node `node` name in `states`.
+    pub(super) fn preserve(
+        &self,
+        graph: &JobGraph,
+        node: usize,
+        states: &[Vec<u8>],
+        dir: &std::path::Path,
+    ) -> Result<(), String> {
+        let Some((sink, _)) = self.sinks.get(node).and_then(Option::as_ref) else {
+            return Ok(());
+        };
+        let prefix = crate::checkpoint::layout::sink_copy_prefix(&graph.nodes[node].uid);
+        let copies = crate::sink::Copies {
+            dir,
+            prefix: &prefix,
+        };
+        sink.preserve(states, &copies).map_err(|e| e.0)
+    }
+
     /// Commits what the subtasks of sink node `node` pre-committed for a
     /// completed checkpoint.
     pub(super) fn commit(&self, node: usize, states: &[Vec<u8>]) -> Result<(), String> {

@@ -38,6 +38,7 @@ pub fn restore_report(
         job.push(JobOperator {
             uid: node.uid.clone(),
             sha256: component.map(|c| c.hash.clone()),
+            world: component.map(|_| crate::sandbox::HANDLER_INTERFACE.to_owned()),
             states,
         });
     }

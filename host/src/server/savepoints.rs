@@ -185,8 +185,10 @@ pub async fn disposal_status(
     Ok(Json(operation(state.jobs.operation(DISPOSAL, &trigger)?)))
 }
 
+/// `GET /api/v1/savepoints?job=ID`.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
+    /// Only this job's savepoints.
     job: Option<String>,
 }
 

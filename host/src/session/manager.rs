@@ -14,13 +14,16 @@ use super::model::{JobState, SubmitRequest};
 use super::roots::Roots;
 use super::savepoints::{Operations, SavepointIndex};
 use super::store::{JOB_RECORD_VERSION, JobRecord, JobStore};
+use crate::checkpoint::layout::CheckpointLayout;
 use crate::checkpoint::recovery::completed_in;
 use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::retention::{JobEnd, discard_on_end, newest_intact};
 use crate::checkpoint::storage::{CheckpointStorage, new_job_id};
 use crate::clock::epoch_ms;
 use crate::config::{ClaimMode, Config, canonical_key};
-use crate::runtime::{JobControl, JobError, RunOptions, load_components, prepare_restore, run_job};
+use crate::runtime::{
+    JobControl, JobError, RunOptions, finish_stopped, load_components, prepare_restore, run_job,
+};
 use crate::sandbox::Sandbox;
 use crate::spec::graph::{JobGraph, NodeKind};
 use crate::spec::{JobSpec, SpecFormat, validate};
@@ -158,17 +161,10 @@ impl JobManager {
             &sandbox,
             &components,
             &point,
-            self.allow_non_restored(request),
+            allow_non_restored(request, graph),
         )
         .map_err(|e| bad(format!("savepointPath: {e}")))?;
         Ok(Some(point))
-    }
-
-    /// Whether a restore for `request` drops state the job has no place
-    /// for: the request's `allowNonRestoredState`, or the server's
-    /// `execution.state-recovery.ignore-unclaimed-state`.
-    pub(super) fn allow_non_restored(&self, request: &SubmitRequest) -> bool {
-        request.allow_non_restored_state || self.config.checkpoint.recovery.ignore_unclaimed_state
     }
 
     /// Validates a submitted job against the stored bundles, records it
@@ -232,9 +228,9 @@ impl JobManager {
             return Ok(entry);
         }
         let runner = entry.clone();
-        let allow_non_restored_state = self.allow_non_restored(&record.request);
-        let claim_mode =
-            claim_mode(&record.request).unwrap_or(self.config.checkpoint.recovery.claim_mode);
+        let allow_non_restored_state = allow_non_restored(&record.request, &entry.graph);
+        let claim_mode = claim_mode(&record.request)
+            .unwrap_or(entry.graph.config.checkpoint.recovery.claim_mode);
         let store = self.store.clone();
         let name = format!("job-{}", &id[..8.min(id.len())]);
         self.launcher
@@ -316,6 +312,10 @@ impl JobManager {
                     discard_checkpoints(&graph, &id, JobState::Canceled);
                 }
             }
+            if record.state == JobState::Running && self.stopped_before_crash(&graph, &mut record) {
+                let _ = store.save(&record);
+                discard_checkpoints(&graph, &id, JobState::Finished);
+            }
             let restore = if record.state == JobState::Running {
                 match self.latest_checkpoint(&graph, &id) {
                     Some(r) => Some(r),
@@ -340,6 +340,43 @@ impl JobManager {
             }
             if let Err(e) = self.start(record, graph, used, restore) {
                 tracing::error!("job {id}: cannot start: {}", e);
+            }
+        }
+    }
+
+    /// Whether recorded job `record` completed a stop with savepoint before
+    /// the server went down (its checkpoint folder names the savepoint):
+    /// then its sinks commit what the stop pre-committed and it is recorded
+    /// FINISHED, as it would have been.
+    fn stopped_before_crash(&self, graph: &JobGraph, record: &mut JobRecord) -> bool {
+        let dir = graph
+            .base_dir
+            .join(&graph.config.checkpoint.dir)
+            .join(&record.id);
+        let marker = CheckpointLayout::of_job_dir(&dir).stopped_marker();
+        let Ok(path) = std::fs::read_to_string(&marker) else {
+            return false;
+        };
+        let finished = RestorePoint::open(std::path::Path::new(path.trim()))
+            .map_err(JobError::from)
+            .and_then(|point| finish_stopped(graph, &point));
+        match finished {
+            Ok(()) => {
+                tracing::info!(
+                    "job {}: had stopped with savepoint {}",
+                    record.id,
+                    path.trim()
+                );
+                record.state = JobState::Finished;
+                record.end_time = Some(epoch_ms());
+                true
+            }
+            Err(e) => {
+                tracing::error!(
+                    "job {}: its stop cannot be completed ({e}); resuming it",
+                    record.id
+                );
+                false
             }
         }
     }
@@ -435,6 +472,13 @@ impl JobManager {
             .iter()
             .any(|j| j.is_running() && j.bundles.iter().any(|b| b == id))
     }
+}
+
+/// Whether a restore for `request` drops state the job has no place for:
+/// the request's `allowNonRestoredState`, or the job's (or the server's)
+/// `execution.state-recovery.ignore-unclaimed-state`.
+pub(super) fn allow_non_restored(request: &SubmitRequest, graph: &JobGraph) -> bool {
+    request.allow_non_restored_state || graph.config.checkpoint.recovery.ignore_unclaimed_state
 }
 
 /// The claim mode a request asks for (`None`: the server's

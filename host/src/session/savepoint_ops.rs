@@ -15,7 +15,7 @@ use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::savepoint::{StopMode, dispose, read_savepoint};
 use crate::clock::epoch_ms;
 use crate::config::SavepointFormat;
-use crate::runtime::{SavepointOutcome, load_components, restore_report};
+use crate::runtime::{SavepointOutcome, SavepointRefused, load_components, restore_report};
 use crate::sandbox::Sandbox;
 
 /// The operations scope of disposals (a savepoint's scope is its job id).
@@ -61,10 +61,7 @@ impl JobManager {
             (Some(t), false) => Some(PathBuf::from(t)),
             (None, _) => None,
         };
-        let trigger_id = trigger
-            .trigger_id
-            .clone()
-            .unwrap_or_else(crate::checkpoint::storage::new_job_id);
+        let trigger_id = trigger_id(trigger.trigger_id.clone())?;
         let keep = self.config.server.async_store_duration;
         if !self.operations.start(id, &trigger_id, keep) {
             return Ok(trigger_id);
@@ -74,8 +71,12 @@ impl JobManager {
             .request_savepoint(&job.graph, target.as_deref(), trigger.format, trigger.stop)
             .map_err(|e| {
                 self.operations
-                    .finish(id, &trigger_id, Operation::Failed(e.clone()));
-                SessionError::conflict(self.roots.redact(&e))
+                    .finish(id, &trigger_id, Operation::Failed(e.to_string()));
+                let text = self.roots.redact(&e.to_string());
+                match e {
+                    SavepointRefused::NoTarget => SessionError::bad_request(text),
+                    _ => SessionError::conflict(text),
+                }
             })?;
         let (ops, index) = (self.operations.clone(), self.savepoints.clone());
         let (job_id, tid) = (id.to_owned(), trigger_id.clone());
@@ -83,8 +84,8 @@ impl JobManager {
             .cancel_job
             .then(|| (job.clone(), self.store.clone()));
         let name = job.graph.name.clone();
-        std::thread::Builder::new()
-            .name(format!("savepoint-{}", &tid[..tid.len().min(8)]))
+        let waiter = std::thread::Builder::new()
+            .name("savepoint-waiter".into())
             .spawn(move || {
                 let result: SavepointOutcome = outcome
                     .recv()
@@ -102,8 +103,13 @@ impl JobManager {
                     Err(why) => Operation::Failed(why),
                 };
                 ops.finish(&job_id, &tid, op);
-            })
-            .map_err(|e| SessionError::internal("cannot wait for the savepoint", e))?;
+            });
+        if let Err(e) = waiter {
+            let why = "cannot wait for the savepoint (no thread)".to_owned();
+            self.operations
+                .finish(id, &trigger_id, Operation::Failed(why.clone()));
+            return Err(SessionError::internal(&why, e));
+        }
         Ok(trigger_id)
     }
 
@@ -135,7 +141,7 @@ impl JobManager {
                 .map_err(|e| SessionError::bad_request(format!("savepointPath: {e}")))?,
             false => PathBuf::from(path),
         };
-        let trigger_id = trigger_id.unwrap_or_else(crate::checkpoint::storage::new_job_id);
+        let trigger_id = self::trigger_id(trigger_id)?;
         let keep = self.config.server.async_store_duration;
         if !self.operations.start(DISPOSAL, &trigger_id, keep) {
             return Ok(trigger_id);
@@ -174,7 +180,7 @@ impl JobManager {
             .restore_path(requested)
             .map_err(|e| bad(format!("savepointPath: {e}")))?;
         let point = RestorePoint::open(&path).map_err(|e| bad(format!("savepointPath: {e}")))?;
-        let allow = self.allow_non_restored(request);
+        let allow = super::manager::allow_non_restored(request, &graph);
         point
             .check(&graph, allow)
             .and_then(|()| point.verify())
@@ -184,6 +190,25 @@ impl JobManager {
         let report = restore_report(&graph, &sandbox, &components, &point, allow)
             .map_err(|e| bad(e.to_string()))?;
         Ok((report, point))
+    }
+}
+
+/// The trigger id a client gave (1 to 64 letters, digits, `-`, `_`, `.`),
+/// or a new one.
+fn trigger_id(given: Option<String>) -> Result<String, SessionError> {
+    let Some(id) = given else {
+        return Ok(crate::checkpoint::storage::new_job_id());
+    };
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(id)
+    } else {
+        Err(SessionError::bad_request(
+            "triggerId: 1 to 64 letters, digits, `-`, `_` or `.`",
+        ))
     }
 }
 

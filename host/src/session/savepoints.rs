@@ -83,12 +83,13 @@ impl Operations {
         Some(t.op.clone())
     }
 
-    /// Whether an operation ended within `recent` and no client has read
-    /// its outcome yet (`weir run` keeps its API up for it).
+    /// Whether an operation is still in progress, or ended within
+    /// `recent` and no client has read its outcome yet (`weir run` keeps
+    /// its API up for it).
     pub fn unread(&self, recent: Duration) -> bool {
         let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
         ops.values()
-            .any(|t| t.op != Operation::InProgress && !t.read && t.changed.elapsed() < recent)
+            .any(|t| !t.read && (t.op == Operation::InProgress || t.changed.elapsed() < recent))
     }
 }
 
@@ -173,9 +174,11 @@ impl SavepointIndex {
     /// The savepoints, oldest first; of job `job` only if given.
     pub fn list(&self, job: Option<&str>) -> Vec<SavepointEntry> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        // A folder deleted meanwhile (a claimed savepoint, a disposal by
+        // hand) is not listed.
         entries
             .iter()
-            .filter(|e| job.is_none_or(|j| e.job_id == j))
+            .filter(|e| job.is_none_or(|j| e.job_id == j) && Path::new(&e.path).is_dir())
             .cloned()
             .collect()
     }

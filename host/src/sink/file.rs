@@ -21,6 +21,11 @@
 //! happened is skipped) and every other hidden part file is deleted, so
 //! the records after the checkpoint, which the job replays, are written
 //! once. A job started without a restore empties the folder's part files.
+//!
+//! A savepoint keeps its own copy (a hard link where it can) of every file
+//! it names ([`preserve`]): a job that restarts from an older checkpoint
+//! deletes or rewrites those names in the folder, so a later restore from
+//! the savepoint installs its copies instead.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -28,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{SinkError, SinkWriter, TransactionalSink, write_lines};
+use super::{Copies, SinkError, SinkWriter, TransactionalSink, write_lines};
 use crate::channel::Batch;
 
 /// The operator state of one transactional file-sink subtask.
@@ -198,8 +203,16 @@ pub struct FileSinkCommitter {
 }
 
 impl TransactionalSink for FileSinkCommitter {
-    fn recover(&self, restored: Option<&[Vec<u8>]>) -> Result<u64, SinkError> {
-        recover(&self.folder, restored).map_err(SinkError)
+    fn recover(
+        &self,
+        restored: Option<&[Vec<u8>]>,
+        copies: Option<&Copies<'_>>,
+    ) -> Result<u64, SinkError> {
+        recover(&self.folder, restored, copies).map_err(SinkError)
+    }
+
+    fn preserve(&self, states: &[Vec<u8>], copies: &Copies<'_>) -> Result<(), SinkError> {
+        preserve(&self.folder, states, copies).map_err(SinkError)
     }
 
     fn begin(&self, subtask: u32, first: u64) -> Result<Box<dyn SinkWriter>, SinkError> {
@@ -211,20 +224,65 @@ impl TransactionalSink for FileSinkCommitter {
     }
 
     fn commit(&self, states: &[Vec<u8>]) -> Result<(), SinkError> {
-        commit(&self.folder, states).map_err(SinkError)
+        commit(&self.folder, states, None).map_err(SinkError)
     }
+}
+
+/// Puts a copy of `src` at `dst`: a hard link where the filesystem allows,
+/// else a copy made durable.
+fn link_or_copy(src: &Path, dst: &Path) -> Result<(), String> {
+    let failed = |e: std::io::Error| format!("{} -> {}: {e}", src.display(), dst.display());
+    if std::fs::hard_link(src, dst).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(src, dst).map_err(failed)?;
+    File::open(dst).and_then(|f| f.sync_all()).map_err(failed)
+}
+
+/// Keeps in `copies` a copy of every file the sink subtasks' `states`
+/// name, pending or already committed: what a savepoint needs to restore
+/// them whatever happens to the folder later.
+pub fn preserve(folder: &Path, states: &[Vec<u8>], copies: &Copies<'_>) -> Result<(), String> {
+    for state in parse_states(states)? {
+        for name in &state.pending {
+            let pending = hidden(folder, name, "pending");
+            let src = if pending.exists() {
+                pending
+            } else {
+                folder.join(name)
+            };
+            let dst = copies.path(name);
+            if !dst.exists() {
+                link_or_copy(&src, &dst)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Commits the files a sink subtask pre-committed (its operator state in a
 /// completed checkpoint): renames each `.pending` file to its part name.
 /// A file already renamed is skipped, so committing twice is harmless.
-pub fn commit(folder: &Path, states: &[Vec<u8>]) -> Result<(), String> {
+/// Where `copies` (a savepoint's) holds a file, its copy is installed
+/// instead: the folder may hold another file of that name by now.
+pub fn commit(
+    folder: &Path,
+    states: &[Vec<u8>],
+    copies: Option<&Copies<'_>>,
+) -> Result<(), String> {
     let mut renamed = false;
     for state in parse_states(states)? {
         for name in &state.pending {
             let from = hidden(folder, name, "pending");
             let to = folder.join(name);
-            if from.exists() {
+            let copy = copies.map(|c| c.path(name)).filter(|p| p.is_file());
+            if let Some(copy) = copy {
+                let staged = hidden(folder, name, "restoring");
+                let _ = std::fs::remove_file(&staged);
+                link_or_copy(&copy, &staged)?;
+                std::fs::rename(&staged, &to).map_err(|e| format!("{}: {e}", to.display()))?;
+                renamed = true;
+            } else if from.exists() {
                 std::fs::rename(&from, &to).map_err(|e| format!("{}: {e}", from.display()))?;
                 renamed = true;
             } else if !to.exists() {
@@ -251,11 +309,15 @@ pub fn commit(folder: &Path, states: &[Vec<u8>]) -> Result<(), String> {
 /// older one, leaves the folder exactly as that checkpoint saw it, and the
 /// replayed records are written once. `None` (a fresh start) removes every
 /// part file.
-pub fn recover(folder: &Path, restored: Option<&[Vec<u8>]>) -> Result<u64, String> {
+pub fn recover(
+    folder: &Path,
+    restored: Option<&[Vec<u8>]>,
+    copies: Option<&Copies<'_>>,
+) -> Result<u64, String> {
     std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
     let states = match restored {
         Some(s) => {
-            commit(folder, s)?;
+            commit(folder, s, copies)?;
             parse_states(s)?
         }
         None => Vec::new(),
@@ -328,16 +390,46 @@ mod tests {
             std::fs::write(d.join(f), f).expect("write");
         }
         let restored = vec![state(0, 3, &["part-0-2"]), state(1, 1, &[])];
-        let next = recover(d, Some(&restored)).expect("recover");
+        let next = recover(d, Some(&restored), None).expect("recover");
         assert_eq!(next, 3);
         assert_eq!(
             names(d),
             vec!["part-0-0", "part-0-1", "part-0-2", "part-1-0"]
         );
         // Committing again is harmless.
-        commit(d, &restored).expect("commit twice");
+        commit(d, &restored, None).expect("commit twice");
         // A fresh start empties the folder.
-        assert_eq!(recover(d, None).expect("fresh"), 0);
+        assert_eq!(recover(d, None, None).expect("fresh"), 0);
         assert!(names(d).is_empty());
+    }
+
+    #[test]
+    fn a_savepoints_copies_survive_a_restart_from_an_older_checkpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (d, sp) = (dir.path().join("out"), dir.path().join("sp"));
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::create_dir_all(&sp).expect("mkdir");
+        std::fs::write(d.join("part-0-0"), "a").expect("write");
+        std::fs::write(d.join(".part-0-1.pending"), "savepoint's").expect("write");
+        let savepoint = vec![state(0, 2, &["part-0-1"])];
+        let copies = Copies {
+            dir: &sp,
+            prefix: "sink-out-",
+        };
+        preserve(&d, &savepoint, &copies).expect("preserve");
+        // A restart from the checkpoint before the savepoint drops its
+        // pending file, and the replay writes another file of that name.
+        let older = vec![state(0, 1, &[])];
+        recover(&d, Some(&older), None).expect("older");
+        std::fs::write(d.join("part-0-1"), "replayed").expect("write");
+        std::fs::write(d.join("part-0-2"), "later").expect("write");
+        // The restore from the savepoint installs its own copy.
+        let next = recover(&d, Some(&savepoint), Some(&copies)).expect("from savepoint");
+        assert_eq!(next, 2);
+        assert_eq!(names(&d), vec!["part-0-0", "part-0-1"]);
+        assert_eq!(
+            std::fs::read_to_string(d.join("part-0-1")).expect("read"),
+            "savepoint's"
+        );
     }
 }

@@ -57,15 +57,44 @@ pub trait SinkWriter: Send {
 /// complete. Committing the same state twice must be harmless.
 pub trait TransactionalSink: Send + Sync {
     /// Brings the destination back to what the restored checkpoint saw
-    /// (`None`: a fresh start) and returns the first transaction number
-    /// the new writers use.
-    fn recover(&self, restored: Option<&[Vec<u8>]>) -> Result<u64, SinkError>;
+    /// (`None`: a fresh start), from `copies` where the restored snapshot
+    /// (a savepoint) kept its own, and returns the first transaction
+    /// number the new writers use.
+    fn recover(
+        &self,
+        restored: Option<&[Vec<u8>]>,
+        copies: Option<&Copies<'_>>,
+    ) -> Result<u64, SinkError>;
+    /// Keeps a copy in `copies` of everything the subtasks' `states` name
+    /// (for a savepoint, so that it restores whatever happens to the
+    /// destination meanwhile).
+    fn preserve(&self, states: &[Vec<u8>], copies: &Copies<'_>) -> Result<(), SinkError> {
+        let _ = (states, copies);
+        Ok(())
+    }
     /// The writer of subtask `subtask`, numbering its transactions from
     /// `first`.
     fn begin(&self, subtask: u32, first: u64) -> Result<Box<dyn SinkWriter>, SinkError>;
     /// Commits what the subtasks pre-committed for a completed checkpoint
     /// (their operator states in it).
     fn commit(&self, states: &[Vec<u8>]) -> Result<(), SinkError>;
+}
+
+/// Where a snapshot keeps its copies of a sink's files: `<dir>/<prefix><name>`.
+#[derive(Debug, Clone, Copy)]
+pub struct Copies<'a> {
+    /// The snapshot's folder.
+    pub dir: &'a Path,
+    /// What the sink's file names are prefixed with there (one sink's
+    /// files apart from another's).
+    pub prefix: &'a str,
+}
+
+impl Copies<'_> {
+    /// Where the copy of file `name` is.
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{}{name}", self.prefix))
+    }
 }
 
 /// The two-phase-commit side of sink `spec`, if it has one (a `file`

@@ -131,6 +131,40 @@ pub struct NativeSnapshot {
     pub files: Vec<NativeFile>,
 }
 
+impl NativeSnapshot {
+    /// The handle of this snapshot, before any file is stored.
+    pub fn empty_handle(&self) -> IncrementalHandle {
+        IncrementalHandle {
+            key_group_range: self.range,
+            instance: self.instance.clone(),
+            entries: self.entries,
+            shared: Vec::new(),
+            private: Vec::new(),
+        }
+    }
+
+    /// Copies its file `local` into `dir` as `<stem>.<local>` (fsynced)
+    /// and returns what a handle records of it; an error names the target.
+    pub fn copy_private(
+        &self,
+        local: &str,
+        dir: &Path,
+        stem: &str,
+    ) -> Result<StateFile, (PathBuf, std::io::Error)> {
+        let name = format!("{stem}.{local}");
+        let dst = dir.join(&name);
+        match copy_file(&self.folder.join(local), &dst, true) {
+            Ok((size, checksum)) => Ok(StateFile {
+                local: local.to_owned(),
+                file: name,
+                size,
+                checksum,
+            }),
+            Err(e) => Err((dst, e)),
+        }
+    }
+}
+
 impl Drop for NativeSnapshot {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir_all(&self.folder)

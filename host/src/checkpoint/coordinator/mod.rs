@@ -26,7 +26,7 @@ mod savepoint_queue;
 mod savepoints;
 mod target;
 
-pub use savepoint_queue::StopListener;
+pub use savepoint_queue::{SinkPreserver, StopListener};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -183,9 +183,11 @@ impl<'a> Coordinator<'a> {
         mut self,
         requests: &'a Receiver<SavepointRequest>,
         on_stopped: &'a StopListener<'a>,
+        preserver: &'a SinkPreserver<'a>,
     ) -> Self {
         self.savepoints.requests = Some(requests);
         self.savepoints.on_stopped = Some(on_stopped);
+        self.savepoints.preserver = Some(preserver);
         self
     }
 

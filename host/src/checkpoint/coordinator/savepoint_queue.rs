@@ -12,6 +12,11 @@ use crate::checkpoint::savepoint::{SavepointFolder, SavepointRequest};
 /// job's tasks.
 pub type StopListener<'a> = dyn Fn() + Sync + 'a;
 
+/// Keeps in a savepoint folder a copy of the files a sink node's
+/// subtasks pre-committed (given its node index and operator states).
+pub type SinkPreserver<'a> =
+    dyn Fn(usize, &[Vec<u8>], &std::path::Path) -> Result<(), String> + Sync + 'a;
+
 /// A savepoint in progress.
 #[derive(Debug)]
 pub(super) struct InFlight {
@@ -35,6 +40,8 @@ pub(super) struct Savepoints<'a> {
     pub(super) resume: Option<u64>,
     /// Told when a stop with savepoint completed.
     pub(super) on_stopped: Option<&'a StopListener<'a>>,
+    /// Copies the sinks' pre-committed files into a savepoint.
+    pub(super) preserver: Option<&'a SinkPreserver<'a>>,
 }
 
 impl Savepoints<'_> {

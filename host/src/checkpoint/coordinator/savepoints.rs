@@ -19,13 +19,17 @@ use super::Coordinator;
 use super::savepoint_queue::InFlight;
 use super::target::Target;
 use crate::channel::BarrierKind;
+use crate::checkpoint::fs::write_durably;
 use crate::checkpoint::hub::{CheckpointHub, StopOutcome};
+use crate::checkpoint::layout::CheckpointLayout;
 use crate::checkpoint::metadata::CheckpointMetadata;
 use crate::checkpoint::pending::Pending;
 use crate::checkpoint::savepoint::{SavepointDone, SavepointFolder, SavepointRequest};
 use crate::checkpoint::stats::{CheckpointStats, FailedCheckpoint};
 use crate::clock::epoch_ms;
 use crate::config::SavepointFormat;
+use crate::spec::graph::NodeKind;
+use std::path::Path;
 
 impl Coordinator<'_> {
     /// Takes new requests and starts the oldest waiting one if none is in
@@ -110,7 +114,8 @@ impl Coordinator<'_> {
         let metadata = self.metadata(id, p, false, Some(f.request.format));
         let result = self.publish_savepoint(f.folder, &metadata, f.request.format);
         match (&result, f.request.stop) {
-            (Ok(_), Some(_)) => {
+            (Ok(done), Some(_)) => {
+                self.mark_stopped(&done.path);
                 self.commit_sinks(&metadata);
                 hub.set_completed(id);
                 hub.end_stop(id, StopOutcome::Stopped);
@@ -157,14 +162,16 @@ impl Coordinator<'_> {
         Some(outcome)
     }
 
-    /// Writes `_metadata` and renames the folder; records the savepoint in
-    /// the history.
+    /// Copies the sinks' pre-committed files into the folder, writes
+    /// `_metadata` and renames the folder; records the savepoint in the
+    /// history.
     fn publish_savepoint(
         &mut self,
         folder: SavepointFolder,
         metadata: &CheckpointMetadata,
         format: SavepointFormat,
     ) -> Result<SavepointDone, String> {
+        self.preserve_sinks(metadata, folder.staging())?;
         let path = folder
             .complete(metadata)
             .map_err(|e| format!("cannot write the savepoint: {e}"))?;
@@ -186,6 +193,43 @@ impl Coordinator<'_> {
             format,
             timestamp: metadata.completed_timestamp,
         })
+    }
+
+    /// Records, before the sinks commit, that the job stopped with the
+    /// savepoint at `path` (see [`crate::checkpoint::layout::STOPPED_FILE`]).
+    fn mark_stopped(&self, path: &str) {
+        let Some(job_dir) = self.storage.job_dir() else {
+            return;
+        };
+        let marker = CheckpointLayout::of_job_dir(job_dir).stopped_marker();
+        if let Err(e) = write_durably(&marker, path.as_bytes()) {
+            tracing::warn!("cannot record the stop: {e}");
+        }
+    }
+
+    /// Keeps in `dir` a copy of every file the sinks of `metadata`
+    /// pre-committed, so the savepoint restores them even after a restart
+    /// from an older checkpoint rewrote the sink's folder.
+    fn preserve_sinks(&self, metadata: &CheckpointMetadata, dir: &Path) -> Result<(), String> {
+        let Some(preserve) = self.savepoints.preserver else {
+            return Ok(());
+        };
+        for op in &metadata.operators {
+            let Some(n) = self.graph.nodes.iter().position(|x| x.uid == op.uid) else {
+                continue;
+            };
+            if !matches!(self.graph.nodes[n].kind, NodeKind::Sink(_)) {
+                continue;
+            }
+            let states: Vec<Vec<u8>> = op
+                .subtasks
+                .iter()
+                .flat_map(|s| s.operator_state.iter().cloned())
+                .collect();
+            preserve(n, &states, dir)
+                .map_err(|e| format!("cannot keep the sink `{}`'s files: {e}", op.node))?;
+        }
+        Ok(())
     }
 
     /// The savepoint in progress failed: its folder goes, the requester
