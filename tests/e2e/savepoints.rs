@@ -464,47 +464,37 @@ fn a_new_operator_version_restores_its_state_and_a_changed_state_is_refused_befo
     run_job(&g, &options, &JobControl::default()).expect("new version restores");
     assert_eq!(sorted_output(&o.join("out")), expected(count, keys));
 
-    // A snapshot whose `count` state was a list: refused before start,
-    // naming the uid and the state; the dry run says the same, exit 2.
-    let edited = tempdir();
-    let e = edited.path().join("sp");
-    copy_tree(&path, &e);
-    let mut meta =
-        CheckpointMetadata::decode(&std::fs::read(e.join("_metadata")).expect("read")).expect("ok");
-    let op = meta
-        .operators
-        .iter_mut()
-        .find(|o| o.uid == "count")
-        .expect("count");
-    let identity = op.component.as_mut().expect("identity recorded");
-    assert_eq!(identity.states.len(), 1, "{identity:?}");
-    assert_eq!(identity.states[0].name, "count");
-    let mut as_list = serde_json::to_value(&identity.states[0]).expect("json");
-    as_list["kind"] = "list".into();
-    identity.states[0] = serde_json::from_value(as_list).expect("state");
-    std::fs::write(e.join("_metadata"), meta.encode().expect("encode")).expect("write");
+    // A component that declares the state `count` as a list instead of a
+    // value: refused before start, naming the uid, the state and the
+    // change; the dry run says the same and exits 2.
+    let as_list = yaml.replace(
+        &q(&v2.display().to_string()),
+        &q(weir_test_guests::COUNT_LIST),
+    );
+    std::fs::write(o.join("list.yaml"), &as_list).expect("spec");
     let options = RunOptions {
-        restore: Some(RestorePoint::open(&e).expect("opens")),
+        restore: Some(RestorePoint::open(&path).expect("opens")),
         ..RunOptions::default()
     };
+    let g = graph(&as_list, o).expect("spec");
     let err = run_job(&g, &options, &JobControl::default()).expect_err("refused");
     let msg = err.to_string();
     assert!(
         msg.contains(
-            "`count`: state `count` was a list state and is declared as a value state now"
+            "`count`: state `count` was a value state and is declared as a list state now"
         ),
         "{msg}"
     );
     let dry = weir()
         .args(["run", "--dry-run", "-s"])
-        .arg(&e)
-        .arg(o.join("job.yaml"))
+        .arg(&path)
+        .arg(o.join("list.yaml"))
         .output()
         .expect("dry run");
     let text = String::from_utf8_lossy(&dry.stdout);
     assert_eq!(dry.status.code(), Some(2), "{text}");
     assert!(
-        text.contains("refused") && text.contains("state `count`"),
+        text.contains("refused") && text.contains("declared as a list state now"),
         "{text}"
     );
 }
