@@ -525,7 +525,7 @@ fn run_here(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     let api = weir::LocalApi::start(config, job_id.clone(), &graph, control.clone());
     match &api {
         Ok(api) if !quiet => eprintln!(
-            "REST API: http://{}/api/v1/jobs/{job_id} (Authorization: Bearer {})",
+            "REST API: http://{}/api/v1/jobs/{job_id} (Authorization: Bearer {})\nDashboard: http://{0}/#token={1}",
             api.addr, api.token
         ),
         Ok(_) => {}

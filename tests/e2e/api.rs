@@ -638,6 +638,7 @@ fn the_openapi_document_describes_every_route() {
             ("get", "/api/v1/savepoint-disposal/{triggerId}"),
             ("get", "/api/v1/savepoints"),
             ("post", "/api/v1/jobs/dry-run"),
+            ("get", "/api/v1/jobs/{id}/checkpoints/retained"),
         ] {
             let op = &doc["paths"][path][method];
             assert!(op.is_object(), "{method} {path} is not documented");
@@ -660,6 +661,48 @@ fn the_openapi_document_describes_every_route() {
                 .is_object(),
             "{}",
             doc["components"]
+        );
+    });
+}
+
+#[test]
+fn the_dashboard_page_loads_without_a_token_but_no_data_does() {
+    runtime().block_on(async {
+        let dir = tempdir();
+        let app = app(dir.path());
+        let resp = app
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .uri("/")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(
+            header("content-type").starts_with("text/html"),
+            "{}",
+            header("content-type")
+        );
+        assert_eq!(header("cache-control"), "no-cache");
+        let (s, _) = call(&app, "GET", "/assets/no-such-file.js", None, Vec::new()).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _) = call(&app, "GET", "/assets/../../token", None, Vec::new()).await;
+        assert_ne!(s, StatusCode::OK, "nothing outside the dashboard's files");
+        let (s, _) = call(&app, "GET", "/api/v1/jobs", None, Vec::new()).await;
+        assert_eq!(
+            s,
+            StatusCode::UNAUTHORIZED,
+            "the data still needs the token"
         );
     });
 }

@@ -736,6 +736,21 @@ fn savepoints_over_the_api_trigger_poll_stop_list_and_dispose() {
     assert_eq!(v["restorable"], true, "{v}");
     assert_eq!(v["operators"][0]["verdict"], "matched", "{v}");
 
+    // The retained checkpoints on disk, to recover from.
+    let (_, v) = http(
+        port,
+        "GET",
+        &format!("/api/v1/jobs/{id}/checkpoints/retained"),
+        b"",
+    );
+    let first = &v["checkpoints"][0];
+    assert!(first["id"].as_u64().is_some_and(|i| i >= 1), "{v}");
+    assert!(
+        Path::new(first["path"].as_str().expect("path"))
+            .join("_metadata")
+            .is_file()
+    );
+
     // Two stops at once: one stops the job, the other fails with a cause.
     let stop = format!("/api/v1/jobs/{id}/stop");
     let (s1, v1) = http(port, "POST", &stop, br#"{"triggerId": "s1"}"#);

@@ -9,6 +9,8 @@
 //!
 //! - [`checkpoints`]: checkpoint statistics, configuration, trigger and
 //!   the job metrics;
+//! - [`dashboard`]: the web dashboard's page and assets (no token needed:
+//!   they carry no data);
 //! - [`prometheus`]: `/metrics` for Prometheus;
 //! - [`savepoints`]: trigger, stop with, poll, dispose of and list
 //!   savepoints, and the dry run of a restore;
@@ -18,6 +20,7 @@
 //! - [`router`] puts the routes together behind the bearer token.
 
 pub mod checkpoints;
+pub mod dashboard;
 pub mod error;
 pub mod local;
 pub mod openapi;
@@ -143,6 +146,10 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/jobs/{id}/stop", post(savepoints::stop_job))
         .route("/api/v1/jobs/dry-run", post(savepoints::dry_run))
         .route(
+            "/api/v1/jobs/{id}/checkpoints/retained",
+            get(savepoints::retained_checkpoints),
+        )
+        .route(
             "/api/v1/savepoint-disposal",
             post(savepoints::dispose_savepoint),
         )
@@ -154,10 +161,14 @@ pub fn router(state: Shared) -> Router {
         .route("/metrics", get(prometheus::prometheus))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .layer(DefaultBodyLimit::max(state.max_body));
-    uploads
+    let api = uploads
         .merge(rest)
         .fallback(|| async { ApiError::not_found("no such resource") })
-        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .route("/", get(dashboard::index))
+        .route("/assets/{*file}", get(dashboard::asset))
+        .merge(api)
         .with_state(state)
 }
 
@@ -481,7 +492,11 @@ pub fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
 /// Binds `addr` and serves until Ctrl-C.
 pub async fn serve(state: Shared, addr: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!("serving the REST API on http://{}", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    tracing::info!("serving the REST API on http://{local}");
+    // The token rides in the fragment, which a browser never sends: one
+    // click signs in, and no request or log line carries it.
+    eprintln!("Dashboard: http://{local}/#token={}", state.token);
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

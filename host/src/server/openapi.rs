@@ -32,6 +32,7 @@ use crate::session::{JobState, SubmitRequest};
         super::savepoints::disposal_status,
         super::savepoints::list_savepoints,
         super::savepoints::dry_run,
+        super::savepoints::retained_checkpoints,
         super::prometheus::prometheus,
         openapi_json,
     ),

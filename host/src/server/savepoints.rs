@@ -201,6 +201,17 @@ pub async fn list_savepoints(
     Json(json!({ "savepoints": state.jobs.savepoints(q.job.as_deref()) }))
 }
 
+/// `GET /api/v1/jobs/{id}/checkpoints/retained`: the job's retained
+/// checkpoints on disk, newest first, to recover from.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/checkpoints/retained", tag = "checkpoints", params(("id" = String, Path, description = "job id")), responses((status = 200, description = "`{checkpoints: [{id, path, timestamp, size, backend}]}`", body = Object), (status = 404, description = "no such job", body = ErrorBody)))]
+pub async fn retained_checkpoints(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let list = blocking(move || state.jobs.retained_checkpoints(&id)).await?;
+    Ok(Json(json!({ "checkpoints": list })))
+}
+
 /// `POST /api/v1/jobs/dry-run` with a submit request naming
 /// `savepointPath`: what would be restored where, and whether the
 /// components fit; starts nothing.

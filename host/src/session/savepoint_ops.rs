@@ -18,6 +18,23 @@ use crate::config::SavepointFormat;
 use crate::runtime::{SavepointOutcome, SavepointRefused, load_components, restore_report};
 use crate::sandbox::Sandbox;
 
+/// A retained checkpoint of a job, as the dashboard lists it to recover
+/// from.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetainedCheckpoint {
+    /// Its id.
+    pub id: u64,
+    /// Its folder.
+    pub path: String,
+    /// When it completed (ms since the Unix epoch).
+    pub timestamp: i64,
+    /// Bytes of state.
+    pub size: u64,
+    /// The state backend that wrote it.
+    pub backend: String,
+}
+
 /// The operations scope of disposals (a savepoint's scope is its job id).
 pub const DISPOSAL: &str = "savepoint-disposal";
 
@@ -155,6 +172,29 @@ impl JobManager {
         };
         self.operations.finish(DISPOSAL, &trigger_id, op);
         Ok(trigger_id)
+    }
+
+    /// The retained checkpoints of job `id` on disk (a running, cancelled,
+    /// failed or finished job's), newest first: what it can be recovered
+    /// from besides its savepoints.
+    pub fn retained_checkpoints(&self, id: &str) -> Result<Vec<RetainedCheckpoint>, SessionError> {
+        let job = self.get(id)?;
+        let cp = &job.graph.config.checkpoint;
+        let dir = job.graph.base_dir.join(&cp.dir).join(&job.id);
+        Ok(crate::checkpoint::recovery::completed_in(&dir)
+            .into_iter()
+            .filter_map(|(_, path)| {
+                let bytes = std::fs::read(path.join("_metadata")).ok()?;
+                let m = crate::checkpoint::metadata::CheckpointMetadata::decode(&bytes).ok()?;
+                Some(RetainedCheckpoint {
+                    id: m.checkpoint_id,
+                    path: path.display().to_string(),
+                    timestamp: m.completed_timestamp,
+                    size: m.state_size,
+                    backend: m.backend,
+                })
+            })
+            .collect())
     }
 
     /// The savepoints this server wrote (of job `job` only, if given).
