@@ -1,0 +1,396 @@
+// Browser tests of the dashboard against a real `weir serve`.
+//
+//   WEIR_BIN=/path/to/weir WEIR_COUNT_WASM=/path/to/count.wasm npm test
+//
+// WEIR_BIN         the weir binary (required)
+// WEIR_COUNT_WASM  the keyed count operator component (required)
+// WEIR_WEB_DIR     serve the dashboard from this folder (e.g. dist, after
+//                  `npm run build`) instead of the copy built into the binary
+// CHROMIUM         the browser (default /usr/bin/chromium)
+//
+// Each test prints one line and saves a screenshot to
+// test-results/<name>.png; the run exits non-zero if any test fails. A test
+// fails on any console error or uncaught exception in the page, except
+// Chromium's own "Failed to load resource" lines for API answers the test
+// provokes on purpose (a refused upload or spec, a wrong token, a killed
+// server): the browser logs those itself, whatever the page does with them.
+
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const resultsDir = path.join(here, '..', 'test-results');
+const TOKEN = 'weir-web-test-token-0123456789';
+const STEP_TIMEOUT = 20000;
+const TEST_TIMEOUT = 60000;
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) {
+    console.error(`${name} is not set (see the head of tests/run.mjs)`);
+    process.exit(2);
+  }
+  return v;
+}
+
+const weirBin = need('WEIR_BIN');
+const countWasm = need('WEIR_COUNT_WASM');
+const webDir = process.env.WEIR_WEB_DIR ? path.resolve(process.env.WEIR_WEB_DIR) : null;
+if (webDir && !fs.existsSync(path.join(webDir, 'index.html'))) {
+  console.error(`${webDir}/index.html is missing: run \`npm run build\` first`);
+  process.exit(2);
+}
+
+// ---- The server ----
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-web-test-'));
+const configFile = path.join(tmp, 'weir.yaml');
+fs.writeFileSync(configFile, [
+  'rest.port: 0',
+  `weir.server.token: ${TOKEN}`,
+  `weir.server.data-dir: ${JSON.stringify(path.join(tmp, 'data'))}`,
+  `weir.sandbox.cache-dir: ${JSON.stringify(path.join(tmp, 'cache'))}`,
+  '',
+].join('\n'));
+
+const serverLog = [];
+let server = null;
+
+async function startServer() {
+  const env = { ...process.env };
+  if (webDir) env.WEIR_WEB_DIR = webDir;
+  else delete env.WEIR_WEB_DIR;
+  server = spawn(weirBin, ['serve', '--config', configFile], { cwd: tmp, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const keep = (line) => {
+    serverLog.push(line);
+    if (serverLog.length > 200) serverLog.shift();
+  };
+  readline.createInterface({ input: server.stdout }).on('line', keep);
+  const lines = readline.createInterface({ input: server.stderr });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('weir serve printed no address within 30 s')), 30000);
+    server.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`weir serve exited (${code ?? signal}) before serving:\n${serverLog.join('\n')}`));
+    });
+    lines.on('line', (line) => {
+      keep(line);
+      // eslint-disable-next-line no-control-regex
+      const m = line.replace(/\x1b\[[0-9;]*m/g, '').match(/serving the REST API on (http:\/\/127\.0\.0\.1:\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+  });
+}
+
+async function killServer() {
+  if (!server || server.exitCode !== null || server.signalCode !== null) return;
+  const exited = once(server, 'exit');
+  server.kill('SIGKILL');
+  await exited;
+}
+
+// ---- Helpers ----
+
+async function until(what, fn, timeout = STEP_TIMEOUT) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) {
+      throw new Error(`timed out after ${timeout / 1000} s waiting for ${what}${last ? ` (${last.message.split('\n')[0]})` : ''}`);
+    }
+    await new Promise((r) => { setTimeout(r, 150); });
+  }
+}
+
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+async function apiCall(base, method, p, body, headers = {}) {
+  const res = await fetch(`${base}/api/v1${p}`, {
+    method, body, headers: { Authorization: `Bearer ${TOKEN}`, ...headers },
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+// Console errors and page errors of a page; `allow` lists the patterns of
+// Chromium's "Failed to load resource" lines the current test expects.
+function watch(page, state) {
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    const text = m.text();
+    const url = (m.location() && m.location().url) || '';
+    if (text.startsWith('Failed to load resource') && url.includes('/api/v1/')
+      && state.allow.some((re) => re.test(text))) {
+      return;
+    }
+    state.errors.push(`console error: ${text}${url ? ` (${url})` : ''}`);
+  });
+  page.on('pageerror', (e) => state.errors.push(`page error: ${e.message}`));
+}
+
+// ---- The tests ----
+
+const job = (wasm) => JSON.stringify({
+  name: 'keyed-count',
+  config: { 'execution.checkpointing.interval': '200ms' },
+  sources: [{ id: 'gen', type: 'datagen', count: 100000000, keys: 50, rate: 2000 }],
+  operators: [{ id: 'count', uid: 'count', wasm }],
+  sinks: [{ id: 'out', type: 'discard' }],
+  edges: [{ from: 'gen', to: 'count', partition: 'hash' }, { from: 'count', to: 'out' }],
+}, null, 2);
+
+const ctx = {};
+
+const tests = [
+  ['1-token-and-upload', [/status of 400/], async ({ page, base }) => {
+    await page.goto(`${base}/#token=${TOKEN}`);
+    await page.getByTestId('overview').waitFor();
+    assert(!page.url().includes('token'), `the token stays in the address: ${page.url()}`);
+    const stored = await page.evaluate(() => sessionStorage.getItem('weir.token'));
+    assert(stored === TOKEN, 'the token is not in sessionStorage');
+
+    // The good bundle, with the file picker.
+    await page.getByTestId('upload-input').setInputFiles({
+      name: 'count.wasm', mimeType: 'application/wasm', buffer: fs.readFileSync(countWasm),
+    });
+    await until('the bundle `count` in the list', async () => (await page.getByTestId('bundle-row')
+      .filter({ hasText: 'count' }).count()) === 1);
+    assert(await page.getByTestId('upload-error').isHidden(), 'an upload error shows after a good upload');
+
+    // A bad one, dropped on the drop zone: the server's reason, verbatim.
+    const bad = 'this is not a WebAssembly component';
+    const expected = await apiCall(base, 'POST', '/bundles?name=bad.wasm', bad);
+    assert(expected.status === 400, `the server took a bad bundle: ${expected.status}`);
+    await page.getByTestId('upload-drop').evaluate((zone, content) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([content], 'bad.wasm', { type: 'application/wasm' }));
+      zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, bad);
+    const shown = await until('the upload error', async () => {
+      const el = page.getByTestId('upload-error');
+      return (await el.isVisible()) && (await el.textContent());
+    });
+    assert(shown === expected.json.errors.join('\n'), `upload-error shows ${JSON.stringify(shown)}, the server said ${JSON.stringify(expected.json.errors)}`);
+    assert((await page.getByTestId('bundle-row').count()) === 1, 'the bad bundle is listed');
+  }],
+
+  ['2-submit', [/status of 400/], async ({ page, base }) => {
+    await page.goto(`${base}/#/submit`);
+    const editor = page.getByTestId('spec-editor');
+    await editor.fill(job('no-such-bundle'));
+    await page.getByTestId('submit-job').click();
+    const error = page.getByTestId('spec-error').first();
+    await error.waitFor();
+    const field = await error.locator('code').textContent();
+    assert(field === 'operators[0].wasm', `the error names ${JSON.stringify(field)}, not operators[0].wasm`);
+    assert((await error.textContent()).includes('no-such-bundle'), 'the error does not name the bundle');
+
+    await editor.fill(job('count.wasm'));
+    await page.getByTestId('submit-job').click();
+    await until('the job page', () => /#\/jobs\/[0-9a-f]+$/.test(page.url()));
+    ctx.jobId = decodeURIComponent(page.url().split('#/jobs/')[1]);
+    await until('RUNNING', async () => (await page.getByTestId('job-state').textContent()) === 'RUNNING');
+    await until('3 graph nodes', async () => (await page.getByTestId('graph-node').count()) === 3);
+    const nodes = await page.getByTestId('graph-node').allTextContents();
+    for (const id of ['gen', 'count', 'out']) {
+      assert(nodes.some((t) => t.includes(id) && t.includes('x1')), `no node ${id} x1 in ${JSON.stringify(nodes)}`);
+    }
+    assert((await page.getByTestId('graph-edge').count()) === 2, 'the graph does not have 2 edges');
+    await until('busy figures in the node tooltips', async () => (await page.getByTestId('graph-node')
+      .filter({ hasText: 'count' }).locator('title').textContent()).includes('busy: max'));
+  }],
+
+  ['3-checkpoints', [], async ({ page }) => {
+    await page.getByTestId('tab-checkpoints').click();
+    await until('the checkpoints tab', () => page.url().endsWith('/checkpoints'));
+    const rows = page.getByTestId('checkpoint-row');
+    await until('a checkpoint in the history', async () => (await rows.count()) > 0);
+    const completed = await page.locator('[data-count="completed"] .value').textContent();
+    assert(Number(completed.replace(/,/g, '')) > 0, `completed count is ${completed}`);
+    const row = rows.filter({ hasText: 'COMPLETED' }).first();
+    const id = await row.getAttribute('data-id');
+    await row.click();
+    await until('subtask rows', async () => (await page.getByTestId('subtask-row').count()) >= 3);
+    const subtasks = await page.locator(`tbody:has(> tr[data-id="${id}"]) [data-testid="subtask-row"]`).allTextContents();
+    assert(subtasks.length === 3, `checkpoint ${id} shows ${subtasks.length} subtask rows, not 3`);
+    assert(['gen', 'count', 'out'].every((v) => subtasks.some((t) => t.startsWith(v))), `subtask rows: ${subtasks}`);
+    const interval = await page.locator('[data-testid="checkpoint-config"] tr[data-key="Interval"] td').textContent();
+    assert(interval === '200 ms', `the configuration shows interval ${interval}`);
+    await until('the latest completed path', async () => (await page.getByTestId('latest-completed')
+      .getByTestId('external-path').textContent()).includes('chk-'));
+
+    // A checkpoint on request.
+    await page.getByTestId('action-checkpoint').click();
+    const result = page.getByTestId('action-result').first();
+    await until('the requested checkpoint', async () => (await result.getAttribute('data-status')) === 'completed');
+    assert(/Checkpoint\s*\d+ completed/.test(await result.textContent()), `checkpoint result: ${await result.textContent()}`);
+  }],
+
+  ['4-savepoints', [], async ({ page }) => {
+    const newest = page.getByTestId('action-result').first();
+    const finish = async (what) => {
+      await until(`the ${what} to complete`, async () => (await newest.getAttribute('data-status')) !== 'in-progress', 30000);
+      const status = await newest.getAttribute('data-status');
+      assert(status === 'completed', `the ${what} failed: ${await newest.textContent()}`);
+      return newest.getByTestId('savepoint-location').textContent();
+    };
+    await page.getByTestId('savepoint-target').fill('');
+    await page.getByTestId('action-savepoint').click();
+    const first = await finish('savepoint');
+    assert(first.includes('savepoint'), `savepoint location ${first}`);
+
+    await page.getByTestId('action-stop').click();
+    const second = await finish('stop with savepoint');
+    assert(second !== first, 'the stop reported the first savepoint');
+    await until('FINISHED', async () => (await page.getByTestId('job-state').textContent()) === 'FINISHED');
+
+    const listed = page.getByTestId('job-savepoint').getByTestId('savepoint-path');
+    await until('both savepoints in the list', async () => {
+      const paths = await listed.allTextContents();
+      return paths.includes(first) && paths.includes(second);
+    });
+    const latest = await page.getByTestId('latest-savepoint').getByTestId('external-path').textContent();
+    assert(path.basename(latest) === path.basename(second), `latest savepoint ${latest}, not ${second}`);
+    await until('savepoint markers in the history', async () => (await page.getByTestId('savepoint-marker').count()) >= 2);
+    ctx.savepoint = second;
+  }],
+
+  ['5-restore-and-cancel', [], async ({ page, base }) => {
+    await page.goto(`${base}/#/submit`);
+    await page.getByTestId('spec-editor').fill(job('count.wasm'));
+    const select = page.getByTestId('restore-select');
+    await until('the savepoints to restore from', async () => (await select.locator('option').count()) >= 3);
+    await select.selectOption(ctx.savepoint);
+    assert((await page.getByTestId('restore-path').inputValue()) === ctx.savepoint, 'the select does not fill the path');
+    await page.getByTestId('check-restore').click();
+    await page.getByTestId('dry-run').waitFor();
+    const verdict = await page.locator('[data-testid="verdict-row"]', { hasText: 'count' }).first().getAttribute('data-verdict');
+    assert(verdict === 'matched', `the verdict of count is ${verdict}`);
+    assert((await page.getByTestId('restorable').textContent()).includes('can restore'), 'the check does not say it can restore');
+
+    await page.getByTestId('submit-job').click();
+    await until('the restored job page', () => /#\/jobs\/[0-9a-f]+$/.test(page.url()) && !page.url().includes(ctx.jobId));
+    await until('RUNNING', async () => (await page.getByTestId('job-state').textContent()) === 'RUNNING');
+    await page.getByTestId('tab-checkpoints').click();
+    await until('the restore in the latest', async () => (await page.getByTestId('latest-restored')
+      .locator('td').first().textContent()) !== '—');
+
+    await page.getByTestId('action-cancel').click();
+    await page.getByTestId('confirm-dialog').waitFor();
+    await page.getByTestId('confirm-yes').click();
+    await until('CANCELED', async () => (await page.getByTestId('job-state').textContent()) === 'CANCELED');
+  }],
+
+  ['6-login-and-unreachable', [/status of 401/], async ({ browser, base, state }) => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    watch(page, state);
+    state.page = page;
+    await page.goto(`${base}/#token=not-the-right-token-at-all`);
+    await page.getByTestId('login-form').waitFor();
+    assert(!page.url().includes('token='), 'the wrong token stays in the address');
+    await page.getByTestId('login-message').waitFor();
+    await page.getByTestId('login-token').fill(TOKEN);
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('overview').waitFor();
+    await until('the jobs in the overview', async () => (await page.getByTestId('job-row').count()) === 2);
+
+    state.allow.push(/net::ERR_/);
+    await killServer();
+    const banner = page.getByTestId('unreachable');
+    await banner.waitFor({ timeout: STEP_TIMEOUT });
+    assert(/unreachable/i.test(await banner.textContent()), 'the banner does not say unreachable');
+    // Let it retry a few times.
+    await page.waitForTimeout(4500);
+    assert(await banner.isVisible(), 'the banner went away');
+    await page.getByTestId('overview').waitFor();
+  }],
+];
+
+// ---- The run ----
+
+fs.mkdirSync(resultsDir, { recursive: true });
+let failed = 0;
+let passed = 0;
+let browser = null;
+const started = Date.now();
+try {
+  const base = await startServer();
+  const index = await fetch(`${base}/`).then((r) => r.text());
+  if (!index.includes('/assets/main-')) {
+    throw new Error(`${base}/ does not serve the dashboard (build it, or set WEIR_WEB_DIR=dist):\n${index.slice(0, 300)}`);
+  }
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  const state = { errors: [], allow: [], page };
+  watch(page, state);
+
+  for (const [name, allow, fn] of tests) {
+    const t0 = Date.now();
+    state.errors.length = 0;
+    state.allow = [...allow];
+    state.page = page;
+    let error = null;
+    try {
+      let timer;
+      await Promise.race([
+        fn({ page, base, browser, state }),
+        new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`took over ${TEST_TIMEOUT / 1000} s`)), TEST_TIMEOUT); }),
+      ]).finally(() => clearTimeout(timer));
+      // Late errors of the test's own requests.
+      await state.page.waitForTimeout(300);
+    } catch (e) {
+      error = e;
+    }
+    if (!error && state.errors.length) error = new Error(state.errors.join('\n  '));
+    try {
+      await state.page.screenshot({ path: path.join(resultsDir, `${name}.png`), fullPage: true });
+    } catch {
+      // a screenshot that fails does not change the verdict
+    }
+    const secs = ((Date.now() - t0) / 1000).toFixed(1);
+    if (error) {
+      failed++;
+      console.log(`FAIL ${name} (${secs} s): ${error.message}`);
+    } else {
+      passed++;
+      console.log(`ok   ${name} (${secs} s)`);
+    }
+  }
+} catch (e) {
+  failed++;
+  console.log(`FAIL setup: ${e.message}`);
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  await killServer().catch(() => {});
+  if (failed) {
+    console.log(`--- the server's last lines ---\n${serverLog.slice(-20).join('\n')}`);
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+console.log(`${passed} of ${tests.length} passed in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+process.exit(failed ? 1 : 0);
