@@ -277,6 +277,26 @@ fn jobs_are_submitted_inspected_and_cancelled() {
             assert!(Instant::now() < deadline, "no records flowed: {v}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // The overview, the bundles' users and the recorded spec.
+        let (_, v) = call(&app, "GET", "/api/v1/jobs", t, Vec::new()).await;
+        assert_eq!(v["jobs"][0]["parallelism"], 1, "{v}");
+        assert_eq!(v["jobs"][0]["restarts"], 0, "{v}");
+        let (_, v) = call(&app, "GET", "/api/v1/bundles", t, Vec::new()).await;
+        assert_eq!(v["bundles"][0]["jobs"], json!([id]), "{v}");
+        let (s, v) = call(
+            &app,
+            "GET",
+            &format!("/api/v1/jobs/{id}/spec"),
+            t,
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["job"]["name"], "long", "{v}");
+        let wasm = v["job"]["operators"][0]["wasm"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(wasm.starts_with("sha256:"), "{v}");
         // A bundle in use cannot be deleted.
         let (s, v) = call(&app, "DELETE", "/api/v1/bundles/count", t, Vec::new()).await;
         assert_eq!(s, StatusCode::CONFLICT, "{v}");
@@ -639,6 +659,7 @@ fn the_openapi_document_describes_every_route() {
             ("get", "/api/v1/savepoints"),
             ("post", "/api/v1/jobs/dry-run"),
             ("get", "/api/v1/jobs/{id}/checkpoints/retained"),
+            ("get", "/api/v1/jobs/{id}/spec"),
         ] {
             let op = &doc["paths"][path][method];
             assert!(op.is_object(), "{method} {path} is not documented");

@@ -126,6 +126,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/bundles/{bundle}", delete(delete_bundle))
         .route("/api/v1/jobs", get(list_jobs).post(submit_job))
         .route("/api/v1/jobs/{id}", get(job_detail).patch(patch_job))
+        .route("/api/v1/jobs/{id}/spec", get(job_spec))
         .route(
             "/api/v1/jobs/{id}/checkpoints",
             get(checkpoints::job_checkpoints).post(checkpoints::trigger_checkpoint),
@@ -256,9 +257,25 @@ async fn upload_bundle(
 }
 
 /// `GET /api/v1/bundles`.
-#[utoipa::path(get, path = "/api/v1/bundles", tag = "bundles", responses((status = 200, description = "`{\"bundles\": [Bundle]}`", body = Object)))]
+#[utoipa::path(get, path = "/api/v1/bundles", tag = "bundles", responses((status = 200, description = "`{\"bundles\": [Bundle with jobs: the running jobs using it]}`", body = Object)))]
 async fn list_bundles(State(state): State<Shared>) -> Json<Value> {
-    Json(json!({ "bundles": state.bundles.list() }))
+    let jobs = state.jobs.list();
+    let bundles: Vec<Value> = state
+        .bundles
+        .list()
+        .into_iter()
+        .map(|b| {
+            let using: Vec<&str> = jobs
+                .iter()
+                .filter(|j| j.is_running() && j.bundles.contains(&b.id))
+                .map(|j| j.id.as_str())
+                .collect();
+            let mut v = json!(b);
+            v["jobs"] = json!(using);
+            v
+        })
+        .collect();
+    Json(json!({ "bundles": bundles }))
 }
 
 /// `DELETE /api/v1/bundles/{bundle}`: refused while a running job uses it.
@@ -289,7 +306,7 @@ async fn submit_job(
 }
 
 /// `GET /api/v1/jobs`: Flink's job overview.
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", responses((status = 200, description = "`{\"jobs\": [{jid, name, state, start-time, end-time, duration}]}`", body = Object)))]
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", responses((status = 200, description = "`{\"jobs\": [{jid, name, state, start-time, end-time, duration, parallelism, restarts, last-checkpoint}]}`", body = Object)))]
 async fn list_jobs(State(state): State<Shared>) -> Json<Value> {
     let jobs: Vec<Value> = state
         .jobs
@@ -297,6 +314,7 @@ async fn list_jobs(State(state): State<Shared>) -> Json<Value> {
         .iter()
         .map(|j| {
             let (st, end, _) = j.status();
+            let live = j.control.live();
             json!({
                 "jid": j.id,
                 "name": j.graph.name,
@@ -304,6 +322,11 @@ async fn list_jobs(State(state): State<Shared>) -> Json<Value> {
                 "start-time": j.start_time,
                 "end-time": end.unwrap_or(-1),
                 "duration": end.unwrap_or_else(crate::clock::epoch_ms) - j.start_time,
+                "parallelism": j.graph.nodes.iter().map(|n| n.parallelism).max().unwrap_or(0),
+                "restarts": live.restarts,
+                "last-checkpoint": live
+                    .last_checkpoint()
+                    .map(|c| c.trigger_timestamp + c.duration_ms.round() as i64),
             })
         })
         .collect();
@@ -322,6 +345,19 @@ async fn job_detail(
         detail(&job, state.jobs.roots())
     });
     Ok(json_bytes(body))
+}
+
+/// `GET /api/v1/jobs/{id}/spec`: the request that submitted the job, as
+/// recorded (operators name their bundles `sha256:<id>`), to resume it.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/spec", tag = "jobs", params(("id" = String, Path, description = "job id")), responses((status = 200, description = "the submit request as recorded", body = SubmitRequest), (status = 404, description = "no such job, or one the server did not submit", body = ErrorBody)))]
+async fn job_spec(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<SubmitRequest>, ApiError> {
+    let job = state.jobs.get(&id)?;
+    job.request()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("job {id} was not submitted to this server")))
 }
 
 /// A JSON answer from bytes already encoded.

@@ -20,6 +20,7 @@ use crate::session::{JobState, SubmitRequest};
         super::submit_job,
         super::list_jobs,
         super::job_detail,
+        super::job_spec,
         super::patch_job,
         super::checkpoints::job_checkpoints,
         super::checkpoints::trigger_checkpoint,

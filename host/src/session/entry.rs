@@ -77,6 +77,14 @@ impl JobEntry {
         bytes
     }
 
+    /// The request that submitted it, as recorded (its operators name
+    /// bundles by `sha256:<id>`); `None` for a job the server did not
+    /// submit (the one `weir run` serves).
+    pub fn request(&self) -> Option<super::model::SubmitRequest> {
+        let record = self.record.lock().unwrap_or_else(|p| p.into_inner());
+        record.as_ref().map(|r| r.request.clone())
+    }
+
     /// Whether its tasks are running.
     pub fn is_running(&self) -> bool {
         matches!(self.status().0, JobState::Running | JobState::Cancelling)
