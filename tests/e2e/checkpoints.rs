@@ -408,9 +408,23 @@ fn a_trap_restarts_the_job_from_its_latest_checkpoint_under_fixed_delay() {
     let d = dir.path();
     let strategy = "restart-strategy.type: fixed-delay\nrestart-strategy.fixed-delay.attempts: 2\nrestart-strategy.fixed-delay.delay: 2s\nexecution.checkpointing.storage: jobmanager";
     let g = graph(&yaml(d, strategy), d).expect("valid");
-    let summary =
-        run_job(&g, &RunOptions::default(), &JobControl::default()).expect("restarted job");
+    let control = JobControl::default();
+    let summary = run_job(&g, &RunOptions::default(), &control).expect("restarted job");
     assert_eq!(summary.restarts, 1);
+    // The restart history names the cause and what the restart restored.
+    let live = control.live();
+    let restart = live.restart_history.first().expect("one restart");
+    assert!(
+        restart.cause.contains("trap at value 3000"),
+        "{}",
+        restart.cause
+    );
+    if let Some(restored) = &restart.restored {
+        assert!(
+            restored.id >= 1 && restored.kind == "checkpoint",
+            "{restored:?}"
+        );
+    }
     assert_eq!(sorted_output(&d.join("out")), expected(count, keys));
     assert!(job_dirs(d).is_empty(), "jobmanager storage writes no files");
 }

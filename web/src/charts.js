@@ -12,6 +12,28 @@ export function zeroUp(u, min, max) {
 }
 
 /**
+ * The x range (seconds) of a time chart: at least `minSpan` seconds, ending
+ * at the newest point. With fewer than two points uPlot proposes a range of
+ * its own (a single point gets `86400 / ms` after it: years, for a scale in
+ * seconds), so the range is then the last `minSpan` seconds up to now, or,
+ * for one point far from now, `minSpan` seconds around that point.
+ */
+export function xRange(xs, min, max, minSpan, now = Date.now() / 1000) {
+  const n = xs ? xs.length : 0;
+  if (n < 2) {
+    const x = n === 1 ? xs[0] : null;
+    if (x !== null && Number.isFinite(x) && (x > now || now - x > minSpan)) {
+      return [x - minSpan / 2, x + minSpan / 2];
+    }
+    return [now - minSpan, now];
+  }
+  if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) {
+    return [now - minSpan, now];
+  }
+  return [Math.min(min, max - minSpan), max + (max === min ? 1 : 0)];
+}
+
+/**
  * A chart of series over time: `series` is `[{label, color?}]`; `setData`
  * takes `[xs (seconds), ys...]`.
  */
@@ -35,13 +57,7 @@ export class Chart {
         // At least `minSpan` seconds, ending at the newest point.
         x: {
           time: true,
-          range: (u, min, max) => {
-            if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) {
-              const now = Date.now() / 1000;
-              return [now - minSpan, now];
-            }
-            return [Math.min(min, max - minSpan), max + (max === min ? 1 : 0)];
-          },
+          range: (u, min, max) => xRange(u.data && u.data[0], min, max, minSpan),
         },
         y: yRange ? { range: yRange } : {},
       },

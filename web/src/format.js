@@ -89,3 +89,13 @@ export function fmtPct(f) {
 export function shortHash(hex) {
   return hex && hex.length > 12 ? hex.slice(0, 12) : hex || '';
 }
+
+/** How long ago a time in ms since the epoch was: `3 s ago`, `4 min ago`, `2 h ago`, `3 d ago`. */
+export function fmtAgo(ms, now = Date.now()) {
+  if (ms === undefined || ms === null || typeof ms !== 'number' || ms <= 0) return '—';
+  const s = Math.max(0, Math.floor((now - ms) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return `${Math.floor(s / 86400)} d ago`;
+}

@@ -2,7 +2,7 @@
 //
 //   #/               jobs, bundles and uploads
 //   #/submit         submit a job spec
-//   #/jobs/<id>      a job (tabs: /checkpoints, /exceptions)
+//   #/jobs/<id>      a job (tabs: /checkpoints, /exceptions, /recover)
 //
 // The token comes with the address (`#token=...`, as `weir serve` prints
 // it) or from the login form; it is kept in sessionStorage.

@@ -157,6 +157,20 @@ const job = (wasm) => JSON.stringify({
   edges: [{ from: 'gen', to: 'count', partition: 'hash' }, { from: 'count', to: 'out' }],
 }, null, 2);
 
+// A job that ends on its own (6000 records at 1000 a second) and writes its
+// counts to files, keeping its checkpoints when cancelled.
+const recoverJob = {
+  name: 'recoverable-count',
+  config: {
+    'execution.checkpointing.interval': '200ms',
+    'execution.checkpointing.externalized-checkpoint-retention': 'RETAIN_ON_CANCELLATION',
+  },
+  sources: [{ id: 'gen', type: 'datagen', count: 6000, keys: 20, rate: 1000 }],
+  operators: [{ id: 'count', uid: 'count', wasm: 'count' }],
+  sinks: [{ id: 'out', type: 'file', path: 'out' }],
+  edges: [{ from: 'gen', to: 'count', partition: 'hash' }, { from: 'count', to: 'out' }],
+};
+
 const ctx = {};
 
 const tests = [
@@ -299,7 +313,102 @@ const tests = [
     await until('CANCELED', async () => (await page.getByTestId('job-state').textContent()) === 'CANCELED');
   }],
 
-  ['6-login-and-unreachable', [/status of 401/], async ({ browser, base, state }) => {
+  // A cancelled job that retained its checkpoints, recovered from the newest
+  // one on its Recover tab; the new job's file sink output is then checked
+  // for exactly-once: every key counts 1..n once, the n summing to the input.
+  ['6-recover-from-retained-checkpoint', [], async ({ page, base }) => {
+    await page.goto(`${base}/#/`);
+    await page.getByTestId('upload-input').setInputFiles({
+      name: 'count.wasm', mimeType: 'application/wasm', buffer: fs.readFileSync(countWasm),
+    });
+    await until('the upload', async () => /Uploaded count/.test(await page.getByTestId('upload-status').textContent()));
+
+    await page.goto(`${base}/#/submit`);
+    await page.getByTestId('spec-editor').fill(JSON.stringify(recoverJob, null, 2));
+    await page.getByTestId('submit-job').click();
+    await until('the job page', () => /#\/jobs\/[0-9a-f]+$/.test(page.url()));
+    const first = decodeURIComponent(page.url().split('#/jobs/')[1]);
+    await until('2 completed checkpoints', async () => {
+      const r = await apiCall(base, 'GET', `/jobs/${first}/checkpoints`);
+      return r.status === 200 && r.json.counts.completed >= 2;
+    });
+    await until('RUNNING', async () => (await page.getByTestId('job-state').textContent()) === 'RUNNING');
+    await page.getByTestId('action-cancel').click();
+    await page.getByTestId('confirm-dialog').waitFor();
+    await page.getByTestId('confirm-yes').click();
+    await until('CANCELED', async () => (await page.getByTestId('job-state').textContent()) === 'CANCELED');
+
+    const retained = await apiCall(base, 'GET', `/jobs/${first}/checkpoints/retained`);
+    assert(retained.status === 200 && retained.json.checkpoints.length > 0,
+      `no retained checkpoint: ${retained.status} ${JSON.stringify(retained.json)}`);
+    const chosen = retained.json.checkpoints[0].path; // newest first
+
+    await page.getByTestId('tab-recover').click();
+    await until('the recover tab', () => page.url().endsWith('/recover'));
+    const row = page.locator(`[data-testid="recover-snapshot"][data-type="checkpoint"][data-path="${chosen}"]`);
+    await row.waitFor();
+    await row.getByTestId('snapshot-choice').check();
+    const bundle = page.locator('[data-testid="recover-bundle"][data-operator="count"]');
+    await until('the job\'s bundle for count', async () => (await bundle.inputValue()).startsWith('sha256:'));
+    assert(await page.getByTestId('recover-resume').isDisabled(), 'Resume is enabled before a check');
+
+    await page.getByTestId('recover-check').click();
+    await page.getByTestId('recover-dry-run').waitFor();
+    const verdicts = await page.getByTestId('recover-dry-run').getByTestId('verdict-row')
+      .evaluateAll((rows) => rows.map((r) => [r.dataset.uid, r.dataset.verdict]));
+    assert(verdicts.some(([uid, v]) => uid === 'count' && v === 'matched'), `verdicts: ${JSON.stringify(verdicts)}`);
+    assert((await page.getByTestId('recover-dry-run').getByTestId('restorable').textContent()).includes('can restore'),
+      'the check does not say it can restore');
+
+    await until('Resume enabled', () => page.getByTestId('recover-resume').isEnabled());
+    await page.screenshot({ path: path.join(resultsDir, '6-recover-check.png'), fullPage: true });
+    await page.getByTestId('recover-resume').click();
+    await until('the new job\'s page', () => /#\/jobs\/[0-9a-f]+\/checkpoints$/.test(page.url()) && !page.url().includes(first));
+    const second = decodeURIComponent(page.url().split('#/jobs/')[1].split('/')[0]);
+    await until('the restore in the latest', async () => (await page.getByTestId('latest-restored')
+      .getByTestId('external-path').textContent()) === chosen);
+    const stats = await apiCall(base, 'GET', `/jobs/${second}/checkpoints`);
+    const restored = stats.json && stats.json.latest && stats.json.latest.restored;
+    assert(restored && restored.external_path === chosen,
+      `latest.restored of the new job is ${JSON.stringify(restored)}, not ${chosen}`);
+
+    await until('FINISHED', async () => {
+      const r = await apiCall(base, 'GET', `/jobs/${second}`);
+      if (r.json && ['FAILED', 'CANCELED'].includes(r.json.state)) throw new Error(`the new job ended ${r.json.state}`);
+      return r.json && r.json.state === 'FINISHED';
+    }, 30000);
+    await until('FINISHED on the page', async () => (await page.getByTestId('job-state').textContent()) === 'FINISHED');
+
+    // Exactly once: the committed part files (not the hidden ones).
+    const outDir = path.join(tmp, 'data', 'files', 'out');
+    const parts = fs.readdirSync(outDir).filter((f) => f.startsWith('part-'));
+    assert(parts.length > 0, `no committed part file in ${outDir}: ${fs.readdirSync(outDir)}`);
+    const seen = new Set();
+    const counts = new Map();
+    for (const f of parts) {
+      const content = fs.readFileSync(path.join(outDir, f), 'utf8');
+      for (const line of content.split('\n')) {
+        if (line === '') continue;
+        const m = line.match(/^([^\t]+)\t(\d+)$/);
+        assert(m, `${f}: the line ${JSON.stringify(line)} is not key<TAB>count`);
+        assert(!seen.has(line), `${f}: the line ${JSON.stringify(line)} appears twice`);
+        seen.add(line);
+        if (!counts.has(m[1])) counts.set(m[1], []);
+        counts.get(m[1]).push(Number(m[2]));
+      }
+    }
+    let total = 0;
+    for (const [key, ns] of counts) {
+      ns.sort((a, b) => a - b);
+      assert(ns.every((n, i) => n === i + 1), `${key} counts ${ns.length} times but not 1..${ns.length}`);
+      total += ns.length;
+    }
+    assert(counts.size === recoverJob.sources[0].keys, `${counts.size} keys, not ${recoverJob.sources[0].keys}`);
+    assert(total === recoverJob.sources[0].count, `${total} lines in all, not ${recoverJob.sources[0].count}`);
+    ctx.recovered = [first, second];
+  }],
+
+  ['7-login-and-unreachable', [/status of 401/], async ({ browser, base, state }) => {
     const context = await browser.newContext();
     const page = await context.newPage();
     watch(page, state);
@@ -311,7 +420,12 @@ const tests = [
     await page.getByTestId('login-token').fill(TOKEN);
     await page.getByTestId('login-submit').click();
     await page.getByTestId('overview').waitFor();
-    await until('the jobs in the overview', async () => (await page.getByTestId('job-row').count()) === 2);
+    await until('the jobs in the overview', async () => (await page.getByTestId('job-row').count()) === 4);
+    // The overview's parallelism and checkpoint age columns.
+    await until('the parallelism of every job', async () => (await page.getByTestId('job-parallelism')
+      .allTextContents()).every((t) => t === '1'));
+    await until('the age of a last checkpoint', async () => (await page.getByTestId('job-last-checkpoint')
+      .allTextContents()).some((t) => /^\d+ (s|min) ago$/.test(t)));
 
     state.allow.push(/net::ERR_/);
     await killServer();

@@ -42,6 +42,9 @@ pub struct TaskAck {
     pub sync: Duration,
     /// Time spent aligning barriers.
     pub alignment: Duration,
+    /// From the trigger to the first barrier reaching the task (Flink's
+    /// start delay).
+    pub start_delay: Duration,
 }
 
 /// What tasks send the coordinator.

@@ -82,6 +82,10 @@ pub struct SubtaskState {
     pub async_ms: f64,
     /// Time it spent aligning barriers (ms).
     pub alignment_ms: f64,
+    /// From the trigger to the first barrier reaching it (ms; 0 in
+    /// snapshots written before it was recorded).
+    #[serde(default)]
+    pub start_delay_ms: f64,
 }
 
 /// The state of one operator (any node: source, operator or sink).
@@ -270,6 +274,7 @@ impl CheckpointMetadata {
                     sync_ms: 0.0,
                     async_ms: 0.0,
                     alignment_ms: 0.0,
+                    start_delay_ms: 0.0,
                 }],
                 component: None,
             }],
@@ -309,6 +314,7 @@ mod tests {
                     sync_ms: 0.0,
                     async_ms: 0.0,
                     alignment_ms: 0.0,
+                    start_delay_ms: 0.0,
                 }],
                 component: None,
             }],

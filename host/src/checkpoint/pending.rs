@@ -129,6 +129,11 @@ impl PendingCheckpoints {
         self.pending.contains_key(&id)
     }
 
+    /// How many are in progress.
+    pub fn count(&self) -> usize {
+        self.pending.len()
+    }
+
     /// The ids in progress, oldest first.
     pub fn ids(&self) -> Vec<u64> {
         self.pending.keys().copied().collect()
@@ -233,6 +238,7 @@ mod tests {
             sync_ms: 0.0,
             async_ms: 0.0,
             alignment_ms: 0.0,
+            start_delay_ms: 0.0,
         }
     }
 

@@ -34,6 +34,9 @@ pub struct SubtaskCheckpointStats {
     pub async_ms: f64,
     /// Barrier alignment (ms).
     pub alignment_ms: f64,
+    /// From the trigger to the first barrier (ms).
+    #[serde(default)]
+    pub start_delay_ms: f64,
 }
 
 /// Called with each completed checkpoint and its external path.
@@ -91,6 +94,7 @@ impl CheckpointStats {
                     sync_ms: s.sync_ms,
                     async_ms: s.async_ms,
                     alignment_ms: s.alignment_ms,
+                    start_delay_ms: s.start_delay_ms,
                 })
             })
             .collect();

@@ -72,6 +72,10 @@ impl JobRun<'_> {
         hub: Option<&CheckpointHub>,
         succeeded: bool,
     ) -> Result<(), JobError> {
+        // Whatever was in progress is over with the attempt.
+        self.control
+            .checkpoints_in_progress
+            .store(0, Ordering::Relaxed);
         if succeeded
             && !self.control.cancelled.load(Ordering::SeqCst)
             && let Some(hub) = hub
@@ -228,7 +232,6 @@ pub(super) fn run_attempt(
     if let Some(r) = restore {
         control.publish_restored(RestoredCheckpoint::now(r));
     }
-    let hashes = job.component_hashes();
     let failures = FirstFailure {
         graph,
         control,
@@ -253,7 +256,8 @@ pub(super) fn run_attempt(
         .on_complete(&publish)
         .on_failure(&publish_failure)
         .manual_trigger(&control.checkpoint_requested)
-        .components(hashes, HANDLER_INTERFACE)
+        .in_progress(&control.checkpoints_in_progress)
+        .components(job.component_hashes(), HANDLER_INTERFACE)
         .savepoints(&control.savepoint_rx, &stop, &preserver)
     });
     coordinator = Tasks {

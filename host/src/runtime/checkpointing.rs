@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::channel::Barrier;
 use crate::checkpoint::hub::{CheckpointHub, StateSnapshot, TaskAck, TaskMessage};
 
 /// The id under which a task's final snapshot (at the end of its input)
@@ -22,16 +23,30 @@ pub(crate) struct TaskCheckpointing {
 }
 
 impl TaskCheckpointing {
-    /// Acknowledges checkpoint `id` with the task's state.
-    pub(crate) fn ack(&self, id: u64, state: StateSnapshot, sync: Duration, alignment: Duration) {
+    /// Acknowledges the checkpoint of `barrier` with the task's state; the
+    /// start delay is what is left of the time since its trigger once the
+    /// capture and the alignment are taken out.
+    pub(crate) fn ack(
+        &self,
+        barrier: &Barrier,
+        state: StateSnapshot,
+        sync: Duration,
+        alignment: Duration,
+    ) {
+        let since_trigger = (crate::clock::epoch_ms() - barrier.timestamp).max(0) as u64;
+        let start_delay = Duration::from_millis(since_trigger).saturating_sub(sync + alignment);
         let ack = TaskAck {
             node: self.node,
             subtask: self.subtask,
             state,
             sync,
             alignment,
+            start_delay,
         };
-        self.hub.send(TaskMessage::Ack { id, ack });
+        self.hub.send(TaskMessage::Ack {
+            id: barrier.id,
+            ack,
+        });
     }
 
     /// Sends the task's final snapshot, taken after its last output.
@@ -42,6 +57,7 @@ impl TaskCheckpointing {
             state,
             sync,
             alignment: Duration::ZERO,
+            start_delay: Duration::ZERO,
         };
         self.hub.send(TaskMessage::Final { ack, last_barrier });
     }

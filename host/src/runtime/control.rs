@@ -3,7 +3,7 @@
 //! restarts) for the REST API.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -27,6 +27,8 @@ pub struct JobControl {
     pub(super) stopped: AtomicBool,
     /// A user asked for a checkpoint now.
     pub(super) checkpoint_requested: AtomicBool,
+    /// Checkpoints (and savepoints) in progress in the running attempt.
+    pub(super) checkpoints_in_progress: AtomicUsize,
     /// Savepoints asked for; the running attempt's coordinator takes them.
     /// `None` once the job has ended: nothing takes them any more.
     savepoint_tx: Mutex<Option<Sender<SavepointRequest>>>,
@@ -42,6 +44,7 @@ impl Default for JobControl {
             failed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             checkpoint_requested: AtomicBool::new(false),
+            checkpoints_in_progress: AtomicUsize::new(0),
             savepoint_tx: Mutex::new(Some(savepoint_tx)),
             savepoint_rx,
             live: Mutex::default(),
@@ -81,6 +84,17 @@ pub struct RestoredCheckpoint {
     pub kind: String,
 }
 
+/// One restart of a job: when, why, and what it restored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RestartRecord {
+    /// When it failed (ms since the Unix epoch).
+    pub timestamp: i64,
+    /// The failure.
+    pub cause: String,
+    /// The snapshot the restart restored (`None`: from the beginning).
+    pub restored: Option<RestoredCheckpoint>,
+}
+
 /// What a running job shows while it runs (for the REST API): its tasks'
 /// counters, its checkpoints and restarts.
 #[derive(Debug, Clone, Default)]
@@ -92,6 +106,8 @@ pub struct LiveJob {
     pub checkpoints: Vec<CheckpointStats>,
     /// How many checkpoints completed in all.
     pub completed_count: u64,
+    /// How many are in progress now.
+    pub in_progress: u64,
     /// The external path of the newest completed checkpoint.
     pub last_checkpoint_path: Option<String>,
     /// The newest completed savepoint and its path.
@@ -113,6 +129,9 @@ pub struct LiveJob {
     /// (ms since the Unix epoch, message) of the newest failures that
     /// restarted the job, oldest first (at most [`EXCEPTIONS_KEPT`]).
     pub exceptions: Vec<(i64, String)>,
+    /// The newest restarts, oldest first: when, why, and the snapshot each
+    /// restored (at most [`EXCEPTIONS_KEPT`]).
+    pub restart_history: Vec<RestartRecord>,
 }
 
 impl LiveJob {
@@ -231,7 +250,9 @@ impl JobControl {
 
     /// A copy of what the job shows now.
     pub fn live(&self) -> LiveJob {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        live.in_progress = self.checkpoints_in_progress.load(Ordering::Relaxed) as u64;
+        live
     }
 
     pub(super) fn update_live(&self, f: impl FnOnce(&mut LiveJob)) {
@@ -269,11 +290,24 @@ impl JobControl {
         });
     }
 
-    /// Shows a failure that restarted the job, as restart number `restarts`.
-    pub(super) fn publish_restart(&self, restarts: u32, message: String) {
+    /// Shows a failure that restarted the job, as restart number
+    /// `restarts`, and the snapshot it restarts from (`None`: the start).
+    pub(super) fn publish_restart(
+        &self,
+        restarts: u32,
+        message: String,
+        from: Option<&RestorePoint>,
+    ) {
+        let now = epoch_ms();
         self.update_live(|l| {
             l.restarts = restarts;
-            push_bounded(&mut l.exceptions, (epoch_ms(), message), EXCEPTIONS_KEPT);
+            push_bounded(&mut l.exceptions, (now, message.clone()), EXCEPTIONS_KEPT);
+            let record = RestartRecord {
+                timestamp: now,
+                cause: message,
+                restored: from.map(RestoredCheckpoint::now),
+            };
+            push_bounded(&mut l.restart_history, record, EXCEPTIONS_KEPT);
         });
     }
 

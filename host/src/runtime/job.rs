@@ -314,7 +314,6 @@ fn restart_loop(job: &mut JobRun<'_>, first: Option<RestorePoint>) -> Result<Job
             RestartDecision::RestartAfter(delay) => delay,
         };
         restarts += 1;
-        control.publish_restart(restarts, e.to_string());
         let from = job
             .checkpoints
             .and_then(|c| latest_valid(c.completed))
@@ -325,6 +324,7 @@ fn restart_loop(job: &mut JobRun<'_>, first: Option<RestorePoint>) -> Result<Job
                 _ => p,
             })
             .or_else(|| first.clone());
+        control.publish_restart(restarts, e.to_string(), from.as_ref());
         let what = from.as_ref().map_or_else(
             || "from the beginning (no completed checkpoint)".to_owned(),
             |r| format!("from checkpoint {} ({})", r.metadata.checkpoint_id, r.path),

@@ -93,7 +93,7 @@ impl ChainedSink {
                     operator_state: state,
                     ..StateSnapshot::default()
                 };
-                ck.ack(b.id, state, t.elapsed(), Duration::ZERO);
+                ck.ack(b, state, t.elapsed(), Duration::ZERO);
                 Ok(())
             }
         }

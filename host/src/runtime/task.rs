@@ -47,7 +47,7 @@ pub(crate) fn run_source(
                 operator_state: reader.snapshot_position(),
                 ..StateSnapshot::default()
             };
-            ck.ack(barrier.id, state, t.elapsed(), Duration::ZERO);
+            ck.ack(&barrier, state, t.elapsed(), Duration::ZERO);
             out.broadcast(Event::Barrier(barrier))?;
             last_barrier = barrier.id;
             if ck.hub.is_stop(barrier.id) {
@@ -125,7 +125,7 @@ fn snapshot_and_forward(
     op.notify_checkpoint_complete(ck.hub.last_completed());
     let t = Instant::now();
     let state = op.snapshot(barrier.id, barrier.kind)?;
-    ck.ack(barrier.id, state, t.elapsed(), alignment);
+    ck.ack(&barrier, state, t.elapsed(), alignment);
     out.broadcast(Event::Barrier(barrier))?;
     Ok(())
 }

@@ -41,6 +41,7 @@ fn completed(c: &CheckpointStats) -> Value {
             "sync_duration": s.sync_ms,
             "async_duration": s.async_ms,
             "alignment_duration": s.alignment_ms,
+            "start_delay": s.start_delay_ms,
         })).collect::<Vec<_>>(),
     })
 }
@@ -82,8 +83,9 @@ pub fn statistics(live: &LiveJob, roots: &Roots) -> Value {
         "counts": {
             "completed": done,
             "failed": live.failed_count,
+            "in_progress": live.in_progress,
             "restored": live.restored_count,
-            "total": done + live.failed_count,
+            "total": done + live.failed_count + live.in_progress,
         },
         "latest": {
             "completed": latest,

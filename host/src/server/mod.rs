@@ -43,6 +43,7 @@ use subtle::ConstantTimeEq;
 
 use self::error::{ApiError, ErrorBody};
 use crate::config::Config;
+use crate::runtime::LiveJob;
 use crate::sandbox::Sandbox;
 use crate::session::{
     Bundle, BundleStore, JobEntry, JobManager, JobStore, Root, Roots, SubmitRequest, node_kind,
@@ -427,18 +428,34 @@ fn detail(job: &JobEntry, roots: &Roots) -> Value {
         "restarts": live.restarts,
         "vertices": vertices,
         "plan": { "edges": edges },
-        "exceptions": live
-            .exceptions
+        "exceptions": exceptions_json(&live, &exceptions, roots),
+        "restart-history": live
+            .restart_history
             .iter()
-            .map(|(t, m)| (t, m, true))
-            .chain(exceptions.iter().map(|(t, m)| (t, m, false)))
-            .map(|(t, m, restarted)| json!({
-                "timestamp": t,
-                "exception": roots.redact(m),
-                "restarted": restarted,
+            .map(|r| json!({
+                "timestamp": r.timestamp,
+                "cause": roots.redact(&r.cause),
+                "restored": r.restored,
             }))
             .collect::<Vec<_>>(),
     })
+}
+
+/// The failures of a job: those that restarted it (`restarted: true`) and
+/// the one it ended with, paths redacted.
+fn exceptions_json(live: &LiveJob, ended: &[(i64, String)], roots: &Roots) -> Vec<Value> {
+    live.exceptions
+        .iter()
+        .map(|(t, m)| (t, m, true))
+        .chain(ended.iter().map(|(t, m)| (t, m, false)))
+        .map(|(t, m, restarted)| {
+            json!({
+                "timestamp": t,
+                "exception": roots.redact(m),
+                "restarted": restarted,
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]

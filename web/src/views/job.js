@@ -1,5 +1,6 @@
 // `#/jobs/<id>`: a job, polled every second. Tabs: the overview (graph,
-// live charts, operators), the checkpoints, the exceptions.
+// live charts, operators), the checkpoints, the exceptions, and recovery
+// (a new job from one of its snapshots).
 
 import {
   api, describe, get, poller, post, ApiError, Unauthorized, Unreachable,
@@ -11,6 +12,7 @@ import {
 } from '../format.js';
 import { CheckpointsPanel } from './checkpoints.js';
 import { JobGraph } from './graph.js';
+import { RecoverPanel } from './recover.js';
 import { jobDuration, setStateBadge } from './overview.js';
 
 const WINDOW_S = 300; // the live charts show the last 5 minutes
@@ -50,7 +52,7 @@ export function jobView(root, route) {
     h('h2', {}, 'Cancel the job?'), confirmText, h('div', { class: 'actions' }, confirmNo, confirmYes));
 
   // Tabs
-  const tabDefs = [['overview', 'Overview'], ['checkpoints', 'Checkpoints'], ['exceptions', 'Exceptions']];
+  const tabDefs = [['overview', 'Overview'], ['checkpoints', 'Checkpoints'], ['exceptions', 'Exceptions'], ['recover', 'Recover']];
   const tabLinks = new Map();
   const panels = new Map();
   const tabBar = h('nav', { class: 'tabs', role: 'tablist' }, tabDefs.map(([key, label]) => {
@@ -112,6 +114,9 @@ export function jobView(root, route) {
   const exceptionsEmpty = h('p', { class: 'empty' }, 'No exceptions.');
   panels.get('exceptions').append(h('section', { class: 'card' }, h('h2', {}, 'Exceptions'), exceptionsEmpty, exceptionsList));
 
+  // Recover panel
+  const recover = new RecoverPanel(panels.get('recover'), id);
+
   let tab = 'overview';
   function showTab(key) {
     tab = panels.has(key) ? key : 'overview';
@@ -120,6 +125,7 @@ export function jobView(root, route) {
       a.classList.toggle('active', k === tab);
       a.setAttribute('aria-selected', String(k === tab));
     }
+    recover.setVisible(tab === 'recover');
   }
   showTab(route.tab);
 
@@ -462,6 +468,7 @@ export function jobView(root, route) {
     lastDetailOk = Date.now();
     showError('');
     renderHeader(d);
+    recover.setJobState(d.state);
     const vertices = d.vertices || [];
     const { vertexLoads, subLoads } = sample(d);
     graph.setPlan(vertices, (d.plan && d.plan.edges) || []);
@@ -559,6 +566,7 @@ export function jobView(root, route) {
       clearInterval(ticker);
       for (const c of charts) c.chart.destroy();
       checkpoints.destroy();
+      recover.destroy();
       if (dialog.open) dialog.close();
     },
   };

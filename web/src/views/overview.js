@@ -4,7 +4,9 @@ import {
   api, describe, get, poller, uploadBundle, ApiError, Unauthorized, Unreachable,
 } from '../api.js';
 import { h, syncChildren, text } from '../dom.js';
-import { fmtBytes, fmtDuration, fmtTime, shortHash } from '../format.js';
+import {
+  fmtAgo, fmtBytes, fmtDuration, fmtTime, shortHash,
+} from '../format.js';
 
 const ACTIVE = new Set(['RUNNING', 'CANCELLING', 'CREATED', 'RESTARTING', 'INITIALIZING']);
 
@@ -31,23 +33,28 @@ export function jobDuration(job, now = Date.now()) {
 export function overviewView(root) {
   // Jobs
   const jobsBody = h('tbody', { testid: 'jobs-body' });
+  // Columns only newer servers answer; hidden when no job has the field.
+  const parallelismHead = h('th', { class: 'num' }, 'Parallelism');
   const restartsHead = h('th', { class: 'num' }, 'Restarts');
+  const lastCheckpointHead = h('th', { class: 'num' }, 'Last checkpoint');
   const jobsEmpty = h('p', { class: 'empty', hidden: true }, 'No jobs yet. ', h('a', { href: '#/submit' }, 'Submit one'), '.');
   const jobsError = h('p', { class: 'error', hidden: true });
   const jobsTable = h('div', { class: 'table-wrap' }, h('table', { class: 'data', testid: 'jobs-table' },
     h('thead', {}, h('tr', {},
       h('th', {}, 'Name'), h('th', {}, 'State'), h('th', {}, 'Started'),
-      h('th', { class: 'num' }, 'Duration'), restartsHead, h('th', {}, 'Job id'))),
+      h('th', { class: 'num' }, 'Duration'), parallelismHead, restartsHead, lastCheckpointHead,
+      h('th', {}, 'Job id'))),
     jobsBody));
 
   // Bundles
   const bundlesBody = h('tbody', { testid: 'bundles-body' });
+  const usedByHead = h('th', {}, 'Used by');
   const bundlesEmpty = h('p', { class: 'empty', hidden: true }, 'No operator bundles yet: upload a .wasm component below.');
   const bundlesError = h('p', { class: 'error', testid: 'bundles-error', hidden: true });
   const bundlesTable = h('div', { class: 'table-wrap' }, h('table', { class: 'data', testid: 'bundles-table' },
     h('thead', {}, h('tr', {},
       h('th', {}, 'Name'), h('th', {}, 'Id (SHA-256)'), h('th', { class: 'num' }, 'Size'),
-      h('th', {}, 'Uploaded'), h('th', {}, ''))),
+      h('th', {}, 'Uploaded'), usedByHead, h('th', {}, ''))),
     bundlesBody));
 
   // Upload
@@ -71,8 +78,8 @@ export function overviewView(root) {
       bundlesError, bundlesTable, bundlesEmpty, drop),
   );
 
-  let hasRestarts = false;
   let lastJobs = [];
+  const jobNames = new Map(); // jid -> name, for the bundles' users
 
   function renderJobs(jobs) {
     lastJobs = jobs;
@@ -83,15 +90,22 @@ export function overviewView(root) {
       if (ra !== rb) return ra - rb;
       return (b['start-time'] || 0) - (a['start-time'] || 0);
     });
-    hasRestarts = jobs.some((j) => typeof j.restarts === 'number');
+    for (const j of jobs) jobNames.set(j.jid, j.name || j.jid);
+    const hasParallelism = jobs.some((j) => 'parallelism' in j);
+    const hasRestarts = jobs.some((j) => typeof j.restarts === 'number');
+    const hasLastCheckpoint = jobs.some((j) => 'last-checkpoint' in j);
+    parallelismHead.hidden = !hasParallelism;
     restartsHead.hidden = !hasRestarts;
+    lastCheckpointHead.hidden = !hasLastCheckpoint;
     syncChildren(jobsBody, sorted, (j) => j.jid, (j) => {
       const tr = h('tr', { testid: 'job-row' },
         h('td', {}, h('a', { href: `#/jobs/${encodeURIComponent(j.jid)}`, testid: 'job-link' })),
         h('td', {}, stateBadge(j.state)),
-        h('td', {}), h('td', { class: 'num' }), h('td', { class: 'num' }),
+        h('td', {}), h('td', { class: 'num' }),
+        h('td', { class: 'num', testid: 'job-parallelism' }), h('td', { class: 'num', testid: 'job-restarts' }),
+        h('td', { class: 'num', testid: 'job-last-checkpoint' }),
         h('td', {}, h('code', { class: 'muted' }, shortHash(j.jid))));
-      tr.cells[5].title = j.jid;
+      tr.cells[7].title = j.jid;
       return tr;
     }, (tr, j) => {
       text(tr.cells[0].firstChild, j.name || j.jid);
@@ -99,8 +113,14 @@ export function overviewView(root) {
       setStateBadge(tr.cells[1].firstChild, j.state);
       text(tr.cells[2], fmtTime(j['start-time']));
       text(tr.cells[3], fmtDuration(jobDuration(j, now)));
-      tr.cells[4].hidden = !hasRestarts;
-      text(tr.cells[4], typeof j.restarts === 'number' ? j.restarts : '—');
+      tr.cells[4].hidden = !hasParallelism;
+      text(tr.cells[4], typeof j.parallelism === 'number' ? j.parallelism : '—');
+      tr.cells[5].hidden = !hasRestarts;
+      text(tr.cells[5], typeof j.restarts === 'number' ? j.restarts : '—');
+      tr.cells[6].hidden = !hasLastCheckpoint;
+      const last = j['last-checkpoint'];
+      text(tr.cells[6], typeof last === 'number' ? fmtAgo(last, now) : '—');
+      tr.cells[6].title = typeof last === 'number' ? fmtTime(last) : 'no completed checkpoint';
     });
     jobsEmpty.hidden = jobs.length > 0;
     jobsTable.hidden = jobs.length === 0;
@@ -108,17 +128,35 @@ export function overviewView(root) {
 
   function renderBundles(bundles) {
     const sorted = [...bundles].sort((a, b) => String(a.name).localeCompare(String(b.name)));
+    const hasUsers = bundles.some((b) => Array.isArray(b.jobs));
+    usedByHead.hidden = !hasUsers;
     syncChildren(bundlesBody, sorted, (b) => `${b.name}\u0000${b.id}`, (b) => {
       const del = h('button', { type: 'button', class: 'danger small', testid: 'bundle-delete', title: `Delete ${b.name}` }, 'Delete');
       del.addEventListener('click', () => deleteBundle(b, del));
       const tr = h('tr', { testid: 'bundle-row' },
         h('td', { class: 'name' }), h('td', {}, h('code', { title: b.id }, shortHash(b.id))),
-        h('td', { class: 'num' }), h('td', {}), h('td', { class: 'actions-cell' }, del));
+        h('td', { class: 'num' }), h('td', {}), h('td', { class: 'used-by', testid: 'bundle-jobs' }),
+        h('td', { class: 'actions-cell' }, del));
       return tr;
     }, (tr, b) => {
       text(tr.cells[0], b.name);
       text(tr.cells[2], fmtBytes(b.size));
       text(tr.cells[3], fmtTime(b.uploaded));
+      const users = Array.isArray(b.jobs) ? b.jobs : [];
+      tr.cells[4].hidden = !hasUsers;
+      const sig = users.map((jid) => `${jid}=${jobNames.get(jid) || ''}`).join(',');
+      if (tr.cells[4]._sig !== sig) {
+        tr.cells[4]._sig = sig;
+        tr.cells[4].replaceChildren(...(users.length
+          ? users.map((jid, i) => [i ? ', ' : '', h('a', {
+            href: `#/jobs/${encodeURIComponent(jid)}`, title: jid, testid: 'bundle-job',
+          }, jobNames.has(jid) ? `${jobNames.get(jid)} (${shortHash(jid).slice(0, 6)})` : shortHash(jid))]).flat()
+          : [h('span', { class: 'muted' }, '—')]));
+      }
+      // The server refuses to delete a bundle a running job uses.
+      const del = tr.cells[5].firstChild;
+      del.dataset.inUse = users.length ? 'true' : 'false';
+      del.title = users.length ? `${b.name} is used by ${users.length} running job${users.length > 1 ? 's' : ''}` : `Delete ${b.name}`;
     });
     bundlesEmpty.hidden = bundles.length > 0;
     bundlesTable.hidden = bundles.length === 0;

@@ -65,7 +65,7 @@ export function specProblems(messages) {
   });
 }
 
-function problemList(problems) {
+export function problemList(problems) {
   return problems.map((p) => h('li', { testid: 'spec-error' },
     p.path ? [h('code', { class: 'field' }, p.path), ': '] : null,
     h('span', { class: 'message' }, p.message)));
@@ -85,6 +85,56 @@ function saveDraft(text) {
   } catch {
     // not kept
   }
+}
+
+function list(values) {
+  if (values === undefined || values === null) return null;
+  const arr = Array.isArray(values) ? values : [values];
+  return arr.map((v) => (typeof v === 'string' ? v : JSON.stringify(v)));
+}
+
+/** `checkpoint 35`, `savepoint of checkpoint 12`. */
+function snapshotLabel(snap) {
+  const kind = snap.kind || 'snapshot';
+  const id = snap.checkpointId;
+  if (id === undefined || id === null) return kind;
+  return kind === 'checkpoint' ? `checkpoint ${id}` : `${kind} of checkpoint ${id}`;
+}
+
+/**
+ * The answer of `POST /jobs/dry-run` as a card: whether the job can
+ * restore, the snapshot, and per uid its verdict, components and problems.
+ */
+export function dryRunReport(r) {
+  const snap = r.snapshot || {};
+  const rows = (r.operators || []).map((op) => {
+    const details = [];
+    for (const [label, key] of [['dropped states', 'dropped_states'], ['new states', 'new_states']]) {
+      const l = list(op[key]);
+      if (l && l.length) details.push(h('div', {}, `${label}: `, l.join(', ')));
+    }
+    for (const p of list(op.problems) || []) details.push(h('div', { class: 'error' }, p));
+    return h('tr', { testid: 'verdict-row', 'data-verdict': op.verdict, 'data-uid': op.uid },
+      h('td', {}, h('code', {}, op.uid)),
+      h('td', {}, h('span', { class: `verdict verdict-${op.verdict}` }, op.verdict)),
+      h('td', {}, op.old_sha256 ? h('code', { title: op.old_sha256 }, shortHash(op.old_sha256)) : '—'),
+      h('td', {}, op.new_sha256 ? h('code', { title: op.new_sha256 }, shortHash(op.new_sha256)) : '—'),
+      h('td', {}, details.length ? details : '—'));
+  });
+  return h('div', { class: 'card' },
+    h('h2', {}, 'Restore check'),
+    h('p', { testid: 'restorable', class: r.restorable ? 'ok' : 'error' },
+      r.restorable ? 'The job can restore from this snapshot.' : 'The job cannot restore from this snapshot as it is.'),
+    h('p', { class: 'muted' },
+      snapshotLabel(snap),
+      snap.backend ? `, ${snap.backend} backend` : '', snap.format ? `, ${snap.format} format` : ''),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'data' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Uid'), h('th', {}, 'Verdict'), h('th', {}, 'Old component'),
+        h('th', {}, 'New component'), h('th', {}, 'Details'))),
+      h('tbody', {}, rows))),
+    (r.problems || []).length
+      ? h('ul', { class: 'errors' }, r.problems.map((p) => h('li', {}, p)))
+      : null);
 }
 
 export function submitView(root) {
@@ -269,42 +319,8 @@ export function submitView(root) {
     }
   });
 
-  function list(values) {
-    if (values === undefined || values === null) return null;
-    const arr = Array.isArray(values) ? values : [values];
-    return arr.map((v) => (typeof v === 'string' ? v : JSON.stringify(v)));
-  }
-
   function renderDryRun(r) {
-    const snap = r.snapshot || {};
-    const rows = (r.operators || []).map((op) => {
-      const details = [];
-      for (const [label, key] of [['dropped states', 'dropped_states'], ['new states', 'new_states']]) {
-        const l = list(op[key]);
-        if (l && l.length) details.push(h('div', {}, `${label}: `, l.join(', ')));
-      }
-      for (const p of list(op.problems) || []) details.push(h('div', { class: 'error' }, p));
-      return h('tr', { testid: 'verdict-row', 'data-verdict': op.verdict },
-        h('td', {}, h('code', {}, op.uid)),
-        h('td', {}, h('span', { class: `verdict verdict-${op.verdict}` }, op.verdict)),
-        h('td', {}, op.old_sha256 ? h('code', { title: op.old_sha256 }, shortHash(op.old_sha256)) : '—'),
-        h('td', {}, op.new_sha256 ? h('code', { title: op.new_sha256 }, shortHash(op.new_sha256)) : '—'),
-        h('td', {}, details.length ? details : '—'));
-    });
-    dryRun.replaceChildren(h('div', { class: 'card' },
-      h('h2', {}, 'Restore check'),
-      h('p', { testid: 'restorable', class: r.restorable ? 'ok' : 'error' },
-        r.restorable ? 'The job can restore from this snapshot.' : 'The job cannot restore from this snapshot as it is.'),
-      h('p', { class: 'muted' },
-        `${snap.kind || 'snapshot'}${snap.checkpointId !== undefined ? ` of checkpoint ${snap.checkpointId}` : ''}`,
-        snap.backend ? `, ${snap.backend} backend` : '', snap.format ? `, ${snap.format} format` : ''),
-      h('div', { class: 'table-wrap' }, h('table', { class: 'data' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'Uid'), h('th', {}, 'Verdict'), h('th', {}, 'Old component'),
-          h('th', {}, 'New component'), h('th', {}, 'Details'))),
-        h('tbody', {}, rows))),
-      (r.problems || []).length
-        ? h('ul', { class: 'errors' }, r.problems.map((p) => h('li', {}, p)))
-        : null));
+    dryRun.replaceChildren(dryRunReport(r));
     dryRun.hidden = false;
   }
 

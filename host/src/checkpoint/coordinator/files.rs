@@ -73,6 +73,7 @@ impl Coordinator<'_> {
                 sync_ms: ms(ack.sync),
                 async_ms: ms(started.elapsed()),
                 alignment_ms: ms(ack.alignment),
+                start_delay_ms: ms(ack.start_delay),
             },
             size + operator_bytes,
             written + operator_bytes,

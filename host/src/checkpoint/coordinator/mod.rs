@@ -29,7 +29,7 @@ mod target;
 pub use savepoint_queue::{SinkPreserver, StopListener};
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -110,6 +110,8 @@ pub struct Coordinator<'a> {
     on_failure: Option<&'a FailureListener<'a>>,
     /// Set by a user asking for a checkpoint now (the REST trigger).
     manual: Option<&'a AtomicBool>,
+    /// Kept at the number of checkpoints in progress, for the statistics.
+    in_progress: Option<&'a AtomicUsize>,
     /// SHA-256 of each node's component (WebAssembly operators), and the
     /// WIT interface they were checked against.
     components: Vec<Option<String>>,
@@ -162,6 +164,7 @@ impl<'a> Coordinator<'a> {
             on_complete: None,
             on_failure: None,
             manual: None,
+            in_progress: None,
             components: Vec::new(),
             world: "",
             declared: HashMap::new(),
@@ -210,6 +213,13 @@ impl<'a> Coordinator<'a> {
         self
     }
 
+    /// Keeps `gauge` at the number of checkpoints (and savepoints) in
+    /// progress.
+    pub fn in_progress(mut self, gauge: &'a AtomicUsize) -> Self {
+        self.in_progress = Some(gauge);
+        self
+    }
+
     /// The checkpoints completed so far, oldest first.
     pub fn history(&self) -> &[CheckpointStats] {
         &self.history
@@ -243,6 +253,9 @@ impl<'a> Coordinator<'a> {
                 self.trigger(hub, now);
             }
             self.expire(now)?;
+            if let Some(gauge) = self.in_progress {
+                gauge.store(self.pending.count(), Ordering::Relaxed);
+            }
             match rx.recv_timeout(Duration::from_millis(10)) {
                 Ok(msg) => self.handle(hub, msg)?,
                 Err(RecvTimeoutError::Timeout) => {}
