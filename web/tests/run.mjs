@@ -239,6 +239,12 @@ const tests = [
     await until('a checkpoint in the history', async () => (await rows.count()) > 0);
     const completed = await page.locator('[data-count="completed"] .value').textContent();
     assert(Number(completed.replace(/,/g, '')) > 0, `completed count is ${completed}`);
+    const counts = await page.getByTestId('checkpoint-counts').locator('.stat').evaluateAll((els) => els.map((el) => [
+      el.querySelector('.label').textContent, el.querySelector('.value').textContent]));
+    const count = (label) => (counts.find(([l]) => l === label) || [])[1];
+    assert(/^\d+$/.test(count('In progress') || ''), `the counts show no "In progress": ${JSON.stringify(counts)}`);
+    const triggered = Number((count('Triggered') || '').replace(/,/g, ''));
+    assert(triggered >= Number(completed.replace(/,/g, '')), `the counts: ${JSON.stringify(counts)}`);
     const row = rows.filter({ hasText: 'COMPLETED' }).first();
     const id = await row.getAttribute('data-id');
     await row.click();
@@ -246,6 +252,16 @@ const tests = [
     const subtasks = await page.locator(`tbody:has(> tr[data-id="${id}"]) [data-testid="subtask-row"]`).allTextContents();
     assert(subtasks.length === 3, `checkpoint ${id} shows ${subtasks.length} subtask rows, not 3`);
     assert(['gen', 'count', 'out'].every((v) => subtasks.some((t) => t.startsWith(v))), `subtask rows: ${subtasks}`);
+    const delays = await page.locator(`tbody:has(> tr[data-id="${id}"]) [data-testid="subtask-row"]`)
+      .evaluateAll((trs) => trs.map((tr) => {
+        const cell = tr.querySelector('[data-testid="subtask-start-delay"]');
+        return cell ? cell.textContent : null;
+      }));
+    assert(delays.every((t) => /^\d+(\.\d+)? (ms|s)$/.test(t || '')), `start delay cells: ${JSON.stringify(delays)}`);
+    const acked = await row.locator('td').last().textContent();
+    assert(acked === '3/3', `checkpoint ${id} shows ${acked} acknowledged, not 3/3`);
+    assert(await page.locator('[data-testid="checkpoint-summary"] tr[data-row^="Start delay"]').count() === 1,
+      'no start delay row in the summary');
     const interval = await page.locator('[data-testid="checkpoint-config"] tr[data-key="Interval"] td').textContent();
     assert(interval === '200 ms', `the configuration shows interval ${interval}`);
     await until('the latest completed path', async () => (await page.getByTestId('latest-completed')
@@ -311,6 +327,46 @@ const tests = [
     await page.getByTestId('confirm-dialog').waitFor();
     await page.getByTestId('confirm-yes').click();
     await until('CANCELED', async () => (await page.getByTestId('job-state').textContent()) === 'CANCELED');
+
+    // The Exceptions tab: no restart, then two made up in the detail's
+    // answer (a trap needs another guest): newest first, what each restored.
+    await page.getByTestId('tab-exceptions').click();
+    await page.getByTestId('restarts-empty').waitFor();
+    const jobUrl = page.url();
+    const jobId = decodeURIComponent(jobUrl.split('#/jobs/')[1].split('/')[0]);
+    const chk = '/srv/weir/checkpoints/x/chk-7';
+    const detailUrl = (u) => new URL(u).pathname === `/api/v1/jobs/${jobId}`;
+    await page.route(detailUrl, async (route) => {
+      const res = await route.fetch();
+      const d = await res.json();
+      d.restarts = 2;
+      d['restart-history'] = [
+        { timestamp: d['start-time'] + 1000, cause: 'first failure', restored: null },
+        {
+          timestamp: d['start-time'] + 2000, cause: 'second failure\n  at somewhere',
+          restored: { id: 7, external_path: chk, restore_timestamp: d['start-time'] + 2100, kind: 'checkpoint' },
+        },
+      ];
+      await route.fulfill({ status: res.status(), contentType: 'application/json', body: JSON.stringify(d) });
+    });
+    try {
+      await page.reload();
+      const restarts = page.getByTestId('restart');
+      await until('2 restarts', async () => (await restarts.count()) === 2);
+      const newest = restarts.first();
+      const restored = await newest.getByTestId('restart-restored').textContent();
+      assert(restored === 'restored checkpoint 7', `the newest restart shows ${JSON.stringify(restored)}`);
+      assert((await newest.getByTestId('restart-path').textContent()) === chk, 'the restored path is not shown');
+      assert(await newest.locator('button.copy').count() === 1, 'no copy button beside the path');
+      assert((await newest.getByTestId('restart-cause').textContent()) === 'second failure', 'the newest cause');
+      const oldest = restarts.last();
+      assert((await oldest.getByTestId('restart-restored').textContent()) === 'from the beginning', 'the oldest restart');
+      assert(await page.getByTestId('restarts-empty').isHidden(), '"not restarted" shows beside restarts');
+      assert(await page.getByTestId('exceptions').isVisible() || await page.getByTestId('panel-exceptions')
+        .getByText('No exceptions.').isVisible(), 'the exceptions list is gone');
+    } finally {
+      await page.unrouteAll({ behavior: 'wait' });
+    }
   }],
 
   // A cancelled job that retained its checkpoints, recovered from the newest

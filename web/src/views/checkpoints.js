@@ -10,7 +10,17 @@ import { fmtBytes, fmtClock, fmtInt, fmtMs, fmtTime } from '../format.js';
 const KEEP = 500; // checkpoints remembered while the page is open
 const SHOWN = 50; // rows of the history table
 
+/** The longest start delay of a completed checkpoint's subtasks (null: none reported). */
+export function maxStartDelay(c) {
+  let max = null;
+  for (const st of c.subtasks || []) {
+    if (typeof st.start_delay === 'number' && (max === null || st.start_delay > max)) max = st.start_delay;
+  }
+  return max;
+}
+
 function stat(values) {
+  values = values.filter((v) => typeof v === 'number' && !Number.isNaN(v));
   if (!values.length) return { min: null, avg: null, max: null };
   let min = Infinity;
   let max = -Infinity;
@@ -38,7 +48,7 @@ export class CheckpointsPanel {
         h('th', { class: 'toggle' }, ''), h('th', { class: 'num' }, 'Id'), h('th', {}, 'Status'), h('th', {}, 'Kind'),
         h('th', {}, 'Triggered'), h('th', { class: 'num' }, 'End to end'),
         h('th', { class: 'num' }, 'Checkpointed size'), h('th', { class: 'num' }, 'Full size'),
-        h('th', { class: 'num' }, 'Subtasks'))));
+        h('th', { class: 'num', title: 'Subtasks that acknowledged the checkpoint, of all' }, 'Acknowledged'))));
     this.historyNote = h('p', { class: 'hint' });
     this.historyEmpty = h('p', { class: 'empty' }, 'No checkpoint yet.');
     this.savepointsBody = h('tbody', {});
@@ -111,11 +121,13 @@ export class CheckpointsPanel {
 
   renderCounts() {
     const c = (this.stats && this.stats.counts) || {};
-    const items = [['completed', 'Completed'], ['failed', 'Failed'], ['restored', 'Restored'], ['total', 'Total']];
-    if (c.in_progress !== undefined) items.splice(0, 0, ['in_progress', 'In progress']);
+    // As Flink shows them; `total` is every checkpoint triggered (completed,
+    // failed and in progress).
+    const items = [['total', 'Triggered'], ['in_progress', 'In progress'], ['completed', 'Completed'],
+      ['failed', 'Failed'], ['restored', 'Restored']];
     syncChildren(this.countsEl, items, ([k]) => k, ([k, label]) => h('div', { class: 'stat', 'data-count': k },
       h('span', { class: 'value' }), h('span', { class: 'label' }, label)), (el, [k]) => {
-      text(el.firstChild, fmtInt(c[k] ?? 0));
+      text(el.firstChild, typeof c[k] === 'number' ? fmtInt(c[k]) : '—');
     });
   }
 
@@ -196,7 +208,8 @@ export class CheckpointsPanel {
       text(tr.cells[5], fmtMs(c.end_to_end_duration));
       text(tr.cells[6], fmtBytes(c.checkpointed_size));
       text(tr.cells[7], fmtBytes(c.state_size));
-      text(tr.cells[8], c.num_subtasks ?? (c.subtasks || []).length);
+      const n = c.num_subtasks ?? (c.subtasks || []).length;
+      text(tr.cells[8], `${n}/${n}`);
     }
     while (body.rows.length > 1) body.rows[1].remove();
     if (!open) return;
@@ -210,14 +223,17 @@ export class CheckpointsPanel {
     body.append(h('tr', { class: 'detail' }, h('td', {}), h('td', { colspan: cols - 1 },
       h('table', { class: 'data subtasks' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', { class: 'num' }, 'Subtask'),
-          h('th', { class: 'num' }, 'Sync'), h('th', { class: 'num' }, 'Async'), h('th', { class: 'num' }, 'Alignment'))),
+          h('th', { class: 'num', title: 'From the trigger to the first barrier reaching the subtask' }, 'Start delay'),
+          h('th', { class: 'num' }, 'Alignment'), h('th', { class: 'num' }, 'Sync'), h('th', { class: 'num' }, 'Async'))),
         h('tbody', {}, subtasks.map((st) => h('tr', { testid: 'subtask-row' },
           h('td', {}, st.vertex), h('td', { class: 'num' }, st.index),
-          h('td', { class: 'num' }, fmtMs(st.sync_duration)), h('td', { class: 'num' }, fmtMs(st.async_duration)),
-          h('td', { class: 'num' }, fmtMs(st.alignment_duration)))))),
+          h('td', { class: 'num', testid: 'subtask-start-delay' }, fmtMs(st.start_delay)),
+          h('td', { class: 'num' }, fmtMs(st.alignment_duration)),
+          h('td', { class: 'num' }, fmtMs(st.sync_duration)), h('td', { class: 'num' }, fmtMs(st.async_duration)))))),
       h('p', { class: 'hint' },
-        `Acknowledged ${fmtClock(c.latest_ack_timestamp)}; max sync ${fmtMs(c.max_sync_duration)}, `
-        + `max async ${fmtMs(c.max_async_duration)}, max alignment ${fmtMs(c.max_alignment_duration)}.`))));
+        `Acknowledged ${fmtClock(c.latest_ack_timestamp)}; max start delay ${fmtMs(maxStartDelay(c))}, `
+        + `max alignment ${fmtMs(c.max_alignment_duration)}, max sync ${fmtMs(c.max_sync_duration)}, `
+        + `max async ${fmtMs(c.max_async_duration)}.`))));
   }
 
   renderSummary() {
@@ -226,8 +242,9 @@ export class CheckpointsPanel {
       ['End to end duration', stat(done.map((c) => c.end_to_end_duration)), fmtMs],
       ['Checkpointed size', stat(done.map((c) => c.checkpointed_size)), fmtBytes],
       ['Full size', stat(done.map((c) => c.state_size)), fmtBytes],
+      ['Start delay (longest subtask)', stat(done.map(maxStartDelay)), fmtMs],
     ];
-    syncChildren(this.summaryBody, rows, ([l]) => l, ([l]) => h('tr', {}, h('th', { scope: 'row' }, l),
+    syncChildren(this.summaryBody, rows, ([l]) => l, ([l]) => h('tr', { 'data-row': l }, h('th', { scope: 'row' }, l),
       h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' })), (tr, [, st, f]) => {
       text(tr.cells[1], st.min === null ? '—' : f(st.min));
       text(tr.cells[2], st.avg === null ? '—' : f(st.avg));

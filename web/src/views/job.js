@@ -109,10 +109,15 @@ export function jobView(root, route) {
   // Checkpoints panel
   const checkpoints = new CheckpointsPanel(panels.get('checkpoints'), id, () => savepointsPoll.now());
 
-  // Exceptions panel
+  // Exceptions panel: the restarts (what each restored), then the exceptions
+  const restartsList = h('ol', { class: 'restarts', testid: 'restarts' });
+  const restartsEmpty = h('p', { class: 'empty', testid: 'restarts-empty' }, 'The job has not restarted.');
+  const restartsNote = h('p', { class: 'hint', hidden: true });
   const exceptionsList = h('ol', { class: 'exceptions', testid: 'exceptions' });
   const exceptionsEmpty = h('p', { class: 'empty' }, 'No exceptions.');
-  panels.get('exceptions').append(h('section', { class: 'card' }, h('h2', {}, 'Exceptions'), exceptionsEmpty, exceptionsList));
+  panels.get('exceptions').append(
+    h('section', { class: 'card', testid: 'restarts-card' }, h('h2', {}, 'Restarts'), restartsNote, restartsEmpty, restartsList),
+    h('section', { class: 'card' }, h('h2', {}, 'Exceptions'), exceptionsEmpty, exceptionsList));
 
   // Recover panel
   const recover = new RecoverPanel(panels.get('recover'), id);
@@ -312,6 +317,41 @@ export function jobView(root, route) {
       h('pre', {}, e.exception)), () => {});
   }
 
+  // `restart-history` comes oldest first (the newest few the server keeps);
+  // shown newest first, numbered from the job's restart count.
+  // A cause's first line, and the rest (a backtrace) behind a toggle.
+  function cause(message) {
+    const [first, ...rest] = String(message).split('\n');
+    const more = rest.join('\n').trim();
+    if (!more) return h('p', { class: 'restart-cause', testid: 'restart-cause' }, first);
+    return h('details', { class: 'restart-cause' },
+      h('summary', { testid: 'restart-cause' }, first), h('pre', {}, more));
+  }
+
+  function renderRestarts(list, restarts) {
+    const items = list.map((r, i) => ({ ...r, n: typeof restarts === 'number' ? restarts - (list.length - 1 - i) : null }))
+      .reverse();
+    restartsEmpty.hidden = items.length > 0;
+    const dropped = typeof restarts === 'number' ? restarts - list.length : 0;
+    restartsNote.hidden = dropped <= 0;
+    text(restartsNote, dropped > 0 ? `The ${list.length} newest of ${restarts} restarts.` : '');
+    syncChildren(restartsList, items, (r) => `${r.timestamp}\u0000${r.n}\u0000${r.cause}`, (r) => {
+      const from = r.restored;
+      const kind = from && from.kind === 'savepoint' ? 'savepoint' : 'checkpoint';
+      return h('li', { testid: 'restart', 'data-restored': from ? String(from.id) : '' },
+        h('div', { class: 'restart-head' },
+          h('time', {}, fmtTime(r.timestamp)),
+          r.n !== null && r.n > 0 ? h('span', { class: 'muted' }, `restart ${r.n}`) : null,
+          from
+            ? h('span', {
+              class: 'badge restored', testid: 'restart-restored', title: `restored at ${fmtTime(from.restore_timestamp)}`,
+            }, `restored ${kind} ${from.id}`)
+            : h('span', { class: 'badge from-start', testid: 'restart-restored' }, 'from the beginning')),
+        from && from.external_path ? h('div', { class: 'restart-path' }, pathWithCopy(from.external_path, 'restart-path')) : null,
+        cause(r.cause || 'no message'));
+    }, () => {});
+  }
+
   function renderHeader(d) {
     text(nameEl, d.name || id);
     document.title = `${d.name || id} · Weir`;
@@ -476,6 +516,7 @@ export function jobView(root, route) {
     renderOperators(vertices, subLoads);
     renderCharts(vertices);
     renderExceptions(d.exceptions || []);
+    renderRestarts(d['restart-history'] || [], d.restarts);
     detailPoll.setInterval(TERMINAL.has(d.state) ? 3000 : 1000);
   }, 1000, (e) => {
     if (e instanceof Unauthorized || e instanceof Unreachable) return;
