@@ -310,6 +310,10 @@ const tests = [
     await until('the savepoints to restore from', async () => (await select.locator('option').count()) >= 3);
     await select.selectOption(ctx.savepoint);
     assert((await page.getByTestId('restore-path').inputValue()) === ctx.savepoint, 'the select does not fill the path');
+    // Submitting a restore first shows the check's report and starts nothing.
+    await page.getByTestId('submit-job').click();
+    await page.getByTestId('dry-run').waitFor();
+    assert(page.url().endsWith('#/submit'), 'a restore was submitted before its check was shown');
     await page.getByTestId('check-restore').click();
     await page.getByTestId('dry-run').waitFor();
     const verdict = await page.locator('[data-testid="verdict-row"]', { hasText: 'count' }).first().getAttribute('data-verdict');

@@ -276,12 +276,22 @@ export function submitView(root) {
   }
 
   let busy = false;
+  // The request whose restore the dry run passed: a submit that restores
+  // goes out only for exactly that request, after its report was shown.
+  let checked = null;
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     if (busy) return;
-    clearResults();
     const body = request();
     if (!body) return;
+    if (body.savepointPath && JSON.stringify(body) !== checked) {
+      await check(body);
+      if (checked === JSON.stringify(body)) {
+        status.textContent = 'The restore check passed: press Submit again to start the job.';
+      }
+      return;
+    }
+    clearResults();
     busy = true;
     submitButton.disabled = true;
     status.textContent = 'Submitting…';
@@ -298,11 +308,9 @@ export function submitView(root) {
     }
   });
 
-  checkButton.addEventListener('click', async () => {
-    if (busy) return;
+  /** Runs the dry run of `body` and shows its report. */
+  async function check(body) {
     clearResults();
-    const body = request({ needRestore: true });
-    if (!body) return;
     busy = true;
     checkButton.disabled = true;
     status.textContent = 'Checking the restore…';
@@ -310,13 +318,24 @@ export function submitView(root) {
       const answer = await post('/jobs/dry-run', body);
       status.textContent = '';
       renderDryRun(answer || {});
+      checked = answer && answer.restorable ? JSON.stringify(body) : null;
     } catch (err) {
       status.textContent = '';
+      checked = null;
       failure(err);
     } finally {
       busy = false;
       updateButtons();
     }
+  }
+
+  checkButton.addEventListener('click', async () => {
+    if (busy) return;
+    const body = request({ needRestore: true });
+    if (!body) {
+      return;
+    }
+    await check(body);
   });
 
   function renderDryRun(r) {
@@ -324,19 +343,38 @@ export function submitView(root) {
     dryRun.hidden = false;
   }
 
-  // The savepoints to restore from, and the bundles to name.
+  // The savepoints and retained checkpoints to restore from, and the
+  // bundles to name.
   let disposed = false;
   get('/savepoints').then((answer) => {
     if (disposed) return;
     const sps = ((answer && answer.savepoints) || []).slice().reverse();
+    const group = h('optgroup', { label: 'Savepoints' });
     for (const sp of sps) {
-      restoreSelect.append(h('option', { value: sp.path },
-        `${sp.jobName || sp.jobId} · checkpoint ${sp.checkpointId} · ${fmtTime(sp.timestamp)} · ${sp.format} · ${fmtBytes(sp.size)}`));
+      group.append(h('option', { value: sp.path },
+        `${sp.jobName || sp.jobId} · savepoint ${sp.checkpointId} · ${fmtTime(sp.timestamp)} · ${sp.format} · ${fmtBytes(sp.size)}`));
     }
+    if (sps.length) restoreSelect.append(group);
   }, (e) => {
     if (disposed || e instanceof Unauthorized || e instanceof Unreachable) return;
     status.textContent = `Could not list the savepoints: ${describe(e)}`;
   });
+  listRetained().catch(() => {});
+
+  /** Adds every job's retained checkpoints to the restore select. */
+  async function listRetained() {
+    const answer = await get('/jobs');
+    const jobs = (answer && answer.jobs) || [];
+    const group = h('optgroup', { label: 'Retained checkpoints' });
+    for (const job of jobs.slice().reverse()) {
+      const r = await get(`/jobs/${encodeURIComponent(job.jid)}/checkpoints/retained`);
+      for (const c of (r && r.checkpoints) || []) {
+        group.append(h('option', { value: c.path },
+          `${job.name} · checkpoint ${c.id} · ${fmtTime(c.timestamp)} · ${c.backend} · ${fmtBytes(c.size)}`));
+      }
+    }
+    if (!disposed && group.children.length) restoreSelect.append(group);
+  }
   get('/bundles').then((answer) => {
     if (disposed) return;
     const names = ((answer && answer.bundles) || []).map((b) => b.name).sort();
