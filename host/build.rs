@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    // Read when the script runs, not when it is compiled: a build folder
+    // shared by two checkouts keeps the script but must build each one's web/.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let web = Path::new(&manifest).join("../web");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("web");
     for input in [
         "src",

@@ -26,43 +26,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Runs a job in this process until its sources end.
-    Run {
-        /// The job spec (YAML or JSON).
-        job: PathBuf,
-        /// Folder that relative `wasm` paths resolve against (default: the
-        /// spec's folder).
-        #[arg(long, env = "WEIR_OPERATORS_DIR")]
-        operators_dir: Option<PathBuf>,
-        /// No progress lines and no summary on stderr.
-        #[arg(long, short)]
-        quiet: bool,
-        /// Restore from this savepoint or retained checkpoint: its folder
-        /// or its `_metadata` file (default: execution.state-recovery.path).
-        #[arg(long = "fromSavepoint", short = 's', value_name = "PATH")]
-        from_savepoint: Option<PathBuf>,
-        /// CLAIM (the job owns and later deletes the snapshot) or NO_CLAIM
-        /// (default: execution.state-recovery.claim-mode).
-        #[arg(long = "claim-mode", alias = "claimMode", value_name = "MODE")]
-        claim_mode: Option<String>,
-        /// Check the restore without running: what would be restored
-        /// where, and whether the components fit (exit 2 if refused).
-        #[arg(long)]
-        dry_run: bool,
-        /// Skip checkpointed state whose uid is not in the job.
-        #[arg(
-            long = "allowNonRestoredState",
-            short = 'n',
-            alias = "allow-non-restored-state"
-        )]
-        allow_non_restored_state: bool,
-        /// Submit the job to this `weir serve` instead of running it here
-        /// (its operators' components are uploaded first).
-        #[arg(long)]
-        server: Option<String>,
-        /// The API token for `--server`.
-        #[arg(long, env = "WEIR_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-    },
+    Run(RunArgs),
     /// Lists retained checkpoints: of a checkpoint folder on this machine
     /// (`<state.checkpoints.dir>[/<job-id>]`), or of a job on a server.
     Checkpoints {
@@ -269,34 +233,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Cancel { job_id, remote } => cancel(&config, &job_id, &remote),
-        Cmd::Run {
-            job,
-            operators_dir,
-            quiet,
-            from_savepoint,
-            claim_mode,
-            dry_run,
-            allow_non_restored_state,
-            server,
-            token,
-        } => {
-            let args = RunArgs {
-                job,
-                operators_dir,
-                quiet,
-                from_savepoint,
-                claim_mode,
-                dry_run,
-                allow_non_restored_state,
-            };
-            match server {
-                Some(_) if args.dry_run => anyhow::bail!(
-                    "--dry-run checks a restore on this machine; for a server, POST /api/v1/jobs/dry-run"
-                ),
-                Some(server) => run_on_server(&config, &server, token.as_deref(), &args),
-                None => run_here(&config, args),
-            }
-        }
+        Cmd::Run(args) => match &args.server {
+            Some(_) if args.dry_run => anyhow::bail!(
+                "--dry-run checks a restore on this machine; for a server, POST /api/v1/jobs/dry-run"
+            ),
+            Some(server) => run_on_server(&config, server, args.token.as_deref(), &args),
+            None => run_here(&config, args),
+        },
         Cmd::Serve => serve(&config),
         Cmd::Bench(args) => {
             weir::run_bench(&args, &config)?;
@@ -433,21 +376,43 @@ fn cancel(config: &Config, job_id: &str, remote: &Remote) -> anyhow::Result<Exit
 }
 
 /// What `weir run` runs, and how.
+#[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// The job spec.
+    /// The job spec (YAML or JSON).
     job: PathBuf,
-    /// Folder that relative `wasm` paths resolve against.
+    /// Folder that relative `wasm` paths resolve against (default: the
+    /// spec's folder).
+    #[arg(long, env = "WEIR_OPERATORS_DIR")]
     operators_dir: Option<PathBuf>,
-    /// No progress lines and no summary.
+    /// No progress lines and no summary on stderr.
+    #[arg(long, short)]
     quiet: bool,
-    /// The checkpoint to restore from.
+    /// Restore from this savepoint or retained checkpoint: its folder
+    /// or its `_metadata` file (default: execution.state-recovery.path).
+    #[arg(long = "fromSavepoint", short = 's', value_name = "PATH")]
     from_savepoint: Option<PathBuf>,
-    /// Skip checkpointed state whose uid is not in the job.
-    allow_non_restored_state: bool,
-    /// CLAIM or NO_CLAIM.
+    /// CLAIM (the job owns and later deletes the snapshot) or NO_CLAIM
+    /// (default: execution.state-recovery.claim-mode).
+    #[arg(long = "claim-mode", alias = "claimMode", value_name = "MODE")]
     claim_mode: Option<String>,
-    /// Only check the restore.
+    /// Check the restore without running: what would be restored
+    /// where, and whether the components fit (exit 2 if refused).
+    #[arg(long)]
     dry_run: bool,
+    /// Skip checkpointed state whose uid is not in the job.
+    #[arg(
+        long = "allowNonRestoredState",
+        short = 'n',
+        alias = "allow-non-restored-state"
+    )]
+    allow_non_restored_state: bool,
+    /// Submit the job to this `weir serve` instead of running it here
+    /// (its operators' components are uploaded first).
+    #[arg(long)]
+    server: Option<String>,
+    /// The API token for `--server`.
+    #[arg(long, env = "WEIR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 /// `weir run --server`: uploads the job's components to a server and

@@ -109,6 +109,9 @@ pub struct RestorePoint {
     /// Per uid, the states the job drops (`-n` with a new component that
     /// no longer declares them).
     pub dropped: BTreeMap<String, BTreeSet<String>>,
+    /// Checked against the job, verified and its compatibility decided
+    /// (by `prepare_restore`): a job given it does not do that again.
+    pub(crate) prepared: bool,
 }
 
 impl RestorePoint {
@@ -144,6 +147,7 @@ impl RestorePoint {
             reader: Arc::new(CheckpointDir(dir.clone())),
             path: dir.display().to_string(),
             dropped: BTreeMap::new(),
+            prepared: false,
         })
     }
 

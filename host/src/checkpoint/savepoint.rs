@@ -28,6 +28,7 @@ use thiserror::Error;
 use super::fs::{StorageError, io_err, sync_dir, write_durably};
 use super::layout::{METADATA_FILE, METADATA_IN_PROGRESS, metadata_in};
 use super::metadata::CheckpointMetadata;
+use super::storage::random_hex;
 use crate::config::SavepointFormat;
 use crate::state::incremental::{IncrementalHandle, NativeSnapshot};
 
@@ -73,6 +74,9 @@ pub struct SavepointDone {
     pub format: SavepointFormat,
     /// When it completed (ms since the epoch).
     pub timestamp: i64,
+    /// Per operator uid, the SHA-256 of the component that wrote its
+    /// state (WebAssembly operators).
+    pub components: Vec<(String, String)>,
 }
 
 /// A savepoint that cannot be written, read or disposed of.
@@ -330,20 +334,6 @@ pub fn delete_snapshot_folder(folder: &Path) -> Result<(), StorageError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err(folder, e)),
     }
-}
-
-/// `n` random bytes as hex.
-fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = (nanos >> (i * 8)) as u8;
-        }
-    }
-    hex::encode(bytes)
 }
 
 #[cfg(test)]

@@ -311,14 +311,22 @@ impl CheckpointStorage {
 
 /// A fresh job id: 32 random hex digits, like Flink's.
 pub fn new_job_id() -> String {
+    random_hex(16)
+}
+
+/// `n` (at most 16) random bytes in hex: the job ids, and the random part
+/// of savepoint folder names.
+pub fn random_hex(n: usize) -> String {
     let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
+    let bytes = &mut bytes[..n.min(16)];
+    if getrandom::fill(bytes).is_err() {
         // No system randomness: the time and the process still make the id
         // unique on this machine.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        bytes = (nanos ^ (u128::from(std::process::id()) << 96)).to_le_bytes();
+        let seed = (nanos ^ (u128::from(std::process::id()) << 96)).to_le_bytes();
+        bytes.copy_from_slice(&seed[..bytes.len()]);
     }
     hex::encode(bytes)
 }

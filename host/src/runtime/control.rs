@@ -108,13 +108,11 @@ pub struct LiveJob {
     pub completed_count: u64,
     /// How many are in progress now.
     pub in_progress: u64,
-    /// The external path of the newest completed checkpoint.
-    pub last_checkpoint_path: Option<String>,
+    /// The newest completed checkpoint (not a savepoint, however many
+    /// followed it) and its external path.
+    pub last_checkpoint: Option<(CheckpointStats, String)>,
     /// The newest completed savepoint and its path.
     pub last_savepoint: Option<(CheckpointStats, String)>,
-    /// The newest completed checkpoint (not a savepoint), however many
-    /// savepoints followed it.
-    pub last_checkpoint: Option<CheckpointStats>,
     /// Restarts so far.
     pub restarts: u32,
     /// The newest failed checkpoints, oldest first (at most
@@ -138,7 +136,12 @@ impl LiveJob {
     /// The newest completed checkpoint (not a savepoint), as Flink's
     /// `latest.completed` and `lastCheckpoint*` metrics mean it.
     pub fn last_checkpoint(&self) -> Option<&CheckpointStats> {
-        self.last_checkpoint.as_ref()
+        self.last_checkpoint.as_ref().map(|(c, _)| c)
+    }
+
+    /// The external path of [`Self::last_checkpoint`].
+    pub fn last_checkpoint_path(&self) -> Option<&str> {
+        self.last_checkpoint.as_ref().map(|(_, p)| p.as_str())
     }
 }
 
@@ -268,8 +271,7 @@ impl JobControl {
             if stats.is_savepoint {
                 l.last_savepoint = Some((stats.clone(), path.to_owned()));
             } else {
-                l.last_checkpoint = Some(stats.clone());
-                l.last_checkpoint_path = Some(path.to_owned());
+                l.last_checkpoint = Some((stats.clone(), path.to_owned()));
             }
         });
     }

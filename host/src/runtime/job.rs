@@ -72,7 +72,11 @@ fn run_job_until_it_ends(
     let restore = match &options.restore {
         Some(r) => {
             let allow = options.allow_non_restored_state;
-            let r = prepare_restore(graph, &sandbox, &components, r, allow)?;
+            // A server prepared it already when the job was submitted.
+            let r = match r.prepared {
+                true => r.clone(),
+                false => prepare_restore(graph, &sandbox, &components, r, allow)?,
+            };
             tracing::info!(
                 "restoring from {} {} ({}, {})",
                 r.metadata.kind,
@@ -384,6 +388,7 @@ fn latest_valid(completed: &Mutex<Vec<CompletedCheckpoint>>) -> Option<RestorePo
             reader: c.reader.clone(),
             path: c.path.clone(),
             dropped: Default::default(),
+            prepared: true,
         };
         match point.verify() {
             Ok(()) => {

@@ -118,6 +118,7 @@ pub fn prepare_restore(
     }
     let mut point = point.clone();
     point.dropped = report.dropped_states();
+    point.prepared = true;
     Ok(point)
 }
 

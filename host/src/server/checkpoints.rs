@@ -51,7 +51,7 @@ fn completed(c: &CheckpointStats) -> Value {
 pub fn statistics(live: &LiveJob, roots: &Roots) -> Value {
     let latest = live.last_checkpoint().map(|c| {
         let mut v = completed(c);
-        v["external_path"] = json!(live.last_checkpoint_path);
+        v["external_path"] = json!(live.last_checkpoint_path());
         v
     });
     let failed = |f: &FailedCheckpoint| {
@@ -235,10 +235,7 @@ pub fn metric(live: &LiveJob, name: &str) -> Option<String> {
         // As in Flink: what the last checkpoint wrote, and its full size.
         "lastCheckpointSize" => last.map_or(-1, |c| c.checkpointed_size as i64).to_string(),
         "lastCheckpointFullSize" => last.map_or(-1, |c| c.size as i64).to_string(),
-        "lastCheckpointExternalPath" => live
-            .last_checkpoint_path
-            .clone()
-            .unwrap_or_else(|| "n/a".into()),
+        "lastCheckpointExternalPath" => live.last_checkpoint_path().unwrap_or("n/a").to_owned(),
         "lastCheckpointRestoreTimestamp" => live
             .restored
             .as_ref()

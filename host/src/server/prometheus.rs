@@ -131,11 +131,11 @@ impl Families {
             self.duration.get_or_create(&l).set(c.duration_ms);
             self.size.get_or_create(&l).set(int(c.size));
         }
-        if let Some(p) = &live.last_checkpoint_path {
+        if let Some(p) = live.last_checkpoint_path() {
             let info = CheckpointLabels {
                 job_id: l.job_id.clone(),
                 job_name: l.job_name.clone(),
-                path: p.clone(),
+                path: p.to_owned(),
             };
             self.info.get_or_create(&info).set(1);
         }

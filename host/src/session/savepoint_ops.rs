@@ -12,8 +12,7 @@ use super::model::{JobState, SubmitRequest};
 use super::savepoints::{Operation, SavepointEntry};
 use crate::checkpoint::compatibility::CompatibilityReport;
 use crate::checkpoint::restore::RestorePoint;
-use crate::checkpoint::savepoint::{StopMode, dispose, read_savepoint};
-use crate::clock::epoch_ms;
+use crate::checkpoint::savepoint::{SavepointDone, StopMode, dispose};
 use crate::config::SavepointFormat;
 use crate::runtime::{SavepointOutcome, SavepointRefused, load_components, restore_report};
 use crate::sandbox::Sandbox;
@@ -68,15 +67,9 @@ impl JobManager {
                 "job {id} is not running ({state:?}); a savepoint needs a running job"
             )));
         }
-        let target = match (&trigger.target, self.store.is_some()) {
-            (Some(t), true) => Some(
-                self.roots
-                    .savepoints
-                    .resolve(t)
-                    .map_err(|e| SessionError::bad_request(format!("targetDirectory: {e}")))?,
-            ),
-            (Some(t), false) => Some(PathBuf::from(t)),
-            (None, _) => None,
+        let target = match &trigger.target {
+            Some(t) => Some(self.savepoint_path(t, "targetDirectory")?),
+            None => None,
         };
         let trigger_id = trigger_id(trigger.trigger_id.clone())?;
         let keep = self.config.server.async_store_duration;
@@ -150,14 +143,7 @@ impl JobManager {
         path: &str,
         trigger_id: Option<String>,
     ) -> Result<String, SessionError> {
-        let folder = match self.store.is_some() {
-            true => self
-                .roots
-                .savepoints
-                .resolve(path)
-                .map_err(|e| SessionError::bad_request(format!("savepointPath: {e}")))?,
-            false => PathBuf::from(path),
-        };
+        let folder = self.savepoint_path(path, "savepointPath")?;
         let trigger_id = self::trigger_id(trigger_id)?;
         let keep = self.config.server.async_store_duration;
         if !self.operations.start(DISPOSAL, &trigger_id, keep) {
@@ -195,6 +181,19 @@ impl JobManager {
                 })
             })
             .collect())
+    }
+
+    /// A savepoint folder or target a request names (in its `field`):
+    /// under the savepoints root for a server, as given for the API of
+    /// `weir run`.
+    fn savepoint_path(&self, given: &str, field: &str) -> Result<PathBuf, SessionError> {
+        if self.store.is_none() {
+            return Ok(PathBuf::from(given));
+        }
+        self.roots
+            .savepoints
+            .resolve(given)
+            .map_err(|e| SessionError::bad_request(format!("{field}: {e}")))
     }
 
     /// The savepoints this server wrote (of job `job` only, if given).
@@ -253,31 +252,15 @@ fn trigger_id(given: Option<String>) -> Result<String, SessionError> {
 }
 
 /// The index entry of a completed savepoint.
-fn entry(
-    job_id: &str,
-    job_name: &str,
-    done: &crate::checkpoint::savepoint::SavepointDone,
-) -> SavepointEntry {
-    let components = read_savepoint(std::path::Path::new(&done.path))
-        .map(|(_, m)| {
-            m.operators
-                .iter()
-                .filter_map(|o| Some((o.uid.clone(), o.component.as_ref()?.sha256.clone())))
-                .collect()
-        })
-        .unwrap_or_default();
+fn entry(job_id: &str, job_name: &str, done: &SavepointDone) -> SavepointEntry {
     SavepointEntry {
         path: done.path.clone(),
         job_id: job_id.to_owned(),
         job_name: job_name.to_owned(),
         checkpoint_id: done.id,
-        timestamp: if done.timestamp > 0 {
-            done.timestamp
-        } else {
-            epoch_ms()
-        },
+        timestamp: done.timestamp,
         size: done.size,
         format: done.format.name().to_owned(),
-        components,
+        components: done.components.clone(),
     }
 }

@@ -18,10 +18,18 @@ use crate::clock::epoch_ms;
 use crate::config::{CheckpointingMode, SavepointFormat};
 
 impl Coordinator<'_> {
+    /// Remembers the states the operator of `ack` declared, for the
+    /// identities in `_metadata`.
+    pub(super) fn remember_declared(&mut self, ack: &TaskAck) {
+        if !ack.state.declared.is_empty() {
+            self.declared.insert(ack.node, ack.state.declared.clone());
+        }
+    }
+
     /// Writes a task's keyed state files (the asynchronous part) to
-    /// `target`, and remembers the states its operator declared.
+    /// `target`.
     pub(super) fn write_state(
-        &mut self,
+        &self,
         target: Target<'_>,
         ack: &TaskAck,
     ) -> Result<Written, StorageError> {
@@ -30,9 +38,6 @@ impl Coordinator<'_> {
         let mut written = 0;
         let node = &self.graph.nodes[ack.node];
         let name = keyed_file_name(ack.node, &node.uid, ack.subtask);
-        if !ack.state.declared.is_empty() {
-            self.declared.insert(ack.node, ack.state.declared.clone());
-        }
         let keyed = match &ack.state.keyed {
             Some(snap) => {
                 match target {

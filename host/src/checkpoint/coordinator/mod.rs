@@ -341,13 +341,13 @@ impl<'a> Coordinator<'a> {
                 if !self.pending.contains(id) {
                     return Ok(());
                 }
-                let in_flight = self.savepoints.in_flight.take_if(|f| f.id == id);
-                let written = match &in_flight {
-                    Some(f) => self.write_state(Target::Savepoint(&f.folder), &ack),
-                    None => self.write_state(Target::Checkpoint(id), &ack),
+                self.remember_declared(&ack);
+                let target = match &self.savepoints.in_flight {
+                    Some(f) if f.id == id => Target::Savepoint(&f.folder),
+                    _ => Target::Checkpoint(id),
                 };
-                let is_savepoint = in_flight.is_some();
-                self.savepoints.in_flight = self.savepoints.in_flight.take().or(in_flight);
+                let is_savepoint = matches!(target, Target::Savepoint(_));
+                let written = self.write_state(target, &ack);
                 match written {
                     Ok((state, size, written)) => {
                         let task = (ack.node, ack.subtask);
@@ -374,6 +374,7 @@ impl<'a> Coordinator<'a> {
                 for id in self.pending.lost_after(last_barrier) {
                     self.abandon(id, "a task ended its input before the barrier reached it");
                 }
+                self.remember_declared(&ack);
                 self.finals
                     .insert((ack.node, ack.subtask), (ack, last_barrier));
                 Ok(())

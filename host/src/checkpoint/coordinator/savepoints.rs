@@ -192,6 +192,11 @@ impl Coordinator<'_> {
             size: metadata.state_size,
             format,
             timestamp: metadata.completed_timestamp,
+            components: metadata
+                .operators
+                .iter()
+                .filter_map(|o| Some((o.uid.clone(), o.component.as_ref()?.sha256.clone())))
+                .collect(),
         })
     }
 
