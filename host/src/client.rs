@@ -41,6 +41,8 @@ pub struct SavepointOptions {
     pub stop: Option<bool>,
     /// Return the trigger id at once instead of waiting.
     pub detached: bool,
+    /// Cancel the job once the savepoint is taken (`weir cancel -s`).
+    pub cancel_job: bool,
 }
 
 /// Where the server is and how to authenticate.
@@ -209,6 +211,9 @@ impl Client {
         }
         if let Some(f) = &options.format {
             body["formatType"] = f.to_ascii_uppercase().into();
+        }
+        if options.cancel_job {
+            body["cancelJob"] = true.into();
         }
         let path = match options.stop {
             Some(drain) => {

@@ -47,8 +47,12 @@ pub use checkpoint::storage::new_job_id;
 pub use client::{
     Client, SavepointOptions, SubmitOptions, checkpoints_table, jobs_table, savepoints_table,
 };
-pub use config::{ALIASES, ClaimMode, Config, ConfigError, KEYS, Key, SavepointFormat};
+pub use config::{
+    ALIASES, ClaimMode, Config, ConfigError, KEYS, Key, LocationError, SavepointFormat,
+    parse_location,
+};
 pub use keygroup::KEY_GROUP_HASH_VERSION;
+pub use runtime::restart::RestartStrategy;
 pub use runtime::{
     JobControl, JobError, JobSummary, RunOptions, SavepointRefused, TaskFailure, dry_run,
     load_components, run_job,

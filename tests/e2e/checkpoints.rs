@@ -372,42 +372,33 @@ fn cancelling_deletes_checkpoints_unless_retained() {
     assert!(job_dirs(d).is_empty(), "{:?}", job_dirs(d));
 }
 
-#[test]
-fn a_trap_restarts_the_job_from_its_latest_checkpoint_under_fixed_delay() {
-    let (count, keys) = (20_000, 300);
-    // The guest traps at record 3000 until 2 s from now.
-    let yaml = |d: &Path, strategy: &str| {
-        let before = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |t| t.as_millis())
-            + 2_000;
-        let hostile = format!("mode: trap-at, value: \"3000\", before-ms: \"{before}\"");
-        CountJob {
-            count,
-            keys,
-            rate: Some(10_000),
-            hostile: Some(&hostile),
-            extra: strategy,
-            ..CountJob::default()
-        }
-        .yaml(d)
-    };
-    // Under `none` the trap fails the job with its message.
-    let dir = tempdir();
-    let g = graph(&yaml(dir.path(), "restart-strategy.type: none"), dir.path()).expect("valid");
-    let err = run_job(&g, &RunOptions::default(), &JobControl::default())
-        .expect_err("the trap fails the job");
-    let text = err.to_string();
-    assert!(
-        text.contains("hostile") && text.contains("trap at value 3000"),
-        "{text}"
-    );
-    // Under fixed-delay it restarts (from memory: jobmanager storage) after
-    // the trap's moment has passed, and the output is exactly-once.
+/// The count job (20,000 records, 300 keys) whose guest traps at record
+/// 3000 until 2 s from now, with `extra` config.
+fn trapping_job(d: &Path, extra: &str) -> String {
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |t| t.as_millis())
+        + 2_000;
+    let hostile = format!("mode: trap-at, value: \"3000\", before-ms: \"{before}\"");
+    CountJob {
+        count: 20_000,
+        keys: 300,
+        rate: Some(10_000),
+        hostile: Some(&hostile),
+        extra,
+        ..CountJob::default()
+    }
+    .yaml(d)
+}
+
+/// Runs [`trapping_job`] with `extra` (a restart strategy that allows one
+/// restart 2 s later, and checkpoints kept in memory): it restarts once
+/// from its latest checkpoint, says so in its restart history, writes no
+/// checkpoint files and commits its output exactly once.
+pub(crate) fn restarts_once_from_memory_after_a_trap(extra: &str) {
     let dir = tempdir();
     let d = dir.path();
-    let strategy = "restart-strategy.type: fixed-delay\nrestart-strategy.fixed-delay.attempts: 2\nrestart-strategy.fixed-delay.delay: 2s\nexecution.checkpointing.storage: jobmanager";
-    let g = graph(&yaml(d, strategy), d).expect("valid");
+    let g = graph(&trapping_job(d, extra), d).expect("valid");
     let control = JobControl::default();
     let summary = run_job(&g, &RunOptions::default(), &control).expect("restarted job");
     assert_eq!(summary.restarts, 1);
@@ -425,8 +416,31 @@ fn a_trap_restarts_the_job_from_its_latest_checkpoint_under_fixed_delay() {
             "{restored:?}"
         );
     }
-    assert_eq!(sorted_output(&d.join("out")), expected(count, keys));
+    assert_eq!(sorted_output(&d.join("out")), expected(20_000, 300));
     assert!(job_dirs(d).is_empty(), "jobmanager storage writes no files");
+}
+
+#[test]
+fn a_trap_restarts_the_job_from_its_latest_checkpoint_under_fixed_delay() {
+    // Under `none` the trap fails the job with its message.
+    let dir = tempdir();
+    let g = graph(
+        &trapping_job(dir.path(), "restart-strategy.type: none"),
+        dir.path(),
+    )
+    .expect("valid");
+    let err = run_job(&g, &RunOptions::default(), &JobControl::default())
+        .expect_err("the trap fails the job");
+    let text = err.to_string();
+    assert!(
+        text.contains("hostile") && text.contains("trap at value 3000"),
+        "{text}"
+    );
+    // Under fixed-delay it restarts (from memory: jobmanager storage) after
+    // the trap's moment has passed, and the output is exactly-once.
+    restarts_once_from_memory_after_a_trap(
+        "restart-strategy.type: fixed-delay\nrestart-strategy.fixed-delay.attempts: 2\nrestart-strategy.fixed-delay.delay: 2s\nexecution.checkpointing.storage: jobmanager",
+    );
 }
 
 /// A retained checkpoint of a small count job.

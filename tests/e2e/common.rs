@@ -98,3 +98,52 @@ pub fn tempdir() -> tempfile::TempDir {
 pub fn q(p: &str) -> String {
     format!("{p:?}")
 }
+
+/// A `weir run` started with its API, as [`spawn_with_api`] found it.
+pub struct RunWithApi {
+    /// The process.
+    pub child: std::process::Child,
+    /// The lines it logged before it said where its API is.
+    pub log: Vec<String>,
+    /// The API's `host:port`.
+    pub addr: String,
+    /// The job's id.
+    pub id: String,
+    /// The API token.
+    pub token: String,
+}
+
+/// Starts `cmd` (a `weir run`, logging at info) and reads its stderr up
+/// to the line that says where its API is; the rest is drained so the job
+/// never blocks on it.
+pub fn spawn_with_api(mut cmd: Command) -> RunWithApi {
+    let mut child = cmd
+        .env("WEIR_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("weir run");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut log = Vec::new();
+    let (addr, id, token) = loop {
+        let line = lines.next().expect("weir run exited").expect("line");
+        if let Some(rest) = line.strip_prefix("REST API: http://") {
+            let (addr, rest) = rest.split_once("/api/v1/jobs/").expect("url");
+            let (id, rest) = rest.split_once(' ').expect("id");
+            let token = rest
+                .trim_start_matches("(Authorization: Bearer ")
+                .trim_end_matches(')');
+            break (addr.to_owned(), id.to_owned(), token.to_owned());
+        }
+        log.push(line);
+    };
+    std::thread::spawn(move || for _ in lines {});
+    RunWithApi {
+        child,
+        log,
+        addr,
+        id,
+        token,
+    }
+}

@@ -344,31 +344,11 @@ fn native_savepoints_and_claim_modes_with_incremental_rocksdb() {
 
 /// Starts `weir run spec` and reads from its stderr where its API is:
 /// the child, the address, the job id and the token.
-fn spawn_with_api(spec: &Path) -> (std::process::Child, String, String, String) {
-    let mut child = weir()
-        .arg("run")
-        .arg(spec)
-        .env("WEIR_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("weir run");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    let (addr, id, token) = loop {
-        let line = lines.next().expect("weir run exited").expect("line");
-        if let Some(rest) = line.strip_prefix("REST API: http://") {
-            let (addr, rest) = rest.split_once("/api/v1/jobs/").expect("url");
-            let (id, rest) = rest.split_once(' ').expect("id");
-            let token = rest
-                .trim_start_matches("(Authorization: Bearer ")
-                .trim_end_matches(')');
-            break (addr.to_owned(), id.to_owned(), token.to_owned());
-        }
-    };
-    // Keep draining stderr so the job never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr, id, token)
+pub(crate) fn spawn_with_api(spec: &Path) -> (std::process::Child, String, String, String) {
+    let mut cmd = weir();
+    cmd.arg("run").arg(spec);
+    let run = crate::common::spawn_with_api(cmd);
+    (run.child, run.addr, run.id, run.token)
 }
 
 /// Copies the canonical savepoint fixture (`savepoint/`, `out/`,

@@ -150,6 +150,7 @@ impl Running {
             format: Some(format.to_owned()),
             stop: None,
             detached: false,
+            cancel_job: false,
         };
         let v = self.client.savepoint(&self.id, &options)?;
         let path = PathBuf::from(v["location"].as_str().context("no location")?);

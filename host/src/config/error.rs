@@ -21,6 +21,15 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// Two keys written together set one thing differently (a Flink 1.x
+    /// name and a newer one).
+    #[error("`{first}` and `{second}` disagree: keep one of them")]
+    Conflict {
+        /// The first key and value, as written.
+        first: String,
+        /// The second key and value, as written.
+        second: String,
+    },
     /// The config file cannot be read or parsed.
     #[error("config file {path}: {message}")]
     File {

@@ -38,10 +38,11 @@ impl Config {
         if !doc.is_null() {
             flatten("", &doc, &mut flat).map_err(file_err)?;
         }
-        for (k, v) in flat {
-            self.set(&k, &v)?;
+        let pairs: Vec<(String, String)> = flat.into_iter().collect();
+        match self.set_all(&pairs).into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

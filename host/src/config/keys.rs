@@ -6,8 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::backend_names::set_backend;
 use super::checkpoint::{CheckpointingMode, ClaimMode, Retention, StorageKind};
 use super::error::ConfigError;
+use super::location::parse_location;
 use super::settings::{BackendKind, Config};
 use super::units::{
     parse_at_most, parse_count, parse_duration, parse_float, parse_memory, parse_positive,
@@ -63,10 +65,9 @@ fn positive_duration(v: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// A path; `file://` is accepted as Flink accepts it.
-fn file_path(v: &str) -> Result<PathBuf, String> {
-    let v = v.trim();
-    Ok(PathBuf::from(v.strip_prefix("file://").unwrap_or(v)))
+/// A checkpoint or savepoint location: a path or a `file:` URI.
+fn location(v: &str) -> Result<PathBuf, String> {
+    parse_location(v).map_err(|e| e.to_string())
 }
 
 /// One of `names` (compared in `case`), mapped to its value.
@@ -94,7 +95,7 @@ fn one_of<T: Copy>(v: &str, upper: bool, names: &[(&str, T)]) -> Result<T, Strin
 fn optional_path(v: &str) -> Result<Option<PathBuf>, String> {
     match v.trim() {
         "none" | "" => Ok(None),
-        _ => file_path(v).map(Some),
+        _ => location(v).map(Some),
     }
 }
 
@@ -218,6 +219,9 @@ pub static KEYS: &[Key] = &[
     key("state.backend.type", "hashmap",
         "keyed state backend: hashmap (on the heap) or rocksdb (embedded RocksDB, larger than memory)",
         |c, v| put(&mut c.backend.kind, backend_kind(v))),
+    key("state.backend", "hashmap",
+        "Flink 1.x's backend names: jobmanager (hashmap, checkpoints in memory), filesystem (hashmap, checkpoints under state.checkpoints.dir), hashmap or rocksdb",
+        set_backend),
     key("state.backend.incremental", "false",
         "incremental checkpoints of the rocksdb backend: upload only the SST files not in shared/ yet",
         |c, v| put(&mut c.backend.incremental, boolean(v))),
@@ -277,7 +281,7 @@ pub static KEYS: &[Key] = &[
         |c, v| put(&mut c.checkpoint.storage, one_of(v, false, STORAGES))),
     key("state.checkpoints.dir", "checkpoints",
         "folder that holds <job-id>/chk-<n>/, relative to the job spec's folder (Flink 2: execution.checkpointing.dir)",
-        |c, v| put(&mut c.checkpoint.dir, file_path(v))),
+        |c, v| put(&mut c.checkpoint.dir, location(v))),
     key("execution.checkpointing.savepoint-dir", "none",
         "folder a savepoint triggered without a target folder goes to (alias state.savepoints.dir); for `weir serve`, relative to its data folder (default there: savepoints), and the only other root a restore path may lie under",
         |c, v| put(&mut c.checkpoint.savepoint_dir, optional_path(v))),
@@ -394,7 +398,6 @@ pub const ALIASES: &[(&str, &str)] = &[
         "execution.savepoint.ignore-unclaimed-state",
         "execution.state-recovery.ignore-unclaimed-state",
     ),
-    ("state.backend", "state.backend.type"),
 ];
 
 /// The key Weir uses for `key`, which may be one of its [`ALIASES`].
@@ -407,11 +410,12 @@ pub fn canonical_key(key: &str) -> &str {
 
 impl Config {
     /// Applies one `key: value` setting.
+    /// An error names `key` as written.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        let key = canonical_key(key);
+        let name = canonical_key(key);
         let row = KEYS
             .iter()
-            .find(|k| k.name == key)
+            .find(|k| k.name == name)
             .ok_or_else(|| ConfigError::UnknownKey {
                 key: key.to_owned(),
                 hint: suggest(key),

@@ -9,10 +9,13 @@
 //! settings (the restart policy, the state backend, the checkpoint
 //! coordinator) lives above, in the runtime.
 
+mod backend_names;
 mod checkpoint;
 mod error;
 mod file;
 mod keys;
+mod legacy;
+mod location;
 mod settings;
 pub mod units;
 
@@ -21,5 +24,6 @@ pub use checkpoint::{
 };
 pub use error::ConfigError;
 pub use keys::{ALIASES, KEYS, Key, canonical_key};
+pub use location::{LocationError, parse_location};
 pub use settings::{BackendKind, Config};
 pub use units::parse_duration;

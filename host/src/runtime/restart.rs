@@ -110,6 +110,46 @@ impl RestartStrategy {
     }
 }
 
+/// The strategy in words, as Flink's job configuration shows it
+/// (`Restart with fixed delay (10000 ms). #3 restart attempts.`).
+impl std::fmt::Display for RestartStrategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: &Duration| d.as_millis();
+        match self {
+            RestartStrategy::None => write!(f, "Restart deactivated."),
+            RestartStrategy::FixedDelay { attempts, delay } => write!(
+                f,
+                "Restart with fixed delay ({} ms). #{attempts} restart attempts.",
+                ms(delay)
+            ),
+            RestartStrategy::ExponentialDelay {
+                initial_backoff,
+                max_backoff,
+                multiplier,
+                reset_threshold,
+                jitter,
+                attempts,
+            } => write!(
+                f,
+                "Restart with exponential delay: initial backoff {} ms, max backoff {} ms, multiplier {multiplier}, reset threshold {} ms, jitter {jitter}, #{attempts} attempts before the backoff resets.",
+                ms(initial_backoff),
+                ms(max_backoff),
+                ms(reset_threshold)
+            ),
+            RestartStrategy::FailureRate {
+                max_failures,
+                interval,
+                delay,
+            } => write!(
+                f,
+                "Failure rate restart with maximum of {max_failures} failures within interval {} ms and fixed delay {} ms.",
+                ms(interval),
+                ms(delay)
+            ),
+        }
+    }
+}
+
 /// What to do about a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestartDecision {

@@ -22,6 +22,7 @@
 pub mod checkpoints;
 pub mod dashboard;
 pub mod error;
+pub mod job_config;
 pub mod local;
 pub mod openapi;
 pub mod prometheus;
@@ -128,6 +129,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/jobs", get(list_jobs).post(submit_job))
         .route("/api/v1/jobs/{id}", get(job_detail).patch(patch_job))
         .route("/api/v1/jobs/{id}/spec", get(job_spec))
+        .route("/api/v1/jobs/{id}/config", get(job_config::job_config))
         .route(
             "/api/v1/jobs/{id}/checkpoints",
             get(checkpoints::job_checkpoints).post(checkpoints::trigger_checkpoint),

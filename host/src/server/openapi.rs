@@ -21,6 +21,7 @@ use crate::session::{JobState, SubmitRequest};
         super::list_jobs,
         super::job_detail,
         super::job_spec,
+        super::job_config::job_config,
         super::patch_job,
         super::checkpoints::job_checkpoints,
         super::checkpoints::trigger_checkpoint,

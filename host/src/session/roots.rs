@@ -9,6 +9,8 @@ use std::path::{Component, Path, PathBuf};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
+use crate::config::parse_location;
+
 /// One root folder and a capability handle on it.
 #[derive(Debug)]
 pub struct Root {
@@ -105,10 +107,13 @@ impl Roots {
     /// Resolves a restore path: it must lie under the checkpoint or the
     /// savepoint root; a relative one is looked up in the root where it
     /// exists (the checkpoints root first).
+    /// A URI of a scheme Weir does not store to is refused first.
     pub fn restore_path(&self, requested: &str) -> Result<PathBuf, String> {
+        let local = parse_location(requested).map_err(|e| e.to_string())?;
+        let local = local.to_string_lossy();
         let found: Vec<PathBuf> = [&self.checkpoints, &self.savepoints]
             .iter()
-            .filter_map(|r| r.resolve(requested).ok())
+            .filter_map(|r| r.resolve(&local).ok())
             .collect();
         found
             .iter()

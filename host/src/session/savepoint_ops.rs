@@ -13,7 +13,7 @@ use super::savepoints::{Operation, SavepointEntry};
 use crate::checkpoint::compatibility::CompatibilityReport;
 use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::savepoint::{SavepointDone, StopMode, dispose};
-use crate::config::SavepointFormat;
+use crate::config::{SavepointFormat, parse_location};
 use crate::runtime::{SavepointOutcome, SavepointRefused, load_components, restore_report};
 use crate::sandbox::Sandbox;
 
@@ -187,13 +187,15 @@ impl JobManager {
     /// under the savepoints root for a server, as given for the API of
     /// `weir run`.
     fn savepoint_path(&self, given: &str, field: &str) -> Result<PathBuf, SessionError> {
+        let bad = |e: String| SessionError::bad_request(format!("{field}: {e}"));
+        let local = parse_location(given).map_err(|e| bad(e.to_string()))?;
         if self.store.is_none() {
-            return Ok(PathBuf::from(given));
+            return Ok(local);
         }
         self.roots
             .savepoints
-            .resolve(given)
-            .map_err(|e| SessionError::bad_request(format!("{field}: {e}")))
+            .resolve(&local.to_string_lossy())
+            .map_err(bad)
     }
 
     /// The savepoints this server wrote (of job `job` only, if given).

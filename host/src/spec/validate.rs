@@ -62,13 +62,16 @@ impl<'a> Validation<'a> {
     fn new(spec: &'a JobSpec, base: &Config) -> Self {
         let mut errors = Vec::new();
         let mut config = base.clone();
-        for (key, value) in &spec.config {
-            if let Err(e) = config.set(key, &value.to_string()) {
-                errors.push(SpecError::Config {
-                    field: format!("config.{key}"),
-                    message: e.to_string(),
-                });
-            }
+        let pairs: Vec<(String, String)> = spec
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
+        for (key, e) in config.set_all(&pairs) {
+            errors.push(SpecError::Config {
+                field: format!("config.{key}"),
+                message: e.to_string(),
+            });
         }
         let max_parallelism = spec.max_parallelism.unwrap_or(config.max_parallelism);
         if max_parallelism == 0 || max_parallelism > crate::keygroup::UPPER_BOUND_MAX_PARALLELISM {
