@@ -26,6 +26,7 @@ mod clock;
 mod config;
 mod keygroup;
 mod metrics;
+mod reporting;
 mod runtime;
 mod sandbox;
 mod server;
@@ -59,6 +60,7 @@ pub use runtime::{
 };
 pub use sandbox::{CacheOutcome, GuestFailureKind, Sandbox, SandboxError};
 pub use server::local::LocalApi;
+pub use server::reporters::start as start_reporters;
 pub use server::{AppState, load_or_create_token, router, runtime as server_runtime, serve};
 pub use session::JobState;
 pub use spec::graph::JobGraph;

@@ -1,7 +1,7 @@
 //! Counters each task updates and the progress reporter reads.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Live counters of one subtask.
@@ -12,6 +12,15 @@ pub struct TaskMetrics {
     backpressure_ns: AtomicU64,
     busy_ns: AtomicU64,
     first_record: OnceLock<Instant>,
+    /// The guest's own counters and gauges, as last published.
+    guest: Mutex<GuestMetrics>,
+}
+
+/// The counters and gauges a guest declared, with their values.
+#[derive(Debug, Default, Clone)]
+struct GuestMetrics {
+    counters: Vec<(String, u64)>,
+    gauges: Vec<(String, f64)>,
 }
 
 impl TaskMetrics {
@@ -47,6 +56,27 @@ impl TaskMetrics {
     /// When the first record reached this task.
     pub fn first_record(&self) -> Option<Instant> {
         self.first_record.get().copied()
+    }
+
+    /// Publishes the guest's own counters and gauges, for reporters.
+    pub fn publish_guest(&self, counters: &[(String, u64)], gauges: &[(String, f64)]) {
+        let mut g = self.guest.lock().unwrap_or_else(|p| p.into_inner());
+        g.counters.clear();
+        g.counters.extend_from_slice(counters);
+        g.gauges.clear();
+        g.gauges.extend_from_slice(gauges);
+    }
+
+    /// The guest's counters as last published.
+    pub fn guest_counters(&self) -> Vec<(String, u64)> {
+        let g = self.guest.lock().unwrap_or_else(|p| p.into_inner());
+        g.counters.clone()
+    }
+
+    /// The guest's gauges as last published.
+    pub fn guest_gauges(&self) -> Vec<(String, f64)> {
+        let g = self.guest.lock().unwrap_or_else(|p| p.into_inner());
+        g.gauges.clone()
     }
 
     /// A consistent-enough copy of the counters.

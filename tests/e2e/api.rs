@@ -477,10 +477,12 @@ fn upload_submit_list_and_cancel_over_a_real_socket() {
             let (_, prom) = http_text(port, "GET", "/metrics", b"");
             if newest.as_deref() == Some(chk) && prom.contains(&format!("path=\"{path}\"")) {
                 assert!(chk.join("_metadata").is_file());
-                assert!(
-                    prom.contains(&format!("weir_job_completed_checkpoints{{job_id=\"{id}\"")),
-                    "{prom}"
-                );
+                let completed = prom.lines().find(|l| {
+                    l.starts_with("weir_jobmanager_job_numberOfCompletedCheckpoints{")
+                        && l.contains(&format!("job_id=\"{id}\""))
+                });
+                assert!(completed.is_some(), "{prom}");
+                crate::reporters::promtool_accepts(&prom);
                 let (_, c) = http(port, "GET", &format!("/api/v1/jobs/{id}/checkpoints"), b"");
                 assert!(c["counts"]["completed"].as_u64().unwrap_or(0) >= 2, "{c}");
                 assert_eq!(c["latest"]["completed"]["external_path"], path.as_str());

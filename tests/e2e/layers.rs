@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["checkpoint"],
     &["runtime"],
     &["session"],
+    &["reporting"],
     &["server"],
     &["client"],
     &["bench"],

@@ -12,6 +12,7 @@ mod hostile;
 mod incremental;
 mod layers;
 mod operators;
+mod reporters;
 mod savepoints;
 mod server;
 mod spec_errors;

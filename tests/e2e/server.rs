@@ -468,8 +468,8 @@ fn job_answers_are_rendered_once_per_cache_ttl() {
             let sink_in = text
                 .lines()
                 .find(|l| {
-                    l.starts_with("weir_operator_records_in_total")
-                        && l.contains("operator=\"out\"")
+                    l.starts_with("weir_taskmanager_job_task_operator_numRecordsIn{")
+                        && l.contains("operator_name=\"out\"")
                 })
                 .and_then(|l| l.rsplit(' ').next())
                 .and_then(|n| n.parse::<u64>().ok())

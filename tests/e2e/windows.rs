@@ -2,13 +2,11 @@
 
 use crate::common::{data, output_lines, q, run, tempdir};
 
-#[test]
-fn window_sum_fires_each_window_once_with_out_of_order_events_and_drops_late_ones() {
-    let dir = tempdir();
-    let out = dir.path().join("out");
-    // One element per batch, so the source's watermark advances between
-    // elements and `1500,a,100` arrives after the watermark passed 1999.
-    let yaml = format!(
+/// The window-sum job over `events.csv` (one element per batch, so the
+/// source's watermark advances between elements and `1500,a,100` arrives
+/// after the watermark passed 1999), writing to `out`.
+pub(crate) fn window_sum_job(out: &str) -> String {
+    format!(
         r#"
 name: window-sum
 config:
@@ -29,8 +27,15 @@ edges:
 "#,
         input = q(&data("events.csv").display().to_string()),
         wasm = q(weir_test_guests::WINDOW_SUM),
-        out = q(&out.display().to_string()),
-    );
+        out = q(out),
+    )
+}
+
+#[test]
+fn window_sum_fires_each_window_once_with_out_of_order_events_and_drops_late_ones() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let yaml = window_sum_job(&out.display().to_string());
     let summary = run(&yaml, dir.path()).expect("job runs");
     let mut lines = output_lines(&out);
     lines.sort();

@@ -10,6 +10,7 @@ use super::backend_names::set_backend;
 use super::checkpoint::{CheckpointingMode, ClaimMode, Retention, StorageKind};
 use super::error::ConfigError;
 use super::location::parse_location;
+use super::reporters;
 use super::settings::{BackendKind, Config};
 use super::units::{
     parse_at_most, parse_count, parse_duration, parse_float, parse_memory, parse_positive,
@@ -412,6 +413,13 @@ impl Config {
     /// Applies one `key: value` setting.
     /// An error names `key` as written.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let bad = |message| ConfigError::BadValue {
+            key: key.to_owned(),
+            message,
+        };
+        if reporters::is_reporter_key(key) {
+            return reporters::set(&mut self.reporters, key, value).map_err(bad);
+        }
         let name = canonical_key(key);
         let row = KEYS
             .iter()
@@ -420,10 +428,7 @@ impl Config {
                 key: key.to_owned(),
                 hint: suggest(key),
             })?;
-        (row.set)(self, value).map_err(|message| ConfigError::BadValue {
-            key: key.to_owned(),
-            message,
-        })
+        (row.set)(self, value).map_err(bad)
     }
 }
 

@@ -33,6 +33,9 @@ impl Config {
         if errors.is_empty() {
             errors.extend(conflicts(pairs));
         }
+        if let (true, Err(e)) = (errors.is_empty(), self.reporters.check()) {
+            errors.push(("metrics.reporter".to_owned(), e));
+        }
         if errors.is_empty() {
             let legacy = pairs.iter().filter(|(k, _)| k == "state.backend");
             for line in legacy.filter_map(|(_, v)| meaning(v)) {

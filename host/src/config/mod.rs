@@ -16,6 +16,8 @@ mod file;
 mod keys;
 mod legacy;
 mod location;
+mod metric_filter;
+mod reporters;
 mod settings;
 pub mod units;
 
@@ -25,5 +27,7 @@ pub use checkpoint::{
 pub use error::ConfigError;
 pub use keys::{ALIASES, KEYS, Key, canonical_key};
 pub use location::{LocationError, parse_location};
+pub use metric_filter::MetricKind;
+pub use reporters::{InfluxSettings, ReporterConfig, ReporterKind};
 pub use settings::{BackendKind, Config};
 pub use units::parse_duration;

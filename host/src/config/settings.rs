@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::checkpoint::CheckpointConfig;
+use super::reporters::Reporters;
 use crate::keygroup::DEFAULT_MAX_PARALLELISM;
 
 /// The effective configuration of a job.
@@ -42,6 +43,8 @@ pub struct Config {
     pub restart: RestartParams,
     /// `rest.*` and `weir.server.*`: the settings of `weir serve`.
     pub server: ServerConfig,
+    /// `metrics.reporter.<name>.*` and `metrics.reporters`.
+    pub reporters: Reporters,
 }
 
 /// Which keyed state backend jobs use, and its settings.
@@ -203,6 +206,7 @@ impl Default for Config {
             restart_type: None,
             restart: RestartParams::default(),
             server: ServerConfig::default(),
+            reporters: Reporters::default(),
         }
     }
 }

@@ -48,7 +48,8 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("{value:?} is not a duration (like 500ms, 10s, 1min)"))?;
-    let unit_ms: u64 = match unit.trim() {
+    // Flink reads units without regard to case (`60 SECONDS`).
+    let unit_ms: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "ms" | "milli" | "millis" | "milliseconds" => 1,
         "s" | "sec" | "secs" | "second" | "seconds" => 1000,
         "m" | "min" | "minute" | "minutes" => 60_000,

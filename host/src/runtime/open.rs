@@ -176,6 +176,7 @@ pub(super) fn run_task(
             let mut op = WasmTask {
                 guest,
                 config: config.clone(),
+                published: None,
             };
             let result = task.run(&mut op, false);
             add_counters(counters, node, op.guest.counters());

@@ -63,6 +63,27 @@ pub trait StreamOperator: Send {
 pub struct WasmTask {
     pub(crate) guest: WasmOperator,
     pub(crate) config: Vec<(String, String)>,
+    /// When the guest's own metrics were last published.
+    pub(crate) published: Option<std::time::Instant>,
+}
+
+/// How often a task publishes its guest's own metrics for reporters.
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl WasmTask {
+    /// Publishes the guest's counters and gauges if the last time is
+    /// [`PUBLISH_EVERY`] ago (or `now` is set).
+    fn publish(&mut self, out: &Output, now: bool) {
+        let due = self.published.is_none_or(|t| t.elapsed() >= PUBLISH_EVERY);
+        if !(due || now) {
+            return;
+        }
+        let (counters, gauges) = (self.guest.counters(), self.guest.gauges());
+        if !counters.is_empty() || !gauges.is_empty() {
+            out.metrics().publish_guest(counters, gauges);
+        }
+        self.published = Some(std::time::Instant::now());
+    }
 }
 
 fn emit_all(buffers: Vec<Vec<u8>>, out: &mut Output) -> Result<(), TaskFailure> {
@@ -79,17 +100,21 @@ impl StreamOperator for WasmTask {
 
     fn process(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure> {
         let produced = self.guest.process(batch, false)?;
+        self.publish(out, false);
         emit_all(produced, out)
     }
 
     fn process_second(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure> {
         let produced = self.guest.process(batch, true)?;
+        self.publish(out, false);
         emit_all(produced, out)
     }
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Output) -> Result<(), TaskFailure> {
         self.guest
-            .advance_watermark(watermark, |b| Ok::<_, TaskFailure>(out.push_encoded(b)?))
+            .advance_watermark(watermark, |b| Ok::<_, TaskFailure>(out.push_encoded(b)?))?;
+        self.publish(out, false);
+        Ok(())
     }
 
     fn on_processing_time(&mut self, now: i64, out: &mut Output) -> Result<(), TaskFailure> {
@@ -103,6 +128,7 @@ impl StreamOperator for WasmTask {
 
     fn close(&mut self, out: &mut Output) -> Result<(), TaskFailure> {
         let produced = self.guest.close()?;
+        self.publish(out, true);
         emit_all(produced, out)
     }
 

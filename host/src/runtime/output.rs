@@ -145,6 +145,11 @@ impl Output {
         }
     }
 
+    /// The counters of the subtask this output belongs to.
+    pub(crate) fn metrics(&self) -> &TaskMetrics {
+        &self.metrics
+    }
+
     /// Emits one element.
     pub fn push(
         &mut self,

@@ -14,6 +14,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use crate::checkpoint::stats::{CheckpointStats, FailedCheckpoint};
 use crate::config::{CheckpointingMode, Retention, StorageKind};
+use crate::reporting::point::{JOB_METRICS, Value as Metric, job_metric};
 use crate::runtime::LiveJob;
 use crate::session::Roots;
 
@@ -173,19 +174,6 @@ pub async fn trigger_checkpoint(
     ))
 }
 
-/// The job metrics the API knows, with Flink's names.
-pub const JOB_METRICS: &[&str] = &[
-    "lastCheckpointDuration",
-    "lastCheckpointSize",
-    "lastCheckpointFullSize",
-    "lastCheckpointExternalPath",
-    "lastCheckpointRestoreTimestamp",
-    "numberOfCompletedCheckpoints",
-    "numberOfFailedCheckpoints",
-    "totalNumberOfCheckpoints",
-    "numRestarts",
-];
-
 /// The query of the metrics endpoint.
 #[derive(Debug, Deserialize)]
 pub struct MetricsQuery {
@@ -226,25 +214,11 @@ pub async fn job_metrics(
 /// The value of job metric `name` as Flink prints it (`-1` where Flink's
 /// gauges say "none yet"); `None` for an unknown name.
 pub fn metric(live: &LiveJob, name: &str) -> Option<String> {
-    let last = live.last_checkpoint();
-    let done = live.completed_count;
-    Some(match name {
-        "lastCheckpointDuration" => last
-            .map_or(-1, |c| c.duration_ms.round() as i64)
-            .to_string(),
-        // As in Flink: what the last checkpoint wrote, and its full size.
-        "lastCheckpointSize" => last.map_or(-1, |c| c.checkpointed_size as i64).to_string(),
-        "lastCheckpointFullSize" => last.map_or(-1, |c| c.size as i64).to_string(),
-        "lastCheckpointExternalPath" => live.last_checkpoint_path().unwrap_or("n/a").to_owned(),
-        "lastCheckpointRestoreTimestamp" => live
-            .restored
-            .as_ref()
-            .map_or(-1, |r| r.restore_timestamp)
-            .to_string(),
-        "numberOfCompletedCheckpoints" => done.to_string(),
-        "numberOfFailedCheckpoints" => live.failed_count.to_string(),
-        "totalNumberOfCheckpoints" => (done + live.failed_count).to_string(),
-        "numRestarts" => live.restarts.to_string(),
-        _ => return None,
+    Some(match job_metric(live, name)? {
+        Metric::Number(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{}", v as i64),
+        Metric::Number(v) => format!("{v}"),
+        Metric::Text(s) => s,
+        Metric::Count(n) | Metric::Meter { count: n, .. } => n.to_string(),
+        Metric::Histogram(d) => d.count.to_string(),
     })
 }

@@ -42,6 +42,8 @@ impl LocalApi {
         let (token, _) = load_or_create_token(config, data.path())?;
         let state = Arc::new(AppState::new(config, data.path(), token.clone(), false)?);
         let job = state.jobs.adopt(id, graph.clone(), control);
+        // The job's own configuration may name reporters.
+        super::reporters::start(&state, &graph.config)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -93,6 +95,7 @@ impl LocalApi {
 
 impl Drop for LocalApi {
     fn drop(&mut self) {
+        self.state.reporting.stop();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

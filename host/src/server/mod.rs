@@ -26,6 +26,7 @@ pub mod job_config;
 pub mod local;
 pub mod openapi;
 pub mod prometheus;
+pub mod reporters;
 pub mod savepoints;
 
 use std::net::SocketAddr;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub max_body: usize,
     /// How long a rendered job answer is reused (`weir.server.cache-ttl`).
     pub cache_ttl: std::time::Duration,
+    /// The metric reporters.
+    pub reporting: reporters::Reporting,
 }
 
 impl AppState {
@@ -111,6 +114,7 @@ impl AppState {
             max_upload: usize::try_from(config.server.max_upload).unwrap_or(usize::MAX),
             max_body: usize::try_from(config.server.max_body).unwrap_or(usize::MAX),
             cache_ttl: config.server.cache_ttl,
+            reporting: reporters::Reporting::new(config),
         };
         state.jobs.resume(&state.bundles);
         Ok(state)

@@ -93,7 +93,10 @@ impl JobManager {
         let text = serde_json::to_string(&job).map_err(|e| bad(format!("job: {e}")))?;
         let mut spec = JobSpec::parse(&text, SpecFormat::Json).map_err(|e| bad(e.to_string()))?;
         if let Some(key) = spec.config.keys().map(|k| canonical_key(k)).find(|k| {
-            SERVER_KEYS.contains(k) || k.starts_with("weir.server.") || k.starts_with("rest.")
+            SERVER_KEYS.contains(k)
+                || ["weir.server.", "rest.", "metrics."]
+                    .iter()
+                    .any(|p| k.starts_with(p))
         }) {
             return Err(bad(format!(
                 "config.{key}: set by the server, not by a submitted job"

@@ -229,7 +229,10 @@ fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let state = std::sync::Arc::new(
         weir::AppState::new(config, &data_dir, token, true).context("cannot start the server")?,
     );
+    weir::start_reporters(&state, config).context("cannot start the metric reporters")?;
     let runtime = weir::server_runtime(config).context("cannot start tokio")?;
-    runtime.block_on(weir::serve(state, addr))?;
+    let served = runtime.block_on(weir::serve(state.clone(), addr));
+    state.reporting.stop();
+    served?;
     Ok(ExitCode::SUCCESS)
 }
