@@ -56,7 +56,9 @@ pub use state::{ListState, MapState, OperatorListState, ValueState};
 
 /// Everything an operator usually needs, in one `use`.
 pub mod prelude {
-    pub use crate::windows::{SlidingWindows, TumblingWindows, Window, WindowedValue};
+    pub use crate::windows::{
+        Added, SessionWindowedValue, SlidingWindows, TumblingWindows, Window, WindowedValue,
+    };
     pub use crate::{
         Context, Counter, Element, Gauge, Level, ListState, MapState, OpenContext, Operator,
         OperatorListState, TimeDomain, Timer, TwoInputOperator, ValueState,

@@ -1,11 +1,23 @@
-//! Tumbling event-time windows with out-of-order and late events.
+//! Event-time windows: tumbling and session windows with out-of-order
+//! and late events, allowed lateness that updates a fired window, and
+//! session state that survives a SIGKILL and restore.
 
-use crate::common::{data, output_lines, q, run, tempdir};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::checkpoints::{latest_checkpoint, sorted_output};
+use crate::common::{data, output_lines, q, run, tempdir, weir};
 
 /// The window-sum job over `events.csv` (one element per batch, so the
 /// source's watermark advances between elements and `1500,a,100` arrives
 /// after the watermark passed 1999), writing to `out`.
 pub(crate) fn window_sum_job(out: &str) -> String {
+    windows_job("events.csv", "size-ms: 1000", out)
+}
+
+/// The window-sum job over data file `input` with operator config
+/// `config`, writing to `out`.
+fn windows_job(input: &str, config: &str, out: &str) -> String {
     format!(
         r#"
 name: window-sum
@@ -18,14 +30,14 @@ operators:
     uid: window-sum
     wasm: {wasm}
     parallelism: 2
-    config: {{ size-ms: 1000 }}
+    config: {{ {config} }}
 sinks:
   - {{ id: out, type: file, path: {out} }}
 edges:
   - {{ from: events, to: sum, partition: hash }}
   - {{ from: sum, to: out, partition: rebalance }}
 "#,
-        input = q(&data("events.csv").display().to_string()),
+        input = q(&data(input).display().to_string()),
         wasm = q(weir_test_guests::WINDOW_SUM),
         out = q(out),
     )
@@ -59,4 +71,146 @@ fn window_sum_fires_each_window_once_with_out_of_order_events_and_drops_late_one
         ],
         "one late element, none without a timestamp"
     );
+}
+
+/// Runs window-sum over `input` with `config`: the sorted output and the
+/// operator's (dropped, late) counters.
+fn run_windows(input: &str, config: &str) -> (Vec<String>, Vec<(String, u64)>) {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let summary = run(
+        &windows_job(input, config, &out.display().to_string()),
+        dir.path(),
+    )
+    .expect("job runs");
+    let mut lines = output_lines(&out);
+    lines.sort();
+    let counters = summary.node("sum").expect("sum node").user_counters.clone();
+    (lines, counters)
+}
+
+fn counters(dropped: u64, late: u64) -> Vec<(String, u64)> {
+    vec![
+        ("dropped-elements".to_owned(), dropped),
+        ("late-elements".to_owned(), late),
+    ]
+}
+
+#[test]
+fn allowed_lateness_fires_a_late_update_of_a_window_that_already_fired() {
+    // `1500,a,100` arrives after [1000, 2000) fired (the watermark is
+    // 2099) but within 1000 ms of lateness: the window is emitted again
+    // with the new sum, and nothing is late.
+    let (lines, c) = run_windows("events.csv", "size-ms: 1000, allowed-lateness-ms: 1000");
+    assert_eq!(
+        lines,
+        vec![
+            "a\t0\t1000\t5",
+            "a\t1000\t2000\t103",
+            "a\t1000\t2000\t3",
+            "a\t2000\t3000\t5",
+            "a\t3000\t4000\t1",
+            "b\t0\t1000\t2",
+            "b\t2000\t3000\t7",
+        ]
+    );
+    assert_eq!(c, counters(0, 0));
+}
+
+#[test]
+fn session_windows_merge_close_on_the_gap_and_take_late_updates_within_the_lateness() {
+    // Gap 1000, lateness 2000, watermark = max timestamp - 501:
+    // a's session [0, 1500) fires (sum 3) when 3000 arrives; 1200 merges
+    // into it within the lateness and re-fires it as [0, 2200) with 13;
+    // [3000, 4000) fires with 4; 2500 comes after [2500, 3500)'s lateness
+    // ended (watermark 6499) and is late; b's session closes at the end.
+    let config = "window: session, gap-ms: 1000, allowed-lateness-ms: 2000";
+    let (lines, c) = run_windows("sessions.csv", config);
+    assert_eq!(
+        lines,
+        vec![
+            "a\t0\t1500\t3",
+            "a\t0\t2200\t13",
+            "a\t3000\t4000\t4",
+            "b\t7000\t8000\t1",
+        ]
+    );
+    assert_eq!(c, counters(0, 1));
+    // Without lateness the same late element only counts.
+    let (lines, c) = run_windows("sessions.csv", "window: session, gap-ms: 1000");
+    assert_eq!(
+        lines,
+        vec!["a\t0\t1500\t3", "a\t3000\t4000\t4", "b\t7000\t8000\t1"]
+    );
+    assert_eq!(c, counters(0, 2));
+}
+
+/// A session-window job over generated, timestamped records
+/// (rate-limited when `rate` is given), checkpointing into `dir`.
+fn session_job(dir: &Path, rate: Option<u64>) -> String {
+    let rate = rate.map_or(String::new(), |r| format!(", rate: {r}"));
+    format!(
+        r#"
+name: sessions
+config:
+  weir.sandbox.cache-dir: {cache}
+  execution.checkpointing.interval: 100ms
+  state.checkpoints.dir: {checkpoints}
+sources:
+  - {{ id: gen, type: datagen, count: 60000, keys: 40, timestamp-step-ms: 1, out-of-orderness-ms: 0{rate} }}
+operators:
+  - {{ id: sum, uid: window-sum, wasm: {wasm}, parallelism: 2, config: {{ window: session, gap-ms: 60, allowed-lateness-ms: 30 }} }}
+sinks:
+  - {{ id: out, type: file, path: out, parallelism: 2 }}
+edges:
+  - {{ from: gen, to: sum, partition: hash }}
+  - {{ from: sum, to: out }}
+"#,
+        cache = q(&crate::common::cache_dir().display().to_string()),
+        checkpoints = q(&dir.join("checkpoints").display().to_string()),
+        wasm = q(weir_test_guests::WINDOW_SUM),
+    )
+}
+
+#[test]
+fn session_windows_are_exactly_once_across_a_sigkill_and_restore() {
+    let whole = tempdir();
+    run(&session_job(whole.path(), None), whole.path()).expect("uninterrupted run");
+    let expected = sorted_output(&whole.path().join("out"));
+    assert!(expected.len() > 1000, "{} sessions", expected.len());
+
+    let dir = tempdir();
+    let d = dir.path();
+    let spec = d.join("job.yaml");
+    std::fs::write(&spec, session_job(d, Some(20_000))).expect("spec");
+    let mut child = weir()
+        .args(["run", "-q"])
+        .arg(&spec)
+        .env("WEIR_LOG", "warn")
+        .spawn()
+        .expect("weir run");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let chk = loop {
+        if let Some((3.., path)) = latest_checkpoint(d) {
+            break path;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint");
+        assert!(child.try_wait().expect("wait").is_none(), "ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let out = weir()
+        .args(["run", "-q", "-s"])
+        .arg(&chk)
+        .arg(&spec)
+        .env("WEIR_LOG", "warn")
+        .output()
+        .expect("restore");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sorted_output(&d.join("out")), expected);
 }

@@ -1,29 +1,63 @@
-//! `window-sum`: keyed tumbling event-time window sums.
+//! `window-sum`: keyed event-time window sums, tumbling or session.
 //!
 //! Input: a keyed stream with event timestamps whose values are integers as
-//! decimal text. Config: `size-ms` (window size, required). When the
-//! watermark passes a window's end, emits the key with the value
-//! `<start>\t<end>\t<sum>` and the timestamp `end - 1`. Elements without a
-//! timestamp or with a value that is not an integer are dropped and counted
-//! (`dropped-elements`); elements later than the watermark for their window
-//! are dropped and counted (`late-elements`).
+//! decimal text. Config:
+//! - `window`: `tumbling` (the default) or `session`;
+//! - `size-ms`: the tumbling window size (required for tumbling);
+//! - `gap-ms`: the session gap (required for session): a key's session
+//!   ends after this long without elements, and sessions that touch merge;
+//! - `allowed-lateness-ms` (default 0): how long past its end a window
+//!   keeps its state; an element that arrives after the window fired but
+//!   within this time updates it, and the window is emitted again at once.
+//!
+//! When the watermark passes a window's end, emits the key with the value
+//! `<start>\t<end>\t<sum>` and the timestamp `end - 1`; a late update emits
+//! the same shape with the new sum. Elements without a timestamp or with a
+//! value that is not an integer are dropped and counted
+//! (`dropped-elements`); elements later than the allowed lateness are
+//! dropped and counted (`late-elements`).
 
 use weir_sdk::prelude::*;
 
-/// Sums per key and tumbling window.
+/// The windows of one kind.
+enum Windows {
+    Tumbling(WindowedValue<i64, TumblingWindows>),
+    Session(SessionWindowedValue<i64>),
+}
+
+/// Sums per key and window.
 struct WindowSum {
-    windows: WindowedValue<i64, TumblingWindows>,
+    windows: Windows,
     dropped: Counter,
     late: Counter,
 }
 
 impl Operator for WindowSum {
     fn open(ctx: &mut OpenContext) -> Result<Self, String> {
-        let size = ctx
-            .parse::<i64>("size-ms")?
-            .ok_or("missing config key `size-ms`")?;
+        let lateness = ctx.parse::<i64>("allowed-lateness-ms")?.unwrap_or(0);
+        let kind = ctx.get("window").unwrap_or("tumbling").to_owned();
+        let windows = match kind.as_str() {
+            "tumbling" => {
+                let size = ctx
+                    .parse::<i64>("size-ms")?
+                    .ok_or("missing config key `size-ms`")?;
+                let assigner = TumblingWindows::new(size)?;
+                Windows::Tumbling(
+                    WindowedValue::new(ctx, "sum", assigner).allowed_lateness(lateness),
+                )
+            }
+            "session" => {
+                let gap = ctx
+                    .parse::<i64>("gap-ms")?
+                    .ok_or("missing config key `gap-ms`")?;
+                Windows::Session(
+                    SessionWindowedValue::new(ctx, "sum", gap)?.allowed_lateness(lateness),
+                )
+            }
+            other => return Err(format!("window: {other:?} is not tumbling or session")),
+        };
         Ok(WindowSum {
-            windows: WindowedValue::new(ctx, "sum", TumblingWindows::new(size)?),
+            windows,
             dropped: ctx.counter("dropped-elements"),
             late: ctx.counter("late-elements"),
         })
@@ -35,20 +69,34 @@ impl Operator for WindowSum {
             self.dropped.add(1);
             return;
         };
-        let late = self
-            .windows
-            .add(ctx, ts, |acc| acc.unwrap_or(0).saturating_add(v));
-        if late > 0 {
-            self.late.add(late as u64);
+        let fold = |acc: Option<i64>| acc.unwrap_or(0).saturating_add(v);
+        let added = match &self.windows {
+            Windows::Tumbling(w) => w.add(ctx, ts, fold),
+            Windows::Session(w) => w.add(ctx, ts, fold, i64::saturating_add),
+        };
+        if added.late > 0 {
+            self.late.add(added.late as u64);
+        }
+        for (w, sum) in added.updated {
+            emit(ctx, e.key, w, sum);
         }
     }
 
     fn on_timer(&mut self, timer: Timer<'_>, ctx: &mut Context) {
-        if let Some((w, sum)) = self.windows.fire(&timer) {
-            let value = format!("{}\t{}\t{sum}", w.start, w.end);
-            ctx.emit(timer.key, value.as_bytes(), Some(w.max_timestamp()));
+        let fired = match &self.windows {
+            Windows::Tumbling(w) => w.fire(&timer),
+            Windows::Session(w) => w.fire(&timer),
+        };
+        if let Some((w, sum)) = fired {
+            emit(ctx, timer.key, w, sum);
         }
     }
+}
+
+/// Emits window `w`'s sum for `key`.
+fn emit(ctx: &mut Context, key: Option<&[u8]>, w: Window, sum: i64) {
+    let value = format!("{}\t{}\t{sum}", w.start, w.end);
+    ctx.emit(key, value.as_bytes(), Some(w.max_timestamp()));
 }
 
 export_operator!(WindowSum);

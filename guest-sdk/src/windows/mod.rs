@@ -1,13 +1,20 @@
 //! Event-time windows, built from keyed value state in a namespace per
-//! window and an event-time timer at each window's end.
+//! window and event-time timers.
 //!
 //! A window is `[start, end)` in event-time milliseconds. An element with
-//! timestamp `t` belongs to the windows an assigner gives for `t`. The
-//! window's accumulator lives in a value state whose namespace is the
-//! window (16 bytes: start and end as little-endian `i64`), and a timer at
-//! `end - 1` (the window's max timestamp) fires once the watermark reaches
-//! it, as in Flink. An element that arrives after the watermark passed a
-//! window's max timestamp is late for that window and is dropped from it.
+//! timestamp `t` belongs to the windows an assigner gives for `t`
+//! (tumbling, sliding), or to a session that grows and merges as elements
+//! arrive ([`SessionWindowedValue`]). The window's accumulator lives in a
+//! value state whose namespace is the window (16 bytes: start and end as
+//! little-endian `i64`), and a timer at `end - 1` (the window's max
+//! timestamp) fires once the watermark reaches it, as in Flink.
+//!
+//! Lateness is Flink's: with an allowed lateness `l`, a window's state is
+//! kept until the watermark passes `max timestamp + l`. An element that
+//! arrives after the window fired but within that time updates it and
+//! fires it again at once (the result is accumulated, not a delta); one
+//! that arrives later is late: it is dropped from that window, and the
+//! operator may send it to a side output ([`crate::Context::emit_side`]).
 //!
 //! ```no_run
 //! use weir_sdk::prelude::*;
@@ -34,10 +41,11 @@
 //! export_operator!(Sum);
 //! ```
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+mod session;
+mod value;
 
-use crate::{Context, OpenContext, TimeDomain, Timer, ValueState};
+pub use session::SessionWindowedValue;
+pub use value::{Added, WindowedValue};
 
 /// An event-time window `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -152,69 +160,6 @@ impl WindowAssigner for SlidingWindows {
             });
             start -= self.slide;
         }
-    }
-}
-
-/// A keyed, windowed accumulator: one value of `T` per key and window.
-#[derive(Debug)]
-pub struct WindowedValue<T, A> {
-    state: ValueState<T>,
-    assigner: A,
-}
-
-impl<T, A> WindowedValue<T, A>
-where
-    T: Serialize + DeserializeOwned,
-    A: WindowAssigner,
-{
-    /// Declares the window state `name` in `open`.
-    pub fn new(ctx: &mut OpenContext, name: &str, assigner: A) -> Self {
-        WindowedValue {
-            state: ctx.value_state_unprefetched(name),
-            assigner,
-        }
-    }
-
-    /// Folds an element with `timestamp` into each of its windows for the
-    /// current key: `fold` gets the window's accumulator (`None` for a new
-    /// window) and returns the new one. Returns how many windows the element
-    /// was late for and so dropped from.
-    pub fn add(
-        &self,
-        ctx: &mut Context,
-        timestamp: i64,
-        mut fold: impl FnMut(Option<T>) -> T,
-    ) -> usize {
-        let mut windows = Vec::new();
-        self.assigner.assign(timestamp, &mut windows);
-        let watermark = ctx.watermark();
-        let mut late = 0;
-        for w in windows {
-            if w.max_timestamp() <= watermark {
-                late += 1;
-                continue;
-            }
-            let ns = w.namespace();
-            let acc = fold(self.state.get_in(&ns));
-            self.state.set_in(&ns, &acc);
-            ctx.register_timer_in(TimeDomain::EventTime, &ns, w.max_timestamp());
-        }
-        late
-    }
-
-    /// If `timer` is the end of one of this state's windows, takes that
-    /// window's accumulator (clearing it) and returns it with the window.
-    pub fn fire(&self, timer: &Timer<'_>) -> Option<(Window, T)> {
-        if timer.domain != TimeDomain::EventTime {
-            return None;
-        }
-        let w = Window::from_namespace(timer.namespace)?;
-        if w.max_timestamp() != timer.time {
-            return None;
-        }
-        let value = self.state.get_in(timer.namespace)?;
-        self.state.clear_in(timer.namespace);
-        Some((w, value))
     }
 }
 
