@@ -296,6 +296,21 @@ impl Context {
         runtime::emit(key, value, timestamp);
     }
 
+    /// Emits an element to side output `tag` (Flink's `OutputTag`, at most
+    /// 128 bytes): only the edges the job spec marks with
+    /// `side-output: <tag>` receive it; with none, it is dropped. Meant for
+    /// the exceptional (late records, rejects): each call crosses to the
+    /// host.
+    pub fn emit_side(
+        &mut self,
+        tag: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+        timestamp: Option<i64>,
+    ) {
+        runtime::emit_side(tag, key, value, timestamp);
+    }
+
     /// The current event-time watermark (`i64::MIN` before the first).
     pub fn watermark(&self) -> i64 {
         timers::current_watermark()

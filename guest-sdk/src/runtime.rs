@@ -183,6 +183,16 @@ pub(crate) fn emit(key: Option<&[u8]>, value: &[u8], timestamp: Option<i64>) {
     });
 }
 
+/// Sends one element to side output `tag` at once (main output buffered
+/// so far goes first, so that a downstream sees the same order whichever
+/// edges it reads).
+pub(crate) fn emit_side(tag: &str, key: Option<&[u8]>, value: &[u8], timestamp: Option<i64>) {
+    with(|rt| rt.flush_output());
+    let mut one = BatchBuilder::with_capacity(value.len() + key.map_or(0, <[u8]>::len) + 17);
+    one.push(key, value, timestamp);
+    output::emit_side(tag, one.as_bytes());
+}
+
 fn take_instance<T: 'static>() -> Box<T> {
     let any = INSTANCE.with(|i| i.borrow_mut().take());
     match any.map(|a| a.downcast::<T>()) {

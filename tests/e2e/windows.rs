@@ -214,3 +214,41 @@ fn session_windows_are_exactly_once_across_a_sigkill_and_restore() {
     );
     assert_eq!(sorted_output(&d.join("out")), expected);
 }
+
+#[test]
+fn late_records_reach_the_sink_the_spec_routes_their_side_output_to() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let late = dir.path().join("late");
+    let yaml = windows_job(
+        "sessions.csv",
+        "window: session, gap-ms: 1000, allowed-lateness-ms: 2000, late-output: too-late",
+        &out.display().to_string(),
+    )
+    .replace(
+        "sinks:\n",
+        &format!(
+            "sinks:\n  - {{ id: late, type: file, path: {} }}\n",
+            q(&late.display().to_string())
+        ),
+    )
+    .replace(
+        "edges:\n",
+        "edges:\n  - { from: sum, to: late, side-output: too-late }\n",
+    );
+    run(&yaml, dir.path()).expect("job runs");
+    // The one element past the lateness, as it came; the main output is
+    // unchanged.
+    assert_eq!(output_lines(&late), vec!["a\t100"]);
+    assert_eq!(sorted_output(&out).len(), 4);
+    // Only an operator has side outputs.
+    let bad = yaml.replace(
+        "edges:\n",
+        "edges:\n  - { from: events, to: late, side-output: x }\n",
+    );
+    let err = crate::common::graph(&bad, dir.path()).expect_err("refused");
+    assert!(
+        err.to_string().contains("side-output") && err.to_string().contains("has no side outputs"),
+        "{err}"
+    );
+}

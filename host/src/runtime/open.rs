@@ -124,6 +124,7 @@ pub(super) fn run_task(
         inputs,
         input_sides,
         mut outputs,
+        side_outputs,
         metrics,
         chained_sinks,
         chained: _,
@@ -139,6 +140,7 @@ pub(super) fn run_task(
     }
     let out = Output::new(
         outputs,
+        side_outputs,
         graph.config.batch_size,
         graph.max_parallelism,
         metrics.clone(),

@@ -71,6 +71,14 @@ pub struct WasmTask {
 const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl WasmTask {
+    /// Sends what the guest emitted to side outputs since the last time.
+    fn route_side(&mut self, out: &mut Output) -> Result<(), TaskFailure> {
+        for (tag, elements) in self.guest.take_side_output() {
+            out.push_side(&tag, elements)?;
+        }
+        Ok(())
+    }
+
     /// Publishes the guest's counters and gauges if the last time is
     /// [`PUBLISH_EVERY`] ago (or `now` is set).
     fn publish(&mut self, out: &Output, now: bool) {
@@ -101,12 +109,14 @@ impl StreamOperator for WasmTask {
     fn process(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure> {
         let produced = self.guest.process(batch, false)?;
         self.publish(out, false);
+        self.route_side(out)?;
         emit_all(produced, out)
     }
 
     fn process_second(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure> {
         let produced = self.guest.process(batch, true)?;
         self.publish(out, false);
+        self.route_side(out)?;
         emit_all(produced, out)
     }
 
@@ -114,12 +124,13 @@ impl StreamOperator for WasmTask {
         self.guest
             .advance_watermark(watermark, |b| Ok::<_, TaskFailure>(out.push_encoded(b)?))?;
         self.publish(out, false);
-        Ok(())
+        self.route_side(out)
     }
 
     fn on_processing_time(&mut self, now: i64, out: &mut Output) -> Result<(), TaskFailure> {
         self.guest
-            .advance_processing_time(now, |b| Ok::<_, TaskFailure>(out.push_encoded(b)?))
+            .advance_processing_time(now, |b| Ok::<_, TaskFailure>(out.push_encoded(b)?))?;
+        self.route_side(out)
     }
 
     fn next_processing_timer(&self) -> Option<i64> {
@@ -129,6 +140,7 @@ impl StreamOperator for WasmTask {
     fn close(&mut self, out: &mut Output) -> Result<(), TaskFailure> {
         let produced = self.guest.close()?;
         self.publish(out, true);
+        self.route_side(out)?;
         emit_all(produced, out)
     }
 

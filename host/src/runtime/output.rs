@@ -123,6 +123,8 @@ pub(crate) enum EdgeOutput {
 #[derive(Debug)]
 pub struct Output {
     edges: Vec<EdgeOutput>,
+    /// Edges of side outputs, by tag.
+    sides: Vec<(String, EdgeOutput)>,
     pending: BatchBuilder,
     batch_size: usize,
     max_parallelism: u32,
@@ -132,12 +134,14 @@ pub struct Output {
 impl Output {
     pub(crate) fn new(
         edges: Vec<EdgeOutput>,
+        sides: Vec<(String, EdgeOutput)>,
         batch_size: usize,
         max_parallelism: u32,
         metrics: Arc<TaskMetrics>,
     ) -> Self {
         Output {
             edges,
+            sides,
             pending: BatchBuilder::with_capacity(batch_size * 32),
             batch_size,
             max_parallelism,
@@ -195,6 +199,22 @@ impl Output {
         Ok(())
     }
 
+    /// Emits elements in the batch encoding (a guest's) to side output
+    /// `tag`: to the edges that carry it, at once; nowhere if none does.
+    pub fn push_side(&mut self, tag: &str, encoded: Vec<u8>) -> Result<(), OutputError> {
+        let len = count_elements(&encoded)?;
+        if len == 0 {
+            return Ok(());
+        }
+        self.metrics.add_out(len);
+        let batch = Batch { data: encoded, len };
+        let max_parallelism = self.max_parallelism;
+        for (_, edge) in self.sides.iter_mut().filter(|(t, _)| t == tag) {
+            send_on(edge, batch.clone(), max_parallelism)?;
+        }
+        Ok(())
+    }
+
     /// Emits a whole batch as is.
     pub fn push_batch(&mut self, batch: Batch) -> Result<(), OutputError> {
         self.flush()?;
@@ -210,11 +230,12 @@ impl Output {
         self.route(Batch { data, len })
     }
 
-    /// Sends an event (watermark, end of input) on every channel, after
-    /// what is pending.
+    /// Sends an event (watermark, end of input, barrier) on every
+    /// channel, side outputs' too, after what is pending.
     pub fn broadcast(&mut self, event: Event) -> Result<(), OutputError> {
         self.flush()?;
-        for edge in &mut self.edges {
+        let sides = self.sides.iter_mut().map(|(_, e)| e);
+        for edge in self.edges.iter_mut().chain(sides) {
             let senders: &[ChannelSender] = match edge {
                 EdgeOutput::Chained(sink) => {
                     sink.event(&event)?;
@@ -241,34 +262,40 @@ impl Output {
                 batch.clone()
             };
             let Some(b) = b else { break };
-            match edge {
-                EdgeOutput::Chained(sink) => sink.write(&b)?,
-                EdgeOutput::Forward(s) => s.send(Event::Batch(b))?,
-                EdgeOutput::Rebalance { senders, next } => {
-                    senders[*next].send(Event::Batch(b))?;
-                    *next = (*next + 1) % senders.len();
-                }
-                EdgeOutput::Hash { senders, .. } if senders.len() == 1 => {
-                    senders[0].send(Event::Batch(b))?;
-                }
-                EdgeOutput::Hash { senders, builders } => {
-                    let p = senders.len() as u32;
-                    for e in BatchReader::new(&b.data) {
-                        // Batches on channels were checked when they were made.
-                        let Ok(e) = e else { continue };
-                        let kg = key_group(e.key.unwrap_or_default(), self.max_parallelism);
-                        let target = subtask_for_key_group(kg, self.max_parallelism, p) as usize;
-                        builders[target].push_ref(e);
-                    }
-                    for (t, builder) in builders.iter_mut().enumerate() {
-                        if !builder.is_empty() {
-                            let (data, len) = builder.take();
-                            senders[t].send(Event::Batch(Batch { data, len }))?;
-                        }
-                    }
-                }
-            }
+            send_on(edge, b, self.max_parallelism)?;
         }
         Ok(())
     }
+}
+
+/// Sends batch `b` over one edge, by its partitioning.
+fn send_on(edge: &mut EdgeOutput, b: Batch, max_parallelism: u32) -> Result<(), OutputError> {
+    match edge {
+        EdgeOutput::Chained(sink) => sink.write(&b)?,
+        EdgeOutput::Forward(s) => s.send(Event::Batch(b))?,
+        EdgeOutput::Rebalance { senders, next } => {
+            senders[*next].send(Event::Batch(b))?;
+            *next = (*next + 1) % senders.len();
+        }
+        EdgeOutput::Hash { senders, .. } if senders.len() == 1 => {
+            senders[0].send(Event::Batch(b))?;
+        }
+        EdgeOutput::Hash { senders, builders } => {
+            let p = senders.len() as u32;
+            for e in BatchReader::new(&b.data) {
+                // Batches on channels were checked when they were made.
+                let Ok(e) = e else { continue };
+                let kg = key_group(e.key.unwrap_or_default(), max_parallelism);
+                let target = subtask_for_key_group(kg, max_parallelism, p) as usize;
+                builders[target].push_ref(e);
+            }
+            for (t, builder) in builders.iter_mut().enumerate() {
+                if !builder.is_empty() {
+                    let (data, len) = builder.take();
+                    senders[t].send(Event::Batch(Batch { data, len }))?;
+                }
+            }
+        }
+    }
+    Ok(())
 }

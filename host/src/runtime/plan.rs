@@ -21,6 +21,8 @@ pub(super) struct TaskPlan {
     /// Per input channel: which operator input it feeds (0 or 1).
     pub(super) input_sides: Vec<u8>,
     pub(super) outputs: Vec<EdgeOutput>,
+    /// Edges that carry a side output, by tag.
+    pub(super) side_outputs: Vec<(String, EdgeOutput)>,
     pub(super) metrics: Arc<TaskMetrics>,
     /// Sinks chained into this task: (node, their metrics).
     pub(super) chained_sinks: Vec<(usize, Arc<TaskMetrics>)>,
@@ -29,9 +31,10 @@ pub(super) struct TaskPlan {
 }
 
 /// Whether `edge` leads to a sink that can run in its upstream's thread: a
-/// forward edge into a sink with no other input.
+/// forward edge of the main output into a sink with no other input.
 fn is_chainable(graph: &JobGraph, edge: &Edge) -> bool {
     edge.partition == Partitioning::Forward
+        && edge.side.is_none()
         && matches!(graph.nodes[edge.to].kind, NodeKind::Sink(_))
         && graph.inputs(edge.to).count() == 1
 }
@@ -51,6 +54,7 @@ pub(super) fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
                     inputs: Vec::new(),
                     input_sides: Vec::new(),
                     outputs: Vec::new(),
+                    side_outputs: Vec::new(),
                     metrics: Arc::new(TaskMetrics::default()),
                     chained_sinks: Vec::new(),
                     chained: false,
@@ -107,7 +111,11 @@ pub(super) fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
                     }
                 }
             };
-            plans[edge.from][i].outputs.push(out);
+            let up = &mut plans[edge.from][i];
+            match &edge.side {
+                Some(tag) => up.side_outputs.push((tag.clone(), out)),
+                None => up.outputs.push(out),
+            }
         }
     }
     plans.into_iter().flatten().collect()

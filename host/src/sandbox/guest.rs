@@ -55,6 +55,8 @@ pub struct GuestState {
     pub(crate) output: Vec<Vec<u8>>,
     /// Bytes of output of the current call so far.
     output_bytes: usize,
+    /// Side output not yet taken: (tag, elements in the batch encoding).
+    pub(crate) side_output: Vec<(String, Vec<u8>)>,
     /// Elements emitted one at a time, not yet in `output`.
     single: BatchBuilder,
     /// Ids of the states declared with prefetch, ascending.
@@ -100,6 +102,7 @@ impl GuestState {
             watermark: NO_WATERMARK,
             output: Vec::new(),
             output_bytes: 0,
+            side_output: Vec::new(),
             single: BatchBuilder::default(),
             prefetched: Vec::new(),
             counters: Vec::new(),
@@ -184,6 +187,20 @@ impl GuestState {
             self.output.push(buf);
         }
         self.output.push(elements);
+        Ok(())
+    }
+
+    /// Adds elements, in the batch encoding, to side output `tag`; a trap
+    /// for a tag over 128 bytes.
+    pub(super) fn emit_side(&mut self, tag: String, elements: Vec<u8>) -> wasmtime::Result<()> {
+        if tag.is_empty() || tag.len() > 128 {
+            return Err(wasmtime::format_err!(
+                "a side output tag has 1 to 128 bytes, not {}",
+                tag.len()
+            ));
+        }
+        self.count_output(elements.len() + tag.len())?;
+        self.side_output.push((tag, elements));
         Ok(())
     }
 

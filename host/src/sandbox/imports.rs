@@ -263,6 +263,10 @@ impl output::Host for GuestState {
     fn emit_batch(&mut self, elements: Vec<u8>) -> wasmtime::Result<()> {
         GuestState::emit_batch(self, elements)
     }
+
+    fn emit_side(&mut self, tag: String, elements: Vec<u8>) -> wasmtime::Result<()> {
+        GuestState::emit_side(self, tag, elements)
+    }
 }
 
 impl log::Host for GuestState {

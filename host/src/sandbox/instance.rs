@@ -406,6 +406,12 @@ impl WasmOperator {
         self.store.data_mut().timers = timers;
     }
 
+    /// Takes the side output emitted since the last time: (tag, elements
+    /// in the batch encoding).
+    pub fn take_side_output(&mut self) -> Vec<(String, Vec<u8>)> {
+        std::mem::take(&mut self.store.data_mut().side_output)
+    }
+
     /// The user counters the guest declared, with their values.
     pub fn counters(&self) -> &[(String, u64)] {
         &self.store.data().counters

@@ -422,6 +422,7 @@ fn detail(job: &JobEntry, roots: &Roots) -> Value {
                 "to": job.graph.nodes[e.to].id,
                 "partition": format!("{:?}", e.partition).to_lowercase(),
                 "input": e.input + 1,
+                "side-output": e.side,
             })
         })
         .collect();

@@ -64,7 +64,7 @@ pub enum NodeKind {
 }
 
 /// An edge between two nodes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Edge {
     /// Upstream node index.
     pub from: usize,
@@ -75,6 +75,9 @@ pub struct Edge {
     /// The downstream input it feeds: 0 (the first) or 1 (the second
     /// input of a two-input operator).
     pub input: u8,
+    /// The upstream operator's side output it carries, if not the main
+    /// output.
+    pub side: Option<String>,
 }
 
 impl JobGraph {

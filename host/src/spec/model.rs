@@ -219,6 +219,10 @@ pub struct EdgeSpec {
     /// or 2, the second input of a two-input operator (a join).
     #[serde(default)]
     pub input: Option<u8>,
+    /// The side output of the upstream operator the edge carries (Flink's
+    /// `getSideOutput(tag)`) instead of its main output.
+    #[serde(default)]
+    pub side_output: Option<String>,
 }
 
 /// The syntax of a spec document.

@@ -341,12 +341,34 @@ impl<'a> Validation<'a> {
             });
         }
         let input = self.input(&field, e.input, to);
+        let side = self.side_output(&field, e.side_output.as_deref(), from);
         self.edges.push(Edge {
             from,
             to,
             partition,
             input,
+            side,
         });
+    }
+
+    /// The side output `tag` of node `from` that the edge at `field`
+    /// carries: only an operator has side outputs, and a tag is 1 to 128
+    /// bytes.
+    fn side_output(&mut self, field: &str, tag: Option<&str>, from: usize) -> Option<String> {
+        let tag = tag?;
+        let nf = &self.nodes[from].1;
+        let message = if !matches!(nf.kind, NodeKind::Operator { .. }) {
+            format!("`{}` is not an operator and has no side outputs", nf.id)
+        } else if tag.is_empty() || tag.len() > 128 {
+            "a side output tag has 1 to 128 bytes".to_owned()
+        } else {
+            return Some(tag.to_owned());
+        };
+        self.errors.push(SpecError::Invalid {
+            field: format!("{field}.side-output"),
+            message,
+        });
+        None
     }
 
     /// The input of node `to` that the edge at `field` feeds: 0 for
@@ -510,6 +532,7 @@ impl<'a> Validation<'a> {
                 to: position[e.to],
                 partition: e.partition,
                 input: e.input,
+                side: e.side,
             })
             .collect();
         let mut config = self.config;

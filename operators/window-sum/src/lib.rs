@@ -8,7 +8,10 @@
 //!   ends after this long without elements, and sessions that touch merge;
 //! - `allowed-lateness-ms` (default 0): how long past its end a window
 //!   keeps its state; an element that arrives after the window fired but
-//!   within this time updates it, and the window is emitted again at once.
+//!   within this time updates it, and the window is emitted again at once;
+//! - `late-output` (optional): a side output tag; elements later than the
+//!   allowed lateness are emitted there as they came (key, value,
+//!   timestamp), besides being counted.
 //!
 //! When the watermark passes a window's end, emits the key with the value
 //! `<start>\t<end>\t<sum>` and the timestamp `end - 1`; a late update emits
@@ -28,6 +31,7 @@ enum Windows {
 /// Sums per key and window.
 struct WindowSum {
     windows: Windows,
+    late_output: Option<String>,
     dropped: Counter,
     late: Counter,
 }
@@ -58,6 +62,7 @@ impl Operator for WindowSum {
         };
         Ok(WindowSum {
             windows,
+            late_output: ctx.get("late-output").map(str::to_owned),
             dropped: ctx.counter("dropped-elements"),
             late: ctx.counter("late-elements"),
         })
@@ -76,6 +81,9 @@ impl Operator for WindowSum {
         };
         if added.late > 0 {
             self.late.add(added.late as u64);
+            if let Some(tag) = &self.late_output {
+                ctx.emit_side(tag, e.key, e.value, e.timestamp);
+            }
         }
         for (w, sum) in added.updated {
             emit(ctx, e.key, w, sum);
