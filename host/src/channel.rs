@@ -54,6 +54,10 @@ pub enum Event {
     Watermark(i64),
     /// A checkpoint barrier.
     Barrier(Barrier),
+    /// The upstream subtask is idle: until its next batch or watermark,
+    /// it does not hold the downstream watermark back (Flink's
+    /// `WatermarkStatus.IDLE`).
+    Idle,
     /// The upstream subtask has finished; nothing follows.
     EndOfInput,
 }

@@ -42,10 +42,12 @@ impl BoundedOutOfOrderness {
 }
 
 /// The watermark of a task: the minimum over its inputs' watermarks, where
-/// a finished input no longer holds it back.
+/// neither a finished input nor an idle one holds it back (Flink's
+/// `StatusWatermarkValve`).
 #[derive(Debug, Clone)]
 pub struct WatermarkTracker {
     inputs: Vec<i64>,
+    idle: Vec<bool>,
     current: i64,
 }
 
@@ -54,17 +56,59 @@ impl WatermarkTracker {
     pub fn new(inputs: usize) -> Self {
         WatermarkTracker {
             inputs: vec![NO_WATERMARK; inputs],
+            idle: vec![false; inputs],
             current: NO_WATERMARK,
         }
     }
 
-    /// Records input `i`'s watermark; returns the task's new watermark if it
-    /// advanced. Watermarks never go back.
+    /// Records input `i`'s watermark (it is active again); returns the
+    /// task's new watermark if it advanced. Watermarks never go back.
     pub fn update(&mut self, i: usize, watermark: i64) -> Option<i64> {
         if let Some(w) = self.inputs.get_mut(i) {
             *w = (*w).max(watermark);
         }
-        let min = self.inputs.iter().copied().min().unwrap_or(END_OF_TIME);
+        self.activate(i);
+        self.advance()
+    }
+
+    /// Input `i` sent elements: it is active again. Its watermark holds
+    /// back the task's from now on, but never moves it back.
+    pub fn activate(&mut self, i: usize) {
+        if let Some(idle) = self.idle.get_mut(i) {
+            *idle = false;
+        }
+    }
+
+    /// Input `i` is idle; returns the task's new watermark if it advanced
+    /// now that `i` no longer holds it back.
+    pub fn set_idle(&mut self, i: usize) -> Option<i64> {
+        if let Some(idle) = self.idle.get_mut(i) {
+            *idle = true;
+        }
+        self.advance()
+    }
+
+    /// Whether every input that has not ended is idle (then the task is
+    /// idle too); false for a task with no input.
+    pub fn all_idle(&self) -> bool {
+        let mut open = self
+            .inputs
+            .iter()
+            .zip(&self.idle)
+            .filter(|(w, _)| **w != END_OF_TIME)
+            .peekable();
+        open.peek().is_some() && open.all(|(_, idle)| *idle)
+    }
+
+    /// The minimum over the active inputs, if it is above the current
+    /// watermark. With every input idle nothing advances.
+    fn advance(&mut self) -> Option<i64> {
+        let active = self
+            .inputs
+            .iter()
+            .zip(&self.idle)
+            .filter(|(_, idle)| !**idle);
+        let min = active.map(|(w, _)| *w).min()?;
         if min > self.current {
             self.current = min;
             Some(min)
@@ -102,5 +146,25 @@ mod tests {
         assert_eq!(t.update(0, 8), None, "watermarks never go back");
         assert_eq!(t.finish(0), Some(20));
         assert_eq!(t.finish(1), Some(END_OF_TIME));
+    }
+
+    #[test]
+    fn an_idle_input_does_not_hold_the_watermark_back() {
+        let mut t = WatermarkTracker::new(2);
+        assert_eq!(t.update(0, 100), None, "input 1 holds it back");
+        assert_eq!(t.set_idle(1), Some(100));
+        assert!(!t.all_idle());
+        assert_eq!(t.update(0, 200), Some(200));
+        // Active again (a batch) with no watermark: it holds from now on,
+        // but the watermark does not go back.
+        t.activate(1);
+        assert_eq!(t.update(0, 300), None);
+        assert_eq!(t.update(1, 250), Some(250));
+        // Every open input idle: nothing advances, and the task is idle.
+        assert_eq!(t.set_idle(0), None);
+        assert_eq!(t.set_idle(1), None);
+        assert!(t.all_idle());
+        // An ended input with an idle one: the end of time.
+        assert_eq!(t.finish(0), Some(END_OF_TIME));
     }
 }

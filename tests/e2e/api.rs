@@ -482,10 +482,10 @@ fn upload_submit_list_and_cancel_over_a_real_socket() {
                         && l.contains(&format!("job_id=\"{id}\""))
                 });
                 assert!(completed.is_some(), "{prom}");
-                crate::reporters::promtool_accepts(&prom);
                 let (_, c) = http(port, "GET", &format!("/api/v1/jobs/{id}/checkpoints"), b"");
                 assert!(c["counts"]["completed"].as_u64().unwrap_or(0) >= 2, "{c}");
                 assert_eq!(c["latest"]["completed"]["external_path"], path.as_str());
+                crate::reporters::promtool_accepts(&prom);
                 break;
             }
         }

@@ -47,6 +47,24 @@ impl Running {
         }
     }
 
+    /// Waits until `more` records more than now reached the sink `out`.
+    fn wait_sink_records(&self, more: u64) {
+        let out = self.graph.nodes.iter().position(|n| n.id == "out");
+        let sink_in = || {
+            let live = self.control.live();
+            out.and_then(|n| live.metrics.get(n)).map_or(0, |tasks| {
+                tasks.iter().map(|t| t.snapshot().records_in).sum::<u64>()
+            })
+        };
+        let target = sink_in() + more;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while sink_in() < target {
+            assert!(Instant::now() < deadline, "no records reached the sink");
+            assert!(!self.thread.is_finished(), "the job ended early");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Takes a savepoint (or stops with one) into `target`.
     fn savepoint(
         &self,
@@ -181,6 +199,9 @@ fn an_intermediate_savepoint_commits_nothing_itself_and_restores_exactly_once() 
     std::thread::sleep(Duration::from_millis(300));
     assert!(job.control.request_checkpoint(&job.graph));
     job.wait_checkpoints(1);
+    // Records reach the sink after the checkpoint, so the savepoint has
+    // files of its own to pre-commit.
+    job.wait_sink_records(1_000);
     let sp = job
         .savepoint(&d.join("sp"), SavepointFormat::Canonical, None)
         .expect("savepoint");

@@ -252,3 +252,129 @@ fn late_records_reach_the_sink_the_spec_routes_their_side_output_to() {
         "{err}"
     );
 }
+
+/// Window sums over a timestamped source `fast` (100,000 records, at
+/// 20,000 a second with `rate`) and, unless `None`, a slow one without
+/// timestamps (a record a second) with `slow_extra` settings,
+/// checkpointing into `dir`.
+fn two_source_windows(dir: &Path, rate: &str, slow_extra: Option<&str>) -> String {
+    let slow = slow_extra.map_or(String::new(), |extra| {
+        format!("  - {{ id: slow, type: datagen, count: 1000, keys: 10, rate: 1{extra} }}\n")
+    });
+    let slow_edge = if slow_extra.is_some() {
+        "  - { from: slow, to: sum, partition: hash }\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+name: idleness
+config:
+  weir.sandbox.cache-dir: {cache}
+  execution.checkpointing.interval: 100ms
+  state.checkpoints.dir: {checkpoints}
+sources:
+  - {{ id: fast, type: datagen, count: 100000, keys: 10, timestamp-step-ms: 1, out-of-orderness-ms: 0{rate} }}
+{slow}operators:
+  - {{ id: sum, uid: window-sum, wasm: {wasm}, config: {{ size-ms: 1000 }} }}
+sinks:
+  - {{ id: out, type: file, path: out }}
+edges:
+  - {{ from: fast, to: sum, partition: hash }}
+{slow_edge}  - {{ from: sum, to: out }}
+"#,
+        cache = q(&crate::common::cache_dir().display().to_string()),
+        checkpoints = q(&dir.join("checkpoints").display().to_string()),
+        wasm = q(weir_test_guests::WINDOW_SUM),
+    )
+}
+
+/// Runs `yaml` on a thread until `done` holds for (live job, committed
+/// output), then cancels it; the committed output then.
+fn run_until(
+    yaml: &str,
+    dir: &Path,
+    mut done: impl FnMut(&weir::JobControl, &[String]) -> bool,
+) -> Vec<String> {
+    let g = crate::common::graph(yaml, dir).expect("valid spec");
+    let control = weir::JobControl::default();
+    /// Cancels the job when dropped, also when an assertion fails, so
+    /// that the scope's join does not wait for it forever.
+    struct CancelOnDrop<'a>(&'a weir::JobControl);
+    impl Drop for CancelOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.cancel();
+        }
+    }
+    std::thread::scope(|s| {
+        let job = s.spawn(|| weir::run_job(&g, &weir::RunOptions::default(), &control));
+        let _cancel = CancelOnDrop(&control);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let committed = loop {
+            let out = dir.join("out");
+            let committed = if out.is_dir() {
+                sorted_output(&out)
+            } else {
+                Vec::new()
+            };
+            if done(&control, &committed) {
+                break committed;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never done; committed {committed:?}"
+            );
+            assert!(!job.is_finished(), "the job ended early");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        control.cancel();
+        let _ = job.join();
+        committed
+    })
+}
+
+#[test]
+fn an_idle_source_does_not_hold_the_watermark_back() {
+    let alone = tempdir();
+    run(&two_source_windows(alone.path(), "", None), alone.path()).expect("runs");
+    let expected = sorted_output(&alone.path().join("out"));
+    assert_eq!(expected.len(), 1000, "100 windows of 10 keys");
+    let rate = ", rate: 20000";
+    // A slow source with no watermark of its own, idle between its
+    // records: the fast source's windows fire (and are committed) while
+    // the job runs, each exactly as the fast source alone makes it.
+    let dir = tempdir();
+    let yaml = two_source_windows(dir.path(), rate, Some(", idle-timeout-ms: 200"));
+    let committed = run_until(&yaml, dir.path(), |_, out| out.len() >= 50);
+    assert!(
+        committed.iter().all(|l| expected.binary_search(l).is_ok()),
+        "{committed:?}"
+    );
+    // Without idleness it holds the watermark back: once 20,000 records
+    // of the fast source are in and two more checkpoints completed,
+    // nothing has fired.
+    let dir = tempdir();
+    let yaml = two_source_windows(dir.path(), rate, Some(""));
+    let sum = crate::common::graph(&yaml, dir.path())
+        .expect("valid")
+        .nodes
+        .iter()
+        .position(|n| n.id == "sum")
+        .expect("sum");
+    let mut seen_at: Option<u64> = None;
+    let committed = run_until(&yaml, dir.path(), |control, _| {
+        let live = control.live();
+        let sum_in: u64 = live.metrics.get(sum).map_or(0, |tasks| {
+            tasks.iter().map(|t| t.snapshot().records_in).sum()
+        });
+        match seen_at {
+            None if sum_in >= 20_000 => {
+                seen_at = Some(live.completed_count);
+                false
+            }
+            Some(at) => live.completed_count >= at + 2,
+            None => false,
+        }
+    });
+    assert!(committed.is_empty(), "{committed:?}");
+}

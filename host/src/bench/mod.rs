@@ -119,6 +119,7 @@ pub fn keyed_count_graph(
         source_type: SourceType::Datagen,
         parallelism: Some(parallelism),
         out_of_orderness_ms: None,
+        idle_timeout_ms: None,
         count: Some(args.records),
         keys: Some(args.keys),
         rate: None,

@@ -277,6 +277,7 @@ impl Subtask<'_> {
             &mut self.out,
             self.graph.config.batch_size,
             spec.out_of_orderness_ms,
+            spec.idle_timeout_ms.map(std::time::Duration::from_millis),
             control,
             self.ck.as_ref(),
         )

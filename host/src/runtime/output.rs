@@ -54,7 +54,7 @@ impl ChainedSink {
     fn event(&mut self, event: &Event) -> Result<(), OutputError> {
         match event {
             Event::Batch(b) => self.write(b),
-            Event::Watermark(_) => Ok(()),
+            Event::Watermark(_) | Event::Idle => Ok(()),
             Event::EndOfInput => {
                 self.writer.finish().map_err(|e| self.fail(e.into()))?;
                 if let Some((ck, last)) = &self.checkpointing {

@@ -20,18 +20,21 @@ use crate::source::SourceReader;
 use crate::watermark::{BoundedOutOfOrderness, NO_WATERMARK, WatermarkTracker};
 
 /// Reads a source until its end (or until the job stops), emitting
-/// batches and, with `out_of_orderness_ms`, watermarks; with checkpoints,
-/// it records its position and emits a barrier whenever the coordinator
+/// batches and, with `out_of_orderness_ms`, watermarks, and marking itself
+/// idle after `idle_timeout` without elements; with checkpoints, it
+/// records its position and emits a barrier whenever the coordinator
 /// triggers one.
 pub(crate) fn run_source(
     reader: &mut dyn SourceReader,
     out: &mut Output,
     batch_size: usize,
     out_of_orderness_ms: Option<u64>,
+    idle_timeout: Option<Duration>,
     control: &JobControl,
     checkpointing: Option<&TaskCheckpointing>,
 ) -> Result<(), TaskFailure> {
     let mut generator = out_of_orderness_ms.map(BoundedOutOfOrderness::new);
+    let mut idleness = idle_timeout.map(Idleness::new);
     let mut builder = BatchBuilder::with_capacity(batch_size * 32);
     let mut last = NO_WATERMARK;
     let mut last_barrier = checkpointing.map_or(0, |c| c.restored_id);
@@ -60,9 +63,15 @@ pub(crate) fn run_source(
             break;
         }
         let info = reader.next_batch(&mut builder, batch_size)?;
-        if !builder.is_empty() {
+        let emitted = !builder.is_empty();
+        if emitted {
             let (data, len) = builder.take();
             out.push_batch(Batch { data, len })?;
+        }
+        if let Some(idle) = idleness.as_mut()
+            && idle.turned_idle(emitted)
+        {
+            out.broadcast(Event::Idle)?;
         }
         if let (Some(g), Some(ts)) = (generator.as_mut(), info.max_timestamp) {
             g.observe(ts);
@@ -87,6 +96,38 @@ pub(crate) fn run_source(
     }
     out.broadcast(Event::EndOfInput)?;
     Ok(())
+}
+
+/// Whether a source subtask is idle: no element for a timeout.
+struct Idleness {
+    timeout: Duration,
+    last_element: Instant,
+    idle: bool,
+}
+
+impl Idleness {
+    fn new(timeout: Duration) -> Self {
+        Idleness {
+            timeout,
+            last_element: Instant::now(),
+            idle: false,
+        }
+    }
+
+    /// After one read (`emitted`: it gave elements): whether the source
+    /// has just become idle.
+    fn turned_idle(&mut self, emitted: bool) -> bool {
+        if emitted {
+            self.last_element = Instant::now();
+            self.idle = false;
+            return false;
+        }
+        if !self.idle && self.last_element.elapsed() >= self.timeout {
+            self.idle = true;
+            return true;
+        }
+        false
+    }
 }
 
 /// After the barrier of a stop with savepoint, reads nothing until the
@@ -144,7 +185,10 @@ pub(crate) fn run_operator(
     checkpointing: Option<&TaskCheckpointing>,
 ) -> Result<(), TaskFailure> {
     op.open()?;
-    let mut tracker = WatermarkTracker::new(inputs.len());
+    let mut valve = Valve {
+        tracker: WatermarkTracker::new(inputs.len()),
+        sent_idle: false,
+    };
     let mut open: Vec<usize> = (0..inputs.len()).collect();
     let mode = checkpointing.map_or(crate::config::CheckpointingMode::AtLeastOnce, |c| {
         c.hub.mode
@@ -162,16 +206,13 @@ pub(crate) fn run_operator(
         };
         let snapshot = match event {
             Ok(Event::Batch(b)) => {
+                valve.activate(i);
                 let second = input_sides.get(i) == Some(&1);
                 process_batch(op, out, metrics, is_sink, second, b)?;
                 None
             }
-            Ok(Event::Watermark(w)) => {
-                if let Some(wm) = tracker.update(i, w) {
-                    advance(op, out, wm)?;
-                }
-                None
-            }
+            Ok(Event::Watermark(w)) => valve.watermark(i, w, op, out).map(|()| None)?,
+            Ok(Event::Idle) => valve.idle(i, op, out).map(|()| None)?,
             Ok(Event::Barrier(b)) => {
                 let Some(ck) = checkpointing else {
                     return Err(TaskFailure::Internal(format!(
@@ -190,9 +231,7 @@ pub(crate) fn run_operator(
             }
             Ok(Event::EndOfInput) => {
                 open.retain(|&x| x != i);
-                if let Some(wm) = tracker.finish(i) {
-                    advance(op, out, wm)?;
-                }
+                valve.end(i, op, out)?;
                 checkpointing.map(|ck| (ck, alignment.on_end_of_input(i, Instant::now())))
             }
             Err(_) => return Err(TaskFailure::UpstreamGone),
@@ -212,6 +251,68 @@ pub(crate) fn run_operator(
     }
     out.broadcast(Event::EndOfInput)?;
     Ok(())
+}
+
+/// A task's watermark over its inputs (see [`WatermarkTracker`]), and
+/// whether it told its downstream it is idle (all its open inputs are).
+struct Valve {
+    tracker: WatermarkTracker,
+    sent_idle: bool,
+}
+
+impl Valve {
+    /// Input `i` sent elements: it is active.
+    fn activate(&mut self, i: usize) {
+        self.tracker.activate(i);
+        self.sent_idle = false;
+    }
+
+    /// Input `i`'s watermark `w`: advances the operator and the downstream if the task's advanced.
+    fn watermark(
+        &mut self,
+        i: usize,
+        w: i64,
+        op: &mut dyn StreamOperator,
+        out: &mut Output,
+    ) -> Result<(), TaskFailure> {
+        if let Some(wm) = self.tracker.update(i, w) {
+            advance(op, out, wm)?;
+            self.sent_idle = false;
+        }
+        Ok(())
+    }
+
+    /// Input `i` ended: it no longer holds the watermark back.
+    fn end(
+        &mut self,
+        i: usize,
+        op: &mut dyn StreamOperator,
+        out: &mut Output,
+    ) -> Result<(), TaskFailure> {
+        if let Some(wm) = self.tracker.finish(i) {
+            advance(op, out, wm)?;
+            self.sent_idle = false;
+        }
+        Ok(())
+    }
+
+    /// Input `i` is idle: the watermark may advance without it, and with
+    /// every open input idle the task tells its downstream it is idle.
+    fn idle(
+        &mut self,
+        i: usize,
+        op: &mut dyn StreamOperator,
+        out: &mut Output,
+    ) -> Result<(), TaskFailure> {
+        if let Some(wm) = self.tracker.set_idle(i) {
+            advance(op, out, wm)?;
+        }
+        if self.tracker.all_idle() && !self.sent_idle {
+            out.broadcast(Event::Idle)?;
+            self.sent_idle = true;
+        }
+        Ok(())
+    }
 }
 
 /// Fires the due processing-time timers, once per turn, before more input

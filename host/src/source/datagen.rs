@@ -12,6 +12,9 @@ use weir_wire::BatchBuilder;
 
 use super::{BatchInfo, SourceError, SourceReader};
 
+/// The longest a rate-limited datagen sleeps in one read.
+const SLICE: Duration = Duration::from_millis(20);
+
 /// The generator of one subtask.
 #[derive(Debug)]
 pub struct Datagen {
@@ -144,10 +147,19 @@ impl SourceReader for Datagen {
             // Stay on schedule: sleep until the next record is due, and
             // make batches of about 1/20 s.
             max = max.min(((rate / 20.0) as u64).max(1));
+            // Sleep at most SLICE at a time, returning nothing when the next
+            // record is not due yet: the source loop then answers barriers
+            // and notices idleness even at a rate of one record a second.
             let due = Duration::from_secs_f64(self.emitted as f64 / rate);
             let elapsed = started.elapsed();
             if due > elapsed {
-                std::thread::sleep(due - elapsed);
+                std::thread::sleep((due - elapsed).min(SLICE));
+                if due > started.elapsed() {
+                    return Ok(BatchInfo {
+                        more: true,
+                        max_timestamp: None,
+                    });
+                }
             }
         }
         let mut max_timestamp = None;

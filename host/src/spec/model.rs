@@ -102,6 +102,11 @@ pub struct SourceSpec {
     /// source emits no watermark until its end.
     #[serde(default)]
     pub out_of_orderness_ms: Option<u64>,
+    /// Flink's `withIdleness`: a source subtask that emits no element for
+    /// this long (ms) is idle, and does not hold the downstream watermark
+    /// back until it emits again.
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
     /// datagen: number of records (required).
     #[serde(default)]
     pub count: Option<u64>,
