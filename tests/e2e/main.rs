@@ -7,6 +7,7 @@ mod api;
 mod checkpoints;
 mod common;
 mod docs;
+mod failover;
 mod flink_config;
 mod hostile;
 mod incremental;

@@ -94,6 +94,8 @@ pub struct CheckpointHub {
     /// The newest completed checkpoint: sinks forget pre-committed files
     /// of checkpoints up to it.
     last_completed: AtomicU64,
+    /// The newest checkpoint id whose decline the coordinator handled.
+    declined: AtomicU64,
     /// The runner has joined every task.
     done: AtomicBool,
     tx: Sender<TaskMessage>,
@@ -114,6 +116,7 @@ impl CheckpointHub {
                 drain: AtomicU8::new(0),
                 source_finished: AtomicBool::new(false),
                 last_completed: AtomicU64::new(0),
+                declined: AtomicU64::new(0),
                 done: AtomicBool::new(false),
                 tx,
                 mode,
@@ -200,6 +203,18 @@ impl CheckpointHub {
     /// The newest completed checkpoint.
     pub fn last_completed(&self) -> u64 {
         self.last_completed.load(Ordering::Acquire)
+    }
+
+    /// The newest checkpoint id whose decline the coordinator handled:
+    /// what a region failover waits for before it picks the checkpoint to
+    /// restore, so that none completes behind its back.
+    pub fn declined(&self) -> u64 {
+        self.declined.load(Ordering::Acquire)
+    }
+
+    /// Records that the coordinator handled the decline of `id`.
+    pub(super) fn note_declined(&self, id: u64) {
+        self.declined.fetch_max(id, Ordering::AcqRel);
     }
 
     /// Sends a message to the coordinator (dropped if it has stopped).

@@ -11,7 +11,7 @@ use super::checkpoint::{CheckpointingMode, ClaimMode, Retention, StorageKind};
 use super::error::ConfigError;
 use super::location::parse_location;
 use super::reporters;
-use super::settings::{BackendKind, Config};
+use super::settings::{BackendKind, Config, FailoverStrategy};
 use super::units::{
     parse_at_most, parse_count, parse_duration, parse_float, parse_memory, parse_positive,
 };
@@ -193,6 +193,12 @@ const RETENTIONS: &[(&str, Retention)] = &[
     ),
 ];
 
+/// The values of `jobmanager.execution.failover-strategy`.
+const FAILOVERS: &[(&str, FailoverStrategy)] = &[
+    ("region", FailoverStrategy::Region),
+    ("full", FailoverStrategy::Full),
+];
+
 /// The values of `execution.checkpointing.storage`.
 const STORAGES: &[(&str, StorageKind)] = &[
     ("filesystem", StorageKind::Filesystem),
@@ -334,6 +340,9 @@ pub static KEYS: &[Key] = &[
     key("restart-strategy.type", "none",
         "none, fixed-delay, exponential-delay or failure-rate; without it: exponential-delay if checkpointing is on, else none",
         |c, v| put(&mut c.restart_type, restart_type(v))),
+    key("jobmanager.execution.failover-strategy", "region",
+        "region (a failure restarts only its failover region: the subtasks joined to it along forward edges, or the whole job if any edge is hash or rebalance) or full (the whole job)",
+        |c, v| put(&mut c.failover, one_of(v, false, FAILOVERS))),
     key("restart-strategy.fixed-delay.attempts", "1",
         "restarts before the job fails",
         |c, v| put(&mut c.restart.fixed_attempts, parse_count(v))),

@@ -29,5 +29,5 @@ pub use keys::{ALIASES, KEYS, Key, canonical_key};
 pub use location::{LocationError, parse_location};
 pub use metric_filter::MetricKind;
 pub use reporters::{InfluxSettings, ReporterConfig, ReporterKind};
-pub use settings::{BackendKind, Config};
+pub use settings::{BackendKind, Config, FailoverStrategy};
 pub use units::parse_duration;

@@ -41,6 +41,8 @@ pub struct Config {
     pub restart_type: Option<String>,
     /// The parameters of every restart strategy, as set or defaulted.
     pub restart: RestartParams,
+    /// `jobmanager.execution.failover-strategy`.
+    pub failover: FailoverStrategy,
     /// `rest.*` and `weir.server.*`: the settings of `weir serve`.
     pub server: ServerConfig,
     /// `metrics.reporter.<name>.*` and `metrics.reporters`.
@@ -98,6 +100,16 @@ impl BackendKind {
             BackendKind::RocksDb => "rocksdb",
         }
     }
+}
+
+/// `jobmanager.execution.failover-strategy`: what a task failure restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailoverStrategy {
+    /// Only the failed task's region (subtasks joined along pipelined
+    /// exchanges); the rest keeps running.
+    Region,
+    /// The whole job.
+    Full,
 }
 
 /// The settings of `weir serve`.
@@ -205,6 +217,7 @@ impl Default for Config {
             checkpoint: CheckpointConfig::default(),
             restart_type: None,
             restart: RestartParams::default(),
+            failover: FailoverStrategy::Region,
             server: ServerConfig::default(),
             reporters: Reporters::default(),
         }

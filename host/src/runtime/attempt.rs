@@ -15,12 +15,15 @@ use super::error::{JobError, TaskFailure};
 use super::open::{Attempt, AttemptSink, run_task};
 use super::plan::{TaskPlan, plan_tasks};
 use super::progress::{self, JobSummary};
+use super::regions::Regions;
+use super::restart::RestartPolicy;
 use crate::checkpoint::coordinator::{CompletedCheckpoint, Coordinator};
 use crate::checkpoint::hub::{CheckpointHub, TaskMessage};
 use crate::checkpoint::layout::sink_copy_prefix;
 use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::stats::CheckpointStats;
 use crate::checkpoint::storage::CheckpointStorage;
+use crate::config::FailoverStrategy;
 use crate::metrics::TaskMetrics;
 use crate::sandbox::{HANDLER_INTERFACE, LoadedComponent, Sandbox, SandboxError};
 use crate::sink::{Copies, SinkError, transactional};
@@ -52,9 +55,19 @@ pub(super) struct JobRun<'a> {
     pub(super) next_id: u64,
     /// Every checkpoint completed so far, over all attempts.
     pub(super) history: Vec<CheckpointStats>,
+    /// The restart strategy's state: whole-job restarts and region
+    /// failovers both count against it, as in Flink.
+    pub(super) policy: Mutex<RestartPolicy>,
+    /// Restarts so far, of the job or of a region.
+    pub(super) restarts: std::sync::atomic::AtomicU32,
 }
 
 impl JobRun<'_> {
+    /// The restart policy.
+    pub(super) fn lock_policy(&self) -> std::sync::MutexGuard<'_, RestartPolicy> {
+        self.policy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The SHA-256 of each node's component (WebAssembly operators).
     fn component_hashes(&self) -> Vec<Option<String>> {
         self.components
@@ -90,7 +103,7 @@ impl JobRun<'_> {
 
 /// The first failure of an attempt: a task's own failure wins over one that
 /// only follows from it (a task that saw its neighbour stop).
-struct FirstFailure<'a> {
+pub(super) struct FirstFailure<'a> {
     graph: &'a JobGraph,
     control: &'a JobControl,
     first: Mutex<Option<JobError>>,
@@ -98,7 +111,7 @@ struct FirstFailure<'a> {
 
 impl FirstFailure<'_> {
     /// Records `error` unless a failure is recorded already.
-    fn record(&self, error: JobError) {
+    pub(super) fn record(&self, error: JobError) {
         self.control.failed.store(true, Ordering::SeqCst);
         self.lock().get_or_insert(error);
     }
@@ -115,7 +128,7 @@ impl FirstFailure<'_> {
 
     /// Records the failure of subtask `subtask` of node `head` (or of the
     /// sink chained into it).
-    fn record_task(&self, head: usize, subtask: u32, cause: TaskFailure) {
+    pub(super) fn record_task(&self, head: usize, subtask: u32, cause: TaskFailure) {
         // A chained sink's failure belongs to the sink.
         let (n, cause) = match cause {
             TaskFailure::Output(OutputError::Chained { node, failure }) => (node, *failure),
@@ -143,7 +156,7 @@ impl FirstFailure<'_> {
 }
 
 /// The job error of a failure in subtask `subtask` of node `n`.
-fn task_error(graph: &JobGraph, n: usize, subtask: u32, cause: TaskFailure) -> JobError {
+pub(super) fn task_error(graph: &JobGraph, n: usize, subtask: u32, cause: TaskFailure) -> JobError {
     let node = &graph.nodes[n];
     JobError::Task {
         kind: match node.kind {
@@ -283,6 +296,8 @@ pub(super) fn run_attempt(
     let counters = user_counters
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
+    // A region failover replaced the counters of the subtasks it restarted.
+    let metrics = control.live().metrics;
     let first_record = first_sink_record(graph, &metrics);
     Ok(JobSummary::new(
         graph,
@@ -299,11 +314,11 @@ fn internal(what: &str) -> JobError {
 }
 
 /// What the threads of one attempt share.
-struct Tasks<'j, 'a> {
-    job: &'j JobRun<'a>,
-    attempt: &'j Attempt<'j>,
-    failures: &'j FirstFailure<'j>,
-    counters: &'j Mutex<Vec<Vec<(String, u64)>>>,
+pub(super) struct Tasks<'j, 'a> {
+    pub(super) job: &'j JobRun<'a>,
+    pub(super) attempt: &'j Attempt<'j>,
+    pub(super) failures: &'j FirstFailure<'j>,
+    pub(super) counters: &'j Mutex<Vec<Vec<(String, u64)>>>,
 }
 
 impl<'j> Tasks<'j, '_> {
@@ -373,11 +388,18 @@ impl<'j> Tasks<'j, '_> {
 
     /// Starts a thread per task that is not chained into another, and
     /// waits for all of them.
-    fn spawn_and_join<'s, 'e>(&self, scope: &'s Scope<'s, 'e>, plans: Vec<TaskPlan>)
+    fn spawn_and_join<'s, 'e>(&'s self, scope: &'s Scope<'s, 'e>, plans: Vec<TaskPlan>)
     where
         'j: 's,
     {
         let graph = self.job.graph;
+        let regions = (graph.config.failover == FailoverStrategy::Region)
+            .then(|| Regions::of(graph))
+            .filter(|r| r.count() > 1);
+        if let Some(regions) = regions {
+            super::failover::run_regions(self, scope, plans, &regions);
+            return;
+        }
         let mut handles = Vec::new();
         for plan in plans.into_iter().filter(|p| !p.chained) {
             let (head, subtask) = (plan.node, plan.subtask);

@@ -93,6 +93,9 @@ pub struct RestartRecord {
     pub cause: String,
     /// The snapshot the restart restored (`None`: from the beginning).
     pub restored: Option<RestoredCheckpoint>,
+    /// The subtasks it restarted (`node[subtask]`), for a region
+    /// failover; `None`: the whole job.
+    pub subtasks: Option<Vec<String>>,
 }
 
 /// What a running job shows while it runs (for the REST API): its tasks'
@@ -299,6 +302,7 @@ impl JobControl {
         restarts: u32,
         message: String,
         from: Option<&RestorePoint>,
+        subtasks: Option<Vec<String>>,
     ) {
         let now = epoch_ms();
         self.update_live(|l| {
@@ -308,6 +312,7 @@ impl JobControl {
                 timestamp: now,
                 cause: message,
                 restored: from.map(RestoredCheckpoint::now),
+                subtasks,
             };
             push_bounded(&mut l.restart_history, record, EXCEPTIONS_KEPT);
         });

@@ -132,6 +132,11 @@ fn run_job_until_it_ends(
         started,
         next_id,
         history: Vec::new(),
+        policy: Mutex::new(RestartPolicy::new(
+            RestartStrategy::from_config(&graph.config),
+            started.elapsed().as_nanos() as u64 ^ u64::from(std::process::id()),
+        )),
+        restarts: std::sync::atomic::AtomicU32::new(0),
     };
     restart_loop(&mut job, restore)
 }
@@ -283,17 +288,14 @@ fn recover_folders(
 /// policy gives up.
 fn restart_loop(job: &mut JobRun<'_>, first: Option<RestorePoint>) -> Result<JobSummary, JobError> {
     let control = job.control;
-    let seed = job.started.elapsed().as_nanos() as u64 ^ u64::from(std::process::id());
-    let mut policy = RestartPolicy::new(RestartStrategy::from_config(&job.graph.config), seed);
     let mut restore = first.clone();
-    let mut restarts = 0u32;
     loop {
         let result = run_attempt(job, restore.as_ref());
         let cancelled = control.cancelled.load(Ordering::SeqCst);
         let e = match result {
             Ok(mut summary) => {
                 summary.job_id = job.job_id.to_owned();
-                summary.restarts = restarts;
+                summary.restarts = job.restarts.load(Ordering::SeqCst);
                 summary.checkpoints_completed =
                     job.history.iter().filter(|c| !c.is_savepoint).count() as u64;
                 summary.checkpoints = std::mem::take(&mut job.history);
@@ -310,14 +312,15 @@ fn restart_loop(job: &mut JobRun<'_>, first: Option<RestorePoint>) -> Result<Job
             Err(e) if !e.is_restartable() => return Err(e),
             Err(e) => e,
         };
-        let delay = match policy.on_failure(Instant::now()) {
+        let decision = job.lock_policy().on_failure(Instant::now());
+        let delay = match decision {
             RestartDecision::Fail(why) => {
                 tracing::error!("not restarting ({why}): {e}");
                 return Err(e);
             }
             RestartDecision::RestartAfter(delay) => delay,
         };
-        restarts += 1;
+        let restarts = job.restarts.fetch_add(1, Ordering::SeqCst) + 1;
         let from = job
             .checkpoints
             .and_then(|c| latest_valid(c.completed))
@@ -328,14 +331,14 @@ fn restart_loop(job: &mut JobRun<'_>, first: Option<RestorePoint>) -> Result<Job
                 _ => p,
             })
             .or_else(|| first.clone());
-        control.publish_restart(restarts, e.to_string(), from.as_ref());
+        control.publish_restart(restarts, e.to_string(), from.as_ref(), None);
         let what = from.as_ref().map_or_else(
             || "from the beginning (no completed checkpoint)".to_owned(),
             |r| format!("from checkpoint {} ({})", r.metadata.checkpoint_id, r.path),
         );
         tracing::warn!(
             "restart {restarts} ({}) in {} ms, {what}, after: {e}",
-            policy.strategy().name(),
+            job.lock_policy().strategy().name(),
             delay.as_millis()
         );
         wait_unless_cancelled(control, delay)?;
@@ -362,7 +365,7 @@ fn job_ended(job: &JobRun<'_>, end: JobEnd) {
 
 /// Sleeps `delay`, returning early with [`JobError::Cancelled`] if the
 /// job is cancelled meanwhile.
-fn wait_unless_cancelled(control: &JobControl, delay: Duration) -> Result<(), JobError> {
+pub(super) fn wait_unless_cancelled(control: &JobControl, delay: Duration) -> Result<(), JobError> {
     let until = Instant::now() + delay;
     while Instant::now() < until {
         if control.cancelled.load(Ordering::SeqCst) {
@@ -379,7 +382,7 @@ fn wait_unless_cancelled(control: &JobControl, delay: Duration) -> Result<(), Jo
 
 /// The newest retained checkpoint whose files are intact; a damaged one is
 /// logged and skipped in favour of the one before it.
-fn latest_valid(completed: &Mutex<Vec<CompletedCheckpoint>>) -> Option<RestorePoint> {
+pub(super) fn latest_valid(completed: &Mutex<Vec<CompletedCheckpoint>>) -> Option<RestorePoint> {
     let completed = completed.lock().unwrap_or_else(|p| p.into_inner());
     let mut chosen = None;
     newest_intact(&completed, |c| {

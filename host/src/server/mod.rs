@@ -443,6 +443,7 @@ fn detail(job: &JobEntry, roots: &Roots) -> Value {
                 "timestamp": r.timestamp,
                 "cause": roots.redact(&r.cause),
                 "restored": r.restored,
+                "subtasks": r.subtasks,
             }))
             .collect::<Vec<_>>(),
     })

@@ -226,6 +226,14 @@ impl TransactionalSink for FileSinkCommitter {
     fn commit(&self, states: &[Vec<u8>]) -> Result<(), SinkError> {
         commit(&self.folder, states, None).map_err(SinkError)
     }
+
+    fn recover_subtask(
+        &self,
+        subtask: u32,
+        restored: Option<&[Vec<u8>]>,
+    ) -> Result<u64, SinkError> {
+        recover_subtasks(&self.folder, restored, None, Some(subtask)).map_err(SinkError)
+    }
 }
 
 /// Puts a copy of `src` at `dst`: a hard link where the filesystem allows,
@@ -314,13 +322,39 @@ pub fn recover(
     restored: Option<&[Vec<u8>]>,
     copies: Option<&Copies<'_>>,
 ) -> Result<u64, String> {
+    recover_subtasks(folder, restored, copies, None)
+}
+
+/// [`recover`] for the files of subtask `only` alone (all subtasks if
+/// `None`): what a region failover does while the sink's other subtasks
+/// keep writing.
+pub fn recover_subtasks(
+    folder: &Path,
+    restored: Option<&[Vec<u8>]>,
+    copies: Option<&Copies<'_>>,
+    only: Option<u32>,
+) -> Result<u64, String> {
     std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
-    let states = match restored {
+    let mine = |s: &FileSinkState| only.is_none_or(|o| s.subtask == o);
+    let states: Vec<FileSinkState> = match restored {
         Some(s) => {
-            commit(folder, s, copies)?;
-            parse_states(s)?
+            let states: Vec<FileSinkState> = parse_states(s)?.into_iter().filter(mine).collect();
+            let encoded: Vec<Vec<u8>> = states
+                .iter()
+                .map(|st| serde_json::to_vec(st).map_err(|e| e.to_string()))
+                .collect::<Result<_, _>>()?;
+            commit(folder, &encoded, copies)?;
+            states
         }
         None => Vec::new(),
+    };
+    let of_subtask = |name: &str| -> bool {
+        let part = name.trim_start_matches('.');
+        let subtask = part
+            .strip_prefix("part-")
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(s, _)| s.parse::<u32>().ok());
+        only.is_none_or(|o| subtask == Some(o))
     };
     let next = states.iter().map(|s| s.next_part).max().unwrap_or(0);
     let written_after = |name: &str| -> bool {
@@ -341,8 +375,9 @@ pub fn recover(
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let remove = name.starts_with(".part-")
-            || (name.starts_with("part-") && (restored.is_none() || written_after(name)));
+        let remove = of_subtask(name)
+            && (name.starts_with(".part-")
+                || (name.starts_with("part-") && (restored.is_none() || written_after(name))));
         if remove {
             let p = entry.path();
             std::fs::remove_file(&p).map_err(|e| format!("{}: {e}", p.display()))?;

@@ -78,6 +78,11 @@ pub trait TransactionalSink: Send + Sync {
     /// Commits what the subtasks pre-committed for a completed checkpoint
     /// (their operator states in it).
     fn commit(&self, states: &[Vec<u8>]) -> Result<(), SinkError>;
+    /// [`Self::recover`] for subtask `subtask` alone, while the others
+    /// keep writing (a region failover); `restored` holds every subtask's
+    /// state, of which only its own counts.
+    fn recover_subtask(&self, subtask: u32, restored: Option<&[Vec<u8>]>)
+    -> Result<u64, SinkError>;
 }
 
 /// Where a snapshot keeps its copies of a sink's files: `<dir>/<prefix><name>`.

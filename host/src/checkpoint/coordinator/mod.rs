@@ -367,6 +367,7 @@ impl<'a> Coordinator<'a> {
             }
             TaskMessage::Decline { id, reason } => {
                 self.abandon(id, &reason);
+                hub.note_declined(id);
                 Ok(())
             }
             TaskMessage::Final { ack, last_barrier } => {
