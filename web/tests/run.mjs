@@ -333,24 +333,36 @@ const tests = [
     await until('CANCELED', async () => (await page.getByTestId('job-state').textContent()) === 'CANCELED');
 
     // The Exceptions tab: no restart, then two made up in the detail's
-    // answer (a trap needs another guest): newest first, what each restored.
+    // answer (a trap needs another guest): newest first, what each restarted
+    // (a region's subtasks, or the whole job) and restored. The same answer
+    // makes count -> out carry a side output, which its graph label names.
     await page.getByTestId('tab-exceptions').click();
     await page.getByTestId('restarts-empty').waitFor();
     const jobUrl = page.url();
     const jobId = decodeURIComponent(jobUrl.split('#/jobs/')[1].split('/')[0]);
     const chk = '/srv/weir/checkpoints/x/chk-7';
     const detailUrl = (u) => new URL(u).pathname === `/api/v1/jobs/${jobId}`;
+    // The server's own answer: every edge carries the main output.
+    const real = await apiCall(base, 'GET', `/jobs/${jobId}`);
+    const edges = (real.json && real.json.plan && real.json.plan.edges) || [];
+    assert(edges.length === 2 && edges.every((e) => e['side-output'] === null),
+      `the edges' side-output is not null: ${JSON.stringify(edges)}`);
+    const sidePartition = edges.find((e) => e.from === 'count' && e.to === 'out').partition;
     await page.route(detailUrl, async (route) => {
       const res = await route.fetch();
       const d = await res.json();
       d.restarts = 2;
       d['restart-history'] = [
-        { timestamp: d['start-time'] + 1000, cause: 'first failure', restored: null },
+        { timestamp: d['start-time'] + 1000, cause: 'first failure', restored: null, subtasks: null },
         {
           timestamp: d['start-time'] + 2000, cause: 'second failure\n  at somewhere',
           restored: { id: 7, external_path: chk, restore_timestamp: d['start-time'] + 2100, kind: 'checkpoint' },
+          subtasks: ['gen[0]', 'count[0]', 'out[0]'],
         },
       ];
+      for (const e of d.plan.edges) {
+        if (e.from === 'count' && e.to === 'out') e['side-output'] = 'late';
+      }
       await route.fulfill({ status: res.status(), contentType: 'application/json', body: JSON.stringify(d) });
     });
     try {
@@ -365,6 +377,19 @@ const tests = [
       assert((await newest.getByTestId('restart-cause').textContent()) === 'second failure', 'the newest cause');
       const oldest = restarts.last();
       assert((await oldest.getByTestId('restart-restored').textContent()) === 'from the beginning', 'the oldest restart');
+      const region = await newest.getByTestId('restart-scope').textContent();
+      assert(region === 'region: gen[0], count[0], out[0]', `the newest restart's scope is ${JSON.stringify(region)}`);
+      const whole = await oldest.getByTestId('restart-scope').textContent();
+      assert(whole === 'whole job', `the oldest restart's scope is ${JSON.stringify(whole)}`);
+      // The graph, drawn from the same answer on the (hidden) Overview tab.
+      const side = page.locator('[data-testid="graph-edge"][data-from="count"][data-to="out"]');
+      await until('the side output in the edge label', async () => (await side.getAttribute('data-side-output')) === 'late');
+      const label = await side.locator('.edge-label').textContent();
+      assert(label === `${sidePartition} · side output late`, `the side output edge's label is ${JSON.stringify(label)}`);
+      assert((await side.getAttribute('class')).split(' ').includes('side-output'), 'the side output edge is not dashed');
+      const main = page.locator('[data-testid="graph-edge"][data-from="gen"][data-to="count"]');
+      assert((await main.locator('.edge-label').textContent()) === 'hash', 'the main output edge\'s label');
+      assert((await main.getAttribute('data-side-output')) === null, 'the main output edge has a side output');
       assert(await page.getByTestId('restarts-empty').isHidden(), '"not restarted" shows beside restarts');
       assert(await page.getByTestId('exceptions').isVisible() || await page.getByTestId('panel-exceptions')
         .getByText('No exceptions.').isVisible(), 'the exceptions list is gone');

@@ -67,6 +67,18 @@ function basisPath(points) {
 
 const CHAR_W = 7.4;
 
+/**
+ * The label of an edge: its partitioning, the input of the node it feeds
+ * when that is not the first, and the side output it carries (`null` for
+ * the main output), e.g. `hash · side output late`.
+ */
+export function edgeLabel(e) {
+  const parts = [e.input && e.input !== 1 ? `${e.partition} → input ${e.input}` : String(e.partition || '')];
+  const tag = e['side-output'];
+  if (tag !== null && tag !== undefined) parts.push(`side output ${tag}`);
+  return parts.filter(Boolean).join(' · ');
+}
+
 export class JobGraph {
   constructor(container) {
     this.el = h('div', { class: 'graph', testid: 'graph' });
@@ -79,7 +91,7 @@ export class JobGraph {
   setPlan(vertices, edges) {
     const sig = JSON.stringify([
       vertices.map((v) => [v.id, v.kind, v.parallelism]),
-      edges.map((e) => [e.from, e.to, e.partition, e.input]),
+      edges.map((e) => [e.from, e.to, e.partition, e.input, e['side-output'] ?? null]),
     ]);
     if (sig === this.signature) return;
     this.signature = sig;
@@ -96,8 +108,9 @@ export class JobGraph {
     }
     edges.forEach((e, i) => {
       if (!g.hasNode(e.from) || !g.hasNode(e.to)) return;
-      const label = e.input && e.input !== 1 ? `${e.partition} → input ${e.input}` : String(e.partition || '');
-      g.setEdge(e.from, e.to, { label, width: label.length * 6.6 + 8, height: 16, labelpos: 'c' }, `e${i}`);
+      const label = edgeLabel(e);
+      const side = e['side-output'] ?? null;
+      g.setEdge(e.from, e.to, { label, side, width: label.length * 6.6 + 8, height: 16, labelpos: 'c' }, `e${i}`);
     });
     dagre.layout(g);
     const { width, height } = g.graph();
@@ -112,7 +125,11 @@ export class JobGraph {
 
     for (const ref of g.edges()) {
       const e = g.edge(ref);
-      svg.append(s('g', { class: 'edge', testid: 'graph-edge', 'data-from': ref.v, 'data-to': ref.w },
+      // An edge that carries a side output is dashed.
+      svg.append(s('g', {
+        class: e.side !== null ? 'edge side-output' : 'edge', testid: 'graph-edge', 'data-from': ref.v, 'data-to': ref.w,
+        'data-side-output': e.side,
+      },
         s('path', { d: basisPath(e.points), 'marker-end': 'url(#arrow)' }),
         s('title', {}, `${ref.v} → ${ref.w}: ${e.label}`),
         e.label ? s('text', { x: e.x, y: e.y + 4, 'text-anchor': 'middle', class: 'edge-label' }, e.label) : null));

@@ -109,7 +109,8 @@ export function jobView(root, route) {
   // Checkpoints panel
   const checkpoints = new CheckpointsPanel(panels.get('checkpoints'), id, () => savepointsPoll.now());
 
-  // Exceptions panel: the restarts (what each restored), then the exceptions
+  // Exceptions panel: the restarts (what each restarted and restored), then
+  // the exceptions
   const restartsList = h('ol', { class: 'restarts', testid: 'restarts' });
   const restartsEmpty = h('p', { class: 'empty', testid: 'restarts-empty' }, 'The job has not restarted.');
   const restartsNote = h('p', { class: 'hint', hidden: true });
@@ -328,6 +329,12 @@ export function jobView(root, route) {
       h('summary', { testid: 'restart-cause' }, first), h('pre', {}, more));
   }
 
+  // What a restart restarted: a region failover's subtasks (`node[subtask]`),
+  // or the whole job (`subtasks` null).
+  function scope(subtasks) {
+    return Array.isArray(subtasks) ? `region: ${subtasks.join(', ')}` : 'whole job';
+  }
+
   function renderRestarts(list, restarts) {
     const items = list.map((r, i) => ({ ...r, n: typeof restarts === 'number' ? restarts - (list.length - 1 - i) : null }))
       .reverse();
@@ -342,6 +349,7 @@ export function jobView(root, route) {
         h('div', { class: 'restart-head' },
           h('time', {}, fmtTime(r.timestamp)),
           r.n !== null && r.n > 0 ? h('span', { class: 'muted' }, `restart ${r.n}`) : null,
+          h('span', { class: 'restart-scope', testid: 'restart-scope' }, scope(r.subtasks)),
           from
             ? h('span', {
               class: 'badge restored', testid: 'restart-restored', title: `restored at ${fmtTime(from.restore_timestamp)}`,
