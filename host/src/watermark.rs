@@ -52,13 +52,20 @@ pub struct WatermarkTracker {
 }
 
 impl WatermarkTracker {
-    /// A tracker for `inputs` input channels.
-    pub fn new(inputs: usize) -> Self {
+    /// A tracker for `inputs` input channels whose watermark is
+    /// `watermark` already (restored from a checkpoint; [`NO_WATERMARK`]
+    /// for a fresh start): it never goes below it.
+    pub fn starting_at(inputs: usize, watermark: i64) -> Self {
         WatermarkTracker {
-            inputs: vec![NO_WATERMARK; inputs],
+            inputs: vec![watermark; inputs],
             idle: vec![false; inputs],
-            current: NO_WATERMARK,
+            current: watermark,
         }
+    }
+
+    /// The task's watermark now.
+    pub fn current(&self) -> i64 {
+        self.current
     }
 
     /// Records input `i`'s watermark (it is active again); returns the
@@ -139,7 +146,7 @@ mod tests {
 
     #[test]
     fn task_watermark_is_the_minimum_over_inputs() {
-        let mut t = WatermarkTracker::new(2);
+        let mut t = WatermarkTracker::starting_at(2, NO_WATERMARK);
         assert_eq!(t.update(0, 10), None);
         assert_eq!(t.update(1, 5), Some(5));
         assert_eq!(t.update(1, 20), Some(10));
@@ -149,8 +156,18 @@ mod tests {
     }
 
     #[test]
+    fn a_restored_watermark_is_never_gone_below() {
+        let mut t = WatermarkTracker::starting_at(2, 500);
+        assert_eq!(t.current(), 500);
+        assert_eq!(t.update(0, 100), None, "a restarted source starts low");
+        assert_eq!(t.update(1, 400), None);
+        assert_eq!(t.update(0, 700), None, "input 1 still holds it at 500");
+        assert_eq!(t.update(1, 600), Some(600));
+    }
+
+    #[test]
     fn an_idle_input_does_not_hold_the_watermark_back() {
-        let mut t = WatermarkTracker::new(2);
+        let mut t = WatermarkTracker::starting_at(2, NO_WATERMARK);
         assert_eq!(t.update(0, 100), None, "input 1 holds it back");
         assert_eq!(t.set_idle(1), Some(100));
         assert!(!t.all_idle());

@@ -74,6 +74,7 @@ impl StreamOperator for NativeCount {
             )),
             operator_state: Vec::new(),
             declared: Vec::new(),
+            watermark: None,
         })
     }
 

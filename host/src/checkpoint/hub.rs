@@ -27,6 +27,8 @@ pub struct StateSnapshot {
     /// The keyed states the operator declared (a WebAssembly operator's),
     /// recorded so that a restore can check a new component against them.
     pub declared: Vec<DeclaredState>,
+    /// The task's event-time watermark when it took the snapshot, if any.
+    pub watermark: Option<i64>,
 }
 
 /// A task's acknowledgement of a checkpoint.

@@ -86,6 +86,10 @@ pub struct SubtaskState {
     /// snapshots written before it was recorded).
     #[serde(default)]
     pub start_delay_ms: f64,
+    /// Its event-time watermark at the snapshot (absent in older
+    /// snapshots, and for tasks without one): where it starts again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<i64>,
 }
 
 /// The state of one operator (any node: source, operator or sink).
@@ -275,6 +279,7 @@ impl CheckpointMetadata {
                     async_ms: 0.0,
                     alignment_ms: 0.0,
                     start_delay_ms: 0.0,
+                    watermark: None,
                 }],
                 component: None,
             }],
@@ -315,6 +320,7 @@ mod tests {
                     async_ms: 0.0,
                     alignment_ms: 0.0,
                     start_delay_ms: 0.0,
+                    watermark: None,
                 }],
                 component: None,
             }],

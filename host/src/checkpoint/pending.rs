@@ -239,6 +239,7 @@ mod tests {
             async_ms: 0.0,
             alignment_ms: 0.0,
             start_delay_ms: 0.0,
+            watermark: None,
         }
     }
 

@@ -276,6 +276,15 @@ impl RestorePoint {
             .collect()
     }
 
+    /// The watermark node `uid` starts from: the lowest its subtasks
+    /// recorded (`None` if any recorded none), so that no element counts
+    /// as later than it would have without the restore.
+    pub fn watermark(&self, uid: &str) -> Option<i64> {
+        let subtasks = self.subtasks_of(uid);
+        let marks: Option<Vec<i64>> = subtasks.iter().map(|s| s.watermark).collect();
+        marks?.into_iter().min()
+    }
+
     /// The operator state of node `uid`, one list per old subtask.
     pub fn operator_states(&self, uid: &str) -> Vec<Vec<Vec<u8>>> {
         self.subtasks_of(uid)

@@ -293,19 +293,22 @@ pub(super) fn run_attempt(
     if control.cancelled.load(Ordering::SeqCst) && !stopped {
         return Err(JobError::Cancelled);
     }
+    Ok(summarize(job, control, user_counters))
+}
+
+/// The summary of an attempt that ended well.
+fn summarize(
+    job: &JobRun<'_>,
+    control: &JobControl,
+    user_counters: Mutex<Vec<Vec<(String, u64)>>>,
+) -> JobSummary {
     let counters = user_counters
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
     // A region failover replaced the counters of the subtasks it restarted.
     let metrics = control.live().metrics;
-    let first_record = first_sink_record(graph, &metrics);
-    Ok(JobSummary::new(
-        graph,
-        &metrics,
-        counters,
-        job.started,
-        first_record,
-    ))
+    let first_record = first_sink_record(job.graph, &metrics);
+    JobSummary::new(job.graph, &metrics, counters, job.started, first_record)
 }
 
 /// A failure of Weir itself (a thread that could not start or panicked).

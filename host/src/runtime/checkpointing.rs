@@ -20,6 +20,10 @@ pub(crate) struct TaskCheckpointing {
     pub(crate) subtask: u32,
     /// The checkpoint restored from (0: none): barriers up to it are stale.
     pub(crate) restored_id: u64,
+    /// The task's watermark in the checkpoint restored from, if recorded:
+    /// it starts there, so that elements after the restore are judged late
+    /// or not exactly as they were before it.
+    pub(crate) restored_watermark: Option<i64>,
 }
 
 impl TaskCheckpointing {

@@ -69,12 +69,20 @@ impl Attempt<'_> {
 
     /// How subtask `subtask` of node `node` takes part in checkpoints, if
     /// the attempt checkpoints.
-    pub(super) fn checkpointing(&self, node: usize, subtask: u32) -> Option<TaskCheckpointing> {
+    pub(super) fn checkpointing(
+        &self,
+        graph: &JobGraph,
+        node: usize,
+        subtask: u32,
+    ) -> Option<TaskCheckpointing> {
         self.hub.as_ref().map(|hub| TaskCheckpointing {
             hub: hub.clone(),
             node,
             subtask,
             restored_id: self.restore.map_or(0, |r| r.metadata.checkpoint_id),
+            restored_watermark: self
+                .restore
+                .and_then(|r| r.watermark(&graph.nodes[node].uid)),
         })
     }
 
@@ -154,7 +162,7 @@ pub(super) fn run_task(
         input_sides,
         out,
         metrics,
-        ck: attempt.checkpointing(node, subtask),
+        ck: attempt.checkpointing(graph, node, subtask),
     };
     match &graph.nodes[node].kind {
         NodeKind::Source(spec) => task.run_source(spec, control),
@@ -212,7 +220,7 @@ fn chain_sink(
         writer,
         metrics,
         checkpointing: attempt
-            .checkpointing(sink_node, subtask)
+            .checkpointing(graph, sink_node, subtask)
             .map(|c| (c.clone(), c.restored_id)),
     }))
 }

@@ -153,19 +153,21 @@ fn wait_for_stop(
     }
 }
 
-/// Snapshots the task for `barrier` and forwards the barrier.
+/// Snapshots the task (at `watermark`) for `barrier` and forwards the
+/// barrier.
 fn snapshot_and_forward(
     op: &mut dyn StreamOperator,
     out: &mut Output,
     ck: &TaskCheckpointing,
     barrier: Barrier,
-    alignment: Duration,
+    (alignment, watermark): (Duration, i64),
 ) -> Result<(), TaskFailure> {
     // Output made before the barrier goes out before it.
     out.flush()?;
     op.notify_checkpoint_complete(ck.hub.last_completed());
     let t = Instant::now();
-    let state = op.snapshot(barrier.id, barrier.kind)?;
+    let mut state = op.snapshot(barrier.id, barrier.kind)?;
+    state.watermark = (watermark != NO_WATERMARK).then_some(watermark);
     ck.ack(&barrier, state, t.elapsed(), alignment);
     out.broadcast(Event::Barrier(barrier))?;
     Ok(())
@@ -185,10 +187,7 @@ pub(crate) fn run_operator(
     checkpointing: Option<&TaskCheckpointing>,
 ) -> Result<(), TaskFailure> {
     op.open()?;
-    let mut valve = Valve {
-        tracker: WatermarkTracker::new(inputs.len()),
-        sent_idle: false,
-    };
+    let mut valve = Valve::start(inputs.len(), checkpointing, op, out)?;
     let mut open: Vec<usize> = (0..inputs.len()).collect();
     let mode = checkpointing.map_or(crate::config::CheckpointingMode::AtLeastOnce, |c| {
         c.hub.mode
@@ -237,7 +236,8 @@ pub(crate) fn run_operator(
             Err(_) => return Err(TaskFailure::UpstreamGone),
         };
         if let Some((ck, AlignAction::Snapshot { barrier, alignment })) = snapshot {
-            snapshot_and_forward(op, out, ck, barrier, alignment)?;
+            let watermark = valve.tracker.current();
+            snapshot_and_forward(op, out, ck, barrier, (alignment, watermark))?;
             last_barrier = barrier.id;
         }
     }
@@ -261,6 +261,26 @@ struct Valve {
 }
 
 impl Valve {
+    /// The valve of a task with `inputs` inputs: at the watermark of the
+    /// checkpoint restored from, if it recorded one (so that a restored
+    /// element is late or not as it was before), which the operator and
+    /// the downstream learn at once.
+    fn start(
+        inputs: usize,
+        checkpointing: Option<&TaskCheckpointing>,
+        op: &mut dyn StreamOperator,
+        out: &mut Output,
+    ) -> Result<Self, TaskFailure> {
+        let restored = checkpointing.and_then(|c| c.restored_watermark);
+        if let Some(w) = restored {
+            advance(op, out, w)?;
+        }
+        Ok(Valve {
+            tracker: WatermarkTracker::starting_at(inputs, restored.unwrap_or(NO_WATERMARK)),
+            sent_idle: false,
+        })
+    }
+
     /// Input `i` sent elements: it is active.
     fn activate(&mut self, i: usize) {
         self.tracker.activate(i);

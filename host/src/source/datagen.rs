@@ -3,17 +3,12 @@
 //! Record `i` (0-based, `i < count`) has the key `key-<n>` where
 //! `n = splitmix64(i) mod keys` (or `i mod keys` with `sequential-keys`), the value `i` as decimal text, and, if
 //! `timestamp-step-ms` is set, the timestamp `i * step`. Subtask `s` of `p`
-//! generates the records with `i mod p == s`. An optional `rate` caps the
+//! generates the records with `i mod p == s`. An optional `rate` (any source's, see [`super::rate`]) caps the
 //! records per second over all subtasks.
-
-use std::time::{Duration, Instant};
 
 use weir_wire::BatchBuilder;
 
 use super::{BatchInfo, SourceError, SourceReader};
-
-/// The longest a rate-limited datagen sleeps in one read.
-const SLICE: Duration = Duration::from_millis(20);
 
 /// The generator of one subtask.
 #[derive(Debug)]
@@ -26,9 +21,6 @@ pub struct Datagen {
     sequential: bool,
     step: u64,
     timestamp_step: Option<u64>,
-    rate: Option<f64>,
-    started: Option<Instant>,
-    emitted: u64,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
 }
@@ -61,7 +53,6 @@ impl Datagen {
     pub fn new(
         count: u64,
         keys: u64,
-        rate: Option<u64>,
         timestamp_step: Option<u64>,
         subtask: u32,
         parallelism: u32,
@@ -74,9 +65,6 @@ impl Datagen {
             sequential: false,
             step: u64::from(parallelism.max(1)),
             timestamp_step,
-            rate: rate.map(|r| r as f64 / f64::from(parallelism.max(1))),
-            started: None,
-            emitted: 0,
             key_buf: Vec::with_capacity(32),
             value_buf: Vec::with_capacity(32),
         }
@@ -141,27 +129,7 @@ impl SourceReader for Datagen {
     }
 
     fn next_batch(&mut self, out: &mut BatchBuilder, max: usize) -> Result<BatchInfo, SourceError> {
-        let started = *self.started.get_or_insert_with(Instant::now);
-        let mut max = max as u64;
-        if let Some(rate) = self.rate {
-            // Stay on schedule: sleep until the next record is due, and
-            // make batches of about 1/20 s.
-            max = max.min(((rate / 20.0) as u64).max(1));
-            // Sleep at most SLICE at a time, returning nothing when the next
-            // record is not due yet: the source loop then answers barriers
-            // and notices idleness even at a rate of one record a second.
-            let due = Duration::from_secs_f64(self.emitted as f64 / rate);
-            let elapsed = started.elapsed();
-            if due > elapsed {
-                std::thread::sleep((due - elapsed).min(SLICE));
-                if due > started.elapsed() {
-                    return Ok(BatchInfo {
-                        more: true,
-                        max_timestamp: None,
-                    });
-                }
-            }
-        }
+        let max = max as u64;
         let mut max_timestamp = None;
         let mut n = 0;
         while n < max && self.next < self.count {
@@ -180,7 +148,6 @@ impl SourceReader for Datagen {
             self.next += self.step;
             n += 1;
         }
-        self.emitted += n;
         Ok(BatchInfo {
             more: self.next < self.count,
             max_timestamp,
@@ -197,7 +164,7 @@ mod tests {
     fn subtasks_split_the_records_deterministically() {
         let mut all = Vec::new();
         for s in 0..2 {
-            let mut g = Datagen::new(5, 3, None, Some(10), s, 2);
+            let mut g = Datagen::new(5, 3, Some(10), s, 2);
             let mut b = BatchBuilder::default();
             while g.next_batch(&mut b, 2).expect("datagen").more {}
             let (buf, _) = b.take();

@@ -7,6 +7,7 @@
 
 mod datagen;
 mod file;
+mod rate;
 
 use std::path::Path;
 
@@ -50,12 +51,26 @@ pub fn open_source(
     base_dir: &Path,
     restored: Option<&[Vec<Vec<u8>>]>,
 ) -> Result<Box<dyn SourceReader>, SourceError> {
+    let reader = open_reader(spec, subtask, parallelism, base_dir, restored)?;
+    Ok(match spec.rate {
+        Some(rate) => Box::new(rate::RateLimited::new(reader, rate, parallelism)),
+        None => reader,
+    })
+}
+
+/// The reader of [`open_source`], without its rate limit.
+fn open_reader(
+    spec: &SourceSpec,
+    subtask: u32,
+    parallelism: u32,
+    base_dir: &Path,
+    restored: Option<&[Vec<Vec<u8>>]>,
+) -> Result<Box<dyn SourceReader>, SourceError> {
     Ok(match spec.source_type {
         SourceType::Datagen => {
             let mut g = Datagen::new(
                 spec.count.unwrap_or(0),
                 spec.keys.unwrap_or(1000),
-                spec.rate,
                 spec.timestamp_step_ms,
                 subtask,
                 parallelism,

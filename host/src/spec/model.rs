@@ -117,7 +117,8 @@ pub struct SourceSpec {
     /// spread-out hash (default false), so `count >= keys` covers every key.
     #[serde(default)]
     pub sequential_keys: Option<bool>,
-    /// datagen: records per second over all subtasks (default unlimited).
+    /// Records per second over all subtasks (default unlimited), for any
+    /// source.
     #[serde(default)]
     pub rate: Option<u64>,
     /// datagen: event time step per record in ms (default: no timestamps).

@@ -7,6 +7,13 @@ use super::model::{SourceSpec, SourceType};
 /// Adds a problem for each field source `s` at `field` lacks or should not
 /// have for its type.
 pub(super) fn check_source(field: &str, s: &SourceSpec, errors: &mut Vec<SpecError>) {
+    // Any source may be held to a rate.
+    if s.rate == Some(0) {
+        errors.push(SpecError::Invalid {
+            field: format!("{field}.rate"),
+            message: "must be at least 1 (leave it out for no limit)".into(),
+        });
+    }
     let mut not_for = |name: &str, present: bool| {
         if present {
             errors.push(SpecError::Invalid {
@@ -32,17 +39,10 @@ pub(super) fn check_source(field: &str, s: &SourceSpec, errors: &mut Vec<SpecErr
                     message: "must be at least 1".into(),
                 });
             }
-            if s.rate == Some(0) {
-                errors.push(SpecError::Invalid {
-                    field: format!("{field}.rate"),
-                    message: "must be at least 1 (leave it out for no limit)".into(),
-                });
-            }
         }
         SourceType::File => {
             not_for("count", s.count.is_some());
             not_for("keys", s.keys.is_some());
-            not_for("rate", s.rate.is_some());
             not_for("timestamp-step-ms", s.timestamp_step_ms.is_some());
             not_for("sequential-keys", s.sequential_keys.is_some());
             let n = s.path.iter().count() + s.paths.as_ref().map_or(0, Vec::len);

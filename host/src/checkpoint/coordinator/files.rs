@@ -79,6 +79,7 @@ impl Coordinator<'_> {
                 async_ms: ms(started.elapsed()),
                 alignment_ms: ms(ack.alignment),
                 start_delay_ms: ms(ack.start_delay),
+                watermark: ack.state.watermark,
             },
             size + operator_bytes,
             written + operator_bytes,
