@@ -172,17 +172,12 @@ edges:
     )
 }
 
-#[test]
-fn session_windows_are_exactly_once_across_a_sigkill_and_restore() {
-    let whole = tempdir();
-    run(&session_job(whole.path(), None), whole.path()).expect("uninterrupted run");
-    let expected = sorted_output(&whole.path().join("out"));
-    assert!(expected.len() > 1000, "{} sessions", expected.len());
-
-    let dir = tempdir();
-    let d = dir.path();
-    let spec = d.join("job.yaml");
-    std::fs::write(&spec, session_job(d, Some(20_000))).expect("spec");
+/// Runs `yaml` with `weir run` in `dir`, SIGKILLs it once checkpoint
+/// `after` (or a later one) completed, and runs it to its end restored
+/// from the newest checkpoint.
+fn kill_then_restore(dir: &Path, yaml: &str, after: u64) {
+    let spec = dir.join("job.yaml");
+    std::fs::write(&spec, yaml).expect("spec");
     let mut child = weir()
         .args(["run", "-q"])
         .arg(&spec)
@@ -191,7 +186,9 @@ fn session_windows_are_exactly_once_across_a_sigkill_and_restore() {
         .expect("weir run");
     let deadline = Instant::now() + Duration::from_secs(60);
     let chk = loop {
-        if let Some((3.., path)) = latest_checkpoint(d) {
+        if let Some((id, path)) = latest_checkpoint(dir)
+            && id >= after
+        {
             break path;
         }
         assert!(Instant::now() < deadline, "no checkpoint");
@@ -212,6 +209,18 @@ fn session_windows_are_exactly_once_across_a_sigkill_and_restore() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn session_windows_are_exactly_once_across_a_sigkill_and_restore() {
+    let whole = tempdir();
+    run(&session_job(whole.path(), None), whole.path()).expect("uninterrupted run");
+    let expected = sorted_output(&whole.path().join("out"));
+    assert!(expected.len() > 1000, "{} sessions", expected.len());
+
+    let dir = tempdir();
+    let d = dir.path();
+    kill_then_restore(d, &session_job(d, Some(20_000)), 3);
     assert_eq!(sorted_output(&d.join("out")), expected);
 }
 
@@ -466,37 +475,7 @@ fn late_updates_and_late_records_are_exactly_once_across_a_sigkill_and_restore()
     let dir = tempdir();
     let d = dir.path();
     std::fs::write(d.join("events.csv"), &events).expect("events");
-    let spec = d.join("job.yaml");
-    std::fs::write(&spec, late_job(d, Some(5_000))).expect("spec");
-    let mut child = weir()
-        .args(["run", "-q"])
-        .arg(&spec)
-        .env("WEIR_LOG", "warn")
-        .spawn()
-        .expect("weir run");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let chk = loop {
-        if let Some((10.., path)) = latest_checkpoint(d) {
-            break path;
-        }
-        assert!(Instant::now() < deadline, "no checkpoint");
-        assert!(child.try_wait().expect("wait").is_none(), "ended early");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
-    let restored = weir()
-        .args(["run", "-q", "-s"])
-        .arg(&chk)
-        .arg(&spec)
-        .env("WEIR_LOG", "warn")
-        .output()
-        .expect("restore");
-    assert!(
-        restored.status.success(),
-        "{}",
-        String::from_utf8_lossy(&restored.stderr)
-    );
+    kill_then_restore(d, &late_job(d, Some(5_000)), 10);
     assert_eq!(sorted_output(&d.join("out")), out);
     assert_eq!(sorted_output(&d.join("late")), late);
 }
