@@ -63,12 +63,15 @@ where
             end: timestamp.saturating_add(self.gap),
         };
         let mut added = Added::default();
-        if cleanup_time(&new, self.lateness) <= watermark {
+        // As Flink's merging windows: merge first, then judge lateness by
+        // the merged session (an element inside an open session is not
+        // late because its own window alone would be).
+        let mut sessions = self.open_sessions();
+        let (merged, absorbed) = merge_session(&mut sessions, new);
+        if cleanup_time(&merged, self.lateness) <= watermark {
             added.late = 1;
             return added;
         }
-        let mut sessions = self.open_sessions();
-        let (merged, absorbed) = merge_session(&mut sessions, new);
         let mut acc: Option<T> = None;
         for w in &absorbed {
             let ns = w.namespace();

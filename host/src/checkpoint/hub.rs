@@ -66,6 +66,13 @@ pub enum TaskMessage {
         /// Why.
         reason: String,
     },
+    /// Asks the coordinator to note `seq` in [`CheckpointHub::synced`] once
+    /// it has handled every message sent before this one (a region
+    /// failover waits for that before it picks its restore point).
+    Sync {
+        /// The sequence number to note.
+        seq: u64,
+    },
     /// A task ended its input; its final state. `last_barrier` is the last
     /// checkpoint it took part in.
     Final {
@@ -96,8 +103,10 @@ pub struct CheckpointHub {
     /// The newest completed checkpoint: sinks forget pre-committed files
     /// of checkpoints up to it.
     last_completed: AtomicU64,
-    /// The newest checkpoint id whose decline the coordinator handled.
-    declined: AtomicU64,
+    /// The newest [`TaskMessage::Sync`] the coordinator handled.
+    synced: AtomicU64,
+    /// The last sync sequence number handed out.
+    sync_seq: AtomicU64,
     /// The runner has joined every task.
     done: AtomicBool,
     tx: Sender<TaskMessage>,
@@ -118,7 +127,8 @@ impl CheckpointHub {
                 drain: AtomicU8::new(0),
                 source_finished: AtomicBool::new(false),
                 last_completed: AtomicU64::new(0),
-                declined: AtomicU64::new(0),
+                synced: AtomicU64::new(0),
+                sync_seq: AtomicU64::new(0),
                 done: AtomicBool::new(false),
                 tx,
                 mode,
@@ -207,16 +217,26 @@ impl CheckpointHub {
         self.last_completed.load(Ordering::Acquire)
     }
 
-    /// The newest checkpoint id whose decline the coordinator handled:
-    /// what a region failover waits for before it picks the checkpoint to
-    /// restore, so that none completes behind its back.
-    pub fn declined(&self) -> u64 {
-        self.declined.load(Ordering::Acquire)
+    /// Sends a [`TaskMessage::Sync`] and waits (at most `patience`) until
+    /// the coordinator has handled it, and so every message before it: a
+    /// checkpoint it was completing is then committed and retained.
+    /// Returns whether it was handled.
+    pub fn sync(&self, patience: std::time::Duration) -> bool {
+        let seq = self.sync_seq.fetch_add(1, Ordering::AcqRel) + 1;
+        self.send(TaskMessage::Sync { seq });
+        let deadline = std::time::Instant::now() + patience;
+        while self.synced.load(Ordering::Acquire) < seq {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        true
     }
 
-    /// Records that the coordinator handled the decline of `id`.
-    pub(super) fn note_declined(&self, id: u64) {
-        self.declined.fetch_max(id, Ordering::AcqRel);
+    /// Records that the coordinator handled sync `seq`.
+    pub(super) fn note_synced(&self, seq: u64) {
+        self.synced.fetch_max(seq, Ordering::AcqRel);
     }
 
     /// Sends a message to the coordinator (dropped if it has stopped).

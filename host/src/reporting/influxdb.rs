@@ -68,6 +68,11 @@ impl InfluxReporter {
                         Err(RecvTimeoutError::Timeout)
                     );
                     let Some(jobs) = jobs() else { break };
+                    if last && state.failing {
+                        // No last report to a server that is not answering:
+                        // it would hold the shutdown for its timeouts.
+                        break;
+                    }
                     state.report(&agent, &url, &label, &config, &jobs);
                     if last {
                         break;
@@ -118,9 +123,11 @@ impl ReportState {
             line_protocol::encode(p, now, &mut self.pending);
         }
         if self.pending.len() > MAX_PENDING_BYTES {
+            // Whole lines go, oldest first; a newline is a char boundary.
             let cut = self.pending.len() - MAX_PENDING_BYTES;
-            let at = self.pending[cut..]
-                .find('\n')
+            let at = self.pending.as_bytes()[cut..]
+                .iter()
+                .position(|&b| b == b'\n')
                 .map_or(self.pending.len(), |i| cut + i + 1);
             self.pending.drain(..at);
         }

@@ -133,7 +133,9 @@ fn spawn<'s, 'e, 'j: 's, 'a>(
         .name(name)
         .spawn_scoped(scope, move || {
             let (sandbox, control) = (job.sandbox, job.control);
-            let r = match &start {
+            // A panic is reported as this task's failure (the report's
+            // drop), not carried to the scope, which would end the job.
+            let run = std::panic::AssertUnwindSafe(|| match &start {
                 None => run_task(graph, plan, sandbox, component, control, counters, base),
                 Some(st) => {
                     let attempt = Attempt {
@@ -145,8 +147,10 @@ fn spawn<'s, 'e, 'j: 's, 'a>(
                     };
                     run_task(graph, plan, sandbox, component, control, counters, &attempt)
                 }
-            };
-            report.end(r);
+            });
+            if let Ok(r) = std::panic::catch_unwind(run) {
+                report.end(r);
+            }
         });
     if let Err(e) = spawned {
         tasks
@@ -231,9 +235,10 @@ fn restart_region<'s, 'e, 'j: 's, 'a>(
     if wait_unless_cancelled(control, delay).is_err() || control.is_stopping() {
         return 0;
     }
-    let firsts = match recover_region_sinks(graph, members, from.as_ref(), tasks) {
-        Some(f) => f,
-        None => return 0,
+    // (A sink that cannot recover has recorded the failure that ends the
+    // job.)
+    let Some(firsts) = recover_region_sinks(graph, members, from.as_ref(), tasks) else {
+        return 0;
     };
     let start = Arc::new(RegionStart {
         restore: from,
@@ -263,24 +268,23 @@ fn restart_region<'s, 'e, 'j: 's, 'a>(
 }
 
 /// Declines the checkpoints in progress (none of them can complete without
-/// the failed region) and waits until the coordinator has handled that, so
-/// that no checkpoint completes after the restore point is chosen.
+/// the failed region) and waits until the coordinator has handled that and
+/// everything before it, so that no checkpoint completes, or is still
+/// being committed, after the restore point is chosen.
 fn settle_checkpoints(tasks: &Tasks<'_, '_>) {
     let Some(hub) = tasks.attempt.hub.as_ref() else {
         return;
     };
-    let Some(newest) = hub.poll_trigger(hub.last_completed()) else {
-        return;
-    };
-    for id in hub.last_completed() + 1..=newest.id {
-        hub.send(TaskMessage::Decline {
-            id,
-            reason: "a failover region restarts".into(),
-        });
+    if let Some(newest) = hub.poll_trigger(hub.last_completed()) {
+        for id in hub.last_completed() + 1..=newest.id {
+            hub.send(TaskMessage::Decline {
+                id,
+                reason: "a failover region restarts".into(),
+            });
+        }
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while hub.declined() < newest.id && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2));
+    if !hub.sync(Duration::from_secs(30)) {
+        tracing::warn!("the checkpoint coordinator did not answer within 30 s; restoring anyway");
     }
 }
 
@@ -293,8 +297,13 @@ fn recover_region_sinks(
     from: Option<&RestorePoint>,
     tasks: &Tasks<'_, '_>,
 ) -> Option<Vec<(usize, u32, u64)>> {
-    tasks.attempt.hub.as_ref()?;
     let mut firsts = Vec::new();
+    if tasks.attempt.hub.is_none() {
+        // Without checkpoints sinks are not transactional: nothing to
+        // recover (the region's output is at least once, as after a full
+        // restart).
+        return Some(firsts);
+    }
     for &(n, s) in members {
         let NodeKind::Sink(spec) = &graph.nodes[n].kind else {
             continue;

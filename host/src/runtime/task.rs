@@ -197,7 +197,9 @@ pub(crate) fn run_operator(
     let mut last_barrier = checkpointing.map_or(0, |c| c.restored_id);
     let mut readable: Vec<usize> = Vec::with_capacity(inputs.len());
     while !open.is_empty() {
-        fire_due_timers(op, out)?;
+        if fire_due_timers(op, out)? {
+            valve.after_own_output(out)?;
+        }
         readable.clear();
         readable.extend(open.iter().copied().filter(|&i| !alignment.is_held(i)));
         let Some((i, event)) = next_event(op, inputs, &readable) else {
@@ -281,6 +283,16 @@ impl Valve {
         })
     }
 
+    /// The task emitted on its own (processing-time timers): downstream now
+    /// takes it for active, so if all its inputs are still idle it says
+    /// so again.
+    fn after_own_output(&mut self, out: &mut Output) -> Result<(), TaskFailure> {
+        if self.sent_idle && self.tracker.all_idle() {
+            out.broadcast(Event::Idle)?;
+        }
+        Ok(())
+    }
+
     /// Input `i` sent elements: it is active.
     fn activate(&mut self, i: usize) {
         self.tracker.activate(i);
@@ -337,16 +349,17 @@ impl Valve {
 
 /// Fires the due processing-time timers, once per turn, before more input
 /// is taken: a busy input cannot starve them, and a timer that keeps
-/// re-arming itself cannot starve the input.
-fn fire_due_timers(op: &mut dyn StreamOperator, out: &mut Output) -> Result<(), TaskFailure> {
+/// re-arming itself cannot starve the input. Returns whether any fired.
+fn fire_due_timers(op: &mut dyn StreamOperator, out: &mut Output) -> Result<bool, TaskFailure> {
     if let Some(t) = op.next_processing_timer() {
         let now = crate::clock::epoch_ms();
         if t <= now {
             op.on_processing_time(now, out)?;
             out.flush()?;
+            return Ok(true);
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Waits for the next event on one of the `readable` inputs, or until the

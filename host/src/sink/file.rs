@@ -336,6 +336,17 @@ pub fn recover_subtasks(
 ) -> Result<u64, String> {
     std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
     let mine = |s: &FileSinkState| only.is_none_or(|o| s.subtask == o);
+    // Every subtask's part numbers: a subtask without state of its own
+    // (restored at another parallelism) keeps the files below the highest
+    // and numbers its new ones from there, as a full recovery does.
+    let all_next = match restored {
+        Some(s) => parse_states(s)?
+            .iter()
+            .map(|st| st.next_part)
+            .max()
+            .unwrap_or(0),
+        None => 0,
+    };
     let states: Vec<FileSinkState> = match restored {
         Some(s) => {
             let states: Vec<FileSinkState> = parse_states(s)?.into_iter().filter(mine).collect();
@@ -356,7 +367,12 @@ pub fn recover_subtasks(
             .and_then(|(s, _)| s.parse::<u32>().ok());
         only.is_none_or(|o| subtask == Some(o))
     };
-    let next = states.iter().map(|s| s.next_part).max().unwrap_or(0);
+    let next = states
+        .iter()
+        .map(|s| s.next_part)
+        .max()
+        .unwrap_or(0)
+        .max(all_next);
     let written_after = |name: &str| -> bool {
         let Some((subtask, n)) = name
             .strip_prefix("part-")
@@ -436,6 +452,40 @@ mod tests {
         // A fresh start empties the folder.
         assert_eq!(recover(d, None, None).expect("fresh"), 0);
         assert!(names(d).is_empty());
+    }
+
+    #[test]
+    fn a_region_recovery_touches_only_its_subtasks_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        for f in [
+            "part-0-0",
+            ".part-0-1.inprogress", // subtask 0 keeps writing
+            "part-1-0",
+            ".part-1-1.pending",
+            ".part-1-2.inprogress",
+            "part-2-0", // a subtask the checkpoint did not have
+        ] {
+            std::fs::write(d.join(f), f).expect("write");
+        }
+        let restored = vec![state(0, 1, &[]), state(1, 2, &["part-1-1"])];
+        let next = recover_subtasks(d, Some(&restored), None, Some(1)).expect("recover");
+        assert_eq!(next, 2);
+        assert_eq!(
+            names(d),
+            vec![
+                ".part-0-1.inprogress",
+                "part-0-0",
+                "part-1-0",
+                "part-1-1",
+                "part-2-0"
+            ]
+        );
+        // Without a state of its own, a subtask keeps its files below the
+        // highest part number and numbers new ones from there.
+        let next = recover_subtasks(d, Some(&restored), None, Some(2)).expect("recover");
+        assert_eq!(next, 2);
+        assert!(names(d).contains(&"part-2-0".to_owned()));
     }
 
     #[test]

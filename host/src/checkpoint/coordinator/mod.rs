@@ -367,7 +367,10 @@ impl<'a> Coordinator<'a> {
             }
             TaskMessage::Decline { id, reason } => {
                 self.abandon(id, &reason);
-                hub.note_declined(id);
+                Ok(())
+            }
+            TaskMessage::Sync { seq } => {
+                hub.note_synced(seq);
                 Ok(())
             }
             TaskMessage::Final { ack, last_barrier } => {
