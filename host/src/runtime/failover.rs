@@ -95,6 +95,12 @@ pub(super) fn run_regions<'s, 'e, 'j: 's, 'a>(
                 .as_ref()
                 .is_none_or(|(_, _, c)| c.is_secondary() && !cause.is_secondary())
             {
+                if failing[r].is_none() {
+                    // At once: a source of the region waiting for the
+                    // outcome of a stop with savepoint then learns it
+                    // failed, and ends.
+                    decline_pending(tasks);
+                }
                 // The region's first own failure wins over the
                 // disconnections that follow from it.
                 failing[r] = Some((node, subtask, cause));
@@ -275,6 +281,18 @@ fn settle_checkpoints(tasks: &Tasks<'_, '_>) {
     let Some(hub) = tasks.attempt.hub.as_ref() else {
         return;
     };
+    decline_pending(tasks);
+    if !hub.sync(Duration::from_secs(30)) {
+        tracing::warn!("the checkpoint coordinator did not answer within 30 s; restoring anyway");
+    }
+}
+
+/// Declines the checkpoints (and savepoints) in progress: none of them can
+/// complete without the failed region.
+fn decline_pending(tasks: &Tasks<'_, '_>) {
+    let Some(hub) = tasks.attempt.hub.as_ref() else {
+        return;
+    };
     if let Some(newest) = hub.poll_trigger(hub.last_completed()) {
         for id in hub.last_completed() + 1..=newest.id {
             hub.send(TaskMessage::Decline {
@@ -282,9 +300,6 @@ fn settle_checkpoints(tasks: &Tasks<'_, '_>) {
                 reason: "a failover region restarts".into(),
             });
         }
-    }
-    if !hub.sync(Duration::from_secs(30)) {
-        tracing::warn!("the checkpoint coordinator did not answer within 30 s; restoring anyway");
     }
 }
 
