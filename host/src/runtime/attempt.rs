@@ -279,7 +279,7 @@ pub(super) fn run_attempt(
         failures: &failures,
         counters: &user_counters,
     }
-    .run(plans, coordinator, hub.as_deref(), hub_rx, &metrics);
+    .run(plans, coordinator, hub.as_deref(), hub_rx);
     // A stop with savepoint stopped the tasks on purpose: what they
     // reported on the way out is no failure.
     let stopped = control.stopped.load(Ordering::SeqCst);
@@ -333,16 +333,16 @@ impl<'j> Tasks<'j, '_> {
         mut coordinator: Option<Coordinator<'c>>,
         hub: Option<&CheckpointHub>,
         hub_rx: Option<Receiver<TaskMessage>>,
-        metrics: &[Vec<Arc<TaskMetrics>>],
     ) -> Option<Coordinator<'c>> {
         let graph = self.job.graph;
         std::thread::scope(|scope| {
             let (stop_progress, progress_stopped) = crossbeam_channel::bounded::<()>(0);
             if self.job.options.progress && !graph.config.progress_interval.is_zero() {
-                let started = self.job.started;
+                let (started, control) = (self.job.started, self.job.control);
                 scope.spawn(move || {
                     let interval = graph.config.progress_interval;
-                    progress::report(graph, metrics, interval, &progress_stopped, started)
+                    let current = || control.live().metrics;
+                    progress::report(graph, &current, interval, &progress_stopped, started)
                 });
             }
             let coordinator_thread = match (coordinator.take(), hub, hub_rx) {

@@ -34,12 +34,12 @@ fn sum(tasks: &[Arc<TaskMetrics>]) -> MetricsSnapshot {
 /// backpressured.
 pub(crate) fn report(
     graph: &JobGraph,
-    metrics: &[Vec<Arc<TaskMetrics>>],
+    current: &dyn Fn() -> Vec<Vec<Arc<TaskMetrics>>>,
     interval: Duration,
     stop: &Receiver<()>,
     started: Instant,
 ) {
-    let mut last: Vec<MetricsSnapshot> = metrics.iter().map(|m| sum(m)).collect();
+    let mut last: Vec<MetricsSnapshot> = current().iter().map(|m| sum(m)).collect();
     let mut last_at = Instant::now();
     loop {
         match stop.recv_timeout(interval) {
@@ -49,12 +49,18 @@ pub(crate) fn report(
         let now = Instant::now();
         let dt = now - last_at;
         let mut parts = Vec::new();
+        // Read anew each time: a region failover replaces the counters of
+        // the subtasks it restarts (which then count from zero again).
+        let metrics = current();
         for (i, node) in graph.nodes.iter().enumerate() {
-            let cur = sum(&metrics[i]);
+            let cur = metrics.get(i).map(|m| sum(m)).unwrap_or_default();
             let prev = last[i];
-            let din = cur.records_in - prev.records_in;
-            let dout = cur.records_out - prev.records_out;
-            let bp = (cur.backpressure - prev.backpressure).as_secs_f64()
+            let din = cur.records_in.saturating_sub(prev.records_in);
+            let dout = cur.records_out.saturating_sub(prev.records_out);
+            let bp = cur
+                .backpressure
+                .saturating_sub(prev.backpressure)
+                .as_secs_f64()
                 / (dt.as_secs_f64() * f64::from(node.parallelism)).max(1e-9);
             let mut s = match node.kind {
                 NodeKind::Source(_) => format!("{} out {}", node.id, per_second(dout, dt)),
