@@ -147,3 +147,20 @@ pub fn spawn_with_api(mut cmd: Command) -> RunWithApi {
         token,
     }
 }
+
+/// Runs `weir run -q -s FROM SPEC` to its end; panics with its stderr if
+/// it fails.
+pub fn run_restored(spec: &Path, from: &Path) {
+    let out = weir()
+        .args(["run", "-q", "-s"])
+        .arg(from)
+        .arg(spec)
+        .env("WEIR_LOG", "warn")
+        .output()
+        .expect("weir run -s");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -363,17 +363,7 @@ fn weir_cancel_with_savepoint_takes_one_then_cancels_and_it_restores_exactly_onc
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = weir()
-        .args(["run", "-q", "-s", &location])
-        .arg(&spec)
-        .env("WEIR_LOG", "warn")
-        .output()
-        .expect("restore");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::run_restored(&spec, Path::new(&location));
     assert_eq!(sorted_output(&d.join("out")), expected(count, keys));
 }
 

@@ -908,16 +908,7 @@ fn weir_run_takes_savepoints_and_stops_through_the_api_it_serves() {
     let committed = sorted_output(&d.join("out"));
     assert!(!committed.is_empty() && committed.len() < 200_000);
     // Resumed from the stop's savepoint, it finishes exactly once.
-    let out = weir()
-        .args(["run", "-q", "-s", &stopped])
-        .arg(&spec)
-        .output()
-        .expect("restore");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::run_restored(&spec, Path::new(&stopped));
     assert_eq!(sorted_output(&d.join("out")), expected(200_000, 500));
 }
 
@@ -997,17 +988,7 @@ fn a_sigkill_while_a_savepoint_is_written_leaves_no_partial_savepoint() {
     // the output is exactly once.
     let (_, chk) = crate::checkpoints::latest_checkpoint(d).expect("a checkpoint");
     std::fs::write(&spec, job(None).yaml(d)).expect("spec");
-    let out = weir()
-        .args(["run", "-q", "-s"])
-        .arg(&chk)
-        .arg(&spec)
-        .output()
-        .expect("restore");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::run_restored(&spec, &chk);
     assert!(partial(&target).is_empty(), "{:?}", partial(&target));
     let uninterrupted = tempdir();
     let g = graph(&job(None).yaml(uninterrupted.path()), uninterrupted.path()).expect("spec");

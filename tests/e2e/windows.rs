@@ -197,18 +197,7 @@ fn kill_then_restore(dir: &Path, yaml: &str, after: u64) {
     };
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
-    let out = weir()
-        .args(["run", "-q", "-s"])
-        .arg(&chk)
-        .arg(&spec)
-        .env("WEIR_LOG", "warn")
-        .output()
-        .expect("restore");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::run_restored(&spec, &chk);
 }
 
 #[test]

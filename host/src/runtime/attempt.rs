@@ -12,7 +12,7 @@ use super::control::RunOptions;
 use super::control::{JobControl, RestoredCheckpoint};
 use super::error::OutputError;
 use super::error::{JobError, TaskFailure};
-use super::open::{Attempt, AttemptSink, run_task};
+use super::open::{Attempt, AttemptSink};
 use super::plan::{TaskPlan, plan_tasks};
 use super::progress::{self, JobSummary};
 use super::regions::Regions;
@@ -389,8 +389,9 @@ impl<'j> Tasks<'j, '_> {
         })
     }
 
-    /// Starts a thread per task that is not chained into another, and
-    /// waits for all of them.
+    /// Runs the tasks to their end (see [`super::failover::run_tasks`]),
+    /// restarting a failover region on its own when the job has more than
+    /// one and the strategy is `region`.
     fn spawn_and_join<'s, 'e>(&'s self, scope: &'s Scope<'s, 'e>, plans: Vec<TaskPlan>)
     where
         'j: 's,
@@ -399,40 +400,7 @@ impl<'j> Tasks<'j, '_> {
         let regions = (graph.config.failover == FailoverStrategy::Region)
             .then(|| Regions::of(graph))
             .filter(|r| r.count() > 1);
-        if let Some(regions) = regions {
-            super::failover::run_regions(self, scope, plans, &regions);
-            return;
-        }
-        let mut handles = Vec::new();
-        for plan in plans.into_iter().filter(|p| !p.chained) {
-            let (head, subtask) = (plan.node, plan.subtask);
-            let name = format!("{}[{}]", graph.nodes[head].id, subtask + 1);
-            let component = self.job.components[head].as_ref();
-            let (job, attempt, failures, counters) =
-                (self.job, self.attempt, self.failures, self.counters);
-            let spawned = std::thread::Builder::new()
-                .name(name)
-                .spawn_scoped(scope, move || {
-                    let (sandbox, control) = (job.sandbox, job.control);
-                    let r = run_task(graph, plan, sandbox, component, control, counters, attempt);
-                    if let Err(cause) = r {
-                        failures.record_task(head, subtask, cause);
-                    }
-                });
-            match spawned {
-                Ok(h) => handles.push(h),
-                Err(e) => self
-                    .failures
-                    .record(JobError::Sandbox(SandboxError::Setup(format!(
-                        "cannot start a task thread: {e}"
-                    )))),
-            }
-        }
-        for h in handles {
-            if h.join().is_err() {
-                self.failures.record(internal("a task thread panicked"));
-            }
-        }
+        super::failover::run_tasks(self, scope, plans, regions.as_ref());
     }
 }
 

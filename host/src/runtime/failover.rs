@@ -1,4 +1,4 @@
-//! Region failover inside an attempt (`jobmanager.execution.failover-strategy:
+//! The task threads of an attempt, and region failover inside it (`jobmanager.execution.failover-strategy:
 //! region`, the default). When a job has more than one failover region
 //! (see [`Regions`]: a job whose edges are all forward has one per parallel
 //! slice), a failed task restarts only its region: once every task of the
@@ -66,30 +66,33 @@ impl Drop for Report {
     }
 }
 
-/// Runs the attempt's tasks with a failover region each restarted on its
-/// own, until every task has ended for good.
-pub(super) fn run_regions<'s, 'e, 'j: 's, 'a>(
+/// Runs the attempt's tasks (a thread each, chained sinks inside their
+/// upstream's) until every one has ended for good. With `regions`, a
+/// failover region is restarted on its own after a failure; without, the
+/// first failure is recorded at once and fails the attempt as a whole.
+pub(super) fn run_tasks<'s, 'e, 'j: 's, 'a>(
     tasks: &'s Tasks<'j, 'a>,
     scope: &'s Scope<'s, 'e>,
     plans: Vec<TaskPlan>,
-    regions: &Regions,
+    regions: Option<&Regions>,
 ) {
+    let region_of = |n: usize, s: u32| regions.map_or(0, |r| r.region_of(n, s));
+    let count = regions.map_or(1, Regions::count);
     let (done, ended) = crossbeam_channel::unbounded::<Ended>();
-    let mut live = vec![0usize; regions.count()];
+    let mut live = vec![0usize; count];
     for plan in plans.into_iter().filter(|p| !p.chained) {
-        live[regions.region_of(plan.node, plan.subtask)] += 1;
+        live[region_of(plan.node, plan.subtask)] += 1;
         spawn(tasks, scope, plan, None, &done);
     }
-    let mut failing: Vec<Option<(usize, u32, TaskFailure)>> =
-        (0..regions.count()).map(|_| None).collect();
+    let mut failing: Vec<Option<(usize, u32, TaskFailure)>> = (0..count).map(|_| None).collect();
     while live.iter().sum::<usize>() > 0 {
         let Ok((node, subtask, result)) = ended.recv() else {
             break;
         };
-        let r = regions.region_of(node, subtask);
+        let r = region_of(node, subtask);
         live[r] -= 1;
         if let Err(cause) = result {
-            if tasks.job.control.is_stopping() {
+            if regions.is_none() || tasks.job.control.is_stopping() {
                 tasks.failures.record_task(node, subtask, cause);
             } else if failing[r]
                 .as_ref()
@@ -106,7 +109,7 @@ pub(super) fn run_regions<'s, 'e, 'j: 's, 'a>(
                 failing[r] = Some((node, subtask, cause));
             }
         }
-        if live[r] == 0
+        if let (0, Some(regions)) = (live[r], regions)
             && let Some((n, s, cause)) = failing[r].take()
         {
             live[r] += restart_region(tasks, scope, regions, r, (n, s, cause), &done);

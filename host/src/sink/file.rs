@@ -278,8 +278,17 @@ pub fn commit(
     states: &[Vec<u8>],
     copies: Option<&Copies<'_>>,
 ) -> Result<(), String> {
+    commit_parsed(folder, &parse_states(states)?, copies)
+}
+
+/// [`commit`] of states already parsed.
+fn commit_parsed(
+    folder: &Path,
+    states: &[FileSinkState],
+    copies: Option<&Copies<'_>>,
+) -> Result<(), String> {
     let mut renamed = false;
-    for state in parse_states(states)? {
+    for state in states {
         for name in &state.pending {
             let from = hidden(folder, name, "pending");
             let to = folder.join(name);
@@ -339,26 +348,13 @@ pub fn recover_subtasks(
     // Every subtask's part numbers: a subtask without state of its own
     // (restored at another parallelism) keeps the files below the highest
     // and numbers its new ones from there, as a full recovery does.
-    let all_next = match restored {
-        Some(s) => parse_states(s)?
-            .iter()
-            .map(|st| st.next_part)
-            .max()
-            .unwrap_or(0),
-        None => 0,
-    };
-    let states: Vec<FileSinkState> = match restored {
-        Some(s) => {
-            let states: Vec<FileSinkState> = parse_states(s)?.into_iter().filter(mine).collect();
-            let encoded: Vec<Vec<u8>> = states
-                .iter()
-                .map(|st| serde_json::to_vec(st).map_err(|e| e.to_string()))
-                .collect::<Result<_, _>>()?;
-            commit(folder, &encoded, copies)?;
-            states
-        }
+    let all = match restored {
+        Some(s) => parse_states(s)?,
         None => Vec::new(),
     };
+    let all_next = all.iter().map(|st| st.next_part).max().unwrap_or(0);
+    let states: Vec<FileSinkState> = all.into_iter().filter(mine).collect();
+    commit_parsed(folder, &states, copies)?;
     let of_subtask = |name: &str| -> bool {
         let part = name.trim_start_matches('.');
         let subtask = part
