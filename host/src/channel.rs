@@ -7,8 +7,16 @@
 //! full channel makes the sender wait, which is backpressure, and the time
 //! spent waiting is counted per task. Channels carry owned values only, so a
 //! network channel can replace one later.
+//!
+//! Beside its bounded data lane, each channel has an unbounded priority
+//! lane that carries only [`Announcement`]s: a barrier announced there is
+//! seen by the receiver at once, however full the data lane is (Flink's
+//! priority events), which is what lets a checkpoint go unaligned. The
+//! barrier itself still follows on the data lane, where it marks the end
+//! of the records it overtook.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -62,16 +70,43 @@ pub enum Event {
     EndOfInput,
 }
 
+/// A barrier announced on the priority lane, ahead of the data: the same
+/// barrier follows on the data lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Announcement {
+    /// The barrier that follows.
+    pub barrier: Barrier,
+    /// The sender went unaligned for it: the receiver may take its
+    /// snapshot at once rather than wait for alignment.
+    pub unaligned: bool,
+}
+
 /// The sending side of a channel, counting the time it waits on a full
 /// channel as backpressure.
 #[derive(Debug, Clone)]
 pub struct ChannelSender {
     tx: Sender<Event>,
+    priority: Sender<Announcement>,
+    /// Events the receiver pulled out ahead of processing (shared with
+    /// [`ChannelReceiver::backlog`]).
+    backlog: Arc<AtomicUsize>,
+    capacity: usize,
     metrics: Arc<TaskMetrics>,
 }
 
-/// The receiving side of a channel.
-pub type ChannelReceiver = Receiver<Event>;
+/// The receiving side of a channel: its data lane and its priority lane.
+#[derive(Debug, Clone)]
+pub struct ChannelReceiver {
+    /// Elements and events, in order.
+    pub data: Receiver<Event>,
+    /// Barriers announced ahead of the data.
+    pub priority: Receiver<Announcement>,
+    /// How many events the receiver holds pulled out of the data lane and
+    /// not yet processed: they still count against the channel's capacity
+    /// for a sender that checks [`ChannelSender::has_room`], so pulling a
+    /// channel never doubles its queue.
+    pub backlog: Arc<AtomicUsize>,
+}
 
 /// The downstream side went away (its task ended or failed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -81,7 +116,23 @@ pub struct Disconnected;
 /// A bounded channel of `capacity` events; `metrics` are the sender's.
 pub fn channel(capacity: usize, metrics: Arc<TaskMetrics>) -> (ChannelSender, ChannelReceiver) {
     let (tx, rx) = crossbeam_channel::bounded(capacity);
-    (ChannelSender { tx, metrics }, rx)
+    let (priority, priority_rx) = crossbeam_channel::unbounded();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let receiver = ChannelReceiver {
+        data: rx,
+        priority: priority_rx,
+        backlog: backlog.clone(),
+    };
+    (
+        ChannelSender {
+            tx,
+            priority,
+            backlog,
+            capacity,
+            metrics,
+        },
+        receiver,
+    )
 }
 
 impl ChannelSender {
@@ -97,5 +148,16 @@ impl ChannelSender {
                 r
             }
         }
+    }
+
+    /// Whether the channel has room for one more event, counting what
+    /// its receiver pulled out and has not processed yet.
+    pub fn has_room(&self) -> bool {
+        self.tx.len() + self.backlog.load(Ordering::Acquire) < self.capacity
+    }
+
+    /// Announces a barrier on the priority lane; never waits.
+    pub fn announce(&self, announcement: Announcement) -> Result<(), Disconnected> {
+        self.priority.send(announcement).map_err(|_| Disconnected)
     }
 }

@@ -19,5 +19,6 @@ mod server;
 mod spec_errors;
 mod state_kinds;
 mod two_inputs;
+mod unaligned;
 mod windows;
 mod wordcount;

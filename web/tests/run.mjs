@@ -260,6 +260,27 @@ const tests = [
     assert(delays.every((t) => /^\d+(\.\d+)? (ms|s)$/.test(t || '')), `start delay cells: ${JSON.stringify(delays)}`);
     const acked = await row.locator('td').last().textContent();
     assert(acked === '3/3', `checkpoint ${id} shows ${acked} acknowledged, not 3/3`);
+    // Unaligned-checkpoint figures: these jobs align, so nothing persisted.
+    const headers = await page.locator('[data-testid="checkpoint-history"] > thead th').allTextContents();
+    assert(['Processed in-flight', 'Persisted in-flight'].every((t) => headers.includes(t)),
+      `the history headers: ${JSON.stringify(headers)}`);
+    const persisted = await row.getByTestId('checkpoint-persisted').textContent();
+    assert(persisted === '0 B', `checkpoint ${id} shows ${persisted} persisted in-flight, not 0 B`);
+    const processed = await row.getByTestId('checkpoint-processed').textContent();
+    assert(/^\d+(\.\d+)? (B|KiB|MiB)$/.test(processed), `checkpoint ${id} shows ${processed} processed in-flight`);
+    assert(await row.getByTestId('unaligned-marker').count() === 0, `checkpoint ${id} is marked unaligned`);
+    const detail = page.locator(`tbody:has(> tr[data-id="${id}"]) table.subtasks`);
+    const subHeaders = await detail.locator('thead th').allTextContents();
+    assert(['Processed in-flight', 'Persisted in-flight', 'Unaligned'].every((t) => subHeaders.includes(t)),
+      `the subtask headers: ${JSON.stringify(subHeaders)}`);
+    const cells = (testid) => detail.locator(`[data-testid="${testid}"]`).allTextContents();
+    const unaligned = await cells('subtask-unaligned');
+    assert(unaligned.length === 3 && unaligned.every((t) => t === 'no'), `unaligned cells: ${JSON.stringify(unaligned)}`);
+    const subPersisted = await cells('subtask-persisted');
+    assert(subPersisted.length === 3 && subPersisted.every((t) => t === '0 B'),
+      `persisted cells: ${JSON.stringify(subPersisted)}`);
+    assert(await page.locator('[data-testid="checkpoint-summary"] tr[data-row="Persisted in-flight data"]').count() === 1,
+      'no persisted in-flight row in the summary');
     assert(await page.locator('[data-testid="checkpoint-summary"] tr[data-row^="Start delay"]').count() === 1,
       'no start delay row in the summary');
     const interval = await page.locator('[data-testid="checkpoint-config"] tr[data-key="Interval"] td').textContent();

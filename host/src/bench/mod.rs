@@ -4,8 +4,10 @@
 //! process start to the first record with a warm component cache.
 //! `weir bench checkpointing` ([`checkpointing`]) measures what checkpoints
 //! cost on the same job, `weir bench backends` ([`backends`]) compares the
-//! state backends with checkpoints on, and `weir bench savepoints`
-//! ([`savepoints`]) savepoints beside checkpoints of the same state.
+//! state backends with checkpoints on, `weir bench savepoints`
+//! ([`savepoints`]) savepoints beside checkpoints of the same state, and
+//! `weir bench backpressure` ([`backpressure`]) aligned against unaligned
+//! checkpoints behind a slow sink.
 //!
 //! Each measurement runs in a child process of its own (`weir bench
 //! --child ...`), so its peak RSS is its own. Figures are printed as a table
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod api;
 pub mod backends;
+pub mod backpressure;
 pub mod checkpointing;
 pub mod native;
 pub mod savepoints;
@@ -35,7 +38,7 @@ use crate::spec::{Partitioning, SinkSpec, SinkType, SourceSpec, SourceType};
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// The workload: `keyed-count`, `checkpointing`, `backends`,
-    /// `savepoints` or `api`.
+    /// `savepoints`, `backpressure` or `api`.
     #[arg(default_value = "keyed-count")]
     pub workload: String,
     /// Records to generate.
@@ -72,9 +75,14 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 200)]
     pub clients: usize,
     /// `api`: seconds of each measuring window (without load, with load,
-    /// without load again).
+    /// without load again); `backpressure`: seconds of each run at the
+    /// slow sink's rate.
     #[arg(long, default_value_t = 60)]
     pub seconds: u64,
+    /// `backpressure`: records per second the source offers (the sink
+    /// passes a tenth of it).
+    #[arg(long, default_value_t = 100_000.0)]
+    pub rate: f64,
     /// `api`: pause of each client between two requests (0: back to back).
     #[arg(long, default_value_t = 0)]
     pub poll_interval_ms: u64,
@@ -201,6 +209,7 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         "checkpointing",
         "backends",
         "savepoints",
+        "backpressure",
         "api",
     ];
     if !workloads.contains(&args.workload.as_str()) {
@@ -216,14 +225,12 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     if let Some(which) = &args.child {
         return child(args, config, which);
     }
-    if args.workload == "checkpointing" {
-        return checkpointing::run(args, config);
-    }
-    if args.workload == "backends" {
-        return backends::run(args, config);
-    }
-    if args.workload == "savepoints" {
-        return savepoints::run(args, config);
+    match args.workload.as_str() {
+        "checkpointing" => return checkpointing::run(args, config),
+        "backends" => return backends::run(args, config),
+        "savepoints" => return savepoints::run(args, config),
+        "backpressure" => return backpressure::run(args, config),
+        _ => {}
     }
     let exe = prepare(args, config)?;
     eprintln!(

@@ -2,6 +2,8 @@
 //! measures the WebAssembly boundary against, run by the runtime through
 //! [`NativeOperators`].
 
+use std::time::{Duration, Instant};
+
 use weir_wire::BatchReader;
 
 use crate::channel::Batch;
@@ -10,7 +12,9 @@ use crate::keygroup::{KeyGroupRange, key_group};
 use crate::runtime::{NativeOperators, Output, StreamOperator, TaskFailure};
 use crate::state::{HashMapBackend, KeyedStateBackend, StateId, StateKey, StateKind};
 
-/// The native operators of the benchmarks, by name: `count`.
+/// The native operators of the benchmarks, by name: `count`, and
+/// `throttle:<records per second>` (forwards its input at most that fast:
+/// a slow sink's stand-in).
 #[derive(Debug, Default)]
 pub struct BenchOperators;
 
@@ -28,10 +32,33 @@ impl NativeOperators for BenchOperators {
                 restore(&mut op.backend)?;
                 Ok(Box::new(op))
             }
-            other => Err(TaskFailure::Internal(format!(
-                "no native operator {other:?}"
-            ))),
+            other => match other.strip_prefix("throttle:").map(str::parse::<f64>) {
+                Some(Ok(rate)) if rate > 0.0 => Ok(Box::new(Throttle {
+                    per_record: Duration::from_secs_f64(1.0 / rate),
+                    due: Instant::now(),
+                })),
+                _ => Err(TaskFailure::Internal(format!(
+                    "no native operator {other:?}"
+                ))),
+            },
         }
+    }
+}
+
+/// Forwards batches, sleeping so that it passes at most one record per
+/// `per_record`.
+struct Throttle {
+    per_record: Duration,
+    due: Instant,
+}
+
+impl StreamOperator for Throttle {
+    fn process(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure> {
+        let now = Instant::now();
+        self.due = self.due.max(now) + self.per_record * batch.len as u32;
+        std::thread::sleep(self.due.saturating_duration_since(now));
+        out.push_encoded(batch.data)?;
+        Ok(())
     }
 }
 
@@ -73,8 +100,7 @@ impl StreamOperator for NativeCount {
                 self.max_parallelism,
             )),
             operator_state: Vec::new(),
-            declared: Vec::new(),
-            watermark: None,
+            ..StateSnapshot::default()
         })
     }
 

@@ -9,19 +9,29 @@
 //! that came after the barrier on a faster input are in it (and replayed
 //! again after a restore).
 //!
+//! With unaligned checkpoints a checkpoint may stop waiting: when a barrier
+//! is announced on an input's priority lane (see [`crate::channel`]) and the
+//! checkpoint is unaligned from the start, or has outlasted the
+//! aligned-checkpoint timeout, the task snapshots at once and forwards the
+//! barrier. From then on, until each input's barrier arrives on its data
+//! lane, the records the task takes from that input were overtaken by the
+//! barrier: they are *recorded* as the input's channel state, and the
+//! checkpoint is done at this task once every input has brought its
+//! barrier (or ended).
+//!
 //! An input that has ended counts as having delivered every later barrier.
 //! A barrier of a newer checkpoint abandons an unfinished alignment (its
 //! checkpoint can no longer complete here, and the task declines it).
 //!
 //! [`Alignment`] is a pure struct: the task loop tells it what arrived and
-//! asks which inputs it may read.
+//! asks which inputs it may read and which it records.
 
 use std::time::{Duration, Instant};
 
-use crate::channel::Barrier;
+use crate::channel::{Announcement, Barrier};
 use crate::config::CheckpointingMode;
 
-/// What the task does after a barrier or an end of input.
+/// What the task does after a barrier, an announcement or an end of input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlignAction {
     /// Keep reading (from the inputs that are not held).
@@ -34,6 +44,25 @@ pub enum AlignAction {
         barrier: Barrier,
         /// Time spent aligning.
         alignment: Duration,
+        /// Bytes the task processed while aligning.
+        processed: u64,
+    },
+    /// The checkpoint goes unaligned here: snapshot now, forward the
+    /// barrier ahead of the queued data, and record the inputs that have
+    /// not brought it yet.
+    SnapshotUnaligned {
+        /// The barrier to snapshot for and forward.
+        barrier: Barrier,
+        /// From the first barrier to now.
+        alignment: Duration,
+    },
+    /// Every input has brought the barrier of the unaligned checkpoint:
+    /// its channel state is complete.
+    ChannelStateDone {
+        /// The checkpoint's barrier.
+        barrier: Barrier,
+        /// Bytes the task processed from its first barrier to its last.
+        processed: u64,
     },
 }
 
@@ -42,8 +71,16 @@ pub enum AlignAction {
 struct Pending {
     barrier: Barrier,
     first: Instant,
-    /// Per input: it has delivered this barrier.
+    /// Per input: it has delivered this barrier on its data lane.
     arrived: Vec<bool>,
+    /// Per input: it has announced this barrier on its priority lane.
+    announced: Vec<bool>,
+    /// When the task took its snapshot, if the checkpoint went unaligned.
+    unaligned_at: Option<Instant>,
+    /// When it goes unaligned if it is still aligning then.
+    switch_at: Option<Instant>,
+    /// Bytes processed since the first barrier.
+    processed: u64,
 }
 
 /// The alignment state of one task.
@@ -61,6 +98,8 @@ pub struct Alignment {
     last: u64,
     /// Checkpoints abandoned since the task last asked.
     abandoned: Vec<u64>,
+    /// With unaligned checkpoints: the aligned-checkpoint timeout.
+    unaligned: Option<Duration>,
 }
 
 impl Alignment {
@@ -73,7 +112,18 @@ impl Alignment {
             pending: Vec::new(),
             last: 0,
             abandoned: Vec::new(),
+            unaligned: None,
         }
+    }
+
+    /// Lets checkpoints go unaligned here once they are older than
+    /// `timeout` (at once for zero, or when an announcement says its
+    /// sender went unaligned). Only for EXACTLY_ONCE.
+    pub fn with_unaligned(mut self, timeout: Duration) -> Self {
+        if self.mode == CheckpointingMode::ExactlyOnce {
+            self.unaligned = Some(timeout);
+        }
+        self
     }
 
     /// Starts after a restore from checkpoint `id`: barriers up to it are
@@ -85,10 +135,46 @@ impl Alignment {
     /// Whether the task must not read `input` now.
     pub fn is_held(&self, input: usize) -> bool {
         self.mode == CheckpointingMode::ExactlyOnce
+            && self.pending.first().is_some_and(|p| {
+                p.unaligned_at.is_none() && p.arrived.get(input).copied().unwrap_or(false)
+            })
+    }
+
+    /// Whether what the task takes from `input` now belongs to the channel
+    /// state of an unaligned checkpoint.
+    pub fn is_recording(&self, input: usize) -> bool {
+        let ended = self.ended.get(input).copied().unwrap_or(true);
+        !ended
+            && self.pending.first().is_some_and(|p| {
+                p.unaligned_at.is_some() && !p.arrived.get(input).copied().unwrap_or(true)
+            })
+    }
+
+    /// Whether `input` is recorded and its barrier is known to be queued
+    /// on its data lane: the task may pull everything before the barrier
+    /// out of the channel now.
+    pub fn is_draining(&self, input: usize) -> bool {
+        self.is_recording(input)
             && self
                 .pending
                 .first()
-                .is_some_and(|p| p.arrived.get(input).copied().unwrap_or(false))
+                .is_some_and(|p| p.announced.get(input).copied().unwrap_or(false))
+    }
+
+    /// When a checkpoint still aligning here goes unaligned, if it will.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.pending
+            .first()
+            .filter(|p| p.unaligned_at.is_none())
+            .and_then(|p| p.switch_at)
+    }
+
+    /// Counts `bytes` the task processed, towards the checkpoint in
+    /// progress (Flink's "processed in-flight data").
+    pub fn note_processed(&mut self, bytes: u64) {
+        if let Some(p) = self.pending.first_mut() {
+            p.processed += bytes;
+        }
     }
 
     /// Checkpoints abandoned since the last call, for the task to decline.
@@ -96,35 +182,54 @@ impl Alignment {
         std::mem::take(&mut self.abandoned)
     }
 
-    /// Barrier `barrier` arrived on `input` at `now`.
+    /// Barrier `barrier` arrived on `input`'s data lane at `now`.
     pub fn on_barrier(&mut self, input: usize, barrier: Barrier, now: Instant) -> AlignAction {
-        if barrier.id <= self.last {
+        let Some(at) = self.pending_for(barrier, now) else {
             return AlignAction::Continue;
-        }
-        let at = match self.pending.iter().position(|p| p.barrier.id >= barrier.id) {
-            Some(i) if self.pending[i].barrier.id == barrier.id => i,
-            Some(i) => {
-                // Older than one being aligned: its checkpoint was overtaken.
-                if self.mode == CheckpointingMode::ExactlyOnce {
-                    return AlignAction::Continue;
-                }
-                self.insert(i, barrier, now)
-            }
-            None => {
-                if self.mode == CheckpointingMode::ExactlyOnce {
-                    // A newer checkpoint reached an input that had not yet
-                    // brought the older one: the older cannot complete.
-                    let older: Vec<u64> = self.pending.drain(..).map(|p| p.barrier.id).collect();
-                    self.abandoned.extend(older);
-                }
-                let i = self.pending.len();
-                self.insert(i, barrier, now)
-            }
         };
         if let Some(a) = self.pending[at].arrived.get_mut(input) {
             *a = true;
         }
-        self.check_complete(now)
+        match self.check_complete(now) {
+            AlignAction::Continue => self.poll(now),
+            action => action,
+        }
+    }
+
+    /// `announcement` arrived on `input`'s priority lane at `now`.
+    pub fn on_announce(
+        &mut self,
+        input: usize,
+        announcement: Announcement,
+        now: Instant,
+    ) -> AlignAction {
+        let Some(at) = self.pending_for(announcement.barrier, now) else {
+            return AlignAction::Continue;
+        };
+        let p = &mut self.pending[at];
+        if let Some(a) = p.announced.get_mut(input) {
+            *a = true;
+        }
+        if announcement.unaligned && p.unaligned_at.is_none() && self.unaligned.is_some() {
+            p.switch_at = Some(now);
+        }
+        self.poll(now)
+    }
+
+    /// Whether the checkpoint aligning here has outlasted its timeout at
+    /// `now`: then it goes unaligned.
+    pub fn poll(&mut self, now: Instant) -> AlignAction {
+        let Some(p) = self.pending.first_mut() else {
+            return AlignAction::Continue;
+        };
+        if p.unaligned_at.is_some() || p.switch_at.is_none_or(|t| now < t) {
+            return AlignAction::Continue;
+        }
+        p.unaligned_at = Some(now);
+        AlignAction::SnapshotUnaligned {
+            barrier: p.barrier,
+            alignment: now.saturating_duration_since(p.first),
+        }
     }
 
     /// `input` ended at `now`.
@@ -135,13 +240,52 @@ impl Alignment {
         self.check_complete(now)
     }
 
+    /// The index of the pending checkpoint `barrier` belongs to, started
+    /// at `now` if it is new; `None` if it is stale or was overtaken.
+    fn pending_for(&mut self, barrier: Barrier, now: Instant) -> Option<usize> {
+        if barrier.id <= self.last {
+            return None;
+        }
+        match self.pending.iter().position(|p| p.barrier.id >= barrier.id) {
+            Some(i) if self.pending[i].barrier.id == barrier.id => Some(i),
+            Some(i) => {
+                // Older than one being aligned: its checkpoint was overtaken.
+                if self.mode == CheckpointingMode::ExactlyOnce {
+                    return None;
+                }
+                Some(self.insert(i, barrier, now))
+            }
+            None => {
+                if self.mode == CheckpointingMode::ExactlyOnce {
+                    // A newer checkpoint reached an input that had not yet
+                    // brought the older one: the older cannot complete.
+                    let older: Vec<u64> = self.pending.drain(..).map(|p| p.barrier.id).collect();
+                    self.abandoned.extend(older);
+                }
+                let i = self.pending.len();
+                Some(self.insert(i, barrier, now))
+            }
+        }
+    }
+
     fn insert(&mut self, at: usize, barrier: Barrier, now: Instant) -> usize {
+        // The timeout counts from the trigger, as Flink's does.
+        let switch_at = self.unaligned.map(|timeout| {
+            let age = (crate::clock::epoch_ms() - barrier.timestamp).max(0) as u64;
+            now + timeout.saturating_sub(Duration::from_millis(age))
+        });
+        let switch_at =
+            switch_at.filter(|_| barrier.kind == crate::channel::BarrierKind::Checkpoint);
         self.pending.insert(
             at,
             Pending {
                 barrier,
                 first: now,
                 arrived: vec![false; self.inputs],
+                announced: vec![false; self.inputs],
+                unaligned_at: None,
+                switch_at,
+                processed: 0,
             },
         );
         at
@@ -164,9 +308,16 @@ impl Alignment {
         };
         self.abandoned.extend(finished.iter().map(|f| f.barrier.id));
         self.last = p.barrier.id;
+        if p.unaligned_at.is_some() {
+            return AlignAction::ChannelStateDone {
+                barrier: p.barrier,
+                processed: p.processed,
+            };
+        }
         AlignAction::Snapshot {
             barrier: p.barrier,
             alignment: now.saturating_duration_since(p.first),
+            processed: p.processed,
         }
     }
 }
@@ -288,5 +439,99 @@ mod tests {
         // A stale barrier is ignored.
         assert_eq!(a.on_barrier(1, barrier(1), now), AlignAction::Continue);
         assert!(!a.is_held(1));
+    }
+
+    fn announced(id: u64, unaligned: bool) -> Announcement {
+        Announcement {
+            barrier: Barrier {
+                timestamp: crate::clock::epoch_ms(),
+                ..barrier(id)
+            },
+            unaligned,
+        }
+    }
+
+    #[test]
+    fn an_unaligned_announcement_snapshots_at_once_and_records_until_each_barrier() {
+        let now = Instant::now();
+        let mut a =
+            Alignment::new(2, CheckpointingMode::ExactlyOnce).with_unaligned(Duration::ZERO);
+        assert!(matches!(
+            a.on_announce(1, announced(1, true), now),
+            AlignAction::SnapshotUnaligned { barrier: b, .. } if b.id == 1
+        ));
+        // Nothing is held; both inputs are recorded, the announced one
+        // drained.
+        assert!(!a.is_held(0) && !a.is_held(1));
+        assert!(a.is_recording(0) && a.is_recording(1));
+        assert!(a.is_draining(1) && !a.is_draining(0));
+        a.note_processed(10);
+        assert_eq!(a.on_barrier(1, barrier(1), now), AlignAction::Continue);
+        assert!(!a.is_recording(1) && a.is_recording(0));
+        a.note_processed(5);
+        assert!(matches!(
+            a.on_end_of_input(0, now),
+            AlignAction::ChannelStateDone { barrier: b, processed: 15 } if b.id == 1
+        ));
+        assert!(!a.is_recording(0));
+        // The barrier is stale now.
+        assert_eq!(a.on_barrier(0, barrier(1), now), AlignAction::Continue);
+    }
+
+    #[test]
+    fn a_checkpoint_goes_unaligned_only_once_it_outlasts_the_timeout() {
+        let now = Instant::now();
+        let timeout = Duration::from_millis(500);
+        let mut a = Alignment::new(2, CheckpointingMode::ExactlyOnce).with_unaligned(timeout);
+        let b1 = announced(1, false).barrier;
+        assert_eq!(
+            a.on_announce(0, announced(1, false), now),
+            AlignAction::Continue
+        );
+        assert_eq!(a.on_barrier(0, b1, now), AlignAction::Continue);
+        assert!(a.is_held(0), "aligned until the timeout");
+        let deadline = a.deadline().expect("deadline");
+        assert!(deadline <= now + timeout && deadline > now, "{deadline:?}");
+        assert_eq!(a.poll(now), AlignAction::Continue);
+        assert!(matches!(
+            a.poll(deadline),
+            AlignAction::SnapshotUnaligned { barrier: b, .. } if b.id == 1
+        ));
+        assert!(!a.is_held(0) && a.is_recording(1) && !a.is_recording(0));
+        assert!(a.deadline().is_none());
+        assert!(matches!(
+            a.on_barrier(1, b1, deadline),
+            AlignAction::ChannelStateDone { .. }
+        ));
+        // A checkpoint that aligns within the timeout stays aligned.
+        let b2 = announced(2, false).barrier;
+        assert_eq!(a.on_barrier(0, b2, now), AlignAction::Continue);
+        assert!(matches!(
+            a.on_barrier(1, b2, now),
+            AlignAction::Snapshot { barrier: b, .. } if b.id == 2
+        ));
+        // Savepoints never go unaligned.
+        let mut sp = barrier(3);
+        sp.kind = BarrierKind::Savepoint(crate::config::SavepointFormat::Canonical);
+        assert_eq!(a.on_barrier(0, sp, now), AlignAction::Continue);
+        assert!(a.deadline().is_none());
+        assert_eq!(a.poll(now + timeout * 10), AlignAction::Continue);
+    }
+
+    #[test]
+    fn without_unaligned_checkpoints_announcements_change_nothing() {
+        let now = Instant::now();
+        let mut a = Alignment::new(2, CheckpointingMode::ExactlyOnce);
+        assert_eq!(
+            a.on_announce(0, announced(1, true), now),
+            AlignAction::Continue
+        );
+        assert!(!a.is_recording(0) && !a.is_draining(0));
+        assert_eq!(a.on_barrier(0, barrier(1), now), AlignAction::Continue);
+        assert!(a.is_held(0));
+        assert!(matches!(
+            a.on_barrier(1, barrier(1), now),
+            AlignAction::Snapshot { .. }
+        ));
     }
 }

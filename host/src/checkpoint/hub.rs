@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::channel_state::ChannelState;
 use crate::channel::{Barrier, BarrierKind};
-use crate::config::{CheckpointingMode, SavepointFormat};
+use crate::config::{CheckpointingMode, SavepointFormat, UnalignedConfig};
 use crate::state::DeclaredState;
 use crate::state::incremental::NativeSnapshot;
 use crate::state::snapshot::KeyedSnapshot;
@@ -29,6 +30,12 @@ pub struct StateSnapshot {
     pub declared: Vec<DeclaredState>,
     /// The task's event-time watermark when it took the snapshot, if any.
     pub watermark: Option<i64>,
+    /// The records an unaligned checkpoint's barrier overtook on the
+    /// task's inputs (`None`: the snapshot was aligned).
+    pub channel: Option<ChannelState>,
+    /// Bytes the task processed between its first barrier and its last
+    /// (Flink's "processed in-flight data").
+    pub processed_bytes: u64,
 }
 
 /// A task's acknowledgement of a checkpoint.
@@ -112,11 +119,16 @@ pub struct CheckpointHub {
     tx: Sender<TaskMessage>,
     /// Whether tasks align (EXACTLY_ONCE) or not.
     pub mode: CheckpointingMode,
+    /// Whether and when checkpoints go unaligned.
+    pub unaligned: UnalignedConfig,
 }
 
 impl CheckpointHub {
     /// A hub and the receiving end for the coordinator.
-    pub fn new(mode: CheckpointingMode) -> (Arc<Self>, Receiver<TaskMessage>) {
+    pub fn new(
+        mode: CheckpointingMode,
+        unaligned: UnalignedConfig,
+    ) -> (Arc<Self>, Receiver<TaskMessage>) {
         let (tx, rx) = crossbeam_channel::unbounded();
         (
             Arc::new(CheckpointHub {
@@ -132,6 +144,7 @@ impl CheckpointHub {
                 done: AtomicBool::new(false),
                 tx,
                 mode,
+                unaligned,
             }),
             rx,
         )
@@ -147,6 +160,14 @@ impl CheckpointHub {
             timestamp: self.trigger_ts.load(Ordering::Relaxed) as i64,
             kind: kind_of((packed & 3) as u8),
         })
+    }
+
+    /// Whether barriers of `kind` may overtake data: unaligned checkpoints
+    /// are on and it is a checkpoint (savepoints are always aligned).
+    pub fn may_overtake(&self, kind: BarrierKind) -> bool {
+        self.unaligned.active()
+            && self.mode == CheckpointingMode::ExactlyOnce
+            && kind == BarrierKind::Checkpoint
     }
 
     /// Asks the sources to start checkpoint (or savepoint) `id`.
@@ -303,7 +324,8 @@ mod tests {
 
     #[test]
     fn a_trigger_is_read_with_its_own_kind() {
-        let (hub, _rx) = CheckpointHub::new(CheckpointingMode::ExactlyOnce);
+        let (hub, _rx) =
+            CheckpointHub::new(CheckpointingMode::ExactlyOnce, UnalignedConfig::default());
         assert_eq!(hub.poll_trigger(0), None);
         hub.trigger(7, 1, BarrierKind::Checkpoint);
         let b = hub.poll_trigger(0).expect("barrier");

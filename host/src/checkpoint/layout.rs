@@ -3,6 +3,7 @@
 //! ```text
 //! <state.checkpoints.dir>/<job-id>/chk-<n>/_metadata
 //! <state.checkpoints.dir>/<job-id>/chk-<n>/<node>-<uid>-<subtask>.keyed
+//! <state.checkpoints.dir>/<job-id>/chk-<n>/<node>-<uid>-<subtask>.channel
 //! <state.checkpoints.dir>/<job-id>/shared/<instance>-<n>.sst
 //! <state.checkpoints.dir>/<job-id>/taskowned/
 //! <state.checkpoints.dir>/<job-id>/.lock
@@ -115,6 +116,12 @@ pub fn shared_reference(name: &str) -> String {
 /// `<node>-<uid>-<subtask>.keyed`, the uid reduced to safe characters.
 pub fn keyed_file_name(node: usize, uid: &str, subtask: u32) -> String {
     format!("{node}-{}-{subtask}.keyed", safe_uid(uid))
+}
+
+/// The name of a subtask's channel-state file (in-flight records of an
+/// unaligned checkpoint) in a checkpoint folder.
+pub fn channel_file_name(node: usize, uid: &str, subtask: u32) -> String {
+    format!("{node}-{}-{subtask}.channel", safe_uid(uid))
 }
 
 /// What a savepoint prefixes its copies of sink `uid`'s files with:

@@ -56,9 +56,16 @@ pub fn list(dir: &Path) -> anyhow::Result<String> {
             } else {
                 String::new()
             };
+            let subtasks = || m.operators.iter().flat_map(|o| &o.subtasks);
+            let unaligned = if subtasks().any(|s| s.unaligned) {
+                let persisted: u64 = subtasks().map(|s| s.persisted_bytes).sum();
+                format!("  unaligned ({persisted} bytes in flight)")
+            } else {
+                String::new()
+            };
             let _ = writeln!(
                 out,
-                "  chk-{id}  {}  {} bytes{written}  {:.1} ms{}",
+                "  chk-{id}  {}  {} bytes{written}  {:.1} ms{unaligned}{}",
                 utc(m.completed_timestamp),
                 m.state_size,
                 m.duration_ms,
@@ -68,13 +75,14 @@ pub fn list(dir: &Path) -> anyhow::Result<String> {
                 for s in &op.subtasks {
                     let _ = writeln!(
                         out,
-                        "    {}[{}/{}]  sync {:.2} ms  async {:.2} ms  alignment {:.2} ms",
+                        "    {}[{}/{}]  sync {:.2} ms  async {:.2} ms  alignment {:.2} ms{}",
                         op.uid,
                         s.subtask + 1,
                         op.parallelism,
                         s.sync_ms,
                         s.async_ms,
-                        s.alignment_ms
+                        s.alignment_ms,
+                        in_flight(s)
                     );
                 }
             }
@@ -84,6 +92,20 @@ pub fn list(dir: &Path) -> anyhow::Result<String> {
         anyhow::bail!("{}: no retained checkpoints", dir.display());
     }
     Ok(out)
+}
+
+/// A subtask's in-flight figures, if it went unaligned or processed
+/// records while aligning.
+fn in_flight(s: &crate::checkpoint::metadata::SubtaskState) -> String {
+    if !s.unaligned && s.processed_bytes == 0 {
+        return String::new();
+    }
+    format!(
+        "  {}processed {} B  persisted {} B",
+        if s.unaligned { "unaligned  " } else { "" },
+        s.processed_bytes,
+        s.persisted_bytes
+    )
 }
 
 #[cfg(test)]

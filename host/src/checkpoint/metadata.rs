@@ -1,6 +1,7 @@
 //! `_metadata`: what a completed checkpoint or savepoint holds, format
-//! version 3 (versions 1, without incremental handles, and 2, without
-//! savepoint formats and operator identities, are still read).
+//! version 4 (versions 1, without incremental handles, 2, without
+//! savepoint formats and operator identities, and 3, without channel
+//! state, are still read).
 //!
 //! The file is text, so a person can read it:
 //!
@@ -23,16 +24,21 @@
 //! version 3 the savepoint format and, per WebAssembly operator, the
 //! identity of its component ([`ComponentIdentity`]: sha256, WIT world,
 //! declared states) that a restore checks a new component against.
+//! Version 4 added, per subtask, the channel state of an unaligned
+//! checkpoint ([`ChannelStateHandle`]: a `.channel` file of the in-flight
+//! records its barrier overtook), whether the subtask's checkpoint went
+//! unaligned, and its processed and persisted in-flight bytes.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::channel_state::ChannelStateHandle;
 use crate::state::DeclaredState;
 use crate::state::incremental::IncrementalHandle;
 use crate::state::snapshot::{KeyedStateHandle, checksum};
 
 /// The version this build writes.
-pub const METADATA_VERSION: u32 = 3;
+pub const METADATA_VERSION: u32 = 4;
 /// The oldest version this build reads.
 pub const OLDEST_METADATA_VERSION: u32 = 1;
 const HEADER: &str = "WEIR-CHECKPOINT-METADATA";
@@ -90,6 +96,39 @@ pub struct SubtaskState {
     /// snapshots, and for tasks without one): where it starts again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<i64>,
+    /// The in-flight records its unaligned checkpoint overtook (v4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ChannelStateHandle>,
+    /// Its checkpoint went unaligned (v4).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unaligned: bool,
+    /// Bytes it processed between its first barrier and its last (v4).
+    #[serde(default)]
+    pub processed_bytes: u64,
+    /// Bytes of in-flight records it persisted: its channel state (v4).
+    #[serde(default)]
+    pub persisted_bytes: u64,
+}
+
+impl SubtaskState {
+    /// Subtask `subtask` with no state and no figures.
+    pub fn empty(subtask: u32) -> Self {
+        SubtaskState {
+            subtask,
+            keyed: None,
+            incremental: None,
+            operator_state: Vec::new(),
+            sync_ms: 0.0,
+            async_ms: 0.0,
+            alignment_ms: 0.0,
+            start_delay_ms: 0.0,
+            watermark: None,
+            channel: None,
+            unaligned: false,
+            processed_bytes: 0,
+            persisted_bytes: 0,
+        }
+    }
 }
 
 /// The state of one operator (any node: source, operator or sink).
@@ -271,15 +310,9 @@ impl CheckpointMetadata {
                 node: uid.into(),
                 parallelism: 1,
                 subtasks: vec![SubtaskState {
-                    subtask: 0,
                     keyed,
                     incremental,
-                    operator_state: Vec::new(),
-                    sync_ms: 0.0,
-                    async_ms: 0.0,
-                    alignment_ms: 0.0,
-                    start_delay_ms: 0.0,
-                    watermark: None,
+                    ..SubtaskState::empty(0)
                 }],
                 component: None,
             }],
@@ -312,15 +345,8 @@ mod tests {
                 node: "src".into(),
                 parallelism: 1,
                 subtasks: vec![SubtaskState {
-                    subtask: 0,
-                    keyed: None,
-                    incremental: None,
                     operator_state: vec![vec![0, 1, 254]],
-                    sync_ms: 0.0,
-                    async_ms: 0.0,
-                    alignment_ms: 0.0,
-                    start_delay_ms: 0.0,
-                    watermark: None,
+                    ..SubtaskState::empty(0)
                 }],
                 component: None,
             }],
@@ -342,10 +368,10 @@ mod tests {
             CheckpointMetadata::decode(&bytes[..bytes.len() / 2]),
             Err(MetadataError::Truncated)
         );
-        let newer = text.replacen("METADATA 3", "METADATA 4", 1);
+        let newer = text.replacen("METADATA 4", "METADATA 5", 1);
         assert_eq!(
             CheckpointMetadata::decode(newer.as_bytes()),
-            Err(MetadataError::Version { found: 4 })
+            Err(MetadataError::Version { found: 5 })
         );
         assert_eq!(
             CheckpointMetadata::decode(b"garbage"),

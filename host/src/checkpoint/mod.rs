@@ -1,7 +1,9 @@
 //! Checkpoints: barriers, alignment, snapshots, `_metadata`, storage and
 //! retention, as in Flink (see `docs/architecture.md`, Checkpoints).
 //!
-//! - [`alignment`]: which inputs a task holds while it waits for a barrier;
+//! - [`alignment`]: which inputs a task holds while it waits for a barrier,
+//!   and when a checkpoint goes unaligned; [`channel_state`]: the
+//!   in-flight records an unaligned checkpoint keeps;
 //! - [`metadata`]: the versioned, checksummed `_metadata` file;
 //! - [`storage`]: where checkpoint files go (`filesystem` or `jobmanager`)
 //!   and how old ones are deleted; [`recovery`]: what a starting job
@@ -23,6 +25,7 @@
 //! - [`listing`]: `weir checkpoints DIR`.
 
 pub mod alignment;
+pub mod channel_state;
 pub mod compatibility;
 pub mod coordinator;
 pub mod fs;

@@ -230,17 +230,7 @@ mod tests {
     }
 
     fn state(subtask: u32) -> SubtaskState {
-        SubtaskState {
-            subtask,
-            keyed: None,
-            incremental: None,
-            operator_state: Vec::new(),
-            sync_ms: 0.0,
-            async_ms: 0.0,
-            alignment_ms: 0.0,
-            start_delay_ms: 0.0,
-            watermark: None,
-        }
+        SubtaskState::empty(subtask)
     }
 
     fn ms(t0: Instant, ms: u64) -> Instant {

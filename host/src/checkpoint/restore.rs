@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use super::channel_state::{ChannelState, ChannelStateHandle, replay_for};
 use super::compatibility::has_state;
 use super::fs::StorageError;
 use super::layout::{METADATA_FILE, metadata_in};
@@ -192,6 +193,9 @@ impl RestorePoint {
                 if let Some(h) = &s.keyed {
                     self.read_keyed(h)?;
                 }
+                if let Some(h) = &s.channel {
+                    self.read_channel(h)?;
+                }
                 if let Some(h) = &s.incremental {
                     let base = self.incremental_base()?;
                     for f in h.files() {
@@ -283,6 +287,64 @@ impl RestorePoint {
         let subtasks = self.subtasks_of(uid);
         let marks: Option<Vec<i64>> = subtasks.iter().map(|s| s.watermark).collect();
         marks?.into_iter().min()
+    }
+
+    /// The in-flight records of node `uid`'s unaligned checkpoint that new
+    /// subtask `subtask` of `parallelism` (owning key groups `range`)
+    /// replays, in batches of at most `batch_size`, with the operator
+    /// input each goes to.
+    pub fn channel_state_for(
+        &self,
+        uid: &str,
+        (subtask, parallelism, range): (u32, u32, KeyGroupRange),
+        batch_size: usize,
+    ) -> Result<Vec<(u8, crate::channel::Batch)>, RestoreError> {
+        let Some(op) = self.metadata.operator(uid) else {
+            return Ok(Vec::new());
+        };
+        let mut old = Vec::new();
+        for s in &op.subtasks {
+            if let Some(h) = &s.channel {
+                old.push((s.subtask, self.read_channel(h)?));
+            }
+        }
+        if old.is_empty() {
+            return Ok(Vec::new());
+        }
+        let new = (subtask, parallelism, range);
+        replay_for(
+            &old,
+            op.parallelism,
+            new,
+            self.metadata.max_parallelism,
+            batch_size,
+        )
+        .map_err(|e| RestoreError::Redistribution {
+            uid: uid.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads and checks one channel-state file.
+    fn read_channel(&self, h: &ChannelStateHandle) -> Result<ChannelState, RestoreError> {
+        let path = format!("{}/{}", self.reader.location(), h.file);
+        let damaged = |message: String| {
+            RestoreError::Storage(StorageError {
+                path: path.clone(),
+                message,
+            })
+        };
+        let bytes = self.reader.read(&h.file)?;
+        if bytes.len() as u64 != h.size || snapshot::checksum(&bytes) != h.checksum {
+            return Err(damaged(format!(
+                "{} bytes with checksum {}, but _metadata says {} bytes with checksum {} (the file is damaged)",
+                bytes.len(),
+                snapshot::checksum(&bytes),
+                h.size,
+                h.checksum
+            )));
+        }
+        ChannelState::decode(&bytes).map_err(|e| damaged(e.to_string()))
     }
 
     /// The operator state of node `uid`, one list per old subtask.

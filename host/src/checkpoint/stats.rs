@@ -37,6 +37,15 @@ pub struct SubtaskCheckpointStats {
     /// From the trigger to the first barrier (ms).
     #[serde(default)]
     pub start_delay_ms: f64,
+    /// Its checkpoint went unaligned.
+    #[serde(default)]
+    pub unaligned: bool,
+    /// Bytes it processed between its first barrier and its last.
+    #[serde(default)]
+    pub processed_bytes: u64,
+    /// Bytes of in-flight records it persisted (its channel state).
+    #[serde(default)]
+    pub persisted_bytes: u64,
 }
 
 /// Called with each completed checkpoint and its external path.
@@ -69,6 +78,17 @@ pub struct CheckpointStats {
     /// A savepoint rather than a checkpoint.
     #[serde(default)]
     pub is_savepoint: bool,
+    /// Some subtask's checkpoint went unaligned.
+    #[serde(default)]
+    pub unaligned: bool,
+    /// Bytes processed during alignment, over all subtasks (Flink's
+    /// "processed in-flight data").
+    #[serde(default)]
+    pub processed_bytes: u64,
+    /// Bytes of in-flight records persisted, over all subtasks (Flink's
+    /// "persisted in-flight data").
+    #[serde(default)]
+    pub persisted_bytes: u64,
     /// Each subtask's times.
     #[serde(default)]
     pub subtasks: Vec<SubtaskCheckpointStats>,
@@ -95,6 +115,9 @@ impl CheckpointStats {
                     async_ms: s.async_ms,
                     alignment_ms: s.alignment_ms,
                     start_delay_ms: s.start_delay_ms,
+                    unaligned: s.unaligned,
+                    processed_bytes: s.processed_bytes,
+                    persisted_bytes: s.persisted_bytes,
                 })
             })
             .collect();
@@ -109,6 +132,9 @@ impl CheckpointStats {
             max_alignment_ms: max(|s| s.alignment_ms),
             is_final: metadata.is_final,
             is_savepoint: metadata.is_savepoint(),
+            unaligned: subtasks().any(|s| s.unaligned),
+            processed_bytes: subtasks().map(|s| s.processed_bytes).sum(),
+            persisted_bytes: subtasks().map(|s| s.persisted_bytes).sum(),
             subtasks: per_subtask,
         }
     }

@@ -66,6 +66,29 @@ pub struct CheckpointConfig {
     /// Where and how a job starts from a snapshot
     /// (`execution.state-recovery.*`).
     pub recovery: StateRecovery,
+    /// Unaligned checkpoints (`execution.checkpointing.unaligned.*`).
+    pub unaligned: UnalignedConfig,
+}
+
+/// When checkpoint barriers may overtake the data in the channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UnalignedConfig {
+    /// `execution.checkpointing.unaligned.enabled` (false).
+    pub enabled: bool,
+    /// `execution.checkpointing.unaligned.forced` (false): forward edges
+    /// go unaligned too (their in-flight data then cannot be rescaled).
+    pub forced: bool,
+    /// `execution.checkpointing.aligned-checkpoint-timeout` (0): a
+    /// checkpoint starts aligned and goes unaligned once it is older than
+    /// this; 0 makes it unaligned from the start.
+    pub aligned_timeout: Duration,
+}
+
+impl UnalignedConfig {
+    /// Whether checkpoints may go unaligned at all.
+    pub fn active(&self) -> bool {
+        self.enabled || self.forced
+    }
 }
 
 /// `execution.state-recovery.claim-mode`: who owns the snapshot a job
@@ -158,6 +181,7 @@ impl Default for CheckpointConfig {
             recovery: StateRecovery::default(),
             dir: PathBuf::from("checkpoints"),
             num_retained: 1,
+            unaligned: UnalignedConfig::default(),
         }
     }
 }
@@ -166,5 +190,25 @@ impl CheckpointConfig {
     /// Whether periodic checkpoints are on.
     pub fn enabled(&self) -> bool {
         self.interval.is_some()
+    }
+
+    /// Refuses settings that cannot work together: unaligned checkpoints
+    /// need EXACTLY_ONCE and one checkpoint at a time, as in Flink.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.unaligned.active() {
+            return Ok(());
+        }
+        if self.mode != CheckpointingMode::ExactlyOnce {
+            return Err(
+                "unaligned checkpoints need execution.checkpointing.mode: EXACTLY_ONCE".into(),
+            );
+        }
+        if self.max_concurrent > 1 {
+            return Err(format!(
+                "unaligned checkpoints run one at a time, but execution.checkpointing.max-concurrent-checkpoints is {}",
+                self.max_concurrent
+            ));
+        }
+        Ok(())
     }
 }

@@ -36,6 +36,14 @@ impl Config {
         if let (true, Err(e)) = (errors.is_empty(), self.reporters.check()) {
             errors.push(("metrics.reporter".to_owned(), e));
         }
+        if let (true, Err(message)) = (errors.is_empty(), self.checkpoint.check()) {
+            let key = "execution.checkpointing.unaligned.enabled";
+            let e = ConfigError::BadValue {
+                key: key.to_owned(),
+                message,
+            };
+            errors.push((key.to_owned(), e));
+        }
         if errors.is_empty() {
             let legacy = pairs.iter().filter(|(k, _)| k == "state.backend");
             for line in legacy.filter_map(|(_, v)| meaning(v)) {

@@ -23,6 +23,7 @@ pub mod units;
 
 pub use checkpoint::{
     CheckpointConfig, CheckpointingMode, ClaimMode, Retention, SavepointFormat, StorageKind,
+    UnalignedConfig,
 };
 pub use error::ConfigError;
 pub use keys::{ALIASES, KEYS, Key, canonical_key};

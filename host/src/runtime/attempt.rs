@@ -232,7 +232,10 @@ pub(super) fn run_attempt(
     let (graph, control) = (job.graph, job.control);
     let plans = plan_tasks(graph);
     let mode = graph.config.checkpoint.mode;
-    let (hub, hub_rx) = job.checkpoints.map(|_| CheckpointHub::new(mode)).unzip();
+    let (hub, hub_rx) = job
+        .checkpoints
+        .map(|_| CheckpointHub::new(mode, graph.config.checkpoint.unaligned))
+        .unzip();
     let attempt = Attempt {
         state_dir: graph.config.backend.rocksdb_dir.join(job.job_id),
         hub: hub.clone(),

@@ -16,7 +16,9 @@
 //!
 //! Where to start: [`run_job`] (`job.rs`, the restart loop), which runs
 //! attempts (`attempt.rs`) of the physical plan (`plan.rs`); each task is
-//! opened by kind in `open.rs` and driven by the loops of `task.rs`. A
+//! opened by kind in `open.rs` and driven by the source loop of `task.rs`
+//! or the input loop of `input_loop.rs` (inputs in `inputs.rs`, watermarks
+//! in `valve.rs`). A
 //! start from a snapshot is checked first (`restore_check.rs`); savepoints
 //! are asked for through [`JobControl::request_savepoint`].
 
@@ -25,6 +27,8 @@ mod checkpointing;
 mod control;
 mod error;
 mod failover;
+mod input_loop;
+mod inputs;
 mod job;
 mod open;
 mod operator;
@@ -35,6 +39,7 @@ pub mod regions;
 pub mod restart;
 mod restore_check;
 mod task;
+mod valve;
 
 pub use control::{JobControl, LiveJob, RunOptions, SavepointOutcome, SavepointRefused};
 pub use error::{JobError, TaskFailure};

@@ -9,11 +9,12 @@ use super::checkpointing::TaskCheckpointing;
 use super::control::JobControl;
 use super::error::OutputError;
 use super::error::TaskFailure;
+use super::input_loop;
+use super::inputs::{InputChannel, InputGate};
 use super::operator::{NativeOperators, SinkTask, StreamOperator, WasmTask};
 use super::output::{ChainedSink, EdgeOutput, Output};
 use super::plan::TaskPlan;
 use super::task;
-use crate::channel::ChannelReceiver;
 use crate::checkpoint::hub::CheckpointHub;
 use crate::checkpoint::layout::keyed_file_name;
 use crate::checkpoint::restore::RestorePoint;
@@ -130,7 +131,6 @@ pub(super) fn run_task(
         node,
         subtask,
         inputs,
-        input_sides,
         mut outputs,
         side_outputs,
         metrics,
@@ -159,7 +159,6 @@ pub(super) fn run_task(
         node,
         subtask,
         inputs,
-        input_sides,
         out,
         metrics,
         ck: attempt.checkpointing(graph, node, subtask),
@@ -242,8 +241,7 @@ struct Subtask<'a> {
     attempt: &'a Attempt<'a>,
     node: usize,
     subtask: u32,
-    inputs: Vec<ChannelReceiver>,
-    input_sides: Vec<u8>,
+    inputs: Vec<InputChannel>,
     out: Output,
     metrics: Arc<TaskMetrics>,
     ck: Option<TaskCheckpointing>,
@@ -258,15 +256,32 @@ impl Subtask<'_> {
 
     /// Feeds `op` from the inputs until they end.
     fn run(&mut self, op: &mut dyn StreamOperator, is_sink: bool) -> Result<(), TaskFailure> {
-        task::run_operator(
+        let replay = self.restored_in_flight()?;
+        let gate = InputGate::new(std::mem::take(&mut self.inputs));
+        input_loop::run_operator(
             op,
-            &self.inputs,
-            &self.input_sides,
+            gate,
+            replay,
             &mut self.out,
             &self.metrics,
             is_sink,
             self.ck.as_ref(),
         )
+    }
+
+    /// The in-flight records of the unaligned checkpoint restored from
+    /// that this subtask replays first.
+    fn restored_in_flight(&self) -> Result<Vec<(u8, crate::channel::Batch)>, TaskFailure> {
+        let Some(r) = self.attempt.restore else {
+            return Ok(Vec::new());
+        };
+        let node = &self.graph.nodes[self.node];
+        r.channel_state_for(
+            &node.uid,
+            (self.subtask, node.parallelism, self.key_groups()),
+            self.graph.config.batch_size,
+        )
+        .map_err(|e| TaskFailure::Internal(format!("restoring in-flight records: {e}")))
     }
 
     /// Reads the source until its end, from its restored position.

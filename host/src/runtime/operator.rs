@@ -151,7 +151,7 @@ impl StreamOperator for WasmTask {
             native,
             operator_state: self.guest.operator_state_items(),
             declared: self.guest.declared_states(),
-            watermark: None,
+            ..StateSnapshot::default()
         })
     }
 }

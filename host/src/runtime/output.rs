@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use weir_wire::{BatchBuilder, BatchReader, count_elements};
 
-use super::checkpointing::{FINAL_SNAPSHOT, TaskCheckpointing};
+use super::checkpointing::{FINAL_SNAPSHOT, Overtake, TaskCheckpointing};
 use super::error::{OutputError, TaskFailure};
-use crate::channel::{Batch, ChannelSender, Event};
+use crate::channel::{Announcement, Barrier, Batch, ChannelSender, Event};
 use crate::checkpoint::hub::StateSnapshot;
 use crate::keygroup::{key_group, subtask_for_key_group};
 use crate::metrics::TaskMetrics;
@@ -249,6 +249,51 @@ impl Output {
             }
         }
         Ok(())
+    }
+
+    /// Whether every channel has room for one more event, so that a batch
+    /// routed now does not wait (one batch puts at most one event on each
+    /// channel).
+    pub(crate) fn has_room(&self) -> bool {
+        let sides = self.sides.iter().map(|(_, e)| e);
+        self.edges.iter().chain(sides).all(|edge| match edge {
+            EdgeOutput::Chained(_) => true,
+            EdgeOutput::Forward(s) => s.has_room(),
+            EdgeOutput::Rebalance { senders, .. } | EdgeOutput::Hash { senders, .. } => {
+                senders.iter().all(ChannelSender::has_room)
+            }
+        })
+    }
+
+    /// Sends a checkpoint barrier on every channel, after what is pending;
+    /// with `overtake`, announces it first on the priority lanes of the
+    /// edges that may go unaligned, so the receivers see it at once.
+    pub(crate) fn send_barrier(
+        &mut self,
+        barrier: Barrier,
+        overtake: Overtake,
+    ) -> Result<(), OutputError> {
+        self.flush()?;
+        if overtake.announce {
+            let a = Announcement {
+                barrier,
+                unaligned: overtake.unaligned,
+            };
+            let sides = self.sides.iter().map(|(_, e)| e);
+            for edge in self.edges.iter().chain(sides) {
+                let senders: &[ChannelSender] = match edge {
+                    EdgeOutput::Forward(s) if overtake.forward => std::slice::from_ref(s),
+                    EdgeOutput::Rebalance { senders, .. } | EdgeOutput::Hash { senders, .. } => {
+                        senders
+                    }
+                    EdgeOutput::Forward(_) | EdgeOutput::Chained(_) => continue,
+                };
+                for s in senders {
+                    s.announce(a)?;
+                }
+            }
+        }
+        self.broadcast(Event::Barrier(barrier))
     }
 
     fn route(&mut self, batch: Batch) -> Result<(), OutputError> {

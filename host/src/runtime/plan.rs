@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use weir_wire::BatchBuilder;
 
+use super::inputs::InputChannel;
 use super::output::EdgeOutput;
-use crate::channel::{ChannelReceiver, channel};
+use crate::channel::channel;
 use crate::metrics::TaskMetrics;
 use crate::spec::Partitioning;
 use crate::spec::graph::{Edge, JobGraph, NodeKind};
@@ -17,9 +18,8 @@ use crate::spec::graph::{Edge, JobGraph, NodeKind};
 pub(super) struct TaskPlan {
     pub(super) node: usize,
     pub(super) subtask: u32,
-    pub(super) inputs: Vec<ChannelReceiver>,
-    /// Per input channel: which operator input it feeds (0 or 1).
-    pub(super) input_sides: Vec<u8>,
+    /// Its input channels, with the operator input each feeds.
+    pub(super) inputs: Vec<InputChannel>,
     pub(super) outputs: Vec<EdgeOutput>,
     /// Edges that carry a side output, by tag.
     pub(super) side_outputs: Vec<(String, EdgeOutput)>,
@@ -52,7 +52,6 @@ pub(super) fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
                     node: n,
                     subtask,
                     inputs: Vec::new(),
-                    input_sides: Vec::new(),
                     outputs: Vec::new(),
                     side_outputs: Vec::new(),
                     metrics: Arc::new(TaskMetrics::default()),
@@ -86,16 +85,14 @@ pub(super) fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
             let out = match edge.partition {
                 Partitioning::Forward => {
                     let (tx, rx) = channel(cap, sender_metrics);
-                    plans[edge.to][i].inputs.push(rx);
-                    plans[edge.to][i].input_sides.push(edge.input);
+                    plans[edge.to][i].inputs.push(InputChannel::of(rx, edge));
                     EdgeOutput::Forward(tx)
                 }
                 Partitioning::Rebalance | Partitioning::Hash => {
                     let mut senders = Vec::with_capacity(pb as usize);
                     for downstream in plans[edge.to].iter_mut() {
                         let (tx, rx) = channel(cap, sender_metrics.clone());
-                        downstream.inputs.push(rx);
-                        downstream.input_sides.push(edge.input);
+                        downstream.inputs.push(InputChannel::of(rx, edge));
                         senders.push(tx);
                     }
                     if edge.partition == Partitioning::Hash {

@@ -35,6 +35,10 @@ fn completed(c: &CheckpointStats) -> Value {
         "max_async_duration": c.max_async_ms,
         "max_alignment_duration": c.max_alignment_ms,
         "is_final": c.is_final,
+        "checkpoint_type": checkpoint_type(c),
+        "unaligned": c.unaligned,
+        "processed_data": c.processed_bytes,
+        "persisted_data": c.persisted_bytes,
         "num_subtasks": c.subtasks.len(),
         "subtasks": c.subtasks.iter().map(|s| json!({
             "vertex": s.node,
@@ -43,8 +47,23 @@ fn completed(c: &CheckpointStats) -> Value {
             "async_duration": s.async_ms,
             "alignment_duration": s.alignment_ms,
             "start_delay": s.start_delay_ms,
+            "unaligned_checkpoint": s.unaligned,
+            "alignment": {
+                "duration": s.alignment_ms,
+                "processed": s.processed_bytes,
+                "persisted": s.persisted_bytes,
+            },
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Flink's `checkpoint_type` of a completed checkpoint.
+fn checkpoint_type(c: &CheckpointStats) -> &'static str {
+    match (c.is_savepoint, c.unaligned) {
+        (true, _) => "SAVEPOINT",
+        (false, true) => "UNALIGNED_CHECKPOINT",
+        (false, false) => "CHECKPOINT",
+    }
 }
 
 /// The statistics document of `live`; failure messages name paths
@@ -144,6 +163,9 @@ pub async fn checkpoint_config(
             StorageKind::JobManager => "jobmanager",
         },
         "state_backend": job.graph.config.backend.kind.name(),
+        "unaligned_checkpoints": c.unaligned.active(),
+        "unaligned_checkpoints_forced": c.unaligned.forced,
+        "aligned_checkpoint_timeout": c.unaligned.aligned_timeout.as_millis() as u64,
         "externalization": {
             "enabled": c.retention != Retention::NoExternalizedCheckpoints,
             "delete_on_cancellation": c.retention != Retention::RetainOnCancellation,

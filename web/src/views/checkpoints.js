@@ -19,6 +19,14 @@ export function maxStartDelay(c) {
   return max;
 }
 
+/** Whether a checkpoint went unaligned (older servers send neither field: no). */
+export function isUnaligned(c) {
+  return c.unaligned === true || c.checkpoint_type === 'UNALIGNED_CHECKPOINT';
+}
+
+/** Bytes of in-flight data, 0 when an older server does not report them. */
+const inflight = (v) => fmtBytes(typeof v === 'number' ? v : 0);
+
 function stat(values) {
   values = values.filter((v) => typeof v === 'number' && !Number.isNaN(v));
   if (!values.length) return { min: null, avg: null, max: null };
@@ -48,6 +56,8 @@ export class CheckpointsPanel {
         h('th', { class: 'toggle' }, ''), h('th', { class: 'num' }, 'Id'), h('th', {}, 'Status'), h('th', {}, 'Kind'),
         h('th', {}, 'Triggered'), h('th', { class: 'num' }, 'End to end'),
         h('th', { class: 'num' }, 'Checkpointed size'), h('th', { class: 'num' }, 'Full size'),
+        h('th', { class: 'num', title: 'Bytes the subtasks processed while aligning, over all subtasks' }, 'Processed in-flight'),
+        h('th', { class: 'num', title: 'Bytes of in-flight records an unaligned checkpoint stored, over all subtasks' }, 'Persisted in-flight'),
         h('th', { class: 'num', title: 'Subtasks that acknowledged the checkpoint, of all' }, 'Acknowledged'))));
     this.historyNote = h('p', { class: 'hint' });
     this.historyEmpty = h('p', { class: 'empty' }, 'No checkpoint yet.');
@@ -178,7 +188,9 @@ export class CheckpointsPanel {
     const tr = h('tr', { testid: 'checkpoint-row', 'data-id': c.id, tabindex: 0, class: 'expandable' },
       h('td', { class: 'toggle' }, h('span', { class: 'caret', 'aria-hidden': 'true' })),
       h('td', { class: 'num' }), h('td', {}), h('td', {}), h('td', {}),
-      h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }));
+      h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }),
+      h('td', { class: 'num', testid: 'checkpoint-processed' }), h('td', { class: 'num', testid: 'checkpoint-persisted' }),
+      h('td', { class: 'num' }));
     return h('tbody', {}, tr);
   }
 
@@ -194,8 +206,10 @@ export class CheckpointsPanel {
     tr.classList.toggle('failed', c.status === 'FAILED');
     text(tr.cells[1], c.id);
     tr.cells[2].replaceChildren(h('span', { class: `badge status-${String(c.status).toLowerCase()}` }, c.status));
+    const savepoint = c.is_savepoint || c.checkpoint_type === 'SAVEPOINT';
     tr.cells[3].replaceChildren(
-      c.is_savepoint ? h('span', { class: 'badge savepoint', testid: 'savepoint-marker' }, 'savepoint') : 'checkpoint',
+      savepoint ? h('span', { class: 'badge savepoint', testid: 'savepoint-marker' }, 'savepoint') : 'checkpoint',
+      isUnaligned(c) ? h('span', { class: 'badge unaligned', testid: 'unaligned-marker' }, 'unaligned') : '',
       c.is_final ? h('span', { class: 'badge final' }, 'final') : '');
     text(tr.cells[4], fmtClock(c.trigger_timestamp));
     tr.cells[4].title = fmtTime(c.trigger_timestamp);
@@ -204,12 +218,16 @@ export class CheckpointsPanel {
       text(tr.cells[6], '—');
       text(tr.cells[7], '—');
       text(tr.cells[8], '—');
+      text(tr.cells[9], '—');
+      text(tr.cells[10], '—');
     } else {
       text(tr.cells[5], fmtMs(c.end_to_end_duration));
       text(tr.cells[6], fmtBytes(c.checkpointed_size));
       text(tr.cells[7], fmtBytes(c.state_size));
+      text(tr.cells[8], inflight(c.processed_data));
+      text(tr.cells[9], inflight(c.persisted_data));
       const n = c.num_subtasks ?? (c.subtasks || []).length;
-      text(tr.cells[8], `${n}/${n}`);
+      text(tr.cells[10], `${n}/${n}`);
     }
     while (body.rows.length > 1) body.rows[1].remove();
     if (!open) return;
@@ -224,16 +242,26 @@ export class CheckpointsPanel {
       h('table', { class: 'data subtasks' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', { class: 'num' }, 'Subtask'),
           h('th', { class: 'num', title: 'From the trigger to the first barrier reaching the subtask' }, 'Start delay'),
-          h('th', { class: 'num' }, 'Alignment'), h('th', { class: 'num' }, 'Sync'), h('th', { class: 'num' }, 'Async'))),
-        h('tbody', {}, subtasks.map((st) => h('tr', { testid: 'subtask-row' },
-          h('td', {}, st.vertex), h('td', { class: 'num' }, st.index),
-          h('td', { class: 'num', testid: 'subtask-start-delay' }, fmtMs(st.start_delay)),
-          h('td', { class: 'num' }, fmtMs(st.alignment_duration)),
-          h('td', { class: 'num' }, fmtMs(st.sync_duration)), h('td', { class: 'num' }, fmtMs(st.async_duration)))))),
+          h('th', { class: 'num' }, 'Alignment'), h('th', { class: 'num' }, 'Sync'), h('th', { class: 'num' }, 'Async'),
+          h('th', { class: 'num', title: 'Bytes the subtask processed while aligning' }, 'Processed in-flight'),
+          h('th', { class: 'num', title: 'Bytes of in-flight records the subtask stored' }, 'Persisted in-flight'),
+          h('th', { title: 'Whether the subtask took the checkpoint unaligned' }, 'Unaligned'))),
+        h('tbody', {}, subtasks.map((st) => {
+          const a = st.alignment || {};
+          return h('tr', { testid: 'subtask-row' },
+            h('td', {}, st.vertex), h('td', { class: 'num' }, st.index),
+            h('td', { class: 'num', testid: 'subtask-start-delay' }, fmtMs(st.start_delay)),
+            h('td', { class: 'num' }, fmtMs(st.alignment_duration ?? a.duration)),
+            h('td', { class: 'num' }, fmtMs(st.sync_duration)), h('td', { class: 'num' }, fmtMs(st.async_duration)),
+            h('td', { class: 'num', testid: 'subtask-processed' }, inflight(a.processed)),
+            h('td', { class: 'num', testid: 'subtask-persisted' }, inflight(a.persisted)),
+            h('td', { testid: 'subtask-unaligned' }, st.unaligned_checkpoint ? 'yes' : 'no'));
+        }))),
       h('p', { class: 'hint' },
         `Acknowledged ${fmtClock(c.latest_ack_timestamp)}; max start delay ${fmtMs(maxStartDelay(c))}, `
         + `max alignment ${fmtMs(c.max_alignment_duration)}, max sync ${fmtMs(c.max_sync_duration)}, `
-        + `max async ${fmtMs(c.max_async_duration)}.`))));
+        + `max async ${fmtMs(c.max_async_duration)}; in-flight data processed ${inflight(c.processed_data)}, `
+        + `persisted ${inflight(c.persisted_data)}.`))));
   }
 
   renderSummary() {
@@ -243,6 +271,8 @@ export class CheckpointsPanel {
       ['Checkpointed size', stat(done.map((c) => c.checkpointed_size)), fmtBytes],
       ['Full size', stat(done.map((c) => c.state_size)), fmtBytes],
       ['Start delay (longest subtask)', stat(done.map(maxStartDelay)), fmtMs],
+      ['Processed in-flight data', stat(done.map((c) => c.processed_data ?? 0)), fmtBytes],
+      ['Persisted in-flight data', stat(done.map((c) => c.persisted_data ?? 0)), fmtBytes],
     ];
     syncChildren(this.summaryBody, rows, ([l]) => l, ([l]) => h('tr', { 'data-row': l }, h('th', { scope: 'row' }, l),
       h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' })), (tr, [, st, f]) => {
@@ -340,6 +370,9 @@ export class CheckpointsPanel {
       ['num_retained', 'Retained checkpoints', String],
       ['checkpoint_storage', 'Checkpoint storage', String],
       ['state_backend', 'State backend', String],
+      ['unaligned_checkpoints', 'Unaligned checkpoints', (v) => (v === true ? 'enabled' : v === false ? 'disabled' : String(v))],
+      ['unaligned_checkpoints_forced', 'Unaligned checkpoints forced', (v) => (v === true ? 'yes' : v === false ? 'no' : String(v))],
+      ['aligned_checkpoint_timeout', 'Aligned checkpoint timeout', ms],
       ['externalization', 'Externalized', (v) => (v && typeof v === 'object'
         ? `${v.enabled ? 'enabled' : 'disabled'}${v.delete_on_cancellation ? ', deleted on cancellation' : ', kept on cancellation'}`
         : String(v))],

@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use super::Coordinator;
 use super::target::{Target, Written};
+use crate::checkpoint::channel_state::ChannelStateHandle;
 use crate::checkpoint::fs::StorageError;
 use crate::checkpoint::hub::TaskAck;
-use crate::checkpoint::layout::keyed_file_name;
+use crate::checkpoint::layout::{channel_file_name, keyed_file_name};
 use crate::checkpoint::metadata::{
     CheckpointMetadata, ComponentIdentity, OperatorSnapshot, SubtaskState,
 };
@@ -16,6 +17,7 @@ use crate::checkpoint::pending::Pending;
 use crate::checkpoint::stats::ms;
 use crate::clock::epoch_ms;
 use crate::config::{CheckpointingMode, SavepointFormat};
+use crate::state::snapshot::checksum;
 
 impl Coordinator<'_> {
     /// Remembers the states the operator of `ack` declared, for the
@@ -63,6 +65,25 @@ impl Coordinator<'_> {
             }
             None => None,
         };
+        let channel = match &ack.state.channel {
+            Some(state) if state.elements() > 0 => {
+                let file = channel_file_name(ack.node, &node.uid, ack.subtask);
+                let bytes = state.encode();
+                match target {
+                    Target::Checkpoint(id) => self.storage.write(id, &file, &bytes)?,
+                    Target::Savepoint(folder) => folder.write(&file, &bytes)?,
+                }
+                size += bytes.len() as u64;
+                written += bytes.len() as u64;
+                Some(ChannelStateHandle {
+                    file,
+                    size: bytes.len() as u64,
+                    checksum: checksum(&bytes),
+                    elements: state.elements(),
+                })
+            }
+            _ => None,
+        };
         let operator_bytes = ack
             .state
             .operator_state
@@ -80,6 +101,10 @@ impl Coordinator<'_> {
                 alignment_ms: ms(ack.alignment),
                 start_delay_ms: ms(ack.start_delay),
                 watermark: ack.state.watermark,
+                unaligned: ack.state.channel.is_some(),
+                persisted_bytes: ack.state.channel.as_ref().map_or(0, |c| c.bytes()),
+                processed_bytes: ack.state.processed_bytes,
+                channel,
             },
             size + operator_bytes,
             written + operator_bytes,

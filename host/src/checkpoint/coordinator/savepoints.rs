@@ -57,7 +57,10 @@ impl Coordinator<'_> {
             }
             return;
         }
-        if self.savepoints.busy() {
+        // Savepoints are aligned and do not run beside an unaligned
+        // checkpoint: one in progress finishes first.
+        let unaligned_running = hub.unaligned.active() && self.pending.count() > 0;
+        if self.savepoints.busy() || unaligned_running {
             return;
         }
         if let Some(request) = self.savepoints.queue.pop_front() {

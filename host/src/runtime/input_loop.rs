@@ -1,0 +1,311 @@
+//! The loop an operator or sink subtask runs: it takes events from its
+//! inputs ([`InputGate`]), hands batches to the operator, advances its
+//! watermark ([`Valve`]) and, with checkpoints, aligns barriers or takes
+//! unaligned snapshots ([`Alignment`]) and acknowledges them.
+
+use std::time::{Duration, Instant};
+
+use super::checkpointing::{FINAL_SNAPSHOT, TaskCheckpointing};
+use super::error::TaskFailure;
+use super::inputs::{Arrival, InputGate};
+use super::operator::StreamOperator;
+use super::output::Output;
+use super::valve::Valve;
+use crate::channel::{Barrier, BarrierKind, Batch, Event};
+use crate::checkpoint::alignment::{AlignAction, Alignment};
+use crate::checkpoint::channel_state::ChannelState;
+use crate::checkpoint::hub::{StateSnapshot, TaskMessage};
+use crate::config::CheckpointingMode;
+use crate::metrics::TaskMetrics;
+use crate::spec::Partitioning;
+use crate::watermark::NO_WATERMARK;
+
+/// Feeds an operator (or sink) from its input channels until every input
+/// has ended, then closes it and ends its outputs. It first replays
+/// `replay`, the in-flight records of the unaligned checkpoint it was
+/// restored from (with the operator input each goes to). With checkpoints
+/// it aligns barriers over its inputs (see [`Alignment`]), snapshots and
+/// forwards them, and sends a final snapshot after closing.
+pub(crate) fn run_operator(
+    op: &mut dyn StreamOperator,
+    gate: InputGate,
+    replay: Vec<(u8, Batch)>,
+    out: &mut Output,
+    metrics: &TaskMetrics,
+    is_sink: bool,
+    ck: Option<&TaskCheckpointing>,
+) -> Result<(), TaskFailure> {
+    op.open()?;
+    let valve = Valve::start(gate.len(), ck, op, out)?;
+    let mut run = InputLoop {
+        alignment: alignment_for(&gate, ck),
+        open: (0..gate.len()).collect(),
+        last_barrier: ck.map_or(0, |c| c.restored_id),
+        overtaking: ck.is_some_and(|c| c.hub.may_overtake(BarrierKind::Checkpoint)),
+        gate,
+        valve,
+        unaligned: None,
+        op,
+        out,
+        metrics,
+        is_sink,
+        ck,
+    };
+    for (side, batch) in replay {
+        run.process(side == 1, batch)?;
+    }
+    run.run()?;
+    let InputLoop {
+        op,
+        out,
+        last_barrier,
+        ..
+    } = run;
+    op.close(out)?;
+    if let Some(ck) = ck {
+        out.flush()?;
+        op.notify_checkpoint_complete(ck.hub.last_completed());
+        let t = Instant::now();
+        let state = op.snapshot(FINAL_SNAPSHOT, ck.hub.final_kind())?;
+        ck.finish(state, t.elapsed(), last_barrier);
+    }
+    out.broadcast(Event::EndOfInput)?;
+    Ok(())
+}
+
+/// The barrier handling of a task over these inputs: checkpoints may go
+/// unaligned here if they are on, and every input comes over a hash or
+/// rebalance edge (or `unaligned.forced` lets forward edges go too).
+fn alignment_for(gate: &InputGate, ck: Option<&TaskCheckpointing>) -> Alignment {
+    let mode = ck.map_or(CheckpointingMode::AtLeastOnce, |c| c.hub.mode);
+    let mut alignment = Alignment::new(gate.len(), mode);
+    alignment.resume_after(ck.map_or(0, |c| c.restored_id));
+    let Some(ck) = ck else { return alignment };
+    let u = ck.hub.unaligned;
+    let capable = gate
+        .channels()
+        .iter()
+        .all(|c| u.forced || c.partition != Partitioning::Forward);
+    if u.active() && capable {
+        alignment = alignment.with_unaligned(u.aligned_timeout);
+    }
+    alignment
+}
+
+/// An unaligned checkpoint taken here whose channel state is still being
+/// recorded.
+struct Unaligned {
+    barrier: Barrier,
+    state: StateSnapshot,
+    sync: Duration,
+    alignment: Duration,
+    channel: ChannelState,
+    /// When the snapshot was taken.
+    at: Instant,
+}
+
+/// One operator subtask's input loop.
+struct InputLoop<'a> {
+    op: &'a mut dyn StreamOperator,
+    out: &'a mut Output,
+    metrics: &'a TaskMetrics,
+    is_sink: bool,
+    ck: Option<&'a TaskCheckpointing>,
+    gate: InputGate,
+    alignment: Alignment,
+    valve: Valve,
+    /// The inputs that have not ended.
+    open: Vec<usize>,
+    /// The last checkpoint this task took part in.
+    last_barrier: u64,
+    unaligned: Option<Unaligned>,
+    /// Checkpoint barriers may overtake data: the task takes no input
+    /// while its output has no room, so it never waits in a send and sees
+    /// announcements at once (Flink's output availability).
+    overtaking: bool,
+}
+
+impl InputLoop<'_> {
+    fn run(&mut self) -> Result<(), TaskFailure> {
+        let mut readable: Vec<usize> = Vec::with_capacity(self.open.len());
+        while !self.open.is_empty() {
+            if fire_due_timers(self.op, self.out)? {
+                self.valve.after_own_output(self.out)?;
+            }
+            readable.clear();
+            let alignment = &self.alignment;
+            let backpressured = self.overtaking && !self.out.has_room();
+            if !backpressured {
+                readable.extend(self.open.iter().copied().filter(|&i| !alignment.is_held(i)));
+            }
+            let timer = self.op.next_processing_timer().map(|t| {
+                let wait = t.saturating_sub(crate::clock::epoch_ms()).max(0) as u64;
+                Instant::now() + Duration::from_millis(wait)
+            });
+            let retry = backpressured.then(|| Instant::now() + Duration::from_millis(1));
+            let deadline = [timer, alignment.deadline(), retry]
+                .into_iter()
+                .flatten()
+                .min();
+            let draining = |i: usize| alignment.is_draining(i);
+            let action = match self.gate.next(&readable, &draining, deadline) {
+                Arrival::Timeout => self.alignment.poll(Instant::now()),
+                Arrival::Gone => return Err(TaskFailure::UpstreamGone),
+                Arrival::Announcement(i, a) => self.alignment.on_announce(i, a, Instant::now()),
+                Arrival::Event(i, e) => self.on_event(i, e)?,
+            };
+            self.decline_abandoned();
+            self.act(action)?;
+        }
+        Ok(())
+    }
+
+    /// Handles one event of input `i`.
+    fn on_event(&mut self, i: usize, event: Event) -> Result<AlignAction, TaskFailure> {
+        match event {
+            Event::Batch(b) => {
+                self.valve.activate(i);
+                if self.alignment.is_recording(i)
+                    && let Some(u) = self.unaligned.as_mut()
+                {
+                    u.channel.record(i, &b);
+                }
+                self.alignment.note_processed(b.data.len() as u64);
+                let second = self.gate.channels().get(i).is_some_and(|c| c.side == 1);
+                self.process(second, b)?;
+            }
+            Event::Watermark(w) => self.valve.watermark(i, w, self.op, self.out)?,
+            Event::Idle => self.valve.idle(i, self.op, self.out)?,
+            Event::Barrier(b) => {
+                if self.ck.is_none() {
+                    return Err(TaskFailure::Internal(format!(
+                        "received checkpoint barrier {} with checkpointing off",
+                        b.id
+                    )));
+                }
+                if self.alignment.is_recording(i)
+                    && let Some(u) = self.unaligned.as_mut().filter(|u| u.barrier.id == b.id)
+                {
+                    // What was pulled ahead of the barrier was overtaken.
+                    for batch in self.gate.buffered_batches(i) {
+                        u.channel.record(i, batch);
+                    }
+                }
+                return Ok(self.alignment.on_barrier(i, b, Instant::now()));
+            }
+            Event::EndOfInput => {
+                self.open.retain(|&x| x != i);
+                self.valve.end(i, self.op, self.out)?;
+                if self.ck.is_some() {
+                    return Ok(self.alignment.on_end_of_input(i, Instant::now()));
+                }
+            }
+        }
+        Ok(AlignAction::Continue)
+    }
+
+    /// Declines the checkpoints alignment abandoned.
+    fn decline_abandoned(&mut self) {
+        let Some(ck) = self.ck else { return };
+        for id in self.alignment.take_abandoned() {
+            if self.unaligned.as_ref().is_some_and(|u| u.barrier.id == id) {
+                self.unaligned = None;
+            }
+            ck.hub.send(TaskMessage::Decline {
+                id,
+                reason: "overtaken by a newer checkpoint during alignment".into(),
+            });
+        }
+    }
+
+    fn act(&mut self, action: AlignAction) -> Result<(), TaskFailure> {
+        let Some(ck) = self.ck else { return Ok(()) };
+        match action {
+            AlignAction::Continue => {}
+            AlignAction::Snapshot {
+                barrier,
+                alignment,
+                processed,
+            } => {
+                let (mut state, sync) = self.snapshot(ck, barrier)?;
+                state.processed_bytes = processed;
+                ck.ack(&barrier, state, sync, alignment);
+                self.out
+                    .send_barrier(barrier, ck.overtake(barrier.kind, false))?;
+                self.last_barrier = barrier.id;
+            }
+            AlignAction::SnapshotUnaligned { barrier, alignment } => {
+                let (state, sync) = self.snapshot(ck, barrier)?;
+                self.out
+                    .send_barrier(barrier, ck.overtake(barrier.kind, true))?;
+                let inputs = self.gate.channels().iter().map(|c| (c.side, c.partition));
+                self.unaligned = Some(Unaligned {
+                    barrier,
+                    state,
+                    sync,
+                    alignment,
+                    channel: ChannelState::for_inputs(inputs),
+                    at: Instant::now(),
+                });
+                self.last_barrier = barrier.id;
+            }
+            AlignAction::ChannelStateDone { barrier, processed } => {
+                if let Some(mut u) = self.unaligned.take().filter(|u| u.barrier.id == barrier.id) {
+                    u.state.channel = Some(u.channel);
+                    u.state.processed_bytes = processed;
+                    let recording = u.at.elapsed();
+                    ck.ack_after(&barrier, u.state, (u.sync, u.alignment), recording);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the task's snapshot for `barrier` (with its watermark), after
+    /// sending what it emitted before; returns it with its duration.
+    fn snapshot(
+        &mut self,
+        ck: &TaskCheckpointing,
+        barrier: Barrier,
+    ) -> Result<(StateSnapshot, Duration), TaskFailure> {
+        self.out.flush()?;
+        self.op.notify_checkpoint_complete(ck.hub.last_completed());
+        let t = Instant::now();
+        let mut state = self.op.snapshot(barrier.id, barrier.kind)?;
+        let watermark = self.valve.tracker.current();
+        state.watermark = (watermark != NO_WATERMARK).then_some(watermark);
+        Ok((state, t.elapsed()))
+    }
+
+    /// Hands a batch to the operator (its second input if `second`).
+    fn process(&mut self, second: bool, b: Batch) -> Result<(), TaskFailure> {
+        self.metrics.add_in(b.len);
+        if self.is_sink && b.len > 0 {
+            self.metrics.mark_first_record();
+        }
+        let start = Instant::now();
+        if second {
+            self.op.process_second(b, self.out)?;
+        } else {
+            self.op.process(b, self.out)?;
+        }
+        self.out.flush()?;
+        self.metrics.add_busy(start.elapsed());
+        Ok(())
+    }
+}
+
+/// Fires the due processing-time timers, once per turn, before more input
+/// is taken: a busy input cannot starve them, and a timer that keeps
+/// re-arming itself cannot starve the input. Returns whether any fired.
+fn fire_due_timers(op: &mut dyn StreamOperator, out: &mut Output) -> Result<bool, TaskFailure> {
+    if let Some(t) = op.next_processing_timer() {
+        let now = crate::clock::epoch_ms();
+        if t <= now {
+            op.on_processing_time(now, out)?;
+            out.flush()?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
