@@ -16,8 +16,8 @@
 //! of the records it overtook.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -91,6 +91,8 @@ pub struct ChannelSender {
     /// [`ChannelReceiver::backlog`]).
     backlog: Arc<AtomicUsize>,
     capacity: usize,
+    /// False once every receiving end is gone.
+    receiver_alive: Arc<AtomicBool>,
     metrics: Arc<TaskMetrics>,
 }
 
@@ -106,6 +108,38 @@ pub struct ChannelReceiver {
     /// for a sender that checks [`ChannelSender::has_room`], so pulling a
     /// channel never doubles its queue.
     pub backlog: Arc<AtomicUsize>,
+    /// Tells the sender when the last receiving end is dropped.
+    _alive: Arc<Liveness>,
+}
+
+/// Clears its flag when dropped: the receiving end of a channel is gone.
+#[derive(Debug)]
+struct Liveness(Arc<AtomicBool>);
+
+impl Drop for Liveness {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_counts_pulled_events_and_a_gone_receiver_leaves_room() {
+        let (tx, rx) = channel(2, Arc::new(TaskMetrics::default()));
+        assert!(tx.has_room());
+        tx.send(Event::Idle).expect("send");
+        rx.backlog.fetch_add(1, Ordering::AcqRel);
+        assert!(
+            !tx.has_room(),
+            "one queued and one pulled fill a channel of 2"
+        );
+        drop(rx);
+        assert!(tx.has_room());
+        assert_eq!(tx.send(Event::Idle), Err(Disconnected));
+    }
 }
 
 /// The downstream side went away (its task ended or failed).
@@ -118,10 +152,12 @@ pub fn channel(capacity: usize, metrics: Arc<TaskMetrics>) -> (ChannelSender, Ch
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     let (priority, priority_rx) = crossbeam_channel::unbounded();
     let backlog = Arc::new(AtomicUsize::new(0));
+    let receiver_alive = Arc::new(AtomicBool::new(true));
     let receiver = ChannelReceiver {
         data: rx,
         priority: priority_rx,
         backlog: backlog.clone(),
+        _alive: Arc::new(Liveness(receiver_alive.clone())),
     };
     (
         ChannelSender {
@@ -129,6 +165,7 @@ pub fn channel(capacity: usize, metrics: Arc<TaskMetrics>) -> (ChannelSender, Ch
             priority,
             backlog,
             capacity,
+            receiver_alive,
             metrics,
         },
         receiver,
@@ -151,9 +188,37 @@ impl ChannelSender {
     }
 
     /// Whether the channel has room for one more event, counting what
-    /// its receiver pulled out and has not processed yet.
+    /// its receiver pulled out and has not processed yet; also true once
+    /// the receiver is gone, so that the next send fails rather than
+    /// waiting for room that never comes.
     pub fn has_room(&self) -> bool {
-        self.tx.len() + self.backlog.load(Ordering::Acquire) < self.capacity
+        !self.receiver_alive.load(Ordering::Acquire)
+            || self.tx.len() + self.backlog.load(Ordering::Acquire) < self.capacity
+    }
+
+    /// Waits at most `timeout` for room in one of `senders` (those without
+    /// room): at once when a full channel gets room, else (room held by
+    /// what receivers pulled out) after the timeout. The time counts as
+    /// backpressure.
+    pub fn wait_for_room<'a>(senders: impl Iterator<Item = &'a ChannelSender>, timeout: Duration) {
+        let start = Instant::now();
+        let mut sel = crossbeam_channel::Select::new();
+        let mut full: Option<&ChannelSender> = None;
+        let mut waiting = 0;
+        for s in senders.filter(|s| !s.has_room()) {
+            full.get_or_insert(s);
+            if s.tx.is_full() {
+                sel.send(&s.tx);
+                waiting += 1;
+            }
+        }
+        let Some(first) = full else { return };
+        if waiting > 0 {
+            let _ = sel.ready_timeout(timeout);
+        } else {
+            std::thread::sleep(timeout);
+        }
+        first.metrics.add_backpressure(start.elapsed());
     }
 
     /// Announces a barrier on the priority lane; never waits.

@@ -101,6 +101,12 @@ fn uninterrupted(records: u64) -> Vec<String> {
 /// Runs the unaligned job until a completed checkpoint holds in-flight
 /// records, SIGKILLs it, and returns that checkpoint.
 fn kill_at_unaligned_checkpoint(dir: &Path, spec: &Path) -> PathBuf {
+    kill_at(dir, spec, &|m| persisted(m) > 0)
+}
+
+/// Runs the job of `spec` until a completed checkpoint (the third or
+/// later) satisfies `wanted`, SIGKILLs it, and returns that checkpoint.
+fn kill_at(dir: &Path, spec: &Path, wanted: &dyn Fn(&CheckpointMetadata) -> bool) -> PathBuf {
     let mut child = weir()
         .args(["run", "-q"])
         .arg(spec)
@@ -112,7 +118,7 @@ fn kill_at_unaligned_checkpoint(dir: &Path, spec: &Path) -> PathBuf {
         let found = checkpoints(dir)
             .into_iter()
             .rev()
-            .find(|(_, m)| persisted(m) > 0 && m.checkpoint_id >= 3);
+            .find(|(_, m)| wanted(m) && m.checkpoint_id >= 3);
         if let Some((chk, _)) = found {
             break chk;
         }
@@ -327,4 +333,102 @@ fn a_damaged_channel_state_file_is_refused_before_the_job_starts() {
         std::fs::read_dir(d.join("out")).expect("out").count(),
         before
     );
+}
+
+#[test]
+fn a_trap_under_backpressure_restarts_from_an_unaligned_checkpoint_exactly_once() {
+    let records = 6_000;
+    let expected = uninterrupted(records);
+    let dir = tempdir();
+    let d = dir.path();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_millis())
+        + 2_000;
+    // A second hostile guest behind the slow one traps on each count of
+    // 20 while the wall clock is before `before`.
+    let yaml = backpressured(d, records, 2, UNALIGNED)
+        .replace(
+            "  - { from: slow, to: out }",
+            "  - { from: slow, to: trap, partition: hash }\n  - { from: trap, to: out }",
+        )
+        .replace(
+            "sinks:",
+            &format!(
+                "  - {{ id: trap, uid: trap, wasm: {}, parallelism: 2, config: {{ mode: trap-at, value: \"20\", before-ms: \"{before}\" }} }}\nsinks:",
+                q(weir_test_guests::HOSTILE)
+            ),
+        )
+        .replace(
+            "config:\n",
+            "config:\n  restart-strategy.type: fixed-delay\n  restart-strategy.fixed-delay.attempts: 50\n  restart-strategy.fixed-delay.delay: 500ms\n",
+        );
+    let g = graph(&yaml, d).expect("valid");
+    let summary = run_job(&g, &RunOptions::default(), &JobControl::default()).expect("runs");
+    assert!(summary.restarts >= 1, "the guest never trapped");
+    assert_eq!(sorted_output(&d.join("out")), expected);
+}
+
+#[test]
+fn forward_edges_stay_aligned_unless_forced_and_forced_ones_restore_only_at_their_parallelism() {
+    let records = 6_000;
+    let expected = uninterrupted(records);
+    let forward = |dir: &Path, parallelism: u32, extra: &str| {
+        backpressured(dir, records, parallelism, extra).replace(
+            "{ from: count, to: slow, partition: hash }",
+            "{ from: count, to: slow }",
+        )
+    };
+    let slow_state = |m: &CheckpointMetadata| {
+        m.operator("slow")
+            .map(|o| o.subtasks.iter().any(|s| s.unaligned))
+            .unwrap_or(false)
+    };
+    // Enabled, not forced: the task behind the forward edge aligns.
+    let dir = tempdir();
+    let g = graph(&forward(dir.path(), 2, UNALIGNED), dir.path()).expect("valid");
+    let summary = run_job(&g, &RunOptions::default(), &JobControl::default()).expect("runs");
+    assert!(
+        summary.checkpoints.iter().any(|c| c.unaligned),
+        "count went unaligned"
+    );
+    for c in &summary.checkpoints {
+        assert!(
+            c.subtasks
+                .iter()
+                .filter(|s| s.node == "slow")
+                .all(|s| !s.unaligned),
+            "{c:?}"
+        );
+    }
+    // Forced: it goes unaligned too, and its forward channel state
+    // restores at its own parallelism, exactly once, and not at another.
+    let forced = "execution.checkpointing.unaligned.forced: true";
+    let dir = tempdir();
+    let d = dir.path();
+    let spec = d.join("job.yaml");
+    std::fs::write(&spec, forward(d, 2, forced)).expect("spec");
+    let chk = kill_at(d, &spec, &|m| {
+        slow_state(m)
+            && m.operator("slow").is_some_and(|o| {
+                o.subtasks
+                    .iter()
+                    .any(|s| s.channel.as_ref().is_some_and(|c| c.forward))
+            })
+    });
+    std::fs::write(&spec, forward(d, 3, forced)).expect("spec");
+    let out = weir()
+        .args(["run", "-q", "-s"])
+        .arg(&chk)
+        .arg(&spec)
+        .output()
+        .expect("weir run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("forward edge"),
+        "{err}"
+    );
+    std::fs::write(&spec, forward(d, 2, forced)).expect("spec");
+    run_restored(&spec, &chk);
+    assert_eq!(sorted_output(&d.join("out")), expected);
 }

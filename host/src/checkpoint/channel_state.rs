@@ -80,6 +80,10 @@ pub struct ChannelStateHandle {
     pub checksum: String,
     /// Elements it holds, over all inputs.
     pub elements: u64,
+    /// Some of them came over a forward edge (`unaligned.forced`): the
+    /// checkpoint restores only at the parallelism it was taken at.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forward: bool,
 }
 
 fn partition_code(p: Partitioning) -> u8 {
@@ -127,6 +131,13 @@ impl ChannelState {
         self.inputs.iter().map(|s| s.data.len() as u64).sum()
     }
 
+    /// Whether records that came over a forward edge are held.
+    pub fn has_forward(&self) -> bool {
+        self.inputs
+            .iter()
+            .any(|s| s.elements > 0 && s.partition == Partitioning::Forward)
+    }
+
     /// Elements held.
     pub fn elements(&self) -> u64 {
         self.inputs.iter().map(|s| s.elements).sum()
@@ -164,6 +175,9 @@ impl ChannelState {
         for _ in 0..count {
             let [side, code] = r.array()?;
             let partition = partition_of(code).ok_or(ChannelStateError::Malformed)?;
+            if side > 1 {
+                return Err(ChannelStateError::Malformed);
+            }
             let elements = u64::from_le_bytes(r.array()?);
             let len = usize::try_from(u64::from_le_bytes(r.array()?))
                 .map_err(|_| ChannelStateError::Malformed)?;

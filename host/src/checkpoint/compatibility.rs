@@ -124,6 +124,7 @@ pub(super) fn has_state(o: &OperatorSnapshot) -> bool {
         s.keyed.as_ref().is_some_and(|k| !k.key_groups.is_empty())
             || s.incremental.as_ref().is_some_and(|h| h.entries > 0)
             || !s.operator_state.is_empty()
+            || s.channel.as_ref().is_some_and(|c| c.elements > 0)
     })
 }
 

@@ -180,6 +180,25 @@ impl RestorePoint {
         if !missing.is_empty() && !allow_non_restored {
             return Err(RestoreError::NonRestoredState { uids: missing });
         }
+        for node in &graph.nodes {
+            let Some(op) = self.metadata.operator(&node.uid) else {
+                continue;
+            };
+            let forward = op
+                .subtasks
+                .iter()
+                .any(|s| s.channel.as_ref().is_some_and(|c| c.forward));
+            if forward && op.parallelism != node.parallelism {
+                return Err(RestoreError::Redistribution {
+                    uid: node.uid.clone(),
+                    message: format!(
+                        "at parallelism {}: {}",
+                        node.parallelism,
+                        super::channel_state::ChannelStateError::ForwardRescale
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -303,7 +322,8 @@ impl RestorePoint {
             return Ok(Vec::new());
         };
         let mut old = Vec::new();
-        for s in &op.subtasks {
+        let same = op.parallelism == parallelism;
+        for s in op.subtasks.iter().filter(|s| !same || s.subtask == subtask) {
             if let Some(h) = &s.channel {
                 old.push((s.subtask, self.read_channel(h)?));
             }
@@ -334,6 +354,12 @@ impl RestorePoint {
                 message,
             })
         };
+        if !crate::state::incremental::is_plain_name(&h.file) {
+            return Err(damaged(format!(
+                "_metadata names a channel-state file outside the checkpoint: {:?}",
+                h.file
+            )));
+        }
         let bytes = self.reader.read(&h.file)?;
         if bytes.len() as u64 != h.size || snapshot::checksum(&bytes) != h.checksum {
             return Err(damaged(format!(

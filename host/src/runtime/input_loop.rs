@@ -132,6 +132,15 @@ impl InputLoop<'_> {
             if fire_due_timers(self.op, self.out)? {
                 self.valve.after_own_output(self.out)?;
             }
+            // A busy task may never meet its deadline in a wait.
+            if self
+                .alignment
+                .deadline()
+                .is_some_and(|d| d <= Instant::now())
+            {
+                let action = self.alignment.poll(Instant::now());
+                self.act(action)?;
+            }
             readable.clear();
             let alignment = &self.alignment;
             let backpressured = self.overtaking && !self.out.has_room();
@@ -142,13 +151,19 @@ impl InputLoop<'_> {
                 let wait = t.saturating_sub(crate::clock::epoch_ms()).max(0) as u64;
                 Instant::now() + Duration::from_millis(wait)
             });
-            let retry = backpressured.then(|| Instant::now() + Duration::from_millis(1));
-            let deadline = [timer, alignment.deadline(), retry]
+            // Backpressured: look at the priority lanes and pull what is
+            // being drained without waiting, then wait for output room.
+            let now = backpressured.then(Instant::now);
+            let deadline = [timer, alignment.deadline(), now]
                 .into_iter()
                 .flatten()
                 .min();
             let draining = |i: usize| alignment.is_draining(i);
             let action = match self.gate.next(&readable, &draining, deadline) {
+                Arrival::Timeout if backpressured => {
+                    self.out.wait_for_room(Duration::from_millis(1));
+                    continue;
+                }
                 Arrival::Timeout => self.alignment.poll(Instant::now()),
                 Arrival::Gone => return Err(TaskFailure::UpstreamGone),
                 Arrival::Announcement(i, a) => self.alignment.on_announce(i, a, Instant::now()),

@@ -206,14 +206,21 @@ fn chain_sink(
     let NodeKind::Sink(spec) = &graph.nodes[sink_node].kind else {
         return Err(TaskFailure::Internal("only sinks are chained".into()));
     };
-    let writer = attempt
+    let chained = |failure: TaskFailure| {
+        TaskFailure::Output(OutputError::Chained {
+            node: sink_node,
+            failure: Box::new(failure),
+        })
+    };
+    let mut writer = attempt
         .open_sink(graph, spec, sink_node, subtask)
-        .map_err(|e| {
-            TaskFailure::Output(OutputError::Chained {
-                node: sink_node,
-                failure: Box::new(e.into()),
-            })
-        })?;
+        .map_err(|e| chained(e.into()))?;
+    // In-flight records it held in an unaligned checkpoint taken while it
+    // was not chained go in before anything of its upstream.
+    for (_, batch) in restored_in_flight(graph, attempt, sink_node, subtask)? {
+        metrics.add_in(batch.len);
+        writer.write(&batch).map_err(|e| chained(e.into()))?;
+    }
     Ok(EdgeOutput::Chained(ChainedSink {
         node: sink_node,
         writer,
@@ -222,6 +229,28 @@ fn chain_sink(
             .checkpointing(graph, sink_node, subtask)
             .map(|c| (c.clone(), c.restored_id)),
     }))
+}
+
+/// The in-flight records of the unaligned checkpoint restored from that
+/// subtask `subtask` of node `node` replays first, with the operator input
+/// each goes to.
+fn restored_in_flight(
+    graph: &JobGraph,
+    attempt: &Attempt<'_>,
+    node: usize,
+    subtask: u32,
+) -> Result<Vec<(u8, crate::channel::Batch)>, TaskFailure> {
+    let Some(r) = attempt.restore else {
+        return Ok(Vec::new());
+    };
+    let n = &graph.nodes[node];
+    let range = KeyGroupRange::for_subtask(graph.max_parallelism, n.parallelism, subtask);
+    r.channel_state_for(
+        &n.uid,
+        (subtask, n.parallelism, range),
+        graph.config.batch_size,
+    )
+    .map_err(|e| TaskFailure::Restore(format!("in-flight records: {e}")))
 }
 
 /// Adds a guest's user counters to node `n`'s totals.
@@ -256,7 +285,7 @@ impl Subtask<'_> {
 
     /// Feeds `op` from the inputs until they end.
     fn run(&mut self, op: &mut dyn StreamOperator, is_sink: bool) -> Result<(), TaskFailure> {
-        let replay = self.restored_in_flight()?;
+        let replay = restored_in_flight(self.graph, self.attempt, self.node, self.subtask)?;
         let gate = InputGate::new(std::mem::take(&mut self.inputs));
         input_loop::run_operator(
             op,
@@ -267,21 +296,6 @@ impl Subtask<'_> {
             is_sink,
             self.ck.as_ref(),
         )
-    }
-
-    /// The in-flight records of the unaligned checkpoint restored from
-    /// that this subtask replays first.
-    fn restored_in_flight(&self) -> Result<Vec<(u8, crate::channel::Batch)>, TaskFailure> {
-        let Some(r) = self.attempt.restore else {
-            return Ok(Vec::new());
-        };
-        let node = &self.graph.nodes[self.node];
-        r.channel_state_for(
-            &node.uid,
-            (self.subtask, node.parallelism, self.key_groups()),
-            self.graph.config.batch_size,
-        )
-        .map_err(|e| TaskFailure::Internal(format!("restoring in-flight records: {e}")))
     }
 
     /// Reads the source until its end, from its restored position.

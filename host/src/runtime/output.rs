@@ -255,14 +255,23 @@ impl Output {
     /// routed now does not wait (one batch puts at most one event on each
     /// channel).
     pub(crate) fn has_room(&self) -> bool {
+        self.senders().all(ChannelSender::has_room)
+    }
+
+    /// Every channel of every edge, side outputs' too.
+    fn senders(&self) -> impl Iterator<Item = &ChannelSender> {
         let sides = self.sides.iter().map(|(_, e)| e);
-        self.edges.iter().chain(sides).all(|edge| match edge {
-            EdgeOutput::Chained(_) => true,
-            EdgeOutput::Forward(s) => s.has_room(),
-            EdgeOutput::Rebalance { senders, .. } | EdgeOutput::Hash { senders, .. } => {
-                senders.iter().all(ChannelSender::has_room)
-            }
+        self.edges.iter().chain(sides).flat_map(|edge| match edge {
+            EdgeOutput::Chained(_) => &[][..],
+            EdgeOutput::Forward(s) => std::slice::from_ref(s),
+            EdgeOutput::Rebalance { senders, .. } | EdgeOutput::Hash { senders, .. } => senders,
         })
+    }
+
+    /// Waits at most `timeout` for room in the channels that have none
+    /// (see [`ChannelSender::wait_for_room`]).
+    pub(crate) fn wait_for_room(&self, timeout: Duration) {
+        ChannelSender::wait_for_room(self.senders(), timeout);
     }
 
     /// Sends a checkpoint barrier on every channel, after what is pending;

@@ -61,7 +61,7 @@ pub(crate) fn run_source(
         if overtaking && !out.has_room() {
             // Backpressured: wait for room rather than in a send, so that
             // a trigger is seen at once (unaligned checkpoints).
-            std::thread::sleep(Duration::from_millis(1));
+            out.wait_for_room(Duration::from_millis(1));
             continue;
         }
         let info = reader.next_batch(&mut builder, batch_size)?;

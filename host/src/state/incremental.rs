@@ -34,7 +34,8 @@ pub struct StateFile {
 pub const SHARED_PREFIX: &str = "../shared/";
 
 /// Whether `name` is one plain file name (no folder, no `..`).
-fn is_plain_name(name: &str) -> bool {
+/// Whether `name` is a file name of its folder, not a path out of it.
+pub(crate) fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\'])
 }
 

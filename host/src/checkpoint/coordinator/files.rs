@@ -42,10 +42,7 @@ impl Coordinator<'_> {
         let name = keyed_file_name(ack.node, &node.uid, ack.subtask);
         let keyed = match &ack.state.keyed {
             Some(snap) => {
-                match target {
-                    Target::Checkpoint(id) => self.storage.write(id, &name, &snap.bytes)?,
-                    Target::Savepoint(folder) => folder.write(&name, &snap.bytes)?,
-                }
+                self.write_file(target, &name, &snap.bytes)?;
                 size += snap.bytes.len() as u64;
                 written += snap.bytes.len() as u64;
                 Some(snap.handle(name.clone()))
@@ -65,25 +62,11 @@ impl Coordinator<'_> {
             }
             None => None,
         };
-        let channel = match &ack.state.channel {
-            Some(state) if state.elements() > 0 => {
-                let file = channel_file_name(ack.node, &node.uid, ack.subtask);
-                let bytes = state.encode();
-                match target {
-                    Target::Checkpoint(id) => self.storage.write(id, &file, &bytes)?,
-                    Target::Savepoint(folder) => folder.write(&file, &bytes)?,
-                }
-                size += bytes.len() as u64;
-                written += bytes.len() as u64;
-                Some(ChannelStateHandle {
-                    file,
-                    size: bytes.len() as u64,
-                    checksum: checksum(&bytes),
-                    elements: state.elements(),
-                })
-            }
-            _ => None,
-        };
+        let channel = self.write_channel(target, ack)?;
+        if let Some(h) = &channel {
+            size += h.size;
+            written += h.size;
+        }
         let operator_bytes = ack
             .state
             .operator_state
@@ -109,6 +92,37 @@ impl Coordinator<'_> {
             size + operator_bytes,
             written + operator_bytes,
         ))
+    }
+
+    /// Writes file `name` of a snapshot to `target`.
+    fn write_file(&self, target: Target<'_>, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        match target {
+            Target::Checkpoint(id) => self.storage.write(id, name, bytes),
+            Target::Savepoint(folder) => folder.write(name, bytes),
+        }
+    }
+
+    /// Writes a task's channel state (an unaligned checkpoint's in-flight
+    /// records), if it holds any, and returns its handle.
+    fn write_channel(
+        &self,
+        target: Target<'_>,
+        ack: &TaskAck,
+    ) -> Result<Option<ChannelStateHandle>, StorageError> {
+        let Some(state) = ack.state.channel.as_ref().filter(|c| c.elements() > 0) else {
+            return Ok(None);
+        };
+        let node = &self.graph.nodes[ack.node];
+        let file = channel_file_name(ack.node, &node.uid, ack.subtask);
+        let bytes = state.encode();
+        self.write_file(target, &file, &bytes)?;
+        Ok(Some(ChannelStateHandle {
+            file,
+            size: bytes.len() as u64,
+            checksum: checksum(&bytes),
+            elements: state.elements(),
+            forward: state.has_forward(),
+        }))
     }
 
     /// The `_metadata` of checkpoint `id` from its acknowledged states;
