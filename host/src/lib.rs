@@ -61,7 +61,9 @@ pub use runtime::{
 pub use sandbox::{CacheOutcome, GuestFailureKind, Sandbox, SandboxError};
 pub use server::local::LocalApi;
 pub use server::reporters::start as start_reporters;
-pub use server::{AppState, load_or_create_token, router, runtime as server_runtime, serve};
+pub use server::{
+    AppState, keep_files_private, load_or_create_token, router, runtime as server_runtime, serve,
+};
 pub use session::JobState;
 pub use spec::graph::JobGraph;
 pub use spec::{JobSpec, SpecError, SpecErrors, SpecFormat, load as load_spec, validate};

@@ -20,5 +20,6 @@ mod spec_errors;
 mod state_kinds;
 mod two_inputs;
 mod unaligned;
+mod untrusted_files;
 mod windows;
 mod wordcount;

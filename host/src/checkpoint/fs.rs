@@ -25,6 +25,31 @@ pub(crate) fn io_err(path: &Path, e: std::io::Error) -> StorageError {
     }
 }
 
+/// The largest `_metadata` a reader accepts; a larger file is damaged or
+/// hostile, and is not read.
+pub const MAX_METADATA_BYTES: u64 = 64 << 20;
+
+/// Reads a `_metadata` file: a regular file (a link is followed, a
+/// device is not) of at most [`MAX_METADATA_BYTES`].
+pub fn read_metadata_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("_metadata is not a regular file"));
+    }
+    if meta.len() > MAX_METADATA_BYTES {
+        return Err(std::io::Error::other(format!(
+            "_metadata holds {} bytes, more than the {MAX_METADATA_BYTES} a checkpoint's can",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    File::open(path)?
+        .take(MAX_METADATA_BYTES)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Writes a file and fsyncs it.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
     let mut f = File::create(path).map_err(|e| io_err(path, e))?;

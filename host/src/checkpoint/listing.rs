@@ -36,7 +36,7 @@ pub fn list(dir: &Path) -> anyhow::Result<String> {
     for job in &jobs {
         let _ = writeln!(out, "{}", job.display());
         for (id, path) in completed_in(job) {
-            let meta = std::fs::read(metadata_in(&path))
+            let meta = super::fs::read_metadata_file(&metadata_in(&path))
                 .map_err(|e| e.to_string())
                 .and_then(|b| CheckpointMetadata::decode(&b).map_err(|e| e.to_string()));
             let m = match meta {

@@ -66,6 +66,9 @@ pub enum MetadataError {
     /// The body is not what this version writes.
     #[error("_metadata body is malformed: {0}")]
     Body(String),
+    /// It names a file outside the checkpoint folder.
+    #[error("_metadata names a file outside the checkpoint folder: {0:?}")]
+    UnsafeName(String),
 }
 
 /// The state of one subtask in a checkpoint.
@@ -237,8 +240,31 @@ impl CheckpointMetadata {
         if checksum(content) != sum {
             return Err(MetadataError::Checksum);
         }
-        serde_json::from_slice(&content[first_nl + 1..])
-            .map_err(|e| MetadataError::Body(e.to_string()))
+        let metadata: Self = serde_json::from_slice(&content[first_nl + 1..])
+            .map_err(|e| MetadataError::Body(e.to_string()))?;
+        metadata.check_names()?;
+        Ok(metadata)
+    }
+
+    /// Refuses a `_metadata` that names a state file outside its folder
+    /// (an absolute path, `..`, a sub-folder): every name it holds must be
+    /// a plain file name of the checkpoint (or, for incremental handles,
+    /// of `shared/`).
+    fn check_names(&self) -> Result<(), MetadataError> {
+        use crate::state::incremental::is_plain_name;
+        for s in self.operators.iter().flat_map(|o| &o.subtasks) {
+            let keyed = s.keyed.as_ref().map(|h| h.file.as_str());
+            let channel = s.channel.as_ref().map(|h| h.file.as_str());
+            if let Some(bad) = keyed.into_iter().chain(channel).find(|f| !is_plain_name(f)) {
+                return Err(MetadataError::UnsafeName(bad.to_owned()));
+            }
+            if let Some(h) = &s.incremental {
+                for f in h.files() {
+                    f.check_names().map_err(MetadataError::UnsafeName)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether this is a savepoint.

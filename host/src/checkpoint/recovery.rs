@@ -44,7 +44,7 @@ impl CheckpointStorage {
                 remove_checkpoint_folder(&dir);
                 continue;
             }
-            match std::fs::read(&meta)
+            match super::fs::read_metadata_file(&meta)
                 .map_err(|e| e.to_string())
                 .and_then(|b| CheckpointMetadata::decode(&b).map_err(|e| e.to_string()))
             {

@@ -134,7 +134,7 @@ impl RestorePoint {
                 path: path.display().to_string(),
             });
         }
-        let bytes = std::fs::read(&meta).map_err(|e| StorageError {
+        let bytes = super::fs::read_metadata_file(&meta).map_err(|e| StorageError {
             path: meta.display().to_string(),
             message: e.to_string(),
         })?;
@@ -275,7 +275,7 @@ impl RestorePoint {
     }
 
     fn read_keyed(&self, h: &KeyedStateHandle) -> Result<Vec<u8>, RestoreError> {
-        let bytes = self.reader.read(&h.file)?;
+        let bytes = self.reader.read_sized(&h.file, h.size)?;
         snapshot::verify(&bytes, h).map_err(|error| RestoreError::StateFile {
             path: format!("{}/{}", self.reader.location(), h.file),
             error,
@@ -360,8 +360,8 @@ impl RestorePoint {
                 h.file
             )));
         }
-        let bytes = self.reader.read(&h.file)?;
-        if bytes.len() as u64 != h.size || snapshot::checksum(&bytes) != h.checksum {
+        let bytes = self.reader.read_sized(&h.file, h.size)?;
+        if snapshot::checksum(&bytes) != h.checksum {
             return Err(damaged(format!(
                 "{} bytes with checksum {}, but _metadata says {} bytes with checksum {} (the file is damaged)",
                 bytes.len(),

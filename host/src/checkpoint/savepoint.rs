@@ -293,7 +293,7 @@ pub fn read_savepoint(path: &Path) -> Result<(PathBuf, CheckpointMetadata), Save
         return Err(not("no such folder"));
     }
     let meta = metadata_in(&folder);
-    let bytes = std::fs::read(&meta).map_err(|_| not("it has no _metadata"))?;
+    let bytes = super::fs::read_metadata_file(&meta).map_err(|_| not("it has no _metadata"))?;
     let metadata = CheckpointMetadata::decode(&bytes).map_err(|e| not(&e.to_string()))?;
     if metadata.kind != "savepoint" {
         return Err(not("its _metadata is a checkpoint's"));

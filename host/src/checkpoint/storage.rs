@@ -34,6 +34,22 @@ type MemoryFiles = Arc<Mutex<HashMap<(u64, String), Arc<Vec<u8>>>>>;
 pub trait ReadCheckpoint: Send + Sync + std::fmt::Debug {
     /// The file `name` of the checkpoint.
     fn read(&self, name: &str) -> Result<Vec<u8>, StorageError>;
+    /// The file `name`, which `_metadata` says holds `size` bytes: refused
+    /// without reading it if it holds more, so a damaged `_metadata`
+    /// cannot make a restore read without bound.
+    fn read_sized(&self, name: &str, size: u64) -> Result<Vec<u8>, StorageError> {
+        let bytes = self.read(name)?;
+        if bytes.len() as u64 != size {
+            return Err(StorageError {
+                path: format!("{}/{name}", self.location()),
+                message: format!(
+                    "{} bytes, but _metadata says {size} (the file is damaged)",
+                    bytes.len()
+                ),
+            });
+        }
+        Ok(bytes)
+    }
     /// Where it is, for messages (`<dir>/<job>/chk-<n>`).
     fn location(&self) -> String;
     /// The folder on disk, if it is on disk (incremental handles name
@@ -49,8 +65,24 @@ pub struct CheckpointDir(pub PathBuf);
 
 impl ReadCheckpoint for CheckpointDir {
     fn read(&self, name: &str) -> Result<Vec<u8>, StorageError> {
-        let p = self.0.join(name);
+        let (p, _) = self.regular_file(name)?;
         std::fs::read(&p).map_err(|e| io_err(&p, e))
+    }
+
+    fn read_sized(&self, name: &str, size: u64) -> Result<Vec<u8>, StorageError> {
+        use std::io::Read;
+        let (p, len) = self.regular_file(name)?;
+        if len != size {
+            return Err(StorageError {
+                path: p.display().to_string(),
+                message: format!("{len} bytes, but _metadata says {size} (the file is damaged)"),
+            });
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        std::fs::File::open(&p)
+            .and_then(|f| f.take(size).read_to_end(&mut bytes))
+            .map_err(|e| io_err(&p, e))?;
+        Ok(bytes)
     }
 
     fn location(&self) -> String {
@@ -59,6 +91,28 @@ impl ReadCheckpoint for CheckpointDir {
 
     fn folder(&self) -> Option<PathBuf> {
         Some(self.0.clone())
+    }
+}
+
+impl CheckpointDir {
+    /// The path and size of file `name` of the folder: a plain name of a
+    /// regular file in it, never a path out of it, a link or a device.
+    fn regular_file(&self, name: &str) -> Result<(PathBuf, u64), StorageError> {
+        let p = self.0.join(name);
+        if !crate::state::incremental::is_plain_name(name) {
+            return Err(StorageError {
+                path: self.0.display().to_string(),
+                message: format!("{name:?} is not a file name of the checkpoint folder"),
+            });
+        }
+        let meta = std::fs::symlink_metadata(&p).map_err(|e| io_err(&p, e))?;
+        if !meta.is_file() {
+            return Err(StorageError {
+                path: p.display().to_string(),
+                message: "not a regular file (a link, a folder or a device)".into(),
+            });
+        }
+        Ok((p, meta.len()))
     }
 }
 

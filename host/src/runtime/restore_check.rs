@@ -94,6 +94,17 @@ pub fn prepare_restore(
 ) -> Result<RestorePoint, JobError> {
     point.check(graph, allow_non_restored)?;
     point.verify()?;
+    for node in &graph.nodes {
+        if let NodeKind::Sink(spec) = &node.kind {
+            let states: Vec<Vec<u8>> = point.operator_states(&node.uid).concat();
+            crate::sink::check_restored_states(spec, &states).map_err(|message| {
+                JobError::Restore(RestoreError::Redistribution {
+                    uid: node.uid.clone(),
+                    message,
+                })
+            })?;
+        }
+    }
     let report = restore_report(graph, sandbox, components, point, allow_non_restored)?;
     if report.refused {
         return Err(JobError::Restore(RestoreError::Incompatible {

@@ -21,6 +21,7 @@
 
 pub mod checkpoints;
 pub mod dashboard;
+mod data_dir;
 pub mod error;
 pub mod job_config;
 pub mod local;
@@ -43,6 +44,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
+pub use self::data_dir::{create_private_dir, keep_files_private, load_or_create_token};
 use self::error::{ApiError, ErrorBody};
 use crate::config::Config;
 use crate::runtime::LiveJob;
@@ -84,7 +86,11 @@ impl AppState {
         token: String,
         durable: bool,
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)?;
+        if durable {
+            create_private_dir(data_dir)?;
+        } else {
+            std::fs::create_dir_all(data_dir)?;
+        }
         let data_dir = data_dir.canonicalize()?;
         let under_data = |p: &std::path::Path| data_dir.join(p);
         let roots = Roots {
@@ -490,41 +496,6 @@ async fn patch_job(
             "mode {other:?} is not supported (cancel)"
         ))),
     }
-}
-
-/// The API token: `weir.server.token` if set, else the one in
-/// `<data_dir>/token`, else a new random one written there (mode 0600).
-/// The flag says whether it is new, so the caller prints it once.
-pub fn load_or_create_token(
-    config: &Config,
-    data_dir: &std::path::Path,
-) -> anyhow::Result<(String, bool)> {
-    if let Some(t) = &config.server.token {
-        return Ok((t.clone(), false));
-    }
-    let path = data_dir.join("token");
-    match std::fs::read_to_string(&path) {
-        Ok(t) if !t.trim().is_empty() => return Ok((t.trim().to_owned(), false)),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
-    }
-    let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
-    let token = hex::encode(bytes);
-    std::fs::create_dir_all(data_dir)?;
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
-        f.write_all(token.as_bytes())?;
-        f.sync_all()?;
-    }
-    Ok((token, true))
 }
 
 /// Lowers the calling thread's CPU priority to `nice`, so that API work

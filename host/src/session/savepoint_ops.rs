@@ -170,7 +170,8 @@ impl JobManager {
         Ok(crate::checkpoint::recovery::completed_in(&dir)
             .into_iter()
             .filter_map(|(_, path)| {
-                let bytes = std::fs::read(path.join("_metadata")).ok()?;
+                let bytes =
+                    crate::checkpoint::fs::read_metadata_file(&path.join("_metadata")).ok()?;
                 let m = crate::checkpoint::metadata::CheckpointMetadata::decode(&bytes).ok()?;
                 Some(RetainedCheckpoint {
                     id: m.checkpoint_id,

@@ -188,11 +188,39 @@ impl SinkWriter for FileSink {
     }
 }
 
+/// Reads the sinks' states from a checkpoint, refusing a pending name that
+/// is not one the sink writes (`part-<subtask>-<n>`): a damaged or hostile
+/// checkpoint must not make a commit rename files outside the folder.
 fn parse_states(states: &[Vec<u8>]) -> Result<Vec<FileSinkState>, String> {
-    states
+    let parsed: Vec<FileSinkState> = states
         .iter()
         .map(|b| serde_json::from_slice(b).map_err(|e| format!("unreadable file-sink state: {e}")))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    for state in &parsed {
+        if let Some(bad) = state.pending.iter().find(|n| !is_part_name(n)) {
+            return Err(format!(
+                "file-sink state names {bad:?}, which is not a part file of the sink's folder"
+            ));
+        }
+    }
+    Ok(parsed)
+}
+
+/// Checks the sink's states in a snapshot (see [`parse_states`]).
+pub(crate) fn check_states(states: &[Vec<u8>]) -> Result<(), String> {
+    parse_states(states).map(drop)
+}
+
+/// Whether `name` is a part file name the sink writes: `part-<u32>-<u64>`.
+fn is_part_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("part-") else {
+        return false;
+    };
+    let Some((subtask, n)) = rest.split_once('-') else {
+        return false;
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    digits(subtask) && digits(n) && subtask.parse::<u32>().is_ok() && n.parse::<u64>().is_ok()
 }
 
 /// The two-phase-commit side of a `file` sink node: its folder.
@@ -401,6 +429,24 @@ pub fn recover_subtasks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_part_names_are_taken_from_a_checkpoint() {
+        assert!(is_part_name("part-0-12") && is_part_name("part-4294967295-0"));
+        for bad in [
+            "/etc/passwd",
+            "../x",
+            "part-0-1/../../x",
+            "part--1",
+            "part-0-",
+            "part-a-1",
+            "part-4294967296-0",
+        ] {
+            assert!(!is_part_name(bad), "{bad}");
+        }
+        let hostile = state(0, 3, &["/tmp/elsewhere"]);
+        assert!(parse_states(&[hostile]).is_err());
+    }
 
     fn state(subtask: u32, next_part: u64, pending: &[&str]) -> Vec<u8> {
         serde_json::to_vec(&FileSinkState {

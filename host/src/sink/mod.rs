@@ -174,6 +174,16 @@ pub fn sink_folder(spec: &SinkSpec, base_dir: &Path) -> Result<std::path::PathBu
     Ok(base_dir.join(folder))
 }
 
+/// Checks the states the subtasks of a sink of `spec` left in a snapshot,
+/// before a job restores them: a damaged or hostile state is refused with
+/// the reason, rather than failing every attempt of the job.
+pub fn check_restored_states(spec: &SinkSpec, states: &[Vec<u8>]) -> Result<(), String> {
+    match spec.sink_type {
+        SinkType::File => file::check_states(states),
+        SinkType::Stdout | SinkType::Discard => Ok(()),
+    }
+}
+
 /// Opens subtask `subtask` of a sink that is not transactional (no
 /// checkpoints, or a sink without transactions); relative paths resolve
 /// against `base_dir`.

@@ -181,8 +181,15 @@ impl Drop for NativeSnapshot {
 
 /// Copies `src` to `dst` (created or replaced) and returns its size and
 /// xxh3-64 checksum, computed on the way; with `durable`, fsyncs it. A
-/// partly written `dst` is removed on error.
+/// partly written `dst` is removed on error. `src` must be a regular file,
+/// never a link or a device (a checkpoint's files are not trusted).
 pub fn copy_file(src: &Path, dst: &Path, durable: bool) -> std::io::Result<(u64, String)> {
+    if !std::fs::symlink_metadata(src)?.is_file() {
+        return Err(std::io::Error::other(format!(
+            "{}: not a regular file (a link, a folder or a device)",
+            src.display()
+        )));
+    }
     let mut from = std::fs::File::open(src)?;
     let mut to = std::fs::File::create(dst)?;
     let mut copy = || -> std::io::Result<(u64, String)> {

@@ -213,6 +213,7 @@ fn validate(config: &Config, job: &Path, operators_dir: Option<&Path>) -> anyhow
 
 /// `weir serve`: runs a session cluster until it is stopped.
 fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+    weir::keep_files_private();
     let data_dir = config.server.data_dir.clone();
     let (token, new) =
         weir::load_or_create_token(config, &data_dir).context("cannot set up the API token")?;

@@ -1,0 +1,167 @@
+//! Files a server or a restore is handed are not trusted: a `_metadata`
+//! naming files outside its folder, a state file swapped for a link to a
+//! device, a sink state naming a file elsewhere, and a token file others
+//! can read are each refused with a message, with nothing read or moved
+//! outside the folder; and `weir serve` keeps its data folder private.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use weir::CheckpointMetadata;
+
+use crate::checkpoints::copy_tree;
+use crate::common::{q, tempdir, weir};
+
+/// The version-1 fixture copied into `d` (a keyed count into a file sink,
+/// `chk-5`), with its component path resolved; returns the spec's path.
+fn fixture(d: &Path) -> std::path::PathBuf {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoint-v1");
+    copy_tree(&fixture, d);
+    let spec = d.join("job.yaml");
+    let yaml = std::fs::read_to_string(&spec)
+        .expect("fixture job")
+        .replace(
+            "wasm: count.wasm",
+            &format!("wasm: {}", q(weir_test_guests::COUNT)),
+        );
+    std::fs::write(&spec, yaml).expect("spec");
+    spec
+}
+
+/// Rewrites `chk`'s `_metadata` through `change`, with a valid checksum
+/// (anyone can recompute it: it is no defence).
+fn rewrite(chk: &Path, change: impl FnOnce(&mut CheckpointMetadata)) {
+    let path = chk.join("_metadata");
+    let mut m = CheckpointMetadata::decode(&std::fs::read(&path).expect("read")).expect("decode");
+    change(&mut m);
+    std::fs::write(&path, m.encode().expect("encode")).expect("write");
+}
+
+/// `weir run -s CHK SPEC`: must fail, saying `says`.
+fn refused(chk: &Path, spec: &Path, says: &str) {
+    let out = weir()
+        .args(["run", "-q", "-s"])
+        .arg(chk)
+        .arg(spec)
+        .output()
+        .expect("weir run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(says), "expected {says:?} in: {err}");
+}
+
+fn listing(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .expect("folder")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_metadata_naming_files_outside_its_folder_or_a_device_is_refused() {
+    for name in ["/dev/zero", "../../outside.keyed", "sub/1-count-0.keyed"] {
+        let dir = tempdir();
+        let d = dir.path();
+        let spec = fixture(d);
+        let chk = d.join("chk-5");
+        rewrite(&chk, |m| {
+            let count = m.operators.iter_mut().find(|o| o.uid == "count");
+            let h = count
+                .and_then(|o| o.subtasks[0].keyed.as_mut())
+                .expect("keyed");
+            h.file = name.to_owned();
+            h.size = u64::MAX;
+        });
+        let before = listing(&d.join("out"));
+        refused(&chk, &spec, "outside the checkpoint folder");
+        assert_eq!(listing(&d.join("out")), before, "{name}");
+    }
+}
+
+#[test]
+fn a_state_file_swapped_for_a_link_to_a_device_is_not_followed() {
+    let dir = tempdir();
+    let d = dir.path();
+    let spec = fixture(d);
+    let chk = d.join("chk-5");
+    let keyed = chk.join("1-count-0.keyed");
+    std::fs::remove_file(&keyed).expect("remove");
+    std::os::unix::fs::symlink("/dev/zero", &keyed).expect("symlink");
+    refused(&chk, &spec, "not a regular file");
+}
+
+#[test]
+fn a_sink_state_naming_a_file_elsewhere_is_refused_and_nothing_moves() {
+    let dir = tempdir();
+    let d = dir.path();
+    let spec = fixture(d);
+    let chk = d.join("chk-5");
+    let bait = d.join("bait");
+    std::fs::write(&bait, "mine").expect("bait");
+    let hostile = format!(
+        r#"{{"subtask":0,"next_part":5,"pending":[{:?}]}}"#,
+        bait.display().to_string()
+    );
+    rewrite(&chk, |m| {
+        let out = m
+            .operators
+            .iter_mut()
+            .find(|o| o.uid == "out")
+            .expect("out");
+        out.subtasks[0].operator_state = vec![hostile.into_bytes()];
+    });
+    let before = listing(&d.join("out"));
+    refused(&chk, &spec, "not a part file of the sink's folder");
+    assert_eq!(std::fs::read_to_string(&bait).expect("bait"), "mine");
+    assert_eq!(listing(&d.join("out")), before);
+}
+
+#[test]
+fn a_token_file_others_can_read_is_refused_and_a_new_data_folder_is_private() {
+    let dir = tempdir();
+    let d = dir.path();
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).expect("data");
+    std::fs::write(data.join("token"), "0123456789abcdef").expect("token");
+    std::fs::set_permissions(data.join("token"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    let cfg = d.join("weir.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "rest.port: 0\nweir.server.data-dir: {}\n",
+            q(&data.display().to_string())
+        ),
+    )
+    .expect("config");
+    let out = weir()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("serve")
+        .output()
+        .expect("weir serve");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("mode 644") && err.contains("chmod 600"),
+        "{err}"
+    );
+
+    // A fresh server: its data folder is private, and so are the files
+    // it writes there.
+    let fresh = tempdir();
+    let (_server, port) = crate::api::start_server(fresh.path());
+    let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&fresh.path().join("data")), 0o700);
+    let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+    let (s, v) = crate::api::http(port, "POST", "/api/v1/bundles?name=count.wasm", &count);
+    assert_eq!(s, 201, "{v}");
+    let bundles = fresh.path().join("data/bundles");
+    assert_eq!(mode(&bundles), 0o700);
+    for f in std::fs::read_dir(&bundles).expect("bundles").flatten() {
+        assert_eq!(mode(&f.path()) & 0o077, 0, "{}", f.path().display());
+    }
+}
