@@ -389,6 +389,12 @@ impl Drop for Server {
 
 /// Starts `weir serve` on a free port; returns it and its port.
 pub(crate) fn start_server(dir: &std::path::Path) -> (Server, u16) {
+    start_server_under(dir, &[])
+}
+
+/// Starts `weir serve` as the last argument of command `wrap` (e.g.
+/// `prlimit --nofile=...`), or directly if it is empty.
+pub(crate) fn start_server_under(dir: &std::path::Path, wrap: &[&str]) -> (Server, u16) {
     let cfg = dir.join("weir.yaml");
     std::fs::write(
         &cfg,
@@ -399,7 +405,15 @@ pub(crate) fn start_server(dir: &std::path::Path) -> (Server, u16) {
         ),
     )
     .expect("config");
-    let mut child = weir()
+    let mut cmd = match wrap.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(env!("CARGO_BIN_EXE_weir"));
+            c
+        }
+        None => weir(),
+    };
+    let mut child = cmd
         .arg("--config")
         .arg(&cfg)
         .arg("serve")

@@ -16,6 +16,7 @@ mod operators;
 mod reporters;
 mod savepoints;
 mod server;
+mod server_limits;
 mod spec_errors;
 mod state_kinds;
 mod two_inputs;

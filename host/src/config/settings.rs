@@ -136,6 +136,17 @@ pub struct ServerConfig {
     pub max_upload: u64,
     /// `weir.server.max-body`, bytes.
     pub max_body: u64,
+    /// `weir.server.header-read-timeout`: time a connection has to send a
+    /// request head (also how long an idle one stays open).
+    pub header_read_timeout: Duration,
+    /// `weir.server.max-connections`: connections kept at once.
+    pub max_connections: usize,
+    /// `weir.server.request-timeout`: time a request other than an upload
+    /// may take, body included.
+    pub request_timeout: Duration,
+    /// `weir.server.upload-timeout`: time an upload may take, compile
+    /// included.
+    pub upload_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -151,6 +162,10 @@ impl Default for ServerConfig {
             token: None,
             max_upload: 64 << 20,
             max_body: 1 << 20,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 512,
+            request_timeout: Duration::from_secs(60),
+            upload_timeout: Duration::from_secs(300),
         }
     }
 }

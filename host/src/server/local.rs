@@ -61,16 +61,16 @@ impl LocalApi {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let nice = config.server.api_nice;
         let app = router(state.clone());
+        let limits = state.limits;
         let thread = std::thread::Builder::new()
             .name("rest-api".into())
             .spawn(move || {
                 super::lower_thread_priority(nice);
                 runtime.block_on(async move {
-                    let served = axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await;
+                    let served = super::listen::serve_bounded(listener, app, limits, async {
+                        let _ = stopped.await;
+                    })
+                    .await;
                     if let Err(e) = served {
                         tracing::error!("the local REST API stopped: {e}");
                     }

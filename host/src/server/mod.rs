@@ -24,6 +24,7 @@ pub mod dashboard;
 mod data_dir;
 pub mod error;
 pub mod job_config;
+pub mod listen;
 pub mod local;
 pub mod openapi;
 pub mod prometheus;
@@ -68,6 +69,12 @@ pub struct AppState {
     pub max_upload: usize,
     /// Largest other request body.
     pub max_body: usize,
+    /// Time a request other than an upload may take.
+    pub request_timeout: std::time::Duration,
+    /// Time an upload may take.
+    pub upload_timeout: std::time::Duration,
+    /// The bounds of the accept loop.
+    pub limits: listen::Limits,
     /// How long a rendered job answer is reused (`weir.server.cache-ttl`).
     pub cache_ttl: std::time::Duration,
     /// The metric reporters.
@@ -119,6 +126,12 @@ impl AppState {
             jobs: JobManager::new(config.clone(), roots, store),
             max_upload: usize::try_from(config.server.max_upload).unwrap_or(usize::MAX),
             max_body: usize::try_from(config.server.max_body).unwrap_or(usize::MAX),
+            request_timeout: config.server.request_timeout,
+            upload_timeout: config.server.upload_timeout,
+            limits: listen::Limits {
+                header_read_timeout: config.server.header_read_timeout,
+                max_connections: config.server.max_connections,
+            },
             cache_ttl: config.server.cache_ttl,
             reporting: reporters::Reporting::new(config),
         };
@@ -133,7 +146,11 @@ type Shared = Arc<AppState>;
 pub fn router(state: Shared) -> Router {
     let uploads = Router::new()
         .route("/api/v1/bundles", get(list_bundles).post(upload_bundle))
-        .layer(DefaultBodyLimit::max(state.max_upload));
+        .layer(DefaultBodyLimit::max(state.max_upload))
+        .layer(middleware::from_fn_with_state(
+            state.upload_timeout,
+            listen::time_limit,
+        ));
     let rest = Router::new()
         .route("/api/v1/bundles/{bundle}", delete(delete_bundle))
         .route("/api/v1/jobs", get(list_jobs).post(submit_job))
@@ -174,7 +191,11 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/savepoints", get(savepoints::list_savepoints))
         .route("/metrics", get(prometheus::prometheus))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
-        .layer(DefaultBodyLimit::max(state.max_body));
+        .layer(DefaultBodyLimit::max(state.max_body))
+        .layer(middleware::from_fn_with_state(
+            state.request_timeout,
+            listen::time_limit,
+        ));
     let api = uploads
         .merge(rest)
         .fallback(|| async { ApiError::not_found("no such resource") })
@@ -529,10 +550,10 @@ pub async fn serve(state: Shared, addr: SocketAddr) -> anyhow::Result<()> {
     // The token rides in the fragment, which a browser never sends: one
     // click signs in, and no request or log line carries it.
     eprintln!("Dashboard: http://{local}/#token={}", state.token);
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let limits = state.limits;
+    listen::serve_bounded(listener, router(state), limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

@@ -1,0 +1,79 @@
+//! A server that clients cannot exhaust: 2,000 idle connections against a
+//! `weir serve` limited to 1,024 file descriptors, while a job runs. The
+//! job's checkpoints keep completing and authorized requests are answered
+//! within seconds (before the accept loop was bounded, the server ran out
+//! of descriptors, stopped accepting, and its jobs could no longer open
+//! checkpoint files).
+
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::api::{count_job, http, start_server_under};
+use crate::common::tempdir;
+
+/// An authorized request, if it is answered within `patience`.
+fn answered(port: u16, path: &str, patience: Duration) -> Option<(u16, Value)> {
+    let (tx, rx) = mpsc::channel();
+    let path = path.to_owned();
+    std::thread::spawn(move || {
+        let _ = tx.send(http(port, "GET", &path, b""));
+    });
+    rx.recv_timeout(patience).ok()
+}
+
+fn completed(port: u16, id: &str) -> u64 {
+    let (s, v) = answered(
+        port,
+        &format!("/api/v1/jobs/{id}/checkpoints"),
+        Duration::from_secs(5),
+    )
+    .expect("the API answers within 5 s");
+    assert_eq!(s, 200, "{v}");
+    v["counts"]["completed"].as_u64().expect("completed")
+}
+
+#[test]
+fn two_thousand_idle_connections_neither_starve_the_api_nor_the_job() {
+    let dir = tempdir();
+    let (_server, port) = start_server_under(dir.path(), &["prlimit", "--nofile=1024:1024"]);
+    let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+    let (s, v) = crate::api::http(port, "POST", "/api/v1/bundles?name=count", &count);
+    assert_eq!(s, 201, "{v}");
+    let mut job = count_job("busy", 1_000_000_000);
+    job["job"]["config"] = json!({ "execution.checkpointing.interval": "100ms" });
+    let (s, v) = crate::api::http(port, "POST", "/api/v1/jobs", job.to_string().as_bytes());
+    assert_eq!(s, 202, "{v}");
+    let id = v["jobid"].as_str().expect("jobid").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while completed(port, &id) < 2 {
+        assert!(Instant::now() < deadline, "no checkpoint before the flood");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // 2,000 connections that never send a byte, held open by the client
+    // (which may use as many descriptors as its hard limit allows).
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, raised);
+    let mut idle = Vec::with_capacity(2000);
+    for _ in 0..2000 {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => idle.push(c),
+            Err(e) => panic!("connect {}: {e}", idle.len()),
+        }
+    }
+    let before = completed(port, &id);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = completed(port, &id);
+    assert!(after > before, "checkpoints stopped: {before} then {after}");
+    let (s, v) = answered(port, &format!("/api/v1/jobs/{id}"), Duration::from_secs(5))
+        .expect("the job detail within 5 s");
+    assert_eq!((s, v["state"].as_str()), (200, Some("RUNNING")), "{v}");
+    drop(idle);
+}
