@@ -389,17 +389,22 @@ impl Drop for Server {
 
 /// Starts `weir serve` on a free port; returns it and its port.
 pub(crate) fn start_server(dir: &std::path::Path) -> (Server, u16) {
-    start_server_under(dir, &[])
+    start_server_under(dir, &[], "")
 }
 
 /// Starts `weir serve` as the last argument of command `wrap` (e.g.
-/// `prlimit --nofile=...`), or directly if it is empty.
-pub(crate) fn start_server_under(dir: &std::path::Path, wrap: &[&str]) -> (Server, u16) {
+/// `prlimit --nofile=...`), or directly if it is empty, with `extra` lines
+/// of configuration.
+pub(crate) fn start_server_under(
+    dir: &std::path::Path,
+    wrap: &[&str],
+    extra: &str,
+) -> (Server, u16) {
     let cfg = dir.join("weir.yaml");
     std::fs::write(
         &cfg,
         format!(
-            "rest.port: 0\nweir.server.data-dir: {:?}\nweir.server.token: {TOKEN}\nweir.sandbox.cache-dir: {:?}\n",
+            "rest.port: 0\nweir.server.data-dir: {:?}\nweir.server.token: {TOKEN}\nweir.sandbox.cache-dir: {:?}\n{extra}",
             dir.join("data").display().to_string(),
             crate::common::cache_dir().display().to_string()
         ),

@@ -38,7 +38,7 @@ fn completed(port: u16, id: &str) -> u64 {
 #[test]
 fn two_thousand_idle_connections_neither_starve_the_api_nor_the_job() {
     let dir = tempdir();
-    let (_server, port) = start_server_under(dir.path(), &["prlimit", "--nofile=1024:1024"]);
+    let (_server, port) = start_server_under(dir.path(), &["prlimit", "--nofile=1024:1024"], "");
     let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
     let (s, v) = crate::api::http(port, "POST", "/api/v1/bundles?name=count", &count);
     assert_eq!(s, 201, "{v}");
@@ -76,4 +76,48 @@ fn two_thousand_idle_connections_neither_starve_the_api_nor_the_job() {
         .expect("the job detail within 5 s");
     assert_eq!((s, v["state"].as_str()), (200, Some("RUNNING")), "{v}");
     drop(idle);
+}
+
+#[test]
+fn a_job_may_lower_the_servers_limits_but_never_raise_them() {
+    let dir = tempdir();
+    let limits = "weir.sandbox.call-timeout: 5s\nweir.sandbox.memory-limit: 64mb\nweir.server.max-subtasks: 8\n";
+    let (_server, port) = start_server_under(dir.path(), &[], limits);
+    let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+    let (s, v) = http(port, "POST", "/api/v1/bundles?name=count", &count);
+    assert_eq!(s, 201, "{v}");
+    let submit = |config: Value, parallelism: u32| {
+        let mut job = count_job("limited", 1_000);
+        job["job"]["config"] = config;
+        job["parallelism"] = json!(parallelism);
+        http(port, "POST", "/api/v1/jobs", job.to_string().as_bytes())
+    };
+    let (s, v) = submit(
+        json!({
+            "weir.sandbox.call-timeout": "1h",
+            "weir.sandbox.memory-limit": "4gb",
+            "execution.checkpointing.interval": "10ms",
+            "state.checkpoints.num-retained": "50",
+        }),
+        5,
+    );
+    assert_eq!(s, 400, "{v}");
+    let text = v.to_string();
+    for says in [
+        "config.weir.sandbox.call-timeout: asks for 3600000ms; the server allows at most 5000ms",
+        "config.weir.sandbox.memory-limit: asks for 4294967296 bytes; the server allows at most 67108864 bytes",
+        "config.execution.checkpointing.interval: asks for 10ms; the server allows at least 100ms",
+        "config.state.checkpoints.num-retained: asks for 50; the server allows at most 10",
+        "parallelism: asks for 15 subtasks; the server allows at most 8",
+    ] {
+        assert!(text.contains(says), "{says:?} not in {text}");
+    }
+    let (_, jobs) = http(port, "GET", "/api/v1/jobs", b"");
+    assert_eq!(jobs["jobs"].as_array().map(Vec::len), Some(0), "{jobs}");
+    // Lower limits are the job's to take.
+    let (s, v) = submit(
+        json!({ "weir.sandbox.call-timeout": "1s", "weir.sandbox.memory-limit": "32mb" }),
+        2,
+    );
+    assert_eq!(s, 202, "{v}");
 }

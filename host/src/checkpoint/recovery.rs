@@ -276,20 +276,21 @@ mod tests {
         }
         checkpoint(&storage, 3, &["a.sst"]);
         checkpoint(&storage, 4, &["a.sst", "b.sst"]);
-        checkpoint(&storage, 5, &["c.sst", "../../outside"]);
-        std::fs::write(dir.path().join("outside"), b"keep me").expect("write");
+        checkpoint(&storage, 5, &["c.sst"]);
         std::fs::create_dir_all(job.join("chk-6")).expect("unfinished");
         // Restoring chk-4 of this folder: chk-5 is newer and goes, chk-3 is
         // beyond num-retained 1, the unfinished chk-6 goes; shared files
-        // only the gone ones used are deleted; the hostile name is never
-        // followed out of shared/.
+        // only the gone ones used are deleted.
         let r = storage.recover(1, Some(4));
         assert_eq!(r.highest_id, 6, "new ids start after every folder");
         let ids: Vec<u64> = r.retained.iter().map(|(m, _)| m.checkpoint_id).collect();
         assert_eq!(ids, vec![4]);
         assert_eq!(names(&job), vec!["chk-4", "shared", "taskowned"]);
         assert_eq!(names(&job.join("shared")), vec!["a.sst", "b.sst"]);
-        assert!(dir.path().join("outside").exists());
+        // A _metadata naming a file outside shared/ is refused as damaged:
+        // it is left alone, and what it names is never followed.
+        checkpoint(&storage, 8, &["a.sst", "../../outside"]);
+        std::fs::write(dir.path().join("outside"), b"keep me").expect("write");
         // A _metadata that cannot be read may use any shared file: none is
         // deleted while it is there.
         std::fs::write(job.join("shared").join("orphan.sst"), b"x").expect("write");
@@ -299,5 +300,7 @@ mod tests {
         assert_eq!(r.highest_id, 9);
         assert!(job.join("shared").join("orphan.sst").exists());
         assert!(job.join("chk-9").exists(), "left alone");
+        assert!(job.join("chk-8").exists(), "left alone");
+        assert!(dir.path().join("outside").exists());
     }
 }

@@ -15,6 +15,7 @@ mod error;
 mod file;
 mod keys;
 mod legacy;
+pub mod limits;
 mod location;
 mod metric_filter;
 mod reporters;

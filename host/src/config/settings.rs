@@ -147,6 +147,15 @@ pub struct ServerConfig {
     /// `weir.server.upload-timeout`: time an upload may take, compile
     /// included.
     pub upload_timeout: Duration,
+    /// `weir.server.min-checkpoint-interval`: the shortest checkpoint
+    /// interval a submitted job may ask for.
+    pub min_checkpoint_interval: Duration,
+    /// `weir.server.max-subtasks`: the most subtasks a submitted job may
+    /// have, over all its nodes.
+    pub max_subtasks: u64,
+    /// `weir.server.max-retained-checkpoints`: the most
+    /// `state.checkpoints.num-retained` a submitted job may ask for.
+    pub max_retained_checkpoints: u64,
 }
 
 impl Default for ServerConfig {
@@ -166,6 +175,9 @@ impl Default for ServerConfig {
             max_connections: 512,
             request_timeout: Duration::from_secs(60),
             upload_timeout: Duration::from_secs(300),
+            min_checkpoint_interval: Duration::from_millis(100),
+            max_subtasks: 4096,
+            max_retained_checkpoints: 10,
         }
     }
 }

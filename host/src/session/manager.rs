@@ -112,6 +112,21 @@ impl JobManager {
         let files = &self.roots.files;
         let graph =
             validate(&spec, &config, &files.path, &files.path).map_err(|e| bad(e.to_string()))?;
+        let subtasks = graph.nodes.iter().map(|n| u64::from(n.parallelism)).sum();
+        let over = crate::config::limits::exceeded(&graph.config, subtasks, &self.config);
+        if !over.is_empty() {
+            let lines: Vec<String> = over
+                .iter()
+                .map(|v| match v.key.as_str() {
+                    "parallelism" => v.to_string(),
+                    _ => format!("config.{v}"),
+                })
+                .collect();
+            return Err(bad(format!(
+                "the job asks for more than the server allows:\n  {}",
+                lines.join("\n  ")
+            )));
+        }
         Ok((graph, recorded, used))
     }
 
