@@ -24,6 +24,7 @@ mod checkpoint;
 mod client;
 mod clock;
 mod config;
+mod fuzz;
 mod keygroup;
 mod metrics;
 mod reporting;

@@ -25,6 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["server"],
     &["client"],
     &["bench"],
+    &["fuzz"],
 ];
 
 type Module = Vec<String>;
