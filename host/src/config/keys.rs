@@ -232,7 +232,7 @@ pub static KEYS: &[Key] = &[
     key("state.backend.incremental", "false",
         "incremental checkpoints of the rocksdb backend: upload only the SST files not in shared/ yet",
         |c, v| put(&mut c.backend.incremental, boolean(v))),
-    key("state.backend.rocksdb.localdir", "<temp>/weir-rocksdb",
+    key("state.backend.rocksdb.localdir", "<temp>/weir-rocksdb-<uid>",
         "working folder of the RocksDB instances (one per subtask)",
         |c, v| put(&mut c.backend.rocksdb_dir, Ok(PathBuf::from(v.trim())))),
     key("state.backend.rocksdb.block.cache-size", "8mb",

@@ -74,7 +74,11 @@ impl Default for BackendConfig {
         BackendConfig {
             kind: BackendKind::HashMap,
             incremental: false,
-            rocksdb_dir: std::env::temp_dir().join("weir-rocksdb"),
+            // One per user: a shared one could be pre-created by another.
+            rocksdb_dir: std::env::temp_dir().join(format!(
+                "weir-rocksdb-{}",
+                rustix::process::geteuid().as_raw()
+            )),
             rocksdb_block_cache: 8 << 20,
             rocksdb_write_buffer: 64 << 20,
             rocksdb_write_buffers: 2,

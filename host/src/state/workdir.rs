@@ -15,6 +15,24 @@ use std::time::Duration;
 /// owner may be between creating and locking it.
 const GRACE: Duration = Duration::from_secs(10);
 
+/// Creates `root` readable by this user only, and refuses one that
+/// belongs to another user (who could read or replace the state in it).
+fn private_root(root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)?;
+    let meta = std::fs::symlink_metadata(root)?;
+    if !meta.is_dir() || meta.uid() != rustix::process::geteuid().as_raw() {
+        return Err(std::io::Error::other(format!(
+            "the state working folder {} is not a folder of this user; set state.backend.rocksdb.localdir to one",
+            root.display()
+        )));
+    }
+    Ok(())
+}
+
 /// A job's claimed working folder; dropping it removes the folder.
 #[derive(Debug)]
 pub struct JobFolder {
@@ -27,7 +45,7 @@ impl JobFolder {
     /// Claims `<root>/<job_id>` for this process and sweeps the folders of
     /// jobs whose process is gone.
     pub fn claim(root: &Path, job_id: &str) -> std::io::Result<Self> {
-        std::fs::create_dir_all(root)?;
+        private_root(root)?;
         let lock_path = root.join(format!("{job_id}.lock"));
         if lock_path.exists() {
             // A restarted job id (a resumed server job) takes over its
@@ -149,5 +167,19 @@ mod tests {
         drop(next);
         assert!(!root.join("next").exists() && !root.join("next.lock").exists());
         drop(live);
+    }
+
+    #[test]
+    fn a_new_root_is_private_and_a_file_in_its_place_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().expect("tempdir");
+        let root = t.path().join("work");
+        let job = JobFolder::claim(&root, "job").expect("claim");
+        let mode = std::fs::metadata(&root).expect("root").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(job);
+        let file = t.path().join("file");
+        std::fs::write(&file, b"x").expect("file");
+        assert!(JobFolder::claim(&file, "job").is_err());
     }
 }
