@@ -237,3 +237,25 @@ fn the_cli_reports_a_trap_with_uid_and_subtask_and_exits_non_zero() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_refused_component_leaves_nothing_in_the_compile_cache() {
+    let dir = tempdir();
+    let config = weir::Config {
+        cache_dir: dir.path().join("cache"),
+        ..weir::Config::default()
+    };
+    let sandbox = weir::Sandbox::new(&config).expect("sandbox");
+    let artifacts = || -> usize {
+        std::fs::read_dir(dir.path().join("cache"))
+            .map(|d| d.flatten().count())
+            .unwrap_or(0)
+    };
+    let refused = sandbox.load(std::path::Path::new(weir_test_guests::MISSING_EXPORT));
+    assert!(refused.is_err());
+    assert_eq!(artifacts(), 0, "a refused component was cached");
+    sandbox
+        .load(std::path::Path::new(weir_test_guests::COUNT))
+        .expect("count loads");
+    assert_eq!(artifacts(), 2, "the artifact and its checksum");
+}

@@ -45,27 +45,39 @@ impl ComponentCache {
         }
     }
 
-    /// The compiled component for `wasm` (whose hash is `wasm_hash`).
+    /// The paths of the artifact of `wasm_hash` and of its checksum.
+    fn paths(&self, wasm_hash: &str) -> (PathBuf, PathBuf) {
+        let artifact = self
+            .dir
+            .join(format!("{wasm_hash}-{}.cwasm", self.engine_key));
+        let checksum = artifact.with_extension("sha256");
+        (artifact, checksum)
+    }
+
+    /// The compiled component for `wasm` (whose hash is `wasm_hash`): from
+    /// the cache, or compiled (and not stored: see [`Self::remember`]).
     pub(super) fn get_or_compile(
         &self,
         engine: &Engine,
         wasm: &[u8],
         wasm_hash: &str,
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
-        let artifact = self
-            .dir
-            .join(format!("{wasm_hash}-{}.cwasm", self.engine_key));
-        let checksum = artifact.with_extension("sha256");
+        let (artifact, checksum) = self.paths(wasm_hash);
         if let Some(component) = self.load(engine, &artifact, &checksum) {
             return Ok((component, CacheOutcome::Hit));
         }
         let component = Component::new(engine, wasm)?;
+        Ok((component, CacheOutcome::Compiled))
+    }
+
+    /// Stores a compiled component that passed every check, so a refused
+    /// one never fills the cache. A cache that cannot be written only
+    /// costs the next start a compilation.
+    pub(super) fn remember(&self, wasm_hash: &str, component: &Component) {
+        let (artifact, checksum) = self.paths(wasm_hash);
         if let Ok(bytes) = component.serialize() {
-            // A cache that cannot be written only costs the next start a
-            // compilation.
             let _ = self.store(&artifact, &checksum, &bytes);
         }
-        Ok((component, CacheOutcome::Compiled))
     }
 
     fn load(&self, engine: &Engine, artifact: &PathBuf, checksum: &PathBuf) -> Option<Component> {
@@ -91,13 +103,15 @@ impl ComponentCache {
         if !private_dir(&self.dir) {
             return Ok(());
         }
-        let pid = std::process::id();
-        let tmp_artifact = artifact.with_extension(format!("cwasm.tmp{pid}"));
-        let tmp_checksum = checksum.with_extension(format!("sha256.tmp{pid}"));
-        std::fs::write(&tmp_artifact, bytes)?;
-        std::fs::write(&tmp_checksum, sha256_hex(bytes))?;
-        std::fs::rename(&tmp_artifact, artifact)?;
-        std::fs::rename(&tmp_checksum, checksum)
+        // Unique temporary names: two threads of one process may store the
+        // same component at once.
+        let mut tmp_artifact = tempfile::NamedTempFile::new_in(&self.dir)?;
+        let mut tmp_checksum = tempfile::NamedTempFile::new_in(&self.dir)?;
+        std::io::Write::write_all(&mut tmp_artifact, bytes)?;
+        std::io::Write::write_all(&mut tmp_checksum, sha256_hex(bytes).as_bytes())?;
+        tmp_artifact.persist(artifact).map_err(|e| e.error)?;
+        tmp_checksum.persist(checksum).map_err(|e| e.error)?;
+        Ok(())
     }
 }
 

@@ -110,6 +110,9 @@ impl Sandbox {
             path: path.clone(),
             message: format!("{e:#}"),
         })?;
+        if cache == CacheOutcome::Compiled {
+            self.cache.remember(&hash, &component);
+        }
         Ok(LoadedComponent {
             pre: Arc::new(pre),
             hash,
