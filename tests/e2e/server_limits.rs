@@ -121,3 +121,45 @@ fn a_job_may_lower_the_servers_limits_but_never_raise_them() {
     );
     assert_eq!(s, 202, "{v}");
 }
+
+#[test]
+fn uploads_beyond_the_concurrency_limit_are_answered_503_until_one_ends() {
+    use std::io::Write;
+    let dir = tempdir();
+    let (_server, port) =
+        start_server_under(dir.path(), &[], "weir.server.max-concurrent-uploads: 1\n");
+    // An upload whose body never finishes holds the only permit.
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        slow,
+        "POST /api/v1/bundles?name=slow HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Length: 1000000\r\n\r\n\0asm",
+        crate::api::TOKEN
+    )
+    .expect("write");
+    slow.flush().expect("flush");
+    let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, v) = http(port, "POST", "/api/v1/bundles?name=count", &count);
+        if s == 503 {
+            assert!(v.to_string().contains("max-concurrent-uploads"), "{v}");
+            break;
+        }
+        // The slow upload may not have reached its handler yet.
+        assert!(Instant::now() < deadline, "never refused: {s} {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(slow);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, v) = http(port, "POST", "/api/v1/bundles?name=count", &count);
+        if s == 201 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the permit was not given back: {s} {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

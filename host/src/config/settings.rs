@@ -160,6 +160,9 @@ pub struct ServerConfig {
     /// `weir.server.max-retained-checkpoints`: the most
     /// `state.checkpoints.num-retained` a submitted job may ask for.
     pub max_retained_checkpoints: u64,
+    /// `weir.server.max-concurrent-uploads`: uploads read and compiled at
+    /// once; more are answered 503.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for ServerConfig {
@@ -182,6 +185,7 @@ impl Default for ServerConfig {
             min_checkpoint_interval: Duration::from_millis(100),
             max_subtasks: 4096,
             max_retained_checkpoints: 10,
+            max_concurrent_uploads: 2,
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct AppState {
     pub upload_timeout: std::time::Duration,
     /// The bounds of the accept loop.
     pub limits: listen::Limits,
+    /// Permits for uploads being read and compiled.
+    pub uploads: Arc<tokio::sync::Semaphore>,
     /// How long a rendered job answer is reused (`weir.server.cache-ttl`).
     pub cache_ttl: std::time::Duration,
     /// The metric reporters.
@@ -128,6 +130,9 @@ impl AppState {
             max_body: usize::try_from(config.server.max_body).unwrap_or(usize::MAX),
             request_timeout: config.server.request_timeout,
             upload_timeout: config.server.upload_timeout,
+            uploads: Arc::new(tokio::sync::Semaphore::new(
+                config.server.max_concurrent_uploads,
+            )),
             limits: listen::Limits {
                 header_read_timeout: config.server.header_read_timeout,
                 max_connections: config.server.max_connections,
@@ -241,6 +246,17 @@ async fn upload_bundle(
     Query(q): Query<UploadQuery>,
     request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
+    // Taken before the body is read, and held until the compile ends: at
+    // most that many uploads use memory and CPU at once.
+    let permit = state
+        .uploads
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "too many uploads at once (weir.server.max-concurrent-uploads); try again"
+                .into(),
+        })?;
     let multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -284,9 +300,12 @@ async fn upload_bundle(
         ApiError::bad_request("name the bundle: ?name=<name>.wasm or a multipart file name")
     })?;
     let s = state.clone();
-    let bundle = tokio::task::spawn_blocking(move || s.bundles.add(&name, &body, &s.sandbox))
-        .await
-        .map_err(|e| ApiError::internal("upload task failed", e))??;
+    let bundle = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        s.bundles.add(&name, &body, &s.sandbox)
+    })
+    .await
+    .map_err(|e| ApiError::internal("upload task failed", e))??;
     Ok((StatusCode::CREATED, Json(bundle)))
 }
 
