@@ -59,6 +59,17 @@ pub fn run_cli(yaml: &str, dir: &Path) -> Output {
         .expect("run weir")
 }
 
+/// The names in `dir`, sorted.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Every line of every `part-*` file in `folder`.
 pub fn output_lines(folder: &Path) -> Vec<String> {
     let mut lines = Vec::new();

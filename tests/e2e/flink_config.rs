@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::api::request;
 use crate::checkpoints::{CountJob, expected, latest_checkpoint, sorted_output};
-use crate::common::{graph, tempdir, weir};
+use crate::common::{entries, graph, tempdir, weir};
 
 /// The lines the documents Weir is built from teach Flink users.
 const FLINK_BLOCK: &str = "state.backend: filesystem
@@ -48,17 +48,6 @@ fn weir_in(dir: &Path, args: &[&str]) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// The names in `dir`, sorted.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

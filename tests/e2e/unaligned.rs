@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use weir::{CheckpointMetadata, JobControl, RestorePoint, RunOptions, completed_in, run_job};
 
 use crate::checkpoints::{copy_tree, expected, sorted_output};
-use crate::common::{cache_dir, graph, output_lines, q, run_restored, tempdir, weir};
+use crate::common::{cache_dir, graph, output_lines, q, run_cli, run_restored, tempdir, weir};
 
 /// datagen -> (hash) count -> (hash) slow forwarder -> file sink: the
 /// slow stage spins 1 ms per element, in batches of 20, so the channels
@@ -83,13 +83,7 @@ fn persisted(m: &CheckpointMetadata) -> u64 {
 /// The sorted output of the job run to its end without interruption.
 fn uninterrupted(records: u64) -> Vec<String> {
     let dir = tempdir();
-    let spec = dir.path().join("job.yaml");
-    std::fs::write(&spec, backpressured(dir.path(), records, 2, "")).expect("spec");
-    let out = weir()
-        .args(["run", "-q"])
-        .arg(&spec)
-        .output()
-        .expect("weir run");
+    let out = run_cli(&backpressured(dir.path(), records, 2, ""), dir.path());
     assert!(
         out.status.success(),
         "{}",

@@ -10,7 +10,7 @@ use std::path::Path;
 use weir::CheckpointMetadata;
 
 use crate::checkpoints::copy_tree;
-use crate::common::{q, tempdir, weir};
+use crate::common::{entries, q, tempdir, weir};
 
 /// The version-1 fixture copied into `d` (a keyed count into a file sink,
 /// `chk-5`), with its component path resolved; returns the spec's path.
@@ -50,16 +50,6 @@ fn refused(chk: &Path, spec: &Path, says: &str) {
     assert!(err.contains(says), "expected {says:?} in: {err}");
 }
 
-fn listing(folder: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(folder)
-        .expect("folder")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn a_metadata_naming_files_outside_its_folder_or_a_device_is_refused() {
     for name in ["/dev/zero", "../../outside.keyed", "sub/1-count-0.keyed"] {
@@ -75,9 +65,9 @@ fn a_metadata_naming_files_outside_its_folder_or_a_device_is_refused() {
             h.file = name.to_owned();
             h.size = u64::MAX;
         });
-        let before = listing(&d.join("out"));
+        let before = entries(&d.join("out"));
         refused(&chk, &spec, "outside the checkpoint folder");
-        assert_eq!(listing(&d.join("out")), before, "{name}");
+        assert_eq!(entries(&d.join("out")), before, "{name}");
     }
 }
 
@@ -113,10 +103,10 @@ fn a_sink_state_naming_a_file_elsewhere_is_refused_and_nothing_moves() {
             .expect("out");
         out.subtasks[0].operator_state = vec![hostile.into_bytes()];
     });
-    let before = listing(&d.join("out"));
+    let before = entries(&d.join("out"));
     refused(&chk, &spec, "not a part file of the sink's folder");
     assert_eq!(std::fs::read_to_string(&bait).expect("bait"), "mine");
-    assert_eq!(listing(&d.join("out")), before);
+    assert_eq!(entries(&d.join("out")), before);
 }
 
 #[test]

@@ -354,12 +354,6 @@ impl RestorePoint {
                 message,
             })
         };
-        if !crate::state::incremental::is_plain_name(&h.file) {
-            return Err(damaged(format!(
-                "_metadata names a channel-state file outside the checkpoint: {:?}",
-                h.file
-            )));
-        }
         let bytes = self.reader.read_sized(&h.file, h.size)?;
         if snapshot::checksum(&bytes) != h.checksum {
             return Err(damaged(format!(

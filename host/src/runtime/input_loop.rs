@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::checkpointing::{FINAL_SNAPSHOT, TaskCheckpointing};
 use super::error::TaskFailure;
-use super::inputs::{Arrival, InputGate};
+use super::inputs::{Arrival, InputChannel, InputGate};
 use super::operator::StreamOperator;
 use super::output::Output;
 use super::valve::Valve;
@@ -20,7 +20,7 @@ use crate::metrics::TaskMetrics;
 use crate::spec::Partitioning;
 use crate::watermark::NO_WATERMARK;
 
-/// Feeds an operator (or sink) from its input channels until every input
+/// Feeds an operator (or sink) from its input channels `inputs` until every input
 /// has ended, then closes it and ends its outputs. It first replays
 /// `replay`, the in-flight records of the unaligned checkpoint it was
 /// restored from (with the operator input each goes to). With checkpoints
@@ -28,7 +28,7 @@ use crate::watermark::NO_WATERMARK;
 /// forwards them, and sends a final snapshot after closing.
 pub(crate) fn run_operator(
     op: &mut dyn StreamOperator,
-    gate: InputGate,
+    inputs: Vec<InputChannel>,
     replay: Vec<(u8, Batch)>,
     out: &mut Output,
     metrics: &TaskMetrics,
@@ -36,12 +36,14 @@ pub(crate) fn run_operator(
     ck: Option<&TaskCheckpointing>,
 ) -> Result<(), TaskFailure> {
     op.open()?;
+    let overtaking = ck.is_some_and(|c| c.hub.may_overtake(BarrierKind::Checkpoint));
+    let gate = InputGate::new(inputs, overtaking);
     let valve = Valve::start(gate.len(), ck, op, out)?;
     let mut run = InputLoop {
         alignment: alignment_for(&gate, ck),
         open: (0..gate.len()).collect(),
         last_barrier: ck.map_or(0, |c| c.restored_id),
-        overtaking: ck.is_some_and(|c| c.hub.may_overtake(BarrierKind::Checkpoint)),
+        overtaking,
         gate,
         valve,
         unaligned: None,

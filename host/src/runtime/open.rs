@@ -10,7 +10,7 @@ use super::control::JobControl;
 use super::error::OutputError;
 use super::error::TaskFailure;
 use super::input_loop;
-use super::inputs::{InputChannel, InputGate};
+use super::inputs::InputChannel;
 use super::operator::{NativeOperators, SinkTask, StreamOperator, WasmTask};
 use super::output::{ChainedSink, EdgeOutput, Output};
 use super::plan::TaskPlan;
@@ -286,10 +286,9 @@ impl Subtask<'_> {
     /// Feeds `op` from the inputs until they end.
     fn run(&mut self, op: &mut dyn StreamOperator, is_sink: bool) -> Result<(), TaskFailure> {
         let replay = restored_in_flight(self.graph, self.attempt, self.node, self.subtask)?;
-        let gate = InputGate::new(std::mem::take(&mut self.inputs));
         input_loop::run_operator(
             op,
-            gate,
+            std::mem::take(&mut self.inputs),
             replay,
             &mut self.out,
             &self.metrics,

@@ -73,7 +73,7 @@ pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
         .create(dir)?;
     let meta = std::fs::metadata(dir)?;
     if meta.uid() == rustix::process::geteuid().as_raw() && meta.mode() & 0o077 != 0 {
-        tracing::info!("{}: readable by others; made private (0700)", dir.display());
+        tracing::debug!("{}: readable by others; made private (0700)", dir.display());
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
