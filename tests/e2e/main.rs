@@ -4,6 +4,7 @@
 //! One test binary with a module per area, as wasmtime does.
 
 mod api;
+mod cancel;
 mod checkpoints;
 mod common;
 mod docs;

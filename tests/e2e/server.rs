@@ -18,7 +18,7 @@ use crate::checkpoints::{expected, sorted_output};
 use crate::common::{tempdir, weir};
 
 /// Polls `f` every 50 ms until it gives `Some`, for at most `secs`.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = f() {

@@ -20,7 +20,9 @@ use crate::spec::graph::JobGraph;
 /// Lets other threads stop a running job, and records job-wide moments.
 #[derive(Debug)]
 pub struct JobControl {
-    pub(super) cancelled: AtomicBool,
+    /// Raised by a cancel (or a completed stop with savepoint); shared with
+    /// the job's sandbox, which stops running guest calls when it rises.
+    pub(super) cancelled: Arc<AtomicBool>,
     pub(super) failed: AtomicBool,
     /// The job stopped with a savepoint: its tasks were stopped on
     /// purpose and it ends FINISHED.
@@ -40,7 +42,7 @@ impl Default for JobControl {
     fn default() -> Self {
         let (savepoint_tx, savepoint_rx) = crossbeam_channel::unbounded();
         JobControl {
-            cancelled: AtomicBool::new(false),
+            cancelled: Arc::default(),
             failed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             checkpoint_requested: AtomicBool::new(false),

@@ -7,7 +7,7 @@ use crate::channel::Disconnected;
 use crate::checkpoint::coordinator::CoordinatorError;
 use crate::checkpoint::fs::StorageError;
 use crate::checkpoint::restore::RestoreError;
-use crate::sandbox::{GuestFailure, SandboxError};
+use crate::sandbox::{GuestFailure, GuestFailureKind, SandboxError};
 use crate::sink::SinkError;
 use crate::source::SourceError;
 use crate::spec::SpecErrors;
@@ -52,14 +52,18 @@ impl From<Disconnected> for TaskFailure {
 }
 
 impl TaskFailure {
-    /// Whether this failure only follows from another task's failure.
+    /// Whether this failure only follows from another task's failure (or
+    /// from a cancel that stopped a guest call).
     pub fn is_secondary(&self) -> bool {
-        matches!(
-            self,
-            TaskFailure::UpstreamGone
-                | TaskFailure::Cancelled
-                | TaskFailure::Output(OutputError::Disconnected(_))
-        )
+        match self {
+            TaskFailure::Guest(g) => g.kind == GuestFailureKind::Interrupted,
+            other => matches!(
+                other,
+                TaskFailure::UpstreamGone
+                    | TaskFailure::Cancelled
+                    | TaskFailure::Output(OutputError::Disconnected(_))
+            ),
+        }
     }
 }
 

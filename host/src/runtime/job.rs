@@ -67,7 +67,9 @@ fn run_job_until_it_ends(
     control: &JobControl,
 ) -> Result<JobSummary, JobError> {
     let started = Instant::now();
-    let sandbox = Sandbox::new(&graph.config).map_err(JobError::Sandbox)?;
+    let sandbox = Sandbox::new(&graph.config)
+        .map_err(JobError::Sandbox)?
+        .interrupted_by(control.cancelled.clone());
     let components = load_components(graph, &sandbox)?;
     let restore = match &options.restore {
         Some(r) => {

@@ -39,6 +39,9 @@ pub struct Sandbox {
     /// Compiled components on disk, by content hash.
     pub(super) cache: ComponentCache,
     limits: Limits,
+    /// Raised when the job is cancelled: running guest calls stop at the
+    /// next epoch tick.
+    pub(super) interrupt: Option<Arc<AtomicBool>>,
     ticker: Option<EpochTicker>,
 }
 
@@ -73,8 +76,16 @@ impl Sandbox {
                 call_timeout: config.call_timeout,
                 memory_limit: config.memory_limit,
             },
+            interrupt: None,
             ticker: Some(ticker),
         })
+    }
+
+    /// The same sandbox, whose instances stop their running call within an
+    /// epoch tick once `flag` is raised (a job's cancel flag).
+    pub fn interrupted_by(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.interrupt = Some(flag);
+        self
     }
 
     /// The limits every instance gets.

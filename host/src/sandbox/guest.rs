@@ -67,6 +67,8 @@ pub struct GuestState {
     pub(crate) gauges: Vec<(String, f64)>,
     /// The last panic message the guest logged, to explain a trap.
     pub(crate) last_panic: Option<String>,
+    /// Epoch ticks the running call has left before it times out.
+    pub(crate) ticks_left: u64,
     /// Operator (non-keyed) list state.
     pub(crate) operator_state: OperatorLists,
     /// The size of `operator_state` in bytes.
@@ -108,6 +110,7 @@ impl GuestState {
             counters: Vec::new(),
             gauges: Vec::new(),
             last_panic: None,
+            ticks_left: 0,
             operator_state: OperatorLists::new(),
             operator_state_bytes: 0,
         }

@@ -2,10 +2,12 @@
 //! limits and turns every way a guest can fail into a [`GuestFailure`].
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use thiserror::Error;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use weir_wire::UpdatesReader;
 
 use super::bindings::Operator;
@@ -31,6 +33,8 @@ pub enum GuestFailureKind {
     OpenFailed,
     /// The guest returned a malformed buffer.
     Protocol,
+    /// The call was stopped because the job was cancelled.
+    Interrupted,
 }
 
 /// A guest failure, with the export it happened in.
@@ -65,6 +69,9 @@ impl fmt::Display for GuestFailure {
             GuestFailureKind::Protocol => {
                 write!(f, "broke the batch protocol in `{call}`: {}", self.detail)
             }
+            GuestFailureKind::Interrupted => {
+                write!(f, "was stopped in `{call}`: the job was cancelled")
+            }
         }
     }
 }
@@ -95,7 +102,8 @@ impl Sandbox {
         );
         store.limiter(|s| s.limiter());
         let ticks = self.deadline_ticks();
-        store.set_epoch_deadline(ticks);
+        watch_deadline(&mut store, self.interrupt.clone());
+        arm(&mut store, ticks);
         let mut w = WasmOperator {
             op: match component.pre.instantiate(&mut store) {
                 Ok(op) => op,
@@ -114,9 +122,42 @@ impl Sandbox {
             call_timeout: limits.call_timeout,
             memory_limit: limits.memory_limit,
         };
-        w.store.set_epoch_deadline(w.ticks);
+        arm(&mut w.store, w.ticks);
         Ok(w)
     }
+}
+
+/// Why a call was stopped before its deadline: the job's interrupt flag.
+#[derive(Debug, Error)]
+#[error("the job was cancelled")]
+struct CallInterrupted;
+
+/// Checks, at every epoch tick while guest code runs, whether `interrupt`
+/// was raised (the call stops at once) and whether the call's deadline
+/// passed (it traps as a timeout). Counting the ticks here, rather than
+/// letting wasmtime trap at a far deadline, is what lets a cancel stop a
+/// guest that loops.
+fn watch_deadline(store: &mut Store<GuestState>, interrupt: Option<Arc<AtomicBool>>) {
+    store.epoch_deadline_callback(move |mut ctx| {
+        if interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+        {
+            return Err(CallInterrupted.into());
+        }
+        let left = &mut ctx.data_mut().ticks_left;
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            return Err(Trap::Interrupt.into());
+        }
+        Ok(UpdateDeadline::Continue(1))
+    });
+}
+
+/// Gives the next call `ticks` epoch ticks before it times out.
+fn arm(store: &mut Store<GuestState>, ticks: u64) {
+    store.data_mut().ticks_left = ticks;
+    store.set_epoch_deadline(1);
 }
 
 fn classify(
@@ -127,7 +168,9 @@ fn classify(
     memory: u64,
 ) -> GuestFailure {
     let text = format!("{e:#}");
-    let kind = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+    let kind = if e.downcast_ref::<CallInterrupted>().is_some() {
+        GuestFailureKind::Interrupted
+    } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         GuestFailureKind::Timeout(timeout)
     } else if text.contains("growing memory") {
         GuestFailureKind::OutOfMemory(memory)
@@ -160,7 +203,7 @@ impl WasmOperator {
     /// Calls `open` with the operator's config.
     pub fn open(&mut self, config: &[(String, String)]) -> Result<(), GuestFailure> {
         self.store.data_mut().phase = Phase::Open;
-        self.store.set_epoch_deadline(self.ticks);
+        arm(&mut self.store, self.ticks);
         match self
             .op
             .weir_operator_handler()
@@ -192,7 +235,7 @@ impl WasmOperator {
             key_slots,
             prefetched,
         };
-        self.store.set_epoch_deadline(self.ticks);
+        arm(&mut self.store, self.ticks);
         let handler = self.op.weir_operator_handler();
         let result = if second {
             handler.call_process_second(&mut self.store, &arg)
@@ -294,7 +337,7 @@ impl WasmOperator {
                     Domain::ProcessingTime => types::TimeDomain::ProcessingTime,
                 },
             };
-            self.store.set_epoch_deadline(self.ticks);
+            arm(&mut self.store, self.ticks);
             if let Err(e) = self
                 .op
                 .weir_operator_handler()
@@ -314,7 +357,7 @@ impl WasmOperator {
     pub fn close(&mut self) -> Result<Vec<Vec<u8>>, GuestFailure> {
         self.store.data_mut().phase = Phase::Close;
         self.store.data_mut().clear_key();
-        self.store.set_epoch_deadline(self.ticks);
+        arm(&mut self.store, self.ticks);
         if let Err(e) = self.op.weir_operator_handler().call_close(&mut self.store) {
             return Err(self.fail("close", e));
         }

@@ -98,26 +98,70 @@ impl JobEntry {
         state: JobState,
         exception: Option<String>,
     ) -> Result<(), SessionError> {
-        let snapshot = {
-            let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
-            s.state = state;
-            if state.is_terminal() {
-                s.end_time = Some(epoch_ms());
+        self.change_state(store, |_| Some((state, exception)))
+            .map(|_| ())
+    }
+
+    /// Moves it to `to` only if it is in state `from` (a compare-and-set,
+    /// so that a cancel and the job's end cannot both win); returns the
+    /// state it found.
+    pub(super) fn transition(
+        &self,
+        store: Option<&JobStore>,
+        from: JobState,
+        to: JobState,
+    ) -> Result<JobState, SessionError> {
+        self.change_state(store, |now| (now == from).then_some((to, None)))
+    }
+
+    /// Its end, as the runner saw it: `state`, except that a job whose
+    /// cancel was accepted ends CANCELED even if its input ended first
+    /// (Flink's rule).
+    pub(super) fn end(
+        &self,
+        store: Option<&JobStore>,
+        state: JobState,
+        exception: Option<String>,
+    ) -> Result<JobState, SessionError> {
+        let mut ended = state;
+        self.change_state(store, |now| {
+            if now == JobState::Cancelling && state == JobState::Finished {
+                ended = JobState::Canceled;
             }
-            if let Some(e) = exception {
-                s.exceptions.push((epoch_ms(), e));
-            }
-            s.clone()
+            Some((ended, exception))
+        })?;
+        Ok(ended)
+    }
+
+    /// Applies `change` (given the current state; `None` leaves it) and
+    /// writes the record while still holding the state, so the record is
+    /// written in the order the state changed.
+    fn change_state(
+        &self,
+        store: Option<&JobStore>,
+        change: impl FnOnce(JobState) -> Option<(JobState, Option<String>)>,
+    ) -> Result<JobState, SessionError> {
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let found = s.state;
+        let Some((state, exception)) = change(found) else {
+            return Ok(found);
         };
+        s.state = state;
+        if state.is_terminal() {
+            s.end_time = Some(epoch_ms());
+        }
+        if let Some(e) = exception {
+            s.exceptions.push((epoch_ms(), e));
+        }
         let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
         if let (Some(store), Some(r)) = (store, record.as_mut()) {
-            r.state = snapshot.state;
-            r.end_time = snapshot.end_time;
-            r.exceptions = snapshot.exceptions;
+            r.state = s.state;
+            r.end_time = s.end_time;
+            r.exceptions = s.exceptions.clone();
             store
                 .save(r)
                 .map_err(|e| SessionError::internal("cannot record the job's state", e))?;
         }
-        Ok(())
+        Ok(found)
     }
 }

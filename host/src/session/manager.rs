@@ -270,10 +270,13 @@ impl JobManager {
                 // Recorded before the checkpoints go: a crash in between
                 // leaves a job that is over, never one that runs again
                 // from the start.
-                if let Err(e) = runner.set_state(store.as_ref(), state, exception) {
-                    tracing::error!("job {}: {}", runner.id, e);
-                    return;
-                }
+                let state = match runner.end(store.as_ref(), state, exception) {
+                    Ok(ended) => ended,
+                    Err(e) => {
+                        tracing::error!("job {}: {}", runner.id, e);
+                        return;
+                    }
+                };
                 discard_checkpoints(&runner.graph, &runner.id, state);
                 tracing::info!("job {} {state:?}", runner.id);
             })
@@ -460,12 +463,17 @@ impl JobManager {
     /// before its tasks stop does not bring it back.
     pub fn cancel(&self, id: &str) -> Result<(), SessionError> {
         let job = self.get(id)?;
-        if !job.is_running() {
-            return Err(SessionError::conflict(format!("job {id} is not running")));
+        match job.transition(self.store.as_ref(), JobState::Running, JobState::Cancelling)? {
+            JobState::Running => {
+                job.control.cancel();
+                Ok(())
+            }
+            JobState::Cancelling => Ok(()),
+            other => Err(SessionError::conflict(format!(
+                "job {id} is not running: it is {}",
+                other.name()
+            ))),
         }
-        job.set_state(self.store.as_ref(), JobState::Cancelling, None)?;
-        job.control.cancel();
-        Ok(())
     }
 
     /// Every job, oldest first.

@@ -22,6 +22,17 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Its name as the API shows it (`RUNNING`, `CANCELED`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            JobState::Running => "RUNNING",
+            JobState::Cancelling => "CANCELLING",
+            JobState::Finished => "FINISHED",
+            JobState::Failed => "FAILED",
+            JobState::Canceled => "CANCELED",
+        }
+    }
+
     /// Whether the job has ended.
     pub fn is_terminal(self) -> bool {
         matches!(

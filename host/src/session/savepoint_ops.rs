@@ -105,7 +105,11 @@ impl JobManager {
                         index.add(entry(&job_id, &name, &done));
                         if let Some((job, store)) = cancel {
                             // Recorded first, as a cancel over the API is.
-                            let _ = job.set_state(store.as_ref(), JobState::Cancelling, None);
+                            let _ = job.transition(
+                                store.as_ref(),
+                                JobState::Running,
+                                JobState::Cancelling,
+                            );
                             job.control.cancel();
                         }
                         Operation::Completed(Some(done.path))
