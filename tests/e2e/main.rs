@@ -13,6 +13,7 @@ mod flink_config;
 mod hostile;
 mod incremental;
 mod layers;
+mod nothing_lost;
 mod operators;
 mod reporters;
 mod savepoints;

@@ -22,6 +22,7 @@
 //! - [`savepoint`]: savepoint folders (written atomically, relocatable),
 //!   their disposal, and what a crash midway leaves;
 //! - [`shared`]: the reference-counted files of incremental checkpoints;
+//! - [`pin`]: a job's own copy of a restore source in another job's folder;
 //! - [`listing`]: `weir checkpoints DIR`.
 
 pub mod alignment;
@@ -34,6 +35,7 @@ pub mod layout;
 pub mod listing;
 pub mod metadata;
 pub mod pending;
+pub mod pin;
 pub mod recovery;
 pub mod restore;
 pub mod retention;

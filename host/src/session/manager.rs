@@ -3,27 +3,22 @@
 //! recorded in the [`JobStore`] so that they survive a crash of the server.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::bundles::BundleStore;
 use super::entry::{JobEntry, Status};
 use super::error::SessionError;
+use super::job_end::{discard_checkpoints, release_pin};
 use super::launcher::Launcher;
 use super::model::{JobState, SubmitRequest};
 use super::roots::Roots;
 use super::savepoints::{Operations, SavepointIndex};
 use super::store::{JOB_RECORD_VERSION, JobRecord, JobStore};
-use crate::checkpoint::layout::CheckpointLayout;
-use crate::checkpoint::recovery::completed_in;
 use crate::checkpoint::restore::RestorePoint;
-use crate::checkpoint::retention::{JobEnd, discard_on_end, newest_intact};
-use crate::checkpoint::storage::{CheckpointStorage, new_job_id};
+use crate::checkpoint::storage::new_job_id;
 use crate::clock::epoch_ms;
 use crate::config::{ClaimMode, Config, canonical_key};
-use crate::runtime::{
-    JobControl, JobError, RunOptions, finish_stopped, load_components, prepare_restore, run_job,
-};
+use crate::runtime::{JobControl, JobError, RunOptions, load_components, prepare_restore, run_job};
 use crate::sandbox::Sandbox;
 use crate::spec::graph::{JobGraph, NodeKind};
 use crate::spec::{JobSpec, SpecFormat, validate};
@@ -49,6 +44,8 @@ pub struct JobManager {
     pub(super) operations: Arc<Operations>,
     /// The savepoints this server wrote.
     pub(super) savepoints: Arc<SavepointIndex>,
+    /// Held while a submission is checked against the jobs and started.
+    admission: Mutex<()>,
 }
 
 impl JobManager {
@@ -67,6 +64,7 @@ impl JobManager {
             jobs: Mutex::new(BTreeMap::new()),
             operations: Arc::default(),
             savepoints: Arc::new(index),
+            admission: Mutex::new(()),
         }
     }
 
@@ -158,7 +156,7 @@ impl JobManager {
     }
 
     /// Opens the checkpoint a request names, checked against `graph`.
-    fn open_restore(
+    pub(super) fn open_restore(
         &self,
         request: &SubmitRequest,
         graph: &JobGraph,
@@ -166,12 +164,21 @@ impl JobManager {
         let Some(p) = &request.savepoint_path else {
             return Ok(None);
         };
+        let path = self.roots.restore_path(p).map_err(|e| {
+            SessionError::bad_request(self.roots.redact(&format!("savepointPath: {e}")))
+        })?;
+        self.open_restore_at(request, graph, &path).map(Some)
+    }
+
+    /// Opens the checkpoint at `path` for `request`, checked against `graph`.
+    pub(super) fn open_restore_at(
+        &self,
+        request: &SubmitRequest,
+        graph: &JobGraph,
+        path: &std::path::Path,
+    ) -> Result<RestorePoint, SessionError> {
         let bad = |m: String| SessionError::bad_request(self.roots.redact(&m));
-        let path = self
-            .roots
-            .restore_path(p)
-            .map_err(|e| bad(format!("savepointPath: {e}")))?;
-        let point = RestorePoint::open(&path).map_err(|e| bad(format!("savepointPath: {e}")))?;
+        let point = RestorePoint::open(path).map_err(|e| bad(format!("savepointPath: {e}")))?;
         let sandbox = Sandbox::new(&graph.config).map_err(|e| bad(e.to_string()))?;
         let components = load_components(graph, &sandbox).map_err(|e| bad(e.to_string()))?;
         let point = prepare_restore(
@@ -182,11 +189,12 @@ impl JobManager {
             allow_non_restored(request, graph),
         )
         .map_err(|e| bad(format!("savepointPath: {e}")))?;
-        Ok(Some(point))
+        Ok(point)
     }
 
     /// Validates a submitted job against the stored bundles, records it
-    /// durably, then starts it. A refused job leaves nothing behind.
+    /// durably, then starts it. A refused job leaves nothing behind. A
+    /// request with a `jobId` submitted before answers the job it started.
     pub fn submit(
         &self,
         request: SubmitRequest,
@@ -197,9 +205,20 @@ impl JobManager {
             return Err(SessionError::bad_request(e));
         }
         let restore = self.open_restore(&request, &graph)?;
+        // One admission at a time: the checks below and the start of the
+        // job they admit are one step.
+        let _admitting = self.admission.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(earlier) = self.earlier_submission(&recorded)? {
+            return Ok(earlier);
+        }
+        self.check_sink_folders(&graph)?;
+        let id = recorded.job_id.clone().unwrap_or_else(new_job_id);
+        let restore = restore
+            .map(|r| self.pin_restore(&graph, &id, r))
+            .transpose()?;
         let record = JobRecord {
             version: JOB_RECORD_VERSION,
-            id: new_job_id(),
+            id,
             request: recorded,
             start_time: epoch_ms(),
             state: JobState::Running,
@@ -210,13 +229,14 @@ impl JobManager {
             && let Err(e) = store.save(&record)
         {
             store.forget(&record.id);
+            release_pin(&graph, &record.id);
             return Err(SessionError::internal("cannot record the job", e));
         }
         self.start(record, graph, used, restore)
     }
 
     /// Starts a recorded job on a thread of its own.
-    fn start(
+    pub(super) fn start(
         &self,
         record: JobRecord,
         graph: JobGraph,
@@ -278,151 +298,14 @@ impl JobManager {
                     }
                 };
                 discard_checkpoints(&runner.graph, &runner.id, state);
+                release_pin(&runner.graph, &runner.id);
                 tracing::info!("job {} {state:?}", runner.id);
             })
             .map_err(|e| SessionError::internal("cannot start the job", e))?;
         Ok(entry)
     }
 
-    /// At server start: lists every recorded job, resumes each that was
-    /// running from its newest intact retained checkpoint (or from where it
-    /// first started, if it completed none), and ends each whose cancel
-    /// was asked for.
-    pub fn resume(&self, bundles: &BundleStore) {
-        let Some(store) = &self.store else {
-            return;
-        };
-        for mut record in store.load() {
-            let id = record.id.clone();
-            let (graph, _, used) = match self.prepare(&record.request, bundles) {
-                Ok(x) => x,
-                Err(e) => {
-                    // Still listed, with why it cannot run: a submitted job
-                    // is never lost.
-                    tracing::error!("job {id}: cannot be rebuilt: {}", e);
-                    if !record.state.is_terminal() {
-                        record.state = JobState::Failed;
-                        record.end_time = Some(epoch_ms());
-                        record
-                            .exceptions
-                            .push((epoch_ms(), format!("not resumed: {}", e)));
-                        let _ = store.save(&record);
-                    }
-                    let name = record.request.job["name"]
-                        .as_str()
-                        .unwrap_or("(unnamed)")
-                        .to_owned();
-                    let empty = JobGraph {
-                        name,
-                        max_parallelism: self.config.max_parallelism,
-                        nodes: Vec::new(),
-                        edges: Vec::new(),
-                        config: self.config.clone(),
-                        base_dir: self.roots.files.path.clone(),
-                    };
-                    if let Err(e) = self.start(record, empty, Vec::new(), None) {
-                        tracing::error!("job {id}: {}", e);
-                    }
-                    continue;
-                }
-            };
-            if record.state == JobState::Cancelling {
-                record.state = JobState::Canceled;
-                record.end_time = Some(epoch_ms());
-                if store.save(&record).is_ok() {
-                    discard_checkpoints(&graph, &id, JobState::Canceled);
-                }
-            }
-            if record.state == JobState::Running && self.stopped_before_crash(&graph, &mut record) {
-                let _ = store.save(&record);
-                discard_checkpoints(&graph, &id, JobState::Finished);
-            }
-            let restore = if record.state == JobState::Running {
-                match self.latest_checkpoint(&graph, &id) {
-                    Some(r) => Some(r),
-                    None => self
-                        .open_restore(&record.request, &graph)
-                        .unwrap_or_else(|e| {
-                            tracing::error!("job {id}: {}", e);
-                            None
-                        }),
-                }
-            } else {
-                None
-            };
-            if record.state == JobState::Running {
-                tracing::info!(
-                    "job {id}: resuming {}",
-                    restore.as_ref().map_or_else(
-                        || "from the beginning (no completed checkpoint)".to_owned(),
-                        |r| format!("from checkpoint {}", r.metadata.checkpoint_id)
-                    )
-                );
-            }
-            if let Err(e) = self.start(record, graph, used, restore) {
-                tracing::error!("job {id}: cannot start: {}", e);
-            }
-        }
-    }
-
-    /// Whether recorded job `record` completed a stop with savepoint before
-    /// the server went down (its checkpoint folder names the savepoint):
-    /// then its sinks commit what the stop pre-committed and it is recorded
-    /// FINISHED, as it would have been.
-    fn stopped_before_crash(&self, graph: &JobGraph, record: &mut JobRecord) -> bool {
-        let dir = graph
-            .base_dir
-            .join(&graph.config.checkpoint.dir)
-            .join(&record.id);
-        let marker = CheckpointLayout::of_job_dir(&dir).stopped_marker();
-        let Ok(path) = std::fs::read_to_string(&marker) else {
-            return false;
-        };
-        let finished = RestorePoint::open(std::path::Path::new(path.trim()))
-            .map_err(JobError::from)
-            .and_then(|point| finish_stopped(graph, &point));
-        match finished {
-            Ok(()) => {
-                tracing::info!(
-                    "job {}: had stopped with savepoint {}",
-                    record.id,
-                    path.trim()
-                );
-                record.state = JobState::Finished;
-                record.end_time = Some(epoch_ms());
-                true
-            }
-            Err(e) => {
-                tracing::error!(
-                    "job {}: its stop cannot be completed ({e}); resuming it",
-                    record.id
-                );
-                false
-            }
-        }
-    }
-
-    /// The newest retained checkpoint of job `id` whose files are intact.
-    fn latest_checkpoint(&self, graph: &JobGraph, id: &str) -> Option<RestorePoint> {
-        let dir = graph.base_dir.join(&graph.config.checkpoint.dir).join(id);
-        let mut oldest_first = completed_in(&dir);
-        oldest_first.reverse();
-        let mut usable = None;
-        newest_intact(&oldest_first, |(n, path)| {
-            match RestorePoint::open(path).and_then(|r| r.verify().map(|()| r)) {
-                Ok(r) => {
-                    usable = Some(r);
-                    true
-                }
-                Err(e) => {
-                    tracing::error!("job {id}: checkpoint {n} is not usable ({e})");
-                    false
-                }
-            }
-        });
-        usable
-    }
-
+    /// the API shows it; it is not recorded.
     /// Registers a job this process runs by other means (`weir run`), so
     /// the API shows it; it is not recorded.
     pub fn adopt(&self, id: String, graph: JobGraph, control: Arc<JobControl>) -> Arc<JobEntry> {
@@ -567,25 +450,6 @@ fn override_parallelism(
         }
     }
     Ok(())
-}
-
-/// Deletes an ended job's checkpoints as its retention policy says (the
-/// same decision `weir run` makes, [`discard_on_end`]).
-fn discard_checkpoints(graph: &JobGraph, id: &str, state: JobState) {
-    let cp = &graph.config.checkpoint;
-    let end = match state {
-        JobState::Finished => JobEnd::Finished,
-        JobState::Canceled | JobState::Cancelling => JobEnd::Cancelled,
-        JobState::Failed | JobState::Running => JobEnd::Failed,
-    };
-    if cp.interval.is_none() || !discard_on_end(cp.retention, end) {
-        return;
-    }
-    let dir: PathBuf = graph.base_dir.join(&cp.dir);
-    match CheckpointStorage::new(cp.storage, &dir, id).and_then(|s| s.discard_all()) {
-        Ok(()) => {}
-        Err(e) => tracing::warn!("job {id}: cannot delete its checkpoints: {e}"),
-    }
 }
 
 /// The kind of a node, as the API names it.

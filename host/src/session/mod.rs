@@ -9,12 +9,15 @@
 //! [`JobManager::submit`]. Savepoints: [`JobManager::trigger_savepoint`]
 //! and the index of those the server wrote (`savepoints.rs`).
 
+mod admission;
 mod bundles;
 mod entry;
 mod error;
+mod job_end;
 mod launcher;
 mod manager;
 mod model;
+mod resume;
 mod roots;
 mod savepoint_ops;
 mod savepoints;

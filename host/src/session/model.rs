@@ -66,4 +66,9 @@ pub struct SubmitRequest {
     /// Parallelism of single nodes, by node id (over the spec's own).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parallelism_overrides: BTreeMap<String, u32>,
+    /// The job's id, chosen by the client (32 lowercase hex digits), which
+    /// makes the submission idempotent: the same request again answers the
+    /// job it started; a different one under the id is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
 }

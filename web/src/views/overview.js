@@ -139,7 +139,7 @@ export function overviewView(root) {
         h('td', { class: 'actions-cell' }, del));
       return tr;
     }, (tr, b) => {
-      text(tr.cells[0], b.name);
+      text(tr.cells[0], b.version > 1 ? `${b.name} (v${b.version})` : b.name);
       text(tr.cells[2], fmtBytes(b.size));
       text(tr.cells[3], fmtTime(b.uploaded));
       const users = Array.isArray(b.jobs) ? b.jobs : [];
@@ -166,7 +166,8 @@ export function overviewView(root) {
     bundlesError.hidden = true;
     button.disabled = true;
     try {
-      await api('DELETE', `/bundles/${encodeURIComponent(b.name)}`);
+      // By id: a row is one version of its name.
+      await api('DELETE', `/bundles/${encodeURIComponent(b.id)}`);
       poll.now();
     } catch (e) {
       if (e instanceof Unauthorized) return;

@@ -1,0 +1,171 @@
+//! Resuming a server's recorded jobs at start: each that was running
+//! continues from its newest intact retained checkpoint (or from its
+//! restore source, or from the start if it had none), each whose cancel
+//! was asked for ends CANCELED, and each that cannot be rebuilt is listed
+//! as FAILED with why.
+
+use super::bundles::BundleStore;
+use super::job_end::{discard_checkpoints, job_dir};
+use super::manager::JobManager;
+use super::model::JobState;
+use super::store::{JobRecord, JobStore};
+use crate::checkpoint::layout::CheckpointLayout;
+use crate::checkpoint::recovery::completed_in;
+use crate::checkpoint::restore::RestorePoint;
+use crate::checkpoint::retention::newest_intact;
+use crate::clock::epoch_ms;
+use crate::runtime::{JobError, finish_stopped};
+use crate::spec::graph::JobGraph;
+
+impl JobManager {
+    /// At server start: lists every recorded job, resumes each that was
+    /// running from its newest intact retained checkpoint (or from where it
+    /// first started, if it completed none), and ends each whose cancel
+    /// was asked for.
+    pub fn resume(&self, bundles: &BundleStore) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        for mut record in store.load() {
+            let id = record.id.clone();
+            let (graph, _, used) = match self.prepare(&record.request, bundles) {
+                Ok(x) => x,
+                Err(e) => {
+                    // Still listed, with why it cannot run: a submitted job
+                    // is never lost.
+                    tracing::error!("job {id}: cannot be rebuilt: {}", e);
+                    not_resumed(store, &mut record, &e.to_string());
+                    let name = record.request.job["name"]
+                        .as_str()
+                        .unwrap_or("(unnamed)")
+                        .to_owned();
+                    let empty = JobGraph {
+                        name,
+                        max_parallelism: self.config.max_parallelism,
+                        nodes: Vec::new(),
+                        edges: Vec::new(),
+                        config: self.config.clone(),
+                        base_dir: self.roots.files.path.clone(),
+                    };
+                    if let Err(e) = self.start(record, empty, Vec::new(), None) {
+                        tracing::error!("job {id}: {}", e);
+                    }
+                    continue;
+                }
+            };
+            if record.state == JobState::Cancelling {
+                record.state = JobState::Canceled;
+                record.end_time = Some(epoch_ms());
+                if store.save(&record).is_ok() {
+                    discard_checkpoints(&graph, &id, JobState::Canceled);
+                }
+            }
+            if record.state == JobState::Running && self.stopped_before_crash(&graph, &mut record) {
+                let _ = store.save(&record);
+                discard_checkpoints(&graph, &id, JobState::Finished);
+            }
+            let restore = if record.state == JobState::Running {
+                match self.latest_checkpoint(&graph, &id) {
+                    Some(r) => Some(r),
+                    // Never from scratch when it was to restore: a job
+                    // whose restore source is gone fails, saying so.
+                    None => match self.pinned_restore(&graph, &id) {
+                        Some(pinned) => self
+                            .open_restore_at(&record.request, &graph, &pinned)
+                            .map(Some),
+                        None => self.open_restore(&record.request, &graph),
+                    }
+                    .unwrap_or_else(|e| {
+                        tracing::error!("job {id}: {}", e);
+                        let why = format!("its restore source is gone or unusable: {e}");
+                        not_resumed(store, &mut record, &why);
+                        None
+                    }),
+                }
+            } else {
+                None
+            };
+            if record.state == JobState::Running {
+                tracing::info!(
+                    "job {id}: resuming {}",
+                    restore.as_ref().map_or_else(
+                        || "from the beginning (no completed checkpoint)".to_owned(),
+                        |r| format!("from checkpoint {}", r.metadata.checkpoint_id)
+                    )
+                );
+            }
+            if let Err(e) = self.start(record, graph, used, restore) {
+                tracing::error!("job {id}: cannot start: {}", e);
+            }
+        }
+    }
+
+    /// Whether recorded job `record` completed a stop with savepoint before
+    /// the server went down (its checkpoint folder names the savepoint):
+    /// then its sinks commit what the stop pre-committed and it is recorded
+    /// FINISHED, as it would have been.
+    fn stopped_before_crash(&self, graph: &JobGraph, record: &mut JobRecord) -> bool {
+        let dir = job_dir(graph, &record.id);
+        let marker = CheckpointLayout::of_job_dir(&dir).stopped_marker();
+        let Ok(path) = std::fs::read_to_string(&marker) else {
+            return false;
+        };
+        let finished = RestorePoint::open(std::path::Path::new(path.trim()))
+            .map_err(JobError::from)
+            .and_then(|point| finish_stopped(graph, &point));
+        match finished {
+            Ok(()) => {
+                tracing::info!(
+                    "job {}: had stopped with savepoint {}",
+                    record.id,
+                    path.trim()
+                );
+                record.state = JobState::Finished;
+                record.end_time = Some(epoch_ms());
+                true
+            }
+            Err(e) => {
+                tracing::error!(
+                    "job {}: its stop cannot be completed ({e}); resuming it",
+                    record.id
+                );
+                false
+            }
+        }
+    }
+
+    /// The newest retained checkpoint of job `id` whose files are intact.
+    fn latest_checkpoint(&self, graph: &JobGraph, id: &str) -> Option<RestorePoint> {
+        let dir = job_dir(graph, id);
+        let mut oldest_first = completed_in(&dir);
+        oldest_first.reverse();
+        let mut usable = None;
+        newest_intact(&oldest_first, |(n, path)| {
+            match RestorePoint::open(path).and_then(|r| r.verify().map(|()| r)) {
+                Ok(r) => {
+                    usable = Some(r);
+                    true
+                }
+                Err(e) => {
+                    tracing::error!("job {id}: checkpoint {n} is not usable ({e})");
+                    false
+                }
+            }
+        });
+        usable
+    }
+}
+
+/// Records that `record` could not be resumed, and why (a job that had
+/// ended keeps its end).
+fn not_resumed(store: &JobStore, record: &mut JobRecord, why: &str) {
+    if record.state.is_terminal() {
+        return;
+    }
+    record.state = JobState::Failed;
+    record.end_time = Some(epoch_ms());
+    record
+        .exceptions
+        .push((epoch_ms(), format!("not resumed: {why}")));
+    let _ = store.save(record);
+}
