@@ -71,25 +71,7 @@ fn run_job_until_it_ends(
         .map_err(JobError::Sandbox)?
         .interrupted_by(control.cancelled.clone());
     let components = load_components(graph, &sandbox)?;
-    let restore = match &options.restore {
-        Some(r) => {
-            let allow = options.allow_non_restored_state;
-            // A server prepared it already when the job was submitted.
-            let r = match r.prepared {
-                true => r.clone(),
-                false => prepare_restore(graph, &sandbox, &components, r, allow)?,
-            };
-            tracing::info!(
-                "restoring from {} {} ({}, {})",
-                r.metadata.kind,
-                r.metadata.checkpoint_id,
-                r.path,
-                options.claim_mode.name()
-            );
-            Some(r)
-        }
-        None => None,
-    };
+    let restore = prepared_restore(graph, &sandbox, &components, options)?;
     let claim = claim_mode(graph, options.claim_mode, restore.as_ref())?;
     let job_id = options.job_id.clone().unwrap_or_else(new_job_id);
     // The working folder of embedded state backends, held while the job
@@ -141,6 +123,32 @@ fn run_job_until_it_ends(
         restarts: std::sync::atomic::AtomicU32::new(0),
     };
     restart_loop(&mut job, restore)
+}
+
+/// The snapshot the job starts from, checked against its components (a
+/// server prepared it already when the job was submitted).
+fn prepared_restore(
+    graph: &JobGraph,
+    sandbox: &Sandbox,
+    components: &[Option<LoadedComponent>],
+    options: &RunOptions,
+) -> Result<Option<RestorePoint>, JobError> {
+    let Some(r) = &options.restore else {
+        return Ok(None);
+    };
+    let allow = options.allow_non_restored_state;
+    let r = match r.prepared {
+        true => r.clone(),
+        false => prepare_restore(graph, sandbox, components, r, allow)?,
+    };
+    tracing::info!(
+        "restoring from {} {} ({}, {})",
+        r.metadata.kind,
+        r.metadata.checkpoint_id,
+        r.path,
+        options.claim_mode.name()
+    );
+    Ok(Some(r))
 }
 
 /// The completed checkpoints a starting job owns: its own retained ones
