@@ -23,6 +23,7 @@ mod spec_errors;
 mod state_kinds;
 mod two_inputs;
 mod unaligned;
+mod unrecoverable;
 mod untrusted_files;
 mod windows;
 mod wordcount;

@@ -60,6 +60,8 @@ pub(super) struct JobRun<'a> {
     pub(super) policy: Mutex<RestartPolicy>,
     /// Restarts so far, of the job or of a region.
     pub(super) restarts: std::sync::atomic::AtomicU32,
+    /// Snapshots whose restore failed: never tried again.
+    pub(super) unusable: std::collections::BTreeSet<u64>,
 }
 
 impl JobRun<'_> {
@@ -203,9 +205,14 @@ pub(super) fn recover_sinks(
             dir,
             prefix: &prefix,
         });
-        let first = sink
-            .recover(states.as_deref(), copies.as_ref())
-            .map_err(failed)?;
+        // What the snapshot names cannot be recovered (a pre-committed file
+        // is missing): a restore failure, which no restart from it fixes.
+        let first =
+            sink.recover(states.as_deref(), copies.as_ref())
+                .map_err(|e| match restore {
+                    Some(_) => task_error(graph, n, 0, TaskFailure::Restore(format!("sink: {e}"))),
+                    None => failed(e),
+                })?;
         sinks.push(Some((sink, first)));
     }
     Ok(sinks)
@@ -236,6 +243,11 @@ pub(super) fn run_attempt(
         .checkpoints
         .map(|_| CheckpointHub::new(mode, graph.config.checkpoint.unaligned))
         .unzip();
+    // Published first, so that a restore failure is known to be this
+    // snapshot's.
+    if let Some(r) = restore {
+        control.publish_restored(RestoredCheckpoint::now(r));
+    }
     let attempt = Attempt {
         state_dir: graph.config.backend.rocksdb_dir.join(job.job_id),
         hub: hub.clone(),
@@ -245,9 +257,6 @@ pub(super) fn run_attempt(
     };
     let metrics = node_metrics(graph, &plans);
     control.update_live(|l| l.metrics = metrics.clone());
-    if let Some(r) = restore {
-        control.publish_restored(RestoredCheckpoint::now(r));
-    }
     let failures = FirstFailure {
         graph,
         control,

@@ -122,9 +122,28 @@ impl JobError {
     }
 
     /// Whether a restart strategy may restart the job after this error:
-    /// failures while it ran, not a bad spec, component or restore path.
+    /// failures while it ran, not a bad spec, component or restore path,
+    /// and not an operator refusing its config (no restart changes it).
     pub fn is_restartable(&self) -> bool {
-        matches!(self, JobError::Task { .. } | JobError::Checkpoint(_))
+        match self {
+            JobError::Task { cause, .. } => !matches!(
+                &**cause,
+                TaskFailure::Guest(g) if g.kind == GuestFailureKind::OpenFailed
+            ),
+            JobError::Checkpoint(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether this failure came from the snapshot being restored (a file
+    /// it names is missing or damaged, its state does not fit): restarting
+    /// from the same snapshot cannot succeed.
+    pub fn is_restore_failure(&self) -> bool {
+        match self {
+            JobError::Restore(_) => true,
+            JobError::Task { cause, .. } => matches!(**cause, TaskFailure::Restore(_)),
+            _ => false,
+        }
     }
 }
 

@@ -194,7 +194,9 @@ fn region_sinks(graph: &JobGraph, start: &RegionStart, subtask: u32) -> Vec<Opti
 
 /// Restarts region `r` after its failure `failed` (node, subtask, cause),
 /// if the restart strategy allows; returns how many task threads it
-/// started (0: the job fails, or was cancelled meanwhile).
+/// started (0: the job fails, or was cancelled meanwhile). A restore
+/// failure ends the attempt instead: the job's restart loop falls back to
+/// an older checkpoint, which a region cannot.
 fn restart_region<'s, 'e, 'j: 's, 'a>(
     tasks: &'s Tasks<'j, 'a>,
     scope: &'s Scope<'s, 'e>,
@@ -206,7 +208,7 @@ fn restart_region<'s, 'e, 'j: 's, 'a>(
     let job = tasks.job;
     let (graph, control) = (job.graph, job.control);
     let error = task_error(graph, failed.0, failed.1, failed.2);
-    if control.is_stopping() || !error.is_restartable() {
+    if control.is_stopping() || !error.is_restartable() || error.is_restore_failure() {
         tasks.failures.record(error);
         return 0;
     }
@@ -343,7 +345,13 @@ fn recover_region_sinks(
         match sink.recover_subtask(s, states.as_deref()) {
             Ok(first) => firsts.push((n, s, first)),
             Err(e) => {
-                failed(e);
+                // What the snapshot names cannot be recovered: a restore
+                // failure, which no restart from it can fix.
+                let cause = match from {
+                    Some(_) => TaskFailure::Restore(format!("sink: {e}")),
+                    None => TaskFailure::Sink(e),
+                };
+                tasks.failures.record(task_error(graph, n, s, cause));
                 return None;
             }
         }

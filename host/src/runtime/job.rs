@@ -121,6 +121,7 @@ fn run_job_until_it_ends(
             started.elapsed().as_nanos() as u64 ^ u64::from(std::process::id()),
         )),
         restarts: std::sync::atomic::AtomicU32::new(0),
+        unusable: Default::default(),
     };
     restart_loop(&mut job, restore)
 }
@@ -319,6 +320,16 @@ fn restart_loop(job: &mut JobRun<'_>, first: Option<RestorePoint>) -> Result<Job
                     other => other,
                 });
             }
+            Err(e) if e.is_restore_failure() => match fall_back(job, first.as_ref(), &e) {
+                // Not counted by the restart strategy: each try reads
+                // another (older) snapshot, and there are only so many.
+                Some(older) => {
+                    control.failed.store(false, Ordering::SeqCst);
+                    restore = Some(older);
+                    continue;
+                }
+                None => return Err(e),
+            },
             Err(e) if !e.is_restartable() => return Err(e),
             Err(e) => e,
         };
@@ -331,16 +342,7 @@ fn restart_loop(job: &mut JobRun<'_>, first: Option<RestorePoint>) -> Result<Job
             RestartDecision::RestartAfter(delay) => delay,
         };
         let restarts = job.restarts.fetch_add(1, Ordering::SeqCst) + 1;
-        let from = job
-            .checkpoints
-            .and_then(|c| latest_valid(c.completed))
-            // The claimed snapshot restores as it first did (with the
-            // states -n dropped).
-            .map(|p| match &first {
-                Some(f) if f.path == p.path => f.clone(),
-                _ => p,
-            })
-            .or_else(|| first.clone());
+        let from = restart_point(job, first.as_ref());
         control.publish_restart(restarts, e.to_string(), from.as_ref(), None);
         let what = from.as_ref().map_or_else(
             || "from the beginning (no completed checkpoint)".to_owned(),
@@ -355,6 +357,59 @@ fn restart_loop(job: &mut JobRun<'_>, first: Option<RestorePoint>) -> Result<Job
         control.failed.store(false, Ordering::SeqCst);
         restore = from;
     }
+}
+
+/// What a restart restores: the newest intact retained checkpoint, else
+/// the snapshot the job started from (if it is still usable).
+fn restart_point(job: &JobRun<'_>, first: Option<&RestorePoint>) -> Option<RestorePoint> {
+    job.checkpoints
+        .and_then(|c| latest_valid(c.completed))
+        // The claimed snapshot restores as it first did (with the states
+        // -n dropped).
+        .map(|p| match first {
+            Some(f) if f.path == p.path => f.clone(),
+            _ => p,
+        })
+        .or_else(|| {
+            first
+                .filter(|f| !job.unusable.contains(&f.metadata.checkpoint_id))
+                .cloned()
+        })
+}
+
+/// After restore failure `e`: the snapshot it read is never tried again
+/// (it leaves the retained list, its folder stays for inspection), and the
+/// previous one is chosen, as for a damaged checkpoint; `None` when none
+/// is left, and the job fails with `e`.
+fn fall_back(
+    job: &mut JobRun<'_>,
+    first: Option<&RestorePoint>,
+    e: &JobError,
+) -> Option<RestorePoint> {
+    let bad = job.control.last_restored_id()?;
+    job.unusable.insert(bad);
+    if let Some(c) = job.checkpoints {
+        let mut completed = c.completed.lock().unwrap_or_else(|p| p.into_inner());
+        completed.retain(|k| k.metadata.checkpoint_id != bad);
+    }
+    let older = restart_point(job, first);
+    match &older {
+        Some(p) => {
+            let id = p.metadata.checkpoint_id;
+            tracing::error!(
+                "checkpoint {bad} cannot be restored ({e}); falling back to the previous retained checkpoint, {id}"
+            );
+            let message =
+                format!("{e} (checkpoint {bad} cannot be restored; falling back to {id})");
+            let restarts = job.restarts.load(Ordering::SeqCst);
+            job.control
+                .publish_restart(restarts, message, older.as_ref(), None);
+        }
+        None => tracing::error!(
+            "checkpoint {bad} cannot be restored ({e}), and no earlier checkpoint is left to try"
+        ),
+    }
+    older
 }
 
 /// Deletes the job's checkpoints if the retention policy says so for how
