@@ -37,7 +37,8 @@ fn submit(port: u16, job: &Value) -> String {
     v["jobid"].as_str().expect("jobid").to_owned()
 }
 
-fn cancel(port: u16, id: &str) -> (u16, Value) {
+/// Asks the server on `port` to cancel job `id`; its answer.
+pub(crate) fn cancel(port: u16, id: &str) -> (u16, Value) {
     http(
         port,
         "PATCH",

@@ -8,6 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::api::{Server, http, start_server};
+use crate::cancel::cancel;
 use crate::checkpoints::{expected, sorted_output};
 use crate::common::tempdir;
 use crate::server::wait_for;
@@ -109,12 +110,7 @@ fn a_bundle_uploaded_again_keeps_the_running_job_on_its_version_through_a_sigkil
     let v2 = second["id"].as_str().expect("id");
     let (s, v) = http(port, "DELETE", &format!("/api/v1/bundles/{v2}"), b"");
     assert_eq!(s, 204, "{v}");
-    let (s, _) = http(
-        port,
-        "PATCH",
-        &format!("/api/v1/jobs/{id}?mode=cancel"),
-        b"",
-    );
+    let (s, _) = cancel(port, &id);
     assert_eq!(s, 202);
 }
 
@@ -192,12 +188,7 @@ fn a_restore_source_in_another_jobs_folder_is_pinned_and_a_resume_never_starts_a
         json!("RETAIN_ON_CANCELLATION");
     let first = submit(port, &source);
     let path = a_checkpoint(port, &first);
-    let (s, _) = http(
-        port,
-        "PATCH",
-        &format!("/api/v1/jobs/{first}?mode=cancel"),
-        b"",
-    );
+    let (s, _) = cancel(port, &first);
     assert_eq!(s, 202);
     wait_for(30, "the cancel", || {
         (state(port, &first)["state"] == "CANCELED").then_some(())
