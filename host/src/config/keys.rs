@@ -4,18 +4,20 @@
 //! silently ignored.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use super::backend_names::set_backend;
-use super::checkpoint::{CheckpointingMode, ClaimMode, Retention, StorageKind};
+use super::checkpoint::ClaimMode;
 use super::error::ConfigError;
-use super::location::parse_location;
 use super::reporters;
-use super::settings::{BackendKind, Config, FailoverStrategy};
+use super::settings::Config;
 use super::units::{
     parse_at_most, parse_count, parse_duration, parse_float, parse_memory, parse_positive,
 };
-use crate::keygroup::UPPER_BOUND_MAX_PARALLELISM;
+use super::values::{
+    FAILOVERS, MODES, RETENTIONS, STORAGES, backend_kind, boolean, interval, location,
+    max_parallelism, nice, one_of, optional_path, port, positive_duration, prefer_checkpoint, put,
+    restart_type, token,
+};
 
 /// Largest `weir.batch.size`: beyond it a batch buys nothing and its
 /// buffers could exhaust memory.
@@ -45,165 +47,6 @@ const fn key(name: &'static str, default: &'static str, doc: &'static str, set: 
         set,
     }
 }
-
-/// Stores a parsed value.
-fn put<T>(slot: &mut T, value: Result<T, String>) -> Result<(), String> {
-    *slot = value?;
-    Ok(())
-}
-
-fn boolean(v: &str) -> Result<bool, String> {
-    v.trim()
-        .parse()
-        .map_err(|_| format!("{v:?} is not true or false"))
-}
-
-fn positive_duration(v: &str) -> Result<Duration, String> {
-    let d = parse_duration(v)?;
-    if d.is_zero() {
-        return Err("must be positive".to_owned());
-    }
-    Ok(d)
-}
-
-/// A checkpoint or savepoint location: a path or a `file:` URI.
-fn location(v: &str) -> Result<PathBuf, String> {
-    parse_location(v).map_err(|e| e.to_string())
-}
-
-/// One of `names` (compared in `case`), mapped to its value.
-fn one_of<T: Copy>(v: &str, upper: bool, names: &[(&str, T)]) -> Result<T, String> {
-    let v2 = if upper {
-        v.trim().to_ascii_uppercase()
-    } else {
-        v.trim().to_ascii_lowercase()
-    };
-    names
-        .iter()
-        .find(|(n, _)| *n == v2)
-        .map(|(_, t)| *t)
-        .ok_or_else(|| {
-            let all: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
-            format!(
-                "{v:?} is not {}",
-                all.join(" or ")
-                    .replacen(" or ", ", ", all.len().saturating_sub(2))
-            )
-        })
-}
-
-/// A path, or `none`.
-fn optional_path(v: &str) -> Result<Option<PathBuf>, String> {
-    match v.trim() {
-        "none" | "" => Ok(None),
-        _ => location(v).map(Some),
-    }
-}
-
-/// Flink 1.x's `prefer-checkpoint-for-recovery`: Weir, like Flink since
-/// 1.15, always recovers from the latest checkpoint; `false` is accepted
-/// with a warning that says so.
-fn prefer_checkpoint(v: &str) -> Result<(), String> {
-    if !boolean(v)? {
-        tracing::warn!(
-            "execution.checkpointing.prefer-checkpoint-for-recovery: false is ignored; \
-             automatic recovery always restores the latest checkpoint, never a savepoint"
-        );
-    }
-    Ok(())
-}
-
-fn interval(v: &str) -> Result<Option<Duration>, String> {
-    match v.trim() {
-        "none" | "" => Ok(None),
-        v => {
-            let d = parse_duration(v)?;
-            if d < Duration::from_millis(10) {
-                return Err("must be at least 10ms (or none)".to_owned());
-            }
-            Ok(Some(d))
-        }
-    }
-}
-
-fn restart_type(v: &str) -> Result<Option<String>, String> {
-    let t = v.trim().to_ascii_lowercase();
-    match t.as_str() {
-        "none" | "off" | "disable" => Ok(Some("none".to_owned())),
-        "fixed-delay" | "fixeddelay" | "exponential-delay" | "exponentialdelay"
-        | "failure-rate" | "failurerate" => Ok(Some(t)),
-        _ => Err(format!(
-            "{v:?} is not none, fixed-delay, exponential-delay or failure-rate"
-        )),
-    }
-}
-
-fn backend_kind(v: &str) -> Result<BackendKind, String> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "hashmap" => Ok(BackendKind::HashMap),
-        "rocksdb" if cfg!(feature = "rocksdb") => Ok(BackendKind::RocksDb),
-        "rocksdb" => Err("this weir was built without the `rocksdb` feature".to_owned()),
-        _ => Err(format!("{v:?} is not hashmap or rocksdb")),
-    }
-}
-
-fn port(v: &str) -> Result<u16, String> {
-    v.trim()
-        .parse()
-        .map_err(|_| format!("{v:?} is not a port number"))
-}
-
-fn max_parallelism(v: &str) -> Result<u32, String> {
-    let m = parse_positive(v)?;
-    if m > UPPER_BOUND_MAX_PARALLELISM {
-        return Err(format!("must be at most {UPPER_BOUND_MAX_PARALLELISM}"));
-    }
-    Ok(m)
-}
-
-fn token(v: &str) -> Result<Option<String>, String> {
-    let t = v.trim();
-    if t.len() < 16 {
-        return Err("must be at least 16 characters".to_owned());
-    }
-    Ok(Some(t.to_owned()))
-}
-
-fn nice(v: &str) -> Result<i32, String> {
-    v.trim()
-        .parse()
-        .ok()
-        .filter(|n| (0..=19).contains(n))
-        .ok_or_else(|| format!("{v:?} is not a nice value from 0 to 19"))
-}
-
-/// The values of `execution.checkpointing.mode`.
-const MODES: &[(&str, CheckpointingMode)] = &[
-    ("EXACTLY_ONCE", CheckpointingMode::ExactlyOnce),
-    ("AT_LEAST_ONCE", CheckpointingMode::AtLeastOnce),
-];
-
-/// The values of `execution.checkpointing.externalized-checkpoint-retention`.
-const RETENTIONS: &[(&str, Retention)] = &[
-    ("RETAIN_ON_CANCELLATION", Retention::RetainOnCancellation),
-    ("DELETE_ON_CANCELLATION", Retention::DeleteOnCancellation),
-    (
-        "NO_EXTERNALIZED_CHECKPOINTS",
-        Retention::NoExternalizedCheckpoints,
-    ),
-];
-
-/// The values of `jobmanager.execution.failover-strategy`.
-const FAILOVERS: &[(&str, FailoverStrategy)] = &[
-    ("region", FailoverStrategy::Region),
-    ("full", FailoverStrategy::Full),
-];
-
-/// The values of `execution.checkpointing.storage`.
-const STORAGES: &[(&str, StorageKind)] = &[
-    ("filesystem", StorageKind::Filesystem),
-    ("jobmanager", StorageKind::JobManager),
-];
 
 /// Every configuration key, in the order `weir` lists them.
 #[rustfmt::skip]
@@ -495,6 +338,7 @@ fn suggest(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn unknown_keys_are_refused_with_a_hint() {

@@ -21,6 +21,7 @@ mod metric_filter;
 mod reporters;
 mod settings;
 pub mod units;
+mod values;
 
 pub use checkpoint::{
     CheckpointConfig, CheckpointingMode, ClaimMode, Retention, SavepointFormat, StorageKind,
