@@ -193,8 +193,9 @@ fn a_restore_source_in_another_jobs_folder_is_pinned_and_a_resume_never_starts_a
     wait_for(30, "the cancel", || {
         (state(port, &first)["state"] == "CANCELED").then_some(())
     });
-    // A job that restores from it and takes no checkpoints of its own.
-    let mut job = count_job("restored", 1_000_000_000, 20_000, "restored-out");
+    // A job that restores from it, into its sink folder, and takes no
+    // checkpoints of its own.
+    let mut job = count_job("restored", 1_000_000_000, 20_000, "source-out");
     job["job"]["config"] = json!({});
     job["savepointPath"] = json!(path);
     let id = submit(port, &job);

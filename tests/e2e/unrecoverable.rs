@@ -143,3 +143,77 @@ fn with_no_checkpoint_left_to_try_the_job_fails_at_once_with_the_message() {
     );
     assert!(!err.contains("restart 1"), "no restart loop: {err}");
 }
+
+#[test]
+fn a_restore_into_a_sink_pointing_at_another_folder_is_refused_unless_started_afresh() {
+    let dir = tempdir();
+    let job = CountJob {
+        count: 1_000_000_000,
+        rate: Some(20_000),
+        ..CountJob::default()
+    };
+    let yaml = dir.path().join("job.yaml");
+    std::fs::write(&yaml, job.yaml(dir.path())).expect("spec");
+    let mut child = spawn(&yaml, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while latest_checkpoint(dir.path()).is_none_or(|(n, _)| n < 2) {
+        assert!(Instant::now() < deadline, "no checkpoint");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let (_, chk) = latest_checkpoint(dir.path()).expect("a checkpoint");
+    let old = dir.path().join("out");
+    let before = std::fs::read_dir(&old).expect("out").count();
+
+    // The same job, its sink now in `elsewhere`, which lacks the files.
+    let moved = job
+        .yaml(dir.path())
+        .replace("path: out,", "path: elsewhere,")
+        .replace("count: 1000000000", "count: 100000");
+    let moved_yaml = dir.path().join("moved.yaml");
+    std::fs::write(&moved_yaml, &moved).expect("spec");
+    let out = spawn(&moved_yaml, Some(&chk))
+        .wait_with_output()
+        .expect("weir run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("sink `out`")
+            && err.contains(&old.display().to_string())
+            && err.contains("elsewhere"),
+        "names both folders: {err}"
+    );
+    assert!(err.contains("weir.sink.file.allow-new-folder"), "{err}");
+    let elsewhere = dir.path().join("elsewhere");
+    assert!(
+        !elsewhere.exists() || sorted_output(&elsewhere).is_empty(),
+        "nothing written"
+    );
+
+    // Allowed: it starts the new folder afresh and finishes; the old
+    // folder is left as it was.
+    let afresh = moved.replace(
+        "config:\n",
+        "config:\n  weir.sink.file.allow-new-folder: true\n",
+    );
+    std::fs::write(&moved_yaml, afresh).expect("spec");
+    let out = spawn(&moved_yaml, Some(&chk))
+        .wait_with_output()
+        .expect("weir run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let want = expected(100_000, 500);
+    let got = sorted_output(&elsewhere);
+    assert!(!got.is_empty(), "output in the new folder");
+    let mut rest = want.iter();
+    assert!(
+        got.iter().all(|line| rest.any(|w| w == line)),
+        "the new folder holds part of the full output, nothing twice"
+    );
+    assert_eq!(
+        std::fs::read_dir(&old).expect("out").count(),
+        before,
+        "old folder untouched"
+    );
+}

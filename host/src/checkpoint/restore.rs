@@ -96,6 +96,19 @@ pub enum RestoreError {
         /// Why.
         message: String,
     },
+    /// A file sink now writes to another folder, which lacks the files the
+    /// snapshot pre-committed.
+    #[error(
+        "sink `{uid}`: the snapshot's files were committed to {from}, but the job writes to {to}, which does not hold them; restore with the sink in {from}, copy its part files to {to}, or set weir.sink.file.allow-new-folder: true to start {to} afresh"
+    )]
+    SinkFolder {
+        /// The sink's uid.
+        uid: String,
+        /// The snapshot's folder.
+        from: String,
+        /// The job's.
+        to: String,
+    },
 }
 
 /// A checkpoint opened for restore.

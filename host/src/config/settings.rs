@@ -23,6 +23,8 @@ pub struct Config {
     pub chaining: bool,
     /// `weir.state.max-bytes`.
     pub state_max_bytes: u64,
+    /// `weir.sink.file.allow-new-folder`.
+    pub sink_allow_new_folder: bool,
     /// `state.backend.*`.
     pub backend: BackendConfig,
     /// `weir.sandbox.cache-dir`.
@@ -244,6 +246,7 @@ impl Default for Config {
             memory_limit: 128 << 20,
             chaining: true,
             state_max_bytes: 1 << 30,
+            sink_allow_new_folder: false,
             backend: BackendConfig::default(),
             cache_dir: default_cache_dir(),
             batch_size: 1024,

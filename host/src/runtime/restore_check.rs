@@ -6,9 +6,11 @@
 
 use super::error::JobError;
 use crate::checkpoint::compatibility::{self, CompatibilityReport, JobOperator};
+use crate::checkpoint::layout::sink_copy_prefix;
 use crate::checkpoint::restore::{RestoreError, RestorePoint};
 use crate::keygroup::KeyGroupRange;
 use crate::sandbox::{LoadedComponent, Sandbox};
+use crate::sink::{Copies, RestoredSink, check_restored_states};
 use crate::spec::graph::{JobGraph, NodeKind};
 use crate::state::{DeclaredState, HashMapBackend};
 
@@ -94,17 +96,7 @@ pub fn prepare_restore(
 ) -> Result<RestorePoint, JobError> {
     point.check(graph, allow_non_restored)?;
     point.verify()?;
-    for node in &graph.nodes {
-        if let NodeKind::Sink(spec) = &node.kind {
-            let states: Vec<Vec<u8>> = point.operator_states(&node.uid).concat();
-            crate::sink::check_restored_states(spec, &states).map_err(|message| {
-                JobError::Restore(RestoreError::Redistribution {
-                    uid: node.uid.clone(),
-                    message,
-                })
-            })?;
-        }
-    }
+    let afresh = check_sinks(graph, point)?;
     let report = restore_report(graph, sandbox, components, point, allow_non_restored)?;
     if report.refused {
         return Err(JobError::Restore(RestoreError::Incompatible {
@@ -130,7 +122,56 @@ pub fn prepare_restore(
     let mut point = point.clone();
     point.dropped = report.dropped_states();
     point.prepared = true;
+    // Sinks restored into a new folder start it afresh: without state,
+    // they commit nothing of the snapshot's and empty its part files.
+    for o in point.metadata.operators.iter_mut() {
+        if afresh.contains(&o.uid) {
+            o.subtasks.iter_mut().for_each(|s| s.operator_state.clear());
+        }
+    }
     Ok(point)
+}
+
+/// Checks the sink states of `point` against the job's sinks; returns the
+/// uids of those restored into a new folder afresh
+/// (`weir.sink.file.allow-new-folder`), and refuses the others that would
+/// miss their files, naming both folders.
+fn check_sinks(graph: &JobGraph, point: &RestorePoint) -> Result<Vec<String>, JobError> {
+    let mut afresh = Vec::new();
+    let folder = point.reader.folder();
+    for node in &graph.nodes {
+        let NodeKind::Sink(spec) = &node.kind else {
+            continue;
+        };
+        let states: Vec<Vec<u8>> = point.operator_states(&node.uid).concat();
+        let prefix = sink_copy_prefix(&node.uid);
+        let copies = folder.as_deref().map(|dir| Copies {
+            dir,
+            prefix: &prefix,
+        });
+        let checked = check_restored_states(spec, &states, &graph.base_dir, copies.as_ref());
+        let uid = node.uid.clone();
+        match checked.map_err(|message| RestoreError::Redistribution {
+            uid: uid.clone(),
+            message,
+        })? {
+            RestoredSink::Fits => {}
+            RestoredSink::Moved { from, to } if graph.config.sink_allow_new_folder => {
+                tracing::warn!(
+                    "sink `{uid}`: the snapshot committed to {from}; starting {to} afresh (weir.sink.file.allow-new-folder)"
+                );
+                afresh.push(uid);
+            }
+            RestoredSink::Moved { from, to } => {
+                return Err(JobError::Restore(RestoreError::SinkFolder {
+                    uid,
+                    from,
+                    to,
+                }));
+            }
+        }
+    }
+    Ok(afresh)
 }
 
 /// `weir run --dry-run`: the text of what a restore of `point` into

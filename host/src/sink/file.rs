@@ -45,6 +45,10 @@ pub struct FileSinkState {
     pub next_part: u64,
     /// Part files pre-committed and not known to be committed.
     pub pending: Vec<String>,
+    /// The folder they were written to, made absolute (absent in
+    /// snapshots written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
 }
 
 fn err(path: &Path, e: impl std::fmt::Display) -> SinkError {
@@ -182,6 +186,7 @@ impl SinkWriter for FileSink {
             subtask,
             next_part: txn.next,
             pending: txn.pending.iter().map(|(_, n)| n.clone()).collect(),
+            folder: Some(absolute(&folder).display().to_string()),
         };
         let bytes = serde_json::to_vec(&state).map_err(|e| SinkError(e.to_string()))?;
         Ok(vec![bytes])
@@ -209,6 +214,39 @@ fn parse_states(states: &[Vec<u8>]) -> Result<Vec<FileSinkState>, String> {
 /// Checks the sink's states in a snapshot (see [`parse_states`]).
 pub(crate) fn check_states(states: &[Vec<u8>]) -> Result<(), String> {
     parse_states(states).map(drop)
+}
+
+/// `folder`, through links and made absolute where it exists.
+fn absolute(folder: &Path) -> PathBuf {
+    folder
+        .canonicalize()
+        .unwrap_or_else(|_| std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf()))
+}
+
+/// The folder the sink `states` committed to, and `folder` made absolute,
+/// if they differ and `folder` lacks a file they pre-committed (with no
+/// copy of it in `copies`, as a savepoint has): a restore into `folder`
+/// would fail. A folder whose part files were copied or moved is fine.
+pub(crate) fn moved_from(
+    states: &[Vec<u8>],
+    folder: &Path,
+    copies: Option<&Copies<'_>>,
+) -> Result<Option<(String, PathBuf)>, String> {
+    let here = absolute(folder);
+    for state in parse_states(states)? {
+        let Some(old) = state.folder.filter(|f| Path::new(f) != here) else {
+            continue;
+        };
+        let holds = |name: &String| {
+            hidden(folder, name, "pending").exists()
+                || folder.join(name).exists()
+                || copies.is_some_and(|c| c.path(name).exists())
+        };
+        if !state.pending.iter().all(holds) {
+            return Ok(Some((old, here)));
+        }
+    }
+    Ok(None)
 }
 
 /// Whether `name` is a part file name the sink writes: `part-<u32>-<u64>`.
@@ -453,6 +491,7 @@ mod tests {
             subtask,
             next_part,
             pending: pending.iter().map(|s| (*s).to_owned()).collect(),
+            folder: None,
         })
         .expect("json")
     }

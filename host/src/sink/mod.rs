@@ -174,14 +174,44 @@ pub fn sink_folder(spec: &SinkSpec, base_dir: &Path) -> Result<std::path::PathBu
     Ok(base_dir.join(folder))
 }
 
+/// What the states a sink left in a snapshot say about restoring them into
+/// a job's sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoredSink {
+    /// They restore there.
+    Fits,
+    /// They were committed to folder `from`, and the job's folder `to`
+    /// lacks files they pre-committed.
+    Moved {
+        /// The snapshot's folder.
+        from: String,
+        /// The job's.
+        to: String,
+    },
+}
+
 /// Checks the states the subtasks of a sink of `spec` left in a snapshot,
 /// before a job restores them: a damaged or hostile state is refused with
-/// the reason, rather than failing every attempt of the job.
-pub fn check_restored_states(spec: &SinkSpec, states: &[Vec<u8>]) -> Result<(), String> {
-    match spec.sink_type {
-        SinkType::File => file::check_states(states),
-        SinkType::Stdout | SinkType::Discard => Ok(()),
+/// the reason, rather than failing every attempt of the job; a sink that
+/// now writes to another folder is told apart.
+pub fn check_restored_states(
+    spec: &SinkSpec,
+    states: &[Vec<u8>],
+    base_dir: &Path,
+    copies: Option<&Copies<'_>>,
+) -> Result<RestoredSink, String> {
+    if spec.sink_type != SinkType::File {
+        return Ok(RestoredSink::Fits);
     }
+    file::check_states(states)?;
+    let folder = sink_folder(spec, base_dir).map_err(|e| e.0)?;
+    Ok(match file::moved_from(states, &folder, copies)? {
+        Some((from, to)) => RestoredSink::Moved {
+            from,
+            to: to.display().to_string(),
+        },
+        None => RestoredSink::Fits,
+    })
 }
 
 /// Opens subtask `subtask` of a sink that is not transactional (no
