@@ -288,6 +288,12 @@ impl Client {
         self.request("GET", &format!("/api/v1/jobs/{}", encode(id)), None)
     }
 
+    /// `weir dead-letters JOB_ID`: the records the job quarantined.
+    pub fn dead_letters(&self, id: &str) -> anyhow::Result<Value> {
+        let path = format!("/api/v1/jobs/{}/dead-letters?limit=1000", encode(id));
+        self.request("GET", &path, None)
+    }
+
     /// `weir checkpoints JOB_ID`.
     pub fn checkpoints(&self, id: &str) -> anyhow::Result<Value> {
         self.request(
@@ -362,6 +368,41 @@ pub fn savepoints_table(v: &Value) -> String {
                 c[1].as_str().unwrap_or("")
             );
         }
+    }
+    t
+}
+
+/// The records a job quarantined, a line each, as `weir dead-letters`
+/// prints them.
+pub fn dead_letters_table(v: &Value) -> String {
+    let mut t = format!(
+        "{} record(s) quarantined{}\n",
+        v["total"].as_u64().unwrap_or(0),
+        if v["enabled"] == true {
+            ""
+        } else {
+            " (weir.dead-letter.enabled is off)"
+        }
+    );
+    for r in v["records"].as_array().into_iter().flatten() {
+        let text = |k: &str| {
+            let s = r[k]
+                .as_str()
+                .or(r[format!("{k}_hex")].as_str())
+                .unwrap_or("-");
+            let cut: String = s.chars().take(40).collect();
+            cut
+        };
+        t.push_str(&format!(
+            "{}[{}] key {} value {} (after {} failures, checkpoint {}): {}\n",
+            r["operator"].as_str().unwrap_or("?"),
+            r["subtask"].as_u64().unwrap_or(0) + 1,
+            text("key"),
+            text("value"),
+            r["failures"],
+            r["checkpoint"],
+            r["message"].as_str().unwrap_or("")
+        ));
     }
     t
 }

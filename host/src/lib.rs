@@ -47,7 +47,8 @@ pub use checkpoint::restore::RestorePoint;
 pub use checkpoint::savepoint::{SavepointDone, StopMode, dispose as dispose_savepoint};
 pub use checkpoint::storage::new_job_id;
 pub use client::{
-    Client, SavepointOptions, SubmitOptions, checkpoints_table, jobs_table, savepoints_table,
+    Client, SavepointOptions, SubmitOptions, checkpoints_table, dead_letters_table, jobs_table,
+    savepoints_table,
 };
 pub use config::{
     ALIASES, ClaimMode, Config, ConfigError, KEYS, Key, LocationError, SavepointFormat,

@@ -7,6 +7,7 @@ mod api;
 mod cancel;
 mod checkpoints;
 mod common;
+mod dead_letter;
 mod docs;
 mod failover;
 mod flink_config;

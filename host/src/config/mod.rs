@@ -11,6 +11,7 @@
 
 mod backend_names;
 mod checkpoint;
+mod dead_letter;
 mod error;
 mod file;
 mod keys;
@@ -27,6 +28,7 @@ pub use checkpoint::{
     CheckpointConfig, CheckpointingMode, ClaimMode, Retention, SavepointFormat, StorageKind,
     UnalignedConfig,
 };
+pub use dead_letter::DeadLetterConfig;
 pub use error::ConfigError;
 pub use keys::{ALIASES, KEYS, Key, canonical_key};
 pub use location::{LocationError, parse_location};

@@ -25,6 +25,8 @@ pub struct Config {
     pub state_max_bytes: u64,
     /// `weir.sink.file.allow-new-folder`.
     pub sink_allow_new_folder: bool,
+    /// `weir.dead-letter.*`.
+    pub dead_letter: super::DeadLetterConfig,
     /// `state.backend.*`.
     pub backend: BackendConfig,
     /// `weir.sandbox.cache-dir`.
@@ -247,6 +249,7 @@ impl Default for Config {
             chaining: true,
             state_max_bytes: 1 << 30,
             sink_allow_new_folder: false,
+            dead_letter: super::DeadLetterConfig::default(),
             backend: BackendConfig::default(),
             cache_dir: default_cache_dir(),
             batch_size: 1024,

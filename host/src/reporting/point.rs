@@ -32,6 +32,7 @@ pub const JOB_METRICS: &[&str] = &[
     "numberOfInProgressCheckpoints",
     "totalNumberOfCheckpoints",
     "numRestarts",
+    "numQuarantinedRecords",
 ];
 
 /// A distribution, as Flink's histograms report it.
@@ -172,6 +173,7 @@ pub fn job_metric(live: &LiveJob, name: &str) -> Option<Value> {
         "numberOfInProgressCheckpoints" => n(live.in_progress as f64),
         "totalNumberOfCheckpoints" => n(done + live.failed_count as f64 + live.in_progress as f64),
         "numRestarts" => n(f64::from(live.restarts)),
+        "numQuarantinedRecords" => n(live.quarantined_count as f64),
         _ => None,
     }
 }

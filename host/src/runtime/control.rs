@@ -36,6 +36,8 @@ pub struct JobControl {
     savepoint_tx: Mutex<Option<Sender<SavepointRequest>>>,
     pub(super) savepoint_rx: Receiver<SavepointRequest>,
     live: Mutex<LiveJob>,
+    /// The dead-letter quarantine, once the job started with it on.
+    pub(super) quarantine: std::sync::OnceLock<Arc<super::quarantine::Quarantine>>,
 }
 
 impl Default for JobControl {
@@ -50,6 +52,7 @@ impl Default for JobControl {
             savepoint_tx: Mutex::new(Some(savepoint_tx)),
             savepoint_rx,
             live: Mutex::default(),
+            quarantine: std::sync::OnceLock::new(),
         }
     }
 }
@@ -135,6 +138,11 @@ pub struct LiveJob {
     /// The newest restarts, oldest first: when, why, and the snapshot each
     /// restored (at most [`EXCEPTIONS_KEPT`]).
     pub restart_history: Vec<RestartRecord>,
+    /// Records the dead-letter quarantine took (the dead-letter file's
+    /// earlier ones included).
+    pub quarantined_count: u64,
+    /// The newest of them (at most 100), oldest first.
+    pub quarantined: Vec<crate::sink::dead_letter::DeadLetter>,
 }
 
 impl LiveJob {
@@ -175,6 +183,12 @@ impl JobControl {
     /// Asks the job to stop; [`run_job`] then returns [`JobError::Cancelled`].
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    /// The job's dead-letter quarantine (`weir.dead-letter.enabled`), once
+    /// it started.
+    pub fn quarantine(&self) -> Option<&Arc<super::quarantine::Quarantine>> {
+        self.quarantine.get()
     }
 
     /// Whether [`Self::cancel`] was called.
@@ -260,6 +274,10 @@ impl JobControl {
     pub fn live(&self) -> LiveJob {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner()).clone();
         live.in_progress = self.checkpoints_in_progress.load(Ordering::Relaxed) as u64;
+        if let Some(q) = self.quarantine.get() {
+            live.quarantined_count = q.count();
+            live.quarantined = q.recent();
+        }
         live
     }
 

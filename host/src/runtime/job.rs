@@ -3,14 +3,15 @@
 //! to run again, from the latest intact retained checkpoint.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::attempt::{JobCheckpoints, JobRun, run_attempt};
 use super::control::{JobControl, RunOptions};
 use super::error::JobError;
 use super::progress::JobSummary;
+use super::quarantine::Quarantine;
 use super::restart::{RestartDecision, RestartPolicy, RestartStrategy};
 use super::restore_check::prepare_restore;
 use crate::checkpoint::coordinator::CompletedCheckpoint;
@@ -21,6 +22,7 @@ use crate::checkpoint::retention::{JobEnd, discard_on_end, newest_intact};
 use crate::checkpoint::storage::{CheckpointStorage, new_job_id};
 use crate::config::{BackendKind, ClaimMode, StorageKind};
 use crate::sandbox::{LoadedComponent, Sandbox};
+use crate::sink::dead_letter::{DeadLetterFile, dead_letter_path};
 use crate::spec::graph::{JobGraph, NodeKind};
 use crate::state::workdir::JobFolder;
 
@@ -77,6 +79,7 @@ fn run_job_until_it_ends(
     // The working folder of embedded state backends, held while the job
     // runs and removed after it (and swept after a crash).
     let _state_folder = claim_state_folder(graph, &job_id)?;
+    open_quarantine(graph, &job_id, control)?;
     let storage = open_storage(graph, &job_id)?;
     let _folder_lock = match &storage {
         Some(s) => s.lock()?,
@@ -124,6 +127,31 @@ fn run_job_until_it_ends(
         unusable: Default::default(),
     };
     restart_loop(&mut job, restore)
+}
+
+/// Opens the job's dead-letter file and its quarantine, seeded with what
+/// the file holds, if `weir.dead-letter.enabled`.
+fn open_quarantine(graph: &JobGraph, job_id: &str, control: &JobControl) -> Result<(), JobError> {
+    let config = &graph.config.dead_letter;
+    if !config.enabled || control.quarantine.get().is_some() {
+        return Ok(());
+    }
+    let path = dead_letter_path(&graph.base_dir.join(&config.dir), job_id);
+    let (file, held) = DeadLetterFile::open(&path).map_err(|message| {
+        JobError::Storage(StorageError {
+            path: path.display().to_string(),
+            message,
+        })
+    })?;
+    if RestartStrategy::from_config(&graph.config).name() == "none" {
+        tracing::warn!(
+            "weir.dead-letter.enabled needs restarts (a record is quarantined after {} failures and restores), but restart-strategy.type is none",
+            config.max_failures + 1
+        );
+    }
+    let quarantine = Quarantine::new(config.max_failures, file, held);
+    let _ = control.quarantine.set(Arc::new(quarantine));
+    Ok(())
 }
 
 /// The snapshot the job starts from, checked against its components (a

@@ -35,6 +35,7 @@ mod operator;
 mod output;
 mod plan;
 mod progress;
+pub mod quarantine;
 pub mod regions;
 pub mod restart;
 mod restore_check;

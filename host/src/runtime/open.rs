@@ -11,7 +11,7 @@ use super::error::OutputError;
 use super::error::TaskFailure;
 use super::input_loop;
 use super::inputs::InputChannel;
-use super::operator::{NativeOperators, SinkTask, StreamOperator, WasmTask};
+use super::operator::{DeadLetterGuard, NativeOperators, SinkTask, StreamOperator, WasmTask};
 use super::output::{ChainedSink, EdgeOutput, Output};
 use super::plan::TaskPlan;
 use super::task;
@@ -181,17 +181,36 @@ pub(super) fn run_task(
         NodeKind::Operator { config, .. } => {
             let component = component
                 .ok_or_else(|| TaskFailure::Internal("operator without a component".into()))?;
+            let uid = &graph.nodes[node].uid;
+            let dead_letter = dead_letter_guard(control, uid, subtask, attempt.restore);
             let guest = task.open_guest(sandbox, component)?;
             let mut op = WasmTask {
                 guest,
                 config: config.clone(),
                 published: None,
+                dead_letter,
             };
             let result = task.run(&mut op, false);
             add_counters(counters, node, op.guest.counters());
             result
         }
     }
+}
+
+/// The dead-letter guard of subtask `subtask` of operator `uid`, if the
+/// job has a quarantine; `restore` is what the attempt restored.
+fn dead_letter_guard(
+    control: &JobControl,
+    uid: &str,
+    subtask: u32,
+    restore: Option<&RestorePoint>,
+) -> Option<DeadLetterGuard> {
+    control.quarantine().map(|q| DeadLetterGuard {
+        quarantine: q.clone(),
+        uid: uid.to_owned(),
+        subtask,
+        checkpoint: restore.map_or(0, |r| r.metadata.checkpoint_id),
+    })
 }
 
 /// Opens sink `sink_node`'s subtask `subtask` to run in its upstream's

@@ -2,13 +2,16 @@
 //! implementations (a WebAssembly operator, a sink), and the hook through
 //! which the benchmarks run operators compiled into the host.
 
-use super::error::TaskFailure;
+use std::sync::Arc;
+
+use super::error::{OutputError, TaskFailure};
 use super::output::Output;
+use super::quarantine::{Culprit, Fingerprint, Part, Quarantine};
 use crate::channel::{BarrierKind, Batch};
 use crate::checkpoint::hub::StateSnapshot;
 use crate::keygroup::KeyGroupRange;
 use crate::sandbox::WasmOperator;
-use crate::sink::SinkWriter;
+use crate::sink::{SinkError, SinkWriter};
 use crate::state::KeyedStateBackend;
 
 /// A task body that consumes batches, watermarks and time. Only `process`
@@ -65,6 +68,20 @@ pub struct WasmTask {
     pub(crate) config: Vec<(String, String)>,
     /// When the guest's own metrics were last published.
     pub(crate) published: Option<std::time::Instant>,
+    /// The job's quarantine, if `weir.dead-letter.enabled`.
+    pub(crate) dead_letter: Option<DeadLetterGuard>,
+}
+
+/// What a WebAssembly subtask needs to quarantine the records it fails on.
+pub struct DeadLetterGuard {
+    /// The job's quarantine.
+    pub(crate) quarantine: Arc<Quarantine>,
+    /// The operator's uid.
+    pub(crate) uid: String,
+    /// The subtask.
+    pub(crate) subtask: u32,
+    /// The last checkpoint the subtask passed (at first, the one restored).
+    pub(crate) checkpoint: u64,
 }
 
 /// How often a task publishes its guest's own metrics for reporters.
@@ -94,6 +111,87 @@ impl WasmTask {
     }
 }
 
+impl WasmTask {
+    /// Runs `batch` through the guest (its first input, or the second).
+    fn call(&mut self, batch: Batch, second: bool, out: &mut Output) -> Result<(), TaskFailure> {
+        let produced = self.guest.process(batch, second)?;
+        self.publish(out, false);
+        self.route_side(out)?;
+        emit_all(produced, out)
+    }
+
+    /// [`Self::call`] under the quarantine: quarantined records are left
+    /// out, suspects go alone, and a failure strikes the records of the
+    /// call that failed.
+    fn guarded(&mut self, batch: Batch, second: bool, out: &mut Output) -> Result<(), TaskFailure> {
+        let Some(guard) = &self.dead_letter else {
+            return self.call(batch, second, out);
+        };
+        let quarantine = guard.quarantine.clone();
+        let parts = quarantine
+            .plan(&guard.uid, second, &batch)
+            .map_err(OutputError::Malformed)?;
+        let Some(parts) = parts else {
+            return self.strike_on_failure(batch, None, second, out);
+        };
+        for part in parts {
+            match part {
+                Part::Run(b) => self.strike_on_failure(b, None, second, out)?,
+                Part::Alone(b, fp) => self.strike_on_failure(b, Some(fp), second, out)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// One guarded call: on a guest failure its records get a strike (and
+    /// one may be quarantined); a suspect that went through `alone` is
+    /// cleared.
+    fn strike_on_failure(
+        &mut self,
+        batch: Batch,
+        alone: Option<Fingerprint>,
+        second: bool,
+        out: &mut Output,
+    ) -> Result<(), TaskFailure> {
+        let elements = batch.data.clone();
+        let result = self.call(batch, second, out);
+        let Some(guard) = &self.dead_letter else {
+            return result;
+        };
+        match &result {
+            Ok(()) => {
+                if let Some(fp) = alone {
+                    guard.quarantine.cleared(&guard.uid, fp);
+                }
+            }
+            Err(TaskFailure::Guest(failure)) => {
+                let who = Culprit {
+                    uid: &guard.uid,
+                    subtask: guard.subtask,
+                    checkpoint: guard.checkpoint,
+                };
+                let quarantined = guard
+                    .quarantine
+                    .blame(&who, second, &elements, failure)
+                    .map_err(|e| TaskFailure::Sink(SinkError(format!("dead-letter file: {e}"))))?;
+                if let Some(r) = quarantined {
+                    tracing::warn!(
+                        "operator `{}` subtask {}: quarantined a record (key {:?}, value {:?}) after {} failures: {}",
+                        r.operator,
+                        r.subtask + 1,
+                        r.key.as_deref().or(r.key_hex.as_deref()),
+                        r.value.as_deref().or(r.value_hex.as_deref()),
+                        r.failures,
+                        r.message
+                    );
+                }
+            }
+            Err(_) => {}
+        }
+        result
+    }
+}
+
 fn emit_all(buffers: Vec<Vec<u8>>, out: &mut Output) -> Result<(), TaskFailure> {
     for b in buffers {
         out.push_encoded(b)?;
@@ -107,17 +205,11 @@ impl StreamOperator for WasmTask {
     }
 
     fn process(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure> {
-        let produced = self.guest.process(batch, false)?;
-        self.publish(out, false);
-        self.route_side(out)?;
-        emit_all(produced, out)
+        self.guarded(batch, false, out)
     }
 
     fn process_second(&mut self, batch: Batch, out: &mut Output) -> Result<(), TaskFailure> {
-        let produced = self.guest.process(batch, true)?;
-        self.publish(out, false);
-        self.route_side(out)?;
-        emit_all(produced, out)
+        self.guarded(batch, true, out)
     }
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Output) -> Result<(), TaskFailure> {
@@ -145,6 +237,9 @@ impl StreamOperator for WasmTask {
     }
 
     fn snapshot(&mut self, id: u64, kind: BarrierKind) -> Result<StateSnapshot, TaskFailure> {
+        if let Some(g) = self.dead_letter.as_mut() {
+            g.checkpoint = id;
+        }
         let (keyed, native) = self.guest.keyed_snapshot(id, kind)?;
         Ok(StateSnapshot {
             keyed,

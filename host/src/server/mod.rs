@@ -22,6 +22,7 @@
 pub mod checkpoints;
 pub mod dashboard;
 mod data_dir;
+pub mod dead_letters;
 pub mod error;
 pub mod job_config;
 pub mod listen;
@@ -48,7 +49,6 @@ use subtle::ConstantTimeEq;
 pub use self::data_dir::{create_private_dir, keep_files_private, load_or_create_token};
 use self::error::{ApiError, ErrorBody};
 use crate::config::Config;
-use crate::runtime::LiveJob;
 use crate::sandbox::Sandbox;
 use crate::session::{
     Bundle, BundleStore, JobEntry, JobManager, JobStore, Root, Roots, SubmitRequest, node_kind,
@@ -171,6 +171,10 @@ pub fn router(state: Shared) -> Router {
             get(checkpoints::checkpoint_config),
         )
         .route("/api/v1/jobs/{id}/metrics", get(checkpoints::job_metrics))
+        .route(
+            "/api/v1/jobs/{id}/dead-letters",
+            get(dead_letters::dead_letters),
+        )
         .route(
             "/api/v1/jobs/{id}/savepoints",
             post(savepoints::trigger_savepoint),
@@ -481,7 +485,7 @@ fn detail(job: &JobEntry, roots: &Roots) -> Value {
         "restarts": live.restarts,
         "vertices": vertices,
         "plan": { "edges": edges },
-        "exceptions": exceptions_json(&live, &exceptions, roots),
+        "exceptions": dead_letters::exceptions_json(&live, &exceptions, roots),
         "restart-history": live
             .restart_history
             .iter()
@@ -497,21 +501,6 @@ fn detail(job: &JobEntry, roots: &Roots) -> Value {
 
 /// The failures of a job: those that restarted it (`restarted: true`) and
 /// the one it ended with, paths redacted.
-fn exceptions_json(live: &LiveJob, ended: &[(i64, String)], roots: &Roots) -> Vec<Value> {
-    live.exceptions
-        .iter()
-        .map(|(t, m)| (t, m, true))
-        .chain(ended.iter().map(|(t, m)| (t, m, false)))
-        .map(|(t, m, restarted)| {
-            json!({
-                "timestamp": t,
-                "exception": roots.redact(m),
-                "restarted": restarted,
-            })
-        })
-        .collect()
-}
-
 #[derive(Debug, Deserialize)]
 struct PatchQuery {
     mode: Option<String>,

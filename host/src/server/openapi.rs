@@ -27,6 +27,7 @@ use crate::session::{JobState, SubmitRequest};
         super::checkpoints::trigger_checkpoint,
         super::checkpoints::checkpoint_config,
         super::checkpoints::job_metrics,
+        super::dead_letters::dead_letters,
         super::savepoints::trigger_savepoint,
         super::savepoints::stop_job,
         super::savepoints::savepoint_status,

@@ -30,6 +30,7 @@ const SERVER_KEYS: &[&str] = &[
     "execution.state-recovery.path",
     "state.backend.rocksdb.localdir",
     "weir.sandbox.cache-dir",
+    "weir.dead-letter.dir",
 ];
 
 /// The jobs of a server.
@@ -55,6 +56,7 @@ impl JobManager {
         let index = SavepointIndex::open(store.as_ref().map(|_| roots.data.path.as_path()));
         config.checkpoint.dir = roots.checkpoints.path.clone();
         config.checkpoint.savepoint_dir = Some(roots.savepoints.path.clone());
+        config.dead_letter.dir = roots.data.path.join("dead-letters");
         config.progress_interval = std::time::Duration::ZERO;
         JobManager {
             launcher: Launcher::new(),

@@ -55,7 +55,7 @@ fn err(path: &Path, e: impl std::fmt::Display) -> SinkError {
     SinkError(format!("{}: {e}", path.display()))
 }
 
-fn hidden(folder: &Path, name: &str, suffix: &str) -> PathBuf {
+pub(super) fn hidden(folder: &Path, name: &str, suffix: &str) -> PathBuf {
     folder.join(format!(".{name}.{suffix}"))
 }
 
@@ -196,7 +196,7 @@ impl SinkWriter for FileSink {
 /// Reads the sinks' states from a checkpoint, refusing a pending name that
 /// is not one the sink writes (`part-<subtask>-<n>`): a damaged or hostile
 /// checkpoint must not make a commit rename files outside the folder.
-fn parse_states(states: &[Vec<u8>]) -> Result<Vec<FileSinkState>, String> {
+pub(super) fn parse_states(states: &[Vec<u8>]) -> Result<Vec<FileSinkState>, String> {
     let parsed: Vec<FileSinkState> = states
         .iter()
         .map(|b| serde_json::from_slice(b).map_err(|e| format!("unreadable file-sink state: {e}")))
@@ -217,36 +217,10 @@ pub(crate) fn check_states(states: &[Vec<u8>]) -> Result<(), String> {
 }
 
 /// `folder`, through links and made absolute where it exists.
-fn absolute(folder: &Path) -> PathBuf {
+pub(super) fn absolute(folder: &Path) -> PathBuf {
     folder
         .canonicalize()
         .unwrap_or_else(|_| std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf()))
-}
-
-/// The folder the sink `states` committed to, and `folder` made absolute,
-/// if they differ and `folder` lacks a file they pre-committed (with no
-/// copy of it in `copies`, as a savepoint has): a restore into `folder`
-/// would fail. A folder whose part files were copied or moved is fine.
-pub(crate) fn moved_from(
-    states: &[Vec<u8>],
-    folder: &Path,
-    copies: Option<&Copies<'_>>,
-) -> Result<Option<(String, PathBuf)>, String> {
-    let here = absolute(folder);
-    for state in parse_states(states)? {
-        let Some(old) = state.folder.filter(|f| Path::new(f) != here) else {
-            continue;
-        };
-        let holds = |name: &String| {
-            hidden(folder, name, "pending").exists()
-                || folder.join(name).exists()
-                || copies.is_some_and(|c| c.path(name).exists())
-        };
-        if !state.pending.iter().all(holds) {
-            return Ok(Some((old, here)));
-        }
-    }
-    Ok(None)
 }
 
 /// Whether `name` is a part file name the sink writes: `part-<u32>-<u64>`.

@@ -8,7 +8,9 @@
 //! ([`SinkWriter::notify_checkpoint_complete`]), and the runtime drives a
 //! [`TransactionalSink`] through recovery and commits.
 
+pub mod dead_letter;
 pub mod file;
+mod relocation;
 
 use std::io::Write;
 use std::path::Path;
@@ -205,7 +207,7 @@ pub fn check_restored_states(
     }
     file::check_states(states)?;
     let folder = sink_folder(spec, base_dir).map_err(|e| e.0)?;
-    Ok(match file::moved_from(states, &folder, copies)? {
+    Ok(match relocation::moved_from(states, &folder, copies)? {
         Some((from, to)) => RestoredSink::Moved {
             from,
             to: to.display().to_string(),

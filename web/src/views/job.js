@@ -314,7 +314,9 @@ export function jobView(root, route) {
     syncChildren(exceptionsList, items, (e) => `${e.timestamp}\u0000${e.exception}`, (e) => h('li', { testid: 'exception' },
       h('div', { class: 'exception-head' },
         h('time', {}, fmtTime(e.timestamp)),
-        e.restarted ? h('span', { class: 'badge restarted' }, 'the job restarted') : h('span', { class: 'badge not-restarted' }, 'the job did not restart')),
+        e.quarantined
+          ? h('span', { class: 'badge quarantined', testid: 'quarantined' }, 'record quarantined (dead letter)')
+          : e.restarted ? h('span', { class: 'badge restarted' }, 'the job restarted') : h('span', { class: 'badge not-restarted' }, 'the job did not restart')),
       h('pre', {}, e.exception)), () => {});
   }
 

@@ -44,6 +44,14 @@ enum Cmd {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Lists the records the dead-letter quarantine took from a job
+    /// (`weir.dead-letter.*`).
+    DeadLetters {
+        /// The job id.
+        job_id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Lists the jobs of a server.
     List {
         #[command(flatten)]
@@ -133,6 +141,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Validate { job, operators_dir } => validate(&config, &job, operators_dir.as_deref()),
         Cmd::Checkpoints { target, remote } => checkpoints(&config, &target, &remote),
         Cmd::List { remote } => list(&config, &remote),
+        Cmd::DeadLetters { job_id, remote } => {
+            let v = remote.client(&config)?.dead_letters(&job_id)?;
+            remote.print(&v, weir::dead_letters_table);
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Upload { file, remote } => upload(&config, &file, &remote),
         Cmd::Submit {
             job,

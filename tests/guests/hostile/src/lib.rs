@@ -6,8 +6,9 @@
 //! but panics on the element whose value is config `value` while the wall
 //! processing time is before config `before-ms`, ms since the Unix epoch: a failure
 //! that a restart after that moment does not meet again), `slow` (forwards
-//! each element after spinning config `ms` milliseconds), `ok` (forwards
-//! elements).
+//! each element after spinning config `ms` milliseconds), `drop` (forwards
+//! every element but the one whose value is config `value`), `ok`
+//! (forwards elements).
 
 use weir_sdk::prelude::*;
 
@@ -75,6 +76,11 @@ impl Operator for Hostile {
                     );
                 }
                 ctx.emit(e.key, e.value, e.timestamp);
+            }
+            "drop" => {
+                if e.value != self.trap_value.as_slice() {
+                    ctx.emit(e.key, e.value, e.timestamp);
+                }
             }
             "hoard" => {
                 if let Some(list) = &self.hoard {
