@@ -163,3 +163,29 @@ fn uploads_beyond_the_concurrency_limit_are_answered_503_until_one_ends() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `bytes` (a component) with a custom section named `weir-test` holding
+/// `tag` appended: the same component, under a hash no cache has seen.
+fn unique_component(bytes: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"weir-test";
+    let payload: Vec<u8> = [&[name.len() as u8][..], name, tag.as_bytes()].concat();
+    assert!(payload.len() < 128, "one-byte LEB128 size");
+    [bytes, &[0u8, payload.len() as u8][..], &payload].concat()
+}
+
+#[test]
+fn a_compile_past_the_compile_timeout_is_answered_503_and_stores_nothing() {
+    let dir = tempdir();
+    let (_server, port) = start_server_under(dir.path(), &[], "weir.server.compile-timeout: 1ms\n");
+    let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+    // Never compiled before, so it cannot be a cache hit.
+    let tag = format!("{:?}", Instant::now());
+    let wasm = unique_component(&count, &tag);
+    let (s, v) = crate::api::http(port, "POST", "/api/v1/bundles?name=slow", &wasm);
+    assert_eq!(s, 503, "{v}");
+    assert!(v.to_string().contains("weir.server.compile-timeout"), "{v}");
+    // The compile ends in the background; it stores nothing.
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, list) = crate::api::http(port, "GET", "/api/v1/bundles", b"");
+    assert_eq!(list["bundles"], json!([]), "{list}");
+}

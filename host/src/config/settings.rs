@@ -31,6 +31,8 @@ pub struct Config {
     pub backend: BackendConfig,
     /// `weir.sandbox.cache-dir`.
     pub cache_dir: PathBuf,
+    /// `weir.sandbox.cache-max-bytes`.
+    pub cache_max_bytes: u64,
     /// `weir.batch.size`.
     pub batch_size: usize,
     /// `weir.channel.capacity`.
@@ -155,6 +157,8 @@ pub struct ServerConfig {
     /// `weir.server.upload-timeout`: time an upload may take, compile
     /// included.
     pub upload_timeout: Duration,
+    /// `weir.server.compile-timeout`.
+    pub compile_timeout: Duration,
     /// `weir.server.min-checkpoint-interval`: the shortest checkpoint
     /// interval a submitted job may ask for.
     pub min_checkpoint_interval: Duration,
@@ -186,6 +190,7 @@ impl Default for ServerConfig {
             max_connections: 512,
             request_timeout: Duration::from_secs(60),
             upload_timeout: Duration::from_secs(300),
+            compile_timeout: Duration::from_secs(120),
             min_checkpoint_interval: Duration::from_millis(100),
             max_subtasks: 4096,
             max_retained_checkpoints: 10,
@@ -252,6 +257,7 @@ impl Default for Config {
             dead_letter: super::DeadLetterConfig::default(),
             backend: BackendConfig::default(),
             cache_dir: default_cache_dir(),
+            cache_max_bytes: 1 << 30,
             batch_size: 1024,
             channel_capacity: 16,
             progress_interval: Duration::from_secs(1),

@@ -7,7 +7,10 @@
 //! corrupted artifact is recompiled, never loaded. Files are written to a
 //! temporary name and renamed, so a crash leaves no half-written artifact.
 //! The folder is created private (0700) and is only used while it stays
-//! this user's alone, since an artifact is native code.
+//! this user's alone, since an artifact is native code. Its size is bounded
+//! (`weir.sandbox.cache-max-bytes`): after a store, the artifacts used
+//! least recently (a hit refreshes an artifact's time) are evicted until
+//! the folder fits.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
@@ -29,6 +32,7 @@ pub enum CacheOutcome {
 pub(super) struct ComponentCache {
     dir: PathBuf,
     engine_key: String,
+    max_bytes: u64,
 }
 
 pub(super) fn sha256_hex(bytes: &[u8]) -> String {
@@ -36,12 +40,13 @@ pub(super) fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 impl ComponentCache {
-    pub(super) fn new(dir: PathBuf, engine: &Engine) -> Self {
+    pub(super) fn new(dir: PathBuf, engine: &Engine, max_bytes: u64) -> Self {
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         ComponentCache {
             dir,
             engine_key: format!("{:016x}", h.finish()),
+            max_bytes,
         }
     }
 
@@ -89,6 +94,12 @@ impl ComponentCache {
         if sha256_hex(&bytes) != expected.trim() {
             return None;
         }
+        // Used now: the last to be evicted.
+        let now = std::time::SystemTime::now();
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(artifact)
+            .and_then(|f| f.set_modified(now));
         deserialize(engine, &bytes)
     }
 
@@ -111,7 +122,39 @@ impl ComponentCache {
         std::io::Write::write_all(&mut tmp_checksum, sha256_hex(bytes).as_bytes())?;
         tmp_artifact.persist(artifact).map_err(|e| e.error)?;
         tmp_checksum.persist(checksum).map_err(|e| e.error)?;
+        evict(&self.dir, self.max_bytes, artifact);
         Ok(())
+    }
+}
+
+/// Deletes the artifacts of `dir` used least recently (with their
+/// checksums) until their sizes add up to at most `max_bytes`; `keep`, the
+/// one just stored, stays.
+fn evict(dir: &std::path::Path, max_bytes: u64, keep: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut artifacts: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = artifacts.iter().map(|a| a.1).sum();
+    artifacts.sort();
+    for (_, size, path) in artifacts {
+        if total <= max_bytes {
+            break;
+        }
+        if path == keep {
+            continue;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            let _ = std::fs::remove_file(path.with_extension("sha256"));
+            total -= size;
+        }
     }
 }
 
@@ -143,6 +186,30 @@ fn deserialize(engine: &Engine, bytes: &[u8]) -> Option<Component> {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn the_least_recently_used_artifacts_go_first_until_the_folder_fits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let start = SystemTime::now() - Duration::from_secs(100);
+        for (i, name) in ["a", "b", "c", "d"].iter().enumerate() {
+            let p = dir.path().join(format!("{name}.cwasm"));
+            std::fs::write(&p, vec![0u8; 1000]).expect("artifact");
+            std::fs::write(p.with_extension("sha256"), "x").expect("checksum");
+            let f = std::fs::File::options().write(true).open(&p).expect("open");
+            f.set_modified(start + Duration::from_secs(10 * i as u64))
+                .expect("time");
+        }
+        // `a` is the oldest but was just stored: it stays.
+        super::evict(dir.path(), 2500, &dir.path().join("a.cwasm"));
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a.cwasm", "a.sha256", "d.cwasm", "d.sha256"]);
+    }
 
     #[test]
     fn a_cache_folder_others_may_write_to_is_not_used() {

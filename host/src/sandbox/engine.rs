@@ -66,7 +66,7 @@ impl Sandbox {
         wasi::add_to_linker(&mut linker).map_err(|e| SandboxError::Setup(e.to_string()))?;
         bindings::Operator::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
             .map_err(|e| SandboxError::Setup(e.to_string()))?;
-        let cache = ComponentCache::new(config.cache_dir.clone(), &engine);
+        let cache = ComponentCache::new(config.cache_dir.clone(), &engine, config.cache_max_bytes);
         let ticker = EpochTicker::start(engine.clone());
         Ok(Sandbox {
             engine,

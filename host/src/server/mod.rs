@@ -23,6 +23,7 @@ pub mod checkpoints;
 pub mod dashboard;
 mod data_dir;
 pub mod dead_letters;
+mod deadline;
 pub mod error;
 pub mod job_config;
 pub mod listen;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Time an upload may take.
     pub upload_timeout: std::time::Duration,
+    /// `weir.server.compile-timeout`.
+    pub compile_timeout: std::time::Duration,
     /// The bounds of the accept loop.
     pub limits: listen::Limits,
     /// Permits for uploads being read and compiled.
@@ -130,6 +133,7 @@ impl AppState {
             max_body: usize::try_from(config.server.max_body).unwrap_or(usize::MAX),
             request_timeout: config.server.request_timeout,
             upload_timeout: config.server.upload_timeout,
+            compile_timeout: config.server.compile_timeout,
             uploads: Arc::new(tokio::sync::Semaphore::new(
                 config.server.max_concurrent_uploads,
             )),
@@ -304,12 +308,24 @@ async fn upload_bundle(
         ApiError::bad_request("name the bundle: ?name=<name>.wasm or a multipart file name")
     })?;
     let s = state.clone();
+    let limit = state.compile_timeout;
+    // A compile cannot be interrupted: past the limit the client is told,
+    // and the compile goes on holding its permit but stores nothing.
     let bundle = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        s.bundles.add(&name, &body, &s.sandbox)
+        deadline::run_within("compile", limit, move |gate| {
+            let _permit = permit;
+            s.bundles.add(&name, &body, &s.sandbox, || gate.enter())
+        })
     })
     .await
-    .map_err(|e| ApiError::internal("upload task failed", e))??;
+    .map_err(|e| ApiError::internal("upload task failed", e))?
+    .ok_or_else(|| ApiError {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: format!(
+            "compiling the component took longer than weir.server.compile-timeout ({} ms); nothing was stored",
+            limit.as_millis()
+        ),
+    })??;
     Ok((StatusCode::CREATED, Json(bundle)))
 }
 

@@ -158,8 +158,16 @@ impl BundleStore {
     }
 
     /// Checks `bytes` against the world and stores them as the newest
-    /// version of `name` (the same bytes as the newest add no version).
-    pub fn add(&self, name: &str, bytes: &[u8], sandbox: &Sandbox) -> Result<Bundle, SessionError> {
+    /// version of `name` (the same bytes as the newest add no version),
+    /// unless `may_store` says no once the check is done (the caller gave
+    /// up waiting).
+    pub fn add(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        sandbox: &Sandbox,
+        may_store: impl FnOnce() -> bool,
+    ) -> Result<Bundle, SessionError> {
         let name = name.strip_suffix(".wasm").unwrap_or(name);
         if !valid_name(name) {
             return Err(SessionError::bad_request(format!(
@@ -169,6 +177,9 @@ impl BundleStore {
         sandbox
             .load_bytes(bytes, name)
             .map_err(|e| SessionError::bad_request(e.to_string()))?;
+        if !may_store() {
+            return Err(SessionError::internal("the upload", "was abandoned"));
+        }
         let id = format!("{:x}", Sha256::digest(bytes));
         let path = self.dir.join(format!("{id}.wasm"));
         if !is_whole(&path, &id) {

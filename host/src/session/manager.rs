@@ -30,6 +30,7 @@ const SERVER_KEYS: &[&str] = &[
     "execution.state-recovery.path",
     "state.backend.rocksdb.localdir",
     "weir.sandbox.cache-dir",
+    "weir.sandbox.cache-max-bytes",
     "weir.dead-letter.dir",
 ];
 
