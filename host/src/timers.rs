@@ -28,6 +28,12 @@ pub struct TimerEntry {
 pub struct TimerService {
     event: BTreeSet<TimerEntry>,
     processing: BTreeSet<TimerEntry>,
+    /// Bytes of the keys and namespaces registered.
+    bytes: usize,
+}
+
+fn size(t: &TimerEntry) -> usize {
+    t.key.len() + t.namespace.len()
 }
 
 impl TimerService {
@@ -40,12 +46,22 @@ impl TimerService {
 
     /// Registers a timer (registering it twice keeps one).
     pub fn register(&mut self, d: Domain, entry: TimerEntry) {
-        self.set(d).insert(entry);
+        let bytes = size(&entry);
+        if self.set(d).insert(entry) {
+            self.bytes += bytes;
+        }
     }
 
     /// Deletes a timer if registered.
     pub fn delete(&mut self, d: Domain, entry: &TimerEntry) {
-        self.set(d).remove(entry);
+        if self.set(d).remove(entry) {
+            self.bytes -= size(entry);
+        }
+    }
+
+    /// Bytes of the keys and namespaces of the registered timers.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Every timer, event time first, each in time order.
@@ -72,7 +88,9 @@ impl TimerService {
             }),
             None => Default::default(),
         };
-        std::mem::replace(set, later).into_iter().collect()
+        let due: Vec<TimerEntry> = std::mem::replace(set, later).into_iter().collect();
+        self.bytes -= due.iter().map(size).sum::<usize>();
+        due
     }
 
     /// The time of the earliest processing-time timer.

@@ -123,6 +123,53 @@ fn a_guest_hoarding_state_in_the_host_hits_the_state_limit() {
 }
 
 #[test]
+fn guest_calls_into_the_host_are_bounded_in_bytes() {
+    let (err, msg) = guest_failure("timer-hog");
+    assert_task_failure(&err, &msg, |k| *k == GuestFailureKind::Trap, "process");
+    assert!(
+        msg.contains("a timer namespace of 1048576 bytes (at most 4096)"),
+        "{msg}"
+    );
+    // 65,536 timers take longer than the usual 300 ms call timeout.
+    let dir = tempdir();
+    let flood = job(weir_test_guests::HOSTILE, "timer-flood", 1).replace("300ms", "60s");
+    let msg = run(&flood, dir.path()).expect_err("fails").to_string();
+    assert!(
+        msg.contains("timers of one subtask would hold more than 256 MiB"),
+        "{msg}"
+    );
+    let (_, msg) = guest_failure("metric-name");
+    assert!(
+        msg.contains("a metric name of 1048576 bytes (at most 256)"),
+        "{msg}"
+    );
+    good_job_still_runs();
+}
+
+#[test]
+fn a_guest_that_floods_the_log_is_rate_limited_and_its_job_finishes() {
+    let dir = tempdir();
+    let spec = dir.path().join("job.yaml");
+    let flood = job(weir_test_guests::HOSTILE, "log-flood", 1).replace("300ms", "60s");
+    std::fs::write(&spec, flood).expect("spec");
+    let out = crate::common::weir()
+        .args(["run", "-q"])
+        .arg(&spec)
+        .env("WEIR_LOG", "info")
+        .output()
+        .expect("weir run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines = stderr
+        .lines()
+        .filter(|l| l.contains("hostile guest: line"))
+        .count();
+    // 100 elements of 10,000 lines each: at most 100 a second get through.
+    assert!(lines < 100_000, "{lines} guest lines logged");
+    assert!(stderr.contains("guest log lines dropped"), "{stderr}");
+}
+
+#[test]
 fn a_trap_in_process_reports_the_panic_message() {
     let (err, msg) = guest_failure("trap");
     assert_task_failure(&err, &msg, |k| *k == GuestFailureKind::Trap, "process");

@@ -67,6 +67,7 @@ const fn at_least(key: &'static str, get: fn(&Config) -> Amount) -> Limit {
 const LIMITS: &[Limit] = &[
     at_most("weir.sandbox.call-timeout", |c| Amount::Time(c.call_timeout)),
     at_most("weir.sandbox.memory-limit", |c| Amount::Bytes(c.memory_limit)),
+    at_most("weir.sandbox.output-limit", |c| Amount::Bytes(c.output_limit)),
     at_most("weir.state.max-bytes", |c| Amount::Bytes(c.state_max_bytes)),
     at_most("state.backend.rocksdb.block.cache-size", |c| Amount::Bytes(c.backend.rocksdb_block_cache)),
     at_most("state.backend.rocksdb.writebuffer.size", |c| Amount::Bytes(c.backend.rocksdb_write_buffer)),

@@ -19,6 +19,8 @@ pub struct Config {
     pub call_timeout: Duration,
     /// `weir.sandbox.memory-limit`, in bytes.
     pub memory_limit: u64,
+    /// `weir.sandbox.output-limit`, in bytes.
+    pub output_limit: u64,
     /// `pipeline.operator-chaining.enabled`.
     pub chaining: bool,
     /// `weir.state.max-bytes`.
@@ -251,6 +253,7 @@ impl Default for Config {
             max_parallelism: DEFAULT_MAX_PARALLELISM,
             call_timeout: Duration::from_secs(10),
             memory_limit: 128 << 20,
+            output_limit: 64 << 20,
             chaining: true,
             state_max_bytes: 1 << 30,
             sink_allow_new_folder: false,

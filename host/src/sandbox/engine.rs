@@ -14,20 +14,12 @@ use super::bindings;
 use super::cache::ComponentCache;
 use super::error::SandboxError;
 use super::guest::GuestState;
+pub use super::limits::Limits;
 use super::wasi;
 use crate::config::Config;
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Limits applied to every guest instance.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Longest a single guest call may run.
-    pub call_timeout: Duration,
-    /// Largest linear memory of one instance, in bytes.
-    pub memory_limit: u64,
-}
 
 /// The wasmtime engine, linker and component cache shared by the operators
 /// of a job.
@@ -75,6 +67,7 @@ impl Sandbox {
             limits: Limits {
                 call_timeout: config.call_timeout,
                 memory_limit: config.memory_limit,
+                output_limit: config.output_limit,
             },
             interrupt: None,
             ticker: Some(ticker),

@@ -9,13 +9,13 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use weir_wire::BatchBuilder;
 
 use super::keyed::KeyedContext;
+use super::limits::Limits;
 use crate::state::StateId;
 use crate::state::operator_state::{MAX_OPERATOR_STATE_BYTES, OperatorLists};
 use crate::timers::TimerService;
 use crate::watermark::NO_WATERMARK;
 
 /// Most output one guest call may produce before it is stopped.
-const MAX_OUTPUT_PER_CALL: usize = 256 << 20;
 /// Most memories, tables, table elements and core instances one guest
 /// component may have (a Rust operator has one memory and a few instances).
 const MAX_MEMORIES: usize = 4;
@@ -55,6 +55,10 @@ pub struct GuestState {
     pub(crate) output: Vec<Vec<u8>>,
     /// Bytes of output of the current call so far.
     output_bytes: usize,
+    /// `weir.sandbox.output-limit`.
+    output_limit: usize,
+    /// The guest's log lines this second, for the rate limit.
+    pub(crate) log_window: LogWindow,
     /// Side output not yet taken: (tag, elements in the batch encoding).
     pub(crate) side_output: Vec<(String, Vec<u8>)>,
     /// Elements emitted one at a time, not yet in `output`.
@@ -77,7 +81,8 @@ pub struct GuestState {
 
 impl GuestState {
     /// A store's data for a guest with `memory_limit` bytes of memory.
-    pub(crate) fn new(label: String, keyed: Option<KeyedContext>, memory_limit: u64) -> Self {
+    pub(crate) fn new(label: String, keyed: Option<KeyedContext>, limits: &Limits) -> Self {
+        let memory_limit = limits.memory_limit;
         // No preopens, no environment, no arguments, no stdio, no network.
         let wasi = WasiCtxBuilder::new()
             .allow_tcp(false)
@@ -104,6 +109,8 @@ impl GuestState {
             watermark: NO_WATERMARK,
             output: Vec::new(),
             output_bytes: 0,
+            output_limit: usize::try_from(limits.output_limit).unwrap_or(usize::MAX),
+            log_window: LogWindow::default(),
             side_output: Vec::new(),
             single: BatchBuilder::default(),
             prefetched: Vec::new(),
@@ -218,16 +225,70 @@ impl GuestState {
     }
 
     /// Counts `bytes` of output of the current call; a trap past
-    /// [`MAX_OUTPUT_PER_CALL`].
+    /// `weir.sandbox.output-limit`.
     fn count_output(&mut self, bytes: usize) -> wasmtime::Result<()> {
         self.output_bytes += bytes;
-        if self.output_bytes > MAX_OUTPUT_PER_CALL {
+        if self.output_bytes > self.output_limit {
             return Err(wasmtime::format_err!(
-                "one call emitted more than {} MiB of output",
-                MAX_OUTPUT_PER_CALL >> 20
+                "one call emitted more than {} bytes of output (weir.sandbox.output-limit)",
+                self.output_limit
             ));
         }
         Ok(())
+    }
+}
+
+/// Guest log lines a second an instance may write; the rest are counted
+/// and reported once the second is over.
+pub(crate) const LOG_LINES_PER_SECOND: u32 = 100;
+
+/// The rate limit of an instance's log lines.
+#[derive(Debug)]
+pub(crate) struct LogWindow {
+    started: std::time::Instant,
+    written: u32,
+    dropped: u64,
+}
+
+impl Default for LogWindow {
+    fn default() -> Self {
+        LogWindow {
+            started: std::time::Instant::now(),
+            written: 0,
+            dropped: 0,
+        }
+    }
+}
+
+impl LogWindow {
+    /// Whether one more line may be written now; the lines dropped in the
+    /// second that just ended, if any, to report.
+    pub(crate) fn admit(&mut self) -> (bool, u64) {
+        let mut ended = 0;
+        if self.started.elapsed() >= std::time::Duration::from_secs(1) {
+            ended = std::mem::take(&mut self.dropped);
+            self.started = std::time::Instant::now();
+            self.written = 0;
+        }
+        if self.written >= LOG_LINES_PER_SECOND {
+            self.dropped += 1;
+            return (false, ended);
+        }
+        self.written += 1;
+        (true, ended)
+    }
+}
+
+impl Drop for GuestState {
+    /// Reports the log lines dropped in the instance's last second.
+    fn drop(&mut self) {
+        let dropped = self.log_window.dropped;
+        if dropped > 0 {
+            tracing::warn!(
+                operator = self.label.as_str(),
+                "{dropped} guest log lines dropped (at most {LOG_LINES_PER_SECOND} a second)"
+            );
+        }
     }
 }
 

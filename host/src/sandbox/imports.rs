@@ -3,7 +3,7 @@
 //! of the generated bindings, implemented on [`GuestState`].
 
 use super::bindings::weir::operator::{log, metrics, operator_state, output, state, timers, types};
-use super::guest::{GuestState, Phase};
+use super::guest::{GuestState, LOG_LINES_PER_SECOND, Phase};
 use crate::state::{KeyedStateBackend, StateError, StateKey, StateKind};
 use crate::timers::{Domain, TimerEntry};
 
@@ -11,6 +11,14 @@ use crate::timers::{Domain, TimerEntry};
 const MAX_TIMERS: usize = 10_000_000;
 /// Longest log line kept from a guest.
 const MAX_LOG_LINE: usize = 4096;
+/// Longest timer namespace, in bytes.
+const MAX_TIMER_NAMESPACE: usize = 4096;
+/// Most bytes the timers of one subtask may hold (keys and namespaces).
+const MAX_TIMER_BYTES: usize = 256 << 20;
+/// Longest metric name, in bytes.
+const MAX_METRIC_NAME: usize = 256;
+/// Most metrics (counters and gauges) one instance may declare.
+const MAX_METRICS: usize = 1024;
 
 impl types::Host for GuestState {}
 
@@ -219,10 +227,22 @@ impl timers::Host for GuestState {
                 "timers can only be registered in `process` or `on-timer`"
             ));
         }
+        if namespace.len() > MAX_TIMER_NAMESPACE {
+            return Err(wasmtime::format_err!(
+                "a timer namespace of {} bytes (at most {MAX_TIMER_NAMESPACE})",
+                namespace.len()
+            ));
+        }
         let key = self.keyed("a timer")?.current()?.0.to_vec();
         if self.timers.len() >= MAX_TIMERS {
             return Err(wasmtime::format_err!(
                 "more than {MAX_TIMERS} timers registered in one subtask"
+            ));
+        }
+        if self.timers.bytes() + key.len() + namespace.len() > MAX_TIMER_BYTES {
+            return Err(wasmtime::format_err!(
+                "the timers of one subtask would hold more than {} MiB of keys and namespaces",
+                MAX_TIMER_BYTES >> 20
             ));
         }
         self.timers.register(
@@ -271,6 +291,20 @@ impl output::Host for GuestState {
 
 impl log::Host for GuestState {
     fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        // A panic's message explains the trap that follows: always kept.
+        if let Some(p) = message.strip_prefix("panic: ") {
+            self.last_panic = Some(p.chars().take(MAX_LOG_LINE).collect());
+        }
+        let (admitted, dropped) = self.log_window.admit();
+        if dropped > 0 {
+            tracing::warn!(
+                operator = self.label.as_str(),
+                "{dropped} guest log lines dropped (at most {LOG_LINES_PER_SECOND} a second)"
+            );
+        }
+        if !admitted {
+            return Ok(());
+        }
         let mut message = message;
         if message.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;
@@ -285,24 +319,35 @@ impl log::Host for GuestState {
             log::Level::Debug => tracing::debug!(operator = op, "{message}"),
             log::Level::Info => tracing::info!(operator = op, "{message}"),
             log::Level::Warn => tracing::warn!(operator = op, "{message}"),
-            log::Level::Error => {
-                tracing::error!(operator = op, "{message}");
-                if let Some(p) = message.strip_prefix("panic: ") {
-                    self.last_panic = Some(p.to_owned());
-                }
-            }
+            log::Level::Error => tracing::error!(operator = op, "{message}"),
         }
         Ok(())
     }
 }
 
-/// The id of metric `name` in `list`, declaring it if new.
-fn declare_metric<T: Default>(list: &mut Vec<(String, T)>, name: String) -> u32 {
+/// The id of metric `name` in `list`, declaring it if new (`others`
+/// metrics of the other kind are declared too); a trap past the bounds.
+fn declare_metric<T: Default>(
+    list: &mut Vec<(String, T)>,
+    others: usize,
+    name: String,
+) -> wasmtime::Result<u32> {
     if let Some(i) = list.iter().position(|(n, _)| *n == name) {
-        return i as u32;
+        return Ok(i as u32);
+    }
+    if name.len() > MAX_METRIC_NAME {
+        return Err(wasmtime::format_err!(
+            "a metric name of {} bytes (at most {MAX_METRIC_NAME})",
+            name.len()
+        ));
+    }
+    if list.len() + others >= MAX_METRICS {
+        return Err(wasmtime::format_err!(
+            "more than {MAX_METRICS} metrics declared by one instance"
+        ));
     }
     list.push((name, T::default()));
-    (list.len() - 1) as u32
+    Ok((list.len() - 1) as u32)
 }
 
 /// The value of metric `id` in `list`; a trap if it was never declared.
@@ -314,7 +359,7 @@ fn metric<'a, T>(list: &'a mut [(String, T)], id: u32, what: &str) -> wasmtime::
 
 impl metrics::Host for GuestState {
     fn counter(&mut self, name: String) -> wasmtime::Result<u32> {
-        Ok(declare_metric(&mut self.counters, name))
+        declare_metric(&mut self.counters, self.gauges.len(), name)
     }
 
     fn counter_add(&mut self, id: u32, delta: u64) -> wasmtime::Result<()> {
@@ -324,7 +369,7 @@ impl metrics::Host for GuestState {
     }
 
     fn gauge(&mut self, name: String) -> wasmtime::Result<u32> {
-        Ok(declare_metric(&mut self.gauges, name))
+        declare_metric(&mut self.gauges, self.counters.len(), name)
     }
 
     fn gauge_set(&mut self, id: u32, value: f64) -> wasmtime::Result<()> {

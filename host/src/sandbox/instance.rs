@@ -96,10 +96,7 @@ impl Sandbox {
     ) -> Result<WasmOperator, GuestFailure> {
         let keyed = keyed.map(|(backend, max)| KeyedContext::new(backend, max));
         let limits = self.limits();
-        let mut store = Store::new(
-            &self.engine,
-            GuestState::new(label, keyed, limits.memory_limit),
-        );
+        let mut store = Store::new(&self.engine, GuestState::new(label, keyed, &limits));
         store.limiter(|s| s.limiter());
         let ticks = self.deadline_ticks();
         watch_deadline(&mut store, self.interrupt.clone());

@@ -21,6 +21,7 @@ mod guest;
 mod imports;
 mod instance;
 mod keyed;
+mod limits;
 mod wasi;
 
 pub use cache::CacheOutcome;

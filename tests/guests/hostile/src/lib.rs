@@ -7,8 +7,11 @@
 //! processing time is before config `before-ms`, ms since the Unix epoch: a failure
 //! that a restart after that moment does not meet again), `slow` (forwards
 //! each element after spinning config `ms` milliseconds), `drop` (forwards
-//! every element but the one whose value is config `value`), `ok`
-//! (forwards elements).
+//! every element but the one whose value is config `value`), `timer-hog`
+//! (registers a timer whose namespace is config `bytes` long), `timer-flood`
+//! (registers timers with 4 KiB namespaces without end), `metric-name`
+//! (declares a counter with a 1 MiB name in `open`), `log-flood` (logs
+//! 10,000 lines per element, then forwards it), `ok` (forwards elements).
 
 use weir_sdk::prelude::*;
 
@@ -25,6 +28,11 @@ impl Operator for Hostile {
         let mode = ctx.get("mode").unwrap_or("ok").to_owned();
         match mode.as_str() {
             "trap-open" => panic!("hostile guest: trap in open"),
+            "metric-name" => {
+                let name = "m".repeat(1 << 20);
+                let _ = ctx.counter(&name);
+                Err("the host took a 1 MiB metric name".to_owned())
+            }
             "open-error" => Err("hostile guest: bad config".to_owned()),
             "hoard" => Ok(Hostile {
                 mode,
@@ -35,7 +43,11 @@ impl Operator for Hostile {
             _ => Ok(Hostile {
                 trap_value: ctx.get("value").unwrap_or("").as_bytes().to_vec(),
                 millis: ctx
-                    .get(if mode == "slow" { "ms" } else { "before-ms" })
+                    .get(match mode.as_str() {
+                        "slow" => "ms",
+                        "timer-hog" => "bytes",
+                        _ => "before-ms",
+                    })
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0),
                 mode,
@@ -74,6 +86,26 @@ impl Operator for Hostile {
                         "hostile guest: trap at value {}",
                         String::from_utf8_lossy(e.value)
                     );
+                }
+                ctx.emit(e.key, e.value, e.timestamp);
+            }
+            "timer-hog" => {
+                let n = usize::try_from(self.millis).ok().filter(|n| *n > 0);
+                let namespace = vec![7u8; n.unwrap_or(1 << 20)];
+                ctx.register_timer_in(TimeDomain::EventTime, &namespace, i64::MAX);
+                ctx.emit(e.key, e.value, e.timestamp);
+            }
+            "timer-flood" => {
+                let namespace = vec![7u8; 4096];
+                let mut t = 0i64;
+                loop {
+                    ctx.register_timer_in(TimeDomain::EventTime, &namespace, t);
+                    t += 1;
+                }
+            }
+            "log-flood" => {
+                for i in 0..10_000 {
+                    ctx.log(Level::Info, &format!("hostile guest: line {i}"));
                 }
                 ctx.emit(e.key, e.value, e.timestamp);
             }
