@@ -123,6 +123,20 @@ fn a_guest_hoarding_state_in_the_host_hits_the_state_limit() {
 }
 
 #[test]
+fn a_guest_hoarding_state_in_rocksdb_stops_at_the_state_limit() {
+    let dir = tempdir();
+    let spec = job(weir_test_guests::HOSTILE, "hoard", 1)
+        .replace("config:\n", "config:\n  state.backend.type: rocksdb\n");
+    let err = run(&spec, dir.path()).expect_err("the hoard stops");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("exceeds its limit of 8 MiB (weir.state.max-bytes)"),
+        "{msg}"
+    );
+    good_job_still_runs();
+}
+
+#[test]
 fn guest_calls_into_the_host_are_bounded_in_bytes() {
     let (err, msg) = guest_failure("timer-hog");
     assert_task_failure(&err, &msg, |k| *k == GuestFailureKind::Trap, "process");

@@ -189,3 +189,30 @@ fn a_compile_past_the_compile_timeout_is_answered_503_and_stores_nothing() {
     let (_, list) = crate::api::http(port, "GET", "/api/v1/bundles", b"");
     assert_eq!(list["bundles"], json!([]), "{list}");
 }
+
+#[test]
+fn a_servers_rocksdb_working_folders_live_in_its_private_data_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    let (_server, port) = start_server_under(dir.path(), &[], "");
+    let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+    let (s, v) = crate::api::http(port, "POST", "/api/v1/bundles?name=count", &count);
+    assert_eq!(s, 201, "{v}");
+    let mut job = count_job("on-rocksdb", 1_000_000_000);
+    job["job"]["config"] = json!({ "state.backend.type": "rocksdb" });
+    let (s, v) = crate::api::http(port, "POST", "/api/v1/jobs", job.to_string().as_bytes());
+    assert_eq!(s, 202, "{v}");
+    let id = v["jobid"].as_str().expect("jobid").to_owned();
+    let root = dir.path().join("data/rocksdb");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !root.join(&id).is_dir() {
+        assert!(
+            Instant::now() < deadline,
+            "no working folder under {}",
+            root.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mode = std::fs::metadata(&root).expect("root").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}

@@ -444,6 +444,7 @@ pub(super) fn open_backend(
                 write_cache_bytes: usize::try_from(b.rocksdb_write_cache).unwrap_or(usize::MAX),
                 incremental: b.incremental
                     && config.checkpoint.storage == crate::config::StorageKind::Filesystem,
+                max_bytes: usize::try_from(config.state_max_bytes).unwrap_or(usize::MAX),
             };
             Ok(Box::new(crate::state::rocksdb::RocksDbBackend::restore(
                 dir, range, options, restore,

@@ -58,6 +58,11 @@ impl JobManager {
         config.checkpoint.dir = roots.checkpoints.path.clone();
         config.checkpoint.savepoint_dir = Some(roots.savepoints.path.clone());
         config.dead_letter.dir = roots.data.path.join("dead-letters");
+        // RocksDB's working folders live in the server's private data
+        // folder, unless its configuration names another place.
+        if config.backend.rocksdb_dir == Config::default().backend.rocksdb_dir {
+            config.backend.rocksdb_dir = roots.data.path.join("rocksdb");
+        }
         config.progress_interval = std::time::Duration::ZERO;
         JobManager {
             launcher: Launcher::new(),

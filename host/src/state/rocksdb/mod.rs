@@ -29,6 +29,7 @@
 
 mod incremental;
 mod keys;
+mod limit;
 mod open;
 mod options;
 mod scan;
@@ -95,6 +96,8 @@ pub struct RocksDbBackend {
     restored_shared: HashMap<String, String>,
     /// Per column family: whether compaction drops its expired entries.
     ttl_flags: TtlFlags,
+    /// `weir.state.max-bytes`, checked as writes add up.
+    limit: limit::SizeLimit,
     /// The options of the column families made with `create_cf`: RocksDB
     /// keeps pointers into them (the compaction filter) but the crate does
     /// not keep them alive, so they live as long as `db` (declared first,
@@ -201,11 +204,17 @@ impl RocksDbBackend {
         let cf = self.cf(state, kind)?;
         let key = entry_key(at);
         let new = !self.exists(cf, &key)?;
+        let bytes = key.len()
+            + match &write {
+                Write::Put(v) => v.len(),
+                Write::Merge(v) => v.len(),
+            };
         match write {
             Write::Put(v) => self.db.put_cf_opt(cf, &key, v, &self.write),
             Write::Merge(v) => self.db.merge_cf_opt(cf, &key, v, &self.write),
         }
         .map_err(storage)?;
+        self.charge(bytes)?;
         if new {
             self.entries += 1;
         }
@@ -353,13 +362,14 @@ impl KeyedStateBackend for RocksDbBackend {
         let prefix = entry_key(&at);
         let new = !self.any_with_prefix(cf, &prefix)?;
         let key = map_entry_key(prefix, map_key);
+        let bytes = key.len() + value.len();
         self.db
             .put_cf_opt(cf, key, value, &self.write)
             .map_err(storage)?;
         if new {
             self.entries += 1;
         }
-        Ok(())
+        self.charge(bytes)
     }
 
     fn map_remove(

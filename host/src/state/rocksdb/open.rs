@@ -14,6 +14,8 @@ use super::{RemoveOnDrop, RocksDbBackend, RocksDbOptions, storage};
 use crate::keygroup::KeyGroupRange;
 use crate::state::StateError;
 
+use super::limit::SizeLimit;
+
 impl RocksDbBackend {
     /// Opens a fresh instance in `dir` (created; anything there is removed
     /// first: a working folder holds no state across runs, restores do).
@@ -85,6 +87,7 @@ impl RocksDbBackend {
             instance: crate::state::incremental::new_instance_name(),
             restored_shared,
             ttl_flags,
+            limit: SizeLimit::new(options.max_bytes),
             created_options: Vec::new(),
             _folder: RemoveOnDrop(dir.to_path_buf()),
         }

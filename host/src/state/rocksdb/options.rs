@@ -26,6 +26,9 @@ pub struct RocksDbOptions {
     /// Checkpoints are RocksDB's own files, uploaded incrementally
     /// (`state.backend.incremental`).
     pub incremental: bool,
+    /// Most bytes the subtask's state may take (`weir.state.max-bytes`),
+    /// as RocksDB estimates its live data and memtables.
+    pub max_bytes: usize,
 }
 
 impl Default for RocksDbOptions {
@@ -37,6 +40,7 @@ impl Default for RocksDbOptions {
             write_buffer_count: 2,
             write_cache_bytes: 32 << 20,
             incremental: false,
+            max_bytes: usize::MAX,
         }
     }
 }

@@ -145,16 +145,18 @@ impl RocksDbBackend {
             return Ok(());
         }
         let mut batch = rocksdb::WriteBatch::default();
+        let mut bytes = 0;
         self.cache.each_dirty(&mut |state, dirty| {
             let cf = self.cf(state, StateKind::Value)?;
             for (key, value) in dirty {
+                bytes += key.len() + value.len();
                 batch.put_cf(cf, key, value);
             }
             Ok(())
         })?;
         self.db.write_opt(batch, &self.write).map_err(storage)?;
         self.cache.mark_clean();
-        Ok(())
+        self.charge(bytes)
     }
 
     /// Writes the dirty cached values and empties the cache.
