@@ -216,3 +216,80 @@ fn a_servers_rocksdb_working_folders_live_in_its_private_data_folder() {
     let mode = std::fs::metadata(&root).expect("root").permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
 }
+
+fn hostile_job(name: &str, mode: &str, parallelism: u32) -> Value {
+    json!({
+        "job": {
+            "name": name,
+            "sources": [{ "id": "gen", "type": "datagen", "count": 1_000_000_000, "keys": 50, "rate": 1000 }],
+            "operators": [{ "id": "bad", "uid": "bad", "wasm": "hostile",
+                "parallelism": parallelism, "config": { "mode": mode } }],
+            "sinks": [{ "id": "out", "type": "discard" }],
+            "edges": [
+                { "from": "gen", "to": "bad", "partition": "hash" },
+                { "from": "bad", "to": "out", "partition": "rebalance" }
+            ]
+        }
+    })
+}
+
+fn state_of(port: u16, id: &str) -> String {
+    let (_, v) = crate::api::http(port, "GET", &format!("/api/v1/jobs/{id}"), b"");
+    v["state"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn memory_budgets_refuse_what_does_not_fit_and_a_memory_bomb_fails_alone() {
+    let dir = tempdir();
+    let (_server, port) = start_server_under(dir.path(), &[], "weir.server.memory-budget: 3gb\n");
+    for (name, path) in [
+        ("count", weir_test_guests::COUNT),
+        ("hostile", weir_test_guests::HOSTILE),
+    ] {
+        let wasm = std::fs::read(path).expect("component");
+        let (s, v) = crate::api::http(port, "POST", &format!("/api/v1/bundles?name={name}"), &wasm);
+        assert_eq!(s, 201, "{v}");
+    }
+    let submit =
+        |job: &Value| crate::api::http(port, "POST", "/api/v1/jobs", job.to_string().as_bytes());
+    // 64 subtasks of 128 MiB guests: more than the whole budget.
+    let (s, v) = submit(&hostile_job("bomb-64", "bomb", 64));
+    assert_eq!(s, 400, "{v}");
+    let text = v.to_string();
+    assert!(
+        text.contains("the job may use up to") && text.contains("guest memory 8192 MiB"),
+        "{text}"
+    );
+    // Two count jobs of about 1.2 GiB fit in 3 GiB; a third does not.
+    let mut ids = Vec::new();
+    for name in ["a", "b"] {
+        let (s, v) = submit(&count_job(name, 1_000_000_000));
+        assert_eq!(s, 202, "{v}");
+        ids.push(v["jobid"].as_str().expect("jobid").to_owned());
+    }
+    let (s, v) = submit(&count_job("c", 1_000_000_000));
+    assert_eq!(s, 409, "{v}");
+    assert!(v.to_string().contains("the running jobs leave"), "{v}");
+    // Once one ends, a memory bomb fits its budget, and fails alone.
+    let (s, _) = crate::cancel::cancel(port, &ids[1]);
+    assert_eq!(s, 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while state_of(port, &ids[1]) != "CANCELED" {
+        assert!(Instant::now() < deadline, "not cancelled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (s, v) = submit(&hostile_job("bomb-1", "bomb", 1));
+    assert_eq!(s, 202, "{v}");
+    let bomb = v["jobid"].as_str().expect("jobid").to_owned();
+    while state_of(port, &bomb) == "RUNNING" {
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(30),
+            "the bomb runs on"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, v) = crate::api::http(port, "GET", &format!("/api/v1/jobs/{bomb}"), b"");
+    assert_eq!(v["state"], "FAILED", "{v}");
+    assert!(v.to_string().contains("exceeded its memory limit"), "{v}");
+    assert_eq!(state_of(port, &ids[0]), "RUNNING", "the other job runs on");
+}

@@ -15,8 +15,8 @@ use super::units::{
 };
 use super::values::{
     FAILOVERS, MODES, RETENTIONS, STORAGES, backend_kind, boolean, interval, location,
-    max_parallelism, nice, one_of, optional_path, port, positive_duration, prefer_checkpoint, put,
-    restart_type, token,
+    max_parallelism, memory_or_zero, nice, one_of, optional_path, port, positive_duration,
+    prefer_checkpoint, put, restart_type, token,
 };
 
 /// Largest `weir.batch.size`: beyond it a batch buys nothing and its
@@ -117,6 +117,9 @@ pub static KEYS: &[Key] = &[
     key("weir.batch.size", "1024",
         "elements per batch on channels and per guest call",
         |c, v| put(&mut c.batch_size, parse_at_most(v, MAX_BATCH_SIZE).map(|n| n as usize),)),
+    key("weir.batch.max-bytes", "1mb",
+        "bytes after which a batch is sent whatever its count, so a channel holds at most its capacity times this (plus one element)",
+        |c, v| put(&mut c.batch_max_bytes, parse_memory(v).map(|n| usize::try_from(n).unwrap_or(usize::MAX).max(1)))),
     key("weir.channel.capacity", "16",
         "batches a channel holds before its sender waits (backpressure)",
         |c, v| put(&mut c.channel_capacity, parse_at_most(v, MAX_CHANNEL_CAPACITY).map(|n| n as usize),)),
@@ -225,6 +228,12 @@ pub static KEYS: &[Key] = &[
     key("weir.server.max-subtasks", "4096",
         "most subtasks a submitted job may have, over all its nodes",
         |c, v| put(&mut c.server.max_subtasks, parse_positive(v).map(u64::from))),
+    key("weir.server.memory-budget", "0",
+        "memory all of a server's running jobs may use at most, as their limits add up (0: the machine's memory); a job that does not fit is refused",
+        |c, v| put(&mut c.server.memory_budget, memory_or_zero(v))),
+    key("weir.server.max-job-memory", "0",
+        "memory one submitted job may use at most, as its limits add up (0: the memory budget)",
+        |c, v| put(&mut c.server.max_job_memory, memory_or_zero(v))),
     key("weir.server.max-concurrent-uploads", "2",
         "bundle uploads read and compiled at once; more are answered 503",
         |c, v| put(&mut c.server.max_concurrent_uploads, parse_positive(v).map(|n| n as usize))),

@@ -75,6 +75,7 @@ const LIMITS: &[Limit] = &[
     at_most("state.backend.rocksdb.write-cache.size", |c| Amount::Bytes(c.backend.rocksdb_write_cache)),
     at_most("execution.checkpointing.max-concurrent-checkpoints", |c| Amount::Count(c.checkpoint.max_concurrent.into())),
     at_most("weir.batch.size", |c| Amount::Count(c.batch_size as u64)),
+    at_most("weir.batch.max-bytes", |c| Amount::Bytes(c.batch_max_bytes as u64)),
     at_most("weir.channel.capacity", |c| Amount::Count(c.channel_capacity as u64)),
     at_most("pipeline.max-parallelism", |c| Amount::Count(c.max_parallelism.into())),
     at_most("restart-strategy.fixed-delay.attempts", |c| Amount::Count(c.restart.fixed_attempts.into())),

@@ -37,6 +37,8 @@ pub struct Config {
     pub cache_max_bytes: u64,
     /// `weir.batch.size`.
     pub batch_size: usize,
+    /// `weir.batch.max-bytes`.
+    pub batch_max_bytes: usize,
     /// `weir.channel.capacity`.
     pub channel_capacity: usize,
     /// `weir.progress.interval`; zero disables progress lines.
@@ -167,6 +169,10 @@ pub struct ServerConfig {
     /// `weir.server.max-subtasks`: the most subtasks a submitted job may
     /// have, over all its nodes.
     pub max_subtasks: u64,
+    /// `weir.server.memory-budget` (0: the machine's memory).
+    pub memory_budget: u64,
+    /// `weir.server.max-job-memory` (0: the memory budget).
+    pub max_job_memory: u64,
     /// `weir.server.max-retained-checkpoints`: the most
     /// `state.checkpoints.num-retained` a submitted job may ask for.
     pub max_retained_checkpoints: u64,
@@ -195,6 +201,8 @@ impl Default for ServerConfig {
             compile_timeout: Duration::from_secs(120),
             min_checkpoint_interval: Duration::from_millis(100),
             max_subtasks: 4096,
+            memory_budget: 0,
+            max_job_memory: 0,
             max_retained_checkpoints: 10,
             max_concurrent_uploads: 2,
         }
@@ -262,6 +270,7 @@ impl Default for Config {
             cache_dir: default_cache_dir(),
             cache_max_bytes: 1 << 30,
             batch_size: 1024,
+            batch_max_bytes: 1 << 20,
             channel_capacity: 16,
             progress_interval: Duration::from_secs(1),
             checkpoint: CheckpointConfig::default(),

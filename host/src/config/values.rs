@@ -168,3 +168,11 @@ pub(super) const STORAGES: &[(&str, StorageKind)] = &[
     ("filesystem", StorageKind::Filesystem),
     ("jobmanager", StorageKind::JobManager),
 ];
+
+/// A memory size, or `0` for "none set" (a default decided elsewhere).
+pub(super) fn memory_or_zero(v: &str) -> Result<u64, String> {
+    match v.trim() {
+        "0" => Ok(0),
+        other => super::units::parse_memory(other),
+    }
+}

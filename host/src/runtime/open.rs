@@ -149,7 +149,7 @@ pub(super) fn run_task(
     let out = Output::new(
         outputs,
         side_outputs,
-        graph.config.batch_size,
+        (graph.config.batch_size, graph.config.batch_max_bytes),
         graph.max_parallelism,
         metrics.clone(),
     );

@@ -127,6 +127,8 @@ pub struct Output {
     sides: Vec<(String, EdgeOutput)>,
     pending: BatchBuilder,
     batch_size: usize,
+    /// `weir.batch.max-bytes`: a batch is sent once it holds this much.
+    max_batch_bytes: usize,
     max_parallelism: u32,
     metrics: Arc<TaskMetrics>,
 }
@@ -135,7 +137,7 @@ impl Output {
     pub(crate) fn new(
         edges: Vec<EdgeOutput>,
         sides: Vec<(String, EdgeOutput)>,
-        batch_size: usize,
+        (batch_size, max_batch_bytes): (usize, usize),
         max_parallelism: u32,
         metrics: Arc<TaskMetrics>,
     ) -> Self {
@@ -144,6 +146,7 @@ impl Output {
             sides,
             pending: BatchBuilder::with_capacity(batch_size * 32),
             batch_size,
+            max_batch_bytes,
             max_parallelism,
             metrics,
         }
@@ -162,10 +165,16 @@ impl Output {
         timestamp: Option<i64>,
     ) -> Result<(), OutputError> {
         self.pending.push(key, value, timestamp);
-        if self.pending.len() >= self.batch_size {
+        if self.is_full() {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Whether the pending batch is full, in elements or in bytes.
+    #[inline]
+    fn is_full(&self) -> bool {
+        self.pending.len() >= self.batch_size || self.pending.byte_len() >= self.max_batch_bytes
     }
 
     /// Emits elements already in the batch encoding (a guest's output),
@@ -175,15 +184,17 @@ impl Output {
         if n == 0 {
             return Ok(());
         }
-        if self.pending.is_empty() && n >= self.batch_size / 2 && n <= self.batch_size * 2 {
+        let small = encoded.len() <= self.max_batch_bytes;
+        if self.pending.is_empty() && small && n >= self.batch_size / 2 && n <= self.batch_size * 2
+        {
             return self.route(Batch {
                 data: encoded,
                 len: n,
             });
         }
-        if n <= self.batch_size {
+        if n <= self.batch_size && small {
             self.pending.extend_encoded(&encoded, n);
-            if self.pending.len() >= self.batch_size {
+            if self.is_full() {
                 self.flush()?;
             }
             return Ok(());
@@ -192,7 +203,7 @@ impl Output {
         // batches also bounds its memory.
         for e in weir_wire::BatchReader::new(&encoded) {
             self.pending.push_ref(e?);
-            if self.pending.len() >= self.batch_size {
+            if self.is_full() {
                 self.flush()?;
             }
         }

@@ -220,6 +220,7 @@ impl JobManager {
             return Ok(earlier);
         }
         self.check_sink_folders(&graph)?;
+        self.check_memory(&graph)?;
         let id = recorded.job_id.clone().unwrap_or_else(new_job_id);
         let restore = restore
             .map(|r| self.pin_restore(&graph, &id, r))

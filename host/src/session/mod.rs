@@ -10,6 +10,7 @@
 //! and the index of those the server wrote (`savepoints.rs`).
 
 mod admission;
+mod budget;
 mod bundles;
 mod entry;
 mod error;
