@@ -187,18 +187,27 @@ fn a_restore_source_in_another_jobs_folder_is_pinned_and_a_resume_never_starts_a
     source["job"]["config"]["execution.checkpointing.externalized-checkpoint-retention"] =
         json!("RETAIN_ON_CANCELLATION");
     let first = submit(port, &source);
-    let path = a_checkpoint(port, &first);
+    a_checkpoint(port, &first);
     let (s, _) = cancel(port, &first);
     assert_eq!(s, 202);
     wait_for(30, "the cancel", || {
         (state(port, &first)["state"] == "CANCELED").then_some(())
     });
-    // A job that restores from it, into its sink folder, and takes no
-    // checkpoints of its own.
-    let mut job = count_job("restored", 1_000_000_000, 20_000, "source-out");
-    job["job"]["config"] = json!({});
-    job["savepointPath"] = json!(path);
-    let id = submit(port, &job);
+    // A job that restores from the checkpoint the source retained (found
+    // on disk: older ones are subsumed, also while the source stops), into
+    // its sink folder, and takes no checkpoints of its own.
+    let retained = dir.path().join("data/checkpoints").join(&first);
+    let (path, id) = wait_for(30, "a submission from the retained checkpoint", || {
+        let (_, path) = weir::completed_in(&retained)
+            .into_iter()
+            .max_by_key(|(n, _)| *n)?;
+        let path = path.display().to_string();
+        let mut job = count_job("restored", 1_000_000_000, 20_000, "source-out");
+        job["job"]["config"] = json!({});
+        job["savepointPath"] = json!(path);
+        let (s, v) = http(port, "POST", "/api/v1/jobs", job.to_string().as_bytes());
+        (s == 202).then(|| (path, v["jobid"].as_str().expect("jobid").to_owned()))
+    });
     wait_for(30, "the restore", || {
         checkpoints(port, &id)["latest"]["restored"]
             .is_object()

@@ -155,3 +155,57 @@ fn a_token_file_others_can_read_is_refused_and_a_new_data_folder_is_private() {
         assert_eq!(mode(&f.path()) & 0o077, 0, "{}", f.path().display());
     }
 }
+
+/// A server job's sink folder swapped for a symlink to a folder outside
+/// the files root after the job started: nothing is written, committed or
+/// moved outside (the sink holds a `cap-std` handle of its folder, and
+/// opening the path again beneath the root refuses the link).
+#[test]
+fn a_symlink_swapped_in_after_submission_is_not_followed() {
+    use crate::api::{http, start_server};
+    let dir = tempdir();
+    let outside = tempdir();
+    let (_server, port) = start_server(dir.path());
+    let wasm = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+    let (s, v) = http(port, "POST", "/api/v1/bundles?name=count", &wasm);
+    assert_eq!(s, 201, "{v}");
+    let job = serde_json::json!({
+        "job": {
+            "name": "swapped",
+            "config": { "execution.checkpointing.interval": "100ms" },
+            "sources": [{ "id": "gen", "type": "datagen", "count": 1_000_000_000, "keys": 100, "rate": 20_000 }],
+            "operators": [{ "id": "count", "uid": "count", "wasm": "count" }],
+            "sinks": [{ "id": "out", "type": "file", "path": "out" }],
+            "edges": [
+                { "from": "gen", "to": "count", "partition": "hash" },
+                { "from": "count", "to": "out" }
+            ]
+        }
+    });
+    let (s, v) = http(port, "POST", "/api/v1/jobs", job.to_string().as_bytes());
+    assert_eq!(s, 202, "{v}");
+    let id = v["jobid"].as_str().expect("jobid").to_owned();
+    let completed = || {
+        let (_, c) = http(port, "GET", &format!("/api/v1/jobs/{id}/checkpoints"), b"");
+        c["counts"]["completed"].as_u64().unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while completed() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let files = dir.path().join("data/files");
+    std::fs::rename(files.join("out"), files.join("out-moved")).expect("move");
+    std::os::unix::fs::symlink(outside.path(), files.join("out")).expect("link");
+    // Checkpoints go on (and commits try the path again) for a while.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        entries(outside.path()),
+        Vec::<String>::new(),
+        "nothing reached the folder outside"
+    );
+    assert!(
+        !entries(&files.join("out-moved")).is_empty(),
+        "the sink kept its own folder"
+    );
+}

@@ -35,6 +35,10 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// `weir.sandbox.cache-max-bytes`.
     pub cache_max_bytes: u64,
+    /// The folder every source and sink file of a job must stay beneath,
+    /// opened through `cap-std` handles (a server's files root; no key:
+    /// `weir run` has none).
+    pub files_root: Option<PathBuf>,
     /// `weir.batch.size`.
     pub batch_size: usize,
     /// `weir.batch.max-bytes`.
@@ -269,6 +273,7 @@ impl Default for Config {
             backend: BackendConfig::default(),
             cache_dir: default_cache_dir(),
             cache_max_bytes: 1 << 30,
+            files_root: None,
             batch_size: 1024,
             batch_max_bytes: 1 << 20,
             channel_capacity: 16,

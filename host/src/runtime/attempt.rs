@@ -193,7 +193,9 @@ pub(super) fn recover_sinks(
             continue;
         }
         let failed = |e: SinkError| task_error(graph, n, 0, TaskFailure::Sink(e));
-        let Some(sink) = transactional(spec, &graph.base_dir).map_err(failed)? else {
+        let Some(sink) = transactional(spec, &graph.base_dir, graph.config.files_root.as_deref())
+            .map_err(failed)?
+        else {
             sinks.push(None);
             continue;
         };

@@ -186,7 +186,9 @@ fn region_sinks(graph: &JobGraph, start: &RegionStart, subtask: u32) -> Vec<Opti
                 .iter()
                 .find(|(sn, s, _)| *sn == n && *s == subtask)?
                 .2;
-            let sink = transactional(spec, &graph.base_dir).ok().flatten()?;
+            let sink = transactional(spec, &graph.base_dir, graph.config.files_root.as_deref())
+                .ok()
+                .flatten()?;
             Some((sink, first))
         })
         .collect()
@@ -333,7 +335,7 @@ fn recover_region_sinks(
                 .failures
                 .record(task_error(graph, n, s, TaskFailure::Sink(e)));
         };
-        let sink = match transactional(spec, &graph.base_dir) {
+        let sink = match transactional(spec, &graph.base_dir, graph.config.files_root.as_deref()) {
             Ok(Some(sink)) => sink,
             Ok(None) => continue,
             Err(e) => {

@@ -64,7 +64,12 @@ impl Attempt<'_> {
     ) -> Result<Box<dyn SinkWriter>, SinkError> {
         match self.sinks.get(node).and_then(Option::as_ref) {
             Some((sink, first)) => sink.begin(subtask, *first),
-            None => open_sink(spec, subtask, &graph.base_dir),
+            None => open_sink(
+                spec,
+                subtask,
+                &graph.base_dir,
+                graph.config.files_root.as_deref(),
+            ),
         }
     }
 
@@ -320,11 +325,11 @@ impl Subtask<'_> {
     fn run_source(&mut self, spec: &SourceSpec, control: &JobControl) -> Result<(), TaskFailure> {
         let node = &self.graph.nodes[self.node];
         let restored = self.attempt.restore.map(|r| r.operator_states(&node.uid));
+        let root = self.graph.config.files_root.as_deref();
         let mut reader = open_source(
             spec,
-            self.subtask,
-            node.parallelism,
-            &self.graph.base_dir,
+            (self.subtask, node.parallelism),
+            (&self.graph.base_dir, root),
             restored.as_deref(),
         )?;
         task::run_source(

@@ -58,6 +58,7 @@ impl JobManager {
         config.checkpoint.dir = roots.checkpoints.path.clone();
         config.checkpoint.savepoint_dir = Some(roots.savepoints.path.clone());
         config.dead_letter.dir = roots.data.path.join("dead-letters");
+        config.files_root = Some(roots.files.path.clone());
         // RocksDB's working folders live in the server's private data
         // folder, unless its configuration names another place.
         if config.backend.rocksdb_dir == Config::default().backend.rocksdb_dir {

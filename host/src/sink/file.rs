@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::folder::SinkDir;
 use super::{Copies, SinkError, SinkWriter, TransactionalSink, write_lines};
 use crate::channel::Batch;
 
@@ -56,7 +57,12 @@ fn err(path: &Path, e: impl std::fmt::Display) -> SinkError {
 }
 
 pub(super) fn hidden(folder: &Path, name: &str, suffix: &str) -> PathBuf {
-    folder.join(format!(".{name}.{suffix}"))
+    folder.join(hidden_name(name, suffix))
+}
+
+/// The hidden name of part `name` in state `suffix`: `.<name>.<suffix>`.
+fn hidden_name(name: &str, suffix: &str) -> String {
+    format!(".{name}.{suffix}")
 }
 
 /// The two-phase-commit side of a [`FileSink`].
@@ -73,7 +79,7 @@ struct Transaction {
 /// Lines in part files of a folder.
 #[derive(Debug)]
 pub struct FileSink {
-    folder: PathBuf,
+    dir: SinkDir,
     subtask: u32,
     /// The open file, its name (without dots and suffix) and its path.
     current: Option<(BufWriter<File>, String, PathBuf)>,
@@ -82,14 +88,15 @@ pub struct FileSink {
 }
 
 impl FileSink {
-    /// Creates (or truncates) `<folder>/part-<subtask>`.
-    pub fn create(folder: &Path, subtask: u32) -> Result<Self, SinkError> {
-        std::fs::create_dir_all(folder).map_err(|e| err(folder, e))?;
+    /// Creates (or truncates) `<folder>/part-<subtask>`; `root`: see
+    /// [`SinkDir::open`].
+    pub fn create(folder: &Path, subtask: u32, root: Option<&Path>) -> Result<Self, SinkError> {
+        let dir = SinkDir::open(folder, root).map_err(SinkError)?;
         let name = format!("part-{subtask}");
         let path = folder.join(&name);
-        let f = File::create(&path).map_err(|e| err(&path, e))?;
+        let f = dir.create(&name).map_err(SinkError)?;
         Ok(FileSink {
-            folder: folder.to_path_buf(),
+            dir,
             subtask,
             current: Some((BufWriter::with_capacity(256 * 1024, f), name, path)),
             txn: None,
@@ -97,10 +104,14 @@ impl FileSink {
     }
 
     /// A two-phase-commit writer whose part numbers start at `first_part`.
-    pub fn transactional(folder: &Path, subtask: u32, first_part: u64) -> Result<Self, SinkError> {
-        std::fs::create_dir_all(folder).map_err(|e| err(folder, e))?;
+    pub fn transactional(
+        folder: &Path,
+        subtask: u32,
+        first_part: u64,
+        root: Option<&Path>,
+    ) -> Result<Self, SinkError> {
         Ok(FileSink {
-            folder: folder.to_path_buf(),
+            dir: SinkDir::open(folder, root).map_err(SinkError)?,
             subtask,
             current: None,
             txn: Some(Transaction {
@@ -117,8 +128,9 @@ impl FileSink {
         };
         let name = format!("part-{}-{}", self.subtask, txn.next);
         txn.next += 1;
-        let path = hidden(&self.folder, &name, "inprogress");
-        let f = File::create(&path).map_err(|e| err(&path, e))?;
+        let file = hidden_name(&name, "inprogress");
+        let f = self.dir.create(&file).map_err(SinkError)?;
+        let path = self.dir.path().join(file);
         self.current = Some((BufWriter::with_capacity(256 * 1024, f), name, path));
         Ok(())
     }
@@ -169,14 +181,17 @@ impl SinkWriter for FileSink {
             return Ok(Vec::new());
         }
         let closed = self.close_current()?;
-        let folder = self.folder.clone();
+        let folder = self.dir.path().to_path_buf();
         let subtask = self.subtask;
         let Some(txn) = self.txn.as_mut() else {
             return Ok(Vec::new());
         };
-        if let Some((name, path)) = closed {
-            let target = hidden(&folder, &name, "pending");
-            std::fs::rename(&path, &target).map_err(|e| err(&path, e))?;
+        if let Some((name, _)) = closed {
+            let (from, to) = (
+                hidden_name(&name, "inprogress"),
+                hidden_name(&name, "pending"),
+            );
+            self.dir.rename(&from, &to).map_err(SinkError)?;
             txn.pending.push((id, name));
         }
         // Files of completed checkpoints are committed by now.
@@ -240,6 +255,14 @@ fn is_part_name(name: &str) -> bool {
 pub struct FileSinkCommitter {
     /// The sink's folder.
     pub folder: PathBuf,
+    /// The root it must stay beneath (a server's files root), if any.
+    pub root: Option<PathBuf>,
+}
+
+impl FileSinkCommitter {
+    fn open(&self) -> Result<SinkDir, String> {
+        SinkDir::open(&self.folder, self.root.as_deref())
+    }
 }
 
 impl TransactionalSink for FileSinkCommitter {
@@ -248,11 +271,13 @@ impl TransactionalSink for FileSinkCommitter {
         restored: Option<&[Vec<u8>]>,
         copies: Option<&Copies<'_>>,
     ) -> Result<u64, SinkError> {
-        recover(&self.folder, restored, copies).map_err(SinkError)
+        let dir = self.open().map_err(SinkError)?;
+        recover_subtasks(&dir, restored, copies, None).map_err(SinkError)
     }
 
     fn preserve(&self, states: &[Vec<u8>], copies: &Copies<'_>) -> Result<(), SinkError> {
-        preserve(&self.folder, states, copies).map_err(SinkError)
+        let dir = self.open().map_err(SinkError)?;
+        preserve(&dir, states, copies).map_err(SinkError)
     }
 
     fn begin(&self, subtask: u32, first: u64) -> Result<Box<dyn SinkWriter>, SinkError> {
@@ -260,11 +285,13 @@ impl TransactionalSink for FileSinkCommitter {
             &self.folder,
             subtask,
             first,
+            self.root.as_deref(),
         )?))
     }
 
     fn commit(&self, states: &[Vec<u8>]) -> Result<(), SinkError> {
-        commit(&self.folder, states, None).map_err(SinkError)
+        let dir = self.open().map_err(SinkError)?;
+        commit_parsed(&dir, &parse_states(states).map_err(SinkError)?, None).map_err(SinkError)
     }
 
     fn recover_subtask(
@@ -272,91 +299,74 @@ impl TransactionalSink for FileSinkCommitter {
         subtask: u32,
         restored: Option<&[Vec<u8>]>,
     ) -> Result<u64, SinkError> {
-        recover_subtasks(&self.folder, restored, None, Some(subtask)).map_err(SinkError)
+        let dir = self.open().map_err(SinkError)?;
+        recover_subtasks(&dir, restored, None, Some(subtask)).map_err(SinkError)
     }
-}
-
-/// Puts a copy of `src` at `dst`: a hard link where the filesystem allows,
-/// else a copy made durable.
-fn link_or_copy(src: &Path, dst: &Path) -> Result<(), String> {
-    let failed = |e: std::io::Error| format!("{} -> {}: {e}", src.display(), dst.display());
-    if std::fs::hard_link(src, dst).is_ok() {
-        return Ok(());
-    }
-    std::fs::copy(src, dst).map_err(failed)?;
-    File::open(dst).and_then(|f| f.sync_all()).map_err(failed)
 }
 
 /// Keeps in `copies` a copy of every file the sink subtasks' `states`
 /// name, pending or already committed: what a savepoint needs to restore
 /// them whatever happens to the folder later.
-pub fn preserve(folder: &Path, states: &[Vec<u8>], copies: &Copies<'_>) -> Result<(), String> {
+pub fn preserve(dir: &SinkDir, states: &[Vec<u8>], copies: &Copies<'_>) -> Result<(), String> {
     for state in parse_states(states)? {
         for name in &state.pending {
-            let pending = hidden(folder, name, "pending");
-            let src = if pending.exists() {
-                pending
+            let pending = hidden_name(name, "pending");
+            let src = if dir.exists(&pending) {
+                pending.as_str()
             } else {
-                folder.join(name)
+                name.as_str()
             };
             let dst = copies.path(name);
             if !dst.exists() {
-                link_or_copy(&src, &dst)?;
+                dir.link_out(src, &dst)?;
             }
         }
     }
     Ok(())
 }
 
-/// Commits the files a sink subtask pre-committed (its operator state in a
-/// completed checkpoint): renames each `.pending` file to its part name.
+/// Commits the files sink subtasks pre-committed (their operator states in
+/// a completed checkpoint): renames each `.pending` file to its part name.
 /// A file already renamed is skipped, so committing twice is harmless.
 /// Where `copies` (a savepoint's) holds a file, its copy is installed
 /// instead: the folder may hold another file of that name by now.
-pub fn commit(
-    folder: &Path,
-    states: &[Vec<u8>],
-    copies: Option<&Copies<'_>>,
-) -> Result<(), String> {
-    commit_parsed(folder, &parse_states(states)?, copies)
-}
-
-/// [`commit`] of states already parsed.
 fn commit_parsed(
-    folder: &Path,
+    dir: &SinkDir,
     states: &[FileSinkState],
     copies: Option<&Copies<'_>>,
 ) -> Result<(), String> {
     let mut renamed = false;
     for state in states {
         for name in &state.pending {
-            let from = hidden(folder, name, "pending");
-            let to = folder.join(name);
+            let from = hidden_name(name, "pending");
             let copy = copies.map(|c| c.path(name)).filter(|p| p.is_file());
             if let Some(copy) = copy {
-                let staged = hidden(folder, name, "restoring");
-                let _ = std::fs::remove_file(&staged);
-                link_or_copy(&copy, &staged)?;
-                std::fs::rename(&staged, &to).map_err(|e| format!("{}: {e}", to.display()))?;
+                let staged = hidden_name(name, "restoring");
+                let _ = dir.remove(&staged);
+                dir.link_in(&copy, &staged)?;
+                dir.rename(&staged, name)?;
                 renamed = true;
-            } else if from.exists() {
-                std::fs::rename(&from, &to).map_err(|e| format!("{}: {e}", from.display()))?;
+            } else if dir.exists(&from) {
+                dir.rename(&from, name)?;
                 renamed = true;
-            } else if !to.exists() {
-                return Err(format!("pre-committed file {} is missing", from.display()));
+            } else if !dir.exists(name) {
+                return Err(format!(
+                    "pre-committed file {} is missing",
+                    dir.path().join(&from).display()
+                ));
             }
         }
     }
     if renamed {
-        File::open(folder)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| format!("{}: {e}", folder.display()))?;
+        dir.sync()?;
     }
     Ok(())
 }
 
 /// Prepares a transactional sink's folder before its subtasks start, and
-/// returns the part number they start from.
+/// returns the part number they start from; the files of subtask `only`
+/// alone (all subtasks if `None`), which is what a region failover does
+/// while the sink's other subtasks keep writing.
 ///
 /// `restored` holds the sink's operator states in the checkpoint restored
 /// from. Its pre-committed files are committed; every uncommitted file is
@@ -366,24 +376,12 @@ fn commit_parsed(
 /// older one, leaves the folder exactly as that checkpoint saw it, and the
 /// replayed records are written once. `None` (a fresh start) removes every
 /// part file.
-pub fn recover(
-    folder: &Path,
-    restored: Option<&[Vec<u8>]>,
-    copies: Option<&Copies<'_>>,
-) -> Result<u64, String> {
-    recover_subtasks(folder, restored, copies, None)
-}
-
-/// [`recover`] for the files of subtask `only` alone (all subtasks if
-/// `None`): what a region failover does while the sink's other subtasks
-/// keep writing.
 pub fn recover_subtasks(
-    folder: &Path,
+    dir: &SinkDir,
     restored: Option<&[Vec<u8>]>,
     copies: Option<&Copies<'_>>,
     only: Option<u32>,
 ) -> Result<u64, String> {
-    std::fs::create_dir_all(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
     let mine = |s: &FileSinkState| only.is_none_or(|o| s.subtask == o);
     // Every subtask's part numbers: a subtask without state of its own
     // (restored at another parallelism) keeps the files below the highest
@@ -394,7 +392,7 @@ pub fn recover_subtasks(
     };
     let all_next = all.iter().map(|st| st.next_part).max().unwrap_or(0);
     let states: Vec<FileSinkState> = all.into_iter().filter(mine).collect();
-    commit_parsed(folder, &states, copies)?;
+    commit_parsed(dir, &states, copies)?;
     let of_subtask = |name: &str| -> bool {
         let part = name.trim_start_matches('.');
         let subtask = part
@@ -423,16 +421,13 @@ pub fn recover_subtasks(
             .map_or(next, |s| s.next_part);
         n >= threshold
     };
-    let entries = std::fs::read_dir(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    for name in dir.names()? {
+        let name = name.as_str();
         let remove = of_subtask(name)
             && (name.starts_with(".part-")
                 || (name.starts_with("part-") && (restored.is_none() || written_after(name))));
         if remove {
-            let p = entry.path();
-            std::fs::remove_file(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            dir.remove(name)?;
         }
     }
     Ok(next)
@@ -468,6 +463,18 @@ mod tests {
             folder: None,
         })
         .expect("json")
+    }
+
+    fn open(d: &Path) -> SinkDir {
+        SinkDir::open(d, None).expect("open")
+    }
+
+    fn recover(d: &Path, r: Option<&[Vec<u8>]>, c: Option<&Copies<'_>>) -> Result<u64, String> {
+        recover_subtasks(&open(d), r, c, None)
+    }
+
+    fn commit(d: &Path, states: &[Vec<u8>], c: Option<&Copies<'_>>) -> Result<(), String> {
+        commit_parsed(&open(d), &parse_states(states)?, c)
     }
 
     fn names(dir: &Path) -> Vec<String> {
@@ -524,7 +531,7 @@ mod tests {
             std::fs::write(d.join(f), f).expect("write");
         }
         let restored = vec![state(0, 1, &[]), state(1, 2, &["part-1-1"])];
-        let next = recover_subtasks(d, Some(&restored), None, Some(1)).expect("recover");
+        let next = recover_subtasks(&open(d), Some(&restored), None, Some(1)).expect("recover");
         assert_eq!(next, 2);
         assert_eq!(
             names(d),
@@ -538,7 +545,7 @@ mod tests {
         );
         // Without a state of its own, a subtask keeps its files below the
         // highest part number and numbers new ones from there.
-        let next = recover_subtasks(d, Some(&restored), None, Some(2)).expect("recover");
+        let next = recover_subtasks(&open(d), Some(&restored), None, Some(2)).expect("recover");
         assert_eq!(next, 2);
         assert!(names(d).contains(&"part-2-0".to_owned()));
     }
@@ -556,7 +563,7 @@ mod tests {
             dir: &sp,
             prefix: "sink-out-",
         };
-        preserve(&d, &savepoint, &copies).expect("preserve");
+        preserve(&open(&d), &savepoint, &copies).expect("preserve");
         // A restart from the checkpoint before the savepoint drops its
         // pending file, and the replay writes another file of that name.
         let older = vec![state(0, 1, &[])];

@@ -10,6 +10,7 @@
 
 pub mod dead_letter;
 pub mod file;
+mod folder;
 mod relocation;
 
 use std::io::Write;
@@ -105,14 +106,17 @@ impl Copies<'_> {
 }
 
 /// The two-phase-commit side of sink `spec`, if it has one (a `file`
-/// sink); relative paths resolve against `base_dir`.
+/// sink); relative paths resolve against `base_dir`, and the folder stays
+/// beneath `root` if given (a server's files root).
 pub fn transactional(
     spec: &SinkSpec,
     base_dir: &Path,
+    root: Option<&Path>,
 ) -> Result<Option<Box<dyn TransactionalSink>>, SinkError> {
     Ok(match spec.sink_type {
         SinkType::File => Some(Box::new(FileSinkCommitter {
             folder: sink_folder(spec, base_dir)?,
+            root: root.map(Path::to_path_buf),
         })),
         SinkType::Stdout | SinkType::Discard => None,
     })
@@ -218,15 +222,19 @@ pub fn check_restored_states(
 
 /// Opens subtask `subtask` of a sink that is not transactional (no
 /// checkpoints, or a sink without transactions); relative paths resolve
-/// against `base_dir`.
+/// against `base_dir`, and the folder stays beneath `root` if given.
 pub fn open_sink(
     spec: &SinkSpec,
     subtask: u32,
     base_dir: &Path,
+    root: Option<&Path>,
 ) -> Result<Box<dyn SinkWriter>, SinkError> {
     Ok(match spec.sink_type {
         SinkType::Stdout => Box::new(StdoutSink),
         SinkType::Discard => Box::new(DiscardSink),
-        SinkType::File => Box::new(FileSink::create(&sink_folder(spec, base_dir)?, subtask)?),
+        SinkType::File => {
+            let folder = sink_folder(spec, base_dir)?;
+            Box::new(FileSink::create(&folder, subtask, root)?)
+        }
     })
 }

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use weir_wire::BatchBuilder;
 
@@ -40,12 +40,28 @@ pub struct FileSource {
     offset: u64,
     line_no: u64,
     line: Vec<u8>,
+    /// The folder the files must stay beneath (a server's files root).
+    root: Option<PathBuf>,
+}
+
+/// Opens `path` for reading: beneath `root` through a `cap-std` handle if
+/// given (a link or `..` that leaves it is refused), else as it is.
+fn open_file(path: &Path, root: Option<&Path>) -> std::io::Result<File> {
+    let Some(root) = root else {
+        return File::open(path);
+    };
+    let inside = path
+        .strip_prefix(root)
+        .map_err(|_| std::io::Error::other("it lies outside the files root"))?;
+    cap_std::fs::Dir::open_ambient_dir(root, cap_std::ambient_authority())?
+        .open(inside)
+        .map(cap_std::fs::File::into_std)
 }
 
 impl FileSource {
     /// A reader of `files` (the name in the spec, the resolved path), one
     /// after the other.
-    pub fn new(files: Vec<(String, PathBuf)>, format: FileFormat) -> Self {
+    pub fn new(files: Vec<(String, PathBuf)>, format: FileFormat, root: Option<&Path>) -> Self {
         let (names, paths): (Vec<String>, Vec<PathBuf>) = files.into_iter().unzip();
         FileSource {
             starts: vec![(0, 0, false); names.len()],
@@ -57,6 +73,7 @@ impl FileSource {
             offset: 0,
             line_no: 0,
             line: Vec::new(),
+            root: root.map(Path::to_path_buf),
         }
     }
 
@@ -124,7 +141,7 @@ impl SourceReader for FileSource {
                     continue;
                 }
                 let path = &self.paths[self.current];
-                let mut f = File::open(path)
+                let mut f = open_file(path, self.root.as_deref())
                     .map_err(|e| SourceError(format!("cannot open {}: {e}", path.display())))?;
                 if start > 0 {
                     f.seek(SeekFrom::Start(start)).map_err(|e| {
@@ -184,5 +201,25 @@ impl SourceReader for FileSource {
             more: true,
             max_timestamp,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beneath_a_root_a_link_that_leaves_it_is_not_followed() {
+        let root = tempfile::tempdir().expect("root");
+        let outside = tempfile::tempdir().expect("outside");
+        std::fs::write(outside.path().join("secret"), "secret").expect("write");
+        std::fs::write(root.path().join("in.txt"), "a").expect("write");
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("link"))
+            .expect("link");
+        assert!(open_file(&root.path().join("in.txt"), Some(root.path())).is_ok());
+        assert!(open_file(&root.path().join("link"), Some(root.path())).is_err());
+        assert!(open_file(&outside.path().join("secret"), Some(root.path())).is_err());
+        // Without a root (weir run), a path is taken as it is.
+        assert!(open_file(&root.path().join("link"), None).is_ok());
     }
 }

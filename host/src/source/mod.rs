@@ -42,16 +42,16 @@ pub trait SourceReader: Send {
 }
 
 /// Opens subtask `subtask` of `parallelism` of a source; relative paths
-/// resolve against `base_dir`. `restored` is the operator state of every
+/// resolve against `base_dir`, and files stay beneath `root` if given (a
+/// server's files root). `restored` is the operator state of every
 /// subtask of the source in the checkpoint restored from, if any.
 pub fn open_source(
     spec: &SourceSpec,
-    subtask: u32,
-    parallelism: u32,
-    base_dir: &Path,
+    (subtask, parallelism): (u32, u32),
+    (base_dir, root): (&Path, Option<&Path>),
     restored: Option<&[Vec<Vec<u8>>]>,
 ) -> Result<Box<dyn SourceReader>, SourceError> {
-    let reader = open_reader(spec, subtask, parallelism, base_dir, restored)?;
+    let reader = open_reader(spec, (subtask, parallelism), (base_dir, root), restored)?;
     Ok(match spec.rate {
         Some(rate) => Box::new(rate::RateLimited::new(reader, rate, parallelism)),
         None => reader,
@@ -61,9 +61,8 @@ pub fn open_source(
 /// The reader of [`open_source`], without its rate limit.
 fn open_reader(
     spec: &SourceSpec,
-    subtask: u32,
-    parallelism: u32,
-    base_dir: &Path,
+    (subtask, parallelism): (u32, u32),
+    (base_dir, root): (&Path, Option<&Path>),
     restored: Option<&[Vec<Vec<u8>>]>,
 ) -> Result<Box<dyn SourceReader>, SourceError> {
     Ok(match spec.source_type {
@@ -90,7 +89,7 @@ fn open_reader(
                 .filter(|(i, _)| *i as u32 % parallelism == subtask)
                 .map(|(_, p)| (p.clone(), base_dir.join(p)))
                 .collect();
-            let mut f = FileSource::new(mine, spec.format.unwrap_or_default());
+            let mut f = FileSource::new(mine, spec.format.unwrap_or_default(), root);
             if let Some(states) = restored {
                 f.restore(states)?;
             }
