@@ -71,6 +71,7 @@ impl ComponentCache {
         if let Some(component) = self.load(engine, &artifact, &checksum) {
             return Ok((component, CacheOutcome::Hit));
         }
+        let _slot = CompileSlot::take();
         let component = Component::new(engine, wasm)?;
         Ok((component, CacheOutcome::Compiled))
     }
@@ -124,6 +125,38 @@ impl ComponentCache {
         tmp_checksum.persist(checksum).map_err(|e| e.error)?;
         evict(&self.dir, self.max_bytes, artifact);
         Ok(())
+    }
+}
+
+/// Compilations running in this process, for [`CompileSlot`].
+static COMPILING: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// One of the process's compilation slots (as many as it has cores), held
+/// while a component compiles: uploads and job starts together never
+/// compile more components at once than there are cores.
+struct CompileSlot;
+
+impl CompileSlot {
+    /// Waits for a free slot and takes it.
+    fn take() -> Self {
+        let most = std::thread::available_parallelism().map_or(1, usize::from);
+        let (lock, freed) = &COMPILING;
+        let mut running = lock.lock().unwrap_or_else(|p| p.into_inner());
+        while *running >= most {
+            running = freed.wait(running).unwrap_or_else(|p| p.into_inner());
+        }
+        *running += 1;
+        CompileSlot
+    }
+}
+
+impl Drop for CompileSlot {
+    fn drop(&mut self) {
+        let (lock, freed) = &COMPILING;
+        let mut running = lock.lock().unwrap_or_else(|p| p.into_inner());
+        *running = running.saturating_sub(1);
+        freed.notify_one();
     }
 }
 
