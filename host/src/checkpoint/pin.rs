@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::fs::StorageError;
+use super::fs::{StorageError, sync_dir};
 use super::restore::RestorePoint;
 use super::storage::CheckpointDir;
 use crate::state::incremental::copy_file;
@@ -27,8 +27,13 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> StorageError {
     }
 }
 
-/// Links (or copies) regular file `src` to `dst`.
+/// Links (or copies) regular file `src` to `dst`, unless `dst` exists
+/// (pinned already: a copy over it could truncate `src` itself, when `dst`
+/// is a link to it).
 fn link_or_copy(src: &Path, dst: &Path) -> Result<(), StorageError> {
+    if std::fs::symlink_metadata(dst).is_ok() {
+        return Ok(());
+    }
     let meta = std::fs::symlink_metadata(src).map_err(|e| io_err(src, e))?;
     if !meta.is_file() {
         return Err(io_err(src, "not a regular file"));
@@ -75,10 +80,19 @@ pub fn pin(point: &RestorePoint, into: &Path) -> Result<RestorePoint, StorageErr
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
         }
-        if !target.exists() {
-            link_or_copy(&src.join(&file.file), &target)?;
-        }
+        link_or_copy(&src.join(&file.file), &target)?;
     }
+    // Durable before the job that relies on it is recorded.
+    sync_dir(&dst)?;
+    if let Some(shared) = dst
+        .join("../shared")
+        .canonicalize()
+        .ok()
+        .filter(|p| p.is_dir())
+    {
+        sync_dir(&shared)?;
+    }
+    sync_dir(into)?;
     let mut pinned = point.clone();
     pinned.reader = std::sync::Arc::new(CheckpointDir(dst));
     Ok(pinned)

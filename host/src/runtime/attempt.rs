@@ -26,7 +26,7 @@ use crate::checkpoint::storage::CheckpointStorage;
 use crate::config::FailoverStrategy;
 use crate::metrics::TaskMetrics;
 use crate::sandbox::{HANDLER_INTERFACE, LoadedComponent, Sandbox, SandboxError};
-use crate::sink::{Copies, SinkError, transactional};
+use crate::sink::{Copies, SinkError, is_missing_precommitted, transactional};
 use crate::spec::graph::{JobGraph, NodeKind};
 
 /// A job's checkpoint storage and its completed checkpoints, shared by its
@@ -212,8 +212,10 @@ pub(super) fn recover_sinks(
         let first =
             sink.recover(states.as_deref(), copies.as_ref())
                 .map_err(|e| match restore {
-                    Some(_) => task_error(graph, n, 0, TaskFailure::Restore(format!("sink: {e}"))),
-                    None => failed(e),
+                    Some(_) if is_missing_precommitted(&e) => {
+                        task_error(graph, n, 0, TaskFailure::Restore(format!("sink: {e}")))
+                    }
+                    _ => failed(e),
                 })?;
         sinks.push(Some((sink, first)));
     }

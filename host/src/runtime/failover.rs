@@ -25,7 +25,7 @@ use super::restart::RestartDecision;
 use crate::checkpoint::hub::TaskMessage;
 use crate::checkpoint::restore::RestorePoint;
 use crate::sandbox::SandboxError;
-use crate::sink::transactional;
+use crate::sink::{is_missing_precommitted, transactional};
 use crate::spec::graph::{JobGraph, NodeKind};
 
 /// How one task thread ended: its node, subtask and result.
@@ -350,8 +350,10 @@ fn recover_region_sinks(
                 // What the snapshot names cannot be recovered: a restore
                 // failure, which no restart from it can fix.
                 let cause = match from {
-                    Some(_) => TaskFailure::Restore(format!("sink: {e}")),
-                    None => TaskFailure::Sink(e),
+                    Some(_) if is_missing_precommitted(&e) => {
+                        TaskFailure::Restore(format!("sink: {e}"))
+                    }
+                    _ => TaskFailure::Sink(e),
                 };
                 tasks.failures.record(task_error(graph, n, s, cause));
                 return None;

@@ -116,7 +116,8 @@ impl Quarantine {
         let entries = table.quarantined.values().map(HashSet::len).sum();
         let count = held.len() as u64;
         table.recent = held;
-        table.recent.truncate(RECENT_KEPT);
+        let older = table.recent.len().saturating_sub(RECENT_KEPT);
+        table.recent.drain(..older);
         Quarantine {
             max_failures,
             table: Mutex::new(table),
@@ -200,12 +201,14 @@ impl Quarantine {
         elements: &[u8],
         failure: &GuestFailure,
     ) -> Result<Option<DeadLetter>, String> {
-        if !matches!(
+        let counts = matches!(
             failure.kind,
             GuestFailureKind::Trap
                 | GuestFailureKind::Timeout(_)
                 | GuestFailureKind::OutOfMemory(_)
-        ) {
+        );
+        // A limit the host enforces falls on whichever record reaches it.
+        if !counts || !failure.by_guest {
             return Ok(None);
         }
         let records: Vec<ElementRef<'_>> = BatchReader::new(elements)
@@ -300,6 +303,7 @@ mod tests {
             call: "process",
             kind: GuestFailureKind::Trap,
             detail: "poison".into(),
+            by_guest: true,
         }
     }
 
@@ -385,6 +389,9 @@ mod tests {
         let mut refused = trap();
         refused.kind = GuestFailureKind::Interrupted;
         assert_eq!(q.blame(&who, false, &one.data, &refused), Ok(None));
+        let mut host = trap();
+        host.by_guest = false;
+        assert_eq!(q.blame(&who, false, &one.data, &host), Ok(None));
         assert!(q.plan("op", false, &one).expect("plan").is_none());
         let r = q.blame(&who, true, &one.data, &trap()).expect("written");
         assert_eq!(r.map(|r| r.input), Some("process-second".to_owned()));

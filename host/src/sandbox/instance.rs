@@ -46,6 +46,10 @@ pub struct GuestFailure {
     pub kind: GuestFailureKind,
     /// The trap message or the guest's panic message.
     pub detail: String,
+    /// Whether the guest's own code failed (a trap, a timeout, its memory
+    /// exhausted), rather than the host refusing one of its calls (a
+    /// state, output or timer limit, a misused import).
+    pub by_guest: bool,
 }
 
 impl fmt::Display for GuestFailure {
@@ -176,11 +180,21 @@ fn classify(
     };
     // The root cause is the trap itself or the host's error (a state
     // limit, a misused import); the outer layers are wasm backtraces.
+    let by_guest = e.downcast_ref::<Trap>().is_some()
+        || matches!(
+            kind,
+            GuestFailureKind::Timeout(_) | GuestFailureKind::OutOfMemory(_)
+        );
     let detail = match panic {
         Some(p) => format!("guest panicked: {p}"),
         None => e.root_cause().to_string(),
     };
-    GuestFailure { call, kind, detail }
+    GuestFailure {
+        call,
+        kind,
+        detail,
+        by_guest,
+    }
 }
 
 impl WasmOperator {
@@ -194,6 +208,7 @@ impl WasmOperator {
             call,
             kind: GuestFailureKind::Protocol,
             detail: detail.to_string(),
+            by_guest: true,
         }
     }
 
@@ -211,6 +226,7 @@ impl WasmOperator {
                 call: "open",
                 kind: GuestFailureKind::OpenFailed,
                 detail: msg,
+                by_guest: true,
             }),
             Err(e) => Err(self.fail("open", e)),
         }

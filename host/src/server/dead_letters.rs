@@ -40,7 +40,15 @@ pub async fn dead_letters(
         .map_err(|e| ApiError::internal("dead-letter task failed", e))?
         .map_err(|e| ApiError::internal("cannot read the dead-letter file", e))?;
     let total = records.len();
-    let shown: Vec<_> = records.into_iter().take(limit).collect();
+    let roots = state.jobs.roots();
+    let shown: Vec<_> = records
+        .into_iter()
+        .take(limit)
+        .map(|mut r| {
+            r.message = roots.redact(&r.message);
+            r
+        })
+        .collect();
     Ok(Json(json!({
         "enabled": config.enabled,
         "total": total,

@@ -515,8 +515,7 @@ fn detail(job: &JobEntry, roots: &Roots) -> Value {
     })
 }
 
-/// The failures of a job: those that restarted it (`restarted: true`) and
-/// the one it ended with, paths redacted.
+/// `?mode=` of a job's PATCH.
 #[derive(Debug, Deserialize)]
 struct PatchQuery {
     mode: Option<String>,

@@ -155,7 +155,7 @@ impl JobManager {
             .iter()
             .filter(|j| j.is_running())
             .map(|j| estimate(&j.graph).total())
-            .sum();
+            .fold(0u64, u64::saturating_add);
         let left = budget.saturating_sub(running);
         if need.total() > left {
             return Err(SessionError::conflict(format!(

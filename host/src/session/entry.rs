@@ -146,22 +146,27 @@ impl JobEntry {
         let Some((state, exception)) = change(found) else {
             return Ok(found);
         };
-        s.state = state;
+        let mut next = s.clone();
+        next.state = state;
         if state.is_terminal() {
-            s.end_time = Some(epoch_ms());
+            next.end_time = Some(epoch_ms());
         }
         if let Some(e) = exception {
-            s.exceptions.push((epoch_ms(), e));
+            next.exceptions.push((epoch_ms(), e));
         }
+        // Recorded first: a state that cannot be recorded is not taken.
         let mut record = self.record.lock().unwrap_or_else(|p| p.into_inner());
         if let (Some(store), Some(r)) = (store, record.as_mut()) {
-            r.state = s.state;
-            r.end_time = s.end_time;
-            r.exceptions = s.exceptions.clone();
+            let mut updated = r.clone();
+            updated.state = next.state;
+            updated.end_time = next.end_time;
+            updated.exceptions = next.exceptions.clone();
             store
-                .save(r)
+                .save(&updated)
                 .map_err(|e| SessionError::internal("cannot record the job's state", e))?;
+            *r = updated;
         }
+        *s = next;
         Ok(found)
     }
 }

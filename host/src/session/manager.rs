@@ -315,7 +315,6 @@ impl JobManager {
         Ok(entry)
     }
 
-    /// the API shows it; it is not recorded.
     /// Registers a job this process runs by other means (`weir run`), so
     /// the API shows it; it is not recorded.
     pub fn adopt(&self, id: String, graph: JobGraph, control: Arc<JobControl>) -> Arc<JobEntry> {
@@ -361,7 +360,11 @@ impl JobManager {
                 job.control.cancel();
                 Ok(())
             }
-            JobState::Cancelling => Ok(()),
+            JobState::Cancelling => {
+                // Raised again: harmless, and sure to reach the tasks.
+                job.control.cancel();
+                Ok(())
+            }
             other => Err(SessionError::conflict(format!(
                 "job {id} is not running: it is {}",
                 other.name()

@@ -37,6 +37,9 @@ use super::folder::SinkDir;
 use super::{Copies, SinkError, SinkWriter, TransactionalSink, write_lines};
 use crate::channel::Batch;
 
+/// How the error that a pre-committed file is missing begins.
+pub(super) const MISSING_PRECOMMITTED: &str = "pre-committed file";
+
 /// The operator state of one transactional file-sink subtask.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileSinkState {
@@ -79,7 +82,7 @@ struct Transaction {
 /// Lines in part files of a folder.
 #[derive(Debug)]
 pub struct FileSink {
-    dir: SinkDir,
+    dir: std::sync::Arc<SinkDir>,
     subtask: u32,
     /// The open file, its name (without dots and suffix) and its path.
     current: Option<(BufWriter<File>, String, PathBuf)>,
@@ -91,7 +94,7 @@ impl FileSink {
     /// Creates (or truncates) `<folder>/part-<subtask>`; `root`: see
     /// [`SinkDir::open`].
     pub fn create(folder: &Path, subtask: u32, root: Option<&Path>) -> Result<Self, SinkError> {
-        let dir = SinkDir::open(folder, root).map_err(SinkError)?;
+        let dir = std::sync::Arc::new(SinkDir::open(folder, root).map_err(SinkError)?);
         let name = format!("part-{subtask}");
         let path = folder.join(&name);
         let f = dir.create(&name).map_err(SinkError)?;
@@ -103,15 +106,15 @@ impl FileSink {
         })
     }
 
-    /// A two-phase-commit writer whose part numbers start at `first_part`.
+    /// A two-phase-commit writer in the sink's folder `dir`, whose part
+    /// numbers start at `first_part`.
     pub fn transactional(
-        folder: &Path,
+        dir: std::sync::Arc<SinkDir>,
         subtask: u32,
         first_part: u64,
-        root: Option<&Path>,
     ) -> Result<Self, SinkError> {
         Ok(FileSink {
-            dir: SinkDir::open(folder, root).map_err(SinkError)?,
+            dir,
             subtask,
             current: None,
             txn: Some(Transaction {
@@ -192,6 +195,8 @@ impl SinkWriter for FileSink {
                 hidden_name(&name, "pending"),
             );
             self.dir.rename(&from, &to).map_err(SinkError)?;
+            // The rename is what the checkpoint records: durable first.
+            self.dir.sync().map_err(SinkError)?;
             txn.pending.push((id, name));
         }
         // Files of completed checkpoints are committed by now.
@@ -250,18 +255,21 @@ fn is_part_name(name: &str) -> bool {
     digits(subtask) && digits(n) && subtask.parse::<u32>().is_ok() && n.parse::<u64>().is_ok()
 }
 
-/// The two-phase-commit side of a `file` sink node: its folder.
+/// The two-phase-commit side of a `file` sink node: its folder, opened
+/// once (for an attempt) and shared by its writers and its commits, so all
+/// of them act on the folder the attempt opened.
 #[derive(Debug, Clone)]
 pub struct FileSinkCommitter {
-    /// The sink's folder.
-    pub folder: PathBuf,
-    /// The root it must stay beneath (a server's files root), if any.
-    pub root: Option<PathBuf>,
+    dir: std::sync::Arc<SinkDir>,
 }
 
 impl FileSinkCommitter {
-    fn open(&self) -> Result<SinkDir, String> {
-        SinkDir::open(&self.folder, self.root.as_deref())
+    /// Opens `folder`, beneath `root` if given (a server's files root).
+    pub fn open(folder: &Path, root: Option<&Path>) -> Result<Self, SinkError> {
+        let dir = SinkDir::open(folder, root).map_err(SinkError)?;
+        Ok(FileSinkCommitter {
+            dir: std::sync::Arc::new(dir),
+        })
     }
 }
 
@@ -271,27 +279,23 @@ impl TransactionalSink for FileSinkCommitter {
         restored: Option<&[Vec<u8>]>,
         copies: Option<&Copies<'_>>,
     ) -> Result<u64, SinkError> {
-        let dir = self.open().map_err(SinkError)?;
-        recover_subtasks(&dir, restored, copies, None).map_err(SinkError)
+        recover_subtasks(&self.dir, restored, copies, None).map_err(SinkError)
     }
 
     fn preserve(&self, states: &[Vec<u8>], copies: &Copies<'_>) -> Result<(), SinkError> {
-        let dir = self.open().map_err(SinkError)?;
-        preserve(&dir, states, copies).map_err(SinkError)
+        preserve(&self.dir, states, copies).map_err(SinkError)
     }
 
     fn begin(&self, subtask: u32, first: u64) -> Result<Box<dyn SinkWriter>, SinkError> {
         Ok(Box::new(FileSink::transactional(
-            &self.folder,
+            self.dir.clone(),
             subtask,
             first,
-            self.root.as_deref(),
         )?))
     }
 
     fn commit(&self, states: &[Vec<u8>]) -> Result<(), SinkError> {
-        let dir = self.open().map_err(SinkError)?;
-        commit_parsed(&dir, &parse_states(states).map_err(SinkError)?, None).map_err(SinkError)
+        commit_parsed(&self.dir, &parse_states(states).map_err(SinkError)?, None).map_err(SinkError)
     }
 
     fn recover_subtask(
@@ -299,8 +303,7 @@ impl TransactionalSink for FileSinkCommitter {
         subtask: u32,
         restored: Option<&[Vec<u8>]>,
     ) -> Result<u64, SinkError> {
-        let dir = self.open().map_err(SinkError)?;
-        recover_subtasks(&dir, restored, None, Some(subtask)).map_err(SinkError)
+        recover_subtasks(&self.dir, restored, None, Some(subtask)).map_err(SinkError)
     }
 }
 
@@ -351,7 +354,7 @@ fn commit_parsed(
                 renamed = true;
             } else if !dir.exists(name) {
                 return Err(format!(
-                    "pre-committed file {} is missing",
+                    "{MISSING_PRECOMMITTED} {} is missing",
                     dir.path().join(&from).display()
                 ));
             }

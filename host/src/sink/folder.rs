@@ -90,12 +90,14 @@ impl SinkDir {
             .collect())
     }
 
-    /// Fsyncs the folder, so renames in it are durable. (By its path: the
-    /// handle is opened for lookups only, and an fsync of another folder
-    /// would do no harm.)
+    /// Fsyncs the folder, so renames in it are durable (through the
+    /// handle: the folder opened again, for reading).
     pub fn sync(&self) -> Result<(), String> {
-        File::open(&self.path)
-            .and_then(|d| d.sync_all())
+        let mut read = cap_std::fs::OpenOptions::new();
+        read.read(true);
+        self.dir
+            .open_with(".", &read)
+            .and_then(|d| d.into_std().sync_all())
             .map_err(|e| self.failed("", e))
     }
 

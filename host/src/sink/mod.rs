@@ -114,10 +114,10 @@ pub fn transactional(
     root: Option<&Path>,
 ) -> Result<Option<Box<dyn TransactionalSink>>, SinkError> {
     Ok(match spec.sink_type {
-        SinkType::File => Some(Box::new(FileSinkCommitter {
-            folder: sink_folder(spec, base_dir)?,
-            root: root.map(Path::to_path_buf),
-        })),
+        SinkType::File => Some(Box::new(FileSinkCommitter::open(
+            &sink_folder(spec, base_dir)?,
+            root,
+        )?)),
         SinkType::Stdout | SinkType::Discard => None,
     })
 }
@@ -178,6 +178,13 @@ pub fn sink_folder(spec: &SinkSpec, base_dir: &Path) -> Result<std::path::PathBu
         .as_deref()
         .ok_or_else(|| SinkError("a file sink needs `path`".into()))?;
     Ok(base_dir.join(folder))
+}
+
+/// Whether `e` says that a file a snapshot pre-committed is gone: a defect
+/// of the snapshot, which no restart from it can fix (unlike a folder that
+/// cannot be written just now).
+pub fn is_missing_precommitted(e: &SinkError) -> bool {
+    e.0.starts_with(file::MISSING_PRECOMMITTED)
 }
 
 /// What the states a sink left in a snapshot say about restoring them into
