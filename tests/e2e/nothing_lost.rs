@@ -13,7 +13,9 @@ use crate::checkpoints::{expected, sorted_output};
 use crate::common::tempdir;
 use crate::server::wait_for;
 
-fn count_job(name: &str, count: u64, rate: u64, out: &str) -> Value {
+/// A count job over datagen into file sink folder `out`, checkpointing
+/// every 100 ms.
+pub(crate) fn count_job(name: &str, count: u64, rate: u64, out: &str) -> Value {
     json!({
         "job": {
             "name": name,

@@ -169,19 +169,7 @@ fn a_symlink_swapped_in_after_submission_is_not_followed() {
     let wasm = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
     let (s, v) = http(port, "POST", "/api/v1/bundles?name=count", &wasm);
     assert_eq!(s, 201, "{v}");
-    let job = serde_json::json!({
-        "job": {
-            "name": "swapped",
-            "config": { "execution.checkpointing.interval": "100ms" },
-            "sources": [{ "id": "gen", "type": "datagen", "count": 1_000_000_000, "keys": 100, "rate": 20_000 }],
-            "operators": [{ "id": "count", "uid": "count", "wasm": "count" }],
-            "sinks": [{ "id": "out", "type": "file", "path": "out" }],
-            "edges": [
-                { "from": "gen", "to": "count", "partition": "hash" },
-                { "from": "count", "to": "out" }
-            ]
-        }
-    });
+    let job = crate::nothing_lost::count_job("swapped", 1_000_000_000, 20_000, "out");
     let (s, v) = http(port, "POST", "/api/v1/jobs", job.to_string().as_bytes());
     assert_eq!(s, 202, "{v}");
     let id = v["jobid"].as_str().expect("jobid").to_owned();
