@@ -373,10 +373,15 @@ impl Subtask<'_> {
                 .map_err(|e| TaskFailure::Restore(e.to_string()))?,
             None => Vec::new(),
         };
+        // A failure to bring the snapshot's files in is the snapshot's
+        // fault only if they no longer verify; otherwise it is the working
+        // folder's (a lock, a full disk), which a restart may fix.
         let mut backend = open_backend(&self.graph.config, &dir, self.key_groups(), &handles)
-            .map_err(|e| match handles.is_empty() {
-                true => TaskFailure::from(e),
-                false => TaskFailure::Restore(e.to_string()),
+            .map_err(|e| match self.attempt.restore.map(RestorePoint::verify) {
+                Some(Err(damaged)) if !handles.is_empty() => {
+                    TaskFailure::Restore(format!("{e} ({damaged})"))
+                }
+                _ => TaskFailure::from(e),
             })?;
         let timers = self.restore_keyed(backend.as_mut())?;
         let restored = backend.declared().iter().map(|d| d.0.clone()).collect();
