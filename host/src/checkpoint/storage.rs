@@ -65,13 +65,16 @@ pub struct CheckpointDir(pub PathBuf);
 
 impl ReadCheckpoint for CheckpointDir {
     fn read(&self, name: &str) -> Result<Vec<u8>, StorageError> {
-        let (p, _) = self.regular_file(name)?;
-        std::fs::read(&p).map_err(|e| io_err(&p, e))
+        use std::io::Read;
+        let (p, f, _) = self.open_regular(name)?;
+        let mut bytes = Vec::new();
+        (&f).read_to_end(&mut bytes).map_err(|e| io_err(&p, e))?;
+        Ok(bytes)
     }
 
     fn read_sized(&self, name: &str, size: u64) -> Result<Vec<u8>, StorageError> {
         use std::io::Read;
-        let (p, len) = self.regular_file(name)?;
+        let (p, f, len) = self.open_regular(name)?;
         if len != size {
             return Err(StorageError {
                 path: p.display().to_string(),
@@ -79,8 +82,8 @@ impl ReadCheckpoint for CheckpointDir {
             });
         }
         let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        std::fs::File::open(&p)
-            .and_then(|f| f.take(size).read_to_end(&mut bytes))
+        f.take(size)
+            .read_to_end(&mut bytes)
             .map_err(|e| io_err(&p, e))?;
         Ok(bytes)
     }
@@ -95,9 +98,13 @@ impl ReadCheckpoint for CheckpointDir {
 }
 
 impl CheckpointDir {
-    /// The path and size of file `name` of the folder: a plain name of a
-    /// regular file in it, never a path out of it, a link or a device.
-    fn regular_file(&self, name: &str) -> Result<(PathBuf, u64), StorageError> {
+    /// Opens file `name` of the folder for reading: a plain name, opened
+    /// through a `cap-std` handle on the folder (so never a path out of
+    /// it), without blocking (a FIFO), and only if what was opened is a
+    /// regular file (never a link, a folder or a device); its path, the
+    /// open file and its size.
+    fn open_regular(&self, name: &str) -> Result<(PathBuf, std::fs::File, u64), StorageError> {
+        use cap_std::fs::OpenOptionsExt;
         let p = self.0.join(name);
         if !crate::state::incremental::is_plain_name(name) {
             return Err(StorageError {
@@ -105,14 +112,31 @@ impl CheckpointDir {
                 message: format!("{name:?} is not a file name of the checkpoint folder"),
             });
         }
+        let not_regular = || StorageError {
+            path: p.display().to_string(),
+            message: "not a regular file (a link, a folder or a device)".into(),
+        };
+        // A link is refused before anything is opened.
         let meta = std::fs::symlink_metadata(&p).map_err(|e| io_err(&p, e))?;
         if !meta.is_file() {
-            return Err(StorageError {
-                path: p.display().to_string(),
-                message: "not a regular file (a link, a folder or a device)".into(),
-            });
+            return Err(not_regular());
         }
-        Ok((p, meta.len()))
+        let dir = cap_std::fs::Dir::open_ambient_dir(&self.0, cap_std::ambient_authority())
+            .map_err(|e| io_err(&self.0, e))?;
+        let mut options = cap_std::fs::OpenOptions::new();
+        options
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        let f = dir
+            .open_with(name, &options)
+            .map_err(|e| io_err(&p, e))?
+            .into_std();
+        // What was opened, not what the name meant a moment before.
+        let meta = f.metadata().map_err(|e| io_err(&p, e))?;
+        if !meta.is_file() {
+            return Err(not_regular());
+        }
+        Ok((p, f, meta.len()))
     }
 }
 
