@@ -14,6 +14,19 @@ use serde_json::{Value, json};
 use crate::api::{count_job, http, start_server_under};
 use crate::common::tempdir;
 
+/// Uploads `count` to the server on `port` and submits an endless count
+/// job named `name` with job `config`; its id.
+fn running_count_job(port: u16, name: &str, config: Value) -> String {
+    let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+    let (s, v) = crate::api::http(port, "POST", "/api/v1/bundles?name=count", &count);
+    assert_eq!(s, 201, "{v}");
+    let mut job = count_job(name, 1_000_000_000);
+    job["job"]["config"] = config;
+    let (s, v) = crate::api::http(port, "POST", "/api/v1/jobs", job.to_string().as_bytes());
+    assert_eq!(s, 202, "{v}");
+    v["jobid"].as_str().expect("jobid").to_owned()
+}
+
 /// An authorized request, if it is answered within `patience`.
 fn answered(port: u16, path: &str, patience: Duration) -> Option<(u16, Value)> {
     let (tx, rx) = mpsc::channel();
@@ -39,14 +52,11 @@ fn completed(port: u16, id: &str) -> u64 {
 fn two_thousand_idle_connections_neither_starve_the_api_nor_the_job() {
     let dir = tempdir();
     let (_server, port) = start_server_under(dir.path(), &["prlimit", "--nofile=1024:1024"], "");
-    let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
-    let (s, v) = crate::api::http(port, "POST", "/api/v1/bundles?name=count", &count);
-    assert_eq!(s, 201, "{v}");
-    let mut job = count_job("busy", 1_000_000_000);
-    job["job"]["config"] = json!({ "execution.checkpointing.interval": "100ms" });
-    let (s, v) = crate::api::http(port, "POST", "/api/v1/jobs", job.to_string().as_bytes());
-    assert_eq!(s, 202, "{v}");
-    let id = v["jobid"].as_str().expect("jobid").to_owned();
+    let id = running_count_job(
+        port,
+        "busy",
+        json!({ "execution.checkpointing.interval": "100ms" }),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while completed(port, &id) < 2 {
         assert!(Instant::now() < deadline, "no checkpoint before the flood");
@@ -195,14 +205,11 @@ fn a_servers_rocksdb_working_folders_live_in_its_private_data_folder() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempdir();
     let (_server, port) = start_server_under(dir.path(), &[], "");
-    let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
-    let (s, v) = crate::api::http(port, "POST", "/api/v1/bundles?name=count", &count);
-    assert_eq!(s, 201, "{v}");
-    let mut job = count_job("on-rocksdb", 1_000_000_000);
-    job["job"]["config"] = json!({ "state.backend.type": "rocksdb" });
-    let (s, v) = crate::api::http(port, "POST", "/api/v1/jobs", job.to_string().as_bytes());
-    assert_eq!(s, 202, "{v}");
-    let id = v["jobid"].as_str().expect("jobid").to_owned();
+    let id = running_count_job(
+        port,
+        "on-rocksdb",
+        json!({ "state.backend.type": "rocksdb" }),
+    );
     let root = dir.path().join("data/rocksdb");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !root.join(&id).is_dir() {

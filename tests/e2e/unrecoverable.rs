@@ -108,6 +108,20 @@ fn a_pre_committed_file_deleted_by_hand_falls_back_to_the_previous_checkpoint_ex
     );
 }
 
+/// Runs the spec at `yaml` with `weir run` until `dir` holds checkpoint
+/// `n`, then SIGKILLs it; the newest checkpoint.
+fn killed_after_checkpoints(yaml: &Path, dir: &Path, n: u64) -> std::path::PathBuf {
+    let mut child = spawn(yaml, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while latest_checkpoint(dir).is_none_or(|(id, _)| id < n) {
+        assert!(Instant::now() < deadline, "no checkpoint");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    latest_checkpoint(dir).expect("a checkpoint").1
+}
+
 #[test]
 fn with_no_checkpoint_left_to_try_the_job_fails_at_once_with_the_message() {
     let dir = tempdir();
@@ -120,15 +134,7 @@ fn with_no_checkpoint_left_to_try_the_job_fails_at_once_with_the_message() {
     };
     let yaml = dir.path().join("job.yaml");
     std::fs::write(&yaml, job.yaml(dir.path())).expect("spec");
-    let mut child = spawn(&yaml, None);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while latest_checkpoint(dir.path()).is_none_or(|(n, _)| n < 3) {
-        assert!(Instant::now() < deadline, "no checkpoint");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
-    let (_, chk) = latest_checkpoint(dir.path()).expect("a checkpoint");
+    let chk = killed_after_checkpoints(&yaml, dir.path(), 3);
     let deleted = delete_a_precommitted_file(&chk, "out", &dir.path().join("out"));
 
     // Restored into a new job: it has no checkpoint of its own to fall
@@ -154,15 +160,7 @@ fn a_restore_into_a_sink_pointing_at_another_folder_is_refused_unless_started_af
     };
     let yaml = dir.path().join("job.yaml");
     std::fs::write(&yaml, job.yaml(dir.path())).expect("spec");
-    let mut child = spawn(&yaml, None);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while latest_checkpoint(dir.path()).is_none_or(|(n, _)| n < 2) {
-        assert!(Instant::now() < deadline, "no checkpoint");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
-    let (_, chk) = latest_checkpoint(dir.path()).expect("a checkpoint");
+    let chk = killed_after_checkpoints(&yaml, dir.path(), 2);
     let old = dir.path().join("out");
     let before = std::fs::read_dir(&old).expect("out").count();
 

@@ -17,8 +17,8 @@ pub struct StorageError {
     pub message: String,
 }
 
-/// A [`StorageError`] for an I/O error at `path`.
-pub(crate) fn io_err(path: &Path, e: std::io::Error) -> StorageError {
+/// A [`StorageError`] for an error `e` at `path`.
+pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> StorageError {
     StorageError {
         path: path.display().to_string(),
         message: e.to_string(),

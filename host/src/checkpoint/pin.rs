@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::fs::{StorageError, sync_dir};
+use super::fs::{StorageError, io_err, sync_dir};
 use super::restore::RestorePoint;
 use super::storage::CheckpointDir;
 use crate::state::incremental::copy_file;
@@ -19,13 +19,6 @@ use crate::state::incremental::copy_file;
 /// The name of the folder in a job's checkpoint folder that holds its
 /// pinned restore source.
 pub const PIN_FOLDER: &str = "restore-source";
-
-fn io_err(path: &Path, e: impl std::fmt::Display) -> StorageError {
-    StorageError {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
-}
 
 /// Links (or copies) regular file `src` to `dst`, unless `dst` exists
 /// (pinned already: a copy over it could truncate `src` itself, when `dst`

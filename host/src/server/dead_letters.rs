@@ -1,8 +1,7 @@
 //! `GET /api/v1/jobs/{id}/dead-letters`: the records the dead-letter
 //! quarantine took from a job (`weir.dead-letter.*`), read from its
 //! dead-letter file, so they are listed for ended jobs and after a restart
-//! of the server too; and the exceptions a job detail shows, quarantined
-//! records among them.
+//! of the server too.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -11,8 +10,6 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::error::ApiError;
-use crate::runtime::LiveJob;
-use crate::session::Roots;
 use crate::sink::dead_letter::{dead_letter_path, read};
 
 /// The most records one answer lists.
@@ -54,33 +51,4 @@ pub async fn dead_letters(
         "total": total,
         "records": shown,
     })))
-}
-
-/// The exceptions of a job as its detail shows them: the failures that
-/// restarted it, the one that ended it, and the records quarantined.
-pub fn exceptions_json(live: &LiveJob, ended: &[(i64, String)], roots: &Roots) -> Vec<Value> {
-    let quarantined = live.quarantined.iter().map(|r| {
-        let (key, value) = (r.key.as_deref(), r.value.as_deref());
-        let m = format!(
-            "record quarantined: operator `{}`, subtask {}: {} (key {key:?}, value {value:?}, after {} failures)",
-            r.operator,
-            r.subtask + 1,
-            r.message,
-            r.failures
-        );
-        json!({ "timestamp": r.time, "exception": roots.redact(&m), "restarted": false, "quarantined": true })
-    });
-    live.exceptions
-        .iter()
-        .map(|(t, m)| (t, m, true))
-        .chain(ended.iter().map(|(t, m)| (t, m, false)))
-        .map(|(t, m, restarted)| {
-            json!({
-                "timestamp": t,
-                "exception": roots.redact(m),
-                "restarted": restarted,
-            })
-        })
-        .chain(quarantined)
-        .collect()
 }

@@ -25,6 +25,7 @@ mod data_dir;
 pub mod dead_letters;
 mod deadline;
 pub mod error;
+mod exceptions;
 pub mod job_config;
 pub mod listen;
 pub mod local;
@@ -501,7 +502,7 @@ fn detail(job: &JobEntry, roots: &Roots) -> Value {
         "restarts": live.restarts,
         "vertices": vertices,
         "plan": { "edges": edges },
-        "exceptions": dead_letters::exceptions_json(&live, &exceptions, roots),
+        "exceptions": exceptions::exceptions_json(&live, &exceptions, roots),
         "restart-history": live
             .restart_history
             .iter()

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::SessionError;
-use crate::checkpoint::fs::{sync_dir, write_durably};
+use crate::checkpoint::fs::sync_dir;
 use crate::sandbox::Sandbox;
 
 /// The version of `index.json` this code writes.
@@ -144,16 +144,7 @@ impl BundleStore {
     fn save(&self, index: &Index) -> Result<(), SessionError> {
         let bytes = serde_json::to_vec_pretty(index)
             .map_err(|e| SessionError::internal("cannot encode the bundle index", e))?;
-        let tmp = self.dir.join("index.json.tmp");
-        write_durably(&tmp, &bytes)
-            .and_then(|()| {
-                std::fs::rename(&tmp, self.dir.join("index.json")).map_err(|e| {
-                    crate::checkpoint::fs::StorageError {
-                        path: "index.json".into(),
-                        message: e.to_string(),
-                    }
-                })
-            })
+        write_atomically(&self.dir, &self.dir.join("index.json"), &bytes)
             .map_err(|e| SessionError::internal("cannot save the bundle index", e))
     }
 

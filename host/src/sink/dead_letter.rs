@@ -120,7 +120,7 @@ pub fn read(path: &Path, limit: usize) -> Result<Vec<DeadLetter>, String> {
         Err(e) => return Err(io(path, e)),
     };
     let mut out = Vec::new();
-    for line in BufReader::new(file).lines().take(limit.saturating_add(1)) {
+    for line in BufReader::new(file).lines() {
         let line = line.map_err(|e| io(path, e))?;
         match serde_json::from_str::<DeadLetter>(&line) {
             Ok(r) if r.v <= DEAD_LETTER_FORMAT => out.push(r),

@@ -105,36 +105,35 @@ impl SinkDir {
     /// savepoint's copy): a hard link where the filesystem allows, else a
     /// copy made durable.
     pub fn link_in(&self, src: &Path, name: &str) -> Result<(), String> {
-        let failed =
-            |e: std::io::Error| format!("{} -> {}: {e}", src.display(), self.failed(name, ""));
         let (parent, file) = split(src)?;
-        let from = Dir::open_ambient_dir(parent, ambient_authority()).map_err(failed)?;
-        if from.hard_link(file, &self.dir, name).is_ok() {
-            return Ok(());
-        }
-        from.copy(file, &self.dir, name).map_err(failed)?;
-        self.dir
-            .open(name)
-            .and_then(|f| f.into_std().sync_all())
-            .map_err(failed)
+        let shown = format!("{} -> {}", src.display(), self.failed(name, ""));
+        let from = Dir::open_ambient_dir(parent, ambient_authority())
+            .map_err(|e| format!("{shown}: {e}"))?;
+        link_or_copy((&from, file.as_ref()), (&self.dir, name.as_ref()))
+            .map_err(|e| format!("{shown}: {e}"))
     }
 
     /// Puts at `dst` (outside the folder, a savepoint's copy) a copy of
     /// file `name`: a hard link where the filesystem allows, else a copy
     /// made durable.
     pub fn link_out(&self, name: &str, dst: &Path) -> Result<(), String> {
-        let failed =
-            |e: std::io::Error| format!("{} -> {}: {e}", self.failed(name, ""), dst.display());
         let (parent, file) = split(dst)?;
-        let to = Dir::open_ambient_dir(parent, ambient_authority()).map_err(failed)?;
-        if self.dir.hard_link(name, &to, file).is_ok() {
-            return Ok(());
-        }
-        self.dir.copy(name, &to, file).map_err(failed)?;
-        to.open(file)
-            .and_then(|f| f.into_std().sync_all())
-            .map_err(failed)
+        let shown = format!("{} -> {}", self.failed(name, ""), dst.display());
+        let to = Dir::open_ambient_dir(parent, ambient_authority())
+            .map_err(|e| format!("{shown}: {e}"))?;
+        link_or_copy((&self.dir, name.as_ref()), (&to, file.as_ref()))
+            .map_err(|e| format!("{shown}: {e}"))
     }
+}
+
+/// Puts at `to` a copy of file `from` (each a folder handle and a name): a
+/// hard link where the filesystem allows, else a copy made durable.
+fn link_or_copy(from: (&Dir, &Path), to: (&Dir, &Path)) -> std::io::Result<()> {
+    if from.0.hard_link(from.1, to.0, to.1).is_ok() {
+        return Ok(());
+    }
+    from.0.copy(from.1, to.0, to.1)?;
+    to.0.open(to.1)?.into_std().sync_all()
 }
 
 /// A file path's folder and name.
