@@ -3,7 +3,8 @@
 //! Its modules are private and form layers that only point down (the
 //! module map is in `docs/architecture.md`; `tests/e2e/layers.rs` keeps
 //! it so). From the bottom up:
-//! - `clock`, `keygroup`, `metrics`, `timers`, `watermark`, and `config`
+//! - `clock`, `confined` (folder handles), `keygroup`, `metrics`, `timers`,
+//!   `watermark`, and `config`
 //!   (every key in one table, plain settings);
 //! - `spec` (the job spec and its validation into the job graph) and
 //!   `channel`;
@@ -24,6 +25,7 @@ mod checkpoint;
 mod client;
 mod clock;
 mod config;
+mod confined;
 mod fuzz;
 mod keygroup;
 mod metrics;

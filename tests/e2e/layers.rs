@@ -13,7 +13,14 @@ use std::path::{Path, PathBuf};
 /// The top-level modules of `host/src`, lowest layer first: a module may
 /// import only modules of a lower layer.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "keygroup", "metrics", "timers", "watermark"],
+    &[
+        "clock",
+        "confined",
+        "keygroup",
+        "metrics",
+        "timers",
+        "watermark",
+    ],
     &["config"],
     &["channel", "spec"],
     &["state"],

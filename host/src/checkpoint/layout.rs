@@ -60,19 +60,9 @@ impl CheckpointLayout {
         self.job_dir.join(checkpoint_folder_name(id))
     }
 
-    /// `<job-id>/chk-<id>/_metadata`.
-    pub fn metadata(&self, id: u64) -> PathBuf {
-        self.checkpoint(id).join(METADATA_FILE)
-    }
-
     /// `<job-id>/shared/`.
     pub fn shared(&self) -> PathBuf {
         self.job_dir.join(SHARED_DIR)
-    }
-
-    /// `<job-id>/taskowned/`.
-    pub fn taskowned(&self) -> PathBuf {
-        self.job_dir.join(TASKOWNED_DIR)
     }
 
     /// `<job-id>/.lock`.
@@ -152,9 +142,7 @@ mod tests {
     fn paths_are_flinks_and_parse_back() {
         let l = CheckpointLayout::new(Path::new("/cp"), "ab");
         assert_eq!(l.checkpoint(7), PathBuf::from("/cp/ab/chk-7"));
-        assert_eq!(l.metadata(7), PathBuf::from("/cp/ab/chk-7/_metadata"));
         assert_eq!(l.shared(), PathBuf::from("/cp/ab/shared"));
-        assert_eq!(l.taskowned(), PathBuf::from("/cp/ab/taskowned"));
         assert_eq!(l.lock_file(), PathBuf::from("/cp/ab/.lock"));
         assert_eq!(parse_checkpoint_folder("chk-12"), Some(12));
         assert_eq!(parse_checkpoint_folder("chk-x"), None);

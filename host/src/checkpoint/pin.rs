@@ -11,37 +11,23 @@
 
 use std::path::{Path, PathBuf};
 
-use super::fs::{StorageError, io_err, sync_dir};
+use super::fs::{StorageError, io_err};
+use super::layout::SHARED_DIR;
 use super::restore::RestorePoint;
 use super::storage::CheckpointDir;
-use crate::state::incremental::copy_file;
+use crate::confined::Folder;
+use crate::state::incremental::SHARED_PREFIX;
 
 /// The name of the folder in a job's checkpoint folder that holds its
 /// pinned restore source.
 pub const PIN_FOLDER: &str = "restore-source";
 
-/// Links (or copies) regular file `src` to `dst`, unless `dst` exists
-/// (pinned already: a copy over it could truncate `src` itself, when `dst`
-/// is a link to it).
-fn link_or_copy(src: &Path, dst: &Path) -> Result<(), StorageError> {
-    if std::fs::symlink_metadata(dst).is_ok() {
-        return Ok(());
-    }
-    let meta = std::fs::symlink_metadata(src).map_err(|e| io_err(src, e))?;
-    if !meta.is_file() {
-        return Err(io_err(src, "not a regular file"));
-    }
-    if std::fs::hard_link(src, dst).is_ok() {
-        return Ok(());
-    }
-    copy_file(src, dst, true)
-        .map(|_| ())
-        .map_err(|e| io_err(dst, e))
-}
-
 /// Pins `point` (a checkpoint folder on disk) into folder `into`; returns
 /// the pinned copy, reading from its new place (its `path`, which messages
-/// and the API show, stays the one the user named).
+/// and the API show, stays the one the user named). Every file is linked
+/// (or copied) between handles on the folders, and an existing file of
+/// the pin is left alone: a copy over it could truncate the original
+/// through a link.
 pub fn pin(point: &RestorePoint, into: &Path) -> Result<RestorePoint, StorageError> {
     let src = point
         .reader
@@ -49,45 +35,48 @@ pub fn pin(point: &RestorePoint, into: &Path) -> Result<RestorePoint, StorageErr
         .ok_or_else(|| io_err(Path::new(&point.path), "not a folder on disk"))?;
     let name = src
         .file_name()
+        .and_then(|n| n.to_str())
         .ok_or_else(|| io_err(&src, "has no folder name"))?;
-    let dst = into.join(name);
-    std::fs::create_dir_all(&dst).map_err(|e| io_err(&dst, e))?;
-    let entries = std::fs::read_dir(&src).map_err(|e| io_err(&src, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| io_err(&src, e))?;
-        // Files only: a checkpoint folder holds no folders of its own.
-        if entry.file_type().is_ok_and(|t| t.is_file()) {
-            link_or_copy(&entry.path(), &dst.join(entry.file_name()))?;
-        }
+    let from = Folder::open_existing(&src).map_err(|e| io_err(&src, e))?;
+    let into = Folder::open(into, None).map_err(|e| io_err(into, e))?;
+    let to = into
+        .sub(name, true)
+        .map_err(|e| io_err(&into.shown(name), e))?;
+    // Files only: a checkpoint folder holds no folders of its own.
+    for file in from.file_names().map_err(|e| io_err(&src, e))? {
+        to.link_in(&from, &file, &file)
+            .map_err(|e| io_err(&from.shown(&file), e))?;
     }
-    let shared = point
+    let shared: Vec<&str> = point
         .metadata
         .operators
         .iter()
         .flat_map(|o| &o.subtasks)
         .filter_map(|s| s.incremental.as_ref())
-        .flat_map(|h| &h.shared);
-    for file in shared {
+        .flat_map(|h| &h.shared)
         // `_metadata` decode admitted only `../shared/<plain name>`.
-        let target = dst.join(&file.file);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+        .filter_map(|f| f.shared_name())
+        .collect();
+    let shared_to = if shared.is_empty() {
+        None
+    } else {
+        let from_dir = src.join(SHARED_PREFIX);
+        let from = Folder::open_existing(&from_dir).map_err(|e| io_err(&from_dir, e))?;
+        let to = into
+            .sub(SHARED_DIR, true)
+            .map_err(|e| io_err(&into.shown(SHARED_DIR), e))?;
+        for file in shared {
+            to.link_in(&from, file, file)
+                .map_err(|e| io_err(&from.shown(file), e))?;
         }
-        link_or_copy(&src.join(&file.file), &target)?;
-    }
+        Some(to)
+    };
     // Durable before the job that relies on it is recorded.
-    sync_dir(&dst)?;
-    if let Some(shared) = dst
-        .join("../shared")
-        .canonicalize()
-        .ok()
-        .filter(|p| p.is_dir())
-    {
-        sync_dir(&shared)?;
+    for folder in std::iter::once(&to).chain(&shared_to).chain([&into]) {
+        folder.sync().map_err(|e| io_err(folder.path(), e))?;
     }
-    sync_dir(into)?;
     let mut pinned = point.clone();
-    pinned.reader = std::sync::Arc::new(CheckpointDir(dst));
+    pinned.reader = std::sync::Arc::new(CheckpointDir(to.path().to_path_buf()));
     Ok(pinned)
 }
 

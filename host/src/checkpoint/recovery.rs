@@ -6,14 +6,15 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use super::fs::{StorageError, io_err, sync_dir};
-use super::layout::{CheckpointLayout, is_job_folder_name, metadata_in, parse_checkpoint_folder};
+use super::fs::{StorageError, io_err};
+use super::layout::{
+    CheckpointLayout, METADATA_FILE, is_job_folder_name, metadata_in, parse_checkpoint_folder,
+};
 use super::metadata::CheckpointMetadata;
 use super::retention::{self, Removal};
-use super::shared::SharedFiles;
 use super::storage::CheckpointStorage;
+use crate::confined::Folder;
 
 impl CheckpointStorage {
     /// Brings the job's folder in line with its retained checkpoints at
@@ -25,30 +26,34 @@ impl CheckpointStorage {
     /// left alone, and then no shared file is deleted (it may use them).
     pub fn recover(&self, num_retained: u32, keep: Option<u64>) -> Recovered {
         let mut out = Recovered::default();
-        let CheckpointStorage::Filesystem { job_dir, shared } = self else {
+        let CheckpointStorage::Filesystem {
+            job_dir,
+            root,
+            shared,
+        } = self
+        else {
             return out;
         };
         super::savepoint::sweep_in_progress(job_dir);
         let mut complete = Vec::new();
         let mut unreadable = false;
-        for entry in std::fs::read_dir(job_dir).into_iter().flatten().flatten() {
-            let name = entry.file_name();
-            let Some(id) = name.to_str().and_then(parse_checkpoint_folder) else {
+        for name in root.names().unwrap_or_default() {
+            let Some(id) = parse_checkpoint_folder(&name) else {
                 continue;
             };
             out.highest_id = out.highest_id.max(id);
-            let dir = entry.path();
+            let dir = root.shown(&name);
             let meta = metadata_in(&dir);
             if !meta.is_file() {
                 tracing::info!("removing unfinished checkpoint {}", dir.display());
-                remove_checkpoint_folder(&dir);
+                warn_on_error(remove_checkpoint_folder(root, &name, || {}));
                 continue;
             }
             match super::fs::read_metadata_file(&meta)
                 .map_err(|e| e.to_string())
                 .and_then(|b| CheckpointMetadata::decode(&b).map_err(|e| e.to_string()))
             {
-                Ok(m) => complete.push((id, m, dir)),
+                Ok(m) => complete.push((id, m, name)),
                 Err(e) => {
                     tracing::warn!("{}: {e}; left alone", meta.display());
                     unreadable = true;
@@ -58,18 +63,19 @@ impl CheckpointStorage {
         complete.sort_by_key(|c| c.0);
         let ids: Vec<u64> = complete.iter().map(|c| c.0).collect();
         let (_, removed) = retention::on_start(&ids, num_retained, keep);
-        for (id, m, dir) in complete {
+        for (id, m, name) in complete {
+            let dir = root.shown(&name);
             match removed.iter().find(|r| r.0 == id) {
                 Some((_, Removal::NewerThanRestored)) => {
                     tracing::info!("removing checkpoint {id}, newer than the one restored");
-                    remove_checkpoint_folder(&dir);
+                    warn_on_error(remove_checkpoint_folder(root, &name, || {}));
                 }
                 Some((_, Removal::BeyondRetained)) => {
                     tracing::info!(
                         "removing checkpoint {} beyond the retained count",
                         dir.display()
                     );
-                    remove_checkpoint_folder(&dir);
+                    warn_on_error(remove_checkpoint_folder(root, &name, || {}));
                 }
                 None => out.retained.push((m, dir.display().to_string())),
             }
@@ -86,6 +92,14 @@ impl CheckpointStorage {
             CheckpointStorage::Memory { .. } => None,
         }
     }
+
+    /// `<state.checkpoints.dir>/<job-id>`, open (filesystem storage).
+    pub fn job_folder(&self) -> Option<&std::sync::Arc<Folder>> {
+        match self {
+            CheckpointStorage::Filesystem { root, .. } => Some(root),
+            CheckpointStorage::Memory { .. } => None,
+        }
+    }
 }
 
 /// What [`CheckpointStorage::recover`] found.
@@ -98,20 +112,36 @@ pub struct Recovered {
     pub highest_id: u64,
 }
 
-/// Removes a checkpoint folder, `_metadata` first (made durable), so that
-/// no crash leaves a `_metadata` whose files are gone. Shared files are
-/// released separately.
-fn remove_checkpoint_folder(dir: &Path) {
-    let meta = metadata_in(dir);
-    if std::fs::remove_file(&meta).is_ok()
-        && let Err(e) = sync_dir(dir)
-    {
-        tracing::warn!("{e}");
+/// Removes checkpoint folder `name` of job folder `root`, `_metadata`
+/// first (made durable), so that no crash leaves a `_metadata` whose files
+/// are gone; `between` runs once `_metadata` is gone (it releases the
+/// checkpoint's shared files). A folder already gone is no error.
+pub(super) fn remove_checkpoint_folder(
+    root: &Folder,
+    name: &str,
+    between: impl FnOnce(),
+) -> Result<(), StorageError> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    match root.sub(name, false) {
+        Ok(dir) => match dir.remove_file(METADATA_FILE) {
+            Ok(()) => dir.sync().map_err(|e| io_err(dir.path(), e))?,
+            Err(e) if gone(&e) => {}
+            Err(e) => return Err(io_err(&dir.shown(METADATA_FILE), e)),
+        },
+        Err(e) if gone(&e) => {}
+        Err(e) => return Err(io_err(&root.shown(name), e)),
     }
-    if let Err(e) = std::fs::remove_dir_all(dir)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!("cannot remove {}: {e}", dir.display());
+    between();
+    match root.remove_dir_all(name) {
+        Err(e) if !gone(&e) => Err(io_err(&root.shown(name), e)),
+        _ => Ok(()),
+    }
+}
+
+/// Logs the error of a removal a starting job can do without.
+fn warn_on_error(r: Result<(), StorageError>) {
+    if let Err(e) = r {
+        tracing::warn!("cannot remove {e}");
     }
 }
 
@@ -176,13 +206,12 @@ pub fn sweep_folder(job_dir: &Path) {
     let Ok(Some(_lock)) = try_lock_folder(job_dir) else {
         return;
     };
-    let storage = CheckpointStorage::Filesystem {
-        job_dir: job_dir.to_path_buf(),
-        shared: Arc::new(SharedFiles::new(
-            CheckpointLayout::of_job_dir(job_dir).shared(),
-        )),
-    };
-    storage.recover(u32::MAX, None);
+    match CheckpointStorage::on_disk(job_dir) {
+        Ok(storage) => {
+            storage.recover(u32::MAX, None);
+        }
+        Err(e) => tracing::warn!("cannot sweep {e}"),
+    }
 }
 
 /// Whether a process (this one included) holds job folder `job_dir`: its

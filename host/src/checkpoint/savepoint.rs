@@ -21,15 +21,17 @@
 //! ([`sweep_in_progress`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 use thiserror::Error;
 
-use super::fs::{StorageError, io_err, sync_dir, write_durably};
+use super::fs::{StorageError, io_err, sync_dir};
 use super::layout::{METADATA_FILE, METADATA_IN_PROGRESS, metadata_in};
 use super::metadata::CheckpointMetadata;
 use super::storage::random_hex;
 use crate::config::SavepointFormat;
+use crate::confined::Folder;
 use crate::state::incremental::{IncrementalHandle, NativeSnapshot};
 
 /// The prefix of a savepoint folder's name.
@@ -95,70 +97,86 @@ pub enum SavepointError {
     },
 }
 
-/// A savepoint folder being written.
+/// A savepoint folder being written, every file named relative to a
+/// handle on it.
 #[derive(Debug)]
 pub struct SavepointFolder {
-    /// The hidden folder the files go to.
-    temp: PathBuf,
-    /// The folder's final name.
-    target: PathBuf,
-    /// The marker naming `temp` in the job's checkpoint folder, if any.
-    marker: Option<PathBuf>,
+    /// The folder the savepoint folder goes into, open.
+    parent: Folder,
+    /// The hidden folder the files go to, open.
+    staging: Folder,
+    /// Its name in `parent`.
+    temp_name: String,
+    /// The folder's final name in `parent`.
+    name: String,
+    /// The job's checkpoint folder and the marker in it naming `staging`,
+    /// if any.
+    marker: Option<(Arc<Folder>, String)>,
     /// Written (or renamed): nothing to remove on drop.
     done: bool,
 }
 
 impl SavepointFolder {
     /// Starts savepoint folder `savepoint-<job>-<random>` under `target`;
-    /// `job_dir` (the job's checkpoint folder) gets a marker naming it.
+    /// `job` (the job's checkpoint folder) gets a marker naming it.
     pub fn create(
         target: &Path,
         job_id: &str,
-        job_dir: Option<&Path>,
+        job: Option<&Arc<Folder>>,
     ) -> Result<Self, StorageError> {
         std::fs::create_dir_all(target).map_err(|e| io_err(target, e))?;
         let target = std::fs::canonicalize(target).map_err(|e| io_err(target, e))?;
+        let parent = Folder::open_existing(&target).map_err(|e| io_err(&target, e))?;
         let name = format!(
             "{SAVEPOINT_PREFIX}{}-{}",
             job_id.get(..6).unwrap_or(job_id),
             random_hex(6)
         );
-        let temp = target.join(format!(".{name}{IN_PROGRESS_SUFFIX}"));
-        let marker = match job_dir {
-            Some(dir) => {
-                let m = dir.join(format!("{name}{MARKER_SUFFIX}"));
-                write_durably(&m, temp.display().to_string().as_bytes())?;
-                Some(m)
+        let temp_name = format!(".{name}{IN_PROGRESS_SUFFIX}");
+        let marker = match job {
+            Some(job) => {
+                let m = format!("{name}{MARKER_SUFFIX}");
+                let temp = parent.shown(&temp_name).display().to_string();
+                job.write_durably(&m, temp.as_bytes())
+                    .map_err(|e| io_err(&job.shown(&m), e))?;
+                Some((Arc::clone(job), m))
             }
             None => None,
         };
-        if let Err(e) = std::fs::create_dir(&temp) {
-            if let Some(m) = &marker {
-                let _ = std::fs::remove_file(m);
+        let staging = match parent.sub(&temp_name, true) {
+            Ok(staging) => staging,
+            Err(e) => {
+                if let Some((job, m)) = &marker {
+                    let _ = job.remove_file(m);
+                }
+                return Err(io_err(&parent.shown(&temp_name), e));
             }
-            return Err(io_err(&temp, e));
-        }
+        };
         Ok(SavepointFolder {
-            temp,
-            target: target.join(name),
+            parent,
+            staging,
+            temp_name,
+            name,
             marker,
             done: false,
         })
     }
 
     /// Where the savepoint will be once complete.
-    pub fn path(&self) -> &Path {
-        &self.target
+    pub fn path(&self) -> PathBuf {
+        self.parent.shown(&self.name)
     }
 
     /// The folder its files are written to until it completes.
     pub fn staging(&self) -> &Path {
-        &self.temp
+        self.staging.path()
     }
 
     /// Writes file `name` durably.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
-        write_durably(&self.temp.join(name), bytes)
+        self.staging
+            .write_durably(name, bytes)
+            .map_err(|e| io_err(&self.staging.shown(name), e))
     }
 
     /// Copies every file of a native snapshot into the folder as
@@ -169,11 +187,14 @@ impl SavepointFolder {
         stem: &str,
         native: &NativeSnapshot,
     ) -> Result<(IncrementalHandle, u64), StorageError> {
+        let src = native
+            .open_folder()
+            .map_err(|e| io_err(&native.folder, e))?;
         let mut handle = native.empty_handle();
         let mut written = 0;
         for f in &native.files {
             let file = native
-                .copy_private(&f.local, &self.temp, stem)
+                .copy_private(&src, &f.local, &self.staging, stem)
                 .map_err(|(dst, e)| io_err(&dst, e))?;
             written += file.size;
             handle.private.push(file);
@@ -188,29 +209,36 @@ impl SavepointFolder {
             path: METADATA_FILE.into(),
             message: e.to_string(),
         })?;
-        let tmp = self.temp.join(METADATA_IN_PROGRESS);
-        write_durably(&tmp, &bytes)?;
-        let meta = metadata_in(&self.temp);
-        std::fs::rename(&tmp, &meta).map_err(|e| io_err(&meta, e))?;
-        sync_dir(&self.temp)?;
-        std::fs::rename(&self.temp, &self.target).map_err(|e| io_err(&self.target, e))?;
+        let staging = &self.staging;
+        staging
+            .write_durably(METADATA_IN_PROGRESS, &bytes)
+            .map_err(|e| io_err(&staging.shown(METADATA_IN_PROGRESS), e))?;
+        staging
+            .rename(METADATA_IN_PROGRESS, staging, METADATA_FILE)
+            .map_err(|e| io_err(&staging.shown(METADATA_FILE), e))?;
+        staging.sync().map_err(|e| io_err(staging.path(), e))?;
+        let target = self.path();
+        self.parent
+            .rename(&self.temp_name, &self.parent, &self.name)
+            .map_err(|e| io_err(&target, e))?;
         self.done = true;
         // Complete from here on: a failed fsync of the parent is worth a
         // warning, not a failed savepoint.
-        if let Some(parent) = self.target.parent()
-            && let Err(e) = sync_dir(parent)
-        {
-            tracing::warn!("savepoint {}: {e}", self.target.display());
+        if let Err(e) = self.parent.sync() {
+            tracing::warn!("savepoint {}: {e}", target.display());
         }
         self.remove_marker();
-        Ok(self.target.clone())
+        Ok(target)
     }
 
     fn remove_marker(&mut self) {
-        if let Some(m) = self.marker.take()
-            && let Err(e) = std::fs::remove_file(&m)
+        if let Some((job, m)) = self.marker.take()
+            && let Err(e) = job.remove_file(&m)
         {
-            tracing::warn!("cannot remove savepoint marker {}: {e}", m.display());
+            tracing::warn!(
+                "cannot remove savepoint marker {}: {e}",
+                job.shown(&m).display()
+            );
         }
     }
 }
@@ -221,12 +249,12 @@ impl Drop for SavepointFolder {
         if self.done {
             return;
         }
-        if let Err(e) = std::fs::remove_dir_all(&self.temp)
+        if let Err(e) = self.parent.remove_dir_all(&self.temp_name)
             && e.kind() != std::io::ErrorKind::NotFound
         {
             tracing::warn!(
                 "cannot remove unfinished savepoint {}: {e}",
-                self.temp.display()
+                self.staging.path().display()
             );
         }
         self.remove_marker();
@@ -340,6 +368,11 @@ pub fn delete_snapshot_folder(folder: &Path) -> Result<(), StorageError> {
 mod tests {
     use super::*;
 
+    /// The job's checkpoint folder `dir`, open.
+    fn job_folder(dir: &Path) -> Arc<Folder> {
+        Arc::new(Folder::open(dir, None).expect("job folder"))
+    }
+
     fn metadata() -> CheckpointMetadata {
         let mut m = CheckpointMetadata::one_subtask(3, "hashmap", "count", None, None);
         m.kind = "savepoint".into();
@@ -352,8 +385,8 @@ mod tests {
         let job_dir = dir.path().join("job");
         std::fs::create_dir_all(&job_dir).expect("mkdir");
         let target = dir.path().join("sp");
-        let folder =
-            SavepointFolder::create(&target, "abcdef0123", Some(&job_dir)).expect("create");
+        let folder = SavepointFolder::create(&target, "abcdef0123", Some(&job_folder(&job_dir)))
+            .expect("create");
         let name = folder
             .path()
             .file_name()
@@ -393,7 +426,8 @@ mod tests {
         let job_dir = dir.path().join("job");
         std::fs::create_dir_all(&job_dir).expect("mkdir");
         let target = dir.path().join("sp");
-        let folder = SavepointFolder::create(&target, "abcdef", Some(&job_dir)).expect("create");
+        let folder = SavepointFolder::create(&target, "abcdef", Some(&job_folder(&job_dir)))
+            .expect("create");
         folder.write("a.keyed", b"x").expect("write");
         // A crash: nothing runs Drop.
         std::mem::forget(folder);
@@ -402,7 +436,8 @@ mod tests {
         assert_eq!(std::fs::read_dir(&target).expect("ls").count(), 0);
         assert_eq!(std::fs::read_dir(&job_dir).expect("ls").count(), 0);
         // A failed one cleans up after itself.
-        let folder = SavepointFolder::create(&target, "abcdef", Some(&job_dir)).expect("create");
+        let folder = SavepointFolder::create(&target, "abcdef", Some(&job_folder(&job_dir)))
+            .expect("create");
         drop(folder);
         assert_eq!(std::fs::read_dir(&target).expect("ls").count(), 0);
     }

@@ -9,12 +9,13 @@
 //! FLINK-28984 and FLINK-30461 are this going wrong).
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+#[cfg(test)]
+use std::path::Path;
 use std::sync::Mutex;
 
-use super::fs::StorageError;
+use super::fs::{StorageError, io_err};
 use super::metadata::CheckpointMetadata;
-use crate::state::incremental::copy_file;
+use crate::confined::Folder;
 
 /// A shared file and the checkpoints that use it.
 #[derive(Debug)]
@@ -27,14 +28,14 @@ struct Shared {
 /// The reference-counted `shared/` folder of one job.
 #[derive(Debug)]
 pub struct SharedFiles {
-    dir: PathBuf,
+    dir: Folder,
     files: Mutex<HashMap<String, Shared>>,
 }
 
 impl SharedFiles {
-    /// The registry of folder `dir` (`<job-dir>/shared`), empty until
-    /// [`SharedFiles::recover`].
-    pub fn new(dir: PathBuf) -> Self {
+    /// The registry of folder `dir` (`<job-dir>/shared`, open), empty
+    /// until [`SharedFiles::recover`].
+    pub fn new(dir: Folder) -> Self {
         SharedFiles {
             dir,
             files: Mutex::default(),
@@ -48,7 +49,7 @@ impl SharedFiles {
     /// The folder.
     #[cfg(test)]
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
     /// If a checkpoint holds file `name` already, makes checkpoint `id`
@@ -60,14 +61,20 @@ impl SharedFiles {
         Some((f.size, f.checksum.clone()))
     }
 
-    /// Uploads `src` as file `name` for checkpoint `id` (made durable,
-    /// folder entry included, before this returns); its size and checksum.
-    pub fn upload(&self, id: u64, name: &str, src: &Path) -> Result<(u64, String), StorageError> {
-        let dst = self.dir.join(name);
-        let (size, checksum) = copy_file(src, &dst, true).map_err(|e| StorageError {
-            path: dst.display().to_string(),
-            message: e.to_string(),
-        })?;
+    /// Uploads file `src_name` of folder `src` as file `name` for
+    /// checkpoint `id` (the file made durable; [`SharedFiles::sync`] makes
+    /// its name durable); its size and checksum.
+    pub fn upload(
+        &self,
+        id: u64,
+        name: &str,
+        src: &Folder,
+        src_name: &str,
+    ) -> Result<(u64, String), StorageError> {
+        let (size, checksum) = self
+            .dir
+            .copy_in(src, src_name, name, true)
+            .map_err(|e| io_err(&self.dir.shown(name), e))?;
         let mut files = self.files();
         let f = files.entry(name.to_owned()).or_insert_with(|| Shared {
             size,
@@ -80,7 +87,7 @@ impl SharedFiles {
 
     /// Makes the names of uploaded files durable.
     pub fn sync(&self) -> Result<(), StorageError> {
-        super::fs::sync_dir(&self.dir)
+        self.dir.sync().map_err(|e| io_err(self.dir.path(), e))
     }
 
     /// Checkpoint `id` is gone: drops its references and deletes the files
@@ -101,11 +108,13 @@ impl SharedFiles {
     }
 
     fn delete(&self, name: &str) {
-        let p = self.dir.join(name);
-        if let Err(e) = std::fs::remove_file(&p)
+        if let Err(e) = self.dir.remove_file(name)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            tracing::warn!("cannot delete shared checkpoint file {}: {e}", p.display());
+            tracing::warn!(
+                "cannot delete shared checkpoint file {}: {e}",
+                self.dir.shown(name).display()
+            );
         }
     }
 
@@ -139,10 +148,7 @@ impl SharedFiles {
         if !delete_unused {
             return deleted;
         }
-        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
+        for name in self.dir.names().unwrap_or_default() {
             if !files.contains_key(&name) {
                 self.delete(&name);
                 deleted.push(name);
@@ -152,7 +158,7 @@ impl SharedFiles {
             tracing::info!(
                 "deleted {} file(s) in {} that no retained checkpoint uses",
                 deleted.len(),
-                self.dir.display()
+                self.dir.path().display()
             );
         }
         deleted
@@ -172,11 +178,11 @@ mod tests {
     #[test]
     fn deletes_a_file_when_its_last_user_goes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let shared = SharedFiles::new(dir.path().join("shared"));
-        std::fs::create_dir_all(shared.dir()).expect("mkdir");
-        let src = dir.path().join("1.sst");
-        std::fs::write(&src, b"sst").expect("write");
-        shared.upload(1, "a-1.sst", &src).expect("upload");
+        let shared =
+            SharedFiles::new(Folder::open(&dir.path().join("shared"), None).expect("shared"));
+        std::fs::write(dir.path().join("1.sst"), b"sst").expect("write");
+        let src = Folder::open(dir.path(), None).expect("folder");
+        shared.upload(1, "a-1.sst", &src, "1.sst").expect("upload");
         assert_eq!(shared.reference(1, "b-1.sst"), None);
         assert!(shared.reference(2, "a-1.sst").is_some());
         assert_eq!(shared.release(1), 0);

@@ -18,13 +18,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::fs::{StorageError, io_err, sync_dir, write_durably};
+use super::fs::{StorageError, io_err};
 use super::layout::{
-    CheckpointLayout, METADATA_FILE, METADATA_IN_PROGRESS, checkpoint_folder_name, metadata_in,
-    shared_reference,
+    CheckpointLayout, METADATA_FILE, METADATA_IN_PROGRESS, SHARED_DIR, TASKOWNED_DIR,
+    checkpoint_folder_name, shared_reference,
 };
 use super::shared::SharedFiles;
 use crate::config::StorageKind;
+use crate::confined::Folder;
 use crate::state::incremental::{IncrementalHandle, NativeSnapshot, StateFile};
 
 /// Files of the `jobmanager` storage: (checkpoint id, file name) to bytes.
@@ -104,7 +105,6 @@ impl CheckpointDir {
     /// regular file (never a link, a folder or a device); its path, the
     /// open file and its size.
     fn open_regular(&self, name: &str) -> Result<(PathBuf, std::fs::File, u64), StorageError> {
-        use cap_std::fs::OpenOptionsExt;
         let p = self.0.join(name);
         if !crate::state::incremental::is_plain_name(name) {
             return Err(StorageError {
@@ -112,31 +112,9 @@ impl CheckpointDir {
                 message: format!("{name:?} is not a file name of the checkpoint folder"),
             });
         }
-        let not_regular = || StorageError {
-            path: p.display().to_string(),
-            message: "not a regular file (a link, a folder or a device)".into(),
-        };
-        // A link is refused before anything is opened.
-        let meta = std::fs::symlink_metadata(&p).map_err(|e| io_err(&p, e))?;
-        if !meta.is_file() {
-            return Err(not_regular());
-        }
-        let dir = cap_std::fs::Dir::open_ambient_dir(&self.0, cap_std::ambient_authority())
-            .map_err(|e| io_err(&self.0, e))?;
-        let mut options = cap_std::fs::OpenOptions::new();
-        options
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
-        let f = dir
-            .open_with(name, &options)
-            .map_err(|e| io_err(&p, e))?
-            .into_std();
-        // What was opened, not what the name meant a moment before.
-        let meta = f.metadata().map_err(|e| io_err(&p, e))?;
-        if !meta.is_file() {
-            return Err(not_regular());
-        }
-        Ok((p, f, meta.len()))
+        let folder = Folder::open_existing(&self.0).map_err(|e| io_err(&self.0, e))?;
+        let (f, len) = folder.open_regular(name).map_err(|e| io_err(&p, e))?;
+        Ok((p, f, len))
     }
 }
 
@@ -167,10 +145,13 @@ impl ReadCheckpoint for MemoryCheckpoint {
 /// The checkpoint storage of one job.
 #[derive(Debug, Clone)]
 pub enum CheckpointStorage {
-    /// Files under `<dir>/<job-id>/`.
+    /// Files under `<dir>/<job-id>/`, every one named relative to a
+    /// handle on that folder.
     Filesystem {
         /// `<state.checkpoints.dir>/<job-id>`.
         job_dir: PathBuf,
+        /// The folder, open.
+        root: Arc<Folder>,
         /// Its `shared/` folder.
         shared: Arc<SharedFiles>,
     },
@@ -202,17 +183,34 @@ impl CheckpointStorage {
                     .components()
                     .filter(|c| !matches!(c, std::path::Component::CurDir))
                     .collect();
-                let job_dir = CheckpointLayout::new(&dir, job_id).job_dir().to_path_buf();
-                let layout = CheckpointLayout::of_job_dir(&job_dir);
-                for p in [layout.shared(), layout.taskowned()] {
-                    std::fs::create_dir_all(&p).map_err(|e| io_err(&p, e))?;
-                }
-                let shared = Arc::new(SharedFiles::new(
-                    CheckpointLayout::of_job_dir(&job_dir).shared(),
-                ));
-                CheckpointStorage::Filesystem { job_dir, shared }
+                Self::on_disk(CheckpointLayout::new(&dir, job_id).job_dir())?
             }
         })
+    }
+
+    /// Filesystem storage of job folder `job_dir` (created, with its
+    /// `shared/` and `taskowned/` folders, if missing).
+    pub fn on_disk(job_dir: &Path) -> Result<Self, StorageError> {
+        let root = Folder::open(job_dir, None).map_err(|e| io_err(job_dir, e))?;
+        let _ = root
+            .sub(TASKOWNED_DIR, true)
+            .map_err(|e| io_err(&root.shown(TASKOWNED_DIR), e))?;
+        let shared = root
+            .sub(SHARED_DIR, true)
+            .map_err(|e| io_err(&root.shown(SHARED_DIR), e))?;
+        Ok(CheckpointStorage::Filesystem {
+            job_dir: job_dir.to_path_buf(),
+            root: Arc::new(root),
+            shared: Arc::new(SharedFiles::new(shared)),
+        })
+    }
+
+    /// The folder of checkpoint `id` (created if missing) in job folder
+    /// `root`.
+    fn checkpoint_folder(root: &Folder, id: u64) -> Result<Folder, StorageError> {
+        let name = checkpoint_folder_name(id);
+        root.sub(&name, true)
+            .map_err(|e| io_err(&root.shown(&name), e))
     }
 
     /// Where checkpoint `id` is (its external path).
@@ -231,11 +229,10 @@ impl CheckpointStorage {
     /// Writes file `name` of checkpoint `id` and makes it durable.
     pub fn write(&self, id: u64, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
         match self {
-            CheckpointStorage::Filesystem { job_dir, .. } => {
-                let dir = CheckpointLayout::of_job_dir(job_dir).checkpoint(id);
-                std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
-                let p = dir.join(name);
-                write_durably(&p, bytes)
+            CheckpointStorage::Filesystem { root, .. } => {
+                let dir = Self::checkpoint_folder(root, id)?;
+                dir.write_durably(name, bytes)
+                    .map_err(|e| io_err(&dir.shown(name), e))
             }
             CheckpointStorage::Memory { files } => {
                 let mut files = files.lock().unwrap_or_else(|p| p.into_inner());
@@ -249,16 +246,14 @@ impl CheckpointStorage {
     /// fsync, rename, fsync of the folder. Returns the external path.
     pub fn write_metadata(&self, id: u64, bytes: &[u8]) -> Result<String, StorageError> {
         match self {
-            CheckpointStorage::Filesystem { job_dir, .. } => {
-                let layout = CheckpointLayout::of_job_dir(job_dir);
-                let dir = layout.checkpoint(id);
-                std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
-                let tmp = dir.join(METADATA_IN_PROGRESS);
-                write_durably(&tmp, bytes)?;
-                let target = layout.metadata(id);
-                std::fs::rename(&tmp, &target).map_err(|e| io_err(&target, e))?;
-                sync_dir(&dir)?;
-                Ok(dir.display().to_string())
+            CheckpointStorage::Filesystem { root, .. } => {
+                let dir = Self::checkpoint_folder(root, id)?;
+                dir.write_durably(METADATA_IN_PROGRESS, bytes)
+                    .map_err(|e| io_err(&dir.shown(METADATA_IN_PROGRESS), e))?;
+                dir.rename(METADATA_IN_PROGRESS, &dir, METADATA_FILE)
+                    .map_err(|e| io_err(&dir.shown(METADATA_FILE), e))?;
+                dir.sync().map_err(|e| io_err(dir.path(), e))?;
+                Ok(dir.path().display().to_string())
             }
             CheckpointStorage::Memory { .. } => {
                 self.write(id, METADATA_FILE, bytes)?;
@@ -284,24 +279,14 @@ impl CheckpointStorage {
     /// only it used.
     pub fn discard(&self, id: u64) -> Result<(), StorageError> {
         match self {
-            CheckpointStorage::Filesystem { job_dir, shared } => {
+            CheckpointStorage::Filesystem { root, shared, .. } => {
                 // `_metadata` first, durably: a crash after it leaves an
                 // unfinished folder and unused shared files, both removed at
                 // the next start, never a checkpoint that names deleted
                 // files.
-                let dir = CheckpointLayout::of_job_dir(job_dir).checkpoint(id);
-                let meta = metadata_in(&dir);
-                match std::fs::remove_file(&meta) {
-                    Ok(()) => sync_dir(&dir)?,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_err(&meta, e)),
-                }
-                shared.release(id);
-                match std::fs::remove_dir_all(&dir) {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(e) => Err(io_err(&dir, e)),
-                }
+                super::recovery::remove_checkpoint_folder(root, &checkpoint_folder_name(id), || {
+                    shared.release(id);
+                })
             }
             CheckpointStorage::Memory { files } => {
                 let mut files = files.lock().unwrap_or_else(|p| p.into_inner());
@@ -339,26 +324,27 @@ impl CheckpointStorage {
         stem: &str,
         native: &NativeSnapshot,
     ) -> Result<(IncrementalHandle, u64), StorageError> {
-        let CheckpointStorage::Filesystem { job_dir, shared } = self else {
+        let CheckpointStorage::Filesystem { root, shared, .. } = self else {
             return Err(StorageError {
                 path: self.location(id),
                 message: "incremental checkpoints need execution.checkpointing.storage: filesystem"
                     .into(),
             });
         };
-        let dir = CheckpointLayout::of_job_dir(job_dir).checkpoint(id);
-        std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        let dir = Self::checkpoint_folder(root, id)?;
+        let src = native
+            .open_folder()
+            .map_err(|e| io_err(&native.folder, e))?;
         let mut handle = native.empty_handle();
         let mut written = 0;
         let mut uploaded_shared = false;
         for f in &native.files {
-            let src = native.folder.join(&f.local);
             match &f.shared {
                 Some(name) => {
                     let (size, checksum) = match shared.reference(id, name) {
                         Some(known) => known,
                         None => {
-                            let up = shared.upload(id, name, &src)?;
+                            let up = shared.upload(id, name, &src, &f.local)?;
                             written += up.0;
                             uploaded_shared = true;
                             up
@@ -373,7 +359,7 @@ impl CheckpointStorage {
                 }
                 None => {
                     let file = native
-                        .copy_private(&f.local, &dir, stem)
+                        .copy_private(&src, &f.local, &dir, stem)
                         .map_err(|(dst, e)| io_err(&dst, e))?;
                     written += file.size;
                     handle.private.push(file);
@@ -407,4 +393,33 @@ pub fn random_hex(n: usize) -> String {
         bytes.copy_from_slice(&seed[..bytes.len()]);
     }
     hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_files_are_written_through_the_job_folders_handle() {
+        let dir = tempfile::tempdir().expect("dir");
+        let outside = tempfile::tempdir().expect("outside");
+        let storage =
+            CheckpointStorage::new(StorageKind::Filesystem, dir.path(), "job").expect("storage");
+        let job = dir.path().join("job");
+        storage.write(1, "a.keyed", b"one").expect("write");
+        storage.write_metadata(1, b"{}").expect("metadata");
+        // A link planted where the next checkpoint's folder goes is not
+        // followed out of the job folder: that checkpoint fails.
+        std::os::unix::fs::symlink(outside.path(), job.join("chk-2")).expect("link");
+        assert!(storage.write(2, "a.keyed", b"two").is_err());
+        // The job folder swapped for a link after the storage opened it:
+        // writes still go to the folder it opened.
+        std::fs::rename(&job, dir.path().join("moved")).expect("move");
+        std::os::unix::fs::symlink(outside.path(), &job).expect("link");
+        storage.write(3, "a.keyed", b"three").expect("write");
+        assert!(dir.path().join("moved/chk-3/a.keyed").is_file());
+        storage.discard(1).expect("discard");
+        assert!(!dir.path().join("moved/chk-1").exists());
+        assert_eq!(std::fs::read_dir(outside.path()).expect("dir").count(), 0);
+    }
 }

@@ -5,63 +5,37 @@
 //! opened beneath the files root, and a link that leaves it is refused.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use cap_std::ambient_authority;
-use cap_std::fs::Dir;
+use crate::confined::{Folder, split};
 
 /// An open sink folder.
 #[derive(Debug)]
 pub struct SinkDir {
-    dir: Dir,
-    /// The folder's path, for messages.
-    path: PathBuf,
+    dir: Folder,
 }
 
 impl SinkDir {
     /// Opens `folder` (created if missing): beneath `root` if given (it
     /// must lie inside), else as it is.
     pub fn open(folder: &Path, root: Option<&Path>) -> Result<Self, String> {
-        let failed = |e: std::io::Error| format!("{}: {e}", folder.display());
-        let dir = match root {
-            Some(root) => {
-                let inside = folder
-                    .strip_prefix(root)
-                    .map_err(|_| format!("{} lies outside the files root", folder.display()))?;
-                let root = Dir::open_ambient_dir(root, ambient_authority()).map_err(failed)?;
-                if inside.as_os_str().is_empty() {
-                    root
-                } else {
-                    root.create_dir_all(inside).map_err(failed)?;
-                    root.open_dir(inside).map_err(failed)?
-                }
-            }
-            None => {
-                std::fs::create_dir_all(folder).map_err(failed)?;
-                Dir::open_ambient_dir(folder, ambient_authority()).map_err(failed)?
-            }
-        };
-        Ok(SinkDir {
-            dir,
-            path: folder.to_path_buf(),
-        })
+        Folder::open(folder, root)
+            .map(|dir| SinkDir { dir })
+            .map_err(|e| format!("{}: {e}", folder.display()))
     }
 
     /// The folder's path, for messages.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     fn failed(&self, name: &str, e: impl std::fmt::Display) -> String {
-        format!("{}: {e}", self.path.join(name).display())
+        format!("{}: {e}", self.dir.shown(name).display())
     }
 
     /// Creates (or truncates) file `name`.
     pub fn create(&self, name: &str) -> Result<File, String> {
-        self.dir
-            .create(name)
-            .map(cap_std::fs::File::into_std)
-            .map_err(|e| self.failed(name, e))
+        self.dir.create(name).map_err(|e| self.failed(name, e))
     }
 
     /// Renames `from` to `to`, both in the folder.
@@ -73,7 +47,7 @@ impl SinkDir {
 
     /// Whether `name` exists (as anything, a link included).
     pub fn exists(&self, name: &str) -> bool {
-        self.dir.symlink_metadata(name).is_ok()
+        self.dir.exists(name)
     }
 
     /// Removes file `name`.
@@ -83,64 +57,37 @@ impl SinkDir {
 
     /// The names in the folder.
     pub fn names(&self) -> Result<Vec<String>, String> {
-        let entries = self.dir.entries().map_err(|e| self.failed("", e))?;
-        Ok(entries
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-            .collect())
+        self.dir.names().map_err(|e| self.failed("", e))
     }
 
-    /// Fsyncs the folder, so renames in it are durable (through the
-    /// handle: the folder opened again, for reading).
+    /// Fsyncs the folder, so renames in it are durable.
     pub fn sync(&self) -> Result<(), String> {
-        let mut read = cap_std::fs::OpenOptions::new();
-        read.read(true);
-        self.dir
-            .open_with(".", &read)
-            .and_then(|d| d.into_std().sync_all())
-            .map_err(|e| self.failed("", e))
+        self.dir.sync().map_err(|e| self.failed("", e))
     }
 
     /// Puts at `name` in the folder a copy of `src` (a file outside it, a
     /// savepoint's copy): a hard link where the filesystem allows, else a
     /// copy made durable.
     pub fn link_in(&self, src: &Path, name: &str) -> Result<(), String> {
-        let (parent, file) = split(src)?;
         let shown = format!("{} -> {}", src.display(), self.failed(name, ""));
-        let from = Dir::open_ambient_dir(parent, ambient_authority())
-            .map_err(|e| format!("{shown}: {e}"))?;
-        link_or_copy((&from, file.as_ref()), (&self.dir, name.as_ref()))
-            .map_err(|e| format!("{shown}: {e}"))
+        let copy = || {
+            let (parent, file) = split(src)?;
+            self.dir
+                .link_in(&Folder::open_existing(parent)?, file, name)
+        };
+        copy().map_err(|e| format!("{shown}: {e}"))
     }
 
     /// Puts at `dst` (outside the folder, a savepoint's copy) a copy of
     /// file `name`: a hard link where the filesystem allows, else a copy
     /// made durable.
     pub fn link_out(&self, name: &str, dst: &Path) -> Result<(), String> {
-        let (parent, file) = split(dst)?;
         let shown = format!("{} -> {}", self.failed(name, ""), dst.display());
-        let to = Dir::open_ambient_dir(parent, ambient_authority())
-            .map_err(|e| format!("{shown}: {e}"))?;
-        link_or_copy((&self.dir, name.as_ref()), (&to, file.as_ref()))
-            .map_err(|e| format!("{shown}: {e}"))
-    }
-}
-
-/// Puts at `to` a copy of file `from` (each a folder handle and a name): a
-/// hard link where the filesystem allows, else a copy made durable.
-fn link_or_copy(from: (&Dir, &Path), to: (&Dir, &Path)) -> std::io::Result<()> {
-    if from.0.hard_link(from.1, to.0, to.1).is_ok() {
-        return Ok(());
-    }
-    from.0.copy(from.1, to.0, to.1)?;
-    to.0.open(to.1)?.into_std().sync_all()
-}
-
-/// A file path's folder and name.
-fn split(path: &Path) -> Result<(&Path, &std::ffi::OsStr), String> {
-    match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) => Ok((parent, name)),
-        _ => Err(format!("{}: not a file path", path.display())),
+        let copy = || {
+            let (parent, file) = split(dst)?;
+            Folder::open_existing(parent)?.link_in(&self.dir, name, file)
+        };
+        copy().map_err(|e| format!("{shown}: {e}"))
     }
 }
 

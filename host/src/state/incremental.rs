@@ -8,11 +8,11 @@
 //! again; the small mutable files (MANIFEST, CURRENT, OPTIONS) go into the
 //! checkpoint's own folder.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::confined::Folder;
 use crate::keygroup::KeyGroupRange;
 
 /// One file of an incremental handle.
@@ -144,25 +144,31 @@ impl NativeSnapshot {
         }
     }
 
-    /// Copies its file `local` into `dir` as `<stem>.<local>` (fsynced)
-    /// and returns what a handle records of it; an error names the target.
+    /// Copies its file `local` (of `src`, its folder opened) into `dir` as
+    /// `<stem>.<local>` (fsynced) and returns what a handle records of it;
+    /// an error names the target.
     pub fn copy_private(
         &self,
+        src: &Folder,
         local: &str,
-        dir: &Path,
+        dir: &Folder,
         stem: &str,
     ) -> Result<StateFile, (PathBuf, std::io::Error)> {
         let name = format!("{stem}.{local}");
-        let dst = dir.join(&name);
-        match copy_file(&self.folder.join(local), &dst, true) {
+        match dir.copy_in(src, local, &name, true) {
             Ok((size, checksum)) => Ok(StateFile {
                 local: local.to_owned(),
                 file: name,
                 size,
                 checksum,
             }),
-            Err(e) => Err((dst, e)),
+            Err(e) => Err((dir.shown(&name), e)),
         }
+    }
+
+    /// The snapshot's folder, open, to copy its files from.
+    pub fn open_folder(&self) -> std::io::Result<Folder> {
+        Folder::open_existing(&self.folder)
     }
 }
 
@@ -177,42 +183,6 @@ impl Drop for NativeSnapshot {
             );
         }
     }
-}
-
-/// Copies `src` to `dst` (created or replaced) and returns its size and
-/// xxh3-64 checksum, computed on the way; with `durable`, fsyncs it. A
-/// partly written `dst` is removed on error. `src` must be a regular file,
-/// never a link or a device (a checkpoint's files are not trusted).
-pub fn copy_file(src: &Path, dst: &Path, durable: bool) -> std::io::Result<(u64, String)> {
-    if !std::fs::symlink_metadata(src)?.is_file() {
-        return Err(std::io::Error::other(format!(
-            "{}: not a regular file (a link, a folder or a device)",
-            src.display()
-        )));
-    }
-    let mut from = std::fs::File::open(src)?;
-    let mut to = std::fs::File::create(dst)?;
-    let mut copy = || -> std::io::Result<(u64, String)> {
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut size = 0u64;
-        loop {
-            let n = from.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            to.write_all(&buf[..n])?;
-            size += n as u64;
-        }
-        if durable {
-            to.sync_all()?;
-        }
-        Ok((size, format!("{:016x}", hasher.digest())))
-    };
-    copy().inspect_err(|_| {
-        let _ = std::fs::remove_file(dst);
-    })
 }
 
 /// A fresh instance name: 16 hex digits, unique in practice.
@@ -238,17 +208,16 @@ mod tests {
     #[test]
     fn copies_with_the_checksum_of_the_bytes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let src = dir.path().join("a");
+        let folder = Folder::open(dir.path(), None).expect("open");
         let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&src, &bytes).expect("write");
-        let dst = dir.path().join("b");
-        let (size, sum) = copy_file(&src, &dst, true).expect("copy");
+        std::fs::write(dir.path().join("a"), &bytes).expect("write");
+        let (size, sum) = folder.copy_in(&folder, "a", "b", true).expect("copy");
         assert_eq!(size, bytes.len() as u64);
         assert_eq!(sum, super::super::snapshot::checksum(&bytes));
-        assert_eq!(std::fs::read(&dst).expect("read"), bytes);
-        assert!(copy_file(&dir.path().join("missing"), &dst, false).is_err());
+        assert_eq!(std::fs::read(dir.path().join("b")).expect("read"), bytes);
+        assert!(folder.copy_in(&folder, "missing", "b", false).is_err());
         assert!(
-            dst.exists(),
+            dir.path().join("b").exists(),
             "a failed open of the source leaves the target alone"
         );
         assert_ne!(new_instance_name(), new_instance_name());

@@ -19,9 +19,8 @@ use super::Coordinator;
 use super::savepoint_queue::InFlight;
 use super::target::Target;
 use crate::channel::BarrierKind;
-use crate::checkpoint::fs::write_durably;
 use crate::checkpoint::hub::{CheckpointHub, StopOutcome};
-use crate::checkpoint::layout::CheckpointLayout;
+use crate::checkpoint::layout::STOPPED_FILE;
 use crate::checkpoint::metadata::CheckpointMetadata;
 use crate::checkpoint::pending::Pending;
 use crate::checkpoint::savepoint::{SavepointDone, SavepointFolder, SavepointRequest};
@@ -69,16 +68,19 @@ impl Coordinator<'_> {
     }
 
     fn start_savepoint(&mut self, hub: &CheckpointHub, request: SavepointRequest) {
-        let folder =
-            match SavepointFolder::create(&request.target, self.job_id, self.storage.job_dir()) {
-                Ok(f) => f,
-                Err(e) => {
-                    let _ = request
-                        .reply
-                        .send(Err(format!("cannot create the savepoint folder: {e}")));
-                    return;
-                }
-            };
+        let folder = match SavepointFolder::create(
+            &request.target,
+            self.job_id,
+            self.storage.job_folder(),
+        ) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = request
+                    .reply
+                    .send(Err(format!("cannot create the savepoint folder: {e}")));
+                return;
+            }
+        };
         tracing::info!(
             "savepoint ({}{}) into {}",
             request.format.name(),
@@ -206,12 +208,11 @@ impl Coordinator<'_> {
     /// Records, before the sinks commit, that the job stopped with the
     /// savepoint at `path` (see [`crate::checkpoint::layout::STOPPED_FILE`]).
     fn mark_stopped(&self, path: &str) {
-        let Some(job_dir) = self.storage.job_dir() else {
+        let Some(job) = self.storage.job_folder() else {
             return;
         };
-        let marker = CheckpointLayout::of_job_dir(job_dir).stopped_marker();
-        if let Err(e) = write_durably(&marker, path.as_bytes()) {
-            tracing::warn!("cannot record the stop: {e}");
+        if let Err(e) = job.write_durably(STOPPED_FILE, path.as_bytes()) {
+            tracing::warn!("cannot record the stop in {}: {e}", job.path().display());
         }
     }
 

@@ -13,32 +13,54 @@ use rocksdb::{DB, ReadOptions};
 use super::keys::{key_group_bounds, parse_key};
 use super::options::column_family_options;
 use super::{RemoveOnDrop, RocksDbBackend, RocksDbOptions, storage};
+use crate::confined::Folder;
 use crate::keygroup::KeyGroupRange;
 use crate::state::StateError;
-use crate::state::incremental::{LocatedHandle, NativeFile, NativeSnapshot, copy_file};
+use crate::state::incremental::{LocatedHandle, NativeFile, NativeSnapshot, SHARED_PREFIX};
 
 /// Bytes gathered in one write batch while copying a key-group range.
 const BATCH_BYTES: usize = 4 << 20;
 
 /// Copies the files of `source` into `dest`, checking each one's size and
-/// checksum against the handle.
+/// checksum against the handle. Each is read through a handle on its
+/// checkpoint folder (or on the job's `shared/` folder beside it).
 fn download(source: &LocatedHandle, dest: &Path) -> Result<(), StateError> {
     source
         .handle
         .files()
         .try_for_each(|f| f.check_names().map_err(StateError::Storage))?;
+    let open = |p: &Path| {
+        Folder::open_existing(p).map_err(|e| {
+            StateError::Storage(format!(
+                "cannot open checkpoint folder {}: {e}",
+                p.display()
+            ))
+        })
+    };
+    let checkpoint = open(&source.base)?;
+    let mut shared = None;
+    let to = open(dest)?;
     for f in source.handle.files() {
-        let src = source.base.join(&f.file);
-        let (size, sum) = copy_file(&src, &dest.join(&f.local), false).map_err(|e| {
+        let (from, name) = match f.shared_name() {
+            Some(name) => {
+                if shared.is_none() {
+                    shared = Some(open(&source.base.join(SHARED_PREFIX))?);
+                }
+                (shared.as_ref().unwrap_or(&checkpoint), name)
+            }
+            None => (&checkpoint, f.file.as_str()),
+        };
+        let shown = from.shown(name);
+        let (size, sum) = to.copy_in(from, name, &f.local, false).map_err(|e| {
             StateError::Storage(format!(
                 "cannot read checkpoint file {}: {e}",
-                src.display()
+                shown.display()
             ))
         })?;
         if size != f.size || sum != f.checksum {
             return Err(StateError::Storage(format!(
                 "checkpoint file {}: size or checksum differs from _metadata (the file is damaged or was changed)",
-                src.display()
+                shown.display()
             )));
         }
     }
