@@ -167,6 +167,10 @@ fn a_submission_with_a_job_id_is_idempotent() {
     job["jobId"] = json!(id);
     assert_eq!(submit(port, &job), id);
     assert_eq!(submit(port, &job), id, "a retry answers the same job");
+    // Also once the bundle name points at a newer version: the retry is
+    // the same request as the client sent it.
+    upload(port, "count", weir_test_guests::SUBTASK_COUNT);
+    assert_eq!(submit(port, &job), id, "a retry after a re-upload");
     let (_, list) = http(port, "GET", "/api/v1/jobs", b"");
     assert_eq!(list["jobs"].as_array().map(Vec::len), Some(1), "{list}");
     let mut other = count_job("other", 5, 1_000, "other-out");

@@ -212,8 +212,8 @@ pub(super) fn recover_sinks(
         let first =
             sink.recover(states.as_deref(), copies.as_ref())
                 .map_err(|e| match restore {
-                    Some(_) if is_missing_precommitted(&e) => {
-                        task_error(graph, n, 0, TaskFailure::Restore(format!("sink: {e}")))
+                    Some(r) if is_missing_precommitted(&e) => {
+                        task_error(graph, n, 0, TaskFailure::restore(r, format!("sink: {e}")))
                     }
                     _ => failed(e),
                 })?;

@@ -338,20 +338,6 @@ impl JobControl {
         });
     }
 
-    /// The id of the snapshot the job restored from last (at an attempt's
-    /// start or at a region's restart).
-    pub(super) fn last_restored_id(&self) -> Option<u64> {
-        let l = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        let at_start = l.restored.as_ref();
-        let in_region = l.restart_history.last().and_then(|r| r.restored.as_ref());
-        let newest = match (at_start, in_region) {
-            (Some(a), Some(b)) if b.restore_timestamp > a.restore_timestamp => Some(b),
-            (Some(a), _) => Some(a),
-            (None, b) => b,
-        };
-        newest.map(|r| r.id)
-    }
-
     pub(super) fn is_stopping(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed) || self.failed.load(Ordering::Relaxed)
     }

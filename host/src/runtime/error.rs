@@ -6,7 +6,7 @@ use weir_wire::WireError;
 use crate::channel::Disconnected;
 use crate::checkpoint::coordinator::CoordinatorError;
 use crate::checkpoint::fs::StorageError;
-use crate::checkpoint::restore::RestoreError;
+use crate::checkpoint::restore::{RestoreError, RestorePoint};
 use crate::sandbox::{GuestFailure, GuestFailureKind, SandboxError};
 use crate::sink::SinkError;
 use crate::source::SourceError;
@@ -38,8 +38,13 @@ pub enum TaskFailure {
     #[error("cancelled")]
     Cancelled,
     /// Its part of the restored checkpoint could not be loaded.
-    #[error("restore failed: {0}")]
-    Restore(String),
+    #[error("restore failed: {message}")]
+    Restore {
+        /// The id of the checkpoint (or savepoint) being restored.
+        checkpoint: u64,
+        /// What could not be loaded.
+        message: String,
+    },
     /// A bug in Weir.
     #[error("internal error: {0}")]
     Internal(String),
@@ -52,6 +57,14 @@ impl From<Disconnected> for TaskFailure {
 }
 
 impl TaskFailure {
+    /// A failure to load this task's part of snapshot `point`.
+    pub fn restore(point: &RestorePoint, message: impl std::fmt::Display) -> Self {
+        TaskFailure::Restore {
+            checkpoint: point.metadata.checkpoint_id,
+            message: message.to_string(),
+        }
+    }
+
     /// Whether this failure only follows from another task's failure (or
     /// from a cancel that stopped a guest call).
     pub fn is_secondary(&self) -> bool {
@@ -141,8 +154,21 @@ impl JobError {
     pub fn is_restore_failure(&self) -> bool {
         match self {
             JobError::Restore(_) => true,
-            JobError::Task { cause, .. } => matches!(**cause, TaskFailure::Restore(_)),
+            JobError::Task { cause, .. } => matches!(**cause, TaskFailure::Restore { .. }),
             _ => false,
+        }
+    }
+
+    /// The checkpoint a task failed to restore, if that is what failed
+    /// (a failure at start, [`JobError::Restore`], names none: it is the
+    /// attempt's).
+    pub fn failed_restore(&self) -> Option<u64> {
+        match self {
+            JobError::Task { cause, .. } => match **cause {
+                TaskFailure::Restore { checkpoint, .. } => Some(checkpoint),
+                _ => None,
+            },
+            _ => None,
         }
     }
 }

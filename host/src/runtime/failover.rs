@@ -350,8 +350,8 @@ fn recover_region_sinks(
                 // What the snapshot names cannot be recovered: a restore
                 // failure, which no restart from it can fix.
                 let cause = match from {
-                    Some(_) if is_missing_precommitted(&e) => {
-                        TaskFailure::Restore(format!("sink: {e}"))
+                    Some(p) if is_missing_precommitted(&e) => {
+                        TaskFailure::restore(p, format!("sink: {e}"))
                     }
                     _ => TaskFailure::Sink(e),
                 };

@@ -348,16 +348,18 @@ fn restart_loop(job: &mut JobRun<'_>, first: Option<RestorePoint>) -> Result<Job
                     other => other,
                 });
             }
-            Err(e) if e.is_restore_failure() => match fall_back(job, first.as_ref(), &e) {
-                // Not counted by the restart strategy: each try reads
-                // another (older) snapshot, and there are only so many.
-                Some(older) => {
-                    control.failed.store(false, Ordering::SeqCst);
-                    restore = Some(older);
-                    continue;
+            Err(e) if e.is_restore_failure() => {
+                match fall_back(job, first.as_ref(), restore.as_ref(), &e) {
+                    // Not counted by the restart strategy: each try reads
+                    // another (older) snapshot, and there are only so many.
+                    Some(older) => {
+                        control.failed.store(false, Ordering::SeqCst);
+                        restore = Some(older);
+                        continue;
+                    }
+                    None => return Err(e),
                 }
-                None => return Err(e),
-            },
+            }
             Err(e) if !e.is_restartable() => return Err(e),
             Err(e) => e,
         };
@@ -412,9 +414,14 @@ fn restart_point(job: &JobRun<'_>, first: Option<&RestorePoint>) -> Option<Resto
 fn fall_back(
     job: &mut JobRun<'_>,
     first: Option<&RestorePoint>,
+    tried: Option<&RestorePoint>,
     e: &JobError,
 ) -> Option<RestorePoint> {
-    let bad = job.control.last_restored_id()?;
+    // The snapshot a task failed on (a region failover's own restore
+    // included), else the one the attempt started from.
+    let bad = e
+        .failed_restore()
+        .or_else(|| tried.map(|p| p.metadata.checkpoint_id))?;
     job.unusable.insert(bad);
     if let Some(c) = job.checkpoints {
         let mut completed = c.completed.lock().unwrap_or_else(|p| p.into_inner());

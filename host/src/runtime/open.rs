@@ -23,7 +23,7 @@ use crate::keygroup::KeyGroupRange;
 use crate::metrics::TaskMetrics;
 use crate::sandbox::{LoadedComponent, Sandbox, WasmOperator};
 use crate::sink::{SinkError, SinkWriter, TransactionalSink, open_sink};
-use crate::source::open_source;
+use crate::source::{BatchLimit, open_source};
 use crate::spec::graph::{JobGraph, NodeKind};
 use crate::spec::{SinkSpec, SourceSpec};
 use crate::state::incremental::LocatedHandle;
@@ -109,14 +109,14 @@ impl Attempt<'_> {
             dir,
             prefix: &prefix,
         };
-        sink.preserve(states, &copies).map_err(|e| e.0)
+        sink.preserve(states, &copies).map_err(|e| e.to_string())
     }
 
     /// Commits what the subtasks of sink node `node` pre-committed for a
     /// completed checkpoint.
     pub(super) fn commit(&self, node: usize, states: &[Vec<u8>]) -> Result<(), String> {
         match self.sinks.get(node).and_then(Option::as_ref) {
-            Some((sink, _)) => sink.commit(states).map_err(|e| e.0),
+            Some((sink, _)) => sink.commit(states).map_err(|e| e.to_string()),
             None => Ok(()),
         }
     }
@@ -274,7 +274,7 @@ fn restored_in_flight(
         (subtask, n.parallelism, range),
         graph.config.batch_size,
     )
-    .map_err(|e| TaskFailure::Restore(format!("in-flight records: {e}")))
+    .map_err(|e| TaskFailure::restore(r, format!("in-flight records: {e}")))
 }
 
 /// Adds a guest's user counters to node `n`'s totals.
@@ -335,7 +335,10 @@ impl Subtask<'_> {
         task::run_source(
             reader.as_mut(),
             &mut self.out,
-            self.graph.config.batch_size,
+            BatchLimit {
+                records: self.graph.config.batch_size,
+                bytes: self.graph.config.batch_max_bytes,
+            },
             spec.out_of_orderness_ms,
             spec.idle_timeout_ms.map(std::time::Duration::from_millis),
             control,
@@ -353,7 +356,7 @@ impl Subtask<'_> {
         if let Some(r) = self.attempt.restore {
             let uid = &self.graph.nodes[self.node].uid;
             r.restore_keyed(uid, backend, &mut timers)
-                .map_err(|e| TaskFailure::Restore(e.to_string()))?;
+                .map_err(|e| TaskFailure::restore(r, e))?;
         }
         Ok(timers)
     }
@@ -370,16 +373,16 @@ impl Subtask<'_> {
         let handles = match self.attempt.restore {
             Some(r) => r
                 .incremental_handles(&node.uid, self.key_groups())
-                .map_err(|e| TaskFailure::Restore(e.to_string()))?,
+                .map_err(|e| TaskFailure::restore(r, e))?,
             None => Vec::new(),
         };
         // A failure to bring the snapshot's files in is the snapshot's
         // fault only if they no longer verify; otherwise it is the working
         // folder's (a lock, a full disk), which a restart may fix.
         let mut backend = open_backend(&self.graph.config, &dir, self.key_groups(), &handles)
-            .map_err(|e| match self.attempt.restore.map(RestorePoint::verify) {
-                Some(Err(damaged)) if !handles.is_empty() => {
-                    TaskFailure::Restore(format!("{e} ({damaged})"))
+            .map_err(|e| match self.attempt.restore.map(|r| (r, r.verify())) {
+                Some((r, Err(damaged))) if !handles.is_empty() => {
+                    TaskFailure::restore(r, format!("{e} ({damaged})"))
                 }
                 _ => TaskFailure::from(e),
             })?;
@@ -415,8 +418,8 @@ impl Subtask<'_> {
         if let Some(r) = self.attempt.restore {
             guest.set_restored_states(restored_states, r.ttl_states(&node.uid));
             let old = r.operator_states(&node.uid);
-            let lists =
-                redistribute(&old, self.subtask, node.parallelism).map_err(TaskFailure::Restore)?;
+            let lists = redistribute(&old, self.subtask, node.parallelism)
+                .map_err(|e| TaskFailure::restore(r, e))?;
             guest.set_operator_state(lists);
         }
         Ok(guest)

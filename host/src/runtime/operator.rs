@@ -173,7 +173,9 @@ impl WasmTask {
                 let quarantined = guard
                     .quarantine
                     .blame(&who, second, &elements, failure)
-                    .map_err(|e| TaskFailure::Sink(SinkError(format!("dead-letter file: {e}"))))?;
+                    .map_err(|e| {
+                        TaskFailure::Sink(SinkError::Failed(format!("dead-letter file: {e}")))
+                    })?;
                 if let Some(r) = quarantined {
                     tracing::warn!(
                         "operator `{}` subtask {}: quarantined a record (key {:?}, value {:?}) after {} failures: {}",

@@ -233,12 +233,25 @@ impl Quarantine {
             return Ok(None);
         };
         let record = dead_letter(who, second, fp, failures, &e, failure);
-        lock(&self.file).append(&record)?;
+        // Quarantined before the table is let go, so no other subtask
+        // takes it meanwhile; the file is written (and fsynced) without
+        // holding the table, which every batch's plan reads.
         if let Some(s) = table.suspects.get_mut(who.uid) {
             s.remove(&fp);
         }
         let set = table.quarantined.entry(who.uid.to_owned()).or_default();
         set.insert(fp);
+        drop(table);
+        let written = lock(&self.file).append(&record);
+        let mut table = lock(&self.table);
+        if let Err(e) = written {
+            if let Some(set) = table.quarantined.get_mut(who.uid) {
+                set.remove(&fp);
+            }
+            let strikes = table.suspects.entry(who.uid.to_owned()).or_default();
+            strikes.insert(fp, failures);
+            return Err(e);
+        }
         table.recent.push(record.clone());
         if table.recent.len() > RECENT_KEPT {
             table.recent.remove(0);

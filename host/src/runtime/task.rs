@@ -11,7 +11,7 @@ use super::error::TaskFailure;
 use super::output::Output;
 use crate::channel::{BarrierKind, Batch, Event};
 use crate::checkpoint::hub::{StateSnapshot, StopOutcome};
-use crate::source::SourceReader;
+use crate::source::{BatchLimit, SourceReader};
 use crate::watermark::{BoundedOutOfOrderness, NO_WATERMARK};
 
 /// Reads a source until its end (or until the job stops), emitting
@@ -22,7 +22,7 @@ use crate::watermark::{BoundedOutOfOrderness, NO_WATERMARK};
 pub(crate) fn run_source(
     reader: &mut dyn SourceReader,
     out: &mut Output,
-    batch_size: usize,
+    limit: BatchLimit,
     out_of_orderness_ms: Option<u64>,
     idle_timeout: Option<Duration>,
     control: &JobControl,
@@ -30,7 +30,7 @@ pub(crate) fn run_source(
 ) -> Result<(), TaskFailure> {
     let mut generator = out_of_orderness_ms.map(BoundedOutOfOrderness::new);
     let mut idleness = idle_timeout.map(Idleness::new);
-    let mut builder = BatchBuilder::with_capacity(batch_size * 32);
+    let mut builder = BatchBuilder::with_capacity(limit.records * 32);
     let mut last = NO_WATERMARK;
     let mut last_barrier = checkpointing.map_or(0, |c| c.restored_id);
     let overtaking = checkpointing.is_some_and(|c| c.hub.may_overtake(BarrierKind::Checkpoint));
@@ -64,7 +64,7 @@ pub(crate) fn run_source(
             out.wait_for_room(Duration::from_millis(1));
             continue;
         }
-        let info = reader.next_batch(&mut builder, batch_size)?;
+        let info = reader.next_batch(&mut builder, limit)?;
         let emitted = !builder.is_empty();
         if emitted {
             let (data, len) = builder.take();

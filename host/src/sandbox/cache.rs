@@ -14,6 +14,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
+use std::thread::ThreadId;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -128,34 +129,46 @@ impl ComponentCache {
     }
 }
 
-/// Compilations running in this process, for [`CompileSlot`].
-static COMPILING: (std::sync::Mutex<usize>, std::sync::Condvar) =
-    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+/// The threads compiling a component in this process, for [`CompileSlot`].
+static COMPILING: (std::sync::Mutex<Vec<ThreadId>>, std::sync::Condvar) =
+    (std::sync::Mutex::new(Vec::new()), std::sync::Condvar::new());
 
 /// One of the process's compilation slots (as many as it has cores), held
-/// while a component compiles: uploads and job starts together never
-/// compile more components at once than there are cores.
+/// by the compiling thread: uploads and job starts together never compile
+/// more components at once than there are cores, except compiles whose
+/// callers gave up on them ([`release_compile_slot`]).
 struct CompileSlot;
 
 impl CompileSlot {
-    /// Waits for a free slot and takes it.
+    /// Waits for a free slot and takes it for this thread.
     fn take() -> Self {
         let most = std::thread::available_parallelism().map_or(1, usize::from);
-        let (lock, freed) = &COMPILING;
+        let (lock, _) = &COMPILING;
         let mut running = lock.lock().unwrap_or_else(|p| p.into_inner());
-        while *running >= most {
-            running = freed.wait(running).unwrap_or_else(|p| p.into_inner());
+        while running.len() >= most {
+            running = COMPILING.1.wait(running).unwrap_or_else(|p| p.into_inner());
         }
-        *running += 1;
+        running.push(std::thread::current().id());
         CompileSlot
     }
 }
 
 impl Drop for CompileSlot {
     fn drop(&mut self) {
-        let (lock, freed) = &COMPILING;
-        let mut running = lock.lock().unwrap_or_else(|p| p.into_inner());
-        *running = running.saturating_sub(1);
+        release_compile_slot(std::thread::current().id());
+    }
+}
+
+/// Frees the compile slot thread `thread` holds, if any: at the end of its
+/// compile, or once the caller gave up waiting for it (an upload past
+/// `weir.server.compile-timeout`), so that a compile nobody waits for
+/// does not hold up job starts. Such a compile still holds its upload
+/// permit, so uploads stay bounded.
+pub fn release_compile_slot(thread: ThreadId) {
+    let (lock, freed) = &COMPILING;
+    let mut running = lock.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = running.iter().position(|t| *t == thread) {
+        running.swap_remove(i);
         freed.notify_one();
     }
 }

@@ -24,7 +24,7 @@ mod keyed;
 mod limits;
 mod wasi;
 
-pub use cache::CacheOutcome;
+pub use cache::{CacheOutcome, release_compile_slot};
 pub use component::{HANDLER_INTERFACE, LoadedComponent};
 pub use engine::Sandbox;
 pub use error::SandboxError;

@@ -4,7 +4,8 @@
 //! goes on until it ends (holding whatever it owns, such as an upload
 //! permit, so concurrency stays bounded), but may no longer take effect:
 //! it asks [`Gate::enter`] before its lasting step, which refuses once the
-//! caller gave up.
+//! caller gave up. It gives up its compile slot then, so that job starts
+//! do not wait for a compile nobody waits for.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -38,14 +39,14 @@ pub fn run_within<T: Send + 'static>(
     let gate = Gate(Arc::new(AtomicU8::new(WAITING)));
     let (tx, rx) = std::sync::mpsc::channel();
     let inner = gate.clone();
-    let spawned = std::thread::Builder::new()
+    let Ok(worker) = std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
             let _ = tx.send(work(&inner));
-        });
-    if spawned.is_err() {
+        })
+    else {
         return None;
-    }
+    };
     match rx.recv_timeout(limit) {
         Ok(v) => Some(v),
         Err(_) => {
@@ -53,8 +54,12 @@ pub fn run_within<T: Send + 'static>(
                 .0
                 .compare_exchange(WAITING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok();
+            if gave_up {
+                crate::sandbox::release_compile_slot(worker.thread().id());
+                return None;
+            }
             // Work that entered its gate takes effect: wait for its answer.
-            if gave_up { None } else { rx.recv().ok() }
+            rx.recv().ok()
         }
     }
 }

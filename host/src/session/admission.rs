@@ -53,11 +53,14 @@ fn normalize(path: &Path) -> PathBuf {
 
 impl JobManager {
     /// The job an earlier submission with the request's `jobId` created,
-    /// if the request is the same (a retried submission); an error if the
-    /// id is malformed or was submitted with a different request.
+    /// if the request is the same (a retried submission: the same as the
+    /// client sent it, `submitted` its [`SubmitRequest::fingerprint`], or the same once
+    /// bundles are resolved); an error if the id is malformed or was
+    /// submitted with a different request.
     pub(super) fn earlier_submission(
         &self,
         recorded: &SubmitRequest,
+        submitted: &str,
     ) -> Result<Option<Arc<JobEntry>>, SessionError> {
         let Some(id) = &recorded.job_id else {
             return Ok(None);
@@ -70,7 +73,8 @@ impl JobManager {
         let Ok(earlier) = self.get(id) else {
             return Ok(None);
         };
-        if earlier.request().as_ref() == Some(recorded) {
+        let (request, fingerprint) = earlier.request_and_fingerprint();
+        if fingerprint.as_deref() == Some(submitted) || request.as_ref() == Some(recorded) {
             return Ok(Some(earlier));
         }
         Err(SessionError::conflict(format!(

@@ -81,8 +81,17 @@ impl JobEntry {
     /// bundles by `sha256:<id>`); `None` for a job the server did not
     /// submit (the one `weir run` serves).
     pub fn request(&self) -> Option<super::model::SubmitRequest> {
+        self.request_and_fingerprint().0
+    }
+
+    /// Its request, and the fingerprint of the request as the client sent
+    /// it (see [`super::model::SubmitRequest::fingerprint`]).
+    pub fn request_and_fingerprint(&self) -> (Option<super::model::SubmitRequest>, Option<String>) {
         let record = self.record.lock().unwrap_or_else(|p| p.into_inner());
-        record.as_ref().map(|r| r.request.clone())
+        match record.as_ref() {
+            Some(r) => (Some(r.request.clone()), r.submitted.clone()),
+            None => (None, None),
+        }
     }
 
     /// Whether its tasks are running.

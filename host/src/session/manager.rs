@@ -217,7 +217,8 @@ impl JobManager {
         // One admission at a time: the checks below and the start of the
         // job they admit are one step.
         let _admitting = self.admission.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(earlier) = self.earlier_submission(&recorded)? {
+        let submitted = request.fingerprint();
+        if let Some(earlier) = self.earlier_submission(&recorded, &submitted)? {
             return Ok(earlier);
         }
         self.check_sink_folders(&graph)?;
@@ -234,6 +235,7 @@ impl JobManager {
             state: JobState::Running,
             end_time: None,
             exceptions: Vec::new(),
+            submitted: Some(submitted),
         };
         if let Some(store) = &self.store
             && let Err(e) = store.save(&record)

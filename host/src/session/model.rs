@@ -72,3 +72,12 @@ pub struct SubmitRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
 }
+
+impl SubmitRequest {
+    /// A fingerprint of the request as the client sent it: xxh3-128 of its
+    /// JSON, in hex (a retried submission has the same).
+    pub fn fingerprint(&self) -> String {
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
+    }
+}

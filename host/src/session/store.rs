@@ -36,6 +36,11 @@ pub struct JobRecord {
     /// (ms since the Unix epoch, message) of each failure.
     #[serde(default)]
     pub exceptions: Vec<(i64, String)>,
+    /// A fingerprint of the request as the client sent it (bundles by
+    /// name), so that a retried submission is known after a re-upload
+    /// under the name; absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted: Option<String>,
 }
 
 /// Errors of the job store.
@@ -157,6 +162,7 @@ mod tests {
             state: JobState::Running,
             end_time: None,
             exceptions: vec![],
+            submitted: None,
         }
     }
 

@@ -37,9 +37,6 @@ use super::folder::SinkDir;
 use super::{Copies, SinkError, SinkWriter, TransactionalSink, write_lines};
 use crate::channel::Batch;
 
-/// How the error that a pre-committed file is missing begins.
-pub(super) const MISSING_PRECOMMITTED: &str = "pre-committed file";
-
 /// The operator state of one transactional file-sink subtask.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileSinkState {
@@ -56,7 +53,7 @@ pub struct FileSinkState {
 }
 
 fn err(path: &Path, e: impl std::fmt::Display) -> SinkError {
-    SinkError(format!("{}: {e}", path.display()))
+    SinkError::Failed(format!("{}: {e}", path.display()))
 }
 
 pub(super) fn hidden(folder: &Path, name: &str, suffix: &str) -> PathBuf {
@@ -94,10 +91,10 @@ impl FileSink {
     /// Creates (or truncates) `<folder>/part-<subtask>`; `root`: see
     /// [`SinkDir::open`].
     pub fn create(folder: &Path, subtask: u32, root: Option<&Path>) -> Result<Self, SinkError> {
-        let dir = std::sync::Arc::new(SinkDir::open(folder, root).map_err(SinkError)?);
+        let dir = std::sync::Arc::new(SinkDir::open(folder, root).map_err(SinkError::Failed)?);
         let name = format!("part-{subtask}");
         let path = folder.join(&name);
-        let f = dir.create(&name).map_err(SinkError)?;
+        let f = dir.create(&name).map_err(SinkError::Failed)?;
         Ok(FileSink {
             dir,
             subtask,
@@ -132,7 +129,7 @@ impl FileSink {
         let name = format!("part-{}-{}", self.subtask, txn.next);
         txn.next += 1;
         let file = hidden_name(&name, "inprogress");
-        let f = self.dir.create(&file).map_err(SinkError)?;
+        let f = self.dir.create(&file).map_err(SinkError::Failed)?;
         let path = self.dir.path().join(file);
         self.current = Some((BufWriter::with_capacity(256 * 1024, f), name, path));
         Ok(())
@@ -194,9 +191,9 @@ impl SinkWriter for FileSink {
                 hidden_name(&name, "inprogress"),
                 hidden_name(&name, "pending"),
             );
-            self.dir.rename(&from, &to).map_err(SinkError)?;
+            self.dir.rename(&from, &to).map_err(SinkError::Failed)?;
             // The rename is what the checkpoint records: durable first.
-            self.dir.sync().map_err(SinkError)?;
+            self.dir.sync().map_err(SinkError::Failed)?;
             txn.pending.push((id, name));
         }
         // Files of completed checkpoints are committed by now.
@@ -208,7 +205,7 @@ impl SinkWriter for FileSink {
             pending: txn.pending.iter().map(|(_, n)| n.clone()).collect(),
             folder: Some(absolute(&folder).display().to_string()),
         };
-        let bytes = serde_json::to_vec(&state).map_err(|e| SinkError(e.to_string()))?;
+        let bytes = serde_json::to_vec(&state).map_err(|e| SinkError::Failed(e.to_string()))?;
         Ok(vec![bytes])
     }
 }
@@ -266,7 +263,7 @@ pub struct FileSinkCommitter {
 impl FileSinkCommitter {
     /// Opens `folder`, beneath `root` if given (a server's files root).
     pub fn open(folder: &Path, root: Option<&Path>) -> Result<Self, SinkError> {
-        let dir = SinkDir::open(folder, root).map_err(SinkError)?;
+        let dir = SinkDir::open(folder, root).map_err(SinkError::Failed)?;
         Ok(FileSinkCommitter {
             dir: std::sync::Arc::new(dir),
         })
@@ -279,11 +276,11 @@ impl TransactionalSink for FileSinkCommitter {
         restored: Option<&[Vec<u8>]>,
         copies: Option<&Copies<'_>>,
     ) -> Result<u64, SinkError> {
-        recover_subtasks(&self.dir, restored, copies, None).map_err(SinkError)
+        recover_subtasks(&self.dir, restored, copies, None)
     }
 
     fn preserve(&self, states: &[Vec<u8>], copies: &Copies<'_>) -> Result<(), SinkError> {
-        preserve(&self.dir, states, copies).map_err(SinkError)
+        preserve(&self.dir, states, copies).map_err(SinkError::Failed)
     }
 
     fn begin(&self, subtask: u32, first: u64) -> Result<Box<dyn SinkWriter>, SinkError> {
@@ -295,7 +292,11 @@ impl TransactionalSink for FileSinkCommitter {
     }
 
     fn commit(&self, states: &[Vec<u8>]) -> Result<(), SinkError> {
-        commit_parsed(&self.dir, &parse_states(states).map_err(SinkError)?, None).map_err(SinkError)
+        commit_parsed(
+            &self.dir,
+            &parse_states(states).map_err(SinkError::Failed)?,
+            None,
+        )
     }
 
     fn recover_subtask(
@@ -303,7 +304,7 @@ impl TransactionalSink for FileSinkCommitter {
         subtask: u32,
         restored: Option<&[Vec<u8>]>,
     ) -> Result<u64, SinkError> {
-        recover_subtasks(&self.dir, restored, None, Some(subtask)).map_err(SinkError)
+        recover_subtasks(&self.dir, restored, None, Some(subtask))
     }
 }
 
@@ -337,7 +338,7 @@ fn commit_parsed(
     dir: &SinkDir,
     states: &[FileSinkState],
     copies: Option<&Copies<'_>>,
-) -> Result<(), String> {
+) -> Result<(), SinkError> {
     let mut renamed = false;
     for state in states {
         for name in &state.pending {
@@ -346,22 +347,21 @@ fn commit_parsed(
             if let Some(copy) = copy {
                 let staged = hidden_name(name, "restoring");
                 let _ = dir.remove(&staged);
-                dir.link_in(&copy, &staged)?;
-                dir.rename(&staged, name)?;
+                dir.link_in(&copy, &staged).map_err(SinkError::Failed)?;
+                dir.rename(&staged, name).map_err(SinkError::Failed)?;
                 renamed = true;
             } else if dir.exists(&from) {
-                dir.rename(&from, name)?;
+                dir.rename(&from, name).map_err(SinkError::Failed)?;
                 renamed = true;
             } else if !dir.exists(name) {
-                return Err(format!(
-                    "{MISSING_PRECOMMITTED} {} is missing",
-                    dir.path().join(&from).display()
+                return Err(SinkError::MissingPrecommitted(
+                    dir.path().join(&from).display().to_string(),
                 ));
             }
         }
     }
     if renamed {
-        dir.sync()?;
+        dir.sync().map_err(SinkError::Failed)?;
     }
     Ok(())
 }
@@ -384,13 +384,13 @@ pub fn recover_subtasks(
     restored: Option<&[Vec<u8>]>,
     copies: Option<&Copies<'_>>,
     only: Option<u32>,
-) -> Result<u64, String> {
+) -> Result<u64, SinkError> {
     let mine = |s: &FileSinkState| only.is_none_or(|o| s.subtask == o);
     // Every subtask's part numbers: a subtask without state of its own
     // (restored at another parallelism) keeps the files below the highest
     // and numbers its new ones from there, as a full recovery does.
     let all = match restored {
-        Some(s) => parse_states(s)?,
+        Some(s) => parse_states(s).map_err(SinkError::Failed)?,
         None => Vec::new(),
     };
     let all_next = all.iter().map(|st| st.next_part).max().unwrap_or(0);
@@ -424,13 +424,13 @@ pub fn recover_subtasks(
             .map_or(next, |s| s.next_part);
         n >= threshold
     };
-    for name in dir.names()? {
+    for name in dir.names().map_err(SinkError::Failed)? {
         let name = name.as_str();
         let remove = of_subtask(name)
             && (name.starts_with(".part-")
                 || (name.starts_with("part-") && (restored.is_none() || written_after(name))));
         if remove {
-            dir.remove(name)?;
+            dir.remove(name).map_err(SinkError::Failed)?;
         }
     }
     Ok(next)
@@ -473,11 +473,11 @@ mod tests {
     }
 
     fn recover(d: &Path, r: Option<&[Vec<u8>]>, c: Option<&Copies<'_>>) -> Result<u64, String> {
-        recover_subtasks(&open(d), r, c, None)
+        recover_subtasks(&open(d), r, c, None).map_err(|e| e.to_string())
     }
 
     fn commit(d: &Path, states: &[Vec<u8>], c: Option<&Copies<'_>>) -> Result<(), String> {
-        commit_parsed(&open(d), &parse_states(states)?, c)
+        commit_parsed(&open(d), &parse_states(states)?, c).map_err(|e| e.to_string())
     }
 
     fn names(dir: &Path) -> Vec<String> {

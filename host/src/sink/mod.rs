@@ -26,8 +26,15 @@ use crate::spec::{SinkSpec, SinkType};
 
 /// A sink that cannot write.
 #[derive(Debug, Error, Clone, PartialEq)]
-#[error("{0}")]
-pub struct SinkError(pub String);
+pub enum SinkError {
+    /// It failed, for the reason given; a restart may help.
+    #[error("{0}")]
+    Failed(String),
+    /// A file the snapshot being restored pre-committed is gone (its path
+    /// given): a defect of the snapshot, which no restart from it fixes.
+    #[error("pre-committed file {0} is missing")]
+    MissingPrecommitted(String),
+}
 
 /// One subtask's writer of a sink.
 pub trait SinkWriter: Send {
@@ -124,7 +131,7 @@ pub fn transactional(
 
 pub(crate) fn write_lines(w: &mut impl Write, batch: &Batch) -> Result<(), SinkError> {
     for e in BatchReader::new(&batch.data) {
-        let e = e.map_err(|e| SinkError(e.to_string()))?;
+        let e = e.map_err(|e| SinkError::Failed(e.to_string()))?;
         let r = match e.key {
             Some(k) => writeln!(
                 w,
@@ -134,7 +141,7 @@ pub(crate) fn write_lines(w: &mut impl Write, batch: &Batch) -> Result<(), SinkE
             ),
             None => writeln!(w, "{}", String::from_utf8_lossy(e.value)),
         };
-        r.map_err(|e| SinkError(format!("write failed: {e}")))?;
+        r.map_err(|e| SinkError::Failed(format!("write failed: {e}")))?;
     }
     Ok(())
 }
@@ -147,13 +154,14 @@ impl SinkWriter for StdoutSink {
     fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
         let mut out = std::io::stdout().lock();
         write_lines(&mut out, batch)?;
-        out.flush().map_err(|e| SinkError(format!("stdout: {e}")))
+        out.flush()
+            .map_err(|e| SinkError::Failed(format!("stdout: {e}")))
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
         std::io::stdout()
             .flush()
-            .map_err(|e| SinkError(format!("stdout: {e}")))
+            .map_err(|e| SinkError::Failed(format!("stdout: {e}")))
     }
 }
 
@@ -176,7 +184,7 @@ pub fn sink_folder(spec: &SinkSpec, base_dir: &Path) -> Result<std::path::PathBu
     let folder = spec
         .path
         .as_deref()
-        .ok_or_else(|| SinkError("a file sink needs `path`".into()))?;
+        .ok_or_else(|| SinkError::Failed("a file sink needs `path`".into()))?;
     Ok(base_dir.join(folder))
 }
 
@@ -184,7 +192,7 @@ pub fn sink_folder(spec: &SinkSpec, base_dir: &Path) -> Result<std::path::PathBu
 /// of the snapshot, which no restart from it can fix (unlike a folder that
 /// cannot be written just now).
 pub fn is_missing_precommitted(e: &SinkError) -> bool {
-    e.0.starts_with(file::MISSING_PRECOMMITTED)
+    matches!(e, SinkError::MissingPrecommitted(_))
 }
 
 /// What the states a sink left in a snapshot say about restoring them into
@@ -217,7 +225,7 @@ pub fn check_restored_states(
         return Ok(RestoredSink::Fits);
     }
     file::check_states(states)?;
-    let folder = sink_folder(spec, base_dir).map_err(|e| e.0)?;
+    let folder = sink_folder(spec, base_dir).map_err(|e| e.to_string())?;
     Ok(match relocation::moved_from(states, &folder, copies)? {
         Some((from, to)) => RestoredSink::Moved {
             from,

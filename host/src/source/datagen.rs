@@ -8,7 +8,7 @@
 
 use weir_wire::BatchBuilder;
 
-use super::{BatchInfo, SourceError, SourceReader};
+use super::{BatchInfo, BatchLimit, SourceError, SourceReader};
 
 /// The generator of one subtask.
 #[derive(Debug)]
@@ -128,11 +128,15 @@ impl SourceReader for Datagen {
         serde_json::to_vec(&p).map(|b| vec![b]).unwrap_or_default()
     }
 
-    fn next_batch(&mut self, out: &mut BatchBuilder, max: usize) -> Result<BatchInfo, SourceError> {
-        let max = max as u64;
+    fn next_batch(
+        &mut self,
+        out: &mut BatchBuilder,
+        limit: BatchLimit,
+    ) -> Result<BatchInfo, SourceError> {
+        let max = limit.records as u64;
         let mut max_timestamp = None;
         let mut n = 0;
-        while n < max && self.next < self.count {
+        while n < max && self.next < self.count && out.byte_len() < limit.bytes {
             let i = self.next;
             self.key_buf.clear();
             self.key_buf.extend_from_slice(b"key-");
@@ -166,7 +170,17 @@ mod tests {
         for s in 0..2 {
             let mut g = Datagen::new(5, 3, Some(10), s, 2);
             let mut b = BatchBuilder::default();
-            while g.next_batch(&mut b, 2).expect("datagen").more {}
+            while g
+                .next_batch(
+                    &mut b,
+                    BatchLimit {
+                        records: 2,
+                        bytes: 1 << 20,
+                    },
+                )
+                .expect("datagen")
+                .more
+            {}
             let (buf, _) = b.take();
             for e in BatchReader::new(&buf) {
                 let e = e.expect("valid");

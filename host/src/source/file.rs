@@ -2,12 +2,12 @@
 //! file and byte offset reached.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use weir_wire::BatchBuilder;
 
-use super::{BatchInfo, SourceError, SourceReader};
+use super::{BatchInfo, BatchLimit, SourceError, SourceReader};
 use crate::spec::FileFormat;
 
 /// The checkpointed position in one file. Every subtask's positions are
@@ -90,6 +90,48 @@ impl FileSource {
         Ok(())
     }
 
+    /// Opens the current file at its position; false if it was read to
+    /// its end before (a restored position).
+    fn open_current(&mut self) -> Result<bool, SourceError> {
+        let (start, line, done) = self.starts[self.current];
+        if done {
+            return Ok(false);
+        }
+        let path = &self.paths[self.current];
+        let mut f = open_file(path, self.root.as_deref())
+            .map_err(|e| SourceError(format!("cannot open {}: {e}", path.display())))?;
+        if start > 0 {
+            f.seek(SeekFrom::Start(start))
+                .map_err(|e| SourceError(format!("cannot seek in {}: {e}", path.display())))?;
+        }
+        self.reader = Some(BufReader::with_capacity(256 * 1024, f));
+        self.offset = start;
+        self.line_no = line;
+        Ok(true)
+    }
+
+    /// Reads the next line of the current file into `self.line`; the bytes
+    /// read (0 at its end). A line longer than `most` bytes is refused
+    /// after reading one byte past it, never buffered whole.
+    fn read_line(&mut self, most: usize) -> Result<usize, SourceError> {
+        self.line.clear();
+        let cap = most as u64 + 1;
+        let read = match self.reader.as_mut() {
+            Some(r) => r
+                .take(cap)
+                .read_until(b'\n', &mut self.line)
+                .map_err(|e| self.err(e))?,
+            None => 0,
+        };
+        if read as u64 == cap && !self.line.ends_with(b"\n") {
+            self.line_no += 1;
+            return Err(self.err(format!(
+                "a line longer than weir.batch.max-bytes ({most} bytes)"
+            )));
+        }
+        Ok(read)
+    }
+
     fn err(&self, msg: impl std::fmt::Display) -> SourceError {
         let path = self
             .paths
@@ -124,41 +166,25 @@ impl SourceReader for FileSource {
             .collect()
     }
 
-    fn next_batch(&mut self, out: &mut BatchBuilder, max: usize) -> Result<BatchInfo, SourceError> {
+    fn next_batch(
+        &mut self,
+        out: &mut BatchBuilder,
+        limit: BatchLimit,
+    ) -> Result<BatchInfo, SourceError> {
         let mut max_timestamp: Option<i64> = None;
         let mut n = 0;
-        while n < max {
+        while n < limit.records && out.byte_len() < limit.bytes {
             if self.current >= self.paths.len() {
                 return Ok(BatchInfo {
                     more: false,
                     max_timestamp,
                 });
             }
-            if self.reader.is_none() {
-                let (start, line, done) = self.starts[self.current];
-                if done {
-                    self.current += 1;
-                    continue;
-                }
-                let path = &self.paths[self.current];
-                let mut f = open_file(path, self.root.as_deref())
-                    .map_err(|e| SourceError(format!("cannot open {}: {e}", path.display())))?;
-                if start > 0 {
-                    f.seek(SeekFrom::Start(start)).map_err(|e| {
-                        SourceError(format!("cannot seek in {}: {e}", path.display()))
-                    })?;
-                }
-                self.reader = Some(BufReader::with_capacity(256 * 1024, f));
-                self.offset = start;
-                self.line_no = line;
+            if self.reader.is_none() && !self.open_current()? {
+                self.current += 1;
+                continue;
             }
-            self.line.clear();
-            let read = match self.reader.as_mut() {
-                Some(r) => r
-                    .read_until(b'\n', &mut self.line)
-                    .map_err(|e| self.err(e))?,
-                None => 0,
-            };
+            let read = self.read_line(limit.bytes)?;
             if read == 0 {
                 self.reader = None;
                 self.current += 1;
@@ -207,6 +233,35 @@ impl SourceReader for FileSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_are_cut_by_bytes_and_a_line_past_the_limit_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let line = "x".repeat(100);
+        let text = format!("{line}\n{line}\n{line}\n{}\n", "y".repeat(1000));
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, text).expect("write");
+        let mut source = FileSource::new(vec![("in.txt".into(), path)], FileFormat::Lines, None);
+        let limit = BatchLimit {
+            records: 1000,
+            bytes: 250,
+        };
+        let mut out = BatchBuilder::with_capacity(1024);
+        let info = source.next_batch(&mut out, limit).expect("first batch");
+        assert!(info.more);
+        // 105 bytes an element: cut once past 250 bytes, not at 1000.
+        assert_eq!(out.len(), 3);
+        let mut out = BatchBuilder::with_capacity(1024);
+        let err = source
+            .next_batch(&mut out, limit)
+            .expect_err("the long line");
+        assert!(
+            err.0
+                .contains("longer than weir.batch.max-bytes (250 bytes)"),
+            "{err}"
+        );
+        assert!(err.0.contains("in.txt:4"), "{err}");
+    }
 
     #[test]
     fn beneath_a_root_a_link_that_leaves_it_is_not_followed() {

@@ -33,10 +33,27 @@ pub struct BatchInfo {
     pub max_timestamp: Option<i64>,
 }
 
+/// How much one call to [`SourceReader::next_batch`] appends at most:
+/// elements and bytes (`weir.batch.size` and `weir.batch.max-bytes`). A
+/// single element may pass `bytes`, but a file line longer than it is an
+/// error, so that no input can make a source buffer without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimit {
+    /// Elements.
+    pub records: usize,
+    /// Bytes of the encoded batch.
+    pub bytes: usize,
+}
+
 /// One subtask's reader of a source.
 pub trait SourceReader: Send {
-    /// Appends up to `max` elements to `out`.
-    fn next_batch(&mut self, out: &mut BatchBuilder, max: usize) -> Result<BatchInfo, SourceError>;
+    /// Appends elements to `out` until `limit` is reached (or the input
+    /// has none for now).
+    fn next_batch(
+        &mut self,
+        out: &mut BatchBuilder,
+        limit: BatchLimit,
+    ) -> Result<BatchInfo, SourceError>;
     /// The position reached, as operator state for a checkpoint.
     fn snapshot_position(&self) -> Vec<Vec<u8>>;
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use weir_wire::BatchBuilder;
 
-use super::{BatchInfo, SourceError, SourceReader};
+use super::{BatchInfo, BatchLimit, SourceError, SourceReader};
 
 /// The longest a rate-limited source sleeps in one read.
 pub const SLICE: Duration = Duration::from_millis(20);
@@ -37,9 +37,18 @@ impl RateLimited {
 }
 
 impl SourceReader for RateLimited {
-    fn next_batch(&mut self, out: &mut BatchBuilder, max: usize) -> Result<BatchInfo, SourceError> {
+    fn next_batch(
+        &mut self,
+        out: &mut BatchBuilder,
+        limit: BatchLimit,
+    ) -> Result<BatchInfo, SourceError> {
         let started = *self.started.get_or_insert_with(Instant::now);
-        let max = max.min(((self.per_second / 20.0) as usize).max(1));
+        let max = BatchLimit {
+            records: limit
+                .records
+                .min(((self.per_second / 20.0) as usize).max(1)),
+            ..limit
+        };
         let due = Duration::from_secs_f64(self.emitted as f64 / self.per_second);
         if due > started.elapsed() {
             std::thread::sleep(due.saturating_sub(started.elapsed()).min(SLICE));
