@@ -45,7 +45,9 @@ fn lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn poisoned_run(backend: &str) {
+/// Runs the count job whose operator fails on record 3000 (`poison`, its
+/// hostile config, failing with `message`) with the quarantine on.
+fn poisoned_run(backend: &str, poison: &str, message: &str) {
     let (count, keys) = (20_000, 300);
     let dir = tempdir();
     let d = dir.path();
@@ -54,7 +56,7 @@ fn poisoned_run(backend: &str) {
         count,
         keys,
         rate: Some(20_000),
-        hostile: Some(POISON),
+        hostile: Some(poison),
         extra: &extra,
         ..CountJob::default()
     };
@@ -74,9 +76,7 @@ fn poisoned_run(backend: &str) {
         (Some("hostile"), Some("3000"))
     );
     assert!(
-        r["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("trap at value 3000")),
+        r["message"].as_str().is_some_and(|m| m.contains(message)),
         "{r}"
     );
     assert_eq!(r["input"], "process");
@@ -96,12 +96,21 @@ fn poisoned_run(backend: &str) {
 
 #[test]
 fn a_poison_record_is_quarantined_once_and_every_other_record_committed_exactly_once() {
-    poisoned_run("");
+    poisoned_run("", POISON, "trap at value 3000");
 }
 
 #[test]
 fn the_quarantine_works_on_rocksdb_too() {
-    poisoned_run("state.backend.type: rocksdb");
+    poisoned_run("state.backend.type: rocksdb", POISON, "trap at value 3000");
+}
+
+#[test]
+fn a_record_on_which_the_operator_never_returns_is_quarantined_after_the_call_timeout() {
+    poisoned_run(
+        "weir.sandbox.call-timeout: 300ms",
+        "mode: loop-at, value: \"3000\"",
+        "weir.sandbox.call-timeout",
+    );
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //
 //   #/               jobs, bundles and uploads
 //   #/submit         submit a job spec
-//   #/jobs/<id>      a job (tabs: /checkpoints, /exceptions, /recover)
+//   #/jobs/<id>      a job (tabs: /checkpoints, /exceptions, /dead-letters,
+//                    /recover)
 //
 // The token comes with the address (`#token=...`, as `weir serve` prints
 // it) or from the login form; it is kept in sessionStorage.

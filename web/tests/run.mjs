@@ -1,12 +1,15 @@
 // Browser tests of the dashboard against a real `weir serve`.
 //
-//   WEIR_BIN=/path/to/weir WEIR_COUNT_WASM=/path/to/count.wasm npm test
+//   WEIR_BIN=/path/to/weir WEIR_COUNT_WASM=/path/to/count.wasm \
+//   WEIR_HOSTILE_WASM=/path/to/hostile.wasm npm test
 //
-// WEIR_BIN         the weir binary (required)
-// WEIR_COUNT_WASM  the keyed count operator component (required)
-// WEIR_WEB_DIR     serve the dashboard from this folder (e.g. dist, after
-//                  `npm run build`) instead of the copy built into the binary
-// CHROMIUM         the browser (default /usr/bin/chromium)
+// WEIR_BIN           the weir binary (required)
+// WEIR_COUNT_WASM    the keyed count operator component (required)
+// WEIR_HOSTILE_WASM  the hostile test guest, which traps on a chosen record
+//                    (required)
+// WEIR_WEB_DIR       serve the dashboard from this folder (e.g. dist, after
+//                    `npm run build`) instead of the copy built into the binary
+// CHROMIUM           the browser (default /usr/bin/chromium)
 //
 // Each test prints one line and saves a screenshot to
 // test-results/<name>.png; the run exits non-zero if any test fails. A test
@@ -42,6 +45,7 @@ function need(name) {
 
 const weirBin = need('WEIR_BIN');
 const countWasm = need('WEIR_COUNT_WASM');
+const hostileWasm = need('WEIR_HOSTILE_WASM');
 const webDir = process.env.WEIR_WEB_DIR ? path.resolve(process.env.WEIR_WEB_DIR) : null;
 if (webDir && !fs.existsSync(path.join(webDir, 'index.html'))) {
   console.error(`${webDir}/index.html is missing: run \`npm run build\` first`);
@@ -169,6 +173,20 @@ const recoverJob = {
   operators: [{ id: 'count', uid: 'count', wasm: 'count' }],
   sinks: [{ id: 'out', type: 'file', path: 'out' }],
   edges: [{ from: 'gen', to: 'count', partition: 'hash' }, { from: 'count', to: 'out' }],
+};
+
+// A job whose operator traps for good on datagen's record 3000, which the
+// dead-letter quarantine takes out: the job finishes without it.
+const poisonedJob = {
+  name: 'poisoned',
+  config: { 'execution.checkpointing.interval': '100ms', 'weir.dead-letter.enabled': true },
+  sources: [{ id: 'gen', type: 'datagen', count: 10000, keys: 10, rate: 20000 }],
+  operators: [{
+    id: 'bad', uid: 'bad', wasm: 'hostile',
+    config: { mode: 'trap-at', value: '3000', 'before-ms': '9223372036854775807' },
+  }],
+  sinks: [{ id: 'out', type: 'file', path: 'poisoned-out' }],
+  edges: [{ from: 'gen', to: 'bad' }, { from: 'bad', to: 'out' }],
 };
 
 const ctx = {};
@@ -514,7 +532,64 @@ const tests = [
     ctx.recovered = [first, second];
   }],
 
-  ['7-login-and-unreachable', [/status of 401/], async ({ browser, base, state }) => {
+  // The poisoned job's Dead letters tab lists the record the quarantine took,
+  // and the badge on its Exceptions tab links there; a job without the
+  // quarantine says it is off.
+  ['7-dead-letters', [], async ({ page, base }) => {
+    const up = await apiCall(base, 'POST', '/bundles?name=hostile', fs.readFileSync(hostileWasm));
+    assert(up.status === 201, `the hostile upload: ${up.status} ${JSON.stringify(up.json)}`);
+    const sub = await apiCall(base, 'POST', '/jobs', JSON.stringify({ job: poisonedJob }),
+      { 'Content-Type': 'application/json' });
+    assert(sub.status === 202, `the poisoned job: ${sub.status} ${JSON.stringify(sub.json)}`);
+    const id = sub.json.jobid;
+    await until('FINISHED', async () => {
+      const r = await apiCall(base, 'GET', `/jobs/${id}`);
+      if (r.json && ['FAILED', 'CANCELED'].includes(r.json.state)) throw new Error(`the job ended ${r.json.state}`);
+      return r.json && r.json.state === 'FINISHED';
+    }, 40000);
+
+    await page.goto(`${base}/#/jobs/${id}`);
+    await page.getByTestId('tab-dead-letters').click();
+    await until('the dead-letters tab', () => page.url().endsWith('/dead-letters'));
+    const rows = page.getByTestId('dead-letter');
+    await until('a quarantined record', async () => (await rows.count()) > 0);
+    assert((await rows.count()) === 1, `${await rows.count()} records listed, not 1`);
+    const operator = await rows.getByTestId('dead-letter-operator').textContent();
+    assert((await rows.getAttribute('data-operator')) === 'bad' && operator === 'bad[1]',
+      `the record's operator is ${JSON.stringify(operator)}`);
+    const value = await rows.getByTestId('dead-letter-value').textContent();
+    assert(value === '3000', `the record's value is ${JSON.stringify(value)}`);
+    const message = await rows.getByTestId('dead-letter-message').textContent();
+    assert(message.includes('trap at value 3000'), `the trap message is ${JSON.stringify(message)}`);
+    assert((await page.getByTestId('dead-letters-enabled').textContent()) === 'on', 'the quarantine is not shown on');
+    assert((await page.getByTestId('dead-letters-total').textContent()) === '1', 'the total is not 1');
+    const label = await page.getByTestId('tab-dead-letters').textContent();
+    assert(label === 'Dead letters (1)', `the tab's label is ${JSON.stringify(label)}`);
+    assert(await page.getByTestId('dead-letters-off').isHidden(), '"off" shows for an enabled quarantine');
+    assert(await page.getByTestId('dead-letters-empty').isHidden(), '"No record quarantined" shows beside a record');
+    await page.screenshot({ path: path.join(resultsDir, '7-dead-letters-poisoned.png'), fullPage: true });
+
+    // The Exceptions tab's badge links to the Dead letters tab.
+    await page.getByTestId('tab-exceptions').click();
+    const badge = page.getByTestId('quarantined').first();
+    await badge.waitFor();
+    const href = await badge.getAttribute('href');
+    assert(href === `#/jobs/${id}/dead-letters`, `the badge links to ${JSON.stringify(href)}`);
+    await badge.click();
+    await until('the dead-letters tab again', () => page.url().endsWith('/dead-letters'));
+    await page.getByTestId('dead-letters-table').waitFor();
+
+    // A count job: no quarantine.
+    assert(ctx.jobId, 'no count job from 2-submit');
+    await page.goto(`${base}/#/jobs/${ctx.jobId}/dead-letters`);
+    const off = page.getByTestId('dead-letters-off');
+    await off.waitFor();
+    assert((await off.textContent()).includes('weir.dead-letter.enabled'), `the "off" line: ${await off.textContent()}`);
+    assert(await page.getByTestId('dead-letters-table').isHidden(), 'a table shows without records');
+    assert(await page.getByTestId('dead-letters-empty').isHidden(), '"No record quarantined" shows for an off quarantine');
+  }],
+
+  ['8-login-and-unreachable', [/status of 401/], async ({ browser, base, state }) => {
     const context = await browser.newContext();
     const page = await context.newPage();
     watch(page, state);
@@ -526,7 +601,7 @@ const tests = [
     await page.getByTestId('login-token').fill(TOKEN);
     await page.getByTestId('login-submit').click();
     await page.getByTestId('overview').waitFor();
-    await until('the jobs in the overview', async () => (await page.getByTestId('job-row').count()) === 4);
+    await until('the jobs in the overview', async () => (await page.getByTestId('job-row').count()) === 5);
     // The overview's parallelism and checkpoint age columns.
     await until('the parallelism of every job', async () => (await page.getByTestId('job-parallelism')
       .allTextContents()).every((t) => t === '1'));

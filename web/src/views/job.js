@@ -1,6 +1,7 @@
 // `#/jobs/<id>`: a job, polled every second. Tabs: the overview (graph,
-// live charts, operators), the checkpoints, the exceptions, and recovery
-// (a new job from one of its snapshots).
+// live charts, operators), the checkpoints, the exceptions, the dead letters
+// (records the quarantine took), and recovery (a new job from one of its
+// snapshots).
 
 import {
   api, describe, get, poller, post, ApiError, Unauthorized, Unreachable,
@@ -11,6 +12,7 @@ import {
   fmtCompact, fmtDuration, fmtInt, fmtPct, fmtRate, fmtTime,
 } from '../format.js';
 import { CheckpointsPanel } from './checkpoints.js';
+import { DeadLettersPanel } from './deadletters.js';
 import { JobGraph } from './graph.js';
 import { RecoverPanel } from './recover.js';
 import { jobDuration, setStateBadge } from './overview.js';
@@ -52,7 +54,8 @@ export function jobView(root, route) {
     h('h2', {}, 'Cancel the job?'), confirmText, h('div', { class: 'actions' }, confirmNo, confirmYes));
 
   // Tabs
-  const tabDefs = [['overview', 'Overview'], ['checkpoints', 'Checkpoints'], ['exceptions', 'Exceptions'], ['recover', 'Recover']];
+  const tabDefs = [['overview', 'Overview'], ['checkpoints', 'Checkpoints'], ['exceptions', 'Exceptions'],
+    ['dead-letters', 'Dead letters'], ['recover', 'Recover']];
   const tabLinks = new Map();
   const panels = new Map();
   const tabBar = h('nav', { class: 'tabs', role: 'tablist' }, tabDefs.map(([key, label]) => {
@@ -119,6 +122,9 @@ export function jobView(root, route) {
   panels.get('exceptions').append(
     h('section', { class: 'card', testid: 'restarts-card' }, h('h2', {}, 'Restarts'), restartsNote, restartsEmpty, restartsList),
     h('section', { class: 'card' }, h('h2', {}, 'Exceptions'), exceptionsEmpty, exceptionsList));
+
+  // Dead letters panel
+  const deadLetters = new DeadLettersPanel(panels.get('dead-letters'));
 
   // Recover panel
   const recover = new RecoverPanel(panels.get('recover'), id);
@@ -315,7 +321,7 @@ export function jobView(root, route) {
       h('div', { class: 'exception-head' },
         h('time', {}, fmtTime(e.timestamp)),
         e.quarantined
-          ? h('span', { class: 'badge quarantined', testid: 'quarantined' }, 'record quarantined (dead letter)')
+          ? h('a', { class: 'badge quarantined', testid: 'quarantined', href: `#${base}/dead-letters` }, 'record quarantined (dead letter)')
           : e.restarted ? h('span', { class: 'badge restarted' }, 'the job restarted') : h('span', { class: 'badge not-restarted' }, 'the job did not restart')),
       h('pre', {}, e.exception)), () => {});
   }
@@ -534,6 +540,7 @@ export function jobView(root, route) {
       showError(`There is no job ${id} on this server.`);
       detailPoll.stop();
       checkpointsPoll.stop();
+      deadLettersPoll.stop();
       savepointsPoll.stop();
       configPoll.stop();
       return;
@@ -541,17 +548,28 @@ export function jobView(root, route) {
     showError(describe(e));
   });
 
+  // The error handler of the poll of one part of the job (a 404 is the detail poll's to show).
+  const partError = (what) => (e) => {
+    if (e instanceof Unauthorized || e instanceof Unreachable) return;
+    if (e instanceof ApiError && e.status === 404) return; // shown by the detail poll
+    showError(`${what}: ${describe(e)}`);
+  };
+
   const checkpointsPoll = poller(async () => {
     const stats = await get(`${base}/checkpoints`);
     if (disposed || !stats) return;
     checkpoints.update(stats);
     settleCheckpoints(stats);
     checkpointsPoll.setInterval(detail && TERMINAL.has(detail.state) ? 3000 : 1000);
-  }, 1000, (e) => {
-    if (e instanceof Unauthorized || e instanceof Unreachable) return;
-    if (e instanceof ApiError && e.status === 404) return; // shown by the detail poll
-    showError(`Checkpoint statistics: ${describe(e)}`);
-  });
+  }, 1000, partError('Checkpoint statistics'));
+
+  const deadLettersPoll = poller(async () => {
+    const r = await get(`${base}/dead-letters`);
+    if (disposed || !r) return;
+    deadLetters.update(r);
+    text(tabLinks.get('dead-letters'), r.total ? `Dead letters (${r.total})` : 'Dead letters');
+    deadLettersPoll.setInterval(detail && TERMINAL.has(detail.state) ? 3000 : 1000);
+  }, 1000, partError('Dead letters'));
 
   function settleCheckpoints(stats) {
     const latest = (stats.latest && stats.latest.completed) || null;
@@ -612,6 +630,7 @@ export function jobView(root, route) {
       disposed = true;
       detailPoll.stop();
       checkpointsPoll.stop();
+      deadLettersPoll.stop();
       savepointsPoll.stop();
       configPoll.stop();
       clearInterval(ticker);

@@ -7,7 +7,9 @@
 //! processing time is before config `before-ms`, ms since the Unix epoch: a failure
 //! that a restart after that moment does not meet again), `slow` (forwards
 //! each element after spinning config `ms` milliseconds), `drop` (forwards
-//! every element but the one whose value is config `value`), `timer-hog`
+//! every element but the one whose value is config `value`), `loop-at`
+//! (forwards every element, but never returns from the one whose value is
+//! config `value`), `timer-hog`
 //! (registers a timer whose namespace is config `bytes` long), `timer-flood`
 //! (registers timers with 4 KiB namespaces without end), `metric-name`
 //! (declares a counter with a 1 MiB name in `open`), `log-flood` (logs
@@ -106,6 +108,13 @@ impl Operator for Hostile {
             "log-flood" => {
                 for i in 0..10_000 {
                     ctx.log(Level::Info, &format!("hostile guest: line {i}"));
+                }
+                ctx.emit(e.key, e.value, e.timestamp);
+            }
+            "loop-at" => {
+                let mut n = 0u64;
+                while e.value == self.trap_value.as_slice() {
+                    n = std::hint::black_box(n.wrapping_add(1));
                 }
                 ctx.emit(e.key, e.value, e.timestamp);
             }
