@@ -9,6 +9,7 @@
 //! - `spec` (the job spec and its validation into the job graph) and
 //!   `channel`;
 //! - `state` (the `KeyedStateBackend` trait and its backends);
+//! - `kafka` (the Kafka client configuration, topics);
 //! - `sandbox` (wasmtime), `source`, `sink` (`TransactionalSink`);
 //! - `checkpoint` (hub, pure pending and retention decisions, layout,
 //!   storage, restore, the coordinator);
@@ -27,6 +28,8 @@ mod clock;
 mod config;
 mod confined;
 mod fuzz;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod keygroup;
 mod metrics;
 mod reporting;

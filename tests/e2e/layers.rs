@@ -24,6 +24,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["channel", "spec"],
     &["state"],
+    &["kafka"],
     &["sandbox", "source", "sink"],
     &["checkpoint"],
     &["runtime"],

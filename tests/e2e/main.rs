@@ -13,6 +13,8 @@ mod failover;
 mod flink_config;
 mod hostile;
 mod incremental;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod layers;
 mod nothing_lost;
 mod operators;

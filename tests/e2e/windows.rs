@@ -289,7 +289,7 @@ edges:
 
 /// Runs `yaml` on a thread until `done` holds for (live job, committed
 /// output), then cancels it; the committed output then.
-fn run_until(
+pub(crate) fn run_until(
     yaml: &str,
     dir: &Path,
     mut done: impl FnMut(&weir::JobControl, &[String]) -> bool,

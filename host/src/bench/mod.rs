@@ -136,6 +136,7 @@ pub fn keyed_count_graph(
         path: None,
         paths: None,
         format: None,
+        kafka: None,
     };
     let sink = SinkSpec {
         id: "discard".into(),
@@ -143,6 +144,7 @@ pub fn keyed_count_graph(
         sink_type: SinkType::Discard,
         parallelism: Some(parallelism),
         path: None,
+        kafka: None,
     };
     let count = if native {
         NodeKind::Native {

@@ -116,6 +116,18 @@ pub enum JobError {
     /// The job was cancelled.
     #[error("job cancelled")]
     Cancelled,
+    /// A source or sink cannot use what it reads or writes (a Kafka topic
+    /// that does not exist), found before the job started: no restart
+    /// fixes it.
+    #[error("{kind} `{node}`: {message}")]
+    Connector {
+        /// `source` or `sink`.
+        kind: &'static str,
+        /// The node id.
+        node: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The checkpoint to restore from cannot be used.
     #[error("cannot restore: {0}")]
     Restore(#[from] RestoreError),

@@ -73,6 +73,7 @@ fn run_job_until_it_ends(
         .map_err(JobError::Sandbox)?
         .interrupted_by(control.cancelled.clone());
     let components = load_components(graph, &sandbox)?;
+    check_connectors(graph)?;
     let restore = prepared_restore(graph, &sandbox, &components, options)?;
     let claim = claim_mode(graph, options.claim_mode, restore.as_ref())?;
     let job_id = options.job_id.clone().unwrap_or_else(new_job_id);
@@ -321,6 +322,28 @@ fn recover_folders(
         inside.then_some(r.metadata.checkpoint_id)
     });
     s.recover(num_retained, own)
+}
+
+/// Checks, before the job starts, that its sources and sinks can use what
+/// they read and write (creating a sink's topic if its spec asks for it).
+fn check_connectors(graph: &JobGraph) -> Result<(), JobError> {
+    for node in &graph.nodes {
+        let failed = |kind, message: String| JobError::Connector {
+            kind,
+            node: node.id.clone(),
+            message,
+        };
+        match &node.kind {
+            NodeKind::Source(spec) => {
+                crate::source::check_ready(spec).map_err(|e| failed("source", e.to_string()))?
+            }
+            NodeKind::Sink(spec) => {
+                crate::sink::check_ready(spec).map_err(|e| failed("sink", e.to_string()))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Runs attempts until one finishes, the job is cancelled, or the restart

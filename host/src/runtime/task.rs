@@ -33,25 +33,14 @@ pub(crate) fn run_source(
     let mut builder = BatchBuilder::with_capacity(limit.records * 32);
     let mut last = NO_WATERMARK;
     let mut last_barrier = checkpointing.map_or(0, |c| c.restored_id);
+    let mut notified = last_barrier;
     let overtaking = checkpointing.is_some_and(|c| c.hub.may_overtake(BarrierKind::Checkpoint));
     loop {
         if control.is_stopping() {
             return Err(TaskFailure::Cancelled);
         }
-        if let Some(ck) = checkpointing
-            && let Some(barrier) = ck.hub.poll_trigger(last_barrier)
-        {
-            let t = Instant::now();
-            let state = StateSnapshot {
-                operator_state: reader.snapshot_position(),
-                ..StateSnapshot::default()
-            };
-            ck.ack(&barrier, state, t.elapsed(), Duration::ZERO);
-            out.send_barrier(barrier, ck.overtake(barrier.kind, false))?;
-            last_barrier = barrier.id;
-            if ck.hub.is_stop(barrier.id) {
-                wait_for_stop(ck, control, barrier.id, out)?;
-            }
+        if let Some(ck) = checkpointing {
+            source_checkpoints(reader, out, control, ck, (&mut last_barrier, &mut notified))?;
         }
         if checkpointing.is_some_and(|ck| ck.hub.drain_requested()) {
             // Stop with drain: the input ends here, as if the source had
@@ -97,6 +86,39 @@ pub(crate) fn run_source(
         ck.finish(state, t.elapsed(), last_barrier);
     }
     out.broadcast(Event::EndOfInput)?;
+    Ok(())
+}
+
+/// A source subtask's part in checkpoints, between two batches: takes a
+/// triggered checkpoint (its position, acknowledged, then the barrier
+/// sent), and tells the reader of checkpoints completed since `notified`.
+/// `last_barrier` and `notified` are the ids it last saw of each.
+fn source_checkpoints(
+    reader: &mut dyn SourceReader,
+    out: &mut Output,
+    control: &JobControl,
+    ck: &TaskCheckpointing,
+    (last_barrier, notified): (&mut u64, &mut u64),
+) -> Result<(), TaskFailure> {
+    if let Some(barrier) = ck.hub.poll_trigger(*last_barrier) {
+        let t = Instant::now();
+        let state = StateSnapshot {
+            operator_state: reader.snapshot_position(),
+            ..StateSnapshot::default()
+        };
+        reader.snapshot_taken(barrier.id);
+        ck.ack(&barrier, state, t.elapsed(), Duration::ZERO);
+        out.send_barrier(barrier, ck.overtake(barrier.kind, false))?;
+        *last_barrier = barrier.id;
+        if ck.hub.is_stop(barrier.id) {
+            wait_for_stop(ck, control, barrier.id, out)?;
+        }
+    }
+    let done = ck.hub.last_completed();
+    if done > *notified {
+        reader.notify_checkpoint_complete(done);
+        *notified = done;
+    }
     Ok(())
 }
 

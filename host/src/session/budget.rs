@@ -30,6 +30,9 @@ pub struct MemoryEstimate {
     /// Batches in flight: channels × `weir.channel.capacity` ×
     /// `weir.batch.max-bytes`.
     pub channels: u64,
+    /// Buffers of Kafka clients (sources' fetched records, sinks' records
+    /// not yet acknowledged).
+    pub clients: u64,
 }
 
 impl MemoryEstimate {
@@ -39,6 +42,7 @@ impl MemoryEstimate {
             .saturating_add(self.output)
             .saturating_add(self.state)
             .saturating_add(self.channels)
+            .saturating_add(self.clients)
     }
 }
 
@@ -51,13 +55,17 @@ impl fmt::Display for MemoryEstimate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} (guest memory {}, call output {}, keyed state {}, batches in flight {})",
+            "{} (guest memory {}, call output {}, keyed state {}, batches in flight {}",
             mib(self.total()),
             mib(self.guests),
             mib(self.output),
             mib(self.state),
             mib(self.channels)
-        )
+        )?;
+        if self.clients > 0 {
+            write!(f, ", Kafka client buffers {}", mib(self.clients))?;
+        }
+        f.write_str(")")
     }
 }
 
@@ -81,10 +89,18 @@ pub fn estimate(graph: &JobGraph) -> MemoryEstimate {
     let c = &graph.config;
     let mut e = MemoryEstimate::default();
     for (i, node) in graph.nodes.iter().enumerate() {
+        let p = u64::from(node.parallelism);
+        let client = match &node.kind {
+            NodeKind::Source(s) => s.kafka.as_ref().map(|k| k.buffer_bytes()),
+            NodeKind::Sink(s) => s.kafka.as_ref().map(|k| k.buffer_bytes()),
+            _ => None,
+        };
+        e.clients = e
+            .clients
+            .saturating_add(p.saturating_mul(client.unwrap_or(0)));
         if !matches!(node.kind, NodeKind::Operator { .. }) {
             continue;
         }
-        let p = u64::from(node.parallelism);
         e.guests = e.guests.saturating_add(p.saturating_mul(c.memory_limit));
         e.output = e.output.saturating_add(p.saturating_mul(c.output_limit));
         let keyed = graph

@@ -11,6 +11,8 @@
 pub mod dead_letter;
 pub mod file;
 mod folder;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod relocation;
 
 use std::io::Write;
@@ -125,7 +127,7 @@ pub fn transactional(
             &sink_folder(spec, base_dir)?,
             root,
         )?)),
-        SinkType::Stdout | SinkType::Discard => None,
+        SinkType::Stdout | SinkType::Discard | SinkType::Kafka => None,
     })
 }
 
@@ -251,5 +253,34 @@ pub fn open_sink(
             let folder = sink_folder(spec, base_dir)?;
             Box::new(FileSink::create(&folder, subtask, root)?)
         }
+        SinkType::Kafka => open_kafka(spec)?,
     })
+}
+
+/// Checks, before a job starts, that sink `spec` can write where it names
+/// (a Kafka sink's topic exists, or is created if its spec asks).
+pub fn check_ready(spec: &SinkSpec) -> Result<(), SinkError> {
+    match (&spec.kafka, spec.sink_type) {
+        #[cfg(feature = "kafka")]
+        (Some(k), SinkType::Kafka) => kafka::prepare_topic(k),
+        _ => Ok(()),
+    }
+}
+
+/// A Kafka sink's writer.
+#[cfg(feature = "kafka")]
+fn open_kafka(spec: &SinkSpec) -> Result<Box<dyn SinkWriter>, SinkError> {
+    let k = spec
+        .kafka
+        .as_ref()
+        .ok_or_else(|| SinkError::Failed("a kafka sink needs its `kafka` block".into()))?;
+    Ok(Box::new(kafka::KafkaSink::open(k)?))
+}
+
+/// A Kafka sink's writer, in a weir built without Kafka.
+#[cfg(not(feature = "kafka"))]
+fn open_kafka(_: &SinkSpec) -> Result<Box<dyn SinkWriter>, SinkError> {
+    Err(SinkError::Failed(
+        "this weir was built without Kafka (the `kafka` feature)".into(),
+    ))
 }

@@ -1,12 +1,14 @@
 //! Sources: where a job's elements come from.
 //!
 //! A source subtask fills batches from a [`SourceReader`] and knows its
-//! position (the generator index, the file and byte offset), which
-//! checkpoints will record. Both sources here are deterministic and
-//! replayable.
+//! position (the generator index, the file and byte offset, the Kafka
+//! offsets), which checkpoints will record. Every source here is
+//! replayable from that position.
 
 mod datagen;
 mod file;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod rate;
 
 use std::path::Path;
@@ -56,6 +58,15 @@ pub trait SourceReader: Send {
     ) -> Result<BatchInfo, SourceError>;
     /// The position reached, as operator state for a checkpoint.
     fn snapshot_position(&self) -> Vec<Vec<u8>>;
+    /// Checkpoint `id` took the position [`Self::snapshot_position`] just
+    /// gave.
+    fn snapshot_taken(&mut self, id: u64) {
+        let _ = id;
+    }
+    /// Checkpoint `id` (and every one before it) is complete.
+    fn notify_checkpoint_complete(&mut self, id: u64) {
+        let _ = id;
+    }
 }
 
 /// Opens subtask `subtask` of `parallelism` of a source; relative paths
@@ -112,5 +123,43 @@ fn open_reader(
             }
             Box::new(f)
         }
+        SourceType::Kafka => open_kafka(spec, (subtask, parallelism), restored)?,
     })
+}
+
+/// Checks, before a job starts, that source `spec` can read what it names
+/// (a Kafka source's topics exist).
+pub fn check_ready(spec: &SourceSpec) -> Result<(), SourceError> {
+    match (&spec.kafka, spec.source_type) {
+        #[cfg(feature = "kafka")]
+        (Some(k), SourceType::Kafka) => kafka::check_topics(k),
+        _ => Ok(()),
+    }
+}
+
+/// A Kafka source's reader.
+#[cfg(feature = "kafka")]
+fn open_kafka(
+    spec: &SourceSpec,
+    at: (u32, u32),
+    restored: Option<&[Vec<Vec<u8>>]>,
+) -> Result<Box<dyn SourceReader>, SourceError> {
+    let k = spec
+        .kafka
+        .as_ref()
+        .ok_or_else(|| SourceError("a kafka source needs its `kafka` block".into()))?;
+    let idle = spec.idle_timeout_ms.map(std::time::Duration::from_millis);
+    Ok(Box::new(kafka::KafkaSource::open(k, at, idle, restored)?))
+}
+
+/// A Kafka source's reader, in a weir built without Kafka.
+#[cfg(not(feature = "kafka"))]
+fn open_kafka(
+    _: &SourceSpec,
+    _: (u32, u32),
+    _: Option<&[Vec<Vec<u8>>]>,
+) -> Result<Box<dyn SourceReader>, SourceError> {
+    Err(SourceError(
+        "this weir was built without Kafka (the `kafka` feature)".into(),
+    ))
 }

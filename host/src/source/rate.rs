@@ -68,4 +68,12 @@ impl SourceReader for RateLimited {
     fn snapshot_position(&self) -> Vec<Vec<u8>> {
         self.inner.snapshot_position()
     }
+
+    fn snapshot_taken(&mut self, id: u64) {
+        self.inner.snapshot_taken(id);
+    }
+
+    fn notify_checkpoint_complete(&mut self, id: u64) {
+        self.inner.notify_checkpoint_complete(id);
+    }
 }

@@ -8,12 +8,20 @@
 
 mod error;
 pub mod graph;
+mod kafka;
 mod model;
+mod sinks;
 mod sources;
 mod validate;
+mod value;
 
 pub use error::{SpecError, SpecErrors};
+pub use kafka::{
+    CONSUMER_BUFFER_KIB, CreateTopic, DeliveryGuarantee, KafkaSinkSpec, KafkaSourceSpec,
+    PRODUCER_BUFFER_KIB, StartingOffsets, StoppingOffsets,
+};
 pub use model::{
-    FileFormat, JobSpec, Partitioning, SinkSpec, SinkType, SourceSpec, SourceType, SpecFormat,
+    ConfigValue, FileFormat, JobSpec, Partitioning, SinkSpec, SinkType, SourceSpec, SourceType,
+    SpecFormat,
 };
 pub use validate::{load, validate};

@@ -6,6 +6,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::error::SpecError;
+use super::kafka::{KafkaSinkSpec, KafkaSourceSpec};
+pub use super::value::ConfigValue;
 
 /// A whole job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,32 +36,6 @@ pub struct JobSpec {
     pub edges: Vec<EdgeSpec>,
 }
 
-/// A scalar config value: written as a string, number or boolean, handed to
-/// operators and the config parser as text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum ConfigValue {
-    /// Text.
-    Text(String),
-    /// A whole number.
-    Int(i64),
-    /// A decimal number.
-    Float(f64),
-    /// A boolean.
-    Bool(bool),
-}
-
-impl fmt::Display for ConfigValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigValue::Text(s) => f.write_str(s),
-            ConfigValue::Int(i) => write!(f, "{i}"),
-            ConfigValue::Float(x) => write!(f, "{x}"),
-            ConfigValue::Bool(b) => write!(f, "{b}"),
-        }
-    }
-}
-
 /// The kinds of source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -68,6 +44,8 @@ pub enum SourceType {
     Datagen,
     /// Lines of files.
     File,
+    /// Records of Kafka topics (the `kafka` block).
+    Kafka,
 }
 
 /// How a `file` source turns lines into elements.
@@ -133,6 +111,9 @@ pub struct SourceSpec {
     /// file: how lines become elements.
     #[serde(default)]
     pub format: Option<FileFormat>,
+    /// kafka: the broker, topics and offsets.
+    #[serde(default)]
+    pub kafka: Option<KafkaSourceSpec>,
 }
 
 /// A WebAssembly operator.
@@ -165,6 +146,8 @@ pub enum SinkType {
     File,
     /// Drops everything (benchmarks).
     Discard,
+    /// Records to a Kafka topic (the `kafka` block).
+    Kafka,
 }
 
 /// A sink.
@@ -185,6 +168,9 @@ pub struct SinkSpec {
     /// file: the output folder; subtask `i` writes `part-<i>`.
     #[serde(default)]
     pub path: Option<String>,
+    /// kafka: the broker, topic and delivery guarantee.
+    #[serde(default)]
+    pub kafka: Option<KafkaSinkSpec>,
 }
 
 /// How an edge spreads records over the downstream subtasks.

@@ -1,5 +1,5 @@
-//! What a source spec must hold for its type (`datagen`, `file`): the
-//! fields each type needs and the fields it does not take.
+//! What a source spec must hold for its type (`datagen`, `file`, `kafka`):
+//! the fields each type needs and the fields it does not take.
 
 use super::error::SpecError;
 use super::model::{SourceSpec, SourceType};
@@ -22,7 +22,31 @@ pub(super) fn check_source(field: &str, s: &SourceSpec, errors: &mut Vec<SpecErr
             });
         }
     };
+    if s.source_type != SourceType::Kafka {
+        not_for("kafka", s.kafka.is_some());
+    }
     match s.source_type {
+        SourceType::Kafka => {
+            for (name, present) in [
+                ("count", s.count.is_some()),
+                ("keys", s.keys.is_some()),
+                ("timestamp-step-ms", s.timestamp_step_ms.is_some()),
+                ("sequential-keys", s.sequential_keys.is_some()),
+                ("path", s.path.is_some()),
+                ("paths", s.paths.is_some()),
+                ("format", s.format.is_some()),
+            ] {
+                not_for(name, present);
+            }
+            match &s.kafka {
+                Some(k) => super::kafka::check_source(field, k, errors),
+                None => errors.push(SpecError::Invalid {
+                    field: format!("{field}.kafka"),
+                    message: "a kafka source needs its `kafka` block (bootstrap-servers, topic)"
+                        .into(),
+                }),
+            }
+        }
         SourceType::Datagen => {
             not_for("path", s.path.is_some());
             not_for("paths", s.paths.is_some());
@@ -60,5 +84,6 @@ fn type_name(t: SourceType) -> &'static str {
     match t {
         SourceType::Datagen => "datagen",
         SourceType::File => "file",
+        SourceType::Kafka => "kafka",
     }
 }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::error::{SpecError, SpecErrors};
 use super::graph::{Edge, JobGraph, Node, NodeKind, topological_order};
-use super::model::{EdgeSpec, JobSpec, Partitioning, SinkType, SpecFormat};
+use super::model::{EdgeSpec, JobSpec, Partitioning, SpecFormat};
+use super::sinks::check_sink;
 use super::sources::check_source;
 use crate::config::Config;
 
@@ -199,18 +200,7 @@ impl<'a> Validation<'a> {
         let spec = self.spec;
         for (i, s) in spec.sinks.iter().enumerate() {
             let field = format!("sinks[{i}]");
-            if s.sink_type == SinkType::File && s.path.is_none() {
-                self.errors.push(SpecError::Invalid {
-                    field: format!("{field}.path"),
-                    message: "a file sink needs `path` (the output folder)".into(),
-                });
-            }
-            if s.sink_type != SinkType::File && s.path.is_some() {
-                self.errors.push(SpecError::Invalid {
-                    field: format!("{field}.path"),
-                    message: "only a file sink takes `path`".into(),
-                });
-            }
+            check_sink(&field, s, &mut self.errors);
             self.push_node(
                 field,
                 &s.id,

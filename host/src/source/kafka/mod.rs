@@ -1,0 +1,418 @@
+//! The Kafka source: a subtask reads the partitions it owns (assigned, not
+//! subscribed, so a rescale re-assigns them deterministically), keeps the
+//! next offset of each as operator state in the checkpoint (the source of
+//! truth on restore, as in Flink), and makes each record an element: its
+//! key, its value, and its Kafka timestamp as event time.
+//!
+//! The watermark is per partition: the source reports the smallest of its
+//! partitions' largest timestamps, leaving out partitions that are done or
+//! that have had no record for `idle-timeout`, so an empty partition does
+//! not hold the watermark back. A bounded source (`stopping-offsets`) ends
+//! once every partition it owns reached its stopping offset.
+//!
+//! `stopping-offsets: latest` is the end of each partition as the first
+//! fetch reports it (the fetch's high watermark, not a ListOffsets
+//! request), and is kept in the checkpoint, so a restored bounded job
+//! stops where the first attempt would have.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use weir_wire::BatchBuilder;
+
+mod partitions;
+
+pub use partitions::{OFFSET_STATE_VERSION, PartitionOffset, owner, parse_offsets};
+use partitions::{Partition, cached_watermarks};
+
+use super::{BatchInfo, BatchLimit, SourceError, SourceReader};
+use crate::kafka::{METADATA_TIMEOUT, client_config, partitions};
+use crate::spec::{CONSUMER_BUFFER_KIB, KafkaSourceSpec, StartingOffsets, StoppingOffsets};
+
+/// Checkpoints whose offsets wait for their completion, at most.
+const MAX_UNCOMMITTED: usize = 16;
+
+/// How long a call waits for the first record of a batch.
+const POLL: Duration = Duration::from_millis(20);
+
+/// One subtask's reader of a Kafka source.
+pub struct KafkaSource {
+    consumer: BaseConsumer,
+    config: ClientConfig,
+    spec: KafkaSourceSpec,
+    subtask: u32,
+    parallelism: u32,
+    /// Owned partitions, by topic and partition.
+    parts: BTreeMap<String, BTreeMap<i32, Partition>>,
+    idle_timeout: Option<Duration>,
+    /// The offsets of the checkpoints taken and not yet complete, oldest
+    /// first: committed to the group when their checkpoint completes.
+    taken: std::collections::VecDeque<(u64, TopicPartitionList)>,
+    /// When to look for new partitions next (unbounded sources only).
+    next_discovery: Option<Instant>,
+    discovery_interval: Duration,
+}
+
+impl std::fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource")
+            .field("topics", &self.spec.topics())
+            .field("subtask", &self.subtask)
+            .finish_non_exhaustive()
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> SourceError {
+    SourceError(format!("kafka source: {e}"))
+}
+
+/// Checks that every topic source `spec` reads exists.
+pub fn check_topics(spec: &KafkaSourceSpec) -> Result<(), SourceError> {
+    let config = client_config(&spec.bootstrap_servers, &spec.properties, &[]);
+    for topic in spec.topics() {
+        if partitions(&config, &topic).map_err(SourceError)?.is_none() {
+            return Err(SourceError(format!(
+                "topic `{topic}` does not exist on {}",
+                spec.bootstrap_servers
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl KafkaSource {
+    /// Subtask `subtask` of `parallelism` of source `spec`, continuing
+    /// from the offsets in `restored` (every old subtask's), if any;
+    /// `idle_timeout` is the source's `idle-timeout`.
+    pub fn open(
+        spec: &KafkaSourceSpec,
+        (subtask, parallelism): (u32, u32),
+        idle_timeout: Option<Duration>,
+        restored: Option<&[Vec<Vec<u8>>]>,
+    ) -> Result<Self, SourceError> {
+        let level = spec
+            .isolation_level
+            .as_deref()
+            .unwrap_or("read_uncommitted");
+        let buffer = CONSUMER_BUFFER_KIB.to_string();
+        let mut extra = vec![
+            ("queued.max.messages.kbytes", buffer.as_str()),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("isolation.level", level),
+        ];
+        // librdkafka's consumer needs a group even for assigned
+        // partitions; without `group-id` it joins none and commits nothing.
+        extra.push(("group.id", spec.group_id.as_deref().unwrap_or("weir")));
+        let config = client_config(&spec.bootstrap_servers, &spec.properties, &extra);
+        let consumer: BaseConsumer = config.create().map_err(err)?;
+        let restored = restored.map(parse_offsets).transpose()?;
+        let mut source = KafkaSource {
+            consumer,
+            config,
+            spec: spec.clone(),
+            subtask,
+            parallelism,
+            parts: BTreeMap::new(),
+            idle_timeout,
+            taken: std::collections::VecDeque::new(),
+            next_discovery: None,
+            discovery_interval: Duration::from_millis(
+                spec.partition_discovery_interval_ms.unwrap_or(300_000),
+            ),
+        };
+        let mut tpl = TopicPartitionList::new();
+        for topic in spec.topics() {
+            source.assign_topic(&topic, restored.as_deref(), &mut tpl)?;
+        }
+        source.consumer.assign(&tpl).map_err(err)?;
+        if spec.stopping_offsets.is_none() && source.discovery_interval > Duration::ZERO {
+            source.next_discovery = Some(Instant::now() + source.discovery_interval);
+        }
+        Ok(source)
+    }
+
+    /// Adds the partitions of `topic` this subtask owns to `tpl`, each at
+    /// its offset in `restored` (a restored checkpoint's), else at its
+    /// earliest (a partition the checkpoint does not know is new, as in
+    /// Flink), else (no checkpoint) where `starting-offsets` says.
+    fn assign_topic(
+        &mut self,
+        topic: &str,
+        restored: Option<&[PartitionOffset]>,
+        tpl: &mut TopicPartitionList,
+    ) -> Result<(), SourceError> {
+        let ids = partitions(&self.config, topic)
+            .map_err(err)?
+            .ok_or_else(|| {
+                err(format!(
+                    "topic `{topic}` does not exist on {}",
+                    self.spec.bootstrap_servers
+                ))
+            })?;
+        let owned: Vec<i32> = ids.into_iter().filter(|id| self.owns(topic, *id)).collect();
+        for id in owned {
+            let kept =
+                restored.and_then(|r| r.iter().find(|o| o.topic == topic && o.partition == id));
+            let (next, stop) = match (kept, restored) {
+                (Some(o), _) => (o.next, o.stop),
+                (None, Some(_)) => (None, None),
+                (None, None) => (self.starting_offset(topic, id)?, None),
+            };
+            let stop = match (stop, self.spec.stopping_offsets) {
+                (None, Some(StoppingOffsets::Timestamp(t))) => {
+                    self.offset_for_time(topic, id, t)?
+                }
+                (stop, _) => stop,
+            };
+            let at = next.map_or(Offset::Beginning, Offset::Offset);
+            tpl.add_partition_offset(topic, id, at).map_err(err)?;
+            self.parts
+                .entry(topic.to_owned())
+                .or_default()
+                .insert(id, Partition::new(next, stop));
+        }
+        Ok(())
+    }
+
+    fn owns(&self, topic: &str, partition: i32) -> bool {
+        owner(topic, partition, self.parallelism) == self.subtask
+    }
+
+    /// Where a partition starts that no checkpoint knows: `None` for its
+    /// earliest offset, else the offset the starting rule names.
+    fn starting_offset(&self, topic: &str, id: i32) -> Result<Option<i64>, SourceError> {
+        Ok(match self.spec.starting_offsets {
+            StartingOffsets::Earliest => None,
+            StartingOffsets::Latest => {
+                let (_, high) = self
+                    .consumer
+                    .fetch_watermarks(topic, id, METADATA_TIMEOUT)
+                    .map_err(err)?;
+                Some(high)
+            }
+            StartingOffsets::Committed => {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(topic, id);
+                let committed = self
+                    .consumer
+                    .committed_offsets(tpl, METADATA_TIMEOUT)
+                    .map_err(err)?;
+                committed
+                    .find_partition(topic, id)
+                    .and_then(|e| e.offset().to_raw())
+                    .filter(|o| *o >= 0)
+            }
+            StartingOffsets::Timestamp(t) => self.offset_for_time(topic, id, t)?,
+        })
+    }
+
+    /// The first offset of a record with a timestamp of at least `t` ms;
+    /// `None` if there is none (yet).
+    fn offset_for_time(&self, topic: &str, id: i32, t: i64) -> Result<Option<i64>, SourceError> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, id, Offset::Offset(t))
+            .map_err(err)?;
+        let found = self
+            .consumer
+            .offsets_for_times(tpl, METADATA_TIMEOUT)
+            .map_err(err)?;
+        Ok(found
+            .find_partition(topic, id)
+            .and_then(|e| e.offset().to_raw())
+            .filter(|o| *o >= 0))
+    }
+
+    /// Looks for partitions added to the topics since the last look, and
+    /// reads those this subtask owns from their earliest offset.
+    fn discover(&mut self) -> Result<(), SourceError> {
+        let mut tpl = TopicPartitionList::new();
+        for topic in self.spec.topics() {
+            let ids = partitions(&self.config, &topic)
+                .map_err(err)?
+                .unwrap_or_default();
+            for id in ids {
+                let known = self.parts.get(&topic).is_some_and(|p| p.contains_key(&id));
+                if !known && self.owns(&topic, id) {
+                    tracing::info!("kafka source: reading new partition {topic}-{id}");
+                    tpl.add_partition_offset(&topic, id, Offset::Beginning)
+                        .map_err(err)?;
+                    self.parts
+                        .entry(topic.clone())
+                        .or_default()
+                        .insert(id, Partition::new(None, None));
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            self.consumer.incremental_assign(&tpl).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Learns each partition's first offset and, for `stopping-offsets:
+    /// latest`, its end, from what the fetches reported.
+    fn learn_bounds(&mut self) {
+        let latest = self.spec.stopping_offsets == Some(StoppingOffsets::Latest);
+        for (topic, parts) in &mut self.parts {
+            for (id, p) in parts.iter_mut() {
+                if p.low.is_some() && (p.stop.is_some() || !latest) {
+                    continue;
+                }
+                if let Some((low, high)) = cached_watermarks(&self.consumer, topic, *id) {
+                    p.low = Some(low);
+                    if latest && p.stop.is_none() {
+                        tracing::info!(
+                            "kafka source: {topic}-{id} is read up to offset {high} (its end now; offsets {low}..)"
+                        );
+                        p.stop = Some(high);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The smallest of the partitions' largest timestamps, leaving out
+    /// partitions that are done or idle; `None` while one that counts has
+    /// no timestamp yet.
+    fn watermark_timestamp(&self) -> Option<i64> {
+        let now = Instant::now();
+        let mut least: Option<i64> = None;
+        for p in self.parts.values().flat_map(BTreeMap::values) {
+            let idle = self
+                .idle_timeout
+                .is_some_and(|t| now.duration_since(p.last_record) >= t);
+            if p.done() || idle {
+                continue;
+            }
+            let ts = p.max_timestamp?;
+            least = Some(least.map_or(ts, |l| l.min(ts)));
+        }
+        least
+    }
+
+    fn bounded(&self) -> bool {
+        self.spec.stopping_offsets.is_some()
+    }
+
+    fn all_done(&self) -> bool {
+        self.parts
+            .values()
+            .flat_map(BTreeMap::values)
+            .all(Partition::done)
+    }
+}
+
+impl SourceReader for KafkaSource {
+    fn next_batch(
+        &mut self,
+        out: &mut BatchBuilder,
+        limit: BatchLimit,
+    ) -> Result<BatchInfo, SourceError> {
+        if self.next_discovery.is_some_and(|t| Instant::now() >= t) {
+            self.discover()?;
+            self.next_discovery = Some(Instant::now() + self.discovery_interval);
+        }
+        let mut n = 0;
+        while n < limit.records && out.byte_len() < limit.bytes {
+            let wait = if n == 0 { POLL } else { Duration::ZERO };
+            let message = match self.consumer.poll(wait) {
+                None => break,
+                Some(Err(KafkaError::PartitionEOF(_))) => continue,
+                Some(Err(e)) => return Err(err(e)),
+                Some(Ok(m)) => m,
+            };
+            let Some(p) = self
+                .parts
+                .get_mut(message.topic())
+                .and_then(|t| t.get_mut(&message.partition()))
+            else {
+                continue;
+            };
+            let offset = message.offset();
+            if p.stop.is_some_and(|stop| offset >= stop) {
+                continue;
+            }
+            let timestamp = message.timestamp().to_millis();
+            out.push(
+                message.key(),
+                message.payload().unwrap_or_default(),
+                timestamp,
+            );
+            p.next = Some(offset + 1);
+            p.last_record = Instant::now();
+            if let Some(ts) = timestamp {
+                p.max_timestamp = Some(p.max_timestamp.map_or(ts, |m| m.max(ts)));
+            }
+            n += 1;
+        }
+        if self.bounded() {
+            self.learn_bounds();
+        }
+        if self.parts.is_empty() && !self.bounded() {
+            // Nothing to read here (more subtasks than partitions): idle.
+            std::thread::sleep(POLL);
+        }
+        Ok(BatchInfo {
+            more: !(self.bounded() && self.all_done()),
+            max_timestamp: self.watermark_timestamp(),
+        })
+    }
+
+    fn snapshot_position(&self) -> Vec<Vec<u8>> {
+        self.parts
+            .iter()
+            .flat_map(|(topic, parts)| {
+                parts.iter().map(move |(id, p)| PartitionOffset {
+                    v: OFFSET_STATE_VERSION,
+                    topic: topic.clone(),
+                    partition: *id,
+                    next: p.next,
+                    stop: p.stop,
+                })
+            })
+            .filter_map(|o| serde_json::to_vec(&o).ok())
+            .collect()
+    }
+
+    fn snapshot_taken(&mut self, id: u64) {
+        if self.spec.group_id.is_none() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, parts) in &self.parts {
+            for (partition, p) in parts {
+                if let Some(next) = p.next {
+                    let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(next));
+                }
+            }
+        }
+        self.taken.push_back((id, tpl));
+        // Checkpoints that never complete leave nothing behind for long.
+        while self.taken.len() > MAX_UNCOMMITTED {
+            self.taken.pop_front();
+        }
+    }
+
+    /// Commits the offsets of checkpoint `id` (the newest taken up to it)
+    /// to the group, for monitoring only, as Flink does: a restore reads
+    /// its offsets from the checkpoint, and a failed commit changes
+    /// nothing but what the group shows.
+    fn notify_checkpoint_complete(&mut self, id: u64) {
+        let mut newest = None;
+        while self.taken.front().is_some_and(|(t, _)| *t <= id) {
+            newest = self.taken.pop_front();
+        }
+        if let Some((_, tpl)) = newest
+            && tpl.count() > 0
+            && let Err(e) = self.consumer.commit(&tpl, CommitMode::Async)
+        {
+            tracing::warn!("kafka source: cannot commit the offsets of checkpoint {id}: {e}");
+        }
+    }
+}

