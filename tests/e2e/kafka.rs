@@ -14,8 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use weir::{JobControl, RunOptions, run_job};
 
-use crate::checkpoints::{expected, hidden_files, latest_checkpoint, next_random, sorted_output};
-use crate::common::{cache_dir, graph, q, tempdir, weir};
+use crate::checkpoints::{
+    expected, hidden_files, latest_checkpoint, next_random, sorted_output, spawn,
+};
+use crate::common::{cache_dir, graph, q, tempdir};
 use crate::windows::run_until;
 
 /// A throwaway broker (`scripts/kafka`), stopped when dropped.
@@ -127,21 +129,6 @@ edges:
         addr = broker.addr,
         wasm = q(weir_test_guests::COUNT),
     )
-}
-
-/// `weir run` of `job`, restored from `from` if given.
-fn spawn(job: &Path, from: Option<&Path>) -> std::process::Child {
-    let mut cmd = weir();
-    cmd.arg("run").arg("-q");
-    if let Some(p) = from {
-        cmd.arg("-s").arg(p);
-    }
-    cmd.arg(job)
-        .env("WEIR_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start weir")
 }
 
 #[test]

@@ -81,14 +81,17 @@ fn producer_config(spec: &KafkaSinkSpec) -> rdkafka::ClientConfig {
 }
 
 /// Makes sure the topic of sink `spec` exists: created if its spec asks
-/// (`create-topic`), else an error naming it.
+/// (`create-topic`), else an error naming it. A broker that does not
+/// answer is no error here: the writers then fail and the job restarts.
 pub fn prepare_topic(spec: &KafkaSinkSpec) -> Result<(), SinkError> {
     let config = producer_config(spec);
-    if partitions(&config, &spec.topic)
-        .map_err(SinkError::Failed)?
-        .is_some()
-    {
-        return Ok(());
+    match partitions(&config, &spec.topic) {
+        Ok(Some(_)) => return Ok(()),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!("kafka sink: {e}");
+            return Ok(());
+        }
     }
     match &spec.create_topic {
         Some(how) => create_topic(&config, &spec.topic, how).map_err(SinkError::Failed),
@@ -151,11 +154,20 @@ impl SinkWriter for KafkaSink {
             if let Some(ts) = e.timestamp {
                 record = record.timestamp(ts);
             }
+            let full_since = std::time::Instant::now();
             loop {
                 match self.producer.send(record) {
                     Ok(()) => break,
-                    // The client's queue is full: wait for it to drain.
+                    // The client's queue is full: wait for it to drain,
+                    // as long as a flush may take.
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        self.check()?;
+                        if full_since.elapsed() > FLUSH_TIMEOUT {
+                            return Err(err(format!(
+                                "the broker took no record for {} s",
+                                FLUSH_TIMEOUT.as_secs()
+                            )));
+                        }
                         record = r;
                         std::thread::sleep(Duration::from_millis(5));
                     }

@@ -263,6 +263,10 @@ pub fn check_ready(spec: &SinkSpec) -> Result<(), SinkError> {
     match (&spec.kafka, spec.sink_type) {
         #[cfg(feature = "kafka")]
         (Some(k), SinkType::Kafka) => kafka::prepare_topic(k),
+        #[cfg(not(feature = "kafka"))]
+        (_, SinkType::Kafka) => Err(SinkError::Failed(
+            "this weir was built without Kafka (the `kafka` feature)".into(),
+        )),
         _ => Ok(()),
     }
 }

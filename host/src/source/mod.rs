@@ -133,6 +133,10 @@ pub fn check_ready(spec: &SourceSpec) -> Result<(), SourceError> {
     match (&spec.kafka, spec.source_type) {
         #[cfg(feature = "kafka")]
         (Some(k), SourceType::Kafka) => kafka::check_topics(k),
+        #[cfg(not(feature = "kafka"))]
+        (_, SourceType::Kafka) => Err(SourceError(
+            "this weir was built without Kafka (the `kafka` feature)".into(),
+        )),
         _ => Ok(()),
     }
 }

@@ -16,12 +16,20 @@ mod validate;
 mod value;
 
 pub use error::{SpecError, SpecErrors};
+#[cfg_attr(
+    not(feature = "kafka"),
+    expect(unused_imports, reason = "only the Kafka source and sink use them")
+)]
 pub use kafka::{
     CONSUMER_BUFFER_KIB, CreateTopic, DeliveryGuarantee, KafkaSinkSpec, KafkaSourceSpec,
     PRODUCER_BUFFER_KIB, StartingOffsets, StoppingOffsets,
 };
 pub use model::{
-    ConfigValue, FileFormat, JobSpec, Partitioning, SinkSpec, SinkType, SourceSpec, SourceType,
-    SpecFormat,
+    FileFormat, JobSpec, Partitioning, SinkSpec, SinkType, SourceSpec, SourceType, SpecFormat,
 };
 pub use validate::{load, validate};
+#[cfg_attr(
+    not(feature = "kafka"),
+    expect(unused_imports, reason = "only the Kafka clients use it")
+)]
+pub use value::ConfigValue;

@@ -70,11 +70,17 @@ fn err(e: impl std::fmt::Display) -> SourceError {
     SourceError(format!("kafka source: {e}"))
 }
 
-/// Checks that every topic source `spec` reads exists.
+/// Checks that every topic source `spec` reads exists. A broker that does
+/// not answer is no error here: the readers then fail and the job
+/// restarts.
 pub fn check_topics(spec: &KafkaSourceSpec) -> Result<(), SourceError> {
     let config = client_config(&spec.bootstrap_servers, &spec.properties, &[]);
     for topic in spec.topics() {
-        if partitions(&config, &topic).map_err(SourceError)?.is_none() {
+        let found = partitions(&config, &topic).unwrap_or_else(|e| {
+            tracing::warn!("kafka source: {e}");
+            Some(Vec::new())
+        });
+        if found.is_none() {
             return Err(SourceError(format!(
                 "topic `{topic}` does not exist on {}",
                 spec.bootstrap_servers
@@ -111,7 +117,12 @@ impl KafkaSource {
         extra.push(("group.id", spec.group_id.as_deref().unwrap_or("weir")));
         let config = client_config(&spec.bootstrap_servers, &spec.properties, &extra);
         let consumer: BaseConsumer = config.create().map_err(err)?;
-        let restored = restored.map(parse_offsets).transpose()?;
+        // A checkpoint without this source's state (a source added since)
+        // is no restore for it: `starting-offsets` applies.
+        let restored = restored
+            .map(parse_offsets)
+            .transpose()?
+            .filter(|r| !r.is_empty());
         let mut source = KafkaSource {
             consumer,
             config,
@@ -159,8 +170,10 @@ impl KafkaSource {
         for id in owned {
             let kept =
                 restored.and_then(|r| r.iter().find(|o| o.topic == topic && o.partition == id));
+            // A restored stop counts only while the source is bounded.
+            let bounded = self.bounded();
             let (next, stop) = match (kept, restored) {
-                (Some(o), _) => (o.next, o.stop),
+                (Some(o), _) => (o.next, o.stop.filter(|_| bounded)),
                 (None, Some(_)) => (None, None),
                 (None, None) => (self.starting_offset(topic, id)?, None),
             };
@@ -213,7 +226,7 @@ impl KafkaSource {
     }
 
     /// The first offset of a record with a timestamp of at least `t` ms;
-    /// `None` if there is none (yet).
+    /// the end of the partition if there is none (yet), as in Flink.
     fn offset_for_time(&self, topic: &str, id: i32, t: i64) -> Result<Option<i64>, SourceError> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, id, Offset::Offset(t))
@@ -222,10 +235,20 @@ impl KafkaSource {
             .consumer
             .offsets_for_times(tpl, METADATA_TIMEOUT)
             .map_err(err)?;
-        Ok(found
+        let at = found
             .find_partition(topic, id)
             .and_then(|e| e.offset().to_raw())
-            .filter(|o| *o >= 0))
+            .filter(|o| *o >= 0);
+        match at {
+            Some(o) => Ok(Some(o)),
+            None => {
+                let (_, high) = self
+                    .consumer
+                    .fetch_watermarks(topic, id, METADATA_TIMEOUT)
+                    .map_err(err)?;
+                Ok(Some(high))
+            }
+        }
     }
 
     /// Looks for partitions added to the topics since the last look, and
@@ -283,17 +306,67 @@ impl KafkaSource {
     fn watermark_timestamp(&self) -> Option<i64> {
         let now = Instant::now();
         let mut least: Option<i64> = None;
-        for p in self.parts.values().flat_map(BTreeMap::values) {
-            let idle = self
-                .idle_timeout
-                .is_some_and(|t| now.duration_since(p.last_record) >= t);
-            if p.done() || idle {
-                continue;
+        for (topic, parts) in &self.parts {
+            for (id, p) in parts {
+                // Idle only once it has nothing more to give: a partition
+                // whose records wait (backpressure, a rate) is not idle.
+                let caught_up = || {
+                    cached_watermarks(&self.consumer, topic, *id)
+                        .is_none_or(|(low, high)| p.next.unwrap_or(low) >= high)
+                };
+                let idle = self
+                    .idle_timeout
+                    .is_some_and(|t| now.duration_since(p.last_record) >= t)
+                    && caught_up();
+                if p.done() || idle {
+                    continue;
+                }
+                let ts = p.max_timestamp?;
+                least = Some(least.map_or(ts, |l| l.min(ts)));
             }
-            let ts = p.max_timestamp?;
-            least = Some(least.map_or(ts, |l| l.min(ts)));
         }
         least
+    }
+
+    /// Moves each partition's next offset up to the consumer's position
+    /// (within its stop): past offsets that hold no record to deliver
+    /// (transaction markers, compacted or aborted records), which would
+    /// otherwise keep a bounded source from reaching its stop.
+    fn advance_to_positions(&mut self) {
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        for e in positions.elements() {
+            let Some(pos) = e.offset().to_raw().filter(|o| *o >= 0) else {
+                continue;
+            };
+            if let Some(p) = self
+                .parts
+                .get_mut(e.topic())
+                .and_then(|t| t.get_mut(&e.partition()))
+                && let Some(stop) = p.stop
+            {
+                let reached = pos.min(stop);
+                p.next = Some(p.next.map_or(reached, |n| n.max(reached)));
+            }
+        }
+    }
+
+    /// Stops fetching from the partitions that are done.
+    fn pause_done(&mut self) -> Result<(), SourceError> {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, parts) in &mut self.parts {
+            for (id, p) in parts.iter_mut() {
+                if !p.paused && p.done() {
+                    tpl.add_partition(topic, *id);
+                    p.paused = true;
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            self.consumer.pause(&tpl).map_err(err)?;
+        }
+        Ok(())
     }
 
     fn bounded(&self) -> bool {
@@ -315,8 +388,17 @@ impl SourceReader for KafkaSource {
         limit: BatchLimit,
     ) -> Result<BatchInfo, SourceError> {
         if self.next_discovery.is_some_and(|t| Instant::now() >= t) {
-            self.discover()?;
+            // A failed look is tried again at the next interval.
+            if let Err(e) = self.discover() {
+                tracing::warn!("{e}");
+            }
             self.next_discovery = Some(Instant::now() + self.discovery_interval);
+        }
+        if self.bounded() && self.all_done() {
+            return Ok(BatchInfo {
+                more: false,
+                max_timestamp: None,
+            });
         }
         let mut n = 0;
         while n < limit.records && out.byte_len() < limit.bytes {
@@ -324,6 +406,12 @@ impl SourceReader for KafkaSource {
             let message = match self.consumer.poll(wait) {
                 None => break,
                 Some(Err(KafkaError::PartitionEOF(_))) => continue,
+                // A broker that went away is the client's to reconnect
+                // to; only what it gives up on fails the source.
+                Some(Err(KafkaError::MessageConsumption(e))) => {
+                    tracing::warn!("kafka source: {e}");
+                    break;
+                }
                 Some(Err(e)) => return Err(err(e)),
                 Some(Ok(m)) => m,
             };
@@ -335,7 +423,8 @@ impl SourceReader for KafkaSource {
                 continue;
             };
             let offset = message.offset();
-            if p.stop.is_some_and(|stop| offset >= stop) {
+            if let Some(stop) = p.stop.filter(|stop| offset >= *stop) {
+                p.next = Some(p.next.map_or(stop, |n| n.max(stop)));
                 continue;
             }
             let timestamp = message.timestamp().to_millis();
@@ -353,6 +442,8 @@ impl SourceReader for KafkaSource {
         }
         if self.bounded() {
             self.learn_bounds();
+            self.advance_to_positions();
+            self.pause_done()?;
         }
         if self.parts.is_empty() && !self.bounded() {
             // Nothing to read here (more subtasks than partitions): idle.

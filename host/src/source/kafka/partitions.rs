@@ -93,6 +93,8 @@ pub(super) struct Partition {
     pub(super) max_timestamp: Option<i64>,
     /// When it last gave a record (or was assigned).
     pub(super) last_record: Instant,
+    /// Fetching from it was paused (it is done).
+    pub(super) paused: bool,
 }
 
 impl Partition {
@@ -103,6 +105,7 @@ impl Partition {
             low: None,
             max_timestamp: None,
             last_record: Instant::now(),
+            paused: false,
         }
     }
 
@@ -111,11 +114,14 @@ impl Partition {
         let Some(stop) = self.stop else {
             return false;
         };
-        match (self.next, self.low) {
-            (Some(next), _) => next >= stop,
-            (None, Some(low)) => low >= stop,
-            (None, None) => stop <= 0,
-        }
+        // Offsets below the first one the partition holds are gone.
+        let reached = match (self.next, self.low) {
+            (Some(next), Some(low)) => next.max(low),
+            (Some(next), None) => next,
+            (None, Some(low)) => low,
+            (None, None) => 0,
+        };
+        reached >= stop
     }
 }
 
@@ -199,5 +205,8 @@ mod tests {
         empty.low = Some(5);
         assert!(empty.done(), "every record before the stop was deleted");
         assert!(!Partition::new(None, None).done(), "no stop: never done");
+        let mut behind = Partition::new(Some(3), Some(10));
+        behind.low = Some(10);
+        assert!(behind.done(), "restored behind records retention deleted");
     }
 }
