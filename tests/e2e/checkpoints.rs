@@ -148,6 +148,37 @@ pub(crate) fn spawn(job: &Path, from: Option<&Path>) -> Child {
         .expect("start weir")
 }
 
+/// Runs `weir run` of `job` `kills` times, each restored from the newest
+/// checkpoint under `<dir>/checkpoints` (none the first time), and kills
+/// each with SIGKILL after `wait.0` plus a random part of `wait.1` ms; the
+/// ids of the checkpoints restored. A run that ends before its kill fails
+/// the test.
+pub(crate) fn kill_and_restore(
+    job: &Path,
+    dir: &Path,
+    kills: u32,
+    wait: (u64, u64),
+    seed: &mut u64,
+) -> Vec<u64> {
+    let mut restored_from = Vec::new();
+    for _ in 0..kills {
+        let from = latest_checkpoint(dir);
+        restored_from.extend(from.as_ref().map(|(id, _)| *id));
+        let mut child = spawn(job, from.as_ref().map(|(_, p)| p.as_path()));
+        std::thread::sleep(Duration::from_millis(wait.0 + next_random(seed) % wait.1));
+        if let Some(status) = child.try_wait().expect("poll child") {
+            let err = child
+                .wait_with_output()
+                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                .unwrap_or_default();
+            panic!("the job ended before it was killed ({status}): {err}");
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+    }
+    restored_from
+}
+
 /// A small xorshift, so the kill points differ between runs but a failing
 /// seed can be replayed (it is printed).
 pub(crate) fn next_random(state: &mut u64) -> u64 {
@@ -197,31 +228,7 @@ fn exactly_once_after_sigkills(kills_wanted: u32, extra: &str) {
         .map_or(1, |d| d.as_nanos() as u64)
         | 1;
     eprintln!("kill schedule seed: {seed}");
-    let mut kills = 0;
-    let mut restored_from: Vec<u64> = Vec::new();
-    while kills < kills_wanted {
-        let from = latest_checkpoint(dir.path());
-        if let Some((id, _)) = &from {
-            restored_from.push(*id);
-        }
-        let mut child = spawn(&job, from.as_ref().map(|(_, p)| p.as_path()));
-        let wait = 250 + next_random(&mut seed) % 500;
-        std::thread::sleep(Duration::from_millis(wait));
-        match child.try_wait().expect("poll child") {
-            None => {
-                child.kill().expect("SIGKILL");
-                child.wait().expect("reap");
-                kills += 1;
-            }
-            Some(status) => {
-                let err = child
-                    .wait_with_output()
-                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-                    .unwrap_or_default();
-                panic!("the job ended before it was killed ({status}): {err}");
-            }
-        }
-    }
+    let restored_from = kill_and_restore(&job, dir.path(), kills_wanted, (250, 500), &mut seed);
     // Checkpoint ids continue across restores.
     assert!(
         restored_from.windows(2).all(|w| w[0] <= w[1]),

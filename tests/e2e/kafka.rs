@@ -15,10 +15,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use weir::{JobControl, RunOptions, run_job};
 
 use crate::checkpoints::{
-    expected, hidden_files, latest_checkpoint, next_random, sorted_output, spawn,
+    expected, hidden_files, kill_and_restore, latest_checkpoint, sorted_output, spawn,
 };
 use crate::common::{cache_dir, graph, q, tempdir};
-use crate::windows::run_until;
+use crate::windows::{run_until, run_until_sum_took};
 
 /// A throwaway broker (`scripts/kafka`), stopped when dropped.
 pub(crate) struct Broker {
@@ -146,26 +146,7 @@ fn a_kafka_source_is_exactly_once_through_sigkills_and_a_rescale() {
         .map_or(1, |d| d.as_nanos() as u64)
         | 1;
     eprintln!("kill schedule seed: {seed}");
-    let mut restored_from = Vec::new();
-    for _ in 0..5 {
-        let from = latest_checkpoint(dir.path());
-        restored_from.extend(from.as_ref().map(|(id, _)| *id));
-        let mut child = spawn(&job, from.as_ref().map(|(_, p)| p.as_path()));
-        std::thread::sleep(Duration::from_millis(700 + next_random(&mut seed) % 600));
-        match child.try_wait().expect("poll child") {
-            None => {
-                child.kill().expect("SIGKILL");
-                child.wait().expect("reap");
-            }
-            Some(status) => {
-                let err = child
-                    .wait_with_output()
-                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-                    .unwrap_or_default();
-                panic!("the job ended before it was killed ({status}): {err}");
-            }
-        }
-    }
+    let restored_from = kill_and_restore(&job, dir.path(), 5, (700, 600), &mut seed);
     // Each run after the first restored a checkpoint of the one before.
     assert!(
         restored_from.len() >= 3 && restored_from.windows(2).all(|w| w[0] < w[1]),
@@ -289,27 +270,7 @@ fn an_empty_partition_holds_the_watermark_back_unless_it_is_idle() {
     // two more checkpoints completed, nothing has fired.
     let dir = tempdir();
     let yaml = windows_yaml(dir.path(), &broker, "");
-    let sum = graph(&yaml, dir.path())
-        .expect("valid")
-        .nodes
-        .iter()
-        .position(|n| n.id == "sum")
-        .expect("sum");
-    let mut seen_at: Option<u64> = None;
-    let committed = run_until(&yaml, dir.path(), |control, _| {
-        let live = control.live();
-        let sum_in: u64 = live.metrics.get(sum).map_or(0, |tasks| {
-            tasks.iter().map(|t| t.snapshot().records_in).sum()
-        });
-        match seen_at {
-            None if sum_in >= count => {
-                seen_at = Some(live.completed_count);
-                false
-            }
-            Some(at) => live.completed_count >= at + 2,
-            None => false,
-        }
-    });
+    let committed = run_until_sum_took(&yaml, dir.path(), count);
     assert!(committed.is_empty(), "{committed:?}");
 }
 

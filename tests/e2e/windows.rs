@@ -353,28 +353,35 @@ fn an_idle_source_does_not_hold_the_watermark_back() {
     // nothing has fired.
     let dir = tempdir();
     let yaml = two_source_windows(dir.path(), rate, Some(""));
-    let sum = crate::common::graph(&yaml, dir.path())
+    let committed = run_until_sum_took(&yaml, dir.path(), 20_000);
+    assert!(committed.is_empty(), "{committed:?}");
+}
+
+/// Runs `yaml` until its node `sum` has taken `records` records and two
+/// more checkpoints completed after that, then cancels it; the committed
+/// output then.
+pub(crate) fn run_until_sum_took(yaml: &str, dir: &Path, records: u64) -> Vec<String> {
+    let sum = crate::common::graph(yaml, dir)
         .expect("valid")
         .nodes
         .iter()
         .position(|n| n.id == "sum")
         .expect("sum");
     let mut seen_at: Option<u64> = None;
-    let committed = run_until(&yaml, dir.path(), |control, _| {
+    run_until(yaml, dir, |control, _| {
         let live = control.live();
         let sum_in: u64 = live.metrics.get(sum).map_or(0, |tasks| {
             tasks.iter().map(|t| t.snapshot().records_in).sum()
         });
         match seen_at {
-            None if sum_in >= 20_000 => {
+            None if sum_in >= records => {
                 seen_at = Some(live.completed_count);
                 false
             }
             Some(at) => live.completed_count >= at + 2,
             None => false,
         }
-    });
-    assert!(committed.is_empty(), "{committed:?}");
+    })
 }
 
 /// `n` events (`timestamp,key,value`, 2 ms apart, five keys), every third
