@@ -268,12 +268,18 @@ fn exactly_once_after_sigkills(kills_wanted: u32, extra: &str) {
     }
     let folder = dir.path().join("out");
     assert_eq!(hidden_files(&folder), Vec::<String>::new());
-    let got = sorted_output(&folder);
+    assert_uninterrupted(&sorted_output(&folder), count, keys);
+}
+
+/// Asserts that `got` (sorted `key<TAB>count` lines) is the output of an
+/// uninterrupted count of `count` records over `keys` keys, record for
+/// record.
+pub(crate) fn assert_uninterrupted(got: &[String], count: u64, keys: u64) {
     let want = expected(count, keys);
     assert_eq!(got.len(), want.len(), "records committed");
     assert!(
-        got == want,
-        "committed output differs from an uninterrupted run"
+        got == want.as_slice(),
+        "the committed output differs from an uninterrupted run"
     );
 }
 

@@ -15,6 +15,10 @@ mod hostile;
 mod incremental;
 #[cfg(feature = "kafka")]
 mod kafka;
+#[cfg(feature = "kafka")]
+mod kafka_exactly_once;
+#[cfg(feature = "kafka")]
+mod kafka_log;
 mod layers;
 mod nothing_lost;
 mod operators;

@@ -18,13 +18,13 @@ use crate::checkpoints::{CountJob, copy_tree, expected, hidden_files, sorted_out
 use crate::common::{graph, q, tempdir, weir};
 
 /// A job running on a thread of its own.
-struct Running {
+pub(crate) struct Running {
     graph: JobGraph,
-    control: Arc<JobControl>,
-    thread: JoinHandle<Result<JobSummary, JobError>>,
+    pub(crate) control: Arc<JobControl>,
+    pub(crate) thread: JoinHandle<Result<JobSummary, JobError>>,
 }
 
-fn start(yaml: &str, dir: &Path) -> Running {
+pub(crate) fn start(yaml: &str, dir: &Path) -> Running {
     let g = graph(yaml, dir).expect("valid spec");
     let control = Arc::new(JobControl::default());
     let (c, g2) = (control.clone(), g.clone());
@@ -48,7 +48,7 @@ impl Running {
     }
 
     /// Waits until `more` records more than now reached the sink `out`.
-    fn wait_sink_records(&self, more: u64) {
+    pub(crate) fn wait_sink_records(&self, more: u64) {
         let out = self.graph.nodes.iter().position(|n| n.id == "out");
         let sink_in = || {
             let live = self.control.live();
@@ -66,7 +66,7 @@ impl Running {
     }
 
     /// Takes a savepoint (or stops with one) into `target`.
-    fn savepoint(
+    pub(crate) fn savepoint(
         &self,
         target: &Path,
         format: SavepointFormat,

@@ -14,7 +14,7 @@ use crate::api::{
     TOKEN, app, call, cancel, count_job, error_text, get, http, request, runtime, start_server,
     submit, upload_count,
 };
-use crate::checkpoints::{expected, sorted_output};
+use crate::checkpoints::{assert_uninterrupted, sorted_output};
 use crate::common::{tempdir, weir};
 
 /// Polls `f` every 50 ms until it gives `Some`, for at most `secs`.
@@ -119,12 +119,10 @@ fn a_server_killed_with_sigkill_resumes_its_job_exactly_once() {
         (st != "RUNNING").then_some(v)
     });
     assert_eq!(state["state"], "FINISHED", "{state}");
-    let got = sorted_output(&dir.path().join("data/files/out"));
-    let want = expected(count, keys);
-    assert_eq!(got.len(), want.len(), "records committed");
-    assert!(
-        got == want,
-        "committed output differs from an uninterrupted run"
+    assert_uninterrupted(
+        &sorted_output(&dir.path().join("data/files/out")),
+        count,
+        keys,
     );
     // A finished job stays finished, and listed, after another restart,
     // even once its bundle is gone.

@@ -413,7 +413,11 @@ impl<'j> Tasks<'j, '_> {
         'j: 's,
     {
         let graph = self.job.graph;
-        let regions = (graph.config.failover == FailoverStrategy::Region)
+        let whole = graph.nodes.iter().any(|n| match &n.kind {
+            NodeKind::Sink(spec) => crate::sink::needs_whole_failover(spec),
+            _ => false,
+        });
+        let regions = (graph.config.failover == FailoverStrategy::Region && !whole)
             .then(|| Regions::of(graph))
             .filter(|r| r.count() > 1);
         super::failover::run_tasks(self, scope, plans, regions.as_ref());

@@ -338,7 +338,8 @@ fn check_connectors(graph: &JobGraph) -> Result<(), JobError> {
                 crate::source::check_ready(spec).map_err(|e| failed("source", e.to_string()))?
             }
             NodeKind::Sink(spec) => {
-                crate::sink::check_ready(spec).map_err(|e| failed("sink", e.to_string()))?;
+                crate::sink::check_ready(spec, &graph.config.checkpoint)
+                    .map_err(|e| failed("sink", e.to_string()))?;
             }
             _ => {}
         }

@@ -1,7 +1,9 @@
 //! Sinks: where a job's elements go. Each writes an element as one line:
 //! `key<TAB>value`, or just `value` for an element without a key (bytes
 //! that are not UTF-8 are replaced). The `file` sink is exactly-once when
-//! checkpoints are on (two-phase commit, see [`file`]).
+//! checkpoints are on (two-phase commit, see [`file`]); the `kafka` sink
+//! with `delivery-guarantee: exactly-once` (one Kafka transaction per
+//! checkpoint).
 //!
 //! A sink knows nothing of the runtime or the coordinator: its task hands
 //! it barriers ([`SinkWriter::pre_commit`]) and completions
@@ -24,6 +26,9 @@ use weir_wire::BatchReader;
 pub use file::{FileSink, FileSinkCommitter};
 
 use crate::channel::Batch;
+use crate::config::CheckpointConfig;
+#[cfg(feature = "kafka")]
+use crate::spec::DeliveryGuarantee;
 use crate::spec::{SinkSpec, SinkType};
 
 /// A sink that cannot write.
@@ -115,7 +120,7 @@ impl Copies<'_> {
 }
 
 /// The two-phase-commit side of sink `spec`, if it has one (a `file`
-/// sink); relative paths resolve against `base_dir`, and the folder stays
+/// sink, an exactly-once `kafka` sink); relative paths resolve against `base_dir`, and the folder stays
 /// beneath `root` if given (a server's files root).
 pub fn transactional(
     spec: &SinkSpec,
@@ -127,8 +132,26 @@ pub fn transactional(
             &sink_folder(spec, base_dir)?,
             root,
         )?)),
-        SinkType::Stdout | SinkType::Discard | SinkType::Kafka => None,
+        SinkType::Kafka => transactional_kafka(spec)?,
+        SinkType::Stdout | SinkType::Discard => None,
     })
+}
+
+/// The two-phase-commit side of an exactly-once Kafka sink.
+#[cfg(feature = "kafka")]
+fn transactional_kafka(spec: &SinkSpec) -> Result<Option<Box<dyn TransactionalSink>>, SinkError> {
+    Ok(match &spec.kafka {
+        Some(k) if k.delivery_guarantee == DeliveryGuarantee::ExactlyOnce => {
+            Some(Box::new(kafka::KafkaTxnSink::new(k)))
+        }
+        _ => None,
+    })
+}
+
+/// A Kafka sink, in a weir built without Kafka: none.
+#[cfg(not(feature = "kafka"))]
+fn transactional_kafka(_: &SinkSpec) -> Result<Option<Box<dyn TransactionalSink>>, SinkError> {
+    Ok(None)
 }
 
 pub(crate) fn write_lines(w: &mut impl Write, batch: &Batch) -> Result<(), SinkError> {
@@ -190,6 +213,17 @@ pub fn sink_folder(spec: &SinkSpec, base_dir: &Path) -> Result<std::path::PathBu
     Ok(base_dir.join(folder))
 }
 
+/// Whether a job with sink `spec` must fail over as a whole rather than
+/// by region: an exactly-once Kafka sink recovers only with every one of
+/// its producers fenced (see `sink/kafka/committer.rs`).
+pub fn needs_whole_failover(spec: &SinkSpec) -> bool {
+    spec.sink_type == SinkType::Kafka
+        && spec
+            .kafka
+            .as_ref()
+            .is_some_and(|k| k.delivery_guarantee == crate::spec::DeliveryGuarantee::ExactlyOnce)
+}
+
 /// Whether `e` says that a file a snapshot pre-committed is gone: a defect
 /// of the snapshot, which no restart from it can fix (unlike a folder that
 /// cannot be written just now).
@@ -223,6 +257,17 @@ pub fn check_restored_states(
     base_dir: &Path,
     copies: Option<&Copies<'_>>,
 ) -> Result<RestoredSink, String> {
+    if spec.sink_type == SinkType::Kafka {
+        #[cfg(feature = "kafka")]
+        if let Some(k) = spec
+            .kafka
+            .as_ref()
+            .filter(|k| k.delivery_guarantee == DeliveryGuarantee::ExactlyOnce)
+        {
+            kafka::check_states(k, states)?;
+        }
+        return Ok(RestoredSink::Fits);
+    }
     if spec.sink_type != SinkType::File {
         return Ok(RestoredSink::Fits);
     }
@@ -258,11 +303,19 @@ pub fn open_sink(
 }
 
 /// Checks, before a job starts, that sink `spec` can write where it names
-/// (a Kafka sink's topic exists, or is created if its spec asks).
-pub fn check_ready(spec: &SinkSpec) -> Result<(), SinkError> {
+/// (a Kafka sink's topic exists, or is created if its spec asks) and, if
+/// it is exactly-once, that it can under `checkpoint`.
+pub fn check_ready(spec: &SinkSpec, checkpoint: &CheckpointConfig) -> Result<(), SinkError> {
+    #[cfg(not(feature = "kafka"))]
+    let _ = checkpoint;
     match (&spec.kafka, spec.sink_type) {
         #[cfg(feature = "kafka")]
-        (Some(k), SinkType::Kafka) => kafka::prepare_topic(k),
+        (Some(k), SinkType::Kafka) => {
+            if k.delivery_guarantee == DeliveryGuarantee::ExactlyOnce {
+                kafka::check_exactly_once(k, checkpoint).map_err(SinkError::Failed)?;
+            }
+            kafka::prepare_topic(k)
+        }
         #[cfg(not(feature = "kafka"))]
         (_, SinkType::Kafka) => Err(SinkError::Failed(
             "this weir was built without Kafka (the `kafka` feature)".into(),
@@ -271,13 +324,19 @@ pub fn check_ready(spec: &SinkSpec) -> Result<(), SinkError> {
     }
 }
 
-/// A Kafka sink's writer.
+/// A Kafka sink's writer, without transactions.
 #[cfg(feature = "kafka")]
 fn open_kafka(spec: &SinkSpec) -> Result<Box<dyn SinkWriter>, SinkError> {
     let k = spec
         .kafka
         .as_ref()
         .ok_or_else(|| SinkError::Failed("a kafka sink needs its `kafka` block".into()))?;
+    if k.delivery_guarantee == DeliveryGuarantee::ExactlyOnce {
+        return Err(SinkError::Failed(
+            "kafka sink: exactly-once commits with checkpoints: set execution.checkpointing.interval"
+                .into(),
+        ));
+    }
     Ok(Box::new(kafka::KafkaSink::open(k)?))
 }
 

@@ -287,9 +287,35 @@ pub(super) fn check_sink(field: &str, k: &KafkaSinkSpec, errors: &mut Vec<SpecEr
         bad("create-topic.partitions", "must be at least 1");
     }
     if k.delivery_guarantee == DeliveryGuarantee::ExactlyOnce {
+        match k.transactional_id_prefix.as_deref() {
+            None | Some("") => bad(
+                "transactional-id-prefix",
+                "exactly-once needs a transactional-id-prefix, unique to this job among the jobs writing to the cluster",
+            ),
+            Some(p)
+                if !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) =>
+            {
+                bad(
+                    "transactional-id-prefix",
+                    "use letters, digits, `.`, `_` and `-`",
+                )
+            }
+            Some(_) => {}
+        }
+    }
+    // Weir sets these itself: a sink's producers are idempotent, those of
+    // an exactly-once sink transactional with ids and commit-marker groups
+    // of their own.
+    let own: &[&str] = match k.delivery_guarantee {
+        DeliveryGuarantee::ExactlyOnce => &["transactional.id", "group.id", "enable.idempotence"],
+        _ => &["transactional.id"],
+    };
+    for key in own.iter().filter(|key| k.properties.contains_key(**key)) {
         bad(
-            "delivery-guarantee",
-            "exactly-once is not available yet: use at-least-once (transactions come with the rest of issue 16)",
+            &format!("properties.{key}"),
+            "is set by Weir for this sink and may not be given",
         );
     }
 }
@@ -297,6 +323,33 @@ pub(super) fn check_sink(field: &str, k: &KafkaSinkSpec, errors: &mut Vec<SpecEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sink_problems(yaml: &str) -> Vec<String> {
+        let k: KafkaSinkSpec = serde_yaml_ng::from_str(yaml).expect("yaml");
+        let mut errors = Vec::new();
+        check_sink("sinks[0]", &k, &mut errors);
+        errors.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn an_exactly_once_sink_needs_a_plain_transactional_id_prefix() {
+        let base = "{bootstrap-servers: b:9092, topic: t, delivery-guarantee: exactly-once";
+        let missing = sink_problems(&format!("{base}}}"));
+        assert!(
+            missing.len() == 1 && missing[0].contains("sinks[0].kafka.transactional-id-prefix"),
+            "{missing:?}"
+        );
+        let odd = sink_problems(&format!("{base}, transactional-id-prefix: 'a b'}}"));
+        assert!(odd.len() == 1 && odd[0].contains("letters"), "{odd:?}");
+        assert!(sink_problems(&format!("{base}, transactional-id-prefix: job-1.out}}")).is_empty());
+        let own = sink_problems(&format!(
+            "{base}, transactional-id-prefix: p, properties: {{group.id: g}}}}"
+        ));
+        assert!(
+            own.len() == 1 && own[0].contains("properties.group.id"),
+            "{own:?}"
+        );
+    }
 
     #[test]
     fn offsets_parse_and_print_back() {

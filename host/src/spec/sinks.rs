@@ -2,6 +2,7 @@
 //! `kafka`): the fields each type needs and the fields it does not take.
 
 use super::error::SpecError;
+use super::kafka::DeliveryGuarantee;
 use super::model::{SinkSpec, SinkType};
 
 /// Adds a problem for each field sink `s` at `field` lacks or should not
@@ -27,5 +28,29 @@ pub(super) fn check_sink(field: &str, s: &SinkSpec, errors: &mut Vec<SpecError>)
         ),
         (_, Some(_)) => bad("kafka", "only a kafka sink takes `kafka`"),
         (_, None) => {}
+    }
+}
+
+/// Adds a problem for each exactly-once Kafka sink that shares its
+/// transactional-id prefix with an earlier one of the job: their
+/// producers would fence each other.
+pub(super) fn check_prefixes(sinks: &[SinkSpec], errors: &mut Vec<SpecError>) {
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, s) in sinks.iter().enumerate() {
+        let Some(prefix) = s
+            .kafka
+            .as_ref()
+            .filter(|k| k.delivery_guarantee == DeliveryGuarantee::ExactlyOnce)
+            .and_then(|k| k.transactional_id_prefix.as_deref())
+        else {
+            continue;
+        };
+        if seen.contains(&prefix) {
+            errors.push(SpecError::Invalid {
+                field: format!("sinks[{i}].kafka.transactional-id-prefix"),
+                message: format!("`{prefix}` is the prefix of another sink of the job"),
+            });
+        }
+        seen.push(prefix);
     }
 }

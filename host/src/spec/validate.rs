@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::error::{SpecError, SpecErrors};
 use super::graph::{Edge, JobGraph, Node, NodeKind, topological_order};
 use super::model::{EdgeSpec, JobSpec, Partitioning, SpecFormat};
-use super::sinks::check_sink;
+use super::sinks::{check_prefixes, check_sink};
 use super::sources::check_source;
 use crate::config::Config;
 
@@ -209,6 +209,7 @@ impl<'a> Validation<'a> {
                 NodeKind::Sink(s.clone()),
             );
         }
+        check_prefixes(&spec.sinks, &mut self.errors);
         if spec.sources.is_empty() {
             self.errors.push(SpecError::Invalid {
                 field: "sources".into(),

@@ -410,7 +410,14 @@ impl<'a> Coordinator<'a> {
         };
         let subsumed = self.pending.completed(id, Instant::now());
         hub.set_completed(id);
-        self.commit_sinks(&metadata);
+        let committed = self.commit_sinks(&metadata);
+        // Nothing commits after the final checkpoint but the recovery of a
+        // restart from it: the job must not end as if it had.
+        if let (true, Err(e)) = (is_final, &committed) {
+            return Err(CoordinatorError::Final(format!(
+                "the final checkpoint {id} did not commit: {e}"
+            )));
+        }
         tracing::info!(
             "checkpoint {id} completed: {path} ({} bytes, {:.1} ms)",
             metadata.state_size,
@@ -433,9 +440,12 @@ impl<'a> Coordinator<'a> {
     }
 
     /// The checkpoint is durable: the sinks' pre-committed files of it (and
-    /// of any earlier checkpoint that failed) become visible.
-    pub(super) fn commit_sinks(&self, metadata: &CheckpointMetadata) {
+    /// of any earlier checkpoint that failed) become visible. A failed
+    /// commit is logged and returned (the first); a later checkpoint, or
+    /// the recovery of a restart, commits what it left.
+    pub(super) fn commit_sinks(&self, metadata: &CheckpointMetadata) -> Result<(), String> {
         let graph = self.graph;
+        let mut first = Ok(());
         for op in &metadata.operators {
             let Some(n) = graph.nodes.iter().position(|x| x.uid == op.uid) else {
                 continue;
@@ -450,9 +460,13 @@ impl<'a> Coordinator<'a> {
                         metadata.checkpoint_id,
                         op.node
                     );
+                    if first.is_ok() {
+                        first = Err(format!("sink `{}`: {e}", op.node));
+                    }
                 }
             }
         }
+        first
     }
 
     /// Adds a completed checkpoint and deletes those beyond the retained

@@ -121,7 +121,9 @@ impl Coordinator<'_> {
         match (&result, f.request.stop) {
             (Ok(done), Some(_)) => {
                 self.mark_stopped(&done.path);
-                self.commit_sinks(&metadata);
+                // A failed commit is logged; the restore from the savepoint
+                // commits what it left.
+                let _ = self.commit_sinks(&metadata);
                 hub.set_completed(id);
                 hub.end_stop(id, StopOutcome::Stopped);
                 if let Some(stopped) = self.savepoints.on_stopped {
@@ -158,9 +160,11 @@ impl Coordinator<'_> {
             }
         }
         let metadata = self.metadata(id, p, true, Some(request.format));
-        let result = self.publish_savepoint(folder, &metadata, request.format);
-        if result.is_ok() {
-            self.commit_sinks(&metadata);
+        let mut result = self.publish_savepoint(folder, &metadata, request.format);
+        if result.is_ok()
+            && let Err(e) = self.commit_sinks(&metadata)
+        {
+            result = Err(format!("the sinks did not commit the savepoint: {e}"));
         }
         let outcome = result.as_ref().map(drop).map_err(Clone::clone);
         let _ = request.reply.send(result);

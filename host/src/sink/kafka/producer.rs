@@ -1,14 +1,6 @@
-//! The Kafka sink, `delivery-guarantee: none` and `at-least-once`: each
-//! element becomes a record of the topic (its key, its value, its event
-//! time as the record's timestamp), partitioned by key as Kafka's Java
-//! client does (murmur2). `at-least-once` waits on every barrier until the
-//! broker acknowledged everything sent before it, so a checkpoint never
-//! completes over records that could still be lost; `none` only waits at
-//! the end of input. The producer is idempotent, so the client's own
-//! retries add no duplicates.
-//!
-//! A topic that does not exist fails the sink at start, naming it, unless
-//! `create-topic` asks for it to be created.
+//! What the Kafka sink's writers share: the producer's configuration, the
+//! delivery reports, sending a batch with the client's queue full, and
+//! waiting for the broker's acknowledgements.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,17 +10,16 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use weir_wire::BatchReader;
 
-use super::{SinkError, SinkWriter};
-use crate::channel::Batch;
 use crate::kafka::{client_config, create_topic, partitions};
-use crate::spec::{DeliveryGuarantee, KafkaSinkSpec, PRODUCER_BUFFER_KIB};
+use crate::sink::SinkError;
+use crate::spec::{KafkaSinkSpec, PRODUCER_BUFFER_KIB};
 
-/// How long a flush may wait for the broker's acknowledgements.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a flush, or a transaction's commit, may wait for the broker.
+pub(super) const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Keeps the first delivery failure the producer reports.
 #[derive(Debug, Default, Clone)]
-struct Deliveries {
+pub(super) struct Deliveries {
     failed: Arc<Mutex<Option<String>>>,
 }
 
@@ -45,46 +36,55 @@ impl ProducerContext for Deliveries {
     }
 }
 
-/// One subtask's writer of a Kafka sink.
-pub struct KafkaSink {
-    producer: ThreadedProducer<Deliveries>,
-    deliveries: Deliveries,
-    topic: String,
-    guarantee: DeliveryGuarantee,
-}
-
-impl std::fmt::Debug for KafkaSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaSink")
-            .field("topic", &self.topic)
-            .field("guarantee", &self.guarantee)
-            .finish_non_exhaustive()
+impl Deliveries {
+    /// The first delivery failure since the last look, as an error.
+    pub(super) fn check(&self) -> Result<(), SinkError> {
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        match failed.take() {
+            Some(e) => Err(err(format!("a record was not delivered: {e}"))),
+            None => Ok(()),
+        }
     }
 }
 
-fn err(e: impl std::fmt::Display) -> SinkError {
+/// A producer with its delivery reports.
+pub(super) struct Sender {
+    pub(super) producer: ThreadedProducer<Deliveries>,
+    deliveries: Deliveries,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+/// A Kafka sink error, prefixed with where it comes from.
+pub(super) fn err(e: impl std::fmt::Display) -> SinkError {
     SinkError::Failed(format!("kafka sink: {e}"))
 }
 
-/// The producer's configuration of sink `spec`.
-fn producer_config(spec: &KafkaSinkSpec) -> rdkafka::ClientConfig {
+/// The producer's configuration of sink `spec`, with `extra` settings
+/// (which the spec's own properties override).
+pub(super) fn producer_config(
+    spec: &KafkaSinkSpec,
+    extra: &[(&str, &str)],
+) -> rdkafka::ClientConfig {
     let buffer = PRODUCER_BUFFER_KIB.to_string();
-    client_config(
-        &spec.bootstrap_servers,
-        &spec.properties,
-        &[
-            ("enable.idempotence", "true"),
-            ("partitioner", "murmur2_random"),
-            ("queue.buffering.max.kbytes", &buffer),
-        ],
-    )
+    let mut settings = vec![
+        ("enable.idempotence", "true"),
+        ("partitioner", "murmur2_random"),
+        ("queue.buffering.max.kbytes", buffer.as_str()),
+    ];
+    settings.extend_from_slice(extra);
+    client_config(&spec.bootstrap_servers, &spec.properties, &settings)
 }
 
 /// Makes sure the topic of sink `spec` exists: created if its spec asks
 /// (`create-topic`), else an error naming it. A broker that does not
 /// answer is no error here: the writers then fail and the job restarts.
 pub fn prepare_topic(spec: &KafkaSinkSpec) -> Result<(), SinkError> {
-    let config = producer_config(spec);
+    let config = producer_config(spec, &[]);
     match partitions(&config, &spec.topic) {
         Ok(Some(_)) => return Ok(()),
         Ok(None) => {}
@@ -102,52 +102,30 @@ pub fn prepare_topic(spec: &KafkaSinkSpec) -> Result<(), SinkError> {
     }
 }
 
-impl KafkaSink {
-    /// A writer of sink `spec` ([`prepare_topic`] made sure of its topic).
-    pub fn open(spec: &KafkaSinkSpec) -> Result<Self, SinkError> {
-        let config = producer_config(spec);
+impl Sender {
+    /// A producer of `config`.
+    pub(super) fn create(config: &rdkafka::ClientConfig) -> Result<Self, SinkError> {
         let deliveries = Deliveries::default();
         let producer = config
             .create_with_context(deliveries.clone())
             .map_err(err)?;
-        Ok(KafkaSink {
+        Ok(Sender {
             producer,
             deliveries,
-            topic: spec.topic.clone(),
-            guarantee: spec.delivery_guarantee,
         })
     }
 
     /// The first delivery failure since the last look, as an error.
-    fn check(&self) -> Result<(), SinkError> {
-        let mut failed = self
-            .deliveries
-            .failed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        match failed.take() {
-            Some(e) => Err(err(format!("a record was not delivered: {e}"))),
-            None => Ok(()),
-        }
+    pub(super) fn check(&self) -> Result<(), SinkError> {
+        self.deliveries.check()
     }
 
-    /// Waits until the broker acknowledged every record sent.
-    fn flush(&mut self) -> Result<(), SinkError> {
-        self.producer.flush(FLUSH_TIMEOUT).map_err(|e| {
-            err(format!(
-                "the broker did not acknowledge every record within {} s: {e}",
-                FLUSH_TIMEOUT.as_secs()
-            ))
-        })?;
-        self.check()
-    }
-}
-
-impl SinkWriter for KafkaSink {
-    fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
-        for e in BatchReader::new(&batch.data) {
+    /// Sends every element of `batch` to `topic`: its key, its value and
+    /// its event time as the record's timestamp.
+    pub(super) fn send(&self, topic: &str, data: &[u8]) -> Result<(), SinkError> {
+        for e in BatchReader::new(data) {
             let e = e.map_err(|e| SinkError::Failed(e.to_string()))?;
-            let mut record = BaseRecord::<[u8], [u8]>::to(&self.topic).payload(e.value);
+            let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(e.value);
             if let Some(k) = e.key {
                 record = record.key(k);
             }
@@ -178,15 +156,14 @@ impl SinkWriter for KafkaSink {
         self.check()
     }
 
-    fn finish(&mut self) -> Result<(), SinkError> {
-        self.flush()
-    }
-
-    fn pre_commit(&mut self, _id: u64) -> Result<Vec<Vec<u8>>, SinkError> {
-        match self.guarantee {
-            DeliveryGuarantee::None => self.check()?,
-            _ => self.flush()?,
-        }
-        Ok(Vec::new())
+    /// Waits until the broker acknowledged every record sent.
+    pub(super) fn flush(&self) -> Result<(), SinkError> {
+        self.producer.flush(FLUSH_TIMEOUT).map_err(|e| {
+            err(format!(
+                "the broker did not acknowledge every record within {} s: {e}",
+                FLUSH_TIMEOUT.as_secs()
+            ))
+        })?;
+        self.check()
     }
 }

@@ -1,0 +1,127 @@
+//! The commit markers of the exactly-once Kafka sink: what tells, after
+//! a failure, which of a checkpoint's transactions committed (see
+//! `transactions` and `committer`).
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::Producer;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::producer::{FLUSH_TIMEOUT, Sender, err};
+use crate::kafka::client_config;
+use crate::sink::SinkError;
+use crate::spec::KafkaSinkSpec;
+
+/// The sink's transactional-id prefix.
+pub(super) fn prefix(spec: &KafkaSinkSpec) -> Result<&str, SinkError> {
+    spec.transactional_id_prefix
+        .as_deref()
+        .ok_or_else(|| err("exactly-once needs `transactional-id-prefix`"))
+}
+
+/// The consumer groups whose offsets on partition 0 of the topic mark the
+/// transactions of slot `slot` of subtask `subtask` as committed: the
+/// first is committed within each transaction (the commit marker), the
+/// second directly once the transaction committed (its record).
+///
+/// The record exists for brokers that do not apply a transaction's
+/// offsets faithfully: tansu defers them while another transaction
+/// writes to the same partitions, loses them when the same producer's next
+/// transaction is aborted, and may apply an older transaction's deferred
+/// offsets after a newer one's. A transaction committed if either group
+/// holds its token; on Kafka the marker alone is exact.
+pub(super) fn marker_groups(prefix: &str, subtask: u32, slot: u32) -> [String; 2] {
+    let marker = format!("{prefix}-{subtask}-{slot}");
+    let record = format!("{marker}.committed");
+    [marker, record]
+}
+
+/// Consumers of the two marker groups of slot `slot` of subtask
+/// `subtask` (see [`marker_groups`]): they read the tokens, the first gives
+/// the group metadata a transaction commits its marker with, and the
+/// second commits the record.
+pub(super) fn marker_consumers(
+    spec: &KafkaSinkSpec,
+    subtask: u32,
+    slot: u32,
+) -> Result<[BaseConsumer; 2], SinkError> {
+    let [marker, record] = marker_groups(prefix(spec)?, subtask, slot);
+    Ok([
+        group_consumer(spec, &marker)?,
+        group_consumer(spec, &record)?,
+    ])
+}
+
+/// A consumer of group `group` that never joins it.
+pub(super) fn group_consumer(spec: &KafkaSinkSpec, group: &str) -> Result<BaseConsumer, SinkError> {
+    client_config(
+        &spec.bootstrap_servers,
+        &spec.properties,
+        &[("group.id", group), ("enable.auto.commit", "false")],
+    )
+    .create()
+    .map_err(err)
+}
+
+/// `token` as the offset of partition 0 of the sink's topic: what a
+/// marker or a record holds.
+fn token_offset(spec: &KafkaSinkSpec, token: i64) -> Result<TopicPartitionList, SinkError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&spec.topic, 0, Offset::Offset(token))
+        .map_err(err)?;
+    Ok(tpl)
+}
+
+/// Writes the commit marker `token` into `sender`'s open transaction.
+pub(super) fn add_marker(
+    sender: &Sender,
+    spec: &KafkaSinkSpec,
+    consumer: &BaseConsumer,
+    token: i64,
+) -> Result<(), SinkError> {
+    let tpl = token_offset(spec, token)?;
+    let group = consumer
+        .group_metadata()
+        .ok_or_else(|| err("no consumer group metadata for the commit marker"))?;
+    sender
+        .producer
+        .send_offsets_to_transaction(&tpl, &group, FLUSH_TIMEOUT)
+        .map_err(|e| err(format!("cannot add the commit marker: {e}")))
+}
+
+/// The token in the commit marker `consumer`'s group holds (`None`: none).
+pub(super) fn read_marker(
+    spec: &KafkaSinkSpec,
+    consumer: &BaseConsumer,
+) -> Result<Option<i64>, SinkError> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&spec.topic, 0);
+    let unreadable = |e: &dyn std::fmt::Display| err(format!("cannot read a commit marker: {e}"));
+    let found = consumer
+        .committed_offsets(tpl, FLUSH_TIMEOUT)
+        .map_err(|e| unreadable(&e))?;
+    let Some(marker) = found.elements().into_iter().next() else {
+        return Ok(None);
+    };
+    if let Err(e) = marker.error() {
+        return Err(unreadable(&e));
+    }
+    Ok(match marker.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    })
+}
+
+/// Records that the transaction with `token` committed: commits `token`
+/// to the record group of `consumer` (see [`marker_groups`]).
+pub(super) fn record_commit(
+    spec: &KafkaSinkSpec,
+    consumer: &BaseConsumer,
+    token: i64,
+) -> Result<(), SinkError> {
+    consumer
+        .commit(
+            &token_offset(spec, token)?,
+            rdkafka::consumer::CommitMode::Sync,
+        )
+        .map_err(|e| err(format!("cannot record a commit: {e}")))
+}

@@ -1,0 +1,226 @@
+//! The exactly-once Kafka sink against a real broker (tansu, one per
+//! test): a Kafka → keyed count → Kafka job killed and restored, a zombie
+//! of a frozen attempt fenced.
+//!
+//! tansu does not tell a `read_committed` consumer which transactions were
+//! aborted, so the committed output is read from the topic's log itself,
+//! applying the transaction markers there ([`crate::kafka_log`]): a record
+//! counts only if its transaction's producer wrote a commit marker after
+//! it. That is what a `read_committed` consumer of a complete broker sees.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use weir::{JobControl, RestorePoint, RunOptions, SavepointFormat, run_job};
+
+use crate::checkpoints::{assert_uninterrupted, kill_and_restore, latest_checkpoint, spawn};
+use crate::common::{graph, tempdir};
+use crate::kafka::{Broker, count_job, fill};
+use crate::kafka_log::{committed_records, transactional_view};
+use crate::savepoints::start;
+
+/// A job counting the records of topic `orders` (a bounded Kafka source,
+/// read to the end it has when the job first starts) into topic `counts`
+/// through the exactly-once sink, at parallelism `p`, checkpointing every
+/// 100 ms; `extra` is added to its config.
+fn count_yaml(dir: &Path, broker: &Broker, p: u32, rate: Option<u64>, extra: &str) -> String {
+    let sink = format!(
+        r#"  - id: out
+    type: kafka
+    parallelism: {p}
+    kafka:
+      bootstrap-servers: {addr}
+      topic: counts
+      delivery-guarantee: exactly-once
+      transactional-id-prefix: weir-counts
+      create-topic: {{ partitions: 4 }}"#,
+        addr = broker.addr
+    );
+    count_job(dir, broker, "orders", (p, rate), extra, &sink)
+}
+
+/// The committed records of topic `counts` as sorted `key<TAB>value`
+/// lines, the file sink's format.
+///
+/// Each key's running counts must also grow along its partition: a
+/// restore that wrote a subtask's lost transactions out of order would
+/// show a key's count 5 before its 4.
+fn committed_counts(broker: &Broker) -> Vec<String> {
+    let records = committed_records(&broker.addr, "counts").expect("read the log of `counts`");
+    let mut last: std::collections::HashMap<(i32, &[u8]), u64> = Default::default();
+    for r in &records {
+        let key = r.key.as_deref().unwrap_or_default();
+        let count: u64 = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default())
+            .parse()
+            .expect("a count");
+        let before = last.insert((r.partition, key), count).unwrap_or(0);
+        assert!(
+            count > before,
+            "key {} has count {count} after {before} at {}/{}",
+            String::from_utf8_lossy(key),
+            r.partition,
+            r.offset
+        );
+    }
+    let mut lines: Vec<String> = records
+        .iter()
+        .map(|r| {
+            format!(
+                "{}\t{}",
+                String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()),
+                String::from_utf8_lossy(r.value.as_deref().unwrap_or_default())
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// A broker whose topic `orders` holds `count` records over `keys` keys,
+/// a folder for a job, and the path of its spec there.
+fn filled(count: u64, keys: u64) -> (Broker, tempfile::TempDir, PathBuf) {
+    let broker = Broker::start();
+    fill(&broker, "orders", count, keys);
+    let dir = tempdir();
+    let job = dir.path().join("job.yaml");
+    (broker, dir, job)
+}
+
+fn seed() -> u64 {
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    eprintln!("kill schedule seed: {seed}");
+    seed
+}
+
+/// Runs `job` from `from` to its end and fails the test if it fails; its
+/// warnings.
+fn run_to_end(job: &Path, from: Option<&Path>) -> String {
+    let out = spawn(job, from).wait_with_output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "the run failed: {stderr}");
+    stderr
+}
+
+/// Waits until a checkpoint numbered `id` or higher completed under `dir`.
+fn wait_for_checkpoint(dir: &Path, id: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while latest_checkpoint(dir).is_none_or(|(n, _)| n < id) {
+        assert!(
+            Instant::now() < deadline,
+            "checkpoint {id} did not complete"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_kafka_to_kafka_count_is_exactly_once_through_sigkills_and_a_rescale() {
+    let (count, keys) = (200_000, 2_000);
+    let (broker, dir, job) = filled(count, keys);
+    // Rate-limited, so that the kills land while it reads and writes.
+    let yaml = count_yaml(dir.path(), &broker, 2, Some(15_000), "");
+    std::fs::write(&job, &yaml).expect("spec");
+    let mut seed = seed();
+    // A restore first fences the killed attempt's producers (a second,
+    // with the broker's round trips), so each run lives long enough to
+    // complete checkpoints of its own.
+    let restored_from = kill_and_restore(&job, dir.path(), 5, (1500, 1000), &mut seed);
+    assert!(
+        restored_from.len() >= 3 && restored_from.windows(2).all(|w| w[0] < w[1]),
+        "restored from checkpoints {restored_from:?}"
+    );
+    // The kills left transactions open: the log holds records that are
+    // not (or not yet) committed.
+    let view = transactional_view(&broker.addr, "counts").expect("log");
+    assert!(
+        !view.aborted.is_empty() || !view.open.is_empty(),
+        "no kill interrupted a transaction"
+    );
+    // The last run restores at parallelism 3.
+    let (_, last) = latest_checkpoint(dir.path()).expect("a checkpoint");
+    std::fs::write(&job, count_yaml(dir.path(), &broker, 3, None, "")).expect("spec");
+    run_to_end(&job, Some(&last));
+    assert_uninterrupted(&committed_counts(&broker), count, keys);
+}
+
+#[test]
+fn a_zombie_of_a_frozen_attempt_is_fenced_and_its_late_commits_add_nothing() {
+    let (count, keys) = (100_000, 1_000);
+    let (broker, dir, job) = filled(count, keys);
+    // The zombie must not restart once it is fenced: a restarted attempt
+    // would be a second job writing the same records.
+    let yaml = count_yaml(
+        dir.path(),
+        &broker,
+        2,
+        Some(10_000),
+        "  restart-strategy.type: none",
+    );
+    std::fs::write(&job, &yaml).expect("spec");
+    let zombie = spawn(&job, None);
+    // Frozen (SIGSTOP) once it has completed a few checkpoints, with
+    // transactions pre-committed and open.
+    wait_for_checkpoint(dir.path(), 5);
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = zombie.id().to_string();
+    let signal = |s: &str| {
+        let ok = Command::new("kill").args([s, &pid]).status().expect("kill");
+        assert!(ok.success(), "kill {s}");
+    };
+    signal("-STOP");
+    // The job is restored elsewhere from the newest checkpoint and runs to
+    // its end, fencing the frozen attempt's transactional ids.
+    let (_, last) = latest_checkpoint(dir.path()).expect("a checkpoint");
+    let restored = tempdir();
+    let job2 = restored.path().join("job.yaml");
+    std::fs::write(&job2, count_yaml(restored.path(), &broker, 2, None, "")).expect("spec");
+    run_to_end(&job2, Some(&last));
+    // The zombie wakes: its commits fail, and it ends.
+    signal("-CONT");
+    let out = zombie.wait_with_output().expect("zombie");
+    assert!(
+        !out.status.success(),
+        "the fenced attempt finished as if nothing happened"
+    );
+    assert_uninterrupted(&committed_counts(&broker), count, keys);
+}
+
+#[test]
+fn a_savepoint_restores_at_another_parallelism_and_writes_its_uncommitted_transactions_again() {
+    let (count, keys) = (100_000, 1_000);
+    let (broker, dir, _) = filled(count, keys);
+    // No checkpoint completes during the test (every 4 minutes), so the
+    // intermediate savepoint's transactions, which it pre-committed and
+    // does not commit itself, are never committed by this attempt.
+    let yaml = count_yaml(dir.path(), &broker, 2, Some(20_000), "")
+        .replace("interval: 100ms", "interval: 4min");
+    let running = start(&yaml, dir.path());
+    running.wait_sink_records(20_000);
+    let savepoint = running
+        .savepoint(&dir.path().join("sp"), SavepointFormat::Canonical, None)
+        .expect("savepoint");
+    // Records after the savepoint go into transactions no checkpoint
+    // covers; the job is then cancelled.
+    running.wait_sink_records(5_000);
+    running.control.cancel();
+    assert!(running.thread.join().expect("job thread").is_err());
+    // Restored at parallelism 3: the four partitions are assigned anew,
+    // and the savepoint's transactions, which the restore finds aborted
+    // (fenced), are written again from the savepoint's copy.
+    let g = graph(&count_yaml(dir.path(), &broker, 3, None, ""), dir.path()).expect("spec");
+    let options = RunOptions {
+        restore: Some(RestorePoint::open(Path::new(&savepoint.path)).expect("savepoint opens")),
+        ..RunOptions::default()
+    };
+    run_job(&g, &options, &JobControl::default()).expect("restored run");
+    let view = transactional_view(&broker.addr, "counts").expect("log");
+    assert!(
+        !view.aborted.is_empty(),
+        "the savepoint's transactions were not aborted by the restore"
+    );
+    assert_uninterrupted(&committed_counts(&broker), count, keys);
+}
