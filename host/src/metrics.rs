@@ -90,6 +90,16 @@ impl TaskMetrics {
     }
 }
 
+/// Counters and gauges a task publishes beside its own: a guest's, or a
+/// source reader's (a Kafka consumer's lag), by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamedMetrics {
+    /// Counters, by name.
+    pub counters: Vec<(String, u64)>,
+    /// Gauges, by name.
+    pub gauges: Vec<(String, f64)>,
+}
+
 /// A copy of a task's counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MetricsSnapshot {

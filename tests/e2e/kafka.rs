@@ -328,3 +328,54 @@ fn completed_checkpoints_commit_their_offsets_to_the_group() {
     });
     assert_eq!(committed.len() as u64, count);
 }
+
+#[test]
+fn a_kafka_source_reports_its_consumer_lag_and_fetch_rate() {
+    let broker = Broker::start();
+    fill(&broker, "orders", 100_000, 100);
+    let dir = tempdir();
+    // Held to 5,000 records a second, so the partitions stay behind.
+    let yaml = count_yaml(dir.path(), &broker, "orders", 1, Some(5_000));
+    let running = crate::savepoints::start(&yaml, dir.path());
+    let source = running
+        .graph
+        .nodes
+        .iter()
+        .position(|n| n.id == "orders")
+        .expect("source node");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (lag, rate, consumed) = loop {
+        let live = running.control.live();
+        let Some(task) = live.metrics.get(source).and_then(|t| t.first()) else {
+            // Not started yet.
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the job did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        let gauge = |name: &str| {
+            task.guest_gauges()
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .map_or(0.0, |(_, v)| v)
+        };
+        let lag = gauge("KafkaSourceReader.KafkaConsumer.records-lag-max");
+        let rate = gauge("KafkaSourceReader.KafkaConsumer.fetch-rate");
+        let consumed = task
+            .guest_counters()
+            .into_iter()
+            .find(|(n, _)| n == "KafkaSourceReader.KafkaConsumer.records-consumed-total")
+            .map_or(0, |(_, v)| v);
+        if (lag > 0.0 && rate > 0.0 && consumed > 0) || std::time::Instant::now() > deadline {
+            break (lag, rate, consumed);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    running.control.cancel();
+    let _ = running.thread.join();
+    assert!(lag > 0.0, "records-lag-max {lag}");
+    assert!(rate > 0.0, "fetch-rate {rate}");
+    assert!(consumed > 0, "records-consumed-total {consumed}");
+}

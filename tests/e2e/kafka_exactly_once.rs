@@ -125,10 +125,10 @@ fn a_kafka_to_kafka_count_is_exactly_once_through_sigkills_and_a_rescale() {
     let yaml = count_yaml(dir.path(), &broker, 2, Some(15_000), "");
     std::fs::write(&job, &yaml).expect("spec");
     let mut seed = seed();
-    // A restore first fences the killed attempt's producers (a second,
-    // with the broker's round trips), so each run lives long enough to
-    // complete checkpoints of its own.
-    let restored_from = kill_and_restore(&job, dir.path(), 5, (1500, 1000), &mut seed);
+    // A restore first fences the killed attempt's producers and settles
+    // what they left (about a second, with the broker's round trips), so
+    // each run lives long enough to complete checkpoints of its own.
+    let restored_from = kill_and_restore(&job, dir.path(), 5, (2000, 1000), &mut seed);
     assert!(
         restored_from.len() >= 3 && restored_from.windows(2).all(|w| w[0] < w[1]),
         "restored from checkpoints {restored_from:?}"

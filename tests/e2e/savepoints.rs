@@ -19,7 +19,7 @@ use crate::common::{graph, q, tempdir, weir};
 
 /// A job running on a thread of its own.
 pub(crate) struct Running {
-    graph: JobGraph,
+    pub(crate) graph: JobGraph,
     pub(crate) control: Arc<JobControl>,
     pub(crate) thread: JoinHandle<Result<JobSummary, JobError>>,
 }

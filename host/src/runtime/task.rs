@@ -14,6 +14,9 @@ use crate::checkpoint::hub::{StateSnapshot, StopOutcome};
 use crate::source::{BatchLimit, SourceReader};
 use crate::watermark::{BoundedOutOfOrderness, NO_WATERMARK};
 
+/// How often a source task publishes its reader's own metrics.
+const METRICS_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Reads a source until its end (or until the job stops), emitting
 /// batches and, with `out_of_orderness_ms`, watermarks, and marking itself
 /// idle after `idle_timeout` without elements; with checkpoints, it
@@ -35,6 +38,7 @@ pub(crate) fn run_source(
     let mut last_barrier = checkpointing.map_or(0, |c| c.restored_id);
     let mut notified = last_barrier;
     let overtaking = checkpointing.is_some_and(|c| c.hub.may_overtake(BarrierKind::Checkpoint));
+    let mut published = Instant::now();
     loop {
         if control.is_stopping() {
             return Err(TaskFailure::Cancelled);
@@ -54,6 +58,11 @@ pub(crate) fn run_source(
             continue;
         }
         let info = reader.next_batch(&mut builder, limit)?;
+        if published.elapsed() >= METRICS_INTERVAL {
+            published = Instant::now();
+            let own = reader.metrics();
+            out.metrics().publish_guest(&own.counters, &own.gauges);
+        }
         let emitted = !builder.is_empty();
         if emitted {
             let (data, len) = builder.take();

@@ -67,6 +67,11 @@ pub trait SourceReader: Send {
     fn notify_checkpoint_complete(&mut self, id: u64) {
         let _ = id;
     }
+    /// The reader's own counters and gauges (a Kafka source's consumer
+    /// lag and fetch rate), published as the task's operator metrics.
+    fn metrics(&self) -> crate::metrics::NamedMetrics {
+        crate::metrics::NamedMetrics::default()
+    }
 }
 
 /// Opens subtask `subtask` of `parallelism` of a source; relative paths

@@ -76,4 +76,8 @@ impl SourceReader for RateLimited {
     fn notify_checkpoint_complete(&mut self, id: u64) {
         self.inner.notify_checkpoint_complete(id);
     }
+
+    fn metrics(&self) -> crate::metrics::NamedMetrics {
+        self.inner.metrics()
+    }
 }

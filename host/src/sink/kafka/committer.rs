@@ -40,7 +40,7 @@ use crate::spec::KafkaSinkSpec;
 
 /// How long a recovery reads a commit marker again before it takes the
 /// transaction for lost (see `KafkaTxnSink::lost`).
-const MARKER_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
+const MARKER_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The two-phase-commit side of an exactly-once Kafka sink node, for one
 /// attempt.

@@ -25,9 +25,11 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use weir_wire::BatchBuilder;
 
 mod partitions;
+mod stats;
 
 pub use partitions::{OFFSET_STATE_VERSION, PartitionOffset, owner, parse_offsets};
 use partitions::{Partition, cached_watermarks};
+use stats::ConsumerStats;
 
 use super::{BatchInfo, BatchLimit, SourceError, SourceReader};
 use crate::kafka::{METADATA_TIMEOUT, client_config, partitions};
@@ -41,7 +43,9 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// One subtask's reader of a Kafka source.
 pub struct KafkaSource {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<ConsumerStats>,
+    /// The consumer's figures, from its statistics.
+    stats: ConsumerStats,
     config: ClientConfig,
     spec: KafkaSourceSpec,
     subtask: u32,
@@ -111,12 +115,15 @@ impl KafkaSource {
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
             ("isolation.level", level),
+            ("statistics.interval.ms", "1000"),
         ];
         // librdkafka's consumer needs a group even for assigned
         // partitions; without `group-id` it joins none and commits nothing.
         extra.push(("group.id", spec.group_id.as_deref().unwrap_or("weir")));
         let config = client_config(&spec.bootstrap_servers, &spec.properties, &extra);
-        let consumer: BaseConsumer = config.create().map_err(err)?;
+        let stats = ConsumerStats::default();
+        let consumer: BaseConsumer<ConsumerStats> =
+            config.create_with_context(stats.clone()).map_err(err)?;
         // A checkpoint without this source's state (a source added since)
         // is no restore for it: `starting-offsets` applies.
         let restored = restored
@@ -125,6 +132,7 @@ impl KafkaSource {
             .filter(|r| !r.is_empty());
         let mut source = KafkaSource {
             consumer,
+            stats,
             config,
             spec: spec.clone(),
             subtask,
@@ -382,6 +390,10 @@ impl KafkaSource {
 }
 
 impl SourceReader for KafkaSource {
+    fn metrics(&self) -> crate::metrics::NamedMetrics {
+        self.stats.figures().metrics()
+    }
+
     fn next_batch(
         &mut self,
         out: &mut BatchBuilder,

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use serde::{Deserialize, Serialize};
 
 use crate::source::SourceError;
@@ -53,8 +53,8 @@ pub fn owner(topic: &str, partition: i32, parallelism: u32) -> u32 {
     unsafe_code,
     reason = "rdkafka has no safe wrapper for rd_kafka_get_watermark_offsets"
 )]
-pub(super) fn cached_watermarks(
-    consumer: &BaseConsumer,
+pub(super) fn cached_watermarks<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     topic: &str,
     partition: i32,
 ) -> Option<(i64, i64)> {
