@@ -379,3 +379,30 @@ fn a_kafka_source_reports_its_consumer_lag_and_fetch_rate() {
     assert!(rate > 0.0, "fetch-rate {rate}");
     assert!(consumed > 0, "records-consumed-total {consumed}");
 }
+
+#[test]
+fn a_topic_pattern_reads_every_matching_topic_and_no_other() {
+    let broker = Broker::start();
+    fill(&broker, "events-a", 1_000, 10);
+    fill(&broker, "events-b", 1_000, 10);
+    fill(&broker, "other", 500, 10);
+    let dir = tempdir();
+    let yaml = count_yaml(dir.path(), &broker, "orders", 2, None)
+        .replace("topic: orders", "topic-pattern: 'events-.*'");
+    let g = graph(&yaml, dir.path()).expect("valid spec");
+    run_job(&g, &RunOptions::default(), &JobControl::default()).expect("the job ends");
+    let lines = sorted_output(&dir.path().join("out"));
+    // One line per record of the matching topics (`other` would add 500),
+    // and each key's last count is its number of records: they add up.
+    assert_eq!(lines.len(), 2_000);
+    let mut last = std::collections::BTreeMap::new();
+    for line in &lines {
+        if let Some((key, count)) = line.split_once('\t')
+            && let Ok(n) = count.parse::<u64>()
+        {
+            let m = last.entry(key.to_owned()).or_insert(0);
+            *m = n.max(*m);
+        }
+    }
+    assert_eq!(last.values().sum::<u64>(), 2_000);
+}

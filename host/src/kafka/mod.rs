@@ -49,6 +49,27 @@ fn metadata_client(config: &ClientConfig) -> Result<BaseConsumer, String> {
         .map_err(|e| format!("cannot create a Kafka client: {e}"))
 }
 
+/// The topics of the cluster whose name `pattern` matches, sorted,
+/// without internal ones (`__`-prefixed).
+pub fn matching_topics(
+    config: &ClientConfig,
+    pattern: &regex::Regex,
+) -> Result<Vec<String>, String> {
+    let client = metadata_client(config)?;
+    let metadata = client
+        .fetch_metadata(None, METADATA_TIMEOUT)
+        .map_err(|e| format!("cannot list the cluster's topics: {e}"))?;
+    let mut names: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter(|n| !n.starts_with("__") && pattern.is_match(n))
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// The partitions of `topic`, in order; `Ok(None)` if the topic does not
 /// exist.
 pub fn partitions(config: &ClientConfig, topic: &str) -> Result<Option<Vec<i32>>, String> {

@@ -150,6 +150,11 @@ pub struct KafkaSourceSpec {
     /// Several topics.
     #[serde(default)]
     pub topics: Option<Vec<String>>,
+    /// Every topic whose whole name matches this regular expression
+    /// (Flink's `setTopicPattern`), looked for again at each partition
+    /// discovery; topics whose name starts with `__` are left out.
+    #[serde(default)]
+    pub topic_pattern: Option<String>,
     /// The consumer group: offsets are committed to it for monitoring and
     /// read by `starting-offsets: committed`.
     #[serde(default)]
@@ -183,12 +188,17 @@ impl KafkaSourceSpec {
         )
     }
 
-    /// The topics read, in the order given.
+    /// The topics named, in the order given (none with `topic-pattern`).
     pub fn topics(&self) -> Vec<String> {
         let mut t: Vec<String> = self.topic.iter().cloned().collect();
         t.extend(self.topics.iter().flatten().cloned());
         t
     }
+}
+
+/// The regular expression of a `topic-pattern`, matching whole names.
+pub fn topic_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
 }
 
 /// `create-topic` of a Kafka sink: create the topic if it is missing.
@@ -249,8 +259,21 @@ pub(super) fn check_source(field: &str, k: &KafkaSourceSpec, errors: &mut Vec<Sp
         bad("bootstrap-servers", "names no broker");
     }
     let topics = k.topics();
-    if topics.is_empty() {
-        bad("topic", "a kafka source needs `topic` or `topics`");
+    match (&k.topic_pattern, topics.is_empty()) {
+        (None, true) => bad(
+            "topic",
+            "a kafka source needs `topic`, `topics` or `topic-pattern`",
+        ),
+        (Some(_), false) => bad(
+            "topic-pattern",
+            "give `topic-pattern` or `topic`/`topics`, not both",
+        ),
+        (Some(p), true) => {
+            if let Err(e) = topic_regex(p) {
+                bad("topic-pattern", &format!("not a regular expression: {e}"));
+            }
+        }
+        (None, false) => {}
     }
     if topics.iter().any(|t| t.trim().is_empty()) {
         bad("topics", "a topic name is empty");
@@ -329,6 +352,27 @@ mod tests {
         let mut errors = Vec::new();
         check_sink("sinks[0]", &k, &mut errors);
         errors.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_topic_pattern_is_a_whole_name_regex_and_excludes_named_topics() {
+        let problems = |yaml: &str| {
+            let k: KafkaSourceSpec = serde_yaml_ng::from_str(yaml).expect("yaml");
+            let mut errors = Vec::new();
+            check_source("sources[0]", &k, &mut errors);
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        let base = "{bootstrap-servers: b:9092";
+        assert!(problems(&format!("{base}, topic-pattern: 'ev-.*'}}")).is_empty());
+        let both = problems(&format!("{base}, topic: t, topic-pattern: 'ev-.*'}}"));
+        assert!(both.len() == 1 && both[0].contains("not both"), "{both:?}");
+        let bad = problems(&format!("{base}, topic-pattern: 'ev-('}}"));
+        assert!(
+            bad.len() == 1 && bad[0].contains("regular expression"),
+            "{bad:?}"
+        );
+        let re = topic_regex("ev-.*").expect("regex");
+        assert!(re.is_match("ev-1") && !re.is_match("my-ev-1"));
     }
 
     #[test]

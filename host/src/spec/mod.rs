@@ -22,7 +22,7 @@ pub use error::{SpecError, SpecErrors};
 )]
 pub use kafka::{
     CONSUMER_BUFFER_KIB, CreateTopic, DeliveryGuarantee, KafkaSinkSpec, KafkaSourceSpec,
-    PRODUCER_BUFFER_KIB, StartingOffsets, StoppingOffsets,
+    PRODUCER_BUFFER_KIB, StartingOffsets, StoppingOffsets, topic_regex,
 };
 pub use model::{
     FileFormat, JobSpec, Partitioning, SinkSpec, SinkType, SourceSpec, SourceType, SpecFormat,

@@ -111,9 +111,9 @@ pub struct SourceSpec {
     /// file: how lines become elements.
     #[serde(default)]
     pub format: Option<FileFormat>,
-    /// kafka: the broker, topics and offsets.
+    /// kafka: the broker, topics and offsets (boxed: it is large).
     #[serde(default)]
-    pub kafka: Option<KafkaSourceSpec>,
+    pub kafka: Option<Box<KafkaSourceSpec>>,
 }
 
 /// A WebAssembly operator.

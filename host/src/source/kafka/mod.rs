@@ -32,8 +32,10 @@ use partitions::{Partition, cached_watermarks};
 use stats::ConsumerStats;
 
 use super::{BatchInfo, BatchLimit, SourceError, SourceReader};
-use crate::kafka::{METADATA_TIMEOUT, client_config, partitions};
-use crate::spec::{CONSUMER_BUFFER_KIB, KafkaSourceSpec, StartingOffsets, StoppingOffsets};
+use crate::kafka::{METADATA_TIMEOUT, client_config, matching_topics, partitions};
+use crate::spec::{
+    CONSUMER_BUFFER_KIB, KafkaSourceSpec, StartingOffsets, StoppingOffsets, topic_regex,
+};
 
 /// Checkpoints whose offsets wait for their completion, at most.
 const MAX_UNCOMMITTED: usize = 16;
@@ -79,6 +81,7 @@ fn err(e: impl std::fmt::Display) -> SourceError {
 /// restarts.
 pub fn check_topics(spec: &KafkaSourceSpec) -> Result<(), SourceError> {
     let config = client_config(&spec.bootstrap_servers, &spec.properties, &[]);
+    // A pattern may match nothing yet: its topics are looked for again.
     for topic in spec.topics() {
         let found = partitions(&config, &topic).unwrap_or_else(|e| {
             tracing::warn!("kafka source: {e}");
@@ -146,7 +149,7 @@ impl KafkaSource {
             ),
         };
         let mut tpl = TopicPartitionList::new();
-        for topic in spec.topics() {
+        for topic in source.topics()? {
             source.assign_topic(&topic, restored.as_deref(), &mut tpl)?;
         }
         source.consumer.assign(&tpl).map_err(err)?;
@@ -259,11 +262,22 @@ impl KafkaSource {
         }
     }
 
+    /// The topics read: those named, or those `topic-pattern` matches now.
+    fn topics(&self) -> Result<Vec<String>, SourceError> {
+        match &self.spec.topic_pattern {
+            None => Ok(self.spec.topics()),
+            Some(p) => {
+                let pattern = topic_regex(p).map_err(err)?;
+                matching_topics(&self.config, &pattern).map_err(err)
+            }
+        }
+    }
+
     /// Looks for partitions added to the topics since the last look, and
     /// reads those this subtask owns from their earliest offset.
     fn discover(&mut self) -> Result<(), SourceError> {
         let mut tpl = TopicPartitionList::new();
-        for topic in self.spec.topics() {
+        for topic in self.topics()? {
             let ids = partitions(&self.config, &topic)
                 .map_err(err)?
                 .unwrap_or_default();
