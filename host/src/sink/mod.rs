@@ -27,8 +27,6 @@ pub use file::{FileSink, FileSinkCommitter};
 
 use crate::channel::Batch;
 use crate::config::CheckpointConfig;
-#[cfg(feature = "kafka")]
-use crate::spec::DeliveryGuarantee;
 use crate::spec::{SinkSpec, SinkType};
 
 /// A sink that cannot write.
@@ -140,12 +138,8 @@ pub fn transactional(
 /// The two-phase-commit side of an exactly-once Kafka sink.
 #[cfg(feature = "kafka")]
 fn transactional_kafka(spec: &SinkSpec) -> Result<Option<Box<dyn TransactionalSink>>, SinkError> {
-    Ok(match &spec.kafka {
-        Some(k) if k.delivery_guarantee == DeliveryGuarantee::ExactlyOnce => {
-            Some(Box::new(kafka::KafkaTxnSink::new(k)))
-        }
-        _ => None,
-    })
+    Ok(exactly_once_kafka(spec)
+        .map(|k| Box::new(kafka::KafkaTxnSink::new(k)) as Box<dyn TransactionalSink>))
 }
 
 /// A Kafka sink, in a weir built without Kafka: none.
@@ -217,11 +211,14 @@ pub fn sink_folder(spec: &SinkSpec, base_dir: &Path) -> Result<std::path::PathBu
 /// by region: an exactly-once Kafka sink recovers only with every one of
 /// its producers fenced (see `sink/kafka/committer.rs`).
 pub fn needs_whole_failover(spec: &SinkSpec) -> bool {
-    spec.sink_type == SinkType::Kafka
-        && spec
-            .kafka
-            .as_ref()
-            .is_some_and(|k| k.delivery_guarantee == crate::spec::DeliveryGuarantee::ExactlyOnce)
+    exactly_once_kafka(spec).is_some()
+}
+
+/// The `kafka` block of sink `spec` if it is an exactly-once Kafka sink.
+fn exactly_once_kafka(spec: &SinkSpec) -> Option<&crate::spec::KafkaSinkSpec> {
+    spec.kafka
+        .as_ref()
+        .filter(|k| spec.sink_type == SinkType::Kafka && k.is_exactly_once())
 }
 
 /// Whether `e` says that a file a snapshot pre-committed is gone: a defect
@@ -259,11 +256,7 @@ pub fn check_restored_states(
 ) -> Result<RestoredSink, String> {
     if spec.sink_type == SinkType::Kafka {
         #[cfg(feature = "kafka")]
-        if let Some(k) = spec
-            .kafka
-            .as_ref()
-            .filter(|k| k.delivery_guarantee == DeliveryGuarantee::ExactlyOnce)
-        {
+        if let Some(k) = exactly_once_kafka(spec) {
             kafka::check_states(k, states)?;
         }
         return Ok(RestoredSink::Fits);
@@ -311,7 +304,7 @@ pub fn check_ready(spec: &SinkSpec, checkpoint: &CheckpointConfig) -> Result<(),
     match (&spec.kafka, spec.sink_type) {
         #[cfg(feature = "kafka")]
         (Some(k), SinkType::Kafka) => {
-            if k.delivery_guarantee == DeliveryGuarantee::ExactlyOnce {
+            if k.is_exactly_once() {
                 kafka::check_exactly_once(k, checkpoint).map_err(SinkError::Failed)?;
             }
             kafka::prepare_topic(k)
@@ -331,7 +324,7 @@ fn open_kafka(spec: &SinkSpec) -> Result<Box<dyn SinkWriter>, SinkError> {
         .kafka
         .as_ref()
         .ok_or_else(|| SinkError::Failed("a kafka sink needs its `kafka` block".into()))?;
-    if k.delivery_guarantee == DeliveryGuarantee::ExactlyOnce {
+    if k.is_exactly_once() {
         return Err(SinkError::Failed(
             "kafka sink: exactly-once commits with checkpoints: set execution.checkpointing.interval"
                 .into(),

@@ -236,6 +236,12 @@ pub struct KafkaSinkSpec {
 }
 
 impl KafkaSinkSpec {
+    /// Whether the sink writes transactions (`delivery-guarantee:
+    /// exactly-once`).
+    pub fn is_exactly_once(&self) -> bool {
+        self.delivery_guarantee == DeliveryGuarantee::ExactlyOnce
+    }
+
     /// The most a subtask's client buffers, in bytes.
     pub fn buffer_bytes(&self) -> u64 {
         kib_property(
@@ -309,7 +315,7 @@ pub(super) fn check_sink(field: &str, k: &KafkaSinkSpec, errors: &mut Vec<SpecEr
     if k.create_topic.as_ref().is_some_and(|c| c.partitions == 0) {
         bad("create-topic.partitions", "must be at least 1");
     }
-    if k.delivery_guarantee == DeliveryGuarantee::ExactlyOnce {
+    if k.is_exactly_once() {
         match k.transactional_id_prefix.as_deref() {
             None | Some("") => bad(
                 "transactional-id-prefix",

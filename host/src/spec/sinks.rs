@@ -2,7 +2,6 @@
 //! `kafka`): the fields each type needs and the fields it does not take.
 
 use super::error::SpecError;
-use super::kafka::DeliveryGuarantee;
 use super::model::{SinkSpec, SinkType};
 
 /// Adds a problem for each field sink `s` at `field` lacks or should not
@@ -40,7 +39,7 @@ pub(super) fn check_prefixes(sinks: &[SinkSpec], errors: &mut Vec<SpecError>) {
         let Some(prefix) = s
             .kafka
             .as_ref()
-            .filter(|k| k.delivery_guarantee == DeliveryGuarantee::ExactlyOnce)
+            .filter(|k| k.is_exactly_once())
             .and_then(|k| k.transactional_id_prefix.as_deref())
         else {
             continue;

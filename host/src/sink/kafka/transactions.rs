@@ -428,9 +428,9 @@ impl Drop for TxnWriter {
 impl SinkWriter for TxnWriter {
     fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
         self.registry.failure()?;
-        let topic = self.spec.topic.clone();
+        let spec = self.spec.clone();
         let txn = self.open()?;
-        txn.sender.send(&topic, &batch.data)?;
+        txn.sender.send(&spec.topic, &batch.data)?;
         txn.records.extend_encoded(&batch.data, batch.len);
         Ok(())
     }
