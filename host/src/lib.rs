@@ -3,13 +3,14 @@
 //! Its modules are private and form layers that only point down (the
 //! module map is in `docs/architecture.md`; `tests/e2e/layers.rs` keeps
 //! it so). From the bottom up:
-//! - `clock`, `confined` (folder handles), `keygroup`, `metrics`, `timers`,
+//! - `clock`, `confined` (folder handles), `keygroup`, `machine`, `metrics`, `timers`,
 //!   `watermark`, and `config`
 //!   (every key in one table, plain settings);
 //! - `spec` (the job spec and its validation into the job graph) and
 //!   `channel`;
 //! - `state` (the `KeyedStateBackend` trait and its backends);
-//! - `kafka` (the Kafka client configuration, topics);
+//! - `kafka` (the Kafka client configuration, topics), `objectstore`
+//!   (the S3 client of `s3://` locations);
 //! - `sandbox` (wasmtime), `source`, `sink` (`TransactionalSink`);
 //! - `checkpoint` (hub, pure pending and retention decisions, layout,
 //!   storage, restore, the coordinator);
@@ -31,7 +32,9 @@ mod fuzz;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod keygroup;
+mod machine;
 mod metrics;
+mod objectstore;
 mod reporting;
 mod runtime;
 mod sandbox;
@@ -48,7 +51,7 @@ pub use bench::{BenchArgs, run as run_bench};
 pub use checkpoint::listing::list as list_checkpoints;
 pub use checkpoint::metadata::CheckpointMetadata;
 pub use checkpoint::recovery::completed_in;
-pub use checkpoint::restore::RestorePoint;
+pub use checkpoint::restore::{RestoreError, RestorePoint};
 pub use checkpoint::savepoint::{SavepointDone, StopMode, dispose as dispose_savepoint};
 pub use checkpoint::storage::new_job_id;
 pub use client::{
@@ -56,10 +59,11 @@ pub use client::{
     savepoints_table,
 };
 pub use config::{
-    ALIASES, ClaimMode, Config, ConfigError, KEYS, Key, LocationError, SavepointFormat,
-    parse_location,
+    ALIASES, ClaimMode, Config, ConfigError, KEYS, Key, LocationError, ObjectUri, S3Config,
+    SavepointFormat, Secret, parse_location, resolve_location,
 };
 pub use keygroup::KEY_GROUP_HASH_VERSION;
+pub use objectstore::{Bucket, Listed, ObjectError, open_bucket};
 pub use runtime::restart::RestartStrategy;
 pub use runtime::{
     JobControl, JobError, JobSummary, RunOptions, SavepointRefused, TaskFailure, dry_run,

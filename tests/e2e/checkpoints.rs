@@ -160,9 +160,20 @@ pub(crate) fn kill_and_restore(
     wait: (u64, u64),
     seed: &mut u64,
 ) -> Vec<u64> {
+    kill_and_restore_from(job, kills, wait, seed, &|| latest_checkpoint(dir))
+}
+
+/// [`kill_and_restore`], each run restored from what `latest` finds.
+pub(crate) fn kill_and_restore_from(
+    job: &Path,
+    kills: u32,
+    wait: (u64, u64),
+    seed: &mut u64,
+    latest: &dyn Fn() -> Option<(u64, PathBuf)>,
+) -> Vec<u64> {
     let mut restored_from = Vec::new();
     for _ in 0..kills {
-        let from = latest_checkpoint(dir);
+        let from = latest();
         restored_from.extend(from.as_ref().map(|(id, _)| *id));
         let mut child = spawn(job, from.as_ref().map(|(_, p)| p.as_path()));
         std::thread::sleep(Duration::from_millis(wait.0 + next_random(seed) % wait.1));

@@ -1,6 +1,7 @@
 //! The exactly-once Kafka sink against a real broker (tansu, one per
-//! test): a Kafka → keyed count → Kafka job killed and restored, a zombie
-//! of a frozen attempt fenced.
+//! test): a Kafka → keyed count → Kafka job killed and restored (from
+//! checkpoints in S3, a moto server of its own), a zombie of a frozen
+//! attempt fenced.
 //!
 //! tansu does not tell a `read_committed` consumer which transactions were
 //! aborted, so the committed output is read from the topic's log itself,
@@ -14,10 +15,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use weir::{JobControl, RestorePoint, RunOptions, SavepointFormat, run_job};
 
-use crate::checkpoints::{assert_uninterrupted, kill_and_restore, latest_checkpoint, spawn};
-use crate::common::{graph, tempdir};
+use crate::checkpoints::{assert_uninterrupted, kill_and_restore_from, latest_checkpoint, spawn};
+use crate::common::{graph, q, tempdir};
 use crate::kafka::{Broker, count_job, fill};
 use crate::kafka_log::{committed_records, transactional_view};
+use crate::s3::{KEY, S3Server, SECRET, latest_in};
 use crate::savepoints::start;
 
 /// A job counting the records of topic `orders` (a bounded Kafka source,
@@ -121,14 +123,27 @@ fn wait_for_checkpoint(dir: &Path, id: u64) {
 fn a_kafka_to_kafka_count_is_exactly_once_through_sigkills_and_a_rescale() {
     let (count, keys) = (200_000, 2_000);
     let (broker, dir, job) = filled(count, keys);
+    // Checkpoints go to S3 (a moto server of this test's own).
+    let s3 = S3Server::start();
+    let bucket = s3.client("weir-checkpoints");
+    let local = q(&dir.path().join("checkpoints").display().to_string());
+    let in_bucket = |p: u32, rate: Option<u64>| {
+        let extra: String = s3
+            .yaml(KEY, SECRET)
+            .lines()
+            .map(|l| format!("  {l}\n"))
+            .collect();
+        count_yaml(dir.path(), &broker, p, rate, &extra)
+            .replace(&local, "s3://weir-checkpoints/jobs")
+    };
+    let latest = || latest_in(&bucket, "jobs");
     // Rate-limited, so that the kills land while it reads and writes.
-    let yaml = count_yaml(dir.path(), &broker, 2, Some(15_000), "");
-    std::fs::write(&job, &yaml).expect("spec");
+    std::fs::write(&job, in_bucket(2, Some(15_000))).expect("spec");
     let mut seed = seed();
     // A restore first fences the killed attempt's producers and settles
     // what they left (about a second, with the broker's round trips), so
     // each run lives long enough to complete checkpoints of its own.
-    let restored_from = kill_and_restore(&job, dir.path(), 5, (2000, 1000), &mut seed);
+    let restored_from = kill_and_restore_from(&job, 5, (2000, 1000), &mut seed, &latest);
     // Runs progress from one to the next (on a loaded machine a run may
     // be killed before its first checkpoint, and the next restores the
     // same one again).
@@ -145,9 +160,9 @@ fn a_kafka_to_kafka_count_is_exactly_once_through_sigkills_and_a_rescale() {
         !view.aborted.is_empty() || !view.open.is_empty(),
         "no kill interrupted a transaction"
     );
-    // The last run restores at parallelism 3.
-    let (_, last) = latest_checkpoint(dir.path()).expect("a checkpoint");
-    std::fs::write(&job, count_yaml(dir.path(), &broker, 3, None, "")).expect("spec");
+    // The last run restores at parallelism 3 from the bucket.
+    let (_, last) = latest().expect("a checkpoint in the bucket");
+    std::fs::write(&job, in_bucket(3, None)).expect("spec");
     run_to_end(&job, Some(&last));
     assert_uninterrupted(&committed_counts(&broker), count, keys);
 }

@@ -23,6 +23,7 @@ mod layers;
 mod nothing_lost;
 mod operators;
 mod reporters;
+mod s3;
 mod savepoints;
 mod server;
 mod server_limits;

@@ -7,7 +7,8 @@
 //! state backends with checkpoints on, `weir bench savepoints`
 //! ([`savepoints`]) savepoints beside checkpoints of the same state, and
 //! `weir bench backpressure` ([`backpressure`]) aligned against unaligned
-//! checkpoints behind a slow sink.
+//! checkpoints behind a slow sink, and `weir bench checkpoint-storage`
+//! ([`storage`]) checkpoints on local disk against checkpoints in S3.
 //!
 //! Each measurement runs in a child process of its own (`weir bench
 //! --child ...`), so its peak RSS is its own. Figures are printed as a table
@@ -28,6 +29,7 @@ pub mod backpressure;
 pub mod checkpointing;
 pub mod native;
 pub mod savepoints;
+pub mod storage;
 
 use crate::config::Config;
 use crate::runtime::{JobControl, RunOptions, run_job};
@@ -38,7 +40,7 @@ use crate::spec::{Partitioning, SinkSpec, SinkType, SourceSpec, SourceType};
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// The workload: `keyed-count`, `checkpointing`, `backends`,
-    /// `savepoints`, `backpressure` or `api`.
+    /// `savepoints`, `backpressure`, `checkpoint-storage` or `api`.
     #[arg(default_value = "keyed-count")]
     pub workload: String,
     /// Records to generate.
@@ -60,6 +62,11 @@ pub struct BenchArgs {
     /// `checkpointing`: the checkpoint interval.
     #[arg(long, default_value = "1s", value_parser = crate::config::parse_duration)]
     pub checkpoint_interval: Duration,
+    /// Where checkpointed runs keep their checkpoints (default: a scratch
+    /// folder); `checkpoint-storage`: the `s3://` location compared with
+    /// local disk.
+    #[arg(long, value_parser = crate::config::parse_location)]
+    pub checkpoint_dir: Option<PathBuf>,
     /// `checkpointing`: key counts whose restore time is measured;
     /// `backends`, `savepoints`: the key counts measured.
     #[arg(long, default_value = "100000,10000000", value_delimiter = ',')]
@@ -212,6 +219,7 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         "backends",
         "savepoints",
         "backpressure",
+        "checkpoint-storage",
         "api",
     ];
     if !workloads.contains(&args.workload.as_str()) {
@@ -232,6 +240,7 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         "backends" => return backends::run(args, config),
         "savepoints" => return savepoints::run(args, config),
         "backpressure" => return backpressure::run(args, config),
+        "checkpoint-storage" => return storage::run(args, config),
         _ => {}
     }
     let exe = prepare(args, config)?;
@@ -312,6 +321,11 @@ pub(crate) fn spawn_child(
         .args(["--checkpoint-interval", &interval])
         .args(["--backend", &args.backend])
         .args(args.incremental.then_some("--incremental"))
+        .args(
+            args.checkpoint_dir
+                .iter()
+                .flat_map(|d| [std::ffi::OsStr::new("--checkpoint-dir"), d.as_os_str()]),
+        )
         .args([
             "--records",
             &args.records.to_string(),
@@ -351,7 +365,10 @@ fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
     config.backend.rocksdb_dir = scratch.path().join("rocksdb");
     if which == "wasm-checkpointed" {
         config.checkpoint.interval = Some(args.checkpoint_interval);
-        config.checkpoint.dir = scratch.path().join("checkpoints");
+        config.checkpoint.dir = args
+            .checkpoint_dir
+            .clone()
+            .unwrap_or_else(|| scratch.path().join("checkpoints"));
     }
     let graph = keyed_count_graph(args, p, which == "native", config);
     let mut all_seconds = Vec::new();

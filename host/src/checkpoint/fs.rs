@@ -25,6 +25,19 @@ pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> StorageError {
     }
 }
 
+/// A [`StorageError`] for a failed object-storage request.
+pub(crate) fn object_err(e: crate::objectstore::ObjectError) -> StorageError {
+    let path = e.uri().to_owned();
+    let text = e.to_string();
+    StorageError {
+        message: text
+            .strip_prefix(&format!("{path}: "))
+            .unwrap_or(&text)
+            .to_owned(),
+        path,
+    }
+}
+
 /// The largest `_metadata` a reader accepts; a larger file is damaged or
 /// hostile, and is not read.
 pub const MAX_METADATA_BYTES: u64 = 64 << 20;

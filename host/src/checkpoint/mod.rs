@@ -8,6 +8,8 @@
 //! - [`storage`]: where checkpoint files go (`filesystem` or `jobmanager`)
 //!   and how old ones are deleted; [`recovery`]: what a starting job
 //!   removes from its folder and which checkpoints it finds retained;
+//! - [`object`]: the same in S3-compatible object storage (`s3://`);
+//! - [`reader`]: reading a checkpoint's files (on disk, or any storage);
 //! - [`layout`]: every path of a job's checkpoint folder; [`fs`]: durable
 //!   writes; [`hub`]: what tasks and the coordinator exchange;
 //!   [`pending`]: checkpoints in progress (pure decisions); [`stats`]: the
@@ -34,8 +36,10 @@ pub mod hub;
 pub mod layout;
 pub mod listing;
 pub mod metadata;
+pub mod object;
 pub mod pending;
 pub mod pin;
+pub mod reader;
 pub mod recovery;
 pub mod restore;
 pub mod retention;

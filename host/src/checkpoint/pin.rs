@@ -31,7 +31,7 @@ pub const PIN_FOLDER: &str = "restore-source";
 pub fn pin(point: &RestorePoint, into: &Path) -> Result<RestorePoint, StorageError> {
     let src = point
         .reader
-        .folder()
+        .folder()?
         .ok_or_else(|| io_err(Path::new(&point.path), "not a folder on disk"))?;
     let name = src
         .file_name()

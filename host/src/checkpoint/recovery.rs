@@ -7,13 +7,16 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::fs::{StorageError, io_err};
+use super::fs::{StorageError, io_err, object_err};
 use super::layout::{
     CheckpointLayout, METADATA_FILE, is_job_folder_name, metadata_in, parse_checkpoint_folder,
 };
 use super::metadata::CheckpointMetadata;
+use super::object::{OWNER_FILE, ObjectJob};
 use super::retention::{self, Removal};
+use super::shared::SharedFiles;
 use super::storage::CheckpointStorage;
+use crate::config::{ObjectUri, S3Config};
 use crate::confined::Folder;
 
 impl CheckpointStorage {
@@ -26,13 +29,16 @@ impl CheckpointStorage {
     /// left alone, and then no shared file is deleted (it may use them).
     pub fn recover(&self, num_retained: u32, keep: Option<u64>) -> Recovered {
         let mut out = Recovered::default();
-        let CheckpointStorage::Filesystem {
-            job_dir,
-            root,
-            shared,
-        } = self
-        else {
-            return out;
+        let (job_dir, root, shared) = match self {
+            CheckpointStorage::Filesystem {
+                job_dir,
+                root,
+                shared,
+            } => (job_dir, root, shared),
+            CheckpointStorage::Object { job, shared } => {
+                return recover_object(job, shared, num_retained, keep);
+            }
+            CheckpointStorage::Memory { .. } => return out,
         };
         super::savepoint::sweep_in_progress(job_dir);
         let mut complete = Vec::new();
@@ -89,7 +95,7 @@ impl CheckpointStorage {
     pub fn job_dir(&self) -> Option<&Path> {
         match self {
             CheckpointStorage::Filesystem { job_dir, .. } => Some(job_dir),
-            CheckpointStorage::Memory { .. } => None,
+            CheckpointStorage::Object { .. } | CheckpointStorage::Memory { .. } => None,
         }
     }
 
@@ -97,7 +103,7 @@ impl CheckpointStorage {
     pub fn job_folder(&self) -> Option<&std::sync::Arc<Folder>> {
         match self {
             CheckpointStorage::Filesystem { root, .. } => Some(root),
-            CheckpointStorage::Memory { .. } => None,
+            CheckpointStorage::Object { .. } | CheckpointStorage::Memory { .. } => None,
         }
     }
 }
@@ -254,6 +260,89 @@ pub fn completed_in(job_dir: &Path) -> Vec<(u64, PathBuf)> {
     found
 }
 
+/// What a starting job does with its checkpoints in a bucket, as
+/// [`CheckpointStorage::recover`](super::storage::CheckpointStorage::recover)
+/// does on disk: removes unfinished checkpoints (no `_metadata`), those
+/// beyond the newest `num_retained` and those newer than `keep`, then
+/// every shared file no retained checkpoint names (unless a `_metadata`
+/// could not be read). Two runs of one job id must not share a bucket
+/// prefix at once: nothing locks it.
+pub(super) fn recover_object(
+    job: &ObjectJob,
+    shared: &SharedFiles,
+    num_retained: u32,
+    keep: Option<u64>,
+) -> Recovered {
+    let mut out = Recovered::default();
+    let names = match job.bucket.children(&job.key) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!("cannot list the job's checkpoints: {e}");
+            return out;
+        }
+    };
+    let mut complete = Vec::new();
+    let mut unreadable = false;
+    for name in names {
+        let Some(id) = parse_checkpoint_folder(&name) else {
+            continue;
+        };
+        out.highest_id = out.highest_id.max(id);
+        let folder = format!("{}/{name}", job.key);
+        match super::object::ObjectCheckpoint::new(job.bucket.clone(), folder.clone()).metadata() {
+            Ok(Some(m)) => complete.push((id, m)),
+            Ok(None) => {
+                tracing::info!("removing unfinished checkpoint {}", job.bucket.uri(&folder));
+                warn_on_error(job.bucket.delete_all(&folder).map(drop).map_err(object_err));
+            }
+            Err(e) => {
+                tracing::warn!("{e}; left alone");
+                unreadable = true;
+            }
+        }
+    }
+    complete.sort_by_key(|c| c.0);
+    let ids: Vec<u64> = complete.iter().map(|c| c.0).collect();
+    let (_, removed) = retention::on_start(&ids, num_retained, keep);
+    for (id, m) in complete {
+        if removed.iter().any(|r| r.0 == id) {
+            tracing::info!(
+                "removing checkpoint {id} ({:?})",
+                removed.iter().find(|r| r.0 == id).map(|r| &r.1)
+            );
+            warn_on_error(job.discard(id, || {}));
+        } else {
+            out.retained
+                .push((m, job.bucket.uri(&job.checkpoint_key(id))));
+        }
+    }
+    let metas: Vec<CheckpointMetadata> = out.retained.iter().map(|(m, _)| m.clone()).collect();
+    shared.recover(&metas, !unreadable);
+    out
+}
+
+/// What [`sweep_folder`] does on disk, for the job folder of checkpoint
+/// `chk` in a bucket: removes what a killed run left there (unfinished
+/// checkpoints, shared files no completed checkpoint names) and keeps
+/// every completed checkpoint; but only once the process that ran that
+/// job is gone (object storage has no lock: its `_owner` names the host
+/// and pid, and a folder owned on another machine is never swept).
+pub fn sweep_object_folder(chk: &ObjectUri, s3: &S3Config) {
+    let (job, name) = chk.split_last();
+    if !name.starts_with("chk-") {
+        return;
+    }
+    match CheckpointStorage::in_bucket(&job, s3) {
+        Ok(CheckpointStorage::Object { job: folder, .. }) if folder.may_run() => {
+            tracing::info!(
+                "{job} is not swept: the process that ran its job may still run it (see its {OWNER_FILE})"
+            );
+        }
+        Ok(storage) => drop(storage.recover(u32::MAX, None)),
+        Err(e) => tracing::warn!("cannot sweep {job}: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,8 +386,13 @@ mod tests {
     #[test]
     fn recovery_keeps_what_retained_checkpoints_use_and_ids_move_past_every_folder() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let storage =
-            CheckpointStorage::new(StorageKind::Filesystem, dir.path(), "job").expect("storage");
+        let storage = CheckpointStorage::new(
+            StorageKind::Filesystem,
+            dir.path(),
+            "job",
+            &Default::default(),
+        )
+        .expect("storage");
         let job = dir.path().join("job");
         for f in ["a.sst", "b.sst", "c.sst", "orphan.sst"] {
             std::fs::write(job.join("shared").join(f), b"x").expect("write");

@@ -11,11 +11,14 @@ use thiserror::Error;
 
 use super::channel_state::{ChannelState, ChannelStateHandle, replay_for};
 use super::compatibility::has_state;
-use super::fs::StorageError;
+use super::fs::{StorageError, object_err};
 use super::layout::{METADATA_FILE, metadata_in};
 use super::metadata::{CheckpointMetadata, MetadataError, SubtaskState};
+use super::object::ObjectCheckpoint;
 use super::storage::{CheckpointDir, ReadCheckpoint};
+use crate::config::{ObjectUri, S3Config};
 use crate::keygroup::KeyGroupRange;
+use crate::objectstore::open_bucket;
 use crate::spec::graph::JobGraph;
 use crate::state::KeyedStateBackend;
 use crate::state::incremental::LocatedHandle;
@@ -130,8 +133,18 @@ pub struct RestorePoint {
 
 impl RestorePoint {
     /// Opens `path`: a `chk-<n>` folder (or savepoint folder) or its
-    /// `_metadata` file.
+    /// `_metadata` file, on disk or in object storage (reached with the
+    /// AWS environment; see [`RestorePoint::open_in`]).
     pub fn open(path: &Path) -> Result<Self, RestoreError> {
+        Self::open_in(path, &S3Config::default())
+    }
+
+    /// Opens `path` as [`RestorePoint::open`] does, an `s3://` one with
+    /// the settings `s3`.
+    pub fn open_in(path: &Path, s3: &S3Config) -> Result<Self, RestoreError> {
+        if let Some(uri) = ObjectUri::of(path) {
+            return Self::open_object(uri, s3);
+        }
         let (dir, meta): (PathBuf, PathBuf) = if path.is_dir() {
             (path.to_path_buf(), metadata_in(path))
         } else if path.file_name().is_some_and(|n| n == METADATA_FILE) && path.is_file() {
@@ -160,6 +173,27 @@ impl RestorePoint {
             metadata,
             reader: Arc::new(CheckpointDir(dir.clone())),
             path: dir.display().to_string(),
+            dropped: BTreeMap::new(),
+            prepared: false,
+        })
+    }
+
+    /// Opens a checkpoint or savepoint folder (or its `_metadata`) in a
+    /// bucket; its files are downloaded when a backend first needs them.
+    fn open_object(uri: ObjectUri, s3: &S3Config) -> Result<Self, RestoreError> {
+        let folder = match uri.split_last() {
+            (parent, METADATA_FILE) => parent,
+            _ => uri,
+        };
+        let bucket = open_bucket(&folder, s3).map_err(object_err)?;
+        let point = ObjectCheckpoint::new(bucket, folder.key.clone());
+        let metadata = point.metadata()?.ok_or_else(|| RestoreError::NotFound {
+            path: folder.to_string(),
+        })?;
+        Ok(RestorePoint {
+            metadata,
+            reader: Arc::new(point),
+            path: folder.to_string(),
             dropped: BTreeMap::new(),
             prepared: false,
         })
@@ -260,10 +294,11 @@ impl RestorePoint {
 
     /// The folder incremental handles name their files from.
     fn incremental_base(&self) -> Result<PathBuf, RestoreError> {
-        self.reader.folder().ok_or_else(|| {
+        self.reader.folder()?.ok_or_else(|| {
             RestoreError::Storage(StorageError {
                 path: self.reader.location(),
-                message: "an incremental checkpoint must be on the filesystem".into(),
+                message: "an incremental checkpoint must be in files (filesystem or s3:// storage)"
+                    .into(),
             })
         })
     }

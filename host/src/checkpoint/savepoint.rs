@@ -26,12 +26,13 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use thiserror::Error;
 
-use super::fs::{StorageError, io_err, sync_dir};
+use super::fs::{StorageError, io_err, object_err, sync_dir};
 use super::layout::{METADATA_FILE, METADATA_IN_PROGRESS, metadata_in};
 use super::metadata::CheckpointMetadata;
 use super::storage::random_hex;
-use crate::config::SavepointFormat;
+use crate::config::{ObjectUri, S3Config, SavepointFormat};
 use crate::confined::Folder;
+use crate::objectstore::{Bucket, open_bucket};
 use crate::state::incremental::{IncrementalHandle, NativeSnapshot};
 
 /// The prefix of a savepoint folder's name.
@@ -98,7 +99,8 @@ pub enum SavepointError {
 }
 
 /// A savepoint folder being written, every file named relative to a
-/// handle on it.
+/// handle on it. One in object storage is written to a local folder first
+/// and uploaded when it completes, `_metadata` last.
 #[derive(Debug)]
 pub struct SavepointFolder {
     /// The folder the savepoint folder goes into, open.
@@ -114,6 +116,9 @@ pub struct SavepointFolder {
     marker: Option<(Arc<Folder>, String)>,
     /// Written (or renamed): nothing to remove on drop.
     done: bool,
+    /// For a savepoint in object storage: where it goes, and the local
+    /// folder `parent` is (removed when this is dropped).
+    remote: Option<(Arc<Bucket>, String, tempfile::TempDir)>,
 }
 
 impl SavepointFolder {
@@ -123,15 +128,15 @@ impl SavepointFolder {
         target: &Path,
         job_id: &str,
         job: Option<&Arc<Folder>>,
+        s3: &S3Config,
     ) -> Result<Self, StorageError> {
+        if let Some(uri) = ObjectUri::of(target) {
+            return Self::create_in_bucket(&uri, job_id, s3);
+        }
         std::fs::create_dir_all(target).map_err(|e| io_err(target, e))?;
         let target = std::fs::canonicalize(target).map_err(|e| io_err(target, e))?;
         let parent = Folder::open_existing(&target).map_err(|e| io_err(&target, e))?;
-        let name = format!(
-            "{SAVEPOINT_PREFIX}{}-{}",
-            job_id.get(..6).unwrap_or(job_id),
-            random_hex(6)
-        );
+        let name = savepoint_name(job_id);
         let temp_name = format!(".{name}{IN_PROGRESS_SUFFIX}");
         let marker = match job {
             Some(job) => {
@@ -159,12 +164,48 @@ impl SavepointFolder {
             name,
             marker,
             done: false,
+            remote: None,
+        })
+    }
+
+    /// Starts a savepoint under `target` in a bucket: staged in a local
+    /// temporary folder until it completes. (No marker: a crash before
+    /// the upload ends leaves at most files without `_metadata`, which
+    /// no restore takes for a savepoint.)
+    fn create_in_bucket(
+        target: &ObjectUri,
+        job_id: &str,
+        s3: &S3Config,
+    ) -> Result<Self, StorageError> {
+        let bucket = open_bucket(target, s3).map_err(object_err)?;
+        let name = savepoint_name(job_id);
+        let tmp = tempfile::Builder::new()
+            .prefix("weir-savepoint-")
+            .tempdir()
+            .map_err(|e| io_err(&std::env::temp_dir(), e))?;
+        let parent = Folder::open_existing(tmp.path()).map_err(|e| io_err(tmp.path(), e))?;
+        let temp_name = format!(".{name}{IN_PROGRESS_SUFFIX}");
+        let staging = parent
+            .sub(&temp_name, true)
+            .map_err(|e| io_err(&parent.shown(&temp_name), e))?;
+        let key = target.join(&name).key;
+        Ok(SavepointFolder {
+            parent,
+            staging,
+            temp_name,
+            name,
+            marker: None,
+            done: false,
+            remote: Some((bucket, key, tmp)),
         })
     }
 
     /// Where the savepoint will be once complete.
     pub fn path(&self) -> PathBuf {
-        self.parent.shown(&self.name)
+        match &self.remote {
+            Some((bucket, key, _)) => PathBuf::from(bucket.uri(key)),
+            None => self.parent.shown(&self.name),
+        }
     }
 
     /// The folder its files are written to until it completes.
@@ -209,6 +250,9 @@ impl SavepointFolder {
             path: METADATA_FILE.into(),
             message: e.to_string(),
         })?;
+        if self.remote.is_some() {
+            return self.upload(bytes);
+        }
         let staging = &self.staging;
         staging
             .write_durably(METADATA_IN_PROGRESS, &bytes)
@@ -229,6 +273,34 @@ impl SavepointFolder {
         }
         self.remove_marker();
         Ok(target)
+    }
+
+    /// Uploads every staged file, then `_metadata` (only if none is
+    /// there); what was uploaded of a failed one is deleted again.
+    fn upload(mut self, metadata: Vec<u8>) -> Result<PathBuf, StorageError> {
+        let Some((bucket, key, _)) = &self.remote else {
+            unreachable!("only a savepoint in object storage is uploaded");
+        };
+        let staging = &self.staging;
+        let upload = || -> Result<(), StorageError> {
+            for name in staging.names().map_err(|e| io_err(staging.path(), e))? {
+                let (mut file, _) = staging
+                    .open_regular(&name)
+                    .map_err(|e| io_err(&staging.shown(&name), e))?;
+                bucket
+                    .upload(&format!("{key}/{name}"), &mut file)
+                    .map_err(object_err)?;
+            }
+            super::object::put_metadata(bucket, key, &metadata)
+        };
+        if let Err(e) = upload() {
+            if let Err(d) = bucket.delete_all(key) {
+                tracing::warn!("cannot remove the unfinished savepoint: {d}");
+            }
+            return Err(e);
+        }
+        self.done = true;
+        Ok(self.path())
     }
 
     fn remove_marker(&mut self) {
@@ -259,6 +331,16 @@ impl Drop for SavepointFolder {
         }
         self.remove_marker();
     }
+}
+
+/// A new savepoint folder's name: `savepoint-<first 6 of the job
+/// id>-<12 random hex>`.
+fn savepoint_name(job_id: &str) -> String {
+    format!(
+        "{SAVEPOINT_PREFIX}{}-{}",
+        job_id.get(..6).unwrap_or(job_id),
+        random_hex(6)
+    )
 }
 
 /// Removes the in-progress savepoint folders that the markers in
@@ -385,8 +467,13 @@ mod tests {
         let job_dir = dir.path().join("job");
         std::fs::create_dir_all(&job_dir).expect("mkdir");
         let target = dir.path().join("sp");
-        let folder = SavepointFolder::create(&target, "abcdef0123", Some(&job_folder(&job_dir)))
-            .expect("create");
+        let folder = SavepointFolder::create(
+            &target,
+            "abcdef0123",
+            Some(&job_folder(&job_dir)),
+            &Default::default(),
+        )
+        .expect("create");
         let name = folder
             .path()
             .file_name()
@@ -426,8 +513,13 @@ mod tests {
         let job_dir = dir.path().join("job");
         std::fs::create_dir_all(&job_dir).expect("mkdir");
         let target = dir.path().join("sp");
-        let folder = SavepointFolder::create(&target, "abcdef", Some(&job_folder(&job_dir)))
-            .expect("create");
+        let folder = SavepointFolder::create(
+            &target,
+            "abcdef",
+            Some(&job_folder(&job_dir)),
+            &Default::default(),
+        )
+        .expect("create");
         folder.write("a.keyed", b"x").expect("write");
         // A crash: nothing runs Drop.
         std::mem::forget(folder);
@@ -436,8 +528,13 @@ mod tests {
         assert_eq!(std::fs::read_dir(&target).expect("ls").count(), 0);
         assert_eq!(std::fs::read_dir(&job_dir).expect("ls").count(), 0);
         // A failed one cleans up after itself.
-        let folder = SavepointFolder::create(&target, "abcdef", Some(&job_folder(&job_dir)))
-            .expect("create");
+        let folder = SavepointFolder::create(
+            &target,
+            "abcdef",
+            Some(&job_folder(&job_dir)),
+            &Default::default(),
+        )
+        .expect("create");
         drop(folder);
         assert_eq!(std::fs::read_dir(&target).expect("ls").count(), 0);
     }

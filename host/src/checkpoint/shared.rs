@@ -1,5 +1,6 @@
-//! The job's `shared/` folder: files of incremental checkpoints, each
-//! reference counted by the checkpoints (pending or retained) that use it.
+//! The job's `shared/` folder (on disk, or a prefix in a bucket): files of
+//! incremental checkpoints, each reference counted by the checkpoints
+//! (pending or retained) that use it.
 //!
 //! A file is uploaded once, by the first checkpoint that needs it, and
 //! referenced by later ones; when the last checkpoint that refers to it is
@@ -9,13 +10,91 @@
 //! FLINK-28984 and FLINK-30461 are this going wrong).
 
 use std::collections::{BTreeSet, HashMap};
-#[cfg(test)]
-use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use super::fs::{StorageError, io_err};
+use super::fs::{StorageError, io_err, object_err};
 use super::metadata::CheckpointMetadata;
 use crate::confined::Folder;
+use crate::objectstore::Bucket;
+
+/// Where a job's shared files are.
+#[derive(Debug)]
+pub enum SharedDir {
+    /// `<job-dir>/shared`, open.
+    Local(Folder),
+    /// Keys `<prefix>/<name>` of a bucket.
+    Object {
+        /// The bucket.
+        bucket: Arc<Bucket>,
+        /// `<job key>/shared`.
+        prefix: String,
+    },
+}
+
+impl SharedDir {
+    /// `name` here, for messages.
+    fn shown(&self, name: &str) -> String {
+        match self {
+            SharedDir::Local(dir) => dir.shown(name).display().to_string(),
+            SharedDir::Object { bucket, prefix } => bucket.uri(&format!("{prefix}/{name}")),
+        }
+    }
+
+    /// Stores file `src_name` of `src` as `name`, durably; its size and
+    /// checksum.
+    fn store(
+        &self,
+        src: &Folder,
+        src_name: &str,
+        name: &str,
+    ) -> Result<(u64, String), StorageError> {
+        match self {
+            SharedDir::Local(dir) => dir
+                .copy_in(src, src_name, name, true)
+                .map_err(|e| io_err(&dir.shown(name), e)),
+            SharedDir::Object { bucket, prefix } => {
+                let (mut file, _) = src
+                    .open_regular(src_name)
+                    .map_err(|e| io_err(&src.shown(src_name), e))?;
+                bucket
+                    .upload(&format!("{prefix}/{name}"), &mut file)
+                    .map_err(object_err)
+            }
+        }
+    }
+
+    /// Deletes `name`; one already gone is no error.
+    fn remove(&self, name: &str) -> Result<(), String> {
+        match self {
+            SharedDir::Local(dir) => match dir.remove_file(name) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+                _ => Ok(()),
+            },
+            SharedDir::Object { bucket, prefix } => bucket
+                .delete(&format!("{prefix}/{name}"))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The names of the files here (none if they cannot be listed).
+    fn names(&self) -> Vec<String> {
+        match self {
+            SharedDir::Local(dir) => dir.names().unwrap_or_default(),
+            SharedDir::Object { bucket, prefix } => match bucket.list(prefix) {
+                Ok(listed) => listed
+                    .iter()
+                    .filter_map(|o| o.key.strip_prefix(prefix.as_str()))
+                    .filter_map(|n| n.strip_prefix('/'))
+                    .map(str::to_owned)
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!("cannot list the shared checkpoint files: {e}");
+                    Vec::new()
+                }
+            },
+        }
+    }
+}
 
 /// A shared file and the checkpoints that use it.
 #[derive(Debug)]
@@ -28,14 +107,14 @@ struct Shared {
 /// The reference-counted `shared/` folder of one job.
 #[derive(Debug)]
 pub struct SharedFiles {
-    dir: Folder,
+    dir: SharedDir,
     files: Mutex<HashMap<String, Shared>>,
 }
 
 impl SharedFiles {
-    /// The registry of folder `dir` (`<job-dir>/shared`, open), empty
-    /// until [`SharedFiles::recover`].
-    pub fn new(dir: Folder) -> Self {
+    /// The registry of `dir` (`<job-dir>/shared`), empty until
+    /// [`SharedFiles::recover`].
+    pub fn new(dir: SharedDir) -> Self {
         SharedFiles {
             dir,
             files: Mutex::default(),
@@ -44,12 +123,6 @@ impl SharedFiles {
 
     fn files(&self) -> std::sync::MutexGuard<'_, HashMap<String, Shared>> {
         self.files.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The folder.
-    #[cfg(test)]
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// If a checkpoint holds file `name` already, makes checkpoint `id`
@@ -71,10 +144,7 @@ impl SharedFiles {
         src: &Folder,
         src_name: &str,
     ) -> Result<(u64, String), StorageError> {
-        let (size, checksum) = self
-            .dir
-            .copy_in(src, src_name, name, true)
-            .map_err(|e| io_err(&self.dir.shown(name), e))?;
+        let (size, checksum) = self.dir.store(src, src_name, name)?;
         let mut files = self.files();
         let f = files.entry(name.to_owned()).or_insert_with(|| Shared {
             size,
@@ -87,7 +157,11 @@ impl SharedFiles {
 
     /// Makes the names of uploaded files durable.
     pub fn sync(&self) -> Result<(), StorageError> {
-        self.dir.sync().map_err(|e| io_err(self.dir.path(), e))
+        match &self.dir {
+            SharedDir::Local(dir) => dir.sync().map_err(|e| io_err(dir.path(), e)),
+            // A completed put is durable.
+            SharedDir::Object { .. } => Ok(()),
+        }
     }
 
     /// Checkpoint `id` is gone: drops its references and deletes the files
@@ -108,12 +182,10 @@ impl SharedFiles {
     }
 
     fn delete(&self, name: &str) {
-        if let Err(e) = self.dir.remove_file(name)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
+        if let Err(e) = self.dir.remove(name) {
             tracing::warn!(
                 "cannot delete shared checkpoint file {}: {e}",
-                self.dir.shown(name).display()
+                self.dir.shown(name)
             );
         }
     }
@@ -148,7 +220,7 @@ impl SharedFiles {
         if !delete_unused {
             return deleted;
         }
-        for name in self.dir.names().unwrap_or_default() {
+        for name in self.dir.names() {
             if !files.contains_key(&name) {
                 self.delete(&name);
                 deleted.push(name);
@@ -156,9 +228,9 @@ impl SharedFiles {
         }
         if !deleted.is_empty() {
             tracing::info!(
-                "deleted {} file(s) in {} that no retained checkpoint uses",
+                "deleted {} shared file(s) that no retained checkpoint uses, such as {}",
                 deleted.len(),
-                self.dir.path().display()
+                self.dir.shown(&deleted[0])
             );
         }
         deleted
@@ -178,19 +250,21 @@ mod tests {
     #[test]
     fn deletes_a_file_when_its_last_user_goes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let shared =
-            SharedFiles::new(Folder::open(&dir.path().join("shared"), None).expect("shared"));
+        let folder = dir.path().join("shared");
+        let shared = SharedFiles::new(SharedDir::Local(
+            Folder::open(&folder, None).expect("shared"),
+        ));
         std::fs::write(dir.path().join("1.sst"), b"sst").expect("write");
         let src = Folder::open(dir.path(), None).expect("folder");
         shared.upload(1, "a-1.sst", &src, "1.sst").expect("upload");
         assert_eq!(shared.reference(1, "b-1.sst"), None);
         assert!(shared.reference(2, "a-1.sst").is_some());
         assert_eq!(shared.release(1), 0);
-        assert!(shared.dir().join("a-1.sst").exists());
+        assert!(folder.join("a-1.sst").exists());
         assert_eq!(shared.release(2), 1);
-        assert!(!shared.dir().join("a-1.sst").exists());
+        assert!(!folder.join("a-1.sst").exists());
         // An orphan (a crash mid-upload) goes at the next recovery.
-        std::fs::write(shared.dir().join("orphan.sst"), b"x").expect("write");
+        std::fs::write(folder.join("orphan.sst"), b"x").expect("write");
         assert_eq!(shared.recover(&[], false), Vec::<String>::new());
         assert_eq!(shared.recover(&[], true), vec!["orphan.sst".to_owned()]);
         assert!(shared.referenced().is_empty());

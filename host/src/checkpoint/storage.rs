@@ -1,6 +1,7 @@
 //! Where checkpoint files go: `filesystem` (Flink's layout under
-//! `state.checkpoints.dir`) or `jobmanager` (memory, for in-process
-//! restarts and tests).
+//! `state.checkpoints.dir`, a local folder or an `s3://` location, see
+//! [`super::object`]) or `jobmanager` (memory, for in-process restarts and
+//! tests).
 //!
 //! ```text
 //! <state.checkpoints.dir>/<job-id>/chk-<n>/_metadata
@@ -23,100 +24,16 @@ use super::layout::{
     CheckpointLayout, METADATA_FILE, METADATA_IN_PROGRESS, SHARED_DIR, TASKOWNED_DIR,
     checkpoint_folder_name, shared_reference,
 };
-use super::shared::SharedFiles;
-use crate::config::StorageKind;
+use super::object::{ObjectCheckpoint, ObjectJob};
+use super::shared::{SharedDir, SharedFiles};
+use crate::config::{ObjectUri, S3Config, StorageKind};
 use crate::confined::Folder;
 use crate::state::incremental::{IncrementalHandle, NativeSnapshot, StateFile};
 
 /// Files of the `jobmanager` storage: (checkpoint id, file name) to bytes.
 type MemoryFiles = Arc<Mutex<HashMap<(u64, String), Arc<Vec<u8>>>>>;
 
-/// Reads the files of one checkpoint.
-pub trait ReadCheckpoint: Send + Sync + std::fmt::Debug {
-    /// The file `name` of the checkpoint.
-    fn read(&self, name: &str) -> Result<Vec<u8>, StorageError>;
-    /// The file `name`, which `_metadata` says holds `size` bytes: refused
-    /// without reading it if it holds more, so a damaged `_metadata`
-    /// cannot make a restore read without bound.
-    fn read_sized(&self, name: &str, size: u64) -> Result<Vec<u8>, StorageError> {
-        let bytes = self.read(name)?;
-        if bytes.len() as u64 != size {
-            return Err(StorageError {
-                path: format!("{}/{name}", self.location()),
-                message: format!(
-                    "{} bytes, but _metadata says {size} (the file is damaged)",
-                    bytes.len()
-                ),
-            });
-        }
-        Ok(bytes)
-    }
-    /// Where it is, for messages (`<dir>/<job>/chk-<n>`).
-    fn location(&self) -> String;
-    /// The folder on disk, if it is on disk (incremental handles name
-    /// files relative to it).
-    fn folder(&self) -> Option<PathBuf> {
-        None
-    }
-}
-
-/// A checkpoint folder on disk.
-#[derive(Debug, Clone)]
-pub struct CheckpointDir(pub PathBuf);
-
-impl ReadCheckpoint for CheckpointDir {
-    fn read(&self, name: &str) -> Result<Vec<u8>, StorageError> {
-        use std::io::Read;
-        let (p, f, _) = self.open_regular(name)?;
-        let mut bytes = Vec::new();
-        (&f).read_to_end(&mut bytes).map_err(|e| io_err(&p, e))?;
-        Ok(bytes)
-    }
-
-    fn read_sized(&self, name: &str, size: u64) -> Result<Vec<u8>, StorageError> {
-        use std::io::Read;
-        let (p, f, len) = self.open_regular(name)?;
-        if len != size {
-            return Err(StorageError {
-                path: p.display().to_string(),
-                message: format!("{len} bytes, but _metadata says {size} (the file is damaged)"),
-            });
-        }
-        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        f.take(size)
-            .read_to_end(&mut bytes)
-            .map_err(|e| io_err(&p, e))?;
-        Ok(bytes)
-    }
-
-    fn location(&self) -> String {
-        self.0.display().to_string()
-    }
-
-    fn folder(&self) -> Option<PathBuf> {
-        Some(self.0.clone())
-    }
-}
-
-impl CheckpointDir {
-    /// Opens file `name` of the folder for reading: a plain name, opened
-    /// through a `cap-std` handle on the folder (so never a path out of
-    /// it), without blocking (a FIFO), and only if what was opened is a
-    /// regular file (never a link, a folder or a device); its path, the
-    /// open file and its size.
-    fn open_regular(&self, name: &str) -> Result<(PathBuf, std::fs::File, u64), StorageError> {
-        let p = self.0.join(name);
-        if !crate::state::incremental::is_plain_name(name) {
-            return Err(StorageError {
-                path: self.0.display().to_string(),
-                message: format!("{name:?} is not a file name of the checkpoint folder"),
-            });
-        }
-        let folder = Folder::open_existing(&self.0).map_err(|e| io_err(&self.0, e))?;
-        let (f, len) = folder.open_regular(name).map_err(|e| io_err(&p, e))?;
-        Ok((p, f, len))
-    }
-}
+pub use super::reader::{CheckpointDir, ReadCheckpoint};
 
 /// A checkpoint held in memory by the `jobmanager` storage.
 #[derive(Debug, Clone)]
@@ -155,6 +72,14 @@ pub enum CheckpointStorage {
         /// Its `shared/` folder.
         shared: Arc<SharedFiles>,
     },
+    /// Keys under `s3://<bucket>/<prefix>/<job-id>/`, laid out as on
+    /// disk.
+    Object {
+        /// The bucket and the job's key.
+        job: ObjectJob,
+        /// Its `shared/` keys.
+        shared: Arc<SharedFiles>,
+    },
     /// Memory of this process.
     Memory {
         /// (checkpoint id, file name) to bytes.
@@ -164,8 +89,23 @@ pub enum CheckpointStorage {
 
 impl CheckpointStorage {
     /// Storage for job `job_id` of the given kind; `dir` is
-    /// `state.checkpoints.dir`.
-    pub fn new(kind: StorageKind, dir: &Path, job_id: &str) -> Result<Self, StorageError> {
+    /// `state.checkpoints.dir` (a folder or an `s3://` location, reached
+    /// with the settings `s3`).
+    pub fn new(
+        kind: StorageKind,
+        dir: &Path,
+        job_id: &str,
+        s3: &S3Config,
+    ) -> Result<Self, StorageError> {
+        if kind == StorageKind::Filesystem
+            && let Some(uri) = ObjectUri::of(dir)
+        {
+            let storage = Self::in_bucket(&uri.join(job_id), s3)?;
+            if let CheckpointStorage::Object { job, .. } = &storage {
+                job.claim()?;
+            }
+            return Ok(storage);
+        }
         Ok(match kind {
             StorageKind::JobManager => CheckpointStorage::Memory {
                 files: Arc::default(),
@@ -201,6 +141,24 @@ impl CheckpointStorage {
         Ok(CheckpointStorage::Filesystem {
             job_dir: job_dir.to_path_buf(),
             root: Arc::new(root),
+            shared: Arc::new(SharedFiles::new(SharedDir::Local(shared))),
+        })
+    }
+
+    /// Object storage of the job at `job` (nothing is created: keys need
+    /// no folders); a missing bucket or refused credentials fail here.
+    pub fn in_bucket(job: &ObjectUri, s3: &S3Config) -> Result<Self, StorageError> {
+        let bucket = crate::objectstore::open_bucket(job, s3).map_err(super::fs::object_err)?;
+        let job = ObjectJob {
+            bucket,
+            key: job.key.clone(),
+        };
+        let shared = SharedDir::Object {
+            bucket: job.bucket.clone(),
+            prefix: job.shared_key(),
+        };
+        Ok(CheckpointStorage::Object {
+            job,
             shared: Arc::new(SharedFiles::new(shared)),
         })
     }
@@ -220,6 +178,7 @@ impl CheckpointStorage {
                 .join(checkpoint_folder_name(id))
                 .display()
                 .to_string(),
+            CheckpointStorage::Object { job, .. } => job.bucket.uri(&job.checkpoint_key(id)),
             CheckpointStorage::Memory { .. } => {
                 format!("jobmanager://{}", checkpoint_folder_name(id))
             }
@@ -234,6 +193,7 @@ impl CheckpointStorage {
                 dir.write_durably(name, bytes)
                     .map_err(|e| io_err(&dir.shown(name), e))
             }
+            CheckpointStorage::Object { job, .. } => job.write(id, name, bytes),
             CheckpointStorage::Memory { files } => {
                 let mut files = files.lock().unwrap_or_else(|p| p.into_inner());
                 files.insert((id, name.to_owned()), Arc::new(bytes.to_vec()));
@@ -255,6 +215,7 @@ impl CheckpointStorage {
                 dir.sync().map_err(|e| io_err(dir.path(), e))?;
                 Ok(dir.path().display().to_string())
             }
+            CheckpointStorage::Object { job, .. } => job.write_metadata(id, bytes),
             CheckpointStorage::Memory { .. } => {
                 self.write(id, METADATA_FILE, bytes)?;
                 Ok(self.location(id))
@@ -267,6 +228,10 @@ impl CheckpointStorage {
         match self {
             CheckpointStorage::Filesystem { job_dir, .. } => Arc::new(CheckpointDir(
                 CheckpointLayout::of_job_dir(job_dir).checkpoint(id),
+            )),
+            CheckpointStorage::Object { job, .. } => Arc::new(ObjectCheckpoint::new(
+                job.bucket.clone(),
+                job.checkpoint_key(id),
             )),
             CheckpointStorage::Memory { files } => Arc::new(MemoryCheckpoint {
                 id,
@@ -288,6 +253,9 @@ impl CheckpointStorage {
                     shared.release(id);
                 })
             }
+            CheckpointStorage::Object { job, shared } => job.discard(id, || {
+                shared.release(id);
+            }),
             CheckpointStorage::Memory { files } => {
                 let mut files = files.lock().unwrap_or_else(|p| p.into_inner());
                 files.retain(|(c, _), _| *c != id);
@@ -305,6 +273,11 @@ impl CheckpointStorage {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(io_err(job_dir, e)),
             },
+            CheckpointStorage::Object { job, .. } => job
+                .bucket
+                .delete_all(&job.key)
+                .map(drop)
+                .map_err(super::fs::object_err),
             CheckpointStorage::Memory { files } => {
                 files.lock().unwrap_or_else(|p| p.into_inner()).clear();
                 Ok(())
@@ -324,14 +297,20 @@ impl CheckpointStorage {
         stem: &str,
         native: &NativeSnapshot,
     ) -> Result<(IncrementalHandle, u64), StorageError> {
-        let CheckpointStorage::Filesystem { root, shared, .. } = self else {
-            return Err(StorageError {
-                path: self.location(id),
-                message: "incremental checkpoints need execution.checkpointing.storage: filesystem"
-                    .into(),
-            });
+        let (shared, dir) = match self {
+            CheckpointStorage::Filesystem { root, shared, .. } => {
+                (shared, Some(Self::checkpoint_folder(root, id)?))
+            }
+            CheckpointStorage::Object { shared, .. } => (shared, None),
+            CheckpointStorage::Memory { .. } => {
+                return Err(StorageError {
+                    path: self.location(id),
+                    message:
+                        "incremental checkpoints need execution.checkpointing.storage: filesystem"
+                            .into(),
+                });
+            }
         };
-        let dir = Self::checkpoint_folder(root, id)?;
         let src = native
             .open_folder()
             .map_err(|e| io_err(&native.folder, e))?;
@@ -358,9 +337,15 @@ impl CheckpointStorage {
                     });
                 }
                 None => {
-                    let file = native
-                        .copy_private(&src, &f.local, &dir, stem)
-                        .map_err(|(dst, e)| io_err(&dst, e))?;
+                    let file = match (&dir, self) {
+                        (Some(dir), _) => native
+                            .copy_private(&src, &f.local, dir, stem)
+                            .map_err(|(dst, e)| io_err(&dst, e))?,
+                        (None, CheckpointStorage::Object { job, .. }) => {
+                            job.upload_private(id, stem, &src, &f.local)?
+                        }
+                        (None, _) => unreachable!("only object storage has no folder"),
+                    };
                     written += file.size;
                     handle.private.push(file);
                 }
@@ -403,8 +388,13 @@ mod tests {
     fn checkpoint_files_are_written_through_the_job_folders_handle() {
         let dir = tempfile::tempdir().expect("dir");
         let outside = tempfile::tempdir().expect("outside");
-        let storage =
-            CheckpointStorage::new(StorageKind::Filesystem, dir.path(), "job").expect("storage");
+        let storage = CheckpointStorage::new(
+            StorageKind::Filesystem,
+            dir.path(),
+            "job",
+            &Default::default(),
+        )
+        .expect("storage");
         let job = dir.path().join("job");
         storage.write(1, "a.keyed", b"one").expect("write");
         storage.write_metadata(1, b"{}").expect("metadata");

@@ -9,14 +9,15 @@ use super::backend_names::set_backend;
 use super::checkpoint::ClaimMode;
 use super::error::ConfigError;
 use super::reporters;
+use super::s3::{Secret, optional_text};
 use super::settings::Config;
 use super::units::{
     parse_at_most, parse_count, parse_duration, parse_float, parse_memory, parse_positive,
 };
 use super::values::{
-    FAILOVERS, MODES, RETENTIONS, STORAGES, backend_kind, boolean, interval, location,
-    max_parallelism, memory_or_zero, nice, one_of, optional_path, port, positive_duration,
-    prefer_checkpoint, put, restart_type, token,
+    FAILOVERS, MODES, RETENTIONS, STORAGES, backend_kind, boolean, interval, local_folder,
+    location, max_parallelism, memory_or_zero, nice, one_of, optional_path, port,
+    positive_duration, prefer_checkpoint, put, restart_type, token,
 };
 
 /// Largest `weir.batch.size`: beyond it a batch buys nothing and its
@@ -107,7 +108,7 @@ pub static KEYS: &[Key] = &[
         |c, v| put(&mut c.dead_letter.max_failures, parse_count(v))),
     key("weir.dead-letter.dir", "dead-letters",
         "the folder of the dead-letter files, <dir>/<job-id>.jsonl (relative to the spec's folder; on a server, <data-dir>/dead-letters)",
-        |c, v| put(&mut c.dead_letter.dir, location(v))),
+        |c, v| put(&mut c.dead_letter.dir, local_folder(v))),
     key("weir.sandbox.cache-dir", "~/.cache/weir/components",
         "where compiled components are cached by content hash",
         |c, v| put(&mut c.cache_dir, Ok(PathBuf::from(v)))),
@@ -162,6 +163,21 @@ pub static KEYS: &[Key] = &[
     key("state.checkpoints.dir", "checkpoints",
         "folder that holds <job-id>/chk-<n>/, relative to the job spec's folder (Flink 2: execution.checkpointing.dir)",
         |c, v| put(&mut c.checkpoint.dir, location(v))),
+    key("s3.endpoint", "none",
+        "the S3-compatible server of s3:// locations (http://127.0.0.1:9000); none: AWS (or AWS_ENDPOINT_URL)",
+        |c, v| put(&mut c.s3.endpoint, optional_text(v))),
+    key("s3.path.style.access", "none",
+        "bucket in the path rather than the host name; none: true when s3.endpoint is set",
+        |c, v| put(&mut c.s3.path_style, optional_text(v).and_then(|t| t.map(|t| boolean(&t)).transpose()))),
+    key("s3.access-key", "none",
+        "access key id for s3:// locations (alias s3.access.key); none: AWS_ACCESS_KEY_ID",
+        |c, v| put(&mut c.s3.access_key, optional_text(v))),
+    key("s3.secret-key", "none",
+        "secret access key for s3:// locations (alias s3.secret.key; never shown); none: AWS_SECRET_ACCESS_KEY",
+        |c, v| put(&mut c.s3.secret_key, optional_text(v).map(|t| t.map(Secret::from)))),
+    key("s3.region", "none",
+        "region of s3:// locations; none: AWS_REGION, else us-east-1",
+        |c, v| put(&mut c.s3.region, optional_text(v))),
     key("execution.checkpointing.savepoint-dir", "none",
         "folder a savepoint triggered without a target folder goes to (alias state.savepoints.dir); for `weir serve`, relative to its data folder (default there: savepoints), and the only other root a restore path may lie under",
         |c, v| put(&mut c.checkpoint.savepoint_dir, optional_path(v))),
@@ -292,6 +308,8 @@ pub const ALIASES: &[(&str, &str)] = &[
         "state.backend.incremental",
     ),
     ("execution.checkpointing.dir", "state.checkpoints.dir"),
+    ("s3.access.key", "s3.access-key"),
+    ("s3.secret.key", "s3.secret-key"),
     (
         "execution.checkpointing.unaligned",
         "execution.checkpointing.unaligned.enabled",

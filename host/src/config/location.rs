@@ -1,14 +1,16 @@
 //! Where checkpoints and savepoints live, written as Flink writes it: a
-//! path or a URI. Weir keeps them in local files, so a plain path and a
-//! `file:` URI are accepted; any other scheme is refused, never taken for
-//! a relative folder whose name happens to hold a colon.
+//! path or a URI. A plain path and a `file:` URI are local folders; an
+//! `s3://bucket/prefix` URI (also `s3a://`, `s3p://`) is a prefix in
+//! S3-compatible object storage, kept as the path `s3://bucket/prefix`
+//! and recognised by [`ObjectUri::of`]. Any other scheme is refused,
+//! never taken for a relative folder whose name happens to hold a colon.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 /// The URI schemes a location may use, as error messages list them.
-pub const SUPPORTED: &str = "a local path or a file:// URI";
+pub const SUPPORTED: &str = "a local path, a file:// URI or an s3:// URI";
 
 /// Why a location cannot be used.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -16,11 +18,9 @@ pub enum LocationError {
     /// Nothing was given.
     #[error("the location is empty")]
     Empty,
-    /// `s3://`: object storage, which Weir does not have yet.
-    #[error(
-        "scheme `s3` (object storage) is not supported yet, so checkpoints and savepoints cannot go to {given:?}; Weir supports {SUPPORTED}"
-    )]
-    ObjectStorage {
+    /// An `s3://` URI without a bucket, or with a bucket name S3 refuses.
+    #[error("{given:?} names no usable bucket: write s3://<bucket>/<prefix>")]
+    NoBucket {
         /// The location as written.
         given: String,
     },
@@ -61,9 +61,7 @@ pub fn parse_location(given: &str) -> Result<PathBuf, LocationError> {
         "file" => url.to_file_path().map_err(|()| LocationError::NotLocal {
             given: given.to_owned(),
         }),
-        "s3" | "s3a" | "s3p" => Err(LocationError::ObjectStorage {
-            given: given.to_owned(),
-        }),
+        "s3" | "s3a" | "s3p" => object_location(&url, given),
         _ => Err(LocationError::Unsupported {
             scheme: given.split(':').next().unwrap_or_default().to_owned(),
             given: given.to_owned(),
@@ -73,6 +71,116 @@ pub fn parse_location(given: &str) -> Result<PathBuf, LocationError> {
                 format!(" (a local folder of that name is ./{given})")
             },
         }),
+    }
+}
+
+/// An `s3://` location as the path `s3://<bucket>/<prefix>` (no trailing
+/// `/`, no empty or `.` segments).
+fn object_location(url: &url::Url, given: &str) -> Result<PathBuf, LocationError> {
+    let bucket = url.host_str().unwrap_or_default();
+    let valid = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !valid || url.port().is_some() || !url.username().is_empty() {
+        return Err(LocationError::NoBucket {
+            given: given.to_owned(),
+        });
+    }
+    let key: Vec<&str> = url
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    if key.contains(&"..") {
+        return Err(LocationError::NoBucket {
+            given: given.to_owned(),
+        });
+    }
+    let mut out = format!("{OBJECT_SCHEME}{bucket}");
+    for part in key {
+        out.push('/');
+        out.push_str(part);
+    }
+    Ok(PathBuf::from(out))
+}
+
+/// Location `loc` as seen from folder `base` (a job spec's): an
+/// object-storage location or an absolute path as it is, a relative path
+/// beneath `base`.
+pub fn resolve_location(base: &Path, loc: &Path) -> PathBuf {
+    if ObjectUri::of(loc).is_some() {
+        loc.to_path_buf()
+    } else {
+        base.join(loc)
+    }
+}
+
+/// How an object-storage location starts once parsed.
+const OBJECT_SCHEME: &str = "s3://";
+
+/// A location in S3-compatible object storage: a bucket and a key prefix
+/// (`""` for the bucket's root; never starting or ending with `/`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectUri {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix, segments joined by `/`.
+    pub key: String,
+}
+
+impl ObjectUri {
+    /// The object-storage location `path` names, if it is one (a path
+    /// [`parse_location`] made from an `s3://` URI).
+    pub fn of(path: &Path) -> Option<ObjectUri> {
+        let rest = path.to_str()?.strip_prefix(OBJECT_SCHEME)?;
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        Some(ObjectUri {
+            bucket: bucket.to_owned(),
+            key: key.trim_matches('/').to_owned(),
+        })
+    }
+
+    /// The location `name` (one or more `/`-separated segments) below
+    /// this one.
+    pub fn join(&self, name: &str) -> ObjectUri {
+        let name = name.trim_matches('/');
+        ObjectUri {
+            bucket: self.bucket.clone(),
+            key: match (self.key.is_empty(), name.is_empty()) {
+                (_, true) => self.key.clone(),
+                (true, false) => name.to_owned(),
+                (false, false) => format!("{}/{name}", self.key),
+            },
+        }
+    }
+
+    /// The location above this one (the bucket's root stays itself), and
+    /// the last segment of this one.
+    pub fn split_last(&self) -> (ObjectUri, &str) {
+        let (parent, last) = self.key.rsplit_once('/').unwrap_or(("", &self.key));
+        (
+            ObjectUri {
+                bucket: self.bucket.clone(),
+                key: parent.to_owned(),
+            },
+            last,
+        )
+    }
+
+    /// The location as a path, as [`parse_location`] gives it.
+    pub fn to_path(&self) -> PathBuf {
+        PathBuf::from(self.to_string())
+    }
+}
+
+impl std::fmt::Display for ObjectUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{OBJECT_SCHEME}{}", self.bucket)
+        } else {
+            write!(f, "{OBJECT_SCHEME}{}/{}", self.bucket, self.key)
+        }
     }
 }
 
@@ -117,12 +225,46 @@ mod tests {
                 "{given}: {text}"
             );
         }
-        let err = parse_location("s3://bucket/flink/").expect_err("s3");
-        assert!(err.to_string().contains("not supported yet"), "{err}");
+        for bad in [
+            "s3:///cp",
+            "s3://B/cp",
+            "s3://ab/cp",
+            "s3://bucket:9000/cp",
+            "s3://b/../x",
+        ] {
+            assert!(
+                matches!(parse_location(bad), Err(LocationError::NoBucket { .. })),
+                "{bad}"
+            );
+        }
         assert_eq!(parse_location("  "), Err(LocationError::Empty));
         assert!(matches!(
             parse_location("file://namenode/cp"),
             Err(LocationError::NotLocal { .. })
         ));
+    }
+
+    #[test]
+    fn s3_uris_are_object_locations() {
+        for (given, bucket, key) in [
+            ("s3://weir-checkpoints/jobs", "weir-checkpoints", "jobs"),
+            ("s3a://weir-checkpoints/jobs/", "weir-checkpoints", "jobs"),
+            ("s3://bucket", "bucket", ""),
+            ("s3p://bucket//a/./b/", "bucket", "a/b"),
+        ] {
+            let path = parse_location(given).expect(given);
+            let uri = ObjectUri::of(&path).expect(given);
+            assert_eq!(
+                (uri.bucket.as_str(), uri.key.as_str()),
+                (bucket, key),
+                "{given}"
+            );
+            assert_eq!(uri.to_path(), path);
+        }
+        let uri = ObjectUri::of(Path::new("s3://b-1/jobs")).expect("uri");
+        assert_eq!(uri.join("j/chk-3").to_string(), "s3://b-1/jobs/j/chk-3");
+        let job = uri.join("j");
+        assert_eq!(job.split_last(), (uri.clone(), "j"));
+        assert_eq!(ObjectUri::of(Path::new("/tmp/s3://x")), None);
     }
 }

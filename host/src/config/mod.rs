@@ -20,6 +20,7 @@ pub mod limits;
 mod location;
 mod metric_filter;
 mod reporters;
+mod s3;
 mod settings;
 pub mod units;
 mod values;
@@ -31,8 +32,9 @@ pub use checkpoint::{
 pub use dead_letter::DeadLetterConfig;
 pub use error::ConfigError;
 pub use keys::{ALIASES, KEYS, Key, canonical_key};
-pub use location::{LocationError, parse_location};
+pub use location::{LocationError, ObjectUri, parse_location, resolve_location};
 pub use metric_filter::MetricKind;
 pub use reporters::{InfluxSettings, ReporterConfig, ReporterKind};
+pub use s3::{S3Config, Secret};
 pub use settings::{BackendKind, Config, FailoverStrategy};
 pub use units::parse_duration;

@@ -61,6 +61,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// `metrics.reporter.<name>.*` and `metrics.reporters`.
     pub reporters: Reporters,
+    /// `s3.*`: the client of `s3://` checkpoint and savepoint locations.
+    pub s3: super::S3Config,
 }
 
 /// Which keyed state backend jobs use, and its settings.
@@ -284,6 +286,7 @@ impl Default for Config {
             failover: FailoverStrategy::Region,
             server: ServerConfig::default(),
             reporters: Reporters::default(),
+            s3: super::S3Config::default(),
         }
     }
 }

@@ -35,6 +35,18 @@ pub(super) fn location(v: &str) -> Result<PathBuf, String> {
     parse_location(v).map_err(|e| e.to_string())
 }
 
+/// A location that must be a local folder (the dead-letter folder):
+/// an `s3://` one is refused.
+pub(super) fn local_folder(v: &str) -> Result<PathBuf, String> {
+    let path = location(v)?;
+    if super::ObjectUri::of(&path).is_some() {
+        return Err(format!(
+            "{v:?}: this folder must be local (s3:// is for checkpoints and savepoints)"
+        ));
+    }
+    Ok(path)
+}
+
 /// One of `names` (compared in `case`), mapped to its value.
 pub(super) fn one_of<T: Copy>(v: &str, upper: bool, names: &[(&str, T)]) -> Result<T, String> {
     let v2 = if upper {

@@ -29,16 +29,7 @@ pub fn select(points: Vec<Point>, config: &ReporterConfig) -> Vec<Point> {
         .collect()
 }
 
-/// The name of this machine, Flink's `host` variable.
-pub fn host_name() -> String {
-    let uname = rustix::system::uname();
-    let name = uname.nodename().to_string_lossy().into_owned();
-    if name.is_empty() {
-        "localhost".to_owned()
-    } else {
-        name
-    }
-}
+pub use crate::machine::host_name;
 
 #[cfg(test)]
 mod tests {

@@ -201,7 +201,12 @@ pub(super) fn recover_sinks(
         };
         let states: Option<Vec<Vec<u8>>> = restore.map(|r| r.operator_states(&node.uid).concat());
         // A savepoint's own copies of the files it names.
-        let folder = restore.and_then(|r| r.reader.folder());
+        let folder = match restore {
+            Some(r) => r.reader.folder().map_err(|e| {
+                task_error(graph, n, 0, TaskFailure::restore(r, format!("sink: {e}")))
+            })?,
+            None => None,
+        };
         let prefix = sink_copy_prefix(&node.uid);
         let copies = folder.as_deref().map(|dir| Copies {
             dir,

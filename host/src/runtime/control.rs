@@ -228,7 +228,7 @@ impl JobControl {
             .ok_or(SavepointRefused::NoTarget)?;
         let (reply, outcome) = crossbeam_channel::bounded(1);
         let request = SavepointRequest {
-            target: graph.base_dir.join(target),
+            target: crate::config::resolve_location(&graph.base_dir, target),
             format,
             stop,
             reply,

@@ -17,11 +17,12 @@ use crossbeam_channel::Sender;
 
 use super::attempt::{Tasks, task_error};
 use super::error::{JobError, TaskFailure};
-use super::job::{latest_valid, wait_unless_cancelled};
+use super::job::wait_unless_cancelled;
 use super::open::{Attempt, AttemptSink, run_task};
 use super::plan::{TaskPlan, plan_tasks};
 use super::regions::Regions;
 use super::restart::RestartDecision;
+use super::restore_point::latest_valid;
 use crate::checkpoint::hub::TaskMessage;
 use crate::checkpoint::restore::RestorePoint;
 use crate::sandbox::SandboxError;

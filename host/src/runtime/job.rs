@@ -14,13 +14,16 @@ use super::progress::JobSummary;
 use super::quarantine::Quarantine;
 use super::restart::{RestartDecision, RestartPolicy, RestartStrategy};
 use super::restore_check::prepare_restore;
+use super::restore_point::{latest_valid, unreachable};
 use crate::checkpoint::coordinator::CompletedCheckpoint;
 use crate::checkpoint::fs::StorageError;
-use crate::checkpoint::recovery::{Recovered, is_held, sweep_folder, sweep_jobs};
+use crate::checkpoint::recovery::{
+    Recovered, is_held, sweep_folder, sweep_jobs, sweep_object_folder,
+};
 use crate::checkpoint::restore::RestorePoint;
-use crate::checkpoint::retention::{JobEnd, discard_on_end, newest_intact};
+use crate::checkpoint::retention::{JobEnd, discard_on_end};
 use crate::checkpoint::storage::{CheckpointStorage, new_job_id};
-use crate::config::{BackendKind, ClaimMode, StorageKind};
+use crate::config::{BackendKind, ClaimMode, Config, ObjectUri, StorageKind, resolve_location};
 use crate::sandbox::{LoadedComponent, Sandbox};
 use crate::sink::dead_letter::{DeadLetterFile, dead_letter_path};
 use crate::spec::graph::{JobGraph, NodeKind};
@@ -86,11 +89,7 @@ fn run_job_until_it_ends(
         Some(s) => s.lock()?,
         None => None,
     };
-    let retained = recover_folders(
-        storage.as_ref(),
-        options,
-        graph.config.checkpoint.num_retained,
-    );
+    let retained = recover_folders(storage.as_ref(), options, &graph.config);
     // Ids continue after the restored checkpoint and after every
     // checkpoint folder of this job, so a new one never lands in an old
     // one's folder.
@@ -234,6 +233,13 @@ fn claim_mode(
     let Some(r) = restore.filter(|_| asked == ClaimMode::Claim) else {
         return Ok(asked);
     };
+    if ObjectUri::of(Path::new(&r.path)).is_some() {
+        tracing::warn!(
+            "CLAIM of a snapshot in object storage is not supported; {} is left alone (NO_CLAIM)",
+            r.path
+        );
+        return Ok(ClaimMode::NoClaim);
+    }
     if graph.config.checkpoint.storage != StorageKind::Filesystem {
         tracing::warn!(
             "CLAIM needs execution.checkpointing.storage: filesystem; {} is left alone (NO_CLAIM)",
@@ -246,7 +252,9 @@ fn claim_mode(
         .file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with("chk-"));
-    if let Some(job_dir) = folder.parent().filter(|_| is_checkpoint)
+    if let Some(job_dir) = folder
+        .parent()
+        .filter(|_| is_checkpoint && ObjectUri::of(folder).is_none())
         && is_held(job_dir)
     {
         return Err(JobError::Storage(StorageError {
@@ -278,7 +286,8 @@ fn open_storage(graph: &JobGraph, job_id: &str) -> Result<Option<CheckpointStora
     let Some(interval) = cp.interval else {
         return Ok(None);
     };
-    let s = CheckpointStorage::new(cp.storage, &graph.base_dir.join(&cp.dir), job_id)?;
+    let dir = resolve_location(&graph.base_dir, &cp.dir);
+    let s = CheckpointStorage::new(cp.storage, &dir, job_id, &graph.config.s3)?;
     tracing::info!(
         "job {job_id}: checkpoints every {} ms in {}",
         interval.as_millis(),
@@ -294,15 +303,21 @@ fn open_storage(graph: &JobGraph, job_id: &str) -> Result<Option<CheckpointStora
 fn recover_folders(
     storage: Option<&CheckpointStorage>,
     options: &RunOptions,
-    num_retained: u32,
+    config: &Config,
 ) -> Recovered {
     if let Some(r) = &options.restore {
         let folder = Path::new(&r.path);
+        if let Some(uri) = ObjectUri::of(folder) {
+            sweep_object_folder(&uri, &config.s3);
+        }
         let is_checkpoint = folder
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with("chk-"));
-        if let Some(job_dir) = folder.parent().filter(|_| is_checkpoint) {
+        if let Some(job_dir) = folder
+            .parent()
+            .filter(|_| is_checkpoint && ObjectUri::of(folder).is_none())
+        {
             sweep_folder(job_dir);
         }
     }
@@ -321,7 +336,7 @@ fn recover_folders(
             .is_some_and(|d| folder.as_deref().and_then(Path::parent) == Some(d.as_path()));
         inside.then_some(r.metadata.checkpoint_id)
     });
-    s.recover(num_retained, own)
+    s.recover(config.checkpoint.num_retained, own)
 }
 
 /// Checks, before the job starts, that its sources and sinks can use what
@@ -372,7 +387,9 @@ fn restart_loop(job: &mut JobRun<'_>, first: Option<RestorePoint>) -> Result<Job
                     other => other,
                 });
             }
-            Err(e) if e.is_restore_failure() => {
+            // A snapshot whose storage does not answer is not damaged:
+            // the restart strategy tries it again after its delay.
+            Err(e) if e.is_restore_failure() && !unreachable(restore.as_ref()) => {
                 match fall_back(job, first.as_ref(), restore.as_ref(), &e) {
                     // Not counted by the restart strategy: each try reads
                     // another (older) snapshot, and there are only so many.
@@ -384,7 +401,7 @@ fn restart_loop(job: &mut JobRun<'_>, first: Option<RestorePoint>) -> Result<Job
                     None => return Err(e),
                 }
             }
-            Err(e) if !e.is_restartable() => return Err(e),
+            Err(e) if !e.is_restartable() && !e.is_restore_failure() => return Err(e),
             Err(e) => e,
         };
         let decision = job.lock_policy().on_failure(Instant::now());
@@ -502,76 +519,4 @@ pub(super) fn wait_unless_cancelled(control: &JobControl, delay: Duration) -> Re
         );
     }
     Ok(())
-}
-
-/// The newest retained checkpoint whose files are intact; a damaged one is
-/// logged and skipped in favour of the one before it.
-pub(super) fn latest_valid(completed: &Mutex<Vec<CompletedCheckpoint>>) -> Option<RestorePoint> {
-    let completed = completed.lock().unwrap_or_else(|p| p.into_inner());
-    let mut chosen = None;
-    newest_intact(&completed, |c| {
-        let point = RestorePoint {
-            metadata: c.metadata.clone(),
-            reader: c.reader.clone(),
-            path: c.path.clone(),
-            dropped: Default::default(),
-            prepared: true,
-        };
-        match point.verify() {
-            Ok(()) => {
-                chosen = Some(point);
-                true
-            }
-            Err(e) => {
-                tracing::error!(
-                    "checkpoint {} is damaged ({e}); falling back to the previous retained checkpoint",
-                    c.metadata.checkpoint_id
-                );
-                false
-            }
-        }
-    });
-    chosen
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::checkpoint::metadata::CheckpointMetadata;
-    use crate::checkpoint::storage::CheckpointDir;
-    use crate::keygroup::KeyGroupRange;
-    use crate::state::{HashMapBackend, snapshot};
-    use crate::timers::TimerService;
-    use std::sync::Arc;
-
-    /// A completed checkpoint `id` in `dir` with one keyed state file.
-    fn checkpoint(dir: &std::path::Path, id: u64) -> CompletedCheckpoint {
-        let chk = dir.join(format!("chk-{id}"));
-        std::fs::create_dir_all(&chk).expect("mkdir");
-        let backend = HashMapBackend::new(KeyGroupRange { start: 0, end: 127 });
-        let snap = snapshot::encode(&backend, &TimerService::default(), 128);
-        std::fs::write(chk.join("s.keyed"), &snap.bytes).expect("write");
-        let keyed = Some(snap.handle("s.keyed".into()));
-        let metadata = CheckpointMetadata::one_subtask(id, "hashmap", "count", keyed, None);
-        CompletedCheckpoint {
-            metadata,
-            path: chk.display().to_string(),
-            reader: Arc::new(CheckpointDir(chk)),
-            claimed: None,
-        }
-    }
-
-    #[test]
-    fn automatic_recovery_falls_back_past_a_damaged_checkpoint() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let completed = Mutex::new(vec![checkpoint(dir.path(), 7), checkpoint(dir.path(), 8)]);
-        let chosen = latest_valid(&completed).expect("a valid checkpoint");
-        assert_eq!(chosen.metadata.checkpoint_id, 8);
-        // Damage the newest: its state file goes missing.
-        std::fs::remove_file(dir.path().join("chk-8/s.keyed")).expect("remove");
-        let chosen = latest_valid(&completed).expect("falls back");
-        assert_eq!(chosen.metadata.checkpoint_id, 7);
-        std::fs::write(dir.path().join("chk-7/s.keyed"), b"junk").expect("damage");
-        assert!(latest_valid(&completed).is_none());
-    }
 }

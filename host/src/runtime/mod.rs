@@ -39,6 +39,7 @@ pub mod quarantine;
 pub mod regions;
 pub mod restart;
 mod restore_check;
+mod restore_point;
 mod task;
 mod valve;
 

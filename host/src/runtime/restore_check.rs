@@ -138,7 +138,7 @@ pub fn prepare_restore(
 /// miss their files, naming both folders.
 fn check_sinks(graph: &JobGraph, point: &RestorePoint) -> Result<Vec<String>, JobError> {
     let mut afresh = Vec::new();
-    let folder = point.reader.folder();
+    let folder = point.reader.folder().map_err(RestoreError::Storage)?;
     for node in &graph.nodes {
         let NodeKind::Sink(spec) = &node.kind else {
             continue;

@@ -43,7 +43,8 @@ pub async fn job_config(
         },
         "checkpoint-directory": match cp.storage {
             StorageKind::Filesystem if cp.enabled() => {
-                Value::from(job.graph.base_dir.join(&cp.dir).display().to_string())
+                let dir = crate::config::resolve_location(&job.graph.base_dir, &cp.dir);
+                Value::from(dir.display().to_string())
             }
             _ => Value::Null,
         },

@@ -105,6 +105,20 @@ impl AppState {
             std::fs::create_dir_all(data_dir)?;
         }
         let data_dir = data_dir.canonicalize()?;
+        let object = [
+            Some(&config.checkpoint.dir),
+            config.checkpoint.savepoint_dir.as_ref(),
+        ];
+        let in_bucket = object
+            .into_iter()
+            .flatten()
+            .find_map(|p| crate::config::ObjectUri::of(p));
+        // `weir run`'s API (not durable) keeps nothing in its roots.
+        if let Some(uri) = in_bucket.filter(|_| durable) {
+            anyhow::bail!(
+                "weir serve keeps checkpoints and savepoints under its data folder: {uri} (s3://) is for weir run so far"
+            );
+        }
         let under_data = |p: &std::path::Path| data_dir.join(p);
         let roots = Roots {
             files: Root::open("files", &under_data(&config.server.files_dir))?,

@@ -21,8 +21,10 @@ pub(super) fn discard_checkpoints(graph: &JobGraph, id: &str, state: JobState) {
     if cp.interval.is_none() || !discard_on_end(cp.retention, end) {
         return;
     }
-    let dir: PathBuf = graph.base_dir.join(&cp.dir);
-    match CheckpointStorage::new(cp.storage, &dir, id).and_then(|s| s.discard_all()) {
+    let dir: PathBuf = crate::config::resolve_location(&graph.base_dir, &cp.dir);
+    match CheckpointStorage::new(cp.storage, &dir, id, &graph.config.s3)
+        .and_then(|s| s.discard_all())
+    {
         Ok(()) => {}
         Err(e) => tracing::warn!("job {id}: cannot delete its checkpoints: {e}"),
     }

@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
-use crate::config::parse_location;
+use crate::config::{ObjectUri, parse_location};
 
 /// One root folder and a capability handle on it.
 #[derive(Debug)]
@@ -109,7 +109,7 @@ impl Roots {
     /// exists (the checkpoints root first).
     /// A URI of a scheme Weir does not store to is refused first.
     pub fn restore_path(&self, requested: &str) -> Result<PathBuf, String> {
-        let local = parse_location(requested).map_err(|e| e.to_string())?;
+        let local = local_location(requested)?;
         let local = local.to_string_lossy();
         let found: Vec<PathBuf> = [&self.checkpoints, &self.savepoints]
             .iter()
@@ -124,6 +124,18 @@ impl Roots {
                 format!("{requested:?} lies outside the checkpoints and savepoints roots")
             })
     }
+}
+
+/// A location a server's request names, parsed: only local paths, since
+/// the server keeps every checkpoint and savepoint under its roots.
+pub fn local_location(requested: &str) -> Result<PathBuf, String> {
+    let path = parse_location(requested).map_err(|e| e.to_string())?;
+    if ObjectUri::of(&path).is_some() {
+        return Err(format!(
+            "{requested:?}: object storage (s3://) is not supported yet by weir serve, which keeps checkpoints and savepoints under its roots"
+        ));
+    }
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -193,10 +193,18 @@ impl JobManager {
     /// `weir run`.
     fn savepoint_path(&self, given: &str, field: &str) -> Result<PathBuf, SessionError> {
         let bad = |e: String| SessionError::bad_request(format!("{field}: {e}"));
-        let local = parse_location(given).map_err(|e| bad(e.to_string()))?;
         if self.store.is_none() {
-            return Ok(local);
+            // The API of `weir run`: a savepoint may go to object storage,
+            // but disposal there is not done by Weir.
+            let path = parse_location(given).map_err(|e| bad(e.to_string()))?;
+            if field == "savepointPath" && crate::config::ObjectUri::of(&path).is_some() {
+                return Err(bad(format!(
+                    "disposing of a savepoint in object storage is not supported yet: delete {given} with the bucket's own tools"
+                )));
+            }
+            return Ok(path);
         }
+        let local = super::roots::local_location(given).map_err(bad)?;
         self.roots
             .savepoints
             .resolve(&local.to_string_lossy())

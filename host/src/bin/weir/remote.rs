@@ -88,8 +88,13 @@ pub(crate) fn checkpoints(
     remote: &Remote,
 ) -> anyhow::Result<ExitCode> {
     let dir = Path::new(target);
-    if remote.server.is_none() && dir.is_dir() {
-        print!("{}", weir::list_checkpoints(dir)?);
+    let in_bucket = weir::parse_location(target)
+        .ok()
+        .filter(|p| weir::ObjectUri::of(p).is_some());
+    if let (None, Some(uri)) = (&remote.server, &in_bucket) {
+        print!("{}", weir::list_checkpoints(uri, &config.s3)?);
+    } else if remote.server.is_none() && dir.is_dir() {
+        print!("{}", weir::list_checkpoints(dir, &config.s3)?);
     } else {
         let v = remote.client(config)?.checkpoints(target)?;
         remote.print(&v, weir::checkpoints_table);

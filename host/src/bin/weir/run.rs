@@ -84,6 +84,23 @@ fn run_on_server(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The snapshot `weir run` starts from: `-s`, else the job's
+/// `execution.state-recovery.path` (relative to its spec), if any.
+fn open_restore(
+    graph: &weir::JobGraph,
+    from_flag: Option<PathBuf>,
+) -> Result<Option<RestorePoint>, weir::RestoreError> {
+    let recovery = &graph.config.checkpoint.recovery;
+    let from = from_flag.or_else(|| {
+        recovery
+            .path
+            .as_ref()
+            .map(|p| weir::resolve_location(&graph.base_dir, p))
+    });
+    from.map(|p| RestorePoint::open_in(&p, &graph.config.s3))
+        .transpose()
+}
+
 /// `weir run`: runs a job in this process, with the REST API of `weir
 /// serve` for it, until its sources end.
 fn run_here(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -111,17 +128,13 @@ fn run_here(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     // The job's configuration (weir.yaml and its `config:`) may name the
     // snapshot, the claim mode and -n; the flags win.
     let recovery = &graph.config.checkpoint.recovery;
-    let from = from_flag.or_else(|| recovery.path.as_ref().map(|p| graph.base_dir.join(p)));
     let allow_non_restored = args.allow_non_restored_state || recovery.ignore_unclaimed_state;
-    let restore = match &from {
-        Some(p) => match RestorePoint::open(p) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                eprintln!("error: cannot restore: {e}");
-                return Ok(ExitCode::from(2));
-            }
-        },
-        None => None,
+    let restore = match open_restore(&graph, from_flag) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot restore: {e}");
+            return Ok(ExitCode::from(2));
+        }
     };
     let claim_mode = match &args.claim_mode {
         Some(m) => weir::ClaimMode::parse(m).map_err(|e| anyhow::anyhow!("--claim-mode: {e}"))?,

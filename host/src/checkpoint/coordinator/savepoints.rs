@@ -72,6 +72,7 @@ impl Coordinator<'_> {
             &request.target,
             self.job_id,
             self.storage.job_folder(),
+            &self.graph.config.s3,
         ) {
             Ok(f) => f,
             Err(e) => {

@@ -412,8 +412,13 @@ mod tests {
     #[test]
     fn restores_its_files_at_the_same_and_at_other_parallelisms() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let storage =
-            CheckpointStorage::new(StorageKind::Filesystem, dir.path(), "job").expect("storage");
+        let storage = CheckpointStorage::new(
+            StorageKind::Filesystem,
+            dir.path(),
+            "job",
+            &Default::default(),
+        )
+        .expect("storage");
         let (_instance, _snapshot, located) = checkpoint_twice(dir.path(), &storage);
         restore_at_the_same_parallelism(dir.path(), &located);
         restore_split_in_three(dir.path(), &located);
