@@ -7,8 +7,10 @@
 //! state backends with checkpoints on, `weir bench savepoints`
 //! ([`savepoints`]) savepoints beside checkpoints of the same state, and
 //! `weir bench backpressure` ([`backpressure`]) aligned against unaligned
-//! checkpoints behind a slow sink, and `weir bench checkpoint-storage`
-//! ([`storage`]) checkpoints on local disk against checkpoints in S3.
+//! checkpoints behind a slow sink, `weir bench checkpoint-storage`
+//! ([`storage`]) checkpoints on local disk against checkpoints in S3, and
+//! `weir bench kafka` (`kafka`) Kafka to Kafka exactly-once against
+//! datagen to discard.
 //!
 //! Each measurement runs in a child process of its own (`weir bench
 //! --child ...`), so its peak RSS is its own. Figures are printed as a table
@@ -27,6 +29,8 @@ pub mod api;
 pub mod backends;
 pub mod backpressure;
 pub mod checkpointing;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod native;
 pub mod savepoints;
 pub mod storage;
@@ -40,7 +44,8 @@ use crate::spec::{Partitioning, SinkSpec, SinkType, SourceSpec, SourceType};
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// The workload: `keyed-count`, `checkpointing`, `backends`,
-    /// `savepoints`, `backpressure`, `checkpoint-storage` or `api`.
+    /// `savepoints`, `backpressure`, `checkpoint-storage`, `kafka` or
+    /// `api`.
     #[arg(default_value = "keyed-count")]
     pub workload: String,
     /// Records to generate.
@@ -67,6 +72,9 @@ pub struct BenchArgs {
     /// local disk.
     #[arg(long, value_parser = crate::config::parse_location)]
     pub checkpoint_dir: Option<PathBuf>,
+    /// `kafka`: the broker (`HOST:PORT`) the measured jobs read and write.
+    #[arg(long)]
+    pub bootstrap_servers: Option<String>,
     /// `checkpointing`: key counts whose restore time is measured;
     /// `backends`, `savepoints`: the key counts measured.
     #[arg(long, default_value = "100000,10000000", value_delimiter = ',')]
@@ -211,23 +219,23 @@ pub fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The workloads `weir bench` knows.
+const WORKLOADS: &[&str] = &[
+    "keyed-count",
+    "checkpointing",
+    "backends",
+    "savepoints",
+    "backpressure",
+    "checkpoint-storage",
+    "kafka",
+    "api",
+];
+
 /// Runs `weir bench`.
 pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
-    let workloads = [
-        "keyed-count",
-        "checkpointing",
-        "backends",
-        "savepoints",
-        "backpressure",
-        "checkpoint-storage",
-        "api",
-    ];
-    if !workloads.contains(&args.workload.as_str()) {
-        bail!(
-            "unknown workload `{}` ({})",
-            args.workload,
-            workloads.join(", ")
-        );
+    if !WORKLOADS.contains(&args.workload.as_str()) {
+        let known = WORKLOADS.join(", ");
+        bail!("unknown workload `{}` ({known})", args.workload);
     }
     if args.workload == "api" {
         return api::run(args, config);
@@ -241,6 +249,10 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         "savepoints" => return savepoints::run(args, config),
         "backpressure" => return backpressure::run(args, config),
         "checkpoint-storage" => return storage::run(args, config),
+        #[cfg(feature = "kafka")]
+        "kafka" => return kafka::run(args, config),
+        #[cfg(not(feature = "kafka"))]
+        "kafka" => bail!("this weir was built without the `kafka` feature"),
         _ => {}
     }
     let exe = prepare(args, config)?;

@@ -24,6 +24,15 @@ pub enum LocationError {
         /// The location as written.
         given: String,
     },
+    /// An `s3://` key prefix with characters other than letters, digits,
+    /// `.`, `_` and `-` between its `/`.
+    #[error(
+        "{given:?}: the key prefix of an s3:// location may hold only letters, digits, `.`, `_` and `-` between its `/`"
+    )]
+    KeyCharacters {
+        /// The location as written.
+        given: String,
+    },
     /// Another scheme: `hdfs://`, `gs://`, `abfs://`, or a bare `name:`.
     #[error("scheme `{scheme}` is not supported (in {given:?}); Weir supports {SUPPORTED}{hint}")]
     Unsupported {
@@ -92,8 +101,14 @@ fn object_location(url: &url::Url, given: &str) -> Result<PathBuf, LocationError
         .split('/')
         .filter(|s| !s.is_empty() && *s != ".")
         .collect();
-    if key.contains(&"..") {
-        return Err(LocationError::NoBucket {
+    // Characters the client would percent-encode would make listed keys
+    // differ from the ones written.
+    let plain = |part: &&str| {
+        part.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    if !key.iter().all(plain) {
+        return Err(LocationError::KeyCharacters {
             given: given.to_owned(),
         });
     }
@@ -225,13 +240,7 @@ mod tests {
                 "{given}: {text}"
             );
         }
-        for bad in [
-            "s3:///cp",
-            "s3://B/cp",
-            "s3://ab/cp",
-            "s3://bucket:9000/cp",
-            "s3://b/../x",
-        ] {
+        for bad in ["s3:///cp", "s3://B/cp", "s3://ab/cp", "s3://bucket:9000/cp"] {
             assert!(
                 matches!(parse_location(bad), Err(LocationError::NoBucket { .. })),
                 "{bad}"
@@ -242,6 +251,27 @@ mod tests {
             parse_location("file://namenode/cp"),
             Err(LocationError::NotLocal { .. })
         ));
+    }
+
+    #[test]
+    fn s3_key_prefixes_hold_only_plain_characters() {
+        for bad in [
+            "s3://bucket/my cp",
+            "s3://bucket/a%2Fb",
+            "s3://bucket/a~b",
+            "s3://bucket/[x]",
+        ] {
+            assert!(
+                matches!(
+                    parse_location(bad),
+                    Err(LocationError::KeyCharacters { .. })
+                ),
+                "{bad}"
+            );
+        }
+        // `..` is resolved as in any URI, never left in a key.
+        let path = parse_location("s3://bucket/a/../b").expect("resolved");
+        assert_eq!(path, PathBuf::from("s3://bucket/b"));
     }
 
     #[test]
