@@ -1,7 +1,7 @@
 //! The exactly-once Kafka sink against a real broker (tansu, one per
 //! test): a Kafka → keyed count → Kafka job killed and restored (from
-//! checkpoints in S3, a moto server of its own), a zombie of a frozen
-//! attempt fenced.
+//! checkpoints in S3, a moto server of its own), rescaled through a
+//! savepoint in S3, and a zombie of a frozen attempt fenced.
 //!
 //! tansu does not tell a `read_committed` consumer which transactions were
 //! aborted, so the committed output is read from the topic's log itself,
@@ -213,16 +213,30 @@ fn a_zombie_of_a_frozen_attempt_is_fenced_and_its_late_commits_add_nothing() {
 fn a_savepoint_restores_at_another_parallelism_and_writes_its_uncommitted_transactions_again() {
     let (count, keys) = (100_000, 1_000);
     let (broker, dir, _) = filled(count, keys);
+    // The savepoint goes to S3.
+    let s3 = S3Server::start();
+    s3.bucket("weir-savepoints");
+    let extra: String = s3
+        .yaml(KEY, SECRET)
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect();
     // No checkpoint completes during the test (every 4 minutes), so the
     // intermediate savepoint's transactions, which it pre-committed and
     // does not commit itself, are never committed by this attempt.
-    let yaml = count_yaml(dir.path(), &broker, 2, Some(20_000), "")
+    let yaml = count_yaml(dir.path(), &broker, 2, Some(20_000), &extra)
         .replace("interval: 100ms", "interval: 4min");
     let running = start(&yaml, dir.path());
     running.wait_sink_records(20_000);
+    let target = Path::new("s3://weir-savepoints/sp");
     let savepoint = running
-        .savepoint(&dir.path().join("sp"), SavepointFormat::Canonical, None)
+        .savepoint(target, SavepointFormat::Canonical, None)
         .expect("savepoint");
+    assert!(
+        savepoint.path.starts_with("s3://weir-savepoints/sp/"),
+        "{}",
+        savepoint.path
+    );
     // Records after the savepoint go into transactions no checkpoint
     // covers; the job is then cancelled.
     running.wait_sink_records(5_000);
@@ -231,9 +245,14 @@ fn a_savepoint_restores_at_another_parallelism_and_writes_its_uncommitted_transa
     // Restored at parallelism 3: the four partitions are assigned anew,
     // and the savepoint's transactions, which the restore finds aborted
     // (fenced), are written again from the savepoint's copy.
-    let g = graph(&count_yaml(dir.path(), &broker, 3, None, ""), dir.path()).expect("spec");
+    let g = graph(
+        &count_yaml(dir.path(), &broker, 3, None, &extra),
+        dir.path(),
+    )
+    .expect("spec");
+    let point = RestorePoint::open_in(Path::new(&savepoint.path), &s3.config(KEY, SECRET));
     let options = RunOptions {
-        restore: Some(RestorePoint::open(Path::new(&savepoint.path)).expect("savepoint opens")),
+        restore: Some(point.expect("savepoint opens")),
         ..RunOptions::default()
     };
     run_job(&g, &options, &JobControl::default()).expect("restored run");
