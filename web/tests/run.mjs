@@ -336,8 +336,18 @@ const tests = [
       const paths = await listed.allTextContents();
       return paths.includes(first) && paths.includes(second);
     });
-    const latest = await page.getByTestId('latest-savepoint').getByTestId('external-path').textContent();
-    assert(path.basename(latest) === path.basename(second), `latest savepoint ${latest}, not ${second}`);
+    // The overview's "latest savepoint" comes from its own poll, which may
+    // come after the list's: wait for it, then say what it showed.
+    const latestPath = page.getByTestId('latest-savepoint').getByTestId('external-path');
+    let latest = '';
+    try {
+      await until('the stop\'s savepoint as the latest', async () => {
+        latest = await latestPath.textContent();
+        return path.basename(latest) === path.basename(second);
+      });
+    } catch (e) {
+      assert(false, `latest savepoint ${latest}, not ${second}`);
+    }
     await until('savepoint markers in the history', async () => (await page.getByTestId('savepoint-marker').count()) >= 2);
     ctx.savepoint = second;
   }],
