@@ -135,6 +135,22 @@ pub(crate) fn latest_in(bucket: &Bucket, prefix: &str) -> Option<(u64, PathBuf)>
         .map(|(job, id)| (id, PathBuf::from(bucket.uri(&format!("{job}/chk-{id}")))))
 }
 
+/// Waits (up to a minute, and while `ended` is false) until a checkpoint
+/// under `jobs` has its `_metadata` in the bucket; the newest.
+fn wait_for_checkpoint_in(bucket: &Bucket, ended: impl Fn() -> bool) -> (u64, PathBuf) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(found) = latest_in(bucket, "jobs") {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline && !ended(),
+            "no checkpoint completed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The access key the tests use (moto takes any until told otherwise).
 pub(crate) const KEY: &str = "weir-test";
 /// Its secret key.
@@ -199,15 +215,7 @@ fn checkpoints_fail_while_the_s3_server_is_stopped_and_complete_again_after() {
     let control = JobControl::default();
     let (summary, resumed_at) = std::thread::scope(|s| {
         let run = s.spawn(|| run_job(&g, &RunOptions::default(), &control));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        // A checkpoint completed: its `_metadata` is in the bucket.
-        while latest_in(&bucket, "jobs").is_none() {
-            assert!(
-                Instant::now() < deadline && !run.is_finished(),
-                "no checkpoint"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_checkpoint_in(&bucket, || run.is_finished());
         // The server stops answering for 3 s (SIGSTOP keeps what it holds).
         server.signal("STOP");
         std::thread::sleep(Duration::from_secs(3));
@@ -304,14 +312,7 @@ fn another_jobs_folder_is_swept_only_once_the_process_running_it_is_gone() {
     let spec_a = dir_a.path().join("job.yaml");
     std::fs::write(&spec_a, in_bucket(&a, dir_a.path(), uri)).expect("spec");
     let mut running = crate::checkpoints::spawn(&spec_a, None);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (_, chk) = loop {
-        if let Some(found) = latest_in(&bucket, "jobs") {
-            break found;
-        }
-        assert!(Instant::now() < deadline, "job A completed no checkpoint");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (_, chk) = wait_for_checkpoint_in(&bucket, || false);
     let folder = chk
         .to_str()
         .and_then(|c| c.strip_prefix("s3://weir-checkpoints/"))
@@ -440,15 +441,9 @@ fn a_restart_while_s3_is_unreachable_waits_for_it_instead_of_taking_the_checkpoi
         let run = s.spawn(|| run_job(&g, &RunOptions::default(), &control));
         // Cut the server off once a checkpoint is there, before the trap,
         // and for a while after it.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while latest_in(&bucket, "jobs").is_none() {
-            assert!(
-                Instant::now() < deadline && !run.is_finished(),
-                "no checkpoint"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for_checkpoint_in(&bucket, || run.is_finished());
         proxy.set_down(true);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while control.live().restarts == 0 {
             assert!(
                 Instant::now() < deadline && !run.is_finished(),

@@ -223,9 +223,12 @@ impl ObjectCheckpoint {
             };
             self.fetch(&o.key, o.size, &dir.join(file))?;
         }
-        let meta = self.metadata()?.ok_or_else(|| StorageError {
-            path: self.location(),
-            message: "no _metadata".into(),
+        // `_metadata` came down with the folder's other files.
+        let local = dir.join(METADATA_FILE);
+        let bytes = super::fs::read_metadata_file(&local).map_err(|e| local_err(&local, e))?;
+        let meta = CheckpointMetadata::decode(&bytes).map_err(|e| StorageError {
+            path: format!("{}/{METADATA_FILE}", self.location()),
+            message: e.to_string(),
         })?;
         let parent = self.folder.rsplit_once('/').map_or("", |p| p.0);
         let handles = meta.operators.iter().flat_map(|o| &o.subtasks);
