@@ -38,11 +38,13 @@
 //!
 //! Start with [`Operator`], then [`OpenContext`] (config and state
 //! declaration) and [`Context`] (emit, timers). [`windows`] builds event-time
-//! windows from those parts; [`codec`] says how state values are encoded.
+//! windows from those parts; [`codec`] says how state values are encoded;
+//! [`kafka`] reads and writes the headers of Kafka records.
 
 pub mod codec;
 mod context;
 mod export;
+pub mod kafka;
 mod operator;
 mod runtime;
 mod state;

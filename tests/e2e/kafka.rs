@@ -406,3 +406,184 @@ fn a_topic_pattern_reads_every_matching_topic_and_no_other() {
     }
     assert_eq!(last.values().sum::<u64>(), 2_000);
 }
+
+/// Creates `topic` with `partitions` partitions on `broker`.
+fn create_topic(broker: &Broker, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .create()
+        .expect("admin client");
+    let topics = [NewTopic::new(topic, partitions, TopicReplication::Fixed(1))];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let results = runtime
+        .block_on(admin.create_topics(&topics, &AdminOptions::new()))
+        .expect("create topics");
+    for r in results {
+        r.expect("topic created");
+    }
+}
+
+/// A record as a test sees it: key, value, timestamp and headers.
+type Seen = (String, String, i64, Vec<(String, Option<Vec<u8>>)>);
+
+/// Reads `count` records of the 2-partition `topic` from the beginning.
+fn read_records(broker: &Broker, topic: &str, count: usize) -> Vec<Seen> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "weir-test-reader")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..2 {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen.len() < count && std::time::Instant::now() < deadline {
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.expect("a record");
+        let headers = m.headers().map_or_else(Vec::new, |h| {
+            h.iter()
+                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                .collect()
+        });
+        let ts = m.timestamp().to_millis().unwrap_or(-1);
+        seen.push((text(m.key()), text(m.payload()), ts, headers));
+    }
+    seen.sort();
+    seen
+}
+
+#[test]
+fn record_headers_pass_from_source_to_sink_and_a_filter_reads_them() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let broker = Broker::start();
+    create_topic(&broker, "in", 2);
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .create()
+        .expect("producer");
+    // Every record has a repeated `kind` header (the last one counts), a
+    // binary header and a null one; the even ones are to be kept.
+    let mut expected = Vec::new();
+    for i in 0..100u8 {
+        let kind = if i % 2 == 0 { "keep" } else { "drop" };
+        let binary = [0, 0xff, i];
+        let (key, value, ts) = (format!("k{i:03}"), format!("v{i}"), 1_000 + i64::from(i));
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "kind",
+                value: Some("old"),
+            })
+            .insert(Header {
+                key: "kind",
+                value: Some(kind),
+            })
+            .insert(Header {
+                key: "bin",
+                value: Some(&binary[..]),
+            })
+            .insert(Header::<&[u8]> {
+                key: "null",
+                value: None,
+            });
+        let record = BaseRecord::to("in")
+            .key(&key)
+            .payload(&value)
+            .timestamp(ts)
+            .headers(headers);
+        producer.send(record).map_err(|(e, _)| e).expect("send");
+        if i % 2 == 0 {
+            let headers = vec![
+                ("kind".to_owned(), Some(b"old".to_vec())),
+                ("kind".to_owned(), Some(kind.as_bytes().to_vec())),
+                ("bin".to_owned(), Some(binary.to_vec())),
+                ("null".to_owned(), None),
+            ];
+            expected.push((key, value, ts, headers));
+        }
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+
+    let dir = tempdir();
+    let sink = format!(
+        r#"sinks:
+  - id: out
+    type: kafka
+    kafka:
+      bootstrap-servers: {addr}
+      topic: out
+      delivery-guarantee: at-least-once
+      create-topic: {{ partitions: 2 }}
+      headers: true"#,
+        addr = broker.addr
+    );
+    let cache = q(&cache_dir().display().to_string());
+    // Source → filter on a header → sink: the kept records arrive with
+    // their key, value, timestamp and every header, in order.
+    let yaml = format!(
+        r#"
+name: kafka-headers
+config:
+  weir.sandbox.cache-dir: {cache}
+sources:
+  - id: in
+    type: kafka
+    kafka:
+      bootstrap-servers: {addr}
+      topic: in
+      stopping-offsets: latest
+      headers: true
+operators:
+  - id: keep
+    uid: keep
+    wasm: {wasm}
+    config: {{ field: 'header:kind', op: equals, operand: keep }}
+{sink}
+edges:
+  - {{ from: in, to: keep }}
+  - {{ from: keep, to: out }}
+"#,
+        addr = broker.addr,
+        wasm = q(weir_test_guests::FILTER),
+    );
+    let g = graph(&yaml, dir.path()).expect("spec");
+    run_job(&g, &RunOptions::default(), &JobControl::default()).expect("the job ends");
+    assert_eq!(read_records(&broker, "out", 50), expected);
+
+    // A sink with `headers: true` fed plain values fails, saying why.
+    let yaml = format!(
+        r#"
+name: plain-into-headers
+config:
+  weir.sandbox.cache-dir: {cache}
+  restart-strategy.type: none
+sources:
+  - {{ id: gen, type: datagen, count: 10 }}
+{sink}
+edges:
+  - {{ from: gen, to: out }}
+"#
+    );
+    let g = graph(&yaml, dir.path()).expect("spec");
+    let e = run_job(&g, &RunOptions::default(), &JobControl::default())
+        .expect_err("plain values are no envelopes");
+    assert!(
+        e.to_string()
+            .contains("headers: true takes element values that are record envelopes"),
+        "{e}"
+    );
+}

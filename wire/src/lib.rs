@@ -10,15 +10,19 @@
 //! * [`BatchBuilder`] / [`BatchReader`]: elements (the *batch encoding*).
 //! * [`SlotValuesBuilder`] / [`SlotValuesReader`]: prefetched value state.
 //! * [`UpdatesBuilder`] / [`UpdatesReader`]: changed prefetched values.
+//! * [`write_envelope`] / [`EnvelopeRef`]: a Kafka record's headers and
+//!   value in one element value (`headers: true` sources and sinks).
 //!
 //! All integers are little endian; lengths are `u32`. Readers never panic on
 //! malformed input: they return [`WireError`].
 
 mod batch;
+mod envelope;
 mod slots;
 mod updates;
 
 pub use batch::{BatchBuilder, BatchReader, ElementRef, count_elements};
+pub use envelope::{ENVELOPE_VERSION, EnvelopeRef, HeaderRef, write_envelope};
 pub use slots::{SlotValuesBuilder, SlotValuesReader};
 pub use updates::{Update, UpdatesBuilder, UpdatesReader};
 

@@ -173,6 +173,11 @@ pub struct KafkaSourceSpec {
     /// bounded source never looks.
     #[serde(default)]
     pub partition_discovery_interval_ms: Option<u64>,
+    /// With `true`, each element's value is the record envelope of the
+    /// record's headers and value (`weir_wire::EnvelopeRef`), not the bare
+    /// value.
+    #[serde(default)]
+    pub headers: bool,
     /// Passed to the Kafka client as they are.
     #[serde(default)]
     pub properties: BTreeMap<String, ConfigValue>,
@@ -230,6 +235,11 @@ pub struct KafkaSinkSpec {
     /// fails the job at start.
     #[serde(default)]
     pub create_topic: Option<CreateTopic>,
+    /// With `true`, each element's value must be a record envelope
+    /// (`weir_wire::EnvelopeRef`): its headers become the record's headers
+    /// and its value the record's value.
+    #[serde(default)]
+    pub headers: bool,
     /// Passed to the Kafka client as they are.
     #[serde(default)]
     pub properties: BTreeMap<String, ConfigValue>,

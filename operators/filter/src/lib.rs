@@ -1,7 +1,10 @@
 //! `filter`: keeps the elements that match a predicate from its config.
 //!
 //! Config:
-//! - `field`: `value` (default) or `key`;
+//! - `field`: `value` (default), `key`, or `header:<name>`: the value of
+//!   the record's last header of that name, for elements from a Kafka
+//!   source with `headers: true` (an element without that header, or whose
+//!   value is not a record envelope, does not match);
 //! - `op`: `equals`, `not-equals`, `contains`, `starts-with`, `ends-with`
 //!   (text), or `gt`, `ge`, `lt`, `le` (numbers: the field is parsed as a
 //!   decimal number; elements where it is not one are dropped);
@@ -10,6 +13,7 @@
 //!
 //! A bad config fails `open` with a message that names the key.
 
+use weir_sdk::kafka::EnvelopeRef;
 use weir_sdk::prelude::*;
 
 #[derive(Debug)]
@@ -67,41 +71,63 @@ impl Predicate {
     }
 }
 
+/// The part of an element a predicate looks at.
+#[derive(Debug)]
+enum Field {
+    Value,
+    Key,
+    Header(String),
+}
+
+impl Field {
+    fn parse(field: &str) -> Result<Self, String> {
+        match field {
+            "value" => Ok(Field::Value),
+            "key" => Ok(Field::Key),
+            other => match other.strip_prefix("header:") {
+                Some(name) if !name.is_empty() => Ok(Field::Header(name.to_owned())),
+                _ => Err(format!(
+                    "config key `field`: expected `key`, `value` or `header:<name>`, got {other:?}"
+                )),
+            },
+        }
+    }
+
+    /// The field of `e`; `None` when it has no such header.
+    fn of<'a>(&self, e: &Element<'a>) -> Option<&'a [u8]> {
+        match self {
+            Field::Value => Some(e.value),
+            Field::Key => Some(e.key.unwrap_or_default()),
+            Field::Header(name) => EnvelopeRef::read(e.value).ok()?.header(name),
+        }
+    }
+}
+
 /// Keeps matching elements.
 struct Filter {
-    on_key: bool,
+    field: Field,
     predicate: Predicate,
     negate: bool,
 }
 
 impl Operator for Filter {
     fn open(ctx: &mut OpenContext) -> Result<Self, String> {
-        let on_key = match ctx.get("field").unwrap_or("value") {
-            "value" => false,
-            "key" => true,
-            other => {
-                return Err(format!(
-                    "config key `field`: expected `key` or `value`, got {other:?}"
-                ));
-            }
-        };
+        let field = Field::parse(ctx.get("field").unwrap_or("value"))?;
         let predicate = Predicate::parse(ctx.require("op")?, ctx.require("operand")?)?;
         let negate = ctx.parse::<bool>("negate")?.unwrap_or(false);
         Ok(Filter {
-            on_key,
+            field,
             predicate,
             negate,
         })
     }
 
     fn process(&mut self, e: Element<'_>, ctx: &mut Context) {
-        let bytes = if self.on_key {
-            e.key.unwrap_or_default()
-        } else {
-            e.value
-        };
-        let field = String::from_utf8_lossy(bytes);
-        if self.predicate.matches(&field) != self.negate {
+        let matches = self
+            .field
+            .of(&e)
+            .is_some_and(|bytes| self.predicate.matches(&String::from_utf8_lossy(bytes)));
+        if matches != self.negate {
             ctx.emit(e.key, e.value, e.timestamp);
         }
     }

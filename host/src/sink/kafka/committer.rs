@@ -28,10 +28,9 @@
 
 use std::sync::Arc;
 
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::{BaseRecord, Producer};
 
-use super::markers::{add_marker, marker_consumers, read_marker, record_commit};
+use super::markers::{GroupConsumer, add_marker, marker_consumers, read_marker, record_commit};
 use super::producer::{FLUSH_TIMEOUT, Sender, err, producer_config};
 use super::state::{PendingTxn, TxnSinkState, decode_all};
 use super::transactions::{FENCE_AHEAD, Registry, TxnWriter, in_parallel, txn_producers};
@@ -61,7 +60,7 @@ impl KafkaTxnSink {
 
     /// Whether the transaction with `token` of slot `slot` of subtask
     /// `subtask` committed: its marker or its record holds its token.
-    fn committed(&self, consumers: &[BaseConsumer; 2], token: i64) -> Result<bool, SinkError> {
+    fn committed(&self, consumers: &[GroupConsumer; 2], token: i64) -> Result<bool, SinkError> {
         for consumer in consumers {
             if read_marker(&self.spec, consumer)? == Some(token) {
                 return Ok(true);
@@ -78,7 +77,7 @@ impl KafkaTxnSink {
         &self,
         state: &TxnSinkState,
         settle: bool,
-    ) -> Result<Vec<(usize, [BaseConsumer; 2])>, SinkError> {
+    ) -> Result<Vec<(usize, [GroupConsumer; 2])>, SinkError> {
         let mut lost = Vec::new();
         for (i, p) in state.pending.iter().enumerate() {
             let deadline = std::time::Instant::now() + MARKER_SETTLE;
@@ -134,7 +133,7 @@ impl KafkaTxnSink {
         &self,
         state: &TxnSinkState,
         senders: &[Sender],
-        lost: &[(usize, [BaseConsumer; 2])],
+        lost: &[(usize, [GroupConsumer; 2])],
     ) -> Result<(), SinkError> {
         let s = state.subtask;
         for (i, consumers) in lost {
@@ -205,11 +204,11 @@ impl KafkaTxnSink {
 fn write_transaction(
     spec: &KafkaSinkSpec,
     sender: &Sender,
-    [marker, record]: &[BaseConsumer; 2],
+    [marker, record]: &[GroupConsumer; 2],
     p: &PendingTxn,
 ) -> Result<(), SinkError> {
     sender.producer.begin_transaction().map_err(err)?;
-    sender.send(&spec.topic, &p.records)?;
+    sender.send(spec, &p.records)?;
     add_marker(sender, spec, marker, p.token)?;
     sender.flush()?;
     sender

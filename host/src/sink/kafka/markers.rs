@@ -2,7 +2,9 @@
 //! a failure, which of a checkpoint's transactions committed (see
 //! `transactions` and `committer`).
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::sync::Arc;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -10,6 +12,10 @@ use super::producer::{FLUSH_TIMEOUT, Sender, err};
 use crate::kafka::client_config;
 use crate::sink::SinkError;
 use crate::spec::KafkaSinkSpec;
+
+/// A consumer of a marker group, which never joins the group; shared, so
+/// that a commit can wait for the broker on a thread of its own.
+pub(super) type GroupConsumer = Arc<BaseConsumer>;
 
 /// The sink's transactional-id prefix.
 pub(super) fn prefix(spec: &KafkaSinkSpec) -> Result<&str, SinkError> {
@@ -43,7 +49,7 @@ pub(super) fn marker_consumers(
     spec: &KafkaSinkSpec,
     subtask: u32,
     slot: u32,
-) -> Result<[BaseConsumer; 2], SinkError> {
+) -> Result<[GroupConsumer; 2], SinkError> {
     let [marker, record] = marker_groups(prefix(spec)?, subtask, slot);
     Ok([
         group_consumer(spec, &marker)?,
@@ -52,13 +58,17 @@ pub(super) fn marker_consumers(
 }
 
 /// A consumer of group `group` that never joins it.
-pub(super) fn group_consumer(spec: &KafkaSinkSpec, group: &str) -> Result<BaseConsumer, SinkError> {
+pub(super) fn group_consumer(
+    spec: &KafkaSinkSpec,
+    group: &str,
+) -> Result<GroupConsumer, SinkError> {
     client_config(
         &spec.bootstrap_servers,
         &spec.properties,
         &[("group.id", group), ("enable.auto.commit", "false")],
     )
     .create()
+    .map(Arc::new)
     .map_err(err)
 }
 
@@ -75,7 +85,7 @@ fn token_offset(spec: &KafkaSinkSpec, token: i64) -> Result<TopicPartitionList, 
 pub(super) fn add_marker(
     sender: &Sender,
     spec: &KafkaSinkSpec,
-    consumer: &BaseConsumer,
+    consumer: &GroupConsumer,
     token: i64,
 ) -> Result<(), SinkError> {
     let tpl = token_offset(spec, token)?;
@@ -91,7 +101,7 @@ pub(super) fn add_marker(
 /// The token in the commit marker `consumer`'s group holds (`None`: none).
 pub(super) fn read_marker(
     spec: &KafkaSinkSpec,
-    consumer: &BaseConsumer,
+    consumer: &GroupConsumer,
 ) -> Result<Option<i64>, SinkError> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(&spec.topic, 0);
@@ -112,16 +122,35 @@ pub(super) fn read_marker(
 }
 
 /// Records that the transaction with `token` committed: commits `token`
-/// to the record group of `consumer` (see [`marker_groups`]).
+/// to the record group of `consumer` (see [`marker_groups`]), waiting for
+/// the broker no longer than a flush.
+///
+/// librdkafka's synchronous commit waits without end for a group
+/// coordinator that does not answer (and rdkafka does not report the
+/// outcome of an asynchronous one), so it runs on a thread of its own: on
+/// a timeout that thread ends once the client gives up or the broker
+/// answers, while the checkpoint coordinator goes on.
 pub(super) fn record_commit(
     spec: &KafkaSinkSpec,
-    consumer: &BaseConsumer,
+    consumer: &GroupConsumer,
     token: i64,
 ) -> Result<(), SinkError> {
-    consumer
-        .commit(
-            &token_offset(spec, token)?,
-            rdkafka::consumer::CommitMode::Sync,
-        )
-        .map_err(|e| err(format!("cannot record a commit: {e}")))
+    let failed = |e: &dyn std::fmt::Display| err(format!("cannot record a commit: {e}"));
+    let offsets = token_offset(spec, token)?;
+    let consumer = Arc::clone(consumer);
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("weir-kafka-commit".into())
+        .spawn(move || {
+            let _ = done.send(consumer.commit(&offsets, CommitMode::Sync));
+        })
+        .map_err(|e| failed(&e))?;
+    match outcome.recv_timeout(FLUSH_TIMEOUT) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(failed(&e)),
+        Err(_) => Err(failed(&format!(
+            "the broker did not answer within {} s",
+            FLUSH_TIMEOUT.as_secs()
+        ))),
+    }
 }

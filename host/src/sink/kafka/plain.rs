@@ -13,8 +13,7 @@ use crate::spec::{DeliveryGuarantee, KafkaSinkSpec};
 #[derive(Debug)]
 pub struct KafkaSink {
     sender: Sender,
-    topic: String,
-    guarantee: DeliveryGuarantee,
+    spec: KafkaSinkSpec,
 }
 
 impl KafkaSink {
@@ -22,15 +21,14 @@ impl KafkaSink {
     pub fn open(spec: &KafkaSinkSpec) -> Result<Self, SinkError> {
         Ok(KafkaSink {
             sender: Sender::create(&producer_config(spec, &[]))?,
-            topic: spec.topic.clone(),
-            guarantee: spec.delivery_guarantee,
+            spec: spec.clone(),
         })
     }
 }
 
 impl SinkWriter for KafkaSink {
     fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
-        self.sender.send(&self.topic, &batch.data)
+        self.sender.send(&self.spec, &batch.data)
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
@@ -38,7 +36,7 @@ impl SinkWriter for KafkaSink {
     }
 
     fn pre_commit(&mut self, _id: u64) -> Result<Vec<Vec<u8>>, SinkError> {
-        match self.guarantee {
+        match self.spec.delivery_guarantee {
             DeliveryGuarantee::None => self.sender.check()?,
             _ => self.sender.flush()?,
         }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use weir_wire::BatchReader;
+use weir_wire::{BatchReader, EnvelopeRef};
 
 use crate::kafka::{client_config, create_topic, partitions};
 use crate::sink::SinkError;
@@ -57,6 +58,19 @@ impl std::fmt::Debug for Sender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sender").finish_non_exhaustive()
     }
+}
+
+/// The headers of `envelope` as the client takes them.
+fn owned_headers(envelope: &EnvelopeRef<'_>) -> OwnedHeaders {
+    envelope.headers.iter().fold(
+        OwnedHeaders::new_with_capacity(envelope.headers.len()),
+        |h, x| {
+            h.insert(Header {
+                key: x.name,
+                value: x.value,
+            })
+        },
+    )
 }
 
 /// A Kafka sink error, prefixed with where it comes from.
@@ -120,17 +134,33 @@ impl Sender {
         self.deliveries.check()
     }
 
-    /// Sends every element of `batch` to `topic`: its key, its value and
-    /// its event time as the record's timestamp.
-    pub(super) fn send(&self, topic: &str, data: &[u8]) -> Result<(), SinkError> {
+    /// Sends every element of `batch` to the topic of sink `spec`: its
+    /// key, its value and its event time as the record's timestamp (with
+    /// `headers: true`, the value is a record envelope of headers and
+    /// value).
+    pub(super) fn send(&self, spec: &KafkaSinkSpec, data: &[u8]) -> Result<(), SinkError> {
         for e in BatchReader::new(data) {
             let e = e.map_err(|e| SinkError::Failed(e.to_string()))?;
-            let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(e.value);
+            let (value, headers) = match spec.headers {
+                true => {
+                    let envelope = EnvelopeRef::read(e.value).map_err(|w| {
+                        err(format!(
+                            "headers: true takes element values that are record envelopes (the Kafka source's with headers: true, or weir_sdk::kafka::write_envelope), and this one is not: {w}"
+                        ))
+                    })?;
+                    (envelope.value, Some(owned_headers(&envelope)))
+                }
+                false => (e.value, None),
+            };
+            let mut record = BaseRecord::<[u8], [u8]>::to(&spec.topic).payload(value);
             if let Some(k) = e.key {
                 record = record.key(k);
             }
             if let Some(ts) = e.timestamp {
                 record = record.timestamp(ts);
+            }
+            if let Some(h) = headers {
+                record = record.headers(h);
             }
             let full_since = std::time::Instant::now();
             loop {

@@ -28,11 +28,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::Producer;
 use weir_wire::BatchBuilder;
 
-use super::markers::{add_marker, group_consumer, marker_groups, prefix, record_commit};
+use super::markers::{
+    GroupConsumer, add_marker, group_consumer, marker_groups, prefix, record_commit,
+};
 use super::producer::{FLUSH_TIMEOUT, Sender, err, producer_config};
 use super::state::{PendingTxn, TxnSinkState};
 use crate::channel::Batch;
@@ -95,7 +96,7 @@ struct Producers {
     /// its producer (`None` while its commit runs, or after it failed).
     waiting: HashMap<(u32, u32), (i64, Option<Sender>)>,
     /// A consumer of each slot's record group, by subtask and slot.
-    records: HashMap<(u32, u32), Arc<BaseConsumer>>,
+    records: HashMap<(u32, u32), GroupConsumer>,
     /// Idle, by subtask: slot and producer.
     idle: HashMap<u32, Vec<(u32, Sender)>>,
     /// The first commit that failed: the attempt fails with it, and its
@@ -180,12 +181,12 @@ impl Registry {
         &self,
         spec: &KafkaSinkSpec,
         key: (u32, u32),
-    ) -> Result<Arc<BaseConsumer>, SinkError> {
+    ) -> Result<GroupConsumer, SinkError> {
         if let Some(c) = self.lock().records.get(&key) {
             return Ok(c.clone());
         }
         let [_, record] = marker_groups(prefix(spec)?, key.0, key.1);
-        let consumer = Arc::new(group_consumer(spec, &record)?);
+        let consumer = group_consumer(spec, &record)?;
         self.lock().records.insert(key, consumer.clone());
         Ok(consumer)
     }
@@ -317,7 +318,7 @@ pub struct TxnWriter {
     pending: Vec<PendingTxn>,
     registry: Arc<Registry>,
     /// A consumer of each slot's marker group.
-    markers: HashMap<u32, BaseConsumer>,
+    markers: HashMap<u32, GroupConsumer>,
     /// The producers of the next new slots, with the first slot.
     ready: Option<(u32, Preparing)>,
 }
@@ -430,7 +431,7 @@ impl SinkWriter for TxnWriter {
         self.registry.failure()?;
         let spec = self.spec.clone();
         let txn = self.open()?;
-        txn.sender.send(&spec.topic, &batch.data)?;
+        txn.sender.send(&spec, &batch.data)?;
         txn.records.extend_encoded(&batch.data, batch.len);
         Ok(())
     }

@@ -2,7 +2,8 @@
 //! subscribed, so a rescale re-assigns them deterministically), keeps the
 //! next offset of each as operator state in the checkpoint (the source of
 //! truth on restore, as in Flink), and makes each record an element: its
-//! key, its value, and its Kafka timestamp as event time.
+//! key, its value (with `headers: true`, the record envelope of its
+//! headers and value), and its Kafka timestamp as event time.
 //!
 //! The watermark is per partition: the source reports the smallest of its
 //! partitions' largest timestamps, leaving out partitions that are done or
@@ -20,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use weir_wire::BatchBuilder;
+use weir_wire::{BatchBuilder, HeaderRef, write_envelope};
 
 mod partitions;
 mod stats;
@@ -61,6 +62,8 @@ pub struct KafkaSource {
     /// When to look for new partitions next (unbounded sources only).
     next_discovery: Option<Instant>,
     discovery_interval: Duration,
+    /// The envelope of the record being read (`headers: true`), reused.
+    envelope: Vec<u8>,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -147,6 +150,7 @@ impl KafkaSource {
             discovery_interval: Duration::from_millis(
                 spec.partition_discovery_interval_ms.unwrap_or(300_000),
             ),
+            envelope: Vec::new(),
         };
         let mut tpl = TopicPartitionList::new();
         for topic in source.topics()? {
@@ -454,11 +458,19 @@ impl SourceReader for KafkaSource {
                 continue;
             }
             let timestamp = message.timestamp().to_millis();
-            out.push(
-                message.key(),
-                message.payload().unwrap_or_default(),
-                timestamp,
-            );
+            let value = message.payload().unwrap_or_default();
+            if self.spec.headers {
+                self.envelope.clear();
+                let headers = message.headers().into_iter().flat_map(|h| h.iter());
+                let headers = headers.map(|h| HeaderRef {
+                    name: h.key,
+                    value: h.value,
+                });
+                write_envelope(&mut self.envelope, headers, value);
+                out.push(message.key(), &self.envelope, timestamp);
+            } else {
+                out.push(message.key(), value, timestamp);
+            }
             p.next = Some(offset + 1);
             p.last_record = Instant::now();
             if let Some(ts) = timestamp {
