@@ -49,6 +49,47 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// A broker keeping its log in S3 (bucket `tansu` of `s3`), so that
+    /// it survives [`Broker::restart`].
+    pub(crate) fn start_in(s3: &crate::s3::S3Server) -> Self {
+        let dir = tempdir();
+        let out = Command::new(kafka_script())
+            .arg("start")
+            .arg(dir.path())
+            .arg(&s3.endpoint)
+            .output()
+            .expect("scripts/kafka");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let addr = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Broker { dir, addr }
+    }
+
+    /// Stops the broker (`scripts/kafka stop`).
+    pub(crate) fn stop(&self) {
+        let status = Command::new(kafka_script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .status()
+            .expect("scripts/kafka stop");
+        assert!(status.success());
+    }
+
+    /// Starts it again on its port (`scripts/kafka restart`).
+    pub(crate) fn restart(&self) {
+        let status = Command::new(kafka_script())
+            .arg("restart")
+            .arg(self.dir.path())
+            .status()
+            .expect("scripts/kafka restart");
+        assert!(status.success());
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         let _ = Command::new(kafka_script())

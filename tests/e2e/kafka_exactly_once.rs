@@ -1,7 +1,9 @@
 //! The exactly-once Kafka sink against a real broker (tansu, one per
 //! test): a Kafka → keyed count → Kafka job killed and restored (from
 //! checkpoints in S3, a moto server of its own), rescaled through a
-//! savepoint in S3, and a zombie of a frozen attempt fenced.
+//! savepoint in S3, restarted under its strategy while the broker is
+//! stopped (the broker's log kept in S3, so it survives its restart), and
+//! a zombie of a frozen attempt fenced.
 //!
 //! tansu does not tell a `read_committed` consumer which transactions were
 //! aborted, so the committed output is read from the topic's log itself,
@@ -164,6 +166,66 @@ fn a_kafka_to_kafka_count_is_exactly_once_through_sigkills_and_a_rescale() {
     let (_, last) = latest().expect("a checkpoint in the bucket");
     std::fs::write(&job, in_bucket(3, None)).expect("spec");
     run_to_end(&job, Some(&last));
+    assert_uninterrupted(&committed_counts(&broker), count, keys);
+}
+
+#[test]
+fn a_broker_stopped_and_restarted_mid_run_leaves_the_output_exactly_once() {
+    let (count, keys) = (40_000, 400);
+    // The broker keeps its log in S3, so it survives its restart.
+    let s3 = S3Server::start();
+    let broker = Broker::start_in(&s3);
+    fill(&broker, "orders", count, keys);
+    let dir = tempdir();
+    // A checkpoint not complete within 2 s fails, no failed checkpoint is
+    // tolerated, and a transaction that cannot commit fails the job: so
+    // the job fails while the broker is away, and restarts under its
+    // strategy until the broker is back.
+    let yaml = count_yaml(
+        dir.path(),
+        &broker,
+        2,
+        Some(2_000),
+        "  execution.checkpointing.timeout: 2s\n  restart-strategy.type: fixed-delay\n  restart-strategy.fixed-delay.attempts: 60\n  restart-strategy.fixed-delay.delay: 1s",
+    );
+    let g = graph(&yaml, dir.path()).expect("spec");
+    let control = JobControl::default();
+    let summary = std::thread::scope(|s| {
+        let run = s.spawn(|| run_job(&g, &RunOptions::default(), &control));
+        wait_for_checkpoint(dir.path(), 3);
+        broker.stop();
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let failed = loop {
+            if !control.live().restart_history.is_empty() {
+                break true;
+            }
+            if Instant::now() > deadline {
+                control.cancel();
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // The restarted attempt meets the stopped broker too.
+        std::thread::sleep(Duration::from_secs(2));
+        broker.restart();
+        assert!(failed, "the job did not fail while the broker was away");
+        run.join().expect("job thread")
+    });
+    let summary = summary.expect("the job ends once the broker is back");
+    let causes: Vec<String> = control
+        .live()
+        .restart_history
+        .iter()
+        .map(|r| {
+            format!(
+                "{} (restored {:?})",
+                r.cause,
+                r.restored.as_ref().map(|c| c.id)
+            )
+        })
+        .collect();
+    eprintln!("{} restarts: {causes:#?}", summary.restarts);
+    assert!(summary.restarts >= 1, "{causes:?}");
     assert_uninterrupted(&committed_counts(&broker), count, keys);
 }
 

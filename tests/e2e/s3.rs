@@ -729,3 +729,94 @@ mod rocksdb {
         point.verify().expect("intact");
     }
 }
+
+#[test]
+fn the_rest_api_and_weir_checkpoints_show_s3_paths() {
+    use crate::api::request;
+    use crate::server::wait_for;
+    let s3 = S3Server::start();
+    s3.bucket("weir-checkpoints");
+    s3.bucket("weir-savepoints");
+    let dir = tempdir();
+    let job = dir.path().join("job.yaml");
+    let settings: String = s3
+        .yaml(KEY, SECRET)
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect();
+    std::fs::write(
+        &job,
+        format!(
+            "name: s3-api\nconfig:\n  weir.sandbox.cache-dir: {cache}\n  execution.checkpointing.interval: 200ms\n  execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION\n  state.checkpoints.dir: s3://weir-checkpoints/jobs\n  execution.checkpointing.savepoint-dir: s3://weir-savepoints/sp\n{settings}sources:\n  - {{ id: gen, type: datagen, count: 100000000, keys: 100, rate: 20000 }}\noperators:\n  - {{ id: count, uid: count, wasm: {wasm} }}\nsinks:\n  - {{ id: out, type: discard }}\nedges:\n  - {{ from: gen, to: count, partition: hash }}\n  - {{ from: count, to: out }}\n",
+            cache = q(&crate::common::cache_dir().display().to_string()),
+            wasm = q(weir_test_guests::COUNT),
+        ),
+    )
+    .expect("job");
+    let mut run = crate::common::spawn_with_api({
+        let mut cmd = crate::common::weir();
+        cmd.arg("run").arg(&job);
+        cmd
+    });
+    let send = |method: &str, path: &str, body: &[u8]| {
+        request(&run.addr, Some(&run.token), method, path, body)
+    };
+    let job_path = format!("/api/v1/jobs/{}", run.id);
+    let checkpoint = format!("s3://weir-checkpoints/jobs/{}/chk-", run.id);
+    // Flink's metric and the checkpoint statistics name the checkpoint by
+    // its URI in the bucket.
+    let metric = wait_for(60, "a checkpoint's path in the metric", || {
+        let (_, body) = send(
+            "GET",
+            &format!("{job_path}/metrics?get=lastCheckpointExternalPath"),
+            b"",
+        );
+        body.contains(&checkpoint).then_some(body)
+    });
+    assert!(metric.contains("lastCheckpointExternalPath"), "{metric}");
+    let (status, stats) = send("GET", &format!("{job_path}/checkpoints"), b"");
+    assert_eq!(status, 200, "{stats}");
+    assert!(
+        stats.contains(&format!("\"external_path\":\"{checkpoint}")),
+        "{stats}"
+    );
+    // A savepoint triggered over the API goes to the bucket, and its
+    // status says where.
+    let (status, trigger) = send("POST", &format!("{job_path}/savepoints"), b"{}");
+    assert_eq!(status, 202, "{trigger}");
+    let trigger: serde_json::Value = serde_json::from_str(&trigger).expect("json");
+    let trigger = trigger["request-id"]
+        .as_str()
+        .expect("request-id")
+        .to_owned();
+    let done = wait_for(60, "the savepoint", || {
+        let (_, body) = send("GET", &format!("{job_path}/savepoints/{trigger}"), b"");
+        body.contains("COMPLETED").then_some(body)
+    });
+    assert!(
+        done.contains("\"location\":\"s3://weir-savepoints/sp/savepoint-"),
+        "{done}"
+    );
+    let (status, resp) = send("PATCH", &format!("{job_path}?mode=cancel"), b"");
+    assert_eq!(status, 202, "{resp}");
+    wait_for(30, "weir run to exit", || {
+        run.child.try_wait().expect("poll")
+    });
+    // `weir checkpoints` lists the bucket's jobs and the checkpoints the
+    // cancelled job kept.
+    let out = crate::common::weir()
+        .args(["checkpoints", "s3://weir-checkpoints/jobs"])
+        .env("AWS_ENDPOINT_URL", &s3.endpoint)
+        .env("AWS_ACCESS_KEY_ID", KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .output()
+        .expect("weir checkpoints");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(listing.contains(&run.id), "{listing}");
+    assert!(listing.contains("chk-"), "{listing}");
+}

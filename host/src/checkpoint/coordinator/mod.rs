@@ -411,13 +411,6 @@ impl<'a> Coordinator<'a> {
         let subsumed = self.pending.completed(id, Instant::now());
         hub.set_completed(id);
         let committed = self.commit_sinks(&metadata);
-        // Nothing commits after the final checkpoint but the recovery of a
-        // restart from it: the job must not end as if it had.
-        if let (true, Err(e)) = (is_final, &committed) {
-            return Err(CoordinatorError::Final(format!(
-                "the final checkpoint {id} did not commit: {e}"
-            )));
-        }
         tracing::info!(
             "checkpoint {id} completed: {path} ({} bytes, {:.1} ms)",
             metadata.state_size,
@@ -436,7 +429,15 @@ impl<'a> Coordinator<'a> {
             path,
             claimed: None,
         });
-        Ok(())
+        // Nothing commits after the final checkpoint but the recovery of a
+        // restart from it (it is retained above, so the restart finds it):
+        // the job must not end as if it had.
+        match committed {
+            Err(e) if is_final => Err(CoordinatorError::Final(format!(
+                "the final checkpoint {id} did not commit: {e}"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// The checkpoint is durable: the sinks' pre-committed files of it (and
