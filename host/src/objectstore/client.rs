@@ -143,6 +143,13 @@ const RETRY: RetryConfig = RetryConfig {
     retry_timeout: Duration::from_secs(15),
 };
 
+/// Makes ring the process's TLS crypto provider, which the client's
+/// rustls needs (Weir builds it without aws-lc-rs, the default, whose C
+/// build costs minutes); once set, setting it again does nothing.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The client of `uri`'s bucket.
 pub(super) fn build(
     uri: &ObjectUri,
@@ -152,6 +159,7 @@ pub(super) fn build(
         uri: uri.to_string(),
         message,
     };
+    install_crypto_provider();
     let mut b = AmazonS3Builder::from_env().with_bucket_name(&uri.bucket);
     if let Some(e) = &s3.endpoint {
         b = b.with_endpoint(e);
