@@ -52,7 +52,7 @@ pub use checkpoint::listing::list as list_checkpoints;
 pub use checkpoint::metadata::CheckpointMetadata;
 pub use checkpoint::recovery::completed_in;
 pub use checkpoint::restore::{RestoreError, RestorePoint};
-pub use checkpoint::savepoint::{SavepointDone, StopMode, dispose as dispose_savepoint};
+pub use checkpoint::savepoint::{SavepointDone, StopMode, dispose_in as dispose_savepoint};
 pub use checkpoint::storage::new_job_id;
 pub use client::{
     Client, SavepointOptions, SubmitOptions, checkpoints_table, dead_letters_table, jobs_table,

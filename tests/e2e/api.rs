@@ -378,6 +378,20 @@ pub(crate) fn request(
     (status, text)
 }
 
+/// Runs `weir --config CFG serve`, which must fail at its start; its
+/// stderr.
+pub(crate) fn serve_refused(cfg: &std::path::Path) -> String {
+    let out = weir()
+        .arg("--config")
+        .arg(cfg)
+        .arg("serve")
+        .output()
+        .expect("weir serve");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{err}");
+    err
+}
+
 pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {

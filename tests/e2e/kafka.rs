@@ -33,31 +33,22 @@ fn kafka_script() -> PathBuf {
 
 impl Broker {
     pub(crate) fn start() -> Self {
-        let dir = tempdir();
-        let out = Command::new(kafka_script())
-            .arg("start")
-            .arg(dir.path())
-            .output()
-            .expect("scripts/kafka");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let addr = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        Broker { dir, addr }
+        Self::launch(None)
     }
-}
 
-impl Broker {
     /// A broker keeping its log in S3 (bucket `tansu` of `s3`), so that
     /// it survives [`Broker::restart`].
     pub(crate) fn start_in(s3: &crate::s3::S3Server) -> Self {
+        Self::launch(Some(&s3.endpoint))
+    }
+
+    /// `scripts/kafka start DIR [S3_ENDPOINT]`.
+    fn launch(s3_endpoint: Option<&str>) -> Self {
         let dir = tempdir();
         let out = Command::new(kafka_script())
             .arg("start")
             .arg(dir.path())
-            .arg(&s3.endpoint)
+            .args(s3_endpoint)
             .output()
             .expect("scripts/kafka");
         assert!(
@@ -71,22 +62,22 @@ impl Broker {
 
     /// Stops the broker (`scripts/kafka stop`).
     pub(crate) fn stop(&self) {
-        let status = Command::new(kafka_script())
-            .arg("stop")
-            .arg(self.dir.path())
-            .status()
-            .expect("scripts/kafka stop");
-        assert!(status.success());
+        self.script("stop");
     }
 
-    /// Starts it again on its port (`scripts/kafka restart`).
+    /// Starts it again on its port with its storage (`scripts/kafka
+    /// restart`).
     pub(crate) fn restart(&self) {
+        self.script("restart");
+    }
+
+    fn script(&self, verb: &str) {
         let status = Command::new(kafka_script())
-            .arg("restart")
+            .arg(verb)
             .arg(self.dir.path())
             .status()
-            .expect("scripts/kafka restart");
-        assert!(status.success());
+            .expect("scripts/kafka");
+        assert!(status.success(), "scripts/kafka {verb} failed");
     }
 }
 

@@ -27,6 +27,7 @@ mod s3;
 mod savepoints;
 mod server;
 mod server_limits;
+mod server_s3;
 mod spec_errors;
 mod state_kinds;
 mod two_inputs;

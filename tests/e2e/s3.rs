@@ -58,6 +58,11 @@ impl S3Server {
     /// A client of bucket `name` of this server (created first).
     pub(crate) fn client(&self, name: &str) -> std::sync::Arc<Bucket> {
         self.bucket(name);
+        self.open(name)
+    }
+
+    /// A client of the existing bucket `name` of this server.
+    pub(crate) fn open(&self, name: &str) -> std::sync::Arc<Bucket> {
         let uri = weir::ObjectUri::of(Path::new(&format!("s3://{name}"))).expect("uri");
         weir::open_bucket(&uri, &self.config(KEY, SECRET)).expect("bucket")
     }

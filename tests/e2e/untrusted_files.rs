@@ -127,14 +127,7 @@ fn a_token_file_others_can_read_is_refused_and_a_new_data_folder_is_private() {
         ),
     )
     .expect("config");
-    let out = weir()
-        .arg("--config")
-        .arg(&cfg)
-        .arg("serve")
-        .output()
-        .expect("weir serve");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let err = crate::api::serve_refused(&cfg);
     assert!(
         err.contains("mode 644") && err.contains("chmod 600"),
         "{err}"

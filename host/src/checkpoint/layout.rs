@@ -69,11 +69,6 @@ impl CheckpointLayout {
     pub fn lock_file(&self) -> PathBuf {
         self.job_dir.join(LOCK_FILE)
     }
-
-    /// `<job-id>/_stopped`.
-    pub fn stopped_marker(&self) -> PathBuf {
-        self.job_dir.join(STOPPED_FILE)
-    }
 }
 
 /// The name of checkpoint `id`'s folder: `chk-<id>`.

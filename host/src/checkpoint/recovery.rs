@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use super::fs::{StorageError, io_err, object_err};
 use super::layout::{
-    CheckpointLayout, METADATA_FILE, is_job_folder_name, metadata_in, parse_checkpoint_folder,
+    CheckpointLayout, METADATA_FILE, STOPPED_FILE, is_job_folder_name, metadata_in,
+    parse_checkpoint_folder,
 };
 use super::metadata::CheckpointMetadata;
 use super::object::{OWNER_FILE, ObjectJob};
@@ -106,6 +107,64 @@ impl CheckpointStorage {
             CheckpointStorage::Object { .. } | CheckpointStorage::Memory { .. } => None,
         }
     }
+
+    /// Records in the job's folder that it stopped with the savepoint at
+    /// `path` ([`STOPPED_FILE`]; nothing for memory storage).
+    pub fn mark_stopped(&self, path: &str) -> Result<(), StorageError> {
+        match self {
+            CheckpointStorage::Filesystem { root, job_dir, .. } => root
+                .write_durably(STOPPED_FILE, path.as_bytes())
+                .map_err(|e| io_err(&job_dir.join(STOPPED_FILE), e)),
+            CheckpointStorage::Object { job, .. } => job
+                .bucket
+                .put(
+                    &format!("{}/{STOPPED_FILE}", job.key),
+                    path.as_bytes().to_vec(),
+                )
+                .map_err(object_err),
+            CheckpointStorage::Memory { .. } => Ok(()),
+        }
+    }
+}
+
+/// The completed checkpoints of job folder `job_dir`, newest first: as
+/// [`completed_in`] on disk, and in a bucket for an `s3://` one (reached
+/// with the settings `s3`).
+pub fn completed_at(job_dir: &Path, s3: &S3Config) -> Result<Vec<(u64, PathBuf)>, StorageError> {
+    let Some(uri) = ObjectUri::of(job_dir) else {
+        return Ok(completed_in(job_dir));
+    };
+    let bucket = crate::objectstore::open_bucket(&uri, s3).map_err(object_err)?;
+    let folder = format!("{}/", uri.key);
+    let mut found: Vec<(u64, PathBuf)> = bucket
+        .list(&uri.key)
+        .map_err(object_err)?
+        .into_iter()
+        .filter_map(|o| {
+            let name = o
+                .key
+                .strip_prefix(&folder)?
+                .strip_suffix(&format!("/{METADATA_FILE}"))?;
+            Some((parse_checkpoint_folder(name)?, uri.join(name).to_path()))
+        })
+        .collect();
+    found.sort_by_key(|b| std::cmp::Reverse(b.0));
+    Ok(found)
+}
+
+/// The savepoint a stop recorded in job folder `job_dir` (see
+/// [`STOPPED_FILE`]), on disk or in a bucket; `None` if there is none or
+/// it cannot be read.
+pub fn stopped_marker_at(job_dir: &Path, s3: &S3Config) -> Option<String> {
+    let text = match ObjectUri::of(job_dir) {
+        None => std::fs::read_to_string(job_dir.join(STOPPED_FILE)).ok()?,
+        Some(uri) => {
+            let bucket = crate::objectstore::open_bucket(&uri, s3).ok()?;
+            let bytes = bucket.get(&uri.join(STOPPED_FILE).key, 64 << 10).ok()?;
+            String::from_utf8(bytes).ok()?
+        }
+    };
+    Some(text.trim().to_owned())
 }
 
 /// What [`CheckpointStorage::recover`] found.

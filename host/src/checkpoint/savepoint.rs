@@ -411,6 +411,31 @@ pub fn read_savepoint(path: &Path) -> Result<(PathBuf, CheckpointMetadata), Save
     Ok((folder, metadata))
 }
 
+/// Deletes the savepoint at `path` as [`dispose`] does, one in a bucket
+/// (`s3://`) reached with the settings `s3`: its `_metadata` first, then
+/// every object under it.
+pub fn dispose_in(path: &Path, s3: &S3Config) -> Result<PathBuf, SavepointError> {
+    let Some(uri) = ObjectUri::of(path) else {
+        return dispose(path);
+    };
+    let not = |why: &str| SavepointError::NotASavepoint {
+        path: uri.to_string(),
+        why: why.to_owned(),
+    };
+    let bucket = open_bucket(&uri, s3).map_err(object_err)?;
+    let snapshot = super::object::ObjectCheckpoint::new(bucket.clone(), uri.key.clone());
+    let metadata = snapshot
+        .metadata()?
+        .ok_or_else(|| not("it has no _metadata"))?;
+    if metadata.kind != "savepoint" {
+        return Err(not("its _metadata is a checkpoint's"));
+    }
+    let delete = |key: &str| bucket.delete(key).map_err(object_err);
+    delete(&format!("{}/{METADATA_FILE}", uri.key))?;
+    bucket.delete_all(&uri.key).map_err(object_err)?;
+    Ok(uri.to_path())
+}
+
 /// Deletes savepoint folder `path` and everything in it, after checking
 /// that it is one (its `_metadata` says so): a dispose of anything else is
 /// refused and deletes nothing.

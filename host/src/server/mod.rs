@@ -53,7 +53,7 @@ use self::error::{ApiError, ErrorBody};
 use crate::config::Config;
 use crate::sandbox::Sandbox;
 use crate::session::{
-    Bundle, BundleStore, JobEntry, JobManager, JobStore, Root, Roots, SubmitRequest, node_kind,
+    Bundle, BundleStore, JobEntry, JobManager, JobStore, Roots, SubmitRequest, node_kind,
 };
 
 /// What every handler shares.
@@ -105,36 +105,7 @@ impl AppState {
             std::fs::create_dir_all(data_dir)?;
         }
         let data_dir = data_dir.canonicalize()?;
-        let object = [
-            Some(&config.checkpoint.dir),
-            config.checkpoint.savepoint_dir.as_ref(),
-        ];
-        let in_bucket = object
-            .into_iter()
-            .flatten()
-            .find_map(|p| crate::config::ObjectUri::of(p));
-        // `weir run`'s API (not durable) keeps nothing in its roots.
-        if let Some(uri) = in_bucket.filter(|_| durable) {
-            anyhow::bail!(
-                "weir serve keeps checkpoints and savepoints under its data folder: {uri} (s3://) is for weir run so far"
-            );
-        }
-        let under_data = |p: &std::path::Path| data_dir.join(p);
-        let roots = Roots {
-            files: Root::open("files", &under_data(&config.server.files_dir))?,
-            checkpoints: Root::open("checkpoints", &under_data(&config.checkpoint.dir))?,
-            savepoints: Root::open(
-                "savepoints",
-                &under_data(
-                    config
-                        .checkpoint
-                        .savepoint_dir
-                        .as_deref()
-                        .unwrap_or(std::path::Path::new("savepoints")),
-                ),
-            )?,
-            data: Root::open("data", &data_dir)?,
-        };
+        let roots = Roots::open(config, &data_dir)?;
         let store = match durable {
             true => Some(JobStore::open(&data_dir)?),
             false => None,

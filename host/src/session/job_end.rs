@@ -30,12 +30,17 @@ pub(super) fn discard_checkpoints(graph: &JobGraph, id: &str, state: JobState) {
     }
 }
 
-/// Deletes the restore source pinned for job `id` (it served its purpose).
+/// Deletes the restore source pinned for job `id` (it served its purpose;
+/// only local checkpoint folders pin).
 pub(super) fn release_pin(graph: &JobGraph, id: &str) {
-    let _ = std::fs::remove_dir_all(pin_folder(&job_dir(graph, id)));
+    let dir = job_dir(graph, id);
+    if crate::config::ObjectUri::of(&dir).is_none() {
+        let _ = std::fs::remove_dir_all(pin_folder(&dir));
+    }
 }
 
-/// The checkpoint folder of job `id`.
+/// The checkpoint folder of job `id`: a local folder, or an `s3://`
+/// location.
 pub(super) fn job_dir(graph: &JobGraph, id: &str) -> PathBuf {
-    graph.base_dir.join(&graph.config.checkpoint.dir).join(id)
+    crate::config::resolve_location(&graph.base_dir, &graph.config.checkpoint.dir).join(id)
 }

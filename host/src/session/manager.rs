@@ -101,8 +101,8 @@ impl JobManager {
         let mut spec = JobSpec::parse(&text, SpecFormat::Json).map_err(|e| bad(e.to_string()))?;
         if let Some(key) = spec.config.keys().map(|k| canonical_key(k)).find(|k| {
             SERVER_KEYS.contains(k)
-                // `s3.`: object storage is not the server's yet, and a
-                // job's secret key would be kept in its record.
+                // `s3.`: the server's roots decide where snapshots go,
+                // and a job's secret key would be kept in its record.
                 || ["weir.server.", "rest.", "metrics.", "s3."]
                     .iter()
                     .any(|p| k.starts_with(p))
@@ -189,7 +189,8 @@ impl JobManager {
         path: &std::path::Path,
     ) -> Result<RestorePoint, SessionError> {
         let bad = |m: String| SessionError::bad_request(self.roots.redact(&m));
-        let point = RestorePoint::open(path).map_err(|e| bad(format!("savepointPath: {e}")))?;
+        let point = RestorePoint::open_in(path, &self.config.s3)
+            .map_err(|e| bad(format!("savepointPath: {e}")))?;
         let sandbox = Sandbox::new(&graph.config).map_err(|e| bad(e.to_string()))?;
         let components = load_components(graph, &sandbox).map_err(|e| bad(e.to_string()))?;
         let point = prepare_restore(

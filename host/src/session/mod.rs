@@ -29,7 +29,7 @@ pub use entry::JobEntry;
 pub use error::SessionError;
 pub use manager::{JobManager, node_kind};
 pub use model::{JobState, SubmitRequest};
-pub use roots::{Root, Roots};
+pub use roots::Roots;
 pub use savepoint_ops::{DISPOSAL, SavepointTrigger};
 pub use savepoints::Operation;
 pub use store::JobStore;

@@ -9,8 +9,7 @@ use super::job_end::{discard_checkpoints, job_dir};
 use super::manager::JobManager;
 use super::model::JobState;
 use super::store::{JobRecord, JobStore};
-use crate::checkpoint::layout::CheckpointLayout;
-use crate::checkpoint::recovery::completed_in;
+use crate::checkpoint::recovery::{completed_at, stopped_marker_at};
 use crate::checkpoint::restore::RestorePoint;
 use crate::checkpoint::retention::newest_intact;
 use crate::clock::epoch_ms;
@@ -105,12 +104,11 @@ impl JobManager {
     /// then its sinks commit what the stop pre-committed and it is recorded
     /// FINISHED, as it would have been.
     fn stopped_before_crash(&self, graph: &JobGraph, record: &mut JobRecord) -> bool {
-        let dir = job_dir(graph, &record.id);
-        let marker = CheckpointLayout::of_job_dir(&dir).stopped_marker();
-        let Ok(path) = std::fs::read_to_string(&marker) else {
+        let s3 = &graph.config.s3;
+        let Some(path) = stopped_marker_at(&job_dir(graph, &record.id), s3) else {
             return false;
         };
-        let finished = RestorePoint::open(std::path::Path::new(path.trim()))
+        let finished = RestorePoint::open_in(std::path::Path::new(&path), s3)
             .map_err(JobError::from)
             .and_then(|point| finish_stopped(graph, &point));
         match finished {
@@ -136,12 +134,14 @@ impl JobManager {
 
     /// The newest retained checkpoint of job `id` whose files are intact.
     fn latest_checkpoint(&self, graph: &JobGraph, id: &str) -> Option<RestorePoint> {
-        let dir = job_dir(graph, id);
-        let mut oldest_first = completed_in(&dir);
+        let s3 = &graph.config.s3;
+        let mut oldest_first = completed_at(&job_dir(graph, id), s3)
+            .map_err(|e| tracing::error!("job {id}: cannot list its checkpoints: {e}"))
+            .ok()?;
         oldest_first.reverse();
         let mut usable = None;
         newest_intact(&oldest_first, |(n, path)| {
-            match RestorePoint::open(path).and_then(|r| r.verify().map(|()| r)) {
+            match RestorePoint::open_in(path, s3).and_then(|r| r.verify().map(|()| r)) {
                 Ok(r) => {
                     usable = Some(r);
                     true

@@ -12,7 +12,7 @@ use super::model::{JobState, SubmitRequest};
 use super::savepoints::{Operation, SavepointEntry};
 use crate::checkpoint::compatibility::CompatibilityReport;
 use crate::checkpoint::restore::RestorePoint;
-use crate::checkpoint::savepoint::{SavepointDone, StopMode, dispose};
+use crate::checkpoint::savepoint::{SavepointDone, StopMode, dispose_in};
 use crate::config::{SavepointFormat, parse_location};
 use crate::runtime::{SavepointOutcome, SavepointRefused, load_components, restore_report};
 use crate::sandbox::Sandbox;
@@ -153,7 +153,7 @@ impl JobManager {
         if !self.operations.start(DISPOSAL, &trigger_id, keep) {
             return Ok(trigger_id);
         }
-        let op = match dispose(&folder) {
+        let op = match dispose_in(&folder, &self.config.s3) {
             Ok(gone) => {
                 self.savepoints.remove(&gone.display().to_string());
                 Operation::Completed(None)
@@ -169,14 +169,14 @@ impl JobManager {
     /// from besides its savepoints.
     pub fn retained_checkpoints(&self, id: &str) -> Result<Vec<RetainedCheckpoint>, SessionError> {
         let job = self.get(id)?;
-        let cp = &job.graph.config.checkpoint;
-        let dir = job.graph.base_dir.join(&cp.dir).join(&job.id);
-        Ok(crate::checkpoint::recovery::completed_in(&dir)
+        let s3 = &job.graph.config.s3;
+        let dir = super::job_end::job_dir(&job.graph, &job.id);
+        let completed = crate::checkpoint::recovery::completed_at(&dir, s3)
+            .map_err(|e| SessionError::internal("cannot list the job's checkpoints", e))?;
+        Ok(completed
             .into_iter()
             .filter_map(|(_, path)| {
-                let bytes =
-                    crate::checkpoint::fs::read_metadata_file(&path.join("_metadata")).ok()?;
-                let m = crate::checkpoint::metadata::CheckpointMetadata::decode(&bytes).ok()?;
+                let m = RestorePoint::open_in(&path, s3).ok()?.metadata;
                 Some(RetainedCheckpoint {
                     id: m.checkpoint_id,
                     path: path.display().to_string(),
@@ -193,21 +193,14 @@ impl JobManager {
     /// `weir run`.
     fn savepoint_path(&self, given: &str, field: &str) -> Result<PathBuf, SessionError> {
         let bad = |e: String| SessionError::bad_request(format!("{field}: {e}"));
+        let path = parse_location(given).map_err(|e| bad(e.to_string()))?;
         if self.store.is_none() {
-            // The API of `weir run`: a savepoint may go to object storage,
-            // but disposal there is not done by Weir.
-            let path = parse_location(given).map_err(|e| bad(e.to_string()))?;
-            if field == "savepointPath" && crate::config::ObjectUri::of(&path).is_some() {
-                return Err(bad(format!(
-                    "disposing of a savepoint in object storage is not supported yet: delete {given} with the bucket's own tools"
-                )));
-            }
+            // The API of `weir run`: anywhere.
             return Ok(path);
         }
-        let local = super::roots::local_location(given).map_err(bad)?;
         self.roots
             .savepoints
-            .resolve(&local.to_string_lossy())
+            .resolve(&path.to_string_lossy())
             .map_err(bad)
     }
 
@@ -233,7 +226,8 @@ impl JobManager {
             .roots
             .restore_path(requested)
             .map_err(|e| bad(format!("savepointPath: {e}")))?;
-        let point = RestorePoint::open(&path).map_err(|e| bad(format!("savepointPath: {e}")))?;
+        let point = RestorePoint::open_in(&path, &self.config.s3)
+            .map_err(|e| bad(format!("savepointPath: {e}")))?;
         let allow = super::manager::allow_non_restored(request, &graph);
         point
             .check(&graph, allow)

@@ -146,8 +146,8 @@ pub(crate) fn savepoint_or_stop(
 ) -> anyhow::Result<ExitCode> {
     let (dispose, remote) = (args.dispose.as_deref(), &args.remote);
     if let (Some(path), None) = (dispose, &remote.server) {
-        // No server named: a savepoint on this machine.
-        let gone = weir::dispose_savepoint(Path::new(path))?;
+        // No server named: a savepoint on this machine or in a bucket.
+        let gone = weir::dispose_savepoint(&weir::parse_location(path)?, &config.s3)?;
         println!("disposed of {}", gone.display());
         return Ok(ExitCode::SUCCESS);
     }

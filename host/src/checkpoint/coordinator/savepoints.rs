@@ -20,7 +20,6 @@ use super::savepoint_queue::InFlight;
 use super::target::Target;
 use crate::channel::BarrierKind;
 use crate::checkpoint::hub::{CheckpointHub, StopOutcome};
-use crate::checkpoint::layout::STOPPED_FILE;
 use crate::checkpoint::metadata::CheckpointMetadata;
 use crate::checkpoint::pending::Pending;
 use crate::checkpoint::savepoint::{SavepointDone, SavepointFolder, SavepointRequest};
@@ -213,11 +212,8 @@ impl Coordinator<'_> {
     /// Records, before the sinks commit, that the job stopped with the
     /// savepoint at `path` (see [`crate::checkpoint::layout::STOPPED_FILE`]).
     fn mark_stopped(&self, path: &str) {
-        let Some(job) = self.storage.job_folder() else {
-            return;
-        };
-        if let Err(e) = job.write_durably(STOPPED_FILE, path.as_bytes()) {
-            tracing::warn!("cannot record the stop in {}: {e}", job.path().display());
+        if let Err(e) = self.storage.mark_stopped(path) {
+            tracing::warn!("cannot record the stop: {e}");
         }
     }
 

@@ -1,0 +1,215 @@
+//! `weir serve` with its checkpoints and savepoints roots in S3 (a moto
+//! server of its own, `scripts/s3`): a job's checkpoints go to the bucket
+//! and a server killed with SIGKILL resumes the job from them, exactly
+//! once; savepoints go to the bucket, restore a new job and are disposed
+//! of there; locations outside the roots are refused.
+
+use serde_json::{Value, json};
+
+use crate::api::{TOKEN, http, start_server_under};
+use crate::checkpoints::{assert_uninterrupted, sorted_output};
+use crate::common::tempdir;
+use crate::s3::{KEY, S3Server, SECRET};
+use crate::server::wait_for;
+
+/// The job's checkpoint statistics, once `ready` says they hold what the
+/// test waits for.
+fn checkpoints_when(port: u16, id: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    wait_for(60, what, || {
+        let (_, c) = http(port, "GET", &format!("/api/v1/jobs/{id}/checkpoints"), b"");
+        ready(&c).then_some(c)
+    })
+}
+
+/// Triggers a savepoint of job `id` with `body`; the operation's answer.
+fn savepoint(port: u16, id: &str, body: &Value) -> Value {
+    let (s, v) = http(
+        port,
+        "POST",
+        &format!("/api/v1/jobs/{id}/savepoints"),
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(s, 202, "{v}");
+    let trigger = v["request-id"].as_str().expect("request-id").to_owned();
+    wait_for(60, "the savepoint", || {
+        let (_, v) = http(
+            port,
+            "GET",
+            &format!("/api/v1/jobs/{id}/savepoints/{trigger}"),
+            b"",
+        );
+        (v["status"]["id"] == "COMPLETED").then_some(v)
+    })
+}
+
+/// Submits the counting job `name` (restored from `from` if given); its id.
+fn submit(port: u16, name: &str, count: u64, from: Option<&str>) -> String {
+    let mut job = json!({
+        "job": {
+            "name": name,
+            "config": { "execution.checkpointing.interval": "100ms" },
+            "sources": [{ "id": "gen", "type": "datagen", "count": count, "keys": 1_000, "rate": 40_000 }],
+            "operators": [{ "id": "count", "uid": "count", "wasm": "count", "parallelism": 2 }],
+            "sinks": [{ "id": "out", "type": "file", "path": name, "parallelism": 2 }],
+            "edges": [
+                { "from": "gen", "to": "count", "partition": "hash" },
+                { "from": "count", "to": "out" }
+            ]
+        }
+    });
+    if let Some(from) = from {
+        job["savepointPath"] = json!(from);
+    }
+    let (s, v) = http(port, "POST", "/api/v1/jobs", job.to_string().as_bytes());
+    assert_eq!(s, 202, "{v}");
+    v["jobid"].as_str().expect("jobid").to_owned()
+}
+
+#[test]
+fn a_server_keeps_checkpoints_and_savepoints_in_a_bucket() {
+    let count = 200_000;
+    let s3 = S3Server::start();
+    s3.bucket("weir-checkpoints");
+    s3.bucket("weir-savepoints");
+    let dir = tempdir();
+    // A root in a bucket that does not exist stops the server at its
+    // start, naming the bucket and not the secret.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        format!(
+            "rest.port: 0\nweir.server.data-dir: {:?}\nweir.server.token: {TOKEN}\nstate.checkpoints.dir: s3://no-such-bucket/jobs\n{}",
+            dir.path().join("bad").display().to_string(),
+            s3.yaml(KEY, SECRET)
+        ),
+    )
+    .expect("config");
+    let err = crate::api::serve_refused(&bad);
+    assert!(
+        err.contains("no-such-bucket") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET), "{err}");
+    let extra = format!(
+        "state.checkpoints.dir: s3://weir-checkpoints/jobs\nexecution.checkpointing.savepoint-dir: s3://weir-savepoints/sp\n{}",
+        s3.yaml(KEY, SECRET)
+    );
+    let (mut first, port) = start_server_under(dir.path(), &[], &extra);
+    let wasm = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+    let (s, v) = http(port, "POST", "/api/v1/bundles?name=count.wasm", &wasm);
+    assert_eq!(s, 201, "{v}");
+    let id = submit(port, "first", count, None);
+    let in_bucket = format!("s3://weir-checkpoints/jobs/{id}/chk-");
+    checkpoints_when(port, &id, "a checkpoint in the bucket", |c| {
+        c["latest"]["completed"]["external_path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(&in_bucket))
+    });
+
+    // Savepoints go under the savepoints root, which a target outside it
+    // cannot leave.
+    for outside in [
+        "s3://weir-savepoints/other",
+        "s3://weir-checkpoints/jobs",
+        "/tmp",
+    ] {
+        let (s, v) = http(
+            port,
+            "POST",
+            &format!("/api/v1/jobs/{id}/savepoints"),
+            json!({ "targetDirectory": outside }).to_string().as_bytes(),
+        );
+        assert_eq!(s, 400, "{outside}: {v}");
+        assert!(v.to_string().contains("outside the savepoints root"), "{v}");
+    }
+    let done = savepoint(port, &id, &json!({ "targetDirectory": "manual" }));
+    let location = done["operation"]["location"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        location.starts_with("s3://weir-savepoints/sp/manual/savepoint-"),
+        "{done}"
+    );
+
+    // SIGKILL: the server started again resumes the job from its newest
+    // checkpoint in the bucket, and the job's output is exactly once.
+    first.0.kill().expect("SIGKILL");
+    first.0.wait().expect("reap");
+    let (_second, port) = start_server_under(dir.path(), &[], &extra);
+    let c = checkpoints_when(port, &id, "the restore", |c| {
+        c["latest"]["restored"].is_object()
+    });
+    assert!(
+        c["latest"]["restored"]["external_path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(&in_bucket)),
+        "{c}"
+    );
+    let state = wait_for(120, "the job to finish", || {
+        let (_, v) = http(port, "GET", &format!("/api/v1/jobs/{id}"), b"");
+        (v["state"] != "RUNNING").then_some(v)
+    });
+    assert_eq!(state["state"], "FINISHED", "{state}");
+    assert_uninterrupted(
+        &sorted_output(&dir.path().join("data/files/first")),
+        count,
+        1_000,
+    );
+    // A finished job's checkpoints are deleted from the bucket.
+    let bucket = s3.open("weir-checkpoints");
+    let left: Vec<String> = bucket
+        .list(&format!("jobs/{id}"))
+        .expect("list")
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert!(
+        left.iter().all(|k| !k.contains("/chk-")),
+        "checkpoints left: {left:?}"
+    );
+
+    // A new job restores from the savepoint in the bucket.
+    let second = submit(port, "second", count, Some(&location));
+    let c = checkpoints_when(port, &second, "the restore", |c| {
+        c["latest"]["restored"].is_object()
+    });
+    assert_eq!(
+        c["latest"]["restored"]["external_path"],
+        location.as_str(),
+        "{c}"
+    );
+    let (s, v) = http(
+        port,
+        "PATCH",
+        &format!("/api/v1/jobs/{second}?mode=cancel"),
+        b"",
+    );
+    assert_eq!(s, 202, "{v}");
+
+    // Disposed of over the API: nothing of it is left in the bucket; a
+    // checkpoint is no savepoint to dispose of.
+    let (s, v) = http(
+        port,
+        "POST",
+        "/api/v1/savepoint-disposal",
+        json!({ "savepointPath": &location }).to_string().as_bytes(),
+    );
+    assert_eq!(s, 202, "{v}");
+    let trigger = v["request-id"].as_str().expect("request-id").to_owned();
+    let done = wait_for(30, "the disposal", || {
+        let (_, v) = http(
+            port,
+            "GET",
+            &format!("/api/v1/savepoint-disposal/{trigger}"),
+            b"",
+        );
+        (v["status"]["id"] == "COMPLETED").then_some(v)
+    });
+    assert!(done["operation"]["failure-cause"].is_null(), "{done}");
+    let key = location.trim_start_matches("s3://weir-savepoints/");
+    let savepoints = s3.open("weir-savepoints");
+    assert!(savepoints.list(key).expect("list").is_empty(), "{key}");
+    let (_, v) = http(port, "GET", "/api/v1/savepoints", b"");
+    assert!(!v.to_string().contains(&location), "still listed: {v}");
+}
