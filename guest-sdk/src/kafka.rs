@@ -21,7 +21,8 @@
 //!         };
 //!         let tag = HeaderRef { name: "seen-by", value: Some(b"tag") };
 //!         let mut out = Vec::new();
-//!         write_envelope(&mut out, record.headers.iter().copied().chain([tag]), record.value);
+//!         let headers = record.headers.iter().copied().chain([tag]);
+//!         write_envelope(&mut out, headers, record.value);
 //!         ctx.emit(e.key, &out, e.timestamp);
 //!     }
 //! }

@@ -463,7 +463,8 @@ fn create_topic(broker: &Broker, topic: &str, partitions: i32) {
 /// A record as a test sees it: key, value, timestamp and headers.
 type Seen = (String, String, i64, Vec<(String, Option<Vec<u8>>)>);
 
-/// Reads `count` records of the 2-partition `topic` from the beginning.
+/// Reads the 2-partition `topic` from the beginning until it holds at
+/// least `count` records and a second passes without another.
 fn read_records(broker: &Broker, topic: &str, count: usize) -> Vec<Seen> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::{Headers, Message};
@@ -481,10 +482,15 @@ fn read_records(broker: &Broker, topic: &str, count: usize) -> Vec<Seen> {
     let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while seen.len() < count && std::time::Instant::now() < deadline {
+    let mut quiet_since = std::time::Instant::now();
+    while std::time::Instant::now() < deadline {
         let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            if seen.len() >= count && quiet_since.elapsed() > Duration::from_secs(1) {
+                break;
+            }
             continue;
         };
+        quiet_since = std::time::Instant::now();
         let m = m.expect("a record");
         let headers = m.headers().map_or_else(Vec::new, |h| {
             h.iter()

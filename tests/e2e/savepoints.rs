@@ -1256,6 +1256,17 @@ fn an_intermediate_savepoint_restores_exactly_once_after_a_run_from_an_older_che
     assert_eq!(sorted_output(&d.join("out")), expected(count, keys));
 }
 
+/// Rewrites the record of job `id` of the server in `dir` as RUNNING, as
+/// a server that crashed before it recorded the job's end left it.
+pub(crate) fn record_as_running(dir: &Path, id: &str) {
+    let record = dir.join("data/jobs").join(id).join("job.json");
+    let mut r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).expect("record")).expect("json");
+    r["state"] = serde_json::json!("RUNNING");
+    r["endTime"] = serde_json::Value::Null;
+    std::fs::write(&record, r.to_string()).expect("write");
+}
+
 #[test]
 fn a_server_that_crashed_after_a_stop_ends_the_job_finished_instead_of_running_it_again() {
     use crate::api::{count_job, http, start_server};
@@ -1288,12 +1299,7 @@ fn a_server_that_crashed_after_a_stop_ends_the_job_finished_instead_of_running_i
     drop(server);
     // The crash window: the stop completed (its marker written) but the
     // record still says RUNNING.
-    let record = d.join("data/jobs").join(&id).join("job.json");
-    let mut r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&record).expect("record")).expect("json");
-    r["state"] = json!("RUNNING");
-    r["endTime"] = serde_json::Value::Null;
-    std::fs::write(&record, r.to_string()).expect("write");
+    record_as_running(d, &id);
     let job_dir = d.join("data/checkpoints").join(&id);
     std::fs::create_dir_all(&job_dir).expect("mkdir");
     std::fs::write(job_dir.join("_stopped"), &location).expect("marker");

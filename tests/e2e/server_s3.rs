@@ -187,8 +187,11 @@ fn a_server_keeps_checkpoints_and_savepoints_in_a_bucket() {
     );
     assert_eq!(s, 202, "{v}");
 
-    // Disposed of over the API: nothing of it is left in the bucket; a
-    // checkpoint is no savepoint to dispose of.
+    // The server lists it, with the job that wrote it.
+    let (_, v) = http(port, "GET", &format!("/api/v1/savepoints?job={id}"), b"");
+    assert_eq!(v["savepoints"][0]["path"], location.as_str(), "{v}");
+    // Disposed of over the API: nothing of it is left in the bucket, and
+    // the server no longer lists it.
     let (s, v) = http(
         port,
         "POST",
@@ -212,4 +215,56 @@ fn a_server_keeps_checkpoints_and_savepoints_in_a_bucket() {
     assert!(savepoints.list(key).expect("list").is_empty(), "{key}");
     let (_, v) = http(port, "GET", "/api/v1/savepoints", b"");
     assert!(!v.to_string().contains(&location), "still listed: {v}");
+}
+
+#[test]
+fn a_server_that_crashed_after_a_stop_finds_the_stop_in_the_bucket() {
+    let s3 = S3Server::start();
+    s3.bucket("weir-checkpoints");
+    let dir = tempdir();
+    let extra = format!(
+        "state.checkpoints.dir: s3://weir-checkpoints/jobs\n{}",
+        s3.yaml(KEY, SECRET)
+    );
+    let (first, port) = start_server_under(dir.path(), &[], &extra);
+    let wasm = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
+    let (s, v) = http(port, "POST", "/api/v1/bundles?name=count.wasm", &wasm);
+    assert_eq!(s, 201, "{v}");
+    let id = submit(port, "stopped", 100_000_000, None);
+    checkpoints_when(port, &id, "a checkpoint", |c| {
+        c["latest"]["completed"].is_object()
+    });
+    let (s, v) = http(
+        port,
+        "POST",
+        &format!("/api/v1/jobs/{id}/stop"),
+        br#"{"triggerId": "s"}"#,
+    );
+    assert_eq!(s, 202, "{v}");
+    let state = wait_for(60, "the job to finish", || {
+        let (_, v) = http(port, "GET", &format!("/api/v1/jobs/{id}"), b"");
+        (v["state"] == "FINISHED").then_some(v)
+    });
+    let (_, op) = http(port, "GET", &format!("/api/v1/jobs/{id}/savepoints/s"), b"");
+    let location = op["operation"]["location"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!location.is_empty(), "{op} {state}");
+    drop(first);
+    // The crash window: the stop completed (its marker is in the bucket)
+    // but the job's record still says RUNNING.
+    crate::savepoints::record_as_running(dir.path(), &id);
+    let bucket = s3.open("weir-checkpoints");
+    bucket
+        .put(&format!("jobs/{id}/_stopped"), location.into_bytes())
+        .expect("marker");
+    let (_second, port) = start_server_under(dir.path(), &[], &extra);
+    let (_, v) = http(port, "GET", &format!("/api/v1/jobs/{id}"), b"");
+    assert_eq!(
+        v["state"], "FINISHED",
+        "the stopped job does not run again: {v}"
+    );
+    let left = bucket.list(&format!("jobs/{id}")).expect("list");
+    assert!(left.is_empty(), "its folder is discarded: {left:?}");
 }

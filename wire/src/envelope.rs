@@ -5,9 +5,9 @@
 //! `version: u8` ([`ENVELOPE_VERSION`]), `count: u32`, then each header:
 //! its name (`u32` length and UTF-8 bytes), `flags: u8` (bit 0: value
 //! present) and, if present, its value (`u32` length and bytes); then the
-//! record's value (`u32` length and bytes), which ends the buffer. A null
-//! record value is written as an empty one, as a source without headers
-//! does.
+//! record's value the same way, `flags: u8` and, if present, `u32` length
+//! and bytes, which end the buffer. A null value (a tombstone of a
+//! compacted topic) stays null.
 
 use crate::{Cursor, WireError, put_bytes};
 
@@ -31,8 +31,8 @@ pub struct HeaderRef<'a> {
 pub struct EnvelopeRef<'a> {
     /// The headers; a name may occur more than once, as in Kafka.
     pub headers: Vec<HeaderRef<'a>>,
-    /// The record's value.
-    pub value: &'a [u8],
+    /// The record's value; `None` for a null value (a tombstone).
+    pub value: Option<&'a [u8]>,
 }
 
 impl<'a> EnvelopeRef<'a> {
@@ -55,19 +55,10 @@ impl<'a> EnvelopeRef<'a> {
                 what: "header name (not UTF-8)",
                 offset: at,
             })?;
-            let value = match c.u8("header flags")? {
-                0 => None,
-                HAS_VALUE => Some(c.bytes("header value")?),
-                _ => {
-                    return Err(WireError {
-                        what: "header flags",
-                        offset: c.pos - 1,
-                    });
-                }
-            };
+            let value = optional(&mut c, "header value")?;
             headers.push(HeaderRef { name, value });
         }
-        let value = c.bytes("record value")?;
+        let value = optional(&mut c, "record value")?;
         if !c.at_end() {
             return Err(WireError {
                 what: "envelope end (bytes after the value)",
@@ -88,11 +79,34 @@ impl<'a> EnvelopeRef<'a> {
     }
 }
 
-/// Appends the envelope of `headers` and `value` to `out`.
+/// Reads a flag byte and, if it says present, bytes (`u32` length first).
+fn optional<'a>(c: &mut Cursor<'a>, what: &'static str) -> Result<Option<&'a [u8]>, WireError> {
+    match c.u8(what)? {
+        0 => Ok(None),
+        HAS_VALUE => Ok(Some(c.bytes(what)?)),
+        _ => Err(WireError {
+            what,
+            offset: c.pos - 1,
+        }),
+    }
+}
+
+/// Writes `bytes` as [`optional`] reads them.
+fn put_optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(v) => {
+            out.push(HAS_VALUE);
+            put_bytes(out, v);
+        }
+        None => out.push(0),
+    }
+}
+
+/// Appends the envelope of `headers` and `value` (`None`: null) to `out`.
 pub fn write_envelope<'h>(
     out: &mut Vec<u8>,
     headers: impl IntoIterator<Item = HeaderRef<'h>>,
-    value: &[u8],
+    value: Option<&[u8]>,
 ) {
     out.push(ENVELOPE_VERSION);
     let count_at = out.len();
@@ -100,17 +114,11 @@ pub fn write_envelope<'h>(
     let mut count: u32 = 0;
     for h in headers {
         put_bytes(out, h.name.as_bytes());
-        match h.value {
-            Some(v) => {
-                out.push(HAS_VALUE);
-                put_bytes(out, v);
-            }
-            None => out.push(0),
-        }
+        put_optional(out, h.value);
         count = count.saturating_add(1);
     }
     out[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
-    put_bytes(out, value);
+    put_optional(out, value);
 }
 
 #[cfg(test)]
@@ -124,7 +132,7 @@ mod tests {
         2, 0, 0, 0, // two headers
         4, 0, 0, 0, b't', b'y', b'p', b'e', 1, 3, 0, 0, 0, b'a', b'd', b'd', // type=add
         2, 0, 0, 0, b'i', b'd', 0, // id=null
-        2, 0, 0, 0, 0xff, 0x00, // value
+        1, 2, 0, 0, 0, 0xff, 0x00, // value
     ];
 
     #[test]
@@ -143,7 +151,7 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(e.value, &[0xff, 0x00]);
+        assert_eq!(e.value, Some(&[0xff, 0x00][..]));
         let mut out = Vec::new();
         write_envelope(&mut out, e.headers.iter().copied(), e.value);
         assert_eq!(out, V1);
@@ -154,12 +162,21 @@ mod tests {
         let mut buf = Vec::new();
         let headers = [("k", Some(&b"1"[..])), ("k", Some(b"2")), ("n", None)]
             .map(|(name, value)| HeaderRef { name, value });
-        write_envelope(&mut buf, headers, b"");
+        write_envelope(&mut buf, headers, Some(b""));
         let e = EnvelopeRef::read(&buf).expect("reads");
         assert_eq!(e.header("k"), Some(&b"2"[..]));
         assert_eq!(e.header("n"), None);
         assert_eq!(e.header("missing"), None);
-        assert_eq!(e.value, b"");
+        assert_eq!(e.value, Some(&b""[..]));
+        // A null value (a tombstone) stays null, apart from an empty one.
+        let mut null = Vec::new();
+        write_envelope(&mut null, [], None);
+        assert_eq!(EnvelopeRef::read(&null).expect("reads").value, None);
+        assert_ne!(null, {
+            let mut empty = Vec::new();
+            write_envelope(&mut empty, [], Some(b""));
+            empty
+        });
     }
 
     #[test]

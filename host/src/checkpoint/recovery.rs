@@ -19,6 +19,7 @@ use super::shared::SharedFiles;
 use super::storage::CheckpointStorage;
 use crate::config::{ObjectUri, S3Config};
 use crate::confined::Folder;
+use crate::objectstore::ObjectError;
 
 impl CheckpointStorage {
     /// Brings the job's folder in line with its retained checkpoints at
@@ -153,18 +154,28 @@ pub fn completed_at(job_dir: &Path, s3: &S3Config) -> Result<Vec<(u64, PathBuf)>
 }
 
 /// The savepoint a stop recorded in job folder `job_dir` (see
-/// [`STOPPED_FILE`]), on disk or in a bucket; `None` if there is none or
-/// it cannot be read.
-pub fn stopped_marker_at(job_dir: &Path, s3: &S3Config) -> Option<String> {
-    let text = match ObjectUri::of(job_dir) {
-        None => std::fs::read_to_string(job_dir.join(STOPPED_FILE)).ok()?,
+/// [`STOPPED_FILE`]), on disk or in a bucket; `None` if there is none, an
+/// error if the folder cannot be read.
+pub fn stopped_marker_at(job_dir: &Path, s3: &S3Config) -> Result<Option<String>, StorageError> {
+    let bytes = match ObjectUri::of(job_dir) {
+        None => {
+            let file = job_dir.join(STOPPED_FILE);
+            match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io_err(&file, e)),
+            }
+        }
         Some(uri) => {
-            let bucket = crate::objectstore::open_bucket(&uri, s3).ok()?;
-            let bytes = bucket.get(&uri.join(STOPPED_FILE).key, 64 << 10).ok()?;
-            String::from_utf8(bytes).ok()?
+            let bucket = crate::objectstore::open_bucket(&uri, s3).map_err(object_err)?;
+            match bucket.get(&uri.join(STOPPED_FILE).key, 64 << 10) {
+                Ok(b) => b,
+                Err(ObjectError::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(object_err(e)),
+            }
         }
     };
-    Some(text.trim().to_owned())
+    Ok(Some(String::from_utf8_lossy(&bytes).trim().to_owned()))
 }
 
 /// What [`CheckpointStorage::recover`] found.

@@ -29,3 +29,13 @@ pub fn open_bucket(uri: &ObjectUri, s3: &S3Config) -> Result<Arc<Bucket>, Object
     bucket.probe(&uri.key)?;
     Ok(bucket)
 }
+
+/// A client of bucket `uri.bucket` that has not asked the bucket anything
+/// (for tests that never reach it).
+#[cfg(test)]
+pub(crate) fn client_of(uri: &ObjectUri, s3: &S3Config) -> Result<Arc<Bucket>, ObjectError> {
+    Ok(Arc::new(Bucket::new(
+        uri.bucket.clone(),
+        client::build(uri, s3)?,
+    )))
+}

@@ -113,13 +113,19 @@ impl JobManager {
         id: &str,
         restore: RestorePoint,
     ) -> Result<RestorePoint, SessionError> {
-        let inside = Path::new(&restore.path)
-            .canonicalize()
-            .is_ok_and(|p| p.starts_with(&self.roots.checkpoints.path));
+        // A checkpoint in a bucket is read when the job starts, not
+        // pinned; nor is anything for a job whose checkpoints go to one.
+        let into = job_dir(graph, id);
+        let local = |p: &Path| crate::config::ObjectUri::of(p).is_none();
+        let inside = local(Path::new(&restore.path))
+            && local(&into)
+            && Path::new(&restore.path)
+                .canonicalize()
+                .is_ok_and(|p| p.starts_with(&self.roots.checkpoints.path));
         if !inside {
             return Ok(restore);
         }
-        let into = pin_folder(&job_dir(graph, id));
+        let into = pin_folder(&into);
         pin(&restore, &into).map_err(|e| {
             let _ = std::fs::remove_dir_all(&into);
             SessionError::internal("cannot pin the restore source", e)
@@ -128,7 +134,9 @@ impl JobManager {
 
     /// The restore source pinned for job `id`, opened, if it has one.
     pub(super) fn pinned_restore(&self, graph: &JobGraph, id: &str) -> Option<PathBuf> {
-        let folder = pin_folder(&job_dir(graph, id));
+        let dir = job_dir(graph, id);
+        crate::config::ObjectUri::of(&dir).is_none().then_some(())?;
+        let folder = pin_folder(&dir);
         let entries = std::fs::read_dir(folder).ok()?;
         entries
             .flatten()

@@ -59,31 +59,17 @@ impl JobManager {
                     discard_checkpoints(&graph, &id, JobState::Canceled);
                 }
             }
-            if record.state == JobState::Running && self.stopped_before_crash(&graph, &mut record) {
-                let _ = store.save(&record);
-                discard_checkpoints(&graph, &id, JobState::Finished);
-            }
-            let restore = if record.state == JobState::Running {
-                match self.latest_checkpoint(&graph, &id) {
-                    Some(r) => Some(r),
-                    // Never from scratch when it was to restore: a job
-                    // whose restore source is gone fails, saying so.
-                    None => match self.pinned_restore(&graph, &id) {
-                        Some(pinned) => self
-                            .open_restore_at(&record.request, &graph, &pinned)
-                            .map(Some),
-                        None => self.open_restore(&record.request, &graph),
+            if record.state == JobState::Running {
+                match self.stopped_before_crash(&graph, &mut record) {
+                    Ok(true) => {
+                        let _ = store.save(&record);
+                        discard_checkpoints(&graph, &id, JobState::Finished);
                     }
-                    .unwrap_or_else(|e| {
-                        tracing::error!("job {id}: {}", e);
-                        let why = format!("its restore source is gone or unusable: {e}");
-                        not_resumed(store, &mut record, &why);
-                        None
-                    }),
+                    Ok(false) => {}
+                    Err(why) => not_resumed(store, &mut record, &why),
                 }
-            } else {
-                None
-            };
+            }
+            let restore = self.resume_point(store, &mut record, &graph);
             if record.state == JobState::Running {
                 tracing::info!(
                     "job {id}: resuming {}",
@@ -99,14 +85,62 @@ impl JobManager {
         }
     }
 
+    /// What recorded job `record` resumes from when it was running: its
+    /// newest intact checkpoint, else its pinned or requested restore
+    /// source. Never from scratch when it had something to restore from:
+    /// a job whose checkpoints cannot be read, or whose restore source is
+    /// gone, is recorded as not resumed instead.
+    fn resume_point(
+        &self,
+        store: &JobStore,
+        record: &mut JobRecord,
+        graph: &JobGraph,
+    ) -> Option<RestorePoint> {
+        let id = record.id.clone();
+        if record.state == JobState::Running {
+            match self.latest_checkpoint(graph, &id) {
+                Ok(Some(r)) => Some(r),
+                // Never from scratch when its checkpoints cannot be
+                // read (a bucket that does not answer).
+                Err(why) => {
+                    not_resumed(store, record, &why);
+                    None
+                }
+                // Never from scratch when it was to restore: a job
+                // whose restore source is gone fails, saying so.
+                Ok(None) => match self.pinned_restore(graph, &id) {
+                    Some(pinned) => self
+                        .open_restore_at(&record.request, graph, &pinned)
+                        .map(Some),
+                    None => self.open_restore(&record.request, graph),
+                }
+                .unwrap_or_else(|e| {
+                    tracing::error!("job {id}: {}", e);
+                    let why = format!("its restore source is gone or unusable: {e}");
+                    not_resumed(store, record, &why);
+                    None
+                }),
+            }
+        } else {
+            None
+        }
+    }
+
     /// Whether recorded job `record` completed a stop with savepoint before
     /// the server went down (its checkpoint folder names the savepoint):
     /// then its sinks commit what the stop pre-committed and it is recorded
     /// FINISHED, as it would have been.
-    fn stopped_before_crash(&self, graph: &JobGraph, record: &mut JobRecord) -> bool {
+    /// An error when its checkpoint folder cannot be read.
+    fn stopped_before_crash(
+        &self,
+        graph: &JobGraph,
+        record: &mut JobRecord,
+    ) -> Result<bool, String> {
         let s3 = &graph.config.s3;
-        let Some(path) = stopped_marker_at(&job_dir(graph, &record.id), s3) else {
-            return false;
+        let marker = stopped_marker_at(&job_dir(graph, &record.id), s3)
+            .map_err(|e| format!("its checkpoint folder cannot be read: {e}"))?;
+        let Some(path) = marker else {
+            return Ok(false);
         };
         let finished = RestorePoint::open_in(std::path::Path::new(&path), s3)
             .map_err(JobError::from)
@@ -120,24 +154,30 @@ impl JobManager {
                 );
                 record.state = JobState::Finished;
                 record.end_time = Some(epoch_ms());
-                true
+                Ok(true)
             }
             Err(e) => {
                 tracing::error!(
                     "job {}: its stop cannot be completed ({e}); resuming it",
                     record.id
                 );
-                false
+                Ok(false)
             }
         }
     }
 
-    /// The newest retained checkpoint of job `id` whose files are intact.
-    fn latest_checkpoint(&self, graph: &JobGraph, id: &str) -> Option<RestorePoint> {
+    /// The newest retained checkpoint of job `id` whose files are intact;
+    /// an error when its checkpoints cannot be listed.
+    fn latest_checkpoint(
+        &self,
+        graph: &JobGraph,
+        id: &str,
+    ) -> Result<Option<RestorePoint>, String> {
         let s3 = &graph.config.s3;
-        let mut oldest_first = completed_at(&job_dir(graph, id), s3)
-            .map_err(|e| tracing::error!("job {id}: cannot list its checkpoints: {e}"))
-            .ok()?;
+        let mut oldest_first = completed_at(&job_dir(graph, id), s3).map_err(|e| {
+            tracing::error!("job {id}: cannot list its checkpoints: {e}");
+            format!("its checkpoints cannot be listed: {e}")
+        })?;
         oldest_first.reverse();
         let mut usable = None;
         newest_intact(&oldest_first, |(n, path)| {
@@ -152,7 +192,7 @@ impl JobManager {
                 }
             }
         });
-        usable
+        Ok(usable)
     }
 }
 

@@ -12,16 +12,25 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use crate::config::{Config, ObjectUri, S3Config, parse_location};
+use crate::objectstore::Bucket;
 
-/// One root and, for a local one, a capability handle on its folder.
+/// One root: a local folder or a bucket prefix.
 #[derive(Debug)]
 pub struct Root {
     /// What the root is called in messages (`files`, `checkpoints`, ...).
     pub name: &'static str,
     /// Its canonical host path, or its `s3://bucket/prefix` location.
     pub path: PathBuf,
-    /// The folder of a local root; `None` for a root in a bucket.
-    dir: Option<Dir>,
+    place: Place,
+}
+
+/// Where a root is, open.
+#[derive(Debug)]
+enum Place {
+    /// A capability handle on the root's folder.
+    Folder(Dir),
+    /// A client of the root's bucket.
+    Bucket(std::sync::Arc<Bucket>),
 }
 
 impl Root {
@@ -35,7 +44,7 @@ impl Root {
         Ok(Root {
             name,
             path,
-            dir: Some(dir),
+            place: Place::Folder(dir),
         })
     }
 
@@ -43,12 +52,12 @@ impl Root {
     /// that it can be listed (a missing bucket or refused credentials fail
     /// the server's start, not its first checkpoint).
     pub fn in_bucket(name: &'static str, uri: &ObjectUri, s3: &S3Config) -> anyhow::Result<Self> {
-        crate::objectstore::open_bucket(uri, s3)
+        let bucket = crate::objectstore::open_bucket(uri, s3)
             .map_err(|e| anyhow::anyhow!("the {name} root: {e}"))?;
         Ok(Root {
             name,
             path: uri.to_path(),
-            dir: None,
+            place: Place::Bucket(bucket),
         })
     }
 
@@ -63,9 +72,12 @@ impl Root {
         if requested.is_empty() || requested.contains('\0') {
             return Err(format!("{requested:?} is not a path"));
         }
-        let Some(dir) = &self.dir else {
-            let parsed = parse_location(requested).map_err(|e| e.to_string())?;
-            return self.resolve_in_bucket(&parsed).ok_or_else(outside);
+        let dir = match &self.place {
+            Place::Folder(dir) => dir,
+            Place::Bucket(_) => {
+                let parsed = parse_location(requested).map_err(|e| e.to_string())?;
+                return self.resolve_in_bucket(&parsed)?.ok_or_else(outside);
+            }
         };
         let p = Path::new(requested);
         if ObjectUri::of(p).is_some() {
@@ -103,39 +115,54 @@ impl Root {
     }
 
     /// `parsed` in this bucket root: an `s3://` location below its prefix,
-    /// or plain relative names appended to it; `None` if it lies outside.
-    fn resolve_in_bucket(&self, parsed: &Path) -> Option<PathBuf> {
-        let root = ObjectUri::of(&self.path)?;
+    /// or plain relative names appended to it; `None` if it lies outside,
+    /// an error if the names make no location.
+    fn resolve_in_bucket(&self, parsed: &Path) -> Result<Option<PathBuf>, String> {
+        let Some(root) = ObjectUri::of(&self.path) else {
+            return Ok(None);
+        };
         let uri = match ObjectUri::of(parsed) {
             Some(uri) => uri,
             None if parsed
                 .components()
                 .all(|c| matches!(c, Component::Normal(_))) =>
             {
-                let joined = format!("{root}/{}", parsed.to_str()?);
-                ObjectUri::of(&parse_location(&joined).ok()?)?
+                let joined = format!("{root}/{}", parsed.to_string_lossy());
+                let location = parse_location(&joined).map_err(|e| e.to_string())?;
+                ObjectUri::of(&location).unwrap_or_else(|| root.clone())
             }
-            None => return None,
+            None => return Ok(None),
         };
         let below = root.key.is_empty()
             || uri.key == root.key
             || uri.key.starts_with(&format!("{}/", root.key));
         let plain = uri.key.split('/').all(|s| s != "..");
-        (uri.bucket == root.bucket && below && plain).then(|| uri.to_path())
+        Ok((uri.bucket == root.bucket && below && plain).then(|| uri.to_path()))
+    }
+
+    /// Whether something is at `path` (resolved in this root): a file or
+    /// folder, or objects under a bucket key (a snapshot's `_metadata`
+    /// stands for its folder). A bucket that does not answer holds nothing.
+    fn holds(&self, path: &Path) -> bool {
+        match (&self.place, ObjectUri::of(path)) {
+            (Place::Bucket(bucket), Some(uri)) => {
+                let key = uri.key.strip_suffix("/_metadata").unwrap_or(&uri.key);
+                bucket.list(key).is_ok_and(|l| !l.is_empty())
+            }
+            (Place::Folder(_), None) => path.exists(),
+            _ => false,
+        }
     }
 
     /// Replaces this root's host path in `text` with `<name>` (a bucket
     /// root's location is no secret, and stays).
     pub fn redact(&self, text: &str) -> String {
-        match self.dir {
-            Some(_) => text.replace(&*self.path.to_string_lossy(), &format!("<{}>", self.name)),
-            None => text.to_owned(),
+        match self.place {
+            Place::Folder(_) => {
+                text.replace(&*self.path.to_string_lossy(), &format!("<{}>", self.name))
+            }
+            Place::Bucket(_) => text.to_owned(),
         }
-    }
-
-    /// Whether the root is a prefix in a bucket.
-    pub fn in_object_storage(&self) -> bool {
-        self.dir.is_none()
     }
 }
 
@@ -185,21 +212,20 @@ impl Roots {
     }
 
     /// Resolves a restore path: it must lie under the checkpoint or the
-    /// savepoint root; a relative one is looked up in the root where it
-    /// exists (the checkpoints root first; a bucket root is taken as
-    /// holding it).
+    /// savepoint root; a relative one is looked up in the root that holds
+    /// it (the checkpoints root first).
     pub fn restore_path(&self, requested: &str) -> Result<PathBuf, String> {
         let parsed = parse_location(requested).map_err(|e| e.to_string())?;
         let parsed = parsed.to_string_lossy();
-        let found: Vec<PathBuf> = [&self.checkpoints, &self.savepoints]
-            .iter()
-            .filter_map(|r| r.resolve(&parsed).ok())
+        let found: Vec<(&Root, PathBuf)> = [&self.checkpoints, &self.savepoints]
+            .into_iter()
+            .filter_map(|r| Some((r, r.resolve(&parsed).ok()?)))
             .collect();
         found
             .iter()
-            .find(|p| ObjectUri::of(p).is_some() || p.exists())
+            .find(|(root, p)| root.holds(p))
             .or(found.first())
-            .cloned()
+            .map(|(_, p)| p.clone())
             .ok_or_else(|| {
                 format!("{requested:?} lies outside the checkpoints and savepoints roots")
             })
@@ -235,10 +261,18 @@ mod tests {
 
     #[test]
     fn a_bucket_root_takes_locations_below_its_prefix_only() {
+        let uri = ObjectUri::of(Path::new("s3://weir/sp")).expect("uri");
+        let s3 = S3Config {
+            endpoint: Some("http://127.0.0.1:9".into()),
+            access_key: Some("k".into()),
+            secret_key: Some(String::from("s").into()),
+            ..S3Config::default()
+        };
+        let client = crate::objectstore::client_of(&uri, &s3).expect("client");
         let r = Root {
             name: "savepoints",
-            path: PathBuf::from("s3://weir/sp"),
-            dir: None,
+            path: uri.to_path(),
+            place: Place::Bucket(client),
         };
         for (given, resolved) in [
             ("s3://weir/sp", "s3://weir/sp"),

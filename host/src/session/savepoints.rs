@@ -149,7 +149,7 @@ impl SavepointIndex {
             })
             .unwrap_or_default()
             .into_iter()
-            .filter(|e| Path::new(&e.path).is_dir())
+            .filter(|e| still_there(&e.path))
             .collect();
         SavepointIndex {
             file,
@@ -178,7 +178,7 @@ impl SavepointIndex {
         // hand) is not listed.
         entries
             .iter()
-            .filter(|e| job.is_none_or(|j| e.job_id == j) && Path::new(&e.path).is_dir())
+            .filter(|e| job.is_none_or(|j| e.job_id == j) && still_there(&e.path))
             .cloned()
             .collect()
     }
@@ -195,6 +195,15 @@ impl SavepointIndex {
             tracing::error!("cannot write the savepoint index: {e}");
         }
     }
+}
+
+/// Whether the savepoint at `path` is still there. One in a bucket is
+/// taken as there: asking the bucket on every listing would cost a round
+/// trip per savepoint, so one deleted there by other means stays listed
+/// until it is disposed of through Weir.
+fn still_there(path: &str) -> bool {
+    let path = Path::new(path);
+    crate::config::ObjectUri::of(path).is_some() || path.is_dir()
 }
 
 /// Writes `value` as JSON to `file` through a temporary file, fsync and

@@ -4,7 +4,8 @@
 //! - `field`: `value` (default), `key`, or `header:<name>`: the value of
 //!   the record's last header of that name, for elements from a Kafka
 //!   source with `headers: true` (an element without that header, or whose
-//!   value is not a record envelope, does not match);
+//!   value is not a record envelope, does not match; `value` is then the
+//!   whole envelope);
 //! - `op`: `equals`, `not-equals`, `contains`, `starts-with`, `ends-with`
 //!   (text), or `gt`, `ge`, `lt`, `le` (numbers: the field is parsed as a
 //!   decimal number; elements where it is not one are dropped);

@@ -3,6 +3,7 @@
 //! `transactions` and `committer`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::Producer;
@@ -15,7 +16,28 @@ use crate::spec::KafkaSinkSpec;
 
 /// A consumer of a marker group, which never joins the group; shared, so
 /// that a commit can wait for the broker on a thread of its own.
-pub(super) type GroupConsumer = Arc<BaseConsumer>;
+pub(super) type GroupConsumer = Arc<MarkerConsumer>;
+
+/// A marker group's consumer, and whether a commit of it still waits for
+/// the broker (at most one does).
+pub(super) struct MarkerConsumer {
+    consumer: BaseConsumer,
+    committing: AtomicBool,
+}
+
+impl std::ops::Deref for MarkerConsumer {
+    type Target = BaseConsumer;
+
+    fn deref(&self) -> &BaseConsumer {
+        &self.consumer
+    }
+}
+
+impl std::fmt::Debug for MarkerConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarkerConsumer").finish_non_exhaustive()
+    }
+}
 
 /// The sink's transactional-id prefix.
 pub(super) fn prefix(spec: &KafkaSinkSpec) -> Result<&str, SinkError> {
@@ -68,7 +90,12 @@ pub(super) fn group_consumer(
         &[("group.id", group), ("enable.auto.commit", "false")],
     )
     .create()
-    .map(Arc::new)
+    .map(|consumer| {
+        Arc::new(MarkerConsumer {
+            consumer,
+            committing: AtomicBool::new(false),
+        })
+    })
     .map_err(err)
 }
 
@@ -128,8 +155,10 @@ pub(super) fn read_marker(
 /// librdkafka's synchronous commit waits without end for a group
 /// coordinator that does not answer (and rdkafka does not report the
 /// outcome of an asynchronous one), so it runs on a thread of its own: on
-/// a timeout that thread ends once the client gives up or the broker
-/// answers, while the checkpoint coordinator goes on.
+/// a timeout the checkpoint coordinator goes on, and the thread ends when
+/// librdkafka answers, which may be only once the broker is back. Until
+/// then no other commit of the same consumer starts (it fails at once),
+/// so at most one such thread waits per marker group.
 pub(super) fn record_commit(
     spec: &KafkaSinkSpec,
     consumer: &GroupConsumer,
@@ -137,14 +166,22 @@ pub(super) fn record_commit(
 ) -> Result<(), SinkError> {
     let failed = |e: &dyn std::fmt::Display| err(format!("cannot record a commit: {e}"));
     let offsets = token_offset(spec, token)?;
-    let consumer = Arc::clone(consumer);
+    if consumer.committing.swap(true, Ordering::SeqCst) {
+        return Err(failed(&"an earlier one still waits for the broker"));
+    }
+    let waiting = Arc::clone(consumer);
     let (done, outcome) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("weir-kafka-commit".into())
         .spawn(move || {
-            let _ = done.send(consumer.commit(&offsets, CommitMode::Sync));
-        })
-        .map_err(|e| failed(&e))?;
+            let result = waiting.consumer.commit(&offsets, CommitMode::Sync);
+            waiting.committing.store(false, Ordering::SeqCst);
+            let _ = done.send(result);
+        });
+    if let Err(e) = spawned {
+        consumer.committing.store(false, Ordering::SeqCst);
+        return Err(failed(&e));
+    }
     match outcome.recv_timeout(FLUSH_TIMEOUT) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(failed(&e)),

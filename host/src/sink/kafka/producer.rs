@@ -145,14 +145,18 @@ impl Sender {
                 true => {
                     let envelope = EnvelopeRef::read(e.value).map_err(|w| {
                         err(format!(
-                            "headers: true takes element values that are record envelopes (the Kafka source's with headers: true, or weir_sdk::kafka::write_envelope), and this one is not: {w}"
+                            "topic `{}`: headers: true takes element values that are record envelopes (the Kafka source's with headers: true, or weir_sdk::kafka::write_envelope), and this one is not: {w}",
+                            spec.topic
                         ))
                     })?;
                     (envelope.value, Some(owned_headers(&envelope)))
                 }
-                false => (e.value, None),
+                false => (Some(e.value), None),
             };
-            let mut record = BaseRecord::<[u8], [u8]>::to(&spec.topic).payload(value);
+            let mut record = BaseRecord::<[u8], [u8]>::to(&spec.topic);
+            if let Some(v) = value {
+                record = record.payload(v);
+            }
             if let Some(k) = e.key {
                 record = record.key(k);
             }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use weir_wire::{BatchBuilder, HeaderRef, write_envelope};
 
@@ -77,6 +77,30 @@ impl std::fmt::Debug for KafkaSource {
 
 fn err(e: impl std::fmt::Display) -> SourceError {
     SourceError(format!("kafka source: {e}"))
+}
+
+/// Writes the record envelope of `message` (its headers and value) into
+/// `out`, cleared first. rdkafka panics on a header name that is not
+/// UTF-8 (Kafka requires UTF-8): such a record fails the source, naming
+/// it, rather than the thread.
+fn envelope_of(message: &BorrowedMessage<'_>, out: &mut Vec<u8>) -> Result<(), SourceError> {
+    out.clear();
+    let write = std::panic::AssertUnwindSafe(|| {
+        let headers = message.headers().into_iter().flat_map(|h| h.iter());
+        let headers = headers.map(|h| HeaderRef {
+            name: h.key,
+            value: h.value,
+        });
+        write_envelope(out, headers, message.payload());
+    });
+    std::panic::catch_unwind(write).map_err(|_| {
+        err(format!(
+            "the record at offset {} of {}-{} has a header whose name is not UTF-8",
+            message.offset(),
+            message.topic(),
+            message.partition()
+        ))
+    })
 }
 
 /// Checks that every topic source `spec` reads exists. A broker that does
@@ -458,18 +482,15 @@ impl SourceReader for KafkaSource {
                 continue;
             }
             let timestamp = message.timestamp().to_millis();
-            let value = message.payload().unwrap_or_default();
             if self.spec.headers {
-                self.envelope.clear();
-                let headers = message.headers().into_iter().flat_map(|h| h.iter());
-                let headers = headers.map(|h| HeaderRef {
-                    name: h.key,
-                    value: h.value,
-                });
-                write_envelope(&mut self.envelope, headers, value);
+                envelope_of(&message, &mut self.envelope)?;
                 out.push(message.key(), &self.envelope, timestamp);
             } else {
-                out.push(message.key(), value, timestamp);
+                out.push(
+                    message.key(),
+                    message.payload().unwrap_or_default(),
+                    timestamp,
+                );
             }
             p.next = Some(offset + 1);
             p.last_record = Instant::now();
