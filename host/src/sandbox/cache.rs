@@ -258,6 +258,30 @@ mod tests {
     }
 
     #[test]
+    fn a_component_importing_what_is_not_linked_is_refused_without_compiling() {
+        // Every compile slot is held: a load that compiled would wait.
+        let most = std::thread::available_parallelism().map_or(1, usize::from);
+        let held: Vec<super::CompileSlot> = (0..most).map(|_| super::CompileSlot::take()).collect();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = crate::config::Config {
+            cache_dir: dir.path().join("cache"),
+            ..crate::config::Config::default()
+        };
+        let sandbox = crate::sandbox::Sandbox::new(&config).expect("sandbox");
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let loaded = sandbox.load(std::path::Path::new(weir_test_guests::SLEEPER));
+            let _ = done.send(loaded.map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let refused = outcome.recv_timeout(Duration::from_secs(60));
+        drop(held);
+        let message = refused
+            .expect("the refusal waited for a compile")
+            .expect_err("the sleeper imports the monotonic clock");
+        assert!(message.contains("wasi:clocks/monotonic-clock"), "{message}");
+    }
+
+    #[test]
     fn a_cache_folder_others_may_write_to_is_not_used() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert!(super::private_dir(dir.path()));

@@ -62,6 +62,8 @@ impl Sandbox {
         if bytes[6..8] == [0, 0] {
             return Err(SandboxError::CoreModule { path });
         }
+        // Names first: a refusal must not wait for a compile.
+        super::precheck::check_names(bytes, &path)?;
         let hash = sha256_hex(bytes);
         let (component, cache) = self
             .cache

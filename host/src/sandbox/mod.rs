@@ -8,8 +8,8 @@
 //! limit (`weir.sandbox.memory-limit`); a trap, a timeout or an exhausted
 //! memory fails the task with a [`GuestFailure`], never the host.
 //!
-//! Start with [`Sandbox::load`], which checks a `.wasm` file against the
-//! world and compiles it (or takes it from the on-disk cache, keyed by
+//! Start with [`Sandbox::load`], which checks a `.wasm` file's import and
+//! export names against the world before it compiles it (or takes it from the on-disk cache, keyed by
 //! content hash and engine), then [`Sandbox::instantiate`].
 
 mod bindings;
@@ -22,6 +22,7 @@ mod imports;
 mod instance;
 mod keyed;
 mod limits;
+mod precheck;
 mod wasi;
 
 pub use cache::{CacheOutcome, release_compile_slot};

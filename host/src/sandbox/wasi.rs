@@ -27,7 +27,31 @@ impl HasData for HasIo {
     type Data<'a> = &'a mut ResourceTable;
 }
 
-/// Adds the allowed WASI preview 2 interfaces to `linker`.
+/// The WASI interfaces [`add_to_linker`] links, without their versions
+/// (any 0.2.x import is linked to wasmtime-wasi's 0.2 definitions): what
+/// a component may import besides its world, checked before compiling.
+pub(super) const LINKED: &[&str] = &[
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:clocks/wall-clock",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+    "wasi:cli/exit",
+    "wasi:cli/environment",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+];
+
+/// Adds the allowed WASI preview 2 interfaces to `linker` (those named in
+/// [`LINKED`]).
 pub(super) fn add_to_linker(l: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     type T = GuestState;
     sync::io::error::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
