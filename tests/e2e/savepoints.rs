@@ -634,7 +634,7 @@ fn the_checked_in_canonical_savepoint_still_restores() {
 }
 
 /// Polls operation `path` on the server until it completes.
-fn completed(port: u16, path: &str) -> serde_json::Value {
+pub(crate) fn completed(port: u16, path: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (s, v) = crate::api::http(port, "GET", path, b"");

@@ -21,25 +21,13 @@ fn checkpoints_when(port: u16, id: &str, what: &str, ready: impl Fn(&Value) -> b
     })
 }
 
-/// Triggers a savepoint of job `id` with `body`; the operation's answer.
-fn savepoint(port: u16, id: &str, body: &Value) -> Value {
-    let (s, v) = http(
-        port,
-        "POST",
-        &format!("/api/v1/jobs/{id}/savepoints"),
-        body.to_string().as_bytes(),
-    );
+/// Starts the operation `POST path` with `body` and waits until it
+/// completes; its `operation` (a `location` or a `failure-cause`).
+fn operation(port: u16, path: &str, body: &Value) -> Value {
+    let (s, v) = http(port, "POST", path, body.to_string().as_bytes());
     assert_eq!(s, 202, "{v}");
-    let trigger = v["request-id"].as_str().expect("request-id").to_owned();
-    wait_for(60, "the savepoint", || {
-        let (_, v) = http(
-            port,
-            "GET",
-            &format!("/api/v1/jobs/{id}/savepoints/{trigger}"),
-            b"",
-        );
-        (v["status"]["id"] == "COMPLETED").then_some(v)
-    })
+    let trigger = v["request-id"].as_str().expect("request-id");
+    crate::savepoints::completed(port, &format!("{path}/{trigger}"))
 }
 
 /// Submits the counting job `name` (restored from `from` if given); its id.
@@ -122,11 +110,12 @@ fn a_server_keeps_checkpoints_and_savepoints_in_a_bucket() {
         assert_eq!(s, 400, "{outside}: {v}");
         assert!(v.to_string().contains("outside the savepoints root"), "{v}");
     }
-    let done = savepoint(port, &id, &json!({ "targetDirectory": "manual" }));
-    let location = done["operation"]["location"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let done = operation(
+        port,
+        &format!("/api/v1/jobs/{id}/savepoints"),
+        &json!({ "targetDirectory": "manual" }),
+    );
+    let location = done["location"].as_str().unwrap_or_default().to_owned();
     assert!(
         location.starts_with("s3://weir-savepoints/sp/manual/savepoint-"),
         "{done}"
@@ -192,24 +181,12 @@ fn a_server_keeps_checkpoints_and_savepoints_in_a_bucket() {
     assert_eq!(v["savepoints"][0]["path"], location.as_str(), "{v}");
     // Disposed of over the API: nothing of it is left in the bucket, and
     // the server no longer lists it.
-    let (s, v) = http(
+    let done = operation(
         port,
-        "POST",
         "/api/v1/savepoint-disposal",
-        json!({ "savepointPath": &location }).to_string().as_bytes(),
+        &json!({ "savepointPath": &location }),
     );
-    assert_eq!(s, 202, "{v}");
-    let trigger = v["request-id"].as_str().expect("request-id").to_owned();
-    let done = wait_for(30, "the disposal", || {
-        let (_, v) = http(
-            port,
-            "GET",
-            &format!("/api/v1/savepoint-disposal/{trigger}"),
-            b"",
-        );
-        (v["status"]["id"] == "COMPLETED").then_some(v)
-    });
-    assert!(done["operation"]["failure-cause"].is_null(), "{done}");
+    assert!(done["failure-cause"].is_null(), "{done}");
     let key = location.trim_start_matches("s3://weir-savepoints/");
     let savepoints = s3.open("weir-savepoints");
     assert!(savepoints.list(key).expect("list").is_empty(), "{key}");
