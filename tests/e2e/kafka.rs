@@ -23,8 +23,10 @@ use crate::windows::{run_until, run_until_sum_took};
 /// A throwaway broker (`scripts/kafka`), stopped when dropped.
 pub(crate) struct Broker {
     dir: tempfile::TempDir,
-    /// `127.0.0.1:<port>`.
+    /// `127.0.0.1:<port>`: the broker's, or its proxy's.
     pub(crate) addr: String,
+    /// The proxy its clients reach it through, if any.
+    proxy: Option<crate::proxy::Proxy>,
 }
 
 fn kafka_script() -> PathBuf {
@@ -33,42 +35,67 @@ fn kafka_script() -> PathBuf {
 
 impl Broker {
     pub(crate) fn start() -> Self {
-        Self::launch(None)
+        Self::launch(None, None)
     }
 
     /// A broker keeping its log in S3 (bucket `tansu` of `s3`), so that
-    /// it survives [`Broker::restart`].
+    /// it survives [`Broker::restart`], reached through a proxy that
+    /// [`Broker::stop`] cuts first: tansu's S3 engine loses records it
+    /// acknowledged when it is stopped in the middle of a produce (see
+    /// `scripts/kafka`), so its clients are cut off and its requests
+    /// finish before it stops, as a Kafka broker's controlled shutdown
+    /// finishes the requests it has taken.
     pub(crate) fn start_in(s3: &crate::s3::S3Server) -> Self {
-        Self::launch(Some(&s3.endpoint))
+        let proxy = crate::proxy::Proxy::listen();
+        let port = proxy.addr.rsplit(':').next().unwrap_or_default().to_owned();
+        let mut broker = Self::launch(Some(&s3.endpoint), Some(&port));
+        proxy.forward_to(&broker.addr);
+        broker.addr = proxy.addr.clone();
+        broker.proxy = Some(proxy);
+        broker
     }
 
-    /// `scripts/kafka start DIR [S3_ENDPOINT]`.
-    fn launch(s3_endpoint: Option<&str>) -> Self {
+    /// `scripts/kafka start DIR [S3_ENDPOINT]`, advertising
+    /// `advertised_port` if given.
+    fn launch(s3_endpoint: Option<&str>, advertised_port: Option<&str>) -> Self {
         let dir = tempdir();
-        let out = Command::new(kafka_script())
-            .arg("start")
-            .arg(dir.path())
-            .args(s3_endpoint)
-            .output()
-            .expect("scripts/kafka");
+        let mut command = Command::new(kafka_script());
+        command.arg("start").arg(dir.path()).args(s3_endpoint);
+        if let Some(port) = advertised_port {
+            command.env("KAFKA_ADVERTISED_PORT", port);
+        }
+        let out = command.output().expect("scripts/kafka");
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
         let addr = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        Broker { dir, addr }
+        Broker {
+            dir,
+            addr,
+            proxy: None,
+        }
     }
 
-    /// Stops the broker (`scripts/kafka stop`).
+    /// Stops the broker (`scripts/kafka stop`); behind a proxy, its
+    /// clients are cut off a second before, so that it finishes the
+    /// requests it is serving.
     pub(crate) fn stop(&self) {
+        if let Some(proxy) = &self.proxy {
+            proxy.set_down(true);
+            std::thread::sleep(Duration::from_secs(1));
+        }
         self.script("stop");
     }
 
     /// Starts it again on its port with its storage (`scripts/kafka
-    /// restart`).
+    /// restart`), and lets its clients through again.
     pub(crate) fn restart(&self) {
         self.script("restart");
+        if let Some(proxy) = &self.proxy {
+            proxy.set_down(false);
+        }
     }
 
     fn script(&self, verb: &str) {

@@ -22,6 +22,7 @@ mod kafka_log;
 mod layers;
 mod nothing_lost;
 mod operators;
+mod proxy;
 mod reporters;
 mod s3;
 mod savepoints;

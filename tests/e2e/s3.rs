@@ -15,6 +15,7 @@ use weir::{Bucket, JobControl, RestorePoint, RunOptions, S3Config, run_job};
 
 use crate::checkpoints::{CountJob, sorted_output};
 use crate::common::{graph, q, tempdir, weir};
+use crate::proxy::Proxy;
 
 /// A throwaway moto server (`scripts/s3`), stopped when dropped.
 pub(crate) struct S3Server {
@@ -370,50 +371,6 @@ fn another_jobs_folder_is_swept_only_once_the_process_running_it_is_gone() {
     );
 }
 
-/// A TCP proxy to `to` that can be cut: while it is down, every new
-/// connection is closed at once (an unreachable server), and open ones
-/// are dropped.
-struct Proxy {
-    /// `http://127.0.0.1:<port>`.
-    endpoint: String,
-    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Proxy {
-    fn start(to: &str) -> Self {
-        use std::io::copy;
-        use std::net::{TcpListener, TcpStream};
-        use std::sync::atomic::Ordering;
-        let target = to.trim_start_matches("http://").to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = down.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                if flag.load(Ordering::SeqCst) {
-                    continue; // dropped: closed at once
-                }
-                let Ok(server) = TcpStream::connect(&target) else {
-                    continue;
-                };
-                let (mut c2, mut s2) = (
-                    client.try_clone().expect("clone"),
-                    server.try_clone().expect("clone"),
-                );
-                let (mut c, mut s) = (client, server);
-                std::thread::spawn(move || drop(copy(&mut c, &mut s2)));
-                std::thread::spawn(move || drop(copy(&mut s, &mut c2)));
-            }
-        });
-        Proxy { endpoint, down }
-    }
-
-    fn set_down(&self, down: bool) {
-        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 #[test]
 fn a_restart_while_s3_is_unreachable_waits_for_it_instead_of_taking_the_checkpoint_for_damaged() {
     let server = S3Server::start();
@@ -429,7 +386,7 @@ fn a_restart_while_s3_is_unreachable_waits_for_it_instead_of_taking_the_checkpoi
     let hostile = format!("mode: trap-at, value: \"3000\", before-ms: \"{before}\"");
     let extra = format!(
         "s3.endpoint: {}\ns3.access-key: {KEY}\ns3.secret-key: {SECRET}\nexecution.checkpointing.timeout: 1s\nexecution.checkpointing.tolerable-failed-checkpoints: 1000\nrestart-strategy.type: fixed-delay\nrestart-strategy.fixed-delay.attempts: 20\nrestart-strategy.fixed-delay.delay: 1s\n",
-        proxy.endpoint
+        proxy.endpoint()
     );
     let (count, keys) = (20_000, 300);
     let job = CountJob {
@@ -824,4 +781,31 @@ fn the_rest_api_and_weir_checkpoints_show_s3_paths() {
     );
     assert!(listing.contains(&run.id), "{listing}");
     assert!(listing.contains("chk-"), "{listing}");
+}
+
+#[test]
+fn a_server_that_does_not_answer_is_told_apart_from_a_missing_object() {
+    let server = S3Server::start();
+    server.client("probe").put("k", b"v".to_vec()).expect("put");
+    let proxy = Proxy::start(&server.endpoint);
+    let config = S3Config {
+        endpoint: Some(proxy.endpoint()),
+        ..server.config(KEY, SECRET)
+    };
+    let uri = weir::ObjectUri::of(Path::new("s3://probe")).expect("uri");
+    let bucket = weir::open_bucket(&uri, &config).expect("bucket");
+    proxy.set_down(true);
+    match bucket.get("k", 10) {
+        Err(e) => assert!(e.is_unreachable(), "{e:?}"),
+        Ok(_) => panic!("read through a cut proxy"),
+    }
+    proxy.set_down(false);
+    assert_eq!(bucket.get("k", 10).expect("read again"), b"v");
+    match bucket.get("missing", 10) {
+        Err(e) => assert!(
+            matches!(e, weir::ObjectError::NotFound { .. }) && !e.is_unreachable(),
+            "{e:?}"
+        ),
+        Ok(_) => panic!("a missing object was read"),
+    }
 }

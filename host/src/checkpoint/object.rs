@@ -17,6 +17,7 @@
 //! RocksDB files.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::fs::{MAX_METADATA_BYTES, StorageError, io_err, object_err};
@@ -172,6 +173,10 @@ pub struct ObjectCheckpoint {
     /// tried again next time), with the shared files its `_metadata`
     /// names in `../shared/`.
     local: Mutex<Option<tempfile::TempDir>>,
+    /// Whether its last request failed because the server did not
+    /// answer: a restore that failed so is not taken for damage, even if
+    /// the server answers again by the time it is asked.
+    unanswered: AtomicBool,
 }
 
 impl ObjectCheckpoint {
@@ -181,13 +186,22 @@ impl ObjectCheckpoint {
             bucket,
             folder,
             local: Mutex::new(None),
+            unanswered: AtomicBool::new(false),
         }
+    }
+
+    /// `result` of a request, noted: whether it failed for want of an
+    /// answer.
+    fn noted<T>(&self, result: Result<T, ObjectError>) -> Result<T, ObjectError> {
+        let unanswered = matches!(&result, Err(e) if e.is_unreachable());
+        self.unanswered.store(unanswered, Ordering::SeqCst);
+        result
     }
 
     /// Its `_metadata`, read and decoded; `None` if there is none.
     pub fn metadata(&self) -> Result<Option<CheckpointMetadata>, StorageError> {
         let key = format!("{}/{METADATA_FILE}", self.folder);
-        let bytes = match self.bucket.get(&key, MAX_METADATA_BYTES) {
+        let bytes = match self.noted(self.bucket.get(&key, MAX_METADATA_BYTES)) {
             Ok(b) => b,
             Err(ObjectError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(object_err(e)),
@@ -217,7 +231,10 @@ impl ObjectCheckpoint {
             std::fs::create_dir_all(d).map_err(|e| local_err(d, e))?;
         }
         let prefix = format!("{}/", self.folder);
-        for o in self.bucket.list(&self.folder).map_err(object_err)? {
+        for o in self
+            .noted(self.bucket.list(&self.folder))
+            .map_err(object_err)?
+        {
             let Some(file) = o.key.strip_prefix(&prefix).filter(|n| is_plain_name(n)) else {
                 continue;
             };
@@ -253,8 +270,7 @@ impl ObjectCheckpoint {
             path: to.display().to_string(),
             message: e.to_string(),
         })?;
-        self.bucket
-            .download(key, size, &mut file)
+        self.noted(self.bucket.download(key, size, &mut file))
             .map(drop)
             .map_err(object_err)
     }
@@ -281,6 +297,12 @@ impl ReadCheckpoint for ObjectCheckpoint {
     }
 
     fn reachable(&self) -> Result<(), StorageError> {
+        if self.unanswered.load(Ordering::SeqCst) {
+            return Err(StorageError {
+                path: self.location(),
+                message: "the server did not answer its last request".into(),
+            });
+        }
         match self.bucket.list(&self.folder) {
             Ok(_) | Err(ObjectError::NotFound { .. } | ObjectError::NoBucket { .. }) => Ok(()),
             Err(e) => Err(object_err(e)),
@@ -318,8 +340,7 @@ impl ObjectCheckpoint {
                 message: format!("{name:?} is not a file name of the checkpoint folder"),
             });
         }
-        self.bucket
-            .get(&format!("{}/{name}", self.folder), max)
+        self.noted(self.bucket.get(&format!("{}/{name}", self.folder), max))
             .map_err(object_err)
     }
 }

@@ -14,6 +14,10 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use crate::spec::{ConfigValue, CreateTopic};
 
+mod closing;
+
+pub use closing::DetachedConsumer;
+
 /// How long a metadata request or topic creation may take.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -55,7 +55,16 @@ pub enum ObjectError {
         /// What is wrong, naming the key.
         message: String,
     },
-    /// Any other failure (the server down, a timeout, a damaged object).
+    /// The server did not answer (no connection, a request cut off or
+    /// timed out, after the retries): a passing failure, not damage.
+    #[error("{uri}: {message}")]
+    Unreachable {
+        /// The object.
+        uri: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Any other failure (a server error, a damaged object).
     #[error("{uri}: {message}")]
     Failed {
         /// The object.
@@ -104,8 +113,14 @@ impl ObjectError {
                 uri,
                 message: code.unwrap_or("refused").to_owned(),
             },
+            (e, _) if did_not_answer(&e) => ObjectError::Unreachable { uri, message: text },
             (_, _) => ObjectError::Failed { uri, message: text },
         }
+    }
+
+    /// Whether the server did not answer: a passing failure, not damage.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ObjectError::Unreachable { .. })
     }
 
     /// The URI the error is about.
@@ -116,9 +131,31 @@ impl ObjectError {
             | ObjectError::NoBucket { uri, .. }
             | ObjectError::Denied { uri, .. }
             | ObjectError::Config { uri, .. }
+            | ObjectError::Unreachable { uri, .. }
             | ObjectError::Failed { uri, .. } => uri,
         }
     }
+}
+
+/// Whether `e` comes from a request that reached no answer: a failed
+/// connection, a request cut off, or a timeout (object_store's HTTP
+/// error kinds, found in the error's chain of causes).
+fn did_not_answer(e: &object_store::Error) -> bool {
+    use object_store::client::{HttpError, HttpErrorKind};
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(http) = c.downcast_ref::<HttpError>() {
+            return matches!(
+                http.kind(),
+                HttpErrorKind::Connect
+                    | HttpErrorKind::Request
+                    | HttpErrorKind::Timeout
+                    | HttpErrorKind::Interrupted
+            );
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// S3's error code (`<Code>NoSuchBucket</Code>`) in an error's text.

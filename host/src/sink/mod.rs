@@ -304,6 +304,7 @@ pub fn check_ready(spec: &SinkSpec, checkpoint: &CheckpointConfig) -> Result<(),
     match (&spec.kafka, spec.sink_type) {
         #[cfg(feature = "kafka")]
         (Some(k), SinkType::Kafka) => {
+            kafka::max_block(k).map_err(SinkError::Failed)?;
             if k.is_exactly_once() {
                 kafka::check_exactly_once(k, checkpoint).map_err(SinkError::Failed)?;
             }

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use rdkafka::producer::{BaseRecord, Producer};
 
 use super::markers::{GroupConsumer, add_marker, marker_consumers, read_marker, record_commit};
-use super::producer::{FLUSH_TIMEOUT, Sender, err, producer_config};
+use super::producer::{Sender, err, producer_config};
 use super::state::{PendingTxn, TxnSinkState, decode_all};
 use super::transactions::{FENCE_AHEAD, Registry, TxnWriter, in_parallel, txn_producers};
 use crate::sink::{Copies, SinkError, SinkWriter, TransactionalSink};
@@ -121,10 +121,7 @@ impl KafkaTxnSink {
             sender.producer.send(record).map_err(|(e, _)| err(e))?;
         }
         sender.flush()?;
-        sender
-            .producer
-            .abort_transaction(FLUSH_TIMEOUT)
-            .map_err(err)
+        sender.producer.abort_transaction(sender.block).map_err(err)
     }
 
     /// Step 3 for one subtask's state: writes its `lost` transactions
@@ -213,7 +210,7 @@ fn write_transaction(
     sender.flush()?;
     sender
         .producer
-        .commit_transaction(FLUSH_TIMEOUT)
+        .commit_transaction(sender.block)
         .map_err(|e| {
             err(format!(
                 "cannot commit checkpoint {}'s transaction again: {e}",

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
 use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::producer::{FLUSH_TIMEOUT, Sender, err};
-use crate::kafka::client_config;
+use super::producer::{Sender, block_timeout, err, sink_client_config};
+use crate::kafka::DetachedConsumer;
 use crate::sink::SinkError;
 use crate::spec::KafkaSinkSpec;
 
@@ -21,7 +21,7 @@ pub(super) type GroupConsumer = Arc<MarkerConsumer>;
 /// A marker group's consumer, and whether a commit of it still waits for
 /// the broker (at most one does).
 pub(super) struct MarkerConsumer {
-    consumer: BaseConsumer,
+    consumer: DetachedConsumer<DefaultConsumerContext>,
     committing: AtomicBool,
 }
 
@@ -84,15 +84,14 @@ pub(super) fn group_consumer(
     spec: &KafkaSinkSpec,
     group: &str,
 ) -> Result<GroupConsumer, SinkError> {
-    client_config(
-        &spec.bootstrap_servers,
-        &spec.properties,
+    sink_client_config(
+        spec,
         &[("group.id", group), ("enable.auto.commit", "false")],
     )
     .create()
     .map(|consumer| {
         Arc::new(MarkerConsumer {
-            consumer,
+            consumer: DetachedConsumer::new(consumer),
             committing: AtomicBool::new(false),
         })
     })
@@ -121,7 +120,7 @@ pub(super) fn add_marker(
         .ok_or_else(|| err("no consumer group metadata for the commit marker"))?;
     sender
         .producer
-        .send_offsets_to_transaction(&tpl, &group, FLUSH_TIMEOUT)
+        .send_offsets_to_transaction(&tpl, &group, sender.block)
         .map_err(|e| err(format!("cannot add the commit marker: {e}")))
 }
 
@@ -134,7 +133,7 @@ pub(super) fn read_marker(
     tpl.add_partition(&spec.topic, 0);
     let unreadable = |e: &dyn std::fmt::Display| err(format!("cannot read a commit marker: {e}"));
     let found = consumer
-        .committed_offsets(tpl, FLUSH_TIMEOUT)
+        .committed_offsets(tpl, block_timeout(spec))
         .map_err(|e| unreadable(&e))?;
     let Some(marker) = found.elements().into_iter().next() else {
         return Ok(None);
@@ -150,7 +149,7 @@ pub(super) fn read_marker(
 
 /// Records that the transaction with `token` committed: commits `token`
 /// to the record group of `consumer` (see [`marker_groups`]), waiting for
-/// the broker no longer than a flush.
+/// the broker no longer than `max.block.ms`.
 ///
 /// librdkafka's synchronous commit waits without end for a group
 /// coordinator that does not answer (and rdkafka does not report the
@@ -182,12 +181,13 @@ pub(super) fn record_commit(
         consumer.committing.store(false, Ordering::SeqCst);
         return Err(failed(&e));
     }
-    match outcome.recv_timeout(FLUSH_TIMEOUT) {
+    let block = block_timeout(spec);
+    match outcome.recv_timeout(block) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(failed(&e)),
         Err(_) => Err(failed(&format!(
-            "the broker did not answer within {} s",
-            FLUSH_TIMEOUT.as_secs()
+            "the broker did not answer within {} ms (max.block.ms)",
+            block.as_millis()
         ))),
     }
 }

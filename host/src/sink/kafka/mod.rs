@@ -80,9 +80,46 @@ fn parse_ms(v: &ConfigValue) -> Option<u64> {
     v.to_string().trim().parse().ok()
 }
 
+/// `max.block.ms` when the sink's properties do not set it: the Java
+/// client's default.
+const DEFAULT_MAX_BLOCK_MS: u64 = 60_000;
+
+/// How long one of sink `spec`'s calls to the broker may wait (a flush, a
+/// transaction's commit or abort, a full send queue): `max.block.ms` of
+/// its properties, as the Java client's producer takes it (librdkafka
+/// does not know the key, so Weir reads it and does not pass it on).
+/// Flink's Kafka sink waits as long on a broker that is gone, then fails.
+pub fn max_block(spec: &KafkaSinkSpec) -> Result<Duration, String> {
+    match spec.properties.get(MAX_BLOCK_MS) {
+        None => Ok(Duration::from_millis(DEFAULT_MAX_BLOCK_MS)),
+        Some(v) => parse_ms(v)
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
+            .ok_or_else(|| {
+                format!("properties.{MAX_BLOCK_MS}: `{v}` is not a positive number of milliseconds")
+            }),
+    }
+}
+
+/// The producer property Weir reads itself: [`max_block`].
+const MAX_BLOCK_MS: &str = "max.block.ms";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_block_ms_is_read_from_the_properties_and_checked() {
+        assert_eq!(max_block(&spec("{}")), Ok(Duration::from_secs(60)));
+        assert_eq!(
+            max_block(&spec("{max.block.ms: 5000}")),
+            Ok(Duration::from_secs(5))
+        );
+        for bad in ["{max.block.ms: 0}", "{max.block.ms: soon}"] {
+            let e = max_block(&spec(bad)).expect_err(bad);
+            assert!(e.contains("properties.max.block.ms"), "{e}");
+        }
+    }
 
     fn spec(properties: &str) -> KafkaSinkSpec {
         serde_yaml_ng::from_str(&format!(

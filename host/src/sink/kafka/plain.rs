@@ -4,7 +4,7 @@
 //! that could still be lost; `none` only waits at the end of input. The
 //! producer is idempotent, so the client's own retries add no duplicates.
 
-use super::producer::{Sender, producer_config};
+use super::producer::{Sender, block_timeout, producer_config};
 use crate::channel::Batch;
 use crate::sink::{SinkError, SinkWriter};
 use crate::spec::{DeliveryGuarantee, KafkaSinkSpec};
@@ -20,7 +20,7 @@ impl KafkaSink {
     /// A writer of sink `spec` (whose topic was made sure of at start).
     pub fn open(spec: &KafkaSinkSpec) -> Result<Self, SinkError> {
         Ok(KafkaSink {
-            sender: Sender::create(&producer_config(spec, &[]))?,
+            sender: Sender::create(&producer_config(spec, &[]), block_timeout(spec))?,
             spec: spec.clone(),
         })
     }

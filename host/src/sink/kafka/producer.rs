@@ -15,8 +15,13 @@ use crate::kafka::{client_config, create_topic, partitions};
 use crate::sink::SinkError;
 use crate::spec::{KafkaSinkSpec, PRODUCER_BUFFER_KIB};
 
-/// How long a flush, or a transaction's commit, may wait for the broker.
-pub(super) const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a flush, a transaction's commit or a full send queue may
+/// wait for the broker: `max.block.ms` (see [`super::max_block`]), checked
+/// before the job starts, so a value that does not parse here takes the
+/// default.
+pub(super) fn block_timeout(spec: &KafkaSinkSpec) -> Duration {
+    super::max_block(spec).unwrap_or(Duration::from_secs(60))
+}
 
 /// Keeps the first delivery failure the producer reports.
 #[derive(Debug, Default, Clone)]
@@ -52,6 +57,8 @@ impl Deliveries {
 pub(super) struct Sender {
     pub(super) producer: ThreadedProducer<Deliveries>,
     deliveries: Deliveries,
+    /// How long a call may wait for the broker ([`block_timeout`]).
+    pub(super) block: Duration,
 }
 
 impl std::fmt::Debug for Sender {
@@ -91,7 +98,19 @@ pub(super) fn producer_config(
         ("queue.buffering.max.kbytes", buffer.as_str()),
     ];
     settings.extend_from_slice(extra);
-    client_config(&spec.bootstrap_servers, &spec.properties, &settings)
+    sink_client_config(spec, &settings)
+}
+
+/// A client configuration of sink `spec`'s broker and properties, with
+/// `extra` settings, for its producers and its marker consumers: the
+/// properties without `max.block.ms`, which Weir reads itself.
+pub(super) fn sink_client_config(
+    spec: &KafkaSinkSpec,
+    extra: &[(&str, &str)],
+) -> rdkafka::ClientConfig {
+    let mut config = client_config(&spec.bootstrap_servers, &spec.properties, extra);
+    config.remove(super::MAX_BLOCK_MS);
+    config
 }
 
 /// Makes sure the topic of sink `spec` exists: created if its spec asks
@@ -117,8 +136,11 @@ pub fn prepare_topic(spec: &KafkaSinkSpec) -> Result<(), SinkError> {
 }
 
 impl Sender {
-    /// A producer of `config`.
-    pub(super) fn create(config: &rdkafka::ClientConfig) -> Result<Self, SinkError> {
+    /// A producer of `config` whose calls wait at most `block`.
+    pub(super) fn create(
+        config: &rdkafka::ClientConfig,
+        block: Duration,
+    ) -> Result<Self, SinkError> {
         let deliveries = Deliveries::default();
         let producer = config
             .create_with_context(deliveries.clone())
@@ -126,6 +148,7 @@ impl Sender {
         Ok(Sender {
             producer,
             deliveries,
+            block,
         })
     }
 
@@ -174,10 +197,10 @@ impl Sender {
                     // as long as a flush may take.
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                         self.check()?;
-                        if full_since.elapsed() > FLUSH_TIMEOUT {
+                        if full_since.elapsed() > self.block {
                             return Err(err(format!(
-                                "the broker took no record for {} s",
-                                FLUSH_TIMEOUT.as_secs()
+                                "the broker took no record for {} ms (max.block.ms)",
+                                self.block.as_millis()
                             )));
                         }
                         record = r;
@@ -192,10 +215,10 @@ impl Sender {
 
     /// Waits until the broker acknowledged every record sent.
     pub(super) fn flush(&self) -> Result<(), SinkError> {
-        self.producer.flush(FLUSH_TIMEOUT).map_err(|e| {
+        self.producer.flush(self.block).map_err(|e| {
             err(format!(
-                "the broker did not acknowledge every record within {} s: {e}",
-                FLUSH_TIMEOUT.as_secs()
+                "the broker did not acknowledge every record within {} ms (max.block.ms): {e}",
+                self.block.as_millis()
             ))
         })?;
         self.check()

@@ -34,7 +34,7 @@ use weir_wire::BatchBuilder;
 use super::markers::{
     GroupConsumer, add_marker, group_consumer, marker_groups, prefix, record_commit,
 };
-use super::producer::{FLUSH_TIMEOUT, Sender, err, producer_config};
+use super::producer::{Sender, block_timeout, err, producer_config};
 use super::state::{PendingTxn, TxnSinkState};
 use crate::channel::Batch;
 use crate::sink::{SinkError, SinkWriter};
@@ -67,17 +67,17 @@ pub(super) fn txn_producer(
             ("transaction.timeout.ms", timeout.as_str()),
         ],
     );
-    let sender = Sender::create(&config)?;
+    let sender = Sender::create(&config, block_timeout(spec))?;
     // A broker connection first: librdkafka looks for the transaction
     // coordinator only through a connected broker, and without one waits
     // half a second before it looks again.
     let _ = sender
         .producer
         .client()
-        .fetch_metadata(Some(&spec.topic), FLUSH_TIMEOUT);
+        .fetch_metadata(Some(&spec.topic), sender.block);
     sender
         .producer
-        .init_transactions(FLUSH_TIMEOUT)
+        .init_transactions(sender.block)
         .map_err(|e| err(format!("cannot start transactions as `{id}`: {e}")))?;
     Ok(sender)
 }
@@ -142,7 +142,7 @@ impl Registry {
             let Some(sender) = sender else { continue };
             let committed = sender
                 .producer
-                .commit_transaction(FLUSH_TIMEOUT)
+                .commit_transaction(sender.block)
                 .map_err(err)
                 .and_then(|()| {
                     let record = self.record_consumer(spec, key)?;

@@ -33,7 +33,9 @@ use partitions::{Partition, cached_watermarks};
 use stats::ConsumerStats;
 
 use super::{BatchInfo, BatchLimit, SourceError, SourceReader};
-use crate::kafka::{METADATA_TIMEOUT, client_config, matching_topics, partitions};
+use crate::kafka::{
+    DetachedConsumer, METADATA_TIMEOUT, client_config, matching_topics, partitions,
+};
 use crate::spec::{
     CONSUMER_BUFFER_KIB, KafkaSourceSpec, StartingOffsets, StoppingOffsets, topic_regex,
 };
@@ -46,7 +48,7 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// One subtask's reader of a Kafka source.
 pub struct KafkaSource {
-    consumer: BaseConsumer<ConsumerStats>,
+    consumer: DetachedConsumer<ConsumerStats>,
     /// The consumer's figures, from its statistics.
     stats: ConsumerStats,
     config: ClientConfig,
@@ -161,7 +163,7 @@ impl KafkaSource {
             .transpose()?
             .filter(|r| !r.is_empty());
         let mut source = KafkaSource {
-            consumer,
+            consumer: DetachedConsumer::new(consumer),
             stats,
             config,
             spec: spec.clone(),

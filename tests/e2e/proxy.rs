@@ -1,0 +1,97 @@
+//! A TCP proxy in front of a test server, which a test can cut: the
+//! server looks unreachable to the job while it stays up, or its clients
+//! lose their connections before the server itself is stopped.
+
+use std::io::copy;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A proxy on a free loopback port to a target set once, with
+/// [`Proxy::forward_to`]. While it is down, every new connection is
+/// closed at once, and the connections it carried were shut down.
+pub(crate) struct Proxy {
+    /// `127.0.0.1:<port>`.
+    pub(crate) addr: String,
+    target: Arc<OnceLock<String>>,
+    down: Arc<AtomicBool>,
+    /// Both ends of every connection carried, to shut them down.
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    /// A proxy listening now and forwarding to `to` (`host:port`).
+    pub(crate) fn start(to: &str) -> Self {
+        let proxy = Self::listen();
+        proxy.forward_to(to);
+        proxy
+    }
+
+    /// A proxy listening now, whose target is set later: a server that
+    /// must know the proxy's address (to advertise it) starts after it.
+    /// Connections before then are closed at once.
+    pub(crate) fn listen() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let proxy = Proxy {
+            addr,
+            target: Default::default(),
+            down: Default::default(),
+            open: Default::default(),
+        };
+        let (target, down, open) = (proxy.target.clone(), proxy.down.clone(), proxy.open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if down.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let Some(server) = target.get().and_then(|t| TcpStream::connect(t).ok()) else {
+                    continue;
+                };
+                let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) = (
+                    client.try_clone(),
+                    server.try_clone(),
+                    client.try_clone(),
+                    server.try_clone(),
+                ) else {
+                    continue;
+                };
+                if let Ok(mut held) = open.lock() {
+                    held.retain(|s| s.peer_addr().is_ok());
+                    held.extend([c3, s3]);
+                }
+                let (mut c, mut s, mut c2, mut s2) = (client, server, c2, s2);
+                std::thread::spawn(move || {
+                    let _ = copy(&mut c, &mut s2);
+                    let _ = s2.shutdown(Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = copy(&mut s, &mut c2);
+                    let _ = c2.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        proxy
+    }
+
+    /// Sets the target (`host:port`) of the connections from now on.
+    pub(crate) fn forward_to(&self, to: &str) {
+        let _ = self.target.set(to.trim_start_matches("http://").to_owned());
+    }
+
+    /// `http://127.0.0.1:<port>`, for a server spoken to over HTTP.
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Cuts the proxy (new connections are closed at once, open ones are
+    /// shut down on both sides), or lets connections through again.
+    pub(crate) fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down && let Ok(mut held) = self.open.lock() {
+            for stream in held.drain(..) {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
