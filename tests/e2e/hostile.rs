@@ -271,19 +271,6 @@ fn a_component_missing_exports_is_refused_naming_them() {
 }
 
 #[test]
-fn a_component_that_could_block_is_refused_naming_the_import() {
-    // Sleeping waits on a WASI pollable, a host call that an epoch deadline
-    // cannot interrupt; such a component must not load at all.
-    let bytes = std::fs::read(weir_test_guests::SLEEPER).expect("sleeper.wasm");
-    let e = component_error(&bytes);
-    assert!(matches!(e, SandboxError::Mismatch { .. }), "{e}");
-    let msg = e.to_string();
-    assert!(msg.contains("wasi:clocks/monotonic-clock"), "{msg}");
-    assert!(msg.contains("no sleeping"), "{msg}");
-    good_job_still_runs();
-}
-
-#[test]
 fn the_cli_reports_a_trap_with_uid_and_subtask_and_exits_non_zero() {
     let dir = tempdir();
     let out = run_cli(&job(weir_test_guests::HOSTILE, "trap", 2), dir.path());

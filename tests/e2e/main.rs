@@ -35,5 +35,6 @@ mod two_inputs;
 mod unaligned;
 mod unrecoverable;
 mod untrusted_files;
+mod wasi;
 mod windows;
 mod wordcount;

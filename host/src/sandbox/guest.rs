@@ -3,13 +3,18 @@
 //! keyed context, timers, output, metrics and operator state. The host
 //! functions that act on it are in `imports`, the keyed side in `keyed`.
 
+use std::sync::Arc;
+
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use weir_wire::BatchBuilder;
 
+use super::clock::ClockView;
+use super::guest_log::GuestLog;
 use super::keyed::KeyedContext;
 use super::limits::Limits;
+use super::stdio::GuestOutput;
 use crate::state::StateId;
 use crate::state::operator_state::{MAX_OPERATOR_STATE_BYTES, OperatorLists};
 use crate::timers::TimerService;
@@ -41,8 +46,6 @@ pub struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
-    /// `uid[subtask/parallelism]`, for logs.
-    pub(crate) label: String,
     /// The export the guest is in.
     pub(crate) phase: Phase,
     /// Keyed state, if the operator's input is keyed.
@@ -57,8 +60,10 @@ pub struct GuestState {
     output_bytes: usize,
     /// `weir.sandbox.output-limit`.
     output_limit: usize,
-    /// The guest's log lines this second, for the rate limit.
-    pub(crate) log_window: LogWindow,
+    /// Where its log lines, stdout and stderr go.
+    pub(crate) log: Arc<GuestLog>,
+    /// The moment its monotonic clock counts from.
+    clock_origin: std::time::Instant,
     /// Side output not yet taken: (tag, elements in the batch encoding).
     pub(crate) side_output: Vec<(String, Vec<u8>)>,
     /// Elements emitted one at a time, not yet in `output`.
@@ -83,11 +88,15 @@ impl GuestState {
     /// A store's data for a guest with `memory_limit` bytes of memory.
     pub(crate) fn new(label: String, keyed: Option<KeyedContext>, limits: &Limits) -> Self {
         let memory_limit = limits.memory_limit;
-        // No preopens, no environment, no arguments, no stdio, no network.
+        let log = Arc::new(GuestLog::new(label));
+        // No preopens, no environment, no arguments, no network; stdin
+        // is empty, and stdout and stderr go to the job's log.
         let wasi = WasiCtxBuilder::new()
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            .stdout(GuestOutput::stdout(log.clone()))
+            .stderr(GuestOutput::stderr(log.clone()))
             .build();
         GuestState {
             wasi,
@@ -102,7 +111,6 @@ impl GuestState {
                 .instances(MAX_INSTANCES)
                 .trap_on_grow_failure(true)
                 .build(),
-            label,
             phase: Phase::Open,
             keyed,
             timers: TimerService::default(),
@@ -110,7 +118,8 @@ impl GuestState {
             output: Vec::new(),
             output_bytes: 0,
             output_limit: usize::try_from(limits.output_limit).unwrap_or(usize::MAX),
-            log_window: LogWindow::default(),
+            log,
+            clock_origin: std::time::Instant::now(),
             side_output: Vec::new(),
             single: BatchBuilder::default(),
             prefetched: Vec::new(),
@@ -238,56 +247,12 @@ impl GuestState {
     }
 }
 
-/// Guest log lines a second an instance may write; the rest are counted
-/// and reported once the second is over.
-pub(crate) const LOG_LINES_PER_SECOND: u32 = 100;
-
-/// The rate limit of an instance's log lines.
-#[derive(Debug)]
-pub(crate) struct LogWindow {
-    started: std::time::Instant,
-    written: u32,
-    dropped: u64,
-}
-
-impl Default for LogWindow {
-    fn default() -> Self {
-        LogWindow {
-            started: std::time::Instant::now(),
-            written: 0,
-            dropped: 0,
-        }
-    }
-}
-
-impl LogWindow {
-    /// Whether one more line may be written now; the lines dropped in the
-    /// second that just ended, if any, to report.
-    pub(crate) fn admit(&mut self) -> (bool, u64) {
-        let mut ended = 0;
-        if self.started.elapsed() >= std::time::Duration::from_secs(1) {
-            ended = std::mem::take(&mut self.dropped);
-            self.started = std::time::Instant::now();
-            self.written = 0;
-        }
-        if self.written >= LOG_LINES_PER_SECOND {
-            self.dropped += 1;
-            return (false, ended);
-        }
-        self.written += 1;
-        (true, ended)
-    }
-}
-
-impl Drop for GuestState {
-    /// Reports the log lines dropped in the instance's last second.
-    fn drop(&mut self) {
-        let dropped = self.log_window.dropped;
-        if dropped > 0 {
-            tracing::warn!(
-                operator = self.label.as_str(),
-                "{dropped} guest log lines dropped (at most {LOG_LINES_PER_SECOND} a second)"
-            );
+impl GuestState {
+    /// What its monotonic clock's host functions reach.
+    pub(crate) fn clock(&mut self) -> ClockView<'_> {
+        ClockView {
+            table: &mut self.table,
+            origin: self.clock_origin,
         }
     }
 }

@@ -3,14 +3,13 @@
 //! of the generated bindings, implemented on [`GuestState`].
 
 use super::bindings::weir::operator::{log, metrics, operator_state, output, state, timers, types};
-use super::guest::{GuestState, LOG_LINES_PER_SECOND, Phase};
+use super::guest::{GuestState, Phase};
+use super::guest_log::{Level, MAX_LOG_LINE, cut};
 use crate::state::{KeyedStateBackend, StateError, StateKey, StateKind};
 use crate::timers::{Domain, TimerEntry};
 
 /// Most timers one subtask may have registered.
 const MAX_TIMERS: usize = 10_000_000;
-/// Longest log line kept from a guest.
-const MAX_LOG_LINE: usize = 4096;
 /// Longest timer namespace, in bytes.
 const MAX_TIMER_NAMESPACE: usize = 4096;
 /// Most bytes the timers of one subtask may hold (keys and namespaces).
@@ -293,34 +292,16 @@ impl log::Host for GuestState {
     fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         // A panic's message explains the trap that follows: always kept.
         if let Some(p) = message.strip_prefix("panic: ") {
-            self.last_panic = Some(p.chars().take(MAX_LOG_LINE).collect());
+            self.last_panic = Some(cut(p, MAX_LOG_LINE).to_owned());
         }
-        let (admitted, dropped) = self.log_window.admit();
-        if dropped > 0 {
-            tracing::warn!(
-                operator = self.label.as_str(),
-                "{dropped} guest log lines dropped (at most {LOG_LINES_PER_SECOND} a second)"
-            );
-        }
-        if !admitted {
-            return Ok(());
-        }
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-        }
-        let op = self.label.as_str();
-        match level {
-            log::Level::Trace => tracing::trace!(operator = op, "{message}"),
-            log::Level::Debug => tracing::debug!(operator = op, "{message}"),
-            log::Level::Info => tracing::info!(operator = op, "{message}"),
-            log::Level::Warn => tracing::warn!(operator = op, "{message}"),
-            log::Level::Error => tracing::error!(operator = op, "{message}"),
-        }
+        let level = match level {
+            log::Level::Trace => Level::Trace,
+            log::Level::Debug => Level::Debug,
+            log::Level::Info => Level::Info,
+            log::Level::Warn => Level::Warn,
+            log::Level::Error => Level::Error,
+        };
+        self.log.line(level, &message);
         Ok(())
     }
 }

@@ -185,9 +185,15 @@ fn classify(
             kind,
             GuestFailureKind::Timeout(_) | GuestFailureKind::OutOfMemory(_)
         );
-    let detail = match panic {
-        Some(p) => format!("guest panicked: {p}"),
-        None => e.root_cause().to_string(),
+    // `wasi:cli/exit` ends the call with the exit code as its error.
+    let exit = e.downcast_ref::<wasmtime_wasi::I32Exit>().map(|x| x.0);
+    let by_guest = by_guest || exit.is_some();
+    let detail = match (panic, exit) {
+        (Some(p), _) => format!("guest panicked: {p}"),
+        (None, Some(code)) => format!(
+            "the operator called exit (status {code}); an operator cannot end its process, only fail its call"
+        ),
+        (None, None) => e.root_cause().to_string(),
     };
     GuestFailure {
         call,

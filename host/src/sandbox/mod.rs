@@ -3,7 +3,8 @@
 //!
 //! A guest reaches nothing but the imports of the `weir:operator` world and
 //! a WASI preview 2 context with no preopened directories, no environment,
-//! no arguments, no inherited stdio and no network. Each guest call has an
+//! no arguments and no network, its stdout and stderr going to the job's
+//! log, and nothing that can block (`wasi.rs`). Each guest call has an
 //! epoch deadline (`weir.sandbox.call-timeout`) and each instance a memory
 //! limit (`weir.sandbox.memory-limit`); a trap, a timeout or an exhausted
 //! memory fails the task with a [`GuestFailure`], never the host.
@@ -14,15 +15,18 @@
 
 mod bindings;
 mod cache;
+mod clock;
 mod component;
 mod engine;
 mod error;
 mod guest;
+mod guest_log;
 mod imports;
 mod instance;
 mod keyed;
 mod limits;
 mod precheck;
+mod stdio;
 mod wasi;
 
 pub use cache::{CacheOutcome, release_compile_slot};

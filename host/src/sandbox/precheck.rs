@@ -36,7 +36,7 @@ pub(super) fn check_names(bytes: &[u8], path: &str) -> Result<(), SandboxError> 
                         return Err(SandboxError::Mismatch {
                             path: path.to_owned(),
                             message: format!(
-                                "it imports `{name}`, which the sandbox does not provide (an operator reaches only the weir:operator world and the non-blocking part of WASI: no sleeping, files or sockets)"
+                                "it imports `{name}`, which the sandbox does not provide (an operator reaches only the weir:operator world and WASI 0.2's cli, clocks, filesystem, io, random and sockets, with nothing behind them)"
                             ),
                         });
                     }
@@ -67,9 +67,35 @@ fn allowed(name: &str) -> bool {
         || (LINKED.contains(&interface) && version.starts_with("0.2."))
 }
 
+/// A component whose only content is an import of instance `name`, for
+/// tests of a refusal: the smallest binary that imports something.
+#[cfg(test)]
+pub(crate) fn component_importing(name: &str) -> Vec<u8> {
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    // Type section: one instance type with no declarations.
+    bytes.extend([7, 3, 1, 0x42, 0]);
+    // Import section: one import, a plain name, of an instance of type 0.
+    let len = u8::try_from(name.len()).expect("a short name");
+    bytes.extend([10, len + 5, 1, 0, len]);
+    bytes.extend(name.as_bytes());
+    bytes.extend([5, 0]);
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_import_the_sandbox_does_not_link_is_refused_naming_it() {
+        let bytes = component_importing("wasi:http/outgoing-handler@0.2.0");
+        let e = check_names(&bytes, "x.wasm").expect_err("refused");
+        assert!(matches!(e, SandboxError::Mismatch { .. }), "{e}");
+        assert!(
+            e.to_string().contains("`wasi:http/outgoing-handler@0.2.0`"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn the_world_and_linked_wasi_0_2_interfaces_are_allowed_and_nothing_else() {
@@ -78,13 +104,14 @@ mod tests {
             "wasi:io/streams@0.2.0",
             "wasi:cli/stderr@0.2.6",
             "wasi:random/random@0.2.3",
+            "wasi:clocks/monotonic-clock@0.2.0",
+            "wasi:filesystem/types@0.2.0",
+            "wasi:sockets/tcp@0.2.0",
         ] {
             assert!(allowed(ok), "{ok}");
         }
         for refused in [
-            "wasi:clocks/monotonic-clock@0.2.0",
-            "wasi:filesystem/types@0.2.0",
-            "wasi:sockets/tcp@0.2.0",
+            "wasi:http/outgoing-handler@0.2.0",
             "wasi:io/streams@0.3.0",
             "wasi:io/streams",
             "other:pkg/iface@1.0.0",

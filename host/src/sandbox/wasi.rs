@@ -1,23 +1,33 @@
-//! The WASI a guest gets: what Rust's standard library needs and nothing
-//! that can wait.
+//! The WASI a guest gets: every WASI 0.2 interface a language runtime
+//! imports, with nothing behind it.
 //!
-//! An epoch deadline interrupts running guest code, but not a host call
-//! that blocks, so a guest that could sleep (`std::thread::sleep` waits on a
-//! `wasi:clocks/monotonic-clock` pollable) could hang its task past any
-//! timeout. So the monotonic clock, sockets and the filesystem are not
-//! linked at all: a component that imports them is refused when it is
-//! loaded, with the name of the import. What is linked cannot block for
-//! long: stdin is empty and stdout/stderr are sinks (no stdio is
-//! inherited), the wall clock only reads the time, random only returns
-//! bytes. Operators read time through the world's `timers` interface.
+//! A component built by componentize-py or componentize-js imports all of
+//! WASI 0.2, so all of it is linked, and none of it reaches outside the
+//! operator or waits:
+//! - no preopened directories, so opening a file fails with an error the
+//!   guest sees;
+//! - no network: creating a socket and looking up a name are denied;
+//! - no environment and no arguments; stdin is empty;
+//! - stdout and stderr are lines in the job's log (`stdio`), rate-limited
+//!   with the world's `log` import;
+//! - the wall clock reads the time, random returns bytes;
+//! - the monotonic clock reads the time, and its pollables are ready at
+//!   once (`clock`): an epoch deadline interrupts running guest code but
+//!   not a host call that blocks, so nothing a guest can call may block;
+//! - `exit` ends the call with an error, which fails the task as a trap.
+//!
+//! Operators read time through the world's `timers` interface.
 
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
-use wasmtime_wasi::p2::bindings::{cli, clocks, random, sync};
+use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sockets, sync};
 use wasmtime_wasi::random::{WasiRandom, WasiRandomView};
+use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
 
+use super::clock::HasClock;
 use super::guest::GuestState;
 
 /// The resource table, which the `wasi:io` interfaces work on.
@@ -35,6 +45,16 @@ pub(super) const LINKED: &[&str] = &[
     "wasi:io/poll",
     "wasi:io/streams",
     "wasi:clocks/wall-clock",
+    "wasi:clocks/monotonic-clock",
+    "wasi:filesystem/types",
+    "wasi:filesystem/preopens",
+    "wasi:sockets/network",
+    "wasi:sockets/instance-network",
+    "wasi:sockets/tcp",
+    "wasi:sockets/tcp-create-socket",
+    "wasi:sockets/udp",
+    "wasi:sockets/udp-create-socket",
+    "wasi:sockets/ip-name-lookup",
     "wasi:random/random",
     "wasi:random/insecure",
     "wasi:random/insecure-seed",
@@ -58,6 +78,23 @@ pub(super) fn add_to_linker(l: &mut Linker<GuestState>) -> wasmtime::Result<()> 
     sync::io::poll::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
     sync::io::streams::add_to_linker::<T, HasIo>(l, |t| t.ctx().table)?;
     clocks::wall_clock::add_to_linker::<T, WasiClocks>(l, <T as WasiClocksView>::clocks)?;
+    clocks::monotonic_clock::add_to_linker::<T, HasClock>(l, GuestState::clock)?;
+    sync::filesystem::types::add_to_linker::<T, WasiFilesystem>(
+        l,
+        <T as WasiFilesystemView>::filesystem,
+    )?;
+    filesystem::preopens::add_to_linker::<T, WasiFilesystem>(
+        l,
+        <T as WasiFilesystemView>::filesystem,
+    )?;
+    let sockets = <T as WasiSocketsView>::sockets;
+    sockets::network::add_to_linker::<T, WasiSockets>(l, &Default::default(), sockets)?;
+    sockets::instance_network::add_to_linker::<T, WasiSockets>(l, sockets)?;
+    sync::sockets::tcp::add_to_linker::<T, WasiSockets>(l, sockets)?;
+    sockets::tcp_create_socket::add_to_linker::<T, WasiSockets>(l, sockets)?;
+    sync::sockets::udp::add_to_linker::<T, WasiSockets>(l, sockets)?;
+    sync::sockets::udp_create_socket::add_to_linker::<T, WasiSockets>(l, sockets)?;
+    sockets::ip_name_lookup::add_to_linker::<T, WasiSockets>(l, sockets)?;
     random::random::add_to_linker::<T, WasiRandom>(l, <T as WasiRandomView>::random)?;
     random::insecure::add_to_linker::<T, WasiRandom>(l, <T as WasiRandomView>::random)?;
     random::insecure_seed::add_to_linker::<T, WasiRandom>(l, <T as WasiRandomView>::random)?;
