@@ -36,3 +36,27 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> T {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The examples of `docs/state-codec.md`, which the Python and
+    /// JavaScript SDKs' tests hold too: the bytes every SDK must write.
+    #[test]
+    fn the_documented_examples_are_postcards_bytes() {
+        assert_eq!(hex(&encode(&0u64)), "00");
+        assert_eq!(hex(&encode(&300u64)), "ac02");
+        assert_eq!(hex(&encode(&-1i64)), "01");
+        assert_eq!(hex(&encode(&1.5f64)), "000000000000f83f");
+        assert_eq!(hex(&encode("hé")), "0368c3a9");
+        assert_eq!(hex(&encode(&Some(7u64))), "0107");
+        assert_eq!(hex(&encode(&vec![1u64, 2])), "020102");
+        assert_eq!(hex(&encode(&(5u64, -3i64))), "0505");
+        assert_eq!(decode::<(i64, u64)>(&encode(&(12i64, 3u64))), (12, 3));
+    }
+}

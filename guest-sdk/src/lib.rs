@@ -54,7 +54,9 @@ pub use context::{
     Context, Counter, Element, Gauge, Level, OpenContext, TimeDomain, Timer, TtlStates,
 };
 pub use operator::{Operator, TwoInputOperator};
-pub use state::{ListState, MapState, OperatorListState, ValueState};
+pub use state::{
+    Aggregate, AggregatingState, ListState, MapState, OperatorListState, ReducingState, ValueState,
+};
 
 /// Everything an operator usually needs, in one `use`.
 pub mod prelude {
@@ -62,8 +64,9 @@ pub mod prelude {
         Added, SessionWindowedValue, SlidingWindows, TumblingWindows, Window, WindowedValue,
     };
     pub use crate::{
-        Context, Counter, Element, Gauge, Level, ListState, MapState, OpenContext, Operator,
-        OperatorListState, TimeDomain, Timer, TwoInputOperator, ValueState,
+        Aggregate, AggregatingState, Context, Counter, Element, Gauge, Level, ListState, MapState,
+        OpenContext, Operator, OperatorListState, ReducingState, TimeDomain, Timer,
+        TwoInputOperator, ValueState,
     };
     pub use crate::{export_operator, export_two_input_operator};
 }

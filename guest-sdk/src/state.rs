@@ -229,3 +229,90 @@ impl<T: Serialize + DeserializeOwned> OperatorListState<T> {
         operator_state::add(&self.name, &encode(item));
     }
 }
+
+/// A value per key that every [`ReducingState::add`] folds a new value
+/// into with `reduce(current, new)` (Flink's `ReducingState`). It is a
+/// value state underneath (prefetched, with its TTL if declared with one),
+/// so its bytes are those of a [`ValueState<T>`] of the same name.
+#[derive(Debug)]
+pub struct ReducingState<T, F> {
+    value: ValueState<T>,
+    reduce: F,
+}
+
+impl<T: Serialize + DeserializeOwned, F: Fn(T, T) -> T> ReducingState<T, F> {
+    /// Folds into `value` with `reduce`.
+    pub fn new(value: ValueState<T>, reduce: F) -> Self {
+        ReducingState { value, reduce }
+    }
+
+    /// Folds `item` into the current key's value; returns the new value.
+    pub fn add(&self, item: T) -> T {
+        self.value.update(|current| match current {
+            Some(c) => (self.reduce)(c, item),
+            None => item,
+        })
+    }
+
+    /// The current key's folded value, `None` before its first add.
+    pub fn get(&self) -> Option<T> {
+        self.value.get()
+    }
+
+    /// Forgets the current key's value.
+    pub fn clear(&self) {
+        self.value.clear();
+    }
+}
+
+/// What an [`AggregatingState`] does with its inputs (Flink's
+/// `AggregateFunction`): an accumulator that inputs are added to, and a
+/// result read from it.
+pub trait Aggregate {
+    /// What is added.
+    type Input;
+    /// What is stored per key.
+    type Acc: Serialize + DeserializeOwned;
+    /// What is read.
+    type Output;
+    /// A new, empty accumulator.
+    fn create_accumulator(&self) -> Self::Acc;
+    /// The accumulator with `input` added.
+    fn add(&self, input: Self::Input, acc: Self::Acc) -> Self::Acc;
+    /// The result of an accumulator.
+    fn get_result(&self, acc: &Self::Acc) -> Self::Output;
+}
+
+/// A value per key kept as the accumulator of an [`Aggregate`] (Flink's
+/// `AggregatingState`): inputs are added, the result is read. A value
+/// state of the accumulator underneath, like [`ReducingState`].
+#[derive(Debug)]
+pub struct AggregatingState<A: Aggregate> {
+    value: ValueState<A::Acc>,
+    aggregate: A,
+}
+
+impl<A: Aggregate> AggregatingState<A> {
+    /// Keeps `aggregate`'s accumulator in `value`.
+    pub fn new(value: ValueState<A::Acc>, aggregate: A) -> Self {
+        AggregatingState { value, aggregate }
+    }
+
+    /// Adds `input` to the current key's accumulator.
+    pub fn add(&self, input: A::Input) {
+        self.value.update(|acc| {
+            let acc = acc.unwrap_or_else(|| self.aggregate.create_accumulator());
+            self.aggregate.add(input, acc)
+        });
+    }
+
+    /// The current key's result, `None` before its first add.
+    pub fn get(&self) -> Option<A::Output> {
+        self.value.get().map(|acc| self.aggregate.get_result(&acc))
+    }
+
+    /// Forgets the current key's accumulator.
+    pub fn clear(&self) {
+        self.value.clear();
+    }
+}

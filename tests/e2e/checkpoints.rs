@@ -25,6 +25,8 @@ pub(crate) struct CountJob<'a> {
     pub(crate) sequential: bool,
     /// `execution.checkpointing.interval`.
     pub(crate) interval: &'a str,
+    /// The count component (the Rust `count` if `None`).
+    pub(crate) wasm: Option<&'a str>,
 }
 
 impl Default for CountJob<'_> {
@@ -38,6 +40,7 @@ impl Default for CountJob<'_> {
             extra: "",
             sequential: false,
             interval: "100ms",
+            wasm: None,
         }
     }
 }
@@ -87,7 +90,7 @@ edges:
                 .collect::<String>(),
             count = self.count,
             keys = self.keys,
-            wasm = q(weir_test_guests::COUNT),
+            wasm = q(self.wasm.unwrap_or(weir_test_guests::COUNT)),
             p = self.parallelism,
             interval = self.interval,
         )

@@ -22,6 +22,7 @@ mod kafka_log;
 mod layers;
 mod nothing_lost;
 mod operators;
+mod polyglot;
 mod proxy;
 mod reporters;
 mod s3;

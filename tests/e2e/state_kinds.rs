@@ -1,4 +1,5 @@
-//! List, map, prefetched value and namespaced value state through the SDK.
+//! List, map, prefetched value, namespaced value, reducing and aggregating
+//! state through the SDK.
 
 use crate::common::{output_lines, q, run, tempdir};
 
@@ -51,9 +52,14 @@ edges:
 
 #[test]
 fn every_state_kind_keeps_per_key_values_across_batches() {
-    // <list length> <distinct values> <previous value> <total>
-    let want_a = vec!["a\t1 1 - 1", "a\t2 2 1 3", "a\t3 2 2 4"];
-    let want_b = vec!["b\t1 1 - 5"];
+    // <list length> <distinct values> <previous value> <total> <largest
+    // (reducing state)> <mean (aggregating state)>
+    let want_a = vec![
+        "a\t1 1 - 1 1 1.00",
+        "a\t2 2 1 3 2 1.50",
+        "a\t3 2 2 4 2 1.33",
+    ];
+    let want_b = vec!["b\t1 1 - 5 5 5.00"];
     for config in [
         "",
         "state.backend.type: rocksdb",

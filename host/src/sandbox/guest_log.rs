@@ -2,6 +2,7 @@
 //! import and the guest's stdout and stderr, tagged with the operator's
 //! uid and subtask, cut to a bounded length and rate-limited together.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 
 /// Guest log lines a second an instance may write; the rest are counted
@@ -21,12 +22,19 @@ pub(crate) enum Level {
     Error,
 }
 
+/// Stderr lines kept to explain a trap, and their longest length kept.
+const RECENT_STDERR_LINES: usize = 4;
+const RECENT_STDERR_LINE: usize = 512;
+
 /// The log of one guest instance.
 #[derive(Debug)]
 pub(crate) struct GuestLog {
     /// `uid[subtask/parallelism]`.
     label: String,
     window: Mutex<LogWindow>,
+    /// The last stderr lines of the running call: a language runtime's
+    /// report of an uncaught exception, which explains the trap after it.
+    recent_stderr: Mutex<VecDeque<String>>,
 }
 
 impl GuestLog {
@@ -35,7 +43,41 @@ impl GuestLog {
         GuestLog {
             label,
             window: Mutex::new(LogWindow::default()),
+            recent_stderr: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Writes a line the guest wrote to stderr, and keeps it (with the
+    /// few before it in this call) to explain a trap.
+    pub(crate) fn stderr_line(&self, message: &str) {
+        self.line(Level::Warn, message);
+        // Rust's advice after a panic explains nothing about the guest.
+        if message.trim().is_empty() || message.starts_with("note: run with `RUST_BACKTRACE") {
+            return;
+        }
+        let mut recent = self.recent_stderr.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == RECENT_STDERR_LINES {
+            recent.pop_front();
+        }
+        recent.push_back(cut(message, RECENT_STDERR_LINE).to_owned());
+    }
+
+    /// Forgets the stderr lines kept: a new call begins.
+    pub(crate) fn begin_call(&self) {
+        let mut recent = self.recent_stderr.lock().unwrap_or_else(|p| p.into_inner());
+        if !recent.is_empty() {
+            recent.clear();
+        }
+    }
+
+    /// The stderr lines of this call kept so far, joined, if any.
+    pub(crate) fn take_recent_stderr(&self) -> Option<String> {
+        let mut recent = self.recent_stderr.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.is_empty() {
+            return None;
+        }
+        let lines: Vec<String> = recent.drain(..).collect();
+        Some(lines.join(" | "))
     }
 
     /// Writes `message` at `level`, cut to [`MAX_LOG_LINE`] bytes, unless
@@ -142,6 +184,29 @@ mod tests {
         }
         assert_eq!(w.admit(), (false, 0));
         assert_eq!(w.dropped, 1);
+    }
+
+    #[test]
+    fn the_last_stderr_lines_of_a_call_are_kept_to_explain_a_trap() {
+        let log = GuestLog::new("op[1/1]".into());
+        log.stderr_line("from an earlier call");
+        log.begin_call();
+        assert_eq!(log.take_recent_stderr(), None);
+        for line in [
+            "Traceback",
+            "  File x",
+            "",
+            "KeyError: 'k'",
+            "thread panicked",
+            "note: run with `RUST_BACKTRACE=1`",
+        ] {
+            log.stderr_line(line);
+        }
+        assert_eq!(
+            log.take_recent_stderr().as_deref(),
+            Some("Traceback |   File x | KeyError: 'k' | thread panicked")
+        );
+        assert_eq!(log.take_recent_stderr(), None);
     }
 
     #[test]

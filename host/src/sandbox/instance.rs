@@ -157,6 +157,7 @@ fn watch_deadline(store: &mut Store<GuestState>, interrupt: Option<Arc<AtomicBoo
 
 /// Gives the next call `ticks` epoch ticks before it times out.
 fn arm(store: &mut Store<GuestState>, ticks: u64) {
+    store.data().log.begin_call();
     store.data_mut().ticks_left = ticks;
     store.set_epoch_deadline(1);
 }
@@ -205,8 +206,17 @@ fn classify(
 
 impl WasmOperator {
     fn fail(&mut self, call: &'static str, e: wasmtime::Error) -> GuestFailure {
-        let panic = self.store.data_mut().last_panic.take();
-        classify(call, e, panic, self.call_timeout, self.memory_limit)
+        let data = self.store.data_mut();
+        let panic = data.last_panic.take();
+        let stderr = data.log.take_recent_stderr();
+        let panicked = panic.is_some();
+        let mut failure = classify(call, e, panic, self.call_timeout, self.memory_limit);
+        // A language runtime reports an uncaught exception on stderr and
+        // then traps: its last lines say what went wrong.
+        if let (false, Some(lines), GuestFailureKind::Trap) = (panicked, stderr, &failure.kind) {
+            failure.detail = format!("{}; the guest's last stderr lines: {lines}", failure.detail);
+        }
+        failure
     }
 
     fn protocol(call: &'static str, detail: impl fmt::Display) -> GuestFailure {

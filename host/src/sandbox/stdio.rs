@@ -71,7 +71,10 @@ impl LineWriter {
     fn emit(&mut self) {
         let line = String::from_utf8_lossy(&self.pending);
         let line = line.strip_suffix('\r').unwrap_or(&line);
-        self.log.line(self.level, line);
+        match self.level {
+            Level::Warn => self.log.stderr_line(line),
+            level => self.log.line(level, line),
+        }
         self.pending.clear();
     }
 }
@@ -95,11 +98,10 @@ impl OutputStream for LineWriter {
         Ok(())
     }
 
-    /// A partial line is logged on flush, as a terminal would show it.
+    /// A partial line waits for its end (or the instance's end): a
+    /// language runtime writing unbuffered (Python's traceback) flushes
+    /// every piece of a line.
     fn flush(&mut self) -> StreamResult<()> {
-        if !self.pending.is_empty() {
-            self.emit();
-        }
         Ok(())
     }
 

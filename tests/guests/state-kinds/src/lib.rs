@@ -1,7 +1,9 @@
 //! Uses every kind of keyed state: for each element of a key it appends the
 //! value to a list, counts the value in a map, keeps the last value in a
 //! prefetched value state and the running total in a namespaced value
-//! state, and emits `<list length> <distinct values> <last value> <total>`.
+//! state, folds the largest value into a reducing state and the mean into
+//! an aggregating state, and emits `<list length> <distinct values> <last
+//! value> <total> <largest> <mean>`.
 //! On `close` it emits nothing; every figure comes from state.
 //!
 //! With config `timer-after-ms: N`, each element also registers a
@@ -13,11 +15,36 @@
 
 use weir_sdk::prelude::*;
 
+/// The mean of the values added: (sum, count), as Flink's example.
+struct Mean;
+
+impl Aggregate for Mean {
+    type Input = i64;
+    type Acc = (i64, u64);
+    type Output = f64;
+
+    fn create_accumulator(&self) -> (i64, u64) {
+        (0, 0)
+    }
+
+    fn add(&self, input: i64, (sum, count): (i64, u64)) -> (i64, u64) {
+        (sum + input, count + 1)
+    }
+
+    fn get_result(&self, &(sum, count): &(i64, u64)) -> f64 {
+        sum as f64 / count.max(1) as f64
+    }
+}
+
+type Largest = ReducingState<i64, fn(i64, i64) -> i64>;
+
 struct StateKinds {
     seen: ListState<String>,
     counts: MapState<String, u32>,
     last: ValueState<String>,
     total: ValueState<i64>,
+    largest: Largest,
+    mean: AggregatingState<Mean>,
     timer_after: Option<i64>,
     rearm: bool,
 }
@@ -34,6 +61,8 @@ impl Operator for StateKinds {
                     counts: ttl.map_state("counts"),
                     last: ttl.value_state("last"),
                     total: ttl.value_state("total"),
+                    largest: ReducingState::new(ttl.value_state("largest"), i64::max),
+                    mean: AggregatingState::new(ttl.value_state("mean"), Mean),
                     timer_after,
                     rearm,
                 }
@@ -43,6 +72,8 @@ impl Operator for StateKinds {
                 counts: ctx.map_state("counts"),
                 last: ctx.value_state("last"),
                 total: ctx.value_state_unprefetched("total"),
+                largest: ReducingState::new(ctx.value_state("largest"), i64::max),
+                mean: AggregatingState::new(ctx.value_state("mean"), Mean),
                 timer_after,
                 rearm,
             },
@@ -59,12 +90,16 @@ impl Operator for StateKinds {
         let n: i64 = v.parse().unwrap_or(0);
         let total = self.total.get_in(b"totals").unwrap_or(0) + n;
         self.total.set_in(b"totals", &total);
+        let largest = self.largest.add(n);
+        self.mean.add(n);
         let line = format!(
-            "{} {} {} {}",
+            "{} {} {} {} {} {:.2}",
             self.seen.get().len(),
             self.counts.entries().len(),
             previous.unwrap_or_else(|| "-".into()),
-            total
+            total,
+            largest,
+            self.mean.get().unwrap_or_default()
         );
         ctx.emit(e.key, line.as_bytes(), e.timestamp);
         if let Some(after) = self.timer_after {

@@ -1,0 +1,25 @@
+"""`count` in Python: emits the running count of each key, as decimal text.
+
+Input: a keyed stream (`partition: hash`). Output: for every element, its key
+with the number of elements seen so far for that key.
+
+Config: `ttl-ms` (optional) forgets a key's count that many milliseconds
+after its last element (state time-to-live), so it counts again from 1.
+
+Its state is the Rust `count`'s (a value state named `count` holding a
+u64), so a checkpoint of one restores into the other.
+"""
+
+from weir_sdk import Operator, codec, export_operator
+
+
+class Count(Operator):
+    def __init__(self, ctx):
+        self.count = ctx.value_state("count", codec.U64, ttl_ms=ctx.parse("ttl-ms"))
+
+    def process(self, e, ctx):
+        n = self.count.update(lambda n: (n or 0) + 1)
+        ctx.emit(e.key, str(n).encode(), e.timestamp)
+
+
+Handler = export_operator(Count)

@@ -1,0 +1,295 @@
+//! Operators in Python (built by `scripts/componentize-py` with the SDK
+//! in `guest-sdk/python`): the Python count is exactly once through
+//! SIGKILLs and restores, and its state and the Rust count's are the same
+//! bytes, so a checkpoint of either restores into the other and the
+//! counts go on.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use weir::{JobControl, RestorePoint, RunOptions, run_job};
+
+use crate::checkpoints::{
+    CountJob, assert_uninterrupted, kill_and_restore, latest_checkpoint, run_until_then_cancel,
+    sorted_output, spawn,
+};
+use crate::common::{graph, tempdir};
+
+/// The component of the Python operator in folder `dir` of the
+/// repository (`operators/count-py`), built once per content of its
+/// sources (the operator, the SDK, the WIT world, the build script) into
+/// the tests' temporary folder.
+pub(crate) fn python_operator(dir: &str) -> String {
+    /// Per folder, its component once built (a lock per folder, so that
+    /// two folders build at once and one folder builds once).
+    type Built = Arc<Mutex<Option<PathBuf>>>;
+    static BUILT: OnceLock<Mutex<HashMap<String, Built>>> = OnceLock::new();
+    let slot = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(dir.to_owned())
+        .or_default()
+        .clone();
+    let mut built = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(path) = built.as_ref() {
+        return path.display().to_string();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let src = root.join(dir);
+    let name = dir.rsplit('/').next().unwrap_or(dir);
+    let hash = content_hash(&[
+        &src,
+        &root.join("guest-sdk/python/weir_sdk"),
+        &root.join("wit"),
+        &root.join("scripts/componentize-py"),
+    ]);
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("python-operators")
+        .join(format!("{name}-{hash:016x}.wasm"));
+    if !out.is_file() {
+        let status = Command::new(root.join("scripts/componentize-py"))
+            .arg(&src)
+            .arg(&out)
+            .status()
+            .expect("scripts/componentize-py");
+        assert!(status.success(), "building {name} failed");
+    }
+    *built = Some(out.clone());
+    out.display().to_string()
+}
+
+/// A hash of the names and contents of the files under `paths`.
+fn content_hash(paths: &[&Path]) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    fn walk(p: &Path, files: &mut Vec<PathBuf>) {
+        if p.is_dir() {
+            for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                walk(&e.path(), files);
+            }
+        } else if p.extension().is_none_or(|x| x != "pyc") {
+            files.push(p.to_owned());
+        }
+    }
+    let mut files = Vec::new();
+    for p in paths {
+        walk(p, &mut files);
+    }
+    files.sort();
+    let mut h = DefaultHasher::new();
+    for f in files {
+        f.file_name().hash(&mut h);
+        std::fs::read(&f).unwrap_or_default().hash(&mut h);
+    }
+    h.finish()
+}
+
+#[test]
+fn the_python_count_is_exactly_once_through_sigkills_and_restores() {
+    let count_py = python_operator("operators/count-py");
+    let (count, keys) = (150_000, 500);
+    let dir = tempdir();
+    let job = dir.path().join("job.yaml");
+    let spec = CountJob {
+        count,
+        keys,
+        rate: Some(10_000),
+        wasm: Some(&count_py),
+        ..CountJob::default()
+    };
+    std::fs::write(&job, spec.yaml(dir.path())).expect("write spec");
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    eprintln!("kill schedule seed: {seed}");
+    // The first run compiles the component (cached for the later ones).
+    let restored_from = kill_and_restore(&job, dir.path(), 4, (1_500, 1_000), &mut seed);
+    assert!(restored_from.len() >= 2, "checkpoints: {restored_from:?}");
+    let (_, last) = latest_checkpoint(dir.path()).expect("a checkpoint");
+    let out = spawn(&job, Some(&last))
+        .wait_with_output()
+        .expect("final run");
+    assert!(
+        out.status.success(),
+        "restored run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The Rust count's uninterrupted output, record for record.
+    assert_uninterrupted(&sorted_output(&dir.path().join("out")), count, keys);
+}
+
+/// Runs the count with `first` until it completed a checkpoint, restores
+/// that checkpoint into the count with `second` (same uid and state), runs
+/// it to the end, and compares the whole output with an uninterrupted
+/// count.
+fn counts_go_on_across_languages(first: &str, second: &str) {
+    let (count, keys) = (30_000, 300);
+    let dir = tempdir();
+    let job = |wasm| {
+        CountJob {
+            count,
+            keys,
+            rate: Some(10_000),
+            wasm: Some(wasm),
+            extra: "execution.checkpointing.externalized-checkpoint-retention: RETAIN_ON_CANCELLATION",
+            ..CountJob::default()
+        }
+        .yaml(dir.path())
+    };
+    let _ = run_until_then_cancel(
+        &job(first),
+        dir.path(),
+        None,
+        Duration::from_secs(120),
+        |d| latest_checkpoint(d).is_some_and(|(id, _)| id >= 3),
+    );
+    let (_, last) = latest_checkpoint(dir.path()).expect("a checkpoint of the first run");
+    let options = RunOptions {
+        restore: Some(RestorePoint::open(&last).expect("open the checkpoint")),
+        ..RunOptions::default()
+    };
+    let g = graph(&job(second), dir.path()).expect("spec");
+    run_job(&g, &options, &JobControl::default())
+        .expect("the second language's count restores and runs to the end");
+    assert_uninterrupted(&sorted_output(&dir.path().join("out")), count, keys);
+}
+
+#[test]
+fn a_rust_counts_checkpoint_restores_into_the_python_count() {
+    counts_go_on_across_languages(
+        weir_test_guests::COUNT,
+        &python_operator("operators/count-py"),
+    );
+}
+
+#[test]
+fn a_python_counts_checkpoint_restores_into_the_rust_count() {
+    counts_go_on_across_languages(
+        &python_operator("operators/count-py"),
+        weir_test_guests::COUNT,
+    );
+}
+
+/// A job of the hostile Python operator in `mode` (config `extra` added),
+/// 50 records over 5 keys, its output in `out`.
+fn hostile_python_job(mode: &str, extra: &str) -> String {
+    format!(
+        r#"
+name: hostile-python-{mode}
+config:
+  weir.sandbox.cache-dir: {cache}
+  weir.sandbox.call-timeout: 2s
+  weir.sandbox.memory-limit: 128mb
+sources:
+  - {{ id: gen, type: datagen, count: 50, keys: 5 }}
+operators:
+  - id: py
+    uid: py-uid
+    wasm: {wasm}
+    config: {{ mode: {mode}{extra} }}
+sinks:
+  - {{ id: out, type: file, path: out }}
+edges:
+  - {{ from: gen, to: py, partition: hash }}
+  - {{ from: py, to: out, partition: forward }}
+"#,
+        cache = crate::common::q(&crate::common::cache_dir().display().to_string()),
+        wasm = crate::common::q(&python_operator("tests/guests/hostile-py")),
+    )
+}
+
+/// The failure of the hostile Python operator in `mode`, as text.
+fn python_failure(mode: &str) -> String {
+    let dir = tempdir();
+    let err = crate::common::run(&hostile_python_job(mode, ""), dir.path())
+        .expect_err("the hostile guest must fail its job");
+    let msg = err.to_string();
+    assert!(msg.contains("uid `py-uid`"), "{msg}");
+    msg
+}
+
+/// What the hostile Python operator in `mode` emitted: one line per record.
+fn python_findings(mode: &str, extra: &str) -> Vec<String> {
+    let dir = tempdir();
+    crate::common::run(&hostile_python_job(mode, extra), dir.path())
+        .unwrap_or_else(|e| panic!("mode {mode}: {e}"));
+    let lines = crate::common::output_lines(&dir.path().join("out"));
+    assert_eq!(lines.len(), 50, "{lines:?}");
+    lines
+}
+
+#[test]
+fn hostile_python_is_contained_and_the_host_goes_on() {
+    let msg = python_failure("loop");
+    assert!(msg.contains("call timeout of 2s"), "{msg}");
+    let msg = python_failure("bomb");
+    assert!(msg.contains("memory limit of 128 MiB"), "{msg}");
+    // An uncaught exception traps, and its report on stderr explains it.
+    let msg = python_failure("raise");
+    assert!(
+        msg.contains("KeyError: 'hostile python: no such key'"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn python_files_sockets_and_sleep_fail_or_return_inside_the_guest() {
+    for line in python_findings("read-file", "") {
+        assert!(line.contains("error: "), "{line}");
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    for line in python_findings("connect", &format!(", addr: '{addr}'")) {
+        assert!(line.contains("error: "), "{line}");
+    }
+    assert!(listener.accept().is_err(), "the guest reached the host");
+    // A minute's sleep returns at once, well inside the 2 s call timeout.
+    for line in python_findings("sleep", "") {
+        assert!(line.contains("slept"), "{line}");
+    }
+}
+
+#[test]
+fn the_python_tokenize_feeds_the_rust_count() {
+    let dir = tempdir();
+    let input = dir.path().join("lines.txt");
+    std::fs::write(&input, "Hello world, don't STOP!\nhello again\n").expect("input");
+    let yaml = format!(
+        r#"
+name: python-wordcount
+config:
+  weir.sandbox.cache-dir: {cache}
+sources:
+  - {{ id: lines, type: file, path: {input} }}
+operators:
+  - {{ id: tokenize, uid: tokenize, wasm: {tokenize} }}
+  - {{ id: count, uid: count, wasm: {count} }}
+sinks:
+  - {{ id: out, type: file, path: out }}
+edges:
+  - {{ from: lines, to: tokenize }}
+  - {{ from: tokenize, to: count, partition: hash }}
+  - {{ from: count, to: out }}
+"#,
+        cache = crate::common::q(&crate::common::cache_dir().display().to_string()),
+        input = crate::common::q(&input.display().to_string()),
+        tokenize = crate::common::q(&python_operator("operators/tokenize-py")),
+        count = crate::common::q(weir_test_guests::COUNT),
+    );
+    crate::common::run(&yaml, dir.path()).expect("the job runs");
+    let last = crate::common::last_values(&sorted_output(&dir.path().join("out")));
+    let want: Vec<(&str, &str)> = vec![
+        ("again", "1"),
+        ("don't", "1"),
+        ("hello", "2"),
+        ("stop", "1"),
+        ("world", "1"),
+    ];
+    let got: Vec<(&str, &str)> = last.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(got, want);
+}
