@@ -13,6 +13,20 @@ pub fn host_name() -> String {
     }
 }
 
+/// Peak resident set size of this process in MiB (Linux `VmHWM`; 0 where
+/// it cannot be read).
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 /// This process's id.
 pub fn own_pid() -> u32 {
     std::process::id()

@@ -1,8 +1,9 @@
-//! Operators in Python (built by `scripts/componentize-py` with the SDK
-//! in `guest-sdk/python`): the Python count is exactly once through
-//! SIGKILLs and restores, and its state and the Rust count's are the same
-//! bytes, so a checkpoint of either restores into the other and the
-//! counts go on.
+//! Operators in Python and JavaScript (built by `scripts/componentize-py`
+//! and `scripts/componentize-js` with the SDKs in `guest-sdk/python` and
+//! `guest-sdk/js`): their counts are exactly once through SIGKILLs and
+//! restores, and their state and the Rust count's are the same bytes, so
+//! a checkpoint of any restores into the others and the counts go on;
+//! hostile guests in both are contained.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,10 +20,22 @@ use crate::checkpoints::{
 use crate::common::{graph, tempdir};
 
 /// The component of the Python operator in folder `dir` of the
-/// repository (`operators/count-py`), built once per content of its
-/// sources (the operator, the SDK, the WIT world, the build script) into
-/// the tests' temporary folder.
+/// repository (`operators/count-py`), built with `scripts/componentize-py`.
 pub(crate) fn python_operator(dir: &str) -> String {
+    component_of(dir, "componentize-py", "guest-sdk/python/weir_sdk")
+}
+
+/// The component of the JavaScript operator in folder `dir` of the
+/// repository (`operators/count-js`), built with `scripts/componentize-js`.
+pub(crate) fn javascript_operator(dir: &str) -> String {
+    component_of(dir, "componentize-js", "guest-sdk/js")
+}
+
+/// The component of the operator in folder `dir`, built by
+/// `scripts/<script>` with the SDK in `sdk`, once per content of its
+/// sources (the operator, the SDK, the WIT world, the script) into the
+/// tests' temporary folder.
+fn component_of(dir: &str, script: &str, sdk: &str) -> String {
     /// Per folder, its component once built (a lock per folder, so that
     /// two folders build at once and one folder builds once).
     type Built = Arc<Mutex<Option<PathBuf>>>;
@@ -43,20 +56,20 @@ pub(crate) fn python_operator(dir: &str) -> String {
     let name = dir.rsplit('/').next().unwrap_or(dir);
     let hash = content_hash(&[
         &src,
-        &root.join("guest-sdk/python/weir_sdk"),
+        &root.join(sdk),
         &root.join("wit"),
-        &root.join("scripts/componentize-py"),
+        &root.join("scripts").join(script),
     ]);
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("python-operators")
+        .join("polyglot-operators")
         .join(format!("{name}-{hash:016x}.wasm"));
     if !out.is_file() {
-        let status = Command::new(root.join("scripts/componentize-py"))
+        let status = Command::new(root.join("scripts").join(script))
             .arg(&src)
             .arg(&out)
             .status()
-            .expect("scripts/componentize-py");
-        assert!(status.success(), "building {name} failed");
+            .unwrap_or_else(|e| panic!("scripts/{script}: {e}"));
+        assert!(status.success(), "building {dir} failed");
     }
     *built = Some(out.clone());
     out.display().to_string()
@@ -70,7 +83,9 @@ fn content_hash(paths: &[&Path]) -> u64 {
             for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
                 walk(&e.path(), files);
             }
-        } else if p.extension().is_none_or(|x| x != "pyc") {
+        } else if p.extension().is_none_or(|x| x != "pyc")
+            && !p.components().any(|c| c.as_os_str() == "node_modules")
+        {
             files.push(p.to_owned());
         }
     }
@@ -89,7 +104,17 @@ fn content_hash(paths: &[&Path]) -> u64 {
 
 #[test]
 fn the_python_count_is_exactly_once_through_sigkills_and_restores() {
-    let count_py = python_operator("operators/count-py");
+    exactly_once_through_sigkills(&python_operator("operators/count-py"));
+}
+
+#[test]
+fn the_javascript_count_is_exactly_once_through_sigkills_and_restores() {
+    exactly_once_through_sigkills(&javascript_operator("operators/count-js"));
+}
+
+/// The count component `wasm` is SIGKILLed and restored four times; its
+/// committed output equals an uninterrupted Rust count's.
+fn exactly_once_through_sigkills(wasm: &str) {
     let (count, keys) = (150_000, 500);
     let dir = tempdir();
     let job = dir.path().join("job.yaml");
@@ -97,7 +122,7 @@ fn the_python_count_is_exactly_once_through_sigkills_and_restores() {
         count,
         keys,
         rate: Some(10_000),
-        wasm: Some(&count_py),
+        wasm: Some(wasm),
         ..CountJob::default()
     };
     std::fs::write(&job, spec.yaml(dir.path())).expect("write spec");
@@ -171,6 +196,22 @@ fn a_python_counts_checkpoint_restores_into_the_rust_count() {
     counts_go_on_across_languages(
         &python_operator("operators/count-py"),
         weir_test_guests::COUNT,
+    );
+}
+
+#[test]
+fn a_rust_counts_checkpoint_restores_into_the_javascript_count() {
+    counts_go_on_across_languages(
+        weir_test_guests::COUNT,
+        &javascript_operator("operators/count-js"),
+    );
+}
+
+#[test]
+fn a_javascript_counts_checkpoint_restores_into_the_python_count() {
+    counts_go_on_across_languages(
+        &javascript_operator("operators/count-js"),
+        &python_operator("operators/count-py"),
     );
 }
 
@@ -292,4 +333,36 @@ edges:
     ];
     let got: Vec<(&str, &str)> = last.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(got, want);
+}
+
+/// The failure of the hostile JavaScript operator in `mode`, as text.
+fn javascript_failure(mode: &str) -> String {
+    let dir = tempdir();
+    let yaml = hostile_python_job(mode, "").replace(
+        &python_operator("tests/guests/hostile-py"),
+        &javascript_operator("tests/guests/hostile-js"),
+    );
+    let err =
+        crate::common::run(&yaml, dir.path()).expect_err("the hostile guest must fail its job");
+    let msg = err.to_string();
+    assert!(msg.contains("uid `py-uid`"), "{msg}");
+    msg
+}
+
+#[test]
+fn hostile_javascript_is_contained_and_the_host_goes_on() {
+    let msg = javascript_failure("loop");
+    assert!(msg.contains("call timeout of 2s"), "{msg}");
+    // Waiting for the clock can only spin: the same timeout.
+    let msg = javascript_failure("wait");
+    assert!(msg.contains("call timeout of 2s"), "{msg}");
+    let msg = javascript_failure("bomb");
+    assert!(msg.contains("memory limit of 128 MiB"), "{msg}");
+    let msg = javascript_failure("throw");
+    assert!(msg.contains("hostile javascript: no such key"), "{msg}");
+    // fetch exists but the sandbox gives it nothing: the engine traps.
+    let msg = javascript_failure("fetch");
+    assert!(msg.contains("trapped in `process`"), "{msg}");
+    // The host goes on: a good job runs.
+    python_findings("ok", "");
 }

@@ -133,7 +133,7 @@ class OpenContext:
         state used mostly in namespaces, such as windows)."""
         state_id = self._declare(name, "value", prefetch, ttl_ms)
         if prefetch:
-            RUNTIME.note_prefetched(state_id)
+            RUNTIME.note_prefetched(state_id, codec)
         return st.ValueState(name, state_id, codec, prefetch)
 
     def list_state(self, name, codec, ttl_ms=None):

@@ -8,10 +8,21 @@ A component runs one call at a time, and componentize-py makes a new
 a fake there.
 """
 
+import struct
+
 from . import wire
+
+_KEYED_HEAD = struct.Struct("<BqI")
+_LEN = struct.Struct("<I")
+_I64 = struct.Struct("<q")
 
 #: Output is handed to the host when the buffer grows past this.
 OUTPUT_FLUSH_BYTES = 256 * 1024
+
+#: A prefetched value not decoded yet in this batch.
+UNREAD = object()
+#: A prefetched value that is absent (never set, or cleared).
+ABSENT = object()
 
 
 class Runtime:
@@ -21,31 +32,46 @@ class Runtime:
         self.host = None
         self.operator = None
         #: Ids of the prefetched states, ascending: the order of the
-        #: prefetched buffer.
+        #: prefetched buffer; their index there, and their codecs.
         self.prefetched_ids = []
-        #: ``slot * len(prefetched_ids) + index`` -> encoded value or None.
+        self.prefetched_index = {}
+        self.codecs = {}
+        #: ``slot * len(prefetched_ids) + index`` -> the encoded value of
+        #: the batch (None: absent).
         self.cells = []
+        #: The same cells decoded, once read or written in this batch
+        #: (``UNREAD`` until then, ``ABSENT`` for no value): a key's value
+        #: is decoded once and encoded once per batch, not per element.
+        self.values = []
         self.dirty = set()
         #: The slot of the element being processed (None: no current key
-        #: of a batch, so state goes through the host).
+        #: of a batch, so state goes through the host), and where its
+        #: cells begin (None: it has none).
         self.slot = None
+        self.base = None
         #: The slot the host treats as the current key.
         self.host_slot = None
         self.out = bytearray()
 
     # --- prefetched value state -------------------------------------------
 
-    def note_prefetched(self, state_id):
+    def note_prefetched(self, state_id, codec):
         if state_id not in self.prefetched_ids:
             self.prefetched_ids.append(state_id)
             self.prefetched_ids.sort()
+            self.prefetched_index = {sid: i for i, sid in enumerate(self.prefetched_ids)}
+        self.codecs[state_id] = codec
 
     def cell_index(self, state_id):
         """The index of the current key's cell of ``state_id``, or None
         when it is not prefetched here."""
-        if self.slot is None or state_id not in self.prefetched_ids:
+        base = self.base
+        if base is None:
             return None
-        i = self.slot * len(self.prefetched_ids) + self.prefetched_ids.index(state_id)
+        index = self.prefetched_index.get(state_id)
+        if index is None:
+            return None
+        i = base + index
         return i if i < len(self.cells) else None
 
     def select_current_key(self):
@@ -57,8 +83,16 @@ class Runtime:
     # --- output ------------------------------------------------------------
 
     def emit(self, key, value, timestamp):
-        wire.write_element(self.out, key, value, timestamp)
-        if len(self.out) >= OUTPUT_FLUSH_BYTES:
+        out = self.out
+        if key is not None and timestamp is not None:
+            # The common case in one pack: flags, timestamp, key length.
+            out += _KEYED_HEAD.pack(3, timestamp, len(key))
+            out += key
+            out += _LEN.pack(len(value))
+            out += value
+        else:
+            wire.write_element(out, key, value, timestamp)
+        if len(out) >= OUTPUT_FLUSH_BYTES:
             self.flush_output()
 
     def flush_output(self):
@@ -70,6 +104,7 @@ class Runtime:
 
     def begin_batch(self, prefetched):
         self.cells = wire.read_slot_values(prefetched) if self.prefetched_ids else []
+        self.values = [UNREAD] * len(self.cells)
         self.dirty.clear()
         self.host_slot = None
 
@@ -77,10 +112,14 @@ class Runtime:
         """Flushes the output; the changed prefetched values, encoded."""
         self.flush_output()
         self.slot = None
+        self.base = None
         per_slot = max(len(self.prefetched_ids), 1)
         updates = bytearray()
         for i in sorted(self.dirty):
-            wire.write_update(updates, i // per_slot, self.prefetched_ids[i % per_slot], self.cells[i])
+            state_id = self.prefetched_ids[i % per_slot]
+            value = self.values[i]
+            data = None if value is ABSENT else self.codecs[state_id].encode(value)
+            wire.write_update(updates, i // per_slot, state_id, data)
         return bytes(updates)
 
     def run_batch(self, batch, process, context):
@@ -90,9 +129,39 @@ class Runtime:
 
         self.begin_batch(batch.prefetched)
         slots = batch.key_slots
-        for i, (key, value, timestamp) in enumerate(wire.read_elements(batch.elements)):
-            self.slot = slots[i] if i < len(slots) else None
-            process(Element(key, value, timestamp), context)
+        n_slots = len(slots)
+        per_slot = len(self.prefetched_ids)
+        data = batch.elements
+        end = len(data)
+        pos = i = 0
+        unpack_u32 = _LEN.unpack_from
+        unpack_i64 = _I64.unpack_from
+        # wire.read_elements, inline: this loop is the hot path.
+        try:
+            while pos < end:
+                flags = data[pos]
+                pos += 1
+                timestamp = key = None
+                if flags & 2:
+                    timestamp = unpack_i64(data, pos)[0]
+                    pos += 8
+                if flags & 1:
+                    n = unpack_u32(data, pos)[0]
+                    key = data[pos + 4:pos + 4 + n]
+                    pos += 4 + n
+                n = unpack_u32(data, pos)[0]
+                value = data[pos + 4:pos + 4 + n]
+                pos += 4 + n
+                if pos > end:
+                    raise wire.WireError("an element runs past the end of its batch")
+                slot = slots[i] if i < n_slots else None
+                i += 1
+                self.slot = slot
+                self.base = slot * per_slot if per_slot and slot is not None else None
+                process(Element(key, value, timestamp), context)
+        except struct.error as e:
+            raise wire.WireError(f"a malformed batch at byte {pos}: {e}") from None
+        self.base = None
         return self.end_batch()
 
 

@@ -3,7 +3,7 @@
 Flink adds on top of a value: reducing and aggregating state."""
 
 from .codec import CodecError
-from .runtime import RUNTIME
+from .runtime import ABSENT, RUNTIME, UNREAD
 
 _NO_NAMESPACE = b""
 
@@ -38,37 +38,55 @@ class ValueState:
         if self.prefetched:
             i = rt.cell_index(self.id)
             if i is not None:
-                data = rt.cells[i]
-                return None if data is None else _decode(self.name, self.codec, data)
+                value = rt.values[i]
+                if value is UNREAD:
+                    data = rt.cells[i]
+                    value = ABSENT if data is None else _decode(self.name, self.codec, data)
+                    rt.values[i] = value
+                return None if value is ABSENT else value
         return self.get_in(_NO_NAMESPACE)
 
     def set(self, value):
         """Sets the current key's value."""
-        self._store(self.codec.encode(value))
+        if not self._cache(value):
+            RUNTIME.select_current_key()
+            RUNTIME.host.state.value_set(self.id, _NO_NAMESPACE, self.codec.encode(value))
 
     def clear(self):
         """Removes the current key's value."""
-        self._store(None)
+        if not self._cache(ABSENT):
+            self.clear_in(_NO_NAMESPACE)
 
     def update(self, f):
         """Stores and returns ``f(current value or None)``."""
-        new = f(self.get())
-        self.set(new)
+        rt = RUNTIME
+        i = rt.cell_index(self.id) if self.prefetched else None
+        if i is None:
+            new = f(self.get())
+            self.set(new)
+            return new
+        # The hot path: one lookup of the current key's cell.
+        value = rt.values[i]
+        if value is UNREAD:
+            data = rt.cells[i]
+            value = ABSENT if data is None else _decode(self.name, self.codec, data)
+        new = f(None if value is ABSENT else value)
+        rt.values[i] = new
+        rt.dirty.add(i)
         return new
 
-    def _store(self, data):
+    def _cache(self, value):
+        """Keeps ``value`` in the current key's prefetched cell (encoded
+        once, when the batch ends); False when it is not prefetched here."""
         rt = RUNTIME
-        if self.prefetched:
-            i = rt.cell_index(self.id)
-            if i is not None:
-                rt.cells[i] = data
-                rt.dirty.add(i)
-                return
-        if data is None:
-            self.clear_in(_NO_NAMESPACE)
-        else:
-            rt.select_current_key()
-            rt.host.state.value_set(self.id, _NO_NAMESPACE, data)
+        if not self.prefetched:
+            return False
+        i = rt.cell_index(self.id)
+        if i is None:
+            return False
+        rt.values[i] = value
+        rt.dirty.add(i)
+        return True
 
     def get_in(self, namespace):
         """The current key's value in ``namespace`` (bytes)."""

@@ -31,6 +31,7 @@ pub mod backpressure;
 pub mod checkpointing;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod languages;
 pub mod native;
 pub mod savepoints;
 pub mod storage;
@@ -101,6 +102,22 @@ pub struct BenchArgs {
     /// `api`: pause of each client between two requests (0: back to back).
     #[arg(long, default_value_t = 0)]
     pub poll_interval_ms: u64,
+    /// `languages`: the Python count component (`operators/count-py`,
+    /// built with `scripts/componentize-py`).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// `languages`: the JavaScript count component (`operators/count-js`,
+    /// built with `scripts/componentize-js`).
+    #[arg(long)]
+    pub javascript: Option<PathBuf>,
+    /// Config of the measured count operator, `KEY=VALUE` (repeatable;
+    /// `languages` sets `per-record=true` for the per-record path).
+    #[arg(long = "operator-config")]
+    pub operator_config: Vec<String>,
+    /// `weir.batch.size` of the measured job (`languages` sets 1 for the
+    /// per-record path: one guest call per record).
+    #[arg(long)]
+    pub batch_size: Option<u64>,
     /// Internal: run one measurement (`native`, `wasm` or
     /// `wasm-checkpointed`) in this process.
     #[arg(long, hide = true)]
@@ -168,7 +185,7 @@ pub fn keyed_count_graph(
     } else {
         NodeKind::Operator {
             wasm: args.wasm.clone(),
-            config: Vec::new(),
+            config: operator_config(args),
         }
     };
     let node = |id: &str, kind| Node {
@@ -206,18 +223,18 @@ pub fn keyed_count_graph(
     }
 }
 
-/// Peak resident set size of this process in MiB (Linux `VmHWM`).
-pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
+/// `--operator-config KEY=VALUE` pairs.
+fn operator_config(args: &BenchArgs) -> Vec<(String, String)> {
+    args.operator_config
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (kv.clone(), String::new()),
         })
-        .map_or(0.0, |kb| kb / 1024.0)
+        .collect()
 }
+
+pub use crate::machine::peak_rss_mib;
 
 /// The workloads `weir bench` knows.
 const WORKLOADS: &[&str] = &[
@@ -229,6 +246,7 @@ const WORKLOADS: &[&str] = &[
     "checkpoint-storage",
     "kafka",
     "api",
+    "languages",
 ];
 
 /// Runs `weir bench`.
@@ -249,6 +267,7 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         "savepoints" => return savepoints::run(args, config),
         "backpressure" => return backpressure::run(args, config),
         "checkpoint-storage" => return storage::run(args, config),
+        "languages" => return languages::run(args, config),
         #[cfg(feature = "kafka")]
         "kafka" => return kafka::run(args, config),
         #[cfg(not(feature = "kafka"))]
@@ -352,6 +371,16 @@ pub(crate) fn spawn_child(
         ])
         .arg("--wasm")
         .arg(&args.wasm)
+        .args(
+            args.operator_config
+                .iter()
+                .flat_map(|kv| ["--operator-config", kv.as_str()]),
+        )
+        .args(
+            args.batch_size
+                .iter()
+                .flat_map(|n| ["--batch-size".to_owned(), n.to_string()]),
+        )
         .stderr(Stdio::inherit())
         .output()
         .context("cannot start a benchmark child")?;
@@ -372,6 +401,11 @@ fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
         .set("state.backend.type", &args.backend)
         .context("--backend")?;
     config.backend.incremental = args.incremental;
+    if let Some(n) = args.batch_size {
+        config
+            .set("weir.batch.size", &n.to_string())
+            .context("--batch-size")?;
+    }
     // Ten million keys on the heap exceed the default limit of 1 GiB.
     config.state_max_bytes = config.state_max_bytes.max(8 << 30);
     config.backend.rocksdb_dir = scratch.path().join("rocksdb");
@@ -416,7 +450,12 @@ fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
 
 /// Time from spawning `weir run` on a small job with the count operator and
 /// a stdout sink to its first output line; `cold` empties the cache first.
-fn first_record(exe: &Path, wasm: &Path, config: &Config, cold: bool) -> anyhow::Result<Duration> {
+pub(crate) fn first_record(
+    exe: &Path,
+    wasm: &Path,
+    config: &Config,
+    cold: bool,
+) -> anyhow::Result<Duration> {
     let dir = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
     let cache = dir.join("cache");
     if cold {

@@ -73,7 +73,17 @@ impl ComponentCache {
             return Ok((component, CacheOutcome::Hit));
         }
         let _slot = CompileSlot::take();
+        let (started, peak_before) = (std::time::Instant::now(), crate::machine::peak_rss_mib());
         let component = Component::new(engine, wasm)?;
+        // Compiling a language runtime's component (tens of MB) takes
+        // seconds and hundreds of MB: said once, then cached.
+        tracing::info!(
+            "compiled a component of {:.1} MB in {:.1} s (peak memory of the process {:.0} MB, {:+.0} MB); cached for later starts",
+            wasm.len() as f64 / 1e6,
+            started.elapsed().as_secs_f64(),
+            crate::machine::peak_rss_mib(),
+            crate::machine::peak_rss_mib() - peak_before,
+        );
         Ok((component, CacheOutcome::Compiled))
     }
 

@@ -104,8 +104,8 @@ impl Sandbox {
             .map_err(|e| SandboxError::Mismatch {
                 path: path.clone(),
                 message: format!(
-                    "{e:#} (an operator reaches only the weir:operator world and the \
-                     non-blocking part of WASI: no sleeping, files or sockets)"
+                    "{e:#} (an operator reaches only the weir:operator world and WASI 0.2, \
+                     with nothing behind it)"
                 ),
             })?;
         let pre = OperatorPre::new(pre).map_err(|e| SandboxError::Mismatch {

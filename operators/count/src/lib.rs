@@ -5,6 +5,9 @@
 //!
 //! Config: `ttl-ms` (optional) forgets a key's count that many milliseconds
 //! after its last element (state time-to-live), so it counts again from 1.
+//! `per-record: true` reads and writes the count through a host call for
+//! every element instead of with the batch (the slow path, for
+//! `weir bench languages`).
 
 use weir_sdk::prelude::*;
 
@@ -15,10 +18,12 @@ struct Count {
 
 impl Operator for Count {
     fn open(ctx: &mut OpenContext) -> Result<Self, String> {
+        let per_record = ctx.parse::<bool>("per-record")?.unwrap_or(false);
         let count = match ctx.parse::<u64>("ttl-ms")? {
             Some(ms) => ctx
                 .with_ttl(core::time::Duration::from_millis(ms))
                 .value_state("count"),
+            None if per_record => ctx.value_state_unprefetched("count"),
             None => ctx.value_state("count"),
         };
         Ok(Count { count })
