@@ -42,12 +42,17 @@ impl Proxy {
         let (target, down, open) = (proxy.target.clone(), proxy.down.clone(), proxy.open.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                if down.load(Ordering::SeqCst) {
-                    continue; // dropped: closed at once
-                }
                 let Some(server) = target.get().and_then(|t| TcpStream::connect(t).ok()) else {
                     continue;
                 };
+                // Decided under the lock `set_down` takes, so that a
+                // connection is either cut by it or never forwarded.
+                let Ok(mut held) = open.lock() else {
+                    continue;
+                };
+                if down.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
                 let (Ok(c2), Ok(s2), Ok(c3), Ok(s3)) = (
                     client.try_clone(),
                     server.try_clone(),
@@ -56,10 +61,9 @@ impl Proxy {
                 ) else {
                     continue;
                 };
-                if let Ok(mut held) = open.lock() {
-                    held.retain(|s| s.peer_addr().is_ok());
-                    held.extend([c3, s3]);
-                }
+                held.retain(|s| s.peer_addr().is_ok());
+                held.extend([c3, s3]);
+                drop(held);
                 let (mut c, mut s, mut c2, mut s2) = (client, server, c2, s2);
                 std::thread::spawn(move || {
                     let _ = copy(&mut c, &mut s2);
@@ -87,8 +91,9 @@ impl Proxy {
     /// Cuts the proxy (new connections are closed at once, open ones are
     /// shut down on both sides), or lets connections through again.
     pub(crate) fn set_down(&self, down: bool) {
+        let mut held = self.open.lock().unwrap_or_else(|p| p.into_inner());
         self.down.store(down, Ordering::SeqCst);
-        if down && let Ok(mut held) = self.open.lock() {
+        if down {
             for stream in held.drain(..) {
                 let _ = stream.shutdown(Shutdown::Both);
             }

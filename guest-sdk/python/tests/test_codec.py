@@ -46,6 +46,8 @@ class Examples(unittest.TestCase):
             (codec.U64, "80"),
             (codec.U64, "0000"),
             (codec.U32, "ffffffff7f"),
+            (codec.U64, "80808080808080808080" + "00"),
+            (codec.U16, "80808000"),
             (codec.BOOL, "02"),
             (codec.STR, "02ff"),
             (codec.Option(codec.U64), "02"),

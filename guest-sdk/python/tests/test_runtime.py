@@ -121,6 +121,25 @@ class Kinds(Operator):
         ctx.emit(e.key, f"{self.total.get()} {self.avg.get()} {len(self.seen.get())}".encode())
 
 
+EMPTY = []
+
+
+class Appender(Operator):
+    """Appends each value to its key's list, starting from one shared
+    empty list: the SDK must not keep the list object itself."""
+
+    def __init__(self, ctx):
+        self.items = ctx.value_state("items", codec.List(codec.U64))
+
+    def process(self, e, ctx):
+        items = self.items.get()
+        if items is None:
+            self.items.set(EMPTY)
+            items = self.items.get()
+        items.append(int(e.value))
+        self.items.set(items)
+
+
 def run(cls, config, batches):
     host = FakeHost()
     handler = export_operator(cls, host)()
@@ -156,6 +175,11 @@ class Runtime(unittest.TestCase):
         # Both are value states, encoded like Rust's i64 and (i64, u64).
         self.assertEqual(host.values[(0, b"k", b"")], codec.I64.encode(12))
         self.assertEqual(host.values[(1, b"k", b"")], codec.Tuple(codec.I64, codec.U64).encode((12, 3)))
+
+    def test_a_mutable_value_set_for_two_keys_stays_each_keys_own(self):
+        host = run(Appender, [], [[(b"a", b"1"), (b"b", b"2"), (b"a", b"3")]])
+        self.assertEqual(host.values[(0, b"a", b"")], codec.List(codec.U64).encode([1, 3]))
+        self.assertEqual(host.values[(0, b"b", b"")], codec.List(codec.U64).encode([2]))
 
     def test_open_error_carries_its_message(self):
         with self.assertRaises(OpenError) as e:

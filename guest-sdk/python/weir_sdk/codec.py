@@ -62,7 +62,7 @@ def _read_varint(data, pos, bits):
                 raise CodecError(f"a varint wider than {bits} bits")
             return n, pos
         shift += 7
-        if shift >= bits + 7:
+        if shift >= bits:
             raise CodecError(f"a varint longer than a {bits}-bit integer's")
 
 

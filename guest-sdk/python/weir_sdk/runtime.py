@@ -40,8 +40,9 @@ class Runtime:
         #: the batch (None: absent).
         self.cells = []
         #: The same cells decoded, once read or written in this batch
-        #: (``UNREAD`` until then, ``ABSENT`` for no value): a key's value
-        #: is decoded once and encoded once per batch, not per element.
+        #: (``UNREAD`` until then or when the cell holds the encoding of
+        #: a mutable value just set, ``ABSENT`` for no value): a key's
+        #: immutable value is decoded once and encoded once per batch.
         self.values = []
         self.dirty = set()
         #: The slot of the element being processed (None: no current key
@@ -118,7 +119,12 @@ class Runtime:
         for i in sorted(self.dirty):
             state_id = self.prefetched_ids[i % per_slot]
             value = self.values[i]
-            data = None if value is ABSENT else self.codecs[state_id].encode(value)
+            if value is UNREAD:
+                data = self.cells[i]  # encoded when it was set
+            elif value is ABSENT:
+                data = None
+            else:
+                data = self.codecs[state_id].encode(value)
             wire.write_update(updates, i // per_slot, state_id, data)
         return bytes(updates)
 

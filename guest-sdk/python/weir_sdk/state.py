@@ -8,6 +8,18 @@ from .runtime import ABSENT, RUNTIME, UNREAD
 _NO_NAMESPACE = b""
 
 
+_IMMUTABLE = (int, float, str, bytes, bool, type(None))
+
+
+def _immutable(value):
+    """Whether ``value`` cannot change after it is stored, so it may be
+    kept decoded until the batch ends (a list could be changed later, or
+    be another key's value too: it is encoded when set)."""
+    if type(value) in _IMMUTABLE:
+        return True
+    return type(value) is tuple and all(_immutable(v) for v in value)
+
+
 class StateDecodeError(RuntimeError):
     """A stored value that does not decode as its state's type."""
 
@@ -42,7 +54,8 @@ class ValueState:
                 if value is UNREAD:
                     data = rt.cells[i]
                     value = ABSENT if data is None else _decode(self.name, self.codec, data)
-                    rt.values[i] = value
+                    if _immutable(value):
+                        rt.values[i] = value
                 return None if value is ABSENT else value
         return self.get_in(_NO_NAMESPACE)
 
@@ -71,7 +84,11 @@ class ValueState:
             data = rt.cells[i]
             value = ABSENT if data is None else _decode(self.name, self.codec, data)
         new = f(None if value is ABSENT else value)
-        rt.values[i] = new
+        if _immutable(new):
+            rt.values[i] = new
+        else:
+            rt.cells[i] = self.codec.encode(new)
+            rt.values[i] = UNREAD
         rt.dirty.add(i)
         return new
 
@@ -84,7 +101,11 @@ class ValueState:
         i = rt.cell_index(self.id)
         if i is None:
             return False
-        rt.values[i] = value
+        if value is ABSENT or _immutable(value):
+            rt.values[i] = value
+        else:
+            rt.cells[i] = self.codec.encode(value)
+            rt.values[i] = UNREAD
         rt.dirty.add(i)
         return True
 

@@ -173,9 +173,10 @@ pub struct ObjectCheckpoint {
     /// tried again next time), with the shared files its `_metadata`
     /// names in `../shared/`.
     local: Mutex<Option<tempfile::TempDir>>,
-    /// Whether its last request failed because the server did not
-    /// answer: a restore that failed so is not taken for damage, even if
-    /// the server answers again by the time it is asked.
+    /// Whether a request of the current restore attempt went unanswered
+    /// (any subtask's: one reader serves them all): a restore that failed
+    /// then is not taken for damage, even if the server answers again by
+    /// the time the restart loop asks. Cleared when an attempt begins.
     unanswered: AtomicBool,
 }
 
@@ -190,11 +191,11 @@ impl ObjectCheckpoint {
         }
     }
 
-    /// `result` of a request, noted: whether it failed for want of an
-    /// answer.
+    /// `result` of a request, noted if it failed for want of an answer.
     fn noted<T>(&self, result: Result<T, ObjectError>) -> Result<T, ObjectError> {
-        let unanswered = matches!(&result, Err(e) if e.is_unreachable());
-        self.unanswered.store(unanswered, Ordering::SeqCst);
+        if matches!(&result, Err(e) if e.is_unreachable()) {
+            self.unanswered.store(true, Ordering::SeqCst);
+        }
         result
     }
 
@@ -296,11 +297,15 @@ impl ReadCheckpoint for ObjectCheckpoint {
         self.bucket.uri(&self.folder)
     }
 
+    fn begin_attempt(&self) {
+        self.unanswered.store(false, Ordering::SeqCst);
+    }
+
     fn reachable(&self) -> Result<(), StorageError> {
         if self.unanswered.load(Ordering::SeqCst) {
             return Err(StorageError {
                 path: self.location(),
-                message: "the server did not answer its last request".into(),
+                message: "the server did not answer a request of this restore".into(),
             });
         }
         match self.bucket.list(&self.folder) {

@@ -19,12 +19,16 @@ pub trait ReadCheckpoint: Send + Sync + std::fmt::Debug {
     }
     /// Where it is, for messages (`<dir>/<job>/chk-<n>`).
     fn location(&self) -> String;
-    /// Whether the storage answers now: an error when it cannot be
-    /// reached (a passing failure, not damage: the checkpoint is tried
-    /// again later). On disk and in memory, always `Ok`.
+    /// Whether the storage answers now, or did not answer a request of
+    /// the current restore attempt: an error when it cannot be reached (a
+    /// passing failure, not damage: the checkpoint is tried again later).
+    /// On disk and in memory, always `Ok`.
     fn reachable(&self) -> Result<(), StorageError> {
         Ok(())
     }
+    /// A restore attempt from this checkpoint begins: what
+    /// [`Self::reachable`] remembers of earlier ones is forgotten.
+    fn begin_attempt(&self) {}
     /// The folder on disk, if it is on disk or can be fetched there
     /// (incremental handles name files relative to it).
     fn folder(&self) -> Result<Option<PathBuf>, StorageError> {

@@ -139,19 +139,27 @@ impl ObjectError {
 
 /// Whether `e` comes from a request that reached no answer: a failed
 /// connection, a request cut off, or a timeout (object_store's HTTP
-/// error kinds, found in the error's chain of causes).
+/// error kinds, or reqwest's where object_store could not tell, found in
+/// the error's chain of causes).
 fn did_not_answer(e: &object_store::Error) -> bool {
     use object_store::client::{HttpError, HttpErrorKind};
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
         if let Some(http) = c.downcast_ref::<HttpError>() {
-            return matches!(
-                http.kind(),
+            match http.kind() {
                 HttpErrorKind::Connect
-                    | HttpErrorKind::Request
-                    | HttpErrorKind::Timeout
-                    | HttpErrorKind::Interrupted
-            );
+                | HttpErrorKind::Request
+                | HttpErrorKind::Timeout
+                | HttpErrorKind::Interrupted => return true,
+                // object_store could not tell: reqwest's own error, below
+                // it, may ("error sending request" on a connection the
+                // server dropped).
+                HttpErrorKind::Unknown => {}
+                _ => return false,
+            }
+        }
+        if let Some(r) = c.downcast_ref::<reqwest::Error>() {
+            return r.is_request() || r.is_connect() || r.is_timeout();
         }
         cause = c.source();
     }

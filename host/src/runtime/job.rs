@@ -368,6 +368,9 @@ fn restart_loop(job: &mut JobRun<'_>, first: Option<RestorePoint>) -> Result<Job
     let control = job.control;
     let mut restore = first.clone();
     loop {
+        if let Some(r) = restore.as_ref() {
+            r.reader.begin_attempt();
+        }
         let result = run_attempt(job, restore.as_ref());
         let cancelled = control.cancelled.load(Ordering::SeqCst);
         let e = match result {

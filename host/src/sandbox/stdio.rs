@@ -2,21 +2,26 @@
 //! the instance's [`GuestLog`] (stdout at info, stderr at warn), never to
 //! the host's own stdio. Writing never waits: a stream is always ready.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
 use super::guest_log::{GuestLog, Level, MAX_LOG_LINE};
 
 /// How much a guest may write in one call of a stream (WASI's permit).
 const WRITE_PERMIT: usize = 64 * 1024;
 
-/// One of a guest's output streams, as WASI's context takes it.
+/// One of a guest's output streams, as WASI's context takes it. Every
+/// handle the guest gets to it (`get-stdout` makes a new one each call)
+/// shares one line buffer, so the host holds at most one unfinished line
+/// per stream, however many handles a guest makes.
 pub(crate) struct GuestOutput {
     log: Arc<GuestLog>,
     level: Level,
+    /// The line begun and not yet ended.
+    pending: Arc<Mutex<Vec<u8>>>,
 }
 
 impl GuestOutput {
@@ -25,6 +30,7 @@ impl GuestOutput {
         GuestOutput {
             log,
             level: Level::Info,
+            pending: Arc::default(),
         }
     }
 
@@ -33,6 +39,17 @@ impl GuestOutput {
         GuestOutput {
             log,
             level: Level::Warn,
+            pending: Arc::default(),
+        }
+    }
+}
+
+impl Drop for GuestOutput {
+    /// The instance is gone: its unfinished line is logged.
+    fn drop(&mut self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if !pending.is_empty() {
+            emit(&self.log, self.level, &mut pending);
         }
     }
 }
@@ -48,7 +65,7 @@ impl StdoutStream for GuestOutput {
         Box::new(LineWriter {
             log: self.log.clone(),
             level: self.level,
-            pending: Vec::new(),
+            pending: self.pending.clone(),
         })
     }
 
@@ -62,25 +79,33 @@ impl StdoutStream for GuestOutput {
 struct LineWriter {
     log: Arc<GuestLog>,
     level: Level,
-    /// The line begun and not yet ended.
-    pending: Vec<u8>,
+    /// The stream's line begun and not yet ended.
+    pending: Arc<Mutex<Vec<u8>>>,
 }
 
-impl LineWriter {
-    /// Logs the pending bytes as a line, and forgets them.
-    fn emit(&mut self) {
-        let line = String::from_utf8_lossy(&self.pending);
-        let line = line.strip_suffix('\r').unwrap_or(&line);
-        match self.level {
-            Level::Warn => self.log.stderr_line(line),
-            level => self.log.line(level, line),
-        }
-        self.pending.clear();
+/// Logs the `pending` bytes as a line, and forgets them.
+fn emit(log: &GuestLog, level: Level, pending: &mut Vec<u8>) {
+    let line = String::from_utf8_lossy(pending);
+    let line = line.strip_suffix('\r').unwrap_or(&line);
+    match level {
+        Level::Warn => log.stderr_line(line),
+        level => log.line(level, line),
     }
+    pending.clear();
 }
 
 impl OutputStream for LineWriter {
+    /// At most [`WRITE_PERMIT`] bytes (WASI's contract, which the guest
+    /// learns from `check-write`); more is an error, so one host call does
+    /// a bounded amount of work.
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        if bytes.len() > WRITE_PERMIT {
+            return Err(StreamError::Trap(wasmtime::format_err!(
+                "a write of {} bytes to stdout or stderr, more than the {WRITE_PERMIT} check-write allows",
+                bytes.len()
+            )));
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         for part in bytes.split_inclusive(|b| *b == b'\n') {
             let (text, ended) = match part.strip_suffix(b"\n") {
                 Some(text) => (text, true),
@@ -88,11 +113,10 @@ impl OutputStream for LineWriter {
             };
             // A line longer than the log keeps is cut: the rest of it is
             // dropped, not held.
-            let room = (MAX_LOG_LINE + 1).saturating_sub(self.pending.len());
-            self.pending
-                .extend_from_slice(&text[..text.len().min(room)]);
+            let room = (MAX_LOG_LINE + 1).saturating_sub(pending.len());
+            pending.extend_from_slice(&text[..text.len().min(room)]);
             if ended {
-                self.emit();
+                emit(&self.log, self.level, &mut pending);
             }
         }
         Ok(())
@@ -113,12 +137,4 @@ impl OutputStream for LineWriter {
 #[wasmtime_wasi::async_trait]
 impl Pollable for LineWriter {
     async fn ready(&mut self) {}
-}
-
-impl Drop for LineWriter {
-    fn drop(&mut self) {
-        if !self.pending.is_empty() {
-            self.emit();
-        }
-    }
 }

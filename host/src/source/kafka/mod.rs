@@ -154,8 +154,12 @@ impl KafkaSource {
         extra.push(("group.id", spec.group_id.as_deref().unwrap_or("weir")));
         let config = client_config(&spec.bootstrap_servers, &spec.properties, &extra);
         let stats = ConsumerStats::default();
-        let consumer: BaseConsumer<ConsumerStats> =
-            config.create_with_context(stats.clone()).map_err(err)?;
+        // Detached at once: an error below drops it without waiting.
+        let consumer = DetachedConsumer::new(
+            config
+                .create_with_context::<_, BaseConsumer<ConsumerStats>>(stats.clone())
+                .map_err(err)?,
+        );
         // A checkpoint without this source's state (a source added since)
         // is no restore for it: `starting-offsets` applies.
         let restored = restored
@@ -163,7 +167,7 @@ impl KafkaSource {
             .transpose()?
             .filter(|r| !r.is_empty());
         let mut source = KafkaSource {
-            consumer: DetachedConsumer::new(consumer),
+            consumer,
             stats,
             config,
             spec: spec.clone(),
