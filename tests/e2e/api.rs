@@ -392,7 +392,12 @@ pub(crate) fn serve_refused(cfg: &std::path::Path) -> String {
     err
 }
 
-pub(crate) struct Server(pub(crate) Child);
+/// A `weir serve` child, killed when dropped, and the lines of its log
+/// so far.
+pub(crate) struct Server(
+    pub(crate) Child,
+    pub(crate) Arc<std::sync::Mutex<Vec<String>>>,
+);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -408,7 +413,7 @@ pub(crate) fn start_server(dir: &std::path::Path) -> (Server, u16) {
 
 /// Starts `weir serve` as the last argument of command `wrap` (e.g.
 /// `prlimit --nofile=...`), or directly if it is empty, with `extra` lines
-/// of configuration.
+/// of configuration (which may name its own `weir.sandbox.cache-dir`).
 pub(crate) fn start_server_under(
     dir: &std::path::Path,
     wrap: &[&str],
@@ -418,9 +423,16 @@ pub(crate) fn start_server_under(
     std::fs::write(
         &cfg,
         format!(
-            "rest.port: 0\nweir.server.data-dir: {:?}\nweir.server.token: {TOKEN}\nweir.sandbox.cache-dir: {:?}\n{extra}",
+            "rest.port: 0\nweir.server.data-dir: {:?}\nweir.server.token: {TOKEN}\n{cache}{extra}",
             dir.join("data").display().to_string(),
-            crate::common::cache_dir().display().to_string()
+            cache = if extra.contains("weir.sandbox.cache-dir:") {
+                String::new()
+            } else {
+                format!(
+                    "weir.sandbox.cache-dir: {:?}\n",
+                    crate::common::cache_dir().display().to_string()
+                )
+            },
         ),
     )
     .expect("config");
@@ -450,8 +462,14 @@ pub(crate) fn start_server_under(
         }
     };
     // Keep draining stderr so the server never blocks on it.
-    std::thread::spawn(move || for _ in lines {});
-    (Server(child), port)
+    let log: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        }
+    });
+    (Server(child, log), port)
 }
 
 #[test]

@@ -366,3 +366,66 @@ fn hostile_javascript_is_contained_and_the_host_goes_on() {
     // The host goes on: a good job runs.
     python_findings("ok", "");
 }
+
+#[test]
+fn an_uploaded_python_component_is_compiled_once_and_a_bad_one_is_refused_before_compiling() {
+    use crate::api::{Server, http, start_server_under};
+    let dir = tempdir();
+    let extra = format!(
+        "weir.sandbox.cache-dir: {:?}\n",
+        dir.path().join("components").display().to_string()
+    );
+    let wasm = std::fs::read(python_operator("operators/count-py")).expect("count-py");
+    let compiles = |server: &Server| {
+        let log = server.1.lock().unwrap_or_else(|p| p.into_inner());
+        log.iter()
+            .filter(|l| l.contains("compiled a component"))
+            .count()
+    };
+    {
+        let (server, port) = start_server_under(dir.path(), &[], &extra);
+        let (s, v) = http(port, "POST", "/api/v1/bundles?name=count-py.wasm", &wasm);
+        assert_eq!(s, 201, "{v}");
+        crate::server::wait_for(10, "the compile's log line", || {
+            (compiles(&server) == 1).then_some(())
+        });
+    }
+    // A server started again takes the same component from its cache.
+    let (server, port) = start_server_under(dir.path(), &[], &extra);
+    let (s, v) = http(
+        port,
+        "POST",
+        "/api/v1/bundles?name=count-py-again.wasm",
+        &wasm,
+    );
+    assert_eq!(s, 201, "{v}");
+    // A component importing what the sandbox does not link is refused by
+    // its names, before anything is compiled. The smallest such
+    // component: an empty instance type, and an import of it.
+    let name = b"wasi:http/outgoing-handler@0.2.0";
+    let mut bad = b"\0asm\x0d\0\x01\0".to_vec();
+    bad.extend([
+        7,
+        3,
+        1,
+        0x42,
+        0,
+        10,
+        name.len() as u8 + 5,
+        1,
+        0,
+        name.len() as u8,
+    ]);
+    bad.extend(name);
+    bad.extend([5, 0]);
+    let (s, v) = http(port, "POST", "/api/v1/bundles?name=bad.wasm", &bad);
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains("wasi:http/outgoing-handler"), "{v}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        compiles(&server),
+        0,
+        "{:?}",
+        server.1.lock().map(|l| l.clone())
+    );
+}
