@@ -193,6 +193,17 @@ pub(crate) fn kill_and_restore_from(
     restored_from
 }
 
+/// A seed for [`next_random`] from the clock, printed so that a failing
+/// kill schedule can be replayed.
+pub(crate) fn kill_seed() -> u64 {
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    eprintln!("kill schedule seed: {seed}");
+    seed
+}
+
 /// A small xorshift, so the kill points differ between runs but a failing
 /// seed can be replayed (it is printed).
 pub(crate) fn next_random(state: &mut u64) -> u64 {
@@ -237,11 +248,7 @@ fn exactly_once_after_sigkills(kills_wanted: u32, extra: &str) {
         ..CountJob::default()
     };
     std::fs::write(&job, spec.yaml(dir.path())).expect("write spec");
-    let mut seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
-        | 1;
-    eprintln!("kill schedule seed: {seed}");
+    let mut seed = crate::checkpoints::kill_seed();
     let restored_from = kill_and_restore(&job, dir.path(), kills_wanted, (250, 500), &mut seed);
     // Checkpoint ids continue across restores.
     assert!(

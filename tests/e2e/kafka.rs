@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use weir::{JobControl, RunOptions, run_job};
 
@@ -217,11 +217,7 @@ fn a_kafka_source_is_exactly_once_through_sigkills_and_a_rescale() {
     // Rate-limited, so that the kills land while it reads.
     let yaml = count_yaml(dir.path(), &broker, "orders", 2, Some(15_000));
     std::fs::write(&job, &yaml).expect("spec");
-    let mut seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
-        | 1;
-    eprintln!("kill schedule seed: {seed}");
+    let mut seed = crate::checkpoints::kill_seed();
     let restored_from = kill_and_restore(&job, dir.path(), 5, (700, 600), &mut seed);
     // Each run after the first restored a checkpoint of the one before.
     assert!(

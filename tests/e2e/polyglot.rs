@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use weir::{JobControl, RestorePoint, RunOptions, run_job};
 
@@ -126,12 +126,12 @@ fn exactly_once_through_sigkills(wasm: &str) {
         ..CountJob::default()
     };
     std::fs::write(&job, spec.yaml(dir.path())).expect("write spec");
-    let mut seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64)
-        | 1;
-    eprintln!("kill schedule seed: {seed}");
-    // The first run compiles the component (cached for the later ones).
+    let mut seed = crate::checkpoints::kill_seed();
+    // Compiled into the cache first: a kill during a first start's compile
+    // would leave nothing cached, and no run would reach a checkpoint.
+    weir::Sandbox::new(&crate::common::config())
+        .and_then(|s| s.load(Path::new(wasm)))
+        .expect("the component compiles");
     let restored_from = kill_and_restore(&job, dir.path(), 4, (1_500, 1_000), &mut seed);
     assert!(restored_from.len() >= 2, "checkpoints: {restored_from:?}");
     let (_, last) = latest_checkpoint(dir.path()).expect("a checkpoint");

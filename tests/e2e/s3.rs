@@ -529,7 +529,6 @@ fn a_missing_bucket_or_refused_credentials_fail_at_start_naming_the_key_not_the_
 mod rocksdb {
     use std::collections::BTreeSet;
     use std::path::{Path, PathBuf};
-    use std::time::{SystemTime, UNIX_EPOCH};
 
     use weir::{Bucket, JobControl, RestorePoint, RunOptions, S3Config, run_job};
 
@@ -604,11 +603,7 @@ mod rocksdb {
         let (mut job, uri) = rocksdb_job(&server, Some(12_000), count);
         let spec = dir.path().join("job.yaml");
         std::fs::write(&spec, in_bucket(&job, dir.path(), &uri)).expect("spec");
-        let mut seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-            | 1;
-        eprintln!("kill schedule seed: {seed}");
+        let mut seed = crate::checkpoints::kill_seed();
         let latest = || latest_in(&bucket, "jobs");
         let restored = kill_and_restore_from(&spec, 4, (1500, 1000), &mut seed, &latest);
         assert!(

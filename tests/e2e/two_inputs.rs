@@ -5,7 +5,7 @@
 //! parallelism.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use weir::RestorePoint;
 use weir::{JobControl, JobError, RunOptions, run_job};
@@ -64,11 +64,7 @@ fn a_join_of_a_fast_and_a_slow_input_is_exactly_once_across_sigkills() {
     let d = dir.path();
     let job = d.join("job.yaml");
     std::fs::write(&job, join_job(d, true)).expect("write");
-    let mut seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |t| t.as_nanos() as u64)
-        | 1;
-    eprintln!("kill schedule seed: {seed}");
+    let mut seed = crate::checkpoints::kill_seed();
     for _ in 0..3 {
         let from = latest_checkpoint(d).map(|(_, p)| p);
         let mut child = spawn(&job, from.as_deref());

@@ -50,12 +50,7 @@ class ValueState:
         if self.prefetched:
             i = rt.cell_index(self.id)
             if i is not None:
-                value = rt.values[i]
-                if value is UNREAD:
-                    data = rt.cells[i]
-                    value = ABSENT if data is None else _decode(self.name, self.codec, data)
-                    if _immutable(value):
-                        rt.values[i] = value
+                value = self._read_cell(rt, i)
                 return None if value is ABSENT else value
         return self.get_in(_NO_NAMESPACE)
 
@@ -79,17 +74,9 @@ class ValueState:
             self.set(new)
             return new
         # The hot path: one lookup of the current key's cell.
-        value = rt.values[i]
-        if value is UNREAD:
-            data = rt.cells[i]
-            value = ABSENT if data is None else _decode(self.name, self.codec, data)
+        value = self._read_cell(rt, i)
         new = f(None if value is ABSENT else value)
-        if _immutable(new):
-            rt.values[i] = new
-        else:
-            rt.cells[i] = self.codec.encode(new)
-            rt.values[i] = UNREAD
-        rt.dirty.add(i)
+        self._write_cell(rt, i, new)
         return new
 
     def _cache(self, value):
@@ -101,13 +88,30 @@ class ValueState:
         i = rt.cell_index(self.id)
         if i is None:
             return False
+        self._write_cell(rt, i, value)
+        return True
+
+    def _read_cell(self, rt, i):
+        """The value of prefetched cell ``i`` (``ABSENT`` if none),
+        decoded once per batch when it cannot change."""
+        value = rt.values[i]
+        if value is UNREAD:
+            data = rt.cells[i]
+            value = ABSENT if data is None else _decode(self.name, self.codec, data)
+            if _immutable(value):
+                rt.values[i] = value
+        return value
+
+    def _write_cell(self, rt, i, value):
+        """Stores ``value`` (or ``ABSENT``) in prefetched cell ``i``: kept
+        as it is if it cannot change (encoded when the batch ends), else
+        encoded now."""
         if value is ABSENT or _immutable(value):
             rt.values[i] = value
         else:
             rt.cells[i] = self.codec.encode(value)
             rt.values[i] = UNREAD
         rt.dirty.add(i)
-        return True
 
     def get_in(self, namespace):
         """The current key's value in ``namespace`` (bytes)."""
