@@ -52,6 +52,8 @@ mod tests {
         assert_eq!(hex(&encode(&0u64)), "00");
         assert_eq!(hex(&encode(&300u64)), "ac02");
         assert_eq!(hex(&encode(&-1i64)), "01");
+        assert_eq!(hex(&encode(&200u8)), "c8");
+        assert_eq!(hex(&encode(&-2i8)), "fe");
         assert_eq!(hex(&encode(&1.5f64)), "000000000000f83f");
         assert_eq!(hex(&encode("hé")), "0368c3a9");
         assert_eq!(hex(&encode(&Some(7u64))), "0107");

@@ -24,8 +24,13 @@ class Count(Operator):
         )
 
     def process(self, e, ctx):
-        n = self.count.update(lambda n: (n or 0) + 1)
-        ctx.emit(e.key, str(n).encode(), e.timestamp)
+        n = self.count.update(plus_one)
+        ctx.emit(e.key, b"%d" % n, e.timestamp)
+
+
+def plus_one(n):
+    """The count after one more element (None: the first)."""
+    return (n or 0) + 1
 
 
 Handler = export_operator(Count)

@@ -16,6 +16,8 @@ class Examples(unittest.TestCase):
             (codec.U64, 0, "00"),
             (codec.U64, 300, "ac02"),
             (codec.I64, -1, "01"),
+            (codec.U8, 200, "c8"),
+            (codec.I8, -2, "fe"),
             (codec.F64, 1.5, "000000000000f83f"),
             (codec.STR, "hé", "0368c3a9"),
             (codec.Option(codec.U64), 7, "0107"),

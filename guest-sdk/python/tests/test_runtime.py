@@ -143,7 +143,6 @@ class Appender(Operator):
 def run(cls, config, batches):
     host = FakeHost()
     handler = export_operator(cls, host)()
-    RUNTIME.prefetched_ids.clear()
     handler.open(config)
     for elements in batches:
         host.apply(handler.process(host.batch(elements)))

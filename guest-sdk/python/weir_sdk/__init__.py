@@ -118,6 +118,7 @@ def export_operator(cls, host=None):
 
     class Handler(base):
         def open(self, config):
+            RUNTIME.forget_declarations()
             try:
                 RUNTIME.operator = cls(OpenContext(config))
             except OpenError as e:

@@ -66,9 +66,24 @@ def _read_varint(data, pos, bits):
             raise CodecError(f"a varint longer than a {bits}-bit integer's")
 
 
+#: The one-byte encodings of 0..127, made once.
+_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
+
+
 class _Unsigned(Codec):
     def __init__(self, bits):
         self.bits = bits
+
+    def encode(self, value):
+        # The common small values without the general loop (state hot path).
+        if type(value) is int and 0 <= value < 0x80 and self.bits > 8:
+            return _ONE_BYTE[value]
+        return Codec.encode(self, value)
+
+    def decode(self, data):
+        if len(data) == 1 and data[0] < 0x80:
+            return data[0]
+        return Codec.decode(self, data)
 
     def write(self, out, value):
         if not isinstance(value, int) or value < 0 or value >> self.bits:

@@ -132,9 +132,10 @@ class OpenContext:
         """A keyed value state. Prefetched unless ``prefetch=False`` (for
         state used mostly in namespaces, such as windows)."""
         state_id = self._declare(name, "value", prefetch, ttl_ms)
+        handle = st.ValueState(name, state_id, codec, prefetch)
         if prefetch:
-            RUNTIME.note_prefetched(state_id, codec)
-        return st.ValueState(name, state_id, codec, prefetch)
+            RUNTIME.note_prefetched(handle)
+        return handle
 
     def list_state(self, name, codec, ttl_ms=None):
         """A keyed list state."""
@@ -171,7 +172,11 @@ class OpenContext:
 class Context:
     """Handed to ``process``, ``on_timer`` and ``close``."""
 
-    def emit(self, key, value, timestamp=None):
+    def __init__(self):
+        # The hot path: ``ctx.emit`` is the runtime's own method, one call.
+        self.emit = RUNTIME.emit
+
+    def emit(self, key, value, timestamp=None):  # noqa: F811 - replaced per instance
         """Emits an element (buffered; one host call per batch)."""
         RUNTIME.emit(key, value, timestamp)
 

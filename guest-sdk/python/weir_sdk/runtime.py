@@ -12,9 +12,16 @@ import struct
 
 from . import wire
 
-_KEYED_HEAD = struct.Struct("<BqI")
+#: Element heads: flags, then the timestamp and/or the key's length.
+_KEY_TS_HEAD = struct.Struct("<BqI")
+_KEY_HEAD = struct.Struct("<BI")
+_TS_HEAD = struct.Struct("<Bq")
 _LEN = struct.Struct("<I")
 _I64 = struct.Struct("<q")
+#: A changed prefetched value's head: slot, state id, 1, length.
+_SET_HEAD = struct.Struct("<IIBI")
+#: A cleared prefetched value: slot, state id, 0.
+_CLEAR_HEAD = struct.Struct("<IIB")
 
 #: Output is handed to the host when the buffer grows past this.
 OUTPUT_FLUSH_BYTES = 256 * 1024
@@ -34,8 +41,8 @@ class Runtime:
         #: Ids of the prefetched states, ascending: the order of the
         #: prefetched buffer; their index there, and their codecs.
         self.prefetched_ids = []
-        self.prefetched_index = {}
         self.codecs = {}
+        self.handles = []
         #: ``slot * len(prefetched_ids) + index`` -> the encoded value of
         #: the batch (None: absent).
         self.cells = []
@@ -47,7 +54,8 @@ class Runtime:
         self.dirty = set()
         #: The slot of the element being processed (None: no current key
         #: of a batch, so state goes through the host), and where its
-        #: cells begin (None: it has none).
+        #: cells begin (None: it has none; checked against ``cells`` once
+        #: per batch).
         self.slot = None
         self.base = None
         #: The slot the host treats as the current key.
@@ -56,24 +64,22 @@ class Runtime:
 
     # --- prefetched value state -------------------------------------------
 
-    def note_prefetched(self, state_id, codec):
-        if state_id not in self.prefetched_ids:
-            self.prefetched_ids.append(state_id)
-            self.prefetched_ids.sort()
-            self.prefetched_index = {sid: i for i, sid in enumerate(self.prefetched_ids)}
-        self.codecs[state_id] = codec
+    def forget_declarations(self):
+        """Starts an ``open`` afresh: no prefetched states declared."""
+        self.prefetched_ids = []
+        self.codecs = {}
+        self.handles = []
 
-    def cell_index(self, state_id):
-        """The index of the current key's cell of ``state_id``, or None
-        when it is not prefetched here."""
-        base = self.base
-        if base is None:
-            return None
-        index = self.prefetched_index.get(state_id)
-        if index is None:
-            return None
-        i = base + index
-        return i if i < len(self.cells) else None
+    def note_prefetched(self, handle):
+        """Registers a prefetched value state handle (a ``ValueState``):
+        its place among a key's cells follows the ascending state ids."""
+        if handle.id not in self.prefetched_ids:
+            self.prefetched_ids.append(handle.id)
+            self.prefetched_ids.sort()
+        self.codecs[handle.id] = handle.codec
+        self.handles.append(handle)
+        for h in self.handles:
+            h.index = self.prefetched_ids.index(h.id)
 
     def select_current_key(self):
         """Tells the host which key the next state or timer call is for."""
@@ -83,16 +89,22 @@ class Runtime:
 
     # --- output ------------------------------------------------------------
 
-    def emit(self, key, value, timestamp):
+    def emit(self, key, value, timestamp=None):
+        """Buffers one output element (``Context.emit`` is this method)."""
         out = self.out
-        if key is not None and timestamp is not None:
-            # The common case in one pack: flags, timestamp, key length.
-            out += _KEYED_HEAD.pack(3, timestamp, len(key))
+        # The element's head in one pack (wire.write_element, inline).
+        if key is not None:
+            if timestamp is not None:
+                out += _KEY_TS_HEAD.pack(3, timestamp, len(key))
+            else:
+                out += _KEY_HEAD.pack(1, len(key))
             out += key
-            out += _LEN.pack(len(value))
-            out += value
+        elif timestamp is not None:
+            out += _TS_HEAD.pack(2, timestamp)
         else:
-            wire.write_element(out, key, value, timestamp)
+            out.append(0)
+        out += _LEN.pack(len(value))
+        out += value
         if len(out) >= OUTPUT_FLUSH_BYTES:
             self.flush_output()
 
@@ -103,11 +115,20 @@ class Runtime:
 
     # --- a batch -----------------------------------------------------------
 
-    def begin_batch(self, prefetched):
-        self.cells = wire.read_slot_values(prefetched) if self.prefetched_ids else []
+    def begin_batch(self, batch):
+        """Takes a batch's prefetched values; checks that every slot has
+        its cells, so the loop indexes them unchecked."""
+        per_slot = len(self.prefetched_ids)
+        self.cells = wire.read_slot_values(batch.prefetched) if per_slot else []
         self.values = [UNREAD] * len(self.cells)
         self.dirty.clear()
         self.host_slot = None
+        slots = batch.key_slots
+        if per_slot and slots and (max(slots) + 1) * per_slot > len(self.cells):
+            raise wire.WireError(
+                f"slot {max(slots)} has no prefetched values "
+                f"({len(self.cells)} for {per_slot} states)"
+            )
 
     def end_batch(self):
         """Flushes the output; the changed prefetched values, encoded."""
@@ -115,17 +136,41 @@ class Runtime:
         self.slot = None
         self.base = None
         per_slot = max(len(self.prefetched_ids), 1)
+        ids = self.prefetched_ids
+        codecs = self.codecs
+        values = self.values
+        cells = self.cells
         updates = bytearray()
+        set_head = _SET_HEAD.pack
+        if len(ids) == 1:
+            # One prefetched state (the common case): its cell is its slot.
+            state_id = ids[0]
+            encode = codecs[state_id].encode
+            for slot in sorted(self.dirty):
+                value = values[slot]
+                if value is UNREAD:
+                    data = cells[slot]  # encoded when it was set
+                elif value is ABSENT:
+                    updates += _CLEAR_HEAD.pack(slot, state_id, 0)
+                    continue
+                else:
+                    data = encode(value)
+                updates += set_head(slot, state_id, 1, len(data))
+                updates += data
+            return bytes(updates)
         for i in sorted(self.dirty):
-            state_id = self.prefetched_ids[i % per_slot]
-            value = self.values[i]
+            slot, index = divmod(i, per_slot)
+            state_id = ids[index]
+            value = values[i]
             if value is UNREAD:
-                data = self.cells[i]  # encoded when it was set
+                data = cells[i]  # encoded when it was set
             elif value is ABSENT:
-                data = None
+                updates += _CLEAR_HEAD.pack(slot, state_id, 0)
+                continue
             else:
-                data = self.codecs[state_id].encode(value)
-            wire.write_update(updates, i // per_slot, state_id, data)
+                data = codecs[state_id].encode(value)
+            updates += set_head(slot, state_id, 1, len(data))
+            updates += data
         return bytes(updates)
 
     def run_batch(self, batch, process, context):
@@ -133,7 +178,7 @@ class Runtime:
         with its key current."""
         from .context import Element
 
-        self.begin_batch(batch.prefetched)
+        self.begin_batch(batch)
         slots = batch.key_slots
         n_slots = len(slots)
         per_slot = len(self.prefetched_ids)
@@ -142,6 +187,7 @@ class Runtime:
         pos = i = 0
         unpack_u32 = _LEN.unpack_from
         unpack_i64 = _I64.unpack_from
+        new = object.__new__
         # wire.read_elements, inline: this loop is the hot path.
         try:
             while pos < end:
@@ -160,11 +206,20 @@ class Runtime:
                 pos += 4 + n
                 if pos > end:
                     raise wire.WireError("an element runs past the end of its batch")
-                slot = slots[i] if i < n_slots else None
+                if i < n_slots:
+                    slot = slots[i]
+                    self.slot = slot
+                    self.base = slot * per_slot if per_slot else None
+                else:
+                    self.slot = self.base = None
                 i += 1
-                self.slot = slot
-                self.base = slot * per_slot if per_slot and slot is not None else None
-                process(Element(key, value, timestamp), context)
+                # Element(key, value, timestamp) without a Python-level
+                # __init__ call (a third cheaper, per element).
+                e = new(Element)
+                e.key = key
+                e.value = value
+                e.timestamp = timestamp
+                process(e, context)
         except struct.error as e:
             raise wire.WireError(f"a malformed batch at byte {pos}: {e}") from None
         self.base = None

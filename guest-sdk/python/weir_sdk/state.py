@@ -8,7 +8,8 @@ from .runtime import ABSENT, RUNTIME, UNREAD
 _NO_NAMESPACE = b""
 
 
-_IMMUTABLE = (int, float, str, bytes, bool, type(None))
+#: Types whose values cannot change once stored.
+_IMMUTABLE = frozenset((int, float, str, bytes, bool, type(None)))
 
 
 def _immutable(value):
@@ -43,57 +44,69 @@ class ValueState:
         self.id = state_id
         self.codec = codec
         self.prefetched = prefetched
+        #: This state's place among a key's prefetched cells (set by the
+        #: runtime when the state is declared prefetched).
+        self.index = 0
 
     def get(self):
         """The current key's value, or None."""
-        rt = RUNTIME
-        if self.prefetched:
-            i = rt.cell_index(self.id)
-            if i is not None:
-                value = self._read_cell(rt, i)
-                return None if value is ABSENT else value
-        return self.get_in(_NO_NAMESPACE)
+        base = RUNTIME.base
+        if base is None or not self.prefetched:
+            return self.get_in(_NO_NAMESPACE)
+        value = self._read_cell(base + self.index)
+        return None if value is ABSENT else value
 
     def set(self, value):
         """Sets the current key's value."""
-        if not self._cache(value):
+        base = RUNTIME.base
+        if base is None or not self.prefetched:
             RUNTIME.select_current_key()
             RUNTIME.host.state.value_set(self.id, _NO_NAMESPACE, self.codec.encode(value))
+        else:
+            self._write_cell(base + self.index, value)
 
     def clear(self):
         """Removes the current key's value."""
-        if not self._cache(ABSENT):
+        base = RUNTIME.base
+        if base is None or not self.prefetched:
             self.clear_in(_NO_NAMESPACE)
+        else:
+            self._write_cell(base + self.index, ABSENT)
 
     def update(self, f):
         """Stores and returns ``f(current value or None)``."""
         rt = RUNTIME
-        i = rt.cell_index(self.id) if self.prefetched else None
-        if i is None:
-            new = f(self.get())
+        base = rt.base
+        if base is None or not self.prefetched:
+            new = f(self.get_in(_NO_NAMESPACE))
             self.set(new)
             return new
-        # The hot path: one lookup of the current key's cell.
-        value = self._read_cell(rt, i)
+        # The hot path, with _read_cell and _write_cell inline for the
+        # common case of an immutable value (one lookup, no call).
+        i = base + self.index
+        values = rt.values
+        value = values[i]
+        if value is UNREAD:
+            # _read_cell, inline: the first touch of a key in a batch.
+            data = rt.cells[i]
+            if data is None:
+                value = values[i] = ABSENT
+            else:
+                value = _decode(self.name, self.codec, data)
+                if type(value) in _IMMUTABLE:
+                    values[i] = value
         new = f(None if value is ABSENT else value)
-        self._write_cell(rt, i, new)
+        if type(new) in _IMMUTABLE:
+            values[i] = new
+            rt.dirty.add(i)
+        else:
+            self._write_cell(i, new)
         return new
 
-    def _cache(self, value):
-        """Keeps ``value`` in the current key's prefetched cell (encoded
-        once, when the batch ends); False when it is not prefetched here."""
-        rt = RUNTIME
-        if not self.prefetched:
-            return False
-        i = rt.cell_index(self.id)
-        if i is None:
-            return False
-        self._write_cell(rt, i, value)
-        return True
-
-    def _read_cell(self, rt, i):
+    def _read_cell(self, i):
         """The value of prefetched cell ``i`` (``ABSENT`` if none),
         decoded once per batch when it cannot change."""
+        rt = RUNTIME
         value = rt.values[i]
         if value is UNREAD:
             data = rt.cells[i]
@@ -102,10 +115,11 @@ class ValueState:
                 rt.values[i] = value
         return value
 
-    def _write_cell(self, rt, i, value):
+    def _write_cell(self, i, value):
         """Stores ``value`` (or ``ABSENT``) in prefetched cell ``i``: kept
         as it is if it cannot change (encoded when the batch ends), else
         encoded now."""
+        rt = RUNTIME
         if value is ABSENT or _immutable(value):
             rt.values[i] = value
         else:

@@ -64,21 +64,23 @@ def write_element(out, key, value, timestamp):
 def read_slot_values(data):
     """The prefetched values of a batch, in order: ``None`` for absent."""
     values = []
+    append = values.append
+    unpack_u32 = _U32.unpack_from
+    # Slices of bytes are bytes; of anything else, made bytes.
+    data = data if type(data) is bytes else bytes(data)
     pos = 0
     end = len(data)
     try:
         while pos < end:
-            present = data[pos]
-            pos += 1
-            if present == 0:
-                values.append(None)
+            if data[pos] == 0:
+                append(None)
+                pos += 1
                 continue
-            n = _U32.unpack_from(data, pos)[0]
-            pos += 4
-            if pos + n > end:
+            n = unpack_u32(data, pos + 1)[0]
+            pos += 5 + n
+            if pos > end:
                 raise WireError("a prefetched value runs past its buffer")
-            values.append(bytes(data[pos:pos + n]))
-            pos += n
+            append(data[pos - n:pos])
     except struct.error as e:
         raise WireError(f"malformed prefetched values at byte {pos}: {e}") from None
     return values
