@@ -299,7 +299,34 @@ export const TAG_U64 = 1;
 export const TAG_I64 = 2;
 export const TAG_F64 = 3;
 
-/** Unsigned integer (Rust `u8`…`u64` except `u8`): LEB128 varint. */
+/** A byte (Rust `u8`): one raw byte, not a varint (postcard's rule). */
+export const u8 = makeCodec(
+  'u8',
+  (w, v) => {
+    if (!(isPlainInteger(v) && v >= 0 && v <= 255)) {
+      throw new TypeError(`u8: expected an integer in 0..255, got ${describe(v)}`);
+    }
+    w.u8(v);
+  },
+  (r) => r.u8('u8'),
+);
+
+/** A signed byte (Rust `i8`): one raw byte, two's complement. */
+export const i8 = makeCodec(
+  'i8',
+  (w, v) => {
+    if (!(isPlainInteger(v) && v >= -128 && v <= 127)) {
+      throw new TypeError(`i8: expected an integer in -128..127, got ${describe(v)}`);
+    }
+    w.u8(v & 0xff);
+  },
+  (r) => {
+    const b = r.u8('i8');
+    return b > 127 ? b - 256 : b;
+  },
+);
+
+/** Unsigned integer (Rust `u16`…`u64`; `u8` is [`u8`]): LEB128 varint. */
 export const u64 = makeCodec(
   'u64',
   (w, v) => {

@@ -132,7 +132,7 @@ class Declarations {
 
   /**
    * A keyed aggregating state: `aggregate` is `{ createAccumulator(),
-   * add(acc, v), getResult(acc) }` and `accCodec` the accumulator's codec
+   * add(v, acc), getResult(acc) }` and `accCodec` the accumulator's codec
    * (stored as one value, a prefetched value state unless
    * `options.prefetch` is false).
    */

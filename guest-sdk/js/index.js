@@ -25,4 +25,11 @@ import { installHost } from './host.js';
 
 installHost({ state, operatorState, timers, output, log, metrics });
 
+// The sandbox gives an operator no network: the engine's own fetch would
+// trap without a word, so it is replaced by one that throws an error the
+// operator can catch (and that names the cause when it does not).
+globalThis.fetch = function fetch() {
+  throw new TypeError('weir-sdk: fetch is not available: an operator has no network');
+};
+
 export * from './sdk.js';

@@ -6,7 +6,7 @@
 // A component is single-threaded, so this lives in module state and the
 // state handles reach it without a context argument.
 
-import { CodecError, Reader, Writer, isImmutable } from './codec.js';
+import { CodecError, Reader, TAG_U64, Writer, isImmutable } from './codec.js';
 import { host } from './host.js';
 import { BatchBuilder, Element, HAS_KEY, HAS_TS, WireError, putBytes } from './wire.js';
 
@@ -132,6 +132,15 @@ function cellIndex(idx) {
 
 /** Decodes prefetched cell `i` (in the buffer or encoded) and caches an immutable value. */
 export function decodeCell(i, name, codec) {
+  // The common case without a reader: a u64 below 128 is its one byte.
+  if (codec.tag === TAG_U64 && rt.kind[i] === IN_BUFFER && rt.len[i] === 1) {
+    const b = rt.buffer[rt.start[i]];
+    if (b < 0x80) {
+      rt.kind[i] = DECODED;
+      rt.vals[i] = b;
+      return b;
+    }
+  }
   let v;
   if (rt.kind[i] === IN_BUFFER) {
     const start = rt.start[i];
@@ -318,35 +327,52 @@ function end_() {
   const list = rt.dirtyList;
   for (let k = 0; k < list.length; k++) {
     const i = list[k];
-    const slot = Math.floor(i / nPref);
-    const idx = i % nPref;
-    w.u32le(slot);
-    w.u32le(rt.prefIds[idx]);
-    switch (rt.kind[i]) {
-      case ABSENT:
-        w.u8(0);
-        break;
+    const slot = nPref === 1 ? i : Math.floor(i / nPref);
+    const idx = nPref === 1 ? 0 : i % nPref;
+    // The head (slot, state id, presence) written in place: a call each
+    // costs in the engine's interpreter.
+    w.reserve(14);
+    const dv = w.dv;
+    let p = w.pos;
+    dv.setUint32(p, slot, true);
+    dv.setUint32(p + 4, rt.prefIds[idx], true);
+    const kind = rt.kind[i];
+    if (kind === ABSENT) {
+      w.buf[p + 8] = 0;
+      w.pos = p + 9;
+      continue;
+    }
+    w.buf[p + 8] = 1;
+    p += 9;
+    switch (kind) {
       case IN_BUFFER: {
-        w.u8(1);
         const s = rt.start[i];
-        w.u32le(rt.len[i]);
-        w.bytes(rt.buffer.subarray(s, s + rt.len[i]));
+        const n = rt.len[i];
+        dv.setUint32(p, n, true);
+        w.pos = p + 4;
+        w.bytes(rt.buffer.subarray(s, s + n));
         break;
       }
       case ENCODED:
-        w.u8(1);
-        w.u32le(rt.vals[i].length);
+        dv.setUint32(p, rt.vals[i].length, true);
+        w.pos = p + 4;
         w.bytes(rt.vals[i]);
         break;
       default: {
-        // DECODED: encode straight into the updates, then its length.
-        w.u8(1);
-        w.reserve(4);
-        const at = w.pos;
-        w.pos += 4;
+        // DECODED: a u64 below 128 is one byte; else encoded straight
+        // into the updates, then its length.
+        const v = rt.vals[i];
         const st = rt.prefStates[idx];
+        if (st.codec.tag === TAG_U64 && typeof v === 'number' && v >= 0 && v < 0x80 && v % 1 === 0) {
+          dv.setUint32(p, 1, true);
+          w.buf[p + 4] = v;
+          w.pos = p + 5;
+          break;
+        }
+        const at = p;
+        w.pos = p + 4;
         try {
-          st.codec.write(w, rt.vals[i]);
+          st.codec.write(w, v);
         } catch (e) {
           throw stateEncodeError(st.name, st.codec, e);
         }

@@ -315,7 +315,8 @@ export class ReducingState {
 /**
  * A value per key aggregated with an accumulator (Flink's
  * AggregatingState), stored in a value state with the accumulator's codec:
- * `add(v)` sets the accumulator to `aggregate.add(acc, v)` (acc is
+ * `add(v)` sets the accumulator to `aggregate.add(v, acc)` (Flink's and
+ * the other SDKs' argument order; acc is
  * `aggregate.createAccumulator()` when empty; `add` may update acc in
  * place and return nothing), `get()` is `aggregate.getResult(acc)`.
  */
@@ -345,7 +346,7 @@ export class AggregatingState {
   add(v) {
     let acc = this.value.get();
     if (acc === undefined) acc = this.aggregate.createAccumulator();
-    const next = this.aggregate.add(acc, v);
+    const next = this.aggregate.add(v, acc);
     this.value.set(next === undefined ? acc : next);
   }
 

@@ -14,6 +14,8 @@ const EXAMPLES = {
   '`0`|unsigned': [codec.u64, 0],
   '`300`|unsigned': [codec.u64, 300],
   '`-1`|signed': [codec.i64, -1],
+  '`200`|byte': [codec.u8, 200],
+  '`-2`|signed byte': [codec.i8, -2],
   '`1.5`|float': [codec.f64, 1.5],
   '`"hé"`|text': [codec.str, 'hé'],
   '`Some(7)`|optional unsigned': [codec.option(codec.u64), 7],
@@ -28,7 +30,7 @@ test('every example of docs/state-codec.md', () => {
     .split('\n')
     .filter((l) => l.startsWith('| `'))
     .map((l) => l.split('|').map((c) => c.trim()));
-  assert.ok(rows.length >= 8, `found ${rows.length} example rows`);
+  assert.ok(rows.length >= 10, `found ${rows.length} example rows`);
   for (const [, value, type, want] of rows) {
     const example = EXAMPLES[`${value}|${type}`];
     assert.ok(example, `no JS value for the example ${value} (${type}): add it to EXAMPLES`);
@@ -141,4 +143,15 @@ test('decode errors are CodecErrors that name the type', () => {
     () => codec.tuple(codec.u64, codec.str).decode(bytes('01')),
     (e) => e instanceof codec.CodecError && /cannot decode tuple\(u64, str\)/.test(e.message),
   );
+});
+
+test('u8 and i8: one raw byte, range-checked', () => {
+  for (const v of [0, 127, 128, 255]) assert.equal(codec.u8.decode(codec.u8.encode(v)), v);
+  for (const v of [-128, -1, 0, 127]) assert.equal(codec.i8.decode(codec.i8.encode(v)), v);
+  assert.equal(hex(codec.u8.encode(255)), 'ff');
+  assert.equal(hex(codec.i8.encode(-128)), '80');
+  for (const bad of [256, -1, 1.5, '1', 1n]) assert.throws(() => codec.u8.encode(bad), TypeError);
+  for (const bad of [128, -129]) assert.throws(() => codec.i8.encode(bad), TypeError);
+  assert.throws(() => codec.u8.decode(Uint8Array.of(1, 2)), codec.CodecError);
+  assert.throws(() => codec.i8.decode(new Uint8Array(0)), codec.CodecError);
 });

@@ -214,7 +214,7 @@ test('reducing state folds with the reduce function', () => {
 test('aggregating state: accumulator stored with its codec, result from getResult', () => {
   const average = {
     createAccumulator: () => ({ sum: 0, count: 0 }),
-    add: (acc, v) => {
+    add: (v, acc) => {
       acc.sum += v;
       acc.count += 1;
     },
@@ -225,7 +225,7 @@ test('aggregating state: accumulator stored with its codec, result from getResul
       this.avg = ctx.aggregatingState('avg', codec.struct({ sum: codec.i64, count: codec.u64 }), average);
       this.total = ctx.aggregatingState('total', codec.u64, {
         createAccumulator: () => 0,
-        add: (acc, v) => acc + v,
+        add: (v, acc) => acc + v,
         getResult: (acc) => `total ${acc}`,
       });
     }
@@ -255,7 +255,7 @@ test('TTL for every kind: declare-with-ttl with the milliseconds', () => {
       ttl.listState('l', codec.u64);
       ttl.mapState('m', codec.str, codec.u64);
       ttl.reducingState('r', codec.u64, (a, b) => a + b);
-      ttl.aggregatingState('a', codec.u64, { createAccumulator: () => 0, add: (a, v) => a + v, getResult: (a) => a });
+      ttl.aggregatingState('a', codec.u64, { createAccumulator: () => 0, add: (v, a) => a + v, getResult: (a) => a });
       ctx.valueState('o', codec.u64, { ttlMs: 0 });
       ctx.valueState('plain', codec.u64);
     }

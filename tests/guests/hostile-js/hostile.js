@@ -2,7 +2,8 @@
 // `mode`: `loop` (never returns), `bomb` (allocates until memory runs out),
 // `throw` (an uncaught error), `wait` (waits a minute for the clock, which
 // a JavaScript operator can only do by spinning), `fetch` (calls fetch,
-// which the sandbox does not provide: the engine traps). Otherwise it
+// which the sandbox does not provide: it throws), `fetch-caught` (the same,
+// caught: it forwards the error's message as the value). Otherwise it
 // forwards each element.
 
 import { exportOperator } from 'weir-sdk';
@@ -32,6 +33,13 @@ class Hostile {
       }
     } else if (this.mode === 'fetch') {
       fetch('http://127.0.0.1:9/');
+    } else if (this.mode === 'fetch-caught') {
+      try {
+        fetch('http://127.0.0.1:9/');
+      } catch (e) {
+        ctx.emit(element.key, `error: ${e.message}`, element.timestamp);
+        return;
+      }
     }
     ctx.emit(element.key, element.value, element.timestamp);
   }
