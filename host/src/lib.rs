@@ -69,7 +69,7 @@ pub use runtime::{
     JobControl, JobError, JobSummary, RunOptions, SavepointRefused, TaskFailure, dry_run,
     load_components, run_job,
 };
-pub use sandbox::{CacheOutcome, GuestFailureKind, Sandbox, SandboxError};
+pub use sandbox::{CompileReport, GuestFailureKind, Sandbox, SandboxError};
 pub use server::local::LocalApi;
 pub use server::reporters::start as start_reporters;
 pub use server::{

@@ -11,6 +11,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use serde_json::json;
 use weir::{JobControl, RestorePoint, RunOptions, run_job};
 
 use crate::checkpoints::{
@@ -208,6 +209,14 @@ fn a_rust_counts_checkpoint_restores_into_the_javascript_count() {
 }
 
 #[test]
+fn a_javascript_counts_checkpoint_restores_into_the_rust_count() {
+    counts_go_on_across_languages(
+        &javascript_operator("operators/count-js"),
+        weir_test_guests::COUNT,
+    );
+}
+
+#[test]
 fn a_javascript_counts_checkpoint_restores_into_the_python_count() {
     counts_go_on_across_languages(
         &javascript_operator("operators/count-js"),
@@ -360,16 +369,33 @@ fn hostile_javascript_is_contained_and_the_host_goes_on() {
     assert!(msg.contains("memory limit of 128 MiB"), "{msg}");
     let msg = javascript_failure("throw");
     assert!(msg.contains("hostile javascript: no such key"), "{msg}");
-    // fetch exists but the sandbox gives it nothing: the engine traps.
+    // fetch throws an error that says why; uncaught, it fails the task
+    // with that message.
     let msg = javascript_failure("fetch");
     assert!(msg.contains("trapped in `process`"), "{msg}");
+    assert!(msg.contains("fetch is not available"), "{msg}");
+    // Caught, the operator goes on.
+    let dir = tempdir();
+    let yaml = hostile_python_job("fetch-caught", "").replace(
+        &python_operator("tests/guests/hostile-py"),
+        &javascript_operator("tests/guests/hostile-js"),
+    );
+    crate::common::run(&yaml, dir.path()).expect("a caught fetch error");
+    let lines = crate::common::output_lines(&dir.path().join("out"));
+    assert_eq!(lines.len(), 50, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("error: weir-sdk: fetch is not available")),
+        "{lines:?}"
+    );
     // The host goes on: a good job runs.
     python_findings("ok", "");
 }
 
 #[test]
 fn an_uploaded_python_component_is_compiled_once_and_a_bad_one_is_refused_before_compiling() {
-    use crate::api::{Server, http, start_server_under};
+    use crate::api::{Server, count_job, http, start_server_under};
     let dir = tempdir();
     let extra = format!(
         "weir.sandbox.cache-dir: {:?}\n",
@@ -382,16 +408,52 @@ fn an_uploaded_python_component_is_compiled_once_and_a_bad_one_is_refused_before
             .filter(|l| l.contains("compiled a component"))
             .count()
     };
+    let compile_of = |port: u16| {
+        let (_, list) = http(port, "GET", "/api/v1/bundles", b"");
+        list["bundles"][0]["compile"].clone()
+    };
     {
         let (server, port) = start_server_under(dir.path(), &[], &extra);
+        // Answered before its compile, which follows in the background.
         let (s, v) = http(port, "POST", "/api/v1/bundles?name=count-py.wasm", &wasm);
         assert_eq!(s, 201, "{v}");
-        crate::server::wait_for(10, "the compile's log line", || {
-            (compiles(&server) == 1).then_some(())
+        assert_eq!(v["compile"]["state"], "compiling", "{v}");
+        // A job submitted meanwhile waits for that compile rather than
+        // compiling the component beside it.
+        let mut job = count_job("py", 1_000);
+        job["job"]["operators"][0]["wasm"] = json!("count-py");
+        let (s, v) = http(port, "POST", "/api/v1/jobs", job.to_string().as_bytes());
+        assert_eq!(s, 202, "{v}");
+        let compile = crate::server::wait_for(120, "the compile", || {
+            let c = compile_of(port);
+            (c["state"] != "compiling").then_some(c)
         });
+        assert_eq!(compile["state"], "ready", "{compile}");
+        // What it cost: seconds and memory, measured.
+        assert!(
+            compile["seconds"].as_f64().is_some_and(|s| s > 0.0),
+            "{compile}"
+        );
+        assert!(
+            compile["memory-mib"].as_f64().is_some_and(|m| m > 0.0),
+            "{compile}"
+        );
+        let id = v["jobid"].as_str().expect("jobid").to_owned();
+        crate::server::wait_for(120, "the job to finish", || {
+            let (_, j) = http(port, "GET", &format!("/api/v1/jobs/{id}"), b"");
+            (j["state"] == "FINISHED").then_some(())
+        });
+        assert_eq!(
+            compiles(&server),
+            1,
+            "{:?}",
+            server.1.lock().map(|l| l.clone())
+        );
     }
-    // A server started again takes the same component from its cache.
+    // A server started again takes the same component from its cache: its
+    // bundle is ready without a compile, and ready at once on an upload.
     let (server, port) = start_server_under(dir.path(), &[], &extra);
+    assert_eq!(compile_of(port)["state"], "ready");
     let (s, v) = http(
         port,
         "POST",
@@ -399,6 +461,7 @@ fn an_uploaded_python_component_is_compiled_once_and_a_bad_one_is_refused_before
         &wasm,
     );
     assert_eq!(s, 201, "{v}");
+    assert_eq!(v["compile"]["state"], "ready", "{v}");
     // A component importing what the sandbox does not link is refused by
     // its names, before anything is compiled. The smallest such
     // component: an empty instance type, and an import of it.

@@ -196,20 +196,34 @@ fn unique_component(bytes: &[u8], tag: &str) -> Vec<u8> {
 }
 
 #[test]
-fn a_compile_past_the_compile_timeout_is_answered_503_and_stores_nothing() {
+fn a_compile_past_the_compile_timeout_is_reported_failed_and_jobs_naming_it_are_refused() {
     let dir = tempdir();
     let (_server, port) = start_server_under(dir.path(), &[], "weir.server.compile-timeout: 1ms\n");
     let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
     // Never compiled before, so it cannot be a cache hit.
     let tag = format!("{:?}", Instant::now());
     let wasm = unique_component(&count, &tag);
-    let (s, v) = crate::api::http(port, "POST", "/api/v1/bundles?name=slow", &wasm);
-    assert_eq!(s, 503, "{v}");
-    assert!(v.to_string().contains("weir.server.compile-timeout"), "{v}");
-    // The compile ends in the background; it stores nothing.
-    std::thread::sleep(Duration::from_secs(3));
-    let (_, list) = crate::api::http(port, "GET", "/api/v1/bundles", b"");
-    assert_eq!(list["bundles"], json!([]), "{list}");
+    // Answered once checked and stored; the compile comes after.
+    let (s, v) = crate::api::http(port, "POST", "/api/v1/bundles?name=count", &wasm);
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["compile"]["state"], "compiling", "{v}");
+    let compile = crate::server::wait_for(30, "the compile to fail", || {
+        let (_, list) = crate::api::http(port, "GET", "/api/v1/bundles", b"");
+        let compile = list["bundles"][0]["compile"].clone();
+        (compile["state"] == "failed").then_some(compile)
+    });
+    let error = compile["error"].as_str().expect("error").to_owned();
+    assert!(error.contains("weir.server.compile-timeout"), "{compile}");
+    // A job naming it is refused with that reason.
+    let (s, v) = crate::api::http(
+        port,
+        "POST",
+        "/api/v1/jobs",
+        count_job("slow", 100).to_string().as_bytes(),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains("did not compile"), "{v}");
+    assert!(v.to_string().contains("compile-timeout"), "{v}");
 }
 
 #[test]

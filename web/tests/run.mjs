@@ -206,6 +206,12 @@ const tests = [
     await until('the bundle `count` in the list', async () => (await page.getByTestId('bundle-row')
       .filter({ hasText: 'count' }).count()) === 1);
     assert(await page.getByTestId('upload-error').isHidden(), 'an upload error shows after a good upload');
+    // It compiles in the background; the row says when it is ready, and
+    // what the compile cost (or that it came from the cache).
+    const compile = page.getByTestId('bundle-row').filter({ hasText: 'count' }).getByTestId('bundle-compile');
+    await until('the bundle `count` compiled', async () => (await compile.getAttribute('data-state')) === 'ready');
+    const compiled = await compile.textContent();
+    assert(/^ready( · [0-9.]+ s, [0-9]+ MiB| \(cached\))$/.test(compiled), `the compile cell says ${compiled}`);
 
     // A bad one, dropped on the drop zone: the server's reason, verbatim.
     const bad = 'this is not a WebAssembly component';

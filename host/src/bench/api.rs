@@ -194,7 +194,7 @@ impl Setup {
         let wasm = std::fs::read(&args.wasm)?;
         state
             .bundles
-            .add("count", &wasm, &state.sandbox, || true)
+            .add("count", &wasm, &state.sandbox)
             .map_err(|e| anyhow::anyhow!(e.to_string()))?;
         let p = args.parallelism.first().copied().unwrap_or(1);
         let request: SubmitRequest = serde_json::from_value(serde_json::json!({

@@ -182,9 +182,12 @@ pub struct ServerConfig {
     /// `weir.server.max-retained-checkpoints`: the most
     /// `state.checkpoints.num-retained` a submitted job may ask for.
     pub max_retained_checkpoints: u64,
-    /// `weir.server.max-concurrent-uploads`: uploads read and compiled at
-    /// once; more are answered 503.
+    /// `weir.server.max-concurrent-uploads`: uploads read, checked and
+    /// stored at once; more are answered 503.
     pub max_concurrent_uploads: usize,
+    /// `weir.server.max-concurrent-compiles`: uploaded bundles compiled at
+    /// once in the background.
+    pub max_concurrent_compiles: usize,
 }
 
 impl Default for ServerConfig {
@@ -211,6 +214,7 @@ impl Default for ServerConfig {
             max_job_memory: 0,
             max_retained_checkpoints: 10,
             max_concurrent_uploads: 2,
+            max_concurrent_compiles: 1,
         }
     }
 }

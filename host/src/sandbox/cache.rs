@@ -20,13 +20,14 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// Whether a component came from the cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheOutcome {
-    /// Loaded a compiled artifact.
-    Hit,
-    /// Compiled (and stored, if the cache folder is writable).
-    Compiled,
+/// What compiling one component cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompileReport {
+    /// Wall-clock seconds the compile took.
+    pub seconds: f64,
+    /// How far it raised the process's resident memory, in MiB
+    /// ([`crate::machine::MemoryWatch`]).
+    pub memory_mib: f64,
 }
 
 /// The on-disk cache of compiled components.
@@ -35,6 +36,12 @@ pub(super) struct ComponentCache {
     engine_key: String,
     max_bytes: u64,
 }
+
+/// What each compile of this process cost, by component hash (every
+/// sandbox of the process: a server's and its jobs').
+static REPORTS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, CompileReport>>,
+> = std::sync::LazyLock::new(Default::default);
 
 pub(super) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -61,30 +68,58 @@ impl ComponentCache {
     }
 
     /// The compiled component for `wasm` (whose hash is `wasm_hash`): from
-    /// the cache, or compiled (and not stored: see [`Self::remember`]).
+    /// the cache (no report), or compiled (and not stored: see
+    /// [`Self::remember`]) with what the compile cost.
     pub(super) fn get_or_compile(
         &self,
         engine: &Engine,
         wasm: &[u8],
         wasm_hash: &str,
-    ) -> wasmtime::Result<(Component, CacheOutcome)> {
+    ) -> wasmtime::Result<(Component, Option<CompileReport>)> {
         let (artifact, checksum) = self.paths(wasm_hash);
         if let Some(component) = self.load(engine, &artifact, &checksum) {
-            return Ok((component, CacheOutcome::Hit));
+            return Ok((component, None));
         }
         let _slot = CompileSlot::take();
-        let (started, peak_before) = (std::time::Instant::now(), crate::machine::peak_rss_mib());
+        let (started, memory) = (
+            std::time::Instant::now(),
+            crate::machine::MemoryWatch::start(),
+        );
         let component = Component::new(engine, wasm)?;
+        let report = CompileReport {
+            seconds: started.elapsed().as_secs_f64(),
+            memory_mib: memory.finish(),
+        };
         // Compiling a language runtime's component (tens of MB) takes
         // seconds and hundreds of MB: said once, then cached.
         tracing::info!(
-            "compiled a component of {:.1} MB in {:.1} s (peak memory of the process {:.0} MB, {:+.0} MB); cached for later starts",
+            "compiled a component of {:.1} MB in {:.1} s (it raised the process's memory by {:.0} MiB); cached for later starts",
             wasm.len() as f64 / 1e6,
-            started.elapsed().as_secs_f64(),
-            crate::machine::peak_rss_mib(),
-            crate::machine::peak_rss_mib() - peak_before,
+            report.seconds,
+            report.memory_mib,
         );
-        Ok((component, CacheOutcome::Compiled))
+        REPORTS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(wasm_hash.to_owned(), report);
+        Ok((component, Some(report)))
+    }
+
+    /// What the last compile of `wasm_hash` in this process cost, if it
+    /// compiled here.
+    pub(super) fn report(&self, wasm_hash: &str) -> Option<CompileReport> {
+        REPORTS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(wasm_hash)
+            .copied()
+    }
+
+    /// Whether the artifact of `wasm_hash` is in the cache (by its files:
+    /// a load checks its checksum, and compiles it again if that fails).
+    pub(super) fn holds(&self, wasm_hash: &str) -> bool {
+        let (artifact, checksum) = self.paths(wasm_hash);
+        private_dir(&self.dir) && artifact.is_file() && checksum.is_file()
     }
 
     /// Stores a compiled component that passed every check, so a refused
@@ -136,6 +171,41 @@ impl ComponentCache {
         tmp_checksum.persist(checksum).map_err(|e| e.error)?;
         evict(&self.dir, self.max_bytes, artifact);
         Ok(())
+    }
+}
+
+/// The hashes of the components being loaded in this process, for
+/// [`LoadingOne`].
+static LOADING: (std::sync::Mutex<Vec<String>>, std::sync::Condvar) =
+    (std::sync::Mutex::new(Vec::new()), std::sync::Condvar::new());
+
+/// The right to load (and so perhaps compile) the component of one hash in
+/// this process: a second load of the same component (a job started while
+/// its upload compiles) waits for the first and then finds it cached,
+/// instead of compiling it again beside it.
+pub(super) struct LoadingOne(String);
+
+impl LoadingOne {
+    /// Waits until no other thread loads `wasm_hash`, then takes it.
+    pub(super) fn take(wasm_hash: &str) -> Self {
+        let (lock, freed) = &LOADING;
+        let mut loading = lock.lock().unwrap_or_else(|p| p.into_inner());
+        while loading.iter().any(|h| h == wasm_hash) {
+            loading = freed.wait(loading).unwrap_or_else(|p| p.into_inner());
+        }
+        loading.push(wasm_hash.to_owned());
+        LoadingOne(wasm_hash.to_owned())
+    }
+}
+
+impl Drop for LoadingOne {
+    fn drop(&mut self) {
+        let (lock, freed) = &LOADING;
+        let mut loading = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = loading.iter().position(|h| *h == self.0) {
+            loading.swap_remove(i);
+        }
+        freed.notify_all();
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use wasmtime::component::types::ComponentItem;
 
 use super::bindings::OperatorPre;
-use super::cache::{CacheOutcome, sha256_hex};
+use super::cache::{CompileReport, LoadingOne, sha256_hex};
 use super::engine::Sandbox;
 use super::error::SandboxError;
 use super::guest::GuestState;
@@ -24,15 +24,16 @@ pub struct LoadedComponent {
     pub(super) pre: Arc<OperatorPre<GuestState>>,
     /// SHA-256 of the `.wasm` bytes.
     pub hash: String,
-    /// Whether it came from the compiled-component cache.
-    pub cache: CacheOutcome,
+    /// What compiling it cost; `None` when it came from the
+    /// compiled-component cache.
+    pub compiled: Option<CompileReport>,
 }
 
 impl std::fmt::Debug for LoadedComponent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedComponent")
             .field("hash", &self.hash)
-            .field("cache", &self.cache)
+            .field("compiled", &self.compiled)
             .finish_non_exhaustive()
     }
 }
@@ -51,21 +52,38 @@ impl Sandbox {
         self.load_bytes(&bytes, &shown)
     }
 
+    /// Whether the component whose bytes hash to `wasm_sha256` (hex) is
+    /// compiled in the cache, so loading it takes no compile.
+    pub fn is_compiled(&self, wasm_sha256: &str) -> bool {
+        self.cache.holds(wasm_sha256)
+    }
+
+    /// What compiling the component whose bytes hash to `wasm_sha256` cost,
+    /// if this process compiled it (an upload's compile may find that a
+    /// job start compiled it first).
+    pub fn compile_report(&self, wasm_sha256: &str) -> Option<CompileReport> {
+        self.cache.report(wasm_sha256)
+    }
+
+    /// Checks component bytes as far as can be done without compiling
+    /// them: a component (not a core module) whose imports the sandbox
+    /// links and which exports the world's handler, and valid WebAssembly
+    /// (every function body type-checks). `name` is used in errors.
+    pub fn precheck_bytes(&self, bytes: &[u8], name: &str) -> Result<(), SandboxError> {
+        check_names(bytes, name)?;
+        super::precheck::validate(bytes, name)
+    }
+
     /// Checks and compiles component bytes; `name` is used in errors.
     pub fn load_bytes(&self, bytes: &[u8], name: &str) -> Result<LoadedComponent, SandboxError> {
         let path = name.to_owned();
-        if bytes.len() < 8 || &bytes[..4] != MAGIC {
-            return Err(SandboxError::NotWasm { path });
-        }
-        // Bytes 4..8: a core module has version 1 and layer 0, a component
-        // layer 1.
-        if bytes[6..8] == [0, 0] {
-            return Err(SandboxError::CoreModule { path });
-        }
         // Names first: a refusal must not wait for a compile.
-        super::precheck::check_names(bytes, &path)?;
+        check_names(bytes, name)?;
         let hash = sha256_hex(bytes);
-        let (component, cache) = self
+        // Held until the component is cached: a second load of it waits,
+        // then takes it from the cache.
+        let _loading = LoadingOne::take(&hash);
+        let (component, compiled) = self
             .cache
             .get_or_compile(&self.engine, bytes, &hash)
             .map_err(|e| SandboxError::Invalid {
@@ -112,13 +130,28 @@ impl Sandbox {
             path: path.clone(),
             message: format!("{e:#}"),
         })?;
-        if cache == CacheOutcome::Compiled {
+        if compiled.is_some() {
             self.cache.remember(&hash, &component);
         }
         Ok(LoadedComponent {
             pre: Arc::new(pre),
             hash,
-            cache,
+            compiled,
         })
     }
+}
+
+/// Checks that `bytes` are a component (not a core module or anything
+/// else) whose import and export names fit the world.
+fn check_names(bytes: &[u8], name: &str) -> Result<(), SandboxError> {
+    let path = name.to_owned();
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(SandboxError::NotWasm { path });
+    }
+    // Bytes 4..8: a core module has version 1 and layer 0, a component
+    // layer 1.
+    if bytes[6..8] == [0, 0] {
+        return Err(SandboxError::CoreModule { path });
+    }
+    super::precheck::check_names(bytes, &path)
 }

@@ -5,7 +5,7 @@
 //! runtime's component is tens of megabytes). Types are checked by the
 //! linker after compiling, as before.
 
-use wasmparser::{Parser, Payload};
+use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
 use super::component::HANDLER_INTERFACE;
 use super::error::SandboxError;
@@ -13,6 +13,20 @@ use super::wasi::LINKED;
 
 /// The package of the world's own interfaces.
 const WORLD_PACKAGE: &str = "weir:operator/";
+
+/// Validates component `bytes` in full (types, function bodies) without
+/// compiling them, as an upload does before it answers: invalid bytes are
+/// refused at once. `WasmFeatures::default()` is the standard feature set;
+/// a component using more fails later, when it compiles.
+pub(super) fn validate(bytes: &[u8], path: &str) -> Result<(), SandboxError> {
+    Validator::new_with_features(WasmFeatures::default())
+        .validate_all(bytes)
+        .map(|_| ())
+        .map_err(|e| SandboxError::Invalid {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+}
 
 /// Checks the import and export names of component `bytes` (`path` names
 /// it in errors).

@@ -4,9 +4,11 @@
 //! hyper and tokio.
 //!
 //! This module is HTTP only: the jobs, their records, the bundles and the
-//! path roots are the [`crate::session`]'s; here are the handlers (bundles
-//! and jobs in this file), the routing and what a failure answers.
+//! path roots are the [`crate::session`]'s; here are the handlers (jobs in
+//! this file), the routing and what a failure answers.
 //!
+//! - [`bundles`]: upload, list and delete operator bundles (an upload is
+//!   answered once checked and stored; it compiles in the background);
 //! - [`checkpoints`]: checkpoint statistics, configuration, trigger and
 //!   the job metrics;
 //! - [`dashboard`]: the web dashboard's page and assets (no token needed:
@@ -19,6 +21,7 @@
 //! - [`error`]: how a failed request is answered;
 //! - [`router`] puts the routes together behind the bearer token.
 
+mod bundles;
 pub mod checkpoints;
 pub mod dashboard;
 mod data_dir;
@@ -38,7 +41,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -53,7 +56,7 @@ use self::error::{ApiError, ErrorBody};
 use crate::config::Config;
 use crate::sandbox::Sandbox;
 use crate::session::{
-    Bundle, BundleStore, JobEntry, JobManager, JobStore, Roots, SubmitRequest, node_kind,
+    BundleStore, JobEntry, JobManager, JobStore, Roots, SubmitRequest, node_kind,
 };
 
 /// What every handler shares.
@@ -79,8 +82,11 @@ pub struct AppState {
     pub compile_timeout: std::time::Duration,
     /// The bounds of the accept loop.
     pub limits: listen::Limits,
-    /// Permits for uploads being read and compiled.
+    /// Permits for uploads being read, checked and stored.
     pub uploads: Arc<tokio::sync::Semaphore>,
+    /// Permits for bundles compiling in the background
+    /// (`weir.server.max-concurrent-compiles`).
+    pub compiles: Arc<tokio::sync::Semaphore>,
     /// How long a rendered job answer is reused (`weir.server.cache-ttl`).
     pub cache_ttl: std::time::Duration,
     /// The metric reporters.
@@ -123,6 +129,9 @@ impl AppState {
             uploads: Arc::new(tokio::sync::Semaphore::new(
                 config.server.max_concurrent_uploads,
             )),
+            compiles: Arc::new(tokio::sync::Semaphore::new(
+                config.server.max_concurrent_compiles,
+            )),
             limits: listen::Limits {
                 header_read_timeout: config.server.header_read_timeout,
                 max_connections: config.server.max_connections,
@@ -140,14 +149,17 @@ type Shared = Arc<AppState>;
 /// The API's routes, behind the bearer token.
 pub fn router(state: Shared) -> Router {
     let uploads = Router::new()
-        .route("/api/v1/bundles", get(list_bundles).post(upload_bundle))
+        .route(
+            "/api/v1/bundles",
+            get(bundles::list_bundles).post(bundles::upload_bundle),
+        )
         .layer(DefaultBodyLimit::max(state.max_upload))
         .layer(middleware::from_fn_with_state(
             state.upload_timeout,
             listen::time_limit,
         ));
     let rest = Router::new()
-        .route("/api/v1/bundles/{bundle}", delete(delete_bundle))
+        .route("/api/v1/bundles/{bundle}", delete(bundles::delete_bundle))
         .route("/api/v1/jobs", get(list_jobs).post(submit_job))
         .route("/api/v1/jobs/{id}", get(job_detail).patch(patch_job))
         .route("/api/v1/jobs/{id}/spec", get(job_spec))
@@ -224,129 +236,6 @@ async fn authorize(State(state): State<Shared>, request: Request, next: Next) ->
         .into_response();
     }
     next.run(request).await
-}
-
-#[derive(Debug, Deserialize)]
-struct UploadQuery {
-    name: Option<String>,
-}
-
-/// `POST /api/v1/bundles`: the component either as the raw body with
-/// `?name=count.wasm`, or as the first file of a `multipart/form-data`
-/// body (named by its file name unless `?name=` is given).
-#[utoipa::path(post, path = "/api/v1/bundles", tag = "bundles", params(("name" = Option<String>, Query, description = "bundle name, e.g. count.wasm (raw bodies; multipart uses the file name)")), request_body(content = Vec<u8>, description = "the component: raw (application/wasm) or multipart/form-data", content_type = "application/wasm"), responses((status = 201, description = "stored", body = Bundle), (status = 400, description = "bad request", body = ErrorBody), (status = 413, description = "larger than weir.server.max-upload", body = ErrorBody)))]
-async fn upload_bundle(
-    State(state): State<Shared>,
-    Query(q): Query<UploadQuery>,
-    request: Request,
-) -> Result<impl IntoResponse, ApiError> {
-    // Taken before the body is read, and held until the compile ends: at
-    // most that many uploads use memory and CPU at once.
-    let permit = state
-        .uploads
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: "too many uploads at once (weir.server.max-concurrent-uploads); try again"
-                .into(),
-        })?;
-    let multipart = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let unreadable = |status: StatusCode, text: String| {
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError {
-                status,
-                message: format!(
-                    "the upload is larger than weir.server.max-upload ({} bytes)",
-                    state.max_upload
-                ),
-            }
-        } else {
-            ApiError::bad_request(format!("cannot read the upload: {text}"))
-        }
-    };
-    let (name, body) = if multipart {
-        let mut form = Multipart::from_request(request, &state)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?;
-        let field = form
-            .next_field()
-            .await
-            .map_err(|e| unreadable(e.status(), e.body_text()))?
-            .ok_or_else(|| ApiError::bad_request("the multipart body holds no file"))?;
-        let name = q.name.or_else(|| field.file_name().map(str::to_owned));
-        let body = field
-            .bytes()
-            .await
-            .map_err(|e| unreadable(e.status(), e.body_text()))?;
-        (name, body)
-    } else {
-        let body = Bytes::from_request(request, &state)
-            .await
-            .map_err(|e| unreadable(e.status(), e.body_text()))?;
-        (q.name, body)
-    };
-    let name = name.ok_or_else(|| {
-        ApiError::bad_request("name the bundle: ?name=<name>.wasm or a multipart file name")
-    })?;
-    let s = state.clone();
-    let limit = state.compile_timeout;
-    // A compile cannot be interrupted: past the limit the client is told,
-    // and the compile goes on holding its permit but stores nothing.
-    let bundle = tokio::task::spawn_blocking(move || {
-        deadline::run_within("compile", limit, move |gate| {
-            let _permit = permit;
-            s.bundles.add(&name, &body, &s.sandbox, || gate.enter())
-        })
-    })
-    .await
-    .map_err(|e| ApiError::internal("upload task failed", e))?
-    .ok_or_else(|| ApiError {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        message: format!(
-            "compiling the component took longer than weir.server.compile-timeout ({} ms); nothing was stored",
-            limit.as_millis()
-        ),
-    })??;
-    Ok((StatusCode::CREATED, Json(bundle)))
-}
-
-/// `GET /api/v1/bundles`.
-#[utoipa::path(get, path = "/api/v1/bundles", tag = "bundles", responses((status = 200, description = "`{\"bundles\": [Bundle with jobs: the running jobs using it]}`", body = Object)))]
-async fn list_bundles(State(state): State<Shared>) -> Json<Value> {
-    let jobs = state.jobs.list();
-    let bundles: Vec<Value> = state
-        .bundles
-        .list()
-        .into_iter()
-        .map(|b| {
-            let using: Vec<&str> = jobs
-                .iter()
-                .filter(|j| j.is_running() && j.bundles.contains(&b.id))
-                .map(|j| j.id.as_str())
-                .collect();
-            let mut v = json!(b);
-            v["jobs"] = json!(using);
-            v
-        })
-        .collect();
-    Json(json!({ "bundles": bundles }))
-}
-
-/// `DELETE /api/v1/bundles/{bundle}`: refused while a running job uses it.
-#[utoipa::path(delete, path = "/api/v1/bundles/{bundle}", tag = "bundles", params(("bundle" = String, Path, description = "name or sha256 id")), responses((status = 204, description = "deleted"), (status = 404, description = "no such bundle", body = ErrorBody), (status = 409, description = "a running job uses it", body = ErrorBody)))]
-async fn delete_bundle(
-    State(state): State<Shared>,
-    Path(bundle): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    state
-        .bundles
-        .delete(&bundle, |id| state.jobs.uses_bundle(id))?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/v1/jobs` with a [`SubmitRequest`].

@@ -14,9 +14,9 @@ use crate::session::{JobState, SubmitRequest};
 #[openapi(
     info(title = "Weir REST API", description = "Operator bundles, jobs, checkpoints, savepoints and metrics of a Weir session cluster. Resources are named like Flink's REST API where the concept is Flink's."),
     paths(
-        super::upload_bundle,
-        super::list_bundles,
-        super::delete_bundle,
+        super::bundles::upload_bundle,
+        super::bundles::list_bundles,
+        super::bundles::delete_bundle,
         super::submit_job,
         super::list_jobs,
         super::job_detail,
@@ -41,6 +41,9 @@ use crate::session::{JobState, SubmitRequest};
     ),
     components(schemas(
         Bundle,
+        super::bundles::UploadedBundle,
+        crate::session::CompileStatus,
+        crate::session::CompileState,
         SubmitRequest,
         JobState,
         ErrorBody,

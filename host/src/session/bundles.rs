@@ -9,6 +9,10 @@
 //! the name is uploaded again. A component file is written under a
 //! temporary name, fsynced and renamed, so a file under its final name is
 //! always whole; one that does not hash to its name is rewritten.
+//!
+//! A bundle is checked without compiling when it arrives (names, exports,
+//! valid WebAssembly) and compiled afterwards; [`Compiles`] keeps how each
+//! compile went.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,6 +22,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::compiles::{CompileStatus, Compiles};
 use super::error::SessionError;
 use crate::checkpoint::fs::sync_dir;
 use crate::sandbox::Sandbox;
@@ -89,6 +94,7 @@ impl Index {
 pub struct BundleStore {
     dir: PathBuf,
     index: Mutex<Index>,
+    compiles: Compiles,
 }
 
 /// Whether `name` is a plain bundle name: letters, digits, `-`, `_`, `.`.
@@ -138,6 +144,7 @@ impl BundleStore {
         Ok(BundleStore {
             dir,
             index: Mutex::new(index),
+            compiles: Compiles::default(),
         })
     }
 
@@ -148,17 +155,10 @@ impl BundleStore {
             .map_err(|e| SessionError::internal("cannot save the bundle index", e))
     }
 
-    /// Checks `bytes` against the world and stores them as the newest
-    /// version of `name` (the same bytes as the newest add no version),
-    /// unless `may_store` says no once the check is done (the caller gave
-    /// up waiting).
-    pub fn add(
-        &self,
-        name: &str,
-        bytes: &[u8],
-        sandbox: &Sandbox,
-        may_store: impl FnOnce() -> bool,
-    ) -> Result<Bundle, SessionError> {
+    /// Checks `bytes` against the world without compiling them and stores
+    /// them as the newest version of `name` (the same bytes as the newest
+    /// add no version); [`Self::compile`] compiles them.
+    pub fn add(&self, name: &str, bytes: &[u8], sandbox: &Sandbox) -> Result<Bundle, SessionError> {
         let name = name.strip_suffix(".wasm").unwrap_or(name);
         if !valid_name(name) {
             return Err(SessionError::bad_request(format!(
@@ -166,11 +166,8 @@ impl BundleStore {
             )));
         }
         sandbox
-            .load_bytes(bytes, name)
+            .precheck_bytes(bytes, name)
             .map_err(|e| SessionError::bad_request(e.to_string()))?;
-        if !may_store() {
-            return Err(SessionError::internal("the upload", "was abandoned"));
-        }
         let id = format!("{:x}", Sha256::digest(bytes));
         let path = self.dir.join(format!("{id}.wasm"));
         if !is_whole(&path, &id) {
@@ -220,6 +217,58 @@ impl BundleStore {
             .cloned()
     }
 
+    /// Marks `bundle` compiling, unless it is compiling already or the
+    /// component cache holds it; whether it should be compiled now.
+    pub fn begin_compile(&self, bundle: &Bundle, sandbox: &Sandbox) -> bool {
+        !sandbox.is_compiled(&bundle.id) && self.compiles.begin(&bundle.id)
+    }
+
+    /// Compiles `bundle` into the component cache (waiting for a compile
+    /// slot), checking its types against the world; returns how it went,
+    /// for [`Self::finish_compile`].
+    pub fn compile(
+        &self,
+        bundle: &Bundle,
+        sandbox: &Sandbox,
+    ) -> Result<Option<crate::sandbox::CompileReport>, String> {
+        let bytes = std::fs::read(self.path(bundle)).map_err(|e| e.to_string())?;
+        sandbox
+            .load_bytes(&bytes, &bundle.name)
+            .map(|loaded| {
+                loaded
+                    .compiled
+                    .or_else(|| sandbox.compile_report(&bundle.id))
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    /// Records how `bundle`'s compile ended.
+    pub fn finish_compile(
+        &self,
+        bundle: &Bundle,
+        outcome: Result<Option<crate::sandbox::CompileReport>, String>,
+    ) {
+        if let Err(e) = &outcome {
+            tracing::warn!(
+                "bundle {} (version {}) did not compile: {e}",
+                bundle.name,
+                bundle.version
+            );
+        }
+        self.compiles.finish(&bundle.id, outcome);
+    }
+
+    /// Where `bundle`'s compile stands.
+    pub fn compile_status(&self, bundle: &Bundle, sandbox: &Sandbox) -> CompileStatus {
+        self.compiles
+            .status(&bundle.id, || sandbox.is_compiled(&bundle.id))
+    }
+
+    /// Why `bundle` failed to compile, if it did: a job naming it is refused.
+    pub fn compile_failure(&self, bundle: &Bundle) -> Option<String> {
+        self.compiles.failure(&bundle.id)
+    }
+
     /// Where a bundle's component is stored.
     pub fn path(&self, bundle: &Bundle) -> PathBuf {
         self.dir.join(format!("{}.wasm", bundle.id))
@@ -266,6 +315,7 @@ impl BundleStore {
         for b in doomed {
             if !index.all().any(|kept| kept.id == b.id) {
                 let _ = std::fs::remove_file(self.path(&b));
+                self.compiles.forget(&b.id);
             }
         }
         Ok(())

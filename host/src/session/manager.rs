@@ -435,6 +435,12 @@ fn resolve_bundles(
         let bundle = bundles.find(&reference).ok_or_else(|| {
             format!("operators[{i}].wasm: unknown operator bundle {reference:?} (upload it first)")
         })?;
+        if let Some(error) = bundles.compile_failure(&bundle) {
+            return Err(format!(
+                "operators[{i}].wasm: bundle {:?} (version {}) did not compile: {error}",
+                bundle.name, bundle.version
+            ));
+        }
         if let Some(r) = recorded["operators"][i].get_mut("wasm") {
             *r = serde_json::Value::String(format!("sha256:{}", bundle.id));
         }

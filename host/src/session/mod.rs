@@ -12,6 +12,7 @@
 mod admission;
 mod budget;
 mod bundles;
+mod compiles;
 mod entry;
 mod error;
 mod job_end;
@@ -25,6 +26,7 @@ mod savepoints;
 mod store;
 
 pub use bundles::{Bundle, BundleStore};
+pub use compiles::{CompileState, CompileStatus};
 pub use entry::JobEntry;
 pub use error::SessionError;
 pub use manager::{JobManager, node_kind};

@@ -54,7 +54,7 @@ export function overviewView(root) {
   const bundlesTable = h('div', { class: 'table-wrap' }, h('table', { class: 'data', testid: 'bundles-table' },
     h('thead', {}, h('tr', {},
       h('th', {}, 'Name'), h('th', {}, 'Id (SHA-256)'), h('th', { class: 'num' }, 'Size'),
-      h('th', {}, 'Uploaded'), usedByHead, h('th', {}, ''))),
+      h('th', {}, 'Uploaded'), h('th', {}, 'Compile'), usedByHead, h('th', {}, ''))),
     bundlesBody));
 
   // Upload
@@ -126,6 +126,28 @@ export function overviewView(root) {
     jobsTable.hidden = jobs.length === 0;
   }
 
+  // Where a bundle's compile stands: the server compiles an upload in the
+  // background, and says what the compile cost.
+  function renderCompile(td, compile) {
+    const c = compile || {};
+    td.dataset.state = c.state || '';
+    td.title = c.error || '';
+    if (c.state === 'ready') {
+      const cost = typeof c.seconds === 'number'
+        ? ` · ${c.seconds.toFixed(1)} s, ${Math.round(c['memory-mib'] || 0)} MiB`
+        : ' (cached)';
+      text(td, `ready${cost}`);
+    } else if (c.state === 'failed') {
+      text(td, `failed: ${c.error || 'unknown error'}`);
+    } else if (c.state === 'compiling') {
+      text(td, 'compiling…');
+    } else if (c.state === 'not-compiled') {
+      text(td, 'compiled at first start');
+    } else {
+      text(td, '—');
+    }
+  }
+
   function renderBundles(bundles) {
     const sorted = [...bundles].sort((a, b) => String(a.name).localeCompare(String(b.name)));
     const hasUsers = bundles.some((b) => Array.isArray(b.jobs));
@@ -135,26 +157,28 @@ export function overviewView(root) {
       del.addEventListener('click', () => deleteBundle(b, del));
       const tr = h('tr', { testid: 'bundle-row' },
         h('td', { class: 'name' }), h('td', {}, h('code', { title: b.id }, shortHash(b.id))),
-        h('td', { class: 'num' }), h('td', {}), h('td', { class: 'used-by', testid: 'bundle-jobs' }),
+        h('td', { class: 'num' }), h('td', {}), h('td', { testid: 'bundle-compile' }),
+        h('td', { class: 'used-by', testid: 'bundle-jobs' }),
         h('td', { class: 'actions-cell' }, del));
       return tr;
     }, (tr, b) => {
       text(tr.cells[0], b.version > 1 ? `${b.name} (v${b.version})` : b.name);
       text(tr.cells[2], fmtBytes(b.size));
       text(tr.cells[3], fmtTime(b.uploaded));
+      renderCompile(tr.cells[4], b.compile);
       const users = Array.isArray(b.jobs) ? b.jobs : [];
-      tr.cells[4].hidden = !hasUsers;
+      tr.cells[5].hidden = !hasUsers;
       const sig = users.map((jid) => `${jid}=${jobNames.get(jid) || ''}`).join(',');
-      if (tr.cells[4]._sig !== sig) {
-        tr.cells[4]._sig = sig;
-        tr.cells[4].replaceChildren(...(users.length
+      if (tr.cells[5]._sig !== sig) {
+        tr.cells[5]._sig = sig;
+        tr.cells[5].replaceChildren(...(users.length
           ? users.map((jid, i) => [i ? ', ' : '', h('a', {
             href: `#/jobs/${encodeURIComponent(jid)}`, title: jid, testid: 'bundle-job',
           }, jobNames.has(jid) ? `${jobNames.get(jid)} (${shortHash(jid).slice(0, 6)})` : shortHash(jid))]).flat()
           : [h('span', { class: 'muted' }, '—')]));
       }
       // The server refuses to delete a bundle a running job uses.
-      const del = tr.cells[5].firstChild;
+      const del = tr.cells[6].firstChild;
       del.dataset.inUse = users.length ? 'true' : 'false';
       del.title = users.length ? `${b.name} is used by ${users.length} running job${users.length > 1 ? 's' : ''}` : `Delete ${b.name}`;
     });
