@@ -307,12 +307,15 @@ fn another_jobs_folder_is_swept_only_once_the_process_running_it_is_gone() {
     let extra = server.yaml(KEY, SECRET);
     let (dir_a, dir_b) = (tempdir(), tempdir());
     let uri = "s3://weir-checkpoints/jobs";
-    // Job A runs for minutes.
+    // Job A runs for minutes. It keeps its checkpoints, so the first one
+    // is still there when B starts from it (with one retained, a loaded
+    // machine could subsume it first).
+    let a_extra = format!("{extra}state.checkpoints.num-retained: 50\n");
     let a = CountJob {
         count: 10_000_000,
         keys: 500,
         rate: Some(5_000),
-        extra: &extra,
+        extra: &a_extra,
         ..CountJob::default()
     };
     let spec_a = dir_a.path().join("job.yaml");

@@ -196,9 +196,9 @@ fn unique_component(bytes: &[u8], tag: &str) -> Vec<u8> {
 }
 
 #[test]
-fn a_compile_past_the_compile_timeout_is_reported_failed_and_jobs_naming_it_are_refused() {
+fn a_compile_past_the_compile_timeout_is_reported_late_and_then_how_it_ended() {
     let dir = tempdir();
-    let (_server, port) = start_server_under(dir.path(), &[], "weir.server.compile-timeout: 1ms\n");
+    let (server, port) = start_server_under(dir.path(), &[], "weir.server.compile-timeout: 1ms\n");
     let count = std::fs::read(weir_test_guests::COUNT).expect("count.wasm");
     // Never compiled before, so it cannot be a cache hit.
     let tag = format!("{:?}", Instant::now());
@@ -207,23 +207,27 @@ fn a_compile_past_the_compile_timeout_is_reported_failed_and_jobs_naming_it_are_
     let (s, v) = crate::api::http(port, "POST", "/api/v1/bundles?name=count", &wasm);
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["compile"]["state"], "compiling", "{v}");
-    let compile = crate::server::wait_for(30, "the compile to fail", || {
+    // Past the limit it is said to be late (and shown failed meanwhile)...
+    crate::server::wait_for(30, "the late compile's log line", || {
+        let log = server.1.lock().unwrap_or_else(|p| p.into_inner());
+        log.iter()
+            .any(|l| l.contains("took longer than weir.server.compile-timeout"))
+            .then_some(())
+    });
+    // ...and once it ends, how it went replaces that: a job may use it.
+    let compile = crate::server::wait_for(30, "the compile to end", || {
         let (_, list) = crate::api::http(port, "GET", "/api/v1/bundles", b"");
         let compile = list["bundles"][0]["compile"].clone();
-        (compile["state"] == "failed").then_some(compile)
+        (compile["state"] == "ready").then_some(compile)
     });
-    let error = compile["error"].as_str().expect("error").to_owned();
-    assert!(error.contains("weir.server.compile-timeout"), "{compile}");
-    // A job naming it is refused with that reason.
+    assert!(compile["seconds"].as_f64().is_some(), "{compile}");
     let (s, v) = crate::api::http(
         port,
         "POST",
         "/api/v1/jobs",
-        count_job("slow", 100).to_string().as_bytes(),
+        count_job("late", 100).to_string().as_bytes(),
     );
-    assert_eq!(s, 400, "{v}");
-    assert!(v.to_string().contains("did not compile"), "{v}");
-    assert!(v.to_string().contains("compile-timeout"), "{v}");
+    assert_eq!(s, 202, "{v}");
 }
 
 #[test]

@@ -257,7 +257,7 @@ pub static KEYS: &[Key] = &[
         "time a bundle upload may take, reading and checking it included",
         |c, v| put(&mut c.server.upload_timeout, positive_duration(v))),
     key("weir.server.compile-timeout", "2min",
-        "time compiling an uploaded component may take; past it the bundle's compile is reported failed and jobs naming it are refused (the compile, which cannot be interrupted, ends in the background, and what it caches serves later starts)",
+        "time an uploaded component's background compile may take; past it the bundle shows failed and jobs naming it are refused until the compile, which cannot be interrupted, ends and says how it went",
         |c, v| put(&mut c.server.compile_timeout, positive_duration(v))),
     key("weir.server.max-concurrent-compiles", "1",
         "uploaded bundles compiled at once in the background; others wait their turn",

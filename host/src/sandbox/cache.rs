@@ -215,8 +215,7 @@ static COMPILING: (std::sync::Mutex<Vec<ThreadId>>, std::sync::Condvar) =
 
 /// One of the process's compilation slots (as many as it has cores), held
 /// by the compiling thread: uploads and job starts together never compile
-/// more components at once than there are cores, except compiles whose
-/// callers gave up on them ([`release_compile_slot`]).
+/// more components at once than there are cores.
 struct CompileSlot;
 
 impl CompileSlot {
@@ -239,12 +238,8 @@ impl Drop for CompileSlot {
     }
 }
 
-/// Frees the compile slot thread `thread` holds, if any: at the end of its
-/// compile, or once the caller gave up waiting for it (an upload past
-/// `weir.server.compile-timeout`), so that a compile nobody waits for
-/// does not hold up job starts. Such a compile still holds its upload
-/// permit, so uploads stay bounded.
-pub fn release_compile_slot(thread: ThreadId) {
+/// Frees the compile slot thread `thread` holds, at the end of its compile.
+fn release_compile_slot(thread: ThreadId) {
     let (lock, freed) = &COMPILING;
     let mut running = lock.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(i) = running.iter().position(|t| *t == thread) {

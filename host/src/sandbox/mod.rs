@@ -29,7 +29,7 @@ mod precheck;
 mod stdio;
 mod wasi;
 
-pub use cache::{CompileReport, release_compile_slot};
+pub use cache::CompileReport;
 pub use component::{HANDLER_INTERFACE, LoadedComponent};
 pub use engine::Sandbox;
 pub use error::SandboxError;

@@ -5,9 +5,10 @@
 //! runtime's component is tens of megabytes). Types are checked by the
 //! linker after compiling, as before.
 
+use wasmparser::component_types::ComponentEntityType;
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
-use super::component::HANDLER_INTERFACE;
+use super::component::{HANDLER_INTERFACE, WORLD_EXPORTS};
 use super::error::SandboxError;
 use super::wasi::LINKED;
 
@@ -16,16 +17,45 @@ const WORLD_PACKAGE: &str = "weir:operator/";
 
 /// Validates component `bytes` in full (types, function bodies) without
 /// compiling them, as an upload does before it answers: invalid bytes are
-/// refused at once. `WasmFeatures::default()` is the standard feature set;
-/// a component using more fails later, when it compiles.
+/// refused at once, and so is a handler that lacks one of the world's
+/// functions. Every proposal's features are allowed here, so a
+/// component the engine would take is never refused; one using a feature
+/// the engine lacks fails when it compiles.
 pub(super) fn validate(bytes: &[u8], path: &str) -> Result<(), SandboxError> {
-    Validator::new_with_features(WasmFeatures::default())
+    let types = Validator::new_with_features(WasmFeatures::all())
         .validate_all(bytes)
-        .map(|_| ())
         .map_err(|e| SandboxError::Invalid {
             path: path.to_owned(),
             message: e.to_string(),
-        })
+        })?;
+    // The handler's functions, by name (their types are the linker's to
+    // check, after compiling).
+    let missing: Vec<String> = match types
+        .component_item_for_export(HANDLER_INTERFACE)
+        .map(|item| &item.ty)
+    {
+        Some(ComponentEntityType::Instance(id)) => {
+            let handler = &types[*id];
+            WORLD_EXPORTS
+                .iter()
+                .filter(|f| {
+                    !matches!(
+                        handler.exports.get(**f).map(|item| &item.ty),
+                        Some(ComponentEntityType::Func(_))
+                    )
+                })
+                .map(|f| format!("{HANDLER_INTERFACE}#{f}"))
+                .collect()
+        }
+        _ => vec![HANDLER_INTERFACE.to_owned()],
+    };
+    match missing.is_empty() {
+        true => Ok(()),
+        false => Err(SandboxError::MissingExports {
+            path: path.to_owned(),
+            missing,
+        }),
+    }
 }
 
 /// Checks the import and export names of component `bytes` (`path` names

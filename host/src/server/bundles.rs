@@ -10,9 +10,8 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::Shared;
 use super::error::{ApiError, ErrorBody};
-use super::{Shared, deadline};
-use crate::sandbox::CompileReport;
 use crate::session::{Bundle, CompileStatus};
 
 #[derive(Debug, Deserialize)]
@@ -111,50 +110,45 @@ pub struct UploadedBundle {
 
 /// Compiles `bundle` into the component cache in the background, unless
 /// it is cached or compiling: at most `weir.server.max-concurrent-compiles`
-/// at once (others wait their turn), each bounded by
-/// `weir.server.compile-timeout`. How it went is kept for the bundle list.
+/// at once (others wait their turn), each holding its permit until it
+/// ends, since wasmtime cannot interrupt a compile. One still running
+/// `weir.server.compile-timeout` after it took its permit shows `failed`
+/// until it ends; how it ended then replaces that.
 fn start_compile(state: &Shared, bundle: &Bundle) {
-    if !state.bundles.begin_compile(bundle, &state.sandbox) {
+    let Some(generation) = state.bundles.begin_compile(bundle, &state.sandbox) else {
         return;
-    }
+    };
     let s = state.clone();
     let bundle = bundle.clone();
     tokio::spawn(async move {
-        let outcome = match s.compiles.clone().acquire_owned().await {
-            Ok(permit) => compile_within_limit(&s, &bundle, permit).await,
-            Err(e) => Err(format!("the server is stopping: {e}")),
+        let permit = match s.compiles.clone().acquire_owned().await {
+            Ok(permit) => permit,
+            Err(e) => {
+                let outcome = Err(format!("the server is stopping: {e}"));
+                s.bundles.finish_compile(&bundle, generation, outcome);
+                return;
+            }
         };
-        s.bundles.finish_compile(&bundle, outcome);
+        let (w, b) = (s.clone(), bundle.clone());
+        let mut compile = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            w.bundles.compile(&b, &w.sandbox)
+        });
+        let limit = s.compile_timeout;
+        let joined = match tokio::time::timeout(limit, &mut compile).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                let late = Err(format!(
+                    "compiling took longer than weir.server.compile-timeout ({} ms); it goes on, and this changes when it ends",
+                    limit.as_millis()
+                ));
+                s.bundles.finish_compile(&bundle, generation, late);
+                compile.await
+            }
+        };
+        let outcome = joined.unwrap_or_else(|e| Err(format!("the compile task failed: {e}")));
+        s.bundles.finish_compile(&bundle, generation, outcome);
     });
-}
-
-async fn compile_within_limit(
-    state: &Shared,
-    bundle: &Bundle,
-    permit: tokio::sync::OwnedSemaphorePermit,
-) -> Result<Option<CompileReport>, String> {
-    let limit = state.compile_timeout;
-    let (s, b) = (state.clone(), bundle.clone());
-    // A compile cannot be interrupted: past the limit it is reported
-    // failed and goes on without its permit or compile slot (what it
-    // caches still serves later starts).
-    let outcome = tokio::task::spawn_blocking(move || {
-        deadline::run_within("compile", limit, move |gate| {
-            let outcome = s.bundles.compile(&b, &s.sandbox);
-            gate.enter();
-            outcome
-        })
-    })
-    .await;
-    drop(permit);
-    match outcome {
-        Ok(Some(outcome)) => outcome,
-        Ok(None) => Err(format!(
-            "compiling took longer than weir.server.compile-timeout ({} ms)",
-            limit.as_millis()
-        )),
-        Err(e) => Err(format!("the compile task failed: {e}")),
-    }
 }
 
 /// `GET /api/v1/bundles`.

@@ -26,7 +26,6 @@ pub mod checkpoints;
 pub mod dashboard;
 mod data_dir;
 pub mod dead_letters;
-mod deadline;
 pub mod error;
 mod exceptions;
 pub mod job_config;

@@ -218,9 +218,16 @@ impl BundleStore {
     }
 
     /// Marks `bundle` compiling, unless it is compiling already or the
-    /// component cache holds it; whether it should be compiled now.
-    pub fn begin_compile(&self, bundle: &Bundle, sandbox: &Sandbox) -> bool {
-        !sandbox.is_compiled(&bundle.id) && self.compiles.begin(&bundle.id)
+    /// component cache holds it (then it is `ready`, whatever an earlier
+    /// compile said): the generation to report its compile with, if it is
+    /// to be compiled now.
+    pub fn begin_compile(&self, bundle: &Bundle, sandbox: &Sandbox) -> Option<u64> {
+        if sandbox.is_compiled(&bundle.id) {
+            self.compiles
+                .cached(&bundle.id, sandbox.compile_report(&bundle.id));
+            return None;
+        }
+        self.compiles.begin(&bundle.id)
     }
 
     /// Compiles `bundle` into the component cache (waiting for a compile
@@ -231,7 +238,8 @@ impl BundleStore {
         bundle: &Bundle,
         sandbox: &Sandbox,
     ) -> Result<Option<crate::sandbox::CompileReport>, String> {
-        let bytes = std::fs::read(self.path(bundle)).map_err(|e| e.to_string())?;
+        let bytes = std::fs::read(self.path(bundle))
+            .map_err(|e| format!("cannot read the stored component: {e}"))?;
         sandbox
             .load_bytes(&bytes, &bundle.name)
             .map(|loaded| {
@@ -242,10 +250,12 @@ impl BundleStore {
             .map_err(|e| e.to_string())
     }
 
-    /// Records how `bundle`'s compile ended.
+    /// Records how compile `generation` of `bundle` ended (or that it
+    /// runs late).
     pub fn finish_compile(
         &self,
         bundle: &Bundle,
+        generation: u64,
         outcome: Result<Option<crate::sandbox::CompileReport>, String>,
     ) {
         if let Err(e) = &outcome {
@@ -255,7 +265,7 @@ impl BundleStore {
                 bundle.version
             );
         }
-        self.compiles.finish(&bundle.id, outcome);
+        self.compiles.finish(&bundle.id, generation, outcome);
     }
 
     /// Where `bundle`'s compile stands.

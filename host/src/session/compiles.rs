@@ -55,32 +55,67 @@ impl CompileStatus {
     }
 }
 
-/// The compiles of this server's bundles, by bundle id.
+/// The compiles of this server's bundles, by bundle id: each status with
+/// the generation of the compile that writes it.
 #[derive(Debug, Default)]
-pub struct Compiles(Mutex<HashMap<String, CompileStatus>>);
+pub struct Compiles {
+    map: Mutex<HashMap<String, (u64, CompileStatus)>>,
+    generations: std::sync::atomic::AtomicU64,
+}
 
 impl Compiles {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, CompileStatus>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, CompileStatus)>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Marks bundle `id` compiling; false if it already is (one compile of
-    /// a bundle at a time).
-    pub fn begin(&self, id: &str) -> bool {
+    /// Marks bundle `id` compiling: the generation its compile reports
+    /// with, or `None` if it already compiles (one compile of a bundle at
+    /// a time).
+    pub fn begin(&self, id: &str) -> Option<u64> {
         let mut map = self.map();
         if map
             .get(id)
-            .is_some_and(|s| s.state == CompileState::Compiling)
+            .is_some_and(|(_, s)| s.state == CompileState::Compiling)
         {
-            return false;
+            return None;
         }
-        map.insert(id.to_owned(), CompileStatus::of(CompileState::Compiling));
-        true
+        let generation = self
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        map.insert(
+            id.to_owned(),
+            (generation, CompileStatus::of(CompileState::Compiling)),
+        );
+        Some(generation)
     }
 
-    /// Records how bundle `id`'s compile ended: its report (`None`: it was
-    /// in the cache after all), or why it failed.
-    pub fn finish(&self, id: &str, outcome: Result<Option<CompileReport>, String>) {
+    /// Records that bundle `id` is in the component cache (compiled by a
+    /// job start, or by a compile reported late): `ready`, with what the
+    /// compile cost if this process did it. A compile under way goes on
+    /// and reports itself.
+    pub fn cached(&self, id: &str, report: Option<CompileReport>) {
+        let mut map = self.map();
+        if let Some((_, status)) = map.get_mut(id)
+            && status.state != CompileState::Compiling
+        {
+            *status = CompileStatus {
+                seconds: report.map(|r| r.seconds),
+                memory_mib: report.map(|r| r.memory_mib),
+                ..CompileStatus::of(CompileState::Ready)
+            };
+        }
+    }
+
+    /// Records how compile `generation` of bundle `id` ended (or that it
+    /// ran late): its report (`None`: it was in the cache after all), or
+    /// why it failed. Nothing if a later compile began, or the bundle was
+    /// deleted, meanwhile.
+    pub fn finish(
+        &self,
+        id: &str,
+        generation: u64,
+        outcome: Result<Option<CompileReport>, String>,
+    ) {
         let status = match outcome {
             Ok(report) => CompileStatus {
                 seconds: report.map(|r| r.seconds),
@@ -92,13 +127,17 @@ impl Compiles {
                 ..CompileStatus::of(CompileState::Failed)
             },
         };
-        self.map().insert(id.to_owned(), status);
+        if let Some(entry) = self.map().get_mut(id)
+            && entry.0 == generation
+        {
+            entry.1 = status;
+        }
     }
 
     /// Bundle `id`'s compile; `cached` tells whether the component cache
     /// holds it, for a bundle this server has not compiled.
     pub fn status(&self, id: &str, cached: impl FnOnce() -> bool) -> CompileStatus {
-        if let Some(s) = self.map().get(id) {
+        if let Some((_, s)) = self.map().get(id) {
             return s.clone();
         }
         CompileStatus::of(match cached() {
@@ -109,7 +148,7 @@ impl Compiles {
 
     /// Why bundle `id` failed to compile, if it did.
     pub fn failure(&self, id: &str) -> Option<String> {
-        self.map().get(id).and_then(|s| s.error.clone())
+        self.map().get(id).and_then(|(_, s)| s.error.clone())
     }
 
     /// Forgets bundle `id` (deleted).
@@ -127,26 +166,54 @@ mod tests {
         let c = Compiles::default();
         assert_eq!(c.status("a", || false).state, CompileState::NotCompiled);
         assert_eq!(c.status("a", || true).state, CompileState::Ready);
-        assert!(c.begin("a"));
-        assert!(!c.begin("a"), "a second compile of one bundle");
+        let first = c.begin("a").expect("a first compile");
+        assert_eq!(c.begin("a"), None, "a second compile of one bundle");
         assert_eq!(c.status("a", || true).state, CompileState::Compiling);
         let report = CompileReport {
             seconds: 1.5,
             memory_mib: 300.0,
         };
-        c.finish("a", Ok(Some(report)));
+        c.finish("a", first, Ok(Some(report)));
         let ready = c.status("a", || false);
         assert_eq!(
             (ready.state, ready.seconds, ready.memory_mib),
             (CompileState::Ready, Some(1.5), Some(300.0))
         );
-        assert!(c.begin("b"));
-        c.finish("b", Err("bad types".into()));
+        let b = c.begin("b").expect("b");
+        c.finish("b", b, Err("bad types".into()));
         assert_eq!(c.failure("b").as_deref(), Some("bad types"));
         assert_eq!(c.status("b", || true).state, CompileState::Failed);
         // A failed compile may be tried again (the same bytes uploaded).
-        assert!(c.begin("b"));
+        assert!(c.begin("b").is_some());
         c.forget("b");
         assert_eq!(c.failure("b"), None);
+    }
+
+    #[test]
+    fn a_late_compile_is_failed_until_it_ends_and_a_stale_one_writes_nothing() {
+        let c = Compiles::default();
+        let late = c.begin("a").expect("a");
+        c.finish("a", late, Err("took longer".into()));
+        assert_eq!(c.status("a", || false).state, CompileState::Failed);
+        // It ends well: ready after all.
+        c.finish("a", late, Ok(None));
+        assert_eq!(c.status("a", || false).state, CompileState::Ready);
+        // A compile of a deleted bundle reports into nothing.
+        let gone = c.begin("b").expect("b");
+        c.forget("b");
+        c.finish("b", gone, Err("No such file".into()));
+        assert_eq!(c.status("b", || false).state, CompileState::NotCompiled);
+        // An older compile's end does not overwrite a newer one's.
+        let old = c.begin("c").expect("c");
+        c.finish("c", old, Err("took longer".into()));
+        let new = c.begin("c").expect("c again");
+        c.finish("c", new, Ok(None));
+        c.finish("c", old, Err("a stale failure".into()));
+        assert_eq!(c.status("c", || false).state, CompileState::Ready);
+        // Found in the cache: a failure is forgotten.
+        let d = c.begin("d").expect("d");
+        c.finish("d", d, Err("took longer".into()));
+        c.cached("d", None);
+        assert_eq!(c.failure("d"), None);
     }
 }
