@@ -756,13 +756,21 @@ fn savepoints_over_the_api_trigger_poll_stop_list_and_dispose() {
     let stop = format!("/api/v1/jobs/{id}/stop");
     let (s1, v1) = http(port, "POST", &stop, br#"{"triggerId": "s1"}"#);
     let (s2, v2) = http(port, "POST", &stop, br#"{"triggerId": "s2"}"#);
-    assert_eq!((s1, s2), (202, 202), "{v1} {v2}");
+    assert_eq!(s1, 202, "{v1}");
     let a = completed(port, &format!("{sp}/s1"));
-    let b = completed(port, &format!("{sp}/s2"));
-    let outcomes = [a["location"].is_string(), b["location"].is_string()];
-    assert_eq!(outcomes.iter().filter(|x| **x).count(), 1, "{a} {b}");
-    let failed = if outcomes[0] { &b } else { &a };
-    assert!(failed["failure-cause"]["message"].is_string(), "{failed}");
+    if s2 == 409 {
+        // The first stop ended the job before the second arrived (a
+        // small state's savepoint takes milliseconds): refused with why.
+        assert!(v2.to_string().contains("not running"), "{v2}");
+        assert!(a["location"].is_string(), "{a}");
+    } else {
+        assert_eq!(s2, 202, "{v2}");
+        let b = completed(port, &format!("{sp}/s2"));
+        let outcomes = [a["location"].is_string(), b["location"].is_string()];
+        assert_eq!(outcomes.iter().filter(|x| **x).count(), 1, "{a} {b}");
+        let failed = if outcomes[0] { &b } else { &a };
+        assert!(failed["failure-cause"]["message"].is_string(), "{failed}");
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, v) = http(port, "GET", &format!("/api/v1/jobs/{id}"), b"");
