@@ -135,32 +135,21 @@ class Runtime:
         self.flush_output()
         self.slot = None
         self.base = None
-        per_slot = max(len(self.prefetched_ids), 1)
         ids = self.prefetched_ids
-        codecs = self.codecs
+        # Each prefetched state's id and encoder, in cell order.
+        states = [(sid, self.codecs[sid].encode) for sid in ids]
+        per_slot = len(states)
         values = self.values
         cells = self.cells
         updates = bytearray()
         set_head = _SET_HEAD.pack
-        if len(ids) == 1:
-            # One prefetched state (the common case): its cell is its slot.
-            state_id = ids[0]
-            encode = codecs[state_id].encode
-            for slot in sorted(self.dirty):
-                value = values[slot]
-                if value is UNREAD:
-                    data = cells[slot]  # encoded when it was set
-                elif value is ABSENT:
-                    updates += _CLEAR_HEAD.pack(slot, state_id, 0)
-                    continue
-                else:
-                    data = encode(value)
-                updates += set_head(slot, state_id, 1, len(data))
-                updates += data
-            return bytes(updates)
         for i in sorted(self.dirty):
-            slot, index = divmod(i, per_slot)
-            state_id = ids[index]
+            if per_slot == 1:
+                # One state (the common case): a key's cell is its slot.
+                slot, (state_id, encode) = i, states[0]
+            else:
+                slot, index = divmod(i, per_slot)
+                state_id, encode = states[index]
             value = values[i]
             if value is UNREAD:
                 data = cells[i]  # encoded when it was set
@@ -168,7 +157,7 @@ class Runtime:
                 updates += _CLEAR_HEAD.pack(slot, state_id, 0)
                 continue
             else:
-                data = codecs[state_id].encode(value)
+                data = encode(value)
             updates += set_head(slot, state_id, 1, len(data))
             updates += data
         return bytes(updates)

@@ -14,7 +14,6 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
-use std::thread::ThreadId;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -174,10 +173,42 @@ impl ComponentCache {
     }
 }
 
-/// The hashes of the components being loaded in this process, for
-/// [`LoadingOne`].
-static LOADING: (std::sync::Mutex<Vec<String>>, std::sync::Condvar) =
-    (std::sync::Mutex::new(Vec::new()), std::sync::Condvar::new());
+/// What the threads of this process hold, and a wait until a holding
+/// fits: the one mechanism behind [`LoadingOne`] and [`CompileSlot`].
+struct Held<T> {
+    held: std::sync::Mutex<Vec<T>>,
+    freed: std::sync::Condvar,
+}
+
+impl<T: PartialEq> Held<T> {
+    const fn new() -> Self {
+        Held {
+            held: std::sync::Mutex::new(Vec::new()),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Waits until `fits` says yes to what is held, then holds `item` too.
+    fn take(&self, item: T, fits: impl Fn(&[T]) -> bool) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        while !fits(&held) {
+            held = self.freed.wait(held).unwrap_or_else(|p| p.into_inner());
+        }
+        held.push(item);
+    }
+
+    /// Lets go of one `item`, and wakes the waiting threads.
+    fn give_back(&self, item: &T) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = held.iter().position(|h| h == item) {
+            held.swap_remove(i);
+        }
+        self.freed.notify_all();
+    }
+}
+
+/// The hashes of the components being loaded in this process.
+static LOADING: Held<String> = Held::new();
 
 /// The right to load (and so perhaps compile) the component of one hash in
 /// this process: a second load of the same component (a job started while
@@ -188,30 +219,20 @@ pub(super) struct LoadingOne(String);
 impl LoadingOne {
     /// Waits until no other thread loads `wasm_hash`, then takes it.
     pub(super) fn take(wasm_hash: &str) -> Self {
-        let (lock, freed) = &LOADING;
-        let mut loading = lock.lock().unwrap_or_else(|p| p.into_inner());
-        while loading.iter().any(|h| h == wasm_hash) {
-            loading = freed.wait(loading).unwrap_or_else(|p| p.into_inner());
-        }
-        loading.push(wasm_hash.to_owned());
-        LoadingOne(wasm_hash.to_owned())
+        let hash = wasm_hash.to_owned();
+        LOADING.take(hash.clone(), |loading| !loading.contains(&hash));
+        LoadingOne(hash)
     }
 }
 
 impl Drop for LoadingOne {
     fn drop(&mut self) {
-        let (lock, freed) = &LOADING;
-        let mut loading = lock.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = loading.iter().position(|h| *h == self.0) {
-            loading.swap_remove(i);
-        }
-        freed.notify_all();
+        LOADING.give_back(&self.0);
     }
 }
 
-/// The threads compiling a component in this process, for [`CompileSlot`].
-static COMPILING: (std::sync::Mutex<Vec<ThreadId>>, std::sync::Condvar) =
-    (std::sync::Mutex::new(Vec::new()), std::sync::Condvar::new());
+/// The compiles running in this process (one entry each).
+static COMPILING: Held<()> = Held::new();
 
 /// One of the process's compilation slots (as many as it has cores), held
 /// by the compiling thread: uploads and job starts together never compile
@@ -219,32 +240,17 @@ static COMPILING: (std::sync::Mutex<Vec<ThreadId>>, std::sync::Condvar) =
 struct CompileSlot;
 
 impl CompileSlot {
-    /// Waits for a free slot and takes it for this thread.
+    /// Waits for a free slot and takes it.
     fn take() -> Self {
         let most = std::thread::available_parallelism().map_or(1, usize::from);
-        let (lock, _) = &COMPILING;
-        let mut running = lock.lock().unwrap_or_else(|p| p.into_inner());
-        while running.len() >= most {
-            running = COMPILING.1.wait(running).unwrap_or_else(|p| p.into_inner());
-        }
-        running.push(std::thread::current().id());
+        COMPILING.take((), |running| running.len() < most);
         CompileSlot
     }
 }
 
 impl Drop for CompileSlot {
     fn drop(&mut self) {
-        release_compile_slot(std::thread::current().id());
-    }
-}
-
-/// Frees the compile slot thread `thread` holds, at the end of its compile.
-fn release_compile_slot(thread: ThreadId) {
-    let (lock, freed) = &COMPILING;
-    let mut running = lock.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(i) = running.iter().position(|t| *t == thread) {
-        running.swap_remove(i);
-        freed.notify_one();
+        COMPILING.give_back(&());
     }
 }
 

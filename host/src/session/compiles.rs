@@ -53,6 +53,15 @@ impl CompileStatus {
             error: None,
         }
     }
+
+    /// Ready, with what the compile cost if known.
+    fn ready(report: Option<CompileReport>) -> Self {
+        CompileStatus {
+            seconds: report.map(|r| r.seconds),
+            memory_mib: report.map(|r| r.memory_mib),
+            ..CompileStatus::of(CompileState::Ready)
+        }
+    }
 }
 
 /// The compiles of this server's bundles, by bundle id: each status with
@@ -98,11 +107,7 @@ impl Compiles {
         if let Some((_, status)) = map.get_mut(id)
             && status.state != CompileState::Compiling
         {
-            *status = CompileStatus {
-                seconds: report.map(|r| r.seconds),
-                memory_mib: report.map(|r| r.memory_mib),
-                ..CompileStatus::of(CompileState::Ready)
-            };
+            *status = CompileStatus::ready(report);
         }
     }
 
@@ -117,11 +122,7 @@ impl Compiles {
         outcome: Result<Option<CompileReport>, String>,
     ) {
         let status = match outcome {
-            Ok(report) => CompileStatus {
-                seconds: report.map(|r| r.seconds),
-                memory_mib: report.map(|r| r.memory_mib),
-                ..CompileStatus::of(CompileState::Ready)
-            },
+            Ok(report) => CompileStatus::ready(report),
             Err(error) => CompileStatus {
                 error: Some(error),
                 ..CompileStatus::of(CompileState::Failed)
