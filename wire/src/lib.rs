@@ -8,6 +8,8 @@
 //! without being re-encoded.
 //!
 //! * [`BatchBuilder`] / [`BatchReader`]: elements (the *batch encoding*).
+//! * [`write_columns`] / [`read_columns`]: the same elements in the *column
+//!   layout*, for guests that ask for it.
 //! * [`SlotValuesBuilder`] / [`SlotValuesReader`]: prefetched value state.
 //! * [`UpdatesBuilder`] / [`UpdatesReader`]: changed prefetched values.
 //! * [`write_envelope`] / [`EnvelopeRef`]: a Kafka record's headers and
@@ -17,11 +19,13 @@
 //! malformed input: they return [`WireError`].
 
 mod batch;
+mod columns;
 mod envelope;
 mod slots;
 mod updates;
 
 pub use batch::{BatchBuilder, BatchReader, ElementRef, count_elements};
+pub use columns::{ColumnElement, read_columns, write_columns};
 pub use envelope::{ENVELOPE_VERSION, EnvelopeRef, HeaderRef, write_envelope};
 pub use slots::{SlotValuesBuilder, SlotValuesReader};
 pub use updates::{Update, UpdatesBuilder, UpdatesReader};

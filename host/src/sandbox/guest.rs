@@ -70,6 +70,8 @@ pub struct GuestState {
     single: BatchBuilder,
     /// Ids of the states declared with prefetch, ascending.
     pub(crate) prefetched: Vec<StateId>,
+    /// Whether the guest asked for batches in the column layout.
+    pub(crate) columns: bool,
     /// The counters the guest declared, with their values.
     pub(crate) counters: Vec<(String, u64)>,
     /// The gauges the guest declared, with their values.
@@ -123,6 +125,7 @@ impl GuestState {
             side_output: Vec::new(),
             single: BatchBuilder::default(),
             prefetched: Vec::new(),
+            columns: false,
             counters: Vec::new(),
             gauges: Vec::new(),
             last_panic: None,

@@ -1,8 +1,10 @@
 //! The host functions of the world's imports: what a guest's state, timer,
-//! output, operator-state, log and metric calls do. Each is a `Host` trait
+//! output, operator-state, log, metric and batch-layout calls do. Each is a `Host` trait
 //! of the generated bindings, implemented on [`GuestState`].
 
-use super::bindings::weir::operator::{log, metrics, operator_state, output, state, timers, types};
+use super::bindings::weir::operator::{
+    batch_layout, log, metrics, operator_state, output, state, timers, types,
+};
 use super::guest::{GuestState, Phase};
 use super::guest_log::{Level, MAX_LOG_LINE, cut};
 use crate::state::{KeyedStateBackend, StateError, StateKey, StateKind};
@@ -20,6 +22,18 @@ const MAX_METRIC_NAME: usize = 256;
 const MAX_METRICS: usize = 1024;
 
 impl types::Host for GuestState {}
+
+impl batch_layout::Host for GuestState {
+    fn use_columns(&mut self) -> wasmtime::Result<()> {
+        if self.phase != Phase::Open {
+            return Err(wasmtime::format_err!(
+                "batch-layout.use-columns is only allowed in `open`"
+            ));
+        }
+        self.columns = true;
+        Ok(())
+    }
+}
 
 /// The backend's state kind for the world's.
 fn kind(k: state::StateKind) -> StateKind {

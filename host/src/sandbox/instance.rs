@@ -248,6 +248,30 @@ impl WasmOperator {
         }
     }
 
+    /// A batch's elements and key slots as the guest asked for them: the
+    /// batch encoding and its slots, or the column layout (which holds the
+    /// slots; the list stays empty but keeps its buffer for the next batch).
+    fn elements_for_guest(
+        columns: bool,
+        rows: Vec<u8>,
+        key_slots: Vec<u32>,
+        call: &'static str,
+    ) -> Result<(Vec<u8>, Vec<u32>), GuestFailure> {
+        if !columns {
+            return Ok((rows, key_slots));
+        }
+        let mut layout = Vec::new();
+        // The batch encoding is the host's own, so a failure here is not
+        // the guest's.
+        weir_wire::write_columns(&rows, &key_slots, &mut layout).map_err(|e| GuestFailure {
+            by_guest: false,
+            ..Self::protocol(call, e)
+        })?;
+        let mut spare = key_slots;
+        spare.clear();
+        Ok((layout, spare))
+    }
+
     /// Runs one batch through `process`; returns the output buffers.
     pub fn process(&mut self, batch: Batch, second: bool) -> Result<Vec<Vec<u8>>, GuestFailure> {
         let call = if second { "process-second" } else { "process" };
@@ -259,8 +283,10 @@ impl WasmOperator {
                 .map_err(|e| Self::protocol(call, format!("{e:#}")))?,
             None => (Vec::new(), Vec::new()),
         };
+        let (elements, key_slots) =
+            Self::elements_for_guest(data.columns, batch.data, key_slots, call)?;
         let arg = types::Batch {
-            elements: batch.data,
+            elements,
             key_slots,
             prefetched,
         };
