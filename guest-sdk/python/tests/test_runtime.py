@@ -40,21 +40,25 @@ class FakeHost:
         st.list_add = lambda i, ns, v: self.lists.setdefault((i, self.current, ns), []).append(v)
         self.state = st
         self.output = SimpleNamespace(emit_batch=self.emitted.append, emit_side=None)
+        self.columns = False
+        self.batch_layout = SimpleNamespace(use_columns=lambda: setattr(self, "columns", True))
 
     def declare(self, name, kind, prefetch, ttl=None):
         self.declared.append((name, kind, prefetch, ttl))
         return len(self.declared) - 1
 
     def batch(self, elements):
-        """A batch of (key, value) pairs: its encoding, slots and the
+        """A batch of (key, value) pairs: its elements in the column layout
+        (which the SDK asks for in ``open``) with their slots, and the
         prefetched values of every prefetched state of its keys."""
+        assert self.columns, "the SDK asks for the column layout in open"
         self.keys = []
-        data, slots = bytearray(), []
+        slots = []
         for key, value in elements:
             if key not in self.keys:
                 self.keys.append(key)
             slots.append(self.keys.index(key))
-            wire.write_element(data, key, value, 7)
+        data = wire.write_columns([(k, v, 7) for k, v in elements], slots)
         prefetched = bytearray()
         ids = sorted(RUNTIME.prefetched_ids)
         for key in self.keys:
@@ -64,7 +68,7 @@ class FakeHost:
                     prefetched.append(0)
                 else:
                     prefetched += b"\x01" + struct.pack("<I", len(v)) + v
-        return SimpleNamespace(elements=bytes(data), key_slots=slots, prefetched=bytes(prefetched))
+        return SimpleNamespace(elements=data, key_slots=[], prefetched=bytes(prefetched))
 
     def apply(self, updates):
         """Applies what `process` returned, as the host does."""
@@ -140,6 +144,29 @@ class Appender(Operator):
         self.items.set(items)
 
 
+class Reuser(Operator):
+    """Emits from one bytearray it overwrites for every element."""
+
+    def __init__(self, ctx):
+        self.buffer = bytearray(1)
+
+    def process(self, e, ctx):
+        self.buffer[0] = e.value[0]
+        ctx.emit(memoryview(self.buffer), self.buffer)
+
+
+class Big(Operator):
+    """Emits a 100 KiB value per element."""
+
+    def process(self, e, ctx):
+        ctx.emit(e.key, e.value * 100 * 1024)
+
+
+class Wrong(Operator):
+    def process(self, e, ctx):
+        ctx.emit(e.key, len(e.value))
+
+
 def run(cls, config, batches):
     host = FakeHost()
     handler = export_operator(cls, host)()
@@ -179,6 +206,20 @@ class Runtime(unittest.TestCase):
         host = run(Appender, [], [[(b"a", b"1"), (b"b", b"2"), (b"a", b"3")]])
         self.assertEqual(host.values[(0, b"a", b"")], codec.List(codec.U64).encode([1, 3]))
         self.assertEqual(host.values[(0, b"b", b"")], codec.List(codec.U64).encode([2]))
+
+    def test_a_reused_bytearray_is_copied_at_emit(self):
+        host = run(Reuser, [], [[(b"k", b"a"), (b"k", b"b"), (b"k", b"c")]])
+        self.assertEqual(host.output_values(), [(b"a", b"a"), (b"b", b"b"), (b"c", b"c")])
+
+    def test_output_is_flushed_by_size_within_a_batch(self):
+        host = run(Big, [], [[(b"k", b"%d" % (i % 10)) for i in range(7)]])
+        # 256 KiB a flush: three values of 100 KiB, three, then one.
+        self.assertEqual([len(list(wire.read_elements(b))) for b in host.emitted], [3, 3, 1])
+        self.assertEqual(len(host.output_values()), 7)
+
+    def test_emitting_a_value_that_is_not_bytes_says_so(self):
+        with self.assertRaisesRegex(TypeError, "value is a int"):
+            run(Wrong, [], [[(b"k", b"x")]])
 
     def test_open_error_carries_its_message(self):
         with self.assertRaises(OpenError) as e:

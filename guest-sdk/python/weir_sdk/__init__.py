@@ -53,6 +53,9 @@ class Operator:
     write ``__init__(self, ctx)`` (``open``: read config, declare state)
     and ``process(self, element, ctx)``."""
 
+    def __init__(self, ctx):
+        """Opens the operator; a stateless operator need not write one."""
+
     def process(self, element, ctx):
         """Handles one element; state handles see its key's state."""
         raise NotImplementedError
@@ -80,10 +83,11 @@ class TwoInputOperator(Operator):
 
 
 def _bind_host():
+    from wit_world.imports import batch_layout, metrics, operator_state, output, state, timers, types
     from wit_world.imports import log as log_api
-    from wit_world.imports import metrics, operator_state, output, state, timers, types
 
     return SimpleNamespace(
+        batch_layout=batch_layout,
         state=state,
         operator_state=operator_state,
         timers=timers,
@@ -119,6 +123,8 @@ def export_operator(cls, host=None):
     class Handler(base):
         def open(self, config):
             RUNTIME.forget_declarations()
+            # Batches in the column layout: read a column at a time in C.
+            RUNTIME.host.batch_layout.use_columns()
             try:
                 RUNTIME.operator = cls(OpenContext(config))
             except OpenError as e:

@@ -17,6 +17,11 @@ class CodecError(ValueError):
 class Codec:
     """Encodes values of one type; subclasses write ``write`` and ``read``."""
 
+    #: The integers below it (from 0) encode as one byte holding the value,
+    #: which lets a batch of them be read and written in bulk; None: no
+    #: value encodes so.
+    byte_limit = None
+
     def encode(self, value):
         """The bytes of ``value``."""
         out = bytearray()
@@ -73,6 +78,7 @@ _ONE_BYTE = [bytes((i,)) for i in range(0x80)]
 class _Unsigned(Codec):
     def __init__(self, bits):
         self.bits = bits
+        self.byte_limit = 0x100 if bits == 8 else 0x80
 
     def encode(self, value):
         # The common small values without the general loop (state hot path).

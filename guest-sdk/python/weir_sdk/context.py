@@ -5,6 +5,7 @@ elsewhere (emit, timers, time, log)."""
 from enum import Enum
 
 from . import state as st
+from .element import Element  # noqa: F401 - part of this module's API
 from .runtime import RUNTIME
 
 
@@ -23,29 +24,6 @@ class Level(Enum):
     INFO = 2
     WARN = 3
     ERROR = 4
-
-
-class Element:
-    """One stream element: ``key`` (bytes or None), ``value`` (bytes) and
-    ``timestamp`` (event time in ms, or None)."""
-
-    __slots__ = ("key", "value", "timestamp")
-
-    def __init__(self, key, value, timestamp):
-        self.key = key
-        self.value = value
-        self.timestamp = timestamp
-
-    def value_str(self):
-        """The value as UTF-8 text (undecodable bytes replaced)."""
-        return self.value.decode("utf-8", "replace")
-
-    def key_str(self):
-        """The key as UTF-8 text, or None."""
-        return None if self.key is None else self.key.decode("utf-8", "replace")
-
-    def __repr__(self):
-        return f"Element(key={self.key!r}, value={self.value!r}, timestamp={self.timestamp!r})"
 
 
 class Timer:
@@ -173,11 +151,12 @@ class Context:
     """Handed to ``process``, ``on_timer`` and ``close``."""
 
     def __init__(self):
-        # The hot path: ``ctx.emit`` is the runtime's own method, one call.
+        # The hot path: ``ctx.emit`` is the runtime's own function, one call.
         self.emit = RUNTIME.emit
 
     def emit(self, key, value, timestamp=None):  # noqa: F811 - replaced per instance
-        """Emits an element (buffered; one host call per batch)."""
+        """Emits an element (buffered, and handed to the host a few
+        hundred at a time)."""
         RUNTIME.emit(key, value, timestamp)
 
     def emit_side(self, tag, key, value, timestamp=None):

@@ -1,5 +1,5 @@
 """The guest side of the batch protocol: the operator instance, the
-prefetched value state of the current batch, and the output buffer.
+prefetched value state of the current batch, and the output not sent yet.
 
 A component runs one call at a time, and componentize-py makes a new
 ``Handler`` object for each call, so all of this lives in one module-level
@@ -9,22 +9,24 @@ a fake there.
 """
 
 import struct
+from itertools import repeat
 
-from . import wire
+from . import bulk, wire
+from .element import Element
 
-#: Element heads: flags, then the timestamp and/or the key's length.
-_KEY_TS_HEAD = struct.Struct("<BqI")
-_KEY_HEAD = struct.Struct("<BI")
-_TS_HEAD = struct.Struct("<Bq")
-_LEN = struct.Struct("<I")
-_I64 = struct.Struct("<q")
 #: A changed prefetched value's head: slot, state id, 1, length.
 _SET_HEAD = struct.Struct("<IIBI")
 #: A cleared prefetched value: slot, state id, 0.
 _CLEAR_HEAD = struct.Struct("<IIB")
 
-#: Output is handed to the host when the buffer grows past this.
+#: Output is handed to the host when this many elements are pending, or
+#: when the values of ``LARGE_VALUE_BYTES`` or more among them reach
+#: ``OUTPUT_FLUSH_BYTES``, and at the end of every call: the pending
+#: output stays under about 1024 small elements and 256 KiB of large
+#: values, and only large values pay for being counted.
+OUTPUT_FLUSH_ELEMENTS = 1024
 OUTPUT_FLUSH_BYTES = 256 * 1024
+LARGE_VALUE_BYTES = 256
 
 #: A prefetched value not decoded yet in this batch.
 UNREAD = object()
@@ -60,7 +62,11 @@ class Runtime:
         self.base = None
         #: The slot the host treats as the current key.
         self.host_slot = None
-        self.out = bytearray()
+        #: Output not handed to the host yet: ``(key, value, timestamp)``
+        #: (always this list object), and the bytes of its large values.
+        self.pending = []
+        self.pending_bytes = 0
+        self.emit = self._emitter()
 
     # --- prefetched value state -------------------------------------------
 
@@ -87,43 +93,79 @@ class Runtime:
             self.host.state.select_key(self.slot)
             self.host_slot = self.slot
 
+    def byte_limit(self):
+        """With one prefetched state whose codec writes small unsigned
+        integers as one byte that is their value: the first value that
+        takes more (0x80 for a varint, 0x100 for a u8). Else None."""
+        if len(self.prefetched_ids) != 1:
+            return None
+        return self.codecs[self.prefetched_ids[0]].byte_limit
+
     # --- output ------------------------------------------------------------
 
-    def emit(self, key, value, timestamp=None):
-        """Buffers one output element (``Context.emit`` is this method)."""
-        out = self.out
-        # The element's head in one pack (wire.write_element, inline).
-        if key is not None:
-            if timestamp is not None:
-                out += _KEY_TS_HEAD.pack(3, timestamp, len(key))
-            else:
-                out += _KEY_HEAD.pack(1, len(key))
-            out += key
-        elif timestamp is not None:
-            out += _TS_HEAD.pack(2, timestamp)
-        else:
-            out.append(0)
-        out += _LEN.pack(len(value))
-        out += value
-        if len(out) >= OUTPUT_FLUSH_BYTES:
-            self.flush_output()
+    def _emitter(self):
+        """``emit(key, value, timestamp=None)``, which buffers one output
+        element (``Context.emit`` is this function; a closure, as the
+        cheapest call CPython has for the hottest line of an operator). A
+        ``bytearray`` or ``memoryview`` is copied, so an operator may
+        reuse its buffer after the call."""
+        pending = self.pending
+        append = pending.append
+
+        def emit(key, value, timestamp=None):
+            if value.__class__ is not bytes or (key.__class__ is not bytes and key is not None):
+                key, value = _owned_bytes(key, value)
+            append((key, value, timestamp))
+            if len(pending) >= OUTPUT_FLUSH_ELEMENTS:
+                self.flush_output()
+            elif len(value) >= LARGE_VALUE_BYTES:
+                self.pending_bytes += len(value)
+                if self.pending_bytes >= OUTPUT_FLUSH_BYTES:
+                    self.flush_output()
+
+        return emit
 
     def flush_output(self):
-        if self.out:
-            self.host.output.emit_batch(bytes(self.out))
-            self.out.clear()
+        """Hands the pending output to the host in one call: encoded in
+        bulk when it is all of one shape, else element by element (which
+        also says what is wrong with a malformed one)."""
+        if not self.pending:
+            return
+        pending = self.pending[:]
+        self.pending.clear()
+        self.pending_bytes = 0
+        # Bulk encoding pays for itself from a few elements on (the
+        # per-record path flushes one at a time).
+        data = bulk.encode_elements(*zip(*pending)) if len(pending) > 8 else None
+        if data is None:
+            out = bytearray()
+            for key, value, timestamp in pending:
+                try:
+                    wire.write_element(out, key, value, timestamp)
+                except (TypeError, struct.error) as e:
+                    raise _emit_error(key, value, timestamp, e) from None
+            data = bytes(out)
+        self.host.output.emit_batch(data)
 
     # --- a batch -----------------------------------------------------------
 
-    def begin_batch(self, batch):
-        """Takes a batch's prefetched values; checks that every slot has
-        its cells, so the loop indexes them unchecked."""
+    def begin_batch(self, batch, slots):
+        """Takes a batch's prefetched values; checks that every slot of
+        ``slots`` (its elements') has its cells, so the loop indexes them
+        unchecked."""
         per_slot = len(self.prefetched_ids)
-        self.cells = wire.read_slot_values(batch.prefetched) if per_slot else []
-        self.values = [UNREAD] * len(self.cells)
+        small = self.byte_limit()
+        values = small and bulk.byte_values(batch.prefetched, small)
+        if values:
+            # Every cell decoded in C; ``cells`` is read only after a
+            # mutable value is set, which writes its cell first.
+            self.values = values
+            self.cells = [None] * len(values)
+        else:
+            self.cells = wire.read_slot_values(batch.prefetched) if per_slot else []
+            self.values = [UNREAD] * len(self.cells)
         self.dirty.clear()
         self.host_slot = None
-        slots = batch.key_slots
         if per_slot and slots and (max(slots) + 1) * per_slot > len(self.cells):
             raise wire.WireError(
                 f"slot {max(slots)} has no prefetched values "
@@ -135,7 +177,14 @@ class Runtime:
         self.flush_output()
         self.slot = None
         self.base = None
+        if not self.dirty:
+            return b""
         ids = self.prefetched_ids
+        small = self.byte_limit()
+        if small:
+            updates = bulk.byte_updates(list(self.dirty), ids[0], self.values, small)
+            if updates is not None:
+                return updates
         # Each prefetched state's id and encoder, in cell order.
         states = [(sid, self.codecs[sid].encode) for sid in ids]
         per_slot = len(states)
@@ -163,56 +212,60 @@ class Runtime:
         return bytes(updates)
 
     def run_batch(self, batch, process, context):
-        """Runs ``process(element, ctx)`` over a batch's elements, each
-        with its key current."""
-        from .context import Element
-
-        self.begin_batch(batch)
-        slots = batch.key_slots
-        n_slots = len(slots)
+        """Runs ``process(element, ctx)`` over a batch's elements (in the
+        column layout, which ``open`` asked for), each with its key
+        current."""
+        slots, keys, values, timestamps = wire.read_columns(batch.elements)
+        self.begin_batch(batch, slots)
         per_slot = len(self.prefetched_ids)
-        data = batch.elements
-        end = len(data)
-        pos = i = 0
-        unpack_u32 = _LEN.unpack_from
-        unpack_i64 = _I64.unpack_from
+        # Each element's slot and where its cells begin (None on a
+        # non-keyed input, or without prefetched states).
+        if not slots:
+            slots = bases = repeat(None)
+        elif per_slot == 1:
+            bases = slots
+        elif per_slot:
+            bases = [slot * per_slot for slot in slots]
+        else:
+            bases = repeat(None)
         new = object.__new__
-        # wire.read_elements, inline: this loop is the hot path.
-        try:
-            while pos < end:
-                flags = data[pos]
-                pos += 1
-                timestamp = key = None
-                if flags & 2:
-                    timestamp = unpack_i64(data, pos)[0]
-                    pos += 8
-                if flags & 1:
-                    n = unpack_u32(data, pos)[0]
-                    key = data[pos + 4:pos + 4 + n]
-                    pos += 4 + n
-                n = unpack_u32(data, pos)[0]
-                value = data[pos + 4:pos + 4 + n]
-                pos += 4 + n
-                if pos > end:
-                    raise wire.WireError("an element runs past the end of its batch")
-                if i < n_slots:
-                    slot = slots[i]
-                    self.slot = slot
-                    self.base = slot * per_slot if per_slot else None
-                else:
-                    self.slot = self.base = None
-                i += 1
-                # Element(key, value, timestamp) without a Python-level
-                # __init__ call (a third cheaper, per element).
-                e = new(Element)
-                e.key = key
-                e.value = value
-                e.timestamp = timestamp
-                process(e, context)
-        except struct.error as e:
-            raise wire.WireError(f"a malformed batch at byte {pos}: {e}") from None
+        # The hot path: the columns were read in C, so each element costs
+        # the loop step, its Element and the call.
+        for self.slot, self.base, key, value, timestamp in zip(
+            slots, bases, keys, values, timestamps
+        ):
+            # Element(key, value, timestamp) without a Python-level
+            # __init__ call (a third cheaper, per element).
+            e = new(Element)
+            e.key = key
+            e.value = value
+            e.timestamp = timestamp
+            process(e, context)
         self.base = None
         return self.end_batch()
+
+
+def _emit_error(key, value, timestamp, cause):
+    """The error for an element that cannot be emitted."""
+    return TypeError(
+        f"weir-sdk: cannot emit key={key!r:.60} value={value!r:.60} "
+        f"timestamp={timestamp!r}: the key must be bytes or None, the "
+        f"value bytes, the timestamp an int or None ({cause})"
+    )
+
+
+def _owned_bytes(key, value):
+    """The key (or None) and the value of an element to emit, as
+    ``bytes`` of their own."""
+    owned = []
+    for which, data in (("key", key), ("value", value)):
+        if data is None and which == "key" or data.__class__ is bytes:
+            owned.append(data)
+        elif isinstance(data, (bytearray, memoryview)):
+            owned.append(bytes(data))
+        else:
+            raise _emit_error(key, value, None, f"the {which} is a {type(data).__name__}")
+    return owned
 
 
 #: The one runtime of this component instance.
