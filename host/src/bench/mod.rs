@@ -139,6 +139,11 @@ pub struct Measurement {
     pub all_seconds: Vec<f64>,
     /// Records per second.
     pub records_per_second: f64,
+    /// Records per second from the first record reaching the sink to the
+    /// end of the job, of its best run: the throughput without the job's
+    /// start (which `weir bench languages` reports on its own).
+    #[serde(default)]
+    pub steady_records_per_second: f64,
     /// Peak resident set size of the process, in MiB.
     pub peak_rss_mib: f64,
     /// The periodic checkpoints of a checkpointed run (all runs).
@@ -418,6 +423,7 @@ fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
     }
     let graph = keyed_count_graph(args, p, which == "native", config);
     let mut all_seconds = Vec::new();
+    let mut steady_seconds = f64::INFINITY;
     let mut checkpoints = Vec::new();
     for _ in 0..args.runs.max(1) {
         let control = JobControl::default();
@@ -432,6 +438,8 @@ fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
             bail!("counted {counted} records, expected {}", args.records);
         }
         all_seconds.push(summary.duration.as_secs_f64());
+        let start = summary.first_output_after.unwrap_or_default();
+        steady_seconds = steady_seconds.min(summary.duration.saturating_sub(start).as_secs_f64());
     }
     let seconds = all_seconds.iter().copied().fold(f64::INFINITY, f64::min);
     let m = Measurement {
@@ -441,6 +449,7 @@ fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
         seconds,
         all_seconds,
         records_per_second: args.records as f64 / seconds,
+        steady_records_per_second: args.records as f64 / steady_seconds,
         peak_rss_mib: peak_rss_mib(),
         checkpoints,
     };
