@@ -53,18 +53,10 @@ pub fn write_columns(rows: &[u8], slots: &[u32], out: &mut Vec<u8>) -> Result<()
     out.reserve(8 + count * per_element + rows.len());
     out.extend_from_slice(&len32_of(count)?.to_le_bytes());
     out.extend_from_slice(&u32::from(keyed).to_le_bytes());
-    timestamps
-        .iter()
-        .for_each(|t| out.extend_from_slice(&t.to_le_bytes()));
-    slots
-        .iter()
-        .for_each(|s| out.extend_from_slice(&s.to_le_bytes()));
-    key_ends
-        .iter()
-        .for_each(|k| out.extend_from_slice(&k.to_le_bytes()));
-    value_ends
-        .iter()
-        .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    put_all(out, &timestamps, i64::to_le_bytes);
+    put_all(out, slots, u32::to_le_bytes);
+    put_all(out, &key_ends, u32::to_le_bytes);
+    put_all(out, &value_ends, u32::to_le_bytes);
     out.extend_from_slice(&flags);
     for e in BatchReader::new(rows).flatten() {
         out.extend_from_slice(e.key.unwrap_or_default());
@@ -73,6 +65,11 @@ pub fn write_columns(rows: &[u8], slots: &[u32], out: &mut Vec<u8>) -> Result<()
         out.extend_from_slice(e.value);
     }
     Ok(())
+}
+
+/// Appends one fixed-width column, each item as `bytes` writes it.
+fn put_all<T: Copy, const N: usize>(out: &mut Vec<u8>, items: &[T], bytes: fn(T) -> [u8; N]) {
+    items.iter().for_each(|&i| out.extend_from_slice(&bytes(i)));
 }
 
 /// `total` plus the length of `b`, as the u32 the layout holds.
