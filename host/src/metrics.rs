@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
+
 /// Live counters of one subtask.
 #[derive(Debug, Default)]
 pub struct TaskMetrics {
@@ -14,6 +16,9 @@ pub struct TaskMetrics {
     first_record: OnceLock<Instant>,
     /// The guest's own counters and gauges, as last published.
     guest: Mutex<GuestMetrics>,
+    /// A sink's latencies in microseconds (`measure-latency`), once it
+    /// recorded one.
+    latency: Mutex<Option<Histogram<u64>>>,
 }
 
 /// The counters and gauges a guest declared, with their values.
@@ -79,6 +84,21 @@ impl TaskMetrics {
         g.gauges.clone()
     }
 
+    /// Records the latencies (microseconds) of one batch's elements.
+    pub fn record_latencies(&self, micros: impl Iterator<Item = u64>) {
+        let mut h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let h = h.get_or_insert_with(new_latency_histogram);
+        for us in micros {
+            h.saturating_record(us);
+        }
+    }
+
+    /// The latencies recorded so far, if any.
+    pub fn latency(&self) -> Option<Histogram<u64>> {
+        let h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        h.clone()
+    }
+
     /// A consistent-enough copy of the counters.
     pub fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
@@ -119,5 +139,53 @@ impl std::ops::AddAssign for MetricsSnapshot {
         self.records_out += o.records_out;
         self.backpressure += o.backpressure;
         self.busy += o.busy;
+    }
+}
+
+/// A histogram of latencies from 1 µs to an hour, to three significant
+/// digits (HdrHistogram: about 0.1% error at any magnitude).
+pub fn new_latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant, valid bounds")
+}
+
+/// The figures of a latency distribution, in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LatencySummary {
+    /// Elements measured.
+    pub count: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Largest.
+    pub max_us: u64,
+}
+
+impl LatencySummary {
+    /// The figures of `h`.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        LatencySummary {
+            count: h.len(),
+            p50_us: h.value_at_quantile(0.5),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+        }
+    }
+
+    /// The figures of the latencies of `tasks` together (None if none
+    /// recorded any).
+    pub fn merged<'a>(tasks: impl IntoIterator<Item = &'a TaskMetrics>) -> Option<Self> {
+        let mut all: Option<Histogram<u64>> = None;
+        for h in tasks.into_iter().filter_map(TaskMetrics::latency) {
+            match all.as_mut() {
+                // Both have the same bounds, so adding cannot fail.
+                Some(a) => drop(a.add(&h)),
+                None => all = Some(h),
+            }
+        }
+        all.map(|h| Self::of(&h))
     }
 }

@@ -19,6 +19,7 @@ mod kafka;
 mod kafka_exactly_once;
 #[cfg(feature = "kafka")]
 mod kafka_log;
+mod latency;
 mod layers;
 mod nothing_lost;
 mod operators;

@@ -32,6 +32,7 @@ pub mod checkpointing;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod languages;
+pub mod latency;
 pub mod native;
 pub mod savepoints;
 pub mod storage;
@@ -45,8 +46,8 @@ use crate::spec::{Partitioning, SinkSpec, SinkType, SourceSpec, SourceType};
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// The workload: `keyed-count`, `checkpointing`, `backends`,
-    /// `savepoints`, `backpressure`, `checkpoint-storage`, `kafka` or
-    /// `api`.
+    /// `savepoints`, `backpressure`, `checkpoint-storage`, `kafka`, `api`,
+    /// `languages` or `latency`.
     #[arg(default_value = "keyed-count")]
     pub workload: String,
     /// Records to generate.
@@ -92,11 +93,11 @@ pub struct BenchArgs {
     pub clients: usize,
     /// `api`: seconds of each measuring window (without load, with load,
     /// without load again); `backpressure`: seconds of each run at the
-    /// slow sink's rate.
+    /// slow sink's rate; `latency`: seconds of each run at an offered rate.
     #[arg(long, default_value_t = 60)]
     pub seconds: u64,
     /// `backpressure`: records per second the source offers (the sink
-    /// passes a tenth of it).
+    /// passes a tenth of it); internal for `latency`'s children.
     #[arg(long, default_value_t = 100_000.0)]
     pub rate: f64,
     /// `api`: pause of each client between two requests (0: back to back).
@@ -118,8 +119,8 @@ pub struct BenchArgs {
     /// per-record path: one guest call per record).
     #[arg(long)]
     pub batch_size: Option<u64>,
-    /// Internal: run one measurement (`native`, `wasm` or
-    /// `wasm-checkpointed`) in this process.
+    /// Internal: run one measurement (`native`, `wasm`,
+    /// `wasm-checkpointed` or `wasm-latency`) in this process.
     #[arg(long, hide = true)]
     pub child: Option<String>,
 }
@@ -149,6 +150,9 @@ pub struct Measurement {
     /// The periodic checkpoints of a checkpointed run (all runs).
     #[serde(default)]
     pub checkpoints: Vec<crate::checkpoint::stats::CheckpointStats>,
+    /// `wasm-latency`: source-to-sink latency of the last run.
+    #[serde(default)]
+    pub latency: Option<crate::metrics::LatencySummary>,
 }
 
 /// The keyed-count job graph.
@@ -170,6 +174,7 @@ pub fn keyed_count_graph(
         rate: None,
         sequential_keys: None,
         timestamp_step_ms: None,
+        latency_stamps: None,
         path: None,
         paths: None,
         format: None,
@@ -182,6 +187,7 @@ pub fn keyed_count_graph(
         parallelism: Some(parallelism),
         path: None,
         kafka: None,
+        measure_latency: None,
     };
     let count = if native {
         NodeKind::Native {
@@ -252,6 +258,7 @@ const WORKLOADS: &[&str] = &[
     "kafka",
     "api",
     "languages",
+    "latency",
 ];
 
 /// Runs `weir bench`.
@@ -273,6 +280,7 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         "backpressure" => return backpressure::run(args, config),
         "checkpoint-storage" => return storage::run(args, config),
         "languages" => return languages::run(args, config),
+        "latency" => return latency::run(args, config),
         #[cfg(feature = "kafka")]
         "kafka" => return kafka::run(args, config),
         #[cfg(not(feature = "kafka"))]
@@ -356,6 +364,7 @@ pub(crate) fn spawn_child(
         .args(["bench", "keyed-count", "--child", which])
         .args(["--checkpoint-interval", &interval])
         .args(["--backend", &args.backend])
+        .args(["--rate", &args.rate.to_string()])
         .args(args.incremental.then_some("--incremental"))
         .args(
             args.checkpoint_dir
@@ -414,14 +423,18 @@ fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
     // Ten million keys on the heap exceed the default limit of 1 GiB.
     config.state_max_bytes = config.state_max_bytes.max(8 << 30);
     config.backend.rocksdb_dir = scratch.path().join("rocksdb");
-    if which == "wasm-checkpointed" {
+    if which == "wasm-checkpointed" || which == "wasm-latency" {
         config.checkpoint.interval = Some(args.checkpoint_interval);
         config.checkpoint.dir = args
             .checkpoint_dir
             .clone()
             .unwrap_or_else(|| scratch.path().join("checkpoints"));
     }
-    let graph = keyed_count_graph(args, p, which == "native", config);
+    let mut graph = keyed_count_graph(args, p, which == "native", config);
+    if which == "wasm-latency" {
+        latency::measure_in(&mut graph, args.rate);
+    }
+    let mut latency = None;
     let mut all_seconds = Vec::new();
     let mut steady_seconds = f64::INFINITY;
     let mut checkpoints = Vec::new();
@@ -438,6 +451,7 @@ fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
             bail!("counted {counted} records, expected {}", args.records);
         }
         all_seconds.push(summary.duration.as_secs_f64());
+        latency = summary.node("discard").and_then(|n| n.latency);
         let start = summary.first_output_after.unwrap_or_default();
         steady_seconds = steady_seconds.min(summary.duration.saturating_sub(start).as_secs_f64());
     }
@@ -452,6 +466,7 @@ fn child(args: &BenchArgs, config: &Config, which: &str) -> anyhow::Result<()> {
         steady_records_per_second: args.records as f64 / steady_seconds,
         peak_rss_mib: peak_rss_mib(),
         checkpoints,
+        latency,
     };
     println!("{}", serde_json::to_string(&m)?);
     Ok(())

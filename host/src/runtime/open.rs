@@ -22,6 +22,7 @@ use crate::config::{BackendKind, Config};
 use crate::keygroup::KeyGroupRange;
 use crate::metrics::TaskMetrics;
 use crate::sandbox::{LoadedComponent, Sandbox, WasmOperator};
+use crate::sink::latency::LatencyProbe;
 use crate::sink::{SinkError, SinkWriter, TransactionalSink, open_sink};
 use crate::source::{BatchLimit, open_source};
 use crate::spec::graph::{JobGraph, NodeKind};
@@ -54,15 +55,16 @@ pub(super) struct Attempt<'a> {
 
 impl Attempt<'_> {
     /// Opens subtask `subtask` of sink node `node`: transactional when the
-    /// attempt checkpoints.
+    /// attempt checkpoints, measuring latency into `metrics` when the sink
+    /// asks for it.
     pub(super) fn open_sink(
         &self,
         graph: &JobGraph,
         spec: &SinkSpec,
-        node: usize,
-        subtask: u32,
+        (node, subtask): (usize, u32),
+        metrics: &Arc<TaskMetrics>,
     ) -> Result<Box<dyn SinkWriter>, SinkError> {
-        match self.sinks.get(node).and_then(Option::as_ref) {
+        let writer = match self.sinks.get(node).and_then(Option::as_ref) {
             Some((sink, first)) => sink.begin(subtask, *first),
             None => open_sink(
                 spec,
@@ -70,7 +72,12 @@ impl Attempt<'_> {
                 &graph.base_dir,
                 graph.config.files_root.as_deref(),
             ),
-        }
+        }?;
+        Ok(if spec.measure_latency == Some(true) {
+            Box::new(LatencyProbe::new(writer, metrics.clone()))
+        } else {
+            writer
+        })
     }
 
     /// How subtask `subtask` of node `node` takes part in checkpoints, if
@@ -171,7 +178,7 @@ pub(super) fn run_task(
     match &graph.nodes[node].kind {
         NodeKind::Source(spec) => task.run_source(spec, control),
         NodeKind::Sink(spec) => {
-            let writer = attempt.open_sink(graph, spec, node, subtask)?;
+            let writer = attempt.open_sink(graph, spec, (node, subtask), &task.metrics)?;
             task.run(&mut SinkTask { writer }, true)
         }
         NodeKind::Native { name } => {
@@ -237,7 +244,7 @@ fn chain_sink(
         })
     };
     let mut writer = attempt
-        .open_sink(graph, spec, sink_node, subtask)
+        .open_sink(graph, spec, (sink_node, subtask), &metrics)
         .map_err(|e| chained(e.into()))?;
     // In-flight records it held in an unaligned checkpoint taken while it
     // was not chained go in before anything of its upstream.

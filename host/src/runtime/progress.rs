@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::checkpoint::stats::CheckpointStats;
-use crate::metrics::{MetricsSnapshot, TaskMetrics};
+use crate::metrics::{LatencySummary, MetricsSnapshot, TaskMetrics};
 use crate::spec::graph::{JobGraph, NodeKind};
 
 fn per_second(n: u64, d: Duration) -> String {
@@ -98,6 +98,8 @@ pub struct NodeSummary {
     pub parallelism: u32,
     /// Counters summed over subtasks.
     pub metrics: MetricsSnapshot,
+    /// A sink with `measure-latency`: the latencies of all its subtasks.
+    pub latency: Option<LatencySummary>,
     /// User counters the guest declared, summed over subtasks.
     pub user_counters: Vec<(String, u64)>,
 }
@@ -145,6 +147,7 @@ impl JobSummary {
                 },
                 parallelism: n.parallelism,
                 metrics: sum(m),
+                latency: LatencySummary::merged(m.iter().map(Arc::as_ref)),
                 user_counters,
             })
             .collect();
@@ -193,6 +196,18 @@ impl fmt::Display for JobSummary {
             )?;
             for (name, v) in &n.user_counters {
                 writeln!(f, "  {:<16} counter {name} = {v}", "")?;
+            }
+            if let Some(l) = n.latency {
+                writeln!(
+                    f,
+                    "  {:<16} latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} records)",
+                    "",
+                    l.p50_us as f64 / 1e3,
+                    l.p99_us as f64 / 1e3,
+                    l.p999_us as f64 / 1e3,
+                    l.max_us as f64 / 1e3,
+                    l.count
+                )?;
             }
         }
         if self.checkpoints_completed > 0 || self.restarts > 0 {

@@ -15,6 +15,7 @@ pub mod file;
 mod folder;
 #[cfg(feature = "kafka")]
 mod kafka;
+pub mod latency;
 mod relocation;
 
 use std::io::Write;

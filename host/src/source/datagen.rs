@@ -2,7 +2,8 @@
 //!
 //! Record `i` (0-based, `i < count`) has the key `key-<n>` where
 //! `n = splitmix64(i) mod keys` (or `i mod keys` with `sequential-keys`), the value `i` as decimal text, and, if
-//! `timestamp-step-ms` is set, the timestamp `i * step`. Subtask `s` of `p`
+//! `timestamp-step-ms` is set, the timestamp `i * step` (with
+//! `latency-stamps`, the wall-clock microseconds of the read that made it). Subtask `s` of `p`
 //! generates the records with `i mod p == s`. An optional `rate` (any source's, see [`super::rate`]) caps the
 //! records per second over all subtasks.
 
@@ -21,6 +22,7 @@ pub struct Datagen {
     sequential: bool,
     step: u64,
     timestamp_step: Option<u64>,
+    latency_stamps: bool,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
 }
@@ -65,6 +67,7 @@ impl Datagen {
             sequential: false,
             step: u64::from(parallelism.max(1)),
             timestamp_step,
+            latency_stamps: false,
             key_buf: Vec::with_capacity(32),
             value_buf: Vec::with_capacity(32),
         }
@@ -73,6 +76,14 @@ impl Datagen {
     /// Keys in order (`i mod keys`) instead of spread out.
     pub fn sequential_keys(mut self, on: bool) -> Self {
         self.sequential = on;
+        self
+    }
+
+    /// Stamps each record with the wall-clock microseconds of the read
+    /// that generates it (one clock reading per batch: a batch's records
+    /// are made within microseconds), for latency measurement.
+    pub fn latency_stamps(mut self, on: bool) -> Self {
+        self.latency_stamps = on;
         self
     }
 
@@ -136,6 +147,7 @@ impl SourceReader for Datagen {
         let max = limit.records as u64;
         let mut max_timestamp = None;
         let mut n = 0;
+        let stamp = self.latency_stamps.then(crate::clock::epoch_micros);
         while n < max && self.next < self.count && out.byte_len() < limit.bytes {
             let i = self.next;
             self.key_buf.clear();
@@ -144,8 +156,8 @@ impl SourceReader for Datagen {
             push_decimal(&mut self.key_buf, k % self.keys);
             self.value_buf.clear();
             push_decimal(&mut self.value_buf, i);
-            let ts = self.timestamp_step.map(|s| i.saturating_mul(s) as i64);
-            if ts.is_some() {
+            let ts = stamp.or_else(|| self.timestamp_step.map(|s| i.saturating_mul(s) as i64));
+            if ts.is_some() && stamp.is_none() {
                 max_timestamp = ts;
             }
             out.push(Some(&self.key_buf), &self.value_buf, ts);
@@ -195,5 +207,33 @@ mod tests {
         }
         all.sort_unstable();
         assert_eq!(all, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn latency_stamps_are_the_wall_clock_microseconds_of_the_read() {
+        let mut g = Datagen::new(3, 2, None, 0, 1).latency_stamps(true);
+        let mut b = BatchBuilder::default();
+        let before = crate::clock::epoch_micros();
+        let info = g
+            .next_batch(
+                &mut b,
+                BatchLimit {
+                    records: 10,
+                    bytes: 1 << 20,
+                },
+            )
+            .expect("datagen");
+        let after = crate::clock::epoch_micros();
+        // Stamps are not event time: they move no watermark.
+        assert_eq!(info.max_timestamp, None);
+        let (buf, n) = b.take();
+        assert_eq!(n, 3);
+        for e in BatchReader::new(&buf) {
+            let ts = e.expect("valid").timestamp.expect("stamped");
+            assert!(
+                (before..=after).contains(&ts),
+                "{before} <= {ts} <= {after}"
+            );
+        }
     }
 }

@@ -107,7 +107,8 @@ fn open_reader(
                 subtask,
                 parallelism,
             )
-            .sequential_keys(spec.sequential_keys.unwrap_or(false));
+            .sequential_keys(spec.sequential_keys.unwrap_or(false))
+            .latency_stamps(spec.latency_stamps.unwrap_or(false));
             if let Some(states) = restored {
                 g.restore(states)?;
             }

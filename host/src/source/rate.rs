@@ -1,6 +1,9 @@
 //! `rate` on any source: caps the records per second of a source (over all
 //! its subtasks) by wrapping each subtask's reader. It stays on schedule
-//! (no catching up past the rate, no drift), makes batches of about 1/20 s,
+//! (no catching up past the rate, no drift), makes batches of about a
+//! millisecond's records (so that no record waits long in the source for
+//! the rest of its batch: a burst of 1/20 s of records ahead of it was
+//! queueing time that `weir bench latency` measured as the job's),
 //! and sleeps at most [`SLICE`] per read, returning nothing when the next
 //! record is not due: the source loop then answers barriers and notices
 //! idleness even at a rate of one record a second.
@@ -46,7 +49,7 @@ impl SourceReader for RateLimited {
         let max = BatchLimit {
             records: limit
                 .records
-                .min(((self.per_second / 20.0) as usize).max(1)),
+                .min(((self.per_second / 1000.0) as usize).max(1)),
             ..limit
         };
         let due = Duration::from_secs_f64(self.emitted as f64 / self.per_second);

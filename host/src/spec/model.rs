@@ -102,6 +102,11 @@ pub struct SourceSpec {
     /// datagen: event time step per record in ms (default: no timestamps).
     #[serde(default)]
     pub timestamp_step_ms: Option<u64>,
+    /// datagen: each record's timestamp is the wall-clock time of its
+    /// generation in *microseconds* since the Unix epoch, for a sink with
+    /// `measure-latency` (`weir bench latency`); not event time in ms.
+    #[serde(default)]
+    pub latency_stamps: Option<bool>,
     /// file: one file.
     #[serde(default)]
     pub path: Option<String>,
@@ -171,6 +176,11 @@ pub struct SinkSpec {
     /// kafka: the broker, topic and delivery guarantee.
     #[serde(default)]
     pub kafka: Option<KafkaSinkSpec>,
+    /// Any sink: record each element's arrival minus its timestamp, read
+    /// as wall-clock microseconds (a datagen source's `latency-stamps`),
+    /// in a histogram that the job's summary reports.
+    #[serde(default)]
+    pub measure_latency: Option<bool>,
 }
 
 /// How an edge spreads records over the downstream subtasks.

@@ -31,6 +31,7 @@ pub(super) fn check_source(field: &str, s: &SourceSpec, errors: &mut Vec<SpecErr
                 ("count", s.count.is_some()),
                 ("keys", s.keys.is_some()),
                 ("timestamp-step-ms", s.timestamp_step_ms.is_some()),
+                ("latency-stamps", s.latency_stamps.is_some()),
                 ("sequential-keys", s.sequential_keys.is_some()),
                 ("path", s.path.is_some()),
                 ("paths", s.paths.is_some()),
@@ -63,11 +64,18 @@ pub(super) fn check_source(field: &str, s: &SourceSpec, errors: &mut Vec<SpecErr
                     message: "must be at least 1".into(),
                 });
             }
+            if s.latency_stamps == Some(true) && s.timestamp_step_ms.is_some() {
+                errors.push(SpecError::Invalid {
+                    field: format!("{field}.latency-stamps"),
+                    message: "a record has one timestamp: `latency-stamps` or `timestamp-step-ms`, not both".into(),
+                });
+            }
         }
         SourceType::File => {
             not_for("count", s.count.is_some());
             not_for("keys", s.keys.is_some());
             not_for("timestamp-step-ms", s.timestamp_step_ms.is_some());
+            not_for("latency-stamps", s.latency_stamps.is_some());
             not_for("sequential-keys", s.sequential_keys.is_some());
             let n = s.path.iter().count() + s.paths.as_ref().map_or(0, Vec::len);
             if n == 0 {

@@ -1,0 +1,72 @@
+//! Latency measurement (`weir bench latency`'s parts): a datagen source's
+//! `latency-stamps` and any sink's `measure-latency`.
+
+use crate::common::{graph, output_lines, q, run, run_cli, tempdir};
+
+fn job(out: &std::path::Path, source_extra: &str) -> String {
+    format!(
+        r#"
+name: latency
+sources:
+  - {{ id: gen, type: datagen, count: 3000, keys: 7, rate: 6000, latency-stamps: true{source_extra} }}
+operators:
+  - {{ id: count, uid: count, wasm: {wasm} }}
+sinks:
+  - {{ id: out, type: file, path: {out}, measure-latency: true }}
+edges:
+  - {{ from: gen, to: count, partition: hash }}
+  - {{ from: count, to: out }}
+"#,
+        wasm = q(weir_test_guests::COUNT),
+        out = q(&out.display().to_string()),
+    )
+}
+
+#[test]
+fn every_record_that_reaches_the_sink_is_measured_and_the_output_is_unchanged() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let summary = run(&job(&out, ""), dir.path()).expect("job runs");
+    let l = summary
+        .node("out")
+        .and_then(|n| n.latency)
+        .expect("the sink measured latency");
+    assert_eq!(l.count, 3000, "one latency per record");
+    assert!(l.p50_us <= l.p99_us && l.p99_us <= l.p999_us && l.p999_us <= l.max_us);
+    assert!(summary.node("count").and_then(|n| n.latency).is_none());
+    // The probe only looks: each key still counts 1, 2, ... in order.
+    let mut last = std::collections::BTreeMap::<String, u64>::new();
+    for line in output_lines(&out) {
+        let (key, n) = line.split_once('\t').expect("key<TAB>count");
+        let n: u64 = n.parse().expect("a count");
+        let before = last.insert(key.to_owned(), n).unwrap_or(0);
+        assert_eq!(n, before + 1, "{key} counted out of order");
+    }
+    assert_eq!(last.values().sum::<u64>(), 3000);
+}
+
+#[test]
+fn weir_run_prints_the_latency_of_a_measuring_sink() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let run = run_cli(&job(&out, ""), dir.path());
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text =
+        String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
+    assert!(
+        text.contains("latency p50") && text.contains("(3000 records)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn latency_stamps_are_refused_beside_event_time_steps() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let e = graph(&job(&out, ", timestamp-step-ms: 10"), dir.path()).expect_err("refused");
+    assert!(e.to_string().contains("latency-stamps"), "{e}");
+}
