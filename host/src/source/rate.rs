@@ -1,9 +1,11 @@
 //! `rate` on any source: caps the records per second of a source (over all
 //! its subtasks) by wrapping each subtask's reader. It stays on schedule
 //! (no catching up past the rate, no drift), makes batches of about a
-//! millisecond's records (so that no record waits long in the source for
-//! the rest of its batch: a burst of 1/20 s of records ahead of it was
-//! queueing time that `weir bench latency` measured as the job's),
+//! millisecond's records while on schedule (so that no record waits long
+//! in the source for the rest of its batch: a burst of 1/20 s of records
+//! ahead of it was queueing time that `weir bench latency` measured as the
+//! job's) and of what is owed when behind it (backpressured: full
+//! batches),
 //! and sleeps at most [`SLICE`] per read, returning nothing when the next
 //! record is not due: the source loop then answers barriers and notices
 //! idleness even at a rate of one record a second.
@@ -46,10 +48,17 @@ impl SourceReader for RateLimited {
         limit: BatchLimit,
     ) -> Result<BatchInfo, SourceError> {
         let started = *self.started.get_or_insert_with(Instant::now);
+        // A millisecond's records on schedule; behind it (a backpressured
+        // source), what is owed, so batches are as full as before.
+        let owed = (started.elapsed().as_secs_f64() * self.per_second) as u64;
+        let per_read = owed
+            .saturating_sub(self.emitted)
+            .max((self.per_second / 1000.0) as u64)
+            .max(1);
         let max = BatchLimit {
             records: limit
                 .records
-                .min(((self.per_second / 1000.0) as usize).max(1)),
+                .min(usize::try_from(per_read).unwrap_or(usize::MAX)),
             ..limit
         };
         let due = Duration::from_secs_f64(self.emitted as f64 / self.per_second);
@@ -82,5 +91,36 @@ impl SourceReader for RateLimited {
 
     fn metrics(&self) -> crate::metrics::NamedMetrics {
         self.inner.metrics()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::datagen::Datagen;
+
+    fn read(r: &mut RateLimited) -> usize {
+        let mut b = BatchBuilder::default();
+        let limit = BatchLimit {
+            records: 1024,
+            bytes: 1 << 20,
+        };
+        r.next_batch(&mut b, limit).expect("read");
+        b.len()
+    }
+
+    #[test]
+    fn on_schedule_it_reads_a_millisecond_and_behind_it_what_is_owed() {
+        let source = Datagen::new(1_000_000, 10, None, 0, 1);
+        let mut r = RateLimited::new(Box::new(source), 10_000, 1);
+        // The first read: a millisecond's records at 10,000/s, ten (more
+        // only if this thread stalled between starting and reading).
+        let first = read(&mut r);
+        assert!((10..=100).contains(&first), "{first}");
+        // Fallen 50 ms behind (as a backpressured source does): at least
+        // the 490 records owed come in one read, up to the batch limit.
+        std::thread::sleep(Duration::from_millis(50));
+        let n = read(&mut r);
+        assert!((490..=1024).contains(&n), "{n}");
     }
 }
