@@ -144,7 +144,7 @@ impl std::ops::AddAssign for MetricsSnapshot {
 
 /// A histogram of latencies from 1 µs to an hour, to three significant
 /// digits (HdrHistogram: about 0.1% error at any magnitude).
-pub fn new_latency_histogram() -> Histogram<u64> {
+fn new_latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant, valid bounds")
 }
 
