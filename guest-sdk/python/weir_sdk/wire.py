@@ -19,7 +19,9 @@ class WireError(ValueError):
 
 def read_elements(data):
     """Yields ``(key, value, timestamp)`` of each element in ``data``, in
-    the batch encoding; ``key`` and ``timestamp`` may be ``None``."""
+    the batch encoding; ``key`` and ``timestamp`` may be ``None``. (Batches
+    come in the column layout, see :func:`read_columns`; this reads the
+    output a component emits, for tests and fake hosts.)"""
     pos = 0
     end = len(data)
     unpack_u32 = _U32.unpack_from
