@@ -5,6 +5,7 @@
 
 mod api;
 mod cancel;
+mod chaining;
 mod checkpoints;
 mod common;
 mod dead_letter;

@@ -367,11 +367,18 @@ fn a_trap_under_backpressure_restarts_from_an_unaligned_checkpoint_exactly_once(
 fn forward_edges_stay_aligned_unless_forced_and_forced_ones_restore_only_at_their_parallelism() {
     let records = 6_000;
     let expected = uninterrupted(records);
+    // `slow` behind a forward edge, not chained (chained, it would have
+    // no channel of its own to hold in-flight records).
     let forward = |dir: &Path, parallelism: u32, extra: &str| {
-        backpressured(dir, records, parallelism, extra).replace(
-            "{ from: count, to: slow, partition: hash }",
-            "{ from: count, to: slow }",
-        )
+        backpressured(dir, records, parallelism, extra)
+            .replace(
+                "{ from: count, to: slow, partition: hash }",
+                "{ from: count, to: slow }",
+            )
+            .replace(
+                r#"config: { mode: slow, ms: "1" } }"#,
+                r#"config: { mode: slow, ms: "1" }, chaining: false }"#,
+            )
     };
     let slow_state = |m: &CheckpointMetadata| {
         m.operator("slow")

@@ -252,6 +252,10 @@ const tests = [
       assert(nodes.some((t) => t.includes(id) && t.includes('x1')), `no node ${id} x1 in ${JSON.stringify(nodes)}`);
     }
     assert((await page.getByTestId('graph-edge').count()) === 2, 'the graph does not have 2 edges');
+    // count -> out is a forward edge into a sink: chained, and labelled so.
+    const chainedEdge = page.locator('[data-testid="graph-edge"][data-from="count"][data-to="out"]');
+    const chainedLabel = await chainedEdge.locator('.edge-label').textContent();
+    assert(chainedLabel === 'forward · chained', `the count -> out edge's label is ${JSON.stringify(chainedLabel)}`);
     await until('busy figures in the node tooltips', async () => (await page.getByTestId('graph-node')
       .filter({ hasText: 'count' }).locator('title').textContent()).includes('busy: max'));
   }],
@@ -416,7 +420,8 @@ const tests = [
         },
       ];
       for (const e of d.plan.edges) {
-        if (e.from === 'count' && e.to === 'out') e['side-output'] = 'late';
+        // A side-output edge is never chained.
+        if (e.from === 'count' && e.to === 'out') Object.assign(e, { 'side-output': 'late', chained: false });
       }
       await route.fulfill({ status: res.status(), contentType: 'application/json', body: JSON.stringify(d) });
     });

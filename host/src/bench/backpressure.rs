@@ -144,6 +144,7 @@ fn job(args: &BenchArgs, p: u32, records: u64, config: Config) -> JobGraph {
             kind: NodeKind::Native {
                 name: format!("throttle:{per_subtask}"),
             },
+            chaining: true,
         },
     );
     g.edges = vec![

@@ -179,6 +179,7 @@ pub fn keyed_count_graph(
         paths: None,
         format: None,
         kafka: None,
+        chaining: None,
     };
     let sink = SinkSpec {
         id: "discard".into(),
@@ -188,6 +189,7 @@ pub fn keyed_count_graph(
         path: None,
         kafka: None,
         measure_latency: None,
+        chaining: None,
     };
     let count = if native {
         NodeKind::Native {
@@ -204,6 +206,7 @@ pub fn keyed_count_graph(
         uid: id.into(),
         parallelism,
         kind,
+        chaining: true,
     };
     JobGraph {
         name: format!("bench keyed-count p={parallelism}"),

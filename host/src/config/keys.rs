@@ -68,7 +68,7 @@ pub static KEYS: &[Key] = &[
         "most output one guest call may emit; past it the call traps",
         |c, v| put(&mut c.output_limit, parse_memory(v))),
     key("pipeline.operator-chaining.enabled", "true",
-        "run a sink behind a forward edge in its upstream task's thread",
+        "run an operator or sink behind a forward edge in its upstream subtask's thread",
         |c, v| put(&mut c.chaining, boolean(v))),
     key("state.backend.type", "hashmap",
         "keyed state backend: hashmap (on the heap) or rocksdb (embedded RocksDB, larger than memory)",

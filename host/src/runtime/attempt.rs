@@ -128,10 +128,10 @@ impl FirstFailure<'_> {
         }
     }
 
-    /// Records the failure of subtask `subtask` of node `head` (or of the
-    /// sink chained into it).
+    /// Records the failure of subtask `subtask` of node `head` (or of a
+    /// subtask chained into it).
     pub(super) fn record_task(&self, head: usize, subtask: u32, cause: TaskFailure) {
-        // A chained sink's failure belongs to the sink.
+        // A chained subtask's failure belongs to its own node.
         let (n, cause) = match cause {
             TaskFailure::Output(OutputError::Chained { node, failure }) => (node, *failure),
             other => (head, other),
@@ -229,13 +229,12 @@ pub(super) fn recover_sinks(
 
 /// Per node, per subtask: the counters of the attempt's tasks.
 fn node_metrics(graph: &JobGraph, plans: &[TaskPlan]) -> Vec<Vec<Arc<TaskMetrics>>> {
+    let all: Vec<&TaskPlan> = plans.iter().flat_map(TaskPlan::with_chained).collect();
     (0..graph.nodes.len())
         .map(|n| {
-            plans
-                .iter()
-                .filter(|p| p.node == n)
-                .map(|p| p.metrics.clone())
-                .collect()
+            let mut tasks: Vec<&TaskPlan> = all.iter().copied().filter(|p| p.node == n).collect();
+            tasks.sort_by_key(|p| p.subtask);
+            tasks.into_iter().map(|p| p.metrics.clone()).collect()
         })
         .collect()
 }

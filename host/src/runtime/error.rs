@@ -70,6 +70,7 @@ impl TaskFailure {
     pub fn is_secondary(&self) -> bool {
         match self {
             TaskFailure::Guest(g) => g.kind == GuestFailureKind::Interrupted,
+            TaskFailure::Output(OutputError::Chained { failure, .. }) => failure.is_secondary(),
             other => matches!(
                 other,
                 TaskFailure::UpstreamGone
@@ -188,7 +189,8 @@ impl JobError {
 /// Why output could not be delivered.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum OutputError {
-    /// A chained sink failed; `node` is its node index.
+    /// A subtask chained into this one (a sink or an operator) failed;
+    /// `node` is its node index.
     #[error("{failure}")]
     Chained {
         /// The chained node.

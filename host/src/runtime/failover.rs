@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::attempt::{Tasks, task_error};
+use super::attempt::{JobRun, Tasks, task_error};
 use super::error::{JobError, TaskFailure};
 use super::job::wait_unless_cancelled;
-use super::open::{Attempt, AttemptSink, run_task};
+use super::open::{Attempt, AttemptSink, Opener, run_task};
 use super::plan::{TaskPlan, plan_tasks};
 use super::regions::Regions;
 use super::restart::RestartDecision;
@@ -67,8 +67,8 @@ impl Drop for Report {
     }
 }
 
-/// Runs the attempt's tasks (a thread each, chained sinks inside their
-/// upstream's) until every one has ended for good. With `regions`, a
+/// Runs the attempt's tasks (a thread each, chained subtasks inside
+/// their upstream's) until every one has ended for good. With `regions`, a
 /// failover region is restarted on its own after a failure; without, the
 /// first failure is recorded at once and fails the attempt as a whole.
 pub(super) fn run_tasks<'s, 'e, 'j: 's, 'a>(
@@ -81,7 +81,7 @@ pub(super) fn run_tasks<'s, 'e, 'j: 's, 'a>(
     let count = regions.map_or(1, Regions::count);
     let (done, ended) = crossbeam_channel::unbounded::<Ended>();
     let mut live = vec![0usize; count];
-    for plan in plans.into_iter().filter(|p| !p.chained) {
+    for plan in plans {
         live[region_of(plan.node, plan.subtask)] += 1;
         spawn(tasks, scope, plan, None, &done);
     }
@@ -131,7 +131,6 @@ fn spawn<'s, 'e, 'j: 's, 'a>(
     let graph = job.graph;
     let (node, subtask) = (plan.node, plan.subtask);
     let name = format!("{}[{}]", graph.nodes[node].id, subtask + 1);
-    let component = job.components[node].as_ref();
     let (base, counters) = (tasks.attempt, tasks.counters);
     let report = Report {
         done: done.clone(),
@@ -142,11 +141,19 @@ fn spawn<'s, 'e, 'j: 's, 'a>(
     let spawned = std::thread::Builder::new()
         .name(name)
         .spawn_scoped(scope, move || {
-            let (sandbox, control) = (job.sandbox, job.control);
+            fn opener<'b>(job: &'b JobRun<'_>, attempt: &'b Attempt<'b>) -> Opener<'b> {
+                Opener {
+                    graph: job.graph,
+                    sandbox: job.sandbox,
+                    components: job.components,
+                    control: job.control,
+                    attempt,
+                }
+            }
             // A panic is reported as this task's failure (the report's
             // drop), not carried to the scope, which would end the job.
             let run = std::panic::AssertUnwindSafe(|| match &start {
-                None => run_task(graph, plan, sandbox, component, control, counters, base),
+                None => run_task(&opener(job, base), plan, counters),
                 Some(st) => {
                     let attempt = Attempt {
                         state_dir: base.state_dir.clone(),
@@ -155,7 +162,7 @@ fn spawn<'s, 'e, 'j: 's, 'a>(
                         sinks: region_sinks(graph, st, subtask),
                         native: base.native.clone(),
                     };
-                    run_task(graph, plan, sandbox, component, control, counters, &attempt)
+                    run_task(&opener(job, &attempt), plan, counters)
                 }
             });
             if let Ok(r) = std::panic::catch_unwind(run) {
@@ -263,7 +270,7 @@ fn restart_region<'s, 'e, 'j: 's, 'a>(
         .filter(|p| regions.region_of(p.node, p.subtask) == r)
         .collect();
     control.update_live(|l| {
-        for p in &plans {
+        for p in plans.iter().flat_map(TaskPlan::with_chained) {
             if let Some(slot) = l
                 .metrics
                 .get_mut(p.node)
@@ -274,7 +281,7 @@ fn restart_region<'s, 'e, 'j: 's, 'a>(
         }
     });
     let mut started = 0;
-    for plan in plans.into_iter().filter(|p| !p.chained) {
+    for plan in plans {
         spawn(tasks, scope, plan, Some(start.clone()), done);
         started += 1;
     }

@@ -149,7 +149,11 @@ impl InputLoop<'_> {
             if !backpressured {
                 readable.extend(self.open.iter().copied().filter(|&i| !alignment.is_held(i)));
             }
-            let timer = self.op.next_processing_timer().map(|t| {
+            let next_timer = [
+                self.op.next_processing_timer(),
+                self.out.next_chained_timer(),
+            ];
+            let timer = next_timer.into_iter().flatten().min().map(|t| {
                 let wait = t.saturating_sub(crate::clock::epoch_ms()).max(0) as u64;
                 Instant::now() + Duration::from_millis(wait)
             });
@@ -314,15 +318,15 @@ impl InputLoop<'_> {
 
 /// Fires the due processing-time timers, once per turn, before more input
 /// is taken: a busy input cannot starve them, and a timer that keeps
-/// re-arming itself cannot starve the input. Returns whether any fired.
+/// re-arming itself cannot starve the input. Returns whether any of the
+/// task's own fired; those of the operators chained into it fire too.
 fn fire_due_timers(op: &mut dyn StreamOperator, out: &mut Output) -> Result<bool, TaskFailure> {
-    if let Some(t) = op.next_processing_timer() {
-        let now = crate::clock::epoch_ms();
-        if t <= now {
-            op.on_processing_time(now, out)?;
-            out.flush()?;
-            return Ok(true);
-        }
+    let now = crate::clock::epoch_ms();
+    out.fire_chained_timers(now)?;
+    if op.next_processing_timer().is_some_and(|t| t <= now) {
+        op.on_processing_time(now, out)?;
+        out.flush()?;
+        return Ok(true);
     }
     Ok(false)
 }

@@ -23,6 +23,7 @@
 //! are asked for through [`JobControl::request_savepoint`].
 
 mod attempt;
+mod chain;
 mod checkpointing;
 mod control;
 mod error;

@@ -5,14 +5,14 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+use super::chain::{ChainedOperator, ChainedSink, blame};
 use super::checkpointing::TaskCheckpointing;
 use super::control::JobControl;
-use super::error::OutputError;
 use super::error::TaskFailure;
 use super::input_loop;
 use super::inputs::InputChannel;
 use super::operator::{DeadLetterGuard, NativeOperators, SinkTask, StreamOperator, WasmTask};
-use super::output::{ChainedSink, EdgeOutput, Output};
+use super::output::{EdgeOutput, Output};
 use super::plan::TaskPlan;
 use super::task;
 use crate::checkpoint::hub::CheckpointHub;
@@ -129,82 +129,129 @@ impl Attempt<'_> {
     }
 }
 
-/// Runs subtask `plan` of its node until its input ends or it fails.
+/// What opening the subtasks of one thread needs.
+pub(super) struct Opener<'a> {
+    pub(super) graph: &'a JobGraph,
+    pub(super) sandbox: &'a Sandbox,
+    /// Per node, the loaded component of a WebAssembly operator.
+    pub(super) components: &'a [Option<LoadedComponent>],
+    pub(super) control: &'a JobControl,
+    pub(super) attempt: &'a Attempt<'a>,
+}
+
+/// Runs subtask `plan` of its node, with the subtasks chained into it,
+/// until its input ends or it fails; adds what their guests counted to
+/// `counters`.
 pub(super) fn run_task(
-    graph: &JobGraph,
+    opener: &Opener<'_>,
     plan: TaskPlan,
-    sandbox: &Sandbox,
-    component: Option<&LoadedComponent>,
-    control: &JobControl,
     counters: &Mutex<Vec<Vec<(String, u64)>>>,
-    attempt: &Attempt<'_>,
 ) -> Result<(), TaskFailure> {
-    let TaskPlan {
-        node,
-        subtask,
-        inputs,
-        mut outputs,
-        side_outputs,
-        metrics,
-        chained_sinks,
-        chained: _,
-    } = plan;
-    for (sink_node, sink_metrics) in chained_sinks {
-        outputs.push(chain_sink(
-            graph,
-            attempt,
-            sink_node,
-            subtask,
-            sink_metrics,
-        )?);
-    }
-    let out = Output::new(
-        outputs,
-        side_outputs,
-        (graph.config.batch_size, graph.config.batch_max_bytes),
-        graph.max_parallelism,
-        metrics.clone(),
-    );
-    let mut task = Subtask {
-        graph,
-        attempt,
-        node,
-        subtask,
-        inputs,
-        out,
-        metrics,
-        ck: attempt.checkpointing(graph, node, subtask),
-    };
-    match &graph.nodes[node].kind {
-        NodeKind::Source(spec) => task.run_source(spec, control),
+    let (graph, attempt) = (opener.graph, opener.attempt);
+    let mut task = opener.subtask(plan)?;
+    let result = match &graph.nodes[task.node].kind {
+        NodeKind::Source(spec) => task.run_source(spec, opener.control),
         NodeKind::Sink(spec) => {
-            let writer = attempt.open_sink(graph, spec, (node, subtask), &task.metrics)?;
+            let writer =
+                attempt.open_sink(graph, spec, (task.node, task.subtask), &task.metrics)?;
             task.run(&mut SinkTask { writer }, true)
         }
-        NodeKind::Native { name } => {
-            let native = attempt.native.as_ref().ok_or_else(|| {
-                TaskFailure::Internal(format!("no native operator {name:?} in this process"))
-            })?;
-            let mut restore = |b: &mut dyn KeyedStateBackend| task.restore_keyed(b).map(drop);
-            let mut op =
-                native.open(name, task.key_groups(), graph.max_parallelism, &mut restore)?;
-            task.run(op.as_mut(), false)
-        }
-        NodeKind::Operator { config, .. } => {
-            let component = component
-                .ok_or_else(|| TaskFailure::Internal("operator without a component".into()))?;
-            let uid = &graph.nodes[node].uid;
-            let dead_letter = dead_letter_guard(control, uid, subtask, attempt.restore);
-            let guest = task.open_guest(sandbox, component)?;
-            let mut op = WasmTask {
-                guest,
-                config: config.clone(),
-                published: None,
-                dead_letter,
-            };
-            let result = task.run(&mut op, false);
-            add_counters(counters, node, op.guest.counters());
+        NodeKind::Native { .. } | NodeKind::Operator { .. } => {
+            let mut op = opener.operator(&task)?;
+            let result = task.run(op.as_mut(), false);
+            add_counters(counters, task.node, op.user_counters());
             result
+        }
+    };
+    task.out
+        .chained_counters(&mut |n, c| add_counters(counters, n, c));
+    result
+}
+
+impl Opener<'_> {
+    /// Subtask `plan` with its output, the subtasks chained into it opened.
+    fn subtask(&self, plan: TaskPlan) -> Result<Subtask<'_>, TaskFailure> {
+        let TaskPlan {
+            node,
+            subtask,
+            inputs,
+            mut outputs,
+            side_outputs,
+            metrics,
+            chained,
+        } = plan;
+        for down in chained {
+            outputs.push(self.chained(down)?);
+        }
+        let graph = self.graph;
+        let out = Output::new(
+            outputs,
+            side_outputs,
+            (graph.config.batch_size, graph.config.batch_max_bytes),
+            graph.max_parallelism,
+            metrics.clone(),
+        );
+        Ok(Subtask {
+            graph,
+            attempt: self.attempt,
+            node,
+            subtask,
+            inputs,
+            out,
+            metrics,
+            ck: self.attempt.checkpointing(graph, node, subtask),
+        })
+    }
+
+    /// Opens the subtask of `plan` (a sink or an operator) to run in its
+    /// upstream's thread; a failure names it.
+    fn chained(&self, plan: TaskPlan) -> Result<EdgeOutput, TaskFailure> {
+        let (node, subtask) = (plan.node, plan.subtask);
+        if matches!(self.graph.nodes[node].kind, NodeKind::Sink(_)) {
+            return chain_sink(self.graph, self.attempt, node, subtask, plan.metrics);
+        }
+        let blame = |failure| TaskFailure::Output(blame(node, failure));
+        let task = self.subtask(plan).map_err(blame)?;
+        let op = self.operator(&task).map_err(blame)?;
+        let replay = restored_in_flight(self.graph, self.attempt, node, subtask).map_err(blame)?;
+        let replay = replay.into_iter().map(|(_, b)| b).collect();
+        let Subtask {
+            out, metrics, ck, ..
+        } = task;
+        let op = ChainedOperator::open(node, op, (out, metrics), ck, replay)?;
+        Ok(EdgeOutput::Chained(Box::new(op)))
+    }
+
+    /// Opens the operator of `task` (a WebAssembly or a native one), its
+    /// state restored.
+    fn operator(&self, task: &Subtask<'_>) -> Result<Box<dyn StreamOperator>, TaskFailure> {
+        let (graph, node) = (self.graph, task.node);
+        match &graph.nodes[node].kind {
+            NodeKind::Native { name } => {
+                let native = self.attempt.native.as_ref().ok_or_else(|| {
+                    TaskFailure::Internal(format!("no native operator {name:?} in this process"))
+                })?;
+                let mut restore = |b: &mut dyn KeyedStateBackend| task.restore_keyed(b).map(drop);
+                native.open(name, task.key_groups(), graph.max_parallelism, &mut restore)
+            }
+            NodeKind::Operator { config, .. } => {
+                let component = self.components[node]
+                    .as_ref()
+                    .ok_or_else(|| TaskFailure::Internal("operator without a component".into()))?;
+                let uid = &graph.nodes[node].uid;
+                let dead_letter =
+                    dead_letter_guard(self.control, uid, task.subtask, self.attempt.restore);
+                let guest = task.open_guest(self.sandbox, component)?;
+                Ok(Box::new(WasmTask {
+                    guest,
+                    config: config.clone(),
+                    published: None,
+                    dead_letter,
+                }))
+            }
+            NodeKind::Source(_) | NodeKind::Sink(_) => Err(TaskFailure::Internal(
+                "a source or sink opened as an operator".into(),
+            )),
         }
     }
 }
@@ -237,12 +284,7 @@ fn chain_sink(
     let NodeKind::Sink(spec) = &graph.nodes[sink_node].kind else {
         return Err(TaskFailure::Internal("only sinks are chained".into()));
     };
-    let chained = |failure: TaskFailure| {
-        TaskFailure::Output(OutputError::Chained {
-            node: sink_node,
-            failure: Box::new(failure),
-        })
-    };
+    let chained = |failure| TaskFailure::Output(blame(sink_node, failure));
     let mut writer = attempt
         .open_sink(graph, spec, (sink_node, subtask), &metrics)
         .map_err(|e| chained(e.into()))?;
@@ -252,14 +294,14 @@ fn chain_sink(
         metrics.add_in(batch.len);
         writer.write(&batch).map_err(|e| chained(e.into()))?;
     }
-    Ok(EdgeOutput::Chained(ChainedSink {
+    Ok(EdgeOutput::Chained(Box::new(ChainedSink {
         node: sink_node,
         writer,
         metrics,
         checkpointing: attempt
             .checkpointing(graph, sink_node, subtask)
             .map(|c| (c.clone(), c.restored_id)),
-    }))
+    })))
 }
 
 /// The in-flight records of the unaligned checkpoint restored from that

@@ -60,6 +60,10 @@ pub trait StreamOperator: Send {
     fn notify_checkpoint_complete(&mut self, id: u64) {
         let _ = id;
     }
+    /// The user counters its guest keeps, by name (none by default).
+    fn user_counters(&self) -> &[(String, u64)] {
+        &[]
+    }
 }
 
 /// A WebAssembly operator subtask.
@@ -229,6 +233,10 @@ impl StreamOperator for WasmTask {
 
     fn next_processing_timer(&self) -> Option<i64> {
         self.guest.next_processing_timer()
+    }
+
+    fn user_counters(&self) -> &[(String, u64)] {
+        self.guest.counters()
     }
 
     fn close(&mut self, out: &mut Output) -> Result<(), TaskFailure> {

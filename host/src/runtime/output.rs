@@ -2,109 +2,53 @@
 //! edges by each edge's partitioning.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use weir_wire::{BatchBuilder, BatchReader, count_elements};
 
-use super::checkpointing::{FINAL_SNAPSHOT, Overtake, TaskCheckpointing};
-use super::error::{OutputError, TaskFailure};
+use super::checkpointing::Overtake;
+use super::error::OutputError;
 use crate::channel::{Announcement, Barrier, Batch, ChannelSender, Event};
-use crate::checkpoint::hub::StateSnapshot;
 use crate::keygroup::{key_group, subtask_for_key_group};
 use crate::metrics::TaskMetrics;
-use crate::sink::SinkWriter;
 
-/// A sink chained behind a forward edge: it runs in the upstream task's
-/// thread and is handed batches directly, without a channel or a thread of
-/// its own (Flink's operator chaining, for the sink end of a pipeline).
-pub(crate) struct ChainedSink {
-    /// The sink's node index.
-    pub(crate) node: usize,
-    pub(crate) writer: Box<dyn SinkWriter>,
-    pub(crate) metrics: Arc<TaskMetrics>,
-    /// With checkpoints: the sink's own link to the coordinator (it
-    /// acknowledges as its own node), and the last barrier it saw.
-    pub(crate) checkpointing: Option<(TaskCheckpointing, u64)>,
-}
+/// Called with a node and the user counters of one of its subtasks.
+pub(crate) type CounterVisitor<'a> = dyn FnMut(usize, &[(String, u64)]) + 'a;
 
-impl std::fmt::Debug for ChainedSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChainedSink")
-            .field("node", &self.node)
-            .finish_non_exhaustive()
+/// A subtask that runs in its upstream's thread behind a forward edge,
+/// handed batches and events directly (implemented in `chain.rs`).
+pub(crate) trait ChainedTask: Send + std::fmt::Debug {
+    /// Hands it one batch.
+    fn process(&mut self, batch: Batch) -> Result<(), OutputError>;
+    /// Hands it an event: a watermark, idleness, a barrier, the end.
+    fn event(&mut self, event: &Event) -> Result<(), OutputError>;
+    /// The channels it sends on, its chained subtasks' too.
+    fn senders(&self) -> Vec<&ChannelSender> {
+        Vec::new()
     }
-}
-
-impl ChainedSink {
-    fn fail(&self, failure: TaskFailure) -> OutputError {
-        OutputError::Chained {
-            node: self.node,
-            failure: Box::new(failure),
-        }
+    /// Its earliest processing-time timer, or its chained subtasks'.
+    fn next_timer(&self) -> Option<i64> {
+        None
     }
-
-    fn write(&mut self, batch: &Batch) -> Result<(), OutputError> {
-        self.metrics.add_in(batch.len);
-        if batch.len > 0 {
-            self.metrics.mark_first_record();
-        }
-        self.writer.write(batch).map_err(|e| self.fail(e.into()))
+    /// Fires its due processing-time timers (at `now`, in ms), and its
+    /// chained subtasks'.
+    fn fire_timers(&mut self, now: i64) -> Result<(), OutputError> {
+        let _ = now;
+        Ok(())
     }
-
-    fn event(&mut self, event: &Event) -> Result<(), OutputError> {
-        match event {
-            Event::Batch(b) => self.write(b),
-            Event::Watermark(_) | Event::Idle => Ok(()),
-            Event::EndOfInput => {
-                self.writer.finish().map_err(|e| self.fail(e.into()))?;
-                if let Some((ck, last)) = &self.checkpointing {
-                    self.writer
-                        .notify_checkpoint_complete(ck.hub.last_completed());
-                    let t = Instant::now();
-                    let state = self
-                        .writer
-                        .pre_commit(FINAL_SNAPSHOT)
-                        .map_err(|e| self.fail(e.into()))?;
-                    let state = StateSnapshot {
-                        operator_state: state,
-                        ..StateSnapshot::default()
-                    };
-                    ck.finish(state, t.elapsed(), *last);
-                }
-                Ok(())
-            }
-            Event::Barrier(b) => {
-                let Some((ck, last)) = self.checkpointing.as_mut() else {
-                    return Err(self.fail(TaskFailure::Internal(format!(
-                        "received checkpoint barrier {} with checkpointing off",
-                        b.id
-                    ))));
-                };
-                *last = b.id;
-                let ck = ck.clone();
-                self.writer
-                    .notify_checkpoint_complete(ck.hub.last_completed());
-                let t = Instant::now();
-                let state = self
-                    .writer
-                    .pre_commit(b.id)
-                    .map_err(|e| self.fail(e.into()))?;
-                let state = StateSnapshot {
-                    operator_state: state,
-                    ..StateSnapshot::default()
-                };
-                ck.ack(b, state, t.elapsed(), Duration::ZERO);
-                Ok(())
-            }
-        }
+    /// Calls `f` with the node and the user counters of each operator in
+    /// it, at any depth.
+    fn counters(&self, f: &mut CounterVisitor<'_>) {
+        let _ = f;
     }
 }
 
 /// One outgoing edge with its channels.
 #[derive(Debug)]
 pub(crate) enum EdgeOutput {
-    /// A sink chained into this task.
-    Chained(ChainedSink),
+    /// A subtask chained into this task (a sink, or an operator with its
+    /// own output; see `chain.rs`).
+    Chained(Box<dyn ChainedTask>),
     /// To the downstream subtask with the same index.
     Forward(ChannelSender),
     /// Whole batches, round robin.
@@ -248,8 +192,8 @@ impl Output {
         let sides = self.sides.iter_mut().map(|(_, e)| e);
         for edge in self.edges.iter_mut().chain(sides) {
             let senders: &[ChannelSender] = match edge {
-                EdgeOutput::Chained(sink) => {
-                    sink.event(&event)?;
+                EdgeOutput::Chained(task) => {
+                    task.event(&event)?;
                     continue;
                 }
                 EdgeOutput::Forward(s) => std::slice::from_ref(s),
@@ -266,23 +210,68 @@ impl Output {
     /// routed now does not wait (one batch puts at most one event on each
     /// channel).
     pub(crate) fn has_room(&self) -> bool {
-        self.senders().all(ChannelSender::has_room)
+        self.senders().into_iter().all(ChannelSender::has_room)
     }
 
-    /// Every channel of every edge, side outputs' too.
-    fn senders(&self) -> impl Iterator<Item = &ChannelSender> {
+    /// Every channel of every edge, side outputs' too, and those of the
+    /// subtasks chained into this task.
+    pub(super) fn senders(&self) -> Vec<&ChannelSender> {
+        let mut all = Vec::new();
+        for edge in self.all_edges() {
+            match edge {
+                EdgeOutput::Chained(task) => all.extend(task.senders()),
+                EdgeOutput::Forward(s) => all.push(s),
+                EdgeOutput::Rebalance { senders, .. } | EdgeOutput::Hash { senders, .. } => {
+                    all.extend(senders);
+                }
+            }
+        }
+        all
+    }
+
+    /// Every edge, side outputs' too.
+    fn all_edges(&self) -> impl Iterator<Item = &EdgeOutput> {
         let sides = self.sides.iter().map(|(_, e)| e);
-        self.edges.iter().chain(sides).flat_map(|edge| match edge {
-            EdgeOutput::Chained(_) => &[][..],
-            EdgeOutput::Forward(s) => std::slice::from_ref(s),
-            EdgeOutput::Rebalance { senders, .. } | EdgeOutput::Hash { senders, .. } => senders,
-        })
+        self.edges.iter().chain(sides)
     }
 
     /// Waits at most `timeout` for room in the channels that have none
     /// (see [`ChannelSender::wait_for_room`]).
     pub(crate) fn wait_for_room(&self, timeout: Duration) {
-        ChannelSender::wait_for_room(self.senders(), timeout);
+        ChannelSender::wait_for_room(self.senders().into_iter(), timeout);
+    }
+
+    /// The earliest processing-time timer of the subtasks chained into
+    /// this task, at any depth.
+    pub(crate) fn next_chained_timer(&self) -> Option<i64> {
+        self.all_edges()
+            .filter_map(|e| match e {
+                EdgeOutput::Chained(task) => task.next_timer(),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Fires the due processing-time timers of the subtasks chained into
+    /// this task (at the wall-clock time `now`, in ms).
+    pub(crate) fn fire_chained_timers(&mut self, now: i64) -> Result<(), OutputError> {
+        let sides = self.sides.iter_mut().map(|(_, e)| e);
+        for edge in self.edges.iter_mut().chain(sides) {
+            if let EdgeOutput::Chained(task) = edge {
+                task.fire_timers(now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with the node and the user counters of every operator
+    /// chained into this task, at any depth.
+    pub(crate) fn chained_counters(&self, f: &mut CounterVisitor<'_>) {
+        for edge in self.all_edges() {
+            if let EdgeOutput::Chained(task) = edge {
+                task.counters(f);
+            }
+        }
     }
 
     /// Sends a checkpoint barrier on every channel, after what is pending;
@@ -336,7 +325,7 @@ impl Output {
 /// Sends batch `b` over one edge, by its partitioning.
 fn send_on(edge: &mut EdgeOutput, b: Batch, max_parallelism: u32) -> Result<(), OutputError> {
     match edge {
-        EdgeOutput::Chained(sink) => sink.write(&b)?,
+        EdgeOutput::Chained(task) => task.process(b)?,
         EdgeOutput::Forward(s) => s.send(Event::Batch(b))?,
         EdgeOutput::Rebalance { senders, next } => {
             senders[*next].send(Event::Batch(b))?;

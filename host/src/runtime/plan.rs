@@ -1,7 +1,7 @@
 //! The physical plan of one attempt: a plan per subtask with its input
 //! channels and outputs, one bounded channel per (upstream subtask,
-//! downstream subtask) pair, and sinks chained into their upstream's
-//! thread behind a forward edge.
+//! downstream subtask) pair, and the subtasks chained into their
+//! upstream's thread behind a forward edge.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use super::output::EdgeOutput;
 use crate::channel::channel;
 use crate::metrics::TaskMetrics;
 use crate::spec::Partitioning;
-use crate::spec::graph::{Edge, JobGraph, NodeKind};
+use crate::spec::graph::JobGraph;
 
 /// What one subtask runs with.
 pub(super) struct TaskPlan {
@@ -24,22 +24,26 @@ pub(super) struct TaskPlan {
     /// Edges that carry a side output, by tag.
     pub(super) side_outputs: Vec<(String, EdgeOutput)>,
     pub(super) metrics: Arc<TaskMetrics>,
-    /// Sinks chained into this task: (node, their metrics).
-    pub(super) chained_sinks: Vec<(usize, Arc<TaskMetrics>)>,
-    /// Runs inside its upstream's task, not in a thread of its own.
-    pub(super) chained: bool,
+    /// The downstream subtasks chained into this one (see
+    /// [`JobGraph::is_chained`]), each with its own plan: they run in this
+    /// task's thread.
+    pub(super) chained: Vec<TaskPlan>,
 }
 
-/// Whether `edge` leads to a sink that can run in its upstream's thread: a
-/// forward edge of the main output into a sink with no other input.
-fn is_chainable(graph: &JobGraph, edge: &Edge) -> bool {
-    edge.partition == Partitioning::Forward
-        && edge.side.is_none()
-        && matches!(graph.nodes[edge.to].kind, NodeKind::Sink(_))
-        && graph.inputs(edge.to).count() == 1
+impl TaskPlan {
+    /// This plan and every plan chained into it, at any depth.
+    pub(super) fn with_chained(&self) -> Vec<&TaskPlan> {
+        let mut all = vec![self];
+        for c in &self.chained {
+            all.extend(c.with_chained());
+        }
+        all
+    }
 }
 
-/// Channels for every edge, and one plan per subtask.
+/// Channels for every edge that is not chained, and one plan per subtask
+/// that runs a thread: the plan of a chained subtask is inside its
+/// upstream's.
 pub(super) fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
     let cap = graph.config.channel_capacity;
     let mut plans: Vec<Vec<TaskPlan>> = graph
@@ -55,29 +59,20 @@ pub(super) fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
                     outputs: Vec::new(),
                     side_outputs: Vec::new(),
                     metrics: Arc::new(TaskMetrics::default()),
-                    chained_sinks: Vec::new(),
-                    chained: false,
+                    chained: Vec::new(),
                 })
                 .collect()
         })
         .collect();
+    // Per node, the upstream node it is chained into.
+    let mut chained_into: Vec<Option<usize>> = vec![None; graph.nodes.len()];
     for edge in &graph.edges {
         let (pa, pb) = (
             graph.nodes[edge.from].parallelism,
             graph.nodes[edge.to].parallelism,
         );
-        if graph.config.chaining && is_chainable(graph, edge) {
-            // Forward edges connect equal parallelisms: subtask i to i.
-            let sinks: Vec<Arc<TaskMetrics>> = plans[edge.to]
-                .iter_mut()
-                .map(|down| {
-                    down.chained = true;
-                    down.metrics.clone()
-                })
-                .collect();
-            for (up, sink_metrics) in plans[edge.from].iter_mut().zip(sinks) {
-                up.chained_sinks.push((edge.to, sink_metrics));
-            }
+        if graph.is_chained(edge) {
+            chained_into[edge.to] = Some(edge.from);
             continue;
         }
         for i in 0..pa as usize {
@@ -115,5 +110,27 @@ pub(super) fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
             }
         }
     }
-    plans.into_iter().flatten().collect()
+    nest_chained(plans, &chained_into)
+}
+
+/// Moves the plan of every chained subtask into its upstream's
+/// (`chained_into`: per node, the upstream node it is chained into), and
+/// gives the plans left: one per thread.
+fn nest_chained(mut plans: Vec<Vec<TaskPlan>>, chained_into: &[Option<usize>]) -> Vec<TaskPlan> {
+    // Downstream first (nodes are in topological order, an upstream before
+    // its downstream), so that a plan carries its own chained plans when it
+    // moves into its upstream's. Forward edges connect equal parallelisms:
+    // subtask i to i.
+    let mut heads = Vec::new();
+    while let Some(node_plans) = plans.pop() {
+        match chained_into[plans.len()] {
+            Some(up) => {
+                for (upstream, down) in plans[up].iter_mut().zip(node_plans) {
+                    upstream.chained.push(down);
+                }
+            }
+            None => heads.push(node_plans),
+        }
+    }
+    heads.into_iter().rev().flatten().collect()
 }

@@ -115,6 +115,9 @@ pub struct JobSummary {
     pub first_output_after: Option<Duration>,
     /// Per node, in topological order.
     pub nodes: Vec<NodeSummary>,
+    /// The tasks a subtask of the job ran: chained nodes, joined by `->`,
+    /// share one (see [`JobGraph::describe_tasks`]).
+    pub tasks: Vec<String>,
     /// The job id (names its checkpoint folder).
     pub job_id: String,
     /// Restarts after failures.
@@ -156,6 +159,7 @@ impl JobSummary {
             duration: started.elapsed(),
             first_output_after: first_output.map(|t| t.saturating_duration_since(started)),
             nodes,
+            tasks: graph.describe_tasks(),
             job_id: String::new(),
             restarts: 0,
             checkpoints_completed: 0,
@@ -209,6 +213,9 @@ impl fmt::Display for JobSummary {
                     l.count
                 )?;
             }
+        }
+        for t in &self.tasks {
+            writeln!(f, "  task: {t}")?;
         }
         if self.checkpoints_completed > 0 || self.restarts > 0 {
             writeln!(

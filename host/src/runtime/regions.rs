@@ -133,6 +133,7 @@ mod tests {
             uid: format!("n{i}"),
             parallelism: p,
             kind: NodeKind::Native { name: "x".into() },
+            chaining: true,
         };
         JobGraph {
             name: "g".into(),

@@ -46,6 +46,9 @@ pub(crate) fn run_source(
         if let Some(ck) = checkpointing {
             source_checkpoints(reader, out, control, ck, (&mut last_barrier, &mut notified))?;
         }
+        // The timers of operators chained into this source fire between
+        // its reads.
+        out.fire_chained_timers(crate::clock::epoch_ms())?;
         if checkpointing.is_some_and(|ck| ck.hub.drain_requested()) {
             // Stop with drain: the input ends here, as if the source had
             // reached its end.

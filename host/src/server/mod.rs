@@ -316,6 +316,7 @@ fn json_bytes(body: Bytes) -> Response {
 fn detail(job: &JobEntry, roots: &Roots) -> Value {
     let (st, end, exceptions) = job.status();
     let live = job.control.live();
+    let heads = job.graph.chain_heads();
     let vertices: Vec<Value> = job
         .graph
         .nodes
@@ -347,6 +348,8 @@ fn detail(job: &JobEntry, roots: &Roots) -> Value {
                 "uid": node.uid,
                 "kind": node_kind(&node.kind),
                 "parallelism": node.parallelism,
+                // The node whose thread runs it: itself, or its chain's head.
+                "task": job.graph.nodes[heads[n]].id,
                 "metrics": { "read-records": sum("read-records"), "write-records": sum("write-records") },
                 "subtasks": subtasks,
             })
@@ -363,6 +366,7 @@ fn detail(job: &JobEntry, roots: &Roots) -> Value {
                 "partition": format!("{:?}", e.partition).to_lowercase(),
                 "input": e.input + 1,
                 "side-output": e.side,
+                "chained": job.graph.is_chained(e),
             })
         })
         .collect();

@@ -39,6 +39,9 @@ pub struct Node {
     pub parallelism: u32,
     /// What the node is.
     pub kind: NodeKind,
+    /// May run in one thread with a neighbour behind a forward edge (the
+    /// spec's `chaining`, Flink's `disableChaining()` when false).
+    pub chaining: bool,
 }
 
 /// What a node is.
@@ -95,6 +98,58 @@ impl JobGraph {
             .iter()
             .enumerate()
             .filter(move |(_, e)| e.from == n)
+    }
+
+    /// Whether `edge` is chained: its downstream subtask runs in its
+    /// upstream subtask's thread and is handed its batches directly, as
+    /// Flink chains operators. It must be a forward edge of the main output
+    /// into a node with no other input (not a source), with chaining on for
+    /// the job and for both nodes.
+    pub fn is_chained(&self, edge: &Edge) -> bool {
+        let (from, to) = (&self.nodes[edge.from], &self.nodes[edge.to]);
+        self.config.chaining
+            && from.chaining
+            && to.chaining
+            && edge.partition == Partitioning::Forward
+            && edge.side.is_none()
+            && from.parallelism == to.parallelism
+            && !matches!(to.kind, NodeKind::Source(_))
+            && self.inputs(edge.to).count() == 1
+    }
+
+    /// Per node, the node whose thread it runs in: itself, or the head of
+    /// the chain it is part of.
+    pub fn chain_heads(&self) -> Vec<usize> {
+        let mut head: Vec<usize> = (0..self.nodes.len()).collect();
+        // Nodes are in topological order: an upstream's head is known
+        // before its downstream's.
+        for n in 0..self.nodes.len() {
+            if let Some((_, e)) = self.inputs(n).find(|(_, e)| self.is_chained(e)) {
+                head[n] = head[e.from];
+            }
+        }
+        head
+    }
+
+    /// The job's tasks as a subtask runs them: one line per chain (or node
+    /// on its own), its nodes joined by `->`, for `weir run`'s summary and
+    /// `weir validate`.
+    pub fn describe_tasks(&self) -> Vec<String> {
+        let heads = self.chain_heads();
+        (0..self.nodes.len())
+            .filter(|&n| heads[n] == n)
+            .map(|h| {
+                let members: Vec<&str> = (0..self.nodes.len())
+                    .filter(|&n| heads[n] == h)
+                    .map(|n| self.nodes[n].id.as_str())
+                    .collect();
+                format!(
+                    "{} (parallelism {})",
+                    members.join(" -> "),
+                    self.nodes[h].parallelism
+                )
+            })
+            .collect()
     }
 
     /// Whether node `n` is keyed (an input edge partitions by key).

@@ -119,6 +119,10 @@ pub struct SourceSpec {
     /// kafka: the broker, topics and offsets (boxed: it is large).
     #[serde(default)]
     pub kafka: Option<Box<KafkaSourceSpec>>,
+    /// `false`: never run in one thread with a neighbour, even behind a
+    /// forward edge (Flink's `disableChaining()`); default `true`.
+    #[serde(default)]
+    pub chaining: Option<bool>,
 }
 
 /// A WebAssembly operator.
@@ -139,6 +143,10 @@ pub struct OperatorSpec {
     /// Key/value config handed to the operator's `open`.
     #[serde(default)]
     pub config: BTreeMap<String, ConfigValue>,
+    /// `false`: never run in one thread with a neighbour, even behind a
+    /// forward edge (Flink's `disableChaining()`); default `true`.
+    #[serde(default)]
+    pub chaining: Option<bool>,
 }
 
 /// The kinds of sink.
@@ -181,6 +189,10 @@ pub struct SinkSpec {
     /// in a histogram that the job's summary reports.
     #[serde(default)]
     pub measure_latency: Option<bool>,
+    /// `false`: never run in one thread with a neighbour, even behind a
+    /// forward edge (Flink's `disableChaining()`); default `true`.
+    #[serde(default)]
+    pub chaining: Option<bool>,
 }
 
 /// How an edge spreads records over the downstream subtasks.

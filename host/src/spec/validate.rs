@@ -107,7 +107,7 @@ impl<'a> Validation<'a> {
         field: String,
         id: &str,
         uid: Option<&str>,
-        parallelism: Option<u32>,
+        (parallelism, chaining): (Option<u32>, Option<bool>),
         kind: NodeKind,
     ) {
         let parallelism = self.parallelism(&field, parallelism);
@@ -116,6 +116,7 @@ impl<'a> Validation<'a> {
             uid: uid.unwrap_or(id).to_owned(),
             parallelism,
             kind,
+            chaining: chaining != Some(false),
         };
         self.nodes.push((field, node));
     }
@@ -148,7 +149,7 @@ impl<'a> Validation<'a> {
                 field,
                 &s.id,
                 s.uid.as_deref(),
-                s.parallelism,
+                (s.parallelism, s.chaining),
                 NodeKind::Source(s.clone()),
             );
         }
@@ -189,6 +190,7 @@ impl<'a> Validation<'a> {
                     uid,
                     parallelism: p,
                     kind: NodeKind::Operator { wasm, config },
+                    chaining: o.chaining != Some(false),
                 },
             ));
         }
@@ -205,7 +207,7 @@ impl<'a> Validation<'a> {
                 field,
                 &s.id,
                 s.uid.as_deref(),
-                s.parallelism,
+                (s.parallelism, s.chaining),
                 NodeKind::Sink(s.clone()),
             );
         }

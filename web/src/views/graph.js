@@ -70,12 +70,15 @@ const CHAR_W = 7.4;
 /**
  * The label of an edge: its partitioning, the input of the node it feeds
  * when that is not the first, and the side output it carries (`null` for
- * the main output), e.g. `hash · side output late`.
+ * the main output), and whether it is chained, e.g. `hash · side output
+ * late` or `forward · chained`.
  */
 export function edgeLabel(e) {
   const parts = [e.input && e.input !== 1 ? `${e.partition} → input ${e.input}` : String(e.partition || '')];
   const tag = e['side-output'];
   if (tag !== null && tag !== undefined) parts.push(`side output ${tag}`);
+  // Chained: both ends run in one thread, with no channel between them.
+  if (e.chained) parts.push('chained');
   return parts.filter(Boolean).join(' · ');
 }
 
@@ -91,7 +94,7 @@ export class JobGraph {
   setPlan(vertices, edges) {
     const sig = JSON.stringify([
       vertices.map((v) => [v.id, v.kind, v.parallelism]),
-      edges.map((e) => [e.from, e.to, e.partition, e.input, e['side-output'] ?? null]),
+      edges.map((e) => [e.from, e.to, e.partition, e.input, e['side-output'] ?? null, !!e.chained]),
     ]);
     if (sig === this.signature) return;
     this.signature = sig;

@@ -221,6 +221,10 @@ fn validate(config: &Config, job: &Path, operators_dir: Option<&Path>) -> anyhow
         graph.nodes.len(),
         graph.edges.len()
     );
+    // What each subtask runs in one thread (operator chaining).
+    for task in graph.describe_tasks() {
+        println!("  task: {task}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
