@@ -128,6 +128,13 @@ impl<'a> BatchReader<'a> {
         }
     }
 
+    /// The offset in the buffer of the next element: after an element is
+    /// read, where its encoding ends, so a reader can copy whole elements
+    /// as they are encoded.
+    pub fn position(&self) -> usize {
+        self.cur.pos
+    }
+
     /// The next element, `Ok(None)` at the end.
     pub fn next_element(&mut self) -> Result<Option<ElementRef<'a>>, WireError> {
         if self.cur.at_end() {

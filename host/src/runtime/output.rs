@@ -9,7 +9,7 @@ use weir_wire::{BatchBuilder, BatchReader, count_elements};
 use super::checkpointing::Overtake;
 use super::error::OutputError;
 use crate::channel::{Announcement, Barrier, Batch, ChannelSender, Event};
-use crate::keygroup::{key_group, subtask_for_key_group};
+use crate::keygroup::key_group;
 use crate::metrics::TaskMetrics;
 
 /// Called with a node and the user counters of one of its subtasks.
@@ -60,6 +60,8 @@ pub(crate) enum EdgeOutput {
     Hash {
         senders: Vec<ChannelSender>,
         builders: Vec<BatchBuilder>,
+        /// Per key group, the index of the subtask that owns it.
+        owners: Vec<u32>,
     },
 }
 
@@ -334,15 +336,12 @@ fn send_on(edge: &mut EdgeOutput, b: Batch, max_parallelism: u32) -> Result<(), 
         EdgeOutput::Hash { senders, .. } if senders.len() == 1 => {
             senders[0].send(Event::Batch(b))?;
         }
-        EdgeOutput::Hash { senders, builders } => {
-            let p = senders.len() as u32;
-            for e in BatchReader::new(&b.data) {
-                // Batches on channels were checked when they were made.
-                let Ok(e) = e else { continue };
-                let kg = key_group(e.key.unwrap_or_default(), max_parallelism);
-                let target = subtask_for_key_group(kg, max_parallelism, p) as usize;
-                builders[target].push_ref(e);
-            }
+        EdgeOutput::Hash {
+            senders,
+            builders,
+            owners,
+        } => {
+            split_by_owner(&b.data, builders, owners, max_parallelism);
             for (t, builder) in builders.iter_mut().enumerate() {
                 if !builder.is_empty() {
                     let (data, len) = builder.take();
@@ -352,4 +351,78 @@ fn send_on(edge: &mut EdgeOutput, b: Batch, max_parallelism: u32) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Appends each element of `data` (a checked batch) to the builder of the
+/// subtask owning its key's key group (`owners`, per key group), copying
+/// runs of consecutive elements for one subtask at once, as encoded.
+fn split_by_owner(
+    data: &[u8],
+    builders: &mut [BatchBuilder],
+    owners: &[u32],
+    max_parallelism: u32,
+) {
+    let mut reader = BatchReader::new(data);
+    // The run being gathered: its subtask, where it starts, its length.
+    let mut run: Option<(usize, usize, usize)> = None;
+    let mut end = 0;
+    // Batches on channels were checked when they were made: a malformed
+    // element cannot be met here, and would end the batch.
+    while let Ok(Some(e)) = reader.next_element() {
+        let kg = key_group(e.key.unwrap_or_default(), max_parallelism);
+        let owner = owners.get(kg as usize).map_or(0, |&o| o as usize);
+        match &mut run {
+            Some((o, _, n)) if *o == owner => *n += 1,
+            _ => {
+                if let Some((o, start, n)) = run {
+                    builders[o].extend_encoded(&data[start..end], n);
+                }
+                run = Some((owner, end, 1));
+            }
+        }
+        end = reader.position();
+    }
+    if let Some((o, start, n)) = run {
+        builders[o].extend_encoded(&data[start..end], n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keygroup::subtask_for_key_group;
+
+    /// An element, owned: key, value, timestamp.
+    type Owned = (Option<Vec<u8>>, Vec<u8>, Option<i64>);
+
+    #[test]
+    fn a_batch_splits_by_owner_in_order_with_runs_copied_whole() {
+        let max = 128;
+        let owners: Vec<u32> = (0..max)
+            .map(|kg| subtask_for_key_group(kg, max, 3))
+            .collect();
+        let mut batch = BatchBuilder::default();
+        let mut want: Vec<Vec<Owned>> = vec![Vec::new(); 3];
+        for i in 0..500i64 {
+            let key = format!("k{}", i % 37).into_bytes();
+            let key = (i % 11 != 0).then_some(key);
+            let ts = (i % 3 == 0).then_some(i);
+            let value = format!("v{i}").into_bytes();
+            batch.push(key.as_deref(), &value, ts);
+            let kg = key_group(key.as_deref().unwrap_or_default(), max);
+            want[owners[kg as usize] as usize].push((key, value, ts));
+        }
+        let (data, _) = batch.take();
+        let mut builders: Vec<BatchBuilder> = (0..3).map(|_| BatchBuilder::default()).collect();
+        split_by_owner(&data, &mut builders, &owners, max);
+        for (b, want) in builders.iter_mut().zip(want) {
+            let (data, len) = b.take();
+            assert_eq!(len, want.len());
+            let got: Vec<_> = BatchReader::new(&data)
+                .map(|e| e.map(|e| (e.key.map(<[u8]>::to_vec), e.value.to_vec(), e.timestamp)))
+                .collect::<Result<_, _>>()
+                .expect("valid batch");
+            assert_eq!(got, want);
+        }
+    }
 }

@@ -10,6 +10,7 @@ use weir_wire::BatchBuilder;
 use super::inputs::InputChannel;
 use super::output::EdgeOutput;
 use crate::channel::channel;
+use crate::keygroup::subtask_for_key_group;
 use crate::metrics::TaskMetrics;
 use crate::spec::Partitioning;
 use crate::spec::graph::JobGraph;
@@ -91,9 +92,13 @@ pub(super) fn plan_tasks(graph: &JobGraph) -> Vec<TaskPlan> {
                         senders.push(tx);
                     }
                     if edge.partition == Partitioning::Hash {
+                        let max = graph.max_parallelism;
                         EdgeOutput::Hash {
                             builders: (0..pb).map(|_| BatchBuilder::default()).collect(),
                             senders,
+                            owners: (0..max)
+                                .map(|kg| subtask_for_key_group(kg, max, pb))
+                                .collect(),
                         }
                     } else {
                         EdgeOutput::Rebalance {
