@@ -40,6 +40,7 @@ pub(crate) fn run_operator(
     let gate = InputGate::new(inputs, overtaking);
     let valve = Valve::start(gate.len(), ck, op, out)?;
     let mut run = InputLoop {
+        deferred: None,
         alignment: alignment_for(&gate, ck),
         open: (0..gate.len()).collect(),
         last_barrier: ck.map_or(0, |c| c.restored_id),
@@ -106,8 +107,27 @@ struct Unaligned {
     at: Instant,
 }
 
+/// How long a turn of the input loop writes a copy-on-write snapshot
+/// before it takes input again: a turn may last as long as a send waits
+/// on a backpressured channel, so a key group per turn could stretch a
+/// small snapshot over seconds.
+const SNAPSHOT_STEP: Duration = Duration::from_millis(1);
+
+/// A checkpoint taken copy-on-write, acknowledged once its keyed part is
+/// written: a key group per turn of the loop, between batches.
+struct Deferred {
+    barrier: Barrier,
+    state: StateSnapshot,
+    sync: Duration,
+    alignment: Duration,
+    /// When the snapshot was taken.
+    at: Instant,
+}
+
 /// One operator subtask's input loop.
 struct InputLoop<'a> {
+    /// The checkpoint whose keyed part is being written.
+    deferred: Option<Deferred>,
     op: &'a mut dyn StreamOperator,
     out: &'a mut Output,
     metrics: &'a TaskMetrics,
@@ -131,6 +151,7 @@ impl InputLoop<'_> {
     fn run(&mut self) -> Result<(), TaskFailure> {
         let mut readable: Vec<usize> = Vec::with_capacity(self.open.len());
         while !self.open.is_empty() {
+            self.step_deferred()?;
             if fire_due_timers(self.op, self.out)? {
                 self.valve.after_own_output(self.out)?;
             }
@@ -159,14 +180,15 @@ impl InputLoop<'_> {
             });
             // Backpressured: look at the priority lanes and pull what is
             // being drained without waiting, then wait for output room.
-            let now = backpressured.then(Instant::now);
+            // A snapshot being written takes no wait either.
+            let now = (backpressured || self.deferred.is_some()).then(Instant::now);
             let deadline = [timer, alignment.deadline(), now]
                 .into_iter()
                 .flatten()
                 .min();
             let draining = |i: usize| alignment.is_draining(i);
             let action = match self.gate.next(&readable, &draining, deadline) {
-                Arrival::Timeout if backpressured => {
+                Arrival::Timeout if backpressured && self.deferred.is_none() => {
                     self.out.wait_for_room(Duration::from_millis(1));
                     continue;
                 }
@@ -177,6 +199,43 @@ impl InputLoop<'_> {
             };
             self.decline_abandoned();
             self.act(action)?;
+        }
+        self.finish_deferred()
+    }
+
+    /// Writes key groups of a checkpoint taken copy-on-write for about
+    /// [`SNAPSHOT_STEP`] (at least one), and acknowledges it once it is
+    /// whole.
+    fn step_deferred(&mut self) -> Result<(), TaskFailure> {
+        let (Some(ck), Some(_)) = (self.ck, self.deferred.as_ref()) else {
+            return Ok(());
+        };
+        let start = Instant::now();
+        let keyed = loop {
+            if let Some(keyed) = self.op.continue_snapshot() {
+                break keyed;
+            }
+            if !self.op.snapshot_pending() {
+                return Err(TaskFailure::Internal(
+                    "a copy-on-write snapshot ended without its keyed state".into(),
+                ));
+            }
+            if start.elapsed() >= SNAPSHOT_STEP {
+                return Ok(());
+            }
+        };
+        if let Some(mut d) = self.deferred.take() {
+            d.state.keyed = Some(keyed);
+            ck.ack_after(&d.barrier, d.state, (d.sync, d.alignment), d.at.elapsed());
+        }
+        Ok(())
+    }
+
+    /// Writes and acknowledges a checkpoint taken copy-on-write to its
+    /// end: before another snapshot, and at the end of input.
+    fn finish_deferred(&mut self) -> Result<(), TaskFailure> {
+        while self.deferred.is_some() {
+            self.step_deferred()?;
         }
         Ok(())
     }
@@ -248,15 +307,25 @@ impl InputLoop<'_> {
                 alignment,
                 processed,
             } => {
-                let (mut state, sync) = self.snapshot(ck, barrier)?;
+                let (mut state, sync) = self.snapshot(ck, barrier, true)?;
                 state.processed_bytes = processed;
-                ck.ack(&barrier, state, sync, alignment);
+                if self.op.snapshot_pending() {
+                    self.deferred = Some(Deferred {
+                        barrier,
+                        state,
+                        sync,
+                        alignment,
+                        at: Instant::now(),
+                    });
+                } else {
+                    ck.ack(&barrier, state, sync, alignment);
+                }
                 self.out
                     .send_barrier(barrier, ck.overtake(barrier.kind, false))?;
                 self.last_barrier = barrier.id;
             }
             AlignAction::SnapshotUnaligned { barrier, alignment } => {
-                let (state, sync) = self.snapshot(ck, barrier)?;
+                let (state, sync) = self.snapshot(ck, barrier, false)?;
                 self.out
                     .send_barrier(barrier, ck.overtake(barrier.kind, true))?;
                 let inputs = self.gate.channels().iter().map(|c| (c.side, c.partition));
@@ -283,16 +352,24 @@ impl InputLoop<'_> {
     }
 
     /// Takes the task's snapshot for `barrier` (with its watermark), after
-    /// sending what it emitted before; returns it with its duration.
+    /// sending what it emitted before and finishing a snapshot still being
+    /// written; returns it with its duration. With `deferrable`, a
+    /// checkpoint may leave its keyed part to be written copy-on-write.
     fn snapshot(
         &mut self,
         ck: &TaskCheckpointing,
         barrier: Barrier,
+        deferrable: bool,
     ) -> Result<(StateSnapshot, Duration), TaskFailure> {
+        self.finish_deferred()?;
         self.out.flush()?;
         self.op.notify_checkpoint_complete(ck.hub.last_completed());
         let t = Instant::now();
-        let mut state = self.op.snapshot(barrier.id, barrier.kind)?;
+        let mut state = if deferrable && barrier.kind == BarrierKind::Checkpoint {
+            self.op.snapshot_checkpoint(barrier.id)?
+        } else {
+            self.op.snapshot(barrier.id, barrier.kind)?
+        };
         let watermark = self.valve.tracker.current();
         state.watermark = (watermark != NO_WATERMARK).then_some(watermark);
         Ok((state, t.elapsed()))

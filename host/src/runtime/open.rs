@@ -247,6 +247,7 @@ impl Opener<'_> {
                     config: config.clone(),
                     published: None,
                     dead_letter,
+                    pending: None,
                 }))
             }
             NodeKind::Source(_) | NodeKind::Sink(_) => Err(TaskFailure::Internal(

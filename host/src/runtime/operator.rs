@@ -13,6 +13,7 @@ use crate::keygroup::KeyGroupRange;
 use crate::sandbox::WasmOperator;
 use crate::sink::{SinkError, SinkWriter};
 use crate::state::KeyedStateBackend;
+use crate::state::snapshot::{KeyedSnapshot, SnapshotEncoder};
 
 /// A task body that consumes batches, watermarks and time. Only `process`
 /// is required; the rest default to doing nothing.
@@ -56,6 +57,21 @@ pub trait StreamOperator: Send {
         let _ = (id, kind);
         Ok(StateSnapshot::default())
     }
+    /// Captures the task's state for checkpoint `id`, leaving its keyed
+    /// part to [`Self::continue_snapshot`] where the state backend
+    /// snapshots copy-on-write ([`Self::snapshot_pending`] then says so):
+    /// the task goes on while it is written. By default, [`Self::snapshot`].
+    fn snapshot_checkpoint(&mut self, id: u64) -> Result<StateSnapshot, TaskFailure> {
+        self.snapshot(id, BarrierKind::Checkpoint)
+    }
+    /// Whether the keyed part of the last snapshot is still being written.
+    fn snapshot_pending(&self) -> bool {
+        false
+    }
+    /// Writes more of the pending snapshot's keyed part: it, once whole.
+    fn continue_snapshot(&mut self) -> Option<KeyedSnapshot> {
+        None
+    }
     /// Checkpoint `id` (and every one before it) is complete.
     fn notify_checkpoint_complete(&mut self, id: u64) {
         let _ = id;
@@ -74,6 +90,8 @@ pub struct WasmTask {
     pub(crate) published: Option<std::time::Instant>,
     /// The job's quarantine, if `weir.dead-letter.enabled`.
     pub(crate) dead_letter: Option<DeadLetterGuard>,
+    /// The keyed part of a copy-on-write snapshot being written.
+    pub(crate) pending: Option<SnapshotEncoder>,
 }
 
 /// What a WebAssembly subtask needs to quarantine the records it fails on.
@@ -246,7 +264,38 @@ impl StreamOperator for WasmTask {
         emit_all(produced, out)
     }
 
+    fn snapshot_checkpoint(&mut self, id: u64) -> Result<StateSnapshot, TaskFailure> {
+        self.pending = None;
+        let Some(encoder) = self.guest.begin_keyed_snapshot() else {
+            return self.snapshot(id, BarrierKind::Checkpoint);
+        };
+        if let Some(g) = self.dead_letter.as_mut() {
+            g.checkpoint = id;
+        }
+        self.pending = Some(encoder);
+        Ok(StateSnapshot {
+            operator_state: self.guest.operator_state_items(),
+            declared: self.guest.declared_states(),
+            ..StateSnapshot::default()
+        })
+    }
+
+    fn snapshot_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    fn continue_snapshot(&mut self) -> Option<KeyedSnapshot> {
+        let encoder = self.pending.as_mut()?;
+        if !self.guest.continue_keyed_snapshot(encoder) {
+            return None;
+        }
+        self.pending.take().map(SnapshotEncoder::finish)
+    }
+
     fn snapshot(&mut self, id: u64, kind: BarrierKind) -> Result<StateSnapshot, TaskFailure> {
+        // One still being written is abandoned (the input loop finishes
+        // it before it takes another).
+        self.pending = None;
         if let Some(g) = self.dead_letter.as_mut() {
             g.checkpoint = id;
         }

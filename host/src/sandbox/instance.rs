@@ -419,6 +419,36 @@ impl WasmOperator {
         Ok(self.store.data_mut().take_output())
     }
 
+    /// Begins a snapshot of the keyed state copy-on-write, if the state
+    /// backend has such snapshots (see
+    /// [`crate::state::KeyedStateBackend::begin_snapshot`]): the encoder,
+    /// with the timers copied, that [`Self::continue_keyed_snapshot`] then
+    /// drives while the guest goes on. `None`: use [`Self::keyed_snapshot`].
+    pub fn begin_keyed_snapshot(&mut self) -> Option<crate::state::snapshot::SnapshotEncoder> {
+        let data = self.store.data_mut();
+        let k = data.keyed.as_mut()?;
+        if !k.backend.begin_snapshot() {
+            return None;
+        }
+        Some(crate::state::snapshot::SnapshotEncoder::new(
+            k.backend.as_ref(),
+            &data.timers,
+            k.max_parallelism,
+        ))
+    }
+
+    /// Writes the next key group of the snapshot `encoder` began; returns
+    /// whether it is complete.
+    pub fn continue_keyed_snapshot(
+        &mut self,
+        encoder: &mut crate::state::snapshot::SnapshotEncoder,
+    ) -> bool {
+        match self.store.data_mut().keyed.as_mut() {
+            Some(k) => encoder.encode_next(k.backend.as_mut()),
+            None => true,
+        }
+    }
+
     /// Snapshots the keyed state and timers of this subtask for
     /// checkpoint `id`: a portable snapshot of both, or the backend's own
     /// (incremental) snapshot and a portable one of the timers only;

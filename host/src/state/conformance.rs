@@ -257,5 +257,147 @@ macro_rules! state_conformance_tests {
             assert_eq!(total, 600);
             assert_eq!(total_timers, 200);
         }
+
+        /// Every entry of `b`, owned and sorted, for comparing states.
+        fn dump(b: &dyn KeyedStateBackend) -> Vec<(u32, Vec<u8>, Vec<u8>, String)> {
+            let mut all = Vec::new();
+            let range = b.key_groups();
+            for kg in range.start..=range.end {
+                b.visit_key_group(kg, &mut |state, key, ns, entry| {
+                    let shown = match entry {
+                        $crate::state::EntryRef::Value(v) => format!("{v:?}"),
+                        $crate::state::EntryRef::List(l) => format!("{l:?}"),
+                        $crate::state::EntryRef::Map(m) => {
+                            let mut pairs = Vec::new();
+                            m.each(&mut |k, v| pairs.push((k.to_vec(), v.to_vec())));
+                            format!("{pairs:?}")
+                        }
+                    };
+                    all.push((state, key.to_vec(), ns.to_vec(), shown));
+                });
+            }
+            all.sort();
+            all
+        }
+
+        /// The state `snap` restores into a new backend for `range`.
+        fn restored(
+            snap: &$crate::state::snapshot::KeyedSnapshot,
+            range: KeyGroupRange,
+        ) -> Vec<(u32, Vec<u8>, Vec<u8>, String)> {
+            let handle = snap.handle("f".into());
+            let mut nb = backend_for(range);
+            let mut nt = $crate::timers::TimerService::default();
+            $crate::state::snapshot::restore_without(
+                &snap.bytes,
+                &handle,
+                &mut nb,
+                &mut nt,
+                &|_| false,
+            )
+            .expect("restore");
+            dump(&nb)
+        }
+
+        /// Round `round` of writes of every kind, to keys spread over all
+        /// key groups: overwrites, removals, list and map changes, new keys.
+        fn write_round(
+            b: &mut dyn KeyedStateBackend,
+            (v, l, m): (u32, u32, u32),
+            round: u32,
+            mp: u32,
+        ) {
+            for j in 0..24u32 {
+                let key = format!("k{}", (round * 24 + j) % 300);
+                let a = at_key(key.as_bytes(), mp);
+                match j % 8 {
+                    0 => b.value_put(v, a, &round.to_be_bytes()).expect("put"),
+                    1 => b.clear(v, a).expect("clear"),
+                    2 => b.list_add(l, a, b"more").expect("add"),
+                    3 => b.map_put(m, a, b"y", b"new").expect("map"),
+                    4 => b.map_remove(m, a, b"x").expect("remove"),
+                    5 => b.clear(l, a).expect("clear"),
+                    6 => {
+                        let fresh = format!("n{round}-{j}");
+                        let a = at_key(fresh.as_bytes(), mp);
+                        b.value_put(v, a, b"fresh").expect("put");
+                        b.list_add(l, a, b"fresh").expect("add");
+                    }
+                    _ => {
+                        // Removed, then written again.
+                        b.clear(v, a).expect("clear");
+                        b.value_put(v, a, b"again").expect("put");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn a_snapshot_taken_copy_on_write_restores_the_state_at_its_start_while_writes_go_on() {
+            let mp = 16;
+            let range = KeyGroupRange { start: 0, end: 15 };
+            // `b` is snapshotted; `twin` takes the same writes without.
+            let mut b = backend_for(range);
+            let mut twin = backend_for(range);
+            let mut ids = (0, 0, 0);
+            for x in [&mut b as &mut dyn KeyedStateBackend, &mut twin] {
+                ids = (
+                    x.register("v", StateKind::Value).expect("register"),
+                    x.register("l", StateKind::List).expect("register"),
+                    x.register("m", StateKind::Map).expect("register"),
+                );
+                for i in 0..300u32 {
+                    let key = format!("k{i}");
+                    let a = at_key(key.as_bytes(), mp);
+                    x.value_put(ids.0, a, &i.to_le_bytes()).expect("put");
+                    x.list_add(ids.1, a, b"a").expect("add");
+                    x.map_put(ids.2, a, b"x", &i.to_le_bytes()).expect("map");
+                }
+            }
+            let timers = $crate::timers::TimerService::default();
+            let at_barrier = dump(&b);
+            // The backend snapshots copy-on-write if it can; else (RocksDB,
+            // whose checkpoints are its own files) all at once, as the
+            // runtime then does.
+            let cow = b.begin_snapshot();
+            let mut encoder = $crate::state::snapshot::SnapshotEncoder::new(&b, &timers, mp);
+            let mut round = 0;
+            let snap = if cow {
+                loop {
+                    write_round(&mut b, ids, round, mp);
+                    write_round(&mut twin, ids, round, mp);
+                    round += 1;
+                    if encoder.encode_next(&mut b) {
+                        break encoder.finish();
+                    }
+                }
+            } else {
+                let snap = $crate::state::snapshot::encode(&b, &timers, mp);
+                write_round(&mut b, ids, 0, mp);
+                write_round(&mut twin, ids, 0, mp);
+                snap
+            };
+            assert_eq!(
+                restored(&snap, range),
+                at_barrier,
+                "the snapshot is the state at its start"
+            );
+            assert_ne!(dump(&b), at_barrier, "the writes went on");
+            assert_eq!(
+                dump(&b),
+                dump(&twin),
+                "the writes landed as without a snapshot"
+            );
+            // A second snapshot, without writes, is the state as it is.
+            let now = dump(&b);
+            let snap = if b.begin_snapshot() {
+                let mut encoder = $crate::state::snapshot::SnapshotEncoder::new(&b, &timers, mp);
+                while !encoder.encode_next(&mut b) {}
+                encoder.finish()
+            } else {
+                $crate::state::snapshot::encode(&b, &timers, mp)
+            };
+            assert_eq!(restored(&snap, range), now);
+        }
     };
 }

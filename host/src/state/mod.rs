@@ -216,6 +216,24 @@ pub trait KeyedStateBackend: Send {
     /// Calls `visit(state, key, namespace, entry)` for every entry of
     /// `key_group`, in no particular order: what a snapshot copies.
     fn visit_key_group(&self, key_group: u32, visit: &mut EntryVisitor<'_>);
+    /// Starts a copy-on-write snapshot of every key group (a checkpoint's
+    /// synchronous part, in time proportional to the key groups, not the
+    /// entries): from now on the first write to an entry of a key group
+    /// not visited yet keeps the entry's old value aside, and
+    /// [`Self::visit_snapshot_group`] reads each key group as it was now,
+    /// while writes go on. A snapshot still in progress is abandoned.
+    /// Returns `false` if the backend has no such snapshot (then a
+    /// snapshot visits every key group at once with
+    /// [`Self::visit_key_group`]).
+    fn begin_snapshot(&mut self) -> bool {
+        false
+    }
+    /// Calls `visit` for every entry `key_group` held when
+    /// [`Self::begin_snapshot`] was called, and ends the copy-on-write of
+    /// that key group.
+    fn visit_snapshot_group(&mut self, key_group: u32, visit: &mut EntryVisitor<'_>) {
+        self.visit_key_group(key_group, visit);
+    }
     /// Reads a value state.
     fn value_get(
         &self,

@@ -194,6 +194,17 @@ impl KeyedStateBackend for TtlBackend {
         self.inner.declared()
     }
 
+    /// Copy-on-write only without time-to-live states: their expired
+    /// entries are left out of a snapshot when it reads them, which is
+    /// at the barrier only when it reads them all at once.
+    fn begin_snapshot(&mut self) -> bool {
+        self.ttl.iter().all(Option::is_none) && self.inner.begin_snapshot()
+    }
+
+    fn visit_snapshot_group(&mut self, key_group: u32, visit: &mut EntryVisitor<'_>) {
+        self.inner.visit_snapshot_group(key_group, visit);
+    }
+
     /// Expired entries are left out, so a checkpoint does not carry them,
     /// and noted, so the next write removes them from the backend.
     fn visit_key_group(&self, key_group: u32, visit: &mut EntryVisitor<'_>) {

@@ -16,79 +16,23 @@ use hashbrown::hash_map::RawEntryMut;
 use hashbrown::hash_table::Entry as SlotEntry;
 use hashbrown::{Equivalent, HashMap, HashTable};
 use smallvec::SmallVec;
-use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::{
     EntryRef, EntryVisitor, HintedValue, KeyedStateBackend, MapEntries, StateError, StateId,
     StateKey, StateKind, ValueVisitor, key_eq,
 };
 use crate::keygroup::KeyGroupRange;
-
-/// A value-state entry in one cache line: the key followed by the
-/// namespace, and the value, inline when short.
-#[derive(Debug, Clone)]
-#[repr(C, align(64))]
-struct ValueSlot {
-    state: StateId,
-    namespace_len: u32,
-    key_namespace: SmallVec<[u8; 24]>,
-    value: SmallVec<[u8; 16]>,
-}
-
-/// Seed of the value-slot hash: anything but 0, because the key group is
-/// `xxh3(key, seed 0) mod max parallelism`, so within one key group's table
-/// that hash would have constant low bits.
-const SLOT_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
-
-fn slot_hash(state: StateId, key: &[u8], namespace: &[u8]) -> u64 {
-    let h = xxh3_64_with_seed(key, SLOT_SEED ^ u64::from(state));
-    if namespace.is_empty() {
-        h
-    } else {
-        h ^ xxh3_64_with_seed(namespace, SLOT_SEED).rotate_left(29)
-    }
-}
-
-impl ValueSlot {
-    fn new(state: StateId, key: &[u8], namespace: &[u8], value: &[u8]) -> Self {
-        let mut key_namespace = SmallVec::with_capacity(key.len() + namespace.len());
-        key_namespace.extend_from_slice(key);
-        key_namespace.extend_from_slice(namespace);
-        ValueSlot {
-            state,
-            namespace_len: namespace.len() as u32,
-            key_namespace,
-            value: SmallVec::from_slice(value),
-        }
-    }
-
-    fn split(&self) -> (&[u8], &[u8]) {
-        self.key_namespace
-            .split_at(self.key_namespace.len() - self.namespace_len as usize)
-    }
-
-    fn hash(&self) -> u64 {
-        let (key, namespace) = self.split();
-        slot_hash(self.state, key, namespace)
-    }
-
-    fn is(&self, state: StateId, key: &[u8], namespace: &[u8]) -> bool {
-        if self.state != state
-            || self.namespace_len as usize != namespace.len()
-            || self.key_namespace.len() != key.len() + namespace.len()
-        {
-            return false;
-        }
-        let (k, n) = self.split();
-        key_eq(k, key) && key_eq(n, namespace)
-    }
-}
+use cow::GroupCow;
+use slot::{MAX_NAMESPACE, ValueSlot, slot_hash};
 
 /// The tables of one key group.
 #[derive(Debug, Default)]
 struct KeyGroupTables {
     values: HashTable<ValueSlot>,
     others: HashMap<EntryKey, Entry>,
+    /// While a copy-on-write snapshot has not read this key group yet:
+    /// what it keeps for it (see `cow.rs`).
+    cow: Option<Box<GroupCow>>,
 }
 
 /// A list or map entry.
@@ -147,6 +91,14 @@ const ENTRY_OVERHEAD: usize = 64;
 const ELEMENT_OVERHEAD: usize = 24;
 
 impl Entry {
+    /// The entry as a snapshot reads it.
+    fn as_ref(&self) -> EntryRef<'_> {
+        match self {
+            Entry::List(l) => EntryRef::List(l),
+            Entry::Map(m) => EntryRef::Map(m),
+        }
+    }
+
     /// Bytes this entry is counted as, beyond its address.
     fn size(&self) -> usize {
         match self {
@@ -246,9 +198,12 @@ impl HashMapBackend {
         new: impl FnOnce() -> Entry,
     ) -> Result<(&mut Entry, usize), StateError> {
         let g = self.check(state, at, used)?;
-        let table = &mut self.groups[g].others;
+        let tables = &mut self.groups[g];
         let lookup = Self::lookup(state, at);
-        Ok(match table.raw_entry_mut().from_key(&lookup) {
+        if let Some(cow) = tables.cow.as_deref_mut() {
+            cow.before_other_write(&lookup, tables.others.get(&lookup));
+        }
+        Ok(match tables.others.raw_entry_mut().from_key(&lookup) {
             RawEntryMut::Occupied(o) => (o.into_mut(), 0),
             RawEntryMut::Vacant(v) => (
                 v.insert(EntryKey::from(&lookup), new()).1,
@@ -268,15 +223,24 @@ impl HashMapBackend {
         let address = at.key.len() + at.namespace.len() + ENTRY_OVERHEAD;
         if kind == StateKind::Value {
             let h = slot_hash(state, at.key, at.namespace);
-            if let Ok(e) = tables
+            if let Ok(mut e) = tables
                 .values
                 .find_entry(h, |s| s.is(state, at.key, at.namespace))
             {
+                if let Some(cow) = tables.cow.as_deref_mut() {
+                    cow.before_value_write(e.get_mut());
+                }
                 let (slot, _) = e.remove();
                 self.bytes = self.bytes.saturating_sub(address + slot.value.len());
             }
-        } else if let Some(entry) = tables.others.remove(&Self::lookup(state, at)) {
-            self.bytes = self.bytes.saturating_sub(address + entry.size());
+        } else {
+            let lookup = Self::lookup(state, at);
+            if let Some(cow) = tables.cow.as_deref_mut() {
+                cow.before_other_write(&lookup, tables.others.get(&lookup));
+            }
+            if let Some(entry) = tables.others.remove(&lookup) {
+                self.bytes = self.bytes.saturating_sub(address + entry.size());
+            }
         }
         Ok(())
     }
@@ -320,12 +284,17 @@ impl KeyedStateBackend for HashMapBackend {
             visit(slot.state, key, namespace, EntryRef::Value(&slot.value));
         }
         for (k, e) in &tables.others {
-            let entry = match e {
-                Entry::List(l) => EntryRef::List(l),
-                Entry::Map(m) => EntryRef::Map(m),
-            };
-            visit(k.state, &k.key, &k.namespace, entry);
+            visit(k.state, &k.key, &k.namespace, e.as_ref());
         }
+    }
+
+    fn begin_snapshot(&mut self) -> bool {
+        self.begin_cow();
+        true
+    }
+
+    fn visit_snapshot_group(&mut self, key_group: u32, visit: &mut EntryVisitor<'_>) {
+        self.visit_cow_group(key_group, visit);
     }
 
     fn value_get(
@@ -400,11 +369,15 @@ impl KeyedStateBackend for HashMapBackend {
         hint: Option<usize>,
     ) -> Result<(), StateError> {
         let g = self.check(state, &at, StateKind::Value)?;
+        let KeyGroupTables { values, cow, .. } = &mut self.groups[g];
         // Inserts since the hint was taken may have moved entries: the
         // slot is checked before it is written.
-        if let Some(slot) = hint.and_then(|i| self.groups[g].values.get_bucket_mut(i))
+        if let Some(slot) = hint.and_then(|i| values.get_bucket_mut(i))
             && slot.is(state, at.key, at.namespace)
         {
+            if let Some(cow) = cow.as_deref_mut() {
+                cow.before_value_write(slot);
+            }
             let old = slot.value.len();
             slot.value.clear();
             slot.value.extend_from_slice(value);
@@ -420,27 +393,37 @@ impl KeyedStateBackend for HashMapBackend {
         value: &[u8],
     ) -> Result<(), StateError> {
         let g = self.check(state, &at, StateKind::Value)?;
+        if at.namespace.len() > MAX_NAMESPACE {
+            // Longer than any guest can hand over; counted as over the limit.
+            return Err(StateError::Full {
+                limit: self.max_bytes,
+            });
+        }
         let h = slot_hash(state, at.key, at.namespace);
-        let (added, removed) = match self.groups[g].values.entry(
-            h,
-            |s| s.is(state, at.key, at.namespace),
-            ValueSlot::hash,
-        ) {
-            SlotEntry::Occupied(mut e) => {
-                let v = &mut e.get_mut().value;
-                let old = v.len();
-                v.clear();
-                v.extend_from_slice(value);
-                (value.len(), old)
-            }
-            SlotEntry::Vacant(e) => {
-                e.insert(ValueSlot::new(state, at.key, at.namespace, value));
-                (
-                    at.key.len() + at.namespace.len() + ENTRY_OVERHEAD + value.len(),
-                    0,
-                )
-            }
-        };
+        let KeyGroupTables { values, cow, .. } = &mut self.groups[g];
+        let (added, removed) =
+            match values.entry(h, |s| s.is(state, at.key, at.namespace), ValueSlot::hash) {
+                SlotEntry::Occupied(mut e) => {
+                    if let Some(cow) = cow.as_deref_mut() {
+                        cow.before_value_write(e.get_mut());
+                    }
+                    let v = &mut e.get_mut().value;
+                    let old = v.len();
+                    v.clear();
+                    v.extend_from_slice(value);
+                    (value.len(), old)
+                }
+                SlotEntry::Vacant(e) => {
+                    let mut slot = ValueSlot::new(state, at.key, at.namespace, value);
+                    // New since the snapshot began: not part of it.
+                    slot.set_written(cow.is_some());
+                    e.insert(slot);
+                    (
+                        at.key.len() + at.namespace.len() + ENTRY_OVERHEAD + value.len(),
+                        0,
+                    )
+                }
+            };
         self.account(added, removed)
     }
 
@@ -562,5 +545,7 @@ impl KeyedStateBackend for HashMapBackend {
     }
 }
 
+mod cow;
+mod slot;
 #[cfg(test)]
 mod tests;

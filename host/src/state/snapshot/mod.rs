@@ -23,9 +23,12 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{EntryVisitor, KeyedStateBackend, StateError, StateId, StateKey, StateKind};
-use crate::keygroup::{KeyGroupRange, key_group};
+use super::{KeyedStateBackend, StateError, StateId, StateKey, StateKind};
+use crate::keygroup::KeyGroupRange;
 use crate::timers::{Domain, TimerEntry, TimerService};
+
+mod encoder;
+pub use encoder::{SnapshotEncoder, encode, encode_timers};
 
 /// The version this build writes and reads.
 pub const KEYED_SNAPSHOT_VERSION: u32 = 1;
@@ -177,150 +180,6 @@ impl MapView for std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
         for (k, v) in self {
             f(k, v);
         }
-    }
-}
-
-/// Encodes the state and timers of every key group of `backend`: the
-/// synchronous part of a checkpoint (a copy, after which processing goes
-/// on while the bytes are written).
-pub fn encode(
-    backend: &dyn KeyedStateBackend,
-    timers: &TimerService,
-    max_parallelism: u32,
-) -> KeyedSnapshot {
-    encode_parts(backend, timers, max_parallelism, true)
-}
-
-/// Encodes the declared states and the timers of `backend`'s key groups,
-/// but no entries: what goes beside a backend's own snapshot of them.
-pub fn encode_timers(
-    backend: &dyn KeyedStateBackend,
-    timers: &TimerService,
-    max_parallelism: u32,
-) -> KeyedSnapshot {
-    encode_parts(backend, timers, max_parallelism, false)
-}
-
-/// Writes the file header: magic, version and the declared states.
-fn put_header(out: &mut Vec<u8>, states: &[(String, StateKind)]) {
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&KEYED_SNAPSHOT_VERSION.to_le_bytes());
-    put_varint(out, states.len() as u64);
-    for (name, kind) in states {
-        put_bytes(out, name.as_bytes());
-        out.push(kind_tag(*kind));
-    }
-}
-
-/// Writes one entry: state, key, namespace, tag and payload.
-fn put_entry(out: &mut Vec<u8>, state: StateId, key: &[u8], namespace: &[u8], entry: EntryRef<'_>) {
-    put_varint(out, u64::from(state));
-    put_bytes(out, key);
-    put_bytes(out, namespace);
-    match entry {
-        EntryRef::Value(v) => {
-            out.push(0);
-            put_bytes(out, v);
-        }
-        EntryRef::List(l) => {
-            out.push(1);
-            put_varint(out, l.len() as u64);
-            for v in l {
-                put_bytes(out, v);
-            }
-        }
-        EntryRef::Map(m) => {
-            out.push(2);
-            put_varint(out, m.len() as u64);
-            m.each(&mut |k, v| {
-                put_bytes(out, k);
-                put_bytes(out, v);
-            });
-        }
-    }
-}
-
-/// Writes one timer: domain, time, key and namespace.
-fn put_timer(out: &mut Vec<u8>, domain: Domain, timer: &TimerEntry) {
-    out.push(match domain {
-        Domain::EventTime => 0,
-        Domain::ProcessingTime => 1,
-    });
-    out.extend_from_slice(&timer.time.to_le_bytes());
-    put_bytes(out, &timer.key);
-    put_bytes(out, &timer.namespace);
-}
-
-/// The timers of each key group of `range`, indexed by `kg - range.start`.
-fn timers_by_key_group(
-    timers: &TimerService,
-    range: KeyGroupRange,
-    max_parallelism: u32,
-) -> Vec<Vec<(Domain, &TimerEntry)>> {
-    let mut groups: Vec<Vec<(Domain, &TimerEntry)>> = vec![Vec::new(); range.len()];
-    for (d, t) in timers.iter() {
-        let kg = key_group(&t.key, max_parallelism);
-        if range.contains(kg) {
-            groups[(kg - range.start) as usize].push((d, t));
-        }
-    }
-    groups
-}
-
-/// Encodes the header and, per key group of `backend` that holds any, its
-/// entries (if `with_entries`) and its timers.
-fn encode_parts(
-    backend: &dyn KeyedStateBackend,
-    timers: &TimerService,
-    max_parallelism: u32,
-    with_entries: bool,
-) -> KeyedSnapshot {
-    let range = backend.key_groups();
-    let expected = if with_entries {
-        backend.size_bytes().min(1 << 30)
-    } else {
-        0
-    };
-    let mut out = Vec::with_capacity(expected + 64);
-    put_header(&mut out, backend.declared());
-    let timer_groups = timers_by_key_group(timers, range, max_parallelism);
-    let mut key_groups = Vec::new();
-    let mut block = Vec::new();
-    for kg in range.start..=range.end {
-        block.clear();
-        let mut n = 0u64;
-        let mut body = Vec::new();
-        let visit = |kg: u32, visit: &mut EntryVisitor<'_>| {
-            if with_entries {
-                backend.visit_key_group(kg, visit);
-            }
-        };
-        visit(kg, &mut |state, key, namespace, entry| {
-            n += 1;
-            put_entry(&mut body, state, key, namespace, entry);
-        });
-        let group_timers = &timer_groups[(kg - range.start) as usize];
-        if n == 0 && group_timers.is_empty() {
-            continue;
-        }
-        put_varint(&mut block, n);
-        block.extend_from_slice(&body);
-        put_varint(&mut block, group_timers.len() as u64);
-        for (d, t) in group_timers {
-            put_timer(&mut block, *d, t);
-        }
-        key_groups.push(KeyGroupOffset {
-            key_group: kg,
-            offset: out.len() as u64,
-            len: block.len() as u64,
-        });
-        out.extend_from_slice(&block);
-    }
-    KeyedSnapshot {
-        bytes: out,
-        key_groups,
-        range: (range.start, range.end),
-        ttl_states: backend.ttl_states(),
     }
 }
 
@@ -559,6 +418,7 @@ fn restore_timers(r: &mut Reader<'_>, timers: &mut TimerService) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keygroup::key_group;
     use crate::state::HashMapBackend;
 
     fn at(key: &[u8], mp: u32) -> StateKey<'_> {

@@ -1,0 +1,93 @@
+//! A value-state entry of the hashmap backend: one 64-byte,
+//! cache-line-aligned slot with the key, the namespace and a short value
+//! inline, and the mark a copy-on-write snapshot sets on it.
+
+use smallvec::SmallVec;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use crate::state::{StateId, key_eq};
+
+/// A value-state entry in one cache line: the key followed by the
+/// namespace, and the value, inline when short.
+#[derive(Debug, Clone)]
+#[repr(C, align(64))]
+pub(super) struct ValueSlot {
+    pub(super) state: StateId,
+    /// The namespace's length, and in the top bit [`WRITTEN`].
+    meta: u32,
+    key_namespace: SmallVec<[u8; 24]>,
+    pub(super) value: SmallVec<[u8; 16]>,
+}
+
+/// A slot's mark: written since the copy-on-write snapshot of its key
+/// group began (its old value is kept aside, or it is new), so the
+/// snapshot skips it. Only set while that snapshot is in progress.
+const WRITTEN: u32 = 1 << 31;
+
+/// The longest namespace a value slot holds (the bits below [`WRITTEN`]).
+pub(super) const MAX_NAMESPACE: usize = (WRITTEN - 1) as usize;
+
+/// Seed of the value-slot hash: anything but 0, because the key group is
+/// `xxh3(key, seed 0) mod max parallelism`, so within one key group's table
+/// that hash would have constant low bits.
+const SLOT_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+
+pub(super) fn slot_hash(state: StateId, key: &[u8], namespace: &[u8]) -> u64 {
+    let h = xxh3_64_with_seed(key, SLOT_SEED ^ u64::from(state));
+    if namespace.is_empty() {
+        h
+    } else {
+        h ^ xxh3_64_with_seed(namespace, SLOT_SEED).rotate_left(29)
+    }
+}
+
+impl ValueSlot {
+    pub(super) fn new(state: StateId, key: &[u8], namespace: &[u8], value: &[u8]) -> Self {
+        let mut key_namespace = SmallVec::with_capacity(key.len() + namespace.len());
+        key_namespace.extend_from_slice(key);
+        key_namespace.extend_from_slice(namespace);
+        ValueSlot {
+            state,
+            meta: namespace.len() as u32 & !WRITTEN,
+            key_namespace,
+            value: SmallVec::from_slice(value),
+        }
+    }
+
+    pub(super) fn split(&self) -> (&[u8], &[u8]) {
+        self.key_namespace
+            .split_at(self.key_namespace.len() - self.namespace_len())
+    }
+
+    pub(super) fn namespace_len(&self) -> usize {
+        (self.meta & !WRITTEN) as usize
+    }
+
+    pub(super) fn is_written(&self) -> bool {
+        self.meta & WRITTEN != 0
+    }
+
+    pub(super) fn set_written(&mut self, written: bool) {
+        self.meta = if written {
+            self.meta | WRITTEN
+        } else {
+            self.meta & !WRITTEN
+        };
+    }
+
+    pub(super) fn hash(&self) -> u64 {
+        let (key, namespace) = self.split();
+        slot_hash(self.state, key, namespace)
+    }
+
+    pub(super) fn is(&self, state: StateId, key: &[u8], namespace: &[u8]) -> bool {
+        if self.state != state
+            || self.namespace_len() != namespace.len()
+            || self.key_namespace.len() != key.len() + namespace.len()
+        {
+            return false;
+        }
+        let (k, n) = self.split();
+        key_eq(k, key) && key_eq(n, namespace)
+    }
+}
