@@ -250,3 +250,41 @@ fn chaining_switches_off_per_job_and_per_node_and_the_threads_show_it() {
         assert_eq!(o, &outputs[0], "chained and unchained outputs differ");
     }
 }
+
+#[test]
+fn a_chained_operators_failure_names_it_under_region_failover() {
+    // gen -> bad -> out is one chain per subtask, two failover regions;
+    // the operator's trap fails the job, named as the operator's, not as
+    // the source whose thread it ran in.
+    let dir = tempdir();
+    let d = dir.path();
+    let yaml = format!(
+        r#"
+name: chained-trap
+config:
+  weir.sandbox.cache-dir: {cache}
+  jobmanager.execution.failover-strategy: region
+  restart-strategy.type: none
+sources:
+  - {{ id: gen, type: datagen, count: 20000, keys: 10, parallelism: 2 }}
+operators:
+  - {{ id: bad, uid: bad, wasm: {hostile}, parallelism: 2, config: {{ mode: trap }} }}
+sinks:
+  - {{ id: out, type: discard, parallelism: 2 }}
+edges:
+  - {{ from: gen, to: bad }}
+  - {{ from: bad, to: out }}
+"#,
+        cache = q(&cache_dir().display().to_string()),
+        hostile = q(weir_test_guests::HOSTILE),
+    );
+    let g = graph(&yaml, d).expect("valid");
+    assert_eq!(g.describe_tasks(), ["gen -> bad -> out (parallelism 2)"]);
+    let err = run_job(&g, &RunOptions::default(), &JobControl::default())
+        .expect_err("the trap fails the job");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("operator `bad` (uid `bad`)") && text.contains("trap in process"),
+        "{text}"
+    );
+}

@@ -157,8 +157,13 @@ impl FirstFailure<'_> {
     }
 }
 
-/// The job error of a failure in subtask `subtask` of node `n`.
+/// The job error of a failure in subtask `subtask` of node `n`, or of the
+/// subtask chained into it that failed (which it names).
 pub(super) fn task_error(graph: &JobGraph, n: usize, subtask: u32, cause: TaskFailure) -> JobError {
+    let (n, cause) = match cause {
+        TaskFailure::Output(OutputError::Chained { node, failure }) => (node, *failure),
+        other => (n, other),
+    };
     let node = &graph.nodes[n];
     JobError::Task {
         kind: match node.kind {
