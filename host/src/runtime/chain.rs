@@ -122,8 +122,8 @@ pub(crate) struct ChainedOperator {
     /// The operator's node index.
     node: usize,
     op: Box<dyn StreamOperator>,
+    /// Its output, which also holds its counters.
     out: Output,
-    metrics: Arc<TaskMetrics>,
     /// Its watermark and idleness over its one input.
     valve: Valve,
     /// With checkpoints: its own link to the coordinator, and the last
@@ -140,14 +140,14 @@ impl std::fmt::Debug for ChainedOperator {
 }
 
 impl ChainedOperator {
-    /// Opens `op` (node `node`) to run chained, sending to `out` and
-    /// counting in `metrics`: at the
+    /// Opens `op` (node `node`) to run chained, sending to `out` (whose
+    /// counters are its own): at the
     /// watermark of the checkpoint restored from, after the in-flight
     /// records `replay` of an unaligned one, taken while it ran unchained.
     pub(super) fn open(
         node: usize,
         mut op: Box<dyn StreamOperator>,
-        (mut out, metrics): (Output, Arc<TaskMetrics>),
+        mut out: Output,
         checkpointing: Option<TaskCheckpointing>,
         replay: Vec<Batch>,
     ) -> Result<Self, TaskFailure> {
@@ -159,7 +159,6 @@ impl ChainedOperator {
             node,
             op,
             out,
-            metrics,
             valve,
             checkpointing: checkpointing.map(|c| {
                 let restored = c.restored_id;
@@ -175,11 +174,11 @@ impl ChainedOperator {
     /// Hands it one batch, and sends on what it emitted.
     fn run_batch(&mut self, batch: Batch) -> Result<(), OutputError> {
         self.valve.activate(0);
-        self.metrics.add_in(batch.len);
+        self.out.metrics().add_in(batch.len);
         let start = Instant::now();
         let r = self.op.process(batch, &mut self.out);
         let r = r.and_then(|()| Ok(self.out.flush()?));
-        self.metrics.add_busy(start.elapsed());
+        self.out.metrics().add_busy(start.elapsed());
         r.map_err(|f| blame(self.node, f))
     }
 
@@ -261,6 +260,10 @@ impl ChainedTask for ChainedOperator {
 
     fn senders(&self) -> Vec<&ChannelSender> {
         self.out.senders()
+    }
+
+    fn has_room(&self) -> bool {
+        self.out.has_room()
     }
 
     fn counters(&self, f: &mut CounterVisitor<'_>) {

@@ -215,10 +215,8 @@ impl Opener<'_> {
         let op = self.operator(&task).map_err(blame)?;
         let replay = restored_in_flight(self.graph, self.attempt, node, subtask).map_err(blame)?;
         let replay = replay.into_iter().map(|(_, b)| b).collect();
-        let Subtask {
-            out, metrics, ck, ..
-        } = task;
-        let op = ChainedOperator::open(node, op, (out, metrics), ck, replay)?;
+        let Subtask { out, ck, .. } = task;
+        let op = ChainedOperator::open(node, op, out, ck, replay)?;
         Ok(EdgeOutput::Chained(Box::new(op)))
     }
 

@@ -26,6 +26,10 @@ pub(crate) trait ChainedTask: Send + std::fmt::Debug {
     fn senders(&self) -> Vec<&ChannelSender> {
         Vec::new()
     }
+    /// Whether each of those has room for one more event.
+    fn has_room(&self) -> bool {
+        true
+    }
     /// Its earliest processing-time timer, or its chained subtasks'.
     fn next_timer(&self) -> Option<i64> {
         None
@@ -212,7 +216,14 @@ impl Output {
     /// routed now does not wait (one batch puts at most one event on each
     /// channel).
     pub(crate) fn has_room(&self) -> bool {
-        self.senders().into_iter().all(ChannelSender::has_room)
+        // Asked once a batch while checkpoints may overtake: no allocation.
+        self.all_edges().all(|edge| match edge {
+            EdgeOutput::Chained(task) => task.has_room(),
+            EdgeOutput::Forward(s) => s.has_room(),
+            EdgeOutput::Rebalance { senders, .. } | EdgeOutput::Hash { senders, .. } => {
+                senders.iter().all(ChannelSender::has_room)
+            }
+        })
     }
 
     /// Every channel of every edge, side outputs' too, and those of the
