@@ -127,6 +127,40 @@ macro_rules! state_conformance_tests {
         }
 
         #[test]
+        fn a_hint_of_absence_counts_its_entry_once_however_often_it_is_written() {
+            let mut b = backend();
+            let s = b.register("v", StateKind::Value).expect("register");
+            let (v, hint) = b.value_get_hinted(s, at(10, b"k", b"")).expect("get");
+            assert_eq!(v, None);
+            b.value_put_hinted(s, at(10, b"k", b""), b"1", hint)
+                .expect("hinted put");
+            b.value_put_hinted(s, at(10, b"k", b""), b"2", hint)
+                .expect("hinted put");
+            assert_eq!(b.entry_count(), 1);
+            // Other writes in between (a small write cache is emptied by
+            // them), then the same hint again.
+            for i in 0..1000u32 {
+                b.value_put(s, at(10, &i.to_le_bytes(), b""), b"x")
+                    .expect("put");
+            }
+            b.value_put_hinted(s, at(10, b"k", b""), b"3", hint)
+                .expect("hinted put");
+            assert_eq!(b.entry_count(), 1001);
+            // Cleared, then written back with the hint: one entry again.
+            b.clear(s, at(10, b"k", b"")).expect("clear");
+            assert_eq!(b.entry_count(), 1000);
+            b.value_put_hinted(s, at(10, b"k", b""), b"4", hint)
+                .expect("hinted put");
+            b.value_put_hinted(s, at(10, b"k", b""), b"5", hint)
+                .expect("hinted put");
+            assert_eq!(b.entry_count(), 1001);
+            assert_eq!(
+                b.value_get(s, at(10, b"k", b"")).expect("get").as_deref(),
+                Some(&b"5"[..])
+            );
+        }
+
+        #[test]
         fn lists_append_replace_and_clear() {
             let mut b = backend();
             let s = b.register("l", StateKind::List).expect("register");

@@ -52,10 +52,17 @@ pub(super) fn key_group_bounds(range: KeyGroupRange) -> (Vec<u8>, Option<Vec<u8>
 #[inline]
 pub(super) fn entry_key(at: &StateKey<'_>) -> Vec<u8> {
     let mut k = Vec::with_capacity(10 + at.key.len() + at.namespace.len());
-    k.extend_from_slice(&key_group_prefix(at.key_group));
-    put_len_prefixed(&mut k, at.key);
-    put_len_prefixed(&mut k, at.namespace);
+    push_entry_key(&mut k, at);
     k
+}
+
+/// Appends the RocksDB key of the entry at `at` to `out` (the encoding of
+/// [`entry_key`]), so that many keys share one buffer.
+#[inline]
+pub(super) fn push_entry_key(out: &mut Vec<u8>, at: &StateKey<'_>) {
+    out.extend_from_slice(&key_group_prefix(at.key_group));
+    put_len_prefixed(out, at.key);
+    put_len_prefixed(out, at.namespace);
 }
 
 /// The RocksDB key of one map entry: its (key group, key, namespace)

@@ -76,6 +76,9 @@ pub struct RocksDbBackend {
     db: DB,
     range: KeyGroupRange,
     states: Vec<(String, StateKind)>,
+    /// The column family of each state, by state id (`cf_name` of its
+    /// name, made once rather than at every access).
+    families: Vec<String>,
     cf_options: Options,
     write: WriteOptions,
     /// (state, key, namespace) entries held, kept exact.
@@ -154,7 +157,7 @@ impl RocksDbBackend {
             });
         }
         self.db
-            .cf_handle(&Self::cf_name(name))
+            .cf_handle(&self.families[state as usize])
             .ok_or_else(|| StateError::Storage(format!("column family of `{name}` is missing")))
     }
 
@@ -228,8 +231,10 @@ impl KeyedStateBackend for RocksDbBackend {
             return Ok(id);
         }
         // A restored database has the column family already.
-        self.ensure_family(&Self::cf_name(name))?;
+        let family = Self::cf_name(name);
+        self.ensure_family(&family)?;
         self.states.push((name.to_owned(), kind));
+        self.families.push(family);
         Ok((self.states.len() - 1) as StateId)
     }
 

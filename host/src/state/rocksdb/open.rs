@@ -78,6 +78,7 @@ impl RocksDbBackend {
             db,
             range,
             states: Vec::new(),
+            families: Vec::new(),
             cf_options,
             write,
             entries,

@@ -2,22 +2,43 @@
 //! through the write cache (`write_cache`), whose dirty entries reach
 //! RocksDB as one batch; a read's hint says whether the entry existed, so
 //! that writing it back needs no second read to keep the entry count.
+//!
+//! A hint is the cache's generation shifted left by one, with the low bit
+//! set if the entry was present. "Present" is trusted whatever the
+//! generation (an entry is only removed by `clear`, which a write-back
+//! after it does not undo). "Absent" is trusted while the generation is
+//! the same: every write of a value goes through the cache, so an entry
+//! written since the read is cached, and only emptying the cache (a new
+//! generation) forgets it.
 
 use std::borrow::Cow;
 
-use super::keys::entry_key;
+use super::keys::{entry_key, push_entry_key};
 use super::{RocksDbBackend, storage};
 use crate::state::{HintedValue, StateError, StateId, StateKey, StateKind, ValueVisitor};
 
-/// Hint of a value read as present.
+/// The bit of a hint that says the value was read as present.
 const EXISTED: usize = 1;
-/// Hint of a value read as absent.
-const ABSENT: usize = 0;
 
-/// The hint of a value read as `present` or not.
-#[inline]
-fn hint_of(present: bool) -> usize {
-    if present { EXISTED } else { ABSENT }
+impl RocksDbBackend {
+    /// The hint of a value read as `present` or not, now.
+    #[inline]
+    fn hint_of(&self, present: bool) -> usize {
+        (self.cache.generation() << 1) | usize::from(present)
+    }
+
+    /// What a hint says of an entry not in the cache: that it exists
+    /// (`Some(true)`), that it does not (`Some(false)`), or nothing the
+    /// backend can trust (`None`: find out).
+    #[inline]
+    fn existed(&self, hint: Option<usize>) -> Option<bool> {
+        let hint = hint?;
+        if hint & EXISTED != 0 {
+            Some(true)
+        } else {
+            (hint >> 1 == self.cache.generation() & (usize::MAX >> 1)).then_some(false)
+        }
+    }
 }
 
 impl RocksDbBackend {
@@ -47,12 +68,13 @@ impl RocksDbBackend {
         at: &StateKey<'_>,
     ) -> Result<HintedValue<'_>, StateError> {
         let value = self.get_value(state, at)?;
-        let hint = hint_of(value.is_some());
+        let hint = self.hint_of(value.is_some());
         Ok((value, Some(hint)))
     }
 
     /// Reads the default-namespace values of `keys` with their hints:
-    /// cached writes first, one `multi_get` for the rest.
+    /// cached writes first, one `multi_get` for the rest. The keys are
+    /// encoded into one buffer and the values lent out, not copied.
     pub(super) fn get_values(
         &self,
         state: StateId,
@@ -60,7 +82,8 @@ impl RocksDbBackend {
         visit: &mut ValueVisitor<'_>,
     ) -> Result<(), StateError> {
         let cf = self.cf(state, StateKind::Value)?;
-        let mut encoded = Vec::with_capacity(keys.len());
+        let mut encoded = Vec::with_capacity(keys.iter().map(|(_, k)| k.len() + 10).sum());
+        let mut ends = Vec::with_capacity(keys.len());
         for &(key_group, key) in keys {
             let at = StateKey {
                 key_group,
@@ -68,36 +91,36 @@ impl RocksDbBackend {
                 namespace: &[],
             };
             self.check(&at)?;
-            encoded.push(entry_key(&at));
+            push_entry_key(&mut encoded, &at);
+            ends.push(encoded.len());
         }
-        let cached: Vec<Option<Vec<u8>>> =
-            encoded.iter().map(|k| self.cache.get(state, k)).collect();
-        let misses: Vec<&Vec<u8>> = encoded
-            .iter()
-            .zip(&cached)
-            .filter(|(_, c)| c.is_none())
-            .map(|(k, _)| k)
-            .collect();
+        let slices = ends.iter().scan(0, |start, &end| {
+            let key = &encoded[*start..end];
+            *start = end;
+            Some(key)
+        });
+        let cache = self.cache.reader(state);
+        let cached: Vec<(&[u8], Option<&[u8]>)> = slices.map(|k| (k, cache.get(k))).collect();
+        let misses = cached.iter().filter(|(_, c)| c.is_none()).map(|(k, _)| k);
         let mut read = self.db.batched_multi_get_cf(cf, misses, false).into_iter();
-        for c in cached {
-            let value: Option<Vec<u8>> = match c {
-                Some(v) => Some(v),
-                None => read
-                    .next()
-                    .transpose()
-                    .map_err(storage)?
-                    .flatten()
-                    .map(|v| v.to_vec()),
-            };
-            let hint = hint_of(value.is_some());
-            visit(value.as_deref(), Some(hint));
+        let present = self.hint_of(true);
+        let absent = self.hint_of(false);
+        for (_, c) in cached {
+            match c {
+                Some(v) => visit(Some(v), Some(present)),
+                None => {
+                    let value = read.next().transpose().map_err(storage)?.flatten();
+                    let hint = if value.is_some() { present } else { absent };
+                    visit(value.as_deref(), Some(hint));
+                }
+            }
         }
         Ok(())
     }
 
-    /// Writes a value state with the hint of its read: an entry read as
-    /// existing is trusted to exist still (the write goes to its key
-    /// whatever the hint); any other hint is checked.
+    /// Writes a value state with the hint of its read (see the module's
+    /// comment for which hints are trusted; the write goes to its key
+    /// whatever the hint).
     #[inline]
     pub(super) fn put_value_hinted(
         &mut self,
@@ -106,7 +129,7 @@ impl RocksDbBackend {
         value: &[u8],
         hint: Option<usize>,
     ) -> Result<(), StateError> {
-        let existed = (hint == Some(EXISTED)).then_some(true);
+        let existed = self.existed(hint);
         self.put_value(state, at, value, existed)
     }
 

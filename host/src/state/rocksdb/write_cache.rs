@@ -6,17 +6,20 @@
 //! (they stay, clean, to serve reads) and when the cache outgrows its limit
 //! (then it is emptied). The cache itself knows nothing of RocksDB.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell};
+
+use smallvec::SmallVec;
 
 use crate::state::{StateError, StateId};
 
 /// Bytes a cached entry is counted for beyond its key and value.
 const CACHE_ENTRY_OVERHEAD: usize = 48;
 
-/// A value in the write cache, and whether RocksDB has it yet.
+/// A value in the write cache, and whether RocksDB has it yet. Small
+/// values (a count, a sum) sit inline, without an allocation of their own.
 #[derive(Debug)]
 struct CachedValue {
-    value: Vec<u8>,
+    value: SmallVec<[u8; 16]>,
     dirty: bool,
 }
 
@@ -40,6 +43,10 @@ pub(super) struct WriteCache {
     bytes: Cell<usize>,
     /// Whether any cached entry is dirty.
     dirty: Cell<bool>,
+    /// How many times the cache was emptied: a key read as absent while
+    /// the generation stays the same and still not cached has not been
+    /// written since (every write goes through the cache).
+    generation: Cell<usize>,
     /// Bytes past which the backend writes and empties the cache.
     limit: usize,
 }
@@ -60,7 +67,16 @@ impl WriteCache {
             .borrow()
             .get(state as usize)?
             .get(key)
-            .map(|c| c.value.clone())
+            .map(|c| c.value.to_vec())
+    }
+
+    /// A reader of the cached values of `state` that lends them out
+    /// without copies; the cache cannot be written while it lives.
+    pub(super) fn reader(&self, state: StateId) -> CacheReader<'_> {
+        CacheReader {
+            states: self.states.borrow(),
+            state: state as usize,
+        }
     }
 
     /// Replaces the cached value of `key` with `value`, marked dirty, if it
@@ -93,7 +109,7 @@ impl WriteCache {
         states[state as usize].insert(
             key,
             CachedValue {
-                value: value.to_vec(),
+                value: SmallVec::from_slice(value),
                 dirty: true,
             },
         );
@@ -167,9 +183,35 @@ impl WriteCache {
         self.dirty.set(false);
     }
 
-    /// Drops every cached value (after they were written).
+    /// Drops every cached value (after they were written), starting a new
+    /// generation.
     pub(super) fn clear(&self) {
         self.states.borrow_mut().iter_mut().for_each(|m| m.clear());
         self.bytes.set(0);
+        self.generation.set(self.generation.get().wrapping_add(1));
+    }
+
+    /// The generation: how many times the cache was emptied.
+    #[inline]
+    pub(super) fn generation(&self) -> usize {
+        self.generation.get()
+    }
+}
+
+/// Cached values of one state, lent out by reference (see
+/// [`WriteCache::reader`]).
+pub(super) struct CacheReader<'c> {
+    states: Ref<'c, Vec<StateCache>>,
+    state: usize,
+}
+
+impl CacheReader<'_> {
+    /// The cached value of `key`, if there is one.
+    #[inline]
+    pub(super) fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.states
+            .get(self.state)?
+            .get(key)
+            .map(|c| c.value.as_slice())
     }
 }
