@@ -12,7 +12,8 @@ use super::reporters;
 use super::s3::{Secret, optional_text};
 use super::settings::Config;
 use super::units::{
-    parse_at_most, parse_count, parse_duration, parse_float, parse_memory, parse_positive,
+    parse_at_most, parse_count, parse_duration, parse_float, parse_memory, parse_memory_or_zero,
+    parse_positive,
 };
 use super::values::{
     FAILOVERS, MODES, RETENTIONS, STORAGES, backend_kind, boolean, interval, local_folder,
@@ -85,6 +86,12 @@ pub static KEYS: &[Key] = &[
     key("state.backend.rocksdb.block.cache-size", "8mb",
         "RocksDB block cache per subtask",
         |c, v| put(&mut c.backend.rocksdb_block_cache, parse_memory(v))),
+    key("state.backend.rocksdb.memory.fixed-per-slot", "256mb",
+        "memory of each subtask's RocksDB: its block cache and memtables share it, as Flink's managed memory (0: off, block.cache-size sizes the cache)",
+        |c, v| put(&mut c.backend.rocksdb_memory, parse_memory_or_zero(v))),
+    key("state.backend.rocksdb.memory.write-buffer-ratio", "0.5",
+        "share of state.backend.rocksdb.memory.fixed-per-slot the memtables may take",
+        |c, v| put(&mut c.backend.rocksdb_write_buffer_ratio, parse_float(v, 0.01, 1.0))),
     key("state.backend.rocksdb.writebuffer.size", "64mb",
         "RocksDB memtable size per state",
         |c, v| put(&mut c.backend.rocksdb_write_buffer, parse_memory(v))),
@@ -93,7 +100,7 @@ pub static KEYS: &[Key] = &[
         |c, v| put(&mut c.backend.rocksdb_write_buffers, parse_positive(v))),
     key("state.backend.rocksdb.write-cache.size", "32mb",
         "value-state writes per subtask held in memory and written to RocksDB in one batch (Weir's own; 0: none)",
-        |c, v| put(&mut c.backend.rocksdb_write_cache, parse_memory(v))),
+        |c, v| put(&mut c.backend.rocksdb_write_cache, parse_memory_or_zero(v))),
     key("weir.state.max-bytes", "1gb",
         "most keyed state one operator subtask may hold (in memory on hashmap; as RocksDB estimates it on rocksdb)",
         |c, v| put(&mut c.state_max_bytes, parse_memory(v))),

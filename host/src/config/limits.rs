@@ -70,6 +70,7 @@ const LIMITS: &[Limit] = &[
     at_most("weir.sandbox.output-limit", |c| Amount::Bytes(c.output_limit)),
     at_most("weir.state.max-bytes", |c| Amount::Bytes(c.state_max_bytes)),
     at_most("state.backend.rocksdb.block.cache-size", |c| Amount::Bytes(c.backend.rocksdb_block_cache)),
+    at_most("state.backend.rocksdb.memory.fixed-per-slot", |c| Amount::Bytes(c.backend.rocksdb_memory)),
     at_most("state.backend.rocksdb.writebuffer.size", |c| Amount::Bytes(c.backend.rocksdb_write_buffer)),
     at_most("state.backend.rocksdb.writebuffer.count", |c| Amount::Count(c.backend.rocksdb_write_buffers.into())),
     at_most("state.backend.rocksdb.write-cache.size", |c| Amount::Bytes(c.backend.rocksdb_write_cache)),

@@ -77,6 +77,10 @@ pub struct BackendConfig {
     pub rocksdb_dir: PathBuf,
     /// `state.backend.rocksdb.block.cache-size`, bytes.
     pub rocksdb_block_cache: u64,
+    /// `state.backend.rocksdb.memory.fixed-per-slot`, bytes (0: off).
+    pub rocksdb_memory: u64,
+    /// `state.backend.rocksdb.memory.write-buffer-ratio`.
+    pub rocksdb_write_buffer_ratio: f64,
     /// `state.backend.rocksdb.writebuffer.size`, bytes.
     pub rocksdb_write_buffer: u64,
     /// `state.backend.rocksdb.writebuffer.count`.
@@ -96,6 +100,8 @@ impl Default for BackendConfig {
                 rustix::process::geteuid().as_raw()
             )),
             rocksdb_block_cache: 8 << 20,
+            rocksdb_memory: 256 << 20,
+            rocksdb_write_buffer_ratio: 0.5,
             rocksdb_write_buffer: 64 << 20,
             rocksdb_write_buffers: 2,
             rocksdb_write_cache: 32 << 20,

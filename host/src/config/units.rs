@@ -62,8 +62,18 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{value:?} is out of range"))
 }
 
-/// Parses a memory size: `64mb`, `1 gb`, `512k`, or a bare number of bytes.
+/// Parses a memory size: `64mb`, `1 gb`, `512k`, or a bare number of bytes;
+/// zero is out of range.
 pub fn parse_memory(value: &str) -> Result<u64, String> {
+    match parse_memory_or_zero(value)? {
+        0 => Err(format!("{value:?} is out of range")),
+        n => Ok(n),
+    }
+}
+
+/// Parses a memory size as [`parse_memory`] does, where `0` is allowed
+/// (it switches something off).
+pub(crate) fn parse_memory_or_zero(value: &str) -> Result<u64, String> {
     let v = value.trim().to_ascii_lowercase();
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
@@ -78,7 +88,6 @@ pub fn parse_memory(value: &str) -> Result<u64, String> {
         other => return Err(format!("unknown memory unit {other:?} in {value:?}")),
     };
     n.checked_mul(mult)
-        .filter(|&b| b > 0)
         .ok_or_else(|| format!("{value:?} is out of range"))
 }
 
@@ -96,5 +105,8 @@ mod tests {
         assert_eq!(parse_memory("64mb"), Ok(64 << 20));
         assert_eq!(parse_memory("1 GB"), Ok(1 << 30));
         assert!(parse_memory("0").is_err());
+        assert_eq!(parse_memory_or_zero("0"), Ok(0));
+        assert_eq!(parse_memory_or_zero("0mb"), Ok(0));
+        assert!(parse_memory_or_zero("-1").is_err());
     }
 }

@@ -500,6 +500,8 @@ pub(super) fn open_backend(
             let b = &config.backend;
             let options = crate::state::rocksdb::RocksDbOptions {
                 block_cache_bytes: usize::try_from(b.rocksdb_block_cache).unwrap_or(usize::MAX),
+                memory_bytes: usize::try_from(b.rocksdb_memory).unwrap_or(usize::MAX),
+                write_buffer_ratio: b.rocksdb_write_buffer_ratio,
                 write_buffer_bytes: usize::try_from(b.rocksdb_write_buffer).unwrap_or(usize::MAX),
                 write_buffer_count: i32::try_from(b.rocksdb_write_buffers).unwrap_or(i32::MAX),
                 write_cache_bytes: usize::try_from(b.rocksdb_write_cache).unwrap_or(usize::MAX),

@@ -74,6 +74,9 @@ fn state_per_subtask(config: &Config) -> u64 {
     let b = &config.backend;
     match b.kind {
         BackendKind::HashMap => config.state_max_bytes,
+        BackendKind::RocksDb if b.rocksdb_memory > 0 => {
+            b.rocksdb_memory.saturating_add(b.rocksdb_write_cache)
+        }
         BackendKind::RocksDb => b
             .rocksdb_block_cache
             .saturating_add(
