@@ -27,6 +27,10 @@ pub const MAX_BATCH_SIZE: u32 = 1 << 16;
 /// Largest `weir.channel.capacity` (batches per channel).
 pub const MAX_CHANNEL_CAPACITY: u32 = 1 << 12;
 
+/// The smallest RocksDB memory budget per subtask: below it the memtables'
+/// first allocations alone would fill it and force a flush at every write.
+const MIN_ROCKSDB_MEMORY: u64 = 16 << 20;
+
 /// How a key's value is parsed and stored into a [`Config`].
 type Setter = fn(&mut Config, &str) -> Result<(), String>;
 
@@ -88,7 +92,10 @@ pub static KEYS: &[Key] = &[
         |c, v| put(&mut c.backend.rocksdb_block_cache, parse_memory(v))),
     key("state.backend.rocksdb.memory.fixed-per-slot", "256mb",
         "memory of each subtask's RocksDB: its block cache and memtables share it, as Flink's managed memory (0: off, block.cache-size sizes the cache)",
-        |c, v| put(&mut c.backend.rocksdb_memory, parse_memory_or_zero(v))),
+        |c, v| put(&mut c.backend.rocksdb_memory, parse_memory_or_zero(v).and_then(|b| match b {
+            1..MIN_ROCKSDB_MEMORY => Err(format!("{v:?} is below 16mb (0 switches the budget off)")),
+            b => Ok(b),
+        }))),
     key("state.backend.rocksdb.memory.write-buffer-ratio", "0.5",
         "share of state.backend.rocksdb.memory.fixed-per-slot the memtables may take",
         |c, v| put(&mut c.backend.rocksdb_write_buffer_ratio, parse_float(v, 0.01, 1.0))),

@@ -32,6 +32,7 @@ enum Amount {
 impl fmt::Display for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Amount::Bytes(u64::MAX) => f.write_str("no bound (0: off)"),
             Amount::Bytes(b) => write!(f, "{b} bytes"),
             Amount::Time(d) => write!(f, "{}ms", d.as_millis()),
             Amount::Count(n) => write!(f, "{n}"),
@@ -70,7 +71,8 @@ const LIMITS: &[Limit] = &[
     at_most("weir.sandbox.output-limit", |c| Amount::Bytes(c.output_limit)),
     at_most("weir.state.max-bytes", |c| Amount::Bytes(c.state_max_bytes)),
     at_most("state.backend.rocksdb.block.cache-size", |c| Amount::Bytes(c.backend.rocksdb_block_cache)),
-    at_most("state.backend.rocksdb.memory.fixed-per-slot", |c| Amount::Bytes(c.backend.rocksdb_memory)),
+    // 0 switches the budget off: no bound at all.
+    at_most("state.backend.rocksdb.memory.fixed-per-slot", |c| Amount::Bytes(match c.backend.rocksdb_memory { 0 => u64::MAX, b => b })),
     at_most("state.backend.rocksdb.writebuffer.size", |c| Amount::Bytes(c.backend.rocksdb_write_buffer)),
     at_most("state.backend.rocksdb.writebuffer.count", |c| Amount::Count(c.backend.rocksdb_write_buffers.into())),
     at_most("state.backend.rocksdb.write-cache.size", |c| Amount::Bytes(c.backend.rocksdb_write_cache)),
@@ -177,6 +179,19 @@ mod tests {
             c.set(k, v).expect("valid");
         }
         c
+    }
+
+    #[test]
+    fn switching_the_rocksdb_memory_budget_off_asks_for_more_than_any_budget() {
+        let server = with(&[("state.backend.rocksdb.memory.fixed-per-slot", "256mb")]);
+        let off = with(&[("state.backend.rocksdb.memory.fixed-per-slot", "0")]);
+        let found = exceeded(&off, 1, &server);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].to_string().contains("asks for no bound (0: off)"));
+        assert!(
+            exceeded(&server, 1, &off).is_empty(),
+            "a server without a budget allows one"
+        );
     }
 
     #[test]

@@ -158,6 +158,14 @@ macro_rules! state_conformance_tests {
                 b.value_get(s, at(10, b"k", b"")).expect("get").as_deref(),
                 Some(&b"5"[..])
             );
+            // Read as present, cleared, then written back with that hint:
+            // the entry is new again and counted.
+            let (_, present) = b.value_get_hinted(s, at(10, b"k", b"")).expect("get");
+            b.clear(s, at(10, b"k", b"")).expect("clear");
+            assert_eq!(b.entry_count(), 1000);
+            b.value_put_hinted(s, at(10, b"k", b""), b"6", present)
+                .expect("hinted put");
+            assert_eq!(b.entry_count(), 1001);
         }
 
         #[test]

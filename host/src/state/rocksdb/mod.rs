@@ -425,6 +425,10 @@ impl KeyedStateBackend for RocksDbBackend {
         if !existed {
             return Ok(());
         }
+        if kind == StateKind::Value {
+            // Hints of presence read before this are stale now.
+            self.cache.new_generation();
+        }
         match kind {
             StateKind::Map => {
                 let mut batch = rocksdb::WriteBatch::default();

@@ -4,12 +4,12 @@
 //! that writing it back needs no second read to keep the entry count.
 //!
 //! A hint is the cache's generation shifted left by one, with the low bit
-//! set if the entry was present. "Present" is trusted whatever the
-//! generation (an entry is only removed by `clear`, which a write-back
-//! after it does not undo). "Absent" is trusted while the generation is
-//! the same: every write of a value goes through the cache, so an entry
-//! written since the read is cached, and only emptying the cache (a new
-//! generation) forgets it.
+//! set if the entry was present, and it is trusted only while the
+//! generation is the same. Emptying the cache and clearing a value entry
+//! each start a new one: every write of a value goes through the cache, so
+//! an entry written since the read is cached ("absent" is still true if
+//! it is not), and only `clear` removes one ("present" is still true if
+//! nothing was cleared).
 
 use std::borrow::Cow;
 
@@ -33,11 +33,7 @@ impl RocksDbBackend {
     #[inline]
     fn existed(&self, hint: Option<usize>) -> Option<bool> {
         let hint = hint?;
-        if hint & EXISTED != 0 {
-            Some(true)
-        } else {
-            (hint >> 1 == self.cache.generation() & (usize::MAX >> 1)).then_some(false)
-        }
+        (hint >> 1 == self.cache.generation() & (usize::MAX >> 1)).then_some(hint & EXISTED != 0)
     }
 }
 
@@ -60,7 +56,7 @@ impl RocksDbBackend {
     }
 
     /// Reads a value state with the hint that says whether the entry
-    /// existed when it was read ([`EXISTED`]) or not ([`ABSENT`]).
+    /// existed when it was read (its [`EXISTED`] bit) and when.
     #[inline]
     pub(super) fn get_value_hinted(
         &self,

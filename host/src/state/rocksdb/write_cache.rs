@@ -43,9 +43,10 @@ pub(super) struct WriteCache {
     bytes: Cell<usize>,
     /// Whether any cached entry is dirty.
     dirty: Cell<bool>,
-    /// How many times the cache was emptied: a key read as absent while
-    /// the generation stays the same and still not cached has not been
-    /// written since (every write goes through the cache).
+    /// How many times the cache was emptied or a value entry removed: while
+    /// it stays the same, a key read as absent and still not cached has not
+    /// been written since (every write goes through the cache), and one
+    /// read as present has not been removed.
     generation: Cell<usize>,
     /// Bytes past which the backend writes and empties the cache.
     limit: usize,
@@ -191,7 +192,14 @@ impl WriteCache {
         self.generation.set(self.generation.get().wrapping_add(1));
     }
 
-    /// The generation: how many times the cache was emptied.
+    /// Starts a new generation without emptying the cache: an entry was
+    /// removed, so hints of presence read before are stale.
+    pub(super) fn new_generation(&self) {
+        self.generation.set(self.generation.get().wrapping_add(1));
+    }
+
+    /// The generation: how many times the cache was emptied or an entry
+    /// removed.
     #[inline]
     pub(super) fn generation(&self) -> usize {
         self.generation.get()
