@@ -33,7 +33,7 @@ impl RocksDbBackend {
     #[inline]
     fn existed(&self, hint: Option<usize>) -> Option<bool> {
         let hint = hint?;
-        (hint >> 1 == self.cache.generation() & (usize::MAX >> 1)).then_some(hint & EXISTED != 0)
+        (hint & !EXISTED == self.hint_of(false)).then_some(hint & EXISTED != 0)
     }
 }
 

@@ -189,7 +189,7 @@ impl WriteCache {
     pub(super) fn clear(&self) {
         self.states.borrow_mut().iter_mut().for_each(|m| m.clear());
         self.bytes.set(0);
-        self.generation.set(self.generation.get().wrapping_add(1));
+        self.new_generation();
     }
 
     /// Starts a new generation without emptying the cache: an entry was
