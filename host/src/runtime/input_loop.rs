@@ -113,8 +113,15 @@ struct Unaligned {
 /// small snapshot over seconds.
 const SNAPSHOT_STEP: Duration = Duration::from_millis(1);
 
+/// The longest a copy-on-write snapshot being written waits for its next
+/// step while input keeps arriving. The loop writes it when no input is
+/// ready, so under load records do not queue behind it; this bound gives
+/// it at least a quarter of a saturated task's time.
+const SNAPSHOT_MAX_WAIT: Duration = Duration::from_millis(3);
+
 /// A checkpoint taken copy-on-write, acknowledged once its keyed part is
-/// written: a key group per turn of the loop, between batches.
+/// written: in steps between batches, when no input is ready or after
+/// [`SNAPSHOT_MAX_WAIT`].
 struct Deferred {
     barrier: Barrier,
     state: StateSnapshot,
@@ -122,6 +129,8 @@ struct Deferred {
     alignment: Duration,
     /// When the snapshot was taken.
     at: Instant,
+    /// When the last step of writing it ended.
+    last_step: Instant,
 }
 
 /// One operator subtask's input loop.
@@ -151,7 +160,13 @@ impl InputLoop<'_> {
     fn run(&mut self) -> Result<(), TaskFailure> {
         let mut readable: Vec<usize> = Vec::with_capacity(self.open.len());
         while !self.open.is_empty() {
-            self.step_deferred()?;
+            if self
+                .deferred
+                .as_ref()
+                .is_some_and(|d| d.last_step.elapsed() >= SNAPSHOT_MAX_WAIT)
+            {
+                self.step_deferred()?;
+            }
             if fire_due_timers(self.op, self.out)? {
                 self.valve.after_own_output(self.out)?;
             }
@@ -180,7 +195,8 @@ impl InputLoop<'_> {
             });
             // Backpressured: look at the priority lanes and pull what is
             // being drained without waiting, then wait for output room.
-            // A snapshot being written takes no wait either.
+            // A snapshot being written takes no wait either: it is
+            // written when no input is ready.
             let now = (backpressured || self.deferred.is_some()).then(Instant::now);
             let deadline = [timer, alignment.deadline(), now]
                 .into_iter()
@@ -192,7 +208,10 @@ impl InputLoop<'_> {
                     self.out.wait_for_room(Duration::from_millis(1));
                     continue;
                 }
-                Arrival::Timeout => self.alignment.poll(Instant::now()),
+                Arrival::Timeout => {
+                    self.step_deferred()?;
+                    self.alignment.poll(Instant::now())
+                }
                 Arrival::Gone => return Err(TaskFailure::UpstreamGone),
                 Arrival::Announcement(i, a) => self.alignment.on_announce(i, a, Instant::now()),
                 Arrival::Event(i, e) => self.on_event(i, e)?,
@@ -221,6 +240,9 @@ impl InputLoop<'_> {
                 ));
             }
             if start.elapsed() >= SNAPSHOT_STEP {
+                if let Some(d) = self.deferred.as_mut() {
+                    d.last_step = Instant::now();
+                }
                 return Ok(());
             }
         };
@@ -316,6 +338,7 @@ impl InputLoop<'_> {
                         sync,
                         alignment,
                         at: Instant::now(),
+                        last_step: Instant::now(),
                     });
                 } else {
                     ck.ack(&barrier, state, sync, alignment);
