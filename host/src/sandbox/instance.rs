@@ -430,11 +430,13 @@ impl WasmOperator {
         if !k.backend.begin_snapshot() {
             return None;
         }
-        Some(crate::state::snapshot::SnapshotEncoder::new(
+        let mut encoder = crate::state::snapshot::SnapshotEncoder::new(
             k.backend.as_ref(),
             &data.timers,
             k.max_parallelism,
-        ))
+        );
+        encoder.reserve(k.backend.size_bytes());
+        Some(encoder)
     }
 
     /// Writes the next key group of the snapshot `encoder` began; returns

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::keygroup::KeyGroupRange;
 use cow::GroupCow;
-use slot::{MAX_NAMESPACE, ValueSlot, slot_hash};
+use slot::{MAX_NAMESPACE, ValueSlot, grow_early, slot_hash};
 
 /// The tables of one key group.
 #[derive(Debug, Default)]
@@ -401,6 +401,7 @@ impl KeyedStateBackend for HashMapBackend {
         }
         let h = slot_hash(state, at.key, at.namespace);
         let KeyGroupTables { values, cow, .. } = &mut self.groups[g];
+        grow_early(values, at.key_group);
         let (added, removed) =
             match values.entry(h, |s| s.is(state, at.key, at.namespace), ValueSlot::hash) {
                 SlotEntry::Occupied(mut e) => {

@@ -2,6 +2,7 @@
 //! cache-line-aligned slot with the key, the namespace and a short value
 //! inline, and the mark a copy-on-write snapshot sets on it.
 
+use hashbrown::HashTable;
 use smallvec::SmallVec;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -31,6 +32,29 @@ pub(super) const MAX_NAMESPACE: usize = (WRITTEN - 1) as usize;
 /// `xxh3(key, seed 0) mod max parallelism`, so within one key group's table
 /// that hash would have constant low bits.
 const SLOT_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// Value tables smaller than this grow when hashbrown grows them.
+const STAGGER_FROM: usize = 1024;
+
+/// Grows the value table of `key_group` before hashbrown would, at a
+/// point of its fill that differs by key group (within the last quarter
+/// of its capacity). A subtask's key groups fill at the same pace, so
+/// they would otherwise all rehash within milliseconds of each other: at
+/// millions of keys, a pause of tens of milliseconds that records queue
+/// behind. Staggered, the same work is spread over a quarter of the
+/// doubling, at the cost of tables a little less full on average.
+pub(super) fn grow_early(values: &mut HashTable<ValueSlot>, key_group: u32) {
+    let capacity = values.capacity();
+    if capacity < STAGGER_FROM {
+        return;
+    }
+    // 0..=255, scattered over the key groups (Fibonacci hashing).
+    let phase = (key_group.wrapping_mul(0x9E37_79B9) >> 24) as usize;
+    let at = capacity - capacity / 4 * phase / 256;
+    if values.len() >= at && values.len() < capacity {
+        values.reserve(capacity - values.len() + 1, ValueSlot::hash);
+    }
+}
 
 pub(super) fn slot_hash(state: StateId, key: &[u8], namespace: &[u8]) -> u64 {
     let h = xxh3_64_with_seed(key, SLOT_SEED ^ u64::from(state));

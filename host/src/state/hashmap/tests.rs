@@ -45,3 +45,59 @@ mod limits {
         assert!(matches!(err, Some(Err(StateError::Full { limit: 1000 }))));
     }
 }
+
+/// Key groups' value tables grow at fills that differ by key group.
+mod growth {
+    use super::super::slot::{ValueSlot, grow_early};
+    use hashbrown::HashTable;
+
+    /// How many entries the table of `key_group` holds when it grows
+    /// past its first capacity (at least `from`), filled one entry at a
+    /// time as `value_put` does; and that capacity.
+    fn grows_at(key_group: u32, from: usize) -> (usize, usize) {
+        let mut t: HashTable<ValueSlot> = HashTable::with_capacity(from);
+        let before = t.capacity();
+        for i in 0u64.. {
+            grow_early(&mut t, key_group);
+            if t.capacity() > before {
+                return (t.len(), before);
+            }
+            let slot = ValueSlot::new(0, &i.to_le_bytes(), b"", b"v");
+            t.insert_unique(slot.hash(), slot, ValueSlot::hash);
+            if t.capacity() > before {
+                // hashbrown grew it to insert this one.
+                return (t.len() - 1, before);
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn key_groups_grow_within_the_last_quarter_of_their_capacity_at_different_fills() {
+        let points: Vec<(usize, usize)> = (0..128).map(|kg| grows_at(kg, 4000)).collect();
+        let capacity = points[0].1;
+        assert!(points.iter().all(|&(_, c)| c == capacity));
+        assert!(
+            points
+                .iter()
+                .all(|&(n, _)| n >= capacity * 3 / 4 && n <= capacity)
+        );
+        let mut fills: Vec<usize> = points.iter().map(|&(n, _)| n).collect();
+        fills.sort_unstable();
+        fills.dedup();
+        // Spread over the quarter, not bunched: many distinct points.
+        assert!(fills.len() > 100, "{fills:?}");
+        assert!(
+            fills[fills.len() - 1] - fills[0] > capacity / 5,
+            "{fills:?}"
+        );
+    }
+
+    #[test]
+    fn small_tables_grow_when_hashbrown_grows_them() {
+        for kg in 0..16 {
+            let (n, capacity) = grows_at(kg, 100);
+            assert_eq!(n, capacity);
+        }
+    }
+}

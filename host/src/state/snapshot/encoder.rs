@@ -20,7 +20,7 @@ pub fn encode(
     max_parallelism: u32,
 ) -> KeyedSnapshot {
     let mut e = SnapshotEncoder::new(backend, timers, max_parallelism);
-    e.out.reserve(backend.size_bytes().min(1 << 30));
+    e.reserve(backend.size_bytes());
     for kg in backend.key_groups().start..=backend.key_groups().end {
         e.add_group(kg, &mut |visit| backend.visit_key_group(kg, visit));
     }
@@ -53,6 +53,9 @@ pub struct SnapshotEncoder {
     /// The timers of each key group, indexed by `kg - range.start`.
     timers: Vec<Vec<(Domain, TimerEntry)>>,
     ttl_states: Vec<String>,
+    /// The entries of the key group being written, before their count
+    /// (kept from group to group, so its memory is reused).
+    body: Vec<u8>,
 }
 
 impl SnapshotEncoder {
@@ -73,7 +76,14 @@ impl SnapshotEncoder {
             next: range.start,
             timers: timers_by_key_group(timers, range, max_parallelism),
             ttl_states: backend.ttl_states(),
+            body: Vec::new(),
         }
+    }
+
+    /// Makes room for about `bytes` of snapshot (at most 1 GiB), so that
+    /// writing a large state does not copy what is written as it grows.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.out.reserve(bytes.min(1 << 30));
     }
 
     /// Writes the next key group as `backend`'s copy-on-write snapshot
@@ -92,10 +102,11 @@ impl SnapshotEncoder {
     /// the group's timers; nothing if it has neither.
     fn add_group(&mut self, kg: u32, each: &mut dyn FnMut(&mut EntryVisitor<'_>)) {
         let mut n = 0u64;
-        let mut body = Vec::new();
+        let body = &mut self.body;
+        body.clear();
         each(&mut |state, key, namespace, entry| {
             n += 1;
-            put_entry(&mut body, state, key, namespace, entry);
+            put_entry(body, state, key, namespace, entry);
         });
         let group_timers = self
             .timers
@@ -106,7 +117,7 @@ impl SnapshotEncoder {
         }
         let offset = self.out.len() as u64;
         put_varint(&mut self.out, n);
-        self.out.extend_from_slice(&body);
+        self.out.extend_from_slice(&self.body);
         put_varint(&mut self.out, group_timers.len() as u64);
         for (d, t) in group_timers {
             put_timer(&mut self.out, *d, t);
