@@ -116,7 +116,8 @@ const SNAPSHOT_STEP: Duration = Duration::from_millis(1);
 /// The longest a copy-on-write snapshot being written waits for its next
 /// step while input keeps arriving. The loop writes it when no input is
 /// ready, so under load records do not queue behind it; this bound gives
-/// it at least a quarter of a saturated task's time.
+/// a saturated task's snapshot a step (about [`SNAPSHOT_STEP`]) per turn
+/// once 3 ms have passed since the last, so it still finishes.
 const SNAPSHOT_MAX_WAIT: Duration = Duration::from_millis(3);
 
 /// A checkpoint taken copy-on-write, acknowledged once its keyed part is

@@ -45,15 +45,28 @@ const STAGGER_FROM: usize = 1024;
 /// doubling, at the cost of tables a little less full on average.
 pub(super) fn grow_early(values: &mut HashTable<ValueSlot>, key_group: u32) {
     let capacity = values.capacity();
-    if capacity < STAGGER_FROM {
-        return;
+    if let Some(at) = early_growth_point(capacity, key_group)
+        && values.len() >= at
+        && values.len() < capacity
+    {
+        values.reserve(capacity - values.len() + 1, ValueSlot::hash);
+    }
+}
+
+/// How many entries the value table of `key_group` holds when
+/// [`grow_early`] grows it, given its `HashTable::capacity`; `None` to
+/// leave it to hashbrown.
+pub(super) fn early_growth_point(capacity: usize, key_group: u32) -> Option<usize> {
+    // A table's capacity is 7/8 of its power-of-two buckets; entries
+    // removed leave tombstones that `capacity()` does not count. Such a
+    // table is left to hashbrown, which rehashes it in place if it is
+    // sparse rather than doubling it.
+    if capacity < STAGGER_FROM || !capacity.is_multiple_of(7) || !(capacity / 7).is_power_of_two() {
+        return None;
     }
     // 0..=255, scattered over the key groups (Fibonacci hashing).
     let phase = (key_group.wrapping_mul(0x9E37_79B9) >> 24) as usize;
-    let at = capacity - capacity / 4 * phase / 256;
-    if values.len() >= at && values.len() < capacity {
-        values.reserve(capacity - values.len() + 1, ValueSlot::hash);
-    }
+    Some(capacity - capacity / 4 * phase / 256)
 }
 
 pub(super) fn slot_hash(state: StateId, key: &[u8], namespace: &[u8]) -> u64 {

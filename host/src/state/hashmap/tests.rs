@@ -1,5 +1,5 @@
 //! Tests of the `hashmap` backend: the conformance suite, the layout of a
-//! value slot, and the byte count and its limit.
+//! value slot, the byte count and its limit, and when tables grow.
 
 crate::state_conformance_tests!(super::HashMapBackend::new);
 
@@ -48,7 +48,7 @@ mod limits {
 
 /// Key groups' value tables grow at fills that differ by key group.
 mod growth {
-    use super::super::slot::{ValueSlot, grow_early};
+    use super::super::slot::{ValueSlot, early_growth_point, grow_early};
     use hashbrown::HashTable;
 
     /// How many entries the table of `key_group` holds when it grows
@@ -91,6 +91,50 @@ mod growth {
             fills[fills.len() - 1] - fills[0] > capacity / 5,
             "{fills:?}"
         );
+    }
+
+    #[test]
+    fn a_capacity_reduced_by_removed_entries_is_left_to_hashbrown() {
+        // 7168 is 7/8 of 8192 buckets; removals leave tombstones that
+        // `capacity()` no longer counts, and a table so reduced is not
+        // grown early (hashbrown may rehash it in place instead).
+        for kg in 0..128 {
+            let at = early_growth_point(7168, kg).expect("a whole table");
+            assert!((7168 * 3 / 4..=7168).contains(&at), "{at}");
+            for reduced in [7167, 7000, 5000, 3585] {
+                assert_eq!(early_growth_point(reduced, kg), None);
+            }
+        }
+    }
+
+    #[test]
+    fn value_put_grows_key_groups_at_different_fills() {
+        use crate::keygroup::KeyGroupRange;
+        use crate::state::{KeyedStateBackend, StateKey, StateKind};
+        let mut b = super::super::HashMapBackend::new(KeyGroupRange { start: 0, end: 127 });
+        let v = b.register("v", StateKind::Value).expect("register");
+        // Key groups 2 and 3 have phases 60 and 218 of 256: they grow
+        // from 3584 at about 3374 and 2821 entries.
+        let mut grew_at = Vec::new();
+        for kg in [2u32, 3] {
+            for i in 0u64.. {
+                let key = i.to_le_bytes();
+                let at = StateKey {
+                    key_group: kg,
+                    key: &key,
+                    namespace: b"",
+                };
+                b.value_put(v, at, b"v").expect("put");
+                let table = &b.groups[kg as usize].values;
+                if table.capacity() >= 2 * 3584 {
+                    grew_at.push(table.len());
+                    break;
+                }
+            }
+        }
+        // Both grew before they were full (3584), at fills far apart.
+        assert!(grew_at.iter().all(|&n| n < 3584), "{grew_at:?}");
+        assert!(grew_at[0].abs_diff(grew_at[1]) > 3584 / 8, "{grew_at:?}");
     }
 
     #[test]
