@@ -377,15 +377,20 @@ impl InputLoop<'_> {
 
     /// Takes the task's snapshot for `barrier` (with its watermark), after
     /// sending what it emitted before and finishing a snapshot still being
-    /// written; returns it with its duration. With `deferrable`, a
-    /// checkpoint may leave its keyed part to be written copy-on-write.
+    /// written; returns it with its duration (finishing the one before
+    /// included). With `deferrable`, a checkpoint may leave its keyed part
+    /// to be written copy-on-write.
     fn snapshot(
         &mut self,
         ck: &TaskCheckpointing,
         barrier: Barrier,
         deferrable: bool,
     ) -> Result<(StateSnapshot, Duration), TaskFailure> {
+        // Finishing the snapshot before this one stops the task as well:
+        // it counts in this one's synchronous part.
+        let finishing = Instant::now();
         self.finish_deferred()?;
+        let finishing = finishing.elapsed();
         self.out.flush()?;
         self.op.notify_checkpoint_complete(ck.hub.last_completed());
         let t = Instant::now();
@@ -396,7 +401,7 @@ impl InputLoop<'_> {
         };
         let watermark = self.valve.tracker.current();
         state.watermark = (watermark != NO_WATERMARK).then_some(watermark);
-        Ok((state, t.elapsed()))
+        Ok((state, finishing + t.elapsed()))
     }
 
     /// Hands a batch to the operator (its second input if `second`).
