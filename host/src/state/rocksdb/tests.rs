@@ -35,6 +35,15 @@ mod with_a_tiny_write_cache {
     });
 }
 
+/// The address of `key` in key group 0, without a namespace.
+fn in_group_0(key: &[u8]) -> StateKey<'_> {
+    StateKey {
+        key_group: 0,
+        key,
+        namespace: b"",
+    }
+}
+
 /// The number of RocksDB keys in column family `family`.
 fn keys_in(db: &DB, family: &str) -> usize {
     let cf = db.cf_handle(family).expect("family");
@@ -53,11 +62,7 @@ fn compaction_drops_expired_values_and_map_entries() {
     let now = crate::clock::epoch_ms();
     for i in 0..100u32 {
         let key = i.to_be_bytes();
-        let at = StateKey {
-            key_group: 0,
-            key: &key,
-            namespace: b"",
-        };
+        let at = in_group_0(&key);
         // Half expired a day ago, half expire in a day.
         let expiry = if i % 2 == 0 {
             now - 86_400_000
@@ -99,11 +104,7 @@ fn memtables_stay_within_the_memory_budget() {
     let mut most = 0;
     for i in 0..80_000u32 {
         let key = i.to_be_bytes();
-        let at = StateKey {
-            key_group: 0,
-            key: &key,
-            namespace: b"",
-        };
+        let at = in_group_0(&key);
         b.value_put(v, at, &value).expect("put");
         if i % 1000 == 0 {
             let cf = b.db.cf_handle("state:v").expect("family");
