@@ -117,7 +117,9 @@ fn memtables_stay_within_the_memory_budget() {
     }
     // 80 MB written; a memtable (64 MiB by default) was flushed at the
     // budget's 2 MiB share instead, give or take its first arena block
-    // (an eighth of its size) and its bloom filter.
-    assert!(most < 24 << 20, "memtables grew to {most} bytes");
+    // (an eighth of its size), its bloom filter and the memtables still
+    // waiting for a background flush on a busy machine (27.5 MB seen once
+    // in CI). Without the budget they reach 88 MB.
+    assert!(most < 48 << 20, "memtables grew to {most} bytes");
     assert_eq!(b.entry_count(), 80_000);
 }
