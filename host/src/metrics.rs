@@ -18,7 +18,16 @@ pub struct TaskMetrics {
     guest: Mutex<GuestMetrics>,
     /// A sink's latencies in microseconds (`measure-latency`), once it
     /// recorded one.
-    latency: Mutex<Option<Histogram<u64>>>,
+    latency: Mutex<Option<Latencies>>,
+}
+
+/// The latencies a sink recorded, and when it recorded the first and the
+/// last of them.
+#[derive(Debug, Clone)]
+struct Latencies {
+    histogram: Histogram<u64>,
+    first: Instant,
+    last: Instant,
 }
 
 /// The counters and gauges a guest declared, with their values.
@@ -85,18 +94,31 @@ impl TaskMetrics {
     }
 
     /// Records the latencies (microseconds) of one batch's elements.
-    pub fn record_latencies(&self, micros: impl Iterator<Item = u64>) {
-        let mut h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        let h = h.get_or_insert_with(new_latency_histogram);
-        for us in micros {
-            h.saturating_record(us);
+    pub fn record_latencies(&self, mut micros: impl Iterator<Item = u64>) {
+        let Some(first) = micros.next() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut l = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let l = l.get_or_insert_with(|| Latencies {
+            histogram: new_latency_histogram(),
+            first: now,
+            last: now,
+        });
+        l.last = now;
+        for us in std::iter::once(first).chain(micros) {
+            l.histogram.saturating_record(us);
         }
     }
 
     /// The latencies recorded so far, if any.
     pub fn latency(&self) -> Option<Histogram<u64>> {
-        let h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        h.clone()
+        self.latencies().map(|l| l.histogram)
+    }
+
+    fn latencies(&self) -> Option<Latencies> {
+        let l = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        l.clone()
     }
 
     /// A consistent-enough copy of the counters.
@@ -161,6 +183,10 @@ pub struct LatencySummary {
     pub p999_us: u64,
     /// Largest.
     pub max_us: u64,
+    /// Seconds from the first batch measured to the last (over all the
+    /// tasks merged): `count` over it is the measured records' throughput.
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 impl LatencySummary {
@@ -172,20 +198,49 @@ impl LatencySummary {
             p99_us: h.value_at_quantile(0.99),
             p999_us: h.value_at_quantile(0.999),
             max_us: h.max(),
+            seconds: 0.0,
         }
     }
 
     /// The figures of the latencies of `tasks` together (None if none
     /// recorded any).
     pub fn merged<'a>(tasks: impl IntoIterator<Item = &'a TaskMetrics>) -> Option<Self> {
-        let mut all: Option<Histogram<u64>> = None;
-        for h in tasks.into_iter().filter_map(TaskMetrics::latency) {
+        let mut all: Option<Latencies> = None;
+        for l in tasks.into_iter().filter_map(TaskMetrics::latencies) {
             match all.as_mut() {
-                // Both have the same bounds, so adding cannot fail.
-                Some(a) => drop(a.add(&h)),
-                None => all = Some(h),
+                Some(a) => {
+                    // Both have the same bounds, so adding cannot fail.
+                    let _ = a.histogram.add(&l.histogram);
+                    a.first = a.first.min(l.first);
+                    a.last = a.last.max(l.last);
+                }
+                None => all = Some(l),
             }
         }
-        all.map(|h| Self::of(&h))
+        all.map(|l| LatencySummary {
+            seconds: l.last.saturating_duration_since(l.first).as_secs_f64(),
+            ..Self::of(&l.histogram)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_measured_window_runs_from_the_first_measured_batch_to_the_last() {
+        let (a, b) = (TaskMetrics::default(), TaskMetrics::default());
+        // A batch with nothing to measure (a fill) opens no window.
+        a.record_latencies(std::iter::empty());
+        assert!(LatencySummary::merged([&a, &b]).is_none());
+        a.record_latencies([10, 20].into_iter());
+        std::thread::sleep(Duration::from_millis(30));
+        b.record_latencies([30].into_iter());
+        let one = LatencySummary::merged([&a]).expect("measured");
+        assert_eq!((one.count, one.seconds), (2, 0.0));
+        let both = LatencySummary::merged([&a, &b]).expect("measured");
+        assert_eq!(both.count, 3);
+        assert!(both.seconds >= 0.03, "{}", both.seconds);
     }
 }

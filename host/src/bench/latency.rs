@@ -1,7 +1,11 @@
 //! `weir bench latency`: how long a record takes from source to sink under
 //! load. The datagen source stamps each record with the wall-clock
 //! microseconds of its generation (`latency-stamps`), and the sink records
-//! arrival minus stamp in an HdrHistogram (`measure-latency`).
+//! arrival minus stamp in an HdrHistogram (`measure-latency`). Each run
+//! first gives the count one record for every key, unmeasured and at full
+//! speed (`fill-keys`), so that the measured records meet the state with
+//! all its keys: a run at a fixed rate would otherwise reach only as many
+//! keys as it has records.
 //!
 //! For each configuration (the `--restore-keys` key counts; the hashmap
 //! and RocksDB backends, RocksDB only below ten million keys; each of
@@ -9,7 +13,8 @@
 //! run without a rate finds the job's maximum throughput (`--records`
 //! records), then one run of `--seconds` at each of 10%, 50% and 90% of
 //! it. Each row gives p50, p99, p99.9 and the maximum latency beside the
-//! throughput reached and the slowest synchronous part of a checkpoint.
+//! throughput of the measured records and the slowest synchronous part of
+//! a checkpoint.
 
 use super::{BenchArgs, Measurement, spawn_child};
 use crate::config::Config;
@@ -20,12 +25,13 @@ const FRACTIONS: [f64; 3] = [0.1, 0.5, 0.9];
 
 /// Turns the keyed-count graph into the measured one: stamped records,
 /// at `rate` records per second over all source subtasks (none below 1),
-/// and latency measured at the sink.
+/// after one unmeasured record per key, and latency measured at the sink.
 pub(crate) fn measure_in(graph: &mut JobGraph, rate: f64) {
     for node in &mut graph.nodes {
         match &mut node.kind {
             NodeKind::Source(s) => {
                 s.latency_stamps = Some(true);
+                s.fill_keys = Some(true);
                 s.rate = (rate >= 1.0).then_some(rate as u64);
             }
             NodeKind::Sink(s) => s.measure_latency = Some(true),
@@ -148,6 +154,6 @@ fn print_table(rows: &[Row]) {
     }
     println!();
     println!(
-        "offered: the source's rate (max: none, the run that measures the maximum); reached/s: records per second from the first record out; latency: source generation to sink arrival over all records; sync ms: the slowest synchronous part of any checkpoint in the run."
+        "offered: the source's rate (max: none, the run that measures the maximum), after one unmeasured record per key; reached/s: measured records per second, from the first to the last to reach the sink; latency: source generation to sink arrival over all records; sync ms: the slowest synchronous part of any checkpoint in the run."
     );
 }

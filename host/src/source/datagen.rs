@@ -6,6 +6,11 @@
 //! `latency-stamps`, the wall-clock microseconds of the read that made it). Subtask `s` of `p`
 //! generates the records with `i mod p == s`. An optional `rate` (any source's, see [`super::rate`]) caps the
 //! records per second over all subtasks.
+//!
+//! With `fill-keys`, each subtask first emits one record for each key
+//! `n < keys` with `n mod p == s`, in order: key `key-<n>`, value `n`, no
+//! timestamp, not held to `rate`. A job then measures its records against
+//! the state it has with all keys present (`weir bench latency`).
 
 use weir_wire::BatchBuilder;
 
@@ -23,6 +28,8 @@ pub struct Datagen {
     step: u64,
     timestamp_step: Option<u64>,
     latency_stamps: bool,
+    /// The next key of the `fill-keys` records (`keys` or more: none left).
+    fill_next: u64,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
 }
@@ -58,6 +65,7 @@ impl Datagen {
             step: u64::from(parallelism.max(1)),
             timestamp_step,
             latency_stamps: false,
+            fill_next: u64::MAX,
             key_buf: Vec::with_capacity(32),
             value_buf: Vec::with_capacity(32),
         }
@@ -77,6 +85,26 @@ impl Datagen {
         self
     }
 
+    /// First one record for each of this subtask's keys (see the module).
+    pub fn fill_keys(mut self, on: bool) -> Self {
+        self.fill_next = if on { self.first } else { u64::MAX };
+        self
+    }
+
+    /// Appends `fill-keys` records until `limit`.
+    fn fill(&mut self, out: &mut BatchBuilder, limit: BatchLimit) {
+        let mut n = 0;
+        while n < limit.records && self.fill_next < self.keys && out.byte_len() < limit.bytes {
+            self.key_buf.clear();
+            self.key_buf.extend_from_slice(b"key-");
+            push_decimal(&mut self.key_buf, self.fill_next);
+            // The value is the key's number: the digits after `key-`.
+            out.push(Some(&self.key_buf), &self.key_buf[4..], None);
+            self.fill_next += self.step;
+            n += 1;
+        }
+    }
+
     /// The key of record `i`.
     #[cfg(test)]
     pub fn key_of(i: u64, keys: u64) -> String {
@@ -92,6 +120,10 @@ struct DatagenPosition {
     /// The subtask's index and the source's parallelism.
     subtask: u64,
     parallelism: u64,
+    /// The next `fill-keys` key, while some are left (absent: none, as
+    /// in checkpoints from before `fill-keys`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fill_next: Option<u64>,
 }
 
 impl Datagen {
@@ -114,17 +146,23 @@ impl Datagen {
         }
         if let Some(p) = positions.iter().find(|p| p.subtask == subtask) {
             self.next = p.next;
+            self.fill_next = p.fill_next.unwrap_or(u64::MAX);
         }
         Ok(())
     }
 }
 
 impl SourceReader for Datagen {
+    fn before_rate(&self) -> bool {
+        self.fill_next < self.keys
+    }
+
     fn snapshot_position(&self) -> Vec<Vec<u8>> {
         let p = DatagenPosition {
             next: self.next,
             subtask: self.first % self.step,
             parallelism: self.step,
+            fill_next: (self.fill_next < self.keys).then_some(self.fill_next),
         };
         serde_json::to_vec(&p).map(|b| vec![b]).unwrap_or_default()
     }
@@ -134,6 +172,13 @@ impl SourceReader for Datagen {
         out: &mut BatchBuilder,
         limit: BatchLimit,
     ) -> Result<BatchInfo, SourceError> {
+        if self.fill_next < self.keys {
+            self.fill(out, limit);
+            return Ok(BatchInfo {
+                more: true,
+                max_timestamp: None,
+            });
+        }
         let max = limit.records as u64;
         let mut max_timestamp = None;
         let mut n = 0;
@@ -225,5 +270,72 @@ mod tests {
                 "{before} <= {ts} <= {after}"
             );
         }
+    }
+
+    fn read_all(g: &mut Datagen) -> Vec<(String, String, Option<i64>)> {
+        let mut out = Vec::new();
+        loop {
+            let mut b = BatchBuilder::default();
+            let limit = BatchLimit {
+                records: 3,
+                bytes: 1 << 20,
+            };
+            let more = g.next_batch(&mut b, limit).expect("datagen").more;
+            let (buf, _) = b.take();
+            for e in BatchReader::new(&buf) {
+                let e = e.expect("valid");
+                let text = |b: &[u8]| String::from_utf8(b.to_vec()).expect("utf8");
+                out.push((text(e.key.unwrap_or_default()), text(e.value), e.timestamp));
+            }
+            if !more {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn fill_keys_sends_every_key_once_unstamped_before_the_records() {
+        let mut keys = Vec::new();
+        for s in 0..2 {
+            let mut g = Datagen::new(4, 5, None, s, 2)
+                .latency_stamps(true)
+                .fill_keys(true);
+            let all = read_all(&mut g);
+            // Subtask s: its keys n = s, s+2, ... < 5 first, then its
+            // records i = s, s+2 < 4, stamped.
+            let fill = if s == 0 { 3 } else { 2 };
+            assert_eq!(all.len(), fill + 2, "{all:?}");
+            for (key, value, ts) in &all[..fill] {
+                assert_eq!(key, &format!("key-{value}"));
+                assert_eq!(*ts, None);
+                keys.push(value.parse::<u64>().expect("number"));
+            }
+            assert!(all[fill..].iter().all(|(_, _, ts)| ts.is_some()));
+        }
+        keys.sort_unstable();
+        assert_eq!(keys, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_restore_in_the_middle_of_the_fill_goes_on_where_it_stopped() {
+        let mut g = Datagen::new(2, 6, None, 0, 1).fill_keys(true);
+        let mut b = BatchBuilder::default();
+        let limit = BatchLimit {
+            records: 4,
+            bytes: 1 << 20,
+        };
+        g.next_batch(&mut b, limit).expect("datagen");
+        assert!(g.before_rate());
+        let position = g.snapshot_position();
+        let mut again = Datagen::new(2, 6, None, 0, 1)
+            .sequential_keys(true)
+            .fill_keys(true);
+        again.restore(&[position]).expect("restore");
+        let rest: Vec<String> = read_all(&mut again).into_iter().map(|r| r.0).collect();
+        assert_eq!(rest, ["key-4", "key-5", "key-0", "key-1"]);
+        // Once the fill is done, the position is as before `fill-keys`.
+        assert!(!again.before_rate());
+        let done = String::from_utf8(again.snapshot_position().concat()).expect("utf8");
+        assert!(!done.contains("fill"), "{done}");
     }
 }

@@ -67,6 +67,11 @@ pub trait SourceReader: Send {
     fn notify_checkpoint_complete(&mut self, id: u64) {
         let _ = id;
     }
+    /// Whether the reader is still emitting records that no `rate` holds
+    /// back (datagen's `fill-keys`): a rate's schedule starts after them.
+    fn before_rate(&self) -> bool {
+        false
+    }
     /// The reader's own counters and gauges (a Kafka source's consumer
     /// lag and fetch rate), published as the task's operator metrics.
     fn metrics(&self) -> crate::metrics::NamedMetrics {
@@ -108,7 +113,8 @@ fn open_reader(
                 parallelism,
             )
             .sequential_keys(spec.sequential_keys.unwrap_or(false))
-            .latency_stamps(spec.latency_stamps.unwrap_or(false));
+            .latency_stamps(spec.latency_stamps.unwrap_or(false))
+            .fill_keys(spec.fill_keys.unwrap_or(false));
             if let Some(states) = restored {
                 g.restore(states)?;
             }

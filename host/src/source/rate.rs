@@ -47,6 +47,9 @@ impl SourceReader for RateLimited {
         out: &mut BatchBuilder,
         limit: BatchLimit,
     ) -> Result<BatchInfo, SourceError> {
+        if self.inner.before_rate() {
+            return self.inner.next_batch(out, limit);
+        }
         let started = *self.started.get_or_insert_with(Instant::now);
         // A millisecond's records on schedule; behind it (a backpressured
         // source), what is owed, so batches are as full as before.
@@ -92,6 +95,10 @@ impl SourceReader for RateLimited {
     fn metrics(&self) -> crate::metrics::NamedMetrics {
         self.inner.metrics()
     }
+
+    fn before_rate(&self) -> bool {
+        self.inner.before_rate()
+    }
 }
 
 #[cfg(test)]
@@ -122,5 +129,16 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         let n = read(&mut r);
         assert!((490..=1024).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn the_fill_of_keys_is_not_held_to_the_rate() {
+        let source = Datagen::new(1_000_000, 5_000, None, 0, 1).fill_keys(true);
+        let mut r = RateLimited::new(Box::new(source), 10, 1);
+        // At ten records a second, 5,000 would take 500 s; the fill comes
+        // in full batches at once, and the schedule starts after it.
+        let filled: usize = (0..5).map(|_| read(&mut r)).sum();
+        assert_eq!(filled, 5_000);
+        assert_eq!(read(&mut r), 1);
     }
 }

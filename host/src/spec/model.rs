@@ -95,6 +95,11 @@ pub struct SourceSpec {
     /// spread-out hash (default false), so `count >= keys` covers every key.
     #[serde(default)]
     pub sequential_keys: Option<bool>,
+    /// datagen: before its `count` records, one record for each of the
+    /// `keys` keys, unstamped and not held to `rate` (default false), so
+    /// that what follows runs against a full state (`weir bench latency`).
+    #[serde(default)]
+    pub fill_keys: Option<bool>,
     /// Records per second over all subtasks (default unlimited), for any
     /// source.
     #[serde(default)]

@@ -33,6 +33,7 @@ pub(super) fn check_source(field: &str, s: &SourceSpec, errors: &mut Vec<SpecErr
                 ("timestamp-step-ms", s.timestamp_step_ms.is_some()),
                 ("latency-stamps", s.latency_stamps.is_some()),
                 ("sequential-keys", s.sequential_keys.is_some()),
+                ("fill-keys", s.fill_keys.is_some()),
                 ("path", s.path.is_some()),
                 ("paths", s.paths.is_some()),
                 ("format", s.format.is_some()),
@@ -77,6 +78,7 @@ pub(super) fn check_source(field: &str, s: &SourceSpec, errors: &mut Vec<SpecErr
             not_for("timestamp-step-ms", s.timestamp_step_ms.is_some());
             not_for("latency-stamps", s.latency_stamps.is_some());
             not_for("sequential-keys", s.sequential_keys.is_some());
+            not_for("fill-keys", s.fill_keys.is_some());
             let n = s.path.iter().count() + s.paths.as_ref().map_or(0, Vec::len);
             if n == 0 {
                 errors.push(SpecError::Invalid {
