@@ -120,6 +120,14 @@ const SNAPSHOT_STEP: Duration = Duration::from_millis(1);
 /// once 3 ms have passed since the last, so it still finishes.
 const SNAPSHOT_MAX_WAIT: Duration = Duration::from_millis(3);
 
+/// While input keeps arriving, a snapshot's next step also waits this many
+/// times as long as its last step took: a step is at least one key group,
+/// several milliseconds with millions of keys, and steps every 3 ms would
+/// then take most of a busy task's time, so that input queued up for as
+/// long as the snapshot lasted. So a snapshot takes at most a quarter of
+/// a task's time while input is waiting, and what the task has spare.
+const SNAPSHOT_WAIT_PER_STEP: u32 = 3;
+
 /// A checkpoint taken copy-on-write, acknowledged once its keyed part is
 /// written: in steps between batches, when no input is ready or after
 /// [`SNAPSHOT_MAX_WAIT`].
@@ -132,6 +140,21 @@ struct Deferred {
     at: Instant,
     /// When the last step of writing it ended.
     last_step: Instant,
+    /// How long that step took.
+    step_took: Duration,
+}
+
+impl Deferred {
+    /// Whether the next step is due even though input is waiting.
+    fn step_due(&self) -> bool {
+        step_due(self.last_step.elapsed(), self.step_took)
+    }
+}
+
+/// Whether a snapshot's next step is due while input is waiting, `since`
+/// its last step, which took `took`.
+fn step_due(since: Duration, took: Duration) -> bool {
+    since >= SNAPSHOT_MAX_WAIT.max(took * SNAPSHOT_WAIT_PER_STEP)
 }
 
 /// One operator subtask's input loop.
@@ -161,11 +184,7 @@ impl InputLoop<'_> {
     fn run(&mut self) -> Result<(), TaskFailure> {
         let mut readable: Vec<usize> = Vec::with_capacity(self.open.len());
         while !self.open.is_empty() {
-            if self
-                .deferred
-                .as_ref()
-                .is_some_and(|d| d.last_step.elapsed() >= SNAPSHOT_MAX_WAIT)
-            {
+            if self.deferred.as_ref().is_some_and(Deferred::step_due) {
                 self.step_deferred()?;
             }
             if fire_due_timers(self.op, self.out)? {
@@ -243,6 +262,7 @@ impl InputLoop<'_> {
             if start.elapsed() >= SNAPSHOT_STEP {
                 if let Some(d) = self.deferred.as_mut() {
                     d.last_step = Instant::now();
+                    d.step_took = start.elapsed();
                 }
                 return Ok(());
             }
@@ -340,6 +360,7 @@ impl InputLoop<'_> {
                         alignment,
                         at: Instant::now(),
                         last_step: Instant::now(),
+                        step_took: Duration::ZERO,
                     });
                 } else {
                     ck.ack(&barrier, state, sync, alignment);
@@ -435,4 +456,22 @@ fn fire_due_timers(op: &mut dyn StreamOperator, out: &mut Output) -> Result<bool
         return Ok(true);
     }
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_snapshot_takes_at_most_a_quarter_of_a_busy_tasks_time() {
+        // Small steps: one every 3 ms, as before.
+        assert!(!step_due(2 * MS, MS / 2));
+        assert!(step_due(3 * MS, MS / 2));
+        // A key group of millions of keys takes 5 ms: the next step waits
+        // 15 ms of input, so the task keeps three quarters of its time.
+        assert!(!step_due(14 * MS, 5 * MS));
+        assert!(step_due(15 * MS, 5 * MS));
+    }
 }
