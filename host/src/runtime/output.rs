@@ -11,6 +11,7 @@ use super::error::OutputError;
 use crate::channel::{Announcement, Barrier, Batch, ChannelSender, Event};
 use crate::keygroup::key_group;
 use crate::metrics::TaskMetrics;
+use crate::source::SourceOutput;
 
 /// Called with a node and the user counters of one of its subtasks.
 pub(crate) type CounterVisitor<'a> = dyn FnMut(usize, &[(String, u64)]) + 'a;
@@ -318,6 +319,54 @@ impl Output {
         self.broadcast(Event::Barrier(barrier))
     }
 
+    /// Where a source subtask's records go as it makes them when its only
+    /// output is one hash edge to several subtasks (and nothing is
+    /// pending): straight into the batch of the subtask that owns each
+    /// key, instead of into one batch that routing then reads back and
+    /// copies apart (Flink's record writer routes each record as it is
+    /// emitted). Send what it gathered with [`Self::send_routed`].
+    pub(crate) fn key_router(&mut self) -> Option<KeyRouter<'_>> {
+        if !self.pending.is_empty() || !self.sides.is_empty() {
+            return None;
+        }
+        let max_parallelism = self.max_parallelism;
+        match self.edges.as_mut_slice() {
+            [
+                EdgeOutput::Hash {
+                    senders,
+                    builders,
+                    owners,
+                },
+            ] if senders.len() > 1 => Some(KeyRouter {
+                builders,
+                owners,
+                max_parallelism,
+                len: 0,
+                bytes: 0,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Sends the batches a [`KeyRouter`] gathered.
+    pub(crate) fn send_routed(&mut self) -> Result<(), OutputError> {
+        if let [
+            EdgeOutput::Hash {
+                senders, builders, ..
+            },
+        ] = self.edges.as_mut_slice()
+        {
+            for (sender, builder) in senders.iter().zip(builders.iter_mut()) {
+                if !builder.is_empty() {
+                    let (data, len) = builder.take();
+                    self.metrics.add_out(len);
+                    sender.send(Event::Batch(Batch { data, len }))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn route(&mut self, batch: Batch) -> Result<(), OutputError> {
         self.metrics.add_out(batch.len);
         let n = self.edges.len();
@@ -332,6 +381,39 @@ impl Output {
             send_on(edge, b, self.max_parallelism)?;
         }
         Ok(())
+    }
+}
+
+/// A source's records routed as they are made (see [`Output::key_router`]).
+pub(crate) struct KeyRouter<'a> {
+    builders: &'a mut [BatchBuilder],
+    /// Per key group, the index of the subtask that owns it.
+    owners: &'a [u32],
+    max_parallelism: u32,
+    len: usize,
+    bytes: usize,
+}
+
+impl SourceOutput for KeyRouter<'_> {
+    fn push(&mut self, key: Option<&[u8]>, value: &[u8], timestamp: Option<i64>) {
+        // As `split_by_owner` does: an element without a key has the
+        // empty key's key group.
+        let kg = key_group(key.unwrap_or_default(), self.max_parallelism);
+        let owner = self.owners.get(kg as usize).map_or(0, |&o| o as usize);
+        if let Some(b) = self.builders.get_mut(owner) {
+            let before = b.byte_len();
+            b.push(key, value, timestamp);
+            self.bytes += b.byte_len() - before;
+            self.len += 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn byte_len(&self) -> usize {
+        self.bytes
     }
 }
 
@@ -434,6 +516,40 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .expect("valid batch");
             assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn records_routed_as_they_are_made_land_where_a_split_batch_would() {
+        let max = 128;
+        let owners: Vec<u32> = (0..max)
+            .map(|kg| subtask_for_key_group(kg, max, 3))
+            .collect();
+        let mut batch = BatchBuilder::default();
+        let mut split: Vec<BatchBuilder> = (0..3).map(|_| BatchBuilder::default()).collect();
+        let mut routed: Vec<BatchBuilder> = (0..3).map(|_| BatchBuilder::default()).collect();
+        let mut router = KeyRouter {
+            builders: &mut routed,
+            owners: &owners,
+            max_parallelism: max,
+            len: 0,
+            bytes: 0,
+        };
+        for i in 0..500i64 {
+            let key = format!("k{}", i % 37).into_bytes();
+            let key = (i % 11 != 0).then_some(key);
+            let ts = (i % 3 == 0).then_some(i);
+            let value = format!("v{i}").into_bytes();
+            batch.push(key.as_deref(), &value, ts);
+            router.push(key.as_deref(), &value, ts);
+        }
+        let (len, bytes) = (router.len(), router.byte_len());
+        assert_eq!((len, bytes), (batch.len(), batch.byte_len()));
+        let (data, _) = batch.take();
+        split_by_owner(&data, &mut split, &owners, max);
+        for (a, b) in split.iter_mut().zip(routed.iter_mut()) {
+            assert!(!a.is_empty());
+            assert_eq!(a.take(), b.take());
         }
     }
 }

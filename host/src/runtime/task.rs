@@ -11,7 +11,7 @@ use super::error::TaskFailure;
 use super::output::Output;
 use crate::channel::{BarrierKind, Batch, Event};
 use crate::checkpoint::hub::{StateSnapshot, StopOutcome};
-use crate::source::{BatchLimit, SourceReader};
+use crate::source::{BatchInfo, BatchLimit, SourceOutput, SourceReader};
 use crate::watermark::{BoundedOutOfOrderness, NO_WATERMARK};
 
 /// How often a source task publishes its reader's own metrics.
@@ -60,16 +60,11 @@ pub(crate) fn run_source(
             out.wait_for_room(Duration::from_millis(1));
             continue;
         }
-        let info = reader.next_batch(&mut builder, limit)?;
+        let (info, emitted) = read_into(reader, out, &mut builder, limit)?;
         if published.elapsed() >= METRICS_INTERVAL {
             published = Instant::now();
             let own = reader.metrics();
             out.metrics().publish_guest(&own.counters, &own.gauges);
-        }
-        let emitted = !builder.is_empty();
-        if emitted {
-            let (data, len) = builder.take();
-            out.push_batch(Batch { data, len })?;
         }
         if let Some(idle) = idleness.as_mut()
             && idle.turned_idle(emitted)
@@ -99,6 +94,30 @@ pub(crate) fn run_source(
     }
     out.broadcast(Event::EndOfInput)?;
     Ok(())
+}
+
+/// One read of a source: routed as it is made where the output allows
+/// (see [`Output::key_router`]), else into `builder` and sent as one
+/// batch. Returns what the reader said and whether it gave any record.
+fn read_into(
+    reader: &mut dyn SourceReader,
+    out: &mut Output,
+    builder: &mut BatchBuilder,
+    limit: BatchLimit,
+) -> Result<(BatchInfo, bool), TaskFailure> {
+    if let Some(mut router) = out.key_router() {
+        let info = reader.next_batch(&mut router, limit)?;
+        let emitted = !router.is_empty();
+        out.send_routed()?;
+        return Ok((info, emitted));
+    }
+    let info = reader.next_batch(builder, limit)?;
+    let emitted = !builder.is_empty();
+    if emitted {
+        let (data, len) = builder.take();
+        out.push_batch(Batch { data, len })?;
+    }
+    Ok((info, emitted))
 }
 
 /// A source subtask's part in checkpoints, between two batches: takes a

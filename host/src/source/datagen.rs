@@ -12,9 +12,7 @@
 //! timestamp, not held to `rate`. A job then measures its records against
 //! the state it has with all keys present (`weir bench latency`).
 
-use weir_wire::BatchBuilder;
-
-use super::{BatchInfo, BatchLimit, SourceError, SourceReader};
+use super::{BatchInfo, BatchLimit, SourceError, SourceOutput, SourceReader};
 
 /// The generator of one subtask.
 #[derive(Debug)]
@@ -92,7 +90,7 @@ impl Datagen {
     }
 
     /// Appends `fill-keys` records until `limit`.
-    fn fill(&mut self, out: &mut BatchBuilder, limit: BatchLimit) {
+    fn fill(&mut self, out: &mut dyn SourceOutput, limit: BatchLimit) {
         let mut n = 0;
         while n < limit.records && self.fill_next < self.keys && out.byte_len() < limit.bytes {
             self.key_buf.clear();
@@ -169,7 +167,7 @@ impl SourceReader for Datagen {
 
     fn next_batch(
         &mut self,
-        out: &mut BatchBuilder,
+        out: &mut dyn SourceOutput,
         limit: BatchLimit,
     ) -> Result<BatchInfo, SourceError> {
         if self.fill_next < self.keys {
@@ -209,6 +207,7 @@ impl SourceReader for Datagen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_wire::BatchBuilder;
     use weir_wire::BatchReader;
 
     #[test]

@@ -5,9 +5,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use weir_wire::BatchBuilder;
-
-use super::{BatchInfo, BatchLimit, SourceError, SourceReader};
+use super::{BatchInfo, BatchLimit, SourceError, SourceOutput, SourceReader};
 use crate::spec::FileFormat;
 
 /// The checkpointed position in one file. Every subtask's positions are
@@ -168,7 +166,7 @@ impl SourceReader for FileSource {
 
     fn next_batch(
         &mut self,
-        out: &mut BatchBuilder,
+        out: &mut dyn SourceOutput,
         limit: BatchLimit,
     ) -> Result<BatchInfo, SourceError> {
         let mut max_timestamp: Option<i64> = None;
@@ -233,6 +231,7 @@ impl SourceReader for FileSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_wire::BatchBuilder;
 
     #[test]
     fn batches_are_cut_by_bytes_and_a_line_past_the_limit_is_refused() {

@@ -47,13 +47,43 @@ pub struct BatchLimit {
     pub bytes: usize,
 }
 
+/// Where a source reader appends the records of one read: one batch, or
+/// the batches of the subtasks that own their keys (a source whose only
+/// output is a hash edge routes its records as it makes them).
+pub trait SourceOutput {
+    /// Appends one record.
+    fn push(&mut self, key: Option<&[u8]>, value: &[u8], timestamp: Option<i64>);
+    /// Records appended so far.
+    fn len(&self) -> usize;
+    /// Bytes appended so far, encoded.
+    fn byte_len(&self) -> usize;
+    /// Whether no record was appended.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl SourceOutput for BatchBuilder {
+    fn push(&mut self, key: Option<&[u8]>, value: &[u8], timestamp: Option<i64>) {
+        BatchBuilder::push(self, key, value, timestamp);
+    }
+
+    fn len(&self) -> usize {
+        BatchBuilder::len(self)
+    }
+
+    fn byte_len(&self) -> usize {
+        BatchBuilder::byte_len(self)
+    }
+}
+
 /// One subtask's reader of a source.
 pub trait SourceReader: Send {
     /// Appends elements to `out` until `limit` is reached (or the input
     /// has none for now).
     fn next_batch(
         &mut self,
-        out: &mut BatchBuilder,
+        out: &mut dyn SourceOutput,
         limit: BatchLimit,
     ) -> Result<BatchInfo, SourceError>;
     /// The position reached, as operator state for a checkpoint.

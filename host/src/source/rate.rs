@@ -12,9 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use weir_wire::BatchBuilder;
-
-use super::{BatchInfo, BatchLimit, SourceError, SourceReader};
+use super::{BatchInfo, BatchLimit, SourceError, SourceOutput, SourceReader};
 
 /// The longest a rate-limited source sleeps in one read.
 pub const SLICE: Duration = Duration::from_millis(20);
@@ -44,7 +42,7 @@ impl RateLimited {
 impl SourceReader for RateLimited {
     fn next_batch(
         &mut self,
-        out: &mut BatchBuilder,
+        out: &mut dyn SourceOutput,
         limit: BatchLimit,
     ) -> Result<BatchInfo, SourceError> {
         if self.inner.before_rate() {
@@ -105,6 +103,7 @@ impl SourceReader for RateLimited {
 mod tests {
     use super::*;
     use crate::source::datagen::Datagen;
+    use weir_wire::BatchBuilder;
 
     fn read(r: &mut RateLimited) -> usize {
         let mut b = BatchBuilder::default();

@@ -23,7 +23,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use weir_wire::{BatchBuilder, HeaderRef, write_envelope};
+use weir_wire::{HeaderRef, write_envelope};
 
 mod partitions;
 mod stats;
@@ -32,7 +32,7 @@ pub use partitions::{OFFSET_STATE_VERSION, PartitionOffset, owner, parse_offsets
 use partitions::{Partition, cached_watermarks};
 use stats::ConsumerStats;
 
-use super::{BatchInfo, BatchLimit, SourceError, SourceReader};
+use super::{BatchInfo, BatchLimit, SourceError, SourceOutput, SourceReader};
 use crate::kafka::{
     DetachedConsumer, METADATA_TIMEOUT, client_config, matching_topics, partitions,
 };
@@ -444,7 +444,7 @@ impl SourceReader for KafkaSource {
 
     fn next_batch(
         &mut self,
-        out: &mut BatchBuilder,
+        out: &mut dyn SourceOutput,
         limit: BatchLimit,
     ) -> Result<BatchInfo, SourceError> {
         if self.next_discovery.is_some_and(|t| Instant::now() >= t) {
