@@ -70,3 +70,44 @@ fn latency_stamps_are_refused_beside_event_time_steps() {
     let e = graph(&job(&out, ", timestamp-step-ms: 10"), dir.path()).expect_err("refused");
     assert!(e.to_string().contains("latency-stamps"), "{e}");
 }
+
+#[test]
+fn fill_keys_sends_each_key_once_first_and_unmeasured() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let summary = run(&job(&out, ", fill-keys: true"), dir.path()).expect("job runs");
+    // The fill's seven records are counted but carry no stamp.
+    let count = summary.node("count").expect("count ran");
+    assert_eq!(count.metrics.records_in, 3007);
+    let l = summary
+        .node("out")
+        .and_then(|n| n.latency)
+        .expect("the sink measured latency");
+    assert_eq!(l.count, 3000, "only the stamped records are measured");
+    // Each key's first count is the fill's record, which comes first.
+    let lines = output_lines(&out);
+    let firsts: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .take(7)
+        .map(|l| l.split_once('\t').expect("key<TAB>count"))
+        .inspect(|(_, n)| assert_eq!(*n, "1"))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(firsts.len(), 7, "{lines:?}");
+    let total: u64 = (0..7)
+        .map(|k| {
+            let key = format!("key-{k}\t");
+            lines.iter().filter(|l| l.starts_with(&key)).count() as u64
+        })
+        .sum();
+    assert_eq!(total, 3007);
+}
+
+#[test]
+fn fill_keys_is_refused_on_a_file_source() {
+    let dir = tempdir();
+    let spec = "name: f\nsources:\n  - { id: lines, type: file, path: in.txt, fill-keys: true }\n\
+                sinks:\n  - { id: out, type: discard }\nedges:\n  - { from: lines, to: out }\n";
+    let e = graph(spec, dir.path()).expect_err("refused");
+    assert!(e.to_string().contains("sources[0].fill-keys"), "{e}");
+}

@@ -488,26 +488,43 @@ mod tests {
     /// An element, owned: key, value, timestamp.
     type Owned = (Option<Vec<u8>>, Vec<u8>, Option<i64>);
 
+    const MAX: u32 = 128;
+
+    /// Per key group, its owner among three subtasks.
+    fn owners() -> Vec<u32> {
+        (0..MAX)
+            .map(|kg| subtask_for_key_group(kg, MAX, 3))
+            .collect()
+    }
+
+    /// 500 elements over 37 keys, some without a key or a timestamp.
+    fn elements() -> Vec<Owned> {
+        (0..500i64)
+            .map(|i| {
+                let key = format!("k{}", i % 37).into_bytes();
+                let key = (i % 11 != 0).then_some(key);
+                (key, format!("v{i}").into_bytes(), (i % 3 == 0).then_some(i))
+            })
+            .collect()
+    }
+
+    fn builders() -> Vec<BatchBuilder> {
+        (0..3).map(|_| BatchBuilder::default()).collect()
+    }
+
     #[test]
     fn a_batch_splits_by_owner_in_order_with_runs_copied_whole() {
-        let max = 128;
-        let owners: Vec<u32> = (0..max)
-            .map(|kg| subtask_for_key_group(kg, max, 3))
-            .collect();
+        let owners = owners();
         let mut batch = BatchBuilder::default();
         let mut want: Vec<Vec<Owned>> = vec![Vec::new(); 3];
-        for i in 0..500i64 {
-            let key = format!("k{}", i % 37).into_bytes();
-            let key = (i % 11 != 0).then_some(key);
-            let ts = (i % 3 == 0).then_some(i);
-            let value = format!("v{i}").into_bytes();
+        for (key, value, ts) in elements() {
             batch.push(key.as_deref(), &value, ts);
-            let kg = key_group(key.as_deref().unwrap_or_default(), max);
+            let kg = key_group(key.as_deref().unwrap_or_default(), MAX);
             want[owners[kg as usize] as usize].push((key, value, ts));
         }
         let (data, _) = batch.take();
-        let mut builders: Vec<BatchBuilder> = (0..3).map(|_| BatchBuilder::default()).collect();
-        split_by_owner(&data, &mut builders, &owners, max);
+        let mut builders = builders();
+        split_by_owner(&data, &mut builders, &owners, MAX);
         for (b, want) in builders.iter_mut().zip(want) {
             let (data, len) = b.take();
             assert_eq!(len, want.len());
@@ -521,32 +538,24 @@ mod tests {
 
     #[test]
     fn records_routed_as_they_are_made_land_where_a_split_batch_would() {
-        let max = 128;
-        let owners: Vec<u32> = (0..max)
-            .map(|kg| subtask_for_key_group(kg, max, 3))
-            .collect();
+        let owners = owners();
         let mut batch = BatchBuilder::default();
-        let mut split: Vec<BatchBuilder> = (0..3).map(|_| BatchBuilder::default()).collect();
-        let mut routed: Vec<BatchBuilder> = (0..3).map(|_| BatchBuilder::default()).collect();
+        let (mut split, mut routed) = (builders(), builders());
         let mut router = KeyRouter {
             builders: &mut routed,
             owners: &owners,
-            max_parallelism: max,
+            max_parallelism: MAX,
             len: 0,
             bytes: 0,
         };
-        for i in 0..500i64 {
-            let key = format!("k{}", i % 37).into_bytes();
-            let key = (i % 11 != 0).then_some(key);
-            let ts = (i % 3 == 0).then_some(i);
-            let value = format!("v{i}").into_bytes();
+        for (key, value, ts) in elements() {
             batch.push(key.as_deref(), &value, ts);
             router.push(key.as_deref(), &value, ts);
         }
         let (len, bytes) = (router.len(), router.byte_len());
         assert_eq!((len, bytes), (batch.len(), batch.byte_len()));
         let (data, _) = batch.take();
-        split_by_owner(&data, &mut split, &owners, max);
+        split_by_owner(&data, &mut split, &owners, MAX);
         for (a, b) in split.iter_mut().zip(routed.iter_mut()) {
             assert!(!a.is_empty());
             assert_eq!(a.take(), b.take());

@@ -53,24 +53,7 @@ pub(super) fn check_source(field: &str, s: &SourceSpec, errors: &mut Vec<SpecErr
             not_for("path", s.path.is_some());
             not_for("paths", s.paths.is_some());
             not_for("format", s.format.is_some());
-            if s.count.is_none() {
-                errors.push(SpecError::Invalid {
-                    field: format!("{field}.count"),
-                    message: "a datagen source needs `count`".into(),
-                });
-            }
-            if s.keys == Some(0) {
-                errors.push(SpecError::Invalid {
-                    field: format!("{field}.keys"),
-                    message: "must be at least 1".into(),
-                });
-            }
-            if s.latency_stamps == Some(true) && s.timestamp_step_ms.is_some() {
-                errors.push(SpecError::Invalid {
-                    field: format!("{field}.latency-stamps"),
-                    message: "a record has one timestamp: `latency-stamps` or `timestamp-step-ms`, not both".into(),
-                });
-            }
+            check_datagen(field, s, errors);
         }
         SourceType::File => {
             not_for("count", s.count.is_some());
@@ -87,6 +70,30 @@ pub(super) fn check_source(field: &str, s: &SourceSpec, errors: &mut Vec<SpecErr
                 });
             }
         }
+    }
+}
+
+/// The checks of a datagen source's own settings.
+fn check_datagen(field: &str, s: &SourceSpec, errors: &mut Vec<SpecError>) {
+    if s.count.is_none() {
+        errors.push(SpecError::Invalid {
+            field: format!("{field}.count"),
+            message: "a datagen source needs `count`".into(),
+        });
+    }
+    if s.keys == Some(0) {
+        errors.push(SpecError::Invalid {
+            field: format!("{field}.keys"),
+            message: "must be at least 1".into(),
+        });
+    }
+    if s.latency_stamps == Some(true) && s.timestamp_step_ms.is_some() {
+        errors.push(SpecError::Invalid {
+            field: format!("{field}.latency-stamps"),
+            message:
+                "a record has one timestamp: `latency-stamps` or `timestamp-step-ms`, not both"
+                    .into(),
+        });
     }
 }
 
