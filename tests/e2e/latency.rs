@@ -104,6 +104,37 @@ fn fill_keys_sends_each_key_once_first_and_unmeasured() {
 }
 
 #[test]
+fn a_fill_split_over_two_routing_sources_counts_every_key_once_more() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    // Two source subtasks, each routing its records to two counts as it
+    // makes them.
+    let spec = job(&out, ", fill-keys: true, parallelism: 2")
+        .replace("wasm: ", "parallelism: 2, wasm: ")
+        .replace(
+            "measure-latency: true",
+            "measure-latency: true, parallelism: 2",
+        );
+    let summary = run(&spec, dir.path()).expect("job runs");
+    let l = summary
+        .node("out")
+        .and_then(|n| n.latency)
+        .expect("measured");
+    assert_eq!(l.count, 3000);
+    // Each key counts 1, 2, ... in order, and the counts add up to the
+    // records plus one per key.
+    let mut last = std::collections::BTreeMap::<String, u64>::new();
+    for line in output_lines(&out) {
+        let (key, n) = line.split_once('\t').expect("key<TAB>count");
+        let n: u64 = n.parse().expect("a count");
+        let before = last.insert(key.to_owned(), n).unwrap_or(0);
+        assert_eq!(n, before + 1, "{key} counted out of order");
+    }
+    assert_eq!(last.len(), 7);
+    assert_eq!(last.values().sum::<u64>(), 3007);
+}
+
+#[test]
 fn fill_keys_is_refused_on_a_file_source() {
     let dir = tempdir();
     let spec = "name: f\nsources:\n  - { id: lines, type: file, path: in.txt, fill-keys: true }\n\

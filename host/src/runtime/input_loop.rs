@@ -115,9 +115,10 @@ const SNAPSHOT_STEP: Duration = Duration::from_millis(1);
 
 /// The longest a copy-on-write snapshot being written waits for its next
 /// step while input keeps arriving. The loop writes it when no input is
-/// ready, so under load records do not queue behind it; this bound gives
-/// a saturated task's snapshot a step (about [`SNAPSHOT_STEP`]) per turn
-/// once 3 ms have passed since the last, so it still finishes.
+/// ready, so under load records do not queue behind it; this bound (with
+/// [`SNAPSHOT_WAIT_PER_STEP`]) gives a saturated task's snapshot a step
+/// (about [`SNAPSHOT_STEP`]) once 3 ms have passed since the last, so it
+/// still finishes.
 const SNAPSHOT_MAX_WAIT: Duration = Duration::from_millis(3);
 
 /// While input keeps arriving, a snapshot's next step also waits this many
@@ -129,8 +130,8 @@ const SNAPSHOT_MAX_WAIT: Duration = Duration::from_millis(3);
 const SNAPSHOT_WAIT_PER_STEP: u32 = 3;
 
 /// A checkpoint taken copy-on-write, acknowledged once its keyed part is
-/// written: in steps between batches, when no input is ready or after
-/// [`SNAPSHOT_MAX_WAIT`].
+/// written: in steps between batches, when no input is ready or when
+/// [`Deferred::step_due`].
 struct Deferred {
     barrier: Barrier,
     state: StateSnapshot,

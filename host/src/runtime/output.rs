@@ -386,6 +386,9 @@ impl Output {
 
 /// A source's records routed as they are made (see [`Output::key_router`]).
 pub(crate) struct KeyRouter<'a> {
+    /// The hash edge's own builders: what a failed read leaves in them is
+    /// dropped ([`KeyRouter::discard`]), since routing a batch expects
+    /// them empty.
     builders: &'a mut [BatchBuilder],
     /// Per key group, the index of the subtask that owns it.
     owners: &'a [u32],
@@ -394,18 +397,25 @@ pub(crate) struct KeyRouter<'a> {
     bytes: usize,
 }
 
+impl KeyRouter<'_> {
+    /// Drops what was routed and not sent (a read that failed).
+    pub(crate) fn discard(&mut self) {
+        self.builders.iter_mut().for_each(BatchBuilder::clear);
+    }
+}
+
 impl SourceOutput for KeyRouter<'_> {
     fn push(&mut self, key: Option<&[u8]>, value: &[u8], timestamp: Option<i64>) {
         // As `split_by_owner` does: an element without a key has the
         // empty key's key group.
         let kg = key_group(key.unwrap_or_default(), self.max_parallelism);
         let owner = self.owners.get(kg as usize).map_or(0, |&o| o as usize);
-        if let Some(b) = self.builders.get_mut(owner) {
-            let before = b.byte_len();
-            b.push(key, value, timestamp);
-            self.bytes += b.byte_len() - before;
-            self.len += 1;
-        }
+        // `owners` names only the edge's subtasks, one builder each.
+        let b = &mut self.builders[owner];
+        let before = b.byte_len();
+        b.push(key, value, timestamp);
+        self.bytes += b.byte_len() - before;
+        self.len += 1;
     }
 
     fn len(&self) -> usize {

@@ -106,7 +106,13 @@ fn read_into(
     limit: BatchLimit,
 ) -> Result<(BatchInfo, bool), TaskFailure> {
     if let Some(mut router) = out.key_router() {
-        let info = reader.next_batch(&mut router, limit)?;
+        let info = match reader.next_batch(&mut router, limit) {
+            Ok(info) => info,
+            Err(e) => {
+                router.discard();
+                return Err(e.into());
+            }
+        };
         let emitted = !router.is_empty();
         out.send_routed()?;
         return Ok((info, emitted));

@@ -98,7 +98,7 @@ impl Datagen {
             push_decimal(&mut self.key_buf, self.fill_next);
             // The value is the key's number: the digits after `key-`.
             out.push(Some(&self.key_buf), &self.key_buf[4..], None);
-            self.fill_next += self.step;
+            self.fill_next = self.fill_next.saturating_add(self.step);
             n += 1;
         }
     }
@@ -144,7 +144,10 @@ impl Datagen {
         }
         if let Some(p) = positions.iter().find(|p| p.subtask == subtask) {
             self.next = p.next;
-            self.fill_next = p.fill_next.unwrap_or(u64::MAX);
+            // A fill the job no longer asks for is not resumed.
+            if self.fill_next != u64::MAX {
+                self.fill_next = p.fill_next.unwrap_or(u64::MAX);
+            }
         }
         Ok(())
     }
@@ -326,6 +329,12 @@ mod tests {
         g.next_batch(&mut b, limit).expect("datagen");
         assert!(g.before_rate());
         let position = g.snapshot_position();
+        // A job restored without `fill-keys` does not go on with it.
+        let mut plain = Datagen::new(2, 6, None, 0, 1);
+        plain
+            .restore(std::slice::from_ref(&position))
+            .expect("restore");
+        assert!(!plain.before_rate());
         let mut again = Datagen::new(2, 6, None, 0, 1)
             .sequential_keys(true)
             .fill_keys(true);
