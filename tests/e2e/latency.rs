@@ -22,6 +22,19 @@ edges:
     )
 }
 
+/// Each key's last count in the count job's output at `out`, checking
+/// that every key counts 1, 2, ... in order.
+fn counts_in_order(out: &std::path::Path) -> std::collections::BTreeMap<String, u64> {
+    let mut last = std::collections::BTreeMap::<String, u64>::new();
+    for line in output_lines(out) {
+        let (key, n) = line.split_once('\t').expect("key<TAB>count");
+        let n: u64 = n.parse().expect("a count");
+        let before = last.insert(key.to_owned(), n).unwrap_or(0);
+        assert_eq!(n, before + 1, "{key} counted out of order");
+    }
+    last
+}
+
 #[test]
 fn every_record_that_reaches_the_sink_is_measured_and_the_output_is_unchanged() {
     let dir = tempdir();
@@ -35,14 +48,7 @@ fn every_record_that_reaches_the_sink_is_measured_and_the_output_is_unchanged() 
     assert!(l.p50_us <= l.p99_us && l.p99_us <= l.p999_us && l.p999_us <= l.max_us);
     assert!(summary.node("count").and_then(|n| n.latency).is_none());
     // The probe only looks: each key still counts 1, 2, ... in order.
-    let mut last = std::collections::BTreeMap::<String, u64>::new();
-    for line in output_lines(&out) {
-        let (key, n) = line.split_once('\t').expect("key<TAB>count");
-        let n: u64 = n.parse().expect("a count");
-        let before = last.insert(key.to_owned(), n).unwrap_or(0);
-        assert_eq!(n, before + 1, "{key} counted out of order");
-    }
-    assert_eq!(last.values().sum::<u64>(), 3000);
+    assert_eq!(counts_in_order(&out).values().sum::<u64>(), 3000);
 }
 
 #[test]
@@ -123,13 +129,7 @@ fn a_fill_split_over_two_routing_sources_counts_every_key_once_more() {
     assert_eq!(l.count, 3000);
     // Each key counts 1, 2, ... in order, and the counts add up to the
     // records plus one per key.
-    let mut last = std::collections::BTreeMap::<String, u64>::new();
-    for line in output_lines(&out) {
-        let (key, n) = line.split_once('\t').expect("key<TAB>count");
-        let n: u64 = n.parse().expect("a count");
-        let before = last.insert(key.to_owned(), n).unwrap_or(0);
-        assert_eq!(n, before + 1, "{key} counted out of order");
-    }
+    let last = counts_in_order(&out);
     assert_eq!(last.len(), 7);
     assert_eq!(last.values().sum::<u64>(), 3007);
 }
