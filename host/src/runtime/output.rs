@@ -341,8 +341,6 @@ impl Output {
                 builders,
                 owners,
                 max_parallelism,
-                len: 0,
-                bytes: 0,
             }),
             _ => None,
         }
@@ -356,13 +354,8 @@ impl Output {
             },
         ] = self.edges.as_mut_slice()
         {
-            for (sender, builder) in senders.iter().zip(builders.iter_mut()) {
-                if !builder.is_empty() {
-                    let (data, len) = builder.take();
-                    self.metrics.add_out(len);
-                    sender.send(Event::Batch(Batch { data, len }))?;
-                }
-            }
+            let sent = send_built(senders, builders)?;
+            self.metrics.add_out(sent);
         }
         Ok(())
     }
@@ -393,8 +386,6 @@ pub(crate) struct KeyRouter<'a> {
     /// Per key group, the index of the subtask that owns it.
     owners: &'a [u32],
     max_parallelism: u32,
-    len: usize,
-    bytes: usize,
 }
 
 impl KeyRouter<'_> {
@@ -406,24 +397,19 @@ impl KeyRouter<'_> {
 
 impl SourceOutput for KeyRouter<'_> {
     fn push(&mut self, key: Option<&[u8]>, value: &[u8], timestamp: Option<i64>) {
-        // As `split_by_owner` does: an element without a key has the
-        // empty key's key group.
-        let kg = key_group(key.unwrap_or_default(), self.max_parallelism);
-        let owner = self.owners.get(kg as usize).map_or(0, |&o| o as usize);
+        let owner = owner_of(key, self.owners, self.max_parallelism);
         // `owners` names only the edge's subtasks, one builder each.
-        let b = &mut self.builders[owner];
-        let before = b.byte_len();
-        b.push(key, value, timestamp);
-        self.bytes += b.byte_len() - before;
-        self.len += 1;
+        self.builders[owner].push(key, value, timestamp);
     }
 
+    // The builders start empty (routing a batch leaves them so), so what
+    // they hold is what this read routed.
     fn len(&self) -> usize {
-        self.len
+        self.builders.iter().map(BatchBuilder::len).sum()
     }
 
     fn byte_len(&self) -> usize {
-        self.bytes
+        self.builders.iter().map(BatchBuilder::byte_len).sum()
     }
 }
 
@@ -445,15 +431,34 @@ fn send_on(edge: &mut EdgeOutput, b: Batch, max_parallelism: u32) -> Result<(), 
             owners,
         } => {
             split_by_owner(&b.data, builders, owners, max_parallelism);
-            for (t, builder) in builders.iter_mut().enumerate() {
-                if !builder.is_empty() {
-                    let (data, len) = builder.take();
-                    senders[t].send(Event::Batch(Batch { data, len }))?;
-                }
-            }
+            send_built(senders, builders)?;
         }
     }
     Ok(())
+}
+
+/// Sends each non-empty builder's batch to its subtask; returns the
+/// elements sent.
+fn send_built(
+    senders: &[ChannelSender],
+    builders: &mut [BatchBuilder],
+) -> Result<usize, OutputError> {
+    let mut sent = 0;
+    for (sender, builder) in senders.iter().zip(builders.iter_mut()) {
+        if !builder.is_empty() {
+            let (data, len) = builder.take();
+            sender.send(Event::Batch(Batch { data, len }))?;
+            sent += len;
+        }
+    }
+    Ok(sent)
+}
+
+/// The subtask owning `key`'s key group (`owners`, per key group); an
+/// element without a key has the empty key's key group.
+fn owner_of(key: Option<&[u8]>, owners: &[u32], max_parallelism: u32) -> usize {
+    let kg = key_group(key.unwrap_or_default(), max_parallelism);
+    owners.get(kg as usize).map_or(0, |&o| o as usize)
 }
 
 /// Appends each element of `data` (a checked batch) to the builder of the
@@ -472,8 +477,7 @@ fn split_by_owner(
     // Batches on channels were checked when they were made: a malformed
     // element cannot be met here, and would end the batch.
     while let Ok(Some(e)) = reader.next_element() {
-        let kg = key_group(e.key.unwrap_or_default(), max_parallelism);
-        let owner = owners.get(kg as usize).map_or(0, |&o| o as usize);
+        let owner = owner_of(e.key, owners, max_parallelism);
         match &mut run {
             Some((o, _, n)) if *o == owner => *n += 1,
             _ => {
@@ -555,8 +559,6 @@ mod tests {
             builders: &mut routed,
             owners: &owners,
             max_parallelism: MAX,
-            len: 0,
-            bytes: 0,
         };
         for (key, value, ts) in elements() {
             batch.push(key.as_deref(), &value, ts);

@@ -89,10 +89,15 @@ impl Datagen {
         self
     }
 
+    /// Whether `fill-keys` records are left to send.
+    fn filling(&self) -> bool {
+        self.fill_next < self.keys
+    }
+
     /// Appends `fill-keys` records until `limit`.
     fn fill(&mut self, out: &mut dyn SourceOutput, limit: BatchLimit) {
         let mut n = 0;
-        while n < limit.records && self.fill_next < self.keys && out.byte_len() < limit.bytes {
+        while n < limit.records && self.filling() && out.byte_len() < limit.bytes {
             self.key_buf.clear();
             self.key_buf.extend_from_slice(b"key-");
             push_decimal(&mut self.key_buf, self.fill_next);
@@ -155,7 +160,7 @@ impl Datagen {
 
 impl SourceReader for Datagen {
     fn before_rate(&self) -> bool {
-        self.fill_next < self.keys
+        self.filling()
     }
 
     fn snapshot_position(&self) -> Vec<Vec<u8>> {
@@ -163,7 +168,7 @@ impl SourceReader for Datagen {
             next: self.next,
             subtask: self.first % self.step,
             parallelism: self.step,
-            fill_next: (self.fill_next < self.keys).then_some(self.fill_next),
+            fill_next: self.filling().then_some(self.fill_next),
         };
         serde_json::to_vec(&p).map(|b| vec![b]).unwrap_or_default()
     }
@@ -173,7 +178,7 @@ impl SourceReader for Datagen {
         out: &mut dyn SourceOutput,
         limit: BatchLimit,
     ) -> Result<BatchInfo, SourceError> {
-        if self.fill_next < self.keys {
+        if self.filling() {
             self.fill(out, limit);
             return Ok(BatchInfo {
                 more: true,
@@ -218,27 +223,10 @@ mod tests {
         let mut all = Vec::new();
         for s in 0..2 {
             let mut g = Datagen::new(5, 3, Some(10), s, 2);
-            let mut b = BatchBuilder::default();
-            while g
-                .next_batch(
-                    &mut b,
-                    BatchLimit {
-                        records: 2,
-                        bytes: 1 << 20,
-                    },
-                )
-                .expect("datagen")
-                .more
-            {}
-            let (buf, _) = b.take();
-            for e in BatchReader::new(&buf) {
-                let e = e.expect("valid");
-                let i: u64 = std::str::from_utf8(e.value)
-                    .expect("utf8")
-                    .parse()
-                    .expect("number");
-                assert_eq!(e.key, Some(Datagen::key_of(i, 3).as_bytes()));
-                assert_eq!(e.timestamp, Some(i as i64 * 10));
+            for (key, value, ts) in read_all(&mut g) {
+                let i: u64 = value.parse().expect("number");
+                assert_eq!(key, Datagen::key_of(i, 3));
+                assert_eq!(ts, Some(i as i64 * 10));
                 all.push(i);
             }
         }
