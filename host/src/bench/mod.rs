@@ -10,7 +10,8 @@
 //! checkpoints behind a slow sink, `weir bench checkpoint-storage`
 //! ([`storage`]) checkpoints on local disk against checkpoints in S3, and
 //! `weir bench kafka` (`kafka`) Kafka to Kafka exactly-once against
-//! datagen to discard.
+//! datagen to discard. `weir bench state-floor` ([`state_floor`]) measures
+//! the count's state work on RocksDB alone, the floor of the RocksDB rows.
 //!
 //! Each measurement runs in a child process of its own (`weir bench
 //! --child ...`), so its peak RSS is its own. Figures are printed as a table
@@ -35,6 +36,8 @@ pub mod languages;
 pub mod latency;
 pub mod native;
 pub mod savepoints;
+#[cfg(feature = "rocksdb")]
+pub mod state_floor;
 pub mod storage;
 
 use crate::config::Config;
@@ -47,7 +50,7 @@ use crate::spec::{Partitioning, SinkSpec, SinkType, SourceSpec, SourceType};
 pub struct BenchArgs {
     /// The workload: `keyed-count`, `checkpointing`, `backends`,
     /// `savepoints`, `backpressure`, `checkpoint-storage`, `kafka`, `api`,
-    /// `languages` or `latency`.
+    /// `languages`, `latency` or `state-floor`.
     #[arg(default_value = "keyed-count")]
     pub workload: String,
     /// Records to generate.
@@ -59,8 +62,9 @@ pub struct BenchArgs {
     /// Parallelisms to measure, comma separated.
     #[arg(long, default_value = "1,2", value_delimiter = ',')]
     pub parallelism: Vec<u32>,
-    /// The `count` component.
-    #[arg(long)]
+    /// The `count` component (every workload but `state-floor`), by
+    /// default where `scripts/build-operators` puts it.
+    #[arg(long, default_value = "target/wasm32-wasip2/guest/count.wasm")]
     pub wasm: PathBuf,
     /// Runs of each measurement; the best is reported (this machine is
     /// shared and noisy, and the best run is the one least disturbed).
@@ -263,6 +267,7 @@ const WORKLOADS: &[&str] = &[
     "api",
     "languages",
     "latency",
+    "state-floor",
 ];
 
 /// Runs `weir bench`.
@@ -285,6 +290,10 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
         "checkpoint-storage" => return storage::run(args, config),
         "languages" => return languages::run(args, config),
         "latency" => return latency::run(args, config),
+        #[cfg(feature = "rocksdb")]
+        "state-floor" => return state_floor::run(args, config),
+        #[cfg(not(feature = "rocksdb"))]
+        "state-floor" => bail!("this weir was built without the `rocksdb` feature"),
         #[cfg(feature = "kafka")]
         "kafka" => return kafka::run(args, config),
         #[cfg(not(feature = "kafka"))]

@@ -47,6 +47,8 @@ mod valve;
 pub use control::{JobControl, LiveJob, RunOptions, SavepointOutcome, SavepointRefused};
 pub use error::{JobError, TaskFailure};
 pub use job::{finish_stopped, load_components, run_job};
+#[cfg(feature = "rocksdb")]
+pub(crate) use open::rocksdb_options;
 pub use operator::{NativeOperators, StreamOperator};
 pub use output::Output;
 pub use progress::JobSummary;

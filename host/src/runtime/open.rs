@@ -497,18 +497,7 @@ pub(super) fn open_backend(
         }
         #[cfg(feature = "rocksdb")]
         BackendKind::RocksDb => {
-            let b = &config.backend;
-            let options = crate::state::rocksdb::RocksDbOptions {
-                block_cache_bytes: usize::try_from(b.rocksdb_block_cache).unwrap_or(usize::MAX),
-                memory_bytes: usize::try_from(b.rocksdb_memory).unwrap_or(usize::MAX),
-                write_buffer_ratio: b.rocksdb_write_buffer_ratio,
-                write_buffer_bytes: usize::try_from(b.rocksdb_write_buffer).unwrap_or(usize::MAX),
-                write_buffer_count: i32::try_from(b.rocksdb_write_buffers).unwrap_or(i32::MAX),
-                write_cache_bytes: usize::try_from(b.rocksdb_write_cache).unwrap_or(usize::MAX),
-                incremental: b.incremental
-                    && config.checkpoint.storage == crate::config::StorageKind::Filesystem,
-                max_bytes: usize::try_from(config.state_max_bytes).unwrap_or(usize::MAX),
-            };
+            let options = rocksdb_options(config);
             Ok(Box::new(crate::state::rocksdb::RocksDbBackend::restore(
                 dir, range, options, restore,
             )?))
@@ -517,5 +506,24 @@ pub(super) fn open_backend(
         BackendKind::RocksDb => Err(StateError::Storage(
             "this weir was built without the `rocksdb` feature".into(),
         )),
+    }
+}
+
+/// The RocksDB backend's options from `config` (its memory and write
+/// cache settings, `state.backend.incremental` where checkpoints go to a
+/// file system, `weir.state.max-bytes`).
+#[cfg(feature = "rocksdb")]
+pub(crate) fn rocksdb_options(config: &Config) -> crate::state::rocksdb::RocksDbOptions {
+    let b = &config.backend;
+    crate::state::rocksdb::RocksDbOptions {
+        block_cache_bytes: usize::try_from(b.rocksdb_block_cache).unwrap_or(usize::MAX),
+        memory_bytes: usize::try_from(b.rocksdb_memory).unwrap_or(usize::MAX),
+        write_buffer_ratio: b.rocksdb_write_buffer_ratio,
+        write_buffer_bytes: usize::try_from(b.rocksdb_write_buffer).unwrap_or(usize::MAX),
+        write_buffer_count: i32::try_from(b.rocksdb_write_buffers).unwrap_or(i32::MAX),
+        write_cache_bytes: usize::try_from(b.rocksdb_write_cache).unwrap_or(usize::MAX),
+        incremental: b.incremental
+            && config.checkpoint.storage == crate::config::StorageKind::Filesystem,
+        max_bytes: usize::try_from(config.state_max_bytes).unwrap_or(usize::MAX),
     }
 }

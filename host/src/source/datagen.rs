@@ -40,6 +40,14 @@ fn splitmix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The key number `n` of record `i` (its key is `key-<n>`): `i` spread
+/// by splitmix64, or `i` itself with `sequential-keys`, modulo `keys`.
+#[inline]
+pub fn key_number(i: u64, keys: u64, sequential: bool) -> u64 {
+    let k = if sequential { i } else { splitmix64(i) };
+    k % keys.max(1)
+}
+
 /// Appends `n` in decimal.
 fn push_decimal(buf: &mut Vec<u8>, n: u64) {
     buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
@@ -111,7 +119,7 @@ impl Datagen {
     /// The key of record `i`.
     #[cfg(test)]
     pub fn key_of(i: u64, keys: u64) -> String {
-        format!("key-{}", splitmix64(i) % keys.max(1))
+        format!("key-{}", key_number(i, keys, false))
     }
 }
 
@@ -193,8 +201,7 @@ impl SourceReader for Datagen {
             let i = self.next;
             self.key_buf.clear();
             self.key_buf.extend_from_slice(b"key-");
-            let k = if self.sequential { i } else { splitmix64(i) };
-            push_decimal(&mut self.key_buf, k % self.keys);
+            push_decimal(&mut self.key_buf, key_number(i, self.keys, self.sequential));
             self.value_buf.clear();
             push_decimal(&mut self.value_buf, i);
             let ts = stamp.or_else(|| self.timestamp_step.map(|s| i.saturating_mul(s) as i64));

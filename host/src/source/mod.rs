@@ -16,7 +16,7 @@ use std::path::Path;
 use thiserror::Error;
 use weir_wire::BatchBuilder;
 
-pub use datagen::Datagen;
+pub use datagen::{Datagen, key_number};
 pub use file::FileSource;
 
 use crate::spec::{SourceSpec, SourceType};

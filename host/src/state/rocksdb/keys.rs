@@ -59,7 +59,7 @@ pub(super) fn entry_key(at: &StateKey<'_>) -> Vec<u8> {
 /// Appends the RocksDB key of the entry at `at` to `out` (the encoding of
 /// [`entry_key`]), so that many keys share one buffer.
 #[inline]
-pub(super) fn push_entry_key(out: &mut Vec<u8>, at: &StateKey<'_>) {
+pub fn push_entry_key(out: &mut Vec<u8>, at: &StateKey<'_>) {
     out.extend_from_slice(&key_group_prefix(at.key_group));
     put_len_prefixed(out, at.key);
     put_len_prefixed(out, at.namespace);

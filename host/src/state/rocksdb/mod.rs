@@ -56,7 +56,8 @@ use super::{
 };
 use crate::keygroup::KeyGroupRange;
 
-pub use self::options::RocksDbOptions;
+pub use self::keys::push_entry_key;
+pub use self::options::{RocksDbOptions, column_family_options};
 
 /// A RocksDB error as a state error.
 fn storage(e: rocksdb::Error) -> StateError {

@@ -79,8 +79,9 @@ fn list_append(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -
 /// memtable (1.3 MiB of a 64 MiB one: about 6 bits per entry of a count).
 const MEMTABLE_BLOOM_RATIO: f64 = 0.02;
 
-/// The column-family options every state gets.
-pub(super) fn column_family_options(options: &RocksDbOptions) -> Options {
+/// The column-family options every state gets (public so that `weir bench
+/// state-floor` measures RocksDB alone with the backend's own options).
+pub fn column_family_options(options: &RocksDbOptions) -> Options {
     let mut cf_options = Options::default();
     let cache = if options.memory_bytes > 0 {
         // One budget, as Flink's managed memory: memtables are charged to
