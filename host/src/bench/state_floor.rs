@@ -314,7 +314,7 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
                 keys,
                 records: args.records,
                 seconds,
-                records_per_second: args.records as f64 / seconds,
+                records_per_second: args.records as f64 / seconds.max(f64::MIN_POSITIVE),
                 cpu_seconds: cpu_seconds() - cpu,
                 checkpoints_ms,
             };
@@ -338,17 +338,18 @@ fn print_table(rows: &[Row]) {
     for r in rows {
         let mut sorted = r.checkpoints_ms.clone();
         sorted.sort_by(f64::total_cmp);
-        let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
-        let max = sorted.last().copied().unwrap_or(0.0);
+        let checkpoints = match (sorted.get(sorted.len() / 2), sorted.last()) {
+            (Some(median), Some(max)) => format!("{median:.0}/{max:.0} ms"),
+            _ => "none".to_owned(),
+        };
         println!(
-            "{:<14} {:<11} {:>12.0} {:>10.2} {:>8.1} {:>11.0}/{:.0} ms",
+            "{:<14} {:<11} {:>12.0} {:>10.2} {:>8.1} {:>18}",
             r.path,
             r.keys,
             r.records_per_second,
-            1e6 / r.records_per_second,
+            1e6 / r.records_per_second.max(f64::MIN_POSITIVE),
             r.cpu_seconds,
-            median,
-            max
+            checkpoints
         );
     }
 }
