@@ -16,7 +16,7 @@
 //! seconds include RocksDB's compaction threads. RocksDB's memory settings
 //! are the configuration's (`--config`), as a job's.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -49,11 +49,21 @@ trait CountStore {
     fn read(&mut self, key_group: u32, key: &[u8]) -> anyhow::Result<u64>;
 }
 
-/// A count as the job stores it: eight bytes, little-endian.
+/// A count as this bench stores it: eight bytes, little-endian (the
+/// guest's `ValueState<u64>` writes postcard's varint, a few bytes less).
 fn decode(value: Option<&[u8]>) -> u64 {
     value
         .and_then(|v| v.try_into().ok())
         .map_or(0, u64::from_le_bytes)
+}
+
+/// The state key of `key` in the default namespace.
+fn at(key_group: u32, key: &[u8]) -> StateKey<'_> {
+    StateKey {
+        key_group,
+        key,
+        namespace: &[],
+    }
 }
 
 /// The count through [`RocksDbBackend`].
@@ -73,25 +83,17 @@ impl CountStore for Backend {
                 read.push((decode(value), hint));
             })?;
         for (&(key_group, key), &(n, hint)) in keys.iter().zip(&self.read) {
-            let at = StateKey {
-                key_group,
-                key,
-                namespace: &[],
-            };
+            let count = (n + 1).to_le_bytes();
             self.backend
-                .value_put_hinted(self.state, at, &(n + 1).to_le_bytes(), hint)?;
+                .value_put_hinted(self.state, at(key_group, key), &count, hint)?;
         }
         Ok(())
     }
 
     #[cfg(test)]
     fn read(&mut self, key_group: u32, key: &[u8]) -> anyhow::Result<u64> {
-        let at = StateKey {
-            key_group,
-            key,
-            namespace: &[],
-        };
-        Ok(decode(self.backend.value_get(self.state, at)?.as_deref()))
+        let value = self.backend.value_get(self.state, at(key_group, key))?;
+        Ok(decode(value.as_deref()))
     }
 
     fn checkpoint(&mut self, id: u64) -> anyhow::Result<()> {
@@ -117,12 +119,7 @@ impl CountStore for Raw {
         self.encoded.clear();
         self.ends.clear();
         for &(key_group, key) in keys {
-            let at = StateKey {
-                key_group,
-                key,
-                namespace: &[],
-            };
-            push_entry_key(&mut self.encoded, &at);
+            push_entry_key(&mut self.encoded, &at(key_group, key));
             self.ends.push(self.encoded.len());
         }
         let cf = self.db.cf_handle(FAMILY).context("no column family")?;
@@ -144,12 +141,7 @@ impl CountStore for Raw {
     #[cfg(test)]
     fn read(&mut self, key_group: u32, key: &[u8]) -> anyhow::Result<u64> {
         let mut encoded = Vec::new();
-        let at = StateKey {
-            key_group,
-            key,
-            namespace: &[],
-        };
-        push_entry_key(&mut encoded, &at);
+        push_entry_key(&mut encoded, &at(key_group, key));
         let cf = self.db.cf_handle(FAMILY).context("no column family")?;
         Ok(decode(self.db.get_cf(cf, encoded)?.as_deref()))
     }
@@ -240,26 +232,40 @@ fn measure(store: &mut dyn CountStore, w: Workload) -> anyhow::Result<(f64, Vec<
     Ok((start.elapsed().as_secs_f64(), checkpoints))
 }
 
-/// A fresh folder for one run under the system's temporary folder.
-fn scratch(name: &str) -> anyhow::Result<PathBuf> {
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("weir-state-floor-{name}-"))
-        .tempdir()
-        .context("no temporary folder")?
-        .keep();
-    Ok(dir)
+/// The two ways the state work is measured.
+#[derive(Debug, Clone, Copy)]
+enum Store {
+    /// Through [`RocksDbBackend`].
+    Backend,
+    /// Against RocksDB directly.
+    Alone,
+}
+
+impl Store {
+    /// The name the table and the JSON lines give it.
+    fn name(self) -> &'static str {
+        match self {
+            Store::Backend => "backend",
+            Store::Alone => "rocksdb alone",
+        }
+    }
 }
 
 /// Opens the measured store of `path` in `dir`, with the RocksDB settings
 /// of `config` (incremental checkpoints whatever it says).
-fn open(path: &str, dir: &Path, config: &Config) -> anyhow::Result<Box<dyn CountStore>> {
+fn open(
+    path: Store,
+    dir: &std::path::Path,
+    config: &Config,
+) -> anyhow::Result<Box<dyn CountStore>> {
     let options = RocksDbOptions {
         incremental: true,
         ..crate::runtime::rocksdb_options(config)
     };
-    if path == "backend" {
+    let db_dir = dir.join("db");
+    if let Store::Backend = path {
         let range = KeyGroupRange::for_subtask(DEFAULT_MAX_PARALLELISM, 1, 0);
-        let mut backend = RocksDbBackend::restore(&dir.join("db"), range, options, &[])?;
+        let mut backend = RocksDbBackend::restore(&db_dir, range, options, &[])?;
         let state = backend.register("count", StateKind::Value)?;
         return Ok(Box::new(Backend {
             backend,
@@ -270,7 +276,6 @@ fn open(path: &str, dir: &Path, config: &Config) -> anyhow::Result<Box<dyn Count
     let cf_options = column_family_options(&options);
     let mut db_options = cf_options.clone();
     db_options.create_if_missing(true);
-    let db_dir = dir.join("db");
     let mut db = DB::open(&db_options, &db_dir)?;
     db.create_cf(FAMILY, &cf_options)?;
     let mut write = WriteOptions::default();
@@ -295,22 +300,23 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
     );
     let mut rows = Vec::new();
     for (keys, sequential) in [("sequential", true), ("spread", false)] {
-        for path in ["backend", "rocksdb alone"] {
-            let dir = scratch(if path == "backend" { "backend" } else { "raw" })?;
+        let w = Workload {
+            records: args.records,
+            keys: args.keys,
+            batch: args.batch_size.unwrap_or(1024),
+            interval: args.checkpoint_interval,
+            sequential,
+        };
+        for path in [Store::Backend, Store::Alone] {
+            // Removed when the run ends, or fails.
+            let dir = tempfile::Builder::new()
+                .prefix("weir-state-floor-")
+                .tempdir()
+                .context("no temporary folder")?;
             let cpu = cpu_seconds();
-            let (seconds, checkpoints_ms) = {
-                let mut store = open(path, &dir, config)?;
-                let w = Workload {
-                    records: args.records,
-                    keys: args.keys,
-                    batch: args.batch_size.unwrap_or(1024),
-                    interval: args.checkpoint_interval,
-                    sequential,
-                };
-                measure(store.as_mut(), w)?
-            };
+            let (seconds, checkpoints_ms) = measure(open(path, dir.path(), config)?.as_mut(), w)?;
             let row = Row {
-                path,
+                path: path.name(),
                 keys,
                 records: args.records,
                 seconds,
@@ -318,9 +324,6 @@ pub fn run(args: &BenchArgs, config: &Config) -> anyhow::Result<()> {
                 cpu_seconds: cpu_seconds() - cpu,
                 checkpoints_ms,
             };
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                eprintln!("cannot remove {}: {e}", dir.display());
-            }
             println!("{}", serde_json::to_string(&row)?);
             rows.push(row);
         }
@@ -369,9 +372,10 @@ mod tests {
             interval: std::time::Duration::ZERO,
             sequential: true,
         };
-        for path in ["backend", "rocksdb alone"] {
+        for path in [Store::Backend, Store::Alone] {
             let dir = tempfile::tempdir().expect("temporary folder");
             let mut store = open(path, dir.path(), &Config::default()).expect("open");
+            let path = path.name();
             let (_, checkpoints) = measure(store.as_mut(), w).expect("measure");
             assert_eq!(
                 checkpoints.len(),
