@@ -1,11 +1,30 @@
 //! A TCP proxy in front of a test server, which a test can cut: the
 //! server looks unreachable to the job while it stays up, or its clients
-//! lose their connections before the server itself is stopped.
+//! lose their connections before the server itself is stopped, or hold
+//! one request back for a while (a store that stalls on one write).
 
-use std::io::copy;
+use std::io::{Read, Write, copy};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// Which requests a stall holds back: those whose bytes it matches.
+type Matcher = Box<dyn Fn(&[u8]) -> bool + Send>;
+
+/// Which request to hold back, and for how long.
+struct Stall {
+    matches: Matcher,
+    hold: Duration,
+}
+
+/// The armed stall (taken by the request it holds), and whether one has
+/// been held.
+#[derive(Default)]
+struct Stalls {
+    armed: Mutex<Option<Stall>>,
+    held: AtomicBool,
+}
 
 /// A proxy on a free loopback port to a target set once, with
 /// [`Proxy::forward_to`]. While it is down, every new connection is
@@ -17,6 +36,7 @@ pub(crate) struct Proxy {
     down: Arc<AtomicBool>,
     /// Both ends of every connection carried, to shut them down.
     open: Arc<Mutex<Vec<TcpStream>>>,
+    stalls: Arc<Stalls>,
 }
 
 impl Proxy {
@@ -38,8 +58,10 @@ impl Proxy {
             target: Default::default(),
             down: Default::default(),
             open: Default::default(),
+            stalls: Default::default(),
         };
         let (target, down, open) = (proxy.target.clone(), proxy.down.clone(), proxy.open.clone());
+        let stalls = proxy.stalls.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Some(server) = target.get().and_then(|t| TcpStream::connect(t).ok()) else {
@@ -65,8 +87,9 @@ impl Proxy {
                 held.extend([c3, s3]);
                 drop(held);
                 let (mut c, mut s, mut c2, mut s2) = (client, server, c2, s2);
+                let stalls = stalls.clone();
                 std::thread::spawn(move || {
-                    let _ = copy(&mut c, &mut s2);
+                    forward_requests(&mut c, &mut s2, &stalls);
                     let _ = s2.shutdown(Shutdown::Both);
                 });
                 std::thread::spawn(move || {
@@ -88,6 +111,25 @@ impl Proxy {
         format!("http://{}", self.addr)
     }
 
+    /// Holds the next request whose bytes (as read in one piece) satisfy
+    /// `matches` for `hold` before it goes on; once.
+    pub(crate) fn stall_next(
+        &self,
+        matches: impl Fn(&[u8]) -> bool + Send + 'static,
+        hold: Duration,
+    ) {
+        let mut armed = self.stalls.armed.lock().unwrap_or_else(|p| p.into_inner());
+        *armed = Some(Stall {
+            matches: Box::new(matches),
+            hold,
+        });
+    }
+
+    /// Whether a request has been held by [`Proxy::stall_next`].
+    pub(crate) fn stalled(&self) -> bool {
+        self.stalls.held.load(Ordering::SeqCst)
+    }
+
     /// Cuts the proxy (new connections are closed at once, open ones are
     /// shut down on both sides), or lets connections through again.
     pub(crate) fn set_down(&self, down: bool) {
@@ -97,6 +139,32 @@ impl Proxy {
             for stream in held.drain(..) {
                 let _ = stream.shutdown(Shutdown::Both);
             }
+        }
+    }
+}
+
+/// Copies a client's bytes to the server, holding back the piece the armed
+/// stall matches.
+fn forward_requests(from: &mut TcpStream, to: &mut TcpStream, stalls: &Stalls) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let stall = {
+            let mut armed = stalls.armed.lock().unwrap_or_else(|p| p.into_inner());
+            match armed.as_ref() {
+                Some(s) if (s.matches)(&buf[..n]) => armed.take(),
+                _ => None,
+            }
+        };
+        if let Some(s) = stall {
+            stalls.held.store(true, Ordering::SeqCst);
+            std::thread::sleep(s.hold);
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            return;
         }
     }
 }

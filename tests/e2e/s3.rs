@@ -3,7 +3,9 @@
 //! SIGKILLed and restored from checkpoints in the bucket writes exactly
 //! once; the bucket holds exactly the files the retained `_metadata` name,
 //! after a run and after kills; checkpoints fail while the server is
-//! stopped and complete again after; a savepoint in the bucket restores at
+//! stopped and complete again after; a checkpoint whose last state file or
+//! `_metadata` is written after its timeout fails and is never published;
+//! a savepoint in the bucket restores at
 //! another parallelism; a missing bucket and missing or refused
 //! credentials fail at start, naming the key and never the secret.
 
@@ -80,11 +82,14 @@ impl S3Server {
 
     /// The same as lines of a job's `config:`.
     pub(crate) fn yaml(&self, key: &str, secret: &str) -> String {
-        format!(
-            "s3.endpoint: {}\ns3.access-key: {key}\ns3.secret-key: {secret}\n",
-            self.endpoint
-        )
+        s3_yaml(&self.endpoint, key, secret)
     }
+}
+
+/// The lines of a job's `config:` that reach `endpoint` with `key` and
+/// `secret`.
+fn s3_yaml(endpoint: &str, key: &str, secret: &str) -> String {
+    format!("s3.endpoint: {endpoint}\ns3.access-key: {key}\ns3.secret-key: {secret}\n")
 }
 
 impl S3Server {
@@ -201,23 +206,10 @@ fn checkpoints_fail_while_the_s3_server_is_stopped_and_complete_again_after() {
     let server = S3Server::start();
     let bucket = server.client("weir-checkpoints");
     let dir = tempdir();
-    let (count, keys) = (60_000, 500);
-    let extra = format!(
-        "execution.checkpointing.timeout: 1s\nexecution.checkpointing.tolerable-failed-checkpoints: 1000\n{}",
-        server.yaml(KEY, SECRET)
-    );
-    let job = CountJob {
-        count,
-        keys,
-        rate: Some(10_000),
-        extra: &extra,
-        ..CountJob::default()
-    };
-    let g = graph(
-        &in_bucket(&job, dir.path(), "s3://weir-checkpoints/jobs"),
-        dir.path(),
-    )
-    .expect("spec");
+    // Every checkpoint is kept, so the coordinator deletes none during the
+    // run: whatever it is doing when the server stops, it is a
+    // checkpoint's write, and that checkpoint outlasts its timeout.
+    let g = outage_job(dir.path(), &server.endpoint, 2);
     let control = JobControl::default();
     let (summary, resumed_at) = std::thread::scope(|s| {
         let run = s.spawn(|| run_job(&g, &RunOptions::default(), &control));
@@ -245,8 +237,104 @@ fn checkpoints_fail_while_the_s3_server_is_stopped_and_complete_again_after() {
     assert!(path.starts_with("s3://weir-checkpoints/jobs/"), "{path}");
     assert_eq!(
         sorted_output(&dir.path().join("out")),
-        crate::checkpoints::expected(count, keys)
+        crate::checkpoints::expected(OUTAGE_RECORDS, OUTAGE_KEYS)
     );
+}
+
+#[test]
+fn a_checkpoint_whose_metadata_is_written_after_its_timeout_fails_and_leaves_no_metadata() {
+    // The `_metadata` put is the checkpoint's last write.
+    a_stalled_write_fails_its_checkpoint(2, b"/_metadata ");
+}
+
+#[test]
+fn a_checkpoint_whose_last_state_file_is_written_after_its_timeout_fails() {
+    // At parallelism 1 the count's acknowledgement comes last (the sink
+    // acknowledges when the barrier passes, the count once its snapshot
+    // is written), so its state file is the last write before `_metadata`.
+    a_stalled_write_fails_its_checkpoint(1, b".keyed ");
+}
+
+/// Runs a job with checkpoints in a bucket behind a proxy that, once a
+/// checkpoint completed, holds the next put of a key containing `name`
+/// 2 s (the write succeeds, after the checkpoint's 1 s timeout): that
+/// checkpoint fails, the bucket never shows its `_metadata`, newer ones
+/// complete while the job runs on, and the output is exactly once.
+fn a_stalled_write_fails_its_checkpoint(parallelism: u32, name: &'static [u8]) {
+    let server = S3Server::start();
+    let bucket = server.client("weir-checkpoints");
+    let proxy = Proxy::start(&server.endpoint);
+    let dir = tempdir();
+    let g = outage_job(dir.path(), &proxy.endpoint(), parallelism);
+    let control = JobControl::default();
+    let (summary, late, there) = std::thread::scope(|s| {
+        let run = s.spawn(|| run_job(&g, &RunOptions::default(), &control));
+        wait_for_checkpoint_in(&bucket, || run.is_finished());
+        proxy.stall_next(
+            move |b| b.starts_with(b"PUT ") && contains(b, name),
+            Duration::from_secs(2),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let late = loop {
+            let failed = control.live().failed_checkpoints;
+            if let Some(f) = failed
+                .iter()
+                .find(|f| f.reason.contains("not complete within"))
+            {
+                break f.id;
+            }
+            assert!(
+                Instant::now() < deadline && !run.is_finished(),
+                "{failed:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // While the job runs on: a newer checkpoint completes, and the
+        // bucket holds no `_metadata` of the late one.
+        while wait_for_checkpoint_in(&bucket, || run.is_finished()).0 <= late {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let there: Vec<u64> = completed(&bucket, "jobs").iter().map(|c| c.1).collect();
+        (run.join().expect("job thread"), late, there)
+    });
+    summary.expect("the job rides out the stall");
+    assert!(proxy.stalled(), "no put was held");
+    assert!(!there.contains(&late), "checkpoint {late} in {there:?}");
+    assert!(there.contains(&(late - 1)), "{there:?}");
+    assert_eq!(
+        sorted_output(&dir.path().join("out")),
+        crate::checkpoints::expected(OUTAGE_RECORDS, OUTAGE_KEYS)
+    );
+}
+
+/// Records of [`outage_job`].
+const OUTAGE_RECORDS: u64 = 60_000;
+/// Keys of [`outage_job`].
+const OUTAGE_KEYS: u64 = 500;
+
+/// A count of [`OUTAGE_RECORDS`] at 10,000 a second over `parallelism`
+/// subtasks, its checkpoints in the bucket at `endpoint`: a 1 s timeout,
+/// failures tolerated, every checkpoint kept (the coordinator deletes
+/// none while it runs).
+fn outage_job(dir: &Path, endpoint: &str, parallelism: u32) -> weir::JobGraph {
+    let extra = format!(
+        "execution.checkpointing.timeout: 1s\nexecution.checkpointing.tolerable-failed-checkpoints: 1000\nstate.checkpoints.num-retained: 1000\n{}",
+        s3_yaml(endpoint, KEY, SECRET)
+    );
+    let job = CountJob {
+        count: OUTAGE_RECORDS,
+        keys: OUTAGE_KEYS,
+        rate: Some(10_000),
+        parallelism,
+        extra: &extra,
+        ..CountJob::default()
+    };
+    graph(&in_bucket(&job, dir, "s3://weir-checkpoints/jobs"), dir).expect("spec")
+}
+
+/// Whether `needle` is in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]
@@ -388,8 +476,8 @@ fn a_restart_while_s3_is_unreachable_waits_for_it_instead_of_taking_the_checkpoi
         + 2_000;
     let hostile = format!("mode: trap-at, value: \"3000\", before-ms: \"{before}\"");
     let extra = format!(
-        "s3.endpoint: {}\ns3.access-key: {KEY}\ns3.secret-key: {SECRET}\nexecution.checkpointing.timeout: 1s\nexecution.checkpointing.tolerable-failed-checkpoints: 1000\nrestart-strategy.type: fixed-delay\nrestart-strategy.fixed-delay.attempts: 20\nrestart-strategy.fixed-delay.delay: 1s\n",
-        proxy.endpoint()
+        "{}execution.checkpointing.timeout: 1s\nexecution.checkpointing.tolerable-failed-checkpoints: 1000\nrestart-strategy.type: fixed-delay\nrestart-strategy.fixed-delay.attempts: 20\nrestart-strategy.fixed-delay.delay: 1s\n",
+        s3_yaml(&proxy.endpoint(), KEY, SECRET)
     );
     let (count, keys) = (20_000, 300);
     let job = CountJob {

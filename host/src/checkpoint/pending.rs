@@ -165,9 +165,16 @@ impl PendingCheckpoints {
     pub fn expired(&self, now: Instant) -> Vec<u64> {
         self.pending
             .iter()
-            .filter(|(_, p)| now.saturating_duration_since(p.trigger_time) > self.timeout)
+            .filter(|(_, p)| self.outlasted(p.trigger_time, now))
             .map(|(&id, _)| id)
             .collect()
+    }
+
+    /// Whether a checkpoint triggered at `trigger_time` has outlasted the
+    /// timeout at `now` (also one already taken out of progress to
+    /// complete).
+    pub fn outlasted(&self, trigger_time: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(trigger_time) > self.timeout
     }
 
     /// The timeout, for messages.

@@ -283,12 +283,18 @@ impl<'a> Coordinator<'a> {
             self.fail_savepoint(id, &why);
             return Ok(());
         }
+        let trigger_ts = self.pending.remove(id).map_or(0, |p| p.trigger_ts);
+        self.failed(id, trigger_ts, why)
+    }
+
+    /// Checkpoint `id` (triggered at `trigger_ts`, out of progress) failed:
+    /// tells the listener, deletes what it wrote, counts it.
+    fn failed(&mut self, id: u64, trigger_ts: i64, why: String) -> Result<(), CoordinatorError> {
         tracing::warn!("checkpoint {id} failed: {why}");
-        let pending = self.pending.remove(id);
         if let Some(listener) = self.on_failure {
             listener(&FailedCheckpoint {
                 id,
-                trigger_timestamp: pending.map_or(0, |p| p.trigger_ts),
+                trigger_timestamp: trigger_ts,
                 failure_timestamp: epoch_ms(),
                 reason: why.clone(),
             });
@@ -322,17 +328,18 @@ impl<'a> Coordinator<'a> {
     }
 
     fn expire(&mut self, now: Instant) -> Result<(), CoordinatorError> {
-        let timeout = self.pending.timeout();
         for id in self.pending.expired(now) {
-            self.fail_one(
-                id,
-                format!(
-                    "not complete within {} ms (execution.checkpointing.timeout)",
-                    timeout.as_millis()
-                ),
-            )?;
+            self.fail_one(id, self.timed_out())?;
         }
         Ok(())
+    }
+
+    /// Why a checkpoint that outlasted its timeout failed.
+    fn timed_out(&self) -> String {
+        format!(
+            "not complete within {} ms (execution.checkpointing.timeout)",
+            self.pending.timeout().as_millis()
+        )
     }
 
     fn handle(&mut self, hub: &CheckpointHub, msg: TaskMessage) -> Result<(), CoordinatorError> {
@@ -395,6 +402,15 @@ impl<'a> Coordinator<'a> {
         let Some(p) = self.pending.remove(id) else {
             return Ok(());
         };
+        // The timeout covers the whole checkpoint, as Flink's does: one
+        // whose last state file held this thread past it (a stalled store)
+        // fails here, where the loop could not expire it, and so does one
+        // whose `_metadata` went in late (deleted again, unpublished).
+        let (trigger_time, trigger_ts) = (p.trigger_time, p.trigger_ts);
+        let late = |c: &Self| !is_final && c.pending.outlasted(trigger_time, Instant::now());
+        if late(self) {
+            return self.failed(id, trigger_ts, self.timed_out());
+        }
         let metadata = self.metadata(id, p, is_final, None);
         let written = metadata
             .encode()
@@ -406,8 +422,11 @@ impl<'a> Coordinator<'a> {
         let path = match written {
             Ok(path) => path,
             Err(e) if is_final => return Err(CoordinatorError::Final(e.to_string())),
-            Err(e) => return self.fail_one(id, e.to_string()),
+            Err(e) => return self.failed(id, trigger_ts, e.to_string()),
         };
+        if late(self) {
+            return self.failed(id, trigger_ts, self.timed_out());
+        }
         let subsumed = self.pending.completed(id, Instant::now());
         hub.set_completed(id);
         let committed = self.commit_sinks(&metadata);
