@@ -441,5 +441,46 @@ macro_rules! state_conformance_tests {
             };
             assert_eq!(restored(&snap, range), now);
         }
+
+        #[test]
+        fn a_copy_on_write_snapshot_abandoned_halfway_leaves_the_next_one_whole() {
+            let mp = 16;
+            let range = KeyGroupRange { start: 0, end: 15 };
+            let mut b = backend_for(range);
+            let ids = (
+                b.register("v", StateKind::Value).expect("register"),
+                b.register("l", StateKind::List).expect("register"),
+                b.register("m", StateKind::Map).expect("register"),
+            );
+            for i in 0..300u32 {
+                let key = format!("k{i}");
+                b.value_put(ids.0, at_key(key.as_bytes(), mp), &i.to_le_bytes())
+                    .expect("put");
+            }
+            if !b.begin_snapshot() {
+                return; // no copy-on-write snapshots to abandon
+            }
+            let timers = $crate::timers::TimerService::default();
+            let mut encoder = $crate::state::snapshot::SnapshotEncoder::new(&b, &timers, mp);
+            for round in 0..40 {
+                write_round(&mut b, ids, round, mp);
+                if encoder.encode_next(&mut b) {
+                    break;
+                }
+            }
+            // A new snapshot abandons that one, wherever it had got to.
+            let at_second = dump(&b);
+            assert!(b.begin_snapshot());
+            let mut encoder = $crate::state::snapshot::SnapshotEncoder::new(&b, &timers, mp);
+            let mut round = 40;
+            let snap = loop {
+                write_round(&mut b, ids, round, mp);
+                round += 1;
+                if encoder.encode_next(&mut b) {
+                    break encoder.finish();
+                }
+            };
+            assert_eq!(restored(&snap, range), at_second);
+        }
     };
 }

@@ -228,11 +228,13 @@ pub trait KeyedStateBackend: Send {
     fn begin_snapshot(&mut self) -> bool {
         false
     }
-    /// Calls `visit` for every entry `key_group` held when
-    /// [`Self::begin_snapshot`] was called, and ends the copy-on-write of
-    /// that key group.
-    fn visit_snapshot_group(&mut self, key_group: u32, visit: &mut EntryVisitor<'_>) {
+    /// Calls `visit` for entries `key_group` held when
+    /// [`Self::begin_snapshot`] was called, a step at a time: returns
+    /// whether the key group is done (every such entry visited once, and
+    /// its copy-on-write ended); until then, call it again for the rest.
+    fn visit_snapshot_group(&mut self, key_group: u32, visit: &mut EntryVisitor<'_>) -> bool {
         self.visit_key_group(key_group, visit);
+        true
     }
     /// Reads a value state.
     fn value_get(

@@ -201,8 +201,8 @@ impl KeyedStateBackend for TtlBackend {
         self.ttl.iter().all(Option::is_none) && self.inner.begin_snapshot()
     }
 
-    fn visit_snapshot_group(&mut self, key_group: u32, visit: &mut EntryVisitor<'_>) {
-        self.inner.visit_snapshot_group(key_group, visit);
+    fn visit_snapshot_group(&mut self, key_group: u32, visit: &mut EntryVisitor<'_>) -> bool {
+        self.inner.visit_snapshot_group(key_group, visit)
     }
 
     /// Expired entries are left out, so a checkpoint does not carry them,

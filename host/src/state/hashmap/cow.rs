@@ -2,12 +2,15 @@
 //! `CopyOnWriteStateMap`, per entry): a snapshot begins in time
 //! proportional to the key groups, and reads each key group later, as it
 //! was when the snapshot began, while the task goes on writing. The first
-//! write to an entry of a key group the snapshot has not read yet keeps the
-//! entry's old value aside (a value slot is marked written; a list or map
-//! entry is noted as touched); the snapshot reads the entries not written
-//! since, then those kept aside, and the key group is done with. What is
-//! copied is bounded by the entries written while the snapshot is in
-//! progress, not by the state.
+//! write to an entry the snapshot has not read yet keeps the entry's old
+//! value aside (a value slot's mark is flipped; a list or map entry is
+//! noted as touched); the snapshot reads the value slots not flipped yet,
+//! flipping them, a step of buckets at a time (from the first bucket again
+//! whenever an insert may have moved the slots), then the list and map
+//! entries not touched and those kept aside, and the key group is done
+//! with. What is copied is bounded by the entries written while the
+//! snapshot is in progress, not by the state, and no step reads more than
+//! a step's buckets of value slots.
 
 use hashbrown::HashSet;
 
@@ -23,6 +26,13 @@ pub(super) struct GroupCow {
     saved: Vec<Saved>,
     /// The list and map entries written, created or removed since.
     touched: HashSet<EntryKey>,
+    /// The mark of a value slot the snapshot is done with (the group's
+    /// clean mark flipped).
+    done: bool,
+    /// The next bucket of the value table to read.
+    next: usize,
+    /// The group's `moves` when `next` was last valid.
+    moves: u64,
 }
 
 /// An entry as it was when the snapshot began.
@@ -45,7 +55,7 @@ impl GroupCow {
     /// Before `slot` is written or removed: keeps its value unless it was
     /// written (or created) since the snapshot began, and marks it.
     pub(super) fn before_value_write(&mut self, slot: &mut ValueSlot) {
-        if slot.is_written() {
+        if slot.mark() == self.done {
             return;
         }
         let (key, namespace) = slot.split();
@@ -55,7 +65,13 @@ impl GroupCow {
             namespace: namespace.to_vec(),
             data: SavedData::Value(slot.value.to_vec()),
         });
-        slot.set_written(true);
+        slot.set_mark(self.done);
+    }
+
+    /// The mark of a value slot the snapshot is done with: that of a new
+    /// one.
+    pub(super) fn done_mark(&self) -> bool {
+        self.done
     }
 
     /// Before the list or map entry at `at` is written, created or
@@ -82,33 +98,57 @@ impl HashMapBackend {
     pub(super) fn begin_cow(&mut self) {
         for tables in &mut self.groups {
             if tables.cow.take().is_some() {
-                // Abandoned before it read this key group: no mark stays.
+                // Abandoned before it read all of this key group: every
+                // slot gets the clean mark back.
                 for slot in tables.values.iter_mut() {
-                    slot.set_written(false);
+                    slot.set_mark(tables.clean);
                 }
             }
-            tables.cow = Some(Box::default());
+            tables.cow = Some(Box::new(GroupCow {
+                done: !tables.clean,
+                moves: tables.moves,
+                ..GroupCow::default()
+            }));
         }
     }
 
     /// See [`crate::state::KeyedStateBackend::visit_snapshot_group`].
-    pub(super) fn visit_cow_group(&mut self, key_group: u32, visit: &mut EntryVisitor<'_>) {
+    pub(super) fn visit_cow_group(&mut self, key_group: u32, visit: &mut EntryVisitor<'_>) -> bool {
         if !self.range.contains(key_group) {
-            return;
+            return true;
         }
+        let step = self.snapshot_step;
         let tables = &mut self.groups[(key_group - self.range.start) as usize];
-        let Some(cow) = tables.cow.take() else {
+        let Some(cow) = tables.cow.as_deref_mut() else {
             // Not part of a snapshot in progress: as it is.
-            return self.visit_key_group(key_group, visit);
+            self.visit_key_group(key_group, visit);
+            return true;
         };
-        for slot in tables.values.iter_mut() {
-            if slot.is_written() {
-                slot.set_written(false);
-            } else {
+        if cow.moves != tables.moves {
+            // The slots may have moved: the flipped ones are skipped.
+            cow.next = 0;
+            cow.moves = tables.moves;
+        }
+        let buckets = tables.values.num_buckets();
+        let end = cow.next.saturating_add(step).min(buckets);
+        for i in cow.next..end {
+            if let Some(slot) = tables.values.get_bucket_mut(i)
+                && slot.mark() != cow.done
+            {
                 let (key, namespace) = slot.split();
                 visit(slot.state, key, namespace, EntryRef::Value(&slot.value));
+                slot.set_mark(cow.done);
             }
         }
+        cow.next = end;
+        if end < buckets {
+            return false;
+        }
+        // Every slot is flipped: the flipped mark is the clean one now.
+        let Some(cow) = tables.cow.take() else {
+            return true;
+        };
+        tables.clean = cow.done;
         for (k, e) in &tables.others {
             if !cow.touched.contains(k) {
                 visit(k.state, &k.key, &k.namespace, e.as_ref());
@@ -121,5 +161,6 @@ impl HashMapBackend {
             };
             visit(s.state, &s.key, &s.namespace, entry);
         }
+        true
     }
 }

@@ -30,9 +30,15 @@ use slot::{MAX_NAMESPACE, ValueSlot, grow_early, slot_hash};
 struct KeyGroupTables {
     values: HashTable<ValueSlot>,
     others: HashMap<EntryKey, Entry>,
-    /// While a copy-on-write snapshot has not read this key group yet:
+    /// While a copy-on-write snapshot has not read all of this key group:
     /// what it keeps for it (see `cow.rs`).
     cow: Option<Box<GroupCow>>,
+    /// The mark of every value slot while no snapshot reads the group.
+    clean: bool,
+    /// Bumped whenever an insert may have moved the value slots (grown or
+    /// rehashed the table), so a snapshot reading it by position starts
+    /// over.
+    moves: u64,
 }
 
 /// A list or map entry.
@@ -122,7 +128,14 @@ pub struct HashMapBackend {
     states: Vec<(String, StateKind)>,
     /// `groups[kg - range.start]`.
     groups: Vec<KeyGroupTables>,
+    /// How many buckets of a key group's value table a copy-on-write
+    /// snapshot reads per step.
+    snapshot_step: usize,
 }
+
+/// The default of [`HashMapBackend::with_snapshot_step`]: 256 KiB of
+/// slots, at most a few milliseconds of a task's time.
+const SNAPSHOT_STEP_BUCKETS: usize = 4096;
 
 impl HashMapBackend {
     /// An empty backend for the key groups of `range`, without a size limit.
@@ -141,7 +154,16 @@ impl HashMapBackend {
             groups: (0..range.len())
                 .map(|_| KeyGroupTables::default())
                 .collect(),
+            snapshot_step: SNAPSHOT_STEP_BUCKETS,
         }
+    }
+
+    /// The same backend, its copy-on-write snapshots reading `buckets`
+    /// buckets of a value table per step (at least one).
+    #[cfg(test)]
+    pub(crate) fn with_snapshot_step(mut self, buckets: usize) -> Self {
+        self.snapshot_step = buckets.max(1);
+        self
     }
 
     fn check(
@@ -293,8 +315,8 @@ impl KeyedStateBackend for HashMapBackend {
         true
     }
 
-    fn visit_snapshot_group(&mut self, key_group: u32, visit: &mut EntryVisitor<'_>) {
-        self.visit_cow_group(key_group, visit);
+    fn visit_snapshot_group(&mut self, key_group: u32, visit: &mut EntryVisitor<'_>) -> bool {
+        self.visit_cow_group(key_group, visit)
     }
 
     fn value_get(
@@ -400,8 +422,18 @@ impl KeyedStateBackend for HashMapBackend {
             });
         }
         let h = slot_hash(state, at.key, at.namespace);
-        let KeyGroupTables { values, cow, .. } = &mut self.groups[g];
-        grow_early(values, at.key_group);
+        let KeyGroupTables {
+            values,
+            cow,
+            clean,
+            moves,
+            ..
+        } = &mut self.groups[g];
+        // Full, the table grows or rehashes in `entry` even for a key it
+        // holds.
+        if grow_early(values, at.key_group) || values.len() >= values.capacity() {
+            *moves += 1;
+        }
         let (added, removed) =
             match values.entry(h, |s| s.is(state, at.key, at.namespace), ValueSlot::hash) {
                 SlotEntry::Occupied(mut e) => {
@@ -417,7 +449,7 @@ impl KeyedStateBackend for HashMapBackend {
                 SlotEntry::Vacant(e) => {
                     let mut slot = ValueSlot::new(state, at.key, at.namespace, value);
                     // New since the snapshot began: not part of it.
-                    slot.set_written(cow.is_some());
+                    slot.set_mark(cow.as_deref().map_or(*clean, GroupCow::done_mark));
                     e.insert(slot);
                     (
                         at.key.len() + at.namespace.len() + ENTRY_OVERHEAD + value.len(),

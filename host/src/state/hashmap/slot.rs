@@ -1,6 +1,6 @@
 //! A value-state entry of the hashmap backend: one 64-byte,
 //! cache-line-aligned slot with the key, the namespace and a short value
-//! inline, and the mark a copy-on-write snapshot sets on it.
+//! inline, and the mark a copy-on-write snapshot flips on it.
 
 use hashbrown::HashTable;
 use smallvec::SmallVec;
@@ -14,19 +14,21 @@ use crate::state::{StateId, key_eq};
 #[repr(C, align(64))]
 pub(super) struct ValueSlot {
     pub(super) state: StateId,
-    /// The namespace's length, and in the top bit [`WRITTEN`].
+    /// The namespace's length, and in the top bit [`MARK`].
     meta: u32,
     key_namespace: SmallVec<[u8; 24]>,
     pub(super) value: SmallVec<[u8; 16]>,
 }
 
-/// A slot's mark: written since the copy-on-write snapshot of its key
-/// group began (its old value is kept aside, or it is new), so the
-/// snapshot skips it. Only set while that snapshot is in progress.
-const WRITTEN: u32 = 1 << 31;
+/// A slot's mark. Every slot of a key group has the same mark while no
+/// copy-on-write snapshot reads the group (the group's `clean` mark); a
+/// snapshot flips it on each slot it is done with (read, written since
+/// the snapshot began with the old value kept aside, or new), and when
+/// every slot is flipped the flipped mark is the group's clean one.
+const MARK: u32 = 1 << 31;
 
-/// The longest namespace a value slot holds (the bits below [`WRITTEN`]).
-pub(super) const MAX_NAMESPACE: usize = (WRITTEN - 1) as usize;
+/// The longest namespace a value slot holds (the bits below [`MARK`]).
+pub(super) const MAX_NAMESPACE: usize = (MARK - 1) as usize;
 
 /// Seed of the value-slot hash: anything but 0, because the key group is
 /// `xxh3(key, seed 0) mod max parallelism`, so within one key group's table
@@ -43,14 +45,17 @@ const STAGGER_FROM: usize = 1024;
 /// millions of keys, a pause of tens of milliseconds that records queue
 /// behind. Staggered, the same work is spread over a quarter of the
 /// doubling, at the cost of tables a little less full on average.
-pub(super) fn grow_early(values: &mut HashTable<ValueSlot>, key_group: u32) {
+/// Returns whether it grew the table (which moves every entry).
+pub(super) fn grow_early(values: &mut HashTable<ValueSlot>, key_group: u32) -> bool {
     let capacity = values.capacity();
     if let Some(at) = early_growth_point(capacity, key_group)
         && values.len() >= at
         && values.len() < capacity
     {
         values.reserve(capacity - values.len() + 1, ValueSlot::hash);
+        return true;
     }
+    false
 }
 
 /// How many entries the value table of `key_group` holds when
@@ -85,7 +90,7 @@ impl ValueSlot {
         key_namespace.extend_from_slice(namespace);
         ValueSlot {
             state,
-            meta: namespace.len() as u32 & !WRITTEN,
+            meta: namespace.len() as u32 & !MARK,
             key_namespace,
             value: SmallVec::from_slice(value),
         }
@@ -97,18 +102,20 @@ impl ValueSlot {
     }
 
     pub(super) fn namespace_len(&self) -> usize {
-        (self.meta & !WRITTEN) as usize
+        (self.meta & !MARK) as usize
     }
 
-    pub(super) fn is_written(&self) -> bool {
-        self.meta & WRITTEN != 0
+    /// The slot's [`MARK`].
+    pub(super) fn mark(&self) -> bool {
+        self.meta & MARK != 0
     }
 
-    pub(super) fn set_written(&mut self, written: bool) {
-        self.meta = if written {
-            self.meta | WRITTEN
+    /// Sets the slot's [`MARK`].
+    pub(super) fn set_mark(&mut self, mark: bool) {
+        self.meta = if mark {
+            self.meta | MARK
         } else {
-            self.meta & !WRITTEN
+            self.meta & !MARK
         };
     }
 

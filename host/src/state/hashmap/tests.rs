@@ -1,7 +1,25 @@
-//! Tests of the `hashmap` backend: the conformance suite, the layout of a
-//! value slot, the byte count and its limit, and when tables grow.
+//! Tests of the `hashmap` backend: the conformance suite (also with
+//! copy-on-write snapshots in steps of one and three buckets), the layout
+//! of a value slot, the byte count and its limit, and when tables grow.
 
 crate::state_conformance_tests!(super::HashMapBackend::new);
+
+/// Copy-on-write snapshots that read one bucket of a value table per
+/// step, so that writes, removals and inserts that grow or rehash a table
+/// come between the steps of one key group.
+mod one_bucket_per_snapshot_step {
+    crate::state_conformance_tests!(
+        |range| crate::state::hashmap::HashMapBackend::new(range).with_snapshot_step(1)
+    );
+}
+
+/// Three buckets per step: steps that end in the middle of a table whose
+/// size is a power of two.
+mod three_buckets_per_snapshot_step {
+    crate::state_conformance_tests!(
+        |range| crate::state::hashmap::HashMapBackend::new(range).with_snapshot_step(3)
+    );
+}
 
 /// The value slot's size and alignment, which the lookups are built on.
 mod layout {

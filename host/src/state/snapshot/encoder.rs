@@ -1,6 +1,6 @@
 //! Writing a keyed snapshot: the header, then per key group that holds
-//! anything its entries and timers. [`SnapshotEncoder`] writes one key
-//! group at a time, so a copy-on-write snapshot is written in steps
+//! anything its entries and timers. [`SnapshotEncoder`] writes a step of a
+//! key group at a time, so a copy-on-write snapshot is written in steps
 //! between the task's batches; [`encode`] writes them all at once.
 
 use super::{
@@ -56,6 +56,8 @@ pub struct SnapshotEncoder {
     /// The entries of the key group being written, before their count
     /// (kept from group to group, so its memory is reused).
     body: Vec<u8>,
+    /// How many entries `body` holds.
+    entries: u64,
 }
 
 impl SnapshotEncoder {
@@ -77,6 +79,7 @@ impl SnapshotEncoder {
             timers: timers_by_key_group(timers, range, max_parallelism),
             ttl_states: backend.ttl_states(),
             body: Vec::new(),
+            entries: 0,
         }
     }
 
@@ -86,14 +89,19 @@ impl SnapshotEncoder {
         self.out.reserve(bytes.min(1 << 30));
     }
 
-    /// Writes the next key group as `backend`'s copy-on-write snapshot
-    /// has it (see [`KeyedStateBackend::begin_snapshot`]); returns whether
+    /// Writes a step of the next key group as `backend`'s copy-on-write
+    /// snapshot has it (see [`KeyedStateBackend::begin_snapshot`]), and
+    /// the key group once the backend is done with it; returns whether
     /// every key group is written.
     pub fn encode_next(&mut self, backend: &mut dyn KeyedStateBackend) -> bool {
         if self.next <= self.range.end {
             let kg = self.next;
-            self.add_group(kg, &mut |visit| backend.visit_snapshot_group(kg, visit));
-            self.next += 1;
+            let mut done = false;
+            self.collect(&mut |visit| done = backend.visit_snapshot_group(kg, visit));
+            if done {
+                self.close_group(kg);
+                self.next += 1;
+            }
         }
         self.next > self.range.end
     }
@@ -101,13 +109,24 @@ impl SnapshotEncoder {
     /// Writes key group `kg`: the entries `each` hands its visitor, and
     /// the group's timers; nothing if it has neither.
     fn add_group(&mut self, kg: u32, each: &mut dyn FnMut(&mut EntryVisitor<'_>)) {
-        let mut n = 0u64;
-        let body = &mut self.body;
-        body.clear();
+        self.collect(each);
+        self.close_group(kg);
+    }
+
+    /// Adds the entries `each` hands its visitor to the key group being
+    /// written.
+    fn collect(&mut self, each: &mut dyn FnMut(&mut EntryVisitor<'_>)) {
+        let (n, body) = (&mut self.entries, &mut self.body);
         each(&mut |state, key, namespace, entry| {
-            n += 1;
+            *n += 1;
             put_entry(body, state, key, namespace, entry);
         });
+    }
+
+    /// Writes key group `kg`: the entries collected, and the group's
+    /// timers; nothing if it has neither.
+    fn close_group(&mut self, kg: u32) {
+        let n = std::mem::take(&mut self.entries);
         let group_timers = self
             .timers
             .get((kg - self.range.start) as usize)
@@ -118,6 +137,7 @@ impl SnapshotEncoder {
         let offset = self.out.len() as u64;
         put_varint(&mut self.out, n);
         self.out.extend_from_slice(&self.body);
+        self.body.clear();
         put_varint(&mut self.out, group_timers.len() as u64);
         for (d, t) in group_timers {
             put_timer(&mut self.out, *d, t);
